@@ -1,0 +1,324 @@
+"""The active chain: accept blocks, choose the most-work tip, reorg by undo/redo.
+
+Synchronous and single-threaded: the node calls it from its event loop. The
+in-memory state always equals the state at ``tip`` and the store's tip; both
+move together, one block at a time, each move one store transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from powernode.chain.index import CONNECTED_ONCE, FAILED, HAVE_DATA, BlockIndex, IndexEntry
+from powernode.chain.orphans import OrphanPool
+from powernode.chain.sigcache import SigCache, verify_serial
+from powernode.chain.store import BlockStore
+from powernode.core import encoding
+from powernode.core.block import Block, check_block, decode_block, median_time_past
+from powernode.core.errors import (
+    BadHeight,
+    BadTarget,
+    GenesisError,
+    InvalidBlock,
+    NotFound,
+    ParentInvalid,
+    PowernodeError,
+    TimeTooNew,
+    TimeTooOld,
+)
+from powernode.core.params import ChainParams
+from powernode.core.pow import asert_target
+from powernode.core.tx import Transaction
+from powernode.logkit import emit
+from powernode.state.apply import BlockResult, apply_block
+from powernode.state.genesis import genesis_block, genesis_result
+from powernode.state.registry import STATE_CODECS
+from powernode.state.view import MemoryState
+
+log = logging.getLogger("powernode.chain")
+
+VerifyBatch = Callable[[Sequence[Transaction]], None]
+
+
+@dataclass(slots=True)
+class ChainUpdate:
+    """What one activation did, in order, for the mempool and the logs."""
+
+    disconnected: list[Block] = field(default_factory=list)
+    connected: list[tuple[Block, BlockResult]] = field(default_factory=list)
+    invalid: dict[bytes, PowernodeError] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.disconnected or self.connected)
+
+
+class Chain:
+    def __init__(
+        self,
+        *,
+        params: ChainParams,
+        store: BlockStore,
+        sigcache: SigCache | None = None,
+        verify_batch: VerifyBatch = verify_serial,
+        orphans: OrphanPool | None = None,
+    ) -> None:
+        self.params = params
+        self.store = store
+        self.sigcache = sigcache if sigcache is not None else SigCache()
+        self.verify_batch = verify_batch
+        self.orphans = orphans if orphans is not None else OrphanPool()
+        self.index = BlockIndex()
+        self.active: list[IndexEntry] = []
+        self.state = MemoryState()
+        self._candidates: set[IndexEntry] = set()
+        self._blocks: OrderedDict[bytes, Block] = OrderedDict()
+        self.genesis = genesis_block(params)
+
+    # --- loading ------------------------------------------------------------
+
+    def load(self) -> ChainUpdate:
+        """Open the chain from the store (creating genesis in an empty one) and
+        finish any reorg a crash interrupted."""
+        stored = self.store.get_meta("genesis")
+        if stored is None:
+            self.store.init_genesis(
+                self.genesis, genesis_result(self.params).diff, HAVE_DATA | CONNECTED_ONCE
+            )
+        elif stored != self.genesis.hash:
+            raise GenesisError(
+                f"data dir holds chain {stored.hex()[:16]}, genesis file gives {self.genesis.hash.hex()[:16]}"
+            )
+        for se in self.store.iter_index():
+            status = (HAVE_DATA if se.has_body else 0) | se.status
+            try:
+                self.index.add(se.header, status, se.seq)
+            except KeyError:
+                emit(log, "index.skip", logging.WARNING, hash=se.hash, reason="parent_missing")
+        for ns, key, raw in self.store.iter_state():
+            self.state.data[(ns, key)] = STATE_CODECS[ns](encoding.decode(raw))
+        tip_hash = self.store.get_meta("tip")
+        tip = self.index.get(tip_hash) if tip_hash else None
+        if tip is None:
+            raise RuntimeError("store has no usable tip")
+        chain: list[IndexEntry] = []
+        e: IndexEntry | None = tip
+        while e is not None:
+            chain.append(e)
+            e = e.prev
+        chain.reverse()
+        self.active = chain
+        for entry in self.index.entries.values():
+            if entry.status & HAVE_DATA and not entry.failed and entry.work >= tip.work:
+                self._candidates.add(entry)
+        return self.activate_best_chain()
+
+    # --- queries ------------------------------------------------------------
+
+    @property
+    def tip(self) -> IndexEntry:
+        return self.active[-1]
+
+    @property
+    def height(self) -> int:
+        return self.tip.height
+
+    def entry_at(self, height: int) -> IndexEntry | None:
+        return self.active[height] if 0 <= height < len(self.active) else None
+
+    def in_active(self, entry: IndexEntry) -> bool:
+        return entry.height < len(self.active) and self.active[entry.height] is entry
+
+    def get_block(self, block_hash: bytes) -> Block:
+        blk = self._blocks.get(block_hash)
+        if blk is not None:
+            return blk
+        if block_hash == self.genesis.hash:
+            return self.genesis
+        raw = self.store.get_block_raw(block_hash)
+        if raw is None:
+            raise NotFound(f"block {block_hash.hex()} not found")
+        blk = decode_block(raw)
+        self._remember(blk)
+        return blk
+
+    def _remember(self, block: Block) -> None:
+        self._blocks[block.hash] = block
+        self._blocks.move_to_end(block.hash)
+        while len(self._blocks) > 64:
+            self._blocks.popitem(last=False)
+
+    # --- validation ---------------------------------------------------------
+
+    def expected_target(self, parent: IndexEntry) -> int:
+        p = self.params
+        return asert_target(
+            anchor_target=p.initial_target,
+            anchor_timestamp=p.timestamp,
+            parent_height=parent.height,
+            parent_timestamp=parent.header.timestamp,
+            block_time=p.block_time,
+            halflife=p.asert_halflife,
+            pow_limit=p.pow_limit,
+        )
+
+    def min_timestamp(self, parent: IndexEntry) -> int:
+        return median_time_past(self.index.recent_timestamps(parent)) + 1
+
+    def check_context(self, block: Block, parent: IndexEntry, now: int) -> None:
+        h = block.header
+        if h.height != parent.height + 1:
+            raise BadHeight(f"height {h.height} does not follow parent height {parent.height}")
+        if h.target_int != self.expected_target(parent):
+            raise BadTarget("target does not match the ASERT schedule")
+        if h.timestamp < self.min_timestamp(parent):
+            raise TimeTooOld(f"timestamp {h.timestamp} not above median time past")
+        if h.timestamp > now + self.params.max_future:
+            raise TimeTooNew(f"timestamp {h.timestamp} more than {self.params.max_future}s ahead")
+
+    # --- accepting ----------------------------------------------------------
+
+    def submit_block(self, block: Block, *, now: int, mono: float) -> tuple[str, ChainUpdate]:
+        """Validate, store and maybe activate ``block``; then any orphans it
+        unblocks. Returns (outcome, update) where outcome is ``connected``,
+        ``side`` (stored on a branch with less work), ``orphan`` or
+        ``duplicate``. Raises a typed error if the block is invalid."""
+        known = self.index.get(block.hash)
+        if known is not None and known.status & HAVE_DATA:
+            if known.failed:
+                raise InvalidBlock("block was already found invalid", code="known_invalid")
+            return "duplicate", ChainUpdate()
+        check_block(block, max_txs=self.params.max_block_txs, max_bytes=self.params.max_block_bytes)
+        if block.header.prev_hash not in self.index:
+            if block.height == 0:
+                raise InvalidBlock("a second genesis block", code="bad_genesis")
+            self.orphans.add(block, mono)
+            return "orphan", ChainUpdate()
+        self._accept(block, now)
+        pending = [block]
+        while pending:
+            parent = pending.pop()
+            for child in self.orphans.take_children(parent.hash):
+                try:
+                    self._accept(child, now)
+                except PowernodeError as exc:
+                    emit(log, "orphan.rejected", hash=child.hash, reason=exc.code)
+                    continue
+                pending.append(child)
+        update = self.activate_best_chain()
+        if block.hash in update.invalid:
+            raise update.invalid[block.hash]
+        entry = self.index.get(block.hash)
+        outcome = "connected" if entry is not None and self.in_active(entry) else "side"
+        return outcome, update
+
+    def _accept(self, block: Block, now: int) -> IndexEntry:
+        parent = self.index.get(block.header.prev_hash)
+        assert parent is not None
+        if parent.failed:
+            self.store.put_block(block, HAVE_DATA | FAILED, self.index.next_seq)
+            self.index.add(block.header, HAVE_DATA | FAILED)
+            raise ParentInvalid("block builds on an invalid block")
+        self.check_context(block, parent, now)
+        entry = self.index.add(block.header, HAVE_DATA)
+        self.store.put_block(block, HAVE_DATA, entry.seq)
+        self._remember(block)
+        if entry.work >= self.tip.work:
+            self._candidates.add(entry)
+        return entry
+
+    # --- fork choice --------------------------------------------------------
+
+    def _best_candidate(self) -> IndexEntry | None:
+        best: IndexEntry | None = None
+        for e in self._candidates:
+            if best is None or e.better_than(best):
+                best = e
+        return best
+
+    def activate_best_chain(self) -> ChainUpdate:
+        update = ChainUpdate()
+        while True:
+            best = self._best_candidate()
+            tip = self.tip
+            if best is None or best is tip or not best.better_than(tip):
+                break
+            fork = BlockIndex.fork_point(tip, best)
+            while self.tip is not fork:
+                update.disconnected.append(self._disconnect_tip())
+            path: list[IndexEntry] = []
+            e: IndexEntry | None = best
+            while e is not None and e is not fork:
+                path.append(e)
+                e = e.prev
+            for entry in reversed(path):
+                try:
+                    update.connected.append(self._connect(entry))
+                except PowernodeError as exc:
+                    update.invalid[entry.hash] = exc
+                    self._mark_failed(entry, exc)
+                    break
+        tip = self.tip
+        self._candidates = {
+            e for e in self._candidates if e is tip or (e.work >= tip.work and not e.failed)
+        }
+        self._candidates.add(tip)
+        return update
+
+    def _connect(self, entry: IndexEntry) -> tuple[Block, BlockResult]:
+        started = time.perf_counter()
+        block = self.get_block(entry.hash)
+        assert entry.prev is not None and entry.prev is self.tip
+        try:
+            self.sigcache.verify_all(block.txs, self.verify_batch)
+        except PowernodeError as exc:
+            raise InvalidBlock(f"{exc.code}: {exc.message}", code=exc.code) from exc
+        result = apply_block(self.state, entry.prev.header.state_root, block, self.params)
+        entry.status |= CONNECTED_ONCE
+        self.store.connect(
+            block, result.diff, result.undo, [r.to_obj() for r in result.receipts], entry.status
+        )
+        self.state.apply_values(result.changed)
+        self.active.append(entry)
+        emit(
+            log,
+            "block.connected",
+            height=entry.height,
+            hash=entry.hash,
+            txs=len(block.txs),
+            ms=(time.perf_counter() - started) * 1000,
+        )
+        return block, result
+
+    def _disconnect_tip(self) -> Block:
+        entry = self.tip
+        if entry.prev is None:
+            raise RuntimeError("cannot disconnect genesis")
+        block = self.get_block(entry.hash)
+        undo = self.store.get_undo(entry.hash)
+        self.store.disconnect(block, undo)
+        self.state.apply_entries(undo, STATE_CODECS)
+        self.active.pop()
+        emit(log, "block.disconnected", height=entry.height, hash=entry.hash, txs=len(block.txs))
+        return block
+
+    def _mark_failed(self, entry: IndexEntry, exc: PowernodeError) -> None:
+        emit(
+            log,
+            "block.invalid",
+            logging.WARNING,
+            height=entry.height,
+            hash=entry.hash,
+            reason=exc.code,
+            msg=exc.message,
+        )
+        # Rare (only on an invalid block), so a scan of the index is fine; it
+        # spares every later block on this branch a second full validation.
+        for e in self.index.entries.values():
+            if not e.failed and e.height >= entry.height and BlockIndex.descends_from(e, entry):
+                e.status |= FAILED
+                self.store.set_status(e.hash, e.status)
+                self._candidates.discard(e)

@@ -1,0 +1,260 @@
+"""The chain and the mempool kept consistent with each other.
+
+Everything the node does to the ledger goes through here: admitting txs,
+submitting blocks (which moves txs out of the mempool, and back in after a
+reorg), building block templates, and answering queries.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from powernode.chain.chain import Chain, ChainUpdate, VerifyBatch
+from powernode.chain.mempool import Mempool
+from powernode.chain.sigcache import SigCache, verify_serial
+from powernode.chain.store import BlockStore
+from powernode.core.block import BLOCK_VERSION, Block, make_block, make_header
+from powernode.core.errors import (
+    AlreadyKnown,
+    FeeTooLow,
+    InsufficientFunds,
+    MempoolFull,
+    NonceTooHigh,
+    NonceTooLow,
+    NotFound,
+    PowernodeError,
+    ReplacementUnderpriced,
+    WrongChain,
+)
+from powernode.core.execution import ExecContext
+from powernode.core.merkle import merkle_root
+from powernode.core.params import ChainParams
+from powernode.core.pow import target_to_bytes
+from powernode.core.tx import Transaction, decode_tx
+from powernode.engines.accounts import Account, get_account
+from powernode.logkit import emit
+from powernode.state.apply import Receipt, build_body
+from powernode.state.registry import handler_for
+from powernode.state.view import StateView
+
+log = logging.getLogger("powernode.ledger")
+
+# A replacement (same sender and nonce) must pay at least this much more, in
+# percent, so a peer cannot churn the pool for free.
+REPLACE_BUMP_PCT = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A tx that passed every admission check except its signature."""
+
+    tx: Transaction
+    sender: bytes
+    cost: int
+
+
+class Ledger:
+    def __init__(
+        self,
+        *,
+        params: ChainParams,
+        store: BlockStore,
+        verify_batch: VerifyBatch = verify_serial,
+        mempool_bytes: int = 64 * 1024 * 1024,
+        max_per_sender: int = 256,
+    ) -> None:
+        self.params = params
+        self.sigcache = SigCache()
+        self.chain = Chain(
+            params=params, store=store, sigcache=self.sigcache, verify_batch=verify_batch
+        )
+        self.mempool = Mempool(max_bytes=mempool_bytes, max_per_sender=max_per_sender)
+        self.verify_batch = verify_batch
+
+    def load(self) -> None:
+        self.chain.load()
+
+    # --- accounts -----------------------------------------------------------
+
+    def account(self, addr: bytes) -> Account:
+        return get_account(self.chain.state, addr)
+
+    def next_nonce(self, addr: bytes) -> int:
+        return self.mempool.next_nonce(addr, self.account(addr).nonce)
+
+    # --- transactions -------------------------------------------------------
+
+    def next_context(self, now: int, miner: bytes = bytes(20)) -> ExecContext:
+        tip = self.chain.tip
+        ts = max(now, self.chain.min_timestamp(tip))
+        return ExecContext(height=tip.height + 1, timestamp=ts, miner=miner, params=self.params)
+
+    def check_tx(self, tx: Transaction, *, now: int) -> Checked:
+        """Every admission rule but the signature, against the tip state."""
+        if tx.txid in self.mempool:
+            raise AlreadyKnown("tx is already in the mempool")
+        if tx.chain_id != self.params.chain_id:
+            raise WrongChain(f"tx is for chain {tx.chain_id!r}, this is {self.params.chain_id!r}")
+        handler = handler_for(tx.type)
+        payload = handler.decode(tx.payload)
+        if tx.fee < self.params.min_fee:
+            raise FeeTooLow(f"fee {tx.fee} below the minimum {self.params.min_fee}")
+        sender = tx.sender_address
+        acct = self.account(sender)
+        if tx.nonce < acct.nonce:
+            raise NonceTooLow(f"nonce {tx.nonce} already used (account nonce {acct.nonce})")
+        if tx.nonce >= acct.nonce + self.mempool.max_per_sender:
+            raise NonceTooHigh(
+                f"nonce {tx.nonce} is more than {self.mempool.max_per_sender} ahead of account nonce {acct.nonce}"
+            )
+        old = self.mempool.entry_at(sender, tx.nonce)
+        if old is not None and (
+            tx.fee <= old.tx.fee or tx.fee * 100 < old.tx.fee * (100 + REPLACE_BUMP_PCT)
+        ):
+            raise ReplacementUnderpriced(
+                f"a tx with nonce {tx.nonce} is pending; a replacement must pay {REPLACE_BUMP_PCT}% more fee"
+            )
+        cost = tx.fee + handler.max_debit(payload)
+        needed = self.mempool.cost_before(sender, tx.nonce) + cost
+        if acct.balance < needed:
+            raise InsufficientFunds(f"balance {acct.balance} < {needed} needed with pending txs")
+        handler.precheck(StateView(self.chain.state), self.next_context(now), tx, payload)
+        return Checked(tx, sender, cost)
+
+    def add_checked(self, checked: Checked, *, now: int) -> bytes:
+        """Admit a tx whose signature the caller has verified (and re-check the
+        state rules, which may have moved while it was being verified)."""
+        tx = checked.tx
+        self.sigcache.add(tx.txid)
+        checked = self.check_tx(tx, now=now)
+        evicted = self.mempool.add(tx, checked.sender, checked.cost)
+        if any(e.tx.txid == tx.txid for e in evicted):
+            raise MempoolFull("mempool is full and this tx pays too little to displace any other")
+        return tx.txid
+
+    def submit_tx(self, tx: Transaction, *, now: int) -> bytes:
+        """Check, verify (serially, skipping cached signatures) and admit."""
+        checked = self.check_tx(tx, now=now)
+        self.sigcache.verify_all([tx], self.verify_batch)
+        return self.add_checked(checked, now=now)
+
+    def tx_status(self, txid: bytes) -> dict[str, Any]:
+        if txid in self.mempool:
+            return {"status": "pending"}
+        found = self.chain.store.find_tx(txid)
+        if found is None:
+            raise NotFound(f"tx {txid.hex()} is not known")
+        block_hash, pos = found
+        entry = self.chain.index.get(block_hash)
+        receipts = self.chain.store.get_receipts(block_hash) or []
+        out: dict[str, Any] = {
+            "status": "confirmed",
+            "block": block_hash.hex(),
+            "height": entry.height if entry else None,
+            "index": pos,
+            "confirmations": (self.chain.height - entry.height + 1) if entry else None,
+        }
+        if pos < len(receipts):
+            out["receipt"] = Receipt.from_obj(receipts[pos]).to_json()
+        return out
+
+    # --- blocks -------------------------------------------------------------
+
+    def submit_block(self, block: Block, *, now: int, mono: float) -> tuple[str, ChainUpdate]:
+        outcome, update = self.chain.submit_block(block, now=now, mono=mono)
+        if update:
+            self._sync_mempool(update, now)
+        return outcome, update
+
+    def _sync_mempool(self, update: ChainUpdate, now: int) -> None:
+        pool = self.mempool
+        if not update.disconnected:
+            senders: set[bytes] = set()
+            for block, _ in update.connected:
+                for tx in block.txs:
+                    pool.remove(tx.txid)
+                    senders.add(tx.sender_address)
+            for s in senders:
+                pool.drop_stale(s, self.account(s).nonce)
+            return
+        # A reorg: re-admit everything against the new tip, the undone blocks'
+        # txs first (they are older), so none is lost and none applied twice.
+        in_new = {tx.txid for block, _ in update.connected for tx in block.txs}
+        resurrect = [
+            tx
+            for block in reversed(update.disconnected)
+            for tx in block.txs
+            if tx.txid not in in_new
+        ]
+        pending = pool.ordered()
+        pool.clear()
+        back = self.readmit(resurrect + pending, now=now)
+        emit(log, "mempool.reorg", resurrected=len(resurrect), readmitted=back, size=len(pool))
+
+    def readmit(self, txs: list[Transaction], *, now: int) -> int:
+        ok = 0
+        for tx in txs:
+            try:
+                self.submit_tx(tx, now=now)
+                ok += 1
+            except PowernodeError:
+                continue
+        return ok
+
+    def template(self, miner: bytes, *, now: int) -> Block:
+        """A block on the tip with the best-paying txs; the nonce is unsolved."""
+        chain = self.chain
+        tip = chain.tip
+        ctx = self.next_context(now, miner)
+        tmpl = build_body(
+            chain.state,
+            tip.header.state_root,
+            ctx,
+            self.mempool.select(lambda a: self.account(a).nonce),
+            max_bytes=self.params.max_block_bytes - 1024,
+        )
+        for tx, exc in tmpl.rejected:
+            if not isinstance(exc, NonceTooHigh):
+                self.mempool.remove(tx.txid)
+        header = make_header(
+            BLOCK_VERSION,
+            tip.height + 1,
+            tip.hash,
+            ctx.timestamp,
+            target_to_bytes(chain.expected_target(tip)),
+            0,
+            merkle_root([tx.txid for tx in tmpl.txs]),
+            tmpl.result.state_root,
+            miner,
+        )
+        return make_block(header, tmpl.txs)
+
+    # --- persistence of the pool -------------------------------------------
+
+    def save_mempool(self, path: Path) -> int:
+        txs = self.mempool.ordered()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(msgpack.packb([tx.raw for tx in txs], use_bin_type=True))
+        tmp.replace(path)
+        return len(txs)
+
+    def load_mempool(self, path: Path, *, now: int) -> int:
+        if not path.exists():
+            return 0
+        try:
+            raws = msgpack.unpackb(path.read_bytes(), raw=False)
+        except Exception as exc:  # a damaged file must not stop the node
+            emit(log, "mempool.load_failed", logging.WARNING, reason=type(exc).__name__)
+            return 0
+        txs = []
+        for raw in raws if isinstance(raws, list) else []:
+            try:
+                txs.append(decode_tx(raw))
+            except PowernodeError:
+                continue
+        return self.readmit(txs, now=now)

@@ -1,0 +1,134 @@
+"""Transactions waiting for a block: ordered by fee rate, per sender by nonce.
+
+Bounded in bytes. When full, the cheapest tx (lowest fee per kB) at the tail
+of some sender's queue is evicted: taking a tail never leaves a nonce gap
+behind it. Validation against the tip state is the ledger's job; this class
+only keeps the entries and their order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from powernode.core.tx import Transaction
+
+
+@dataclass(slots=True, eq=False)
+class PoolEntry:
+    tx: Transaction
+    sender: bytes
+    cost: int  # fee plus the most the tx can debit beyond it
+    rate: int  # fee per 1000 bytes, the ordering key
+    seq: int  # arrival order, the tie-breaker
+
+
+class Mempool:
+    def __init__(self, *, max_bytes: int = 64 * 1024 * 1024, max_per_sender: int = 256) -> None:
+        self.max_bytes = max_bytes
+        self.max_per_sender = max_per_sender
+        self.by_id: dict[bytes, PoolEntry] = {}
+        self.by_sender: dict[bytes, dict[int, PoolEntry]] = {}
+        self.total_bytes = 0
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def __contains__(self, txid: bytes) -> bool:
+        return txid in self.by_id
+
+    def get(self, txid: bytes) -> PoolEntry | None:
+        return self.by_id.get(txid)
+
+    def entry_at(self, sender: bytes, nonce: int) -> PoolEntry | None:
+        q = self.by_sender.get(sender)
+        return None if q is None else q.get(nonce)
+
+    def next_nonce(self, sender: bytes, state_nonce: int) -> int:
+        """The nonce a new tx from ``sender`` should use (after its queued run)."""
+        q = self.by_sender.get(sender)
+        n = state_nonce
+        if q:
+            while n in q:
+                n += 1
+        return n
+
+    def cost_before(self, sender: bytes, nonce: int) -> int:
+        q = self.by_sender.get(sender)
+        if not q:
+            return 0
+        return sum(e.cost for n, e in q.items() if n < nonce)
+
+    def add(self, tx: Transaction, sender: bytes, cost: int) -> list[PoolEntry]:
+        """Insert (replacing the same sender+nonce if present); returns what was
+        evicted to stay in bounds, which may include ``tx`` itself."""
+        q = self.by_sender.setdefault(sender, {})
+        old = q.get(tx.nonce)
+        if old is not None:
+            self._drop(old)
+            q = self.by_sender.setdefault(sender, {})
+        entry = PoolEntry(tx, sender, cost, tx.fee * 1000 // max(tx.size, 1), self._seq)
+        self._seq += 1
+        q[tx.nonce] = entry
+        self.by_id[tx.txid] = entry
+        self.total_bytes += tx.size
+        return self._evict()
+
+    def remove(self, txid: bytes) -> PoolEntry | None:
+        entry = self.by_id.get(txid)
+        if entry is not None:
+            self._drop(entry)
+        return entry
+
+    def _drop(self, entry: PoolEntry) -> None:
+        del self.by_id[entry.tx.txid]
+        q = self.by_sender[entry.sender]
+        del q[entry.tx.nonce]
+        if not q:
+            del self.by_sender[entry.sender]
+        self.total_bytes -= entry.tx.size
+
+    def drop_stale(self, sender: bytes, state_nonce: int) -> list[PoolEntry]:
+        """Remove ``sender``'s entries whose nonce the chain has used."""
+        q = self.by_sender.get(sender)
+        if not q:
+            return []
+        stale = [e for n, e in q.items() if n < state_nonce]
+        for e in stale:
+            self._drop(e)
+        return stale
+
+    def _evict(self) -> list[PoolEntry]:
+        evicted: list[PoolEntry] = []
+        while self.total_bytes > self.max_bytes and self.by_id:
+            tails = (q[max(q)] for q in self.by_sender.values())
+            victim = min(tails, key=lambda e: (e.rate, -e.seq))
+            self._drop(victim)
+            evicted.append(victim)
+        return evicted
+
+    def select(self, state_nonce: Callable[[bytes], int]) -> Iterator[Transaction]:
+        """Executable txs, best fee rate first, each sender's in nonce order."""
+        heap: list[tuple[int, int, int, PoolEntry]] = []
+        for sender, q in self.by_sender.items():
+            e = q.get(state_nonce(sender))
+            if e is not None:
+                heap.append((-e.rate, e.seq, e.tx.nonce, e))
+        heapq.heapify(heap)
+        while heap:
+            _, _, nonce, e = heapq.heappop(heap)
+            yield e.tx
+            nxt = self.by_sender.get(e.sender, {}).get(nonce + 1)
+            if nxt is not None:
+                heapq.heappush(heap, (-nxt.rate, nxt.seq, nxt.tx.nonce, nxt))
+
+    def ordered(self) -> list[Transaction]:
+        """Every tx, grouped by sender in nonce order (for saving and re-admission)."""
+        return [q[n].tx for _, q in sorted(self.by_sender.items()) for n in sorted(q)]
+
+    def clear(self) -> None:
+        self.by_id.clear()
+        self.by_sender.clear()
+        self.total_bytes = 0

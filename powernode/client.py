@@ -1,0 +1,192 @@
+"""RPC client and tx builders, for the CLI, scripts and tests.
+
+Synchronous on purpose (``http.client`` with keep-alive): callers are
+command-line tools and test code, and a blocking client keeps them simple.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from powernode.core.crypto import KeyPair
+from powernode.core.errors import ConfigError
+from powernode.core.tx import Transaction, sign_tx
+
+
+class RpcError(Exception):
+    """An error answer from the node; ``reason`` is the stable typed code."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data if isinstance(data, dict) else {}
+
+    @property
+    def reason(self) -> str:
+        return str(self.data.get("code", "rpc_error"))
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+class RpcUnavailable(Exception):
+    """The node could not be reached at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    url: str
+    auth: str  # full Authorization header value
+
+
+def endpoint_from_datadir(datadir: Path) -> Endpoint:
+    """Find a running node's RPC URL and credentials in its data dir."""
+    runtime = datadir / "node.json"
+    cookie = datadir / ".cookie"
+    if not runtime.exists() or not cookie.exists():
+        raise RpcUnavailable(f"no running node found in {datadir} (is 'powernode run' up?)")
+    url = json.loads(runtime.read_text())["rpc"]
+    auth = "Basic " + base64.b64encode(cookie.read_text().strip().encode()).decode()
+    return Endpoint(url=url, auth=auth)
+
+
+class RpcClient:
+    def __init__(self, endpoint: Endpoint, *, timeout: float = 60.0) -> None:
+        self.endpoint = endpoint
+        parts = urlsplit(endpoint.url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+        self._path = parts.path or "/rpc"
+        self._timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+        self._id = 0
+
+    @classmethod
+    def from_datadir(cls, datadir: Path, **kw: Any) -> RpcClient:
+        return cls(endpoint_from_datadir(datadir), **kw)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> RpcClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(self, body: bytes) -> Any:
+        for attempt in (0, 1):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self._timeout
+                )
+            try:
+                self._conn.request(
+                    "POST",
+                    self._path,
+                    body=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "Authorization": self.endpoint.auth,
+                    },
+                )
+                resp = self._conn.getresponse()
+                data = resp.read()
+            except (ConnectionError, http.client.HTTPException, OSError) as exc:
+                self.close()
+                if attempt:
+                    raise RpcUnavailable(
+                        f"cannot reach node at {self.endpoint.url}: {exc}"
+                    ) from exc
+                continue
+            if resp.status == 401:
+                raise RpcError(
+                    -32600,
+                    "unauthorized (stale cookie? restart the client)",
+                    {"code": "unauthorized"},
+                )
+            if resp.status == 204:
+                return None
+            return json.loads(data)
+        raise AssertionError("unreachable")
+
+    def _next_id(self) -> int:
+        self._id += 1
+        return self._id
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        doc = {"jsonrpc": "2.0", "id": self._next_id(), "method": method, "params": params or {}}
+        resp = self._post(json.dumps(doc).encode())
+        if "error" in resp:
+            e = resp["error"]
+            raise RpcError(e.get("code", 0), e.get("message", ""), e.get("data"))
+        return resp["result"]
+
+    def batch(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Results in call order; an error answer is returned as an RpcError."""
+        if not calls:
+            return []
+        first = self._id + 1
+        doc = [
+            {"jsonrpc": "2.0", "id": self._next_id(), "method": m, "params": p} for m, p in calls
+        ]
+        resp = self._post(json.dumps(doc).encode())
+        by_id = {r.get("id"): r for r in resp}
+        out: list[Any] = []
+        for i in range(first, first + len(calls)):
+            r = by_id.get(i, {"error": {"code": -32603, "message": "missing response"}})
+            if "error" in r:
+                e = r["error"]
+                out.append(RpcError(e.get("code", 0), e.get("message", ""), e.get("data")))
+            else:
+                out.append(r["result"])
+        return out
+
+    # --- helpers ------------------------------------------------------------
+
+    def submit(self, tx: Transaction) -> str:
+        return str(self.call("tx.submit", {"raw": tx.raw.hex()}))
+
+    def chain_id(self) -> str:
+        return str(self.call("node.info")["chain_id"])
+
+
+# --- keys ---------------------------------------------------------------------
+
+
+def write_key(path: Path, key: KeyPair) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.seed().hex() + "\n")
+
+
+def read_key(path: Path) -> KeyPair:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise ConfigError(f"key file {path} not found") from None
+    try:
+        return KeyPair.from_seed(bytes.fromhex(text))
+    except ValueError:
+        raise ConfigError(f"{path} does not hold a hex private key") from None
+
+
+# --- tx builders --------------------------------------------------------------
+
+
+def build_transfer(
+    key: KeyPair, *, chain_id: str, nonce: int, to: bytes, amount: int, fee: int = 1000
+) -> Transaction:
+    return sign_tx(
+        key, chain_id=chain_id, tx_type="transfer", nonce=nonce, fee=fee, payload=[to, amount]
+    )

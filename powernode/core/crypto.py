@@ -1,0 +1,105 @@
+"""Ed25519 keys, addresses and hashing.
+
+An account is addressed by the first 20 bytes of SHA-256 of its 32-byte
+public key; transactions carry the public key itself so anyone can verify them
+without a lookup. Addresses are shown as 40 lowercase hex characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from powernode.core.errors import BadSignature, DecodeError
+
+PUBKEY_SIZE = 32
+SIG_SIZE = 64
+ADDRESS_SIZE = 20
+HASH_SIZE = 32
+ZERO_HASH = bytes(HASH_SIZE)
+ZERO_ADDRESS = bytes(ADDRESS_SIZE)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def address_of(pubkey: bytes) -> bytes:
+    return hashlib.sha256(pubkey).digest()[:ADDRESS_SIZE]
+
+
+def address_hex(addr: bytes) -> str:
+    return addr.hex()
+
+
+def parse_address(text: str) -> bytes:
+    """Address from its hex form; a clear DecodeError for anything else."""
+    s = text.strip().lower().removeprefix("0x")
+    try:
+        raw = bytes.fromhex(s)
+    except ValueError as exc:
+        raise DecodeError(f"address is not hex: {text!r}") from exc
+    if len(raw) != ADDRESS_SIZE:
+        raise DecodeError(f"address must be {ADDRESS_SIZE} bytes, got {len(raw)}")
+    return raw
+
+
+@lru_cache(maxsize=65536)
+def _public_key(pubkey: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(pubkey)
+
+
+def verify(pubkey: bytes, signature: bytes, message: bytes) -> None:
+    """Raise BadSignature unless ``signature`` is ``pubkey``'s over ``message``.
+
+    OpenSSL's verify releases the GIL, so callers may run this on worker threads.
+    """
+    try:
+        _public_key(pubkey).verify(signature, message)
+    except (InvalidSignature, ValueError) as exc:
+        raise BadSignature("signature does not verify") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    private: Ed25519PrivateKey
+    pubkey: bytes
+
+    @property
+    def address(self) -> bytes:
+        return address_of(self.pubkey)
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        return cls.from_private(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> KeyPair:
+        if len(seed) != 32:
+            raise DecodeError("a private key seed is 32 bytes")
+        return cls.from_private(Ed25519PrivateKey.from_private_bytes(seed))
+
+    @classmethod
+    def from_private(cls, priv: Ed25519PrivateKey) -> KeyPair:
+        pub = priv.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return cls(private=priv, pubkey=pub)
+
+    def seed(self) -> bytes:
+        return self.private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private.sign(message)

@@ -1,0 +1,126 @@
+"""Canonical msgpack: the only way consensus objects become bytes.
+
+Canonical form is what ``msgpack.packb(obj, use_bin_type=True)`` writes for a
+tree of ``int | bytes | str | bool | None | list``: smallest integer widths,
+bin for bytes, str for text, arrays only. Maps are refused because their key
+order is a second way to write the same value. ``decode`` re-encodes what it
+read and compares, so a non-minimal or otherwise alternative encoding of the
+same value is rejected rather than given a second hash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from powernode.core.errors import DecodeError, FloatNotAllowed, Oversize
+
+Value = int | bytes | str | bool | None | list["Value"]
+
+MAX_DEPTH = 16
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+def _check(obj: Any, depth: int) -> None:
+    t = type(obj)
+    if t is int:
+        if not _INT_MIN <= obj <= _INT_MAX:
+            raise DecodeError(f"integer out of 64-bit range: {obj}")
+        return
+    if t is bytes or t is str or t is bool or obj is None:
+        return
+    if t is list or t is tuple:
+        if depth >= MAX_DEPTH:
+            raise DecodeError("nesting too deep")
+        for item in obj:
+            _check(item, depth + 1)
+        return
+    if t is float:
+        raise FloatNotAllowed("floats are not allowed in consensus data")
+    raise DecodeError(f"type not allowed in canonical encoding: {t.__name__}")
+
+
+def encode(obj: Any) -> bytes:
+    """Canonical bytes of ``obj``; raises a typed error for floats or foreign types."""
+    _check(obj, 0)
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def encode_trusted(obj: Any) -> bytes:
+    """Encode a tree built by our own code from already-checked fields.
+
+    Skips the type walk, so only call it where every leaf came from a decoded
+    and validated object or from integer arithmetic on such values.
+    """
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Parse canonical bytes into a tree of lists and scalars, or raise DecodeError."""
+    if type(raw) is not bytes:
+        raise DecodeError("expected bytes")
+    if len(raw) > max_bytes:
+        raise Oversize(f"{len(raw)} bytes exceeds limit {max_bytes}")
+    try:
+        obj = msgpack.unpackb(
+            raw,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_str_len=max_bytes,
+            max_bin_len=max_bytes,
+            max_array_len=max_bytes,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except msgpack.ExtraData as exc:
+        raise DecodeError("trailing bytes after value") from exc
+    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
+        raise DecodeError(f"not valid msgpack: {type(exc).__name__}") from exc
+    except Exception as exc:  # msgpack raises a few undocumented types on garbage
+        raise DecodeError(f"not valid msgpack: {type(exc).__name__}") from exc
+    if encode(obj) != raw:
+        raise DecodeError("non-canonical encoding")
+    return obj
+
+
+# --- field readers: turn a decoded tree into typed fields with typed errors ----
+
+
+def as_list(obj: Any, n: int | None, what: str) -> list[Any]:
+    if type(obj) is not list:
+        raise DecodeError(f"{what}: expected array")
+    if n is not None and len(obj) != n:
+        raise DecodeError(f"{what}: expected {n} fields, got {len(obj)}")
+    return obj
+
+
+def as_uint(obj: Any, what: str, *, max_value: int = _INT_MAX) -> int:
+    if type(obj) is not int:
+        if type(obj) is float:
+            raise FloatNotAllowed(f"{what}: floats are not allowed")
+        raise DecodeError(f"{what}: expected integer")
+    if obj < 0 or obj > max_value:
+        raise DecodeError(f"{what}: {obj} out of range 0..{max_value}")
+    return obj
+
+
+def as_bytes(obj: Any, what: str, *, size: int | None = None, max_size: int | None = None) -> bytes:
+    if type(obj) is not bytes:
+        raise DecodeError(f"{what}: expected bytes")
+    if size is not None and len(obj) != size:
+        raise DecodeError(f"{what}: expected {size} bytes, got {len(obj)}")
+    if max_size is not None and len(obj) > max_size:
+        raise DecodeError(f"{what}: longer than {max_size} bytes")
+    return obj
+
+
+def as_str(obj: Any, what: str, *, max_len: int = 256) -> str:
+    if type(obj) is not str:
+        raise DecodeError(f"{what}: expected string")
+    if len(obj) > max_len:
+        raise DecodeError(f"{what}: longer than {max_len} characters")
+    return obj

@@ -1,0 +1,75 @@
+"""Binary Merkle tree over tx ids, with inclusion proofs.
+
+Leaves are tx ids (already SHA-256 of the signed tx). An inner node is
+SHA-256(0x01 || left || right); a node without a sibling is carried up
+unchanged rather than paired with itself, which avoids Bitcoin's
+duplicate-leaf ambiguity (CVE-2012-2459): two different leaf lists never share
+a root. The root of no leaves is 32 zero bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from powernode.core.crypto import ZERO_HASH
+
+_INNER = b"\x01"
+
+
+def _parent(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(_INNER + left + right).digest()
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    if not leaves:
+        return ZERO_HASH
+    level = list(leaves)
+    while len(level) > 1:
+        nxt = [_parent(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+@dataclass(frozen=True, slots=True)
+class MerkleProof:
+    """Path from a leaf to the root: each step is (sibling, sibling_is_left)."""
+
+    leaf: bytes
+    index: int
+    steps: tuple[tuple[bytes, bool], ...]
+
+    def root(self) -> bytes:
+        h = self.leaf
+        for sibling, sibling_left in self.steps:
+            h = _parent(sibling, h) if sibling_left else _parent(h, sibling)
+        return h
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "leaf": self.leaf.hex(),
+            "index": self.index,
+            "steps": [{"hash": s.hex(), "left": left} for s, left in self.steps],
+        }
+
+
+def merkle_proof(leaves: Sequence[bytes], index: int) -> MerkleProof:
+    if not 0 <= index < len(leaves):
+        raise IndexError("leaf index out of range")
+    steps: list[tuple[bytes, bool]] = []
+    level = list(leaves)
+    i = index
+    while len(level) > 1:
+        if i % 2 == 1:
+            steps.append((level[i - 1], True))
+        elif i + 1 < len(level):
+            steps.append((level[i + 1], False))
+        nxt = [_parent(level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+        i //= 2
+    return MerkleProof(leaf=leaves[index], index=index, steps=tuple(steps))

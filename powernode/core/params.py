@@ -1,0 +1,148 @@
+"""Chain parameters: everything the genesis file fixes for the life of a chain.
+
+The genesis file is JSON (like geth's). Every value is an integer or a hex
+string; a float anywhere is refused, and so is an unknown key (a typo in a
+consensus parameter must not silently fall back to a default). Keys starting
+with ``_`` are comments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from powernode.core import encoding
+from powernode.core.crypto import ADDRESS_SIZE, sha256
+from powernode.core.errors import GenesisError
+from powernode.core.pow import MAX_TARGET
+from powernode.core.units import MAX_MONEY
+
+
+@dataclass(frozen=True, slots=True)
+class ChainParams:
+    chain_id: str
+    timestamp: int
+    block_time: int
+    initial_target: int
+    pow_limit: int
+    asert_halflife: int
+    max_future: int
+    block_reward: int
+    min_fee: int
+    max_block_bytes: int
+    max_block_txs: int
+    dev: bool
+    allocations: tuple[tuple[bytes, int], ...]
+
+    def to_obj(self) -> list[Any]:
+        return [
+            self.chain_id,
+            self.timestamp,
+            self.block_time,
+            self.initial_target.to_bytes(32, "big"),
+            self.pow_limit.to_bytes(32, "big"),
+            self.asert_halflife,
+            self.max_future,
+            self.block_reward,
+            self.min_fee,
+            self.max_block_bytes,
+            self.max_block_txs,
+            self.dev,
+            [[addr, amount] for addr, amount in self.allocations],
+        ]
+
+    def commitment(self) -> bytes:
+        """Hash of every parameter; the genesis block commits to it."""
+        return sha256(encoding.encode(self.to_obj()))
+
+
+_DEFAULTS: dict[str, Any] = {
+    "block_time": 10,
+    "asert_halflife": 3600,
+    "max_future": None,  # None: 12 block intervals
+    "block_reward": 50 * 1_000_000,
+    "min_fee": 0,
+    "max_block_bytes": 2 * 1024 * 1024,
+    "max_block_txs": 10_000,
+    "dev": False,
+    "allocations": {},
+}
+_REQUIRED = ("chain_id", "timestamp", "initial_target", "pow_limit")
+
+
+def _int(d: dict[str, Any], key: str, *, lo: int = 0, hi: int = 2**63 - 1) -> int:
+    v = d[key]
+    if type(v) is float:
+        raise GenesisError(f"genesis {key}: floats are not allowed")
+    if type(v) is not int or not lo <= v <= hi:
+        raise GenesisError(f"genesis {key}: expected an integer in {lo}..{hi}, got {v!r}")
+    return v
+
+
+def _target(d: dict[str, Any], key: str) -> int:
+    v = d[key]
+    if type(v) is not str:
+        raise GenesisError(f"genesis {key}: expected a hex string")
+    try:
+        t = int(v.removeprefix("0x"), 16)
+    except ValueError as exc:
+        raise GenesisError(f"genesis {key}: not hex: {v!r}") from exc
+    if not 1 <= t <= MAX_TARGET:
+        raise GenesisError(f"genesis {key}: out of range")
+    return t
+
+
+def parse_params(doc: Any) -> ChainParams:
+    """ChainParams from a parsed genesis document, or a GenesisError naming the key."""
+    if not isinstance(doc, dict):
+        raise GenesisError("genesis must be a JSON object")
+    known = set(_DEFAULTS) | set(_REQUIRED)
+    unknown = sorted(k for k in doc if k not in known and not k.startswith("_"))
+    if unknown:
+        raise GenesisError(f"genesis: unknown keys {unknown}")
+    missing = [k for k in _REQUIRED if k not in doc]
+    if missing:
+        raise GenesisError(f"genesis: missing keys {missing}")
+    d = {**_DEFAULTS, **doc}
+    chain_id = d["chain_id"]
+    if type(chain_id) is not str or not 1 <= len(chain_id) <= 64:
+        raise GenesisError("genesis chain_id: expected a string of 1..64 characters")
+    block_time = _int(d, "block_time", lo=1, hi=86400)
+    if d["max_future"] is None:
+        d["max_future"] = 12 * block_time
+    allocs = d["allocations"]
+    if not isinstance(allocs, dict):
+        raise GenesisError("genesis allocations: expected an object of address: amount")
+    parsed: dict[bytes, int] = {}
+    for addr_hex, amount in allocs.items():
+        try:
+            addr = bytes.fromhex(addr_hex.removeprefix("0x"))
+        except ValueError as exc:
+            raise GenesisError(f"genesis allocation: bad address {addr_hex!r}") from exc
+        if len(addr) != ADDRESS_SIZE:
+            raise GenesisError(f"genesis allocation: bad address {addr_hex!r}")
+        parsed[addr] = _int({"amount": amount}, "amount", hi=MAX_MONEY)
+    if sum(parsed.values()) > MAX_MONEY:
+        raise GenesisError("genesis allocations exceed the supply cap")
+    dev = d["dev"]
+    if type(dev) is not bool:
+        raise GenesisError("genesis dev: expected true or false")
+    pow_limit = _target(d, "pow_limit")
+    initial = _target(d, "initial_target")
+    if initial > pow_limit:
+        raise GenesisError("genesis initial_target is above pow_limit")
+    return ChainParams(
+        chain_id=chain_id,
+        timestamp=_int(d, "timestamp"),
+        block_time=block_time,
+        initial_target=initial,
+        pow_limit=pow_limit,
+        asert_halflife=_int(d, "asert_halflife", lo=1),
+        max_future=_int(d, "max_future", lo=1),
+        block_reward=_int(d, "block_reward", hi=MAX_MONEY),
+        min_fee=_int(d, "min_fee", hi=MAX_MONEY),
+        max_block_bytes=_int(d, "max_block_bytes", lo=1024, hi=8 * 1024 * 1024),
+        max_block_txs=_int(d, "max_block_txs", lo=1, hi=100_000),
+        dev=dev,
+        allocations=tuple(sorted(parsed.items())),
+    )

@@ -1,0 +1,116 @@
+"""The signed transaction envelope.
+
+Wire form (canonical msgpack array, in this order)::
+
+    [chain_id, type, sender_pubkey, nonce, fee, payload, signature]
+
+The signature covers the canonical encoding of the first six fields. The tx id
+is SHA-256 of the full signed encoding, so two encodings of one tx cannot
+exist (``decode`` refuses non-canonical bytes). ``payload`` is an array whose
+shape belongs to the engine that owns ``type``; the envelope only checks it is
+an array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from powernode.core import encoding
+from powernode.core.crypto import (
+    PUBKEY_SIZE,
+    SIG_SIZE,
+    KeyPair,
+    address_of,
+    sha256,
+    verify,
+)
+from powernode.core.errors import DecodeError, OversizeTx
+
+MAX_TX_BYTES = 16 * 1024
+MAX_TYPE_LEN = 32
+MAX_CHAIN_ID_LEN = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    chain_id: str
+    type: str
+    sender: bytes
+    nonce: int
+    fee: int
+    payload: list[Any]
+    signature: bytes
+    raw: bytes = field(compare=False, repr=False)
+    txid: bytes = field(compare=False, repr=False)
+
+    @property
+    def sender_address(self) -> bytes:
+        return address_of(self.sender)
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    def signing_bytes(self) -> bytes:
+        return signing_bytes(
+            self.chain_id, self.type, self.sender, self.nonce, self.fee, self.payload
+        )
+
+    def verify_signature(self) -> None:
+        verify(self.sender, self.signature, self.signing_bytes())
+
+
+def signing_bytes(
+    chain_id: str, tx_type: str, sender: bytes, nonce: int, fee: int, payload: list[Any]
+) -> bytes:
+    return encoding.encode([chain_id, tx_type, sender, nonce, fee, payload])
+
+
+def sign_tx(
+    key: KeyPair,
+    *,
+    chain_id: str,
+    tx_type: str,
+    nonce: int,
+    fee: int,
+    payload: list[Any],
+) -> Transaction:
+    """Build and sign a transaction (client side; the node never holds keys)."""
+    msg = signing_bytes(chain_id, tx_type, key.pubkey, nonce, fee, payload)
+    sig = key.sign(msg)
+    raw = encoding.encode([chain_id, tx_type, key.pubkey, nonce, fee, payload, sig])
+    return decode_tx(raw)
+
+
+def decode_tx(raw: bytes) -> Transaction:
+    """Parse a signed tx's bytes. Checks shape only; the signature is checked by
+    ``verify_signature`` (separately, so it can run on another thread)."""
+    if type(raw) is not bytes:
+        raise DecodeError("expected bytes")
+    if len(raw) > MAX_TX_BYTES:
+        raise OversizeTx(f"tx is {len(raw)} bytes, limit {MAX_TX_BYTES}")
+    obj = encoding.decode(raw, max_bytes=MAX_TX_BYTES)
+    return tx_from_obj(obj, raw)
+
+
+def tx_from_obj(obj: Any, raw: bytes) -> Transaction:
+    f = encoding.as_list(obj, 7, "tx")
+    payload = f[5]
+    if type(payload) is not list:
+        raise DecodeError("tx payload: expected array")
+    return Transaction(
+        chain_id=encoding.as_str(f[0], "tx chain_id", max_len=MAX_CHAIN_ID_LEN),
+        type=encoding.as_str(f[1], "tx type", max_len=MAX_TYPE_LEN),
+        sender=encoding.as_bytes(f[2], "tx sender", size=PUBKEY_SIZE),
+        nonce=encoding.as_uint(f[3], "tx nonce"),
+        fee=encoding.as_uint(f[4], "tx fee"),
+        payload=payload,
+        signature=encoding.as_bytes(f[6], "tx signature", size=SIG_SIZE),
+        raw=raw,
+        txid=sha256(raw),
+    )
+
+
+def tx_to_obj(tx: Transaction) -> list[Any]:
+    return [tx.chain_id, tx.type, tx.sender, tx.nonce, tx.fee, tx.payload, tx.signature]

@@ -1,0 +1,196 @@
+"""Node configuration: ``config.toml`` in the data dir, loaded once, typed.
+
+Every key is optional; the defaults below are what ``powernode init`` writes.
+Unknown keys are an error so a typo is not silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from powernode.core.errors import ConfigError
+
+DEFAULT_RPC_PORT = 8645
+DEFAULT_P2P_PORT = 8646
+
+
+@dataclass(frozen=True, slots=True)
+class RpcConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_RPC_PORT
+    # A fixed token instead of the per-start cookie (optional).
+    token: str = ""
+    max_request_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MiningConfig:
+    enabled: bool = False
+    # Reward address (hex); empty means the node key's address.
+    address: str = ""
+    # Seconds between template rebuilds while the mempool changes.
+    refresh: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    format: str = "text"  # text | json
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolConfig:
+    max_bytes: int = 64 * 1024 * 1024
+    max_per_sender: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class P2pConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_P2P_PORT
+    enabled: bool = False
+    peers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    datadir: Path
+    genesis: str = "genesis.json"
+    verify_threads: int = 2
+    rpc: RpcConfig = field(default_factory=RpcConfig)
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    p2p: P2pConfig = field(default_factory=P2pConfig)
+
+    @property
+    def genesis_path(self) -> Path:
+        p = Path(self.genesis)
+        return p if p.is_absolute() else self.datadir / p
+
+    @property
+    def db_path(self) -> Path:
+        return self.datadir / "chain.db"
+
+    @property
+    def mempool_path(self) -> Path:
+        return self.datadir / "mempool.dat"
+
+    @property
+    def log_path(self) -> Path:
+        return self.datadir / "node.log"
+
+    @property
+    def cookie_path(self) -> Path:
+        return self.datadir / ".cookie"
+
+    @property
+    def key_path(self) -> Path:
+        return self.datadir / "node.key"
+
+    @property
+    def runtime_path(self) -> Path:
+        """Written while the node runs: pid and the RPC URL actually bound."""
+        return self.datadir / "node.json"
+
+
+_SECTIONS: dict[str, type] = {
+    "rpc": RpcConfig,
+    "mining": MiningConfig,
+    "log": LogConfig,
+    "mempool": MempoolConfig,
+    "p2p": P2pConfig,
+}
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"config [{where}]: unknown keys {unknown}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        default = getattr(cls(), key) if where != "" else None
+        if isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise ConfigError(f"config [{where}] {key}: expected a list")
+            value = tuple(value)
+        elif default is not None and type(value) is not type(default):
+            raise ConfigError(
+                f"config [{where}] {key}: expected {type(default).__name__}, got {value!r}"
+            )
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(datadir: Path) -> NodeConfig:
+    path = datadir / "config.toml"
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    top: dict[str, Any] = {"datadir": datadir}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config [{key}] must be a table")
+            top[key] = _build(_SECTIONS[key], value, key)
+        elif key == "genesis":
+            if not isinstance(value, str):
+                raise ConfigError("config genesis: expected a path string")
+            top[key] = value
+        elif key == "verify_threads":
+            if type(value) is not int or not 1 <= value <= 64:
+                raise ConfigError("config verify_threads: expected an integer 1..64")
+            top[key] = value
+        else:
+            raise ConfigError(f"config: unknown key {key!r}")
+    cfg = NodeConfig(**top)
+    if cfg.log.format not in ("text", "json"):
+        raise ConfigError("config [log] format: expected 'text' or 'json'")
+    return cfg
+
+
+def render_config(
+    *,
+    rpc_port: int = DEFAULT_RPC_PORT,
+    p2p_port: int = DEFAULT_P2P_PORT,
+    mining: bool = False,
+    peers: tuple[str, ...] = (),
+    p2p: bool = False,
+) -> str:
+    """The config file ``powernode init`` writes, with every key shown."""
+    peer_list = ", ".join(f'"{p}"' for p in peers)
+    return f"""# powernode node configuration (see README, "Operating a node")
+genesis = "genesis.json"
+verify_threads = 2
+
+[rpc]
+host = "127.0.0.1"
+port = {rpc_port}
+# token = ""            # fixed token instead of the per-start .cookie
+
+[mining]
+enabled = {str(mining).lower()}
+address = ""            # reward address (hex); empty = this node's key
+refresh = 2
+
+[log]
+format = "text"         # text | json
+level = "info"
+
+[mempool]
+max_bytes = 67108864
+max_per_sender = 256
+
+[p2p]
+enabled = {str(p2p).lower()}
+host = "127.0.0.1"
+port = {p2p_port}
+peers = [{peer_list}]
+"""

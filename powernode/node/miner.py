@@ -1,0 +1,115 @@
+"""The miner: a worker thread that searches nonces for a template.
+
+Templates are built on the event loop (they read the ledger, which only the
+loop touches) and handed to the thread; a found block goes back with
+``call_soon_threadsafe``. The PoW hash releases the GIL (see core/pow.py), so
+the loop stays responsive while the thread hashes. A new tip bumps
+``generation``, which makes the thread drop its template within a few
+hundred attempts; a changed mempool is picked up at the next refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from powernode.core.block import Block, make_block
+from powernode.core.pow import pow_hash
+from powernode.logkit import emit
+
+log = logging.getLogger("powernode.miner")
+
+_CHECK_EVERY = 256
+
+
+class Miner:
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        make_template: Callable[[], Coroutine[Any, Any, Block]],
+        on_found: Callable[[Block], None],
+        refresh: float,
+    ) -> None:
+        self._loop = loop
+        self._make_template = make_template
+        self._on_found = on_found
+        self._refresh = refresh
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.generation = 0
+        self.hashes = 0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="miner", daemon=True)
+        self._thread.start()
+        emit(log, "miner.started")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop and join (call from a worker thread if the loop must not block)."""
+        t = self._thread
+        if t is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        t.join(timeout)
+        self._thread = None
+        emit(log, "miner.stopped", hashes=self.hashes)
+
+    def new_tip(self) -> None:
+        self.generation += 1
+        self._wake.set()
+
+    def _template(self) -> Block | None:
+        fut = asyncio.run_coroutine_threadsafe(self._make_template(), self._loop)
+        try:
+            return fut.result(timeout=30)
+        except Exception as exc:
+            if not self._stop.is_set():
+                emit(log, "miner.template_failed", logging.WARNING, reason=repr(exc))
+            return None
+
+    def _run(self) -> None:
+        nonce_base = int.from_bytes(threading.get_ident().to_bytes(8, "little")[:4], "big") << 32
+        while not self._stop.is_set():
+            gen = self.generation
+            block = self._template()
+            if block is None:
+                self._stop.wait(1.0)
+                continue
+            header = block.header
+            commitment = header.pow_commitment()
+            target = header.target_int
+            deadline = time.monotonic() + self._refresh
+            nonce = nonce_base
+            found = None
+            while found is None:
+                for n in range(nonce, nonce + _CHECK_EVERY):
+                    if pow_hash(commitment, n) <= target:
+                        found = n
+                        break
+                self.hashes += _CHECK_EVERY
+                nonce += _CHECK_EVERY
+                if self._stop.is_set() or gen != self.generation or time.monotonic() > deadline:
+                    break
+            nonce_base = nonce
+            if found is None:
+                continue
+            mined = make_block(header.with_nonce(found), block.txs)
+            self._wake.clear()
+            self._loop.call_soon_threadsafe(self._on_found, mined)
+            # Wait for the loop to connect it (a new generation) before the next
+            # template, so the same height is not mined twice.
+            self._wake.wait(5.0)

@@ -1,0 +1,281 @@
+"""The node: lifecycle and the operations RPC (and later P2P) call into.
+
+Start order: logging, genesis, store, ledger, saved mempool, verifier threads,
+RPC, miner. Stop runs the same steps backwards (an AsyncExitStack), so a
+SIGINT or SIGTERM leaves the store closed cleanly and the mempool saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+from aiohttp import web
+
+from powernode.chain.ledger import Checked, Ledger
+from powernode.chain.store import BlockStore
+from powernode.core.block import Block, make_block
+from powernode.core.crypto import KeyPair, parse_address
+from powernode.core.errors import BadSignature, ConfigError, PowernodeError
+from powernode.core.pow import pow_hash
+from powernode.core.tx import Transaction
+from powernode.logkit import emit
+from powernode.node.config import NodeConfig
+from powernode.node.miner import Miner
+from powernode.node.rpc import RpcServer
+from powernode.node.verify import Verifier
+from powernode.state.genesis import parse_genesis_json
+
+log = logging.getLogger("powernode.node")
+
+
+def load_node_key(config: NodeConfig) -> KeyPair:
+    try:
+        seed = bytes.fromhex(config.key_path.read_text().strip())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no node key at {config.key_path}; run 'powernode init'") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{config.key_path} is not a hex key") from exc
+    return KeyPair.from_seed(seed)
+
+
+def now_s() -> int:
+    return int(time.time())
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.stopping = asyncio.Event()
+        self._stack = AsyncExitStack()
+        self.ledger: Ledger | None = None
+        self.miner: Miner | None = None
+        self.verifier = Verifier(config.verify_threads)
+        self.rpc_url = ""
+        self.mining_address = b""
+        self.started_at = 0.0
+        self.rpc: RpcServer | None = None
+
+    @property
+    def L(self) -> Ledger:
+        if self.ledger is None:
+            raise RuntimeError("node not started")
+        return self.ledger
+
+    # --- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.started_at = time.monotonic()
+        try:
+            params = parse_genesis_json(cfg.genesis_path.read_bytes())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"genesis file {cfg.genesis_path} not found") from exc
+        key = load_node_key(cfg)
+        self.mining_address = (
+            parse_address(cfg.mining.address) if cfg.mining.address else key.address
+        )
+
+        self.verifier.start()
+        self._stack.callback(self.verifier.stop)
+
+        store = BlockStore(cfg.db_path)
+        store.open()
+        self._stack.callback(store.close)
+        self.ledger = Ledger(
+            params=params,
+            store=store,
+            verify_batch=self.verifier.verify_blocking,
+            mempool_bytes=cfg.mempool.max_bytes,
+            max_per_sender=cfg.mempool.max_per_sender,
+        )
+        t0 = time.perf_counter()
+        self.ledger.load()
+        tip = self.ledger.chain.tip
+        emit(
+            log,
+            "chain.loaded",
+            chain=params.chain_id,
+            height=tip.height,
+            hash=tip.hash,
+            ms=(time.perf_counter() - t0) * 1000,
+        )
+        restored = self.ledger.load_mempool(cfg.mempool_path, now=now_s())
+        emit(log, "mempool.loaded", txs=restored)
+        self._stack.callback(self._save_mempool)
+
+        await self._start_rpc()
+        self.miner = Miner(
+            loop=asyncio.get_running_loop(),
+            make_template=self._template,
+            on_found=self._on_mined,
+            refresh=float(cfg.mining.refresh),
+        )
+        self._stack.push_async_callback(self._stop_miner)
+        if cfg.mining.enabled:
+            self.miner.start()
+        emit(log, "node.started", rpc=self.rpc_url, pid=os.getpid(), dev=params.dev)
+
+    async def stop(self) -> None:
+        emit(log, "node.stopping")
+        await self._stack.aclose()
+        emit(log, "node.stopped")
+
+    async def run(self) -> None:
+        """Start, serve until SIGINT/SIGTERM or an RPC ``node.stop``, stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            await self.start()
+            await self.stopping.wait()
+        finally:
+            await self.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    async def _start_rpc(self) -> None:
+        from powernode.node.rpc_methods import build_methods
+
+        cfg = self.config
+        cookie = RpcServer.new_cookie()
+        methods, batch_methods = build_methods(self)
+        self.rpc = RpcServer(
+            methods=methods,
+            batch_methods=batch_methods,
+            cookie=cookie,
+            token=cfg.rpc.token,
+            max_request_bytes=cfg.rpc.max_request_bytes,
+        )
+        runner = web.AppRunner(self.rpc.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, cfg.rpc.host, cfg.rpc.port, reuse_address=True)
+        await site.start()
+        server = site._server
+        port = cfg.rpc.port
+        if server is not None and server.sockets:  # type: ignore[attr-defined]
+            port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.rpc_url = f"http://{cfg.rpc.host}:{port}/rpc"
+        fd = os.open(cfg.cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"__cookie__:{cookie}")
+        cfg.runtime_path.write_text(json.dumps({"pid": os.getpid(), "rpc": self.rpc_url}))
+        self._stack.callback(self._remove_runtime_files)
+
+    def _remove_runtime_files(self) -> None:
+        for p in (self.config.cookie_path, self.config.runtime_path):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    def _save_mempool(self) -> None:
+        n = self.L.save_mempool(self.config.mempool_path)
+        emit(log, "mempool.saved", txs=n)
+
+    async def _stop_miner(self) -> None:
+        if self.miner is not None and self.miner.running:
+            await asyncio.to_thread(self.miner.stop)
+
+    # --- mining -------------------------------------------------------------
+
+    async def _template(self) -> Block:
+        return self.L.template(self.mining_address, now=now_s())
+
+    def _on_mined(self, block: Block) -> None:
+        try:
+            outcome, _ = self.accept_block(block)
+        except PowernodeError as exc:
+            emit(log, "block.mined_rejected", logging.WARNING, hash=block.hash, reason=exc.code)
+            return
+        emit(
+            log,
+            "block.mined",
+            height=block.height,
+            hash=block.hash,
+            txs=len(block.txs),
+            outcome=outcome,
+        )
+
+    def accept_block(self, block: Block) -> tuple[str, Any]:
+        tip_before = self.L.chain.tip
+        outcome, update = self.L.submit_block(block, now=now_s(), mono=time.monotonic())
+        if self.L.chain.tip is not tip_before and self.miner is not None:
+            self.miner.new_tip()
+        if update.disconnected:
+            emit(
+                log,
+                "chain.reorg",
+                logging.WARNING,
+                undone=len(update.disconnected),
+                applied=len(update.connected),
+                height=self.L.chain.height,
+                hash=self.L.chain.tip.hash,
+            )
+        return outcome, update
+
+    async def mine_now(self, blocks: int, address: bytes | None = None) -> list[bytes]:
+        """Dev mode: mine ``blocks`` blocks at once on the current tip."""
+        hashes = []
+        for _ in range(blocks):
+            tmpl = self.L.template(address or self.mining_address, now=now_s())
+            nonce = await asyncio.to_thread(_solve, tmpl, 1_000_000)
+            if nonce is None:
+                raise PowernodeError("no nonce found; is this a dev chain?", code="mining_failed")
+            block = make_block(tmpl.header.with_nonce(nonce), tmpl.txs)
+            self.accept_block(block)
+            hashes.append(block.hash)
+        return hashes
+
+    # --- transactions -------------------------------------------------------
+
+    async def submit_txs(
+        self, txs: Sequence[Transaction | PowernodeError]
+    ) -> list[tuple[bytes | None, PowernodeError | None]]:
+        """Admit many txs: state checks on the loop, signatures on worker
+        threads in parallel, then admission. One result per input."""
+        results: list[tuple[bytes | None, PowernodeError | None]] = [(None, None)] * len(txs)
+        checked: list[tuple[int, Checked]] = []
+        now = now_s()
+        for i, item in enumerate(txs):
+            if isinstance(item, PowernodeError):
+                results[i] = (None, item)
+                continue
+            try:
+                checked.append((i, self.L.check_tx(item, now=now)))
+            except PowernodeError as exc:
+                results[i] = (None, exc)
+        to_verify = [c.tx for _, c in checked if c.tx.txid not in self.L.sigcache]
+        bad = await self.verifier.bad_indexes(to_verify)
+        bad_ids = {to_verify[j].txid for j in bad}
+        now = now_s()
+        for i, c in checked:
+            if c.tx.txid in bad_ids:
+                results[i] = (None, BadSignature("signature does not verify"))
+                continue
+            try:
+                results[i] = (self.L.add_checked(c, now=now), None)
+            except PowernodeError as exc:
+                results[i] = (None, exc)
+        return results
+
+
+def _solve(block: Block, max_tries: int) -> int | None:
+    commitment = block.header.pow_commitment()
+    target = block.header.target_int
+    for n in range(max_tries):
+        if pow_hash(commitment, n) <= target:
+            return n
+    return None
+
+
+def run_node(config: NodeConfig) -> None:
+    """Blocking entry point for ``powernode run``."""
+    asyncio.run(Node(config).run())

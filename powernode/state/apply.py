@@ -1,0 +1,209 @@
+"""The state transition: apply a tx, apply a block, commit to the state root.
+
+Pure functions over a ``StateView``: no clock, no I/O. Signatures are checked
+before this runs (chain/ does it with a cache and worker threads); everything
+else about validity is decided here.
+
+Two kinds of tx failure:
+- envelope failures (wrong chain, unknown type, undecodable payload, wrong
+  nonce, fee below the minimum or unaffordable) make a block invalid and keep
+  a tx out of the mempool;
+- execution failures (the engine refuses, e.g. the amount is unaffordable)
+  still include the tx: the fee is charged, the nonce used, the engine's
+  writes reverted, and the receipt says ``failed`` with the code. This is
+  Ethereum's rule; it stops a tx that fails in a block from being free spam.
+
+State root: ``SHA-256("powernode-state" || parent_root || SHA-256(diff))``
+where diff is the canonical encoding of the sorted list of changed keys with
+their new values. A node that computes any different state diverges at the
+first block where it happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from powernode.core import encoding
+from powernode.core.block import Block
+from powernode.core.crypto import sha256
+from powernode.core.errors import (
+    BadStateRoot,
+    BadTxInBlock,
+    FeeTooLow,
+    InsufficientFunds,
+    NonceTooHigh,
+    NonceTooLow,
+    PowernodeError,
+    WrongChain,
+)
+from powernode.core.execution import Event, ExecContext, TxHandler
+from powernode.core.params import ChainParams
+from powernode.core.tx import Transaction
+from powernode.engines.accounts import Account, credit, get_account, put_account
+from powernode.state.registry import handler_for
+from powernode.state.view import DiffEntry, StateReader, StateView
+
+_ROOT_TAG = b"powernode-state"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    txid: bytes
+    ok: bool
+    fee: int
+    code: str = ""
+    message: str = ""
+    events: tuple[Event, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "status": "ok" if self.ok else "failed",
+            "fee": self.fee,
+            "events": list(self.events),
+        }
+        if not self.ok:
+            out["error"] = {"code": self.code, "message": self.message}
+        return out
+
+    def to_obj(self) -> list[Any]:
+        return [self.txid, self.ok, self.fee, self.code, self.message, list(self.events)]
+
+    @classmethod
+    def from_obj(cls, obj: list[Any]) -> Receipt:
+        return cls(obj[0], obj[1], obj[2], obj[3], obj[4], tuple(obj[5]))
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    receipts: tuple[Receipt, ...]
+    diff: list[DiffEntry]
+    undo: list[DiffEntry]
+    state_root: bytes
+    changed: dict[Any, Any] = field(repr=False)
+
+
+def compute_state_root(parent_root: bytes, diff: list[DiffEntry]) -> bytes:
+    return sha256(_ROOT_TAG + parent_root + sha256(encoding.encode_trusted(diff)))
+
+
+def check_envelope(view: StateView, ctx: ExecContext, tx: Transaction) -> tuple[TxHandler, Any]:
+    """Everything but the signature that must hold for a tx to be includable now."""
+    if tx.chain_id != ctx.params.chain_id:
+        raise WrongChain(f"tx is for chain {tx.chain_id!r}, this is {ctx.params.chain_id!r}")
+    handler = handler_for(tx.type)
+    payload = handler.decode(tx.payload)
+    if tx.fee < ctx.params.min_fee:
+        raise FeeTooLow(f"fee {tx.fee} below the minimum {ctx.params.min_fee}")
+    acct = get_account(view, tx.sender_address)
+    if tx.nonce < acct.nonce:
+        raise NonceTooLow(f"nonce {tx.nonce} already used (account nonce {acct.nonce})")
+    if tx.nonce > acct.nonce:
+        raise NonceTooHigh(f"nonce {tx.nonce} ahead of account nonce {acct.nonce}")
+    if acct.balance < tx.fee:
+        raise InsufficientFunds(f"balance {acct.balance} cannot pay fee {tx.fee}")
+    return handler, payload
+
+
+def apply_tx(view: StateView, ctx: ExecContext, tx: Transaction) -> Receipt:
+    """Apply one tx. Raises a typed error for envelope failures, else returns a
+    receipt (``ok`` or ``failed``)."""
+    handler, payload = check_envelope(view, ctx, tx)
+    sender = tx.sender_address
+    acct = get_account(view, sender)
+    put_account(view, sender, Account(acct.balance - tx.fee, acct.nonce + 1))
+    cp = view.checkpoint()
+    try:
+        events = handler.apply(view, ctx, tx, payload)
+    except PowernodeError as exc:
+        view.revert(cp)
+        return Receipt(tx.txid, False, tx.fee, exc.code, exc.message)
+    return Receipt(tx.txid, True, tx.fee, events=tuple(events))
+
+
+def finish_block(view: StateView, ctx: ExecContext, fees: int) -> None:
+    credit(view, ctx.miner, ctx.params.block_reward + fees)
+
+
+def context_for(block: Block, params: ChainParams) -> ExecContext:
+    h = block.header
+    return ExecContext(height=h.height, timestamp=h.timestamp, miner=h.miner, params=params)
+
+
+def seal(view: StateView, parent_root: bytes, receipts: Iterable[Receipt]) -> BlockResult:
+    changed = view.changed()
+    diff = view.diff()
+    return BlockResult(
+        receipts=tuple(receipts),
+        diff=diff,
+        undo=view.undo(),
+        state_root=compute_state_root(parent_root, diff),
+        changed=changed,
+    )
+
+
+def apply_block(
+    state: StateReader, parent_root: bytes, block: Block, params: ChainParams
+) -> BlockResult:
+    """Execute ``block`` on ``state`` (the parent's state); raise InvalidBlock if
+    any tx envelope is invalid or the resulting root differs from the header's."""
+    ctx = context_for(block, params)
+    view = StateView(state)
+    receipts = []
+    fees = 0
+    for i, tx in enumerate(block.txs):
+        try:
+            receipts.append(apply_tx(view, ctx, tx))
+        except PowernodeError as exc:
+            raise BadTxInBlock(f"tx {i} ({tx.txid.hex()[:16]}): {exc.code}: {exc.message}") from exc
+        fees += tx.fee
+    finish_block(view, ctx, fees)
+    result = seal(view, parent_root, receipts)
+    if result.state_root != block.header.state_root:
+        raise BadStateRoot(
+            f"state root {result.state_root.hex()[:16]} != header {block.header.state_root.hex()[:16]}"
+        )
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A block body chosen by the miner, with the state root it leads to."""
+
+    txs: tuple[Transaction, ...]
+    result: BlockResult
+    rejected: tuple[tuple[Transaction, PowernodeError], ...]
+
+
+def build_body(
+    state: StateReader,
+    parent_root: bytes,
+    ctx: ExecContext,
+    candidates: Iterable[Transaction],
+    *,
+    max_bytes: int,
+) -> Template:
+    """Apply candidates in order, keeping those whose envelope is valid, until
+    the block is full. What does not fit or fails is reported, not raised."""
+    view = StateView(state)
+    txs: list[Transaction] = []
+    receipts: list[Receipt] = []
+    rejected: list[tuple[Transaction, PowernodeError]] = []
+    fees = 0
+    size = 0
+    for tx in candidates:
+        if len(txs) >= ctx.params.max_block_txs or size + tx.size + 8 > max_bytes:
+            break
+        cp = view.checkpoint()
+        try:
+            receipts.append(apply_tx(view, ctx, tx))
+        except PowernodeError as exc:
+            view.revert(cp)
+            rejected.append((tx, exc))
+            continue
+        txs.append(tx)
+        fees += tx.fee
+        size += tx.size + 8
+    finish_block(view, ctx, fees)
+    return Template(tuple(txs), seal(view, parent_root, receipts), tuple(rejected))

@@ -1,0 +1,54 @@
+"""The genesis block and state: a pure function of the genesis file.
+
+The genesis header's ``tx_root`` holds the commitment to every chain
+parameter, so two files that differ anywhere give different genesis hashes
+and their nodes refuse each other at the handshake.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from powernode.core.block import BLOCK_VERSION, Block, make_block, make_header
+from powernode.core.crypto import ZERO_ADDRESS, ZERO_HASH
+from powernode.core.errors import GenesisError
+from powernode.core.params import ChainParams, parse_params
+from powernode.core.pow import target_to_bytes
+from powernode.engines.accounts import credit
+from powernode.state.apply import BlockResult, seal
+from powernode.state.view import MemoryState, StateView
+
+
+def _no_floats(text: str) -> Any:
+    raise GenesisError(f"genesis: floats are not allowed ({text})")
+
+
+def parse_genesis_json(text: str | bytes) -> ChainParams:
+    try:
+        doc = json.loads(text, parse_float=_no_floats)
+    except json.JSONDecodeError as exc:
+        raise GenesisError(f"genesis is not valid JSON: {exc}") from exc
+    return parse_params(doc)
+
+
+def genesis_result(params: ChainParams) -> BlockResult:
+    view = StateView(MemoryState())
+    for addr, amount in params.allocations:
+        credit(view, addr, amount)
+    return seal(view, ZERO_HASH, ())
+
+
+def genesis_block(params: ChainParams) -> Block:
+    header = make_header(
+        BLOCK_VERSION,
+        0,
+        ZERO_HASH,
+        params.timestamp,
+        target_to_bytes(params.initial_target),
+        0,
+        params.commitment(),
+        genesis_result(params).state_root,
+        ZERO_ADDRESS,
+    )
+    return make_block(header, ())

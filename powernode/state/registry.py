@@ -1,0 +1,28 @@
+"""Which engine handles each tx type and decodes each state namespace.
+
+Later engines (market, contracts, certificates) add their ``HANDLERS`` and
+``STATE_CODECS`` to the lists below; nothing else in state/ changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from powernode.core.errors import UnknownTxType
+from powernode.core.execution import TxHandler
+from powernode.engines import accounts
+
+_ENGINES = (accounts,)
+
+HANDLERS: Mapping[str, TxHandler] = {h.tx_type: h for engine in _ENGINES for h in engine.HANDLERS}
+STATE_CODECS: Mapping[str, Callable[[Any], Any]] = {
+    ns: codec for engine in _ENGINES for ns, codec in engine.STATE_CODECS.items()
+}
+
+
+def handler_for(tx_type: str) -> TxHandler:
+    try:
+        return HANDLERS[tx_type]
+    except KeyError:
+        raise UnknownTxType(f"unknown tx type {tx_type!r}") from None
