@@ -46,7 +46,9 @@ def main() -> int:
     if d.exists():
         shutil.rmtree(d)
     pn = [sys.executable, "-m", "powernode.cli"]
-    subprocess.run([*pn, "init", "--datadir", str(d), "--dev", "--rpc-port", str(free_port())], check=True)
+    subprocess.run(
+        [*pn, "init", "--datadir", str(d), "--dev", "--rpc-port", str(free_port())], check=True
+    )
     log = open(d / "stderr.log", "w")  # noqa: SIM115 - lives as long as the node
     node = subprocess.Popen([*pn, "run", "--datadir", str(d), "--mine"], stderr=log, stdout=log)
     print(f"node started (pid {node.pid}); log: {d / 'node.log'}")
@@ -66,21 +68,43 @@ def main() -> int:
         key = read_key(d / "node.key")
         recipients = [KeyPair.generate() for _ in range(3)]
         subprocess.run(
-            [*pn, "transfer", "--datadir", str(d), "--to", recipients[0].address.hex(), "--amount", "12.5"],
+            [
+                *pn,
+                "transfer",
+                "--datadir",
+                str(d),
+                "--to",
+                recipients[0].address.hex(),
+                "--amount",
+                "12.5",
+            ],
             check=True,
         )
         ids = []
         nonce = client.call("account.get", {"address": key.address.hex()})["next_nonce"]
         for i, r in enumerate(recipients[1:]):
-            tx = build_transfer(key, chain_id=info["chain_id"], nonce=nonce + i, to=r.address, amount=(i + 1) * 1_000_000)
+            tx = build_transfer(
+                key,
+                chain_id=info["chain_id"],
+                nonce=nonce + i,
+                to=r.address,
+                amount=(i + 1) * 1_000_000,
+            )
             ids.append(client.submit(tx))
         print(f"submitted {len(ids) + 1} transfers; waiting for confirmation")
         for txid in ids:
-            st = wait_for(f"tx {txid}", lambda t=txid: (s := client.call("tx.get", {"id": t}))["status"] == "confirmed" and s)
+            st = wait_for(
+                f"tx {txid}",
+                lambda t=txid: (
+                    (s := client.call("tx.get", {"id": t}))["status"] == "confirmed" and s
+                ),
+            )
             print(f"  tx {txid[:16]} confirmed at height {st['height']}")
         wait_for(
             "first transfer",
-            lambda: client.call("account.get", {"address": recipients[0].address.hex()})["balance"] > 0,
+            lambda: (
+                client.call("account.get", {"address": recipients[0].address.hex()})["balance"] > 0
+            ),
         )
         for r in recipients:
             acct = client.call("account.get", {"address": r.address.hex()})

@@ -4,7 +4,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import LedgerFactory, make_params
+
+from tests.unit.helpers import LedgerFactory, make_params
 
 
 @pytest.fixture

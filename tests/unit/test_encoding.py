@@ -6,7 +6,6 @@ from typing import Any
 
 import msgpack
 import pytest
-from helpers import ALICE, BOB, transfer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from powernode.core.errors import (
 )
 from powernode.core.merkle import merkle_root
 from powernode.core.tx import decode_tx
+from tests.unit.helpers import ALICE, BOB, transfer
 
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1

@@ -1,0 +1,217 @@
+"""Real node processes, started as the README starts them, killed and restarted."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from powernode.chain.ledger import Ledger
+from powernode.chain.store import BlockStore
+from powernode.client import RpcClient, RpcError, RpcUnavailable, build_transfer
+from powernode.core.crypto import KeyPair
+from powernode.state.genesis import parse_genesis_json
+from tests.harness.nodes import (
+    MODERATE_TARGET,
+    ProcessNode,
+    free_port,
+    genesis_doc,
+    wait_until,
+    write_genesis,
+)
+
+pytestmark = pytest.mark.e2e
+
+FUNDS = 10_000 * 1_000_000
+
+
+def cli_init(datadir: Path, genesis: Path, *extra: str) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "powernode.cli",
+            "init",
+            "--datadir",
+            str(datadir),
+            "--genesis",
+            str(genesis),
+            "--rpc-port",
+            str(free_port()),
+            *extra,
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+class Load(threading.Thread):
+    """Submits transfers from ``senders`` as fast as the node takes them until stopped
+    or the node goes away; remembers which txs the node accepted."""
+
+    def __init__(self, node: ProcessNode, senders: list[KeyPair], chain_id: str) -> None:
+        super().__init__(daemon=True)
+        self.client = RpcClient(node.endpoint, timeout=10)
+        self.senders = senders
+        self.chain_id = chain_id
+        self.accepted: list[str] = []
+        self.halt = threading.Event()
+        self.sink = KeyPair.generate().address
+
+    def run(self) -> None:
+        try:
+            nonces = {
+                s.address: self.client.call("account.get", {"address": s.address.hex()})[
+                    "next_nonce"
+                ]
+                for s in self.senders
+            }
+            while not self.halt.is_set():
+                calls, txs = [], []
+                for s in self.senders:
+                    tx = build_transfer(
+                        s,
+                        chain_id=self.chain_id,
+                        nonce=nonces[s.address],
+                        to=self.sink,
+                        amount=1000,
+                    )
+                    calls.append(("tx.submit", {"raw": tx.raw.hex()}))
+                    txs.append((s, tx))
+                for (s, tx), res in zip(txs, self.client.batch(calls), strict=True):
+                    if not isinstance(res, RpcError):
+                        self.accepted.append(res)
+                        nonces[s.address] += 1
+        except (RpcUnavailable, OSError, ValueError):
+            return  # the node was killed under us: expected
+        finally:
+            self.client.close()
+
+
+def replay_matches(datadir: Path) -> tuple[int, int]:
+    """Open the stopped node's store and check it against a replay from genesis.
+    Returns (height, total supply)."""
+    params = parse_genesis_json((datadir / "genesis.json").read_bytes())
+    store = BlockStore(datadir / "chain.db")
+    store.open()
+    fresh = BlockStore(datadir.parent / f"replay-{datadir.name}.db")
+    fresh.open()
+    try:
+        node = Ledger(params=params, store=store)
+        node.load()
+        replay = Ledger(params=params, store=fresh)
+        replay.load()
+        for entry in node.chain.active[1:]:
+            outcome, _ = replay.submit_block(
+                node.chain.get_block(entry.hash), now=int(time.time()), mono=time.monotonic()
+            )
+            assert outcome == "connected"
+        assert replay.chain.tip.hash == node.chain.tip.hash
+        assert replay.chain.state.data == node.chain.state.data
+        supply = sum(v.balance for (ns, _), v in node.chain.state.data.items() if ns == "acct")
+        allocated = sum(a for _, a in params.allocations)
+        assert supply == allocated + params.block_reward * node.chain.height
+        return node.chain.height, supply
+    finally:
+        store.close()
+        fresh.close()
+
+
+def test_kill9_under_load_restarts_at_last_block(tmp_path: Path) -> None:
+    seed = random.randrange(1 << 30)
+    print(f"random seed {seed}")
+    rng = random.Random(seed)
+    senders = [KeyPair.generate() for _ in range(6)]
+    genesis = write_genesis(
+        tmp_path / "genesis.json",
+        genesis_doc({s.address: FUNDS for s in senders}, target=MODERATE_TARGET, block_time=1),
+    )
+    datadir = tmp_path / "node"
+    cli_init(datadir, genesis, "--mine")
+    node = ProcessNode(datadir)
+    node.start()
+    confirmed_total = 0
+    try:
+        for round_ in range(3):
+            load = Load(node, senders, "powernode-test")
+            load.start()
+            start_height = node.call("node.info")["height"]
+            wait_until(
+                lambda h=start_height: node.call("node.info")["height"] >= h + 3,
+                timeout=60,
+                what="blocks under load",
+            )
+            time.sleep(
+                rng.uniform(0.0, 1.0)
+            )  # a random moment to kill at, not a wait for a condition
+            seen = node.call("node.info")
+            confirmed = {}
+            for txid in rng.sample(load.accepted, min(20, len(load.accepted))):
+                st = node.call("tx.get", {"id": txid})
+                if st["status"] == "confirmed":
+                    confirmed[txid] = st["block"]
+            nonces = {
+                s.address: node.call("account.get", {"address": s.address.hex()})["nonce"]
+                for s in senders
+            }
+            confirmed_total += len(confirmed)
+            node.kill()
+            load.halt.set()
+            load.join(15)
+
+            node.start()
+            info = node.call("node.info")
+            assert info["height"] >= seen["height"], (
+                f"round {round_}: restarted below the last seen tip"
+            )
+            assert node.call("chain.block", {"height": seen["height"]})["hash"] == seen["tip"]
+            for txid, block_hash in confirmed.items():
+                st = node.call("tx.get", {"id": txid})
+                assert st["status"] == "confirmed" and st["block"] == block_hash
+            for s in senders:
+                assert (
+                    node.call("account.get", {"address": s.address.hex()})["nonce"]
+                    >= nonces[s.address]
+                )
+            assert "node.started" in node.log_text()
+        assert confirmed_total > 0, "the load never got a tx confirmed"
+        assert node.stop() == 0
+        height, _ = replay_matches(datadir)
+        assert height >= 9
+    finally:
+        node.ensure_stopped()
+
+
+def test_clean_stop_keeps_mempool(tmp_path: Path) -> None:
+    alice, bob = KeyPair.generate(), KeyPair.generate()
+    genesis = write_genesis(tmp_path / "genesis.json", genesis_doc({alice.address: FUNDS}))
+    datadir = tmp_path / "node"
+    cli_init(datadir, genesis)
+    node = ProcessNode(datadir)
+    node.start()
+    try:
+        node.call("dev.mine", {"blocks": 5})
+        txs = [
+            build_transfer(alice, chain_id="powernode-test", nonce=n, to=bob.address, amount=10)
+            for n in range(10)
+        ]
+        for tx in txs:
+            node.rpc.submit(tx)
+        tip = node.call("node.info")["tip"]
+        assert node.stop() == 0
+        assert not (datadir / ".cookie").exists(), "the cookie is removed on a clean stop"
+        assert "node.stopped" in node.log_text()
+
+        node.start()
+        info = node.call("node.info")
+        assert info["tip"] == tip and info["mempool_size"] == 10
+        assert all(node.call("tx.get", {"id": tx.txid.hex()})["status"] == "pending" for tx in txs)
+        node.call("dev.mine", {"blocks": 1})
+        assert node.call("account.get", {"address": bob.address.hex()})["balance"] == 100
+    finally:
+        node.ensure_stopped()

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from powernode.client import endpoint_from_datadir
+from powernode.core.crypto import KeyPair
+from powernode.node.config import load_config
+from powernode.node.node import Node
+from tests.harness.arpc import AsyncRpc
+from tests.harness.nodes import genesis_doc, init_datadir, write_genesis
+
+FUNDS = 1_000 * 1_000_000
+
+
+@dataclass
+class DevNode:
+    node: Node
+    rpc: AsyncRpc
+    genesis: Path
+    datadir: Path
+    users: list[KeyPair]
+    chain_id: str
+
+
+@pytest.fixture
+def users() -> list[KeyPair]:
+    return [KeyPair.generate() for _ in range(4)]
+
+
+@pytest.fixture
+async def dev_node(tmp_path: Path, users: list[KeyPair]) -> AsyncIterator[DevNode]:
+    """An in-process dev node (miner off) with four funded users."""
+    genesis = write_genesis(
+        tmp_path / "genesis.json", genesis_doc({u.address: FUNDS for u in users})
+    )
+    datadir = tmp_path / "node"
+    init_datadir(datadir, genesis)
+    node = Node(load_config(datadir))
+    await node.start()
+    dev: DevNode | None = None
+    try:
+        async with AsyncRpc(endpoint_from_datadir(datadir)) as rpc:
+            dev = DevNode(node, rpc, genesis, datadir, users, "powernode-test")
+            yield dev
+    finally:
+        # A test may have replaced the node (restart tests); stop whichever runs.
+        await (dev.node if dev else node).stop()
