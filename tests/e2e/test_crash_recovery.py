@@ -83,7 +83,7 @@ class Load(threading.Thread):
                     )
                     calls.append(("tx.submit", {"raw": tx.raw.hex()}))
                     txs.append((s, tx))
-                for (s, tx), res in zip(txs, self.client.batch(calls), strict=True):
+                for (s, _tx), res in zip(txs, self.client.batch(calls), strict=True):
                     if not isinstance(res, RpcError):
                         self.accepted.append(res)
                         nonces[s.address] += 1

@@ -154,11 +154,6 @@ def mine(ledger: Ledger, now: int, miner: KeyPair = MINER) -> Block:
     return b
 
 
-def submit_all(ledger: Ledger, blocks: Sequence[Block], now: int) -> None:
-    for b in blocks:
-        ledger.submit_block(b, now=now, mono=MONO)
-
-
 def total_supply(ledger: Ledger) -> int:
     return sum(v.balance for (ns, _), v in ledger.chain.state.data.items() if ns == "acct")
 
@@ -201,10 +196,6 @@ def ledger_factory() -> Iterator[LedgerFactory]:
             yield f
         finally:
             f.close_all()
-
-
-def state_snapshot(ledger: Ledger) -> dict[Any, Any]:
-    return dict(ledger.chain.state.data)
 
 
 def replay(
