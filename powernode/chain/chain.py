@@ -212,6 +212,9 @@ class Chain:
         if block.hash in update.invalid:
             raise update.invalid[block.hash]
         entry = self.index.get(block.hash)
+        if entry is not None and entry.failed:
+            why = ", ".join(f"{h.hex()[:16]}: {e.code}" for h, e in update.invalid.items())
+            raise ParentInvalid(f"block builds on an invalid block ({why or 'known invalid'})")
         outcome = "connected" if entry is not None and self.in_active(entry) else "side"
         return outcome, update
 

@@ -23,7 +23,6 @@ from powernode.core.errors import (
     AlreadyKnown,
     FeeTooLow,
     InsufficientFunds,
-    MempoolFull,
     NonceTooHigh,
     NonceTooLow,
     NotFound,
@@ -120,7 +119,7 @@ class Ledger:
                 f"a tx with nonce {tx.nonce} is pending; a replacement must pay {REPLACE_BUMP_PCT}% more fee"
             )
         cost = tx.fee + handler.max_debit(payload)
-        needed = self.mempool.cost_before(sender, tx.nonce) + cost
+        needed = self.mempool.pending_cost(sender, replacing=tx.nonce) + cost
         if acct.balance < needed:
             raise InsufficientFunds(f"balance {acct.balance} < {needed} needed with pending txs")
         handler.precheck(StateView(self.chain.state), self.next_context(now), tx, payload)
@@ -133,8 +132,8 @@ class Ledger:
         self.sigcache.add(tx.txid)
         checked = self.check_tx(tx, now=now)
         evicted = self.mempool.add(tx, checked.sender, checked.cost)
-        if any(e.tx.txid == tx.txid for e in evicted):
-            raise MempoolFull("mempool is full and this tx pays too little to displace any other")
+        if evicted:
+            emit(log, "mempool.evicted", txs=len(evicted), size=len(self.mempool))
         return tx.txid
 
     def submit_tx(self, tx: Transaction, *, now: int) -> bytes:

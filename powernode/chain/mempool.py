@@ -12,6 +12,7 @@ import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from powernode.core.errors import MempoolFull
 from powernode.core.tx import Transaction
 
 
@@ -31,6 +32,7 @@ class Mempool:
         self.by_id: dict[bytes, PoolEntry] = {}
         self.by_sender: dict[bytes, dict[int, PoolEntry]] = {}
         self.total_bytes = 0
+        self._sender_cost: dict[bytes, int] = {}
         self._seq = 0
 
     def __len__(self) -> int:
@@ -55,26 +57,42 @@ class Mempool:
                 n += 1
         return n
 
-    def cost_before(self, sender: bytes, nonce: int) -> int:
-        q = self.by_sender.get(sender)
-        if not q:
-            return 0
-        return sum(e.cost for n, e in q.items() if n < nonce)
+    def pending_cost(self, sender: bytes, *, replacing: int | None = None) -> int:
+        """What all of ``sender``'s pending txs may take, less the one at nonce
+        ``replacing``. Every pending tx counts, whatever its nonce, so sending
+        nonces out of order cannot overdraw the account."""
+        total = self._sender_cost.get(sender, 0)
+        if replacing is not None:
+            old = self.entry_at(sender, replacing)
+            if old is not None:
+                total -= old.cost
+        return total
 
     def add(self, tx: Transaction, sender: bytes, cost: int) -> list[PoolEntry]:
         """Insert (replacing the same sender+nonce if present); returns what was
-        evicted to stay in bounds, which may include ``tx`` itself."""
-        q = self.by_sender.setdefault(sender, {})
-        old = q.get(tx.nonce)
+        evicted to stay in bounds. If the pool is full and ``tx`` pays least,
+        the pool is left exactly as it was and MempoolFull is raised."""
+        old = self.entry_at(sender, tx.nonce)
         if old is not None:
             self._drop(old)
-            q = self.by_sender.setdefault(sender, {})
         entry = PoolEntry(tx, sender, cost, tx.fee * 1000 // max(tx.size, 1), self._seq)
         self._seq += 1
-        q[tx.nonce] = entry
-        self.by_id[tx.txid] = entry
-        self.total_bytes += tx.size
-        return self._evict()
+        self._insert(entry)
+        evicted = self._evict()
+        if any(e is entry for e in evicted):
+            for e in evicted:
+                if e is not entry:
+                    self._insert(e)
+            if old is not None:
+                self._insert(old)
+            raise MempoolFull("mempool is full and this tx pays too little to displace any other")
+        return evicted
+
+    def _insert(self, entry: PoolEntry) -> None:
+        self.by_sender.setdefault(entry.sender, {})[entry.tx.nonce] = entry
+        self.by_id[entry.tx.txid] = entry
+        self.total_bytes += entry.tx.size
+        self._sender_cost[entry.sender] = self._sender_cost.get(entry.sender, 0) + entry.cost
 
     def remove(self, txid: bytes) -> PoolEntry | None:
         entry = self.by_id.get(txid)
@@ -88,6 +106,9 @@ class Mempool:
         del q[entry.tx.nonce]
         if not q:
             del self.by_sender[entry.sender]
+            del self._sender_cost[entry.sender]
+        else:
+            self._sender_cost[entry.sender] -= entry.cost
         self.total_bytes -= entry.tx.size
 
     def drop_stale(self, sender: bytes, state_nonce: int) -> list[PoolEntry]:
@@ -131,4 +152,5 @@ class Mempool:
     def clear(self) -> None:
         self.by_id.clear()
         self.by_sender.clear()
+        self._sender_cost.clear()
         self.total_bytes = 0

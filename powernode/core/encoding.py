@@ -46,7 +46,10 @@ def _check(obj: Any, depth: int) -> None:
 def encode(obj: Any) -> bytes:
     """Canonical bytes of ``obj``; raises a typed error for floats or foreign types."""
     _check(obj, 0)
-    return msgpack.packb(obj, use_bin_type=True)
+    try:
+        return msgpack.packb(obj, use_bin_type=True)
+    except UnicodeEncodeError as exc:  # a lone surrogate in a str
+        raise DecodeError("string is not valid UTF-8") from exc
 
 
 def encode_trusted(obj: Any) -> bytes:

@@ -1,10 +1,11 @@
 """Binary Merkle tree over tx ids, with inclusion proofs.
 
-Leaves are tx ids (already SHA-256 of the signed tx). An inner node is
-SHA-256(0x01 || left || right); a node without a sibling is carried up
-unchanged rather than paired with itself, which avoids Bitcoin's
-duplicate-leaf ambiguity (CVE-2012-2459): two different leaf lists never share
-a root. The root of no leaves is 32 zero bytes.
+The items are tx ids. A leaf node is SHA-256(0x00 || item) and an inner
+node SHA-256(0x01 || left || right), so an inner node can never pass for a
+leaf (RFC 6962's tags). A node without a sibling is carried up unchanged
+rather than paired with itself, which avoids Bitcoin's duplicate-leaf
+ambiguity (CVE-2012-2459): two different item lists never share a root. The
+root of no items is 32 zero bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from dataclasses import dataclass
 
 from powernode.core.crypto import ZERO_HASH
 
+_LEAF = b"\x00"
 _INNER = b"\x01"
+
+
+def _leaf(item: bytes) -> bytes:
+    return hashlib.sha256(_LEAF + item).digest()
 
 
 def _parent(left: bytes, right: bytes) -> bytes:
@@ -25,7 +31,7 @@ def _parent(left: bytes, right: bytes) -> bytes:
 def merkle_root(leaves: Sequence[bytes]) -> bytes:
     if not leaves:
         return ZERO_HASH
-    level = list(leaves)
+    level = [_leaf(x) for x in leaves]
     while len(level) > 1:
         nxt = [_parent(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
@@ -36,14 +42,14 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class MerkleProof:
-    """Path from a leaf to the root: each step is (sibling, sibling_is_left)."""
+    """Path from an item (a tx id) to the root: each step is (sibling, sibling_is_left)."""
 
     leaf: bytes
     index: int
     steps: tuple[tuple[bytes, bool], ...]
 
     def root(self) -> bytes:
-        h = self.leaf
+        h = _leaf(self.leaf)
         for sibling, sibling_left in self.steps:
             h = _parent(sibling, h) if sibling_left else _parent(h, sibling)
         return h
@@ -60,7 +66,7 @@ def merkle_proof(leaves: Sequence[bytes], index: int) -> MerkleProof:
     if not 0 <= index < len(leaves):
         raise IndexError("leaf index out of range")
     steps: list[tuple[bytes, bool]] = []
-    level = list(leaves)
+    level = [_leaf(x) for x in leaves]
     i = index
     while len(level) > 1:
         if i % 2 == 1:

@@ -121,6 +121,8 @@ def parse_params(doc: Any) -> ChainParams:
             raise GenesisError(f"genesis allocation: bad address {addr_hex!r}") from exc
         if len(addr) != ADDRESS_SIZE:
             raise GenesisError(f"genesis allocation: bad address {addr_hex!r}")
+        if addr in parsed:
+            raise GenesisError(f"genesis allocation: address {addr.hex()} listed twice")
         parsed[addr] = _int({"amount": amount}, "amount", hi=MAX_MONEY)
     if sum(parsed.values()) > MAX_MONEY:
         raise GenesisError("genesis allocations exceed the supply cap")

@@ -6,12 +6,15 @@ micro-units per kWh, time in unix seconds.
 
 from __future__ import annotations
 
+import re
 from typing import NewType
 
 from powernode.core.errors import BadAmount, DecodeError, FloatNotAllowed
 
 Micro = NewType("Micro", int)
 Wh = NewType("Wh", int)
+
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 
 COIN = 1_000_000
 # A supply cap, as Bitcoin's MAX_MONEY: any amount above it is malformed, which
@@ -25,9 +28,9 @@ def parse_units(text: str) -> int:
     neg = s.startswith("-")
     if neg or s.startswith("+"):
         s = s[1:]
-    whole, _, frac = s.partition(".")
-    if not (whole or frac) or not (whole + frac).isdigit() or not whole.isascii():
+    if not _DECIMAL.fullmatch(s):
         raise DecodeError(f"not a decimal amount: {text!r}")
+    whole, _, frac = s.partition(".")
     if len(frac) > 6:
         raise DecodeError(f"more than 6 decimal places: {text!r}")
     value = int(whole or "0") * COIN + int((frac + "000000")[:6])

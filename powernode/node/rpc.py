@@ -155,8 +155,6 @@ class RpcServer:
                 out[i] = await self._call_one(name, id_, params)
             else:
                 out[i] = _error(id_, METHOD_NOT_FOUND, f"method not found: {name}")
-            if "id" not in call and out[i] is not None and "error" not in out[i]:  # type: ignore[operator]
-                out[i] = None  # a notification gets no response
         for name, items in grouped.items():
             try:
                 results = await self.batch_methods[name]([p for _, _, p in items])
@@ -172,6 +170,10 @@ class RpcServer:
                     if err
                     else {"jsonrpc": "2.0", "id": id_, "result": result}
                 )
+        # Notifications (valid calls without an id) run but get no response.
+        for i, call in enumerate(calls):
+            if isinstance(call, dict) and "id" not in call and isinstance(call.get("method"), str):
+                out[i] = None
         self.calls += len(calls)
         if log.isEnabledFor(logging.DEBUG):
             emit(

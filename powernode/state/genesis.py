@@ -27,8 +27,10 @@ def _no_floats(text: str) -> Any:
 def parse_genesis_json(text: str | bytes) -> ChainParams:
     try:
         doc = json.loads(text, parse_float=_no_floats)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GenesisError(f"genesis is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise GenesisError("genesis is nested too deeply") from exc
     return parse_params(doc)
 
 

@@ -181,6 +181,7 @@ class ProcessNode:
         return self.proc is not None and self.proc.poll() is None
 
     def ensure_stopped(self) -> None:
+        self.close_rpc()
         if self.is_running():
             try:
                 self.stop(timeout=15)

@@ -165,11 +165,6 @@ def test_decode_refuses_maps_and_ext(raw: bytes) -> None:
         encoding.decode(raw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: encode() lets a lone surrogate reach msgpack, which raises UnicodeEncodeError, "
-    "not a typed DecodeError",
-)
 def test_encode_refuses_unencodable_text_with_typed_error() -> None:
     with pytest.raises(DecodeError):
         encoding.encode(["chain", "\ud800"])

@@ -193,11 +193,6 @@ def test_insufficient_funds_counts_pending_txs(ledger: Ledger) -> None:
         ledger.submit_tx(transfer(ALICE, DAVE, 1, nonce=2, fee=0), now=T)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the cumulative-cost check only counts pending txs with a lower nonce, so a "
-    "sender can queue nonce 1 first and then nonce 0, together spending more than the balance",
-)
 def test_insufficient_funds_counts_pending_txs_in_any_order(ledger: Ledger) -> None:
     ledger.submit_tx(transfer(ALICE, DAVE, 60 * COIN, nonce=1, fee=10), now=T)
     with pytest.raises(InsufficientFunds):
@@ -258,11 +253,6 @@ def test_eviction_of_the_cheapest(factory: LedgerFactory) -> None:
     assert poor.txid not in ledger.mempool and len(ledger.mempool) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a replacement refused with MempoolFull has already dropped the tx it was "
-    "meant to replace, so the pool loses the original too",
-)
 def test_refused_replacement_keeps_the_original(factory: LedgerFactory) -> None:
     size = transfer(ALICE, DAVE, 1, nonce=0, fee=1_000).size
     ledger = factory.open(four_funded(), mempool_bytes=2 * size + 1)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
 from powernode.core.block import Block
+from powernode.core.errors import ParentInvalid
 from powernode.core.params import ChainParams
 from tests.unit.helpers import (
     ALICE,
@@ -345,10 +346,11 @@ def test_reorg_onto_invalid_branch_rolls_back(factory: LedgerFactory, params: Ch
     assert bad2.header.target == b3.header.target == a2.header.target
     for blk in (b1, bad2):
         assert a.submit_block(blk, now=T + 5, mono=MONO)[0] == "side"
-    outcome, update = a.submit_block(b3, now=T + 5, mono=MONO)
-    # the heavier branch was tried, failed at bad2, and the old tip came back
-    assert outcome == "side"
-    assert update.invalid[bad2.hash].code == "bad_state_root"
+    # the heavier branch is tried, fails at bad2, the submitter hears why, and
+    # the old tip comes back
+    with pytest.raises(ParentInvalid, match="bad_state_root"):
+        a.submit_block(b3, now=T + 5, mono=MONO)
+    assert a.chain.index.get(bad2.hash).failed  # type: ignore[union-attr]
     assert a.chain.tip.hash == a2.hash
     assert [e.hash for e in a.chain.active[1:]] == [a1.hash, a2.hash]
     assert a.chain.state.data == before
