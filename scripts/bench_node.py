@@ -26,8 +26,15 @@ What it measures (in this order; the table is printed in the numbered order):
    over one keep-alive connection on that same node (so its mempool holds the
    20,000 txs), with the miner idle and then running on a hard target.
 
+The machine must be otherwise idle for the figures to mean anything: the run
+first waits (up to ``--wait-quiet`` seconds) for other processes to go quiet,
+then records how many cores other processes used during each timed phase and
+flags any phase where that exceeded 0.25.
+
 The whole run is bounded by ``--budget`` seconds; node processes are stopped
-(SIGTERM, then SIGKILL) whatever happens.
+(SIGTERM, then SIGKILL) whatever happens. Exit status: 0 when every phase ran
+(with ``--check``: and every target was met, else 1), 2 when a phase failed or
+the budget ran out, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -94,6 +101,7 @@ FEE = 1000
 TARGET_INGEST_RATIO = 0.6
 TARGET_WARM_SPEEDUP = 5.0
 TARGET_P99_RATIO = 2.0
+BUSY_CORES = 0.25  # other processes' load above which a phase's figures are flagged
 
 T = TypeVar("T")
 
@@ -101,9 +109,6 @@ SWEEP = ((200, 1), (500, 1), (1000, 1), (200, 2), (500, 2), (1000, 2))
 
 
 # --- timed phases -------------------------------------------------------------
-
-
-BUSY_CORES = 0.25  # other processes' load above which figures are flagged
 
 
 class Phases:
@@ -179,16 +184,19 @@ def genesis_doc(
 # --- 1. baseline -------------------------------------------------------------------
 
 
-def _best_rate(n: int, runs: int, fn: Callable[[], object]) -> float:
-    best = math.inf
+def _best_rates(n: int, runs: int, fns: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Items per second of each function, best of ``runs``; the runs are
+    interleaved so a slow spell of the machine hits every variant alike."""
+    best = dict.fromkeys(fns, math.inf)
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: n / t for name, t in best.items()}
 
 
-def _halves(items: Sequence[T], parts: int) -> list[Sequence[T]]:
+def _split(items: Sequence[T], parts: int) -> list[Sequence[T]]:
     size = -(-len(items) // parts)
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -211,27 +219,34 @@ def bench_baseline(
         for tx in chunk:
             tx.verify_signature()
 
-    out: dict[str, Any] = {"signatures": n, "message_bytes": msg_bytes, "runs": runs}
+    txs = [sample_txs[i % len(sample_txs)] for i in range(n)]
+    out: dict[str, Any] = {
+        "signatures": n,
+        "message_bytes": msg_bytes,
+        "runs": runs,
+        "node_path_tx_bytes": txs[0].size,
+    }
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(raw, _halves(items[:200], 2)))  # warm the threads
-        out["verify_per_s_1t"] = _best_rate(n, runs, lambda: raw(items))
-        progress(f"baseline: 1 thread  {out['verify_per_s_1t']:,.0f} verifies/s")
-        halves = _halves(items, 2)
-        out["verify_per_s_2t"] = _best_rate(n, runs, lambda: list(pool.map(raw, halves)))
-        progress(f"baseline: 2 threads {out['verify_per_s_2t']:,.0f} verifies/s (the baseline)")
-        txs = list(sample_txs[:n])
-        m = len(txs)
-        tx_halves = _halves(txs, 2)
-        out["node_path_txs"] = m
-        out["node_path_tx_bytes"] = txs[0].size
-        out["node_path_per_s_1t"] = _best_rate(m, runs, lambda: node_path(txs))
-        out["node_path_per_s_2t"] = _best_rate(
-            m, runs, lambda: list(pool.map(node_path, tx_halves))
+        list(pool.map(raw, _split(items[:200], 2)))  # start and warm both threads
+        halves = _split(items, 2)
+        tx_halves = _split(txs, 2)
+        rates = _best_rates(
+            n,
+            runs,
+            {
+                "verify_per_s_1t": lambda: raw(items),
+                "verify_per_s_2t": lambda: list(pool.map(raw, halves)),
+                "node_path_per_s_1t": lambda: node_path(txs),
+                "node_path_per_s_2t": lambda: list(pool.map(node_path, tx_halves)),
+            },
         )
-        progress(
-            "baseline: node path Transaction.verify_signature "
-            f"{out['node_path_per_s_1t']:,.0f}/s (1t), {out['node_path_per_s_2t']:,.0f}/s (2t)"
-        )
+    out.update(rates)
+    progress(f"baseline: 1 thread  {out['verify_per_s_1t']:,.0f} verifies/s")
+    progress(f"baseline: 2 threads {out['verify_per_s_2t']:,.0f} verifies/s (the baseline)")
+    progress(
+        "baseline: node path Transaction.verify_signature "
+        f"{out['node_path_per_s_1t']:,.0f}/s (1 thread), {out['node_path_per_s_2t']:,.0f}/s (2)"
+    )
     return out
 
 
@@ -325,6 +340,8 @@ def bench_block_connect(workdir: Path, senders: int, nonces: int, reps: int) -> 
         "warm_ms": warm,
         "cold_ms_median": cold_med,
         "warm_ms_median": warm_med,
+        "cold_ms_min": min(cold),
+        "warm_ms_min": min(warm),
         "speedup": cold_med / warm_med,
     }
 
@@ -590,10 +607,12 @@ def run(
             f"mempool {pool['size']:,}"
         )
         if r.errors or r.accepted != len(all_txs) or pool["size"] != len(all_txs):
-            raise RuntimeError(
-                f"ingest incomplete: accepted {r.accepted}, mempool {pool['size']}, "
-                f"errors {dict(r.errors)}"
+            problem = (
+                f"ingest incomplete: accepted {r.accepted} of {len(all_txs)}, "
+                f"mempool {pool['size']}, errors {dict(r.errors)}"
             )
+            results.setdefault("problems", []).append(problem)
+            progress(f"PROBLEM: {problem}; node log tail:\n{node.stderr_tail()}")
 
         # 4. RPC latency, on the same node
         progress(f"latency: {args.latency_calls} sequential calls per method and state")
@@ -688,6 +707,7 @@ def print_table(results: dict[str, Any]) -> None:
             )
         )
         rows.append(("  ingest wall time", f"{ing['seconds']:.2f} s", "", ""))
+        rows.append((f"  batch size and connections: {ing['choice']}", "", "", ""))
         rows.append(
             ("2 ingest / baseline", f"{ing['ratio_to_baseline']:.2f}", *met("ingest_ratio"))
         )
@@ -746,6 +766,8 @@ def print_table(results: dict[str, Any]) -> None:
                 f"WARNING: the machine was busy (> {BUSY_CORES} cores used by other processes) "
                 f"during: {', '.join(busy)}; those figures are unreliable"
             )
+    for problem in results.get("problems", []):
+        print(f"PROBLEM: {problem}")
     if "error" in results:
         print(f"RUN FAILED: {results['error']}")
 
@@ -760,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sigs", type=int, default=4000, help="signatures for the baseline")
     ap.add_argument("--block-senders", type=int, default=50)
     ap.add_argument("--block-nonces", type=int, default=100)
-    ap.add_argument("--block-reps", type=int, default=3)
+    ap.add_argument("--block-reps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=0, help="skip the sweep: this batch size")
     ap.add_argument("--connections", type=int, default=0, help="skip the sweep: this many")
     ap.add_argument("--latency-calls", type=int, default=2000)
@@ -800,6 +822,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchAborted as exc:
         results["error"] = f"aborted: {exc}"
         code = 2
+    except KeyboardInterrupt:
+        results["error"] = "interrupted"
+        code = 130
     except Exception as exc:
         traceback.print_exc()
         results["error"] = f"{type(exc).__name__}: {exc}"
@@ -817,6 +842,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     if args.json:
         print(json.dumps(results, indent=2))
+    if code == 0 and results.get("problems"):
+        code = 2
     if code == 0 and args.check and not all(t["met"] for t in results["targets"].values()):
         code = 1
     return code
