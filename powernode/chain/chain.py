@@ -77,6 +77,7 @@ class Chain:
         self._candidates: set[IndexEntry] = set()
         self._blocks: OrderedDict[bytes, Block] = OrderedDict()
         self.genesis = genesis_block(params)
+        self._mtp_cache: tuple[IndexEntry, int] | None = None
 
     # --- loading ------------------------------------------------------------
 
@@ -166,7 +167,12 @@ class Chain:
         )
 
     def min_timestamp(self, parent: IndexEntry) -> int:
-        return median_time_past(self.index.recent_timestamps(parent)) + 1
+        cached = self._mtp_cache
+        if cached is not None and cached[0] is parent:
+            return cached[1]
+        value = median_time_past(self.index.recent_timestamps(parent)) + 1
+        self._mtp_cache = (parent, value)
+        return value
 
     def check_context(self, block: Block, parent: IndexEntry, now: int) -> None:
         h = block.header

@@ -55,6 +55,7 @@ class Checked:
     tx: Transaction
     sender: bytes
     cost: int
+    epoch: int  # the ledger's tip epoch when checked
 
 
 class Ledger:
@@ -74,6 +75,9 @@ class Ledger:
         )
         self.mempool = Mempool(max_bytes=mempool_bytes, max_per_sender=max_per_sender)
         self.verify_batch = verify_batch
+        # Bumped whenever the tip moves: a Checked from an older epoch must be
+        # checked again in full.
+        self._epoch = 0
 
     def load(self) -> None:
         self.chain.load()
@@ -103,6 +107,13 @@ class Ledger:
         payload = handler.decode(tx.payload)
         if tx.fee < self.params.min_fee:
             raise FeeTooLow(f"fee {tx.fee} below the minimum {self.params.min_fee}")
+        cost = tx.fee + handler.max_debit(payload)
+        self._check_against_pool(tx, cost)
+        handler.precheck(StateView(self.chain.state), self.next_context(now), tx, payload)
+        return Checked(tx, tx.sender_address, cost, self._epoch)
+
+    def _check_against_pool(self, tx: Transaction, cost: int) -> None:
+        """The rules that depend on the sender's account and pending txs."""
         sender = tx.sender_address
         acct = self.account(sender)
         if tx.nonce < acct.nonce:
@@ -118,19 +129,22 @@ class Ledger:
             raise ReplacementUnderpriced(
                 f"a tx with nonce {tx.nonce} is pending; a replacement must pay {REPLACE_BUMP_PCT}% more fee"
             )
-        cost = tx.fee + handler.max_debit(payload)
         needed = self.mempool.pending_cost(sender, replacing=tx.nonce) + cost
         if acct.balance < needed:
             raise InsufficientFunds(f"balance {acct.balance} < {needed} needed with pending txs")
-        handler.precheck(StateView(self.chain.state), self.next_context(now), tx, payload)
-        return Checked(tx, sender, cost)
 
     def add_checked(self, checked: Checked, *, now: int) -> bytes:
-        """Admit a tx whose signature the caller has verified (and re-check the
-        state rules, which may have moved while it was being verified)."""
+        """Admit a tx whose signature the caller has verified. The pool may have
+        moved while it was verified, so the pool rules run again; if the tip
+        moved too, every rule does."""
         tx = checked.tx
         self.sigcache.add(tx.txid)
-        checked = self.check_tx(tx, now=now)
+        if checked.epoch != self._epoch:
+            checked = self.check_tx(tx, now=now)
+        else:
+            if tx.txid in self.mempool:
+                raise AlreadyKnown("tx is already in the mempool")
+            self._check_against_pool(tx, checked.cost)
         evicted = self.mempool.add(tx, checked.sender, checked.cost)
         if evicted:
             emit(log, "mempool.evicted", txs=len(evicted), size=len(self.mempool))
@@ -159,7 +173,7 @@ class Ledger:
             "confirmations": (self.chain.height - entry.height + 1) if entry else None,
         }
         if pos < len(receipts):
-            out["receipt"] = Receipt.from_obj(receipts[pos]).to_json()
+            out["receipt"] = Receipt.from_obj(txid, receipts[pos]).to_json()
         return out
 
     # --- blocks -------------------------------------------------------------
@@ -167,6 +181,7 @@ class Ledger:
     def submit_block(self, block: Block, *, now: int, mono: float) -> tuple[str, ChainUpdate]:
         outcome, update = self.chain.submit_block(block, now=now, mono=mono)
         if update:
+            self._epoch += 1
             self._sync_mempool(update, now)
         return outcome, update
 

@@ -34,6 +34,8 @@ class Mempool:
         self.total_bytes = 0
         self._sender_cost: dict[bytes, int] = {}
         self._seq = 0
+        # Changes whenever the contents do; the miner rebuilds only then.
+        self.version = 0
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -89,6 +91,7 @@ class Mempool:
         return evicted
 
     def _insert(self, entry: PoolEntry) -> None:
+        self.version += 1
         self.by_sender.setdefault(entry.sender, {})[entry.tx.nonce] = entry
         self.by_id[entry.tx.txid] = entry
         self.total_bytes += entry.tx.size
@@ -101,6 +104,7 @@ class Mempool:
         return entry
 
     def _drop(self, entry: PoolEntry) -> None:
+        self.version += 1
         del self.by_id[entry.tx.txid]
         q = self.by_sender[entry.sender]
         del q[entry.tx.nonce]
@@ -154,3 +158,4 @@ class Mempool:
         self.by_sender.clear()
         self._sender_cost.clear()
         self.total_bytes = 0
+        self.version += 1

@@ -39,7 +39,8 @@ class ExecContext:
     params: ChainParams
 
 
-# An event is a small JSON-friendly record of what a tx did, shown in receipts.
+# An event is a small record of what a tx did, kept in receipts: str keys,
+# int/str/bytes values (bytes are shown as hex over RPC).
 Event = dict[str, Any]
 
 

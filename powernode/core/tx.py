@@ -28,6 +28,8 @@ from powernode.core.crypto import (
 from powernode.core.errors import DecodeError, OversizeTx
 
 MAX_TX_BYTES = 16 * 1024
+_ARRAY6 = b"\x96"
+_SIG_TAIL = 2 + SIG_SIZE
 MAX_TYPE_LEN = 32
 MAX_CHAIN_ID_LEN = 64
 
@@ -43,19 +45,19 @@ class Transaction:
     signature: bytes
     raw: bytes = field(compare=False, repr=False)
     txid: bytes = field(compare=False, repr=False)
-
-    @property
-    def sender_address(self) -> bytes:
-        return address_of(self.sender)
+    # Derived once at decode: engines and the mempool ask for it many times.
+    sender_address: bytes = field(compare=False, repr=False)
 
     @property
     def size(self) -> int:
         return len(self.raw)
 
     def signing_bytes(self) -> bytes:
-        return signing_bytes(
-            self.chain_id, self.type, self.sender, self.nonce, self.fee, self.payload
-        )
+        # ``raw`` is canonical (decode_tx checked), so the signed six-field
+        # array is the seven-field one with a 6-element header and without
+        # the trailing 66-byte signature (bin8 marker, length, 64 bytes).
+        # Slicing beats re-encoding, and it runs on the verify threads.
+        return _ARRAY6 + self.raw[1:-_SIG_TAIL]
 
     def verify_signature(self) -> None:
         verify(self.sender, self.signature, self.signing_bytes())
@@ -99,16 +101,18 @@ def tx_from_obj(obj: Any, raw: bytes) -> Transaction:
     payload = f[5]
     if type(payload) is not list:
         raise DecodeError("tx payload: expected array")
+    sender = encoding.as_bytes(f[2], "tx sender", size=PUBKEY_SIZE)
     return Transaction(
         chain_id=encoding.as_str(f[0], "tx chain_id", max_len=MAX_CHAIN_ID_LEN),
         type=encoding.as_str(f[1], "tx type", max_len=MAX_TYPE_LEN),
-        sender=encoding.as_bytes(f[2], "tx sender", size=PUBKEY_SIZE),
+        sender=sender,
         nonce=encoding.as_uint(f[3], "tx nonce"),
         fee=encoding.as_uint(f[4], "tx fee"),
         payload=payload,
         signature=encoding.as_bytes(f[6], "tx signature", size=SIG_SIZE),
         raw=raw,
         txid=sha256(raw),
+        sender_address=address_of(sender),
     )
 
 

@@ -7,11 +7,11 @@ address never written reads as a zero account.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from powernode.core import encoding
 from powernode.core.crypto import ADDRESS_SIZE, address_hex
-from powernode.core.errors import BadAmount, BadPayload, InsufficientFunds, PowernodeError
+from powernode.core.errors import BadAmount, BadPayload, InsufficientFunds
 from powernode.core.execution import Event, ExecContext, StateAccess, StateRead
 from powernode.core.tx import Transaction
 from powernode.core.units import MAX_MONEY, as_amount
@@ -19,8 +19,10 @@ from powernode.core.units import MAX_MONEY, as_amount
 ACCOUNT_NS = "acct"
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+class Account(NamedTuple):
+    """Immutable like a frozen dataclass, but built in a third of the time:
+    every tx makes three of these, so it shows in block connect time."""
+
     balance: int = 0
     nonce: int = 0
 
@@ -75,12 +77,11 @@ class TransferHandler:
     def decode(self, payload: list[Any]) -> TransferPayload:
         if len(payload) != 2:
             raise BadPayload("transfer payload is [to, amount]")
-        try:
-            to = encoding.as_bytes(payload[0], "transfer to", size=ADDRESS_SIZE)
-        except PowernodeError as exc:
-            raise BadPayload(exc.message) from exc
-        amount = as_amount(payload[1], "transfer amount")
-        if amount == 0:
+        to, amount = payload
+        if type(to) is not bytes or len(to) != ADDRESS_SIZE:
+            raise BadPayload(f"transfer to: expected a {ADDRESS_SIZE}-byte address")
+        if type(amount) is not int or not 0 < amount <= MAX_MONEY:
+            as_amount(amount, "transfer amount")  # raises the precise typed error
             raise BadAmount("transfer amount must be positive")
         return TransferPayload(to, amount)
 
@@ -96,16 +97,11 @@ class TransferHandler:
         self, view: StateAccess, ctx: ExecContext, tx: Transaction, payload: TransferPayload
     ) -> list[Event]:
         sender = tx.sender_address
-        debit(view, sender, payload.amount)
-        credit(view, payload.to, payload.amount)
-        return [
-            {
-                "event": "transfer",
-                "from": address_hex(sender),
-                "to": address_hex(payload.to),
-                "amount": payload.amount,
-            }
-        ]
+        to = payload.to
+        amount = payload.amount
+        debit(view, sender, amount)
+        credit(view, to, amount)
+        return [{"event": "transfer", "from": sender, "to": to, "amount": amount}]
 
 
 HANDLERS = (TransferHandler(),)

@@ -34,11 +34,14 @@ class Miner:
         make_template: Callable[[], Coroutine[Any, Any, Block]],
         on_found: Callable[[Block], None],
         refresh: float,
+        state_key: Callable[[], object],
     ) -> None:
         self._loop = loop
         self._make_template = make_template
         self._on_found = on_found
         self._refresh = refresh
+        # Read from the miner thread: a stale read costs one extra rebuild at most.
+        self._state_key = state_key
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -85,6 +88,7 @@ class Miner:
         nonce_base = int.from_bytes(threading.get_ident().to_bytes(8, "little")[:4], "big") << 32
         while not self._stop.is_set():
             gen = self.generation
+            key = self._state_key()
             block = self._template()
             if block is None:
                 self._stop.wait(1.0)
@@ -102,8 +106,14 @@ class Miner:
                         break
                 self.hashes += _CHECK_EVERY
                 nonce += _CHECK_EVERY
-                if self._stop.is_set() or gen != self.generation or time.monotonic() > deadline:
+                if self._stop.is_set() or gen != self.generation:
                     break
+                if time.monotonic() > deadline:
+                    # Rebuilding costs the event loop a full template; only
+                    # do it when the tip or the mempool changed.
+                    if self._state_key() != key:
+                        break
+                    deadline = time.monotonic() + self._refresh
             nonce_base = nonce
             if found is None:
                 continue

@@ -31,10 +31,14 @@ from powernode.logkit import emit
 from powernode.node.config import NodeConfig
 from powernode.node.miner import Miner
 from powernode.node.rpc import RpcServer
+from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
 from powernode.state.genesis import parse_genesis_json
 
 log = logging.getLogger("powernode.node")
+
+# Txs per pipeline stage in submit_txs.
+_PIPE_CHUNK = 128
 
 
 def load_node_key(config: NodeConfig) -> KeyPair:
@@ -108,6 +112,7 @@ class Node:
             hash=tip.hash,
             ms=(time.perf_counter() - t0) * 1000,
         )
+        freeze_loaded_objects()
         restored = self.ledger.load_mempool(cfg.mempool_path, now=now_s())
         emit(log, "mempool.loaded", txs=restored)
         self._stack.callback(self._save_mempool)
@@ -118,6 +123,7 @@ class Node:
             make_template=self._template,
             on_found=self._on_mined,
             refresh=float(cfg.mining.refresh),
+            state_key=lambda: (self.L.chain.tip.hash, self.L.mempool.version),
         )
         self._stack.push_async_callback(self._stop_miner)
         if cfg.mining.enabled:
@@ -239,31 +245,44 @@ class Node:
     async def submit_txs(
         self, txs: Sequence[Transaction | PowernodeError]
     ) -> list[tuple[bytes | None, PowernodeError | None]]:
-        """Admit many txs: state checks on the loop, signatures on worker
-        threads in parallel, then admission. One result per input."""
+        """Admit many txs; one result per input, in order.
+
+        Pipelined in chunks: while the worker threads check one chunk's
+        signatures, the loop runs the state checks of the next, so the loop's
+        work and the verification overlap instead of taking turns.
+        """
         results: list[tuple[bytes | None, PowernodeError | None]] = [(None, None)] * len(txs)
-        checked: list[tuple[int, Checked]] = []
+        in_flight: list[
+            tuple[list[tuple[int, Checked]], list[Transaction], asyncio.Future[set[int]]]
+        ] = []
         now = now_s()
-        for i, item in enumerate(txs):
-            if isinstance(item, PowernodeError):
-                results[i] = (None, item)
-                continue
-            try:
-                checked.append((i, self.L.check_tx(item, now=now)))
-            except PowernodeError as exc:
-                results[i] = (None, exc)
-        to_verify = [c.tx for _, c in checked if c.tx.txid not in self.L.sigcache]
-        bad = await self.verifier.bad_indexes(to_verify)
-        bad_ids = {to_verify[j].txid for j in bad}
-        now = now_s()
-        for i, c in checked:
-            if c.tx.txid in bad_ids:
-                results[i] = (None, BadSignature("signature does not verify"))
-                continue
-            try:
-                results[i] = (self.L.add_checked(c, now=now), None)
-            except PowernodeError as exc:
-                results[i] = (None, exc)
+        for start in range(0, len(txs), _PIPE_CHUNK):
+            chunk: list[tuple[int, Checked]] = []
+            for i in range(start, min(start + _PIPE_CHUNK, len(txs))):
+                item = txs[i]
+                if isinstance(item, PowernodeError):
+                    results[i] = (None, item)
+                    continue
+                try:
+                    chunk.append((i, self.L.check_tx(item, now=now)))
+                except PowernodeError as exc:
+                    results[i] = (None, exc)
+            todo = [c.tx for _, c in chunk if c.tx.txid not in self.L.sigcache]
+            in_flight.append((chunk, todo, asyncio.ensure_future(self.verifier.bad_indexes(todo))))
+            # Let the verify threads start on this chunk before checking the next.
+            await asyncio.sleep(0)
+        for chunk, todo, fut in in_flight:
+            bad = await fut
+            bad_ids = {todo[j].txid for j in bad}
+            now = now_s()
+            for i, c in chunk:
+                if c.tx.txid in bad_ids:
+                    results[i] = (None, BadSignature("signature does not verify"))
+                    continue
+                try:
+                    results[i] = (self.L.add_checked(c, now=now), None)
+                except PowernodeError as exc:
+                    results[i] = (None, exc)
         return results
 
 
@@ -278,4 +297,5 @@ def _solve(block: Block, max_tries: int) -> int | None:
 
 def run_node(config: NodeConfig) -> None:
     """Blocking entry point for ``powernode run``."""
+    tune_gc()
     asyncio.run(Node(config).run())

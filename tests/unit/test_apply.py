@@ -122,11 +122,12 @@ def test_transfer_applies(params: ChainParams) -> None:
     assert r.events == (
         {
             "event": "transfer",
-            "from": ALICE.address.hex(),
-            "to": DAVE.address.hex(),
+            "from": ALICE.address,
+            "to": DAVE.address,
             "amount": 3 * COIN,
         },
     )
+    assert r.to_json()["events"][0]["from"] == ALICE.address.hex()
     assert bal(view, ALICE) == ALLOC - 3 * COIN - 25 and nonce(view, ALICE) == 1
     assert bal(view, DAVE) == 3 * COIN and nonce(view, DAVE) == 0
     # the base is untouched until the caller applies the view
@@ -174,7 +175,7 @@ def test_receipt_obj_round_trip(params: ChainParams) -> None:
     view = StateView(genesis_state(params))
     for tx in (transfer(ALICE, DAVE, 1, nonce=0), transfer(BOB, DAVE, ALLOC, nonce=0)):
         r = apply_tx(view, ctx(params), tx)
-        assert Receipt.from_obj(r.to_obj()) == r
+        assert Receipt.from_obj(tx.txid, r.to_obj()) == r
 
 
 def _hand_built(payload: list[Any], **kw: Any) -> Transaction:
@@ -190,6 +191,7 @@ def _hand_built(payload: list[Any], **kw: Any) -> Transaction:
         signature=base.signature,
         raw=b"",
         txid=sha256(repr(payload).encode()),
+        sender_address=base.sender_address,
     )
     fields.update(kw)
     return Transaction(**fields)
