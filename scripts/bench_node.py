@@ -87,6 +87,7 @@ from powernode.core.crypto import KeyPair, sha256
 from powernode.core.params import ChainParams, parse_params
 from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction
+from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
 
 COIN = 1_000_000
@@ -258,6 +259,7 @@ def _open_ledger(path: Path, params: ChainParams, verifier: Verifier) -> tuple[L
     store.open()
     ledger = Ledger(params=params, store=store, verify_batch=verifier.verify_blocking)
     ledger.load()
+    freeze_loaded_objects()
     return ledger, store
 
 
@@ -279,6 +281,9 @@ def bench_block_connect(workdir: Path, senders: int, nonces: int, reps: int) -> 
     progress(f"block connect: signing {senders * nonces:,} transfers")
     txs = nonce_major(sign_grid(keys, nonces, BLOCK_CHAIN), range(senders))
     workdir.mkdir(parents=True, exist_ok=True)
+    # The node process runs with these GC settings (node/runtime.py); measure
+    # its block connect under the same ones.
+    tune_gc()
     verifier = Verifier(2)
     verifier.start()
     cold: list[float] = []
