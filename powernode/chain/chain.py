@@ -18,7 +18,7 @@ from powernode.chain.orphans import OrphanPool
 from powernode.chain.sigcache import SigCache, verify_serial
 from powernode.chain.store import BlockStore
 from powernode.core import encoding
-from powernode.core.block import Block, check_block, decode_block, median_time_past
+from powernode.core.block import Block, BlockHeader, check_block, decode_block, median_time_past
 from powernode.core.errors import (
     BadHeight,
     BadTarget,
@@ -331,3 +331,34 @@ class Chain:
                 e.status |= FAILED
                 self.store.set_status(e.hash, e.status)
                 self._candidates.discard(e)
+
+    # --- sync helpers -------------------------------------------------------
+
+    def locator(self) -> list[bytes]:
+        """Block hashes from the tip back to genesis, dense then exponentially
+        sparse (Bitcoin's block locator): a peer finds our fork point in it."""
+        out: list[bytes] = []
+        height = self.height
+        step = 1
+        while height > 0 and len(out) < 63:
+            out.append(self.active[height].hash)
+            if len(out) >= 10:
+                step *= 2
+            height -= step
+        out.append(self.genesis.hash)
+        return out
+
+    def headers_after(self, locator: list[bytes], stop: bytes, limit: int) -> list[BlockHeader]:
+        """Main-chain headers after the first locator hash we have on it."""
+        start = 0
+        for h in locator:
+            entry = self.index.get(h)
+            if entry is not None and self.in_active(entry):
+                start = entry.height
+                break
+        out: list[BlockHeader] = []
+        for entry in self.active[start + 1 : start + 1 + limit]:
+            out.append(entry.header)
+            if entry.hash == stop:
+                break
+        return out

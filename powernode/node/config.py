@@ -52,7 +52,15 @@ class P2pConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_P2P_PORT
     enabled: bool = False
+    # Static bootstrap peers, "host:port".
     peers: tuple[str, ...] = ()
+    max_outbound: int = 8
+    max_inbound: int = 32
+    handshake_timeout: int = 10
+    ping_interval: int = 15
+    ban_seconds: int = 3600
+    max_frame_bytes: int = 9 * 1024 * 1024
+    max_blocks_in_flight: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,5 +200,12 @@ max_per_sender = 256
 enabled = {str(p2p).lower()}
 host = "127.0.0.1"
 port = {p2p_port}
-peers = [{peer_list}]
+peers = [{peer_list}]    # bootstrap peers, "host:port"
+max_outbound = 8
+max_inbound = 32
+handshake_timeout = 10  # s
+ping_interval = 15      # s
+ban_seconds = 3600      # how long misbehaving peers are refused
+max_frame_bytes = 9437184
+max_blocks_in_flight = 64
 """

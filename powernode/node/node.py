@@ -30,6 +30,7 @@ from powernode.core.tx import Transaction
 from powernode.logkit import emit
 from powernode.node.config import NodeConfig
 from powernode.node.miner import Miner
+from powernode.node.p2p import P2P
 from powernode.node.rpc import RpcServer
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
@@ -67,6 +68,7 @@ class Node:
         self.mining_address = b""
         self.started_at = 0.0
         self.rpc: RpcServer | None = None
+        self.p2p: P2P | None = None
 
     @property
     def L(self) -> Ledger:
@@ -117,6 +119,10 @@ class Node:
         emit(log, "mempool.loaded", txs=restored)
         self._stack.callback(self._save_mempool)
 
+        if cfg.p2p.enabled:
+            self.p2p = P2P(self, cfg.p2p)
+            await self.p2p.start()
+            self._stack.push_async_callback(self.p2p.stop)
         await self._start_rpc()
         self.miner = Miner(
             loop=asyncio.get_running_loop(),
@@ -174,7 +180,12 @@ class Node:
         fd = os.open(cfg.cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(f"__cookie__:{cookie}")
-        cfg.runtime_path.write_text(json.dumps({"pid": os.getpid(), "rpc": self.rpc_url}))
+        runtime = {
+            "pid": os.getpid(),
+            "rpc": self.rpc_url,
+            "p2p": self.p2p.listen if self.p2p else "",
+        }
+        cfg.runtime_path.write_text(json.dumps(runtime))
         self._stack.callback(self._remove_runtime_files)
 
     def _remove_runtime_files(self) -> None:
@@ -210,11 +221,15 @@ class Node:
             outcome=outcome,
         )
 
-    def accept_block(self, block: Block) -> tuple[str, Any]:
+    def accept_block(self, block: Block, *, source: int | None = None) -> tuple[str, Any]:
         tip_before = self.L.chain.tip
         outcome, update = self.L.submit_block(block, now=now_s(), mono=time.monotonic())
-        if self.L.chain.tip is not tip_before and self.miner is not None:
-            self.miner.new_tip()
+        tip = self.L.chain.tip
+        if tip is not tip_before:
+            if self.miner is not None:
+                self.miner.new_tip()
+            if self.p2p is not None:
+                self.p2p.announce_block(tip.hash, tip.height)
         if update.disconnected:
             emit(
                 log,
@@ -283,6 +298,18 @@ class Node:
                     results[i] = (self.L.add_checked(c, now=now), None)
                 except PowernodeError as exc:
                     results[i] = (None, exc)
+        return results
+
+    async def submit_and_relay(
+        self, txs: Sequence[Transaction | PowernodeError], *, source: int | None = None
+    ) -> list[tuple[bytes | None, PowernodeError | None]]:
+        """``submit_txs``, then announce what was admitted to peers (except
+        the one it came from)."""
+        results = await self.submit_txs(txs)
+        if self.p2p is not None:
+            accepted = [txid for txid, _ in results if txid is not None]
+            if accepted:
+                self.p2p.announce_txs(accepted, source=source)
         return results
 
 

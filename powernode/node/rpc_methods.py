@@ -111,6 +111,8 @@ def build_methods(node: Node) -> tuple[dict[str, Method], dict[str, BatchMethod]
             "mining": bool(node.miner and node.miner.running),
             "mining_address": node.mining_address.hex(),
             "rpc": node.rpc_url,
+            "p2p": node.p2p.listen if node.p2p else "",
+            "peers": len(node.p2p.peers) if node.p2p else 0,
         }
 
     def _find_block(p: Params) -> Block:
@@ -146,7 +148,7 @@ def build_methods(node: Node) -> tuple[dict[str, Method], dict[str, BatchMethod]
                 txs.append(decode_tx(_hex(p, "raw")))
             except PowernodeError as exc:
                 txs.append(exc)
-        results = await node.submit_txs(txs)
+        results = await node.submit_and_relay(txs)
         return [(txid.hex() if txid else None, err) for txid, err in results]
 
     async def tx_get(p: Params) -> Any:
@@ -210,6 +212,40 @@ def build_methods(node: Node) -> tuple[dict[str, Method], dict[str, BatchMethod]
         hashes = await node.mine_now(n, addr)
         return {"hashes": [h.hex() for h in hashes], "height": ledger().chain.height}
 
+    def p2p() -> Any:
+        if node.p2p is None:
+            raise PowernodeError("p2p is disabled in this node's config", code="p2p_disabled")
+        return node.p2p
+
+    def _address(p: Params) -> str:
+        v = _arg(p, "address", 0)
+        host, _, port = str(v).rpartition(":")
+        if not isinstance(v, str) or not host or not port.isdigit():
+            raise InvalidParams("'address' must be 'host:port'")
+        return v
+
+    async def peer_list(p: Params) -> Any:
+        return p2p().peer_list()
+
+    async def peer_add(p: Params) -> Any:
+        addr = _address(p)
+        p2p().add_address(addr)
+        return {"added": addr}
+
+    async def peer_remove(p: Params) -> Any:
+        addr = _address(p)
+        return {"removed": addr, "disconnected": p2p().remove_address(addr)}
+
+    async def peer_ban(p: Params) -> Any:
+        addr = _address(p)
+        seconds = _int(p, "seconds", 1, default=p2p().cfg.ban_seconds, lo=1, hi=10**8)
+        p2p().ban(addr, seconds, "manual")
+        return {"banned": addr, "seconds": seconds}
+
+    async def peer_unban(p: Params) -> Any:
+        addr = _address(p)
+        return {"unbanned": p2p().unban(addr)}
+
     async def node_stop(p: Params) -> Any:
         node.stopping.set()
         return {"stopping": True}
@@ -225,6 +261,11 @@ def build_methods(node: Node) -> tuple[dict[str, Method], dict[str, BatchMethod]
         "miner.start": miner_start,
         "miner.stop": miner_stop,
         "dev.mine": dev_mine,
+        "peer.list": peer_list,
+        "peer.add": peer_add,
+        "peer.remove": peer_remove,
+        "peer.ban": peer_ban,
+        "peer.unban": peer_unban,
     }
     batch_methods: dict[str, BatchMethod] = {"tx.submit": tx_submit_batch}
     return methods, batch_methods

@@ -1,0 +1,467 @@
+"""Peer-to-peer networking: WebSocket transport, peer management, gossip, sync.
+
+The protocol rules live in protocol/ (sans I/O); this module carries frames
+between sockets and that state machine, and turns messages into ledger calls.
+
+- Gossip: new txs and blocks are announced by hash (``inv``) to every peer
+  not known to have them; peers fetch what they lack (``getdata``).
+- Sync: a peer with more work than us is asked for headers after our block
+  locator; the blocks behind those headers are fetched, at most
+  ``max_blocks_in_flight`` at a time per peer, and connected in order.
+- Misbehaviour (bad PoW, bad signature, malformed or oversize frames, floods)
+  disconnects and bans the peer for ``ban_seconds``; a slow or lagging peer
+  is never banned, its requests simply go elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from powernode.core.block import decode_block, decode_header
+from powernode.core.errors import InvalidBlock, PowernodeError, TimeTooNew
+from powernode.core.tx import decode_tx
+from powernode.logkit import emit
+from powernode.node.config import P2pConfig
+from powernode.node.p2p_sync import Sync
+from powernode.node.peer import Peer, now_ms
+from powernode.protocol.messages import (
+    MAX_INV,
+    PROTOCOL_VERSION,
+    Addr,
+    BlockMsg,
+    GetAddr,
+    GetData,
+    GetHeaders,
+    Headers,
+    Hello,
+    Inv,
+    Malformed,
+    Message,
+    NotFound,
+    OversizeFrame,
+    ProtocolError,
+    TxMsg,
+)
+from powernode.protocol.peer import PeerProtocol
+
+if TYPE_CHECKING:
+    from powernode.node.node import Node
+
+log = logging.getLogger("powernode.p2p")
+
+AGENT = "powernode/0.1"
+# Codes of rejected data that prove the sender misbehaved (as opposed to a
+# tx that is merely stale or a block that is merely early).
+_PUNISHABLE = {
+    "malformed", "float_not_allowed", "oversize", "oversize_tx", "bad_signature",
+    "wrong_chain", "unknown_tx_type", "bad_payload", "bad_amount", "bad_pow",
+    "bad_target", "bad_merkle_root", "bad_state_root", "bad_height", "oversize_block",
+    "duplicate_tx", "bad_tx_in_block", "time_too_old", "parent_invalid", "known_invalid",
+}  # fmt: skip
+
+
+class P2P:
+    def __init__(self, node: Node, config: P2pConfig) -> None:
+        self.node = node
+        self.cfg = config
+        self.node_id = os.urandom(16)
+        self.peers: dict[int, Peer] = {}
+        self.bans: dict[str, float] = {}  # key -> banned until (monotonic s)
+        self.addrbook: dict[str, float] = {}  # address -> next dial time (monotonic s)
+        self._backoff: dict[str, float] = {}
+        self._dialing: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.listen = ""
+        self.sync = Sync(self)
+
+    # --- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/p2p", self._inbound)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port, reuse_address=True)
+        await site.start()
+        port = self.cfg.port
+        server = site._server
+        if server is not None and server.sockets:  # type: ignore[attr-defined]
+            port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.listen = f"{self.cfg.host}:{port}"
+        self._session = aiohttp.ClientSession()
+        for addr in self.cfg.peers:
+            self.addrbook.setdefault(addr, 0.0)
+        self._spawn(self._maintain(), "p2p-maintain")
+        emit(log, "p2p.listening", listen=self.listen, peers=len(self.cfg.peers))
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for peer in list(self.peers.values()):
+            await peer.close()
+        self.peers.clear()
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def local_hello(self) -> Hello:
+        L = self.node.L
+        tip = L.chain.tip
+        return Hello(
+            version=PROTOCOL_VERSION,
+            chain_id=L.params.chain_id,
+            genesis=L.chain.genesis.hash,
+            height=tip.height,
+            work=min(tip.work, 2**256 - 1).to_bytes(32, "big"),
+            listen=self.listen,
+            node_id=self.node_id,
+            agent=AGENT,
+        )
+
+    # --- connections --------------------------------------------------------
+
+    def banned(self, key: str) -> bool:
+        until = self.bans.get(key)
+        return until is not None and until > time.monotonic()
+
+    def ban(self, key: str, seconds: float, reason: str) -> None:
+        self.bans[key] = time.monotonic() + seconds
+        emit(log, "peer.banned", logging.WARNING, peer=key, reason=reason, seconds=int(seconds))
+        for peer in list(self.peers.values()):
+            if peer.key == key or peer.addr == key:
+                self._spawn(peer.close(), f"close-{peer.id}")
+
+    def unban(self, key: str) -> bool:
+        return self.bans.pop(key, None) is not None
+
+    def add_address(self, addr: str) -> None:
+        if addr and addr != self.listen:
+            self.addrbook.setdefault(addr, 0.0)
+
+    def remove_address(self, addr: str) -> int:
+        self.addrbook.pop(addr, None)
+        closed = 0
+        for peer in list(self.peers.values()):
+            if addr in (peer.addr, peer.listen):
+                self._spawn(peer.close(), f"close-{peer.id}")
+                closed += 1
+        return closed
+
+    def _connected_to(self, addr: str) -> bool:
+        return any(addr in (p.addr, p.listen) for p in self.peers.values())
+
+    async def _inbound(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=self.cfg.max_frame_bytes, autoping=True)
+        await ws.prepare(request)
+        inbound = sum(1 for p in self.peers.values() if p.direction == "in")
+        addr = f"{request.remote}:{request.transport.get_extra_info('peername')[1] if request.transport else 0}"
+        if inbound >= self.cfg.max_inbound:
+            emit(log, "peer.refused", peer=addr, reason="inbound_full")
+            await ws.close()
+            return ws
+        await self._run_peer(ws, addr, "in")
+        return ws
+
+    async def _dial(self, addr: str) -> None:
+        assert self._session is not None
+        self._dialing.add(addr)
+        try:
+            ws = await self._session.ws_connect(
+                f"http://{addr}/p2p",
+                max_msg_size=self.cfg.max_frame_bytes,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5),
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            delay = min(60.0, self._backoff.get(addr, 0.5) * 2)
+            self._backoff[addr] = delay
+            self.addrbook[addr] = time.monotonic() + delay
+            emit(
+                log,
+                "peer.dial_failed",
+                logging.DEBUG,
+                peer=addr,
+                reason=type(exc).__name__,
+                retry_s=delay,
+            )
+            return
+        finally:
+            self._dialing.discard(addr)
+        self._backoff.pop(addr, None)
+        await self._run_peer(ws, addr, "out")
+        # Reconnect soon if it drops, with backoff if it keeps dropping.
+        delay = min(60.0, self._backoff.get(addr, 0.5) * 2)
+        self._backoff[addr] = delay
+        if addr in self.addrbook:
+            self.addrbook[addr] = time.monotonic() + delay
+
+    async def _run_peer(self, ws: Any, addr: str, direction: str) -> None:
+        proto = PeerProtocol(local=self.local_hello(), max_frame=self.cfg.max_frame_bytes)
+        peer = Peer(ws=ws, proto=proto, addr=addr, direction=direction)
+        if self.banned(addr):
+            await ws.close()
+            return
+        proto.start()
+        peer.start_writer()
+        peer.flush()
+        reason = "closed"
+        try:
+            async with asyncio.timeout(self.cfg.handshake_timeout):
+                first = await ws.receive()
+                reason = await self._on_frame(peer, first)
+            if reason == "":
+                self._on_ready(peer)
+                async for msg in ws:
+                    reason = await self._on_frame(peer, msg)
+                    if reason:
+                        break
+                else:
+                    reason = "closed"
+        except TimeoutError:
+            reason = "handshake_timeout"
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            reason = type(exc).__name__
+        finally:
+            if self.peers.pop(peer.id, None) is not None:
+                self.sync.peer_gone(peer)
+                emit(log, "peer.disconnected", peer=peer.key, direction=direction, reason=reason)
+            await peer.close()
+
+    async def _on_frame(self, peer: Peer, msg: aiohttp.WSMessage) -> str:
+        """Handle one WebSocket message; returns a reason to disconnect, or ''."""
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            return "closed"
+        if msg.type == WSMsgType.ERROR:
+            exc = peer.ws.exception()
+            if "size" in str(exc).lower():
+                return self._misbehaved(peer, OversizeFrame(str(exc)))
+            return f"error: {exc}"
+        if msg.type != WSMsgType.BINARY:
+            return self._misbehaved(peer, Malformed("text frame"))
+        try:
+            messages = peer.proto.receive(msg.data, now_ms())
+        except ProtocolError as exc:
+            return self._misbehaved(peer, exc)
+        peer.flush()
+        for m in messages:
+            try:
+                await self._on_message(peer, m)
+            except ProtocolError as exc:
+                return self._misbehaved(peer, exc)
+        return ""
+
+    def _misbehaved(self, peer: Peer, exc: PowernodeError) -> str:
+        ban = getattr(exc, "ban", True)
+        if ban:
+            self.ban(peer.key, self.cfg.ban_seconds, exc.code)
+            if peer.addr != peer.key:
+                self.bans[peer.addr] = self.bans[peer.key]
+        else:
+            emit(log, "peer.dropped", peer=peer.key, reason=exc.code, msg=exc.message)
+        return exc.code
+
+    def _on_ready(self, peer: Peer) -> None:
+        remote = peer.proto.remote
+        assert remote is not None
+        if any(
+            p.proto.remote and p.proto.remote.node_id == remote.node_id for p in self.peers.values()
+        ):
+            raise ConnectionError("duplicate connection")
+        if self.banned(peer.key):
+            raise ConnectionError("banned")
+        self.peers[peer.id] = peer
+        peer.height = remote.height
+        peer.work = int.from_bytes(remote.work, "big")
+        self.add_address(remote.listen)
+        emit(
+            log,
+            "peer.connected",
+            peer=peer.key,
+            direction=peer.direction,
+            height=remote.height,
+            agent=remote.agent,
+        )
+        if peer.direction == "out":
+            peer.send(GetAddr())
+        self.sync.peer_ready(peer)
+
+    # --- messages -----------------------------------------------------------
+
+    async def _on_message(self, peer: Peer, msg: Message) -> None:
+        L = self.node.L
+        if isinstance(msg, Inv):
+            if msg.kind == "tx":
+                for h in msg.hashes:
+                    peer.known_txs.add(h)
+                want = [
+                    h for h in msg.hashes if h not in L.mempool and L.chain.store.find_tx(h) is None
+                ]
+                if want:
+                    peer.send(GetData("tx", want))
+            else:
+                for h in msg.hashes:
+                    peer.known_blocks.add(h)
+                self.sync.on_block_inv(peer, msg.hashes)
+        elif isinstance(msg, GetData):
+            self._serve(peer, msg)
+        elif isinstance(msg, TxMsg):
+            await self._on_tx(peer, msg.raw)
+        elif isinstance(msg, BlockMsg):
+            self._on_block(peer, msg.raw)
+        elif isinstance(msg, GetHeaders):
+            headers = L.chain.headers_after(msg.locator, msg.stop, 2000)
+            peer.send(Headers([h.encode() for h in headers]))
+        elif isinstance(msg, Headers):
+            try:
+                headers = [decode_header(raw) for raw in msg.headers]
+            except PowernodeError as exc:
+                raise Malformed(f"bad header: {exc.message}") from exc
+            self.sync.on_headers(peer, headers)
+        elif isinstance(msg, NotFound):
+            for h in msg.hashes:
+                peer.in_flight.pop(h, None)
+        elif isinstance(msg, GetAddr):
+            addrs = [a for a in self.addrbook if not self.banned(a)]
+            addrs += [p.listen for p in self.peers.values() if p.listen]
+            peer.send(Addr(sorted(set(addrs))[:1000]))
+        elif isinstance(msg, Addr):
+            for a in msg.addrs:
+                host, _, port = a.rpartition(":")
+                if host and port.isdigit():
+                    self.add_address(a)
+
+    def _serve(self, peer: Peer, msg: GetData) -> None:
+        L = self.node.L
+        missing = []
+        if msg.kind == "tx":
+            for h in msg.hashes:
+                entry = L.mempool.get(h)
+                if entry is None:
+                    missing.append(h)
+                else:
+                    peer.known_txs.add(h)
+                    peer.send(TxMsg(entry.tx.raw))
+        else:
+            for h in msg.hashes[: self.cfg.max_blocks_in_flight * 4]:
+                try:
+                    block = L.chain.get_block(h)
+                except PowernodeError:
+                    missing.append(h)
+                    continue
+                peer.known_blocks.add(h)
+                peer.send(BlockMsg(block.raw))
+        if missing:
+            peer.send(NotFound(msg.kind, missing[:MAX_INV]))
+
+    async def _on_tx(self, peer: Peer, raw: bytes) -> None:
+        try:
+            tx = decode_tx(raw)
+        except PowernodeError as exc:
+            raise Malformed(f"tx: {exc.code}") from exc
+        peer.known_txs.add(tx.txid)
+        [(_, err)] = await self.node.submit_and_relay([tx], source=peer.id)
+        if err is not None and err.code in _PUNISHABLE:
+            raise ProtocolError(f"invalid tx: {err.code}: {err.message}", code=err.code)
+
+    def _on_block(self, peer: Peer, raw: bytes) -> None:
+        try:
+            block = decode_block(raw)
+        except PowernodeError as exc:
+            raise ProtocolError(f"block: {exc.code}: {exc.message}", code=exc.code) from exc
+        peer.known_blocks.add(block.hash)
+        peer.in_flight.pop(block.hash, None)
+        try:
+            outcome, _ = self.node.accept_block(block, source=peer.id)
+        except TimeTooNew as exc:
+            emit(log, "block.early", peer=peer.key, hash=block.hash, reason=exc.code)
+            return
+        except InvalidBlock as exc:
+            if exc.code in _PUNISHABLE:
+                raise ProtocolError(f"invalid block: {exc.message}", code=exc.code) from exc
+            return
+        if block.height > peer.height:
+            peer.height = block.height
+        self.sync.on_block(peer, block, outcome)
+
+    # --- announcing ---------------------------------------------------------
+
+    def announce_txs(self, txids: list[bytes], *, source: int | None = None) -> None:
+        for peer in self.peers.values():
+            if peer.id == source:
+                continue
+            fresh = [h for h in txids if h not in peer.known_txs]
+            for i in range(0, len(fresh), MAX_INV):
+                chunk = fresh[i : i + MAX_INV]
+                for h in chunk:
+                    peer.known_txs.add(h)
+                peer.send(Inv("tx", chunk))
+
+    def announce_block(self, block_hash: bytes, height: int) -> None:
+        for peer in self.peers.values():
+            if block_hash not in peer.known_blocks and not self.sync.peer_is_syncing_from_us(
+                peer, height
+            ):
+                peer.known_blocks.add(block_hash)
+                peer.send(Inv("block", [block_hash]))
+
+    # --- upkeep -------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        last_ping = time.monotonic()
+        while True:
+            now = time.monotonic()
+            for key in [k for k, until in self.bans.items() if until <= now]:
+                del self.bans[key]
+            outbound = sum(1 for p in self.peers.values() if p.direction == "out") + len(
+                self._dialing
+            )
+            candidates = [
+                a for a, at in self.addrbook.items()
+                if at <= now and not self.banned(a) and not self._connected_to(a) and a not in self._dialing
+            ]  # fmt: skip
+            random.shuffle(candidates)
+            for addr in candidates[: max(0, self.cfg.max_outbound - outbound)]:
+                self.addrbook[addr] = now + 1.0
+                self._spawn(self._dial(addr), f"dial-{addr}")
+            if now - last_ping >= self.cfg.ping_interval:
+                last_ping = now
+                t = now_ms()
+                for peer in list(self.peers.values()):
+                    if peer.proto.ping_outstanding(t) > 4 * self.cfg.ping_interval * 1000:
+                        emit(log, "peer.timeout", peer=peer.key)
+                        self._spawn(peer.close(), f"close-{peer.id}")
+                    elif peer.proto.ready:
+                        peer.proto.ping(random.getrandbits(63), t)
+                        peer.flush()
+            self.sync.tick()
+            await asyncio.sleep(0.5)
+
+    def peer_list(self) -> list[dict[str, object]]:
+        t = now_ms()
+        now = time.monotonic()
+        out = [p.info(t) for p in self.peers.values()]
+        for key, until in sorted(self.bans.items()):
+            if until > now:
+                out.append(
+                    {"address": key, "banned_until_s": round(until - now), "direction": "banned"}
+                )
+        return out

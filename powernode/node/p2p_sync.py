@@ -1,0 +1,161 @@
+"""Catching up: headers-first block download from peers with more work.
+
+Headers arrive in batches of up to 2,000 after our block locator; the
+blocks behind them are fetched from the peer that announced them, at most
+``max_blocks_in_flight`` at a time, and, since one WebSocket keeps order,
+they arrive parent first and connect as they come. A peer that stalls loses
+its requests to another peer; it is not punished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from powernode.core.block import Block, BlockHeader
+from powernode.core.crypto import ZERO_HASH
+from powernode.logkit import emit
+from powernode.node.peer import Peer, now_ms
+from powernode.protocol.messages import GetData, GetHeaders
+
+if TYPE_CHECKING:
+    from powernode.chain.chain import Chain
+    from powernode.node.p2p import P2P
+
+log = logging.getLogger("powernode.sync")
+
+STALL_MS = 20_000
+PROGRESS_EVERY_S = 2.0
+
+
+class Sync:
+    def __init__(self, p2p: P2P) -> None:
+        self.p2p = p2p
+        self.target_height = 0
+        self._last_progress = time.monotonic()
+        self._progress_height = 0
+        self._asked_headers: dict[int, float] = {}  # peer id -> when (monotonic s)
+
+    @property
+    def chain(self) -> Chain:
+        return self.p2p.node.L.chain
+
+    def _have(self, h: bytes) -> bool:
+        entry = self.chain.index.get(h)
+        return (entry is not None and bool(entry.status & 1)) or h in self.chain.orphans
+
+    def _requested(self, h: bytes) -> bool:
+        return any(h in p.in_flight or h in p.to_fetch for p in self.p2p.peers.values())
+
+    def ask_headers(self, peer: Peer, after: bytes | None = None, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._asked_headers.get(peer.id, 0.0) < 1.0:
+            return
+        self._asked_headers[peer.id] = now
+        locator = self.chain.locator()
+        if after is not None:
+            locator = [after, *locator][:64]
+        peer.send(GetHeaders(locator, ZERO_HASH))
+
+    # --- events from P2P ----------------------------------------------------
+
+    def peer_ready(self, peer: Peer) -> None:
+        if peer.work > self.chain.tip.work:
+            self.target_height = max(self.target_height, peer.height)
+            self.ask_headers(peer, force=True)
+
+    def peer_gone(self, peer: Peer) -> None:
+        self._asked_headers.pop(peer.id, None)
+        orphaned = [h for h in [*peer.in_flight, *peer.to_fetch] if not self._have(h)]
+        if not orphaned:
+            return
+        others = [p for p in self.p2p.peers.values() if p is not peer]
+        if others:
+            best = max(others, key=lambda p: p.height)
+            best.to_fetch.extend(h for h in orphaned if h not in best.to_fetch)
+            self.request_more(best)
+
+    def on_block_inv(self, peer: Peer, hashes: list[bytes]) -> None:
+        want = [h for h in hashes if not self._have(h) and not self._requested(h)]
+        if want:
+            peer.to_fetch.extend(want)
+            self.request_more(peer)
+
+    def on_headers(self, peer: Peer, headers: list[BlockHeader]) -> None:
+        if not headers:
+            return
+        last = headers[-1]
+        peer.height = max(peer.height, last.height)
+        self.target_height = max(self.target_height, last.height)
+        for h in headers:
+            if not self._have(h.hash) and not self._requested(h.hash):
+                peer.to_fetch.append(h.hash)
+        self.request_more(peer)
+        if len(headers) >= 2000:
+            self.ask_headers(peer, after=last.hash, force=True)
+
+    def on_block(self, peer: Peer, block: Block, outcome: str) -> None:
+        if outcome == "orphan":
+            # We lack its ancestors: ask this peer what leads to it.
+            self.ask_headers(peer)
+        self.request_more(peer)
+        if not peer.in_flight and not peer.to_fetch and peer.height > self.chain.height:
+            self.ask_headers(peer)
+
+    def request_more(self, peer: Peer) -> None:
+        room = self.p2p.cfg.max_blocks_in_flight - len(peer.in_flight)
+        if room <= 0 or not peer.to_fetch:
+            return
+        batch: list[bytes] = []
+        while peer.to_fetch and len(batch) < room:
+            h = peer.to_fetch.pop(0)
+            if not self._have(h) and not any(h in p.in_flight for p in self.p2p.peers.values()):
+                batch.append(h)
+        if batch:
+            t = now_ms()
+            for h in batch:
+                peer.in_flight[h] = t
+            peer.send(GetData("block", batch))
+
+    def peer_is_syncing_from_us(self, peer: Peer, height: int) -> bool:
+        # A peer far behind learns of our tip through its own header sync.
+        return peer.height + 50 < height
+
+    # --- periodic -----------------------------------------------------------
+
+    def tick(self) -> None:
+        t = now_ms()
+        peers = list(self.p2p.peers.values())
+        for peer in peers:
+            stalled = [h for h, at in peer.in_flight.items() if t - at > STALL_MS]
+            if stalled:
+                for h in stalled:
+                    del peer.in_flight[h]
+                others = [p for p in peers if p is not peer]
+                target = max(others, key=lambda p: p.height) if others else peer
+                target.to_fetch.extend(stalled)
+                emit(log, "sync.stalled", peer=peer.key, blocks=len(stalled), moved_to=target.key)
+                self.request_more(target)
+        best = max((p.height for p in peers), default=0)
+        self.target_height = max(self.target_height, best)
+        now = time.monotonic()
+        height = self.chain.height
+        if height < self.target_height and now - self._last_progress >= PROGRESS_EVERY_S:
+            rate = (height - self._progress_height) / (now - self._last_progress)
+            emit(
+                log,
+                "sync.progress",
+                height=height,
+                target=self.target_height,
+                blocks_per_s=round(rate, 1),
+                peers=len(peers),
+            )
+            self._last_progress = now
+            self._progress_height = height
+            # Keep asking the best peer while behind.
+            if peers and not any(p.in_flight or p.to_fetch for p in peers):
+                self.ask_headers(max(peers, key=lambda p: p.height))
+        elif height >= self.target_height:
+            self._last_progress = now
+            self._progress_height = height

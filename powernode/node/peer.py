@@ -1,0 +1,112 @@
+"""One connected peer: its WebSocket, its protocol state and what we know of it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from aiohttp import ClientWebSocketResponse, web
+
+from powernode.protocol.messages import Message
+from powernode.protocol.peer import PeerProtocol
+
+_ids = itertools.count(1)
+
+WebSocket = web.WebSocketResponse | ClientWebSocketResponse
+
+
+def now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+class KnownSet:
+    """Hashes a peer is known to have, bounded, oldest forgotten first."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._items: OrderedDict[bytes, None] = OrderedDict()
+
+    def add(self, h: bytes) -> None:
+        self._items[h] = None
+        if len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def __contains__(self, h: bytes) -> bool:
+        return h in self._items
+
+
+@dataclass(eq=False)
+class Peer:
+    ws: WebSocket
+    proto: PeerProtocol
+    addr: str  # what we dialled, or the remote socket address for inbound
+    direction: str  # "in" | "out"
+    id: int = field(default_factory=lambda: next(_ids))
+    connected_ms: int = field(default_factory=now_ms)
+    known_txs: KnownSet = field(default_factory=KnownSet)
+    known_blocks: KnownSet = field(default_factory=KnownSet)
+    in_flight: dict[bytes, int] = field(default_factory=dict)  # block hash -> sent at (ms)
+    to_fetch: list[bytes] = field(default_factory=list)
+    height: int = 0
+    work: int = 0
+    _queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    _writer: asyncio.Task[None] | None = None
+
+    @property
+    def listen(self) -> str:
+        return self.proto.remote.listen if self.proto.remote else ""
+
+    @property
+    def key(self) -> str:
+        """What a ban is keyed on: the address the peer says it listens on,
+        else the one we dialled or saw. On a loopback testnet every peer has
+        the same IP, so banning by IP would ban the honest nodes too."""
+        return self.listen or self.addr
+
+    def send(self, msg: Message) -> None:
+        self.proto.send(msg)
+        self.flush()
+
+    def flush(self) -> None:
+        for frame in self.proto.data_to_send():
+            self._queue.put_nowait(frame)
+
+    def start_writer(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name=f"peer-{self.id}-writer")
+
+    async def _write_loop(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            if frame is None:
+                return
+            try:
+                await self.ws.send_bytes(frame)
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def close(self) -> None:
+        self._queue.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+
+    def info(self, at_ms: int) -> dict[str, object]:
+        remote = self.proto.remote
+        return {
+            "id": self.id,
+            "address": self.addr,
+            "listen": self.listen,
+            "direction": self.direction,
+            "height": self.height,
+            "agent": remote.agent if remote else "",
+            "ping_ms": self.proto.rtt_ms,
+            "connected_s": (at_ms - self.connected_ms) // 1000,
+            "blocks_in_flight": len(self.in_flight),
+        }
