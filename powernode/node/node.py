@@ -64,6 +64,9 @@ class Node:
         self.ledger: Ledger | None = None
         self.miner: Miner | None = None
         self.verifier = Verifier(config.verify_threads)
+        if os.environ.get('PN_PROC'):  # PROTOTYPE
+            from powernode.node.verify_proc import ProcVerifier
+            self.verifier = ProcVerifier(config.verify_threads)  # type: ignore[assignment]
         self.rpc_url = ""
         self.mining_address = b""
         self.started_at = 0.0
@@ -230,6 +233,14 @@ class Node:
                 self.miner.new_tip()
             if self.p2p is not None:
                 self.p2p.announce_block(tip.hash, tip.height)
+        if update.disconnected and self.p2p is not None:
+            # Txs of undone blocks are pending again; peers on the winning
+            # branch may never have seen them, so announce them afresh.
+            back = [
+                tx.txid for b in update.disconnected for tx in b.txs if tx.txid in self.L.mempool
+            ]
+            if back:
+                self.p2p.announce_txs(back, source=None, force=True)
         if update.disconnected:
             emit(
                 log,

@@ -404,11 +404,16 @@ class P2P:
 
     # --- announcing ---------------------------------------------------------
 
-    def announce_txs(self, txids: list[bytes], *, source: int | None = None) -> None:
+    def announce_txs(
+        self, txids: list[bytes], *, source: int | None = None, force: bool = False
+    ) -> None:
+        """Announce to every peer but ``source`` the txs it is not known to
+        have (all of them with ``force``: after a reorg what a peer once had
+        may have been dropped from its mempool)."""
         for peer in self.peers.values():
             if peer.id == source:
                 continue
-            fresh = [h for h in txids if h not in peer.known_txs]
+            fresh = txids if force else [h for h in txids if h not in peer.known_txs]
             for i in range(0, len(fresh), MAX_INV):
                 chunk = fresh[i : i + MAX_INV]
                 for h in chunk:

@@ -36,6 +36,7 @@ class Sync:
         self._last_progress = time.monotonic()
         self._progress_height = 0
         self._asked_headers: dict[int, float] = {}  # peer id -> when (monotonic s)
+        self._sync_start: tuple[float, int] | None = None
 
     @property
     def chain(self) -> Chain:
@@ -96,6 +97,7 @@ class Sync:
             self.ask_headers(peer, after=last.hash, force=True)
 
     def on_block(self, peer: Peer, block: Block, outcome: str) -> None:
+        self._log_progress()
         if outcome == "orphan":
             # We lack its ancestors: ask this peer what leads to it.
             self.ask_headers(peer)
@@ -139,23 +141,48 @@ class Sync:
                 self.request_more(target)
         best = max((p.height for p in peers), default=0)
         self.target_height = max(self.target_height, best)
+        self._log_progress()
+        # Keep asking the best peer while behind and nothing is on its way.
+        idle = not any(p.in_flight or p.to_fetch for p in peers)
+        if self.chain.height < self.target_height and peers and idle:
+            self.ask_headers(max(peers, key=lambda p: p.height))
+
+    def _log_progress(self) -> None:
+        """While behind: a progress line every 2 s or 100 blocks; when caught
+        up after a sync, one summary line."""
         now = time.monotonic()
         height = self.chain.height
-        if height < self.target_height and now - self._last_progress >= PROGRESS_EVERY_S:
-            rate = (height - self._progress_height) / (now - self._last_progress)
+        if height < self.target_height:
+            if self._sync_start is None:
+                self._sync_start = (now, height)
+                emit(log, "sync.started", height=height, target=self.target_height)
+            if (
+                now - self._last_progress >= PROGRESS_EVERY_S
+                or height - self._progress_height >= 100
+            ):
+                rate = (height - self._progress_height) / max(now - self._last_progress, 1e-3)
+                emit(
+                    log,
+                    "sync.progress",
+                    height=height,
+                    target=self.target_height,
+                    blocks_per_s=round(rate, 1),
+                    peers=len(self.p2p.peers),
+                )
+                self._last_progress = now
+                self._progress_height = height
+        elif self._sync_start is not None:
+            started, from_height = self._sync_start
+            secs = max(now - started, 1e-3)
             emit(
                 log,
-                "sync.progress",
+                "sync.done",
                 height=height,
-                target=self.target_height,
-                blocks_per_s=round(rate, 1),
-                peers=len(peers),
+                blocks=height - from_height,
+                ms=round(secs * 1000),
+                blocks_per_s=round((height - from_height) / secs, 1),
             )
-            self._last_progress = now
-            self._progress_height = height
-            # Keep asking the best peer while behind.
-            if peers and not any(p.in_flight or p.to_fetch for p in peers):
-                self.ask_headers(max(peers, key=lambda p: p.height))
-        elif height >= self.target_height:
+            self._sync_start = None
+        else:
             self._last_progress = now
             self._progress_height = height
