@@ -69,6 +69,10 @@ _PUNISHABLE = {
 }  # fmt: skip
 
 
+class _Refused(Exception):
+    """A connection we end after the handshake without blaming the peer."""
+
+
 class P2P:
     def __init__(self, node: Node, config: P2pConfig) -> None:
         self.node = node
@@ -174,7 +178,8 @@ class P2P:
         ws = web.WebSocketResponse(max_msg_size=self.cfg.max_frame_bytes, autoping=True)
         await ws.prepare(request)
         inbound = sum(1 for p in self.peers.values() if p.direction == "in")
-        addr = f"{request.remote}:{request.transport.get_extra_info('peername')[1] if request.transport else 0}"
+        peername = request.transport.get_extra_info("peername") if request.transport else None
+        addr = f"{peername[0]}:{peername[1]}" if peername else str(request.remote)
         if inbound >= self.cfg.max_inbound:
             emit(log, "peer.refused", peer=addr, reason="inbound_full")
             await ws.close()
@@ -238,6 +243,8 @@ class P2P:
                     reason = "closed"
         except TimeoutError:
             reason = "handshake_timeout"
+        except _Refused as exc:
+            reason = str(exc)
         except (ConnectionError, aiohttp.ClientError) as exc:
             reason = type(exc).__name__
         finally:
@@ -285,9 +292,9 @@ class P2P:
         if any(
             p.proto.remote and p.proto.remote.node_id == remote.node_id for p in self.peers.values()
         ):
-            raise ConnectionError("duplicate connection")
+            raise _Refused("duplicate_connection")
         if self.banned(peer.key):
-            raise ConnectionError("banned")
+            raise _Refused("banned")
         self.peers[peer.id] = peer
         peer.height = remote.height
         peer.work = int.from_bytes(remote.work, "big")
@@ -422,9 +429,7 @@ class P2P:
 
     def announce_block(self, block_hash: bytes, height: int) -> None:
         for peer in self.peers.values():
-            if block_hash not in peer.known_blocks and not self.sync.peer_is_syncing_from_us(
-                peer, height
-            ):
+            if block_hash not in peer.known_blocks:
                 peer.known_blocks.add(block_hash)
                 peer.send(Inv("block", [block_hash]))
 

@@ -120,10 +120,6 @@ class Sync:
                 peer.in_flight[h] = t
             peer.send(GetData("block", batch))
 
-    def peer_is_syncing_from_us(self, peer: Peer, height: int) -> bool:
-        # A peer far behind learns of our tip through its own header sync.
-        return peer.height + 50 < height
-
     # --- periodic -----------------------------------------------------------
 
     def tick(self) -> None:

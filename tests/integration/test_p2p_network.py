@@ -85,6 +85,10 @@ async def test_late_joiner_catches_up_with_progress(
     assert "sync.started" in events and "sync.progress" in events and "sync.done" in events
     done = [r for r in caplog.records if r.getMessage() == "sync.done"][-1]
     assert done.fields["blocks"] >= 500  # type: ignore[attr-defined]
+    # Once caught up, the joiner keeps following new blocks.
+    await first.mine_now(2)
+    await sync_all([first, late])
+    assert late.L.chain.height == 522
 
 
 async def test_partition_and_heal_keeps_every_tx(net: Network) -> None:
