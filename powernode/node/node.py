@@ -64,8 +64,9 @@ class Node:
         self.ledger: Ledger | None = None
         self.miner: Miner | None = None
         self.verifier = Verifier(config.verify_threads)
-        if os.environ.get('PN_PROC'):  # PROTOTYPE
+        if os.environ.get("PN_PROC"):  # PROTOTYPE
             from powernode.node.verify_proc import ProcVerifier
+
             self.verifier = ProcVerifier(config.verify_threads)  # type: ignore[assignment]
         self.rpc_url = ""
         self.mining_address = b""
@@ -232,7 +233,7 @@ class Node:
             if self.miner is not None:
                 self.miner.new_tip()
             if self.p2p is not None:
-                self.p2p.announce_block(tip.hash, tip.height)
+                self.p2p.gossip.announce_block(tip.hash)
         if update.disconnected and self.p2p is not None:
             # Txs of undone blocks are pending again; peers on the winning
             # branch may never have seen them, so announce them afresh.
@@ -240,7 +241,7 @@ class Node:
                 tx.txid for b in update.disconnected for tx in b.txs if tx.txid in self.L.mempool
             ]
             if back:
-                self.p2p.announce_txs(back, source=None, force=True)
+                self.p2p.gossip.announce_txs(back, source=None, force=True)
         if update.disconnected:
             emit(
                 log,
@@ -320,7 +321,7 @@ class Node:
         if self.p2p is not None:
             accepted = [txid for txid, _ in results if txid is not None]
             if accepted:
-                self.p2p.announce_txs(accepted, source=source)
+                self.p2p.gossip.announce_txs(accepted, source=source)
         return results
 
 

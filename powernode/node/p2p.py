@@ -26,30 +26,19 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from powernode.core.block import decode_block, decode_header
-from powernode.core.errors import InvalidBlock, PowernodeError, TimeTooNew
-from powernode.core.tx import decode_tx
+from powernode.core.errors import PowernodeError
 from powernode.logkit import emit
 from powernode.node.config import P2pConfig
+from powernode.node.p2p_gossip import Gossip
 from powernode.node.p2p_sync import Sync
 from powernode.node.peer import Peer, now_ms
 from powernode.protocol.messages import (
-    MAX_INV,
     PROTOCOL_VERSION,
-    Addr,
-    BlockMsg,
     GetAddr,
-    GetData,
-    GetHeaders,
-    Headers,
     Hello,
-    Inv,
     Malformed,
-    Message,
-    NotFound,
     OversizeFrame,
     ProtocolError,
-    TxMsg,
 )
 from powernode.protocol.peer import PeerProtocol
 
@@ -59,14 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("powernode.p2p")
 
 AGENT = "powernode/0.1"
-# Codes of rejected data that prove the sender misbehaved (as opposed to a
-# tx that is merely stale or a block that is merely early).
-_PUNISHABLE = {
-    "malformed", "float_not_allowed", "oversize", "oversize_tx", "bad_signature",
-    "wrong_chain", "unknown_tx_type", "bad_payload", "bad_amount", "bad_pow",
-    "bad_target", "bad_merkle_root", "bad_state_root", "bad_height", "oversize_block",
-    "duplicate_tx", "bad_tx_in_block", "time_too_old", "parent_invalid", "known_invalid",
-}  # fmt: skip
 
 
 class _Refused(Exception):
@@ -88,6 +69,7 @@ class P2P:
         self._session: aiohttp.ClientSession | None = None
         self.listen = ""
         self.sync = Sync(self)
+        self.gossip = Gossip(self)
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -271,7 +253,7 @@ class P2P:
         peer.flush()
         for m in messages:
             try:
-                await self._on_message(peer, m)
+                await self.gossip.on_message(peer, m)
             except ProtocolError as exc:
                 return self._misbehaved(peer, exc)
         return ""
@@ -310,128 +292,6 @@ class P2P:
         if peer.direction == "out":
             peer.send(GetAddr())
         self.sync.peer_ready(peer)
-
-    # --- messages -----------------------------------------------------------
-
-    async def _on_message(self, peer: Peer, msg: Message) -> None:
-        L = self.node.L
-        if isinstance(msg, Inv):
-            if msg.kind == "tx":
-                for h in msg.hashes:
-                    peer.known_txs.add(h)
-                want = [
-                    h for h in msg.hashes if h not in L.mempool and L.chain.store.find_tx(h) is None
-                ]
-                if want:
-                    peer.send(GetData("tx", want))
-            else:
-                for h in msg.hashes:
-                    peer.known_blocks.add(h)
-                self.sync.on_block_inv(peer, msg.hashes)
-        elif isinstance(msg, GetData):
-            self._serve(peer, msg)
-        elif isinstance(msg, TxMsg):
-            await self._on_tx(peer, msg.raw)
-        elif isinstance(msg, BlockMsg):
-            self._on_block(peer, msg.raw)
-        elif isinstance(msg, GetHeaders):
-            headers = L.chain.headers_after(msg.locator, msg.stop, 2000)
-            peer.send(Headers([h.encode() for h in headers]))
-        elif isinstance(msg, Headers):
-            try:
-                headers = [decode_header(raw) for raw in msg.headers]
-            except PowernodeError as exc:
-                raise Malformed(f"bad header: {exc.message}") from exc
-            self.sync.on_headers(peer, headers)
-        elif isinstance(msg, NotFound):
-            for h in msg.hashes:
-                peer.in_flight.pop(h, None)
-        elif isinstance(msg, GetAddr):
-            addrs = [a for a in self.addrbook if not self.banned(a)]
-            addrs += [p.listen for p in self.peers.values() if p.listen]
-            peer.send(Addr(sorted(set(addrs))[:1000]))
-        elif isinstance(msg, Addr):
-            for a in msg.addrs:
-                host, _, port = a.rpartition(":")
-                if host and port.isdigit():
-                    self.add_address(a)
-
-    def _serve(self, peer: Peer, msg: GetData) -> None:
-        L = self.node.L
-        missing = []
-        if msg.kind == "tx":
-            for h in msg.hashes:
-                entry = L.mempool.get(h)
-                if entry is None:
-                    missing.append(h)
-                else:
-                    peer.known_txs.add(h)
-                    peer.send(TxMsg(entry.tx.raw))
-        else:
-            for h in msg.hashes[: self.cfg.max_blocks_in_flight * 4]:
-                try:
-                    block = L.chain.get_block(h)
-                except PowernodeError:
-                    missing.append(h)
-                    continue
-                peer.known_blocks.add(h)
-                peer.send(BlockMsg(block.raw))
-        if missing:
-            peer.send(NotFound(msg.kind, missing[:MAX_INV]))
-
-    async def _on_tx(self, peer: Peer, raw: bytes) -> None:
-        try:
-            tx = decode_tx(raw)
-        except PowernodeError as exc:
-            raise Malformed(f"tx: {exc.code}") from exc
-        peer.known_txs.add(tx.txid)
-        [(_, err)] = await self.node.submit_and_relay([tx], source=peer.id)
-        if err is not None and err.code in _PUNISHABLE:
-            raise ProtocolError(f"invalid tx: {err.code}: {err.message}", code=err.code)
-
-    def _on_block(self, peer: Peer, raw: bytes) -> None:
-        try:
-            block = decode_block(raw)
-        except PowernodeError as exc:
-            raise ProtocolError(f"block: {exc.code}: {exc.message}", code=exc.code) from exc
-        peer.known_blocks.add(block.hash)
-        peer.in_flight.pop(block.hash, None)
-        try:
-            outcome, _ = self.node.accept_block(block, source=peer.id)
-        except TimeTooNew as exc:
-            emit(log, "block.early", peer=peer.key, hash=block.hash, reason=exc.code)
-            return
-        except InvalidBlock as exc:
-            if exc.code in _PUNISHABLE:
-                raise ProtocolError(f"invalid block: {exc.message}", code=exc.code) from exc
-            return
-        if block.height > peer.height:
-            peer.height = block.height
-        self.sync.on_block(peer, block, outcome)
-
-    # --- announcing ---------------------------------------------------------
-
-    def announce_txs(
-        self, txids: list[bytes], *, source: int | None = None, force: bool = False
-    ) -> None:
-        """Announce to every peer but ``source`` the txs it is not known to
-        have (all of them with ``force``: after a reorg what a peer once had
-        may have been dropped from its mempool)."""
-        for peer in self.peers.values():
-            if peer.id == source:
-                continue
-            fresh = txids if force else [h for h in txids if h not in peer.known_txs]
-            for i in range(0, len(fresh), MAX_INV):
-                chunk = fresh[i : i + MAX_INV]
-                for h in chunk:
-                    peer.known_txs.add(h)
-                peer.send(Inv("tx", chunk))
-
-    def announce_block(self, block_hash: bytes, height: int) -> None:
-        for peer in self.peers.values():
-            if block_hash not in peer.known_blocks:
-                peer.known_blocks.add(block_hash)
-                peer.send(Inv("block", [block_hash]))
 
     # --- upkeep -------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""Gossip: what a node does with each peer message, and what it announces.
+
+Txs and blocks travel by announcement (``inv`` of hashes) and request
+(``getdata``); full objects go only to peers that asked. Data that proves the
+sender misbehaved (a bad signature, bad PoW, a malformed object) raises a
+ProtocolError, which makes P2P disconnect and ban the peer; data that is only
+stale or early (a spent nonce, a block from the near future) is dropped
+without blame.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from powernode.core.block import decode_block, decode_header
+from powernode.core.errors import InvalidBlock, PowernodeError, TimeTooNew
+from powernode.core.tx import decode_tx
+from powernode.logkit import emit
+from powernode.node.peer import Peer
+from powernode.protocol.messages import (
+    MAX_INV,
+    Addr,
+    BlockMsg,
+    GetAddr,
+    GetData,
+    GetHeaders,
+    Headers,
+    Inv,
+    Malformed,
+    Message,
+    NotFound,
+    ProtocolError,
+    TxMsg,
+)
+
+if TYPE_CHECKING:
+    from powernode.node.p2p import P2P
+
+log = logging.getLogger("powernode.p2p")
+
+# Codes of rejected data that prove the sender misbehaved (as opposed to a
+# tx that is merely stale or a block that is merely early).
+_PUNISHABLE = {
+    "malformed", "float_not_allowed", "oversize", "oversize_tx", "bad_signature",
+    "wrong_chain", "unknown_tx_type", "bad_payload", "bad_amount", "bad_pow",
+    "bad_target", "bad_merkle_root", "bad_state_root", "bad_height", "oversize_block",
+    "duplicate_tx", "bad_tx_in_block", "time_too_old", "parent_invalid", "known_invalid",
+}  # fmt: skip
+
+
+class Gossip:
+    def __init__(self, p2p: P2P) -> None:
+        self.p2p = p2p
+
+    async def on_message(self, peer: Peer, msg: Message) -> None:
+        L = self.p2p.node.L
+        if isinstance(msg, Inv):
+            if msg.kind == "tx":
+                for h in msg.hashes:
+                    peer.known_txs.add(h)
+                want = [
+                    h for h in msg.hashes if h not in L.mempool and L.chain.store.find_tx(h) is None
+                ]
+                if want:
+                    peer.send(GetData("tx", want))
+            else:
+                for h in msg.hashes:
+                    peer.known_blocks.add(h)
+                self.p2p.sync.on_block_inv(peer, msg.hashes)
+        elif isinstance(msg, GetData):
+            self._serve(peer, msg)
+        elif isinstance(msg, TxMsg):
+            await self._on_tx(peer, msg.raw)
+        elif isinstance(msg, BlockMsg):
+            self._on_block(peer, msg.raw)
+        elif isinstance(msg, GetHeaders):
+            headers = L.chain.headers_after(msg.locator, msg.stop, 2000)
+            peer.send(Headers([h.encode() for h in headers]))
+        elif isinstance(msg, Headers):
+            try:
+                headers = [decode_header(raw) for raw in msg.headers]
+            except PowernodeError as exc:
+                raise Malformed(f"bad header: {exc.message}") from exc
+            self.p2p.sync.on_headers(peer, headers)
+        elif isinstance(msg, NotFound):
+            for h in msg.hashes:
+                peer.in_flight.pop(h, None)
+        elif isinstance(msg, GetAddr):
+            addrs = [a for a in self.p2p.addrbook if not self.p2p.banned(a)]
+            addrs += [p.listen for p in self.p2p.peers.values() if p.listen]
+            peer.send(Addr(sorted(set(addrs))[:1000]))
+        elif isinstance(msg, Addr):
+            for a in msg.addrs:
+                host, _, port = a.rpartition(":")
+                if host and port.isdigit():
+                    self.p2p.add_address(a)
+
+    def _serve(self, peer: Peer, msg: GetData) -> None:
+        L = self.p2p.node.L
+        missing = []
+        if msg.kind == "tx":
+            for h in msg.hashes:
+                entry = L.mempool.get(h)
+                if entry is None:
+                    missing.append(h)
+                else:
+                    peer.known_txs.add(h)
+                    peer.send(TxMsg(entry.tx.raw))
+        else:
+            for h in msg.hashes[: self.p2p.cfg.max_blocks_in_flight * 4]:
+                try:
+                    block = L.chain.get_block(h)
+                except PowernodeError:
+                    missing.append(h)
+                    continue
+                peer.known_blocks.add(h)
+                peer.send(BlockMsg(block.raw))
+        if missing:
+            peer.send(NotFound(msg.kind, missing[:MAX_INV]))
+
+    async def _on_tx(self, peer: Peer, raw: bytes) -> None:
+        try:
+            tx = decode_tx(raw)
+        except PowernodeError as exc:
+            raise Malformed(f"tx: {exc.code}") from exc
+        peer.known_txs.add(tx.txid)
+        [(_, err)] = await self.p2p.node.submit_and_relay([tx], source=peer.id)
+        if err is not None and err.code in _PUNISHABLE:
+            raise ProtocolError(f"invalid tx: {err.code}: {err.message}", code=err.code)
+
+    def _on_block(self, peer: Peer, raw: bytes) -> None:
+        try:
+            block = decode_block(raw)
+        except PowernodeError as exc:
+            raise ProtocolError(f"block: {exc.code}: {exc.message}", code=exc.code) from exc
+        peer.known_blocks.add(block.hash)
+        peer.in_flight.pop(block.hash, None)
+        try:
+            outcome, _ = self.p2p.node.accept_block(block, source=peer.id)
+        except TimeTooNew as exc:
+            emit(log, "block.early", peer=peer.key, hash=block.hash, reason=exc.code)
+            return
+        except InvalidBlock as exc:
+            if exc.code in _PUNISHABLE:
+                raise ProtocolError(f"invalid block: {exc.message}", code=exc.code) from exc
+            return
+        if block.height > peer.height:
+            peer.height = block.height
+        self.p2p.sync.on_block(peer, block, outcome)
+
+    def announce_txs(
+        self, txids: list[bytes], *, source: int | None = None, force: bool = False
+    ) -> None:
+        """Announce to every peer but ``source`` the txs it is not known to
+        have (all of them with ``force``: after a reorg what a peer once had
+        may have been dropped from its mempool)."""
+        for peer in self.p2p.peers.values():
+            if peer.id == source:
+                continue
+            fresh = txids if force else [h for h in txids if h not in peer.known_txs]
+            for i in range(0, len(fresh), MAX_INV):
+                chunk = fresh[i : i + MAX_INV]
+                for h in chunk:
+                    peer.known_txs.add(h)
+                peer.send(Inv("tx", chunk))
+
+    def announce_block(self, block_hash: bytes) -> None:
+        for peer in self.p2p.peers.values():
+            if block_hash not in peer.known_blocks:
+                peer.known_blocks.add(block_hash)
+                peer.send(Inv("block", [block_hash]))
