@@ -155,12 +155,16 @@ class Chain:
     # --- validation ---------------------------------------------------------
 
     def expected_target(self, parent: IndexEntry) -> int:
+        return self.target_after(parent.height, parent.header.timestamp)
+
+    def target_after(self, parent_height: int, parent_timestamp: int) -> int:
+        """The target of a block whose parent has this height and time."""
         p = self.params
         return asert_target(
             anchor_target=p.initial_target,
             anchor_timestamp=p.timestamp,
-            parent_height=parent.height,
-            parent_timestamp=parent.header.timestamp,
+            parent_height=parent_height,
+            parent_timestamp=parent_timestamp,
             block_time=p.block_time,
             halflife=p.asert_halflife,
             pow_limit=p.pow_limit,

@@ -50,6 +50,9 @@ log = logging.getLogger("powernode.p2p")
 AGENT = "powernode/0.1"
 
 
+MAX_ADDRBOOK = 1_000
+
+
 class _Refused(Exception):
     """A connection we end after the handshake without blaming the peer."""
 
@@ -63,6 +66,7 @@ class P2P:
         self.bans: dict[str, float] = {}  # key -> banned until (monotonic s)
         self.addrbook: dict[str, float] = {}  # address -> next dial time (monotonic s)
         self._backoff: dict[str, float] = {}
+        self.verified: dict[str, bytes] = {}  # address we dialled -> node id that answered
         self._dialing: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
@@ -141,7 +145,7 @@ class P2P:
         return self.bans.pop(key, None) is not None
 
     def add_address(self, addr: str) -> None:
-        if addr and addr != self.listen:
+        if addr and addr != self.listen and len(self.addrbook) < MAX_ADDRBOOK:
             self.addrbook.setdefault(addr, 0.0)
 
     def remove_address(self, addr: str) -> int:
@@ -173,11 +177,14 @@ class P2P:
         assert self._session is not None
         self._dialing.add(addr)
         try:
-            ws = await self._session.ws_connect(
-                f"http://{addr}/p2p",
-                max_msg_size=self.cfg.max_frame_bytes,
-                timeout=aiohttp.ClientWSTimeout(ws_close=5),
-            )
+            # An address that accepts TCP and never answers must not hold an
+            # outbound slot for aiohttp's 5-minute default.
+            async with asyncio.timeout(self.cfg.handshake_timeout):
+                ws = await self._session.ws_connect(
+                    f"http://{addr}/p2p",
+                    max_msg_size=self.cfg.max_frame_bytes,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=5),
+                )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             delay = min(60.0, self._backoff.get(addr, 0.5) * 2)
             self._backoff[addr] = delay
@@ -240,7 +247,7 @@ class P2P:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
             return "closed"
         if msg.type == WSMsgType.ERROR:
-            exc = peer.ws.exception()
+            exc = msg.data
             if "size" in str(exc).lower():
                 return self._misbehaved(peer, OversizeFrame(str(exc)))
             return f"error: {exc}"
@@ -268,6 +275,23 @@ class P2P:
             emit(log, "peer.dropped", peer=peer.key, reason=exc.code, msg=exc.message)
         return exc.code
 
+    def _ban_key(self, peer: Peer, remote: Hello) -> str:
+        """What to ban this peer by. An outbound peer is the address we
+        dialled (and we remember which node answered there). An inbound peer
+        is the listen address it claims, unless another connected peer holds
+        that address or we know a different node answers there: then only its
+        socket address, so an impostor cannot get an honest peer banned. IPs
+        are not used: on a loopback testnet every peer has the same one."""
+        if peer.direction == "out":
+            self.verified[peer.addr] = remote.node_id
+            return peer.addr
+        listen = remote.listen
+        if not listen:
+            return peer.addr
+        held = any(p.listen == listen for p in self.peers.values())
+        other_node = self.verified.get(listen, remote.node_id) != remote.node_id
+        return peer.addr if held or other_node else listen
+
     def _on_ready(self, peer: Peer) -> None:
         remote = peer.proto.remote
         assert remote is not None
@@ -275,6 +299,7 @@ class P2P:
             p.proto.remote and p.proto.remote.node_id == remote.node_id for p in self.peers.values()
         ):
             raise _Refused("duplicate_connection")
+        peer.ban_key = self._ban_key(peer, remote)
         if self.banned(peer.key):
             raise _Refused("banned")
         self.peers[peer.id] = peer

@@ -17,7 +17,7 @@ from powernode.core.block import decode_block, decode_header
 from powernode.core.errors import InvalidBlock, PowernodeError, TimeTooNew
 from powernode.core.tx import decode_tx
 from powernode.logkit import emit
-from powernode.node.peer import Peer
+from powernode.node.peer import KnownSet, Peer
 from powernode.protocol.messages import (
     MAX_INV,
     Addr,
@@ -49,9 +49,15 @@ _PUNISHABLE = {
 }  # fmt: skip
 
 
+REJECTS_KEPT = 50_000
+CONFIRMED_KEPT = 200_000
+
+
 class Gossip:
     def __init__(self, p2p: P2P) -> None:
         self.p2p = p2p
+        self.recent_rejects = KnownSet(REJECTS_KEPT)
+        self.recent_confirmed = KnownSet(CONFIRMED_KEPT)
 
     async def on_message(self, peer: Peer, msg: Message) -> None:
         L = self.p2p.node.L
@@ -59,8 +65,14 @@ class Gossip:
             if msg.kind == "tx":
                 for h in msg.hashes:
                     peer.known_txs.add(h)
+                # In-memory checks only: an inv costs the peer nothing, so it
+                # must cost us little (no store lookups per announced hash).
                 want = [
-                    h for h in msg.hashes if h not in L.mempool and L.chain.store.find_tx(h) is None
+                    h
+                    for h in msg.hashes
+                    if h not in L.mempool
+                    and h not in self.recent_confirmed
+                    and h not in self.recent_rejects
                 ]
                 if want:
                     peer.send(GetData("tx", want))
@@ -126,8 +138,10 @@ class Gossip:
             raise Malformed(f"tx: {exc.code}") from exc
         peer.known_txs.add(tx.txid)
         [(_, err)] = await self.p2p.node.submit_and_relay([tx], source=peer.id)
-        if err is not None and err.code in _PUNISHABLE:
-            raise ProtocolError(f"invalid tx: {err.code}: {err.message}", code=err.code)
+        if err is not None:
+            self.recent_rejects.add(tx.txid)
+            if err.code in _PUNISHABLE:
+                raise ProtocolError(f"invalid tx: {err.code}: {err.message}", code=err.code)
 
     def _on_block(self, peer: Peer, raw: bytes) -> None:
         try:
@@ -164,6 +178,14 @@ class Gossip:
                 for h in chunk:
                     peer.known_txs.add(h)
                 peer.send(Inv("tx", chunk))
+
+    def on_chain_update(self, connected_txids: list[bytes], tip_moved: bool) -> None:
+        for h in connected_txids:
+            self.recent_confirmed.add(h)
+        if tip_moved:
+            # A tx refused on the old tip (say, its nonce was ahead) may be
+            # fine on the new one, as Bitcoin Core resets its recent rejects.
+            self.recent_rejects = KnownSet(REJECTS_KEPT)
 
     def announce_block(self, block_hash: bytes) -> None:
         for peer in self.p2p.peers.values():

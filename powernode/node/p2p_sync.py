@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from powernode.core.block import Block, BlockHeader
 from powernode.core.crypto import ZERO_HASH
+from powernode.core.errors import PowernodeError
 from powernode.logkit import emit
 from powernode.node.peer import Peer, now_ms
-from powernode.protocol.messages import GetData, GetHeaders
+from powernode.protocol.messages import GetData, GetHeaders, ProtocolError
 
 if TYPE_CHECKING:
     from powernode.chain.chain import Chain
@@ -27,6 +28,17 @@ log = logging.getLogger("powernode.sync")
 
 STALL_MS = 20_000
 PROGRESS_EVERY_S = 2.0
+# Blocks queued per peer; more are asked for once these arrive.
+MAX_TO_FETCH = 20_000
+# Header batches in a row that connect to nothing we know before the peer is
+# treated as a spammer (Bitcoin Core allows 10 too).
+MAX_UNCONNECTING = 10
+
+
+def _queue(peer: Peer, hashes: list[bytes]) -> None:
+    room = MAX_TO_FETCH - len(peer.to_fetch)
+    for h in hashes[: max(room, 0)]:
+        peer.to_fetch[h] = None
 
 
 class Sync:
@@ -74,24 +86,54 @@ class Sync:
         others = [p for p in self.p2p.peers.values() if p is not peer]
         if others:
             best = max(others, key=lambda p: p.height)
-            best.to_fetch.extend(h for h in orphaned if h not in best.to_fetch)
+            _queue(best, orphaned)
             self.request_more(best)
 
     def on_block_inv(self, peer: Peer, hashes: list[bytes]) -> None:
         want = [h for h in hashes if not self._have(h) and not self._requested(h)]
         if want:
-            peer.to_fetch.extend(want)
+            _queue(peer, want)
             self.request_more(peer)
 
     def on_headers(self, peer: Peer, headers: list[BlockHeader]) -> None:
+        """Queue the blocks behind a batch of headers, once the batch is
+        shown to be a chain: it links to a block we know and each header to
+        the one before, with the right height, the ASERT target and valid
+        PoW. A batch that fails that is misbehaviour; one that connects to
+        nothing we know is tolerated a few times (we may be on another
+        branch) and answered with our locator."""
         if not headers:
             return
+        parent = self.chain.index.get(headers[0].prev_hash)
+        if parent is None:
+            peer.unconnecting += 1
+            if peer.unconnecting > MAX_UNCONNECTING:
+                raise ProtocolError(
+                    "header batches that connect to nothing", code="unconnecting_headers"
+                )
+            self.ask_headers(peer)
+            return
+        peer.unconnecting = 0
+        prev_hash, prev_height, prev_time = parent.hash, parent.height, parent.header.timestamp
+        for h in headers:
+            if h.prev_hash != prev_hash:
+                raise ProtocolError("headers do not form a chain", code="bad_headers")
+            if h.height != prev_height + 1:
+                raise ProtocolError("header height does not follow its parent", code="bad_height")
+            if h.target_int != self.chain.target_after(prev_height, prev_time):
+                raise ProtocolError("header target off the ASERT schedule", code="bad_target")
+            try:
+                h.check_pow()
+            except PowernodeError as exc:
+                raise ProtocolError(exc.message, code=exc.code) from exc
+            prev_hash, prev_height, prev_time = h.hash, h.height, h.timestamp
         last = headers[-1]
         peer.height = max(peer.height, last.height)
         self.target_height = max(self.target_height, last.height)
-        for h in headers:
-            if not self._have(h.hash) and not self._requested(h.hash):
-                peer.to_fetch.append(h.hash)
+        _queue(
+            peer,
+            [h.hash for h in headers if not self._have(h.hash) and not self._requested(h.hash)],
+        )
         self.request_more(peer)
         if len(headers) >= 2000:
             self.ask_headers(peer, after=last.hash, force=True)
@@ -111,7 +153,8 @@ class Sync:
             return
         batch: list[bytes] = []
         while peer.to_fetch and len(batch) < room:
-            h = peer.to_fetch.pop(0)
+            h = next(iter(peer.to_fetch))
+            del peer.to_fetch[h]
             if not self._have(h) and not any(h in p.in_flight for p in self.p2p.peers.values()):
                 batch.append(h)
         if batch:
@@ -132,7 +175,7 @@ class Sync:
                     del peer.in_flight[h]
                 others = [p for p in peers if p is not peer]
                 target = max(others, key=lambda p: p.height) if others else peer
-                target.to_fetch.extend(stalled)
+                _queue(target, stalled)
                 emit(log, "sync.stalled", peer=peer.key, blocks=len(stalled), moved_to=target.key)
                 self.request_more(target)
         best = max((p.height for p in peers), default=0)

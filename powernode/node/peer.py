@@ -50,7 +50,12 @@ class Peer:
     known_txs: KnownSet = field(default_factory=KnownSet)
     known_blocks: KnownSet = field(default_factory=KnownSet)
     in_flight: dict[bytes, int] = field(default_factory=dict)  # block hash -> sent at (ms)
-    to_fetch: list[bytes] = field(default_factory=list)
+    # Blocks to request from this peer, in order (a dict as an ordered set).
+    to_fetch: dict[bytes, None] = field(default_factory=dict)
+    # Header batches that connected to nothing we know (a spam signal).
+    unconnecting: int = 0
+    # Set at the handshake (P2P._on_ready): what a ban of this peer is keyed on.
+    ban_key: str = ""
     height: int = 0
     work: int = 0
     _queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
@@ -62,10 +67,9 @@ class Peer:
 
     @property
     def key(self) -> str:
-        """What a ban is keyed on: the address the peer says it listens on,
-        else the one we dialled or saw. On a loopback testnet every peer has
-        the same IP, so banning by IP would ban the honest nodes too."""
-        return self.listen or self.addr
+        """What a ban is keyed on (see P2P._ban_key); before the handshake,
+        the socket address."""
+        return self.ban_key or self.addr
 
     def send(self, msg: Message) -> None:
         self.proto.send(msg)

@@ -36,17 +36,20 @@ from powernode.protocol.messages import (
 
 @dataclass(slots=True)
 class _Bucket:
-    rate: int  # tokens per second
+    """Token bucket counted in thousandths of a token, so frequent small
+    refills (rate x a few ms) are not rounded away."""
+
+    rate: int  # tokens per second = milli-tokens per ms
     burst: int
-    tokens: int
+    milli: int
     stamp_ms: int
 
     def take(self, n: int, now_ms: int) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now_ms - self.stamp_ms) * self.rate // 1000)
+        self.milli = min(self.burst * 1000, self.milli + (now_ms - self.stamp_ms) * self.rate)
         self.stamp_ms = now_ms
-        if n > self.tokens:
+        if n * 1000 > self.milli:
             return False
-        self.tokens -= n
+        self.milli -= n * 1000
         return True
 
 
@@ -98,7 +101,7 @@ class PeerProtocol:
                 raise Unexpected(f"expected hello first, got {msg.name}")
             self._check_hello(msg)
             self.remote = msg
-            self._inv = _Bucket(self.inv_rate, self.inv_burst, self.inv_burst, now_ms)
+            self._inv = _Bucket(self.inv_rate, self.inv_burst, self.inv_burst * 1000, now_ms)
             self.start()
             return [msg]
         if isinstance(msg, Hello):

@@ -1,0 +1,278 @@
+"""A scriptable peer for P2P tests, in the spirit of Bitcoin Core's P2PInterface.
+
+It speaks the wire protocol from the outside, over a real WebSocket to a
+node's ``ws://host:port/p2p``, but follows only the rules a test asks it to:
+it can shake hands properly or with a wrong chain id / genesis / version,
+send any ``Message`` or raw bytes (including frames larger than the node
+accepts), and it records what the node sends. ``on_<name>`` hooks answer
+messages (ping, getheaders and getdata by default; override or set to None).
+
+    async with TestPeer.for_node(node) as peer:
+        await peer.connect()
+        await peer.send(Inv("tx", [h]))
+        await peer.wait_for(lambda: peer.last("getdata"))
+        await peer.send_raw(b"\\xc1")
+        await peer.wait_disconnected()
+
+Also here: ``async_wait_until``, the asyncio twin of ``nodes.wait_until``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import WSMsgType
+
+from powernode.protocol.messages import (
+    PROTOCOL_VERSION,
+    BlockMsg,
+    GetData,
+    GetHeaders,
+    Headers,
+    Hello,
+    Message,
+    NotFound,
+    Ping,
+    Pong,
+    ProtocolError,
+    TxMsg,
+    decode_message,
+)
+
+T = TypeVar("T")
+
+# Big enough for any frame a test wants to send or receive (the node's own
+# limit is about 9 MiB; oversize tests go past it).
+MAX_MSG_SIZE = 64 * 1024 * 1024
+
+
+async def async_wait_until(
+    cond: Callable[[], T | Awaitable[T]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> T:
+    """Poll ``cond`` (plain or async) until it returns something truthy; fail
+    after ``timeout`` seconds. Exceptions raised by ``cond`` count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while True:
+        try:
+            result = cond()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+        except AssertionError:
+            raise
+        except Exception as exc:
+            last_exc = exc
+            result = None
+        if result:
+            return result  # type: ignore[return-value]
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what} (last error: {last_exc!r})"
+            )
+        await asyncio.sleep(interval)
+
+
+def node_hello(node: Any, **changes: Any) -> Hello:
+    """A hello that a running in-process ``Node`` accepts (its chain, its
+    genesis), with any field overridden: pass ``genesis=...`` to be refused."""
+    L = node.L
+    fields: dict[str, Any] = {
+        "version": PROTOCOL_VERSION,
+        "chain_id": L.params.chain_id,
+        "genesis": L.chain.genesis.hash,
+        "height": 0,
+        "work": bytes(32),
+        "listen": "",
+        "node_id": os.urandom(16),
+        "agent": "testpeer/1",
+    }
+    fields.update(changes)
+    return Hello(**fields)
+
+
+class TestPeer:
+    """One connection to a node. Not reusable: make a new one to reconnect."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, address: str, hello: Hello, *, max_msg_size: int = MAX_MSG_SIZE) -> None:
+        self.address = address  # "host:port" of the node's p2p listener
+        self.hello = hello
+        self.max_msg_size = max_msg_size
+        self.received: list[Message] = []
+        self.bad_frames: list[tuple[bytes, ProtocolError]] = []  # what we could not decode
+        self.remote: Hello | None = None
+        self.close_code: int | None = None
+        self.disconnected = asyncio.Event()
+        # Answers for the default hooks: block/tx hash -> raw bytes, and the
+        # headers (encoded) to return for any getheaders.
+        self.blocks: dict[bytes, bytes] = {}
+        self.txs: dict[bytes, bytes] = {}
+        self.headers: list[bytes] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_node(cls, node: Any, **hello_changes: Any) -> TestPeer:
+        """A peer for an in-process ``Node`` with p2p enabled."""
+        assert node.p2p is not None, "p2p is not enabled on this node"
+        return cls(node.p2p.listen, node_hello(node, **hello_changes))
+
+    # --- connection -------------------------------------------------------------
+
+    async def connect(self, *, handshake: bool = True, timeout: float = 10.0) -> TestPeer:
+        """Open the WebSocket; with ``handshake``, send our hello and wait for
+        the node's. (A node that refuses us still sends its hello first.)"""
+        self._session = aiohttp.ClientSession()
+        self._ws = await self._session.ws_connect(
+            f"http://{self.address}/p2p",
+            max_msg_size=self.max_msg_size,
+            autoping=True,
+            timeout=aiohttp.ClientWSTimeout(ws_close=5),
+        )
+        self._reader = asyncio.create_task(self._read_loop(), name="testpeer-reader")
+        if handshake:
+            await self.send(self.hello)
+            await self.wait_for(lambda: self.remote is not None or self.is_closed, timeout=timeout)
+        return self
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._session is not None:
+            await self._session.close()
+        self.disconnected.set()
+
+    async def __aenter__(self) -> TestPeer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.disconnected.is_set()
+
+    # --- sending --------------------------------------------------------------------
+
+    async def send(self, msg: Message) -> None:
+        await self.send_raw(msg.encode())
+
+    async def send_raw(self, frame: bytes) -> None:
+        """Any bytes as one binary frame (need not be valid)."""
+        assert self._ws is not None, "not connected"
+        await self._ws.send_bytes(frame)
+
+    async def send_text(self, text: str) -> None:
+        assert self._ws is not None, "not connected"
+        await self._ws.send_str(text)
+
+    # --- receiving --------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        ws = self._ws
+        assert ws is not None
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY:
+                    continue
+                try:
+                    m = decode_message(msg.data, max_bytes=self.max_msg_size)
+                except ProtocolError as exc:
+                    self.bad_frames.append((msg.data, exc))
+                    continue
+                if isinstance(m, Hello) and self.remote is None:
+                    self.remote = m
+                self.received.append(m)
+                hook = getattr(self, f"on_{m.name}", None)
+                if hook is not None:
+                    await hook(m)
+        except (ConnectionError, aiohttp.ClientError):
+            pass
+        finally:
+            self.close_code = ws.close_code
+            self.disconnected.set()
+
+    def messages(self, name: str) -> list[Message]:
+        return [m for m in self.received if m.name == name]
+
+    def last(self, name: str) -> Message | None:
+        found = self.messages(name)
+        return found[-1] if found else None
+
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = ""
+    ) -> Any:
+        return await async_wait_until(predicate, timeout=timeout, what=what or repr(predicate))
+
+    async def wait_for_message(self, name: str, timeout: float = 10.0) -> Message:
+        return await async_wait_until(
+            lambda: self.last(name), timeout=timeout, what=f"a {name!r} message"
+        )
+
+    async def wait_disconnected(self, timeout: float = 10.0) -> int | None:
+        """Wait until the node closes the connection; returns the close code."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.disconnected.wait()
+        except TimeoutError:
+            raise AssertionError(f"still connected after {timeout}s") from None
+        return self.close_code
+
+    async def ping_or_disconnect(self, timeout: float = 10.0) -> bool:
+        """Send a ping and wait for its pong (True) or for the node to hang up
+        (False). The node handles one connection's frames in order, so a pong
+        means everything sent before the ping has been handled."""
+        nonce = int.from_bytes(os.urandom(7), "big")
+        await self.send(Ping(nonce))
+
+        def answered() -> bool:
+            return any(isinstance(m, Pong) and m.nonce == nonce for m in self.received)
+
+        await self.wait_for(
+            lambda: answered() or self.is_closed, timeout=timeout, what=f"pong {nonce}"
+        )
+        return answered()
+
+    async def sync_with_ping(self, timeout: float = 10.0) -> None:
+        """Round-trip a ping: everything sent before it has been handled."""
+        assert await self.ping_or_disconnect(timeout), "the node hung up instead of answering"
+
+    # --- default hooks (override in a subclass, or set to None) ---------------------
+
+    async def on_ping(self, msg: Ping) -> None:
+        await self.send(Pong(msg.nonce))
+
+    async def on_getheaders(self, msg: GetHeaders) -> None:
+        if self.headers is not None:
+            await self.send(Headers(self.headers))
+
+    async def on_getdata(self, msg: GetData) -> None:
+        store = self.blocks if msg.kind == "block" else self.txs
+        missing = []
+        for h in msg.hashes:
+            raw = store.get(h)
+            if raw is None:
+                missing.append(h)
+            elif msg.kind == "block":
+                await self.send(BlockMsg(raw))
+            else:
+                await self.send(TxMsg(raw))
+        if missing:
+            await self.send(NotFound(msg.kind, missing))

@@ -1,0 +1,506 @@
+"""A node under attack from a scripted peer, while it keeps serving an honest one.
+
+Each test starts a fresh node (P2P on, bans of 60 s) with an honest peer node
+connected to it, then a ``TestPeer`` misbehaves in its own connection. The
+node must drop it (and ban it when it proves misbehaviour), say why in its
+log, list the ban, refuse the banned peer when it comes back, and still relay
+its new blocks to the honest peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from powernode.client import build_transfer, endpoint_from_datadir
+from powernode.core import encoding
+from powernode.core.block import Block, decode_block, decode_header, make_block, make_header
+from powernode.core.crypto import KeyPair
+from powernode.core.merkle import merkle_root
+from powernode.core.tx import Transaction, decode_tx, tx_to_obj
+from powernode.node.node import Node
+from powernode.protocol.messages import (
+    MAX_HEADERS,
+    MAX_INV,
+    Addr,
+    BlockMsg,
+    GetData,
+    GetHeaders,
+    Headers,
+    Inv,
+    NotFound,
+    TxMsg,
+)
+from tests.harness.arpc import AsyncRpc
+from tests.harness.builder import ChainBuilder, solve
+from tests.harness.network import connect, sync_all
+from tests.harness.nodes import free_port, genesis_doc, write_genesis
+from tests.harness.p2pnet import events, p2p_datadir, peer_by_listen, start_node
+from tests.harness.testpeer import TestPeer, async_wait_until
+
+BAN_SECONDS = 60
+FUNDS = 1_000 * 1_000_000
+
+
+@dataclass
+class Net:
+    node: Node  # the node under test
+    honest: Node  # an honest peer node, dialled into ``node``
+    rpc: AsyncRpc  # ``node``'s RPC
+    genesis: Path
+    tmp: Path
+    user: KeyPair  # funded in genesis
+
+    def hostile(self, **hello: object) -> TestPeer:
+        """A scripted peer for ``node``; advertises a listen address of its own
+        unless told otherwise, so a ban on it touches nobody else."""
+        hello.setdefault("listen", f"127.0.0.1:{free_port()}")
+        return TestPeer.for_node(self.node, **hello)
+
+
+@pytest.fixture
+async def net(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Net]:
+    caplog.set_level(logging.INFO, logger="powernode")
+    user = KeyPair.generate()
+    genesis = write_genesis(tmp_path / "genesis.json", genesis_doc({user.address: FUNDS}))
+    node = await start_node(p2p_datadir(tmp_path / "node", genesis, ban_seconds=BAN_SECONDS))
+    honest: Node | None = None
+    try:
+        honest = await start_node(p2p_datadir(tmp_path / "honest", genesis))
+        await connect(honest, node)
+        async with AsyncRpc(endpoint_from_datadir(tmp_path / "node")) as rpc:
+            yield Net(node, honest, rpc, genesis, tmp_path, user)
+    finally:
+        if honest is not None:
+            await honest.stop()
+        await node.stop()
+
+
+# --- checks shared by the tests -------------------------------------------------
+
+
+async def ready(net: Net, peer: TestPeer) -> None:
+    """Connected, handshaken and registered by the node as a peer."""
+    assert peer.remote is not None, "no hello from the node"
+    assert peer.remote.genesis == net.node.L.chain.genesis.hash
+    await peer.sync_with_ping()
+    assert peer_by_listen(net.node, peer.hello.listen) is not None
+    assert not peer.is_closed
+
+
+async def banned_in_rpc(net: Net) -> set[str]:
+    return {p["address"] for p in await net.rpc.call("peer.list") if p["direction"] == "banned"}
+
+
+async def assert_banned(
+    net: Net, caplog: pytest.LogCaptureFixture, peer: TestPeer, reason: str
+) -> None:
+    listen = peer.hello.listen
+    await peer.wait_disconnected()
+    (record,) = events(caplog, "peer.banned", peer=listen)
+    assert record.fields["reason"] == reason  # type: ignore[attr-defined]
+    assert record.levelno == logging.WARNING
+    assert record.fields["seconds"] == BAN_SECONDS  # type: ignore[attr-defined]
+    assert net.node.p2p is not None and net.node.p2p.banned(listen)
+    listed = [p for p in net.node.p2p.peer_list() if p["address"] == listen]
+    assert [p["direction"] for p in listed] == ["banned"]
+    assert 0 < int(listed[0]["banned_until_s"]) <= BAN_SECONDS  # type: ignore[call-overload]
+    assert listen in await banned_in_rpc(net)
+    await async_wait_until(
+        lambda: peer_by_listen(net.node, listen) is None, what="the node to forget the peer"
+    )
+
+
+async def assert_refused_when_back(net: Net, caplog: pytest.LogCaptureFixture, listen: str) -> None:
+    """A new connection advertising the banned listen address is closed,
+    however polite it is, and never becomes a peer."""
+    connected_before = len(events(caplog, "peer.connected", peer=listen))
+    async with net.hostile(listen=listen) as again:
+        await again.connect()
+        await again.wait_disconnected()
+    assert peer_by_listen(net.node, listen) is None
+    assert len(events(caplog, "peer.connected", peer=listen)) == connected_before
+
+
+async def assert_still_serves(net: Net) -> None:
+    """The node still mines and relays to its honest peer."""
+    assert peer_by_listen(net.node, net.honest.p2p.listen) is not None  # type: ignore[union-attr]
+    height = net.node.L.chain.height
+    await net.node.mine_now(1)
+    assert net.node.L.chain.height == height + 1
+    await sync_all([net.node, net.honest], timeout=15)
+    assert net.honest.p2p is not None and net.node.p2p is not None
+    assert not net.node.p2p.banned(net.honest.p2p.listen)
+
+
+# --- blocks that prove misbehaviour ---------------------------------------------------
+
+
+def with_txs(block: Block, txs: list[Transaction]) -> Block:
+    """``block``'s header over other txs: tx_root recomputed, PoW re-solved."""
+    fields = block.header.to_obj()
+    fields[6] = merkle_root([tx.txid for tx in txs])  # tx_root
+    return make_block(solve(make_header(*fields)), txs)
+
+
+def tampered(tx: Transaction) -> Transaction:
+    """``tx`` with one signature bit flipped, still a canonical encoding."""
+    obj = tx_to_obj(tx)
+    sig = bytearray(obj[6])
+    sig[10] ^= 0x01
+    obj[6] = bytes(sig)
+    return decode_tx(encoding.encode(obj))
+
+
+def builder(net: Net) -> ChainBuilder:
+    return ChainBuilder(net.genesis, net.tmp / "builder")
+
+
+# --- the tests ------------------------------------------------------------------------
+
+
+async def test_honest_nodes_are_connected_both_ways(net: Net) -> None:
+    assert net.node.p2p is not None and net.honest.p2p is not None
+    assert peer_by_listen(net.node, net.honest.p2p.listen) is not None
+    assert peer_by_listen(net.honest, net.node.p2p.listen) is not None
+    assert await banned_in_rpc(net) == set()
+    await assert_still_serves(net)
+
+
+async def test_well_behaved_test_peer_is_served(net: Net) -> None:
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        assert peer.remote is not None and peer.remote.height == net.node.L.chain.height
+        await net.node.mine_now(1)
+        tip = net.node.L.chain.tip.hash
+        assert await peer.wait_for_message("inv") == Inv("block", [tip])
+        # It answers what we ask for.
+        await peer.send(GetHeaders([net.node.L.chain.genesis.hash], bytes(32)))
+        headers = await peer.wait_for_message("headers")
+        assert [decode_header(h).hash for h in headers.headers] == [tip]  # type: ignore[attr-defined]
+        await peer.send(GetData("block", [tip, b"\x00" * 32]))
+        block = await peer.wait_for_message("block")
+        assert decode_block(block.raw).hash == tip  # type: ignore[attr-defined]
+        assert await peer.wait_for_message("notfound") == NotFound("block", [b"\x00" * 32])
+    await assert_still_serves(net)
+
+
+async def test_wrong_genesis_is_dropped_not_banned(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with net.hostile(genesis=b"\xee" * 32) as peer:
+        await peer.connect()
+        assert peer.remote is not None  # the node's hello comes first
+        await peer.wait_disconnected()
+    listen = peer.hello.listen
+    (record,) = events(caplog, "peer.dropped", reason="wrong_network")
+    assert "genesis" in record.fields["msg"]  # type: ignore[attr-defined]
+    assert events(caplog, "peer.banned") == []
+    assert net.node.p2p is not None and not net.node.p2p.banned(listen)
+    assert await banned_in_rpc(net) == set()
+    assert peer_by_listen(net.node, listen) is None
+    # Not punished: back with the right genesis, it is a peer like any other.
+    async with net.hostile(listen=listen) as back:
+        await back.connect()
+        await ready(net, back)
+    await assert_still_serves(net)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"chain_id": "another-chain"}, {"version": 99}],
+    ids=["chain_id", "version"],
+)
+async def test_other_network_is_dropped_not_banned(
+    net: Net, caplog: pytest.LogCaptureFixture, change: dict[str, object]
+) -> None:
+    async with net.hostile(**change) as peer:
+        await peer.connect()
+        await peer.wait_disconnected()
+    assert len(events(caplog, "peer.dropped", reason="wrong_network")) == 1
+    assert events(caplog, "peer.banned") == []
+    assert await banned_in_rpc(net) == set()
+    await assert_still_serves(net)
+
+
+async def test_connection_to_itself_is_dropped(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    assert net.node.p2p is not None
+    async with net.hostile(node_id=net.node.p2p.node_id) as peer:
+        await peer.connect()
+        await peer.wait_disconnected()
+    (record,) = events(caplog, "peer.dropped", reason="wrong_network")
+    assert "ourselves" in record.fields["msg"]  # type: ignore[attr-defined]
+    assert events(caplog, "peer.banned") == []
+    await assert_still_serves(net)
+
+
+async def test_oversize_frame_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    assert net.node.p2p is not None
+    limit = net.node.p2p.cfg.max_frame_bytes
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        # The node refuses the frame on its header, so our send may be cut short.
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+            await peer.send(BlockMsg(b"\x00" * limit))
+        await assert_banned(net, caplog, peer, "oversize_frame")
+        assert peer.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    await assert_refused_when_back(net, caplog, peer.hello.listen)
+    await assert_still_serves(net)
+
+
+async def test_malformed_msgpack_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send_raw(b"\xc1\x92\xa4ping")
+        await assert_banned(net, caplog, peer, "malformed_frame")
+    await assert_refused_when_back(net, caplog, peer.hello.listen)
+    await assert_still_serves(net)
+
+
+async def test_text_frame_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send_text('["ping", 1]')
+        await assert_banned(net, caplog, peer, "malformed_frame")
+    await assert_still_serves(net)
+
+
+async def test_second_hello_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send(peer.hello)
+        await assert_banned(net, caplog, peer, "unexpected_message")
+    await assert_still_serves(net)
+
+
+async def test_block_with_bad_pow_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    b = builder(net)
+    try:
+        good = b.next_block()
+    finally:
+        b.close()
+    bad = make_block(solve(good.header, want_valid=False), good.txs)
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send(BlockMsg(bad.raw))
+        await assert_banned(net, caplog, peer, "bad_pow")
+    assert net.node.L.chain.height == 0
+    assert bad.hash not in net.node.L.chain.index
+    await assert_refused_when_back(net, caplog, peer.hello.listen)
+    await assert_still_serves(net)
+
+
+async def test_block_with_bad_signature_is_banned(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    tx = build_transfer(
+        net.user, chain_id=net.node.L.params.chain_id, nonce=0, to=os.urandom(20), amount=5
+    )
+    b = builder(net)
+    try:
+        good = b.next_block([tx])
+    finally:
+        b.close()
+    bad = with_txs(good, [tampered(tx)])
+    # Everything but the signature holds: PoW, tx root, size; same effects on state.
+    bad.header.check_pow()
+    assert bad.header.tx_root == merkle_root(bad.txids()) != good.header.tx_root
+    assert bad.header.state_root == good.header.state_root
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send(BlockMsg(bad.raw))
+        await assert_banned(net, caplog, peer, "bad_signature")
+    assert events(caplog, "block.invalid", hash=bad.hash, reason="bad_signature")
+    assert net.node.L.chain.height == 0
+    await assert_refused_when_back(net, caplog, peer.hello.listen)
+    await assert_still_serves(net)
+    # The untampered tx is still good, and the honest block still connects.
+    outcome, _ = net.node.accept_block(good)
+    assert outcome == "side"  # our mined block came first; same height
+
+
+async def test_tx_with_bad_signature_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    tx = build_transfer(
+        net.user, chain_id=net.node.L.params.chain_id, nonce=0, to=os.urandom(20), amount=5
+    )
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send(TxMsg(tampered(tx).raw))
+        await assert_banned(net, caplog, peer, "bad_signature")
+    assert len(net.node.L.mempool) == 0
+    await assert_still_serves(net)
+
+
+async def test_inventory_flood_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    # Announce, over and over, a tx the node already has: each announcement
+    # costs the node next to nothing, so what stops us is the rate limit (a
+    # bucket of 50,000 hashes refilled at 20,000 a second), not the node's speed.
+    tx = build_transfer(
+        net.user, chain_id=net.node.L.params.chain_id, nonce=0, to=os.urandom(20), amount=5
+    )
+    [(txid, err)] = await net.node.submit_txs([tx])
+    assert err is None and txid == tx.txid
+    spam = Inv("tx", [tx.txid] * MAX_INV)
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        for _ in range(200):
+            if peer.is_closed:
+                break
+            try:
+                await peer.send(spam)
+            except (ConnectionError, aiohttp.ClientError):
+                break
+        await assert_banned(net, caplog, peer, "flood")
+        assert peer.messages("getdata") == []  # it never had to ask for anything
+    await assert_refused_when_back(net, caplog, peer.hello.listen)
+    await assert_still_serves(net)
+    # The announced tx went into the block the honest peer now has.
+    assert net.honest.L.chain.get_block(net.honest.L.chain.tip.hash).txids() == [tx.txid]
+
+
+async def test_slow_handshake_is_dropped_not_banned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="powernode")
+    genesis = write_genesis(tmp_path / "genesis.json", genesis_doc({}))
+    node = await start_node(p2p_datadir(tmp_path / "node", genesis, handshake_timeout=1))
+    try:
+        async with TestPeer.for_node(node) as peer:
+            await peer.connect(handshake=False)
+            await peer.wait_for_message("hello")  # the node speaks first
+            await peer.wait_disconnected()  # we never answer
+        assert node.p2p is not None
+        assert events(caplog, "peer.banned") == []
+        assert [p for p in node.p2p.peer_list() if p["direction"] == "banned"] == []
+        assert node.p2p.peers == {}
+    finally:
+        await node.stop()
+
+
+async def test_ban_ends_and_unban_lets_the_peer_back(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send_raw(b"\xc1")
+        await assert_banned(net, caplog, peer, "malformed_frame")
+    listen = peer.hello.listen
+    assert await net.rpc.call("peer.unban", {"address": listen}) == {"unbanned": True}
+    assert listen not in await banned_in_rpc(net)
+    async with net.hostile(listen=listen) as back:
+        await back.connect()
+        await ready(net, back)
+
+
+async def test_headers_with_bad_pow_are_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    b = builder(net)
+    try:
+        good = b.next_block()
+    finally:
+        b.close()
+    bad = solve(good.header, want_valid=False)
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send(Headers([bad.encode()]))
+        answered = await peer.ping_or_disconnect()
+        asked = [m for m in peer.messages("getdata") if bad.hash in m.hashes]  # type: ignore[attr-defined]
+        assert not answered, f"still connected; the node asked for the block: {bool(asked)}"
+        await assert_banned(net, caplog, peer, "bad_pow")
+    await assert_still_serves(net)
+
+
+async def test_misbehaving_impostor_does_not_get_the_honest_peer_banned(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert net.honest.p2p is not None and net.node.p2p is not None
+    honest_listen = net.honest.p2p.listen
+    async with net.hostile(listen=honest_listen) as impostor:
+        await impostor.connect()
+        assert impostor.remote is not None
+        await impostor.sync_with_ping()
+        await impostor.send_raw(b"\xc1")
+        await impostor.wait_disconnected()
+    await async_wait_until(lambda: events(caplog, "peer.banned"), what="a ban")
+    assert not net.node.p2p.banned(honest_listen)
+    assert peer_by_listen(net.node, honest_listen) is not None
+    await assert_still_serves(net)
+
+
+async def test_headers_that_do_not_connect_are_not_downloaded(net: Net) -> None:
+    g = net.node.L.chain.genesis.header
+    unconnected = [
+        make_header(
+            g.version, 1, os.urandom(32), g.timestamp, g.target, 0, bytes(32), bytes(32), bytes(20)
+        )
+        for _ in range(MAX_HEADERS)
+    ]
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send(Headers([h.encode() for h in unconnected]))
+        await peer.sync_with_ping()
+        hostile = peer_by_listen(net.node, peer.hello.listen)
+        assert hostile is not None
+        asked = {h for m in peer.messages("getdata") for h in m.hashes}  # type: ignore[attr-defined]
+        assert asked.isdisjoint(h.hash for h in unconnected)
+        assert len(hostile.to_fetch) + len(hostile.in_flight) == 0
+    await assert_still_serves(net)
+
+
+async def test_silent_addresses_do_not_hold_outbound_slots(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="powernode")
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept the TCP connection, never answer the upgrade
+
+    servers = [await asyncio.start_server(silent, "127.0.0.1", 0) for _ in range(2)]
+    genesis = write_genesis(tmp_path / "genesis.json", genesis_doc({}))
+    node = await start_node(
+        p2p_datadir(tmp_path / "node", genesis, max_outbound=2, handshake_timeout=1)
+    )
+    other: Node | None = None
+    try:
+        other = await start_node(p2p_datadir(tmp_path / "other", genesis))
+        assert node.p2p is not None and other.p2p is not None
+        async with TestPeer.for_node(node) as peer:
+            await peer.connect()
+            await peer.send(Addr([f"127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in servers]))
+            await peer.sync_with_ping()
+        await async_wait_until(lambda: len(held) == 2, what="the node to dial both addresses")
+        node.p2p.add_address(other.p2p.listen)
+        await async_wait_until(
+            lambda: peer_by_listen(node, other.p2p.listen),  # type: ignore[union-attr]
+            timeout=4,
+            what="the node to dial a good address",
+        )
+    finally:
+        if other is not None:
+            await other.stop()
+        await node.stop()
+        for w in held:
+            w.close()
+        for s in servers:
+            s.close()
+            await s.wait_closed()

@@ -1,0 +1,586 @@
+"""The wire messages and the sans-I/O peer state machine, driven with bytes only.
+
+No sockets: frames go in as ``bytes`` with an explicit clock (milliseconds),
+and whatever the protocol wants to send is read back with ``data_to_send``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from powernode.core import encoding
+from powernode.protocol.messages import (
+    MAX_ADDRS,
+    MAX_HEADERS,
+    MAX_INV,
+    MAX_LOCATOR,
+    PROTOCOL_VERSION,
+    Addr,
+    BlockMsg,
+    Flood,
+    GetAddr,
+    GetData,
+    GetHeaders,
+    Headers,
+    Hello,
+    Inv,
+    Malformed,
+    Message,
+    NotFound,
+    OversizeFrame,
+    Ping,
+    Pong,
+    ProtocolError,
+    TxMsg,
+    Unexpected,
+    WrongNetwork,
+    decode_message,
+)
+from powernode.protocol.peer import PeerProtocol
+
+CHAIN = "unit-p2p"
+GENESIS = bytes(range(32))
+H1 = b"\x11" * 32
+H2 = b"\x22" * 32
+
+
+def hello(**changes: Any) -> Hello:
+    fields: dict[str, Any] = {
+        "version": PROTOCOL_VERSION,
+        "chain_id": CHAIN,
+        "genesis": GENESIS,
+        "height": 7,
+        "work": (1234).to_bytes(32, "big"),
+        "listen": "127.0.0.1:9000",
+        "node_id": os.urandom(16),
+        "agent": "unit/1",
+    }
+    fields.update(changes)
+    return Hello(**fields)
+
+
+def frame(*obj: Any) -> bytes:
+    """A canonical frame of arbitrary content (no type checks of our own)."""
+    return msgpack.packb(list(obj), use_bin_type=True)
+
+
+def decoded(frames: list[bytes]) -> list[Message]:
+    return [decode_message(f) for f in frames]
+
+
+def handshaken(**kw: Any) -> PeerProtocol:
+    """A protocol that has exchanged hellos at t=0 and has nothing queued."""
+    p = PeerProtocol(local=hello(listen=""), **kw)
+    p.start()
+    assert p.receive(hello().encode(), 0)
+    assert p.ready
+    p.data_to_send()
+    return p
+
+
+# --- messages ---------------------------------------------------------------
+
+EVERY_MESSAGE: list[Message] = [
+    hello(),
+    hello(listen="", height=0, work=bytes(32), agent=""),
+    Ping(0),
+    Ping(2**64 - 1),
+    Pong(42),
+    Inv("tx", [H1, H2]),
+    Inv("block", []),
+    GetData("block", [H1]),
+    GetData("tx", [H2] * MAX_INV),
+    NotFound("tx", [H1]),
+    TxMsg(b"\x97raw-tx"),
+    TxMsg(b""),
+    BlockMsg(b"\x92raw-block"),
+    GetHeaders([H1, H2], bytes(32)),
+    GetHeaders([], H2),
+    Headers([b"h" * 100, b"g" * 512]),
+    Headers([]),
+    GetAddr(),
+    Addr(["127.0.0.1:1", "[::1]:2"]),
+    Addr([]),
+]
+
+
+@pytest.mark.parametrize("msg", EVERY_MESSAGE, ids=lambda m: m.name)
+def test_round_trip(msg: Message) -> None:
+    raw = msg.encode()
+    assert raw == encoding.encode([msg.name, *msg.to_obj()[1:]])
+    back = decode_message(raw)
+    assert back == msg
+    assert type(back) is type(msg)
+    assert back.encode() == raw
+
+
+def test_every_message_type_is_covered() -> None:
+    names = {m.name for m in EVERY_MESSAGE}
+    assert names == {
+        cls.name for cls in (Hello, Ping, Pong, Inv, GetData, NotFound, TxMsg, BlockMsg, GetHeaders)
+    } | {Headers.name, GetAddr.name, Addr.name}
+
+
+def test_wire_form_is_name_then_fields() -> None:
+    assert msgpack.unpackb(Ping(5).encode()) == ["ping", 5]
+    assert msgpack.unpackb(GetAddr().encode()) == ["getaddr"]
+    assert msgpack.unpackb(Inv("tx", [H1]).encode()) == ["inv", "tx", [H1]]
+
+
+NOT_MSGPACK = [
+    b"",
+    b"\xc1",  # the one byte msgpack never uses
+    b"\x92\xa4ping",  # truncated array
+    Ping(1).encode() + b"\x00",  # trailing bytes
+    b"\x92\xa4ping\xcd\x00\x01",  # 1 written as uint16: not canonical
+    b"\x92\xd9\x04ping\x01",  # name as str8: not canonical
+    msgpack.packb({"ping": 1}),  # a map
+    msgpack.packb(["ping", 1.5]),  # a float
+    msgpack.packb(["ping", msgpack.ExtType(1, b"x")]),  # an ext type
+    b"\x91" * 10_000 + b"\x00",  # absurd nesting
+    b"\xff" * 64,
+]
+
+
+@pytest.mark.parametrize("raw", NOT_MSGPACK, ids=range(len(NOT_MSGPACK)))
+def test_bytes_that_are_not_a_canonical_frame(raw: bytes) -> None:
+    with pytest.raises(Malformed) as info:
+        decode_message(raw)
+    assert info.value.code == "malformed_frame"
+    assert info.value.ban
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        frame(),  # empty array
+        msgpack.packb("ping"),  # not an array
+        msgpack.packb(7),
+        frame(1, 2),  # name is not a string
+        frame(b"ping", 1),  # name as bytes
+        frame("x" * 17),  # name too long
+    ],
+)
+def test_frame_shape(raw: bytes) -> None:
+    with pytest.raises(Malformed):
+        decode_message(raw)
+
+
+@pytest.mark.parametrize("name", ["version", "verack", "Ping", "", "mempool", "reject"])
+def test_unknown_message_name(name: str) -> None:
+    with pytest.raises(Malformed, match="unknown message"):
+        decode_message(frame(name, 1))
+
+
+@pytest.mark.parametrize("msg", EVERY_MESSAGE, ids=lambda m: m.name)
+def test_wrong_field_counts(msg: Message) -> None:
+    obj = msg.to_obj()
+    with pytest.raises(Malformed, match="fields"):
+        decode_message(frame(*obj, 0))
+    if len(obj) > 1:
+        with pytest.raises(Malformed, match="fields"):
+            decode_message(frame(*obj[:-1]))
+
+
+def _hello_with(i: int, value: Any) -> bytes:
+    obj = hello().to_obj()
+    obj[1 + i] = value
+    return frame(*obj)
+
+
+WRONG_TYPES = {
+    "hello version as str": _hello_with(0, "1"),
+    "hello version negative": _hello_with(0, -1),
+    "hello version bool": _hello_with(0, True),
+    "hello chain_id as bytes": _hello_with(1, b"unit"),
+    "hello chain_id too long": _hello_with(1, "c" * 65),
+    "hello genesis short": _hello_with(2, b"\x00" * 31),
+    "hello genesis as str": _hello_with(2, "00" * 32),
+    "hello height nil": _hello_with(3, None),
+    "hello work long": _hello_with(4, b"\x00" * 33),
+    "hello listen too long": _hello_with(5, "h" * 129),
+    "hello node_id long": _hello_with(6, b"\x00" * 17),
+    "hello agent as int": _hello_with(7, 5),
+    "ping nonce str": frame("ping", "1"),
+    "ping nonce negative": frame("ping", -5),
+    "pong nonce bytes": frame("pong", b"\x01"),
+    "pong nonce list": frame("pong", [1]),
+    "inv kind bytes": frame("inv", b"tx", [H1]),
+    "inv hashes not a list": frame("inv", "tx", H1),
+    "inv hash short": frame("inv", "tx", [H1[:31]]),
+    "inv hash str": frame("inv", "tx", ["11" * 32]),
+    "getdata hash long": frame("getdata", "block", [H1 + b"\x00"]),
+    "notfound hashes nil": frame("notfound", "tx", None),
+    "tx raw as str": frame("tx", "raw"),
+    "tx too big": frame("tx", b"\x00" * (16 * 1024 + 1)),
+    "block raw as list": frame("block", [b"raw"]),
+    "getheaders locator not list": frame("getheaders", H1, H2),
+    "getheaders stop short": frame("getheaders", [H1], b"\x00"),
+    "headers entry not bytes": frame("headers", ["h"]),
+    "headers entry too big": frame("headers", [b"h" * 513]),
+    "headers not a list": frame("headers", b"h"),
+    "addr entry not str": frame("addr", [b"127.0.0.1:1"]),
+    "addr entry too long": frame("addr", ["a" * 129]),
+}
+
+
+@pytest.mark.parametrize("raw", WRONG_TYPES.values(), ids=WRONG_TYPES.keys())
+def test_wrong_field_types(raw: bytes) -> None:
+    with pytest.raises(Malformed) as info:
+        decode_message(raw)
+    assert info.value.code == "malformed_frame"
+
+
+@pytest.mark.parametrize("name", ["inv", "getdata", "notfound"])
+@pytest.mark.parametrize("kind", ["blk", "TX", "", "transact", "transaction", "filtered"])
+def test_unknown_inventory_kind(name: str, kind: str) -> None:
+    with pytest.raises(Malformed):
+        decode_message(frame(name, kind, [H1]))
+
+
+@pytest.mark.parametrize(
+    ("raw", "limit"),
+    [
+        (frame("inv", "tx", [H1] * (MAX_INV + 1)), MAX_INV),
+        (frame("getdata", "block", [H1] * (MAX_INV + 1)), MAX_INV),
+        (frame("notfound", "tx", [H1] * (MAX_INV + 1)), MAX_INV),
+        (frame("getheaders", [H1] * (MAX_LOCATOR + 1), H2), MAX_LOCATOR),
+        (frame("headers", [b"h"] * (MAX_HEADERS + 1)), MAX_HEADERS),
+        (frame("addr", ["127.0.0.1:1"] * (MAX_ADDRS + 1)), MAX_ADDRS),
+    ],
+    ids=["inv", "getdata", "notfound", "locator", "headers", "addr"],
+)
+def test_oversize_lists(raw: bytes, limit: int) -> None:
+    with pytest.raises(OversizeFrame) as info:
+        decode_message(raw)
+    assert info.value.code == "oversize_frame"
+    assert info.value.ban
+    assert str(limit) in info.value.message
+
+
+def test_lists_at_their_limits_are_fine() -> None:
+    assert len(decode_message(frame("inv", "tx", [H1] * MAX_INV)).hashes) == MAX_INV  # type: ignore[attr-defined]
+    assert decode_message(frame("getheaders", [H1] * MAX_LOCATOR, H2))
+    assert decode_message(frame("headers", [b"h"] * MAX_HEADERS))
+    assert decode_message(frame("addr", ["a:1"] * MAX_ADDRS))
+
+
+def test_frame_over_max_bytes() -> None:
+    raw = TxMsg(b"\x00" * 1000).encode()
+    assert decode_message(raw, max_bytes=len(raw)) == TxMsg(b"\x00" * 1000)
+    with pytest.raises(OversizeFrame) as info:
+        decode_message(raw, max_bytes=len(raw) - 1)
+    assert info.value.code == "oversize_frame"
+    # The size is checked before parsing: garbage over the limit is oversize, not malformed.
+    with pytest.raises(OversizeFrame):
+        decode_message(b"\xc1" * 101, max_bytes=100)
+
+
+def test_default_frame_limit_fits_the_largest_block() -> None:
+    from powernode.core.block import HARD_MAX_BLOCK_BYTES
+    from powernode.protocol.messages import MAX_FRAME_BYTES
+
+    big = BlockMsg(b"\x00" * HARD_MAX_BLOCK_BYTES).encode()
+    assert len(big) <= MAX_FRAME_BYTES
+    assert decode_message(big) == BlockMsg(b"\x00" * HARD_MAX_BLOCK_BYTES)
+    with pytest.raises(Malformed):
+        decode_message(BlockMsg(b"\x00" * (HARD_MAX_BLOCK_BYTES + 1)).encode())
+    with pytest.raises(OversizeFrame):
+        decode_message(b"\x00" * (MAX_FRAME_BYTES + 1))
+
+
+def test_error_codes_and_ban_flags() -> None:
+    assert (Malformed.code, Malformed.ban) == ("malformed_frame", True)
+    assert (OversizeFrame.code, OversizeFrame.ban) == ("oversize_frame", True)
+    assert (WrongNetwork.code, WrongNetwork.ban) == ("wrong_network", False)
+    assert (Unexpected.code, Unexpected.ban) == ("unexpected_message", True)
+    assert (Flood.code, Flood.ban) == ("flood", True)
+    for cls in (Malformed, OversizeFrame, WrongNetwork, Unexpected, Flood):
+        assert issubclass(cls, ProtocolError)
+
+
+# --- handshake --------------------------------------------------------------
+
+
+def test_start_queues_our_hello_once() -> None:
+    local = hello()
+    p = PeerProtocol(local=local)
+    assert not p.ready
+    p.start()
+    p.start()
+    assert decoded(p.data_to_send()) == [local]
+    assert p.data_to_send() == []
+    assert not p.ready
+
+
+def test_two_protocols_shake_hands() -> None:
+    a = PeerProtocol(local=hello(listen="a:1"))
+    b = PeerProtocol(local=hello(listen="b:2"))
+    a.start()
+    (frame_a,) = a.data_to_send()
+    got = b.receive(frame_a, 0)
+    assert got == [a.local]
+    assert b.remote == a.local and b.ready
+    # b had not started: receiving the hello queued its own.
+    (frame_b,) = b.data_to_send()
+    assert a.receive(frame_b, 0) == [b.local]
+    assert a.ready and a.remote == b.local
+    assert a.data_to_send() == []  # no second hello
+
+
+def test_first_message_must_be_hello() -> None:
+    for first in (Ping(1), Pong(1), Inv("tx", [H1]), GetAddr(), TxMsg(b"x"), Headers([])):
+        p = PeerProtocol(local=hello())
+        p.start()
+        with pytest.raises(Unexpected) as info:
+            p.receive(first.encode(), 0)
+        assert info.value.code == "unexpected_message" and info.value.ban
+        assert p.remote is None
+
+
+def test_malformed_first_frame() -> None:
+    p = PeerProtocol(local=hello())
+    with pytest.raises(Malformed):
+        p.receive(b"\xc1", 0)
+
+
+def test_second_hello_is_unexpected() -> None:
+    p = handshaken()
+    with pytest.raises(Unexpected, match="second hello"):
+        p.receive(hello().encode(), 10)
+
+
+def test_nothing_but_hello_may_be_sent_before_the_handshake() -> None:
+    p = PeerProtocol(local=hello())
+    with pytest.raises(Unexpected):
+        p.send(Ping(1))
+    p.start()
+    with pytest.raises(Unexpected):
+        p.send(Inv("tx", [H1]))
+    p.receive(hello().encode(), 0)
+    p.send(Ping(1))
+    assert decoded(p.data_to_send())[-1] == Ping(1)
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"version": PROTOCOL_VERSION + 1}, "version"),
+        ({"version": 0}, "version"),
+        ({"chain_id": "another-chain"}, "chain"),
+        ({"chain_id": ""}, "chain"),
+        ({"genesis": b"\xee" * 32}, "genesis"),
+    ],
+)
+def test_hello_from_another_network(change: dict[str, Any], why: str) -> None:
+    p = PeerProtocol(local=hello())
+    p.start()
+    with pytest.raises(WrongNetwork, match=why) as info:
+        p.receive(hello(**change).encode(), 0)
+    assert info.value.code == "wrong_network"
+    assert info.value.ban is False
+    assert p.remote is None and not p.ready
+
+
+def test_talking_to_ourselves() -> None:
+    local = hello()
+    p = PeerProtocol(local=local)
+    p.start()
+    with pytest.raises(WrongNetwork, match="ourselves") as info:
+        p.receive(local.encode(), 0)
+    assert info.value.ban is False
+    assert p.remote is None
+
+
+def test_a_different_height_listen_or_agent_is_fine() -> None:
+    p = PeerProtocol(local=hello())
+    remote = hello(height=10**9, work=b"\xff" * 32, listen="", agent="other/9")
+    assert p.receive(remote.encode(), 0) == [remote]
+
+
+# --- ping / pong --------------------------------------------------------------
+
+
+def test_ping_is_answered_with_pong() -> None:
+    p = handshaken()
+    assert p.receive(Ping(77).encode(), 5) == []
+    assert decoded(p.data_to_send()) == [Pong(77)]
+
+
+def test_pong_sets_rtt() -> None:
+    p = handshaken()
+    assert p.rtt_ms is None
+    p.ping(9, 1_000)
+    assert decoded(p.data_to_send()) == [Ping(9)]
+    assert p.ping_outstanding(1_100) == 100
+    assert p.receive(Pong(8).encode(), 1_200) == []  # not ours: ignored
+    assert p.rtt_ms is None
+    assert p.ping_outstanding(1_200) == 200
+    assert p.receive(Pong(9).encode(), 1_250) == []
+    assert p.rtt_ms == 250
+    assert p.ping_outstanding(5_000) == 0
+    # A late duplicate pong changes nothing.
+    p.receive(Pong(9).encode(), 9_000)
+    assert p.rtt_ms == 250
+
+
+def test_unsolicited_pong_is_ignored() -> None:
+    p = handshaken()
+    assert p.receive(Pong(1).encode(), 3) == []
+    assert p.rtt_ms is None and p.data_to_send() == []
+
+
+def test_cannot_ping_before_handshake() -> None:
+    p = PeerProtocol(local=hello())
+    p.start()
+    with pytest.raises(Unexpected):
+        p.ping(1, 0)
+
+
+def test_other_messages_pass_through() -> None:
+    p = handshaken()
+    for msg in EVERY_MESSAGE:
+        if isinstance(msg, Hello | Ping | Pong):
+            continue
+        assert p.receive(msg.encode(), 0) == [msg]
+
+
+# --- inventory flood ------------------------------------------------------------
+
+
+def hashes(n: int) -> list[bytes]:
+    return [i.to_bytes(32, "big") for i in range(n)]
+
+
+def test_inventory_burst_then_flood() -> None:
+    p = handshaken(inv_rate=100, inv_burst=1_000)
+    p.receive(Inv("tx", hashes(600)).encode(), 0)
+    p.receive(Inv("block", hashes(400)).encode(), 0)
+    with pytest.raises(Flood) as info:
+        p.receive(Inv("tx", hashes(1)).encode(), 0)
+    assert info.value.code == "flood" and info.value.ban
+
+
+def test_getdata_counts_against_the_bucket() -> None:
+    p = handshaken(inv_rate=100, inv_burst=1_000)
+    p.receive(GetData("tx", hashes(1_000)).encode(), 0)
+    with pytest.raises(Flood):
+        p.receive(GetData("block", hashes(1)).encode(), 0)
+
+
+def test_other_messages_do_not_spend_tokens() -> None:
+    p = handshaken(inv_rate=100, inv_burst=1_000)
+    for _ in range(10):
+        p.receive(NotFound("tx", hashes(1_000)).encode(), 0)
+        p.receive(Headers([b"h"] * 100).encode(), 0)
+    p.receive(Inv("tx", hashes(1_000)).encode(), 0)
+
+
+def test_a_single_message_over_the_burst_floods() -> None:
+    p = handshaken(inv_rate=100, inv_burst=1_000)
+    with pytest.raises(Flood):
+        p.receive(Inv("tx", hashes(1_001)).encode(), 0)
+
+
+def test_tokens_refill_with_time() -> None:
+    p = handshaken(inv_rate=100, inv_burst=1_000)
+    p.receive(Inv("tx", hashes(1_000)).encode(), 0)
+    # One second later: 100 more tokens, no more.
+    p.receive(Inv("tx", hashes(100)).encode(), 1_000)
+    with pytest.raises(Flood):
+        p.receive(Inv("tx", hashes(1)).encode(), 1_000)
+
+
+def test_tokens_refill_up_to_the_burst_only() -> None:
+    p = handshaken(inv_rate=100, inv_burst=1_000)
+    p.receive(Inv("tx", hashes(1_000)).encode(), 0)
+    p.receive(Inv("tx", hashes(1_000)).encode(), 3_600_000)
+    with pytest.raises(Flood):
+        p.receive(Inv("tx", hashes(1)).encode(), 3_600_000)
+
+
+def test_steady_rate_is_never_a_flood() -> None:
+    p = handshaken(inv_rate=1_000, inv_burst=2_000)
+    for t in range(0, 20_000, 100):
+        p.receive(Inv("tx", hashes(100)).encode(), t)
+
+
+def test_default_bucket_takes_a_full_inv() -> None:
+    p = handshaken()
+    for _ in range(10):
+        p.receive(Inv("tx", hashes(MAX_INV)).encode(), 0)
+    with pytest.raises(Flood):
+        p.receive(Inv("tx", hashes(1)).encode(), 0)
+
+
+def test_tokens_refill_even_when_polled_often() -> None:
+    p = handshaken(inv_rate=10, inv_burst=10)
+    p.receive(Inv("tx", hashes(10)).encode(), 0)
+    # An empty inv every 50 ms for a second: 10 tokens/s * 1 s = 10 tokens back.
+    for t in range(50, 1_000, 50):
+        p.receive(Inv("tx", []).encode(), t)
+    p.receive(Inv("tx", hashes(5)).encode(), 1_000)
+
+
+# --- fuzz ---------------------------------------------------------------------
+
+leaf = (
+    st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.binary(max_size=40)
+    | st.text(max_size=20)
+    | st.booleans()
+    | st.none()
+    | st.sampled_from([H1, b"\x00" * 16, "tx", "block", "127.0.0.1:1"])
+)
+trees = st.recursive(leaf, lambda inner: st.lists(inner, max_size=4), max_leaves=8)
+SMALL_MESSAGES = [m for m in EVERY_MESSAGE if len(m.encode()) < 300]
+names = st.sampled_from([*sorted({m.name for m in EVERY_MESSAGE}), "", "nope", "Ping", "hello\x00"])
+frames = (
+    st.binary(max_size=300)
+    | st.builds(lambda n, f: frame(n, *f), names, st.lists(trees, max_size=8))
+    | st.builds(
+        lambda m, cut: m.encode()[:cut], st.sampled_from(SMALL_MESSAGES), st.integers(0, 60)
+    )
+    | st.builds(
+        lambda m, i, b: _flip(m.encode(), i, b),
+        st.sampled_from(SMALL_MESSAGES),
+        st.integers(0, 300),
+        st.integers(0, 255),
+    )
+)
+
+
+def _flip(raw: bytes, i: int, b: int) -> bytes:
+    i %= len(raw)
+    return raw[:i] + bytes([b]) + raw[i + 1 :]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames)
+def test_decode_only_raises_protocol_errors(raw: bytes) -> None:
+    try:
+        msg = decode_message(raw, max_bytes=200)
+    except ProtocolError:
+        return
+    assert isinstance(msg, Message)
+    assert decode_message(msg.encode()) == msg
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(frames, min_size=1, max_size=6), st.booleans())
+def test_peer_protocol_only_raises_protocol_errors(raws: list[bytes], shake: bool) -> None:
+    p = handshaken(inv_rate=50, inv_burst=100) if shake else PeerProtocol(local=hello())
+    for t, raw in enumerate(raws):
+        try:
+            out = p.receive(raw, t * 10)
+        except ProtocolError:
+            return
+        assert all(isinstance(m, Message) for m in out)
+        for f in p.data_to_send():
+            decode_message(f)
