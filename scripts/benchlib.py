@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: progress output, a runtime budget,
-a node process started the README way, a minimal raw JSON-RPC connection and
-small statistics.
+a node process started the README way, a testnet started with
+``scripts/testnet.py up``, node log parsing, a minimal raw JSON-RPC connection
+and small statistics.
 
 Everything talks to 127.0.0.1 only. A node started here is always stopped by
 its context manager (SIGTERM, then SIGKILL if it does not exit in time), also
@@ -9,10 +10,13 @@ when the benchmark fails or runs out of time.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import http.client
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +30,7 @@ from urllib.parse import urlsplit
 from powernode.client import Endpoint, RpcClient, RpcUnavailable, endpoint_from_datadir
 
 REPO = Path(__file__).resolve().parent.parent
+TESTNET_SCRIPT = REPO / "scripts" / "testnet.py"
 _T0 = time.monotonic()
 
 
@@ -123,12 +128,32 @@ def _process_cpu(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / _CLK
 
 
+def _descendants(pids: set[int]) -> set[int]:
+    """Live descendants of ``pids``: a node's signature worker processes."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            parent[int(entry)] = int(data[data.rfind(")") + 2 :].split()[1])
+    found: set[int] = set()
+    frontier = set(pids)
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier and p not in found}
+        found |= frontier
+    return found
+
+
 class CpuMonitor:
     """How much CPU other processes used while a phase ran.
 
     Foreign load = machine busy time - this process (and reaped children) -
-    tracked node processes. A node that exits during a phase is still counted:
-    its time moves into this process's children time when it is reaped.
+    tracked node processes and their live children (the node's signature
+    workers). A node that exits during a phase is still counted: its time
+    moves into this process's children time when it is reaped.
     """
 
     def __init__(self) -> None:
@@ -138,7 +163,8 @@ class CpuMonitor:
 
     def _sample(self) -> tuple[float, float, float, float]:
         busy, steal = _system_cpu()
-        own = _process_cpu(os.getpid()) + sum(_process_cpu(p) for p in self.pids)
+        tracked = self.pids | _descendants(self.pids)
+        own = _process_cpu(os.getpid()) + sum(_process_cpu(p) for p in tracked)
         return time.monotonic(), busy, steal, own
 
     def begin(self) -> None:
@@ -337,3 +363,392 @@ class NodeProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# --- processes by pid --------------------------------------------------------------
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone: it may never be
+    reaped if its parent exited and nobody reaps orphans)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    state = data[data.rfind(")") + 2 :].split(" ", 1)[0]
+    return state not in ("Z", "X")
+
+
+def node_pids_under(root: Path) -> list[int]:
+    """Pids of ``powernode run --datadir DIR`` processes whose DIR lies under
+    ``root``: the nodes a benchmark started there, found even if it was cut
+    short before it could record their pids."""
+    root = root.resolve()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"powernode.cli" not in args or b"--datadir" not in args:
+            continue
+        i = args.index(b"--datadir")
+        if i + 1 >= len(args):
+            continue
+        datadir = Path(args[i + 1].decode(errors="replace"))
+        if not datadir.is_absolute():
+            try:
+                datadir = Path(os.readlink(entry / "cwd")) / datadir
+            except OSError:
+                continue
+        if datadir.resolve().is_relative_to(root):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_pids(pids: list[int], *, term_timeout: float = 20.0) -> dict[int, str]:
+    """SIGTERM every pid at once, wait up to ``term_timeout`` s, SIGKILL the
+    rest. Returns how each one ended."""
+    out: dict[int, str] = {}
+    live = [p for p in pids if pid_alive(p)]
+    for p in pids:
+        if p not in live:
+            out[p] = "not running"
+    for p in live:
+        try:
+            os.kill(p, signal.SIGTERM)
+        except ProcessLookupError:
+            out[p] = "stopped"
+    deadline = time.monotonic() + term_timeout
+    while time.monotonic() < deadline:
+        for p in live:
+            if p not in out and not pid_alive(p):
+                out[p] = "stopped"
+        if all(p in out for p in live):
+            return out
+        time.sleep(0.1)
+    for p in live:
+        if p not in out:
+            progress(f"pid {p} ignored SIGTERM for {term_timeout:.0f} s; sending SIGKILL")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+            out[p] = "killed"
+    return out
+
+
+# --- node logs -----------------------------------------------------------------
+
+
+def parse_log_line(line: str) -> tuple[float, str, dict[str, str]] | None:
+    """(unix time, event, fields) of a text-format node log line, e.g.
+    ``2026-11-23T18:41:09.365Z INFO  chain block.connected height=1 hash=1d84..``;
+    None for anything else. Field values stay strings."""
+    parts = line.split()
+    if len(parts) < 4 or not parts[0].endswith("Z"):
+        return None
+    try:
+        ts = (
+            dt.datetime.strptime(parts[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+            .replace(tzinfo=dt.UTC)
+            .timestamp()
+        )
+    except ValueError:
+        return None
+    fields: dict[str, str] = {}
+    for p in parts[4:]:
+        k, sep, v = p.partition("=")
+        if sep:
+            fields[k] = v.strip('"')
+    return ts, parts[3], fields
+
+
+def log_events(
+    path: Path, events: set[str] | None = None
+) -> list[tuple[float, str, dict[str, str]]]:
+    """Every parsed line of a node log (only ``events`` if given), in order."""
+    out: list[tuple[float, str, dict[str, str]]] = []
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        rec = parse_log_line(line)
+        if rec is not None and (events is None or rec[1] in events):
+            out.append(rec)
+    return out
+
+
+# --- a testnet -----------------------------------------------------------------
+
+
+class Testnet:
+    """A local testnet made by ``scripts/testnet.py up`` in ``root``.
+
+    Use as a context manager: leaving the block stops every node process
+    under ``root`` (SIGTERM, then SIGKILL), also when ``up`` was cut short or
+    the benchmark failed, and including processes added with ``adopt``.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.state: dict[str, Any] = {}
+        self.extra: list[subprocess.Popen[bytes]] = []
+
+    def up(
+        self,
+        nodes: int,
+        *,
+        mine: bool = True,
+        easy: bool = False,
+        block_time: int | None = None,
+        accounts: int | None = None,
+        chain_id: str | None = None,
+        timeout: float = 180.0,
+    ) -> None:
+        cmd = [sys.executable, str(TESTNET_SCRIPT), "up", "--dir", str(self.root)]
+        cmd += ["--nodes", str(nodes)]
+        if not mine:
+            cmd.append("--no-mine")
+        if easy:
+            cmd.append("--easy")
+        if block_time is not None:
+            cmd += ["--block-time", str(block_time)]
+        if accounts is not None:
+            cmd += ["--accounts", str(accounts)]
+        if chain_id is not None:
+            cmd += ["--chain-id", chain_id]
+        for attempt in (1, 2):
+            r = subprocess.run(
+                cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+            )
+            if r.returncode == 0:
+                break
+            problem = f"testnet up failed ({r.returncode}):\n{r.stdout}{r.stderr}"
+            for err in sorted(self.root.glob("*/stderr.log")):
+                lines = err.read_text(errors="replace").splitlines()
+                if any("Error" in line or "Traceback" in line for line in lines):
+                    problem += f"\n--- {err}:\n" + "\n".join(lines[-15:])
+            if attempt == 2:
+                raise RuntimeError(problem)
+            progress(problem + "\nretrying once")
+            self.stop()
+        self.state = json.loads((self.root / "testnet.json").read_text())
+
+    @property
+    def nodes(self) -> list[dict[str, Any]]:
+        return list(self.state.get("nodes", []))
+
+    @property
+    def names(self) -> list[str]:
+        return [n["name"] for n in self.nodes]
+
+    @property
+    def pids(self) -> list[int]:
+        return [int(n["pid"]) for n in self.nodes if n.get("pid")]
+
+    def datadir(self, name: str) -> Path:
+        return self.root / name
+
+    def endpoint(self, name: str) -> Endpoint:
+        return endpoint_from_datadir(self.datadir(name))
+
+    def client(self, name: str, *, timeout: float = 60.0) -> RpcClient:
+        return RpcClient(self.endpoint(name), timeout=timeout)
+
+    def adopt(self, proc: subprocess.Popen[bytes]) -> None:
+        self.extra.append(proc)
+
+    def wait_peers(self, minimum: int, timeout: float) -> dict[str, int]:
+        """Wait until every node has ``minimum`` connected peers; the counts."""
+        deadline = time.monotonic() + timeout
+        counts: dict[str, int] = {}
+        while True:
+            for name in self.names:
+                try:
+                    with self.client(name, timeout=10) as c:
+                        peers = c.call("peer.list")
+                    counts[name] = sum(1 for p in peers if p.get("direction") in ("in", "out"))
+                except (RpcUnavailable, OSError, ValueError):
+                    counts[name] = 0
+            if min(counts.values(), default=0) >= minimum or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.2)
+
+    def stop(self, *, term_timeout: float = 20.0) -> dict[int, str]:
+        pids = set(self.pids) | {p.pid for p in self.extra}
+        if self.root.exists():
+            pids |= set(node_pids_under(self.root))
+        out = stop_pids(sorted(pids), term_timeout=term_timeout)
+        for p in self.extra:  # reap our own children
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.extra.clear()
+        return out
+
+    def __enter__(self) -> Testnet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- where a process spends its CPU ------------------------------------------------
+
+
+def pyspy_path() -> str | None:
+    """The py-spy executable (next to this Python, or on PATH), if installed."""
+    here = Path(sys.executable).parent / "py-spy"
+    if here.exists():
+        return str(here)
+    return shutil.which("py-spy")
+
+
+def thread_names(pid: int, timeout: float = 20.0) -> dict[int, str]:
+    """OS thread id -> Python thread name, from ``py-spy dump`` (empty if
+    py-spy is missing or fails)."""
+    exe = pyspy_path()
+    if exe is None:
+        return {}
+    try:
+        r = subprocess.run(
+            [exe, "dump", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {}
+    out: dict[int, str] = {}
+    for line in r.stdout.splitlines():
+        # Thread 16909 (idle): "miner"
+        if line.startswith("Thread ") and '"' in line:
+            head, _, rest = line.partition(" (")
+            tid = head.split()[1]
+            name = rest.split('"')[1] if rest.count('"') >= 2 else ""
+            with contextlib.suppress(ValueError):
+                out[int(tid, 0)] = name
+    return out
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of ``pid``."""
+    out: dict[int, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rfind(")") + 2 :].split()
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / _CLK
+    return out
+
+
+def child_pids(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (e.g. a node's signature workers)."""
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            data = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = data[data.rfind(")") + 2 :].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            out.append(int(entry.name))
+    return out
+
+
+def cpu_by_role(pid: int, names: dict[int, str]) -> dict[str, float]:
+    """CPU seconds so far of a node process, by role: its threads grouped
+    with ``thread_role`` (``names`` from ``thread_names``), its live child
+    processes as ``workers``, and children it has reaped in ``workers`` too."""
+    out: dict[str, float] = {}
+    for tid, secs in thread_cpu(pid).items():
+        role = thread_role(names.get(tid, ""))
+        out[role] = out.get(role, 0.0) + secs
+    for child in child_pids(pid):
+        out["workers"] = out.get("workers", 0.0) + _process_cpu(child)
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+        fields = data[data.rfind(")") + 2 :].split()
+        out["workers"] = out.get("workers", 0.0) + (int(fields[13]) + int(fields[14])) / _CLK
+    except (OSError, IndexError, ValueError):
+        pass
+    return out
+
+
+def thread_role(name: str) -> str:
+    """Group a node's Python thread names: event loop, miner, verify workers."""
+    if name == "MainThread":
+        return "loop"
+    if name.startswith("miner"):
+        return "miner"
+    if name.startswith(("verify", "sig")):
+        return "verify"
+    return "other"
+
+
+def summarize_pyspy_raw(path: Path, top: int = 15) -> dict[str, Any]:
+    """Aggregate a ``py-spy record --threads --format raw`` file: samples per
+    thread, and for the event loop thread the functions with the most samples
+    on top of the stack (self) and anywhere in it (inclusive, powernode code
+    only). A function is ``file:function``; line numbers are dropped."""
+    threads: dict[str, int] = {}
+    loop_self: dict[str, int] = {}
+    loop_incl: dict[str, int] = {}
+    loop_total = 0
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return {}
+
+    def fn(frame: str) -> str:
+        name, _, where = frame.partition(" (")
+        file = where.rsplit(":", 1)[0]
+        return f"{file}:{name}"
+
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        thread = frames[0].split(": ", 1)[-1]
+        threads[thread] = threads.get(thread, 0) + n
+        if thread != "MainThread" or len(frames) < 2:
+            continue
+        loop_total += n
+        leaf = fn(frames[-1])
+        loop_self[leaf] = loop_self.get(leaf, 0) + n
+        for f in {fn(fr) for fr in frames[1:]}:
+            if f.startswith("powernode/"):
+                loop_incl[f] = loop_incl.get(f, 0) + n
+
+    def ranked(d: dict[str, int]) -> list[tuple[str, int, float]]:
+        items = sorted(d.items(), key=lambda kv: -kv[1])[:top]
+        return [(k, v, v / loop_total if loop_total else 0.0) for k, v in items]
+
+    return {
+        "samples_by_thread": threads,
+        "loop_samples": loop_total,
+        "loop_self": ranked(loop_self),
+        "loop_inclusive": ranked(loop_incl),
+    }

@@ -34,7 +34,7 @@ from powernode.core.params import ChainParams
 from powernode.core.pow import asert_target
 from powernode.core.tx import Transaction
 from powernode.logkit import emit
-from powernode.state.apply import BlockResult, apply_block
+from powernode.state.apply import BlockResult, Receipt, apply_block
 from powernode.state.genesis import genesis_block, genesis_result
 from powernode.state.registry import STATE_CODECS
 from powernode.state.view import MemoryState
@@ -292,7 +292,7 @@ class Chain:
         result = apply_block(self.state, entry.prev.header.state_root, block, self.params)
         entry.status |= CONNECTED_ONCE
         self.store.connect(
-            block, result.diff, result.undo, [r.to_obj() for r in result.receipts], entry.status
+            block, result.diff, result.undo, Receipt.stored(result.receipts), entry.status
         )
         self.state.apply_values(result.changed)
         self.active.append(entry)

@@ -59,6 +59,16 @@ class Mempool:
                 n += 1
         return n
 
+    def slot(self, sender: bytes, nonce: int) -> tuple[PoolEntry | None, int]:
+        """The entry at (``sender``, ``nonce``) if any, and ``pending_cost`` of
+        ``sender`` less that entry: both admission checks in one lookup."""
+        q = self.by_sender.get(sender)
+        if q is None:
+            return None, 0
+        old = q.get(nonce)
+        total = self._sender_cost[sender]
+        return old, total if old is None else total - old.cost
+
     def pending_cost(self, sender: bytes, *, replacing: int | None = None) -> int:
         """What all of ``sender``'s pending txs may take, less the one at nonce
         ``replacing``. Every pending tx counts, whatever its nonce, so sending
@@ -74,12 +84,15 @@ class Mempool:
         """Insert (replacing the same sender+nonce if present); returns what was
         evicted to stay in bounds. If the pool is full and ``tx`` pays least,
         the pool is left exactly as it was and MempoolFull is raised."""
-        old = self.entry_at(sender, tx.nonce)
+        q = self.by_sender.get(sender)
+        old = None if q is None else q.get(tx.nonce)
         if old is not None:
             self._drop(old)
         entry = PoolEntry(tx, sender, cost, tx.fee * 1000 // max(tx.size, 1), self._seq)
         self._seq += 1
         self._insert(entry)
+        if self.total_bytes <= self.max_bytes:
+            return []
         evicted = self._evict()
         if any(e is entry for e in evicted):
             for e in evicted:
@@ -121,8 +134,18 @@ class Mempool:
         if not q:
             return []
         stale = [e for n, e in q.items() if n < state_nonce]
+        if len(stale) < len(q):
+            for e in stale:
+                self._drop(e)
+            return stale
+        # The whole queue (the usual case after a block): drop it at once.
+        del self.by_sender[sender]
+        del self._sender_cost[sender]
+        by_id = self.by_id
         for e in stale:
-            self._drop(e)
+            del by_id[e.tx.txid]
+        self.total_bytes -= sum(len(e.tx.raw) for e in stale)  # len(raw) is tx.size
+        self.version += 1
         return stale
 
     def _evict(self) -> list[PoolEntry]:

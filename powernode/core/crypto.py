@@ -68,6 +68,16 @@ def verify(pubkey: bytes, signature: bytes, message: bytes) -> None:
         raise BadSignature("signature does not verify") from exc
 
 
+def signature_ok(pubkey: bytes, signature: bytes, message: bytes) -> bool:
+    """``verify`` as a boolean and without the parsed-key cache (parsing costs
+    ~2 us, ~1% of a verify), for the signature worker processes."""
+    try:
+        Ed25519PublicKey.from_public_bytes(pubkey).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class KeyPair:
     private: Ed25519PrivateKey

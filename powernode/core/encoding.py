@@ -10,6 +10,7 @@ same value is rejected rather than given a second hash.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import msgpack
@@ -22,6 +23,18 @@ MAX_DEPTH = 16
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
+
+# ``msgpack.packb`` builds a Packer per call, which costs twice the packing of
+# a small tree; every tx decode re-encodes once. A Packer keeps state between
+# calls, so each thread (event loop, miner, tests' threads) gets its own.
+_local = threading.local()
+
+
+def _pack(obj: Any) -> bytes:
+    packer: msgpack.Packer | None = getattr(_local, "packer", None)
+    if packer is None:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(obj)
 
 
 def _check(obj: Any, depth: int) -> None:
@@ -43,11 +56,24 @@ def _check(obj: Any, depth: int) -> None:
     raise DecodeError(f"type not allowed in canonical encoding: {t.__name__}")
 
 
+def _check_decoded(items: list[Any], depth: int) -> None:
+    """``_check`` for the items of a decoded list at ``depth``: msgpack's ints
+    are always in range, so the common leaves need no more than a type test."""
+    for item in items:
+        t = type(item)
+        if t is list:
+            if depth + 1 >= MAX_DEPTH:
+                raise DecodeError("nesting too deep")
+            _check_decoded(item, depth + 1)
+        elif t is not bytes and t is not int and t is not str:
+            _check(item, depth + 1)  # floats, empty maps, empty ext: refused
+
+
 def encode(obj: Any) -> bytes:
     """Canonical bytes of ``obj``; raises a typed error for floats or foreign types."""
     _check(obj, 0)
     try:
-        return msgpack.packb(obj, use_bin_type=True)
+        return _pack(obj)
     except UnicodeEncodeError as exc:  # a lone surrogate in a str
         raise DecodeError("string is not valid UTF-8") from exc
 
@@ -58,7 +84,7 @@ def encode_trusted(obj: Any) -> bytes:
     Skips the type walk, so only call it where every leaf came from a decoded
     and validated object or from integer arithmetic on such values.
     """
-    return msgpack.packb(obj, use_bin_type=True)
+    return _pack(obj)
 
 
 def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
@@ -85,7 +111,12 @@ def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
         raise DecodeError(f"not valid msgpack: {type(exc).__name__}") from exc
     except Exception as exc:  # msgpack raises a few undocumented types on garbage
         raise DecodeError(f"not valid msgpack: {type(exc).__name__}") from exc
-    if encode(obj) != raw:
+    if type(obj) is list:
+        _check_decoded(obj, 0)
+    else:
+        _check(obj, 0)
+    # Decoded text came from valid UTF-8, so packing it cannot fail.
+    if _pack(obj) != raw:
         raise DecodeError("non-canonical encoding")
     return obj
 

@@ -32,6 +32,7 @@ _ARRAY6 = b"\x96"
 _SIG_TAIL = 2 + SIG_SIZE
 MAX_TYPE_LEN = 32
 MAX_CHAIN_ID_LEN = 64
+_UINT_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,30 @@ def decode_tx(raw: bytes) -> Transaction:
 
 
 def tx_from_obj(obj: Any, raw: bytes) -> Transaction:
+    # The common, well-formed shape is checked inline (the field readers'
+    # calls cost more than the rest of the decode); anything else takes the
+    # readers' path below, which raises the precise typed error.
+    if type(obj) is list and len(obj) == 7:
+        chain_id, tx_type, sender, nonce, fee, payload, sig = obj
+        if (
+            type(chain_id) is str
+            and len(chain_id) <= MAX_CHAIN_ID_LEN
+            and type(tx_type) is str
+            and len(tx_type) <= MAX_TYPE_LEN
+            and type(sender) is bytes
+            and len(sender) == PUBKEY_SIZE
+            and type(nonce) is int
+            and 0 <= nonce <= _UINT_MAX
+            and type(fee) is int
+            and 0 <= fee <= _UINT_MAX
+            and type(payload) is list
+            and type(sig) is bytes
+            and len(sig) == SIG_SIZE
+        ):
+            return Transaction(
+                chain_id, tx_type, sender, nonce, fee, payload, sig,
+                raw, sha256(raw), address_of(sender),
+            )  # fmt: skip
     f = encoding.as_list(obj, 7, "tx")
     payload = f[5]
     if type(payload) is not list:

@@ -6,7 +6,7 @@ address never written reads as a zero account.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 from powernode.core import encoding
@@ -37,6 +37,11 @@ class Account(NamedTuple):
 
 ZERO_ACCOUNT = Account()
 
+# ``Account(b, n)`` runs the NamedTuple's generated Python ``__new__``;
+# ``new_account((b, n))`` builds the same tuple in C, at a fraction of the
+# cost (block connect builds three per tx).
+new_account = partial(tuple.__new__, Account)
+
 
 def get_account(view: StateRead, addr: bytes) -> Account:
     acct = view.get((ACCOUNT_NS, addr))
@@ -47,28 +52,43 @@ def put_account(view: StateAccess, addr: bytes, acct: Account) -> None:
     view.put((ACCOUNT_NS, addr), acct)
 
 
+# credit and debit run for every transfer in every block: they read and write
+# through one key tuple, without the helpers above.
+
+
 def credit(view: StateAccess, addr: bytes, amount: int) -> None:
-    acct = get_account(view, addr)
+    key = (ACCOUNT_NS, addr)
+    acct = view.get(key)
+    if acct is None:
+        acct = ZERO_ACCOUNT
     balance = acct.balance + amount
     if balance > MAX_MONEY:
         raise BadAmount("credit would exceed the supply cap")
-    put_account(view, addr, Account(balance, acct.nonce))
+    view.put(key, new_account((balance, acct.nonce)))
 
 
 def debit(view: StateAccess, addr: bytes, amount: int) -> None:
-    acct = get_account(view, addr)
+    key = (ACCOUNT_NS, addr)
+    acct = view.get(key)
+    if acct is None:
+        acct = ZERO_ACCOUNT
     if acct.balance < amount:
         raise InsufficientFunds(f"account {address_hex(addr)} has {acct.balance}, needs {amount}")
-    put_account(view, addr, Account(acct.balance - amount, acct.nonce))
+    view.put(key, new_account((acct.balance - amount, acct.nonce)))
 
 
-@dataclass(frozen=True, slots=True)
-class TransferPayload:
+class TransferPayload(NamedTuple):
+    """A NamedTuple for the same reason as ``Account``: one per tx admitted
+    and one per tx applied."""
+
     to: bytes
     amount: int
 
     def to_obj(self) -> list[Any]:
         return [self.to, self.amount]
+
+
+_new_payload = partial(tuple.__new__, TransferPayload)  # as new_account
 
 
 class TransferHandler:
@@ -83,7 +103,7 @@ class TransferHandler:
         if type(amount) is not int or not 0 < amount <= MAX_MONEY:
             as_amount(amount, "transfer amount")  # raises the precise typed error
             raise BadAmount("transfer amount must be positive")
-        return TransferPayload(to, amount)
+        return _new_payload((to, amount))
 
     def max_debit(self, payload: TransferPayload) -> int:
         return payload.amount
@@ -97,8 +117,7 @@ class TransferHandler:
         self, view: StateAccess, ctx: ExecContext, tx: Transaction, payload: TransferPayload
     ) -> list[Event]:
         sender = tx.sender_address
-        to = payload.to
-        amount = payload.amount
+        to, amount = payload
         debit(view, sender, amount)
         credit(view, to, amount)
         return [{"event": "transfer", "from": sender, "to": to, "amount": amount}]

@@ -1,6 +1,6 @@
 """The node: lifecycle and the operations RPC (and later P2P) call into.
 
-Start order: logging, genesis, store, ledger, saved mempool, verifier threads,
+Start order: logging, genesis, store, ledger, saved mempool, signature workers,
 RPC, miner. Stop runs the same steps backwards (an AsyncExitStack), so a
 SIGINT or SIGTERM leaves the store closed cleanly and the mempool saved.
 """
@@ -64,10 +64,6 @@ class Node:
         self.ledger: Ledger | None = None
         self.miner: Miner | None = None
         self.verifier = Verifier(config.verify_threads)
-        if os.environ.get("PN_PROC"):  # PROTOTYPE
-            from powernode.node.verify_proc import ProcVerifier
-
-            self.verifier = ProcVerifier(config.verify_threads)  # type: ignore[assignment]
         self.rpc_url = ""
         self.mining_address = b""
         self.started_at = 0.0
@@ -229,6 +225,9 @@ class Node:
         tip_before = self.L.chain.tip
         outcome, update = self.L.submit_block(block, now=now_s(), mono=time.monotonic())
         tip = self.L.chain.tip
+        if self.p2p is not None and update:
+            txids = [tx.txid for b, _ in update.connected for tx in b.txs]
+            self.p2p.gossip.on_chain_update(txids, tip is not tip_before)
         if tip is not tip_before:
             if self.miner is not None:
                 self.miner.new_tip()
@@ -274,10 +273,11 @@ class Node:
     ) -> list[tuple[bytes | None, PowernodeError | None]]:
         """Admit many txs; one result per input, in order.
 
-        Pipelined in chunks: while the worker threads check one chunk's
+        Pipelined in chunks: while the worker processes check one chunk's
         signatures, the loop runs the state checks of the next, so the loop's
         work and the verification overlap instead of taking turns.
         """
+        L = self.L
         results: list[tuple[bytes | None, PowernodeError | None]] = [(None, None)] * len(txs)
         in_flight: list[
             tuple[list[tuple[int, Checked]], list[Transaction], asyncio.Future[set[int]]]
@@ -291,12 +291,12 @@ class Node:
                     results[i] = (None, item)
                     continue
                 try:
-                    chunk.append((i, self.L.check_tx(item, now=now)))
+                    chunk.append((i, L.check_tx(item, now=now)))
                 except PowernodeError as exc:
                     results[i] = (None, exc)
-            todo = [c.tx for _, c in chunk if c.tx.txid not in self.L.sigcache]
+            todo = [c.tx for _, c in chunk if c.tx.txid not in L.sigcache]
             in_flight.append((chunk, todo, asyncio.ensure_future(self.verifier.bad_indexes(todo))))
-            # Let the verify threads start on this chunk before checking the next.
+            # Let the verifier start on this chunk before checking the next.
             await asyncio.sleep(0)
         for chunk, todo, fut in in_flight:
             bad = await fut
@@ -307,7 +307,7 @@ class Node:
                     results[i] = (None, BadSignature("signature does not verify"))
                     continue
                 try:
-                    results[i] = (self.L.add_checked(c, now=now), None)
+                    results[i] = (L.add_checked(c, now=now), None)
                 except PowernodeError as exc:
                     results[i] = (None, exc)
         return results

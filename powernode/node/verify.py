@@ -1,22 +1,55 @@
-"""Signature checks on worker threads.
+"""Signature checks in worker processes.
 
-OpenSSL's Ed25519 verify releases the GIL, so chunks of a batch checked on
-``threads`` workers run in parallel while the event loop keeps serving.
+Why processes and not threads: OpenSSL's Ed25519 verify releases the GIL,
+but a thread needs it back for a few microseconds after every signature, and
+while the event loop runs Python (decoding and checking the next txs) a
+verify thread waits for it up to the switch interval. Measured on 2 cores
+with a busy loop, two verify threads ran at a third of their idle speed. A
+worker process (``sigworker.py``) has its own interpreter, so it verifies at
+full speed whatever the loop does; the node's threads that feed it and read
+its replies take the GIL once per chunk of txs, not once per signature.
+
+Each worker has a feeder thread (writes chunks to its stdin) and a reader
+thread (reads replies, resolves the chunks' futures in order). If a worker
+dies, its pending and later chunks are checked on those threads instead, so
+an answer is never lost, only slower.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from pathlib import Path
 
+import powernode
 from powernode.core.errors import PowernodeError
 from powernode.core.tx import Transaction
+from powernode.logkit import emit
+from powernode.node import sigworker
 
-_CHUNK = 32
+log = logging.getLogger("powernode.verify")
+
+# Txs per message to a worker: ~10 ms of work, so the per-message costs
+# (two thread wake-ups, two pipe writes) stay well under 1%.
+_CHUNK = 64
+# Below this a batch is checked on the calling thread: a round trip to a
+# worker costs more than a few signatures.
+_INLINE = 4
+
+_Chunk = tuple[Sequence[Transaction], "Future[list[int]]"]
 
 
-def _check_chunk(txs: Sequence[Transaction]) -> list[int]:
+def _check_local(txs: Sequence[Transaction]) -> list[int]:
     bad = []
     for i, tx in enumerate(txs):
         try:
@@ -26,58 +59,154 @@ def _check_chunk(txs: Sequence[Transaction]) -> list[int]:
     return bad
 
 
-class Verifier:
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self._pool: ThreadPoolExecutor | None = None
+class _Worker:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self._queue: queue.SimpleQueue[_Chunk | None] = queue.SimpleQueue()
+        self._in_flight: deque[_Chunk] = deque()
+        self._lock = threading.Lock()
+        self._dead = False
+        self._stopping = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="verify")
+        # The worker must import this very package, also from a checkout
+        # that is not installed, and not one from the working directory (-P).
+        root = str(Path(powernode.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "powernode.node.sigworker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        for name, target in (("feed", self._feed), ("read", self._read)):
+            t = threading.Thread(target=target, name=f"verify-{name}-{self.index}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def submit(self, chunk: _Chunk) -> None:
+        self._queue.put(chunk)
 
     def stop(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._stopping = True
+        self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout=10)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            for stream in (self._proc.stdin, self._proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):  # a dead worker's unflushed input
+                        stream.close()
 
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
+    def _feed(self) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        stdin = self._proc.stdin
+        while (chunk := self._queue.get()) is not None:
+            with self._lock:
+                dead = self._dead
+                if not dead:
+                    self._in_flight.append(chunk)
+            if dead:
+                _resolve(chunk)
+                continue
+            try:
+                stdin.write(sigworker.frame(sigworker.encode_request(chunk[0])))
+                stdin.flush()
+            except OSError:
+                pass  # the worker died: the reader answers what is in flight
+        with contextlib.suppress(OSError):
+            stdin.close()  # the worker exits at end of input
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        stdout = self._proc.stdout
+        try:
+            while (body := sigworker.read_frame(stdout)) is not None:
+                with self._lock:
+                    _, fut = self._in_flight.popleft()
+                fut.set_result(sigworker.decode_reply(body))
+        finally:
+            # End of output: the worker exited (after a stop, nothing is in
+            # flight) or died; from now on the feeder checks chunks itself.
+            with self._lock:
+                self._dead = True
+                orphans = list(self._in_flight)
+                self._in_flight.clear()
+            if not self._stopping:
+                emit(
+                    log, "verify.worker_died", logging.ERROR, worker=self.index, chunks=len(orphans)
+                )
+            for chunk in orphans:
+                _resolve(chunk)
+
+
+def _resolve(chunk: _Chunk) -> None:
+    """Answer a chunk on this thread."""
+    txs, fut = chunk
+    try:
+        bad = _check_local(txs)
+    except Exception as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(bad)
+
+
+class Verifier:
+    def __init__(self, threads: int) -> None:
+        """``threads`` worker processes (the config key predates them)."""
+        self.threads = threads
+        self._workers: list[_Worker] = []
+        self._next: itertools.cycle[_Worker] | None = None
+
+    def start(self) -> None:
+        self._workers = [_Worker(i) for i in range(self.threads)]
+        for w in self._workers:
+            w.start()
+        self._next = itertools.cycle(self._workers)
+
+    def stop(self) -> None:
+        workers, self._workers, self._next = self._workers, [], None
+        for w in workers:
+            w.stop()
+
+    def _submit(self, txs: Sequence[Transaction]) -> list[tuple[int, Future[list[int]]]]:
+        """Split ``txs`` over the workers; (offset, future of bad indexes) per chunk."""
+        if self._next is None:
             raise RuntimeError("verifier not started")
-        return self._pool
-
-    def _chunks(self, txs: Sequence[Transaction]) -> list[Sequence[Transaction]]:
-        size = max(_CHUNK, -(-len(txs) // (self.threads * 8)))
-        return [txs[i : i + size] for i in range(0, len(txs), size)]
+        size = max(_INLINE, min(_CHUNK, -(-len(txs) // self.threads)))
+        out = []
+        for start in range(0, len(txs), size):
+            fut: Future[list[int]] = Future()
+            next(self._next).submit((txs[start : start + size], fut))
+            out.append((start, fut))
+        return out
 
     async def bad_indexes(self, txs: Sequence[Transaction]) -> set[int]:
         """Indexes of txs whose signature fails, checked off the event loop."""
-        if not txs:
-            return set()
-        loop = asyncio.get_running_loop()
-        chunks = self._chunks(txs)
-        results = await asyncio.gather(
-            *(loop.run_in_executor(self.pool, _check_chunk, c) for c in chunks)
-        )
-        bad: set[int] = set()
-        offset = 0
-        for chunk, res in zip(chunks, results, strict=True):
-            bad.update(offset + i for i in res)
-            offset += len(chunk)
-        return bad
+        if len(txs) < _INLINE:
+            return set(_check_local(txs))
+        parts = self._submit(txs)
+        results = await asyncio.gather(*(asyncio.wrap_future(f) for _, f in parts))
+        return {start + i for (start, _), bad in zip(parts, results, strict=True) for i in bad}
 
     def verify_blocking(self, txs: Sequence[Transaction]) -> None:
         """For the chain's synchronous block connect: parallel, raises on the first bad."""
-        if len(txs) < 2 * _CHUNK:
+        if len(txs) < 2 * _INLINE:
             for tx in txs:
                 tx.verify_signature()
             return
-        futures = [self.pool.submit(_check_chunk, c) for c in self._chunks(txs)]
-        offset = 0
         first_bad: int | None = None
-        for fut, chunk in zip(futures, self._chunks(txs), strict=True):
-            res = fut.result()
-            if res and first_bad is None:
-                first_bad = offset + res[0]
-            offset += len(chunk)
+        for start, fut in self._submit(txs):
+            bad = fut.result()
+            if bad and first_bad is None:
+                first_bad = start + bad[0]
         if first_bad is not None:
             txs[first_bad].verify_signature()  # raises the typed error

@@ -25,18 +25,17 @@ class StateReader(Protocol):
 
 
 class StateView:
-    __slots__ = ("_base", "_journal", "_writes")
+    __slots__ = ("_base", "_base_get", "_journal", "_writes")
 
     def __init__(self, base: StateReader) -> None:
         self._base = base
+        self._base_get = base.get  # bound once: every read of every tx comes here
         self._writes: dict[StateKey, Any] = {}
         self._journal: list[tuple[StateKey, Any]] = []
 
     def get(self, key: StateKey) -> Any:
-        w = self._writes
-        if key in w:
-            return w[key]
-        return self._base.get(key)
+        v = self._writes.get(key, _MISSING)
+        return self._base_get(key) if v is _MISSING else v
 
     def put(self, key: StateKey, value: Any) -> None:
         """Write ``value``; ``None`` deletes the key."""
@@ -62,17 +61,21 @@ class StateView:
         out = {k: v for k, v in self._writes.items() if base.get(k) != v}
         return dict(sorted(out.items()))
 
-    def diff(self) -> list[DiffEntry]:
+    def diff(self, changed: dict[StateKey, Any] | None = None) -> list[DiffEntry]:
+        """The canonical change set; ``changed`` is ``self.changed()`` if the
+        caller already has it (it costs a pass over every write)."""
+        if changed is None:
+            changed = self.changed()
         return [
             (ns, key, None if v is None else encoding.encode_trusted(v.to_obj()))
-            for (ns, key), v in self.changed().items()
+            for (ns, key), v in changed.items()
         ]
 
-    def undo(self) -> list[DiffEntry]:
+    def undo(self, changed: dict[StateKey, Any] | None = None) -> list[DiffEntry]:
         """Prior values of every changed key, to restore the base exactly."""
         base = self._base
         out: list[DiffEntry] = []
-        for ns, key in self.changed():
+        for ns, key in self.changed() if changed is None else changed:
             prior = base.get((ns, key))
             out.append(
                 (ns, key, None if prior is None else encoding.encode_trusted(prior.to_obj()))
