@@ -201,8 +201,12 @@ class P2P:
         finally:
             self._dialing.discard(addr)
         self._backoff.pop(addr, None)
+        started = time.monotonic()
         await self._run_peer(ws, addr, "out")
-        # Reconnect soon if it drops, with backoff if it keeps dropping.
+        # Reconnect soon if it drops, with backoff if it keeps dropping; a
+        # connection that lived a while starts the backoff afresh.
+        if time.monotonic() - started > 30:
+            self._backoff.pop(addr, None)
         delay = min(60.0, self._backoff.get(addr, 0.5) * 2)
         self._backoff[addr] = delay
         if addr in self.addrbook:
@@ -292,13 +296,37 @@ class P2P:
         other_node = self.verified.get(listen, remote.node_id) != remote.node_id
         return peer.addr if held or other_node else listen
 
+    def _dialler(self, peer: Peer) -> bytes:
+        assert peer.proto.remote is not None
+        return self.node_id if peer.direction == "out" else peer.proto.remote.node_id
+
     def _on_ready(self, peer: Peer) -> None:
         remote = peer.proto.remote
         assert remote is not None
-        if any(
-            p.proto.remote and p.proto.remote.node_id == remote.node_id for p in self.peers.values()
-        ):
-            raise _Refused("duplicate_connection")
+        dup = next(
+            (
+                p
+                for p in self.peers.values()
+                if p.proto.remote and p.proto.remote.node_id == remote.node_id
+            ),
+            None,
+        )
+        if dup is not None:
+            # Two nodes that dial each other at once must keep the same one of
+            # the two connections, or each closes the one the other kept and
+            # both are lost: keep the one dialled by the lower node id.
+            if self._dialler(dup) <= self._dialler(peer):
+                raise _Refused("duplicate_connection")
+            self.peers.pop(dup.id, None)
+            self.sync.peer_gone(dup)
+            emit(
+                log,
+                "peer.disconnected",
+                peer=dup.key,
+                direction=dup.direction,
+                reason="duplicate_connection",
+            )
+            self._spawn(dup.close(), f"close-{dup.id}")
         peer.ban_key = self._ban_key(peer, remote)
         if self.banned(peer.key):
             raise _Refused("banned")
