@@ -42,8 +42,9 @@ log = logging.getLogger("powernode.verify")
 # Txs per message to a worker: ~10 ms of work, so the per-message costs
 # (two thread wake-ups, two pipe writes) stay well under 1%.
 _CHUNK = 64
-# Below this a batch is checked on the calling thread: a round trip to a
-# worker costs more than a few signatures.
+# Below this a blocking check (a tiny block) runs on the calling thread: a
+# round trip to a worker costs more than a few signatures. It is also the
+# smallest chunk worth a message of its own.
 _INLINE = 4
 
 _Chunk = tuple[Sequence[Transaction], "Future[list[int]]"]
@@ -190,9 +191,10 @@ class Verifier:
         return out
 
     async def bad_indexes(self, txs: Sequence[Transaction]) -> set[int]:
-        """Indexes of txs whose signature fails, checked off the event loop."""
-        if len(txs) < _INLINE:
-            return set(_check_local(txs))
+        """Indexes of txs whose signature fails, checked off the event loop
+        (even one: the loop stays free to serve while it is checked)."""
+        if not txs:
+            return set()
         parts = self._submit(txs)
         results = await asyncio.gather(*(asyncio.wrap_future(f) for _, f in parts))
         return {start + i for (start, _), bad in zip(parts, results, strict=True) for i in bad}
