@@ -37,6 +37,17 @@ from powernode.core.tx import Transaction, decode_tx
 BLOCK_VERSION = 1
 HARD_MAX_BLOCK_BYTES = 8 * 1024 * 1024
 HEADER_MAX_BYTES = 512
+HEADER_FIELDS = (
+    "version",
+    "height",
+    "prev_hash",
+    "timestamp",
+    "target",
+    "nonce",
+    "tx_root",
+    "state_root",
+    "miner",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +93,17 @@ class BlockHeader:
             raise BadPow(f"block {self.hash.hex()[:16]} does not meet its target")
 
     def with_nonce(self, nonce: int) -> BlockHeader:
-        obj = self.to_obj()
-        obj[5] = nonce
-        return make_header(*obj)
+        return self.replace(nonce=nonce)
+
+    def replace(self, **changes: Any) -> BlockHeader:
+        """A copy with some fields changed and its hash recomputed (unlike
+        ``dataclasses.replace``, which would carry the old hash over)."""
+        fields = dict(zip(HEADER_FIELDS, self.to_obj(), strict=True))
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"not header fields: {sorted(unknown)}")
+        fields.update(changes)
+        return make_header(**fields)
 
 
 def make_header(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
-from powernode.core.block import Block, BlockHeader, make_block, make_header
+from powernode.core.block import Block, BlockHeader, make_block
 from powernode.core.crypto import ZERO_ADDRESS
 from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction
@@ -28,26 +28,7 @@ def solve(header: BlockHeader, *, start: int = 0, want_valid: bool = True) -> Bl
 
 def reheader(block: Block, **changes: object) -> Block:
     """Same txs, header fields changed, nonce re-solved."""
-    fields = dict(
-        zip(
-            (
-                "version",
-                "height",
-                "prev_hash",
-                "timestamp",
-                "target",
-                "nonce",
-                "tx_root",
-                "state_root",
-                "miner",
-            ),
-            block.header.to_obj(),
-            strict=True,
-        )
-    )
-    fields.update(changes)
-    h = make_header(*fields.values())  # type: ignore[arg-type]
-    return make_block(solve(h), block.txs)
+    return make_block(solve(block.header.replace(**changes)), block.txs)
 
 
 class ChainBuilder:

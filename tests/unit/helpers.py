@@ -16,7 +16,7 @@ from typing import Any
 from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
 from powernode.core import encoding
-from powernode.core.block import Block, BlockHeader, make_block, make_header
+from powernode.core.block import Block, BlockHeader, make_block
 from powernode.core.crypto import KeyPair
 from powernode.core.merkle import merkle_root
 from powernode.core.params import ChainParams, parse_params
@@ -94,21 +94,7 @@ def tamper_signature(tx: Transaction) -> Transaction:
 
 
 def replace_header(header: BlockHeader, **fields: Any) -> BlockHeader:
-    names = [
-        "version",
-        "height",
-        "prev_hash",
-        "timestamp",
-        "target",
-        "nonce",
-        "tx_root",
-        "state_root",
-        "miner",
-    ]
-    obj = header.to_obj()
-    for name, value in fields.items():
-        obj[names.index(name)] = value
-    return make_header(*obj)
+    return header.replace(**fields)
 
 
 def solve(header: BlockHeader) -> BlockHeader:
