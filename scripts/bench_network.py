@@ -70,7 +70,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,10 +78,8 @@ import cryptography
 from bench_node import bench_baseline
 from benchlib import (
     REPO,
-    BenchAborted,
     CpuMonitor,
     Testnet,
-    cancel_budget,
     child_pids,
     cpu_by_role,
     free_port,
@@ -92,6 +89,7 @@ from benchlib import (
     node_pids_under,
     progress,
     pyspy_path,
+    run_guarded,
     stop_pids,
     summarize_pyspy_raw,
     thread_names,
@@ -1091,25 +1089,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     install_budget(args.budget)
     monitor = CpuMonitor()
-    code = 0
-    try:
+
+    def body() -> None:
         if args.wait_quiet > 0:
             load = monitor.wait_quiet(args.wait_quiet, BUSY_CORES)
             results["env"]["other_cores_at_start"] = load
             progress(f"other processes use {load:.2f} cores")
         run(args, workdir, results, monitor)
-    except BenchAborted as exc:
-        results["error"] = f"aborted: {exc}"
-        code = 2
-    except KeyboardInterrupt:
-        results["error"] = "interrupted"
-        code = 130
-    except Exception as exc:
-        traceback.print_exc()
-        results["error"] = f"{type(exc).__name__}: {exc}"
-        code = 2
+
+    try:
+        code = run_guarded(body, results)
     finally:
-        cancel_budget()
         # Every Testnet stops its nodes on leaving its block; this catches any
         # node a failure left behind under the work dir.
         left = node_pids_under(workdir)

@@ -52,7 +52,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -62,16 +61,15 @@ from typing import Any, TypeVar
 
 import cryptography
 from benchlib import (
-    BenchAborted,
     CpuMonitor,
     NodeProcess,
     RawRpc,
-    cancel_budget,
     install_budget,
     median,
     percentile,
     progress,
     request_body,
+    run_guarded,
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -817,25 +815,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     install_budget(args.budget)
     monitor = CpuMonitor()
-    code = 0
-    try:
+
+    def body() -> None:
         if args.wait_quiet > 0:
             load = monitor.wait_quiet(args.wait_quiet, BUSY_CORES)
             results["env"]["other_cores_at_start"] = load
             progress(f"other processes use {load:.2f} cores")
         run(args, workdir, results, monitor)
-    except BenchAborted as exc:
-        results["error"] = f"aborted: {exc}"
-        code = 2
-    except KeyboardInterrupt:
-        results["error"] = "interrupted"
-        code = 130
-    except Exception as exc:
-        traceback.print_exc()
-        results["error"] = f"{type(exc).__name__}: {exc}"
-        code = 2
+
+    try:
+        code = run_guarded(body, results)
     finally:
-        cancel_budget()
         if args.keep:
             progress(f"work dir kept: {workdir}")
         else:

@@ -22,6 +22,8 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -74,6 +76,27 @@ def install_budget(seconds: float) -> None:
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGTERM, _on_term)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def run_guarded(body: Callable[[], None], record: dict[str, Any]) -> int:
+    """Run a benchmark body; turn an abort, Ctrl-C or a crash into an exit
+    code (0, 2 or 130) and an ``error`` entry in ``record``, and always
+    cancel the time budget."""
+    try:
+        body()
+        return 0
+    except BenchAborted as exc:
+        record["error"] = f"aborted: {exc}"
+        return 2
+    except KeyboardInterrupt:
+        record["error"] = "interrupted"
+        return 130
+    except Exception as exc:
+        traceback.print_exc()
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        return 2
+    finally:
+        cancel_budget()
 
 
 def cancel_budget() -> None:

@@ -56,7 +56,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -65,12 +64,11 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import (
-    BenchAborted,
     RawRpc,
-    cancel_budget,
     install_budget,
     percentile,
     progress,
+    run_guarded,
 )
 
 from powernode.client import (
@@ -887,21 +885,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = a.budget or (a.fund_timeout + cfg.planned() / 5000 + sending + a.confirm_timeout + 120)
     install_budget(budget)
     result: dict[str, Any] = {}
-    code = 0
-    try:
-        result = run_load(cfg)
-    except BenchAborted as exc:
-        result["error"] = f"aborted: {exc}"
-        code = 2
-    except KeyboardInterrupt:
-        result["error"] = "interrupted"
-        code = 130
-    except Exception as exc:
-        traceback.print_exc()
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        code = 2
-    finally:
-        cancel_budget()
+    code = run_guarded(lambda: result.update(run_load(cfg)), result)
     result.setdefault(
         "config",
         {"nodes": [], "rate": a.rate, "senders": a.senders, "sender_keys": "", "batch": a.batch},
