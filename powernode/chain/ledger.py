@@ -119,7 +119,7 @@ class Ledger:
         payload = handler.decode(tx.payload)
         if tx.fee < self.params.min_fee:
             raise FeeTooLow(f"fee {tx.fee} below the minimum {self.params.min_fee}")
-        cost = tx.fee + handler.max_debit(payload)
+        cost = tx.fee + handler.max_debit(payload, self.params)
         self._check_against_pool(tx, cost)
         handler.precheck(StateView(self.chain.state), self._admission_context(now), tx, payload)
         return Checked(tx, tx.sender_address, cost, self._epoch)

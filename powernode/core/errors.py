@@ -89,6 +89,88 @@ class FeeTooLow(InvalidTransaction):
     code = "fee_too_low"
 
 
+# --- market -------------------------------------------------------------------
+
+
+class MarketError(InvalidTransaction):
+    """A market tx the market refuses; each subclass names the rule."""
+
+    code = "market_rejected"
+
+
+class NotRegistered(MarketError):
+    code = "not_registered"
+
+
+class WrongRole(MarketError):
+    code = "wrong_role"
+
+
+class UnknownMarket(MarketError):
+    code = "unknown_market"
+
+
+class OrderBelowMin(MarketError):
+    code = "order_below_min"
+
+
+class OrderAboveMax(MarketError):
+    code = "order_above_max"
+
+
+class PriceOffTick(MarketError):
+    code = "price_off_tick"
+
+
+class PriceOutOfRange(MarketError):
+    code = "price_out_of_range"
+
+
+class SlotNotAligned(MarketError):
+    code = "slot_not_aligned"
+
+
+class SlotOutOfRange(MarketError):
+    """The slot is not one the product trades (too near for a forward, too far
+    for spot)."""
+
+    code = "slot_out_of_range"
+
+
+class GateClosed(MarketError):
+    code = "gate_closed"
+
+
+class MarketClosed(MarketError):
+    """Outside the market's trading hours, judged by block time."""
+
+    code = "market_closed"
+
+
+class CapacityExceeded(MarketError):
+    code = "capacity_exceeded"
+
+
+class BadExpiry(MarketError):
+    code = "bad_expiry"
+
+
+class TifNotSupported(MarketError):
+    code = "tif_not_supported"
+
+
+class OrderNotFound(MarketError):
+    code = "order_not_found"
+
+
+class NotOrderOwner(MarketError):
+    code = "not_order_owner"
+
+
+class OrderNotOpen(MarketError):
+    code = "order_not_open"
+
+
 # --- blocks -------------------------------------------------------------------
 
 

@@ -51,7 +51,7 @@ class TxHandler(Protocol):
         """Typed payload from the envelope's array; raises a typed error."""
         ...
 
-    def max_debit(self, payload: Any) -> int:
+    def max_debit(self, payload: Any, params: ChainParams) -> int:
         """Most the tx can take from its sender beyond the fee (for mempool
         affordability checks across a sender's queued txs)."""
         ...
@@ -65,3 +65,10 @@ class TxHandler(Protocol):
     ) -> list[Event]:
         """Execute; raise a typed error to fail the tx (its writes are reverted)."""
         ...
+
+
+class BlockHook(Protocol):
+    """Work an engine does at the start of every block, before its txs (the
+    market's expiries and gate closures). Must not fail for a valid state."""
+
+    def __call__(self, view: StateAccess, ctx: ExecContext) -> None: ...

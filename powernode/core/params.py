@@ -33,6 +33,11 @@ class ChainParams:
     max_block_txs: int
     dev: bool
     allocations: tuple[tuple[bytes, int], ...]
+    # Engine sections (e.g. the market's) kept as a canonical nested tuple:
+    # core cannot know their schema (engines sit above it), so the engine
+    # parses and validates its own section, and state/genesis.py asks it to
+    # before a chain starts. Hashable, so engines can cache the parsed form.
+    markets: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
 
     def to_obj(self) -> list[Any]:
         return [
@@ -49,6 +54,7 @@ class ChainParams:
             self.max_block_txs,
             self.dev,
             [[addr, amount] for addr, amount in self.allocations],
+            _listed(self.markets),
         ]
 
     def commitment(self) -> bytes:
@@ -66,6 +72,7 @@ _DEFAULTS: dict[str, Any] = {
     "max_block_txs": 10_000,
     "dev": False,
     "allocations": {},
+    "markets": {},
 }
 _REQUIRED = ("chain_id", "timestamp", "initial_target", "pow_limit")
 
@@ -90,6 +97,42 @@ def _target(d: dict[str, Any], key: str) -> int:
     if not 1 <= t <= MAX_TARGET:
         raise GenesisError(f"genesis {key}: out of range")
     return t
+
+
+def _listed(obj: Any) -> Any:
+    return [_listed(x) for x in obj] if isinstance(obj, tuple) else obj
+
+
+def _section_value(path: str, v: Any, depth: int = 0) -> Any:
+    """A JSON value as a hashable canonical form: ints, strings, bools and
+    lists of those; objects and floats are refused (the engine decides what
+    the value means)."""
+    if type(v) in (int, str, bool):
+        if type(v) is int and not -(2**63) <= v < 2**63:
+            raise GenesisError(f"genesis {path}: integer out of range")
+        return v
+    if type(v) is list and depth < 2:
+        return tuple(_section_value(path, x, depth + 1) for x in v)
+    raise GenesisError(f"genesis {path}: expected an integer, string, boolean or list, got {v!r}")
+
+
+def _sections(d: Any, key: str) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """``{"name": {"param": value}}`` as sorted tuples, comment keys dropped."""
+    if not isinstance(d, dict):
+        raise GenesisError(f"genesis {key}: expected an object of name: {{params}}")
+    out = []
+    for name, section in sorted(d.items()):
+        if name.startswith("_"):
+            continue
+        if not isinstance(section, dict):
+            raise GenesisError(f"genesis {key}.{name}: expected an object")
+        items = tuple(
+            (k, _section_value(f"{key}.{name}.{k}", v))
+            for k, v in sorted(section.items())
+            if not k.startswith("_")
+        )
+        out.append((name, items))
+    return tuple(out)
 
 
 def parse_params(doc: Any) -> ChainParams:
@@ -147,4 +190,5 @@ def parse_params(doc: Any) -> ChainParams:
         max_block_txs=_int(d, "max_block_txs", lo=1, hi=100_000),
         dev=dev,
         allocations=tuple(sorted(parsed.items())),
+        markets=_sections(d["markets"], "markets"),
     )

@@ -13,6 +13,7 @@ from powernode.core import encoding
 from powernode.core.crypto import ADDRESS_SIZE, address_hex
 from powernode.core.errors import BadAmount, BadPayload, InsufficientFunds
 from powernode.core.execution import Event, ExecContext, StateAccess, StateRead
+from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
 from powernode.core.units import MAX_MONEY, as_amount
 
@@ -105,7 +106,7 @@ class TransferHandler:
             raise BadAmount("transfer amount must be positive")
         return _new_payload((to, amount))
 
-    def max_debit(self, payload: TransferPayload) -> int:
+    def max_debit(self, payload: TransferPayload, params: ChainParams) -> int:
         return payload.amount
 
     def precheck(

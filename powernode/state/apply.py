@@ -43,7 +43,7 @@ from powernode.core.execution import Event, ExecContext, TxHandler
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
 from powernode.engines.accounts import ACCOUNT_NS, ZERO_ACCOUNT, Account, credit, new_account
-from powernode.state.registry import HANDLERS, handler_for
+from powernode.state.registry import BLOCK_HOOKS, HANDLERS, handler_for
 from powernode.state.view import DiffEntry, StateReader, StateView
 
 _ROOT_TAG = b"powernode-state"
@@ -141,6 +141,11 @@ def apply_tx(view: StateView, ctx: ExecContext, tx: Transaction) -> Receipt:
     return _new_receipt((tx.txid, True, tx.fee, "", "", tuple(events)))
 
 
+def begin_block(view: StateView, ctx: ExecContext) -> None:
+    for hook in BLOCK_HOOKS:
+        hook(view, ctx)
+
+
 def finish_block(view: StateView, ctx: ExecContext, fees: int) -> None:
     credit(view, ctx.miner, ctx.params.block_reward + fees)
 
@@ -169,6 +174,7 @@ def apply_block(
     any tx envelope is invalid or the resulting root differs from the header's."""
     ctx = context_for(block, params)
     view = StateView(state)
+    begin_block(view, ctx)
     receipts = []
     fees = 0
     for i, tx in enumerate(block.txs):
@@ -206,6 +212,7 @@ def build_body(
     """Apply candidates in order, keeping those whose envelope is valid, until
     the block is full. What does not fit or fails is reported, not raised."""
     view = StateView(state)
+    begin_block(view, ctx)
     txs: list[Transaction] = []
     receipts: list[Receipt] = []
     rejected: list[tuple[Transaction, PowernodeError]] = []

@@ -16,6 +16,7 @@ from powernode.core.errors import GenesisError
 from powernode.core.params import ChainParams, parse_params
 from powernode.core.pow import target_to_bytes
 from powernode.engines.accounts import credit
+from powernode.engines.market.params import parse_markets
 from powernode.state.apply import BlockResult, seal
 from powernode.state.view import MemoryState, StateView
 
@@ -31,7 +32,9 @@ def parse_genesis_json(text: str | bytes) -> ChainParams:
         raise GenesisError(f"genesis is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise GenesisError("genesis is nested too deeply") from exc
-    return parse_params(doc)
+    params = parse_params(doc)
+    parse_markets(params.markets)  # the market validates its own section
+    return params
 
 
 def genesis_result(params: ChainParams) -> BlockResult:

@@ -10,15 +10,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from powernode.core.errors import UnknownTxType
-from powernode.core.execution import TxHandler
-from powernode.engines import accounts
+from powernode.core.execution import BlockHook, TxHandler
+from powernode.engines import accounts, market
 
-_ENGINES = (accounts,)
+_ENGINES = (accounts, market)
 
 HANDLERS: Mapping[str, TxHandler] = {h.tx_type: h for engine in _ENGINES for h in engine.HANDLERS}
 STATE_CODECS: Mapping[str, Callable[[Any], Any]] = {
     ns: codec for engine in _ENGINES for ns, codec in engine.STATE_CODECS.items()
 }
+
+# Run at the start of every block, in this order.
+BLOCK_HOOKS: tuple[BlockHook, ...] = tuple(
+    hook for engine in _ENGINES if (hook := getattr(engine, "BEGIN_BLOCK", None)) is not None
+)
 
 
 def handler_for(tx_type: str) -> TxHandler:

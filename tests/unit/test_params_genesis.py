@@ -73,6 +73,7 @@ _CHANGES: dict[str, Any] = {
     "max_block_txs": 9_999,
     "dev": False,
     "allocations": {ALICE.address.hex(): 100 * COIN},
+    "markets": {"spot": {"price_rule": "maker"}},
 }
 
 

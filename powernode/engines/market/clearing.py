@@ -1,0 +1,45 @@
+"""Work the market does at the start of every block, before its txs: advance
+the market clock to the block's time, expire orders whose expiry has come, and
+close the gate of every book whose gate closure has come (running the call
+auction first in a ``uniform`` market). Due work is kept in a time-ordered
+schedule, so a block with nothing due costs one read.
+"""
+
+from __future__ import annotations
+
+from powernode.core.execution import ExecContext, StateAccess
+from powernode.engines.market.matching import auction, close_book
+from powernode.engines.market.records import EXPIRED, OPEN, book_key, split_book_key
+from powernode.engines.market.session import META_KEY, Session
+
+
+def begin_block(view: StateAccess, ctx: ExecContext) -> None:
+    if view.get(META_KEY) is None:
+        return  # no market tx yet: nothing to do, and no state to change
+    s = Session(view, ctx)
+    now = s.now
+    if now != s.meta.clock:
+        s.meta = s.meta._replace(clock=now)
+    for when in s.due_times():
+        if when > now:
+            break
+        due = s.take_due(when)
+        # Expiries first: an order that expires at the gate does not take
+        # part in its auction. Within each kind, the order work was scheduled.
+        for entry in due:
+            if entry[:1] == b"x":
+                oid = entry[1:]
+                o = s.order(oid)
+                if o is not None and o.status == OPEN:
+                    bk = book_key(o.product, o.slot)
+                    s.unrest(bk, o, oid)
+                    s.close(bk, o, oid, EXPIRED, resting=True)
+        for entry in due:
+            if entry[:1] == b"g":
+                bk = entry[1:]
+                product, _ = split_book_key(bk)
+                mp = s.markets[product]
+                if not mp.continuous:
+                    auction(s, mp, bk)
+                close_book(s, bk)
+    s.flush()

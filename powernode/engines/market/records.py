@@ -1,0 +1,253 @@
+"""The market's slice of state: record types and the keys they live under.
+
+Namespaces (key bytes after the namespace):
+
+    mkt.meta   b""                          Meta: market clock, counters, totals
+    mkt.part   address                      Participant
+    mkt.order  order id (the placing txid)  Order, kept after it closes (history)
+    mkt.book   book key                     Book: a (product, slot) book's totals
+    mkt.px     book key + side              Ints: price levels, best first
+    mkt.lvl    book key + side + price      Ids: resting orders, oldest first
+    mkt.cap    address + side + slot        Ints((committed Wh,))
+    mkt.trade  trade seq                    Trade
+    mkt.dueidx b""                          Ints: times with work due, ascending
+    mkt.due    time                         Ids: b"x"+order id (expiry), b"g"+book key (gate)
+
+book key = product index (1 byte) + slot start (8 bytes, big-endian), so keys
+sort by product, then delivery time. Every record encodes as a msgpack array.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from powernode.core import encoding
+from powernode.engines.market.params import PRODUCTS
+
+META_NS = "mkt.meta"
+PART_NS = "mkt.part"
+ORDER_NS = "mkt.order"
+BOOK_NS = "mkt.book"
+PX_NS = "mkt.px"
+LVL_NS = "mkt.lvl"
+CAP_NS = "mkt.cap"
+TRADE_NS = "mkt.trade"
+DUEIDX_NS = "mkt.dueidx"
+DUE_NS = "mkt.due"
+
+BUY = "buy"
+SELL = "sell"
+SIDE_BYTE = {BUY: b"\x00", SELL: b"\x01"}
+ROLES = ("producer", "consumer", "prosumer")
+SOURCES = ("solar", "wind", "hydro", "thermal")
+ANY_SOURCE = "any"
+TIFS = ("GTC", "IOC", "FOK")
+# Order states: open rests in its book; the others are final.
+OPEN, FILLED, CANCELLED, EXPIRED, KILLED = "open", "filled", "cancelled", "expired", "killed"
+
+
+def u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def book_key(product: str, slot: int) -> bytes:
+    return bytes((PRODUCTS.index(product),)) + u64(slot)
+
+
+def split_book_key(bk: bytes) -> tuple[str, int]:
+    return PRODUCTS[bk[0]], int.from_bytes(bk[1:9], "big")
+
+
+class Ints(tuple[int, ...]):
+    """A tuple of integers stored as an array (price levels, due times, a count)."""
+
+    __slots__ = ()
+
+    def to_obj(self) -> list[int]:
+        return list(self)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Ints:
+        return cls(encoding.as_uint(x, "int") for x in encoding.as_list(obj, None, "ints"))
+
+
+class Ids(tuple[bytes, ...]):
+    """A tuple of byte strings stored as an array (order ids in a level, due work)."""
+
+    __slots__ = ()
+
+    def to_obj(self) -> list[bytes]:
+        return list(self)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Ids:
+        return cls(
+            encoding.as_bytes(x, "id", max_size=64) for x in encoding.as_list(obj, None, "ids")
+        )
+
+
+class Participant(NamedTuple):
+    role: str
+    location: str
+    capacity_w: int
+    registered_height: int
+
+    def to_obj(self) -> list[Any]:
+        return list(self)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Participant:
+        f = encoding.as_list(obj, 4, "participant")
+        return cls(f[0], f[1], f[2], f[3])
+
+    @property
+    def can_sell(self) -> bool:
+        return self.role != "consumer"
+
+    @property
+    def can_buy(self) -> bool:
+        return self.role != "producer"
+
+
+class Order(NamedTuple):
+    owner: bytes
+    product: str
+    side: str
+    slot: int
+    energy: int  # Wh ordered
+    price: int  # limit, micro-units per kWh
+    source: str
+    expiry: int  # unix seconds, 0 = none
+    tif: str
+    seq: int  # position in the chain: the time priority
+    height: int
+    filled: int  # Wh traded so far
+    escrow: int  # micro-units still held for a buy order
+    status: str
+
+    @property
+    def remaining(self) -> int:
+        return self.energy - self.filled
+
+    def to_obj(self) -> list[Any]:
+        return list(self)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Order:
+        return cls(*encoding.as_list(obj, 14, "order"))
+
+    def to_json(self, order_id: bytes) -> dict[str, Any]:
+        out = {"id": order_id.hex(), **self._asdict()}
+        out["owner"] = self.owner.hex()
+        out["remaining"] = self.remaining
+        return out
+
+
+class Trade(NamedTuple):
+    seq: int
+    height: int
+    time: int  # market time of the block that made it
+    product: str
+    slot: int
+    buy_id: bytes
+    sell_id: bytes
+    buyer: bytes
+    seller: bytes
+    energy: int
+    price: int
+    value: int  # what the buyer paid the seller, before fees
+    buyer_fee: int
+    seller_fee: int
+
+    def to_obj(self) -> list[Any]:
+        return list(self)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Trade:
+        return cls(*encoding.as_list(obj, 14, "trade"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v.hex() if isinstance(v, bytes) else v for k, v in self._asdict().items()}
+
+
+class Totals(NamedTuple):
+    """Trade statistics and open interest, kept per book and for the market."""
+
+    open_orders: int = 0
+    trades: int = 0
+    volume_wh: int = 0
+    value: int = 0
+    min_price: int = 0  # 0 until the first trade
+    max_price: int = 0
+
+    def to_obj(self) -> list[int]:
+        return list(self)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Totals:
+        return cls(*encoding.as_list(obj, 6, "totals"))
+
+    def with_trade(self, energy: int, price: int, value: int) -> Totals:
+        lo = price if self.trades == 0 else min(self.min_price, price)
+        return Totals(
+            self.open_orders,
+            self.trades + 1,
+            self.volume_wh + energy,
+            self.value + value,
+            lo,
+            max(self.max_price, price),
+        )
+
+    def with_open(self, delta: int) -> Totals:
+        return self._replace(open_orders=self.open_orders + delta)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._asdict()
+        # Volume-weighted average, rounded down; None before the first trade.
+        out["avg_price"] = self.value * 1000 // self.volume_wh if self.volume_wh else None
+        if not self.trades:
+            out["min_price"] = out["max_price"] = None
+        return out
+
+
+class Meta(NamedTuple):
+    clock: int = 0  # market time: the highest block timestamp seen
+    order_seq: int = 0
+    trade_seq: int = 0
+    escrow: int = 0  # sum of every open buy order's escrow
+    totals: Totals = Totals()
+
+    def to_obj(self) -> list[Any]:
+        return [self.clock, self.order_seq, self.trade_seq, self.escrow, list(self.totals)]
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Meta:
+        f = encoding.as_list(obj, 5, "market meta")
+        return cls(f[0], f[1], f[2], f[3], Totals.from_obj(f[4]))
+
+
+class Book(NamedTuple):
+    totals: Totals = Totals()
+    closed: bool = False  # its gate has closed
+
+    def to_obj(self) -> list[Any]:
+        return [list(self.totals), self.closed]
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Book:
+        f = encoding.as_list(obj, 2, "book")
+        return cls(Totals.from_obj(f[0]), bool(f[1]))
+
+
+STATE_CODECS = {
+    META_NS: Meta.from_obj,
+    PART_NS: Participant.from_obj,
+    ORDER_NS: Order.from_obj,
+    BOOK_NS: Book.from_obj,
+    PX_NS: Ints.from_obj,
+    LVL_NS: Ids.from_obj,
+    CAP_NS: Ints.from_obj,
+    TRADE_NS: Trade.from_obj,
+    DUEIDX_NS: Ints.from_obj,
+    DUE_NS: Ids.from_obj,
+}
