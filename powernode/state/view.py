@@ -25,7 +25,9 @@ class StateReader(Protocol):
 
 
 class StateView:
-    __slots__ = ("_base", "_base_get", "_journal", "_writes")
+    # __weakref__: engines that keep mutable state values (the market's
+    # books) mark the copy they own with a weak reference to the view.
+    __slots__ = ("__weakref__", "_base", "_base_get", "_journal", "_writes")
 
     def __init__(self, base: StateReader) -> None:
         self._base = base

@@ -9,5 +9,3 @@ from powernode.engines.market.records import STATE_CODECS
 
 HANDLERS = (RegisterHandler(), PlaceHandler(), CancelHandler())
 BEGIN_BLOCK = begin_block
-
-__all__ = ["BEGIN_BLOCK", "HANDLERS", "STATE_CODECS"]

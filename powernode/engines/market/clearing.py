@@ -8,7 +8,7 @@ schedule, so a block with nothing due costs one read.
 from __future__ import annotations
 
 from powernode.core.execution import ExecContext, StateAccess
-from powernode.engines.market.matching import auction, close_book
+from powernode.engines.market.matching import close_gate
 from powernode.engines.market.records import EXPIRED, OPEN, book_key, split_book_key
 from powernode.engines.market.session import META_KEY, Session
 
@@ -18,8 +18,7 @@ def begin_block(view: StateAccess, ctx: ExecContext) -> None:
         return  # no market tx yet: nothing to do, and no state to change
     s = Session(view, ctx)
     now = s.now
-    if now != s.meta.clock:
-        s.meta = s.meta._replace(clock=now)
+    s.m[0] = now
     for when in s.due_times():
         if when > now:
             break
@@ -31,15 +30,11 @@ def begin_block(view: StateAccess, ctx: ExecContext) -> None:
                 oid = entry[1:]
                 o = s.order(oid)
                 if o is not None and o.status == OPEN:
-                    bk = book_key(o.product, o.slot)
-                    s.unrest(bk, o, oid)
-                    s.close(bk, o, oid, EXPIRED, resting=True)
+                    book = s.book_for_write(book_key(o.product, o.slot))
+                    s.close(book.remove(oid), EXPIRED, resting=True)
         for entry in due:
             if entry[:1] == b"g":
                 bk = entry[1:]
-                product, _ = split_book_key(bk)
-                mp = s.markets[product]
-                if not mp.continuous:
-                    auction(s, mp, bk)
-                close_book(s, bk)
+                product, slot = split_book_key(bk)
+                close_gate(s, s.markets[product], s.book_for_write(bk), slot)
     s.flush()

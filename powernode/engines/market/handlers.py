@@ -41,22 +41,21 @@ from powernode.core.execution import Event, ExecContext, StateAccess
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
 from powernode.engines.accounts import ACCOUNT_NS
-from powernode.engines.market.matching import fillable, match
+from powernode.engines.market.book import Resting
+from powernode.engines.market.matching import match_incoming
 from powernode.engines.market.params import PRODUCTS, MarketParams, parse_markets
 from powernode.engines.market.records import (
     ANY_SOURCE,
-    BOOK_NS,
     BUY,
     CANCELLED,
-    FILLED,
     KILLED,
     OPEN,
     PART_NS,
     ROLES,
     SELL,
+    SIDE_CODE,
     SOURCES,
     TIFS,
-    Book,
     Order,
     Participant,
     book_key,
@@ -179,7 +178,8 @@ def check_order(
         raise SlotNotAligned(f"slot {p.slot} is not aligned to {mp.slot_seconds} s")
     now = s.now
     gate = mp.gate_time(p.slot)
-    if now >= gate or s.book(book_key(p.product, p.slot)).closed:
+    book = s.book(book_key(p.product, p.slot))
+    if now >= gate or (book is not None and book.closed):
         raise GateClosed(f"gate for slot {p.slot} closed at {gate} (market time {now})")
     lead = p.slot - now
     if not mp.min_lead_seconds <= lead <= mp.max_lead_seconds:
@@ -253,36 +253,36 @@ class PlaceHandler:
         oid = tx.txid
         bk = book_key(p.product, p.slot)
         escrow = buy_escrow(mp, p.price, p.energy) if p.side == BUY else 0
-        m = s.meta
-        order = Order(
-            owner, p.product, p.side, p.slot, p.energy, p.price, p.source, p.expiry, p.tif,
-            m.order_seq, ctx.height, 0, escrow, OPEN,
-        )  # fmt: skip
-        s.meta = m._replace(order_seq=m.order_seq + 1)
+        m = s.m
+        seq = m[1]
+        m[1] = seq + 1
+        inc = Resting(oid, owner, SIDE_CODE[p.side], p.price, p.energy, p.source, seq, escrow)
         s.events.append(
             {"event": "order_placed", "order": oid, "side": p.side, "energy": p.energy,
              "price": p.price, "escrow": escrow}
         )  # fmt: skip
-        if p.tif == "FOK" and fillable(s, bk, order) < p.energy:
-            s.put_order(oid, order._replace(escrow=0, status=KILLED))
+        record = Order(
+            owner, p.product, p.side, p.slot, p.energy, p.price, p.source, p.expiry, p.tif,
+            seq, ctx.height, 0, escrow, OPEN,
+        )  # fmt: skip
+        book = s.book(bk)
+        if p.tif == "FOK" and (book is None or book.fillable(inc) < p.energy):
+            s.put_order(oid, record._replace(escrow=0, status=KILLED))
             s.events.append({"event": "order_killed", "order": oid, "refund": 0})
             s.flush()
             return s.events
-        s.take_escrow(owner, escrow)  # raises insufficient_funds
+        # The last check that can fail; the book is written only after it.
+        s.take_escrow(owner, escrow)
         s.commit(owner, p.side, p.slot, p.energy)
-        if view.get((BOOK_NS, bk)) is None:
-            s.put_book(bk, Book())
+        s.put_order(oid, record)
+        if book is None:
             s.schedule(mp.gate_time(p.slot), b"g" + bk)
-        if mp.continuous:
-            order = match(s, mp, bk, order, oid)
-        if order.remaining == 0:
-            s.close(bk, order, oid, FILLED, resting=False)
-        elif p.tif == "IOC":
-            s.close(bk, order, oid, CANCELLED, resting=False)
-        else:
-            s.put_order(oid, order)
-            s.rest(bk, p.side, p.price, oid)
-            s.add_open(bk, 1)
+        book = s.book_for_write(bk)
+        if match_incoming(s, mp, book, p.slot, inc, p.tif):
+            book.add(inc)
+            m[4] += 1
+            if inc.remaining != p.energy:
+                s.put_order(oid, record._replace(filled=p.energy - inc.remaining))
             if p.expiry and p.expiry < mp.gate_time(p.slot):
                 s.schedule(p.expiry, b"x" + oid)
         s.flush()
@@ -332,8 +332,7 @@ class CancelHandler:
         oid = payload.order_id
         order = _check_cancel(s, tx.sender_address, oid)
         assert order is not None
-        bk = book_key(order.product, order.slot)
-        s.unrest(bk, order, oid)
-        s.close(bk, order, oid, CANCELLED, resting=True)
+        book = s.book_for_write(book_key(order.product, order.slot))
+        s.close(book.remove(oid), CANCELLED, resting=True)
         s.flush()
         return s.events

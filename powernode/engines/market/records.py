@@ -4,10 +4,9 @@ Namespaces (key bytes after the namespace):
 
     mkt.meta   b""                          Meta: market clock, counters, totals
     mkt.part   address                      Participant
-    mkt.order  order id (the placing txid)  Order, kept after it closes (history)
-    mkt.book   book key                     Book: a (product, slot) book's totals
-    mkt.px     book key + side              Ints: price levels, best first
-    mkt.lvl    book key + side + price      Ids: resting orders, oldest first
+    mkt.order  order id (the placing txid)  Order as placed, rewritten when it closes;
+                                            while open, its live part is in the book
+    mkt.book   book key                     OrderBook: resting orders and trade totals
     mkt.cap    address + side + slot        Ints((committed Wh,))
     mkt.trade  trade seq                    Trade
     mkt.dueidx b""                          Ints: times with work due, ascending
@@ -22,14 +21,14 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from powernode.core import encoding
+from powernode.engines.market import book
+from powernode.engines.market.book import OrderBook
 from powernode.engines.market.params import PRODUCTS
 
 META_NS = "mkt.meta"
 PART_NS = "mkt.part"
 ORDER_NS = "mkt.order"
 BOOK_NS = "mkt.book"
-PX_NS = "mkt.px"
-LVL_NS = "mkt.lvl"
 CAP_NS = "mkt.cap"
 TRADE_NS = "mkt.trade"
 DUEIDX_NS = "mkt.dueidx"
@@ -38,6 +37,7 @@ DUE_NS = "mkt.due"
 BUY = "buy"
 SELL = "sell"
 SIDE_BYTE = {BUY: b"\x00", SELL: b"\x01"}
+SIDE_CODE = {BUY: book.BUY, SELL: book.SELL}
 ROLES = ("producer", "consumer", "prosumer")
 SOURCES = ("solar", "wind", "hydro", "thermal")
 ANY_SOURCE = "any"
@@ -170,9 +170,13 @@ class Trade(NamedTuple):
         return {k: v.hex() if isinstance(v, bytes) else v for k, v in self._asdict().items()}
 
 
-class Totals(NamedTuple):
-    """Trade statistics and open interest, kept per book and for the market."""
+class Meta(NamedTuple):
+    """Market-wide counters and totals; one record, written once per tx."""
 
+    clock: int = 0  # market time: the highest block timestamp seen
+    order_seq: int = 0
+    trade_seq: int = 0
+    escrow: int = 0  # sum of every open buy order's escrow
     open_orders: int = 0
     trades: int = 0
     volume_wh: int = 0
@@ -184,68 +188,15 @@ class Totals(NamedTuple):
         return list(self)
 
     @classmethod
-    def from_obj(cls, obj: Any) -> Totals:
-        return cls(*encoding.as_list(obj, 6, "totals"))
-
-    def with_trade(self, energy: int, price: int, value: int) -> Totals:
-        lo = price if self.trades == 0 else min(self.min_price, price)
-        return Totals(
-            self.open_orders,
-            self.trades + 1,
-            self.volume_wh + energy,
-            self.value + value,
-            lo,
-            max(self.max_price, price),
-        )
-
-    def with_open(self, delta: int) -> Totals:
-        return self._replace(open_orders=self.open_orders + delta)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = self._asdict()
-        # Volume-weighted average, rounded down; None before the first trade.
-        out["avg_price"] = self.value * 1000 // self.volume_wh if self.volume_wh else None
-        if not self.trades:
-            out["min_price"] = out["max_price"] = None
-        return out
-
-
-class Meta(NamedTuple):
-    clock: int = 0  # market time: the highest block timestamp seen
-    order_seq: int = 0
-    trade_seq: int = 0
-    escrow: int = 0  # sum of every open buy order's escrow
-    totals: Totals = Totals()
-
-    def to_obj(self) -> list[Any]:
-        return [self.clock, self.order_seq, self.trade_seq, self.escrow, list(self.totals)]
-
-    @classmethod
     def from_obj(cls, obj: Any) -> Meta:
-        f = encoding.as_list(obj, 5, "market meta")
-        return cls(f[0], f[1], f[2], f[3], Totals.from_obj(f[4]))
-
-
-class Book(NamedTuple):
-    totals: Totals = Totals()
-    closed: bool = False  # its gate has closed
-
-    def to_obj(self) -> list[Any]:
-        return [list(self.totals), self.closed]
-
-    @classmethod
-    def from_obj(cls, obj: Any) -> Book:
-        f = encoding.as_list(obj, 2, "book")
-        return cls(Totals.from_obj(f[0]), bool(f[1]))
+        return cls(*encoding.as_list(obj, 10, "market meta"))
 
 
 STATE_CODECS = {
     META_NS: Meta.from_obj,
     PART_NS: Participant.from_obj,
     ORDER_NS: Order.from_obj,
-    BOOK_NS: Book.from_obj,
-    PX_NS: Ints.from_obj,
-    LVL_NS: Ids.from_obj,
+    BOOK_NS: OrderBook.from_obj,
     CAP_NS: Ints.from_obj,
     TRADE_NS: Trade.from_obj,
     DUEIDX_NS: Ints.from_obj,

@@ -1,9 +1,16 @@
 """Market state access for one tx or one block's clearing work.
 
 A ``Session`` reads and writes the market's records through the journaled
-state view (so a failed tx, a template and a reorg undo all come for free),
-keeps the market meta record in hand until ``flush``, and owns the money
-rules: every movement of funds between balances, escrow and fees is here.
+state view, keeps the market-wide counters in plain attributes until
+``flush`` writes them once, and owns the money rules: every movement of funds
+between balances, escrow and fees is here.
+
+Books are state values that are mutated in place, so a session copies a
+book on its first write in a view (copy-on-write, owner checked through a
+weak reference to the view). The parent state's book is never touched: a
+template, a failed block and a reorg's undo all see it as it was. Handlers
+do every check that can fail before they write a book, so reverting a failed
+tx never has to undo an in-place change.
 
 Rounding, in integers throughout:
 - trade value = price (micro/kWh) x energy (Wh) // 1000, rounded down; the
@@ -17,28 +24,25 @@ Rounding, in integers throughout:
 
 from __future__ import annotations
 
+import weakref
 from bisect import bisect_left
 
 from powernode.core.errors import InsufficientFunds
 from powernode.core.execution import Event, ExecContext, StateAccess
 from powernode.engines.accounts import credit, debit
+from powernode.engines.market.book import OrderBook, Resting
 from powernode.engines.market.params import MarketParams, parse_markets
 from powernode.engines.market.records import (
     BOOK_NS,
-    BUY,
     CAP_NS,
     DUE_NS,
     DUEIDX_NS,
     FILLED,
-    LVL_NS,
     META_NS,
     ORDER_NS,
     PART_NS,
-    PX_NS,
-    SELL,
     SIDE_BYTE,
     TRADE_NS,
-    Book,
     Ids,
     Ints,
     Meta,
@@ -50,7 +54,6 @@ from powernode.engines.market.records import (
 
 META_KEY = (META_NS, b"")
 _DUEIDX_KEY = (DUEIDX_NS, b"")
-_EMPTY_BOOK = Book()
 
 
 def trade_value(price: int, energy: int) -> int:
@@ -68,26 +71,27 @@ def buy_escrow(mp: MarketParams, price: int, energy: int) -> int:
 
 
 class Session:
-    __slots__ = ("_meta0", "ctx", "events", "markets", "meta", "view")
+    __slots__ = ("ctx", "events", "m", "m0", "markets", "view")
 
     def __init__(self, view: StateAccess, ctx: ExecContext) -> None:
         self.view = view
         self.ctx = ctx
         self.markets = parse_markets(ctx.params.markets)
-        meta = view.get(META_KEY)
-        self.meta: Meta = Meta() if meta is None else meta
-        self._meta0 = self.meta
+        meta: Meta | None = view.get(META_KEY)
+        self.m0 = Meta() if meta is None else meta
+        self.m = list(self.m0)  # the Meta fields, edited in place until flush
         self.events: list[Event] = []
 
     @property
     def now(self) -> int:
         """Market time: block timestamps may step back (median-time-past rule),
         the market's clock never does."""
-        return max(self.meta.clock, self.ctx.timestamp)
+        c = self.m[0]
+        return c if c > self.ctx.timestamp else self.ctx.timestamp
 
     def flush(self) -> None:
-        if self.meta is not self._meta0:
-            self.view.put(META_KEY, self.meta)
+        if tuple(self.m) != self.m0:
+            self.view.put(META_KEY, Meta(*self.m))
 
     # --- records -------------------------------------------------------------
 
@@ -102,56 +106,24 @@ class Session:
     def put_order(self, order_id: bytes, order: Order) -> None:
         self.view.put((ORDER_NS, order_id), order)
 
-    def book(self, bk: bytes) -> Book:
-        b: Book | None = self.view.get((BOOK_NS, bk))
-        return _EMPTY_BOOK if b is None else b
+    def book(self, bk: bytes) -> OrderBook | None:
+        """The book to read (never write) or None if no order ever came."""
+        b: OrderBook | None = self.view.get((BOOK_NS, bk))
+        return b
 
-    def put_book(self, bk: bytes, book: Book) -> None:
-        self.view.put((BOOK_NS, bk), book)
-
-    def add_open(self, bk: bytes, delta: int) -> None:
-        b = self.book(bk)
-        self.put_book(bk, b._replace(totals=b.totals.with_open(delta)))
-        self.meta = self.meta._replace(totals=self.meta.totals.with_open(delta))
-
-    # --- price levels --------------------------------------------------------
-
-    def prices(self, bk: bytes, side: str) -> Ints:
-        """Price levels of one side, best first (bids high to low, asks low to high)."""
-        px: Ints | None = self.view.get((PX_NS, bk + SIDE_BYTE[side]))
-        return Ints() if px is None else px
-
-    def level(self, bk: bytes, side: str, price: int) -> Ids:
-        ids: Ids | None = self.view.get((LVL_NS, bk + SIDE_BYTE[side] + u64(price)))
-        return Ids() if ids is None else ids
-
-    def set_level(self, bk: bytes, side: str, price: int, ids: Ids) -> None:
-        """Write a level; an emptied level also leaves the side's price list."""
-        sb = SIDE_BYTE[side]
-        self.view.put((LVL_NS, bk + sb + u64(price)), ids or None)
-        if not ids:
-            px = list(self.prices(bk, side))
-            px.remove(price)
-            self.view.put((PX_NS, bk + sb), Ints(px) if px else None)
-
-    def rest(self, bk: bytes, side: str, price: int, order_id: bytes) -> None:
-        """Append an order to its level, behind everything already there."""
-        sb = SIDE_BYTE[side]
-        key = (LVL_NS, bk + sb + u64(price))
-        ids: Ids | None = self.view.get(key)
-        if ids:
-            self.view.put(key, Ids((*ids, order_id)))
-            return
-        self.view.put(key, Ids((order_id,)))
-        px = list(self.prices(bk, side))
-        # bids sort high to low: bisect on the negated price
-        pos = bisect_left(px, -price, key=lambda p: -p) if side == BUY else bisect_left(px, price)
-        px.insert(pos, price)
-        self.view.put((PX_NS, bk + sb), Ints(px))
-
-    def unrest(self, bk: bytes, order: Order, order_id: bytes) -> None:
-        ids = self.level(bk, order.side, order.price)
-        self.set_level(bk, order.side, order.price, Ids(i for i in ids if i != order_id))
+    def book_for_write(self, bk: bytes) -> OrderBook:
+        """The book, private to this view: copied on the view's first write.
+        The owner is the view itself, not the session, so every tx of a block
+        shares the one copy."""
+        key = (BOOK_NS, bk)
+        b: OrderBook | None = self.view.get(key)
+        view = self.view
+        if b is not None and b.owner is not None and b.owner() is view:
+            return b
+        b = OrderBook() if b is None else b.copy()
+        b.owner = weakref.ref(view)
+        view.put(key, b)
+        return b
 
     # --- capacity ------------------------------------------------------------
 
@@ -160,103 +132,84 @@ class Session:
         return 0 if c is None else c[0]
 
     def commit(self, addr: bytes, side: str, slot: int, delta: int) -> None:
-        total = self.committed(addr, side, slot) + delta
-        self.view.put(
-            (CAP_NS, addr + SIDE_BYTE[side] + u64(slot)), Ints((total,)) if total else None
-        )
+        key = (CAP_NS, addr + SIDE_BYTE[side] + u64(slot))
+        c: Ints | None = self.view.get(key)
+        total = (0 if c is None else c[0]) + delta
+        self.view.put(key, Ints((total,)) if total else None)
 
     # --- money ---------------------------------------------------------------
 
     def take_escrow(self, addr: bytes, amount: int) -> None:
         if amount:
             debit(self.view, addr, amount)
-            self.meta = self.meta._replace(escrow=self.meta.escrow + amount)
+            self.m[3] += amount
 
     def release_escrow(self, addr: bytes, amount: int) -> None:
         if amount:
             credit(self.view, addr, amount)
-            self.meta = self.meta._replace(escrow=self.meta.escrow - amount)
+            self.m[3] -= amount
 
     def settle(
         self,
         mp: MarketParams,
-        bk: bytes,
-        buy: Order,
-        buy_id: bytes,
-        sell: Order,
-        sell_id: bytes,
+        book: OrderBook,
+        slot: int,
+        buy: Resting,
+        sell: Resting,
         energy: int,
         price: int,
-    ) -> tuple[Order, Order]:
-        """Trade ``energy`` at ``price`` from escrow; returns both orders updated
-        (not yet written) and records the trade."""
-        value = trade_value(price, energy)
-        bfee = fee_on(value, mp.buyer_fee_bps)
-        sfee = fee_on(value, mp.seller_fee_bps)
+    ) -> None:
+        """Pay for ``energy`` at ``price`` from the buy order's escrow and
+        record the trade; the book already took the energy off both orders."""
+        value = price * energy // 1000
+        bfee = value * mp.buyer_fee_bps // 10_000
+        sfee = value * mp.seller_fee_bps // 10_000
         if buy.escrow < value + bfee:  # unreachable by the escrow rule above
             raise InsufficientFunds("market: escrow short of a fill")
+        buy.escrow -= value + bfee
         credit(self.view, sell.owner, value - sfee)
         if bfee + sfee:
             credit(self.view, self.ctx.miner, bfee + sfee)
-        m = self.meta
-        trade = Trade(
-            m.trade_seq,
-            self.ctx.height,
-            self.now,
-            mp.product,
-            buy.slot,
-            buy_id,
-            sell_id,
-            buy.owner,
-            sell.owner,
-            energy,
-            price,
-            value,
-            bfee,
-            sfee,
-        )
-        self.view.put((TRADE_NS, u64(m.trade_seq)), trade)
-        self.meta = m._replace(
-            trade_seq=m.trade_seq + 1,
-            escrow=m.escrow - value - bfee,
-            totals=m.totals.with_trade(energy, price, value),
-        )
-        b = self.book(bk)
-        self.put_book(bk, b._replace(totals=b.totals.with_trade(energy, price, value)))
+        m = self.m
+        seq = m[2]
+        self.view.put(
+            (TRADE_NS, u64(seq)),
+            Trade(
+                seq, self.ctx.height, self.now, mp.product, slot, buy.oid, sell.oid,
+                buy.owner, sell.owner, energy, price, value, bfee, sfee,
+            ),
+        )  # fmt: skip
+        m[2] = seq + 1
+        m[3] -= value + bfee
+        m[8] = price if m[5] == 0 or price < m[8] else m[8]
+        m[9] = price if price > m[9] else m[9]
+        m[5] += 1
+        m[6] += energy
+        m[7] += value
+        book.record_trade(energy, price, value)
         self.events.append(
-            {
-                "event": "trade",
-                "trade": m.trade_seq,
-                "buy": buy_id,
-                "sell": sell_id,
-                "energy": energy,
-                "price": price,
-                "value": value,
-            }
-        )
-        buy = buy._replace(filled=buy.filled + energy, escrow=buy.escrow - value - bfee)
-        sell = sell._replace(filled=sell.filled + energy)
-        return buy, sell
+            {"event": "trade", "trade": seq, "buy": buy.oid, "sell": sell.oid,
+             "energy": energy, "price": price, "value": value}
+        )  # fmt: skip
 
-    def close(
-        self, bk: bytes, order: Order, order_id: bytes, status: str, *, resting: bool
-    ) -> Order:
+    def close(self, r: Resting, status: str, *, resting: bool) -> None:
         """Finish an order: refund its escrow, give back the capacity it did
-        not use, and write it with its final status. The caller takes a
-        resting order out of its level."""
-        if order.escrow:
-            self.release_escrow(order.owner, order.escrow)
-        if order.remaining:
-            self.commit(order.owner, order.side, order.slot, -order.remaining)
+        not use, and rewrite its record with the final state. The caller has
+        taken it out of its book (or never put it there)."""
+        rec = self.order(r.oid)
+        assert rec is not None, "an order in a book has a record"
+        if r.escrow:
+            self.release_escrow(r.owner, r.escrow)
+        if r.remaining:
+            self.commit(r.owner, rec.side, rec.slot, -r.remaining)
         if resting:
-            self.add_open(bk, -1)
-        done = order._replace(escrow=0, status=status)
-        self.put_order(order_id, done)
-        if order.escrow or status != FILLED:
-            self.events.append(
-                {"event": "order_" + status, "order": order_id, "refund": order.escrow}
-            )
-        return done
+            self.m[4] -= 1
+        self.put_order(
+            r.oid, rec._replace(filled=rec.energy - r.remaining, escrow=0, status=status)
+        )
+        if r.escrow or status != FILLED:
+            self.events.append({"event": "order_" + status, "order": r.oid, "refund": r.escrow})
+        r.escrow = 0
 
     # --- scheduled work ------------------------------------------------------
 
@@ -283,21 +236,3 @@ class Session:
         times = [t for t in self.due_times() if t != when]
         self.view.put(_DUEIDX_KEY, Ints(times) if times else None)
         return Ids() if due is None else due
-
-
-def counterparty_ok(incoming: Order, resting: Order) -> bool:
-    """Self-trades are skipped; a buy for a named source only meets sells of it."""
-    if incoming.owner == resting.owner:
-        return False
-    buy, sell = (incoming, resting) if incoming.side == BUY else (resting, incoming)
-    return buy.source == "any" or buy.source == sell.source
-
-
-def crosses(incoming: Order, level_price: int) -> bool:
-    if incoming.side == BUY:
-        return level_price <= incoming.price
-    return level_price >= incoming.price
-
-
-def opposite(side: str) -> str:
-    return SELL if side == BUY else BUY

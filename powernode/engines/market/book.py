@@ -1,0 +1,359 @@
+"""One order book (a product's delivery slot): the matching engine proper.
+
+Pure and in memory: price levels as FIFO queues, best prices in sorted lists,
+an index by order id. It knows nothing of money or state; the market session
+(``session.py``) settles the fills it returns and stores the book as one
+state value, copied on its first write in a block (so the parent state, a
+block template and a reorg's undo never see a half-applied book).
+
+Priority: price, then time (``seq``, the order's position in the chain),
+and as sequence numbers are unique, never the order id in practice.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections import defaultdict, deque
+from typing import Any
+
+BUY = 0
+SELL = 1
+MIDPOINT = 0
+MAKER = 1
+ANY_SOURCE = "any"
+
+
+class Resting:
+    """An order's live part while it rests in a book."""
+
+    __slots__ = ("escrow", "oid", "owner", "price", "remaining", "seq", "side", "source")
+
+    def __init__(
+        self,
+        oid: bytes,
+        owner: bytes,
+        side: int,
+        price: int,
+        remaining: int,
+        source: str,
+        seq: int,
+        escrow: int,
+    ) -> None:
+        self.oid = oid
+        self.owner = owner
+        self.side = side
+        self.price = price
+        self.remaining = remaining
+        self.source = source
+        self.seq = seq
+        self.escrow = escrow  # micro-units still held (buys)
+
+    def to_obj(self) -> list[Any]:
+        return [
+            self.oid,
+            self.owner,
+            self.side,
+            self.price,
+            self.remaining,
+            self.source,
+            self.seq,
+            self.escrow,
+        ]
+
+    def copy(self) -> Resting:
+        return Resting(
+            self.oid,
+            self.owner,
+            self.side,
+            self.price,
+            self.remaining,
+            self.source,
+            self.seq,
+            self.escrow,
+        )
+
+
+# (resting order, energy, price)
+Fill = tuple[Resting, int, int]
+
+
+def compatible(a: Resting, b: Resting) -> bool:
+    """Self-trades are skipped; a buy for a named source only meets sells of it."""
+    if a.owner == b.owner:
+        return False
+    buy_source = a.source if a.side == BUY else b.source
+    return buy_source == ANY_SOURCE or a.source == b.source
+
+
+class OrderBook:
+    __slots__ = (
+        "ask_px",
+        "asks",
+        "bid_px",
+        "bids",
+        "closed",
+        "index",
+        "max_price",
+        "min_price",
+        "owner",
+        "trades",
+        "value",
+        "volume",
+    )
+
+    def __init__(self) -> None:
+        self.bids: dict[int, deque[Resting]] = {}
+        self.asks: dict[int, deque[Resting]] = {}
+        self.bid_px: list[int] = []  # ascending: the best bid is last
+        self.ask_px: list[int] = []  # ascending: the best ask is first
+        self.index: dict[bytes, Resting] = {}
+        self.closed = False  # the gate has closed
+        # statistics of the book's trades
+        self.trades = 0
+        self.volume = 0
+        self.value = 0
+        self.min_price = 0
+        self.max_price = 0
+        self.owner: Any = None  # who may write it in place (see session.py)
+
+    # --- resting orders --------------------------------------------------------
+
+    def add(self, r: Resting) -> None:
+        """Rest ``r`` behind every order at its price."""
+        levels, px = (self.bids, self.bid_px) if r.side == BUY else (self.asks, self.ask_px)
+        q = levels.get(r.price)
+        if q is None:
+            q = levels[r.price] = deque()
+            insort(px, r.price)
+        q.append(r)
+        self.index[r.oid] = r
+
+    def remove(self, oid: bytes) -> Resting:
+        r = self.index.pop(oid)
+        levels, px = (self.bids, self.bid_px) if r.side == BUY else (self.asks, self.ask_px)
+        q = levels[r.price]
+        q.remove(r)
+        if not q:
+            del levels[r.price]
+            px.remove(r.price)
+        return r
+
+    def get(self, oid: bytes) -> Resting | None:
+        return self.index.get(oid)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    # --- continuous matching ---------------------------------------------------
+
+    def _opposite(self, side: int) -> tuple[dict[int, deque[Resting]], list[int]]:
+        if side == BUY:
+            return self.asks, self.ask_px
+        return self.bids, self.bid_px[::-1]
+
+    def match(self, inc: Resting, rule: int) -> list[Fill]:
+        """Fill ``inc`` against the other side while prices cross. Both sides'
+        ``remaining`` are reduced; resting orders filled completely leave the
+        book (and come back in the fills with remaining 0). Trade price:
+        MAKER = the resting order's limit; MIDPOINT = (bid + ask) // 2,
+        rounded down, so the buyer is never charged above the midpoint."""
+        buy = inc.side == BUY
+        levels, px = (self.asks, self.ask_px) if buy else (self.bids, self.bid_px)
+        fills: list[Fill] = []
+        limit = inc.price
+        # Walk the other side best first, by position: asks up from the
+        # front, bids down from the back; an emptied level is deleted in place.
+        i = 0 if buy else len(px) - 1
+        while 0 <= i < len(px):
+            price = px[i]
+            if (price > limit) if buy else (price < limit):
+                break
+            q = levels[price]
+            tp = price if rule == MAKER else (limit + price) // 2
+            done = 0
+            skipped = False
+            for r in q:
+                if r.owner == inc.owner or not (
+                    (inc.source if buy else r.source) == ANY_SOURCE or r.source == inc.source
+                ):
+                    skipped = True
+                    continue
+                qty = inc.remaining if inc.remaining < r.remaining else r.remaining
+                r.remaining -= qty
+                inc.remaining -= qty
+                fills.append((r, qty, tp))
+                if r.remaining == 0:
+                    done += 1
+                if inc.remaining == 0:
+                    break
+            if done:
+                if skipped:
+                    for r in [r for r in q if r.remaining == 0]:
+                        q.remove(r)
+                        del self.index[r.oid]
+                else:  # the filled ones are the first ``done`` of the queue
+                    for _ in range(done):
+                        del self.index[q.popleft().oid]
+            if not q:
+                del levels[price]
+                del px[i]
+                if not buy:
+                    i -= 1
+            else:
+                i += 1 if buy else -1
+            if inc.remaining == 0:
+                break
+        return fills
+
+    def fillable(self, inc: Resting) -> int:
+        """How much of ``inc`` the book could fill now (fill-or-kill), capped
+        at what it asks for."""
+        levels, prices = self._opposite(inc.side)
+        buy = inc.side == BUY
+        got = 0
+        for price in prices:
+            if (price > inc.price) if buy else (price < inc.price):
+                break
+            for r in levels[price]:
+                if compatible(inc, r):
+                    got += r.remaining
+                    if got >= inc.remaining:
+                        return inc.remaining
+        return got
+
+    # --- call auction ------------------------------------------------------------
+
+    def clearing_price(self) -> int | None:
+        """The uniform price: among all limit prices, the one that maximises
+        the executable volume min(demand, supply); ties go to the smallest
+        imbalance |demand - supply|; remaining ties to the midpoint (rounded
+        down) of the lowest and highest tied prices, which executes the same
+        volume (demand falls and supply rises with the price). None if no
+        bid meets an ask."""
+        if not self.bid_px or not self.ask_px or self.bid_px[-1] < self.ask_px[0]:
+            return None
+        bid_vol: dict[int, int] = defaultdict(int)
+        ask_vol: dict[int, int] = defaultdict(int)
+        for p, q in self.bids.items():
+            bid_vol[p] = sum(r.remaining for r in q)
+        for p, q in self.asks.items():
+            ask_vol[p] = sum(r.remaining for r in q)
+        demand = sum(bid_vol.values())  # bids at or above the lowest price: all
+        supply = 0
+        best: tuple[int, int] | None = None
+        tied: list[int] = []
+        for p in sorted(set(bid_vol) | set(ask_vol)):
+            supply += ask_vol.get(p, 0)  # asks at or below p
+            volume = min(demand, supply)
+            if volume > 0:
+                score = (volume, -abs(demand - supply))
+                if best is None or score > best:
+                    best, tied = score, [p]
+                elif score == best:
+                    tied.append(p)
+            demand -= bid_vol.get(p, 0)  # bids at exactly p drop out above p
+        if not tied:
+            return None
+        return (tied[0] + tied[-1]) // 2
+
+    def auction(self) -> tuple[int, list[tuple[Resting, Resting, int]]]:
+        """Clear every crossing order at one price (pay-as-clear): bids in
+        priority order take asks in priority order, skipping incompatible
+        pairs; orders with a limit worse than the price do not trade.
+        Returns the price and the (bid, ask, energy) fills; the orders stay
+        in the book (the gate closure that runs this drains it next)."""
+        price = self.clearing_price()
+        if price is None:
+            return 0, []
+        asks = [r for p in self.ask_px if p <= price for r in self.asks[p]]
+        fills: list[tuple[Resting, Resting, int]] = []
+        for p in reversed(self.bid_px):
+            if p < price:
+                break
+            for bid in self.bids[p]:
+                for ask in asks:
+                    if ask.remaining and compatible(bid, ask):
+                        qty = min(bid.remaining, ask.remaining)
+                        bid.remaining -= qty
+                        ask.remaining -= qty
+                        fills.append((bid, ask, qty))
+                        if bid.remaining == 0:
+                            break
+        return price, fills
+
+    def drain(self) -> list[Resting]:
+        """Empty the book: every resting order, bids best first then asks."""
+        out = self.orders()
+        self.bids.clear()
+        self.asks.clear()
+        self.bid_px.clear()
+        self.ask_px.clear()
+        self.index.clear()
+        return out
+
+    # --- views -------------------------------------------------------------------
+
+    def orders(self) -> list[Resting]:
+        """Every resting order in priority order: bids best first, then asks."""
+        out = [r for p in reversed(self.bid_px) for r in self.bids[p]]
+        out.extend(r for p in self.ask_px for r in self.asks[p])
+        return out
+
+    def depth(self, side: int, levels: int | None = None) -> list[tuple[int, int, int]]:
+        """(price, energy, order count) per level, best first."""
+        book, px = (self.bids, self.bid_px[::-1]) if side == BUY else (self.asks, self.ask_px)
+        if levels is not None:
+            px = px[:levels]
+        return [(p, sum(r.remaining for r in book[p]), len(book[p])) for p in px]
+
+    def record_trade(self, energy: int, price: int, value: int) -> None:
+        self.min_price = price if self.trades == 0 else min(self.min_price, price)
+        self.max_price = max(self.max_price, price)
+        self.trades += 1
+        self.volume += energy
+        self.value += value
+
+    # --- state value -------------------------------------------------------------
+
+    def copy(self) -> OrderBook:
+        b = OrderBook.__new__(OrderBook)
+        b.index = {}
+        b.bids = {}
+        b.asks = {}
+        for src, dst in ((self.bids, b.bids), (self.asks, b.asks)):
+            for p, q in src.items():
+                nq = deque(r.copy() for r in q)
+                dst[p] = nq
+                for r in nq:
+                    b.index[r.oid] = r
+        b.bid_px = self.bid_px.copy()
+        b.ask_px = self.ask_px.copy()
+        b.closed = self.closed
+        b.trades, b.volume, b.value = self.trades, self.volume, self.value
+        b.min_price, b.max_price = self.min_price, self.max_price
+        b.owner = None
+        return b
+
+    def to_obj(self) -> list[Any]:
+        return [
+            self.closed,
+            [self.trades, self.volume, self.value, self.min_price, self.max_price],
+            [r.to_obj() for r in self.orders()],
+        ]
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> OrderBook:
+        closed, stats, orders = obj
+        b = cls()
+        b.closed = bool(closed)
+        b.trades, b.volume, b.value, b.min_price, b.max_price = stats
+        for o in orders:
+            b.add(Resting(*o))
+        return b
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OrderBook):
+            return NotImplemented
+        return self.to_obj() == other.to_obj()
+
+    __hash__ = None  # type: ignore[assignment]

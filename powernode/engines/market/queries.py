@@ -1,0 +1,187 @@
+"""Read-only market queries over a state (the chain's tip), JSON-ready.
+
+Pure functions: the node's RPC calls them with its tip state. Lookups by key
+are direct; listings (a participant's orders, trades by filter) scan the
+market's records in the state dict, which is fine at testnet scale and is
+where a secondary index would go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from powernode.core.params import ChainParams
+from powernode.engines.market.book import BUY, SELL, OrderBook
+from powernode.engines.market.params import PRODUCTS, parse_markets
+from powernode.engines.market.records import (
+    BOOK_NS,
+    META_NS,
+    OPEN,
+    ORDER_NS,
+    PART_NS,
+    TRADE_NS,
+    Meta,
+    Order,
+    Participant,
+    Trade,
+    book_key,
+)
+
+_META_KEY = (META_NS, b"")
+
+
+class ScanState(Protocol):
+    """A state that can be read by key and listed (MemoryState)."""
+
+    data: dict[tuple[str, bytes], Any]
+
+    def get(self, key: tuple[str, bytes]) -> Any: ...
+
+
+def _meta(state: ScanState) -> Meta:
+    m: Meta | None = state.get(_META_KEY)
+    return Meta() if m is None else m
+
+
+def market_time(state: ScanState) -> int:
+    return _meta(state).clock
+
+
+def escrow_total(state: ScanState) -> int:
+    """Money held in escrow by open buy orders, market-wide."""
+    return _meta(state).escrow
+
+
+def participant(state: ScanState, addr: bytes) -> dict[str, Any] | None:
+    p: Participant | None = state.get((PART_NS, addr))
+    if p is None:
+        return None
+    return {"address": addr.hex(), **p._asdict()}
+
+
+def _live(state: ScanState, oid: bytes, o: Order) -> dict[str, Any]:
+    """An order's record, with its live part from the book while it is open."""
+    if o.status == OPEN:
+        b: OrderBook | None = state.get((BOOK_NS, book_key(o.product, o.slot)))
+        r = None if b is None else b.get(oid)
+        if r is not None:
+            o = o._replace(filled=o.energy - r.remaining, escrow=r.escrow)
+    return o.to_json(oid)
+
+
+def order(state: ScanState, order_id: bytes) -> dict[str, Any] | None:
+    o: Order | None = state.get((ORDER_NS, order_id))
+    return None if o is None else _live(state, order_id, o)
+
+
+def _records(state: ScanState, ns: str) -> Iterator[tuple[bytes, Any]]:
+    for (n, k), v in list(state.data.items()):
+        if n == ns:
+            yield k, v
+
+
+def orders(
+    state: ScanState, owner: bytes | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    """Orders (of ``owner``, in ``status``) in chain order."""
+    found = [
+        (o.seq, oid, o)
+        for oid, o in _records(state, ORDER_NS)
+        if (owner is None or o.owner == owner) and (status is None or o.status == status)
+    ]
+    found.sort()
+    return [_live(state, oid, o) for _, oid, o in found]
+
+
+def book(
+    state: ScanState,
+    product: str,
+    slot: int,
+    levels: int | None = None,
+    *,
+    params: ChainParams | None = None,
+) -> dict[str, Any]:
+    """Depth per price level (the seed's get_market_depth), best first; with
+    the chain's ``params``, also the gate closure time."""
+    b: OrderBook | None = state.get((BOOK_NS, book_key(product, slot)))
+    b = OrderBook() if b is None else b
+
+    def side(code: int) -> list[dict[str, int]]:
+        return [{"price": p, "energy": e, "orders": n} for p, e, n in b.depth(code, levels)]
+
+    return {
+        "product": product,
+        "slot": slot,
+        "gate": None if params is None else parse_markets(params.markets)[product].gate_time(slot),
+        "closed": b.closed,
+        "bids": side(BUY),
+        "asks": side(SELL),
+        "open_orders": len(b),
+    }
+
+
+def trades(
+    state: ScanState,
+    *,
+    product: str | None = None,
+    slot: int | None = None,
+    participant: bytes | None = None,
+    from_height: int | None = None,
+    to_height: int | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Trades matching every filter given, oldest first (the last ``limit``)."""
+    found: list[Trade] = []
+    for _, t in _records(state, TRADE_NS):
+        if product is not None and t.product != product:
+            continue
+        if slot is not None and t.slot != slot:
+            continue
+        if participant is not None and participant not in (t.buyer, t.seller):
+            continue
+        if from_height is not None and t.height < from_height:
+            continue
+        if to_height is not None and t.height > to_height:
+            continue
+        found.append(t)
+    found.sort()
+    if limit is not None:
+        found = found[-limit:] if limit else []
+    return [t.to_json() for t in found]
+
+
+def _stats(
+    trades: int, volume: int, value: int, lo: int, hi: int, open_orders: int
+) -> dict[str, Any]:
+    return {
+        "trades": trades,
+        "volume_wh": volume,
+        "value": value,
+        # volume-weighted average in micro-units per kWh, rounded down
+        "avg_price": value * 1000 // volume if volume else None,
+        "min_price": lo if trades else None,
+        "max_price": hi if trades else None,
+        "open_orders": open_orders,
+    }
+
+
+def stats(state: ScanState, product: str | None = None, slot: int | None = None) -> dict[str, Any]:
+    """The seed's get_market_statistics: market-wide, per product or per book."""
+    if product is None and slot is None:
+        m = _meta(state)
+        return _stats(m.trades, m.volume_wh, m.value, m.min_price, m.max_price, m.open_orders)
+    totals = [0, 0, 0, 0, 0, 0]  # trades, volume, value, min, max, open
+    for bk, b in _records(state, BOOK_NS):
+        if product is not None and bk[0] != PRODUCTS.index(product):
+            continue
+        if slot is not None and int.from_bytes(bk[1:9], "big") != slot:
+            continue
+        if b.trades:
+            totals[3] = b.min_price if totals[0] == 0 else min(totals[3], b.min_price)
+            totals[4] = max(totals[4], b.max_price)
+        totals[0] += b.trades
+        totals[1] += b.volume
+        totals[2] += b.value
+        totals[5] += len(b)
+    return _stats(*totals)
