@@ -210,7 +210,12 @@ def build_body(
     max_bytes: int,
 ) -> Template:
     """Apply candidates in order, keeping those whose envelope is valid, until
-    the block is full. What does not fit or fails is reported, not raised."""
+    the block is full. What does not fit or fails is reported, not raised.
+
+    Miner policy, not consensus: a candidate that its engine's admission
+    checks refuse at this point of the block (an order whose gate has closed
+    since it entered the mempool, say) is left out and reported, rather than
+    included as a failed tx that pays its fee for nothing."""
     view = StateView(state)
     begin_block(view, ctx)
     txs: list[Transaction] = []
@@ -223,6 +228,9 @@ def build_body(
             break
         cp = view.checkpoint()
         try:
+            handler = HANDLERS.get(tx.type)
+            if handler is not None:
+                handler.precheck(view, ctx, tx, handler.decode(tx.payload))
             receipts.append(apply_tx(view, ctx, tx))
         except PowernodeError as exc:
             view.revert(cp)
