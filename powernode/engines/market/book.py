@@ -26,7 +26,7 @@ ANY_SOURCE = "any"
 class Resting:
     """An order's live part while it rests in a book."""
 
-    __slots__ = ("escrow", "oid", "owner", "price", "remaining", "seq", "side", "source")
+    __slots__ = ("dead", "escrow", "oid", "owner", "price", "remaining", "seq", "side", "source")
 
     def __init__(
         self,
@@ -47,6 +47,7 @@ class Resting:
         self.source = source
         self.seq = seq
         self.escrow = escrow  # micro-units still held (buys)
+        self.dead = False  # left the book; its queue entry is skipped, then dropped
 
     def to_obj(self) -> list[Any]:
         return [
@@ -77,6 +78,32 @@ class Resting:
 Fill = tuple[Resting, int, int]
 
 
+class Level:
+    """The orders at one price, oldest first. Orders leave lazily: a cancel
+    marks the entry dead (O(1)) and matching drops dead entries as it meets
+    them, so neither a cancel nor a fill shifts the queue; ``live`` counts
+    the orders really there."""
+
+    __slots__ = ("live", "q")
+
+    def __init__(self) -> None:
+        self.q: deque[Resting] = deque()
+        self.live = 0
+
+    def orders(self) -> list[Resting]:
+        return [r for r in self.q if not r.dead]
+
+    def energy(self) -> int:
+        return sum(r.remaining for r in self.q if not r.dead)
+
+    def drop_dead_head(self) -> None:
+        q = self.q
+        while q and q[0].dead:
+            q.popleft()
+        if len(q) > 2 * self.live + 16:  # mostly dead entries: compact
+            self.q = deque(r for r in q if not r.dead)
+
+
 def compatible(a: Resting, b: Resting) -> bool:
     """Self-trades are skipped; a buy for a named source only meets sells of it."""
     if a.owner == b.owner:
@@ -102,8 +129,8 @@ class OrderBook:
     )
 
     def __init__(self) -> None:
-        self.bids: dict[int, deque[Resting]] = {}
-        self.asks: dict[int, deque[Resting]] = {}
+        self.bids: dict[int, Level] = {}
+        self.asks: dict[int, Level] = {}
         self.bid_px: list[int] = []  # ascending: the best bid is last
         self.ask_px: list[int] = []  # ascending: the best ask is first
         self.index: dict[bytes, Resting] = {}
@@ -121,21 +148,26 @@ class OrderBook:
     def add(self, r: Resting) -> None:
         """Rest ``r`` behind every order at its price."""
         levels, px = (self.bids, self.bid_px) if r.side == BUY else (self.asks, self.ask_px)
-        q = levels.get(r.price)
-        if q is None:
-            q = levels[r.price] = deque()
+        lvl = levels.get(r.price)
+        if lvl is None:
+            lvl = levels[r.price] = Level()
             insort(px, r.price)
-        q.append(r)
+        lvl.q.append(r)
+        lvl.live += 1
         self.index[r.oid] = r
 
     def remove(self, oid: bytes) -> Resting:
+        """Take an order out (a cancel or an expiry); KeyError if not here."""
         r = self.index.pop(oid)
+        r.dead = True
         levels, px = (self.bids, self.bid_px) if r.side == BUY else (self.asks, self.ask_px)
-        q = levels[r.price]
-        q.remove(r)
-        if not q:
+        lvl = levels[r.price]
+        lvl.live -= 1
+        if lvl.live == 0:
             del levels[r.price]
             px.remove(r.price)
+        else:
+            lvl.drop_dead_head()
         return r
 
     def get(self, oid: bytes) -> Resting | None:
@@ -145,11 +177,6 @@ class OrderBook:
         return len(self.index)
 
     # --- continuous matching ---------------------------------------------------
-
-    def _opposite(self, side: int) -> tuple[dict[int, deque[Resting]], list[int]]:
-        if side == BUY:
-            return self.asks, self.ask_px
-        return self.bids, self.bid_px[::-1]
 
     def match(self, inc: Resting, rule: int) -> list[Fill]:
         """Fill ``inc`` against the other side while prices cross. Both sides'
@@ -161,6 +188,9 @@ class OrderBook:
         levels, px = (self.asks, self.ask_px) if buy else (self.bids, self.bid_px)
         fills: list[Fill] = []
         limit = inc.price
+        owner = inc.owner
+        source = inc.source
+        index = self.index
         # Walk the other side best first, by position: asks up from the
         # front, bids down from the back; an emptied level is deleted in place.
         i = 0 if buy else len(px) - 1
@@ -168,38 +198,30 @@ class OrderBook:
             price = px[i]
             if (price > limit) if buy else (price < limit):
                 break
-            q = levels[price]
+            lvl = levels[price]
             tp = price if rule == MAKER else (limit + price) // 2
-            done = 0
-            skipped = False
-            for r in q:
-                if r.owner == inc.owner or not (
-                    (inc.source if buy else r.source) == ANY_SOURCE or r.source == inc.source
-                ):
-                    skipped = True
+            for r in lvl.q:
+                if r.dead or r.owner == owner:
+                    continue
+                if not ((source if buy else r.source) == ANY_SOURCE or r.source == source):
                     continue
                 qty = inc.remaining if inc.remaining < r.remaining else r.remaining
                 r.remaining -= qty
                 inc.remaining -= qty
                 fills.append((r, qty, tp))
                 if r.remaining == 0:
-                    done += 1
+                    r.dead = True
+                    del index[r.oid]
+                    lvl.live -= 1
                 if inc.remaining == 0:
                     break
-            if done:
-                if skipped:
-                    for r in [r for r in q if r.remaining == 0]:
-                        q.remove(r)
-                        del self.index[r.oid]
-                else:  # the filled ones are the first ``done`` of the queue
-                    for _ in range(done):
-                        del self.index[q.popleft().oid]
-            if not q:
+            if lvl.live == 0:
                 del levels[price]
                 del px[i]
                 if not buy:
                     i -= 1
             else:
+                lvl.drop_dead_head()
                 i += 1 if buy else -1
             if inc.remaining == 0:
                 break
@@ -208,14 +230,14 @@ class OrderBook:
     def fillable(self, inc: Resting) -> int:
         """How much of ``inc`` the book could fill now (fill-or-kill), capped
         at what it asks for."""
-        levels, prices = self._opposite(inc.side)
         buy = inc.side == BUY
+        levels, px = (self.asks, self.ask_px) if buy else (self.bids, self.bid_px[::-1])
         got = 0
-        for price in prices:
+        for price in px:
             if (price > inc.price) if buy else (price < inc.price):
                 break
-            for r in levels[price]:
-                if compatible(inc, r):
+            for r in levels[price].q:
+                if not r.dead and compatible(inc, r):
                     got += r.remaining
                     if got >= inc.remaining:
                         return inc.remaining
@@ -234,10 +256,10 @@ class OrderBook:
             return None
         bid_vol: dict[int, int] = defaultdict(int)
         ask_vol: dict[int, int] = defaultdict(int)
-        for p, q in self.bids.items():
-            bid_vol[p] = sum(r.remaining for r in q)
-        for p, q in self.asks.items():
-            ask_vol[p] = sum(r.remaining for r in q)
+        for p, lvl in self.bids.items():
+            bid_vol[p] = lvl.energy()
+        for p, lvl in self.asks.items():
+            ask_vol[p] = lvl.energy()
         demand = sum(bid_vol.values())  # bids at or above the lowest price: all
         supply = 0
         best: tuple[int, int] | None = None
@@ -265,12 +287,12 @@ class OrderBook:
         price = self.clearing_price()
         if price is None:
             return 0, []
-        asks = [r for p in self.ask_px if p <= price for r in self.asks[p]]
+        asks = [r for p in self.ask_px if p <= price for r in self.asks[p].orders()]
         fills: list[tuple[Resting, Resting, int]] = []
         for p in reversed(self.bid_px):
             if p < price:
                 break
-            for bid in self.bids[p]:
+            for bid in self.bids[p].orders():
                 for ask in asks:
                     if ask.remaining and compatible(bid, ask):
                         qty = min(bid.remaining, ask.remaining)
@@ -284,6 +306,8 @@ class OrderBook:
     def drain(self) -> list[Resting]:
         """Empty the book: every resting order, bids best first then asks."""
         out = self.orders()
+        for r in out:
+            r.dead = True
         self.bids.clear()
         self.asks.clear()
         self.bid_px.clear()
@@ -295,8 +319,8 @@ class OrderBook:
 
     def orders(self) -> list[Resting]:
         """Every resting order in priority order: bids best first, then asks."""
-        out = [r for p in reversed(self.bid_px) for r in self.bids[p]]
-        out.extend(r for p in self.ask_px for r in self.asks[p])
+        out = [r for p in reversed(self.bid_px) for r in self.bids[p].orders()]
+        out.extend(r for p in self.ask_px for r in self.asks[p].orders())
         return out
 
     def depth(self, side: int, levels: int | None = None) -> list[tuple[int, int, int]]:
@@ -304,7 +328,7 @@ class OrderBook:
         book, px = (self.bids, self.bid_px[::-1]) if side == BUY else (self.asks, self.ask_px)
         if levels is not None:
             px = px[:levels]
-        return [(p, sum(r.remaining for r in book[p]), len(book[p])) for p in px]
+        return [(p, book[p].energy(), book[p].live) for p in px]
 
     def record_trade(self, energy: int, price: int, value: int) -> None:
         self.min_price = price if self.trades == 0 else min(self.min_price, price)
@@ -321,10 +345,11 @@ class OrderBook:
         b.bids = {}
         b.asks = {}
         for src, dst in ((self.bids, b.bids), (self.asks, b.asks)):
-            for p, q in src.items():
-                nq = deque(r.copy() for r in q)
-                dst[p] = nq
-                for r in nq:
+            for p, lvl in src.items():
+                new = dst[p] = Level()
+                new.q.extend(r.copy() for r in lvl.q if not r.dead)
+                new.live = len(new.q)
+                for r in new.q:
                     b.index[r.oid] = r
         b.bid_px = self.bid_px.copy()
         b.ask_px = self.ask_px.copy()
