@@ -11,17 +11,20 @@ without blame.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from powernode.core.block import decode_block, decode_header
 from powernode.core.errors import InvalidBlock, PowernodeError, TimeTooNew
-from powernode.core.tx import decode_tx
+from powernode.core.tx import Transaction, decode_tx
 from powernode.logkit import emit
 from powernode.node.peer import KnownSet, Peer
 from powernode.protocol.messages import (
     MAX_INV,
+    MAX_TXS,
     Addr,
     BlockMsg,
+    Flood,
     GetAddr,
     GetData,
     GetHeaders,
@@ -32,6 +35,7 @@ from powernode.protocol.messages import (
     NotFound,
     ProtocolError,
     TxMsg,
+    Txs,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +55,13 @@ _PUNISHABLE = {
 
 REJECTS_KEPT = 50_000
 CONFIRMED_KEPT = 200_000
+# Txs received from one peer and not yet checked; more means the peer sends
+# far more than it was asked for.
+MAX_TX_BACKLOG = 20_000
+# A tx asked of one peer is not asked of another announcer for this long.
+ASK_TIMEOUT_S = 5.0
+# Bytes of txs per ``txs`` answer frame.
+TXS_FRAME_BYTES = 1 << 20
 
 
 class Gossip:
@@ -58,6 +69,11 @@ class Gossip:
         self.p2p = p2p
         self.recent_rejects = KnownSet(REJECTS_KEPT)
         self.recent_confirmed = KnownSet(CONFIRMED_KEPT)
+        # txid -> when it was asked for (monotonic s), so a tx announced by
+        # several peers is downloaded once.
+        self._asked: dict[bytes, float] = {}
+        # Per peer, txs received and waiting to be checked as one batch.
+        self._backlog: dict[int, list[Transaction]] = {}
 
     async def on_message(self, peer: Peer, msg: Message) -> None:
         L = self.p2p.node.L
@@ -67,14 +83,21 @@ class Gossip:
                     peer.known_txs.add(h)
                 # In-memory checks only: an inv costs the peer nothing, so it
                 # must cost us little (no store lookups per announced hash).
+                now = time.monotonic()
+                asked = self._asked
                 want = [
                     h
                     for h in msg.hashes
                     if h not in L.mempool
                     and h not in self.recent_confirmed
                     and h not in self.recent_rejects
+                    and now - asked.get(h, -ASK_TIMEOUT_S) >= ASK_TIMEOUT_S
                 ]
                 if want:
+                    for h in want:
+                        asked[h] = now
+                    if len(asked) > 4 * MAX_TX_BACKLOG:
+                        self._asked = {h: t for h, t in asked.items() if now - t < ASK_TIMEOUT_S}
                     peer.send(GetData("tx", want))
             else:
                 for h in msg.hashes:
@@ -83,7 +106,9 @@ class Gossip:
         elif isinstance(msg, GetData):
             self._serve(peer, msg)
         elif isinstance(msg, TxMsg):
-            await self._on_tx(peer, msg.raw)
+            self._on_txs(peer, [msg.raw])
+        elif isinstance(msg, Txs):
+            self._on_txs(peer, msg.raws)
         elif isinstance(msg, BlockMsg):
             self._on_block(peer, msg.raw)
         elif isinstance(msg, GetHeaders):
@@ -98,6 +123,8 @@ class Gossip:
         elif isinstance(msg, NotFound):
             for h in msg.hashes:
                 peer.in_flight.pop(h, None)
+                if msg.kind == "tx":
+                    self._asked.pop(h, None)
         elif isinstance(msg, GetAddr):
             addrs = [a for a in self.p2p.addrbook if not self.p2p.banned(a)]
             addrs += [p.listen for p in self.p2p.peers.values() if p.listen]
@@ -112,13 +139,22 @@ class Gossip:
         L = self.p2p.node.L
         missing = []
         if msg.kind == "tx":
+            raws: list[bytes] = []
+            size = 0
             for h in msg.hashes:
                 entry = L.mempool.get(h)
                 if entry is None:
                     missing.append(h)
-                else:
-                    peer.known_txs.add(h)
-                    peer.send(TxMsg(entry.tx.raw))
+                    continue
+                peer.known_txs.add(h)
+                raw = entry.tx.raw
+                if raws and (len(raws) >= MAX_TXS or size + len(raw) > TXS_FRAME_BYTES):
+                    peer.send(Txs(raws))
+                    raws, size = [], 0
+                raws.append(raw)
+                size += len(raw)
+            if raws:
+                peer.send(Txs(raws) if len(raws) > 1 else TxMsg(raws[0]))
         else:
             for h in msg.hashes[: self.p2p.cfg.max_blocks_in_flight * 4]:
                 try:
@@ -131,17 +167,46 @@ class Gossip:
         if missing:
             peer.send(NotFound(msg.kind, missing[:MAX_INV]))
 
-    async def _on_tx(self, peer: Peer, raw: bytes) -> None:
+    def _on_txs(self, peer: Peer, raws: list[bytes]) -> None:
+        """Queue received txs; one task per peer checks them in batches, so
+        the peer's reader goes on reading while signatures are verified, and
+        a burst costs one trip to the verifier workers, not one per tx."""
+        txs = []
+        for raw in raws:
+            try:
+                tx = decode_tx(raw)
+            except PowernodeError as exc:
+                raise Malformed(f"tx: {exc.code}") from exc
+            peer.known_txs.add(tx.txid)
+            self._asked.pop(tx.txid, None)
+            txs.append(tx)
+        backlog = self._backlog.get(peer.id)
+        if backlog is None:
+            self._backlog[peer.id] = txs
+            self.p2p._spawn(self._check_backlog(peer), f"txs-{peer.id}")
+        elif len(backlog) + len(txs) > MAX_TX_BACKLOG:
+            raise Flood(f"more than {MAX_TX_BACKLOG} txs waiting to be checked")
+        else:
+            backlog.extend(txs)
+
+    async def _check_backlog(self, peer: Peer) -> None:
         try:
-            tx = decode_tx(raw)
-        except PowernodeError as exc:
-            raise Malformed(f"tx: {exc.code}") from exc
-        peer.known_txs.add(tx.txid)
-        [(_, err)] = await self.p2p.node.submit_and_relay([tx], source=peer.id)
-        if err is not None:
-            self.recent_rejects.add(tx.txid)
-            if err.code in _PUNISHABLE:
-                raise ProtocolError(f"invalid tx: {err.code}: {err.message}", code=err.code)
+            while batch := self._backlog.get(peer.id):
+                self._backlog[peer.id] = []
+                results = await self.p2p.node.submit_and_relay(batch, source=peer.id)
+                for tx, (_, err) in zip(batch, results, strict=True):
+                    if err is None:
+                        continue
+                    self.recent_rejects.add(tx.txid)
+                    if err.code in _PUNISHABLE:
+                        self.p2p._misbehaved(
+                            peer,
+                            ProtocolError(f"invalid tx: {err.code}: {err.message}", code=err.code),
+                        )
+                        return
+        finally:
+            # No await since the loop saw the backlog empty: nothing is lost.
+            self._backlog.pop(peer.id, None)
 
     def _on_block(self, peer: Peer, raw: bytes) -> None:
         try:

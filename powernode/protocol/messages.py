@@ -19,6 +19,7 @@ from powernode.core.tx import MAX_TX_BYTES
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = HARD_MAX_BLOCK_BYTES + 1024
 MAX_INV = 5_000
+MAX_TXS = 2_000  # txs in one ``txs`` message
 MAX_HEADERS = 2_000
 MAX_LOCATOR = 64
 MAX_ADDRS = 1_000
@@ -125,6 +126,15 @@ class TxMsg(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Txs(Message):
+    """Several txs in one frame: the answer to a ``getdata`` of many txs, so
+    a burst costs one frame and one event-loop wake-up, not one per tx."""
+
+    name: ClassVar[str] = "txs"
+    raws: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class BlockMsg(Message):
     name: ClassVar[str] = "block"
     raw: bytes
@@ -198,6 +208,12 @@ def _decode_fields(name: str, f: list[Any]) -> Message:
     if name == "tx":
         need(1)
         return TxMsg(encoding.as_bytes(f[0], "tx", max_size=MAX_TX_BYTES))
+    if name == "txs":
+        need(1)
+        items = encoding.as_list(f[0], None, "txs")
+        if len(items) > MAX_TXS:
+            raise OversizeFrame(f"txs: {len(items)} entries, limit {MAX_TXS}")
+        return Txs([encoding.as_bytes(t, "tx", max_size=MAX_TX_BYTES) for t in items])
     if name == "block":
         need(1)
         return BlockMsg(encoding.as_bytes(f[0], "block", max_size=HARD_MAX_BLOCK_BYTES))

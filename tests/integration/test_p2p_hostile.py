@@ -38,6 +38,7 @@ from powernode.protocol.messages import (
     Inv,
     NotFound,
     TxMsg,
+    Txs,
 )
 from tests.harness.arpc import AsyncRpc
 from tests.harness.builder import ChainBuilder, solve
@@ -345,6 +346,57 @@ async def test_tx_with_bad_signature_is_banned(net: Net, caplog: pytest.LogCaptu
         await assert_banned(net, caplog, peer, "bad_signature")
     assert len(net.node.L.mempool) == 0
     await assert_still_serves(net)
+
+
+async def _ignore(msg: object) -> None:
+    return None
+
+
+async def test_tx_batch_with_one_bad_signature_is_banned(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    chain_id = net.node.L.params.chain_id
+    good = build_transfer(net.user, chain_id=chain_id, nonce=0, to=os.urandom(20), amount=5)
+    bad = tampered(
+        build_transfer(net.user, chain_id=chain_id, nonce=1, to=os.urandom(20), amount=5)
+    )
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send(Txs([good.raw, bad.raw]))
+        await assert_banned(net, caplog, peer, "bad_signature")
+    # The batch is judged tx by tx: the good one is kept.
+    assert good.txid in net.node.L.mempool and bad.txid not in net.node.L.mempool
+    await assert_still_serves(net)
+
+
+async def test_tx_announced_by_two_peers_is_downloaded_once(net: Net) -> None:
+    tx = build_transfer(
+        net.user, chain_id=net.node.L.params.chain_id, nonce=0, to=os.urandom(20), amount=5
+    )
+    async with net.hostile() as first, net.hostile() as second:
+        for p in (first, second):
+            await p.connect()
+            await ready(net, p)
+        # The first announcer is asked, and is slow to answer: a second
+        # announcer of the same tx is not asked as well meanwhile.
+        first.on_getdata = _ignore  # type: ignore[method-assign]
+
+        def asked(p: TestPeer) -> bool:
+            return any(tx.txid in m.hashes for m in p.messages("getdata"))  # type: ignore[attr-defined]
+
+        await first.send(Inv("tx", [tx.txid]))
+        await first.wait_for(lambda: asked(first), what="a getdata for the tx")
+        await second.send(Inv("tx", [tx.txid]))
+        await second.sync_with_ping()
+        assert not asked(second)
+        # A peer that says it does not have the tx frees it to be asked elsewhere.
+        await first.send(NotFound("tx", [tx.txid]))
+        await first.sync_with_ping()
+        await second.send(Inv("tx", [tx.txid]))
+        await second.wait_for(lambda: asked(second), what="a getdata to the second peer")
+        await second.send(TxMsg(tx.raw))
+        await async_wait_until(lambda: tx.txid in net.node.L.mempool, what="the tx in the pool")
 
 
 async def test_inventory_flood_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:

@@ -38,6 +38,7 @@ from powernode.protocol.messages import (
     Pong,
     ProtocolError,
     TxMsg,
+    Txs,
     Unexpected,
     WrongNetwork,
     decode_message,
@@ -99,6 +100,8 @@ EVERY_MESSAGE: list[Message] = [
     NotFound("tx", [H1]),
     TxMsg(b"\x97raw-tx"),
     TxMsg(b""),
+    Txs([b"\x97raw-tx", b"\x97other"]),
+    Txs([]),
     BlockMsg(b"\x92raw-block"),
     GetHeaders([H1, H2], bytes(32)),
     GetHeaders([], H2),
@@ -124,7 +127,7 @@ def test_every_message_type_is_covered() -> None:
     names = {m.name for m in EVERY_MESSAGE}
     assert names == {
         cls.name for cls in (Hello, Ping, Pong, Inv, GetData, NotFound, TxMsg, BlockMsg, GetHeaders)
-    } | {Headers.name, GetAddr.name, Addr.name}
+    } | {Headers.name, GetAddr.name, Addr.name, Txs.name}
 
 
 def test_wire_form_is_name_then_fields() -> None:

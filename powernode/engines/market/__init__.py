@@ -9,3 +9,5 @@ from powernode.engines.market.records import STATE_CODECS
 
 HANDLERS = (RegisterHandler(), PlaceHandler(), CancelHandler())
 BEGIN_BLOCK = begin_block
+
+__all__ = ["BEGIN_BLOCK", "HANDLERS", "STATE_CODECS"]
