@@ -24,10 +24,18 @@ from powernode.client import (
 )
 from powernode.core.crypto import KeyPair, parse_address
 from powernode.core.errors import PowernodeError
+from powernode.core.tx import Transaction
 from powernode.core.units import format_units, parse_units
+from powernode.engines.market.params import PRODUCTS
 
 DEFAULT_DATADIR = Path.home() / ".powernode"
 DEV_TARGET = "0fff" + "ff" * 30
+# Dev and local testnet chains trade around the clock (the defaults keep the
+# seed's 8:00-22:00), so demos and tests work at any hour; the rest of each
+# product's market params are the defaults.
+ALWAYS_OPEN_MARKETS: dict[str, dict[str, int]] = {
+    product: {"open_hour": 0, "close_hour": 24} for product in PRODUCTS
+}
 
 
 class UserError(Exception):
@@ -50,6 +58,7 @@ def dev_genesis(
         "min_fee": 0,
         "dev": True,
         "allocations": allocations,
+        "markets": {k: dict(v) for k, v in ALWAYS_OPEN_MARKETS.items()},
     }
 
 
@@ -166,6 +175,60 @@ def cmd_balance(a: argparse.Namespace) -> int:
     return 0
 
 
+def tx_context(c: RpcClient, key: KeyPair) -> tuple[str, int]:
+    """The chain id and the sender's next nonce (counting its pending txs)."""
+    chain_id = c.call("node.info")["chain_id"]
+    return chain_id, c.call("account.get", {"address": key.address.hex()})["next_nonce"]
+
+
+def submit_and_wait(c: RpcClient, tx: Transaction, wait: float) -> dict[str, Any]:
+    """Submit ``tx``; with ``wait`` > 0, poll up to that many seconds for it
+    to be confirmed. Returns ``tx.get``'s answer with the id; status
+    ``dropped`` if the node let go of it unmined (it stopped passing the
+    checks against a newer tip, e.g. a second order over the capacity)."""
+    txid = c.submit(tx)
+    status: dict[str, Any] = {"id": txid, "status": "pending"}
+    deadline = time.monotonic() + wait
+    while wait and time.monotonic() < deadline:
+        try:
+            status = {"id": txid, **c.call("tx.get", {"id": txid})}
+        except RpcError as exc:
+            if exc.reason != "not_found":
+                raise
+            return {"id": txid, "status": "dropped"}
+        if status["status"] == "confirmed":
+            break
+        time.sleep(0.2)
+    return status
+
+
+def tx_line(s: dict[str, Any]) -> str:
+    line = f"tx {s['id']} {s['status']}"
+    if s.get("height") is not None:
+        line += f" in block {s['height']}"
+    if s.get("receipt", {}).get("status") == "failed":
+        line += " (failed)"
+    return line
+
+
+def report_tx(
+    a: argparse.Namespace, status: dict[str, Any], text: Callable[[Any], str] = tx_line
+) -> int:
+    """Print a submitted tx's status. A tx mined as failed (its fee charged,
+    its effect not applied) or dropped unmined also gets an error line on
+    stderr and exit status 1."""
+    _emit(a, status, text)
+    err = status.get("receipt", {}).get("error")
+    if err:
+        why = f"was mined but failed: {err['code']}: {err['message']}"
+    elif status["status"] == "dropped":
+        why = "was dropped unmined: it no longer passes the node's checks (nothing charged)"
+    else:
+        return 0
+    print(f"powernode {a.command}: error: tx {status['id']} {why}", file=sys.stderr)
+    return 1
+
+
 def cmd_transfer(a: argparse.Namespace) -> int:
     key = _key(a)
     to = parse_address(a.to)
@@ -174,29 +237,10 @@ def cmd_transfer(a: argparse.Namespace) -> int:
     if amount <= 0:
         raise UserError("amount must be positive")
     with _client(a) as c:
-        info = c.call("node.info")
-        nonce = c.call("account.get", {"address": key.address.hex()})["next_nonce"]
-        tx = build_transfer(
-            key, chain_id=info["chain_id"], nonce=nonce, to=to, amount=amount, fee=fee
-        )
-        txid = c.submit(tx)
-        status = {"id": txid, "status": "pending"}
-        if a.wait:
-            deadline = time.monotonic() + a.wait
-            while time.monotonic() < deadline:
-                status = {"id": txid, **c.call("tx.get", {"id": txid})}
-                if status["status"] == "confirmed":
-                    break
-                time.sleep(0.2)
-    _emit(
-        a,
-        status,
-        lambda s: (
-            f"tx {s['id']} {s['status']}"
-            + (f" in block {s['height']}" if s.get("height") is not None else "")
-        ),
-    )
-    return 0
+        chain_id, nonce = tx_context(c, key)
+        tx = build_transfer(key, chain_id=chain_id, nonce=nonce, to=to, amount=amount, fee=fee)
+        status = submit_and_wait(c, tx, a.wait)
+    return report_tx(a, status)
 
 
 def cmd_stop(a: argparse.Namespace) -> int:
@@ -271,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("mine", cmd_mine, "dev chains: mine blocks now")
     sp.add_argument("blocks", type=int, nargs="?", default=1)
     sp.add_argument("--json", action="store_true")
+
+    from powernode.cli_market import add_market_commands  # it imports this module
+
+    add_market_commands(add)
     return p
 
 

@@ -10,13 +10,14 @@ import base64
 import http.client
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from powernode.core.crypto import KeyPair
-from powernode.core.errors import ConfigError
+from powernode.core.errors import ConfigError, DecodeError
 from powernode.core.tx import Transaction, sign_tx
 
 
@@ -190,3 +191,131 @@ def build_transfer(
     return sign_tx(
         key, chain_id=chain_id, tx_type="transfer", nonce=nonce, fee=fee, payload=[to, amount]
     )
+
+
+def build_register(
+    key: KeyPair,
+    *,
+    chain_id: str,
+    nonce: int,
+    role: str,
+    location: str,
+    capacity_w: int,
+    fee: int = 1000,
+) -> Transaction:
+    """``participant.register``: role producer|consumer|prosumer, capacity in W."""
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="participant.register",
+        nonce=nonce,
+        fee=fee,
+        payload=[role, location, capacity_w],
+    )
+
+
+def build_order(
+    key: KeyPair,
+    *,
+    chain_id: str,
+    nonce: int,
+    product: str,
+    side: str,
+    slot: int,
+    energy_wh: int,
+    price: int,
+    source: str,
+    expiry: int = 0,
+    tif: str = "GTC",
+    fee: int = 1000,
+) -> Transaction:
+    """``order.place``; the order's id is the returned tx's txid. ``price`` is in
+    micro-units per kWh, ``slot`` the unix start of the delivery slot."""
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="order.place",
+        nonce=nonce,
+        fee=fee,
+        payload=[product, side, slot, energy_wh, price, source, expiry, tif],
+    )
+
+
+def build_cancel(
+    key: KeyPair, *, chain_id: str, nonce: int, order_id: bytes, fee: int = 1000
+) -> Transaction:
+    return sign_tx(
+        key, chain_id=chain_id, tx_type="order.cancel", nonce=nonce, fee=fee, payload=[order_id]
+    )
+
+
+# --- market units -------------------------------------------------------------
+#
+# Exact decimal <-> integer conversions, with no floats: text is split at the
+# point and the digits scaled as integers; more decimals than the unit can
+# hold is an error, never a rounding.
+
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+
+
+def parse_decimal(text: str, places: int, what: str) -> int:
+    """``text`` (e.g. '0.5') times 10**places, exactly; DecodeError if it is
+    not a non-negative decimal or has more than ``places`` decimals."""
+    s = text.strip()
+    if not _DECIMAL.fullmatch(s):
+        raise DecodeError(f"{what}: not a non-negative decimal number: {text!r}")
+    whole, _, frac = s.partition(".")
+    frac = frac.rstrip("0")
+    if len(frac) > places:
+        raise DecodeError(f"{what}: at most {places} decimal places: {text!r}")
+    return int(whole or "0") * 10**places + int((frac + "0" * places)[:places] or "0")
+
+
+def format_decimal(n: int, places: int, *, min_places: int = 0) -> str:
+    """An integer count of 10**-places as a decimal, trailing zeros trimmed
+    down to ``min_places``: format_decimal(550000, 6, min_places=2) == '0.55'."""
+    sign = "-" if n < 0 else ""
+    q, r = divmod(abs(n), 10**places)
+    frac = f"{r:0{places}d}".rstrip("0") if places else ""
+    frac = frac.ljust(min_places, "0")
+    return f"{sign}{q}.{frac}" if frac else f"{sign}{q}"
+
+
+def parse_price(text: str) -> int:
+    """A price in units per kWh ('0.50') to micro-units per kWh (500000)."""
+    return parse_decimal(text, 6, "price")
+
+
+def format_price(micro_per_kwh: int) -> str:
+    """Micro-units per kWh as units per kWh with at least 2 decimals: '0.55'."""
+    return format_decimal(micro_per_kwh, 6, min_places=2)
+
+
+def parse_kwh(text: str) -> int:
+    """Energy in kWh ('100', '0.5') to Wh (100000, 500); finer than 1 Wh is an error."""
+    return parse_decimal(text, 3, "energy (kWh)")
+
+
+def format_kwh(wh: int) -> str:
+    """Wh as kWh: 50000 -> '50', 500 -> '0.5'."""
+    return format_decimal(wh, 3)
+
+
+def format_money(micro: int) -> str:
+    """Micro-units as units, at least 2 decimals: 27500000 -> '27.50'."""
+    return format_decimal(micro, 6, min_places=2)
+
+
+def next_slot(
+    now: int,
+    *,
+    slot_seconds: int,
+    gate_closure_seconds: int,
+    min_lead_seconds: int = 0,
+    margin: int = 60,
+) -> int:
+    """The first delivery slot an order sent at ``now`` can still reach: its
+    gate (slot start - gate closure) and its minimum lead are both at least
+    ``margin`` seconds away, so the order is mined before the gate closes."""
+    earliest = now + margin + max(gate_closure_seconds, min_lead_seconds)
+    return -(-earliest // slot_seconds) * slot_seconds

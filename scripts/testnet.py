@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from powernode.cli import ALWAYS_OPEN_MARKETS
 from powernode.client import RpcClient, RpcError, RpcUnavailable, write_key
 from powernode.core.crypto import KeyPair
 from powernode.node.config import render_config
@@ -145,6 +146,8 @@ def cmd_up(a: argparse.Namespace) -> int:
         "block_reward": 50_000_000,
         "dev": True,
         "allocations": {k.address.hex(): DEMO_FUNDS for k in demo},
+        # Market defaults, but trading around the clock so the demo runs at any hour.
+        "markets": {k: dict(v) for k, v in ALWAYS_OPEN_MARKETS.items()},
     }
     (d / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
     nodes = [

@@ -267,5 +267,8 @@ def build_methods(node: Node) -> tuple[dict[str, Method], dict[str, BatchMethod]
         "peer.ban": peer_ban,
         "peer.unban": peer_unban,
     }
+    from powernode.node.rpc_market import build_market_methods  # it imports this module
+
+    methods.update(build_market_methods(node))
     batch_methods: dict[str, BatchMethod] = {"tx.submit": tx_submit_batch}
     return methods, batch_methods

@@ -283,7 +283,9 @@ class PlaceHandler:
             m[4] += 1
             if inc.remaining != p.energy:
                 s.put_order(oid, record._replace(filled=p.energy - inc.remaining))
-            if p.expiry and p.expiry < mp.gate_time(p.slot):
+            # An expiry at the gate is scheduled too: due work runs expiries
+            # first, so such an order stays out of the gate's auction.
+            if p.expiry and p.expiry <= mp.gate_time(p.slot):
                 s.schedule(p.expiry, b"x" + oid)
         s.flush()
         return s.events

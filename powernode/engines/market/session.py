@@ -90,6 +90,9 @@ class Session:
         return c if c > self.ctx.timestamp else self.ctx.timestamp
 
     def flush(self) -> None:
+        # Any write of the meta also moves the clock to this block's time,
+        # so the first order's block already fixes the market time.
+        self.m[0] = self.now
         if tuple(self.m) != self.m0:
             self.view.put(META_KEY, Meta(*self.m))
 

@@ -1,0 +1,395 @@
+"""The ``powernode`` market commands: register, order, cancel, and the queries
+book, trades, orders, stats and participant.
+
+On the command line energy is in kWh (exact to the Wh), prices in units per
+kWh (exact to the micro-unit) and capacity in kW; on the wire and in RPC they
+are integers (Wh, micro-units per kWh, W). Slots are unix times, or ``next``:
+the first delivery slot whose gate is still a minute or more away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from powernode.cli import _client, _emit, _key, report_tx, submit_and_wait, tx_context, tx_line
+from powernode.client import (
+    RpcClient,
+    build_cancel,
+    build_order,
+    build_register,
+    format_decimal,
+    format_kwh,
+    format_money,
+    format_price,
+    next_slot,
+    parse_decimal,
+    parse_kwh,
+    parse_price,
+)
+from powernode.core.crypto import parse_address
+from powernode.core.errors import PowernodeError
+from powernode.core.units import parse_units
+from powernode.engines.market.params import PRODUCTS
+
+ROLES = ("producer", "consumer", "prosumer")
+SOURCES = ("solar", "wind", "hydro", "thermal")
+TIFS = ("GTC", "IOC", "FOK")
+STATUSES = ("open", "filled", "cancelled", "expired", "killed")
+AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+def bad_input(message: str) -> PowernodeError:
+    # Not the cli's UserError: under ``python -m powernode.cli`` that class
+    # lives in __main__, and main() would not catch this module's copy.
+    return PowernodeError(message, code="bad_input")
+
+
+def when(t: int) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def market_params(c: RpcClient, product: str) -> tuple[dict[str, Any], int]:
+    """A product's params and the time to plan against: the later of this
+    machine's clock and the chain tip's timestamp."""
+    r = c.call("market.params", {"product": product})
+    return r["products"][product], max(int(time.time()), r["time"])
+
+
+def resolve_slot(c: RpcClient, product: str, text: str) -> int:
+    mp, now = market_params(c, product)
+    return _slot_from(text, mp, now)
+
+
+def _slot_from(text: str, mp: dict[str, Any], now: int) -> int:
+    if text == "next":
+        return next_slot(
+            now,
+            slot_seconds=mp["slot_seconds"],
+            gate_closure_seconds=mp["gate_closure_seconds"],
+            min_lead_seconds=mp["min_lead_seconds"],
+        )
+    if not text.isdigit():
+        raise bad_input(f"slot must be a unix time or 'next', not {text!r}")
+    slot = int(text)
+    if slot % mp["slot_seconds"]:
+        raise bad_input(f"slot {slot} is not a multiple of the {mp['slot_seconds']} s slot length")
+    return slot
+
+
+def check_order(mp: dict[str, Any], energy: int, price: int) -> None:
+    """The product's size and price rules, told in kWh and units; the node
+    checks them again (and the rest) when the order arrives."""
+    if not mp["min_order_wh"] <= energy <= mp["max_order_wh"]:
+        raise bad_input(
+            f"energy {format_kwh(energy)} kWh outside {format_kwh(mp['min_order_wh'])}.."
+            f"{format_kwh(mp['max_order_wh'])} kWh"
+        )
+    if price % mp["price_tick"]:
+        raise bad_input(
+            f"price {format_price(price)} is not a multiple of the tick {format_price(mp['price_tick'])}"
+        )
+    if not mp["min_price"] <= price <= mp["max_price"]:
+        raise bad_input(
+            f"price {format_price(price)} outside {format_price(mp['min_price'])}.."
+            f"{format_price(mp['max_price'])} per kWh"
+        )
+
+
+def event_lines(status: dict[str, Any]) -> list[str]:
+    """A confirmed market tx's receipt events, readable."""
+    out = []
+    for e in status.get("receipt", {}).get("events", []):
+        kind = e.get("event")
+        if kind == "trade":
+            out.append(
+                f"  trade {format_kwh(e['energy'])} kWh at {format_price(e['price'])}/kWh"
+                f" = {format_money(e['value'])}  (buy {e['buy'][:16]}.. sell {e['sell'][:16]}..)"
+            )
+        elif kind == "order_placed":
+            out.append(
+                f"  placed {e['side']} {format_kwh(e['energy'])} kWh at {format_price(e['price'])}/kWh"
+                + (f", escrow {format_money(e['escrow'])}" if e.get("escrow") else "")
+            )
+        elif kind in ("registered", "reregistered"):
+            kw = format_decimal(e["capacity_w"], 3)
+            out.append(f"  {kind} as {e['role']} in {e['location']}, {kw} kW")
+        elif isinstance(kind, str) and kind.startswith("order_"):
+            refund = e.get("refund") or 0
+            out.append(
+                f"  {kind.removeprefix('order_')}"
+                + (f", refund {format_money(refund)}" if refund else "")
+            )
+    return out
+
+
+def tx_text(s: dict[str, Any]) -> str:
+    return "\n".join([tx_line(s), *event_lines(s)])
+
+
+# --- tx commands ----------------------------------------------------------------
+
+
+def cmd_register(a: argparse.Namespace) -> int:
+    key = _key(a)
+    capacity_w = parse_decimal(a.capacity_kw, 3, "capacity (kW)")
+    if capacity_w <= 0:
+        raise bad_input("capacity must be positive")
+    location = a.location.strip()
+    if not 1 <= len(location) <= 64:
+        raise bad_input("location must be 1..64 characters")
+    with _client(a) as c:
+        chain_id, nonce = tx_context(c, key)
+        tx = build_register(
+            key,
+            chain_id=chain_id,
+            nonce=nonce,
+            role=a.role,
+            location=location,
+            capacity_w=capacity_w,
+            fee=parse_units(a.fee),
+        )
+        status = submit_and_wait(c, tx, a.wait)
+    return report_tx(a, {"address": key.address.hex(), **status}, tx_text)
+
+
+def cmd_order(a: argparse.Namespace) -> int:
+    key = _key(a)
+    energy = parse_kwh(a.energy_kwh)
+    price = parse_price(a.price)
+    source = a.source or ("any" if a.side == "buy" else None)
+    if source is None:
+        raise bad_input("a sell order needs --source (solar, wind, hydro or thermal)")
+    if source == "any" and a.side == "sell":
+        raise bad_input("source 'any' is for buy orders; a sell names its source")
+    expiry = _expiry(a.expiry)
+    with _client(a) as c:
+        mp, now = market_params(c, a.product)
+        slot = _slot_from(a.slot, mp, now)
+        check_order(mp, energy, price)
+        chain_id, nonce = tx_context(c, key)
+        tx = build_order(
+            key,
+            chain_id=chain_id,
+            nonce=nonce,
+            product=a.product,
+            side=a.side,
+            slot=slot,
+            energy_wh=energy,
+            price=price,
+            source=source,
+            expiry=expiry,
+            tif=a.tif,
+            fee=parse_units(a.fee),
+        )
+        status = submit_and_wait(c, tx, a.wait)
+    out = {"order": tx.txid.hex(), "product": a.product, "slot": slot, **status}
+    return report_tx(
+        a,
+        out,
+        lambda s: (
+            f"order {s['order']}: {a.side} {format_kwh(energy)} kWh at "
+            f"{format_price(price)}/kWh, {a.product} slot {slot} ({when(slot)})\n" + tx_text(s)
+        ),
+    )
+
+
+def _expiry(text: str) -> int:
+    if text in ("0", "none"):
+        return 0
+    if text.startswith("+") and text[1:].isdigit():  # +N minutes from now
+        return (int(time.time()) // 60 + int(text[1:])) * 60
+    if not text.isdigit() or int(text) % 60:
+        raise bad_input("expiry must be 0, a whole-minute unix time, or +MINUTES from now")
+    return int(text)
+
+
+def cmd_cancel(a: argparse.Namespace) -> int:
+    key = _key(a)
+    try:
+        oid = bytes.fromhex(a.order_id.removeprefix("0x"))
+    except ValueError:
+        oid = b""
+    if len(oid) != 32:
+        raise bad_input("ORDER_ID is the 64-hex-digit id of the tx that placed the order")
+    with _client(a) as c:
+        chain_id, nonce = tx_context(c, key)
+        tx = build_cancel(key, chain_id=chain_id, nonce=nonce, order_id=oid, fee=parse_units(a.fee))
+        status = submit_and_wait(c, tx, a.wait)
+    return report_tx(a, {"order": oid.hex(), **status}, tx_text)
+
+
+# --- queries --------------------------------------------------------------------
+
+
+def book_text(b: dict[str, Any]) -> str:
+    state = "closed" if b["closed"] else "open"
+    lines = [
+        f"{b['product']} book, slot {b['slot']} ({when(b['slot'])}), gate {when(b['gate'])} {state}"
+    ]
+    for title, side in (("asks (sell)", "asks"), ("bids (buy)", "bids")):
+        lines.append(f"  {title}")
+        for lvl in b[side]:
+            n = lvl["orders"]
+            lines.append(
+                f"    {format_price(lvl['price']):>10}/kWh {format_kwh(lvl['energy']):>12} kWh"
+                f"  {n} order{'s' if n != 1 else ''}"
+            )
+        if not b[side]:
+            lines.append("    (none)")
+    return "\n".join(lines)
+
+
+def cmd_book(a: argparse.Namespace) -> int:
+    with _client(a) as c:
+        slot = resolve_slot(c, a.product, a.slot)
+        b = c.call("market.book", {"product": a.product, "slot": slot, "levels": a.levels})
+    _emit(a, b, book_text)
+    return 0
+
+
+def trade_line(t: dict[str, Any]) -> str:
+    return (
+        f"#{t['seq']} block {t['height']} {t['product']} slot {t['slot']}: "
+        f"{format_kwh(t['energy'])} kWh at {format_price(t['price'])}/kWh = {format_money(t['value'])}"
+        f"  buyer {t['buyer'][:12]}.. seller {t['seller'][:12]}.."
+    )
+
+
+def cmd_trades(a: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": a.limit}
+    if a.participant:
+        params["participant"] = parse_address(a.participant).hex()
+    for k in ("from_height", "to_height"):
+        if getattr(a, k) is not None:
+            params[k] = getattr(a, k)
+    with _client(a) as c:
+        if a.product:
+            params["product"] = a.product
+        if a.slot:
+            if not a.product:
+                raise bad_input("--slot needs --product")
+            params["slot"] = resolve_slot(c, a.product, a.slot)
+        trades = c.call("market.trades", params)
+    _emit(a, trades, lambda ts: "\n".join(trade_line(t) for t in ts) or "no trades")
+    return 0
+
+
+def order_line(o: dict[str, Any]) -> str:
+    return (
+        f"{o['id']}  {o['status']:<9} {o['side']:<4} {o['product']} slot {o['slot']}  "
+        f"{format_kwh(o['filled'])}/{format_kwh(o['energy'])} kWh filled at "
+        f"{format_price(o['price'])}/kWh  {o['source']} {o['tif']}"
+    )
+
+
+def cmd_orders(a: argparse.Namespace) -> int:
+    addr = parse_address(a.participant) if a.participant else _key(a).address
+    params: dict[str, Any] = {"participant": addr.hex()}
+    if a.status:
+        params["status"] = a.status
+    with _client(a) as c:
+        orders = c.call("market.orders", params)
+    _emit(a, orders, lambda os: "\n".join(order_line(o) for o in os) or "no orders")
+    return 0
+
+
+def stats_text(s: dict[str, Any]) -> str:
+    def px(v: int | None) -> str:
+        return "-" if v is None else format_price(v)
+
+    return (
+        f"trades {s['trades']}  volume {format_kwh(s['volume_wh'])} kWh  "
+        f"value {format_money(s['value'])}  open orders {s['open_orders']}\n"
+        f"price avg {px(s['avg_price'])}  min {px(s['min_price'])}  max {px(s['max_price'])} per kWh"
+    )
+
+
+def cmd_stats(a: argparse.Namespace) -> int:
+    params: dict[str, Any] = {}
+    with _client(a) as c:
+        if a.product:
+            params["product"] = a.product
+        if a.slot:
+            if not a.product:
+                raise bad_input("--slot needs --product")
+            params["slot"] = resolve_slot(c, a.product, a.slot)
+        s = c.call("market.stats", params)
+    _emit(a, s, stats_text)
+    return 0
+
+
+def cmd_participant(a: argparse.Namespace) -> int:
+    addr = parse_address(a.address) if a.address else _key(a).address
+    with _client(a) as c:
+        p = c.call("market.participant", {"address": addr.hex()})
+    _emit(a, p, lambda p: "  ".join(f"{k} {v}" for k, v in p.items()))
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------
+
+
+def add_market_commands(add: AddCommand) -> None:
+    def tx_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--key", help="signing key file (default: the node key)")
+        sp.add_argument("--fee", default="0.001", help="fee in units (default 0.001)")
+        sp.add_argument("--wait", type=float, default=0, help="seconds to wait for confirmation")
+        sp.add_argument("--json", action="store_true")
+
+    sp = add("register", cmd_register, "register the key as a market participant")
+    sp.add_argument("--role", required=True, choices=ROLES)
+    sp.add_argument("--location", required=True, help="location or grid zone, e.g. Beijing")
+    sp.add_argument("--capacity-kw", required=True, help="capacity in kW, e.g. 1000 or 2.5")
+    tx_options(sp)
+
+    sp = add("order", cmd_order, "sign and submit a market order")
+    sp.add_argument("--side", required=True, choices=("buy", "sell"))
+    sp.add_argument("--product", default="spot", choices=PRODUCTS)
+    sp.add_argument("--slot", default="next", help="delivery slot start (unix) or 'next'")
+    sp.add_argument("--energy-kwh", required=True, help="energy in kWh, e.g. 100 or 0.5")
+    sp.add_argument("--price", required=True, help="limit price in units per kWh, e.g. 0.50")
+    sp.add_argument(
+        "--source", choices=(*SOURCES, "any"), help="energy source (buys default to any)"
+    )
+    sp.add_argument("--expiry", default="0", help="0, a whole-minute unix time, or +MINUTES")
+    sp.add_argument("--tif", default="GTC", choices=TIFS, help="time in force (default GTC)")
+    tx_options(sp)
+
+    sp = add("cancel", cmd_cancel, "cancel one of your open orders")
+    sp.add_argument("order_id", metavar="ORDER_ID", help="the id (txid) of the order")
+    tx_options(sp)
+
+    sp = add("book", cmd_book, "show a delivery slot's order book")
+    sp.add_argument("--product", default="spot", choices=PRODUCTS)
+    sp.add_argument("--slot", default="next", help="delivery slot start (unix) or 'next'")
+    sp.add_argument("--levels", type=int, default=10, help="price levels per side (default 10)")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("trades", cmd_trades, "list trades, oldest first")
+    sp.add_argument("--product", choices=PRODUCTS)
+    sp.add_argument("--slot", help="delivery slot start (unix) or 'next'; needs --product")
+    sp.add_argument("--participant", help="only trades of this address")
+    sp.add_argument("--from-height", type=int)
+    sp.add_argument("--to-height", type=int)
+    sp.add_argument("--limit", type=int, default=100, help="at most this many (max 1000)")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("orders", cmd_orders, "list a participant's orders")
+    sp.add_argument("--participant", help="address (default: the key's)")
+    sp.add_argument("--status", choices=STATUSES)
+    sp.add_argument("--key", help="key file (default: the node key)")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("stats", cmd_stats, "market statistics: trades, volume, prices, open orders")
+    sp.add_argument("--product", choices=PRODUCTS)
+    sp.add_argument("--slot", help="delivery slot start (unix) or 'next'; needs --product")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("participant", cmd_participant, "show a market participant's registration")
+    sp.add_argument("address", nargs="?", help="address (default: the key's)")
+    sp.add_argument("--key", help="key file (default: the node key)")
+    sp.add_argument("--json", action="store_true")

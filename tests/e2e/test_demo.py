@@ -1,0 +1,108 @@
+"""scripts/demo.py against a real 3-node testnet started with scripts/testnet.py,
+as scripts/quickstart runs it: mining on, default difficulty."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from powernode.client import RpcClient, read_key
+from tests.e2e.test_testnet import run_testnet
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def demo(d: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--dir", str(d), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def net3(tmp_path: Path) -> Iterator[Path]:
+    d = tmp_path / "tn"
+    run_testnet("up", "--nodes", "3", d=d)
+    try:
+        yield d
+    finally:
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "testnet.py"), "down", "--dir", str(d)],
+            capture_output=True,
+            timeout=120,
+        )
+
+
+def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
+    d = net3
+    genesis = json.loads((d / "genesis.json").read_text())
+    assert all((m["open_hour"], m["close_hour"]) == (0, 24) for m in genesis["markets"].values()), (
+        genesis["markets"]
+    )
+    r = demo(d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "producer_001: producer, Beijing, 1000 kW" in out
+    assert "consumer_001: consumer, Shanghai, 500 kW" in out
+    assert "trade 50 kWh at 0.55/kWh = 27.50" in out
+    assert "fetched from every node (node0, node1, node2)" in out
+    assert re.search(r"trade #0 in block \d+: 50 kWh at 0\.55/kWh \(midpoint rule\)", out), out
+    book = out.split("spot book, slot ")[1]
+    assert re.search(
+        r"asks \(sell\)\n +0\.50/kWh +50 kWh  1 order\n  bids \(buy\)\n +\(none\)", book
+    )
+    assert "trades 1  volume 50 kWh  value 27.50  open orders 1" in out
+    assert "price avg 0.55  min 0.55  max 0.55 per kWh" in out
+    slot = int(out.split("delivery slot ")[1].split()[0])
+
+    # What the demo printed is what each node holds, read here independently.
+    state = json.loads((d / "testnet.json").read_text())
+    producer = read_key(d / "keys" / "demo1.key").address.hex()
+    consumer = read_key(d / "keys" / "demo2.key").address.hex()
+    for n in state["nodes"]:
+        with RpcClient.from_datadir(d / n["name"]) as c:
+            (t,) = c.call("market.trades", {"product": "spot", "slot": slot})
+            assert (t["seller"], t["buyer"], t["energy"], t["price"]) == (
+                producer,
+                consumer,
+                50_000,
+                550_000,
+            )
+            book_json = c.call("market.book", {"product": "spot", "slot": slot})
+            assert book_json["asks"] == [{"price": 500_000, "energy": 50_000, "orders": 1}]
+            assert c.call("market.participant", {"address": producer})["location"] == "Beijing"
+
+    # Again on the same testnet: the leftover ask is cancelled, the next slot used.
+    again = demo(d)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "cancelling 1 open order(s) left by an earlier run" in again.stdout
+    assert int(again.stdout.split("delivery slot ")[1].split()[0]) == slot + 900
+    assert "trade #1 in block" in again.stdout
+
+    # Nothing confirms without miners: a clear message and exit status 1.
+    for n in state["nodes"]:
+        with RpcClient.from_datadir(d / n["name"]) as c:
+            c.call("miner.stop")
+    stuck = demo(d, "--timeout", "3")
+    assert stuck.returncode == 1
+    assert "not confirmed on node0 after 3s" in stuck.stderr, stuck.stderr
+    assert "Traceback" not in stuck.stderr
+
+
+def test_demo_without_a_testnet_says_so(tmp_path: Path) -> None:
+    r = demo(tmp_path / "nowhere")
+    assert r.returncode == 1
+    assert (
+        r.stderr.strip()
+        == f"demo: no testnet in {tmp_path / 'nowhere'} (start one: scripts/testnet.py up)"
+    )
