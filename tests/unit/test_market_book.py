@@ -146,3 +146,50 @@ def test_named_source_and_self_trade_are_skipped() -> None:
     fills = book.match(_order(3, 1, BUY, 105, 10, "wind"), MAKER)
     assert [(r.seq, q, p) for r, q, p in fills] == [(2, 5, 101)]
     assert book.fillable(_order(4, 2, BUY, 105, 100, "any")) == 10
+
+
+def test_auction_counts_only_pairs_that_can_trade() -> None:
+    book = OrderBook()
+    book.add(_order(0, 0, SELL, 500, 50, "solar"))
+    book.add(_order(1, 1, SELL, 550, 50, "wind"))
+    book.add(_order(2, 2, BUY, 600, 50, "wind"))
+    price, fills = book.auction()
+    # The solar ask is cheapest but no wind buyer can take it: the price is
+    # set where the wind pair trades (the midpoint of 550 and 600).
+    assert price == 575
+    assert [(b.seq, a.seq, q) for b, a, q in fills] == [(2, 1, 50)]
+
+
+auction_books = st.lists(
+    st.tuples(
+        st.integers(0, 3),
+        st.sampled_from((BUY, SELL)),
+        st.integers(95, 105),
+        st.integers(1, 30),
+        st.sampled_from((*SOURCES, "any")),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(orders=auction_books)
+def test_auction_price_executes_the_most_a_brute_force_finds(orders: list[Any]) -> None:
+    book = OrderBook()
+    for i, (owner, side, price, qty, source) in enumerate(orders):
+        if side == SELL and source == "any":
+            source = "wind"
+        book.add(_order(i, owner, side, price, qty, source))
+    best = max(
+        (sum(q for _, _, q in book._plan(p)) for p in range(90, 111)),
+        default=0,
+    )
+    price, fills = book.auction()
+    assert sum(q for _, _, q in fills) == best
+    for bid, ask, qty in fills:
+        assert qty > 0
+        assert bid.price >= price >= ask.price
+        assert bid.owner != ask.owner
+        assert bid.source in ("any", ask.source)
+    for r in book.orders():
+        assert r.remaining >= 0

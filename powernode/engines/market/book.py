@@ -13,7 +13,7 @@ and as sequence numbers are unique, never the order id in practice.
 from __future__ import annotations
 
 from bisect import insort
-from collections import defaultdict, deque
+from collections import deque
 from typing import Any
 
 BUY = 0
@@ -245,62 +245,93 @@ class OrderBook:
 
     # --- call auction ------------------------------------------------------------
 
-    def clearing_price(self) -> int | None:
-        """The uniform price: among all limit prices, the one that maximises
-        the executable volume min(demand, supply); ties go to the smallest
-        imbalance |demand - supply|; remaining ties to the midpoint (rounded
-        down) of the lowest and highest tied prices, which executes the same
-        volume (demand falls and supply rises with the price). None if no
-        bid meets an ask."""
-        if not self.bid_px or not self.ask_px or self.bid_px[-1] < self.ask_px[0]:
-            return None
-        bid_vol: dict[int, int] = defaultdict(int)
-        ask_vol: dict[int, int] = defaultdict(int)
-        for p, lvl in self.bids.items():
-            bid_vol[p] = lvl.energy()
-        for p, lvl in self.asks.items():
-            ask_vol[p] = lvl.energy()
+    def _curve(self) -> list[tuple[int, int, int]]:
+        """(price, min(demand, supply), |demand - supply|) at every limit
+        price, from the aggregate curves: demand = bids at or above the
+        price, supply = asks at or below it."""
+        bid_vol: dict[int, int] = {p: lvl.energy() for p, lvl in self.bids.items()}
+        ask_vol: dict[int, int] = {p: lvl.energy() for p, lvl in self.asks.items()}
         demand = sum(bid_vol.values())  # bids at or above the lowest price: all
         supply = 0
-        best: tuple[int, int] | None = None
-        tied: list[int] = []
+        out = []
         for p in sorted(set(bid_vol) | set(ask_vol)):
-            supply += ask_vol.get(p, 0)  # asks at or below p
-            volume = min(demand, supply)
-            if volume > 0:
-                score = (volume, -abs(demand - supply))
-                if best is None or score > best:
-                    best, tied = score, [p]
-                elif score == best:
-                    tied.append(p)
+            supply += ask_vol.get(p, 0)
+            out.append((p, min(demand, supply), abs(demand - supply)))
             demand -= bid_vol.get(p, 0)  # bids at exactly p drop out above p
-        if not tied:
+        return out
+
+    def _plan(self, price: int) -> list[tuple[Resting, Resting, int]]:
+        """Who trades with whom at ``price``, without changing the book: bids
+        with a limit at or above it, best first, each take the asks at or
+        below it in priority order, skipping its own and other sources."""
+        bids = [r for p in reversed(self.bid_px) if p >= price for r in self.bids[p].orders()]
+        asks = [r for p in self.ask_px if p <= price for r in self.asks[p].orders()]
+        by_source: dict[str, list[Resting]] = {}
+        for a in asks:
+            by_source.setdefault(a.source, []).append(a)
+        left = {a.oid: a.remaining for a in asks}
+        first: dict[str, int] = {}  # per list, where asks with energy left start
+        fills: list[tuple[Resting, Resting, int]] = []
+        for bid in bids:
+            lst = asks if bid.source == ANY_SOURCE else by_source.get(bid.source, [])
+            i = first.get(bid.source, 0)
+            while i < len(lst) and left[lst[i].oid] == 0:
+                i += 1
+            first[bid.source] = i
+            need = bid.remaining
+            while need and i < len(lst):
+                a = lst[i]
+                i += 1
+                have = left[a.oid]
+                if have == 0 or a.owner == bid.owner:
+                    continue
+                qty = need if need < have else have
+                left[a.oid] = have - qty
+                need -= qty
+                fills.append((bid, a, qty))
+        return fills
+
+    def clearing_price(self) -> int | None:
+        """The uniform price, or None if nothing can trade. Rule:
+        1. the price that executes the most energy, counting only pairs that
+           can trade (sources, no self-trades) among the orders whose limit
+           the price meets;
+        2. ties: the smallest imbalance |demand - supply| of the aggregate
+           curves at that price;
+        3. still tied: the midpoint (rounded down) of the lowest and highest
+           tied prices if it executes as much, else the lowest tied price.
+        Prices are tried in falling order of aggregate volume, which bounds
+        what can execute, so the search stops early."""
+        best, cands = 0, []
+        for p, bound, imbalance in sorted(self._curve(), key=lambda c: (-c[1], c[0])):
+            if bound == 0 or bound < best:
+                break
+            volume = sum(q for _, _, q in self._plan(p))
+            if volume > best:
+                best, cands = volume, [(p, imbalance)]
+            elif volume == best and volume:
+                cands.append((p, imbalance))
+        if best == 0:
             return None
-        return (tied[0] + tied[-1]) // 2
+        least = min(imbalance for _, imbalance in cands)
+        tied = sorted(p for p, imbalance in cands if imbalance == least)
+        mid = (tied[0] + tied[-1]) // 2
+        if mid != tied[0] and sum(q for _, _, q in self._plan(mid)) == best:
+            return mid
+        return tied[0]
 
     def auction(self) -> tuple[int, list[tuple[Resting, Resting, int]]]:
-        """Clear every crossing order at one price (pay-as-clear): bids in
-        priority order take asks in priority order, skipping incompatible
-        pairs; orders with a limit worse than the price do not trade.
-        Returns the price and the (bid, ask, energy) fills; the orders stay
-        in the book (the gate closure that runs this drains it next)."""
+        """Clear every crossing order at one price (pay-as-clear), as
+        ``_plan`` pairs them; orders with a limit worse than the price do not
+        trade. Returns the price and the (bid, ask, energy) fills; the orders
+        stay in the book (the gate closure that runs this drains it next)."""
         price = self.clearing_price()
         if price is None:
             return 0, []
-        asks = [r for p in self.ask_px if p <= price for r in self.asks[p].orders()]
-        fills: list[tuple[Resting, Resting, int]] = []
-        for p in reversed(self.bid_px):
-            if p < price:
-                break
-            for bid in self.bids[p].orders():
-                for ask in asks:
-                    if ask.remaining and compatible(bid, ask):
-                        qty = min(bid.remaining, ask.remaining)
-                        bid.remaining -= qty
-                        ask.remaining -= qty
-                        fills.append((bid, ask, qty))
-                        if bid.remaining == 0:
-                            break
+        fills = self._plan(price)
+        for bid, ask, qty in fills:
+            bid.remaining -= qty
+            ask.remaining -= qty
         return price, fills
 
     def drain(self) -> list[Resting]:
