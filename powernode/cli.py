@@ -185,7 +185,8 @@ def submit_and_wait(c: RpcClient, tx: Transaction, wait: float) -> dict[str, Any
     """Submit ``tx``; with ``wait`` > 0, poll up to that many seconds for it
     to be confirmed. Returns ``tx.get``'s answer with the id; status
     ``dropped`` if the node let go of it unmined (it stopped passing the
-    checks against a newer tip, e.g. a second order over the capacity)."""
+    checks against a newer tip, e.g. a second order over the capacity), with
+    the reason in ``error`` when the node still knows it."""
     txid = c.submit(tx)
     status: dict[str, Any] = {"id": txid, "status": "pending"}
     deadline = time.monotonic() + wait
@@ -196,7 +197,7 @@ def submit_and_wait(c: RpcClient, tx: Transaction, wait: float) -> dict[str, Any
             if exc.reason != "not_found":
                 raise
             return {"id": txid, "status": "dropped"}
-        if status["status"] == "confirmed":
+        if status["status"] in ("confirmed", "dropped"):
             break
         time.sleep(0.2)
     return status
@@ -222,7 +223,13 @@ def report_tx(
     if err:
         why = f"was mined but failed: {err['code']}: {err['message']}"
     elif status["status"] == "dropped":
-        why = "was dropped unmined: it no longer passes the node's checks (nothing charged)"
+        reason = status.get("error")
+        detail = (
+            f"{reason['code']}: {reason['message']}"
+            if reason
+            else "it no longer passes the node's checks"
+        )
+        why = f"was dropped unmined: {detail} (nothing charged)"
     else:
         return 0
     print(f"powernode {a.command}: error: tx {status['id']} {why}", file=sys.stderr)

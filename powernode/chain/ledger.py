@@ -8,6 +8,7 @@ reorg), building block templates, and answering queries.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,6 +47,7 @@ log = logging.getLogger("powernode.ledger")
 # A replacement (same sender and nonce) must pay at least this much more, in
 # percent, so a peer cannot churn the pool for free.
 REPLACE_BUMP_PCT = 10
+DROPPED_KEPT = 10_000  # reasons kept for txs dropped unmined
 
 
 class Checked(NamedTuple):
@@ -81,6 +83,9 @@ class Ledger:
         # next_context for admission checks, kept while the tip and the clock
         # second stay the same: a batch of txs would build one per tx.
         self._admit_ctx: tuple[IndexEntry, int, ExecContext] | None = None
+        # Why recent txs left the mempool unmined (a template refused them, or
+        # a reorg could not take them back), so tx.get can tell the sender.
+        self.dropped: OrderedDict[bytes, PowernodeError] = OrderedDict()
 
     def load(self) -> None:
         self.chain.load()
@@ -158,6 +163,7 @@ class Ledger:
                 raise AlreadyKnown("tx is already in the mempool")
             self._check_against_pool(tx, checked.cost)
         evicted = self.mempool.add(tx, checked.sender, checked.cost)
+        self.dropped.pop(tx.txid, None)
         if evicted:
             emit(log, "mempool.evicted", txs=len(evicted), size=len(self.mempool))
         return tx.txid
@@ -173,6 +179,9 @@ class Ledger:
             return {"status": "pending"}
         found = self.chain.store.find_tx(txid)
         if found is None:
+            why = self.dropped.get(txid)
+            if why is not None:
+                return {"status": "dropped", "error": why.to_dict()}
             raise NotFound(f"tx {txid.hex()} is not known")
         block_hash, pos = found
         entry = self.chain.index.get(block_hash)
@@ -227,9 +236,17 @@ class Ledger:
             try:
                 self.submit_tx(tx, now=now)
                 ok += 1
-            except PowernodeError:
+            except AlreadyKnown:
                 continue
+            except PowernodeError as exc:
+                self._note_dropped(tx.txid, exc)
         return ok
+
+    def _note_dropped(self, txid: bytes, exc: PowernodeError) -> None:
+        self.dropped[txid] = exc
+        self.dropped.move_to_end(txid)
+        while len(self.dropped) > DROPPED_KEPT:
+            self.dropped.popitem(last=False)
 
     def template(self, miner: bytes, *, now: int) -> Block:
         """A block on the tip with the best-paying txs; the nonce is unsolved."""
@@ -244,8 +261,8 @@ class Ledger:
             max_bytes=self.params.max_block_bytes - 1024,
         )
         for tx, exc in tmpl.rejected:
-            if not isinstance(exc, NonceTooHigh):
-                self.mempool.remove(tx.txid)
+            if not isinstance(exc, NonceTooHigh) and self.mempool.remove(tx.txid) is not None:
+                self._note_dropped(tx.txid, exc)
         header = make_header(
             BLOCK_VERSION,
             tip.height + 1,

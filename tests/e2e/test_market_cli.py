@@ -238,7 +238,7 @@ def test_order_dropped_unmined_exits_1(tmp_path: Path) -> None:
         assert second.returncode == 1, (out, err)
         assert " dropped" in out.splitlines()[1], out
         lines = err.strip().splitlines()
-        assert len(lines) == 1 and "was dropped unmined" in lines[0], err
+        assert len(lines) == 1 and "was dropped unmined: capacity_exceeded" in lines[0], err
         assert [o["status"] for o in pj("orders", *dd)] == ["open"]
     finally:
         node.ensure_stopped()

@@ -54,5 +54,7 @@ def test_order_whose_gate_closed_in_the_pool_is_dropped_not_mined(tmp_path: Path
     block = mine(ledger, later)
     assert sell.txid not in {tx.txid for tx in block.txs}
     assert sell.txid not in ledger.mempool.by_id
+    status = ledger.tx_status(sell.txid)
+    assert status["status"] == "dropped" and status["error"]["code"] == "gate_closed"
     with pytest.raises(GateClosed):
         ledger.submit_tx(sell, now=later)
