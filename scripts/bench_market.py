@@ -55,8 +55,9 @@ from powernode.core.params import ChainParams, parse_params
 from powernode.core.tx import Transaction, sign_tx
 from powernode.engines.accounts import ACCOUNT_NS
 from powernode.engines.market import BEGIN_BLOCK, queries
-from powernode.engines.market.book import BUY, MIDPOINT, SELL, OrderBook, Resting
+from powernode.engines.market.book import BUY, MIDPOINT, SELL, BookHead, OrderBook, Resting
 from powernode.engines.market.records import BOOK_NS, SOURCES, TRADE_NS, book_key
+from powernode.engines.market.session import StateLevels
 from powernode.node.runtime import tune_gc
 from powernode.state.apply import apply_block, build_body
 from powernode.state.genesis import genesis_block, genesis_result
@@ -106,7 +107,8 @@ def engine_step(books: dict[int, OrderBook], s: Stream, i: int, op: Op, fills: l
     kind, who, side, slot, energy, price, source, tif, ref = op
     book = books[slot]
     if kind == CANCEL:
-        book.remove(s.oids[ref])
+        placed = s.ops[ref]
+        book.remove(placed[2], placed[5], s.oids[ref])  # its side and price
         return False
     inc = Resting(s.oids[i], s.owners[who], side, price, energy, source, i, 0)
     if tif == "FOK" and book.fillable(inc) < energy:
@@ -160,7 +162,7 @@ def make_stream(n: int, seed: int, participants: int = 200, slots: int = 4) -> S
             source = rng.choice(SOURCES) if side == SELL or rng.random() < 0.15 else "any"
             tif = "GTC"
             if u < P_CANCEL + P_CROSS:
-                best = books[slot].ask_px[:1] if side == BUY else books[slot].bid_px[-1:]
+                best = books[slot].head.ask_px[:1] if side == BUY else books[slot].head.bid_px[-1:]
                 ticks = (best[0] // TICK if best else mid[slot]) + sign * rng.randint(0, 2)
                 tif = rng.choices(("GTC", "IOC", "FOK"), (6, 3, 1))[0]
                 counts["cross"] += 1
@@ -243,7 +245,9 @@ def outcome_of(s: Stream, state: MemoryState, index: Callable[[bytes], int]) -> 
     trades = [(index(t.buy_id), index(t.sell_id), t.energy, t.price) for t in recs]
     resting = []
     for slot in s.slots:
-        book: OrderBook | None = state.get((BOOK_NS, book_key("spot", slot)))
+        bk = book_key("spot", slot)
+        head: BookHead | None = state.get((BOOK_NS, bk))
+        book = None if head is None else OrderBook(head, StateLevels(state, bk))
         resting += [(slot, index(r.oid), r.remaining) for r in (book.orders() if book else [])]
     return Outcome(trades, resting)
 

@@ -8,7 +8,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from powernode.engines.market.book import BUY, MAKER, MIDPOINT, SELL, OrderBook, Resting
+from powernode.engines.market.auction import auction, plan
+from powernode.engines.market.book import (
+    BUY,
+    MAKER,
+    MIDPOINT,
+    SELL,
+    BookHead,
+    Level,
+    OrderBook,
+    Resting,
+)
 
 OWNERS = [bytes([i]) * 20 for i in range(4)]
 SOURCES = ("solar", "wind")
@@ -79,13 +89,13 @@ ops = st.lists(
 @given(ops=ops, rule=st.sampled_from((MIDPOINT, MAKER)))
 def test_book_matches_like_a_naive_scan(ops: list[tuple[Any, ...]], rule: int) -> None:
     book, naive = OrderBook(), Naive()
-    placed: list[bytes] = []
+    placed: list[tuple[int, int, bytes]] = []
     for i, op in enumerate(ops):
         if op[0] == "cancel":
             if placed:
-                oid = placed[op[1] % len(placed)]
-                if oid in book.index:
-                    assert book.remove(oid).oid == oid
+                side, price, oid = placed[op[1] % len(placed)]
+                if book.get(side, price, oid) is not None:
+                    assert book.remove(side, price, oid).oid == oid
                     naive.remove(oid)
             continue
         _, owner, side, price, qty, source = op
@@ -99,20 +109,21 @@ def test_book_matches_like_a_naive_scan(ops: list[tuple[Any, ...]], rule: int) -
         if a.remaining:
             book.add(a)
             naive.add(b)
-            placed.append(a.oid)
-        assert book.to_obj()[2] == naive.to_obj()
+            placed.append((side, price, a.oid))
+        assert [r.to_obj() for r in book.orders()] == naive.to_obj()
         assert len(book) == len(naive.orders)
-        # the best prices never cross after matching (except self/source skips)
-        copy = book.copy()
-        assert copy == book and copy.to_obj() == book.to_obj()
+        # what the chain stores round-trips: the head and every level
+        assert BookHead.from_obj(book.head.to_obj()) == book.head
+        for lvl in book.levels.levels.values():  # type: ignore[attr-defined]
+            assert Level.from_obj(lvl.to_obj()) == lvl == lvl.copy()
 
 
 def test_cancel_in_the_middle_then_match_skips_it() -> None:
     book = OrderBook()
     for i in range(5):
         book.add(_order(i, 0, SELL, 100, 10, "solar"))
-    book.remove((2).to_bytes(32, "big"))
-    book.remove((0).to_bytes(32, "big"))
+    book.remove(SELL, 100, (2).to_bytes(32, "big"))
+    book.remove(SELL, 100, (0).to_bytes(32, "big"))
     fills = book.match(_order(9, 1, BUY, 100, 25, "any"), MAKER)
     assert [(int.from_bytes(r.oid, "big"), q) for r, q, _ in fills] == [(1, 10), (3, 10), (4, 5)]
     assert book.depth(SELL) == [(100, 5, 1)]
@@ -124,11 +135,12 @@ def test_many_cancels_compact_the_level_and_copy_drops_them() -> None:
     for i in range(200):
         book.add(_order(i, 0, BUY, 100, 1, "any"))
     for i in range(1, 199):
-        book.remove(i.to_bytes(32, "big"))
-    assert len(book.bids[100].q) < 40  # compacted, not 200 entries
+        book.remove(BUY, 100, i.to_bytes(32, "big"))
+    level = book.levels.get(BUY, 100)
+    assert level is not None and len(level.q) < 40  # compacted, not 200 entries
     assert book.depth(BUY) == [(100, 2, 2)]
-    assert [r.seq for r in book.copy().orders()] == [0, 199]
-    assert OrderBook.from_obj(book.to_obj()) == book
+    assert [r.seq for r in level.copy().orders()] == [0, 199]
+    assert Level.from_obj(level.to_obj()) == level
 
 
 def test_midpoint_rounds_down_for_the_buyer() -> None:
@@ -153,7 +165,7 @@ def test_auction_counts_only_pairs_that_can_trade() -> None:
     book.add(_order(0, 0, SELL, 500, 50, "solar"))
     book.add(_order(1, 1, SELL, 550, 50, "wind"))
     book.add(_order(2, 2, BUY, 600, 50, "wind"))
-    price, fills = book.auction()
+    price, fills = auction(book)
     # The solar ask is cheapest but no wind buyer can take it: the price is
     # set where the wind pair trades (the midpoint of 550 and 600).
     assert price == 575
@@ -181,10 +193,10 @@ def test_auction_price_executes_the_most_a_brute_force_finds(orders: list[Any]) 
             source = "wind"
         book.add(_order(i, owner, side, price, qty, source))
     best = max(
-        (sum(q for _, _, q in book._plan(p)) for p in range(90, 111)),
+        (sum(q for _, _, q in plan(book, p)) for p in range(90, 111)),
         default=0,
     )
-    price, fills = book.auction()
+    price, fills = auction(book)
     assert sum(q for _, _, q in fills) == best
     for bid, ask, qty in fills:
         assert qty > 0

@@ -1,10 +1,14 @@
 """One order book (a product's delivery slot): the matching engine proper.
 
-Pure and in memory: price levels as FIFO queues, best prices in sorted lists,
-an index by order id. It knows nothing of money or state; the market session
-(``session.py``) settles the fills it returns and stores the book as one
-state value, copied on its first write in a block (so the parent state, a
-block template and a reorg's undo never see a half-applied book).
+Pure: price levels as FIFO queues, best prices in sorted lists. It knows
+nothing of money; the market session (``session.py``) settles the fills it
+returns. Storage is split so a block pays for what it touches, not for the
+depth of the book: a small ``BookHead`` (price lists, counts, statistics)
+and one ``Level`` per price are separate state values, each copied on its
+first write in a block (so the parent state, a block template and a reorg's
+undo never see a half-applied book). ``OrderBook`` is the engine over a
+head and a ``LevelStore``: in memory (``MemoryLevels``) for the engine on its
+own, the state view for the chain.
 
 Priority: price, then time (``seq``, the order's position in the chain),
 and as sequence numbers are unique, never the order id in practice.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 BUY = 0
 SELL = 1
@@ -82,13 +86,44 @@ class Level:
     """The orders at one price, oldest first. Orders leave lazily: a cancel
     marks the entry dead (O(1)) and matching drops dead entries as it meets
     them, so neither a cancel nor a fill shifts the queue; ``live`` counts
-    the orders really there."""
+    the orders really there, ``ids`` finds them."""
 
-    __slots__ = ("live", "q")
+    __slots__ = ("ids", "live", "owner", "q")
 
     def __init__(self) -> None:
         self.q: deque[Resting] = deque()
+        self.ids: dict[bytes, Resting] = {}
         self.live = 0
+        self.owner: Any = None  # who may write it in place (see session.py)
+
+    def append(self, r: Resting) -> None:
+        self.q.append(r)
+        self.ids[r.oid] = r
+        self.live += 1
+
+    def copy(self) -> Level:
+        new = Level()
+        for r in self.q:
+            if not r.dead:
+                new.append(r.copy())
+        return new
+
+    def to_obj(self) -> list[Any]:
+        return [r.to_obj() for r in self.q if not r.dead]
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Level:
+        new = cls()
+        for o in obj:
+            new.append(Resting(*o))
+        return new
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Level):
+            return NotImplemented
+        return self.to_obj() == other.to_obj()
+
+    __hash__ = None  # type: ignore[assignment]
 
     def orders(self) -> list[Resting]:
         return [r for r in self.q if not r.dead]
@@ -112,30 +147,20 @@ def compatible(a: Resting, b: Resting) -> bool:
     return buy_source == ANY_SOURCE or a.source == b.source
 
 
-class OrderBook:
+class BookHead:
+    """What a book is apart from its levels: its prices, size, statistics and
+    whether its gate has closed. Small, whatever the depth."""
+
     __slots__ = (
-        "ask_px",
-        "asks",
-        "bid_px",
-        "bids",
-        "closed",
-        "index",
-        "max_price",
-        "min_price",
-        "owner",
-        "trades",
-        "value",
-        "volume",
-    )
+        "ask_px", "bid_px", "closed", "count", "max_price", "min_price", "owner",
+        "trades", "value", "volume",
+    )  # fmt: skip
 
     def __init__(self) -> None:
-        self.bids: dict[int, Level] = {}
-        self.asks: dict[int, Level] = {}
         self.bid_px: list[int] = []  # ascending: the best bid is last
         self.ask_px: list[int] = []  # ascending: the best ask is first
-        self.index: dict[bytes, Resting] = {}
+        self.count = 0  # resting orders
         self.closed = False  # the gate has closed
-        # statistics of the book's trades
         self.trades = 0
         self.volume = 0
         self.value = 0
@@ -143,38 +168,121 @@ class OrderBook:
         self.max_price = 0
         self.owner: Any = None  # who may write it in place (see session.py)
 
+    def copy(self) -> BookHead:
+        new = BookHead()
+        new.bid_px = self.bid_px.copy()
+        new.ask_px = self.ask_px.copy()
+        new.count, new.closed = self.count, self.closed
+        new.trades, new.volume, new.value = self.trades, self.volume, self.value
+        new.min_price, new.max_price = self.min_price, self.max_price
+        return new
+
+    def to_obj(self) -> list[Any]:
+        return [
+            self.closed,
+            [self.trades, self.volume, self.value, self.min_price, self.max_price],
+            self.count,
+            self.bid_px,
+            self.ask_px,
+        ]
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> BookHead:
+        closed, stats, count, bid_px, ask_px = obj
+        new = cls()
+        new.closed = bool(closed)
+        new.trades, new.volume, new.value, new.min_price, new.max_price = stats
+        new.count = count
+        new.bid_px = list(bid_px)
+        new.ask_px = list(ask_px)
+        return new
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BookHead):
+            return NotImplemented
+        return self.to_obj() == other.to_obj()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class LevelStore(Protocol):
+    def get(self, side: int, price: int) -> Level | None:
+        """The level to read, or None."""
+        ...
+
+    def get_w(self, side: int, price: int) -> Level:
+        """The level to change in place (made if missing)."""
+        ...
+
+    def drop(self, side: int, price: int) -> None: ...
+
+
+class MemoryLevels:
+    """Levels in a dict: the engine on its own (benchmarks, tests)."""
+
+    __slots__ = ("levels",)
+
+    def __init__(self) -> None:
+        self.levels: dict[tuple[int, int], Level] = {}
+
+    def get(self, side: int, price: int) -> Level | None:
+        return self.levels.get((side, price))
+
+    def get_w(self, side: int, price: int) -> Level:
+        lvl = self.levels.get((side, price))
+        if lvl is None:
+            lvl = self.levels[(side, price)] = Level()
+        return lvl
+
+    def drop(self, side: int, price: int) -> None:
+        del self.levels[(side, price)]
+
+
+class OrderBook:
+    __slots__ = ("head", "levels")
+
+    def __init__(self, head: BookHead | None = None, levels: LevelStore | None = None) -> None:
+        self.head = BookHead() if head is None else head
+        self.levels: LevelStore = MemoryLevels() if levels is None else levels
+
+    @property
+    def closed(self) -> bool:
+        return self.head.closed
+
+    def __len__(self) -> int:
+        return self.head.count
+
     # --- resting orders --------------------------------------------------------
 
     def add(self, r: Resting) -> None:
         """Rest ``r`` behind every order at its price."""
-        levels, px = (self.bids, self.bid_px) if r.side == BUY else (self.asks, self.ask_px)
-        lvl = levels.get(r.price)
+        head = self.head
+        lvl = self.levels.get(r.side, r.price)
         if lvl is None:
-            lvl = levels[r.price] = Level()
-            insort(px, r.price)
-        lvl.q.append(r)
-        lvl.live += 1
-        self.index[r.oid] = r
+            insort(head.bid_px if r.side == BUY else head.ask_px, r.price)
+        self.levels.get_w(r.side, r.price).append(r)
+        head.count += 1
 
-    def remove(self, oid: bytes) -> Resting:
+    def remove(self, side: int, price: int, oid: bytes) -> Resting:
         """Take an order out (a cancel or an expiry); KeyError if not here."""
-        r = self.index.pop(oid)
+        lvl = self.levels.get(side, price)
+        if lvl is None or oid not in lvl.ids:
+            raise KeyError(oid)
+        lvl = self.levels.get_w(side, price)
+        r = lvl.ids.pop(oid)
         r.dead = True
-        levels, px = (self.bids, self.bid_px) if r.side == BUY else (self.asks, self.ask_px)
-        lvl = levels[r.price]
         lvl.live -= 1
+        self.head.count -= 1
         if lvl.live == 0:
-            del levels[r.price]
-            px.remove(r.price)
+            self.levels.drop(side, price)
+            (self.head.bid_px if side == BUY else self.head.ask_px).remove(price)
         else:
             lvl.drop_dead_head()
         return r
 
-    def get(self, oid: bytes) -> Resting | None:
-        return self.index.get(oid)
-
-    def __len__(self) -> int:
-        return len(self.index)
+    def get(self, side: int, price: int, oid: bytes) -> Resting | None:
+        lvl = self.levels.get(side, price)
+        return None if lvl is None else lvl.ids.get(oid)
 
     # --- continuous matching ---------------------------------------------------
 
@@ -185,12 +293,13 @@ class OrderBook:
         MAKER = the resting order's limit; MIDPOINT = (bid + ask) // 2,
         rounded down, so the buyer is never charged above the midpoint."""
         buy = inc.side == BUY
-        levels, px = (self.asks, self.ask_px) if buy else (self.bids, self.bid_px)
+        opp = SELL if buy else BUY
+        px = self.head.ask_px if buy else self.head.bid_px
         fills: list[Fill] = []
         limit = inc.price
         owner = inc.owner
         source = inc.source
-        index = self.index
+        levels = self.levels
         # Walk the other side best first, by position: asks up from the
         # front, bids down from the back; an emptied level is deleted in place.
         i = 0 if buy else len(px) - 1
@@ -198,8 +307,10 @@ class OrderBook:
             price = px[i]
             if (price > limit) if buy else (price < limit):
                 break
-            lvl = levels[price]
+            lvl = levels.get_w(opp, price)
+            ids = lvl.ids
             tp = price if rule == MAKER else (limit + price) // 2
+            filled = 0
             for r in lvl.q:
                 if r.dead or r.owner == owner:
                     continue
@@ -211,12 +322,14 @@ class OrderBook:
                 fills.append((r, qty, tp))
                 if r.remaining == 0:
                     r.dead = True
-                    del index[r.oid]
-                    lvl.live -= 1
+                    del ids[r.oid]
+                    filled += 1
                 if inc.remaining == 0:
                     break
+            lvl.live -= filled
+            self.head.count -= filled
             if lvl.live == 0:
-                del levels[price]
+                levels.drop(opp, price)
                 del px[i]
                 if not buy:
                     i -= 1
@@ -231,185 +344,70 @@ class OrderBook:
         """How much of ``inc`` the book could fill now (fill-or-kill), capped
         at what it asks for."""
         buy = inc.side == BUY
-        levels, px = (self.asks, self.ask_px) if buy else (self.bids, self.bid_px[::-1])
+        opp = SELL if buy else BUY
+        px = self.head.ask_px if buy else self.head.bid_px[::-1]
         got = 0
         for price in px:
             if (price > inc.price) if buy else (price < inc.price):
                 break
-            for r in levels[price].q:
+            lvl = self.levels.get(opp, price)
+            assert lvl is not None
+            for r in lvl.q:
                 if not r.dead and compatible(inc, r):
                     got += r.remaining
                     if got >= inc.remaining:
                         return inc.remaining
         return got
 
-    # --- call auction ------------------------------------------------------------
-
-    def _curve(self) -> list[tuple[int, int, int]]:
-        """(price, min(demand, supply), |demand - supply|) at every limit
-        price, from the aggregate curves: demand = bids at or above the
-        price, supply = asks at or below it."""
-        bid_vol: dict[int, int] = {p: lvl.energy() for p, lvl in self.bids.items()}
-        ask_vol: dict[int, int] = {p: lvl.energy() for p, lvl in self.asks.items()}
-        demand = sum(bid_vol.values())  # bids at or above the lowest price: all
-        supply = 0
-        out = []
-        for p in sorted(set(bid_vol) | set(ask_vol)):
-            supply += ask_vol.get(p, 0)
-            out.append((p, min(demand, supply), abs(demand - supply)))
-            demand -= bid_vol.get(p, 0)  # bids at exactly p drop out above p
-        return out
-
-    def _plan(self, price: int) -> list[tuple[Resting, Resting, int]]:
-        """Who trades with whom at ``price``, without changing the book: bids
-        with a limit at or above it, best first, each take the asks at or
-        below it in priority order, skipping its own and other sources."""
-        bids = [r for p in reversed(self.bid_px) if p >= price for r in self.bids[p].orders()]
-        asks = [r for p in self.ask_px if p <= price for r in self.asks[p].orders()]
-        by_source: dict[str, list[Resting]] = {}
-        for a in asks:
-            by_source.setdefault(a.source, []).append(a)
-        left = {a.oid: a.remaining for a in asks}
-        first: dict[str, int] = {}  # per list, where asks with energy left start
-        fills: list[tuple[Resting, Resting, int]] = []
-        for bid in bids:
-            lst = asks if bid.source == ANY_SOURCE else by_source.get(bid.source, [])
-            i = first.get(bid.source, 0)
-            while i < len(lst) and left[lst[i].oid] == 0:
-                i += 1
-            first[bid.source] = i
-            need = bid.remaining
-            while need and i < len(lst):
-                a = lst[i]
-                i += 1
-                have = left[a.oid]
-                if have == 0 or a.owner == bid.owner:
-                    continue
-                qty = need if need < have else have
-                left[a.oid] = have - qty
-                need -= qty
-                fills.append((bid, a, qty))
-        return fills
-
-    def clearing_price(self) -> int | None:
-        """The uniform price, or None if nothing can trade. Rule:
-        1. the price that executes the most energy, counting only pairs that
-           can trade (sources, no self-trades) among the orders whose limit
-           the price meets;
-        2. ties: the smallest imbalance |demand - supply| of the aggregate
-           curves at that price;
-        3. still tied: the midpoint (rounded down) of the lowest and highest
-           tied prices if it executes as much, else the lowest tied price.
-        Prices are tried in falling order of aggregate volume, which bounds
-        what can execute, so the search stops early."""
-        best, cands = 0, []
-        for p, bound, imbalance in sorted(self._curve(), key=lambda c: (-c[1], c[0])):
-            if bound == 0 or bound < best:
-                break
-            volume = sum(q for _, _, q in self._plan(p))
-            if volume > best:
-                best, cands = volume, [(p, imbalance)]
-            elif volume == best and volume:
-                cands.append((p, imbalance))
-        if best == 0:
-            return None
-        least = min(imbalance for _, imbalance in cands)
-        tied = sorted(p for p, imbalance in cands if imbalance == least)
-        mid = (tied[0] + tied[-1]) // 2
-        if mid != tied[0] and sum(q for _, _, q in self._plan(mid)) == best:
-            return mid
-        return tied[0]
-
-    def auction(self) -> tuple[int, list[tuple[Resting, Resting, int]]]:
-        """Clear every crossing order at one price (pay-as-clear), as
-        ``_plan`` pairs them; orders with a limit worse than the price do not
-        trade. Returns the price and the (bid, ask, energy) fills; the orders
-        stay in the book (the gate closure that runs this drains it next)."""
-        price = self.clearing_price()
-        if price is None:
-            return 0, []
-        fills = self._plan(price)
-        for bid, ask, qty in fills:
-            bid.remaining -= qty
-            ask.remaining -= qty
-        return price, fills
-
-    def drain(self) -> list[Resting]:
-        """Empty the book: every resting order, bids best first then asks."""
-        out = self.orders()
-        for r in out:
-            r.dead = True
-        self.bids.clear()
-        self.asks.clear()
-        self.bid_px.clear()
-        self.ask_px.clear()
-        self.index.clear()
-        return out
-
     # --- views -------------------------------------------------------------------
+
+    def level_orders(self, side: int, price: int) -> list[Resting]:
+        lvl = self.levels.get(side, price)
+        return [] if lvl is None else lvl.orders()
 
     def orders(self) -> list[Resting]:
         """Every resting order in priority order: bids best first, then asks."""
-        out = [r for p in reversed(self.bid_px) for r in self.bids[p].orders()]
-        out.extend(r for p in self.ask_px for r in self.asks[p].orders())
+        out = [r for p in reversed(self.head.bid_px) for r in self.level_orders(BUY, p)]
+        out.extend(r for p in self.head.ask_px for r in self.level_orders(SELL, p))
         return out
 
     def depth(self, side: int, levels: int | None = None) -> list[tuple[int, int, int]]:
         """(price, energy, order count) per level, best first."""
-        book, px = (self.bids, self.bid_px[::-1]) if side == BUY else (self.asks, self.ask_px)
+        px = self.head.bid_px[::-1] if side == BUY else list(self.head.ask_px)
         if levels is not None:
             px = px[:levels]
-        return [(p, book[p].energy(), book[p].live) for p in px]
+        out = []
+        for p in px:
+            lvl = self.levels.get(side, p)
+            assert lvl is not None
+            out.append((p, lvl.energy(), lvl.live))
+        return out
+
+    def own_all(self) -> None:
+        """Make every level writable before changing orders read through
+        ``orders`` (a gate closure changes them all)."""
+        for side, px in ((BUY, self.head.bid_px), (SELL, self.head.ask_px)):
+            for p in px:
+                self.levels.get_w(side, p)
+
+    def drain(self) -> list[Resting]:
+        """Empty the book: every resting order, bids best first then asks."""
+        self.own_all()
+        out = self.orders()
+        for r in out:
+            r.dead = True
+        head = self.head
+        for side, px in ((BUY, head.bid_px), (SELL, head.ask_px)):
+            for p in px:
+                self.levels.drop(side, p)
+            px.clear()
+        head.count = 0
+        return out
 
     def record_trade(self, energy: int, price: int, value: int) -> None:
-        self.min_price = price if self.trades == 0 else min(self.min_price, price)
-        self.max_price = max(self.max_price, price)
-        self.trades += 1
-        self.volume += energy
-        self.value += value
-
-    # --- state value -------------------------------------------------------------
-
-    def copy(self) -> OrderBook:
-        b = OrderBook.__new__(OrderBook)
-        b.index = {}
-        b.bids = {}
-        b.asks = {}
-        for src, dst in ((self.bids, b.bids), (self.asks, b.asks)):
-            for p, lvl in src.items():
-                new = dst[p] = Level()
-                new.q.extend(r.copy() for r in lvl.q if not r.dead)
-                new.live = len(new.q)
-                for r in new.q:
-                    b.index[r.oid] = r
-        b.bid_px = self.bid_px.copy()
-        b.ask_px = self.ask_px.copy()
-        b.closed = self.closed
-        b.trades, b.volume, b.value = self.trades, self.volume, self.value
-        b.min_price, b.max_price = self.min_price, self.max_price
-        b.owner = None
-        return b
-
-    def to_obj(self) -> list[Any]:
-        return [
-            self.closed,
-            [self.trades, self.volume, self.value, self.min_price, self.max_price],
-            [r.to_obj() for r in self.orders()],
-        ]
-
-    @classmethod
-    def from_obj(cls, obj: Any) -> OrderBook:
-        closed, stats, orders = obj
-        b = cls()
-        b.closed = bool(closed)
-        b.trades, b.volume, b.value, b.min_price, b.max_price = stats
-        for o in orders:
-            b.add(Resting(*o))
-        return b
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OrderBook):
-            return NotImplemented
-        return self.to_obj() == other.to_obj()
-
-    __hash__ = None  # type: ignore[assignment]
+        h = self.head
+        h.min_price = price if h.trades == 0 else min(h.min_price, price)
+        h.max_price = max(h.max_price, price)
+        h.trades += 1
+        h.volume += energy
+        h.value += value

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from powernode.core.execution import ExecContext, StateAccess
 from powernode.engines.market.matching import close_gate
-from powernode.engines.market.records import EXPIRED, OPEN, book_key, split_book_key
+from powernode.engines.market.records import (
+    EXPIRED,
+    OPEN,
+    SIDE_CODE,
+    book_key,
+    split_book_key,
+)
 from powernode.engines.market.session import META_KEY, Session
 
 
@@ -31,7 +37,8 @@ def begin_block(view: StateAccess, ctx: ExecContext) -> None:
                 o = s.order(oid)
                 if o is not None and o.status == OPEN:
                     book = s.book_for_write(book_key(o.product, o.slot))
-                    s.close(book.remove(oid), EXPIRED, resting=True)
+                    removed = book.remove(SIDE_CODE[o.side], o.price, oid)
+                    s.close(removed, EXPIRED, resting=True)
         for entry in due:
             if entry[:1] == b"g":
                 bk = entry[1:]

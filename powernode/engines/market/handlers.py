@@ -335,6 +335,6 @@ class CancelHandler:
         order = _check_cancel(s, tx.sender_address, oid)
         assert order is not None
         book = s.book_for_write(book_key(order.product, order.slot))
-        s.close(book.remove(oid), CANCELLED, resting=True)
+        s.close(book.remove(SIDE_CODE[order.side], order.price, oid), CANCELLED, resting=True)
         s.flush()
         return s.events

@@ -7,6 +7,7 @@ the session and closes what is done.
 
 from __future__ import annotations
 
+from powernode.engines.market.auction import auction
 from powernode.engines.market.book import BUY, MAKER, MIDPOINT, OrderBook, Resting
 from powernode.engines.market.params import MarketParams
 from powernode.engines.market.records import CANCELLED, EXPIRED, FILLED
@@ -41,9 +42,9 @@ def close_gate(s: Session, mp: MarketParams, book: OrderBook, slot: int) -> None
     order still in the book is done; the unfilled part expires and its
     escrow and capacity come back."""
     if mp.price_rule == "uniform":
-        price, fills = book.auction()
+        price, fills = auction(book)
         for bid, ask, qty in fills:
             s.settle(mp, book, slot, bid, ask, qty, price)
     for r in book.drain():
         s.close(r, EXPIRED if r.remaining else FILLED, resting=True)
-    book.closed = True
+    book.head.closed = True

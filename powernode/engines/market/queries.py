@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from powernode.core.params import ChainParams
-from powernode.engines.market.book import BUY, SELL, OrderBook
+from powernode.engines.market.book import BUY, SELL, BookHead, OrderBook
 from powernode.engines.market.params import PRODUCTS, parse_markets
 from powernode.engines.market.records import (
     BOOK_NS,
@@ -20,6 +20,7 @@ from powernode.engines.market.records import (
     OPEN,
     ORDER_NS,
     PART_NS,
+    SIDE_CODE,
     TRADE_NS,
     Meta,
     Order,
@@ -27,6 +28,7 @@ from powernode.engines.market.records import (
     Trade,
     book_key,
 )
+from powernode.engines.market.session import StateLevels
 
 _META_KEY = (META_NS, b"")
 
@@ -63,8 +65,8 @@ def participant(state: ScanState, addr: bytes) -> dict[str, Any] | None:
 def _live(state: ScanState, oid: bytes, o: Order) -> dict[str, Any]:
     """An order's record, with its live part from the book while it is open."""
     if o.status == OPEN:
-        b: OrderBook | None = state.get((BOOK_NS, book_key(o.product, o.slot)))
-        r = None if b is None else b.get(oid)
+        bk = book_key(o.product, o.slot)
+        r = OrderBook(BookHead(), StateLevels(state, bk)).get(SIDE_CODE[o.side], o.price, oid)
         if r is not None:
             o = o._replace(filled=o.energy - r.remaining, escrow=r.escrow)
     return o.to_json(oid)
@@ -104,8 +106,9 @@ def book(
 ) -> dict[str, Any]:
     """Depth per price level (the seed's get_market_depth), best first; with
     the chain's ``params``, also the gate closure time."""
-    b: OrderBook | None = state.get((BOOK_NS, book_key(product, slot)))
-    b = OrderBook() if b is None else b
+    bk = book_key(product, slot)
+    head: BookHead | None = state.get((BOOK_NS, bk))
+    b = OrderBook(BookHead() if head is None else head, StateLevels(state, bk))
 
     def side(code: int) -> list[dict[str, int]]:
         return [{"price": p, "energy": e, "orders": n} for p, e, n in b.depth(code, levels)]
@@ -183,5 +186,5 @@ def stats(state: ScanState, product: str | None = None, slot: int | None = None)
         totals[0] += b.trades
         totals[1] += b.volume
         totals[2] += b.value
-        totals[5] += len(b)
+        totals[5] += b.count
     return _stats(*totals)

@@ -6,7 +6,8 @@ Namespaces (key bytes after the namespace):
     mkt.part   address                      Participant
     mkt.order  order id (the placing txid)  Order as placed, rewritten when it closes;
                                             while open, its live part is in the book
-    mkt.book   book key                     OrderBook: resting orders and trade totals
+    mkt.book   book key                     BookHead: price levels, size, trade totals
+    mkt.lvl    book key + side + price      Level: the resting orders at one price
     mkt.cap    address + side + slot        Ints((committed Wh,))
     mkt.trade  trade seq                    Trade
     mkt.dueidx b""                          Ints: times with work due, ascending
@@ -22,7 +23,7 @@ from typing import Any, NamedTuple
 
 from powernode.core import encoding
 from powernode.engines.market import book
-from powernode.engines.market.book import OrderBook
+from powernode.engines.market.book import BookHead, Level
 from powernode.engines.market.params import PRODUCTS
 
 META_NS = "mkt.meta"
@@ -31,6 +32,7 @@ ORDER_NS = "mkt.order"
 BOOK_NS = "mkt.book"
 CAP_NS = "mkt.cap"
 TRADE_NS = "mkt.trade"
+LVL_NS = "mkt.lvl"
 DUEIDX_NS = "mkt.dueidx"
 DUE_NS = "mkt.due"
 
@@ -52,6 +54,10 @@ def u64(n: int) -> bytes:
 
 def book_key(product: str, slot: int) -> bytes:
     return bytes((PRODUCTS.index(product),)) + u64(slot)
+
+
+def level_key(bk: bytes, side: int, price: int) -> bytes:
+    return bk + bytes((side,)) + u64(price)
 
 
 def split_book_key(bk: bytes) -> tuple[str, int]:
@@ -196,7 +202,8 @@ STATE_CODECS = {
     META_NS: Meta.from_obj,
     PART_NS: Participant.from_obj,
     ORDER_NS: Order.from_obj,
-    BOOK_NS: OrderBook.from_obj,
+    BOOK_NS: BookHead.from_obj,
+    LVL_NS: Level.from_obj,
     CAP_NS: Ints.from_obj,
     TRADE_NS: Trade.from_obj,
     DUEIDX_NS: Ints.from_obj,

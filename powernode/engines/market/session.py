@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import weakref
 from bisect import bisect_left
+from collections.abc import Callable
+from typing import Any
 
 from powernode.core.errors import InsufficientFunds
 from powernode.core.execution import Event, ExecContext, StateAccess
 from powernode.engines.accounts import credit, debit
-from powernode.engines.market.book import OrderBook, Resting
+from powernode.engines.market.book import BookHead, Level, OrderBook, Resting
 from powernode.engines.market.params import MarketParams, parse_markets
 from powernode.engines.market.records import (
     BOOK_NS,
@@ -38,6 +40,7 @@ from powernode.engines.market.records import (
     DUE_NS,
     DUEIDX_NS,
     FILLED,
+    LVL_NS,
     META_NS,
     ORDER_NS,
     PART_NS,
@@ -49,11 +52,47 @@ from powernode.engines.market.records import (
     Order,
     Participant,
     Trade,
+    level_key,
     u64,
 )
 
 META_KEY = (META_NS, b"")
 _DUEIDX_KEY = (DUEIDX_NS, b"")
+
+
+def owned(view: StateAccess, key: tuple[str, bytes], new: Callable[[], Any]) -> Any:
+    """The value at ``key``, private to ``view``: copied (or made) on the
+    view's first write. The owner is the view, not a session, so every tx of
+    a block shares the one copy; a weak reference, so the copy does not keep
+    the view alive once it is in the chain's state."""
+    v = view.get(key)
+    if v is not None and v.owner is not None and v.owner() is view:
+        return v
+    v = new() if v is None else v.copy()
+    v.owner = weakref.ref(view)
+    view.put(key, v)
+    return v
+
+
+class StateLevels:
+    """A book's levels as state values (``mkt.lvl``), for ``OrderBook``."""
+
+    __slots__ = ("bk", "view")
+
+    def __init__(self, view: Any, bk: bytes) -> None:
+        self.view = view  # a StateAccess, or any state with ``get`` for reads
+        self.bk = bk
+
+    def get(self, side: int, price: int) -> Level | None:
+        lvl: Level | None = self.view.get((LVL_NS, level_key(self.bk, side, price)))
+        return lvl
+
+    def get_w(self, side: int, price: int) -> Level:
+        lvl: Level = owned(self.view, (LVL_NS, level_key(self.bk, side, price)), Level)
+        return lvl
+
+    def drop(self, side: int, price: int) -> None:
+        self.view.put((LVL_NS, level_key(self.bk, side, price)), None)
 
 
 def trade_value(price: int, energy: int) -> int:
@@ -111,22 +150,14 @@ class Session:
 
     def book(self, bk: bytes) -> OrderBook | None:
         """The book to read (never write) or None if no order ever came."""
-        b: OrderBook | None = self.view.get((BOOK_NS, bk))
-        return b
+        head: BookHead | None = self.view.get((BOOK_NS, bk))
+        return None if head is None else OrderBook(head, StateLevels(self.view, bk))
 
     def book_for_write(self, bk: bytes) -> OrderBook:
-        """The book, private to this view: copied on the view's first write.
-        The owner is the view itself, not the session, so every tx of a block
-        shares the one copy."""
-        key = (BOOK_NS, bk)
-        b: OrderBook | None = self.view.get(key)
-        view = self.view
-        if b is not None and b.owner is not None and b.owner() is view:
-            return b
-        b = OrderBook() if b is None else b.copy()
-        b.owner = weakref.ref(view)
-        view.put(key, b)
-        return b
+        """The book with a head private to this view; its levels become
+        private as the book writes them (``StateLevels.get_w``)."""
+        head = owned(self.view, (BOOK_NS, bk), BookHead)
+        return OrderBook(head, StateLevels(self.view, bk))
 
     # --- capacity ------------------------------------------------------------
 
