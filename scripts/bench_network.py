@@ -626,7 +626,14 @@ def phase_load(
         progress(
             f"load: starting a 4-node testnet: {LOAD_MODES[mode]}, block_time {args.block_time} s"
         )
-        tn.up(4, mine=not dev, easy=dev, block_time=args.block_time, chain_id=prepared.chain_id)
+        tn.up(
+            4,
+            mine=not dev,
+            easy=dev,
+            block_time=args.block_time,
+            chain_id=prepared.chain_id,
+            miner_cpu=args.miner_cpu,
+        )
         peers = tn.wait_peers(3, 30)
         if mode == "one-miner":
             for n in tn.names[1:]:
@@ -656,6 +663,7 @@ def phase_load(
         probe.close()
         r["mode"] = mode
         r["mining"] = LOAD_MODES[mode]
+        r["miner_cpu"] = args.miner_cpu
         r["niced_miner_threads"] = niced
         if pacer is not None:
             r["dev_mine"] = {"blocks": pacer.blocks, "errors": pacer.errors[:5]}
@@ -933,7 +941,12 @@ def print_table(results: dict[str, Any]) -> None:
         rows += _load_rows("d", ld)
         rows.append(
             (
-                "d confirmed tx/s, 4 nodes mining",
+                "d confirmed tx/s, 4 nodes mining"
+                + (
+                    f" (miners capped at {ld['miner_cpu']}% of a core)"
+                    if ld.get("miner_cpu", 100) != 100
+                    else ""
+                ),
                 f"{ld['confirmed_tx_per_s']:,.0f} tx/s",
                 f">= {TARGET_TX_PER_S:,.0f}",
                 "yes" if ld["confirmed_tx_per_s"] >= TARGET_TX_PER_S else "NO",
@@ -1061,6 +1074,13 @@ def main(argv: list[str] | None = None) -> int:
         "--nice-miners",
         action="store_true",
         help="experiment: renice the nodes' miner threads to 19 before the load",
+    )
+    ap.add_argument(
+        "--miner-cpu",
+        type=int,
+        default=100,
+        metavar="PCT",
+        help="load: cap each node's miner at PCT%% of a core (testnet.py up --miner-cpu)",
     )
     ap.add_argument("--skip-net5", action="store_true", help="skip propagation and sync")
     ap.add_argument("--skip-load", action="store_true", help="skip the load phase(s)")

@@ -529,6 +529,7 @@ class Testnet:
         block_time: int | None = None,
         accounts: int | None = None,
         chain_id: str | None = None,
+        miner_cpu: int = 100,
         timeout: float = 180.0,
     ) -> None:
         cmd = [sys.executable, str(TESTNET_SCRIPT), "up", "--dir", str(self.root)]
@@ -543,6 +544,8 @@ class Testnet:
             cmd += ["--accounts", str(accounts)]
         if chain_id is not None:
             cmd += ["--chain-id", chain_id]
+        if miner_cpu != 100:
+            cmd += ["--miner-cpu", str(miner_cpu)]
         for attempt in (1, 2):
             r = subprocess.run(
                 cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False

@@ -41,6 +41,13 @@ DEMO_FUNDS = 1_000_000 * 1_000_000
 TESTNET_TARGET = format((1 << 256) // 60_000, "064x")
 
 
+def testnet_target(miner_cpu: int) -> str:
+    """TESTNET_TARGET made easier in proportion to a miner CPU cap, so
+    capped miners find blocks about as often."""
+    target = min(int(TESTNET_TARGET, 16) * 100 // miner_cpu, int("0fff" + "ff" * 30, 16))
+    return format(target, "064x")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,7 +146,7 @@ def cmd_up(a: argparse.Namespace) -> int:
         "chain_id": a.chain_id,
         "timestamp": int(time.time()) - 60,
         "block_time": a.block_time,
-        "initial_target": TESTNET_TARGET if not a.easy else "0fff" + "ff" * 30,
+        "initial_target": "0fff" + "ff" * 30 if a.easy else testnet_target(a.miner_cpu),
         "pow_limit": "0fff" + "ff" * 30,
         "asert_halflife": 600,
         "max_future": 7200,
@@ -169,6 +176,7 @@ def cmd_up(a: argparse.Namespace) -> int:
                 mining=not a.no_mine,
                 peers=peers,
                 p2p=True,
+                miner_cpu=a.miner_cpu,
             )
         )
     state = {
@@ -330,6 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--chain-id", default="powernode-testnet")
     sp.add_argument("--block-time", type=int, default=2)
     sp.add_argument("--no-mine", action="store_true", help="start with mining off")
+    sp.add_argument(
+        "--miner-cpu",
+        type=int,
+        default=100,
+        choices=range(1, 101),
+        metavar="PCT",
+        help="cap each node's miner at PCT%% of a core (the target gets easier to match)",
+    )
     sp.add_argument("--easy", action="store_true", help="trivial difficulty (tests)")
     sp.set_defaults(fn=cmd_up)
     sp = add("status", "height, tip, peers and mempool of every node")

@@ -33,6 +33,10 @@ class MiningConfig:
     address: str = ""
     # Seconds between template rebuilds while the mempool changes.
     refresh: int = 2
+    # Share of one core the miner thread may use (1..100), like a CPU limit
+    # on a miner: several nodes mining on one small machine leave cores to
+    # verify and apply txs. ASERT follows the lower hash rate.
+    cpu_percent: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +163,8 @@ def load_config(datadir: Path) -> NodeConfig:
         else:
             raise ConfigError(f"config: unknown key {key!r}")
     cfg = NodeConfig(**top)
+    if not 1 <= cfg.mining.cpu_percent <= 100:
+        raise ConfigError("config [mining] cpu_percent: expected an integer 1..100")
     if cfg.log.format not in ("text", "json"):
         raise ConfigError("config [log] format: expected 'text' or 'json'")
     return cfg
@@ -171,6 +177,7 @@ def render_config(
     mining: bool = False,
     peers: tuple[str, ...] = (),
     p2p: bool = False,
+    miner_cpu: int = 100,
 ) -> str:
     """The config file ``powernode init`` writes, with every key shown."""
     peer_list = ", ".join(f'"{p}"' for p in peers)
@@ -187,6 +194,7 @@ port = {rpc_port}
 enabled = {str(mining).lower()}
 address = ""            # reward address (hex); empty = this node's key
 refresh = 2
+cpu_percent = {miner_cpu}      # share of one core the miner thread may use (1..100)
 
 [log]
 format = "text"         # text | json

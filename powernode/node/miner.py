@@ -35,11 +35,14 @@ class Miner:
         on_found: Callable[[Block], None],
         refresh: float,
         state_key: Callable[[], object],
+        cpu_share: float = 1.0,
     ) -> None:
         self._loop = loop
         self._make_template = make_template
         self._on_found = on_found
         self._refresh = refresh
+        # After hashing for t seconds the thread rests t * _rest_factor.
+        self._rest_factor = 1.0 / cpu_share - 1.0 if 0 < cpu_share < 1 else 0.0
         # Read from the miner thread: a stale read costs one extra rebuild at most.
         self._state_key = state_key
         self._thread: threading.Thread | None = None
@@ -99,13 +102,17 @@ class Miner:
             deadline = time.monotonic() + self._refresh
             nonce = nonce_base
             found = None
+            rest = self._rest_factor
             while found is None:
+                started = time.monotonic()
                 for n in range(nonce, nonce + _CHECK_EVERY):
                     if pow_hash(commitment, n) <= target:
                         found = n
                         break
                 self.hashes += _CHECK_EVERY
                 nonce += _CHECK_EVERY
+                if rest:
+                    self._stop.wait((time.monotonic() - started) * rest)
                 if self._stop.is_set() or gen != self.generation:
                     break
                 if time.monotonic() > deadline:

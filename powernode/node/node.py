@@ -130,6 +130,7 @@ class Node:
             on_found=self._on_mined,
             refresh=float(cfg.mining.refresh),
             state_key=lambda: (self.L.chain.tip.hash, self.L.mempool.version),
+            cpu_share=cfg.mining.cpu_percent / 100,
         )
         self._stack.push_async_callback(self._stop_miner)
         if cfg.mining.enabled:

@@ -1,0 +1,39 @@
+"""Node config: what ``powernode init`` writes loads back, and bad values are
+refused with the key named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from powernode.core.errors import ConfigError
+from powernode.node.config import load_config, render_config
+
+
+def _write(d: Path, text: str) -> Path:
+    d.mkdir(exist_ok=True)
+    (d / "config.toml").write_text(text)
+    return d
+
+
+def test_rendered_config_loads_back(tmp_path: Path) -> None:
+    text = render_config(
+        rpc_port=1234, p2p_port=2345, mining=True, peers=("127.0.0.1:9",), p2p=True, miner_cpu=25
+    )
+    cfg = load_config(_write(tmp_path / "n", text))
+    assert cfg.rpc.port == 1234 and cfg.p2p.port == 2345 and cfg.p2p.peers == ("127.0.0.1:9",)
+    assert cfg.mining.enabled and cfg.mining.cpu_percent == 25
+
+
+@pytest.mark.parametrize("pct", [0, 101, -5])
+def test_miner_cpu_share_out_of_range_is_refused(tmp_path: Path, pct: int) -> None:
+    text = render_config().replace("cpu_percent = 100", f"cpu_percent = {pct}")
+    with pytest.raises(ConfigError, match="cpu_percent"):
+        load_config(_write(tmp_path / "n", text))
+
+
+def test_unknown_mining_key_is_refused(tmp_path: Path) -> None:
+    text = render_config().replace("[mining]\n", "[mining]\nthreads = 4\n")
+    with pytest.raises(ConfigError, match="unknown keys"):
+        load_config(_write(tmp_path / "n", text))
