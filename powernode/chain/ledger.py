@@ -38,7 +38,7 @@ from powernode.core.pow import target_to_bytes
 from powernode.core.tx import Transaction, decode_tx
 from powernode.engines.accounts import Account, get_account
 from powernode.logkit import emit
-from powernode.state.apply import Receipt, build_body
+from powernode.state.apply import BodyBuilder, Receipt
 from powernode.state.registry import HANDLERS, handler_for
 from powernode.state.view import StateView
 
@@ -48,6 +48,9 @@ log = logging.getLogger("powernode.ledger")
 # percent, so a peer cannot churn the pool for free.
 REPLACE_BUMP_PCT = 10
 DROPPED_KEPT = 10_000  # reasons kept for txs dropped unmined
+# A template is extended for at most this long, then rebuilt (fresh
+# timestamp, fee order re-applied from scratch).
+TEMPLATE_MAX_AGE_S = 10
 
 
 class Checked(NamedTuple):
@@ -86,6 +89,8 @@ class Ledger:
         # Why recent txs left the mempool unmined (a template refused them, or
         # a reorg could not take them back), so tx.get can tell the sender.
         self.dropped: OrderedDict[bytes, PowernodeError] = OrderedDict()
+        # The miner's template under construction: (tip, miner, started, builder).
+        self._builder: tuple[IndexEntry, bytes, int, BodyBuilder] | None = None
 
     def load(self) -> None:
         self.chain.load()
@@ -248,18 +253,41 @@ class Ledger:
         while len(self.dropped) > DROPPED_KEPT:
             self.dropped.popitem(last=False)
 
-    def template(self, miner: bytes, *, now: int) -> Block:
-        """A block on the tip with the best-paying txs; the nonce is unsolved."""
-        chain = self.chain
-        tip = chain.tip
+    def _builder_for(self, miner: bytes, now: int) -> BodyBuilder:
+        """The template builder to extend, or a new one: a new tip, another
+        miner, a builder older than TEMPLATE_MAX_AGE_S, or one holding a tx
+        the mempool no longer has (replaced or evicted) starts afresh."""
+        tip = self.chain.tip
+        kept = self._builder
+        if kept is not None:
+            b_tip, b_miner, b_started, b = kept
+            if (
+                b_tip is tip
+                and b_miner == miner
+                and 0 <= now - b_started <= TEMPLATE_MAX_AGE_S
+                and all(txid in self.mempool.by_id for txid in b.ids)
+            ):
+                return b
         ctx = self.next_context(now, miner)
-        tmpl = build_body(
-            chain.state,
+        b = BodyBuilder(
+            self.chain.state,
             tip.header.state_root,
             ctx,
-            self.mempool.select(lambda a: self.account(a).nonce),
             max_bytes=self.params.max_block_bytes - 1024,
         )
+        self._builder = (tip, miner, now, b)
+        return b
+
+    def template(self, miner: bytes, *, now: int) -> Block:
+        """A block on the tip with the best-paying txs; the nonce is unsolved.
+        Built incrementally: while the tip stays, txs that arrived since the
+        last template are applied on top of it, not the whole pool again."""
+        chain = self.chain
+        tip = chain.tip
+        builder = self._builder_for(miner, now)
+        ctx = builder.ctx
+        builder.add(self.mempool.select(lambda a: self.account(a).nonce))
+        tmpl = builder.finish()
         for tx, exc in tmpl.rejected:
             if not isinstance(exc, NonceTooHigh) and self.mempool.remove(tx.txid) is not None:
                 self._note_dropped(tx.txid, exc)

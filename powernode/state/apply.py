@@ -201,6 +201,74 @@ class Template:
     rejected: tuple[tuple[Transaction, PowernodeError], ...]
 
 
+class BodyBuilder:
+    """A block body built in steps: ``add`` applies candidates on one view,
+    ``finish`` seals what is there so far without closing the builder, so a
+    miner can extend its template as txs arrive instead of re-applying the
+    whole mempool each time (the tip and the timestamp stay those it began
+    with; start a new builder when the tip moves).
+
+    Miner policy, not consensus: a candidate that its engine's admission
+    checks refuse at this point of the block (an order whose gate has closed
+    since it entered the mempool, say) is left out and reported, rather than
+    included as a failed tx that pays its fee for nothing.
+    """
+
+    def __init__(
+        self, state: StateReader, parent_root: bytes, ctx: ExecContext, *, max_bytes: int
+    ) -> None:
+        self.ctx = ctx
+        self.parent_root = parent_root
+        self.max_bytes = max_bytes
+        self.view = StateView(state)
+        begin_block(self.view, ctx)
+        self.txs: list[Transaction] = []
+        self.ids: set[bytes] = set()
+        self.receipts: list[Receipt] = []
+        self.rejected: list[tuple[Transaction, PowernodeError]] = []
+        self.fees = 0
+        self.size = 0
+
+    def add(self, candidates: Iterable[Transaction]) -> None:
+        """Apply candidates in order (skipping those already in), keeping
+        those whose envelope is valid, until the block is full."""
+        view, ctx = self.view, self.ctx
+        max_txs = ctx.params.max_block_txs
+        for tx in candidates:
+            if tx.txid in self.ids:
+                continue
+            if len(self.txs) >= max_txs or self.size + tx.size + 8 > self.max_bytes:
+                break
+            cp = view.checkpoint()
+            try:
+                handler = HANDLERS.get(tx.type)
+                if handler is not None:
+                    handler.precheck(view, ctx, tx, handler.decode(tx.payload))
+                receipt = apply_tx(view, ctx, tx)
+            except PowernodeError as exc:
+                view.revert(cp)
+                self.rejected.append((tx, exc))
+                continue
+            self.receipts.append(receipt)
+            self.txs.append(tx)
+            self.ids.add(tx.txid)
+            self.fees += tx.fee
+            self.size += tx.size + 8
+
+    def finish(self) -> Template:
+        """The body so far, sealed (miner reward included), and what was
+        refused since the last ``finish``. The builder can go on: the reward
+        is taken back out of its view. The result's ``changed`` values may be
+        changed in place by later ``add`` calls (engines' copy-on-write
+        values belong to the view): use the result before adding more."""
+        cp = self.view.checkpoint()
+        finish_block(self.view, self.ctx, self.fees)
+        result = seal(self.view, self.parent_root, self.receipts)
+        self.view.revert(cp)
+        rejected, self.rejected = self.rejected, []
+        return Template(tuple(self.txs), result, tuple(rejected))
+
+
 def build_body(
     state: StateReader,
     parent_root: bytes,
@@ -210,34 +278,8 @@ def build_body(
     max_bytes: int,
 ) -> Template:
     """Apply candidates in order, keeping those whose envelope is valid, until
-    the block is full. What does not fit or fails is reported, not raised.
-
-    Miner policy, not consensus: a candidate that its engine's admission
-    checks refuse at this point of the block (an order whose gate has closed
-    since it entered the mempool, say) is left out and reported, rather than
-    included as a failed tx that pays its fee for nothing."""
-    view = StateView(state)
-    begin_block(view, ctx)
-    txs: list[Transaction] = []
-    receipts: list[Receipt] = []
-    rejected: list[tuple[Transaction, PowernodeError]] = []
-    fees = 0
-    size = 0
-    for tx in candidates:
-        if len(txs) >= ctx.params.max_block_txs or size + tx.size + 8 > max_bytes:
-            break
-        cp = view.checkpoint()
-        try:
-            handler = HANDLERS.get(tx.type)
-            if handler is not None:
-                handler.precheck(view, ctx, tx, handler.decode(tx.payload))
-            receipts.append(apply_tx(view, ctx, tx))
-        except PowernodeError as exc:
-            view.revert(cp)
-            rejected.append((tx, exc))
-            continue
-        txs.append(tx)
-        fees += tx.fee
-        size += tx.size + 8
-    finish_block(view, ctx, fees)
-    return Template(tuple(txs), seal(view, parent_root, receipts), tuple(rejected))
+    the block is full. What does not fit or fails is reported, not raised
+    (see ``BodyBuilder``)."""
+    builder = BodyBuilder(state, parent_root, ctx, max_bytes=max_bytes)
+    builder.add(candidates)
+    return builder.finish()

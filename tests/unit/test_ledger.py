@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from powernode.chain.ledger import Ledger
+from powernode.chain.ledger import TEMPLATE_MAX_AGE_S, Ledger
 from powernode.core.block import make_block
 from powernode.core.errors import (
     AlreadyKnown,
@@ -45,6 +45,7 @@ from tests.unit.helpers import (
     make_params,
     mine,
     rebuild,
+    solve,
     tamper_signature,
     template,
     total_supply,
@@ -605,3 +606,30 @@ def test_supply_through_the_ledger(ledger: Ledger) -> None:
     assert len(mine(ledger, T + 10).txs) == 1
     mine(ledger, T + 15)
     assert total_supply(ledger) == 3 * ALLOC + 3 * REWARD
+
+
+def test_template_is_extended_while_the_tip_stays(ledger: Ledger) -> None:
+    first = transfer(ALICE, DAVE, 1, nonce=0, fee=100)
+    ledger.submit_tx(first, now=T)
+    a = ledger.template(MINER.address, now=T)
+    second = transfer(BOB, DAVE, 2, nonce=0, fee=100)
+    ledger.submit_tx(second, now=T + 3)
+    b = ledger.template(MINER.address, now=T + 3)
+    # The same body with the new tx on top, on the first template's time.
+    assert b.txs == (first, second) and b.header.timestamp == a.header.timestamp
+    assert a.header.state_root != b.header.state_root
+    solved = make_block(solve(b.header), b.txs)
+    outcome, _ = ledger.submit_block(solved, now=T + 3, mono=MONO)
+    assert outcome == "connected"  # the extended template is a valid block
+    assert ledger.account(DAVE.address).balance == 3
+
+
+def test_template_starts_afresh_when_a_tx_left_the_pool_or_it_aged(ledger: Ledger) -> None:
+    old = transfer(ALICE, DAVE, 1, nonce=0, fee=1_000)
+    ledger.submit_tx(old, now=T)
+    assert ledger.template(MINER.address, now=T).txs == (old,)
+    new = transfer(ALICE, BOB, 5, nonce=0, fee=1_100)  # replaces ``old``
+    ledger.submit_tx(new, now=T + 1)
+    assert ledger.template(MINER.address, now=T + 1).txs == (new,)
+    later = T + 1 + TEMPLATE_MAX_AGE_S + 1
+    assert ledger.template(MINER.address, now=later).header.timestamp == later
