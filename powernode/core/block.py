@@ -15,7 +15,7 @@ so a miner re-hashes 40 bytes per attempt, not the whole header.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,8 +166,16 @@ def make_block(header: BlockHeader, txs: Sequence[Transaction]) -> Block:
     return Block(header=header, txs=tuple(txs), raw=raw)
 
 
-def decode_block(raw: bytes, *, max_bytes: int = HARD_MAX_BLOCK_BYTES) -> Block:
-    """Parse a block's bytes; every tx must itself be canonical. Raises typed errors."""
+def decode_block(
+    raw: bytes,
+    *,
+    max_bytes: int = HARD_MAX_BLOCK_BYTES,
+    known: Callable[[bytes], Transaction | None] | None = None,
+) -> Block:
+    """Parse a block's bytes; every tx must itself be canonical. Raises typed
+    errors. ``known`` maps a txid to a tx already decoded (the mempool's):
+    a tx whose bytes are the same is taken from there instead of being
+    decoded again, which is most of a relayed block's txs."""
     if type(raw) is not bytes:
         raise DecodeError("expected bytes")
     if len(raw) > max_bytes:
@@ -178,6 +186,11 @@ def decode_block(raw: bytes, *, max_bytes: int = HARD_MAX_BLOCK_BYTES) -> Block:
     tx_raws = encoding.as_list(f[1], None, "block txs")
     txs = []
     for i, tx_raw in enumerate(tx_raws):
+        if known is not None and type(tx_raw) is bytes:
+            tx = known(sha256(tx_raw))
+            if tx is not None and tx.raw == tx_raw:
+                txs.append(tx)
+                continue
         try:
             txs.append(decode_tx(encoding.as_bytes(tx_raw, "block tx")))
         except PowernodeError as exc:

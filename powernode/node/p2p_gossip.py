@@ -208,9 +208,13 @@ class Gossip:
             # No await since the loop saw the backlog empty: nothing is lost.
             self._backlog.pop(peer.id, None)
 
+    def _known_tx(self, txid: bytes) -> Transaction | None:
+        entry = self.p2p.node.L.mempool.get(txid)
+        return None if entry is None else entry.tx
+
     def _on_block(self, peer: Peer, raw: bytes) -> None:
         try:
-            block = decode_block(raw)
+            block = decode_block(raw, known=self._known_tx)
         except PowernodeError as exc:
             raise ProtocolError(f"block: {exc.code}: {exc.message}", code=exc.code) from exc
         peer.known_blocks.add(block.hash)

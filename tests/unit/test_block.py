@@ -152,6 +152,19 @@ def test_block_round_trip() -> None:
     assert again.txids() == [tx.txid for tx in TXS]
 
 
+def test_decode_block_takes_known_txs_instead_of_decoding_them() -> None:
+    b = block()
+    pool = {TXS[0].txid: TXS[0]}
+    again = decode_block(b.raw, known=pool.get)
+    assert again.txs[0] is TXS[0]  # the very object: not decoded again
+    assert again.txs == b.txs and all(
+        t is not u for t, u in zip(again.txs[1:], TXS[1:], strict=True)
+    )
+    # A lookup that answers with another tx for an id is not believed.
+    liar = decode_block(b.raw, known=lambda txid: TXS[-1])
+    assert liar.txs == b.txs
+
+
 def test_decode_block_wraps_tx_errors_with_their_code() -> None:
     b = block()
     raw = encoding.encode([b.header.to_obj(), [TXS[0].raw, b"\x90"]])
