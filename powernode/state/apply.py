@@ -155,13 +155,17 @@ def context_for(block: Block, params: ChainParams) -> ExecContext:
     return ExecContext(height=h.height, timestamp=h.timestamp, miner=h.miner, params=params)
 
 
-def seal(view: StateView, parent_root: bytes, receipts: Iterable[Receipt]) -> BlockResult:
+def seal(
+    view: StateView, parent_root: bytes, receipts: Iterable[Receipt], *, with_undo: bool = True
+) -> BlockResult:
+    """The block's result; ``with_undo=False`` (a miner's template, which is
+    never connected as such) leaves the undo list empty."""
     changed = view.changed()
     diff = view.diff(changed)
     return BlockResult(
         receipts=tuple(receipts),
         diff=diff,
-        undo=view.undo(changed),
+        undo=view.undo(changed) if with_undo else [],
         state_root=compute_state_root(parent_root, diff),
         changed=changed,
     )
@@ -263,7 +267,7 @@ class BodyBuilder:
         values belong to the view): use the result before adding more."""
         cp = self.view.checkpoint()
         finish_block(self.view, self.ctx, self.fees)
-        result = seal(self.view, self.parent_root, self.receipts)
+        result = seal(self.view, self.parent_root, self.receipts, with_undo=False)
         self.view.revert(cp)
         rejected, self.rejected = self.rejected, []
         return Template(tuple(self.txs), result, tuple(rejected))
