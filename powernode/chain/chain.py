@@ -23,6 +23,7 @@ from powernode.core.errors import (
     BadHeight,
     BadTarget,
     GenesisError,
+    InternalFault,
     InvalidBlock,
     NotFound,
     ParentInvalid,
@@ -289,7 +290,15 @@ class Chain:
             self.sigcache.verify_all(block.txs, self.verify_batch)
         except PowernodeError as exc:
             raise InvalidBlock(f"{exc.code}: {exc.message}", code=exc.code) from exc
-        result = apply_block(self.state, entry.prev.header.state_root, block, self.params)
+        try:
+            result = apply_block(self.state, entry.prev.header.state_root, block, self.params)
+        except PowernodeError:
+            raise
+        except Exception as exc:
+            # A bug in execution, not a storage failure (those propagate):
+            # set the block aside rather than retry it on every activation.
+            log.exception("block.internal_error height=%d hash=%s", entry.height, entry.hash.hex())
+            raise InternalFault(f"{type(exc).__name__}: {exc}") from exc
         entry.status |= CONNECTED_ONCE
         self.store.connect(
             block, result.diff, result.undo, Receipt.stored(result.receipts), entry.status

@@ -263,6 +263,7 @@ class Ledger:
             b_tip, b_miner, b_started, b = kept
             if (
                 b_tip is tip
+                and not b.broken
                 and b_miner == miner
                 and 0 <= now - b_started <= TEMPLATE_MAX_AGE_S
                 and all(txid in self.mempool.by_id for txid in b.ids)
@@ -291,6 +292,11 @@ class Ledger:
         for tx, exc in tmpl.rejected:
             if not isinstance(exc, NonceTooHigh) and self.mempool.remove(tx.txid) is not None:
                 self._note_dropped(tx.txid, exc)
+        if builder.broken:
+            # Its view may hold changes a revert could not undo: build again
+            # from the tip, without the tx that broke it (dropped above).
+            self._builder = None
+            return self.template(miner, now=now)
         header = make_header(
             BLOCK_VERSION,
             tip.height + 1,

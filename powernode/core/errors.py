@@ -225,6 +225,14 @@ class ParentInvalid(InvalidBlock):
     code = "parent_invalid"
 
 
+class InternalFault(InvalidBlock):
+    """Executing a block or tx raised something no rule names (a bug in this
+    node). The block is set aside like an invalid one, so the node does not
+    retry it forever, and the peer that sent it is not blamed."""
+
+    code = "internal_error"
+
+
 # --- pool and lookups ---------------------------------------------------------
 
 

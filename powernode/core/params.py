@@ -17,6 +17,14 @@ from powernode.core.errors import GenesisError
 from powernode.core.pow import MAX_TARGET
 from powernode.core.units import MAX_MONEY
 
+# Genesis may hand out at most half the supply cap, and a block may mint at
+# most MAX_MONEY / 10^10 (100 units): the total supply then stays below
+# MAX_MONEY for 5 billion blocks, so no balance can reach the cap and a
+# credit never fails. Engines rely on that: they credit sellers after they
+# have changed a book in place, where a failing tx could not be reverted.
+MAX_GENESIS_SUPPLY = MAX_MONEY // 2
+MAX_BLOCK_REWARD = MAX_MONEY // 10**10
+
 
 @dataclass(frozen=True, slots=True)
 class ChainParams:
@@ -166,9 +174,11 @@ def parse_params(doc: Any) -> ChainParams:
             raise GenesisError(f"genesis allocation: bad address {addr_hex!r}")
         if addr in parsed:
             raise GenesisError(f"genesis allocation: address {addr.hex()} listed twice")
-        parsed[addr] = _int({"amount": amount}, "amount", hi=MAX_MONEY)
-    if sum(parsed.values()) > MAX_MONEY:
-        raise GenesisError("genesis allocations exceed the supply cap")
+        parsed[addr] = _int({"amount": amount}, "amount", hi=MAX_GENESIS_SUPPLY)
+    if sum(parsed.values()) > MAX_GENESIS_SUPPLY:
+        raise GenesisError(
+            f"genesis allocations exceed half the supply cap ({MAX_GENESIS_SUPPLY} micro-units)"
+        )
     dev = d["dev"]
     if type(dev) is not bool:
         raise GenesisError("genesis dev: expected true or false")
@@ -184,7 +194,7 @@ def parse_params(doc: Any) -> ChainParams:
         pow_limit=pow_limit,
         asert_halflife=_int(d, "asert_halflife", lo=1),
         max_future=_int(d, "max_future", lo=1),
-        block_reward=_int(d, "block_reward", hi=MAX_MONEY),
+        block_reward=_int(d, "block_reward", hi=MAX_BLOCK_REWARD),
         min_fee=_int(d, "min_fee", hi=MAX_MONEY),
         max_block_bytes=_int(d, "max_block_bytes", lo=1024, hi=8 * 1024 * 1024),
         max_block_txs=_int(d, "max_block_txs", lo=1, hi=100_000),

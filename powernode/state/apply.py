@@ -34,6 +34,7 @@ from powernode.core.errors import (
     BadTxInBlock,
     FeeTooLow,
     InsufficientFunds,
+    InternalFault,
     NonceTooHigh,
     NonceTooLow,
     PowernodeError,
@@ -232,6 +233,7 @@ class BodyBuilder:
         self.rejected: list[tuple[Transaction, PowernodeError]] = []
         self.fees = 0
         self.size = 0
+        self.broken = False
 
     def add(self, candidates: Iterable[Transaction]) -> None:
         """Apply candidates in order (skipping those already in), keeping
@@ -252,6 +254,13 @@ class BodyBuilder:
             except PowernodeError as exc:
                 view.revert(cp)
                 self.rejected.append((tx, exc))
+                continue
+            except Exception as exc:  # a bug: leave the tx out rather than fail every template
+                # The view may hold in-place changes the journal cannot undo:
+                # mark it so the ledger starts the next template afresh.
+                view.revert(cp)
+                self.broken = True
+                self.rejected.append((tx, InternalFault(f"{type(exc).__name__}: {exc}")))
                 continue
             self.receipts.append(receipt)
             self.txs.append(tx)

@@ -80,8 +80,8 @@ def test_a_product_default_can_be_overridden() -> None:
 
 
 def test_comment_keys_are_ignored() -> None:
-    mk = markets_of({"_note": "x", "spot": {"_why": "seed", "slot_seconds": 1800}})
-    assert mk["spot"].slot_seconds == 1800
+    mk = markets_of({"_note": "x", "spot": {"_why": "seed", "min_order_wh": 1800}})
+    assert mk["spot"].min_order_wh == 1800
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_comment_keys_are_ignored() -> None:
     [
         {"slot_seconds": 86_400, "gate_closure_seconds": 0},
         {"slot_seconds": 60},
-        {"gate_closure_seconds": 86_400},
+        {"gate_closure_seconds": 86_400, "max_lead_seconds": 2 * 86_400},
         {"open_hour": 0, "close_hour": 24},  # always open
         {"open_hour": 22, "close_hour": 6},  # overnight
         {"utc_offset_seconds": 14 * 3600},
@@ -103,12 +103,24 @@ def test_comment_keys_are_ignored() -> None:
     ],
 )
 def test_edge_values_accepted(section: dict[str, Any]) -> None:
-    p = markets_of({"spot": section})["spot"]
+    markets: dict[str, Any] = {"spot": section}
+    if "slot_seconds" in section:  # one slot grid for every product
+        markets |= {k: {"slot_seconds": section["slot_seconds"]} for k in ("forward", "reserve")}
+    p = markets_of(markets)["spot"]
     for k, v in section.items():
         assert getattr(p, k) == v
 
 
 # --- refusals -------------------------------------------------------------------
+
+
+def test_products_on_different_slot_grids_are_refused() -> None:
+    assert "same slot_seconds" in refused({"reserve": {"slot_seconds": 3600}})
+
+
+def test_a_product_whose_gate_outlasts_its_lead_is_refused() -> None:
+    msg = refused({"spot": {"gate_closure_seconds": 3600, "max_lead_seconds": 3600}})
+    assert "max_lead_seconds must exceed gate_closure_seconds" in msg
 
 
 @pytest.mark.parametrize("markets", [{"intraday": {}}, {"Spot": {}}, {"spot": {}, "futures": {}}])
@@ -260,7 +272,14 @@ def test_custom_order_limits_and_tick_apply(factory: LedgerFactory) -> None:
 
 
 def test_custom_slot_length_and_gate(factory: LedgerFactory) -> None:
-    m = open_market(factory, {"spot": {"slot_seconds": 3600, "gate_closure_seconds": 1800}})
+    m = open_market(
+        factory,
+        {
+            "spot": {"slot_seconds": 3600, "gate_closure_seconds": 1800},
+            "forward": {"slot_seconds": 3600},
+            "reserve": {"slot_seconds": 3600},
+        },
+    )
     n = m.nonce(BOB)
     # 13:15 is a 15-minute slot but not an hourly one
     assert m.refused(place_tx(BOB, "buy", nonce=n, slot=SLOT + 900)) == "slot_not_aligned"

@@ -11,7 +11,7 @@ from powernode.core.block import check_block
 from powernode.core.crypto import ZERO_ADDRESS, ZERO_HASH
 from powernode.core.errors import BadMerkleRoot, GenesisError
 from powernode.core.merkle import merkle_root
-from powernode.core.params import parse_params
+from powernode.core.params import MAX_BLOCK_REWARD, MAX_GENESIS_SUPPLY, parse_params
 from powernode.core.units import MAX_MONEY
 from powernode.engines.accounts import Account
 from powernode.state.genesis import genesis_block, genesis_result, parse_genesis_json
@@ -132,6 +132,7 @@ def test_parse_genesis_json_round_trip() -> None:
         ({**genesis_doc(), "asert_halflife": 0}, "asert_halflife"),
         ({**genesis_doc(), "max_future": 0}, "max_future"),
         ({**genesis_doc(), "block_reward": MAX_MONEY + 1}, "block_reward"),
+        ({**genesis_doc(), "block_reward": MAX_BLOCK_REWARD + 1}, "block_reward"),
         ({**genesis_doc(), "max_block_bytes": 100}, "max_block_bytes"),
         ({**genesis_doc(), "max_block_txs": 0}, "max_block_txs"),
         ({**genesis_doc(), "dev": 1}, "dev"),
@@ -147,7 +148,7 @@ def test_parse_genesis_json_round_trip() -> None:
         ({**genesis_doc(), "allocations": {"aa" * 20: 1.0}}, "float"),
         ({**genesis_doc(), "allocations": {"aa" * 20: MAX_MONEY + 1}}, "amount"),
         (
-            {**genesis_doc(), "allocations": {"aa" * 20: MAX_MONEY, "bb" * 20: 1}},
+            {**genesis_doc(), "allocations": {"aa" * 20: MAX_GENESIS_SUPPLY, "bb" * 20: 1}},
             "supply cap",
         ),
         ([], "object"),

@@ -3,27 +3,47 @@
 Every crossing order clears at one price (pay-as-clear). The rule for the
 price and its tie-breaks is in ``clearing_price``; who trades with whom is
 ``plan``: bids best first take asks best first, skipping pairs that cannot
-trade (a named source, the same owner).
+trade (a named source, the same owner). The pairing is greedy in priority
+order, not a maximum matching: an ``any`` bid may take the only solar
+supply a later solar bid wanted; priority decides, as in continuous trading.
 """
 
 from __future__ import annotations
 
 from powernode.engines.market.book import ANY_SOURCE, BUY, SELL, OrderBook, Resting
 
+# At most this many prices are tried (those with the highest bound), so a
+# book that cannot trade costs a bounded amount of work at its gate.
+MAX_TRIED = 64
+
 
 def curve(book: OrderBook) -> list[tuple[int, int, int]]:
-    """(price, min(demand, supply), |demand - supply|) at every limit
-    price, from the aggregate curves: demand = bids at or above the
-    price, supply = asks at or below it."""
-    bid_vol = {p: sum(r.remaining for r in book.level_orders(BUY, p)) for p in book.head.bid_px}
-    ask_vol = {p: sum(r.remaining for r in book.level_orders(SELL, p)) for p in book.head.ask_px}
-    demand = sum(bid_vol.values())  # bids at or above the lowest price: all
-    supply = 0
+    """(price, bound, |demand - supply|) at every limit price. Demand = bids
+    at or above the price, supply = asks at or below it; bound = an upper
+    bound of what can execute there: min(demand, supply), and per source s
+    at most min(supply of s, demand for s + demand for any)."""
+    bid_vol: dict[int, dict[str, int]] = {}
+    ask_vol: dict[int, dict[str, int]] = {}
+    for side, vols, px in ((BUY, bid_vol, book.head.bid_px), (SELL, ask_vol, book.head.ask_px)):
+        for p in px:
+            v = vols[p] = {}
+            for r in book.level_orders(side, p):
+                v[r.source] = v.get(r.source, 0) + r.remaining
+    demand: dict[str, int] = {}  # per source, bids at or above the price: all at first
+    for v in bid_vol.values():
+        for s, e in v.items():
+            demand[s] = demand.get(s, 0) + e
+    supply: dict[str, int] = {}
     out = []
     for p in sorted(set(bid_vol) | set(ask_vol)):
-        supply += ask_vol.get(p, 0)
-        out.append((p, min(demand, supply), abs(demand - supply)))
-        demand -= bid_vol.get(p, 0)  # bids at exactly p drop out above p
+        for s, e in ask_vol.get(p, {}).items():
+            supply[s] = supply.get(s, 0) + e
+        total_d, total_s = sum(demand.values()), sum(supply.values())
+        any_d = demand.get(ANY_SOURCE, 0)
+        by_source = sum(min(e, demand.get(s, 0) + any_d) for s, e in supply.items())
+        out.append((p, min(total_d, total_s, by_source), abs(total_d - total_s)))
+        for s, e in bid_vol.get(p, {}).items():
+            demand[s] -= e  # bids at exactly p drop out above p
     return out
 
 
@@ -69,10 +89,12 @@ def clearing_price(book: OrderBook) -> int | None:
        curves at that price;
     3. still tied: the midpoint (rounded down) of the lowest and highest
        tied prices if it executes as much, else the lowest tied price.
-    Prices are tried in falling order of aggregate volume, which bounds
-    what can execute, so the search stops early."""
+    Prices are tried in falling order of their bound (``curve``), lowest
+    price first among equal bounds, stopping when the bound falls below the
+    best found or after MAX_TRIED prices."""
     best, cands = 0, []
-    for p, bound, imbalance in sorted(curve(book), key=lambda c: (-c[1], c[0])):
+    ranked = sorted(curve(book), key=lambda c: (-c[1], c[0]))
+    for p, bound, imbalance in ranked[:MAX_TRIED]:
         if bound == 0 or bound < best:
             break
         volume = sum(q for _, _, q in plan(book, p))

@@ -25,6 +25,7 @@ SELL = 1
 MIDPOINT = 0
 MAKER = 1
 ANY_SOURCE = "any"
+_U64_MAX = 2**64 - 1
 
 
 class Resting:
@@ -86,20 +87,51 @@ class Level:
     """The orders at one price, oldest first. Orders leave lazily: a cancel
     marks the entry dead (O(1)) and matching drops dead entries as it meets
     them, so neither a cancel nor a fill shifts the queue; ``live`` counts
-    the orders really there, ``ids`` finds them."""
+    the orders really there, ``ids`` finds them. Counts per source and per
+    owner let matching pass over a level none of whose orders it could
+    trade with, instead of walking it order by order."""
 
-    __slots__ = ("ids", "live", "owner", "q")
+    __slots__ = ("by_owner", "by_source", "ids", "live", "owner", "q")
 
     def __init__(self) -> None:
         self.q: deque[Resting] = deque()
         self.ids: dict[bytes, Resting] = {}
         self.live = 0
+        self.by_source: dict[str, int] = {}
+        self.by_owner: dict[bytes, int] = {}
         self.owner: Any = None  # who may write it in place (see session.py)
 
     def append(self, r: Resting) -> None:
         self.q.append(r)
         self.ids[r.oid] = r
         self.live += 1
+        self.by_source[r.source] = self.by_source.get(r.source, 0) + 1
+        self.by_owner[r.owner] = self.by_owner.get(r.owner, 0) + 1
+
+    def leave(self, r: Resting) -> None:
+        """``r`` is no longer in the level (cancelled, expired or filled)."""
+        r.dead = True
+        del self.ids[r.oid]
+        self.live -= 1
+        n = self.by_source[r.source] - 1
+        if n:
+            self.by_source[r.source] = n
+        else:
+            del self.by_source[r.source]
+        n = self.by_owner[r.owner] - 1
+        if n:
+            self.by_owner[r.owner] = n
+        else:
+            del self.by_owner[r.owner]
+
+    def could_trade(self, inc: Resting) -> bool:
+        """False if no order here can trade with ``inc`` (all its own, or
+        none of a source it can take)."""
+        if self.by_owner.get(inc.owner, 0) == self.live:
+            return False
+        if inc.side == BUY:
+            return inc.source == ANY_SOURCE or inc.source in self.by_source
+        return inc.source in self.by_source or ANY_SOURCE in self.by_source
 
     def copy(self) -> Level:
         new = Level()
@@ -269,9 +301,8 @@ class OrderBook:
         if lvl is None or oid not in lvl.ids:
             raise KeyError(oid)
         lvl = self.levels.get_w(side, price)
-        r = lvl.ids.pop(oid)
-        r.dead = True
-        lvl.live -= 1
+        r = lvl.ids[oid]
+        lvl.leave(r)
         self.head.count -= 1
         if lvl.live == 0:
             self.levels.drop(side, price)
@@ -307,8 +338,11 @@ class OrderBook:
             price = px[i]
             if (price > limit) if buy else (price < limit):
                 break
+            seen = levels.get(opp, price)
+            if seen is not None and not seen.could_trade(inc):
+                i += 1 if buy else -1
+                continue
             lvl = levels.get_w(opp, price)
-            ids = lvl.ids
             tp = price if rule == MAKER else (limit + price) // 2
             filled = 0
             for r in lvl.q:
@@ -321,12 +355,10 @@ class OrderBook:
                 inc.remaining -= qty
                 fills.append((r, qty, tp))
                 if r.remaining == 0:
-                    r.dead = True
-                    del ids[r.oid]
+                    lvl.leave(r)
                     filled += 1
                 if inc.remaining == 0:
                     break
-            lvl.live -= filled
             self.head.count -= filled
             if lvl.live == 0:
                 levels.drop(opp, price)
@@ -408,6 +440,7 @@ class OrderBook:
         h = self.head
         h.min_price = price if h.trades == 0 else min(h.min_price, price)
         h.max_price = max(h.max_price, price)
-        h.trades += 1
-        h.volume += energy
-        h.value += value
+        # saturating: statistics must never make the state unencodable
+        h.trades = min(h.trades + 1, _U64_MAX)
+        h.volume = min(h.volume + energy, _U64_MAX)
+        h.value = min(h.value + value, _U64_MAX)

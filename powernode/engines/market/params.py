@@ -140,4 +140,16 @@ def parse_markets(
         p = MarketParams(product=product, **values)
         _check(product, p)
         out[product] = p
+    # A participant's capacity is counted per slot across products (a slot
+    # sold forward cannot be sold again spot), which needs one slot grid.
+    lengths = {p.slot_seconds for p in out.values()}
+    if len(lengths) > 1:
+        raise GenesisError(
+            f"genesis markets: every product must use the same slot_seconds, got {sorted(lengths)}"
+        )
+    for p in out.values():
+        if p.max_lead_seconds <= p.gate_closure_seconds:
+            raise GenesisError(
+                f"genesis markets.{p.product}: max_lead_seconds must exceed gate_closure_seconds"
+            )
     return out

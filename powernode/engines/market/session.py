@@ -57,6 +57,7 @@ from powernode.engines.market.records import (
 )
 
 META_KEY = (META_NS, b"")
+U64_MAX = 2**64 - 1
 _DUEIDX_KEY = (DUEIDX_NS, b"")
 
 
@@ -217,9 +218,12 @@ class Session:
         m[3] -= value + bfee
         m[8] = price if m[5] == 0 or price < m[8] else m[8]
         m[9] = price if price > m[9] else m[9]
-        m[5] += 1
-        m[6] += energy
-        m[7] += value
+        # Running totals saturate at the encoding's 64-bit limit rather than
+        # make every later block unencodable (reached only after ~10^7 trades
+        # of the whole money supply; statistics, not balances).
+        m[5] = min(m[5] + 1, U64_MAX)
+        m[6] = min(m[6] + energy, U64_MAX)
+        m[7] = min(m[7] + value, U64_MAX)
         book.record_trade(energy, price, value)
         self.events.append(
             {"event": "trade", "trade": seq, "buy": buy.oid, "sell": sell.oid,
