@@ -41,7 +41,7 @@ from powernode.core.execution import Event, ExecContext, StateAccess
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
 from powernode.engines.accounts import ACCOUNT_NS
-from powernode.engines.market.book import Resting
+from powernode.engines.market.book import OrderBook, Resting
 from powernode.engines.market.matching import match_incoming
 from powernode.engines.market.params import PRODUCTS, MarketParams, parse_markets
 from powernode.engines.market.records import (
@@ -150,9 +150,18 @@ def settled(view: StateAccess, tx: Transaction) -> bool:
     return tx.nonce == (0 if acct is None else acct.nonce)
 
 
+class OrderCheck(NamedTuple):
+    """What checking an order looked up, so placing it does not again."""
+
+    mp: MarketParams
+    bk: bytes
+    book: OrderBook | None
+    committed: int  # Wh the owner already has on this side of the slot
+
+
 def check_order(
     s: Session, owner: bytes, p: PlacePayload, *, own_records: bool = True
-) -> tuple[MarketParams, Participant | None]:
+) -> OrderCheck:
     """Every rule an order must meet before it touches the book, in the order
     of the codes' documentation; funds are checked when escrow is taken.
     ``own_records=False`` skips the rules on the owner's registration and
@@ -178,7 +187,8 @@ def check_order(
         raise SlotNotAligned(f"slot {p.slot} is not aligned to {mp.slot_seconds} s")
     now = s.now
     gate = mp.gate_time(p.slot)
-    book = s.book(book_key(p.product, p.slot))
+    bk = book_key(p.product, p.slot)
+    book = s.book(bk)
     if now >= gate or (book is not None and book.closed):
         raise GateClosed(f"gate for slot {p.slot} closed at {gate} (market time {now})")
     lead = p.slot - now
@@ -196,7 +206,7 @@ def check_order(
     if p.expiry and (p.expiry % 60 or p.expiry <= now):
         raise BadExpiry("expiry must be a whole minute (unix seconds) after the market time")
     if part is None or not own_records:
-        return mp, part
+        return OrderCheck(mp, bk, book, 0)
     cap = mp.slot_capacity_wh(part.capacity_w)
     committed = s.committed(owner, p.side, p.slot)
     if committed + p.energy > cap:
@@ -204,7 +214,7 @@ def check_order(
             f"{p.side} of {p.energy} Wh would take slot {p.slot} to {committed + p.energy} Wh; "
             f"capacity {part.capacity_w} W x {mp.slot_seconds} s = {cap} Wh"
         )
-    return mp, part
+    return OrderCheck(mp, bk, book, committed)
 
 
 class PlaceHandler:
@@ -249,9 +259,8 @@ class PlaceHandler:
     ) -> list[Event]:
         s = Session(view, ctx)
         owner = tx.sender_address
-        mp, _ = check_order(s, owner, p)
+        mp, bk, book, committed = check_order(s, owner, p)
         oid = tx.txid
-        bk = book_key(p.product, p.slot)
         escrow = buy_escrow(mp, p.price, p.energy) if p.side == BUY else 0
         m = s.m
         seq = m[1]
@@ -265,7 +274,6 @@ class PlaceHandler:
             owner, p.product, p.side, p.slot, p.energy, p.price, p.source, p.expiry, p.tif,
             seq, ctx.height, 0, escrow, OPEN,
         )  # fmt: skip
-        book = s.book(bk)
         if p.tif == "FOK" and (book is None or book.fillable(inc) < p.energy):
             s.put_order(oid, record._replace(escrow=0, status=KILLED))
             s.events.append({"event": "order_killed", "order": oid, "refund": 0})
@@ -273,7 +281,7 @@ class PlaceHandler:
             return s.events
         # The last check that can fail; the book is written only after it.
         s.take_escrow(owner, escrow)
-        s.commit(owner, p.side, p.slot, p.energy)
+        s.set_committed(owner, p.side, p.slot, committed + p.energy)
         s.put_order(oid, record)
         if book is None:
             s.schedule(mp.gate_time(p.slot), b"g" + bk)

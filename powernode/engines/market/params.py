@@ -116,6 +116,22 @@ def _check(product: str, p: MarketParams) -> None:
         raise bad("fees are 0..1000 basis points")
 
 
+_last: tuple[Any, dict[str, MarketParams]] | None = None
+
+
+def markets_of(raw: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]) -> dict[str, MarketParams]:
+    """``parse_markets`` for the chain's own params, remembered by identity:
+    every market tx asks, and hashing the nested tuple for the cache costs
+    more than the rest of the lookup."""
+    global _last
+    last = _last
+    if last is not None and last[0] is raw:
+        return last[1]
+    parsed = parse_markets(raw)
+    _last = (raw, parsed)
+    return parsed
+
+
 @lru_cache(maxsize=16)
 def parse_markets(
     raw: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...],

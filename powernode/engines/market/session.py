@@ -33,7 +33,7 @@ from powernode.core.errors import InsufficientFunds
 from powernode.core.execution import Event, ExecContext, StateAccess
 from powernode.engines.accounts import credit, debit
 from powernode.engines.market.book import BookHead, Level, OrderBook, Resting
-from powernode.engines.market.params import MarketParams, parse_markets
+from powernode.engines.market.params import MarketParams, markets_of
 from powernode.engines.market.records import (
     BOOK_NS,
     CAP_NS,
@@ -116,7 +116,7 @@ class Session:
     def __init__(self, view: StateAccess, ctx: ExecContext) -> None:
         self.view = view
         self.ctx = ctx
-        self.markets = parse_markets(ctx.params.markets)
+        self.markets = markets_of(ctx.params.markets)
         meta: Meta | None = view.get(META_KEY)
         self.m0 = Meta() if meta is None else meta
         self.m = list(self.m0)  # the Meta fields, edited in place until flush
@@ -165,6 +165,10 @@ class Session:
     def committed(self, addr: bytes, side: str, slot: int) -> int:
         c: Ints | None = self.view.get((CAP_NS, addr + SIDE_BYTE[side] + u64(slot)))
         return 0 if c is None else c[0]
+
+    def set_committed(self, addr: bytes, side: str, slot: int, total: int) -> None:
+        key = (CAP_NS, addr + SIDE_BYTE[side] + u64(slot))
+        self.view.put(key, Ints((total,)) if total else None)
 
     def commit(self, addr: bytes, side: str, slot: int, delta: int) -> None:
         key = (CAP_NS, addr + SIDE_BYTE[side] + u64(slot))
