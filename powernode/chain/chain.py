@@ -52,6 +52,9 @@ class ChainUpdate:
     disconnected: list[Block] = field(default_factory=list)
     connected: list[tuple[Block, BlockResult]] = field(default_factory=list)
     invalid: dict[bytes, PowernodeError] = field(default_factory=dict)
+    # State keys the disconnected blocks had changed (what a reorg may have
+    # moved besides the connected blocks' own changes).
+    undone_keys: set[tuple[str, bytes]] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.disconnected or self.connected)
@@ -262,7 +265,7 @@ class Chain:
                 break
             fork = BlockIndex.fork_point(tip, best)
             while self.tip is not fork:
-                update.disconnected.append(self._disconnect_tip())
+                update.disconnected.append(self._disconnect_tip(update.undone_keys))
             path: list[IndexEntry] = []
             e: IndexEntry | None = best
             while e is not None and e is not fork:
@@ -315,12 +318,14 @@ class Chain:
         )
         return block, result
 
-    def _disconnect_tip(self) -> Block:
+    def _disconnect_tip(self, undone_keys: set[tuple[str, bytes]] | None = None) -> Block:
         entry = self.tip
         if entry.prev is None:
             raise RuntimeError("cannot disconnect genesis")
         block = self.get_block(entry.hash)
         undo = self.store.get_undo(entry.hash)
+        if undone_keys is not None:
+            undone_keys.update((ns, key) for ns, key, _ in undo)
         self.store.disconnect(block, undo)
         self.state.apply_entries(undo, STATE_CODECS)
         self.active.pop()

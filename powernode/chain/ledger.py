@@ -36,7 +36,7 @@ from powernode.core.merkle import merkle_root
 from powernode.core.params import ChainParams
 from powernode.core.pow import target_to_bytes
 from powernode.core.tx import Transaction, decode_tx
-from powernode.engines.accounts import Account, get_account
+from powernode.engines.accounts import ACCOUNT_NS, Account, get_account
 from powernode.logkit import emit
 from powernode.state.apply import BodyBuilder, Receipt
 from powernode.state.registry import HANDLERS, handler_for
@@ -221,8 +221,11 @@ class Ledger:
             for s in senders:
                 pool.drop_stale(s, self.account(s).nonce)
             return
-        # A reorg: re-admit everything against the new tip, the undone blocks'
-        # txs first (they are older), so none is lost and none applied twice.
+        # A reorg: the undone blocks' txs come back first (they are older),
+        # then the pending txs of every account the reorg touched are checked
+        # again against the new tip, so none is lost and none applied twice.
+        # Accounts it did not touch keep their pending txs as they are: their
+        # nonce and balance did not move (the miner re-checks engine rules).
         in_new = {tx.txid for block, _ in update.connected for tx in block.txs}
         resurrect = [
             tx
@@ -230,10 +233,21 @@ class Ledger:
             for tx in block.txs
             if tx.txid not in in_new
         ]
-        pending = pool.ordered()
-        pool.clear()
+        touched = {k for ns, k in update.undone_keys if ns == ACCOUNT_NS}
+        for _, result in update.connected:
+            touched.update(k for ns, k in result.changed if ns == ACCOUNT_NS)
+        pending = [tx for tx in pool.ordered() if tx.sender_address in touched]
+        for tx in pending:
+            pool.remove(tx.txid)
         back = self.readmit(resurrect + pending, now=now)
-        emit(log, "mempool.reorg", resurrected=len(resurrect), readmitted=back, size=len(pool))
+        emit(
+            log,
+            "mempool.reorg",
+            resurrected=len(resurrect),
+            rechecked=len(pending),
+            readmitted=back,
+            size=len(pool),
+        )
 
     def readmit(self, txs: list[Transaction], *, now: int) -> int:
         ok = 0

@@ -358,3 +358,31 @@ def test_reorg_onto_invalid_branch_rolls_back(factory: LedgerFactory, params: Ch
     assert a.tx_status(kept.txid)["block"] == a1.hash.hex()
     assert_same_chain(a, replay(factory, params, [a1, a2], T + 5))
     assert_same_chain(reopen(factory, params, a), replay(factory, params, [a1, a2], T + 5))
+
+
+def test_reorg_rechecks_only_the_accounts_it_touched(
+    factory: LedgerFactory, params: ChainParams
+) -> None:
+    a = factory.open(params)
+    b = factory.open(params)
+    undone = transfer(ALICE, DAVE, 1_000, nonce=0)
+    a.submit_tx(undone, now=T)
+    a1 = mine(a, T + 5)
+    # BOB's tx waits in A's pool; nothing in either branch touches BOB.
+    bystander = transfer(BOB, DAVE, 7, nonce=0)
+    a.submit_tx(bystander, now=T + 5)
+    kept = a.mempool.get(bystander.txid)
+    # CAROL's pending tx spends what the winning branch takes from her.
+    carol_pending = transfer(CAROL, DAVE, 100_000_000 - 10, nonce=0, fee=10)
+    a.submit_tx(carol_pending, now=T + 5)
+    b.submit_tx(transfer(CAROL, DAVE, 50, nonce=0), now=T)
+    b1 = mine(b, T + 5, MINER_B)
+    b2 = mine(b, T + 10, MINER_B)
+    a.submit_block(b1, now=T + 20, mono=MONO)
+    outcome, update = a.submit_block(b2, now=T + 20, mono=MONO)
+    assert outcome == "connected" and [x.hash for x in update.disconnected] == [a1.hash]
+    assert a.mempool.get(bystander.txid) is kept  # not re-checked: the same entry
+    assert a.tx_status(undone.txid) == {"status": "pending"}  # back from the undone block
+    # CAROL's nonce moved on the new branch: her old pending tx was re-checked and dropped
+    assert carol_pending.txid not in a.mempool
+    assert a.tx_status(carol_pending.txid)["status"] == "dropped"
