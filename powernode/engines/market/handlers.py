@@ -42,10 +42,10 @@ from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
 from powernode.engines.accounts import ACCOUNT_NS
 from powernode.engines.market.book import OrderBook, Resting
+from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.matching import match_incoming
 from powernode.engines.market.params import PRODUCTS, MarketParams, parse_markets
 from powernode.engines.market.records import (
-    ANY_SOURCE,
     BUY,
     CANCELLED,
     KILLED,

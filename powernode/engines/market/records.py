@@ -42,7 +42,6 @@ SIDE_BYTE = {BUY: b"\x00", SELL: b"\x01"}
 SIDE_CODE = {BUY: book.BUY, SELL: book.SELL}
 ROLES = ("producer", "consumer", "prosumer")
 SOURCES = ("solar", "wind", "hydro", "thermal")
-ANY_SOURCE = "any"
 TIFS = ("GTC", "IOC", "FOK")
 # Order states: open rests in its book; the others are final.
 OPEN, FILLED, CANCELLED, EXPIRED, KILLED = "open", "filled", "cancelled", "expired", "killed"

@@ -200,9 +200,9 @@ class Session:
     ) -> None:
         """Pay for ``energy`` at ``price`` from the buy order's escrow and
         record the trade; the book already took the energy off both orders."""
-        value = price * energy // 1000
-        bfee = value * mp.buyer_fee_bps // 10_000
-        sfee = value * mp.seller_fee_bps // 10_000
+        value = trade_value(price, energy)
+        bfee = fee_on(value, mp.buyer_fee_bps)
+        sfee = fee_on(value, mp.seller_fee_bps)
         if buy.escrow < value + bfee:  # unreachable by the escrow rule above
             raise InsufficientFunds("market: escrow short of a fill")
         buy.escrow -= value + bfee
