@@ -129,22 +129,21 @@ def build_market_methods(node: Node) -> dict[str, Method]:
         levels = _opt_int(p, "levels", 2, lo=1, hi=MAX_LEVELS)
         return queries.book(state(), product, slot, levels, params=node.L.params)
 
-    async def market_stats(p: Params) -> Any:
+    def product_and_slot(p: Params) -> tuple[str | None, int | None]:
+        """The optional ``product`` (position 0) and ``slot`` (1) filters."""
         product = _product(p, 0, required=False)
-        slot = None
-        if _arg(p, "slot", 1) is not None:
-            if product is None:
-                raise InvalidParams("'slot' needs 'product'")
-            slot = _slot(markets(), product, p, 1)
+        if _arg(p, "slot", 1) is None:
+            return product, None
+        if product is None:
+            raise InvalidParams("'slot' needs 'product'")
+        return product, _slot(markets(), product, p, 1)
+
+    async def market_stats(p: Params) -> Any:
+        product, slot = product_and_slot(p)
         return queries.stats(state(), product, slot)
 
     async def market_trades(p: Params) -> Any:
-        product = _product(p, 0, required=False)
-        slot = None
-        if _arg(p, "slot", 1) is not None:
-            if product is None:
-                raise InvalidParams("'slot' needs 'product'")
-            slot = _slot(markets(), product, p, 1)
+        product, slot = product_and_slot(p)
         participant = _address(p, "participant", 2, required=False)
         from_height = _opt_int(p, "from_height", 3)
         to_height = _opt_int(p, "to_height", 4)

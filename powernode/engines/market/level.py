@@ -52,16 +52,7 @@ class Resting:
         ]
 
     def copy(self) -> Resting:
-        return Resting(
-            self.oid,
-            self.owner,
-            self.side,
-            self.price,
-            self.remaining,
-            self.source,
-            self.seq,
-            self.escrow,
-        )
+        return Resting(*self.to_obj())
 
 
 class Level:
