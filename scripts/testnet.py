@@ -129,6 +129,40 @@ def stop_node(node: dict[str, Any], *, timeout: float = 30.0) -> str:
 # --- commands -----------------------------------------------------------------
 
 
+PORT_ATTEMPTS = 3
+
+
+def write_configs(d: Path, nodes: list[dict[str, Any]], a: argparse.Namespace) -> None:
+    """Fresh ports for every node and its config, each listing the others."""
+    for n in nodes:
+        n["rpc_port"], n["p2p_port"] = free_port(), free_port()
+    for n in nodes:
+        peers = tuple(f"127.0.0.1:{m['p2p_port']}" for m in nodes if m is not n)
+        (d / n["name"] / "config.toml").write_text(
+            render_config(
+                rpc_port=n["rpc_port"],
+                p2p_port=n["p2p_port"],
+                mining=not a.no_mine,
+                peers=peers,
+                p2p=True,
+                miner_cpu=a.miner_cpu,
+            )
+        )
+
+
+def node_info(d: Path, n: dict[str, Any]) -> dict[str, Any]:
+    client = wait_rpc(d, n)
+    try:
+        return dict(client.call("node.info"))
+    finally:
+        client.close()
+
+
+def port_clash(d: Path, n: dict[str, Any]) -> bool:
+    err = d / n["name"] / "stderr.log"
+    return not alive(n.get("pid")) and err.exists() and "address already in use" in err.read_text()
+
+
 def cmd_up(a: argparse.Namespace) -> int:
     d: Path = a.dir
     if (d / "testnet.json").exists():
@@ -157,10 +191,7 @@ def cmd_up(a: argparse.Namespace) -> int:
         "markets": {k: dict(v) for k, v in ALWAYS_OPEN_MARKETS.items()},
     }
     (d / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
-    nodes = [
-        {"name": f"node{i}", "rpc_port": free_port(), "p2p_port": free_port(), "pid": None}
-        for i in range(a.nodes)
-    ]
+    nodes: list[dict[str, Any]] = [{"name": f"node{i}", "pid": None} for i in range(a.nodes)]
     for n in nodes:
         datadir = d / n["name"]
         datadir.mkdir()
@@ -168,30 +199,35 @@ def cmd_up(a: argparse.Namespace) -> int:
         write_key(datadir / "node.key", key)
         n["address"] = key.address.hex()
         shutil.copy(d / "genesis.json", datadir / "genesis.json")
-        peers = tuple(f"127.0.0.1:{m['p2p_port']}" for m in nodes if m is not n)
-        (datadir / "config.toml").write_text(
-            render_config(
-                rpc_port=n["rpc_port"],
-                p2p_port=n["p2p_port"],
-                mining=not a.no_mine,
-                peers=peers,
-                p2p=True,
-                miner_cpu=a.miner_cpu,
-            )
-        )
     state = {
         "dir": str(d),
         "chain_id": a.chain_id,
         "nodes": nodes,
         "demo_keys": [f"keys/demo{i}.key" for i in range(a.accounts)],
     }
-    for n in nodes:
-        start_node(d, n)
-    save_state(d, state)
-    for n in nodes:
-        client = wait_rpc(d, n)
-        info = client.call("node.info")
-        client.close()
+    # free_port() only finds a port that was free a moment ago; another
+    # process can take it before the node binds it. Then every node is
+    # stopped and the testnet starts again on fresh ports.
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        write_configs(d, nodes, a)
+        for n in nodes:  # so a clash is read from this attempt's output only
+            (d / n["name"] / "stderr.log").unlink(missing_ok=True)
+        for n in nodes:
+            start_node(d, n)
+        save_state(d, state)
+        try:
+            infos = [node_info(d, n) for n in nodes]
+            break
+        except SystemExit:
+            clash = [n["name"] for n in nodes if port_clash(d, n)]
+            for n in nodes:
+                stop_node(n)
+            if not clash or attempt == PORT_ATTEMPTS:
+                raise
+            print(
+                f"testnet: a port of {', '.join(clash)} was taken meanwhile; retrying on fresh ports"
+            )
+    for n, info in zip(nodes, infos, strict=True):
         print(
             f"{n['name']}: rpc {info['rpc']}  p2p {info['p2p']}  log {d / n['name'] / 'node.log'}"
         )
