@@ -559,6 +559,7 @@ def load_config(root: Path, args: argparse.Namespace) -> LoadConfig:
         duration=args.load_duration,
         senders=args.senders,
         batch=args.batch,
+        conns=args.conns,
         settle=args.settle,
         confirm_timeout=args.confirm_timeout,
     )
@@ -785,7 +786,7 @@ def _load_rows(name: str, ld: dict[str, Any]) -> list[tuple[str, str, str, str]]
     rows.append(
         (
             f"{name}: offered {c['rate']:,.0f} tx/s for {c['duration_s']:.0f} s, "
-            f"{c['senders']} senders, batch {c['batch']}",
+            f"{c['senders']} senders, batch {c['batch']} x {c['conns_per_node']} conns/node",
             f"{ld['submitted']:,} sent",
             "",
             "",
@@ -1063,6 +1064,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--load-duration", type=float, default=60.0, help="load: seconds")
     ap.add_argument("--senders", type=int, default=400, help="load: fresh sender keys")
     ap.add_argument("--batch", type=int, default=100, help="load: txs per tx.submit batch")
+    ap.add_argument(
+        "--conns", type=int, default=2, help="load: loadgen connections per node (own senders each)"
+    )
     ap.add_argument("--settle", type=float, default=30.0, help="load: s without confirmations")
     ap.add_argument("--confirm-timeout", type=float, default=90.0)
     ap.add_argument("--profile-seconds", type=float, default=20.0, help="0: no py-spy profile")

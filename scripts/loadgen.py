@@ -23,8 +23,12 @@ order:
 3. Sending. Each sender talks to one node (sender i to node i mod n, as a
    wallet talks to its node), so its nonces arrive in order; each node gets its
    senders' txs nonce-major (every sender's next nonce, then the next), in
-   ``tx.submit`` batches of ``--batch``, from one thread and keep-alive
-   connection per node. With ``--rate`` each node gets its share of the rate
+   ``tx.submit`` batches of ``--batch``, over ``--conns`` keep-alive
+   connections per node (a thread each; a sender always uses the same one, so
+   its nonces still arrive in order), as many wallets share a node. One
+   connection waits for each answer before its next batch, so with one a
+   node's slow answer would hold back the rate. With ``--rate`` each
+   connection gets its share of the rate
    on a fixed schedule (a late batch is sent at once, never skipped); with
    ``--max`` as fast as the node answers.
 4. Confirmations. A tracker thread polls every node's ``node.info`` every
@@ -102,6 +106,7 @@ class LoadConfig:
     count: int | None = None
     senders: int = 200
     batch: int = 100
+    conns: int = 1  # client connections per node, each with its own senders
     demo_keys: bool = False
     presign: int = 0  # --max --duration: txs to sign (0: 3,000 x duration)
     sign_procs: int = 0  # 0: cpu count
@@ -234,6 +239,21 @@ def batch_body(items: Sequence[tuple[str, str]]) -> bytes:
 
 
 # --- funding -----------------------------------------------------------------------
+
+
+def _batches(rows: list[list[tuple[str, str]]], size: int) -> list[Batch]:
+    """The senders' txs nonce-major (every sender's next nonce, then the
+    next), in ``tx.submit`` batches of ``size``."""
+    order = [
+        row[j]
+        for j in range(max((len(r) for r in rows), default=0))
+        for row in rows
+        if j < len(row)
+    ]
+    return [
+        Batch(batch_body(order[a : a + size]), [t for t, _ in order[a : a + size]])
+        for a in range(0, len(order), size)
+    ]
 
 
 def wait_confirmed(
@@ -568,6 +588,7 @@ def run_load(
             "planned_txs": total,
             "senders": cfg.senders if not cfg.demo_keys else None,
             "batch": cfg.batch,
+            "conns_per_node": max(1, cfg.conns),
             "sender_keys": "demo" if cfg.demo_keys else "fresh, funded by the demo keys",
         }
     }
@@ -601,19 +622,15 @@ def run_load(
             endpoints, demo, keys, amount, chain_id, cfg.fund_timeout, log
         )
         log(f"funding confirmed on all {n} nodes in {result['funding_s']:.1f} s")
-    loads = [NodeLoad(name, ep) for name, ep in endpoints]
-    for i, ld in enumerate(loads):
-        mine = [signed[s] for s in range(i, k, n)]
-        order = [
-            row[j]
-            for j in range(max((len(r) for r in mine), default=0))
-            for row in mine
-            if j < len(row)
-        ]
-        ld.batches = [
-            Batch(batch_body(order[a : a + cfg.batch]), [t for t, _ in order[a : a + cfg.batch]])
-            for a in range(0, len(order), cfg.batch)
-        ]
+    loads: list[NodeLoad] = []
+    conns = max(1, cfg.conns)
+    for i, (name, ep) in enumerate(endpoints):
+        for c in range(conns):
+            ld = NodeLoad(name if conns == 1 else f"{name}/{c}", ep)
+            ld.batches = _batches(
+                [signed[s] for s in range(i, k, n) if (s // n) % conns == c], cfg.batch
+            )
+            loads.append(ld)
     watch = {t for row in signed for t, _ in row}
 
     # 3. + 4. send and track
@@ -850,6 +867,9 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--count", type=int, help="txs to send")
     ap.add_argument("--senders", type=int, default=200, help="fresh sender keys (default 200)")
     ap.add_argument("--batch", type=int, default=100, help="txs per tx.submit batch")
+    ap.add_argument(
+        "--conns", type=int, default=2, help="client connections per node (own senders each)"
+    )
     ap.add_argument("--demo-keys", action="store_true", help="send from the demo keys")
     ap.add_argument("--presign", type=int, default=0, help="--max --duration: txs to sign")
     ap.add_argument("--sign-procs", type=int, default=0, help="signing processes (0: cpus)")
@@ -861,8 +881,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=0, help="hard limit in s (0: automatic)")
     ap.add_argument("--json", action="store_true", help="JSON on stdout, the table on stderr")
     a = ap.parse_args(argv)
-    if a.batch < 1 or a.senders < 1:
-        ap.error("--batch and --senders must be at least 1")
+    if a.batch < 1 or a.senders < 1 or a.conns < 1:
+        ap.error("--batch, --senders and --conns must be at least 1")
     if a.rate is not None and a.rate <= 0:
         ap.error("--rate must be positive")
     cfg = LoadConfig(
@@ -872,6 +892,7 @@ def main(argv: list[str] | None = None) -> int:
         count=a.count,
         senders=a.senders,
         batch=a.batch,
+        conns=a.conns,
         demo_keys=a.demo_keys,
         presign=a.presign,
         sign_procs=a.sign_procs,

@@ -43,6 +43,9 @@ from powernode.state.view import MemoryState
 log = logging.getLogger("powernode.chain")
 
 VerifyBatch = Callable[[Sequence[Transaction]], None]
+# The result of a block already executed elsewhere (the miner's own template),
+# or None: (block, parent) -> result.
+Prepared = Callable[[Block, "IndexEntry"], "BlockResult | None"]
 
 
 @dataclass(slots=True)
@@ -82,6 +85,7 @@ class Chain:
         self._blocks: OrderedDict[bytes, Block] = OrderedDict()
         self.genesis = genesis_block(params)
         self._mtp_cache: tuple[IndexEntry, int] | None = None
+        self.prepared: Prepared | None = None
 
     # --- loading ------------------------------------------------------------
 
@@ -294,7 +298,9 @@ class Chain:
         except PowernodeError as exc:
             raise InvalidBlock(f"{exc.code}: {exc.message}", code=exc.code) from exc
         try:
-            result = apply_block(self.state, entry.prev.header.state_root, block, self.params)
+            result = self.prepared(block, entry.prev) if self.prepared is not None else None
+            if result is None:
+                result = apply_block(self.state, entry.prev.header.state_root, block, self.params)
         except PowernodeError:
             raise
         except Exception as exc:

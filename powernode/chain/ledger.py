@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,10 +37,10 @@ from powernode.core.merkle import merkle_root
 from powernode.core.params import ChainParams
 from powernode.core.pow import target_to_bytes
 from powernode.core.tx import Transaction, decode_tx
-from powernode.engines.accounts import ACCOUNT_NS, Account, get_account
+from powernode.engines.accounts import ACCOUNT_NS, ZERO_ACCOUNT, Account, get_account
 from powernode.logkit import emit
-from powernode.state.apply import BodyBuilder, Receipt
-from powernode.state.registry import HANDLERS, handler_for
+from powernode.state.apply import BlockResult, BodyBuilder, Receipt
+from powernode.state.registry import HANDLERS, NOOP_PRECHECK, handler_for
 from powernode.state.view import StateView
 
 log = logging.getLogger("powernode.ledger")
@@ -61,6 +62,13 @@ class Checked(NamedTuple):
     sender: bytes
     cost: int
     epoch: int  # the ledger's tip epoch when checked
+    # The sender's account at that tip: while the epoch stays, so does the
+    # tip state, and the pool rules need not read it again.
+    account: Account
+
+
+# Checked(...) without the NamedTuple's Python __new__ (as accounts.new_account).
+_new_checked = partial(tuple.__new__, Checked)
 
 
 class Ledger:
@@ -91,8 +99,10 @@ class Ledger:
         self.dropped: OrderedDict[bytes, PowernodeError] = OrderedDict()
         # The miner's template under construction: (tip, miner, started, builder).
         self._builder: tuple[IndexEntry, bytes, int, BodyBuilder] | None = None
+        self.chain.prepared = self._mined_result
 
     def load(self) -> None:
+        self._epoch += 1  # the tip state moves (see Checked.account)
         self.chain.load()
 
     # --- accounts -----------------------------------------------------------
@@ -130,14 +140,16 @@ class Ledger:
         if tx.fee < self.params.min_fee:
             raise FeeTooLow(f"fee {tx.fee} below the minimum {self.params.min_fee}")
         cost = tx.fee + handler.max_debit(payload, self.params)
-        self._check_against_pool(tx, cost)
-        handler.precheck(StateView(self.chain.state), self._admission_context(now), tx, payload)
-        return Checked(tx, tx.sender_address, cost, self._epoch)
+        sender = tx.sender_address
+        acct = self.chain.state.get((ACCOUNT_NS, sender)) or ZERO_ACCOUNT
+        self._check_against_pool(tx, cost, acct)
+        if tx.type not in NOOP_PRECHECK:
+            handler.precheck(StateView(self.chain.state), self._admission_context(now), tx, payload)
+        return _new_checked((tx, sender, cost, self._epoch, acct))
 
-    def _check_against_pool(self, tx: Transaction, cost: int) -> None:
+    def _check_against_pool(self, tx: Transaction, cost: int, acct: Account) -> None:
         """The rules that depend on the sender's account and pending txs."""
         sender = tx.sender_address
-        acct = get_account(self.chain.state, sender)
         if tx.nonce < acct.nonce:
             raise NonceTooLow(f"nonce {tx.nonce} already used (account nonce {acct.nonce})")
         if tx.nonce >= acct.nonce + self.mempool.max_per_sender:
@@ -166,7 +178,7 @@ class Ledger:
         else:
             if tx.txid in self.mempool.by_id:
                 raise AlreadyKnown("tx is already in the mempool")
-            self._check_against_pool(tx, checked.cost)
+            self._check_against_pool(tx, checked.cost, checked.account)
         evicted = self.mempool.add(tx, checked.sender, checked.cost)
         self.dropped.pop(tx.txid, None)
         if evicted:
@@ -205,7 +217,14 @@ class Ledger:
     # --- blocks -------------------------------------------------------------
 
     def submit_block(self, block: Block, *, now: int, mono: float) -> tuple[str, ChainUpdate]:
-        outcome, update = self.chain.submit_block(block, now=now, mono=mono)
+        try:
+            outcome, update = self.chain.submit_block(block, now=now, mono=mono)
+        except BaseException:
+            # It may have moved the tip before raising (a reorg onto a branch
+            # found invalid, a storage error): what was checked before must
+            # be checked again (see Checked.account).
+            self._epoch += 1
+            raise
         if update:
             self._epoch += 1
             self._sync_mempool(update, now)
@@ -292,6 +311,30 @@ class Ledger:
         )
         self._builder = (tip, miner, now, b)
         return b
+
+    def _mined_result(self, block: Block, parent: IndexEntry) -> BlockResult | None:
+        """Connecting a block mined from our own template: the builder already
+        executed its txs on the parent's state, so seal that instead of
+        executing them again. Only when the block is exactly the builder's
+        body (same parent, miner, timestamp and txs, in order) and the sealed
+        root is the header's; anything else is executed as usual."""
+        kept = self._builder
+        if kept is None:
+            return None
+        b_tip, _, _, b = kept
+        h = block.header
+        if (
+            b_tip is not parent
+            or b.broken
+            or b.ctx.miner != h.miner
+            or b.ctx.timestamp != h.timestamp
+            or len(b.txs) != len(block.txs)
+            or any(x.txid != y.txid for x, y in zip(b.txs, block.txs, strict=True))
+        ):
+            return None
+        self._builder = None
+        result = b.seal_block()
+        return result if result.state_root == h.state_root else None
 
     def template(self, miner: bytes, *, now: int) -> Block:
         """A block on the tip with the best-paying txs; the nonce is unsolved.

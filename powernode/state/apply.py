@@ -43,7 +43,7 @@ from powernode.core.errors import (
 from powernode.core.execution import Event, ExecContext, TxHandler
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
-from powernode.engines.accounts import ACCOUNT_NS, ZERO_ACCOUNT, Account, credit, new_account
+from powernode.engines.accounts import ACCOUNT_NS, ZERO_ACCOUNT, credit, new_account
 from powernode.state.registry import BLOCK_HOOKS, HANDLERS, handler_for
 from powernode.state.view import DiffEntry, StateReader, StateView
 
@@ -107,32 +107,37 @@ def compute_state_root(parent_root: bytes, diff: list[DiffEntry]) -> bytes:
     return sha256(_ROOT_TAG + parent_root + sha256(encoding.encode_trusted(diff)))
 
 
-def check_envelope(
-    view: StateView, ctx: ExecContext, tx: Transaction
-) -> tuple[TxHandler, Any, Account]:
-    """Everything but the signature that must hold for a tx to be includable
-    now; returns the handler, the decoded payload and the sender's account."""
+def apply_tx(view: StateView, ctx: ExecContext, tx: Transaction) -> Receipt:
+    """Apply one tx. Raises a typed error for envelope failures (anything but
+    the signature that must hold for a tx to be includable now), else returns
+    a receipt (``ok`` or ``failed``)."""
     if tx.chain_id != ctx.params.chain_id:
-        raise WrongChain(f"tx is for chain {tx.chain_id!r}, this is {ctx.params.chain_id!r}")
+        raise _wrong_chain(tx, ctx)
     handler = HANDLERS.get(tx.type) or handler_for(tx.type)
-    payload = handler.decode(tx.payload)
+    return apply_decoded(view, ctx, tx, handler, handler.decode(tx.payload))
+
+
+def _wrong_chain(tx: Transaction, ctx: ExecContext) -> WrongChain:
+    return WrongChain(f"tx is for chain {tx.chain_id!r}, this is {ctx.params.chain_id!r}")
+
+
+def apply_decoded(
+    view: StateView, ctx: ExecContext, tx: Transaction, handler: TxHandler, payload: Any
+) -> Receipt:
+    """``apply_tx`` for a caller that has checked the chain id and decoded the
+    payload with ``handler`` already (the miner, for the engine's precheck):
+    the rest of the envelope (fee, nonce, affordability), then the engine."""
     if tx.fee < ctx.params.min_fee:
         raise FeeTooLow(f"fee {tx.fee} below the minimum {ctx.params.min_fee}")
-    acct = view.get((ACCOUNT_NS, tx.sender_address)) or ZERO_ACCOUNT
+    sender = tx.sender_address
+    acct = view.get((ACCOUNT_NS, sender)) or ZERO_ACCOUNT
     if tx.nonce < acct.nonce:
         raise NonceTooLow(f"nonce {tx.nonce} already used (account nonce {acct.nonce})")
     if tx.nonce > acct.nonce:
         raise NonceTooHigh(f"nonce {tx.nonce} ahead of account nonce {acct.nonce}")
     if acct.balance < tx.fee:
         raise InsufficientFunds(f"balance {acct.balance} cannot pay fee {tx.fee}")
-    return handler, payload, acct
-
-
-def apply_tx(view: StateView, ctx: ExecContext, tx: Transaction) -> Receipt:
-    """Apply one tx. Raises a typed error for envelope failures, else returns a
-    receipt (``ok`` or ``failed``)."""
-    handler, payload, acct = check_envelope(view, ctx, tx)
-    view.put((ACCOUNT_NS, tx.sender_address), new_account((acct.balance - tx.fee, acct.nonce + 1)))
+    view.put((ACCOUNT_NS, sender), new_account((acct.balance - tx.fee, acct.nonce + 1)))
     cp = view.checkpoint()
     try:
         events = handler.apply(view, ctx, tx, payload)
@@ -239,18 +244,27 @@ class BodyBuilder:
         """Apply candidates in order (skipping those already in), keeping
         those whose envelope is valid, until the block is full."""
         view, ctx = self.view, self.ctx
-        max_txs = ctx.params.max_block_txs
+        txs, receipts, ids = self.txs, self.receipts, self.ids
+        max_txs, max_bytes = ctx.params.max_block_txs, self.max_bytes
         for tx in candidates:
-            if tx.txid in self.ids:
+            if tx.txid in ids:
                 continue
-            if len(self.txs) >= max_txs or self.size + tx.size + 8 > self.max_bytes:
+            size = len(tx.raw) + 8  # tx.size, without the property call
+            if len(txs) >= max_txs or self.size + size > max_bytes:
                 break
             cp = view.checkpoint()
             try:
                 handler = HANDLERS.get(tx.type)
-                if handler is not None:
-                    handler.precheck(view, ctx, tx, handler.decode(tx.payload))
-                receipt = apply_tx(view, ctx, tx)
+                if handler is None:
+                    receipt = apply_tx(view, ctx, tx)  # raises the envelope's error
+                else:
+                    # apply_tx, with the payload decoded once for the precheck
+                    # and the engine; the errors come in apply_tx's order.
+                    payload = handler.decode(tx.payload)
+                    handler.precheck(view, ctx, tx, payload)
+                    if tx.chain_id != ctx.params.chain_id:
+                        raise _wrong_chain(tx, ctx)
+                    receipt = apply_decoded(view, ctx, tx, handler, payload)
             except PowernodeError as exc:
                 view.revert(cp)
                 self.rejected.append((tx, exc))
@@ -262,11 +276,11 @@ class BodyBuilder:
                 self.broken = True
                 self.rejected.append((tx, InternalFault(f"{type(exc).__name__}: {exc}")))
                 continue
-            self.receipts.append(receipt)
-            self.txs.append(tx)
-            self.ids.add(tx.txid)
+            receipts.append(receipt)
+            txs.append(tx)
+            ids.add(tx.txid)
             self.fees += tx.fee
-            self.size += tx.size + 8
+            self.size += size
 
     def finish(self) -> Template:
         """The body so far, sealed (miner reward included), and what was
@@ -280,6 +294,15 @@ class BodyBuilder:
         self.view.revert(cp)
         rejected, self.rejected = self.rejected, []
         return Template(tuple(self.txs), result, tuple(rejected))
+
+    def seal_block(self) -> BlockResult:
+        """The result of connecting exactly the body built so far, undo list
+        included: what ``apply_block`` returns for the block mined from the
+        last ``finish``, without executing its txs again. It ends the builder
+        (its view now holds the miner's reward)."""
+        self.broken = True
+        finish_block(self.view, self.ctx, self.fees)
+        return seal(self.view, self.parent_root, self.receipts)
 
 
 def build_body(

@@ -20,6 +20,13 @@ STATE_CODECS: Mapping[str, Callable[[Any], Any]] = {
     ns: codec for engine in _ENGINES for ns, codec in engine.STATE_CODECS.items()
 }
 
+# Tx types whose handler declares its ``precheck`` a no-op (a true
+# ``precheck_noop`` attribute): admission skips building the state view and
+# context it would be given.
+NOOP_PRECHECK: frozenset[str] = frozenset(
+    t for t, h in HANDLERS.items() if getattr(h, "precheck_noop", False) is True
+)
+
 # Run at the start of every block, in this order.
 BLOCK_HOOKS: tuple[BlockHook, ...] = tuple(
     hook for engine in _ENGINES if (hook := getattr(engine, "BEGIN_BLOCK", None)) is not None

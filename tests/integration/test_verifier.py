@@ -57,6 +57,23 @@ async def test_concurrent_batches_get_their_own_answers(verifier: Verifier) -> N
     assert results == [{0}, {10}, {20}, {30}]
 
 
+async def test_a_blocking_check_answers_the_async_requests_before_it(verifier: Verifier) -> None:
+    # A block connect checks synchronously on the loop thread while gossip
+    # batches wait on the same pipes: each gets its own answer.
+    waiting = [_txs(130) for _ in range(3)]
+    for k, b in enumerate(waiting):
+        b[k + 5] = tamper_signature(b[k + 5])
+    tasks = [asyncio.ensure_future(verifier.bad_indexes(b)) for b in waiting]
+    await asyncio.sleep(0)  # the requests are written
+    block = _txs(200)
+    verifier.verify_blocking(block)
+    block[99] = tamper_signature(block[99])
+    with pytest.raises(BadSignature):
+        verifier.verify_blocking(block)
+    async with asyncio.timeout(10):
+        assert await asyncio.gather(*tasks) == [{5}, {6}, {7}]
+
+
 def test_answers_survive_a_dead_worker(verifier: Verifier) -> None:
     for w in verifier._workers:
         assert w._proc is not None

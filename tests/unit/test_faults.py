@@ -51,6 +51,9 @@ def test_block_that_hits_a_bug_is_set_aside_and_the_chain_goes_on(
     ledger.submit_tx(cursed, now=T)
     bad = template(ledger, T)  # built before the bug exists: a valid block
     assert bad.txs == (cursed,)
+    # Another miner's template replaces ours, so ``bad`` arrives like a
+    # peer's block and is executed (our own is sealed from its template).
+    template(ledger, T, miner=MINER_B)
     _buggy(monkeypatch)
     with pytest.raises(InternalFault) as ei:
         ledger.submit_block(bad, now=T, mono=MONO)

@@ -633,3 +633,58 @@ def test_template_starts_afresh_when_a_tx_left_the_pool_or_it_aged(ledger: Ledge
     assert ledger.template(MINER.address, now=T + 1).txs == (new,)
     later = T + 1 + TEMPLATE_MAX_AGE_S + 1
     assert ledger.template(MINER.address, now=later).header.timestamp == later
+
+
+def _spy_prepared(ledger: Ledger) -> list[object]:
+    seen: list[object] = []
+    inner = ledger.chain.prepared
+    assert inner is not None
+
+    def spy(block, parent):  # type: ignore[no-untyped-def]
+        out = inner(block, parent)
+        seen.append(out)
+        return out
+
+    ledger.chain.prepared = spy
+    return seen
+
+
+def test_own_block_connects_from_the_template_result(ledger: Ledger) -> None:
+    from powernode.state.apply import apply_block
+
+    ledger.submit_tx(transfer(ALICE, DAVE, 1, nonce=0, fee=100), now=T)
+    ledger.submit_tx(transfer(BOB, CAROL, 2, nonce=0, fee=120), now=T)
+    ledger.submit_tx(transfer(ALICE, BOB, 3, nonce=1, fee=100), now=T)
+    tmpl = ledger.template(MINER.address, now=T)
+    block = make_block(solve(tmpl.header), tmpl.txs)
+    tip = ledger.chain.tip
+    expected = apply_block(ledger.chain.state, tip.header.state_root, block, ledger.params)
+    seen = _spy_prepared(ledger)
+    before = dict(ledger.chain.state.data)
+
+    outcome, update = ledger.submit_block(block, now=T, mono=MONO)
+
+    assert outcome == "connected" and len(seen) == 1
+    got = seen[0]
+    assert got is not None and got is update.connected[0][1]
+    assert got.state_root == expected.state_root == block.header.state_root
+    assert got.diff == expected.diff and got.undo == expected.undo
+    assert got.receipts == expected.receipts
+    # The stored undo takes the state back exactly.
+    ledger.chain._disconnect_tip()
+    assert ledger.chain.state.data == before
+
+
+def test_a_block_other_than_the_builders_body_is_executed(ledger: Ledger) -> None:
+    ledger.submit_tx(transfer(ALICE, DAVE, 1, nonce=0, fee=100), now=T)
+    first = ledger.template(MINER.address, now=T)
+    ledger.submit_tx(transfer(BOB, DAVE, 2, nonce=0, fee=100), now=T + 1)
+    ledger.template(MINER.address, now=T + 1)  # the builder grew past ``first``
+    seen = _spy_prepared(ledger)
+    outcome, _ = ledger.submit_block(
+        make_block(solve(first.header), first.txs), now=T + 1, mono=MONO
+    )
+    assert outcome == "connected" and seen == [None]
+    assert ledger.account(DAVE.address).balance == 1
+    # The next template starts afresh on the new tip, with what is left.
+    assert len(ledger.template(MINER.address, now=T + 2).txs) == 1
