@@ -106,7 +106,7 @@ class LoadConfig:
     count: int | None = None
     senders: int = 200
     batch: int = 100
-    conns: int = 1  # client connections per node, each with its own senders
+    conns: int = 2  # client connections per node, each with its own senders
     demo_keys: bool = False
     presign: int = 0  # --max --duration: txs to sign (0: 3,000 x duration)
     sign_procs: int = 0  # 0: cpu count
@@ -630,7 +630,8 @@ def run_load(
             ld.batches = _batches(
                 [signed[s] for s in range(i, k, n) if (s // n) % conns == c], cfg.batch
             )
-            loads.append(ld)
+            if ld.batches:  # more connections than senders: no idle ones
+                loads.append(ld)
     watch = {t for row in signed for t, _ in row}
 
     # 3. + 4. send and track

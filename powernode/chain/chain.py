@@ -85,6 +85,8 @@ class Chain:
         self._blocks: OrderedDict[bytes, Block] = OrderedDict()
         self.genesis = genesis_block(params)
         self._mtp_cache: tuple[IndexEntry, int] | None = None
+        # Set by the ledger: the result of a block it mined from its own
+        # template, sealed from that template (chain/templates.py).
         self.prepared: Prepared | None = None
 
     # --- loading ------------------------------------------------------------

@@ -20,7 +20,8 @@ from powernode.chain.index import IndexEntry
 from powernode.chain.mempool import Mempool
 from powernode.chain.sigcache import SigCache, verify_serial
 from powernode.chain.store import BlockStore
-from powernode.core.block import BLOCK_VERSION, Block, make_block, make_header
+from powernode.chain.templates import Templates
+from powernode.core.block import Block
 from powernode.core.errors import (
     AlreadyKnown,
     FeeTooLow,
@@ -33,13 +34,11 @@ from powernode.core.errors import (
     WrongChain,
 )
 from powernode.core.execution import ExecContext
-from powernode.core.merkle import merkle_root
 from powernode.core.params import ChainParams
-from powernode.core.pow import target_to_bytes
 from powernode.core.tx import Transaction, decode_tx
 from powernode.engines.accounts import ACCOUNT_NS, ZERO_ACCOUNT, Account, get_account
 from powernode.logkit import emit
-from powernode.state.apply import BlockResult, BodyBuilder, Receipt
+from powernode.state.apply import Receipt
 from powernode.state.registry import HANDLERS, NOOP_PRECHECK, handler_for
 from powernode.state.view import StateView
 
@@ -49,9 +48,6 @@ log = logging.getLogger("powernode.ledger")
 # percent, so a peer cannot churn the pool for free.
 REPLACE_BUMP_PCT = 10
 DROPPED_KEPT = 10_000  # reasons kept for txs dropped unmined
-# A template is extended for at most this long, then rebuilt (fresh
-# timestamp, fee order re-applied from scratch).
-TEMPLATE_MAX_AGE_S = 10
 
 
 class Checked(NamedTuple):
@@ -97,9 +93,8 @@ class Ledger:
         # Why recent txs left the mempool unmined (a template refused them, or
         # a reorg could not take them back), so tx.get can tell the sender.
         self.dropped: OrderedDict[bytes, PowernodeError] = OrderedDict()
-        # The miner's template under construction: (tip, miner, started, builder).
-        self._builder: tuple[IndexEntry, bytes, int, BodyBuilder] | None = None
-        self.chain.prepared = self._mined_result
+        self.templates = Templates(self)
+        self.chain.prepared = self.templates.mined_result
 
     def load(self) -> None:
         self._epoch += 1  # the tip state moves (see Checked.account)
@@ -277,95 +272,19 @@ class Ledger:
             except AlreadyKnown:
                 continue
             except PowernodeError as exc:
-                self._note_dropped(tx.txid, exc)
+                self.note_dropped(tx.txid, exc)
         return ok
 
-    def _note_dropped(self, txid: bytes, exc: PowernodeError) -> None:
+    def note_dropped(self, txid: bytes, exc: PowernodeError) -> None:
         self.dropped[txid] = exc
         self.dropped.move_to_end(txid)
         while len(self.dropped) > DROPPED_KEPT:
             self.dropped.popitem(last=False)
 
-    def _builder_for(self, miner: bytes, now: int) -> BodyBuilder:
-        """The template builder to extend, or a new one: a new tip, another
-        miner, a builder older than TEMPLATE_MAX_AGE_S, or one holding a tx
-        the mempool no longer has (replaced or evicted) starts afresh."""
-        tip = self.chain.tip
-        kept = self._builder
-        if kept is not None:
-            b_tip, b_miner, b_started, b = kept
-            if (
-                b_tip is tip
-                and not b.broken
-                and b_miner == miner
-                and 0 <= now - b_started <= TEMPLATE_MAX_AGE_S
-                and all(txid in self.mempool.by_id for txid in b.ids)
-            ):
-                return b
-        ctx = self.next_context(now, miner)
-        b = BodyBuilder(
-            self.chain.state,
-            tip.header.state_root,
-            ctx,
-            max_bytes=self.params.max_block_bytes - 1024,
-        )
-        self._builder = (tip, miner, now, b)
-        return b
-
-    def _mined_result(self, block: Block, parent: IndexEntry) -> BlockResult | None:
-        """Connecting a block mined from our own template: the builder already
-        executed its txs on the parent's state, so seal that instead of
-        executing them again. Only when the block is exactly the builder's
-        body (same parent, miner, timestamp and txs, in order) and the sealed
-        root is the header's; anything else is executed as usual."""
-        kept = self._builder
-        if kept is None:
-            return None
-        b_tip, _, _, b = kept
-        h = block.header
-        if (
-            b_tip is not parent
-            or b.broken
-            or b.ctx.miner != h.miner
-            or b.ctx.timestamp != h.timestamp
-            or len(b.txs) != len(block.txs)
-            or any(x.txid != y.txid for x, y in zip(b.txs, block.txs, strict=True))
-        ):
-            return None
-        self._builder = None
-        result = b.seal_block()
-        return result if result.state_root == h.state_root else None
-
     def template(self, miner: bytes, *, now: int) -> Block:
-        """A block on the tip with the best-paying txs; the nonce is unsolved.
-        Built incrementally: while the tip stays, txs that arrived since the
-        last template are applied on top of it, not the whole pool again."""
-        chain = self.chain
-        tip = chain.tip
-        builder = self._builder_for(miner, now)
-        ctx = builder.ctx
-        builder.add(self.mempool.select(lambda a: self.account(a).nonce))
-        tmpl = builder.finish()
-        for tx, exc in tmpl.rejected:
-            if not isinstance(exc, NonceTooHigh) and self.mempool.remove(tx.txid) is not None:
-                self._note_dropped(tx.txid, exc)
-        if builder.broken:
-            # Its view may hold changes a revert could not undo: build again
-            # from the tip, without the tx that broke it (dropped above).
-            self._builder = None
-            return self.template(miner, now=now)
-        header = make_header(
-            BLOCK_VERSION,
-            tip.height + 1,
-            tip.hash,
-            ctx.timestamp,
-            target_to_bytes(chain.expected_target(tip)),
-            0,
-            merkle_root([tx.txid for tx in tmpl.txs]),
-            tmpl.result.state_root,
-            miner,
-        )
-        return make_block(header, tmpl.txs)
+        """A block on the tip with the best-paying txs; the nonce is unsolved
+        (see ``Templates``)."""
+        return self.templates.template(miner, now=now)
 
     # --- persistence of the pool -------------------------------------------
 

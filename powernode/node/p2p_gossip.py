@@ -208,6 +208,7 @@ class Gossip:
 
     async def _check_backlog(self, peer: Peer) -> None:
         checking = self._checking
+        blamed = False
         try:
             while batch := self._backlog.get(peer.id):
                 self._backlog[peer.id] = []
@@ -219,16 +220,18 @@ class Gossip:
                     if err is None:
                         continue
                     self.recent_rejects.add(tx.txid)
-                    if err.code in _PUNISHABLE:
+                    if err.code in _PUNISHABLE and not blamed:
+                        blamed = True
                         self.p2p._misbehaved(
                             peer,
                             ProtocolError(f"invalid tx: {err.code}: {err.message}", code=err.code),
                         )
-                        return
+                # After a ban the rest of what the peer sent is still checked,
+                # as any tx is: other peers' copies of those txs were skipped
+                # while this one's were waiting, and they will not offer them
+                # again (we told them we have them).
         finally:
-            # No await since the loop saw the backlog empty: nothing is lost
-            # (unless the peer was dropped for a bad tx: then the rest of
-            # what it sent is dropped with it).
+            # No await since the loop saw the backlog empty: nothing is lost.
             left = self._backlog.pop(peer.id, None) or []
             checking.difference_update(tx.txid for tx in left)
 

@@ -15,9 +15,10 @@ synchronous path (``verify_blocking``, for a block connect, or a caller
 without a loop) waits on the same pipes with ``select``, answering every
 earlier request it reads on the way.
 
-Replies come back in request order. If a worker dies, its pending and later
-requests are checked on the calling thread instead, so an answer is never
-lost, only slower.
+Replies come back in request order, matched to requests by position, so one
+thread drives a verifier: the one that started it (the node's event loop).
+If a worker dies, its pending and later requests are checked on that thread
+instead, so an answer is never lost, only slower.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import os
 import select
 import subprocess
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +57,8 @@ _INLINE = 4
 _PIPE_BYTES = 1 << 20
 _READ_BYTES = 1 << 16
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# How long a stop waits for a worker to answer what it was given.
+_STOP_WAIT_S = 10.0
 
 
 def _check_local(txs: Sequence[Transaction]) -> list[int]:
@@ -67,11 +72,12 @@ def _check_local(txs: Sequence[Transaction]) -> list[int]:
 
 
 class _Request:
-    __slots__ = ("future", "result", "txs")
+    __slots__ = ("error", "future", "result", "txs")
 
     def __init__(self, txs: Sequence[Transaction]) -> None:
         self.txs = txs
         self.result: list[int] | None = None
+        self.error: Exception | None = None
         self.future: asyncio.Future[list[int]] | None = None
 
     def resolve(self, bad: list[int]) -> None:
@@ -79,6 +85,20 @@ class _Request:
         fut = self.future
         if fut is not None and not fut.done() and not fut.get_loop().is_closed():
             fut.set_result(bad)
+
+    def check_here(self) -> None:
+        """Answer on this thread (its worker is gone): a bug in the check
+        reaches the awaiting caller, it does not leave it waiting forever."""
+        try:
+            bad = _check_local(self.txs)
+        except Exception as exc:
+            self.error = exc
+            self.result = []
+            fut = self.future
+            if fut is not None and not fut.done() and not fut.get_loop().is_closed():
+                fut.set_exception(exc)
+        else:
+            self.resolve(bad)
 
 
 class _Worker:
@@ -135,7 +155,7 @@ class _Worker:
     def submit(self, txs: Sequence[Transaction]) -> _Request:
         req = _Request(txs)
         if self._dead:
-            req.resolve(_check_local(txs))
+            req.check_here()
             return req
         self._pending.append(req)
         self._out += sigworker.frame(sigworker.encode_request(txs))
@@ -165,6 +185,7 @@ class _Worker:
 
     def _on_readable(self) -> None:
         buf = self._in
+        eof = False
         while True:
             try:
                 data = os.read(self._rfd, _READ_BYTES)
@@ -173,17 +194,20 @@ class _Worker:
             except OSError:
                 data = b""
             if not data:
-                self._on_eof()
-                return
+                eof = True
+                break
             buf += data
         pos = 0
-        while len(buf) - pos >= 4:
+        pending = self._pending
+        while len(buf) - pos >= 4 and pending:
             end = pos + 4 + int.from_bytes(buf[pos : pos + 4], "big")
             if end > len(buf):
                 break
-            self._pending.popleft().resolve(sigworker.decode_reply(bytes(buf[pos + 4 : end])))
+            pending.popleft().resolve(sigworker.decode_reply(bytes(buf[pos + 4 : end])))
             pos = end
         del buf[:pos]
+        if eof:  # after the replies it did send
+            self._on_eof()
 
     def _on_eof(self) -> None:
         """The worker exited (after a stop nothing is pending) or died: check
@@ -196,24 +220,42 @@ class _Worker:
         if not self._stopping:
             emit(log, "verify.worker_died", logging.ERROR, worker=self.index, chunks=len(orphans))
         for req in orphans:
-            req.resolve(_check_local(req.txs))
+            req.check_here()
 
-    def wait(self, req: _Request) -> list[int]:
-        """Block until ``req`` is answered (answering earlier requests too)."""
+    def wait(self, req: _Request, timeout: float | None = None) -> list[int] | None:
+        """Block until ``req`` is answered (answering earlier requests on the
+        way); None if ``timeout`` s pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poller = select.poll()
         while req.result is None:
-            writers = [self._wfd] if self._out and not self._dead else []
-            readable, writable, _ = select.select([self._rfd], writers, [], 1.0)
-            if writable:
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            poller.register(self._rfd, select.POLLIN)
+            if self._out and not self._dead:
+                poller.register(self._wfd, select.POLLOUT)
+            events = dict(poller.poll(1000))
+            poller.unregister(self._rfd)
+            with contextlib.suppress(KeyError):
+                poller.unregister(self._wfd)
+            if self._wfd in events:
                 self._flush()
-            if readable:
+            if self._rfd in events:
                 self._on_readable()
+        if req.error is not None:
+            raise req.error
         return req.result
 
     def stop(self) -> None:
         self._stopping = True
-        for req in list(self._pending):
-            if not self._dead:
-                self.wait(req)
+        # Answer what is in flight; a worker that hangs is killed, and its
+        # requests are checked here.
+        last = self._pending[-1] if self._pending and not self._dead else None
+        if last is not None:
+            with contextlib.suppress(Exception):  # an error goes to its caller
+                self.wait(last, timeout=_STOP_WAIT_S)
+            if last.result is None and self._proc is not None:
+                self._proc.kill()
+                self._on_eof()
         self._unbind()
         proc = self._proc
         if proc is None:
@@ -235,8 +277,10 @@ class Verifier:
         self.threads = threads
         self._workers: list[_Worker] = []
         self._next: itertools.cycle[_Worker] | None = None
+        self._owner = 0
 
     def start(self) -> None:
+        self._owner = threading.get_ident()
         self._workers = [_Worker(i) for i in range(self.threads)]
         for w in self._workers:
             w.start()
@@ -251,6 +295,9 @@ class Verifier:
         """Split ``txs`` over the workers; (offset, worker, request) per chunk."""
         if self._next is None:
             raise RuntimeError("verifier not started")
+        if threading.get_ident() != self._owner:
+            # Requests and replies are matched by order on shared buffers.
+            raise RuntimeError("the verifier is driven by the thread that started it")
         size = max(_INLINE, min(_CHUNK, -(-len(txs) // self.threads)))
         out = []
         for start in range(0, len(txs), size):
@@ -276,6 +323,8 @@ class Verifier:
             await asyncio.gather(*waits)
         out: set[int] = set()
         for start, _, req in parts:
+            if req.error is not None:
+                raise req.error
             assert req.result is not None
             out.update(start + i for i in req.result)
         return out
@@ -289,6 +338,7 @@ class Verifier:
         first_bad: int | None = None
         for start, w, req in self._submit(txs):
             bad = w.wait(req)
+            assert bad is not None  # no timeout
             if bad and first_bad is None:
                 first_bad = start + bad[0]
         if first_bad is not None:

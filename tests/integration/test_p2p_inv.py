@@ -19,6 +19,7 @@ from powernode.protocol.messages import Inv, TxMsg
 from tests.harness.nodes import free_port, genesis_doc, write_genesis
 from tests.harness.p2pnet import p2p_datadir, peer_by_listen, start_node
 from tests.harness.testpeer import TestPeer
+from tests.unit.helpers import tamper_signature
 
 FUNDS = 1_000 * 1_000_000
 
@@ -112,3 +113,32 @@ async def test_a_tx_being_checked_is_neither_asked_for_nor_checked_again(
         await first.wait_for(lambda: tx.txid in node.L.mempool, what="the tx admitted")
         await second.sync_with_ping()
         assert checked == [[tx.txid]]
+
+
+async def test_txs_queued_behind_a_bad_one_are_still_checked_after_the_ban(
+    node_and_user: tuple[Node, KeyPair], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another peer's copy of ``good`` was skipped while this peer's waited,
+    # so dropping it with the banned peer would lose it.
+    node, user = node_and_user
+    bad_src, good = _transfers(node, user, 2)
+    bad = tamper_signature(bad_src)
+    release = asyncio.Event()
+    real = node.verifier.bad_indexes
+
+    async def slow(txs: Sequence[Transaction]) -> set[int]:
+        await release.wait()
+        return await real(txs)
+
+    monkeypatch.setattr(node.verifier, "bad_indexes", slow)
+    async with await _peer(node) as hostile, await _peer(node) as honest:
+        await hostile.send(TxMsg(bad.raw))
+        await hostile.sync_with_ping()  # its check has started and waits
+        await hostile.send(TxMsg(good.raw))
+        await hostile.sync_with_ping()  # queued behind it
+        await honest.send(TxMsg(good.raw))  # skipped: a copy is being checked
+        await honest.sync_with_ping()
+        release.set()
+        await hostile.wait_disconnected()
+        await honest.wait_for(lambda: good.txid in node.L.mempool, what="the good tx admitted")
+        assert bad.txid not in node.L.mempool

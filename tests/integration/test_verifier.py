@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -106,3 +107,36 @@ def test_worker_request_round_trip() -> None:
     reply = sigworker.check_request(sigworker.encode_request(txs))
     assert sigworker.decode_reply(reply) == [3]
     assert verify._check_local(txs) == [3]
+
+
+def test_stop_kills_a_worker_that_does_not_answer_and_answers_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(verify, "_STOP_WAIT_S", 0.5)
+    v = Verifier(1)
+    v.start()
+    [w] = v._workers
+    assert w._proc is not None
+    os.kill(w._proc.pid, signal.SIGSTOP)  # hung: reads nothing, answers nothing
+    txs = _txs(40)
+    txs[3] = tamper_signature(txs[3])
+    parts = v._submit(txs)
+    v.stop()
+    assert w._proc.poll() is not None  # killed
+    assert [(start, req.result) for start, _, req in parts] == [(0, [3])]
+
+
+def test_only_the_starting_thread_drives_the_verifier(verifier: Verifier) -> None:
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            verifier.verify_blocking(_txs(50))
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join(30)
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+    verifier.verify_blocking(_txs(50))  # still fine from its own thread

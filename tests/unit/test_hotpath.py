@@ -164,6 +164,20 @@ def test_only_transfer_declares_a_noop_precheck() -> None:
     assert set(HANDLERS) - NOOP_PRECHECK == {"participant.register", "order.place", "order.cancel"}
 
 
+class _Untouchable:
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"a no-op precheck used its {name!r}")
+
+
+def test_a_declared_noop_precheck_does_nothing() -> None:
+    # The flag must not drift from the method: a declared no-op precheck
+    # touches neither the state nor the context, and refuses nothing.
+    for tx_type in NOOP_PRECHECK:
+        assert (
+            HANDLERS[tx_type].precheck(_Untouchable(), _Untouchable(), _Untouchable(), None) is None
+        )  # type: ignore[arg-type]
+
+
 def test_admission_skips_a_noop_precheck(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(now: int) -> ExecContext:
         raise AssertionError("a no-op precheck needs no context")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from powernode.chain.ledger import TEMPLATE_MAX_AGE_S, Ledger
+from powernode.chain.ledger import Ledger
+from powernode.chain.templates import TEMPLATE_MAX_AGE_S
 from powernode.core.block import make_block
 from powernode.core.errors import (
     AlreadyKnown,
@@ -688,3 +689,30 @@ def test_a_block_other_than_the_builders_body_is_executed(ledger: Ledger) -> Non
     assert ledger.account(DAVE.address).balance == 1
     # The next template starts afresh on the new tip, with what is left.
     assert len(ledger.template(MINER.address, now=T + 2).txs) == 1
+
+
+def test_a_sampled_own_block_is_executed_and_a_mismatch_is_logged(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+
+    from powernode.chain import templates as templates_mod
+    from powernode.state.apply import BodyBuilder
+
+    monkeypatch.setattr(templates_mod, "SELF_CHECK_EVERY", 1)
+    real = BodyBuilder.seal_block
+
+    def drifted(self: BodyBuilder) -> object:  # a builder that drifted from execution
+        return dataclasses.replace(real(self), receipts=())
+
+    monkeypatch.setattr(BodyBuilder, "seal_block", drifted)
+    ledger.submit_tx(transfer(ALICE, DAVE, 1, nonce=0, fee=100), now=T)
+    tmpl = ledger.template(MINER.address, now=T)
+    seen = _spy_prepared(ledger)
+    outcome, update = ledger.submit_block(
+        make_block(solve(tmpl.header), tmpl.txs), now=T, mono=MONO
+    )
+    assert outcome == "connected"
+    got = update.connected[0][1]
+    assert seen == [got] and len(got.receipts) == 1  # the executed result, not the drifted one
+    assert "template.mismatch" in caplog.text

@@ -1,0 +1,138 @@
+"""The miner's block template, and the shortcut for connecting a block mined
+from it.
+
+A template is built incrementally: while the tip stays, txs that arrived since
+the last one are applied on top of it, not the whole pool again. When our own
+block mined from it comes back to be connected, the builder has already
+executed its txs on the parent's state, so its state is sealed instead of
+executing them a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from powernode.chain.index import IndexEntry
+from powernode.core.block import BLOCK_VERSION, Block, make_block, make_header
+from powernode.core.errors import NonceTooHigh
+from powernode.core.merkle import merkle_root
+from powernode.core.pow import target_to_bytes
+from powernode.logkit import emit
+from powernode.state.apply import BlockResult, BodyBuilder, apply_block
+
+if TYPE_CHECKING:
+    from powernode.chain.ledger import Ledger
+
+log = logging.getLogger("powernode.ledger")
+
+# A template is extended for at most this long, then rebuilt (fresh
+# timestamp, fee order re-applied from scratch).
+TEMPLATE_MAX_AGE_S = 10
+# One own block in this many (by height) is also executed from scratch and
+# compared with what its template sealed (see mined_result).
+SELF_CHECK_EVERY = 16
+
+
+class Templates:
+    def __init__(self, ledger: Ledger) -> None:
+        self.L = ledger
+        # The template under construction: (tip, miner, started, builder).
+        self._kept: tuple[IndexEntry, bytes, int, BodyBuilder] | None = None
+
+    def builder_for(self, miner: bytes, now: int) -> BodyBuilder:
+        """The template builder to extend, or a new one: a new tip, another
+        miner, a builder older than TEMPLATE_MAX_AGE_S, or one holding a tx
+        the mempool no longer has (replaced or evicted) starts afresh."""
+        tip = self.L.chain.tip
+        kept = self._kept
+        if kept is not None:
+            b_tip, b_miner, b_started, b = kept
+            if (
+                b_tip is tip
+                and not b.broken
+                and b_miner == miner
+                and 0 <= now - b_started <= TEMPLATE_MAX_AGE_S
+                and all(txid in self.L.mempool.by_id for txid in b.ids)
+            ):
+                return b
+        ctx = self.L.next_context(now, miner)
+        b = BodyBuilder(
+            self.L.chain.state,
+            tip.header.state_root,
+            ctx,
+            max_bytes=self.L.params.max_block_bytes - 1024,
+        )
+        self._kept = (tip, miner, now, b)
+        return b
+
+    def mined_result(self, block: Block, parent: IndexEntry) -> BlockResult | None:
+        """Connecting a block mined from our own template: the builder already
+        executed its txs on the parent's state, so seal that instead of
+        executing them again. Only when the block is exactly the builder's
+        body (same parent, miner, timestamp and txs, in order) and the sealed
+        root is the header's; anything else is executed as usual."""
+        kept = self._kept
+        if kept is None:
+            return None
+        b_tip, _, _, b = kept
+        h = block.header
+        if (
+            b_tip is not parent
+            or b.broken
+            or b.ctx.miner != h.miner
+            or b.ctx.timestamp != h.timestamp
+            or len(b.txs) != len(block.txs)
+            or any(x.txid != y.txid for x, y in zip(b.txs, block.txs, strict=True))
+        ):
+            return None
+        self._kept = None
+        result = b.seal_block()
+        if result.state_root != h.state_root:
+            return None
+        if h.height % SELF_CHECK_EVERY == 0:
+            # The header's root came from this same builder, so it proves
+            # nothing about the builder: now and then execute the block as
+            # peers will, and say so loudly if the two ever differ.
+            executed = apply_block(
+                self.L.chain.state, parent.header.state_root, block, self.L.params
+            )
+            if (executed.diff, executed.undo, executed.receipts) != (
+                result.diff,
+                result.undo,
+                result.receipts,
+            ):
+                emit(log, "template.mismatch", logging.ERROR, height=h.height, hash=h.hash)
+                return executed
+        return result
+
+    def template(self, miner: bytes, *, now: int) -> Block:
+        """A block on the tip with the best-paying txs; the nonce is unsolved.
+        Built incrementally: while the tip stays, txs that arrived since the
+        last template are applied on top of it, not the whole pool again."""
+        chain = self.L.chain
+        tip = chain.tip
+        builder = self.builder_for(miner, now)
+        ctx = builder.ctx
+        builder.add(self.L.mempool.select(lambda a: self.L.account(a).nonce))
+        tmpl = builder.finish()
+        for tx, exc in tmpl.rejected:
+            if not isinstance(exc, NonceTooHigh) and self.L.mempool.remove(tx.txid) is not None:
+                self.L.note_dropped(tx.txid, exc)
+        if builder.broken:
+            # Its view may hold changes a revert could not undo: build again
+            # from the tip, without the tx that broke it (dropped above).
+            self._kept = None
+            return self.template(miner, now=now)
+        header = make_header(
+            BLOCK_VERSION,
+            tip.height + 1,
+            tip.hash,
+            ctx.timestamp,
+            target_to_bytes(chain.expected_target(tip)),
+            0,
+            merkle_root([tx.txid for tx in tmpl.txs]),
+            tmpl.result.state_root,
+            miner,
+        )
+        return make_block(header, tmpl.txs)
