@@ -460,7 +460,7 @@ def own_cpu() -> float:
 
 class LoadProbe:
     """CPU of every node over the send window, by role (event loop thread,
-    miner thread, verify threads, signature worker processes), and a py-spy
+    miner thread, signature worker processes), and a py-spy
     profile of one node's event loop during it."""
 
     def __init__(self, tn: Testnet, profile_node: str, profile_s: float, raw: Path) -> None:

@@ -59,7 +59,7 @@ class Transaction:
         # ``raw`` is canonical (decode_tx checked), so the signed six-field
         # array is the seven-field one with a 6-element header and without
         # the trailing 66-byte signature (bin8 marker, length, 64 bytes).
-        # Slicing beats re-encoding, and it runs on the verify threads.
+        # Slicing beats re-encoding, and it runs for every signature check.
         return _ARRAY6 + self.raw[1:-_SIG_TAIL]
 
     def verify_signature(self) -> None:

@@ -265,6 +265,7 @@ class Gossip:
         """Announce to every peer but ``source``, within INV_DELAY_S, the txs
         it is not known to have by then. With ``force``, all of them and at
         once: after a reorg what a peer once had may have left its mempool."""
+        loop = asyncio.get_running_loop()
         for peer in self.p2p.peers.values():
             if peer.id == source:
                 continue
@@ -273,7 +274,6 @@ class Gossip:
             else:
                 self._inv_queue.setdefault(peer.id, []).extend(txids)
         if self._inv_queue and self._inv_flush is None:
-            loop = asyncio.get_running_loop()
             self._inv_flush = loop.call_later(INV_DELAY_S, self.flush_invs)
 
     def close(self) -> None:

@@ -19,11 +19,9 @@ import gc
 import sys
 
 GC_THRESHOLDS = (200_000, 50, 100)
-# Threads that need the GIL while the event loop is busy (the threads that
-# feed the signature worker processes and read their answers, the miner
-# between PoW hashes) get it after at most the switch interval. With the
-# default 5 ms the workers' pipes run dry and the miner crawls; a shorter
-# interval hands the GIL over sooner.
+# A thread that needs the GIL while the event loop is busy (the miner between
+# PoW hashes) gets it after at most the switch interval. With the default
+# 5 ms the miner crawls; a shorter interval hands the GIL over sooner.
 SWITCH_INTERVAL_S = 0.0005
 
 
