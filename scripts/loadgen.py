@@ -23,8 +23,11 @@ order (the details are in the ``scripts/benchkit/load_*.py`` modules):
    ``--confirm-timeout`` s.
 
 One progress line a second on stderr; the summary as a table on stdout (with
-``--json``: JSON on stdout, the table on stderr); what its numbers count is
-in ``load_report``.
+``--json``: JSON on stdout, the table on stderr). A tx counts as confirmed if
+it is on the final main chain of the highest node; confirmed tx/s is over the
+window from the first submit to the last confirmation, and latency is from
+the start of its batch's POST to the first poll that saw its block (details
+in ``load_report``).
 
 Exit status: 0 when the run completed, 1 when no tx was confirmed, 2 on an
 error or when ``--budget`` ran out, 130 on Ctrl-C. The generator starts no
