@@ -36,7 +36,7 @@ from powernode.core.errors import (
 from powernode.core.execution import ExecContext
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction, decode_tx
-from powernode.engines.accounts import ACCOUNT_NS, ZERO_ACCOUNT, Account, get_account
+from powernode.engines.accounts import ACCOUNT_NS, Account, get_account
 from powernode.logkit import emit
 from powernode.state.apply import Receipt
 from powernode.state.registry import HANDLERS, NOOP_PRECHECK, handler_for
@@ -136,7 +136,7 @@ class Ledger:
             raise FeeTooLow(f"fee {tx.fee} below the minimum {self.params.min_fee}")
         cost = tx.fee + handler.max_debit(payload, self.params)
         sender = tx.sender_address
-        acct = self.chain.state.get((ACCOUNT_NS, sender)) or ZERO_ACCOUNT
+        acct = get_account(self.chain.state, sender)
         self._check_against_pool(tx, cost, acct)
         if tx.type not in NOOP_PRECHECK:
             handler.precheck(StateView(self.chain.state), self._admission_context(now), tx, payload)

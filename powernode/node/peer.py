@@ -51,9 +51,6 @@ class KnownSet:
     def __contains__(self, h: bytes) -> bool:
         return h in self._young or h in self._old
 
-    def __len__(self) -> int:
-        return len(self._young) + len(self._old)
-
 
 @dataclass(eq=False)
 class Peer:

@@ -16,8 +16,6 @@ signature check, so it starts in a fraction of a second.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -74,22 +72,10 @@ def read_frame(stream: IO[bytes]) -> bytes | None:
     return body if len(body) == n else None
 
 
-def _batch_scheduling() -> None:
-    """Run as a CPU-bound batch task (Linux SCHED_BATCH): a request arriving
-    wakes this process without preempting the node's event loop that wrote
-    it, so the loop goes on with its work and the worker runs in longer,
-    uninterrupted stretches (fewer context switches on a busy machine)."""
-    policy = getattr(os, "SCHED_BATCH", None)
-    if policy is not None:
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, policy, os.sched_param(0))
-
-
 def main() -> None:
     # Ctrl-C at a terminal reaches the whole process group; the node stops
     # its workers itself (by closing their stdin).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _batch_scheduling()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     while (body := read_frame(inp)) is not None:
         out.write(frame(check_request(body)))

@@ -80,11 +80,15 @@ class _Request:
         self.error: Exception | None = None
         self.future: asyncio.Future[list[int]] | None = None
 
-    def resolve(self, bad: list[int]) -> None:
-        self.result = bad
+    def resolve(self, bad: list[int], error: Exception | None = None) -> None:
+        self.result, self.error = bad, error
         fut = self.future
-        if fut is not None and not fut.done() and not fut.get_loop().is_closed():
+        if fut is None or fut.done() or fut.get_loop().is_closed():
+            return
+        if error is None:
             fut.set_result(bad)
+        else:
+            fut.set_exception(error)
 
     def check_here(self) -> None:
         """Answer on this thread (its worker is gone): a bug in the check
@@ -92,11 +96,7 @@ class _Request:
         try:
             bad = _check_local(self.txs)
         except Exception as exc:
-            self.error = exc
-            self.result = []
-            fut = self.future
-            if fut is not None and not fut.done() and not fut.get_loop().is_closed():
-                fut.set_exception(exc)
+            self.resolve([], exc)
         else:
             self.resolve(bad)
 

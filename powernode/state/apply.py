@@ -259,7 +259,8 @@ class BodyBuilder:
                     receipt = apply_tx(view, ctx, tx)  # raises the envelope's error
                 else:
                     # apply_tx, with the payload decoded once for the precheck
-                    # and the engine; the errors come in apply_tx's order.
+                    # and the engine (the precheck's errors come first, as
+                    # they did when it ran before apply_tx).
                     payload = handler.decode(tx.payload)
                     handler.precheck(view, ctx, tx, payload)
                     if tx.chain_id != ctx.params.chain_id:
