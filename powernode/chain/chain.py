@@ -34,6 +34,7 @@ from powernode.core.errors import (
 from powernode.core.params import ChainParams
 from powernode.core.pow import asert_target
 from powernode.core.tx import Transaction
+from powernode.core.tx import decode_tx as core_decode_tx
 from powernode.logkit import emit
 from powernode.state.apply import BlockResult, Receipt, apply_block
 from powernode.state.genesis import genesis_block, genesis_result
@@ -72,8 +73,10 @@ class Chain:
         sigcache: SigCache | None = None,
         verify_batch: VerifyBatch = verify_serial,
         orphans: OrphanPool | None = None,
+        decode_tx: Callable[[bytes], Transaction] = core_decode_tx,
     ) -> None:
         self.params = params
+        self.decode_tx = decode_tx
         self.store = store
         self.sigcache = sigcache if sigcache is not None else SigCache()
         self.verify_batch = verify_batch
@@ -152,7 +155,7 @@ class Chain:
         raw = self.store.get_block_raw(block_hash)
         if raw is None:
             raise NotFound(f"block {block_hash.hex()} not found")
-        blk = decode_block(raw)
+        blk = decode_block(raw, decode=self.decode_tx)
         self._remember(blk)
         return blk
 

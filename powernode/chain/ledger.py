@@ -21,25 +21,23 @@ from powernode.chain.mempool import Mempool
 from powernode.chain.sigcache import SigCache, verify_serial
 from powernode.chain.store import BlockStore
 from powernode.chain.templates import Templates
+from powernode.chain.txdecode import TxDecoder
 from powernode.core.block import Block
 from powernode.core.errors import (
     AlreadyKnown,
-    FeeTooLow,
     InsufficientFunds,
     NonceTooHigh,
-    NonceTooLow,
     NotFound,
     PowernodeError,
     ReplacementUnderpriced,
-    WrongChain,
 )
 from powernode.core.execution import ExecContext
 from powernode.core.params import ChainParams
-from powernode.core.tx import Transaction, decode_tx
+from powernode.core.tx import Transaction
 from powernode.engines.accounts import ACCOUNT_NS, Account, get_account
 from powernode.logkit import emit
 from powernode.state.apply import Receipt
-from powernode.state.registry import HANDLERS, NOOP_PRECHECK, handler_for
+from powernode.state.envelope import check_envelope
 from powernode.state.view import StateView
 
 log = logging.getLogger("powernode.ledger")
@@ -79,8 +77,14 @@ class Ledger:
     ) -> None:
         self.params = params
         self.sigcache = SigCache()
+        # Decodes every tx the node receives (see txdecode); exposed for the shell.
+        self.decoder = TxDecoder()
         self.chain = Chain(
-            params=params, store=store, sigcache=self.sigcache, verify_batch=verify_batch
+            params=params,
+            store=store,
+            sigcache=self.sigcache,
+            verify_batch=verify_batch,
+            decode_tx=self.decoder.decode,
         )
         self.mempool = Mempool(max_bytes=mempool_bytes, max_per_sender=max_per_sender)
         self.verify_batch = verify_batch
@@ -128,25 +132,17 @@ class Ledger:
         """Every admission rule but the signature, against the tip state."""
         if tx.txid in self.mempool.by_id:
             raise AlreadyKnown("tx is already in the mempool")
-        if tx.chain_id != self.params.chain_id:
-            raise WrongChain(f"tx is for chain {tx.chain_id!r}, this is {self.params.chain_id!r}")
-        handler = HANDLERS.get(tx.type) or handler_for(tx.type)
-        payload = handler.decode(tx.payload)
-        if tx.fee < self.params.min_fee:
-            raise FeeTooLow(f"fee {tx.fee} below the minimum {self.params.min_fee}")
-        cost = tx.fee + handler.max_debit(payload, self.params)
-        sender = tx.sender_address
-        acct = get_account(self.chain.state, sender)
-        self._check_against_pool(tx, cost, acct)
-        if tx.type not in NOOP_PRECHECK:
-            handler.precheck(StateView(self.chain.state), self._admission_context(now), tx, payload)
-        return _new_checked((tx, sender, cost, self._epoch, acct))
+        env = check_envelope(self.chain.state, self.params, tx, queued=True)
+        self._check_against_pool(tx, env.cost, env.account)
+        precheck = env.handler.precheck
+        if precheck is not None:
+            precheck(StateView(self.chain.state), self._admission_context(now), tx, env.payload)
+        return _new_checked((tx, env.sender, env.cost, self._epoch, env.account))
 
     def _check_against_pool(self, tx: Transaction, cost: int, acct: Account) -> None:
-        """The rules that depend on the sender's account and pending txs."""
+        """The pool's rules, on top of the envelope's: the nonce window,
+        replacement, and the cost with the sender's pending txs."""
         sender = tx.sender_address
-        if tx.nonce < acct.nonce:
-            raise NonceTooLow(f"nonce {tx.nonce} already used (account nonce {acct.nonce})")
         if tx.nonce >= acct.nonce + self.mempool.max_per_sender:
             raise NonceTooHigh(
                 f"nonce {tx.nonce} is more than {self.mempool.max_per_sender} ahead of account nonce {acct.nonce}"
@@ -306,7 +302,7 @@ class Ledger:
         txs = []
         for raw in raws if isinstance(raws, list) else []:
             try:
-                txs.append(decode_tx(raw))
+                txs.append(self.decoder.decode(raw))
             except PowernodeError:
                 continue
         return self.readmit(txs, now=now)

@@ -171,11 +171,14 @@ def decode_block(
     *,
     max_bytes: int = HARD_MAX_BLOCK_BYTES,
     known: Callable[[bytes], Transaction | None] | None = None,
+    decode: Callable[[bytes], Transaction] = decode_tx,
 ) -> Block:
     """Parse a block's bytes; every tx must itself be canonical. Raises typed
     errors. ``known`` maps a txid to a tx already decoded (the mempool's):
     a tx whose bytes are the same is taken from there instead of being
-    decoded again, which is most of a relayed block's txs."""
+    decoded again, which is most of a relayed block's txs. ``decode`` decodes
+    each tx (a node passes its fast decoder, which gives what ``decode_tx``
+    gives)."""
     if type(raw) is not bytes:
         raise DecodeError("expected bytes")
     if len(raw) > max_bytes:
@@ -192,7 +195,7 @@ def decode_block(
                 txs.append(tx)
                 continue
         try:
-            txs.append(decode_tx(encoding.as_bytes(tx_raw, "block tx")))
+            txs.append(decode(encoding.as_bytes(tx_raw, "block tx")))
         except PowernodeError as exc:
             raise InvalidBlock(f"tx {i}: {exc.code}: {exc.message}", code=exc.code) from exc
     return Block(header=header, txs=tuple(txs), raw=raw)

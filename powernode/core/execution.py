@@ -2,23 +2,22 @@
 
 Engines import only core, so the interfaces they program against live here:
 ``StateAccess`` (a journaled view they read and write), ``ExecContext`` (the
-block being executed) and ``TxHandler`` (what an engine registers per tx type).
+block being executed), ``TxHandler`` (what an engine registers per tx type)
+and ``Engine`` (the one record through which an engine plugs in; the
+registry in ``state/registry.py`` lists them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from powernode.core.params import ChainParams
+from powernode.core.params import ChainParams, GenesisSection
 from powernode.core.tx import Transaction
 
 # A state key is (namespace, key bytes); each engine owns its namespaces.
 StateKey = tuple[str, bytes]
-
-
-class StateValue(Protocol):
-    def to_obj(self) -> Any: ...
 
 
 class StateRead(Protocol):
@@ -31,7 +30,9 @@ class StateAccess(StateRead, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ExecContext:
-    """What a tx may know about the block that executes it: no wall clock."""
+    """What a tx may know about the block that executes it: no wall clock.
+    Engines reach their typed genesis params through
+    ``params.engine_params(name)``."""
 
     height: int
     timestamp: int
@@ -43,9 +44,14 @@ class ExecContext:
 # int/str/bytes values (bytes are shown as hex over RPC).
 Event = dict[str, Any]
 
+# Extra admission checks of a tx type against the tip state (mempool and
+# block templates, not consensus): raise a typed error to refuse.
+Precheck = Callable[[StateAccess, ExecContext, Transaction, Any], None]
+
 
 class TxHandler(Protocol):
-    tx_type: str
+    @property
+    def tx_type(self) -> str: ...
 
     def decode(self, payload: list[Any]) -> Any:
         """Typed payload from the envelope's array; raises a typed error."""
@@ -56,8 +62,10 @@ class TxHandler(Protocol):
         affordability checks across a sender's queued txs)."""
         ...
 
-    def precheck(self, view: StateAccess, ctx: ExecContext, tx: Transaction, payload: Any) -> None:
-        """Extra admission checks against the tip state; raise to refuse."""
+    @property
+    def precheck(self) -> Precheck | None:
+        """The tx type's admission checks, or None when it has none (then
+        admission does not build the state view and context they would need)."""
         ...
 
     def apply(
@@ -72,3 +80,27 @@ class BlockHook(Protocol):
     market's expiries and gate closures). Must not fail for a valid state."""
 
     def __call__(self, view: StateAccess, ctx: ExecContext) -> None: ...
+
+
+# Decodes a namespace's canonical stored form into its state value.
+StateCodec = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """An engine as the state machine sees it.
+
+    - ``name``: stable, unique; keys its typed params in ``ChainParams``.
+    - ``handlers``: one per tx type it owns (tx types are unique chain-wide).
+    - ``state_codecs``: namespace -> decoder of the stored form, for every
+      namespace it writes (namespaces are unique chain-wide).
+    - ``begin_block``: run at the start of every block, in registry order.
+    - ``genesis``: its section of the genesis file and the parser into typed
+      params, if it has one.
+    """
+
+    name: str
+    handlers: tuple[TxHandler, ...]
+    state_codecs: Mapping[str, StateCodec] = field(default_factory=dict)
+    begin_block: BlockHook | None = None
+    genesis: GenesisSection | None = None

@@ -8,8 +8,9 @@ with ``_`` are comments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from powernode.core import encoding
 from powernode.core.crypto import ADDRESS_SIZE, sha256
@@ -41,11 +42,15 @@ class ChainParams:
     max_block_txs: int
     dev: bool
     allocations: tuple[tuple[bytes, int], ...]
-    # Engine sections (e.g. the market's) kept as a canonical nested tuple:
-    # core cannot know their schema (engines sit above it), so the engine
-    # parses and validates its own section, and state/genesis.py asks it to
-    # before a chain starts. Hashable, so engines can cache the parsed form.
-    markets: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    # Engine sections of the genesis file (the market's ``markets``), as
+    # (genesis key, canonical raw form) in the registry's engine order: what
+    # the genesis commits to. Core cannot know their schema (engines sit
+    # above it); each engine's parser reads its own section.
+    sections: tuple[tuple[str, Any], ...] = ()
+    # Each engine's typed params by engine name, parsed once from
+    # ``sections`` when the genesis is loaded (``engine_params``). Derived,
+    # so left out of equality.
+    engines: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_obj(self) -> list[Any]:
         return [
@@ -62,12 +67,40 @@ class ChainParams:
             self.max_block_txs,
             self.dev,
             [[addr, amount] for addr, amount in self.allocations],
-            _listed(self.markets),
+            *(_listed(raw) for _, raw in self.sections),
         ]
+
+    def engine_params(self, engine: str) -> Any:
+        """The typed params ``engine`` parsed from its genesis section."""
+        try:
+            return self.engines[engine]
+        except KeyError:
+            raise GenesisError(f"no genesis params for engine {engine!r}") from None
 
     def commitment(self) -> bytes:
         """Hash of every parameter; the genesis block commits to it."""
         return sha256(encoding.encode(self.to_obj()))
+
+
+@dataclass(frozen=True, slots=True)
+class GenesisSection:
+    """An engine's section of the genesis file: the key it sits under and the
+    parser that turns its canonical raw form (sorted ``(name, items)``
+    tuples, comment keys dropped; ``()`` when absent) into the engine's typed
+    params, raising GenesisError naming the bad key."""
+
+    key: str
+    parse: Callable[[Any], Any]
+
+
+class SectionOwner(Protocol):
+    """What ``parse_params`` needs of an engine (``core.execution.Engine``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def genesis(self) -> GenesisSection | None: ...
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -80,7 +113,6 @@ _DEFAULTS: dict[str, Any] = {
     "max_block_txs": 10_000,
     "dev": False,
     "allocations": {},
-    "markets": {},
 }
 _REQUIRED = ("chain_id", "timestamp", "initial_target", "pow_limit")
 
@@ -143,11 +175,14 @@ def _sections(d: Any, key: str) -> tuple[tuple[str, tuple[tuple[str, Any], ...]]
     return tuple(out)
 
 
-def parse_params(doc: Any) -> ChainParams:
-    """ChainParams from a parsed genesis document, or a GenesisError naming the key."""
+def parse_params(doc: Any, engines: Sequence[SectionOwner]) -> ChainParams:
+    """ChainParams from a parsed genesis document, or a GenesisError naming the
+    key. ``engines`` (the registry's, in its order) say which engine sections
+    the file may hold and parse them."""
     if not isinstance(doc, dict):
         raise GenesisError("genesis must be a JSON object")
-    known = set(_DEFAULTS) | set(_REQUIRED)
+    owned = [(e.name, e.genesis) for e in engines if e.genesis is not None]
+    known = set(_DEFAULTS) | set(_REQUIRED) | {g.key for _, g in owned}
     unknown = sorted(k for k in doc if k not in known and not k.startswith("_"))
     if unknown:
         raise GenesisError(f"genesis: unknown keys {unknown}")
@@ -186,6 +221,7 @@ def parse_params(doc: Any) -> ChainParams:
     initial = _target(d, "initial_target")
     if initial > pow_limit:
         raise GenesisError("genesis initial_target is above pow_limit")
+    sections = tuple((g.key, _sections(doc.get(g.key, {}), g.key)) for _, g in owned)
     return ChainParams(
         chain_id=chain_id,
         timestamp=_int(d, "timestamp"),
@@ -200,5 +236,6 @@ def parse_params(doc: Any) -> ChainParams:
         max_block_txs=_int(d, "max_block_txs", lo=1, hi=100_000),
         dev=dev,
         allocations=tuple(sorted(parsed.items())),
-        markets=_sections(d["markets"], "markets"),
+        sections=sections,
+        engines={name: g.parse(raw) for (name, g), (_, raw) in zip(owned, sections, strict=True)},
     )

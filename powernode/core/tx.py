@@ -13,9 +13,8 @@ an array.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from powernode.core import encoding
@@ -34,7 +33,6 @@ _ARRAY6 = b"\x96"
 _SIG_TAIL = 2 + SIG_SIZE
 MAX_TYPE_LEN = 32
 MAX_CHAIN_ID_LEN = 64
-_UINT_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,80 +64,9 @@ class Transaction:
         verify(self.sender, self.signature, self.signing_bytes())
 
 
-# Fast construction for decode: the frozen dataclass's ``__init__`` sets each
-# of the ten fields through ``object.__setattr__``; calling the slots' own
-# descriptors on a bare instance builds the same object in under half the time.
-def _setter(name: str) -> Callable[[Transaction, Any], None]:
-    setter: Callable[[Transaction, Any], None] = Transaction.__dict__[name].__set__
-    return setter
-
-
-_s_chain_id = _setter("chain_id")
-_s_type = _setter("type")
-_s_sender = _setter("sender")
-_s_nonce = _setter("nonce")
-_s_fee = _setter("fee")
-_s_payload = _setter("payload")
-_s_signature = _setter("signature")
-_s_raw = _setter("raw")
-_s_txid = _setter("txid")
-_s_sender_address = _setter("sender_address")
-if len(fields(Transaction)) != 10:  # a new field needs a setter above
-    raise RuntimeError("Transaction's fields changed: update _fast_tx")
-
-_new_object = object.__new__
-_sha256 = hashlib.sha256
-
-# sender pubkey -> address: one SHA-256 per decode otherwise, and a busy
-# sender's txs repeat the same key. Bounded: emptied when it grows past this.
-_ADDRESSES: dict[bytes, bytes] = {}
-_ADDRESSES_MAX = 65_536
-
-
-def _address(pubkey: bytes) -> bytes:
-    if len(_ADDRESSES) >= _ADDRESSES_MAX:
-        _ADDRESSES.clear()
-    addr = _ADDRESSES[pubkey] = address_of(pubkey)
-    return addr
-
-
-def _fast_tx(obj: Any, raw: bytes) -> Transaction | None:
-    """The tx if ``obj`` has the common, well-formed shape, else None. Checked
-    inline: the field readers' calls (``tx_from_obj``'s path for anything
-    else, which raises the precise typed error) cost more than the rest of
-    the decode."""
-    if type(obj) is not list or len(obj) != 7:
-        return None
-    chain_id, tx_type, sender, nonce, fee, payload, sig = obj
-    if not (
-        type(chain_id) is str
-        and len(chain_id) <= MAX_CHAIN_ID_LEN
-        and type(tx_type) is str
-        and len(tx_type) <= MAX_TYPE_LEN
-        and type(sender) is bytes
-        and len(sender) == PUBKEY_SIZE
-        and type(nonce) is int
-        and 0 <= nonce <= _UINT_MAX
-        and type(fee) is int
-        and 0 <= fee <= _UINT_MAX
-        and type(payload) is list
-        and type(sig) is bytes
-        and len(sig) == SIG_SIZE
-    ):
-        return None
-    # Transaction(...) field by field; see _s_chain_id.
-    tx: Transaction = _new_object(Transaction)
-    _s_chain_id(tx, chain_id)
-    _s_type(tx, tx_type)
-    _s_sender(tx, sender)
-    _s_nonce(tx, nonce)
-    _s_fee(tx, fee)
-    _s_payload(tx, payload)
-    _s_signature(tx, sig)
-    _s_raw(tx, raw)
-    _s_txid(tx, _sha256(raw).digest())
-    _s_sender_address(tx, _ADDRESSES.get(sender) or _address(sender))
-    return tx
+# pubkey -> address. ``address_of`` costs a SHA-256; a node decoding many txs
+# of the same senders uses a decoder with a cache of its own (chain/txdecode.py).
+AddressOf = Callable[[bytes], bytes]
 
 
 def signing_bytes(
@@ -164,33 +91,16 @@ def sign_tx(
     return decode_tx(raw)
 
 
-def decode_tx(raw: bytes) -> Transaction:
-    """Parse a signed tx's bytes. Checks shape only; the signature is checked by
-    ``verify_signature`` (separately, so it can run on another thread)."""
+def decode_tx(raw: bytes, address: AddressOf = address_of) -> Transaction:
+    """Parse a signed tx's bytes: the one definition of a valid encoding.
+    Checks shape only; the signature is checked by ``verify_signature``
+    (separately, so it can run on another thread). ``address`` derives the
+    sender's address from its public key."""
     if type(raw) is not bytes:
         raise DecodeError("expected bytes")
     if len(raw) > MAX_TX_BYTES:
         raise OversizeTx(f"tx is {len(raw)} bytes, limit {MAX_TX_BYTES}")
-    # encoding.decode, then tx_from_obj, in the order they raise, but with
-    # decode's type walk cut to what the fast path has not checked already.
-    obj = encoding.unpack(raw, MAX_TX_BYTES)
-    tx = _fast_tx(obj, raw)
-    if tx is None:
-        # Not the common shape: decode's checks in full, then the readers'
-        # precise error (parsing twice is fine off the hot path).
-        return tx_from_obj(encoding.decode(raw, max_bytes=MAX_TX_BYTES), raw)
-    # Its six other fields are of types the walk accepts: only the payload can
-    # hold what it refuses (a float, a map, nesting too deep).
-    encoding.check_decoded_list(tx.payload, 1)
-    encoding.check_canonical(obj, raw)
-    return tx
-
-
-def tx_from_obj(obj: Any, raw: bytes) -> Transaction:
-    tx = _fast_tx(obj, raw)
-    if tx is not None:
-        return tx
-    f = encoding.as_list(obj, 7, "tx")
+    f = encoding.as_list(encoding.decode(raw, max_bytes=MAX_TX_BYTES), 7, "tx")
     payload = f[5]
     if type(payload) is not list:
         raise DecodeError("tx payload: expected array")
@@ -205,7 +115,7 @@ def tx_from_obj(obj: Any, raw: bytes) -> Transaction:
         signature=encoding.as_bytes(f[6], "tx signature", size=SIG_SIZE),
         raw=raw,
         txid=sha256(raw),
-        sender_address=address_of(sender),
+        sender_address=address(sender),
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from powernode.core import encoding
 from powernode.core.crypto import ADDRESS_SIZE, address_hex
 from powernode.core.errors import BadAmount, BadPayload, InsufficientFunds
-from powernode.core.execution import Event, ExecContext, StateAccess, StateRead
+from powernode.core.execution import Engine, Event, ExecContext, StateAccess, StateRead
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
 from powernode.core.units import MAX_MONEY, as_amount
@@ -49,12 +49,8 @@ def get_account(view: StateRead, addr: bytes) -> Account:
     return ZERO_ACCOUNT if acct is None else acct
 
 
-def put_account(view: StateAccess, addr: bytes, acct: Account) -> None:
-    view.put((ACCOUNT_NS, addr), acct)
-
-
 # credit and debit run for every transfer in every block: they read and write
-# through one key tuple, without the helpers above.
+# through one key tuple, without the helper above.
 
 
 def credit(view: StateAccess, addr: bytes, amount: int) -> None:
@@ -94,7 +90,7 @@ _new_payload = partial(tuple.__new__, TransferPayload)  # as new_account
 
 class TransferHandler:
     tx_type = "transfer"
-    precheck_noop = True  # see state.registry.NOOP_PRECHECK
+    precheck = None  # a transfer's admission is its envelope alone
 
     def decode(self, payload: list[Any]) -> TransferPayload:
         if len(payload) != 2:
@@ -110,11 +106,6 @@ class TransferHandler:
     def max_debit(self, payload: TransferPayload, params: ChainParams) -> int:
         return payload.amount
 
-    def precheck(
-        self, view: StateAccess, ctx: ExecContext, tx: Transaction, payload: TransferPayload
-    ) -> None:
-        return None
-
     def apply(
         self, view: StateAccess, ctx: ExecContext, tx: Transaction, payload: TransferPayload
     ) -> list[Event]:
@@ -125,5 +116,8 @@ class TransferHandler:
         return [{"event": "transfer", "from": sender, "to": to, "amount": amount}]
 
 
-HANDLERS = (TransferHandler(),)
-STATE_CODECS = {ACCOUNT_NS: Account.from_obj}
+ENGINE = Engine(
+    name="accounts",
+    handlers=(TransferHandler(),),
+    state_codecs={ACCOUNT_NS: Account.from_obj},
+)

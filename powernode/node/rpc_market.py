@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from powernode.core.crypto import parse_address
 from powernode.core.errors import DecodeError, NotFound
 from powernode.engines.market import queries
-from powernode.engines.market.params import PRODUCTS, MarketParams, parse_markets
+from powernode.engines.market.params import PRODUCTS, MarketParams
+from powernode.engines.market.params import markets as market_params_of
 from powernode.node.rpc import InvalidParams, Method, Params
 from powernode.node.rpc_methods import _arg
 
@@ -105,7 +106,7 @@ def build_market_methods(node: Node) -> dict[str, Method]:
         return node.L.chain.state
 
     def markets() -> dict[str, MarketParams]:
-        return parse_markets(node.L.params.markets)
+        return market_params_of(node.L.params)
 
     async def market_params(p: Params) -> Any:
         product = _product(p, 0, required=False)

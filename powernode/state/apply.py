@@ -29,22 +29,13 @@ from typing import Any, NamedTuple
 from powernode.core import encoding
 from powernode.core.block import Block
 from powernode.core.crypto import sha256
-from powernode.core.errors import (
-    BadStateRoot,
-    BadTxInBlock,
-    FeeTooLow,
-    InsufficientFunds,
-    InternalFault,
-    NonceTooHigh,
-    NonceTooLow,
-    PowernodeError,
-    WrongChain,
-)
-from powernode.core.execution import Event, ExecContext, TxHandler
+from powernode.core.errors import BadStateRoot, BadTxInBlock, InternalFault, PowernodeError
+from powernode.core.execution import Event, ExecContext
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
-from powernode.engines.accounts import ACCOUNT_NS, ZERO_ACCOUNT, credit, new_account
-from powernode.state.registry import BLOCK_HOOKS, HANDLERS, handler_for
+from powernode.engines.accounts import ACCOUNT_NS, credit, new_account
+from powernode.state.envelope import Envelope, check_envelope
+from powernode.state.registry import BLOCK_HOOKS
 from powernode.state.view import DiffEntry, StateReader, StateView
 
 _ROOT_TAG = b"powernode-state"
@@ -111,36 +102,17 @@ def apply_tx(view: StateView, ctx: ExecContext, tx: Transaction) -> Receipt:
     """Apply one tx. Raises a typed error for envelope failures (anything but
     the signature that must hold for a tx to be includable now), else returns
     a receipt (``ok`` or ``failed``)."""
-    if tx.chain_id != ctx.params.chain_id:
-        raise _wrong_chain(tx, ctx)
-    handler = HANDLERS.get(tx.type) or handler_for(tx.type)
-    return apply_decoded(view, ctx, tx, handler, handler.decode(tx.payload))
+    return execute(view, ctx, tx, check_envelope(view, ctx.params, tx))
 
 
-def _wrong_chain(tx: Transaction, ctx: ExecContext) -> WrongChain:
-    return WrongChain(f"tx is for chain {tx.chain_id!r}, this is {ctx.params.chain_id!r}")
-
-
-def apply_decoded(
-    view: StateView, ctx: ExecContext, tx: Transaction, handler: TxHandler, payload: Any
-) -> Receipt:
-    """``apply_tx`` for a caller that has checked the chain id and decoded the
-    payload with ``handler`` already (the miner, for the engine's precheck):
-    the rest of the envelope (fee, nonce, affordability), then the engine."""
-    if tx.fee < ctx.params.min_fee:
-        raise FeeTooLow(f"fee {tx.fee} below the minimum {ctx.params.min_fee}")
-    sender = tx.sender_address
-    acct = view.get((ACCOUNT_NS, sender)) or ZERO_ACCOUNT
-    if tx.nonce < acct.nonce:
-        raise NonceTooLow(f"nonce {tx.nonce} already used (account nonce {acct.nonce})")
-    if tx.nonce > acct.nonce:
-        raise NonceTooHigh(f"nonce {tx.nonce} ahead of account nonce {acct.nonce}")
-    if acct.balance < tx.fee:
-        raise InsufficientFunds(f"balance {acct.balance} cannot pay fee {tx.fee}")
-    view.put((ACCOUNT_NS, sender), new_account((acct.balance - tx.fee, acct.nonce + 1)))
+def execute(view: StateView, ctx: ExecContext, tx: Transaction, env: Envelope) -> Receipt:
+    """Charge the fee, use the nonce, run the engine: the rest of ``apply_tx``
+    once ``check_envelope`` has passed on this view."""
+    acct = env.account
+    view.put((ACCOUNT_NS, env.sender), new_account((acct.balance - tx.fee, acct.nonce + 1)))
     cp = view.checkpoint()
     try:
-        events = handler.apply(view, ctx, tx, payload)
+        events = env.handler.apply(view, ctx, tx, env.payload)
     except PowernodeError as exc:
         view.revert(cp)
         return Receipt(tx.txid, False, tx.fee, exc.code, exc.message, ())
@@ -218,10 +190,11 @@ class BodyBuilder:
     whole mempool each time (the tip and the timestamp stay those it began
     with; start a new builder when the tip moves).
 
-    Miner policy, not consensus: a candidate that its engine's admission
-    checks refuse at this point of the block (an order whose gate has closed
-    since it entered the mempool, say) is left out and reported, rather than
-    included as a failed tx that pays its fee for nothing.
+    Miner policy, not consensus: a candidate whose envelope is invalid here,
+    or that its engine's admission checks (``precheck``, run after the
+    envelope) refuse at this point of the block (an order whose gate has
+    closed since it entered the mempool, say), is left out and reported,
+    rather than included as a failed tx that pays its fee for nothing.
     """
 
     def __init__(
@@ -254,18 +227,11 @@ class BodyBuilder:
                 break
             cp = view.checkpoint()
             try:
-                handler = HANDLERS.get(tx.type)
-                if handler is None:
-                    receipt = apply_tx(view, ctx, tx)  # raises the envelope's error
-                else:
-                    # apply_tx, with the payload decoded once for the precheck
-                    # and the engine (the precheck's errors come first, as
-                    # they did when it ran before apply_tx).
-                    payload = handler.decode(tx.payload)
-                    handler.precheck(view, ctx, tx, payload)
-                    if tx.chain_id != ctx.params.chain_id:
-                        raise _wrong_chain(tx, ctx)
-                    receipt = apply_decoded(view, ctx, tx, handler, payload)
+                env = check_envelope(view, ctx.params, tx)
+                precheck = env.handler.precheck
+                if precheck is not None:
+                    precheck(view, ctx, tx, env.payload)
+                receipt = execute(view, ctx, tx, env)
             except PowernodeError as exc:
                 view.revert(cp)
                 self.rejected.append((tx, exc))

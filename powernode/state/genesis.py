@@ -16,8 +16,8 @@ from powernode.core.errors import GenesisError
 from powernode.core.params import ChainParams, parse_params
 from powernode.core.pow import target_to_bytes
 from powernode.engines.accounts import credit
-from powernode.engines.market.params import parse_markets
 from powernode.state.apply import BlockResult, seal
+from powernode.state.registry import ENGINES
 from powernode.state.view import MemoryState, StateView
 
 
@@ -32,9 +32,14 @@ def parse_genesis_json(text: str | bytes) -> ChainParams:
         raise GenesisError(f"genesis is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise GenesisError("genesis is nested too deeply") from exc
-    params = parse_params(doc)
-    parse_markets(params.markets)  # the market validates its own section
-    return params
+    return parse_genesis(doc)
+
+
+def parse_genesis(doc: Any) -> ChainParams:
+    """ChainParams from a parsed genesis document: the chain's own keys, and
+    each registered engine's section parsed by that engine into its typed
+    params (once, here). GenesisError names the offending key."""
+    return parse_params(doc, ENGINES)
 
 
 def genesis_result(params: ChainParams) -> BlockResult:

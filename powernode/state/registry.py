@@ -1,35 +1,46 @@
-"""Which engine handles each tx type and decodes each state namespace.
+"""The engines of this chain, and the lookups the state machine derives from them.
 
-Later engines (market, contracts, certificates) add their ``HANDLERS`` and
-``STATE_CODECS`` to the lists below; nothing else in state/ changes.
+Adding an engine is one package under ``powernode/engines/`` exposing an
+``ENGINE`` record (``core.execution.Engine``) and its line in ``ENGINES``
+below (with the package in the import); nothing else in state/ changes. The order of ``ENGINES`` is consensus:
+begin-block hooks run in it, and the genesis commits to the engines' genesis
+sections in it, so a new engine goes at the end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from powernode.core.errors import UnknownTxType
-from powernode.core.execution import BlockHook, TxHandler
+from powernode.core.execution import BlockHook, Engine, StateCodec, TxHandler
 from powernode.engines import accounts, market
 
-_ENGINES = (accounts, market)
-
-HANDLERS: Mapping[str, TxHandler] = {h.tx_type: h for engine in _ENGINES for h in engine.HANDLERS}
-STATE_CODECS: Mapping[str, Callable[[Any], Any]] = {
-    ns: codec for engine in _ENGINES for ns, codec in engine.STATE_CODECS.items()
-}
-
-# Tx types whose handler declares its ``precheck`` a no-op (a true
-# ``precheck_noop`` attribute): admission skips building the state view and
-# context it would be given.
-NOOP_PRECHECK: frozenset[str] = frozenset(
-    t for t, h in HANDLERS.items() if getattr(h, "precheck_noop", False) is True
+ENGINES: tuple[Engine, ...] = (
+    accounts.ENGINE,
+    market.ENGINE,
 )
 
+
+def _unique(kind: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise RuntimeError(f"two engines claim the {kind} {n!r}")
+        seen.add(n)
+
+
+_unique("engine name", [e.name for e in ENGINES])
+_unique("tx type", [h.tx_type for e in ENGINES for h in e.handlers])
+_unique("state namespace", [ns for e in ENGINES for ns in e.state_codecs])
+_unique("genesis key", [e.genesis.key for e in ENGINES if e.genesis is not None])
+
+HANDLERS: Mapping[str, TxHandler] = {h.tx_type: h for e in ENGINES for h in e.handlers}
+STATE_CODECS: Mapping[str, StateCodec] = {
+    ns: codec for e in ENGINES for ns, codec in e.state_codecs.items()
+}
 # Run at the start of every block, in this order.
 BLOCK_HOOKS: tuple[BlockHook, ...] = tuple(
-    hook for engine in _ENGINES if (hook := getattr(engine, "BEGIN_BLOCK", None)) is not None
+    e.begin_block for e in ENGINES if e.begin_block is not None
 )
 
 

@@ -27,8 +27,9 @@ from powernode.core.execution import ExecContext, TxHandler
 from powernode.core.merkle import merkle_root
 from powernode.core.tx import Transaction, sign_tx
 from powernode.engines.accounts import ACCOUNT_NS
-from powernode.engines.market import BEGIN_BLOCK, queries
+from powernode.engines.market import queries
 from powernode.engines.market.book import BookHead, OrderBook
+from powernode.engines.market.clearing import begin_block
 from powernode.engines.market.records import BOOK_NS, TRADE_NS, book_key
 from powernode.engines.market.session import StateLevels
 from powernode.state.apply import apply_block, build_body
@@ -106,7 +107,7 @@ def run_state(s: Stream, block_txs: int) -> tuple[dict[str, Any], Outcome, Memor
     t0 = time.perf_counter()
     for b, start in enumerate(range(0, len(items), block_txs)):
         ctx, view = ctx_at(s, b + 2), StateView(state)
-        BEGIN_BLOCK(view, ctx)
+        begin_block(view, ctx)
         for h, tx, p in items[start : start + block_txs]:
             t = clock()
             cp = view.checkpoint()

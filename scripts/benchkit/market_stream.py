@@ -12,9 +12,10 @@ from typing import Any, NamedTuple
 
 from benchkit.guard import percentile, progress
 from powernode.core.crypto import KeyPair, sha256
-from powernode.core.params import ChainParams, parse_params
+from powernode.core.params import ChainParams
 from powernode.engines.market.book import BUY, MIDPOINT, SELL, OrderBook, Resting
 from powernode.engines.market.records import SOURCES
+from powernode.state.genesis import parse_genesis
 
 CHAIN_ID = "bench-market"
 T0 = 1_767_268_800  # 2026-01-01 12:00 UTC: the first block's time
@@ -82,7 +83,9 @@ def make_stream(n: int, seed: int, participants: int = 200, slots: int = 4) -> S
     doc |= {"pow_limit": "ff" * 32, "markets": MARKETS, "max_block_txs": 100_000}
     doc["allocations"] = {k.address.hex(): FUNDS for k in keys}
     slot_list = [SLOT0 + 900 * k for k in range(slots)]
-    s = Stream(keys, roles, slot_list, parse_params(doc), [i.to_bytes(32, "big") for i in range(n)])
+    s = Stream(
+        keys, roles, slot_list, parse_genesis(doc), [i.to_bytes(32, "big") for i in range(n)]
+    )
     who_by_side = {
         side: [i for i, r in enumerate(roles) if r != no]
         for side, no in ((BUY, "producer"), (SELL, "consumer"))

@@ -15,10 +15,11 @@ from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
 from powernode.core import crypto as pn_crypto
 from powernode.core.block import Block, decode_block, make_block
-from powernode.core.params import ChainParams, parse_params
+from powernode.core.params import ChainParams
 from powernode.core.pow import pow_hash
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
+from powernode.state.genesis import parse_genesis
 
 BLOCK_CHAIN = "powernode-bench-block"
 DEV_TARGET = "0fff" + "ff" * 30
@@ -48,7 +49,7 @@ def _solve(block: Block) -> Block:
 def bench_block_connect(workdir: Path, senders: int, nonces: int, reps: int) -> dict[str, Any]:
     keys = [key_for("block", i) for i in range(senders)]
     now = int(time.time())
-    params = parse_params(
+    params = parse_genesis(
         genesis_doc(BLOCK_CHAIN, keys, target=DEV_TARGET, dev=True, timestamp=now - 600)
     )
     progress(f"block connect: signing {senders * nonces:,} transfers")

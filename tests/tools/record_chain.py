@@ -26,7 +26,7 @@ from typing import Any
 
 from powernode.core import encoding
 from powernode.core.crypto import sha256
-from powernode.core.params import parse_params
+from powernode.state.genesis import parse_genesis
 from tests.unit import test_market_properties as props
 from tests.unit.helpers import LedgerFactory, active_blocks, genesis_doc, transfer
 from tests.unit.market_helpers import ALICE, BOB, CAROL, DAVE, ERIN, T0, Market
@@ -73,7 +73,7 @@ def record(root: Path) -> dict[str, Any]:
             markets=MARKETS,
             allocations={a.hex(): v for a, v in PARAMS.allocations} | {ERIN.address.hex(): 1_000},
         )
-        params = parse_params(doc)
+        params = parse_genesis(doc)
         ledger = factory.open(params)
         m = Market(ledger)
         for k in WHO:

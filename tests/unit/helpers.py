@@ -19,9 +19,10 @@ from powernode.core import encoding
 from powernode.core.block import Block, BlockHeader, make_block
 from powernode.core.crypto import KeyPair
 from powernode.core.merkle import merkle_root
-from powernode.core.params import ChainParams, parse_params
+from powernode.core.params import ChainParams
 from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction, decode_tx, sign_tx, tx_to_obj
+from powernode.state.genesis import parse_genesis
 
 CHAIN_ID = "unit"
 GENESIS_TIME = 1_000
@@ -63,7 +64,7 @@ def genesis_doc(**overrides: Any) -> dict[str, Any]:
 
 
 def make_params(**overrides: Any) -> ChainParams:
-    return parse_params(genesis_doc(**overrides))
+    return parse_genesis(genesis_doc(**overrides))
 
 
 def transfer(

@@ -1,7 +1,7 @@
 """The per-tx hot path's shortcuts give exactly what the plain path gives:
-decode's fast construction and cut type walk, the address cache, the
-builder's single payload decode, admission without a no-op precheck, and the
-account a ``Checked`` carries."""
+the node's fast decoder (chain/txdecode.py) against the core's ``decode_tx``,
+its address cache, the builder's single payload decode, admission without a
+precheck for tx types that have none, and the account a ``Checked`` carries."""
 
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ import msgpack
 import pytest
 
 from powernode.chain.ledger import Ledger
-from powernode.core import encoding
-from powernode.core import tx as txmod
+from powernode.chain.txdecode import TxDecoder
 from powernode.core.crypto import address_of, sha256
 from powernode.core.errors import InsufficientFunds, InvalidBlock, PowernodeError
 from powernode.core.execution import ExecContext
-from powernode.core.tx import MAX_TX_BYTES, Transaction, decode_tx, tx_from_obj
+from powernode.core.tx import Transaction, decode_tx
 from powernode.engines.accounts import ACCOUNT_NS, Account, TransferHandler
 from powernode.state.apply import BodyBuilder, apply_tx
-from powernode.state.registry import HANDLERS, NOOP_PRECHECK
+from powernode.state.registry import HANDLERS
 from powernode.state.view import StateView
 from tests.unit.helpers import (
     ALICE,
@@ -56,13 +55,6 @@ def _outcome(fn: Any, raw: Any) -> Any:
     return (repr(t), t.raw, t.txid, t.sender_address)
 
 
-def _reference(raw: Any) -> Transaction:
-    """decode_tx as the plain composition: the full decode, then the readers."""
-    if type(raw) is not bytes or len(raw) > MAX_TX_BYTES:
-        return decode_tx(raw)  # the size and type errors come before either
-    return tx_from_obj(encoding.decode(raw, max_bytes=MAX_TX_BYTES), raw)
-
-
 def _malformed(raw: bytes) -> list[bytes]:
     obj = msgpack.unpackb(raw)
     out = [raw[:i] for i in range(0, len(raw), 7)] + [raw + b"\x00", raw * 120]
@@ -83,14 +75,16 @@ def _malformed(raw: bytes) -> list[bytes]:
     return out
 
 
-def test_decode_builds_the_dataclass_the_constructor_builds() -> None:
+def test_fast_decode_builds_the_dataclass_the_constructor_builds() -> None:
+    fast = TxDecoder()
     for t in _samples():
-        got = decode_tx(t.raw)
+        got = fast.decode(t.raw)
         want = Transaction(
             *(getattr(got, f.name) for f in dataclasses.fields(Transaction) if f.init)
         )
         assert type(got) is Transaction
         assert got == want and repr(got) == repr(want)
+        assert got == decode_tx(t.raw)
         for f in dataclasses.fields(Transaction):
             assert getattr(got, f.name) == getattr(want, f.name)
         assert got.txid == sha256(t.raw) and got.sender_address == address_of(got.sender)
@@ -98,26 +92,27 @@ def test_decode_builds_the_dataclass_the_constructor_builds() -> None:
             got.fee = 1  # type: ignore[misc]
 
 
-def test_decode_refuses_as_the_full_decode_does() -> None:
+def test_fast_decode_accepts_and_refuses_as_the_core_decoder_does() -> None:
+    fast = TxDecoder()
     corpus: list[Any] = [b"", b"\xc1", bytearray(b"\x97"), msgpack.packb(5)]
     for t in _samples():
         corpus += [t.raw, *_malformed(t.raw)]
     kinds = set()
     for raw in corpus:
-        got = _outcome(decode_tx, raw)
-        assert got == _outcome(_reference, raw), raw
+        got = _outcome(fast.decode, raw)
+        assert got == _outcome(decode_tx, raw), raw
         kinds.add(got[0])
     assert len(kinds) > 4  # the corpus reaches several kinds of refusal
 
 
-def test_address_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(txmod, "_ADDRESSES", {})
-    monkeypatch.setattr(txmod, "_ADDRESSES_MAX", 3)
+def test_address_cache_is_bounded_and_per_decoder() -> None:
+    fast = TxDecoder(max_addresses=3)
     for i in range(8):
         k = key(20 + i)
-        t = decode_tx(transfer(k, BOB, 1, nonce=0).raw)
+        t = fast.decode(transfer(k, BOB, 1, nonce=0).raw)
         assert t.sender_address == k.address
-        assert len(txmod._ADDRESSES) <= 3
+        assert 1 <= fast.cached_addresses() <= 3
+    assert TxDecoder().cached_addresses() == 0
 
 
 def _ctx(params: Any) -> ExecContext:
@@ -139,46 +134,37 @@ def test_builder_decodes_each_payload_once(ledger: Ledger, monkeypatch: pytest.M
     assert len(b.finish().txs) == 5 and len(calls) == 5
 
 
-def test_builder_and_apply_tx_refuse_in_the_same_order(ledger: Ledger) -> None:
-    # A wrong chain and a bad payload: apply_tx checks the chain first; the
-    # builder decodes first (the engine's precheck needs the payload).
+def test_block_builder_and_mempool_refuse_in_one_order(ledger: Ledger) -> None:
+    # One envelope check serves all three: a tx with a wrong chain and a bad
+    # payload is refused for its chain everywhere.
     both = transfer(ALICE, b"short", 1, nonce=0, chain_id="other")
     ctx = _ctx(ledger.params)
     with pytest.raises(PowernodeError) as info:
         apply_tx(StateView(ledger.chain.state), ctx, both)
     assert info.value.code == "wrong_chain"
-    wrong_chain = transfer(ALICE, BOB, 1, nonce=0, chain_id="other")
+    with pytest.raises(PowernodeError) as info:
+        ledger.check_tx(both, now=T)
+    assert info.value.code == "wrong_chain"
+    bad_payload = transfer(ALICE, b"short", 1, nonce=0)
     b = BodyBuilder(ledger.chain.state, bytes(32), ctx, max_bytes=10**6)
-    b.add([both, wrong_chain, transfer(ALICE, BOB, 1, nonce=5), transfer(ALICE, BOB, 1, nonce=0)])
+    b.add([both, bad_payload, transfer(ALICE, BOB, 1, nonce=5), transfer(ALICE, BOB, 1, nonce=0)])
     tmpl = b.finish()
     assert [exc.code for _, exc in tmpl.rejected] == [
-        "bad_payload",
         "wrong_chain",
+        "bad_payload",
         "nonce_too_high",
     ]
     assert len(tmpl.txs) == 1
 
 
-def test_only_transfer_declares_a_noop_precheck() -> None:
-    assert "transfer" in NOOP_PRECHECK
-    assert set(HANDLERS) - NOOP_PRECHECK == {"participant.register", "order.place", "order.cancel"}
+def test_which_tx_types_have_admission_checks() -> None:
+    with_precheck = {t for t, h in HANDLERS.items() if h.precheck is not None}
+    assert with_precheck == {"order.place", "order.cancel"}
 
 
-class _Untouchable:
-    def __getattr__(self, name: str) -> object:
-        raise AssertionError(f"a no-op precheck used its {name!r}")
-
-
-def test_a_declared_noop_precheck_does_nothing() -> None:
-    # The flag must not drift from the method: a declared no-op precheck
-    # touches neither the state nor the context, and refuses nothing.
-    for tx_type in NOOP_PRECHECK:
-        assert (
-            HANDLERS[tx_type].precheck(_Untouchable(), _Untouchable(), _Untouchable(), None) is None
-        )  # type: ignore[arg-type]
-
-
-def test_admission_skips_a_noop_precheck(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_admission_skips_a_missing_precheck(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(now: int) -> ExecContext:
         raise AssertionError("a no-op precheck needs no context")
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from powernode.core.errors import GenesisError
-from powernode.engines.market.params import MarketParams, parse_markets
+from powernode.engines.market.params import MarketParams
+from powernode.engines.market.params import markets as chain_markets
 from powernode.state.genesis import genesis_block, parse_genesis_json
 from tests.unit.helpers import LedgerFactory, genesis_doc, make_params
 from tests.unit.market_helpers import (
@@ -29,7 +30,7 @@ from tests.unit.market_helpers import (
 def markets_of(markets: Any) -> dict[str, MarketParams]:
     """Parse a genesis carrying ``markets`` the way a node does."""
     params = parse_genesis_json(json.dumps(genesis_doc(markets=markets)))
-    return parse_markets(params.markets)
+    return chain_markets(params)
 
 
 def refused(markets: Any) -> str:
@@ -240,7 +241,7 @@ def test_market_params_are_part_of_the_genesis_hash() -> None:
 def test_the_dev_genesis_file_parses() -> None:
     path = Path(__file__).resolve().parents[2] / "configs" / "genesis-dev.json"
     params = parse_genesis_json(path.read_bytes())
-    assert set(parse_markets(params.markets)) == {"spot", "forward", "reserve"}
+    assert set(chain_markets(params)) == {"spot", "forward", "reserve"}
 
 
 # --- the params take effect ---------------------------------------------------------

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from powernode.chain.ledger import Ledger
 from powernode.core.block import Block
 from powernode.engines.market import queries
-from powernode.engines.market.params import parse_markets
+from powernode.engines.market.params import markets
 from tests.unit.helpers import MONO, active_blocks, ledger_factory, replay, total_supply
 from tests.unit.market_helpers import (
     ALICE,
@@ -71,7 +71,7 @@ PARAMS = market_params(
         DAVE.address.hex(): 60 * UNIT,  # runs short of escrow now and then
     },
 )
-MP = parse_markets(PARAMS.markets)
+MP = markets(PARAMS)
 BUY_SOURCES = ("any", "any", "solar", "wind")
 SELL_SOURCES = ("solar", "wind", "solar", "wind")
 

@@ -11,26 +11,28 @@ from powernode.core.block import check_block
 from powernode.core.crypto import ZERO_ADDRESS, ZERO_HASH
 from powernode.core.errors import BadMerkleRoot, GenesisError
 from powernode.core.merkle import merkle_root
-from powernode.core.params import MAX_BLOCK_REWARD, MAX_GENESIS_SUPPLY, parse_params
+from powernode.core.params import MAX_BLOCK_REWARD, MAX_GENESIS_SUPPLY
 from powernode.core.units import MAX_MONEY
 from powernode.engines.accounts import Account
-from powernode.state.genesis import genesis_block, genesis_result, parse_genesis_json
-from powernode.state.registry import STATE_CODECS
+from powernode.state.genesis import genesis_block, genesis_result, parse_genesis, parse_genesis_json
+from powernode.state.registry import ENGINES, STATE_CODECS
 from powernode.state.view import MemoryState
 from tests.unit.helpers import ALICE, BOB, COIN, genesis_doc, make_params
 
 
 def test_defaults() -> None:
-    p = parse_params({"chain_id": "c", "timestamp": 5, "initial_target": "ff", "pow_limit": "ffff"})
+    p = parse_genesis(
+        {"chain_id": "c", "timestamp": 5, "initial_target": "ff", "pow_limit": "ffff"}
+    )
     assert p.block_time == 10 and p.max_future == 120 and p.asert_halflife == 3600
     assert p.block_reward == 50 * COIN and p.min_fee == 0 and p.dev is False
     assert p.allocations == () and p.initial_target == 0xFF and p.pow_limit == 0xFFFF
-    assert parse_params({**genesis_doc(), "block_time": 7}).max_future == 84
-    assert parse_params({**genesis_doc(), "max_future": 9}).max_future == 9
+    assert parse_genesis({**genesis_doc(), "block_time": 7}).max_future == 84
+    assert parse_genesis({**genesis_doc(), "max_future": 9}).max_future == 9
 
 
 def test_comment_keys_are_ignored() -> None:
-    assert parse_params({**genesis_doc(), "_comment": "hi"}) == make_params()
+    assert parse_genesis({**genesis_doc(), "_comment": "hi"}) == make_params()
 
 
 def test_genesis_is_deterministic() -> None:
@@ -94,7 +96,11 @@ def test_genesis_hash_changes_with_an_allocation_amount() -> None:
 
 
 def test_every_param_is_committed() -> None:
-    assert set(_CHANGES) == set(make_params().__dataclass_fields__)
+    # the chain's own fields, and each engine's genesis section in place of
+    # the derived ``sections``/``engines``
+    own = set(make_params().__dataclass_fields__) - {"sections", "engines"}
+    sections = {e.genesis.key for e in ENGINES if e.genesis is not None}
+    assert set(_CHANGES) == own | sections
 
 
 def test_genesis_state_holds_the_allocations() -> None:
@@ -157,7 +163,7 @@ def test_parse_genesis_json_round_trip() -> None:
 )
 def test_bad_params(doc: Any, needle: str) -> None:
     with pytest.raises(GenesisError) as ei:
-        parse_params(doc)
+        parse_genesis(doc)
     assert ei.value.code == "bad_genesis"
     assert needle in ei.value.message
 
@@ -191,4 +197,4 @@ def test_genesis_json_garbage_is_a_genesis_error(text: str | bytes) -> None:
 @pytest.mark.parametrize("other", ["0x" + "aa" * 20, "AA" * 20])
 def test_duplicate_allocation_address_refused(other: str) -> None:
     with pytest.raises(GenesisError):
-        parse_params({**genesis_doc(), "allocations": {"aa" * 20: 5, other: 7}})
+        parse_genesis({**genesis_doc(), "allocations": {"aa" * 20: 5, other: 7}})

@@ -24,7 +24,7 @@ def begin_block(view: StateAccess, ctx: ExecContext) -> None:
         return  # no market tx yet: nothing to do, and no state to change
     s = Session(view, ctx)
     now = s.now
-    s.m[0] = now
+    s.c.clock = now
     for when in s.due_times():
         if when > now:
             break

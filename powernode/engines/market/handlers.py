@@ -44,7 +44,7 @@ from powernode.engines.accounts import ACCOUNT_NS
 from powernode.engines.market.book import OrderBook, Resting
 from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.matching import match_incoming
-from powernode.engines.market.params import PRODUCTS, MarketParams, parse_markets
+from powernode.engines.market.params import PRODUCTS, MarketParams, markets
 from powernode.engines.market.records import (
     BUY,
     CANCELLED,
@@ -98,13 +98,10 @@ class RegisterHandler:
             raise BadPayload(f"capacity_w: expected an integer in 1..{MAX_CAPACITY_W}")
         return RegisterPayload(role, location, capacity)
 
+    precheck = None  # registration has no admission rule beyond its payload
+
     def max_debit(self, payload: RegisterPayload, params: ChainParams) -> int:
         return 0
-
-    def precheck(
-        self, view: StateAccess, ctx: ExecContext, tx: Transaction, payload: RegisterPayload
-    ) -> None:
-        return None
 
     def apply(
         self, view: StateAccess, ctx: ExecContext, tx: Transaction, payload: RegisterPayload
@@ -245,7 +242,7 @@ class PlaceHandler:
     def max_debit(self, payload: PlacePayload, params: ChainParams) -> int:
         if payload.side != BUY:
             return 0
-        mp = parse_markets(params.markets)[payload.product]
+        mp = markets(params)[payload.product]
         return buy_escrow(mp, payload.price, payload.energy)
 
     def precheck(
@@ -262,9 +259,8 @@ class PlaceHandler:
         mp, bk, book, committed = check_order(s, owner, p)
         oid = tx.txid
         escrow = buy_escrow(mp, p.price, p.energy) if p.side == BUY else 0
-        m = s.m
-        seq = m[1]
-        m[1] = seq + 1
+        seq = s.c.order_seq
+        s.c.order_seq = seq + 1
         inc = Resting(oid, owner, SIDE_CODE[p.side], p.price, p.energy, p.source, seq, escrow)
         s.events.append(
             {"event": "order_placed", "order": oid, "side": p.side, "energy": p.energy,
@@ -288,7 +284,7 @@ class PlaceHandler:
         book = s.book_for_write(bk)
         if match_incoming(s, mp, book, p.slot, inc, p.tif):
             book.add(inc)
-            m[4] += 1
+            s.c.open_orders += 1
             if inc.remaining != p.energy:
                 s.put_order(oid, record._replace(filled=p.energy - inc.remaining))
             # An expiry at the gate is scheduled too: due work runs expiries

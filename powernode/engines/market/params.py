@@ -14,10 +14,10 @@ Wh, prices in micro-units per kWh, times in seconds, fees in basis points.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from powernode.core.errors import GenesisError
+from powernode.core.params import ChainParams, GenesisSection
 
 PRODUCTS = ("spot", "forward", "reserve")
 PRICE_RULES = ("midpoint", "maker", "uniform")
@@ -116,28 +116,20 @@ def _check(product: str, p: MarketParams) -> None:
         raise bad("fees are 0..1000 basis points")
 
 
-_last: tuple[Any, dict[str, MarketParams]] | None = None
+ENGINE_NAME = "market"
 
 
-def markets_of(raw: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]) -> dict[str, MarketParams]:
-    """``parse_markets`` for the chain's own params, remembered by identity:
-    every market tx asks, and hashing the nested tuple for the cache costs
-    more than the rest of the lookup."""
-    global _last
-    last = _last
-    if last is not None and last[0] is raw:
-        return last[1]
-    parsed = parse_markets(raw)
-    _last = (raw, parsed)
+def markets(params: ChainParams) -> dict[str, MarketParams]:
+    """Every product's params, as parsed once when the genesis was loaded."""
+    parsed: dict[str, MarketParams] = params.engine_params(ENGINE_NAME)
     return parsed
 
 
-@lru_cache(maxsize=16)
 def parse_markets(
     raw: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...],
 ) -> dict[str, MarketParams]:
-    """Every product's params from ChainParams.markets; GenesisError if bad.
-    Cached: it runs for every market tx, with the same few genesis tuples."""
+    """Every product's params from the genesis ``markets`` section in its
+    canonical raw form; GenesisError naming the bad key."""
     given = dict(raw)
     unknown = sorted(set(given) - set(PRODUCTS))
     if unknown:
@@ -169,3 +161,6 @@ def parse_markets(
                 f"genesis markets.{p.product}: max_lead_seconds must exceed gate_closure_seconds"
             )
     return out
+
+
+GENESIS = GenesisSection(key="markets", parse=parse_markets)

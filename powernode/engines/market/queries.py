@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from powernode.core.params import ChainParams
 from powernode.engines.market.book import BUY, SELL, BookHead, OrderBook
-from powernode.engines.market.params import PRODUCTS, parse_markets
+from powernode.engines.market.params import PRODUCTS, markets
 from powernode.engines.market.records import (
     BOOK_NS,
     META_NS,
@@ -116,7 +116,7 @@ def book(
     return {
         "product": product,
         "slot": slot,
-        "gate": None if params is None else parse_markets(params.markets)[product].gate_time(slot),
+        "gate": None if params is None else markets(params)[product].gate_time(slot),
         "closed": b.closed,
         "bids": side(BUY),
         "asks": side(SELL),

@@ -19,6 +19,7 @@ sort by product, then delivery time. Every record encodes as a msgpack array.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 from powernode.core import encoding
@@ -195,6 +196,37 @@ class Meta(NamedTuple):
     @classmethod
     def from_obj(cls, obj: Any) -> Meta:
         return cls(*encoding.as_list(obj, 10, "market meta"))
+
+
+@dataclass(slots=True)
+class Counters:
+    """``Meta``'s fields as a mutable record: a session edits them by name
+    while it works and freezes them into a ``Meta`` when it flushes."""
+
+    clock: int = 0
+    order_seq: int = 0
+    trade_seq: int = 0
+    escrow: int = 0
+    open_orders: int = 0
+    trades: int = 0
+    volume_wh: int = 0
+    value: int = 0
+    min_price: int = 0
+    max_price: int = 0
+
+    @classmethod
+    def of(cls, meta: Meta) -> Counters:
+        return cls(*meta)
+
+    def freeze(self) -> Meta:
+        return Meta(
+            self.clock, self.order_seq, self.trade_seq, self.escrow, self.open_orders,
+            self.trades, self.volume_wh, self.value, self.min_price, self.max_price,
+        )  # fmt: skip
+
+
+if [f.name for f in fields(Counters)] != list(Meta._fields):  # keep the two in step
+    raise RuntimeError("market Counters and Meta have different fields")
 
 
 STATE_CODECS = {

@@ -1,8 +1,8 @@
 """Market state access for one tx or one block's clearing work.
 
 A ``Session`` reads and writes the market's records through the journaled
-state view, keeps the market-wide counters in plain attributes until
-``flush`` writes them once, and owns the money rules: every movement of funds
+state view, keeps the market-wide counters in a ``Counters`` record until
+``flush`` writes them once as ``Meta``, and owns the money rules: every movement of funds
 between balances, escrow and fees is here.
 
 Books are state values that are mutated in place, so a session copies a
@@ -33,7 +33,7 @@ from powernode.core.errors import InsufficientFunds
 from powernode.core.execution import Event, ExecContext, StateAccess
 from powernode.engines.accounts import credit, debit
 from powernode.engines.market.book import BookHead, Level, OrderBook, Resting
-from powernode.engines.market.params import MarketParams, markets_of
+from powernode.engines.market.params import MarketParams, markets
 from powernode.engines.market.records import (
     BOOK_NS,
     CAP_NS,
@@ -46,6 +46,7 @@ from powernode.engines.market.records import (
     PART_NS,
     SIDE_BYTE,
     TRADE_NS,
+    Counters,
     Ids,
     Ints,
     Meta,
@@ -111,30 +112,31 @@ def buy_escrow(mp: MarketParams, price: int, energy: int) -> int:
 
 
 class Session:
-    __slots__ = ("ctx", "events", "m", "m0", "markets", "view")
+    __slots__ = ("c", "ctx", "events", "markets", "meta", "view")
 
     def __init__(self, view: StateAccess, ctx: ExecContext) -> None:
         self.view = view
         self.ctx = ctx
-        self.markets = markets_of(ctx.params.markets)
+        self.markets = markets(ctx.params)
         meta: Meta | None = view.get(META_KEY)
-        self.m0 = Meta() if meta is None else meta
-        self.m = list(self.m0)  # the Meta fields, edited in place until flush
+        self.meta = Meta() if meta is None else meta
+        self.c = Counters.of(self.meta)  # edited by name until flush
         self.events: list[Event] = []
 
     @property
     def now(self) -> int:
         """Market time: block timestamps may step back (median-time-past rule),
         the market's clock never does."""
-        c = self.m[0]
-        return c if c > self.ctx.timestamp else self.ctx.timestamp
+        clock = self.c.clock
+        return clock if clock > self.ctx.timestamp else self.ctx.timestamp
 
     def flush(self) -> None:
         # Any write of the meta also moves the clock to this block's time,
         # so the first order's block already fixes the market time.
-        self.m[0] = self.now
-        if tuple(self.m) != self.m0:
-            self.view.put(META_KEY, Meta(*self.m))
+        self.c.clock = self.now
+        meta = self.c.freeze()
+        if meta != self.meta:
+            self.view.put(META_KEY, meta)
 
     # --- records -------------------------------------------------------------
 
@@ -181,12 +183,12 @@ class Session:
     def take_escrow(self, addr: bytes, amount: int) -> None:
         if amount:
             debit(self.view, addr, amount)
-            self.m[3] += amount
+            self.c.escrow += amount
 
     def release_escrow(self, addr: bytes, amount: int) -> None:
         if amount:
             credit(self.view, addr, amount)
-            self.m[3] -= amount
+            self.c.escrow -= amount
 
     def settle(
         self,
@@ -209,8 +211,8 @@ class Session:
         credit(self.view, sell.owner, value - sfee)
         if bfee + sfee:
             credit(self.view, self.ctx.miner, bfee + sfee)
-        m = self.m
-        seq = m[2]
+        c = self.c
+        seq = c.trade_seq
         self.view.put(
             (TRADE_NS, u64(seq)),
             Trade(
@@ -218,16 +220,18 @@ class Session:
                 buy.owner, sell.owner, energy, price, value, bfee, sfee,
             ),
         )  # fmt: skip
-        m[2] = seq + 1
-        m[3] -= value + bfee
-        m[8] = price if m[5] == 0 or price < m[8] else m[8]
-        m[9] = price if price > m[9] else m[9]
+        c.trade_seq = seq + 1
+        c.escrow -= value + bfee
+        if c.trades == 0 or price < c.min_price:
+            c.min_price = price
+        if price > c.max_price:
+            c.max_price = price
         # Running totals saturate at the encoding's 64-bit limit rather than
         # make every later block unencodable (reached only after ~10^7 trades
         # of the whole money supply; statistics, not balances).
-        m[5] = min(m[5] + 1, U64_MAX)
-        m[6] = min(m[6] + energy, U64_MAX)
-        m[7] = min(m[7] + value, U64_MAX)
+        c.trades = min(c.trades + 1, U64_MAX)
+        c.volume_wh = min(c.volume_wh + energy, U64_MAX)
+        c.value = min(c.value + value, U64_MAX)
         book.record_trade(energy, price, value)
         self.events.append(
             {"event": "trade", "trade": seq, "buy": buy.oid, "sell": sell.oid,
@@ -245,7 +249,7 @@ class Session:
         if r.remaining:
             self.commit(r.owner, rec.side, rec.slot, -r.remaining)
         if resting:
-            self.m[4] -= 1
+            self.c.open_orders -= 1
         self.put_order(
             r.oid, rec._replace(filled=rec.energy - r.remaining, escrow=0, status=status)
         )
