@@ -60,25 +60,16 @@ class Mempool:
         return n
 
     def slot(self, sender: bytes, nonce: int) -> tuple[PoolEntry | None, int]:
-        """The entry at (``sender``, ``nonce``) if any, and ``pending_cost`` of
-        ``sender`` less that entry: both admission checks in one lookup."""
+        """The entry at (``sender``, ``nonce``) if any, and what all of
+        ``sender``'s other pending txs may take: both admission checks in one
+        lookup. Every pending tx counts, whatever its nonce, so sending
+        nonces out of order cannot overdraw the account."""
         q = self.by_sender.get(sender)
         if q is None:
             return None, 0
         old = q.get(nonce)
         total = self._sender_cost[sender]
         return old, total if old is None else total - old.cost
-
-    def pending_cost(self, sender: bytes, *, replacing: int | None = None) -> int:
-        """What all of ``sender``'s pending txs may take, less the one at nonce
-        ``replacing``. Every pending tx counts, whatever its nonce, so sending
-        nonces out of order cannot overdraw the account."""
-        total = self._sender_cost.get(sender, 0)
-        if replacing is not None:
-            old = self.entry_at(sender, replacing)
-            if old is not None:
-                total -= old.cost
-        return total
 
     def add(self, tx: Transaction, sender: bytes, cost: int) -> list[PoolEntry]:
         """Insert (replacing the same sender+nonce if present); returns what was

@@ -49,9 +49,3 @@ class OrphanPool:
         for b in kids:
             del self._by_hash[b.hash]
         return kids
-
-    def roots_missing(self) -> list[bytes]:
-        """Parents we lack, for a sync layer to request."""
-        return sorted(
-            {o.block.header.prev_hash for o in self._by_hash.values()} - set(self._by_hash)
-        )

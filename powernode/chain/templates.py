@@ -11,18 +11,20 @@ executing them a second time.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from powernode.chain.chain import Chain
 from powernode.chain.index import IndexEntry
+from powernode.chain.mempool import Mempool
 from powernode.core.block import BLOCK_VERSION, Block, make_block, make_header
-from powernode.core.errors import NonceTooHigh
+from powernode.core.errors import NonceTooHigh, PowernodeError
+from powernode.core.execution import ExecContext
 from powernode.core.merkle import merkle_root
+from powernode.core.params import ChainParams
 from powernode.core.pow import target_to_bytes
+from powernode.engines.accounts import Account
 from powernode.logkit import emit
 from powernode.state.apply import BlockResult, BodyBuilder, apply_block
-
-if TYPE_CHECKING:
-    from powernode.chain.ledger import Ledger
 
 log = logging.getLogger("powernode.ledger")
 
@@ -34,9 +36,23 @@ TEMPLATE_MAX_AGE_S = 10
 SELF_CHECK_EVERY = 16
 
 
+class TemplateSource(Protocol):
+    """What templates need of the ledger (``chain.ledger.Ledger``)."""
+
+    params: ChainParams
+    chain: Chain
+    mempool: Mempool
+
+    def account(self, addr: bytes) -> Account: ...
+
+    def next_context(self, now: int, miner: bytes = ...) -> ExecContext: ...
+
+    def note_dropped(self, txid: bytes, exc: PowernodeError) -> None: ...
+
+
 class Templates:
-    def __init__(self, ledger: Ledger) -> None:
-        self.L = ledger
+    def __init__(self, ledger: TemplateSource) -> None:
+        self.ledger = ledger
         # The template under construction: (tip, miner, started, builder).
         self._kept: tuple[IndexEntry, bytes, int, BodyBuilder] | None = None
 
@@ -44,7 +60,7 @@ class Templates:
         """The template builder to extend, or a new one: a new tip, another
         miner, a builder older than TEMPLATE_MAX_AGE_S, or one holding a tx
         the mempool no longer has (replaced or evicted) starts afresh."""
-        tip = self.L.chain.tip
+        tip = self.ledger.chain.tip
         kept = self._kept
         if kept is not None:
             b_tip, b_miner, b_started, b = kept
@@ -53,15 +69,15 @@ class Templates:
                 and not b.broken
                 and b_miner == miner
                 and 0 <= now - b_started <= TEMPLATE_MAX_AGE_S
-                and all(txid in self.L.mempool.by_id for txid in b.ids)
+                and all(txid in self.ledger.mempool.by_id for txid in b.ids)
             ):
                 return b
-        ctx = self.L.next_context(now, miner)
+        ctx = self.ledger.next_context(now, miner)
         b = BodyBuilder(
-            self.L.chain.state,
+            self.ledger.chain.state,
             tip.header.state_root,
             ctx,
-            max_bytes=self.L.params.max_block_bytes - 1024,
+            max_bytes=self.ledger.params.max_block_bytes - 1024,
         )
         self._kept = (tip, miner, now, b)
         return b
@@ -95,7 +111,7 @@ class Templates:
             # nothing about the builder: now and then execute the block as
             # peers will, and say so loudly if the two ever differ.
             executed = apply_block(
-                self.L.chain.state, parent.header.state_root, block, self.L.params
+                self.ledger.chain.state, parent.header.state_root, block, self.ledger.params
             )
             if (executed.diff, executed.undo, executed.receipts) != (
                 result.diff,
@@ -110,15 +126,15 @@ class Templates:
         """A block on the tip with the best-paying txs; the nonce is unsolved.
         Built incrementally: while the tip stays, txs that arrived since the
         last template are applied on top of it, not the whole pool again."""
-        chain = self.L.chain
+        chain = self.ledger.chain
         tip = chain.tip
         builder = self.builder_for(miner, now)
         ctx = builder.ctx
-        builder.add(self.L.mempool.select(lambda a: self.L.account(a).nonce))
+        builder.add(self.ledger.mempool.select(lambda a: self.ledger.account(a).nonce))
         tmpl = builder.finish()
         for tx, exc in tmpl.rejected:
-            if not isinstance(exc, NonceTooHigh) and self.L.mempool.remove(tx.txid) is not None:
-                self.L.note_dropped(tx.txid, exc)
+            if not isinstance(exc, NonceTooHigh) and self.ledger.mempool.remove(tx.txid) is not None:
+                self.ledger.note_dropped(tx.txid, exc)
         if builder.broken:
             # Its view may hold changes a revert could not undo: build again
             # from the tip, without the tx that broke it (dropped above).

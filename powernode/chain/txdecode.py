@@ -72,9 +72,6 @@ class TxDecoder:
             addr = self._addresses[pubkey] = address_of(pubkey)
         return addr
 
-    def cached_addresses(self) -> int:
-        return len(self._addresses)
-
     def decode(self, raw: bytes) -> Transaction:
         if type(raw) is not bytes:
             raise DecodeError("expected bytes")

@@ -117,7 +117,3 @@ def decode_tx(raw: bytes, address: AddressOf = address_of) -> Transaction:
         txid=sha256(raw),
         sender_address=address(sender),
     )
-
-
-def tx_to_obj(tx: Transaction) -> list[Any]:
-    return [tx.chain_id, tx.type, tx.sender, tx.nonce, tx.fee, tx.payload, tx.signature]

@@ -25,7 +25,7 @@ from powernode.core import encoding
 from powernode.core.block import Block, decode_block, decode_header, make_block, make_header
 from powernode.core.crypto import KeyPair
 from powernode.core.merkle import merkle_root
-from powernode.core.tx import Transaction, decode_tx, tx_to_obj
+from powernode.core.tx import Transaction, decode_tx
 from powernode.node.node import Node
 from powernode.protocol.messages import (
     MAX_HEADERS,
@@ -46,6 +46,7 @@ from tests.harness.network import connect, sync_all
 from tests.harness.nodes import free_port, genesis_doc, write_genesis
 from tests.harness.p2pnet import events, p2p_datadir, peer_by_listen, start_node
 from tests.harness.testpeer import TestPeer, async_wait_until
+from tests.unit.helpers import tx_to_obj
 
 BAN_SECONDS = 60
 FUNDS = 1_000 * 1_000_000

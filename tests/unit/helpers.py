@@ -21,7 +21,7 @@ from powernode.core.crypto import KeyPair
 from powernode.core.merkle import merkle_root
 from powernode.core.params import ChainParams
 from powernode.core.pow import pow_hash
-from powernode.core.tx import Transaction, decode_tx, sign_tx, tx_to_obj
+from powernode.core.tx import Transaction, decode_tx, sign_tx
 from powernode.state.genesis import parse_genesis
 
 CHAIN_ID = "unit"
@@ -80,6 +80,11 @@ def transfer(
     return sign_tx(
         sender, chain_id=chain_id, tx_type="transfer", nonce=nonce, fee=fee, payload=[addr, amount]
     )
+
+
+def tx_to_obj(tx: Transaction) -> list[Any]:
+    """A tx's seven fields as the array its wire form encodes."""
+    return [tx.chain_id, tx.type, tx.sender, tx.nonce, tx.fee, tx.payload, tx.signature]
 
 
 def tamper_signature(tx: Transaction) -> Transaction:

@@ -31,9 +31,8 @@ from powernode.core.tx import (
     decode_tx,
     sign_tx,
     signing_bytes,
-    tx_to_obj,
 )
-from tests.unit.helpers import ALICE, BOB, CHAIN_ID, key, tamper_signature, transfer
+from tests.unit.helpers import ALICE, BOB, CHAIN_ID, key, tamper_signature, transfer, tx_to_obj
 
 # --- keys and signatures ---------------------------------------------------------
 

@@ -111,8 +111,7 @@ def test_address_cache_is_bounded_and_per_decoder() -> None:
         k = key(20 + i)
         t = fast.decode(transfer(k, BOB, 1, nonce=0).raw)
         assert t.sender_address == k.address
-        assert 1 <= fast.cached_addresses() <= 3
-    assert TxDecoder().cached_addresses() == 0
+        assert 1 <= len(fast._addresses) <= 3  # white-box: the bound itself
 
 
 def _ctx(params: Any) -> ExecContext:

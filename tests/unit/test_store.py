@@ -168,5 +168,5 @@ def test_connected_block_leaves_no_stale_pool_entries(
     assert outcome == "connected"
     pool = ledger.mempool
     assert [e.tx for e in pool.by_sender[ALICE.address].values()] == txs[2:]
-    assert pool.pending_cost(ALICE.address) == 4 * (10 + 10)
+    assert pool.slot(ALICE.address, 10) == (None, 4 * (10 + 10))
     assert pool.total_bytes == sum(tx.size for tx in txs[2:])
