@@ -6,10 +6,16 @@ one transaction, so ``kill -9`` at any instant leaves either the old tip or
 the new one, never a half-connected block. WAL with ``synchronous=NORMAL`` is
 durable across a process crash; only a power loss may drop the last commits,
 which then simply are not there (the store stays consistent).
+
+Every write goes through ``BlockStore._transaction()``; the connection is in
+autocommit mode (``isolation_level=None``), so sqlite3 never opens or commits
+a transaction behind the store's back, and nothing the store writes is ever
+committed half-way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -61,12 +67,15 @@ ALTER TABLE txindex3 RENAME TO txindex;
 """
 
 
-# sqlite3 binds int and str parameters directly but sends every bytes one
-# through its adapter lookup, which fails two attribute lookups with
-# formatted AttributeErrors (~3,000 instructions each; a block connect binds
-# thousands of keys and values). A registered identity adapter is found in
-# one dict lookup.
-sqlite3.register_adapter(bytes, bytes)
+# The bulk writes (thousands of rows per block) bind their blobs as bytearray.
+# sqlite3 binds int, str and bytearray parameters directly but sends every
+# bytes one through its adapter lookup, whose miss formats an AttributeError
+# (__adapt__ on the PrepareProtocol type, ~250 ns on 3.11) per parameter. An
+# identity adapter for bytes avoids the miss, but sqlite3's adapters are
+# process-wide state; a bytearray copy of a key or value (~100 ns) is cheaper
+# still, and SQLite stores the same blob. Measured on the 6,000 state rows of
+# a 5,000-tx block: 17.6 ms with plain bytes, 15.0 with the adapter, 12.8
+# with bytearrays.
 
 
 def _pack(obj: Any) -> bytes:
@@ -75,6 +84,12 @@ def _pack(obj: Any) -> bytes:
 
 def _unpack(raw: bytes) -> Any:
     return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of ``script``, to run one by one inside a transaction:
+    ``executescript`` would commit the open transaction first."""
+    return [stmt for stmt in script.split(";") if stmt.strip()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +108,11 @@ class BlockStore:
         self._json_each = False
 
     def open(self) -> None:
+        # isolation_level=None: sqlite3 issues no implicit BEGIN or COMMIT;
+        # _transaction() alone delimits the store's transactions.
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Connection settings, outside any transaction (SQLite refuses to
+        # change the journal mode inside one and ignores foreign_keys there).
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         # Fewer, larger WAL checkpoints: a checkpoint inside a block connect
@@ -106,29 +125,55 @@ class BlockStore:
             self._json_each = True
         except sqlite3.OperationalError:
             self._json_each = False
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
-        raw = self.get_meta("schema")
-        version = None if raw is None else _unpack(raw)
-        if version == 2:
-            self._migrate(_MIGRATE_2_TO_3)
-        elif version not in (None, SCHEMA_VERSION):
-            raise RuntimeError(f"store schema {version} is not {SCHEMA_VERSION}")
-        db.executescript(_SCHEMA)
-        if version is None:
-            self.set_meta("schema", _pack(SCHEMA_VERSION))
+        # Schema creation, migration and the version record: all or nothing.
+        with self._transaction():
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)"
+            )
+            raw = self.get_meta("schema")
+            version = None if raw is None else _unpack(raw)
+            if version == 2:
+                self._migrate(_MIGRATE_2_TO_3)
+            elif version not in (None, SCHEMA_VERSION):
+                raise RuntimeError(f"store schema {version} is not {SCHEMA_VERSION}")
+            for stmt in _statements(_SCHEMA):
+                db.execute(stmt)
+            if version is None:
+                self._set_meta("schema", _pack(SCHEMA_VERSION))
 
     def _migrate(self, script: str) -> None:
-        """Run ``script`` and record the new version, all or nothing."""
+        """Run ``script`` and record the new version, inside open()'s
+        transaction."""
+        for stmt in _statements(script):
+            self.db.execute(stmt)
+        self._set_meta("schema", _pack(SCHEMA_VERSION))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE on entry, COMMIT on a normal
+        exit, ROLLBACK on any exception (KeyboardInterrupt and task
+        cancellation included), which is then re-raised.
+
+        Every write of the store runs inside one. Public write methods open
+        it; the private write helpers (``_put_block``, ``_write_state``,
+        ``_index_txs``, ``_set_meta``, ``_migrate``) expect their caller to
+        hold it. Transactions do not nest: entering one while another is open
+        raises RuntimeError (which also rolls back the outer one), so a public
+        write method can never commit part of another's work. IMMEDIATE takes
+        the write lock at BEGIN, so a busy database fails there, before any
+        statement ran."""
         db = self.db
+        if db.in_transaction:
+            raise RuntimeError("store transactions do not nest")
         db.execute("BEGIN IMMEDIATE")
         try:
-            for stmt in script.split(";"):
-                if stmt.strip():
-                    db.execute(stmt)
-            self.set_meta("schema", _pack(SCHEMA_VERSION))
+            yield db
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (a full disk, an
+            # I/O error); a second ROLLBACK would then hide the cause.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
@@ -149,19 +194,17 @@ class BlockStore:
         return None if row is None else bytes(row[0])
 
     def set_meta(self, key: str, value: bytes) -> None:
+        with self._transaction():
+            self._set_meta(key, value)
+
+    def _set_meta(self, key: str, value: bytes) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # --- blocks -------------------------------------------------------------
 
     def put_block(self, block: Block, status: int, seq: int) -> None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self._put_block(block, status, seq)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def _put_block(self, block: Block, status: int, seq: int) -> None:
         h = block.header
@@ -172,7 +215,8 @@ class BlockStore:
         self.db.execute("INSERT OR REPLACE INTO bodies VALUES (?, ?)", (h.hash, block.raw))
 
     def set_status(self, block_hash: bytes, status: int) -> None:
-        self.db.execute("UPDATE blocks SET status=? WHERE hash=?", (status, block_hash))
+        with self._transaction() as db:
+            db.execute("UPDATE blocks SET status=? WHERE hash=?", (status, block_hash))
 
     def get_block_raw(self, block_hash: bytes) -> bytes | None:
         row = self.db.execute("SELECT raw FROM bodies WHERE hash=?", (block_hash,)).fetchone()
@@ -235,18 +279,18 @@ class BlockStore:
         else:  # an SQLite built without JSON
             self.db.executemany(
                 "INSERT OR REPLACE INTO txindex VALUES (?, ?, ?)",
-                [(ids[i], height, i) for i in order],
+                [(bytearray(ids[i]), height, i) for i in order],
             )
 
     def _write_state(self, entries: list[DiffEntry]) -> None:
         db = self.db
         db.executemany(
             "INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
-            [(ns, k, v) for ns, k, v in entries if v is not None],
+            [(ns, bytearray(k), bytearray(v)) for ns, k, v in entries if v is not None],
         )
         db.executemany(
             "DELETE FROM state WHERE ns=? AND key=?",
-            [(ns, k) for ns, k, v in entries if v is None],
+            [(ns, bytearray(k)) for ns, k, v in entries if v is None],
         )
 
     def connect(
@@ -258,10 +302,8 @@ class BlockStore:
         status: int,
     ) -> None:
         """Make ``block`` the new tip: all of it or none of it."""
-        db = self.db
         h = block.header
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO undo VALUES (?, ?)", (h.hash, _pack(undo)))
             db.execute("INSERT OR REPLACE INTO receipts VALUES (?, ?)", (h.hash, _pack(receipts)))
             db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?)", (h.height, h.hash))
@@ -269,36 +311,22 @@ class BlockStore:
             self._write_state(diff)
             db.execute("UPDATE blocks SET status=? WHERE hash=?", (status, h.hash))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?)", (h.hash,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def disconnect(self, block: Block, undo: list[DiffEntry]) -> None:
         """Undo the tip ``block``; its parent becomes the tip, atomically."""
-        db = self.db
         h = block.header
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             self._write_state(undo)
             db.execute("DELETE FROM chain WHERE height=?", (h.height,))
-            db.executemany("DELETE FROM txindex WHERE txid=?", [(tx.txid,) for tx in block.txs])
+            db.executemany(
+                "DELETE FROM txindex WHERE txid=?", [(bytearray(tx.txid),) for tx in block.txs]
+            )
             db.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?)", (h.prev_hash,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def init_genesis(self, block: Block, diff: list[DiffEntry], status: int) -> None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             self._put_block(block, status, 0)
             db.execute("INSERT OR REPLACE INTO chain VALUES (0, ?)", (block.hash,))
             self._write_state(diff)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('genesis', ?)", (block.hash,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?)", (block.hash,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise

@@ -1,24 +1,35 @@
-"""The block store: the tx index survives restarts and reorgs, and a schema 2
-data dir is migrated in place."""
+"""The block store: the tx index survives restarts and reorgs, a schema 2
+data dir is migrated in place, and every write is one all-or-nothing
+transaction."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgpack
+import pytest
 
-from powernode.chain.store import SCHEMA_VERSION
+from powernode.chain.index import HAVE_DATA
+from powernode.chain.store import SCHEMA_VERSION, BlockStore
+from powernode.core.errors import ParentInvalid
 from powernode.core.params import ChainParams
 from tests.unit.helpers import (
     ALICE,
     BOB,
+    DAVE,
     GENESIS_TIME,
     MINER_B,
+    MONO,
     LedgerFactory,
     active_blocks,
     mine,
+    rebuild,
     replay,
+    template,
     transfer,
 )
 
@@ -170,3 +181,209 @@ def test_connected_block_leaves_no_stale_pool_entries(
     assert [e.tx for e in pool.by_sender[ALICE.address].values()] == txs[2:]
     assert pool.slot(ALICE.address, 10) == (None, 4 * (10 + 10))
     assert pool.total_bytes == sum(tx.size for tx in txs[2:])
+
+
+# --- transactions -----------------------------------------------------------
+
+TABLES = ("meta", "blocks", "bodies", "undo", "receipts", "chain", "txindex", "state")
+
+
+def dump(store: BlockStore) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table."""
+    return {t: sorted(store.db.execute(f"SELECT * FROM {t}").fetchall()) for t in TABLES}
+
+
+def fail_on_insert(store: BlockStore, table: str, when: str = "1") -> None:
+    """Make the store's next matching INSERT into ``table`` fail in SQLite
+    (a per-connection TEMP trigger: the file's schema stays as it is)."""
+    store.db.execute(
+        f"CREATE TEMP TRIGGER fail_{table} BEFORE INSERT ON {table} WHEN {when}"
+        " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    )
+
+
+class Interrupt(BaseException):
+    """Stands in for a KeyboardInterrupt or a task cancellation."""
+
+
+@pytest.mark.parametrize("failure", ["sql", "interrupt"])
+def test_failure_inside_connect_leaves_the_store_unchanged(
+    factory: LedgerFactory, params: ChainParams, failure: str
+) -> None:
+    a = factory.open(params)
+    a.submit_tx(transfer(ALICE, BOB, 1_000, nonce=0), now=T)
+    b1 = mine(a, T)
+    a.submit_tx(transfer(ALICE, BOB, 2_000, nonce=1), now=T + 1)
+    store = a.chain.store
+    before: dict[str, list[tuple[Any, ...]]] = {}
+    real_connect = store.connect
+
+    def connect(*args: Any) -> None:
+        # the stored block (put_block ran in its own transaction) is what
+        # the failed connect must leave behind
+        before.update(dump(store))
+        real_connect(*args)
+
+    store.connect = connect  # type: ignore[method-assign]
+    if failure == "sql":
+        # the new tip is the last write of a connect: everything else is in
+        # the transaction when it fails
+        fail_on_insert(store, "meta", "NEW.key = 'tip'")
+        expected: type[BaseException] = sqlite3.IntegrityError
+    else:
+        real_index = store._index_txs
+
+        def index_txs(block: Any) -> None:
+            # undo, receipts and chain rows are written by now
+            assert store.db.execute("SELECT count(*) FROM chain").fetchone() == (3,)
+            real_index(block)
+            raise Interrupt
+
+        store._index_txs = index_txs  # type: ignore[method-assign]
+        expected = Interrupt
+    with pytest.raises(expected):
+        mine(a, T + 1)
+    assert before, "connect was not reached"
+    assert not store.db.in_transaction
+    assert dump(store) == before
+    assert store.get_meta("tip") == b1.hash
+    assert store.hash_at(2) is None
+    # the store is intact: a restart connects the stored block
+    path = store.path
+    factory.close_all()
+    again = factory.open(params, path)
+    assert again.chain.height == 2
+    assert again.chain.store.hash_at(2) == again.chain.tip.hash
+
+
+def test_a_failing_statement_leaves_nothing_behind(
+    factory: LedgerFactory, params: ChainParams
+) -> None:
+    """put_block writes the index row, then the body; the body fails."""
+    a = factory.open(params)
+    block = template(a, T)
+    store = a.chain.store
+    before = dump(store)
+    fail_on_insert(store, "bodies")
+    with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
+        store.put_block(block, HAVE_DATA, 1)
+    assert not store.db.in_transaction
+    assert dump(store) == before
+    assert store.db.execute("SELECT 1 FROM blocks WHERE hash=?", (block.hash,)).fetchone() is None
+
+
+def test_transactions_do_not_nest(factory: LedgerFactory, params: ChainParams) -> None:
+    """A write method called inside a transaction refuses, and the outer
+    transaction rolls back with it."""
+    store = factory.open(params).chain.store
+    before = dump(store)
+    with pytest.raises(RuntimeError, match="do not nest"), store._transaction() as db:
+        db.execute("INSERT INTO meta VALUES ('outer', x'01')")
+        store.set_meta("inner", b"\x02")
+    assert not store.db.in_transaction
+    assert dump(store) == before
+
+
+# Every public method of BlockStore, by whether it writes.
+WRITERS = {"open", "set_meta", "put_block", "set_status", "connect", "disconnect", "init_genesis"}
+READERS = {
+    "close",
+    "db",
+    "get_meta",
+    "get_block_raw",
+    "iter_index",
+    "hash_at",
+    "main_chain",
+    "get_undo",
+    "get_receipts",
+    "find_tx",
+    "iter_state",
+}
+WRITE_VERBS = {"INSERT", "REPLACE", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP"}
+
+
+def test_no_write_outside_a_transaction(
+    factory: LedgerFactory, params: ChainParams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every statement the store runs is traced through a life that calls
+    every public write method (a fresh store, blocks, a reorg onto an invalid
+    branch, a restart, a schema migration): each write sits between BEGIN
+    IMMEDIATE and COMMIT, and no write method returns inside a transaction."""
+    public = {n for n in vars(BlockStore) if not n.startswith("_")}
+    assert public == WRITERS | READERS, "classify the new public method"
+
+    traces: dict[int, list[str]] = {}
+    conns: list[sqlite3.Connection] = []  # kept alive: ids stay unique
+    connect = sqlite3.connect
+
+    def traced_connect(*args: Any, **kw: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kw)
+        conns.append(conn)
+        conn.set_trace_callback(traces.setdefault(id(conn), []).append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced_connect)
+    called: list[str] = []
+    store_conns: list[int] = []
+
+    def checked(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(self: BlockStore, *args: Any, **kw: Any) -> Any:
+            result = method(self, *args, **kw)
+            called.append(name)
+            store_conns.append(id(self.db))
+            assert not self.db.in_transaction, f"{name} returned inside a transaction"
+            return result
+
+        return wrapper
+
+    for name in WRITERS:
+        monkeypatch.setattr(BlockStore, name, checked(name, getattr(BlockStore, name)))
+
+    a = factory.open(params)
+    b = factory.open(params)
+    a.submit_tx(transfer(ALICE, DAVE, 1_000, nonce=0), now=T)
+    mine(a, T - 5)
+    a2 = mine(a, T)
+    mine(b, T - 5, MINER_B)
+    good2 = template(b, T, MINER_B)
+    bad2 = rebuild(good2, state_root=b"\x00" * 32)
+    b3 = rebuild(good2, txs=[], prev_hash=bad2.hash, height=3, timestamp=T + 5)
+    for blk in (b.chain.get_block(b.chain.tip.hash), bad2):
+        assert a.submit_block(blk, now=T + 5, mono=MONO)[0] == "side"
+    with pytest.raises(ParentInvalid):
+        a.submit_block(b3, now=T + 5, mono=MONO)  # disconnect, connect, fail, back
+    assert a.chain.tip.hash == a2.hash
+    a.chain.store.set_meta("note", b"\x01")
+    path = a.chain.store.path
+    factory.close_all()
+    monkeypatch.setattr(sqlite3, "connect", connect)  # the downgrade is not the store's
+    _downgrade_to_schema_2(path)
+    monkeypatch.setattr(sqlite3, "connect", traced_connect)
+    again = factory.open(params, path)  # migrates
+    assert again.chain.tip.hash == a2.hash
+    factory.close_all()
+    factory.open(params, path)  # and a plain reopen
+
+    assert set(called) == WRITERS
+    assert len(set(store_conns)) == 4
+    for conn_id in set(store_conns):
+        trace = traces[conn_id]
+        assert trace, "nothing traced"
+        open_tx = False
+        writes = 0
+        for sql in trace:
+            verb = sql.split(None, 1)[0].upper()
+            if sql == "BEGIN IMMEDIATE":
+                assert not open_tx
+                open_tx = True
+            elif verb in ("COMMIT", "ROLLBACK"):
+                assert open_tx
+                open_tx = False
+            elif verb in WRITE_VERBS:
+                assert open_tx, f"write outside a transaction: {sql[:80]}"
+                writes += 1
+            else:
+                assert verb in ("SELECT", "PRAGMA"), sql[:80]
+        assert not open_tx
+        assert writes
