@@ -230,10 +230,6 @@ class BlockStore:
         for h, header, has_body, status, seq in cur:
             yield StoredEntry(bytes(h), decode_header(bytes(header)), bool(has_body), status, seq)
 
-    def hash_at(self, height: int) -> bytes | None:
-        row = self.db.execute("SELECT hash FROM chain WHERE height=?", (height,)).fetchone()
-        return None if row is None else bytes(row[0])
-
     def main_chain(self) -> list[bytes]:
         return [bytes(r[0]) for r in self.db.execute("SELECT hash FROM chain ORDER BY height")]
 

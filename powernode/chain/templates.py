@@ -133,7 +133,10 @@ class Templates:
         builder.add(self.ledger.mempool.select(lambda a: self.ledger.account(a).nonce))
         tmpl = builder.finish()
         for tx, exc in tmpl.rejected:
-            if not isinstance(exc, NonceTooHigh) and self.ledger.mempool.remove(tx.txid) is not None:
+            if (
+                not isinstance(exc, NonceTooHigh)
+                and self.ledger.mempool.remove(tx.txid) is not None
+            ):
                 self.ledger.note_dropped(tx.txid, exc)
         if builder.broken:
             # Its view may hold changes a revert could not undo: build again

@@ -296,7 +296,7 @@ def test_crash_inside_connect_is_atomic(factory: LedgerFactory, params: ChainPar
     store = a.chain.store
     # nothing of the half-connected block reached the state, chain or tip
     assert store.get_meta("tip") == b1.hash
-    assert store.hash_at(2) is None
+    assert len(store.main_chain()) == 2  # genesis and b1
     assert stored_state(store) == on_disk
     # after a restart the stored block is connected properly
     again = reopen(factory, params, a)
