@@ -10,15 +10,15 @@ import base64
 import http.client
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from powernode.core.crypto import KeyPair
-from powernode.core.errors import ConfigError, DecodeError
+from powernode.core.errors import ConfigError
 from powernode.core.tx import Transaction, sign_tx
+from powernode.core.units import parse_decimal
 
 
 class RpcError(Exception):
@@ -251,24 +251,9 @@ def build_cancel(
 
 # --- market units -------------------------------------------------------------
 #
-# Exact decimal <-> integer conversions, with no floats: text is split at the
-# point and the digits scaled as integers; more decimals than the unit can
-# hold is an error, never a rounding.
-
-_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
-
-
-def parse_decimal(text: str, places: int, what: str) -> int:
-    """``text`` (e.g. '0.5') times 10**places, exactly; DecodeError if it is
-    not a non-negative decimal or has more than ``places`` decimals."""
-    s = text.strip()
-    if not _DECIMAL.fullmatch(s):
-        raise DecodeError(f"{what}: not a non-negative decimal number: {text!r}")
-    whole, _, frac = s.partition(".")
-    frac = frac.rstrip("0")
-    if len(frac) > places:
-        raise DecodeError(f"{what}: at most {places} decimal places: {text!r}")
-    return int(whole or "0") * 10**places + int((frac + "0" * places)[:places] or "0")
+# Exact decimal <-> integer conversions, with no floats. Parsing is
+# core.units.parse_decimal (more decimals than the unit can hold is an error,
+# never a rounding); these name the market's units.
 
 
 def format_decimal(n: int, places: int, *, min_places: int = 0) -> str:

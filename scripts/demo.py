@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from powernode.cli_market import book_text, event_lines, stats_text, when
+from powernode.cli.market import book_text, event_lines, stats_text, when
 from powernode.client import (
     RpcClient,
     RpcError,

@@ -22,21 +22,32 @@ COIN = 1_000_000
 MAX_MONEY = 10**12 * COIN
 
 
-def parse_units(text: str) -> int:
-    """Decimal text such as '1.5' to micro-units, exactly, without floats."""
+def parse_decimal(text: str, places: int, what: str) -> int:
+    """Decimal text times 10**places, exactly and without floats: the one
+    parser for amounts, prices, energy and capacity typed by a user
+    (parse_decimal('0.5', 3, 'energy') == 500). ASCII digits with an optional
+    point and an optional leading sign; surrounding whitespace is ignored.
+    DecodeError for anything else, for a negative value ('-0' is zero, so
+    allowed), and for more than ``places`` decimals once trailing zeros are
+    dropped: '1.5000' fits 3 places, '0.0001' does not; never a rounding."""
     s = text.strip()
-    neg = s.startswith("-")
-    if neg or s.startswith("+"):
-        s = s[1:]
-    if not _DECIMAL.fullmatch(s):
-        raise DecodeError(f"not a decimal amount: {text!r}")
-    whole, _, frac = s.partition(".")
-    if len(frac) > 6:
-        raise DecodeError(f"more than 6 decimal places: {text!r}")
-    value = int(whole or "0") * COIN + int((frac + "000000")[:6])
-    if neg and value:
-        raise DecodeError(f"amount must not be negative: {text!r}")
+    negative = s.startswith("-")
+    digits = s[1:] if s[:1] in ("+", "-") else s
+    if not _DECIMAL.fullmatch(digits):
+        raise DecodeError(f"{what}: not a non-negative decimal number: {text!r}")
+    whole, _, frac = digits.partition(".")
+    frac = frac.rstrip("0")
+    if len(frac) > places:
+        raise DecodeError(f"{what}: at most {places} decimal places: {text!r}")
+    value = int(whole or "0") * 10**places + int(frac.ljust(places, "0") or "0")
+    if negative and value:
+        raise DecodeError(f"{what}: not a non-negative decimal number: {text!r}")
     return value
+
+
+def parse_units(text: str, what: str = "amount") -> int:
+    """Money as decimal units ('1.5') to micro-units (1500000)."""
+    return parse_decimal(text, 6, what)
 
 
 def format_units(micro: int) -> str:

@@ -16,7 +16,14 @@ from powernode.core.errors import (
     PowernodeError,
     all_codes,
 )
-from powernode.core.units import COIN, MAX_MONEY, as_amount, format_units, parse_units
+from powernode.core.units import (
+    COIN,
+    MAX_MONEY,
+    as_amount,
+    format_units,
+    parse_decimal,
+    parse_units,
+)
 
 # --- errors ------------------------------------------------------------------------
 
@@ -116,6 +123,7 @@ def test_message_code_and_to_dict() -> None:
         ("+7", 7 * COIN),
         ("-0", 0),
         ("123456789.123456", 123_456_789_123_456),
+        ("1.50000000", 1_500_000),  # zeros past the micro-unit change nothing
     ],
 )
 def test_parse_units(text: str, micro: int) -> None:
@@ -151,6 +159,35 @@ def test_parse_units_refuses(text: str) -> None:
 def test_parse_units_refuses_non_ascii_fraction(text: str) -> None:
     with pytest.raises(DecodeError):
         parse_units(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "places", "value"),
+    [("0.5", 3, 500), ("+2", 0, 2), ("-0.000", 3, 0), ("7.10", 1, 71), (" 12 ", 2, 1200)],
+)
+def test_parse_decimal(text: str, places: int, value: int) -> None:
+    assert parse_decimal(text, places, "x") == value
+
+
+@pytest.mark.parametrize(
+    ("text", "places", "message"),
+    [
+        ("1,5", 3, "energy: not a non-negative decimal number: '1,5'"),
+        ("-0.5", 3, "energy: not a non-negative decimal number: '-0.5'"),
+        ("0.0001", 3, "energy: at most 3 decimal places: '0.0001'"),
+        ("1.5", 0, "energy: at most 0 decimal places: '1.5'"),
+    ],
+)
+def test_parse_decimal_names_what_it_refuses(text: str, places: int, message: str) -> None:
+    with pytest.raises(DecodeError) as exc:
+        parse_decimal(text, places, "energy")
+    assert str(exc.value) == message
+
+
+def test_parse_units_is_parse_decimal_at_six_places() -> None:
+    assert parse_units("2.25") == parse_decimal("2.25", 6, "amount") == 2_250_000
+    with pytest.raises(DecodeError, match=r"^fee: at most 6 decimal places"):
+        parse_units("0.0000001", "fee")
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ DUE_NS = "mkt.due"
 
 BUY = "buy"
 SELL = "sell"
+SIDES = (BUY, SELL)
 SIDE_BYTE = {BUY: b"\x00", SELL: b"\x01"}
 SIDE_CODE = {BUY: book.BUY, SELL: book.SELL}
 ROLES = ("producer", "consumer", "prosumer")
@@ -46,6 +47,7 @@ SOURCES = ("solar", "wind", "hydro", "thermal")
 TIFS = ("GTC", "IOC", "FOK")
 # Order states: open rests in its book; the others are final.
 OPEN, FILLED, CANCELLED, EXPIRED, KILLED = "open", "filled", "cancelled", "expired", "killed"
+ORDER_STATUSES = (OPEN, FILLED, CANCELLED, EXPIRED, KILLED)
 
 
 def u64(n: int) -> bytes:

@@ -1,34 +1,30 @@
-"""The ``powernode`` command.
-
-User mistakes (bad arguments, no node running, a rejected tx) print one line
-on stderr and exit 1; ``--json`` gives machine-readable output for queries.
-"""
+"""The node and account commands: init, run, keygen, status, balance,
+transfer, stop, mine."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from powernode.client import (
-    RpcClient,
-    RpcError,
-    RpcUnavailable,
-    build_transfer,
-    read_key,
-    write_key,
+from powernode.cli.common import (
+    Subparsers,
+    UserError,
+    add_command,
+    emit,
+    report_tx,
+    rpc_client,
+    signing_key,
+    submit_and_wait,
+    tx_context,
 )
+from powernode.client import build_transfer, write_key
 from powernode.core.crypto import KeyPair, parse_address
-from powernode.core.errors import PowernodeError
-from powernode.core.tx import Transaction
 from powernode.core.units import format_units, parse_units
 from powernode.engines.market.params import PRODUCTS
 
-DEFAULT_DATADIR = Path.home() / ".powernode"
 DEV_TARGET = "0fff" + "ff" * 30
 # Dev and local testnet chains trade around the clock (the defaults keep the
 # seed's 8:00-22:00), so demos and tests work at any hour; the rest of each
@@ -36,10 +32,6 @@ DEV_TARGET = "0fff" + "ff" * 30
 ALWAYS_OPEN_MARKETS: dict[str, dict[str, int]] = {
     product: {"open_hour": 0, "close_hour": 24} for product in PRODUCTS
 }
-
-
-class UserError(Exception):
-    pass
 
 
 def dev_genesis(
@@ -66,6 +58,8 @@ def dev_genesis(
 
 
 def cmd_init(a: argparse.Namespace) -> int:
+    # Imported here, as in cmd_run: powernode.node pulls in asyncio and
+    # aiohttp, which every other command can do without.
     from powernode.node.config import render_config
 
     d: Path = a.datadir
@@ -139,22 +133,10 @@ def cmd_keygen(a: argparse.Namespace) -> int:
     return 0
 
 
-def _client(a: argparse.Namespace) -> RpcClient:
-    return RpcClient.from_datadir(a.datadir)
-
-
-def _key(a: argparse.Namespace) -> KeyPair:
-    return read_key(Path(a.key) if a.key else a.datadir / "node.key")
-
-
-def _emit(a: argparse.Namespace, obj: Any, text: Callable[[Any], str]) -> None:
-    print(json.dumps(obj, indent=2) if a.json else text(obj))
-
-
 def cmd_status(a: argparse.Namespace) -> int:
-    with _client(a) as c:
+    with rpc_client(a) as c:
         info = c.call("node.info")
-    _emit(
+    emit(
         a,
         info,
         lambda i: (
@@ -166,84 +148,23 @@ def cmd_status(a: argparse.Namespace) -> int:
 
 
 def cmd_balance(a: argparse.Namespace) -> int:
-    addr = a.address or _key(a).address.hex()
+    addr = a.address or signing_key(a).address.hex()
     parse_address(addr)
-    with _client(a) as c:
+    with rpc_client(a) as c:
         acct = c.call("account.get", {"address": addr})
     acct["balance_units"] = format_units(acct["balance"])
-    _emit(a, acct, lambda r: f"{r['address']}  balance {r['balance_units']}  nonce {r['nonce']}")
+    emit(a, acct, lambda r: f"{r['address']}  balance {r['balance_units']}  nonce {r['nonce']}")
     return 0
 
 
-def tx_context(c: RpcClient, key: KeyPair) -> tuple[str, int]:
-    """The chain id and the sender's next nonce (counting its pending txs)."""
-    chain_id = c.call("node.info")["chain_id"]
-    return chain_id, c.call("account.get", {"address": key.address.hex()})["next_nonce"]
-
-
-def submit_and_wait(c: RpcClient, tx: Transaction, wait: float) -> dict[str, Any]:
-    """Submit ``tx``; with ``wait`` > 0, poll up to that many seconds for it
-    to be confirmed. Returns ``tx.get``'s answer with the id; status
-    ``dropped`` if the node let go of it unmined (it stopped passing the
-    checks against a newer tip, e.g. a second order over the capacity), with
-    the reason in ``error`` when the node still knows it."""
-    txid = c.submit(tx)
-    status: dict[str, Any] = {"id": txid, "status": "pending"}
-    deadline = time.monotonic() + wait
-    while wait and time.monotonic() < deadline:
-        try:
-            status = {"id": txid, **c.call("tx.get", {"id": txid})}
-        except RpcError as exc:
-            if exc.reason != "not_found":
-                raise
-            return {"id": txid, "status": "dropped"}
-        if status["status"] in ("confirmed", "dropped"):
-            break
-        time.sleep(0.2)
-    return status
-
-
-def tx_line(s: dict[str, Any]) -> str:
-    line = f"tx {s['id']} {s['status']}"
-    if s.get("height") is not None:
-        line += f" in block {s['height']}"
-    if s.get("receipt", {}).get("status") == "failed":
-        line += " (failed)"
-    return line
-
-
-def report_tx(
-    a: argparse.Namespace, status: dict[str, Any], text: Callable[[Any], str] = tx_line
-) -> int:
-    """Print a submitted tx's status. A tx mined as failed (its fee charged,
-    its effect not applied) or dropped unmined also gets an error line on
-    stderr and exit status 1."""
-    _emit(a, status, text)
-    err = status.get("receipt", {}).get("error")
-    if err:
-        why = f"was mined but failed: {err['code']}: {err['message']}"
-    elif status["status"] == "dropped":
-        reason = status.get("error")
-        detail = (
-            f"{reason['code']}: {reason['message']}"
-            if reason
-            else "it no longer passes the node's checks"
-        )
-        why = f"was dropped unmined: {detail} (nothing charged)"
-    else:
-        return 0
-    print(f"powernode {a.command}: error: tx {status['id']} {why}", file=sys.stderr)
-    return 1
-
-
 def cmd_transfer(a: argparse.Namespace) -> int:
-    key = _key(a)
+    key = signing_key(a)
     to = parse_address(a.to)
     amount = parse_units(a.amount)
-    fee = parse_units(a.fee)
+    fee = parse_units(a.fee, "fee")
     if amount <= 0:
         raise UserError("amount must be positive")
-    with _client(a) as c:
+    with rpc_client(a) as c:
         chain_id, nonce = tx_context(c, key)
         tx = build_transfer(key, chain_id=chain_id, nonce=nonce, to=to, amount=amount, fee=fee)
         status = submit_and_wait(c, tx, a.wait)
@@ -251,65 +172,47 @@ def cmd_transfer(a: argparse.Namespace) -> int:
 
 
 def cmd_stop(a: argparse.Namespace) -> int:
-    with _client(a) as c:
+    with rpc_client(a) as c:
         c.call("node.stop")
     print("stopping")
     return 0
 
 
 def cmd_mine(a: argparse.Namespace) -> int:
-    with _client(a) as c:
+    with rpc_client(a) as c:
         r = c.call("dev.mine", {"blocks": a.blocks})
-    _emit(a, r, lambda r: f"mined {len(r['hashes'])} blocks, height {r['height']}")
+    emit(a, r, lambda r: f"mined {len(r['hashes'])} blocks, height {r['height']}")
     return 0
 
 
 # --- parser -------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="powernode", description="powernode: a P2P node for electricity trading"
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def add(
-        name: str, fn: Callable[[argparse.Namespace], int], help: str
-    ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help)
-        sp.add_argument(
-            "--datadir",
-            type=Path,
-            default=DEFAULT_DATADIR,
-            help="node data directory (default ~/.powernode)",
-        )
-        sp.set_defaults(fn=fn)
-        return sp
-
-    sp = add("init", cmd_init, "create a data dir with a node key, config and genesis")
+def add_commands(sub: Subparsers) -> None:
+    sp = add_command(sub, "init", cmd_init, "create a data dir with a node key, config and genesis")
     sp.add_argument("--dev", action="store_true", help="a new dev chain funding this node's key")
     sp.add_argument("--genesis", help="join the chain of this genesis file")
     sp.add_argument("--rpc-port", type=int, default=8645)
     sp.add_argument("--p2p-port", type=int, default=8646)
     sp.add_argument("--mine", action="store_true", help="enable mining in the config")
 
-    sp = add("run", cmd_run, "run the node in the foreground")
+    sp = add_command(sub, "run", cmd_run, "run the node in the foreground")
     sp.add_argument("--mine", action="store_true", help="mine (overrides the config)")
     sp.add_argument("--log-format", choices=["text", "json"])
 
-    sp = add("keygen", cmd_keygen, "make a new key pair")
+    sp = add_command(sub, "keygen", cmd_keygen, "make a new key pair")
     sp.add_argument("--out", help="write the private key to this file")
     sp.add_argument("--json", action="store_true")
 
-    sp = add("status", cmd_status, "show the node's chain, tip and mempool")
+    sp = add_command(sub, "status", cmd_status, "show the node's chain, tip and mempool")
     sp.add_argument("--json", action="store_true")
 
-    sp = add("balance", cmd_balance, "show an account's balance and nonce")
+    sp = add_command(sub, "balance", cmd_balance, "show an account's balance and nonce")
     sp.add_argument("address", nargs="?", help="address (default: the key's)")
     sp.add_argument("--key", help="key file (default: the node key)")
     sp.add_argument("--json", action="store_true")
 
-    sp = add("transfer", cmd_transfer, "sign and submit a transfer")
+    sp = add_command(sub, "transfer", cmd_transfer, "sign and submit a transfer")
     sp.add_argument("--to", required=True, help="recipient address (hex)")
     sp.add_argument("--amount", required=True, help="amount in units, e.g. 1.5")
     sp.add_argument("--fee", default="0.001", help="fee in units (default 0.001)")
@@ -317,28 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wait", type=float, default=0, help="seconds to wait for confirmation")
     sp.add_argument("--json", action="store_true")
 
-    add("stop", cmd_stop, "stop the running node cleanly")
+    add_command(sub, "stop", cmd_stop, "stop the running node cleanly")
 
-    sp = add("mine", cmd_mine, "dev chains: mine blocks now")
+    sp = add_command(sub, "mine", cmd_mine, "dev chains: mine blocks now")
     sp.add_argument("blocks", type=int, nargs="?", default=1)
     sp.add_argument("--json", action="store_true")
-
-    from powernode.cli_market import add_market_commands  # it imports this module
-
-    add_market_commands(add)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.fn(args))
-    except (UserError, PowernodeError, RpcError, RpcUnavailable) as exc:
-        print(f"powernode {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,11 +11,22 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from powernode.cli import _client, _emit, _key, report_tx, submit_and_wait, tx_context, tx_line
+from powernode.cli.common import (
+    Subparsers,
+    UserError,
+    add_command,
+    add_tx_options,
+    emit,
+    report_tx,
+    rpc_client,
+    signing_key,
+    submit_and_wait,
+    tx_context,
+    tx_line,
+)
 from powernode.client import (
     RpcClient,
     build_cancel,
@@ -26,26 +37,17 @@ from powernode.client import (
     format_money,
     format_price,
     next_slot,
-    parse_decimal,
     parse_kwh,
     parse_price,
 )
 from powernode.core.crypto import parse_address
-from powernode.core.errors import PowernodeError
-from powernode.core.units import parse_units
+from powernode.core.units import parse_decimal, parse_units
+from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.params import PRODUCTS
+from powernode.engines.market.records import BUY, ORDER_STATUSES, ROLES, SELL, SIDES, SOURCES, TIFS
 
-ROLES = ("producer", "consumer", "prosumer")
-SOURCES = ("solar", "wind", "hydro", "thermal")
-TIFS = ("GTC", "IOC", "FOK")
-STATUSES = ("open", "filled", "cancelled", "expired", "killed")
-AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
-
-
-def bad_input(message: str) -> PowernodeError:
-    # Not the cli's UserError: under ``python -m powernode.cli`` that class
-    # lives in __main__, and main() would not catch this module's copy.
-    return PowernodeError(message, code="bad_input")
+# How messages name the sources: "solar, wind, hydro or thermal".
+SOURCE_LIST = f"{', '.join(SOURCES[:-1])} or {SOURCES[-1]}"
 
 
 def when(t: int) -> str:
@@ -73,10 +75,10 @@ def _slot_from(text: str, mp: dict[str, Any], now: int) -> int:
             min_lead_seconds=mp["min_lead_seconds"],
         )
     if not text.isdigit():
-        raise bad_input(f"slot must be a unix time or 'next', not {text!r}")
+        raise UserError(f"slot must be a unix time or 'next', not {text!r}")
     slot = int(text)
     if slot % mp["slot_seconds"]:
-        raise bad_input(f"slot {slot} is not a multiple of the {mp['slot_seconds']} s slot length")
+        raise UserError(f"slot {slot} is not a multiple of the {mp['slot_seconds']} s slot length")
     return slot
 
 
@@ -84,16 +86,16 @@ def check_order(mp: dict[str, Any], energy: int, price: int) -> None:
     """The product's size and price rules, told in kWh and units; the node
     checks them again (and the rest) when the order arrives."""
     if not mp["min_order_wh"] <= energy <= mp["max_order_wh"]:
-        raise bad_input(
+        raise UserError(
             f"energy {format_kwh(energy)} kWh outside {format_kwh(mp['min_order_wh'])}.."
             f"{format_kwh(mp['max_order_wh'])} kWh"
         )
     if price % mp["price_tick"]:
-        raise bad_input(
+        raise UserError(
             f"price {format_price(price)} is not a multiple of the tick {format_price(mp['price_tick'])}"
         )
     if not mp["min_price"] <= price <= mp["max_price"]:
-        raise bad_input(
+        raise UserError(
             f"price {format_price(price)} outside {format_price(mp['min_price'])}.."
             f"{format_price(mp['max_price'])} per kWh"
         )
@@ -134,14 +136,14 @@ def tx_text(s: dict[str, Any]) -> str:
 
 
 def cmd_register(a: argparse.Namespace) -> int:
-    key = _key(a)
+    key = signing_key(a)
     capacity_w = parse_decimal(a.capacity_kw, 3, "capacity (kW)")
     if capacity_w <= 0:
-        raise bad_input("capacity must be positive")
+        raise UserError("capacity must be positive")
     location = a.location.strip()
     if not 1 <= len(location) <= 64:
-        raise bad_input("location must be 1..64 characters")
-    with _client(a) as c:
+        raise UserError("location must be 1..64 characters")
+    with rpc_client(a) as c:
         chain_id, nonce = tx_context(c, key)
         tx = build_register(
             key,
@@ -150,23 +152,23 @@ def cmd_register(a: argparse.Namespace) -> int:
             role=a.role,
             location=location,
             capacity_w=capacity_w,
-            fee=parse_units(a.fee),
+            fee=parse_units(a.fee, "fee"),
         )
         status = submit_and_wait(c, tx, a.wait)
     return report_tx(a, {"address": key.address.hex(), **status}, tx_text)
 
 
 def cmd_order(a: argparse.Namespace) -> int:
-    key = _key(a)
+    key = signing_key(a)
     energy = parse_kwh(a.energy_kwh)
     price = parse_price(a.price)
-    source = a.source or ("any" if a.side == "buy" else None)
+    source = a.source or (ANY_SOURCE if a.side == BUY else None)
     if source is None:
-        raise bad_input("a sell order needs --source (solar, wind, hydro or thermal)")
-    if source == "any" and a.side == "sell":
-        raise bad_input("source 'any' is for buy orders; a sell names its source")
+        raise UserError(f"a sell order needs --source ({SOURCE_LIST})")
+    if source == ANY_SOURCE and a.side == SELL:
+        raise UserError(f"source {ANY_SOURCE!r} is for buy orders; a sell names its source")
     expiry = _expiry(a.expiry)
-    with _client(a) as c:
+    with rpc_client(a) as c:
         mp, now = market_params(c, a.product)
         slot = _slot_from(a.slot, mp, now)
         check_order(mp, energy, price)
@@ -183,7 +185,7 @@ def cmd_order(a: argparse.Namespace) -> int:
             source=source,
             expiry=expiry,
             tif=a.tif,
-            fee=parse_units(a.fee),
+            fee=parse_units(a.fee, "fee"),
         )
         status = submit_and_wait(c, tx, a.wait)
     out = {"order": tx.txid.hex(), "product": a.product, "slot": slot, **status}
@@ -203,21 +205,23 @@ def _expiry(text: str) -> int:
     if text.startswith("+") and text[1:].isdigit():  # +N minutes from now
         return (int(time.time()) // 60 + int(text[1:])) * 60
     if not text.isdigit() or int(text) % 60:
-        raise bad_input("expiry must be 0, a whole-minute unix time, or +MINUTES from now")
+        raise UserError("expiry must be 0, a whole-minute unix time, or +MINUTES from now")
     return int(text)
 
 
 def cmd_cancel(a: argparse.Namespace) -> int:
-    key = _key(a)
+    key = signing_key(a)
     try:
         oid = bytes.fromhex(a.order_id.removeprefix("0x"))
     except ValueError:
         oid = b""
     if len(oid) != 32:
-        raise bad_input("ORDER_ID is the 64-hex-digit id of the tx that placed the order")
-    with _client(a) as c:
+        raise UserError("ORDER_ID is the 64-hex-digit id of the tx that placed the order")
+    with rpc_client(a) as c:
         chain_id, nonce = tx_context(c, key)
-        tx = build_cancel(key, chain_id=chain_id, nonce=nonce, order_id=oid, fee=parse_units(a.fee))
+        tx = build_cancel(
+            key, chain_id=chain_id, nonce=nonce, order_id=oid, fee=parse_units(a.fee, "fee")
+        )
         status = submit_and_wait(c, tx, a.wait)
     return report_tx(a, {"order": oid.hex(), **status}, tx_text)
 
@@ -244,10 +248,10 @@ def book_text(b: dict[str, Any]) -> str:
 
 
 def cmd_book(a: argparse.Namespace) -> int:
-    with _client(a) as c:
+    with rpc_client(a) as c:
         slot = resolve_slot(c, a.product, a.slot)
         b = c.call("market.book", {"product": a.product, "slot": slot, "levels": a.levels})
-    _emit(a, b, book_text)
+    emit(a, b, book_text)
     return 0
 
 
@@ -266,15 +270,15 @@ def cmd_trades(a: argparse.Namespace) -> int:
     for k in ("from_height", "to_height"):
         if getattr(a, k) is not None:
             params[k] = getattr(a, k)
-    with _client(a) as c:
+    with rpc_client(a) as c:
         if a.product:
             params["product"] = a.product
         if a.slot:
             if not a.product:
-                raise bad_input("--slot needs --product")
+                raise UserError("--slot needs --product")
             params["slot"] = resolve_slot(c, a.product, a.slot)
         trades = c.call("market.trades", params)
-    _emit(a, trades, lambda ts: "\n".join(trade_line(t) for t in ts) or "no trades")
+    emit(a, trades, lambda ts: "\n".join(trade_line(t) for t in ts) or "no trades")
     return 0
 
 
@@ -287,13 +291,13 @@ def order_line(o: dict[str, Any]) -> str:
 
 
 def cmd_orders(a: argparse.Namespace) -> int:
-    addr = parse_address(a.participant) if a.participant else _key(a).address
+    addr = parse_address(a.participant) if a.participant else signing_key(a).address
     params: dict[str, Any] = {"participant": addr.hex()}
     if a.status:
         params["status"] = a.status
-    with _client(a) as c:
+    with rpc_client(a) as c:
         orders = c.call("market.orders", params)
-    _emit(a, orders, lambda os: "\n".join(order_line(o) for o in os) or "no orders")
+    emit(a, orders, lambda os: "\n".join(order_line(o) for o in os) or "no orders")
     return 0
 
 
@@ -310,66 +314,62 @@ def stats_text(s: dict[str, Any]) -> str:
 
 def cmd_stats(a: argparse.Namespace) -> int:
     params: dict[str, Any] = {}
-    with _client(a) as c:
+    with rpc_client(a) as c:
         if a.product:
             params["product"] = a.product
         if a.slot:
             if not a.product:
-                raise bad_input("--slot needs --product")
+                raise UserError("--slot needs --product")
             params["slot"] = resolve_slot(c, a.product, a.slot)
         s = c.call("market.stats", params)
-    _emit(a, s, stats_text)
+    emit(a, s, stats_text)
     return 0
 
 
 def cmd_participant(a: argparse.Namespace) -> int:
-    addr = parse_address(a.address) if a.address else _key(a).address
-    with _client(a) as c:
+    addr = parse_address(a.address) if a.address else signing_key(a).address
+    with rpc_client(a) as c:
         p = c.call("market.participant", {"address": addr.hex()})
-    _emit(a, p, lambda p: "  ".join(f"{k} {v}" for k, v in p.items()))
+    emit(a, p, lambda p: "  ".join(f"{k} {v}" for k, v in p.items()))
     return 0
 
 
 # --- parser ---------------------------------------------------------------------
 
 
-def add_market_commands(add: AddCommand) -> None:
-    def tx_options(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--key", help="signing key file (default: the node key)")
-        sp.add_argument("--fee", default="0.001", help="fee in units (default 0.001)")
-        sp.add_argument("--wait", type=float, default=0, help="seconds to wait for confirmation")
-        sp.add_argument("--json", action="store_true")
-
-    sp = add("register", cmd_register, "register the key as a market participant")
+def add_commands(sub: Subparsers) -> None:
+    sp = add_command(sub, "register", cmd_register, "register the key as a market participant")
     sp.add_argument("--role", required=True, choices=ROLES)
     sp.add_argument("--location", required=True, help="location or grid zone, e.g. Beijing")
     sp.add_argument("--capacity-kw", required=True, help="capacity in kW, e.g. 1000 or 2.5")
-    tx_options(sp)
+    add_tx_options(sp)
 
-    sp = add("order", cmd_order, "sign and submit a market order")
-    sp.add_argument("--side", required=True, choices=("buy", "sell"))
+    sp = add_command(sub, "order", cmd_order, "sign and submit a market order")
+    sp.add_argument("--side", required=True, choices=SIDES)
     sp.add_argument("--product", default="spot", choices=PRODUCTS)
     sp.add_argument("--slot", default="next", help="delivery slot start (unix) or 'next'")
     sp.add_argument("--energy-kwh", required=True, help="energy in kWh, e.g. 100 or 0.5")
     sp.add_argument("--price", required=True, help="limit price in units per kWh, e.g. 0.50")
     sp.add_argument(
-        "--source", choices=(*SOURCES, "any"), help="energy source (buys default to any)"
+        "--source",
+        choices=(*SOURCES, ANY_SOURCE),
+        help=f"energy source (buys default to {ANY_SOURCE})",
     )
     sp.add_argument("--expiry", default="0", help="0, a whole-minute unix time, or +MINUTES")
     sp.add_argument("--tif", default="GTC", choices=TIFS, help="time in force (default GTC)")
-    tx_options(sp)
+    add_tx_options(sp)
 
-    sp = add("cancel", cmd_cancel, "cancel one of your open orders")
+    sp = add_command(sub, "cancel", cmd_cancel, "cancel one of your open orders")
     sp.add_argument("order_id", metavar="ORDER_ID", help="the id (txid) of the order")
-    tx_options(sp)
+    add_tx_options(sp)
 
-    sp = add("book", cmd_book, "show a delivery slot's order book")
+    sp = add_command(sub, "book", cmd_book, "show a delivery slot's order book")
     sp.add_argument("--product", default="spot", choices=PRODUCTS)
     sp.add_argument("--slot", default="next", help="delivery slot start (unix) or 'next'")
     sp.add_argument("--levels", type=int, default=10, help="price levels per side (default 10)")
     sp.add_argument("--json", action="store_true")
 
-    sp = add("trades", cmd_trades, "list trades, oldest first")
+    sp = add_command(sub, "trades", cmd_trades, "list trades, oldest first")
     sp.add_argument("--product", choices=PRODUCTS)
     sp.add_argument("--slot", help="delivery slot start (unix) or 'next'; needs --product")
     sp.add_argument("--participant", help="only trades of this address")
@@ -378,18 +378,22 @@ def add_market_commands(add: AddCommand) -> None:
     sp.add_argument("--limit", type=int, default=100, help="at most this many (max 1000)")
     sp.add_argument("--json", action="store_true")
 
-    sp = add("orders", cmd_orders, "list a participant's orders")
+    sp = add_command(sub, "orders", cmd_orders, "list a participant's orders")
     sp.add_argument("--participant", help="address (default: the key's)")
-    sp.add_argument("--status", choices=STATUSES)
+    sp.add_argument("--status", choices=ORDER_STATUSES)
     sp.add_argument("--key", help="key file (default: the node key)")
     sp.add_argument("--json", action="store_true")
 
-    sp = add("stats", cmd_stats, "market statistics: trades, volume, prices, open orders")
+    sp = add_command(
+        sub, "stats", cmd_stats, "market statistics: trades, volume, prices, open orders"
+    )
     sp.add_argument("--product", choices=PRODUCTS)
     sp.add_argument("--slot", help="delivery slot start (unix) or 'next'; needs --product")
     sp.add_argument("--json", action="store_true")
 
-    sp = add("participant", cmd_participant, "show a market participant's registration")
+    sp = add_command(
+        sub, "participant", cmd_participant, "show a market participant's registration"
+    )
     sp.add_argument("address", nargs="?", help="address (default: the key's)")
     sp.add_argument("--key", help="key file (default: the node key)")
     sp.add_argument("--json", action="store_true")

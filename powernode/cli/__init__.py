@@ -1,0 +1,42 @@
+"""The ``powernode`` command.
+
+User mistakes (bad arguments, no node running, a rejected tx) print one line
+on stderr and exit 1; ``--json`` gives machine-readable output for queries.
+
+This module assembles the parser: each command module (``node``, ``market``)
+exposes ``add_commands(subparsers)`` and builds on ``common``, which imports
+none of them; adding a group of commands is one more entry in
+``COMMAND_GROUPS``. ``python -m powernode.cli`` runs ``main`` through
+``__main__``; the console script calls ``powernode.cli:main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from powernode.cli import market, node
+from powernode.cli.common import Subparsers, run_command
+from powernode.cli.node import ALWAYS_OPEN_MARKETS, dev_genesis
+
+__all__ = ["ALWAYS_OPEN_MARKETS", "build_parser", "dev_genesis", "main"]
+
+# In the order `powernode --help` lists them.
+COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
+    node.add_commands,
+    market.add_commands,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="powernode", description="powernode: a P2P node for electricity trading"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    for add_commands in COMMAND_GROUPS:
+        add_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser().parse_args(argv))

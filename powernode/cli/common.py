@@ -1,0 +1,155 @@
+"""What every ``powernode`` command shares: registering a subcommand, finding
+the running node and the signing key from ``--datadir``, printing a result
+(text or ``--json``), submitting a tx and reporting it, and turning a user's
+mistake into one line on stderr and exit status 1.
+
+Command modules import this one, never the other way round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from powernode.client import RpcClient, RpcError, RpcUnavailable, read_key
+from powernode.core.crypto import KeyPair
+from powernode.core.errors import PowernodeError
+from powernode.core.tx import Transaction
+
+DEFAULT_DATADIR = Path.home() / ".powernode"
+
+Command: TypeAlias = Callable[[argparse.Namespace], int]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class UserError(Exception):
+    """A mistake on the command line or in the data dir: one line, exit 1."""
+
+
+# --- parsing ------------------------------------------------------------------
+
+
+def add_command(sub: Subparsers, name: str, fn: Command, help: str) -> argparse.ArgumentParser:
+    """A subcommand running ``fn``, with the ``--datadir`` every command takes."""
+    sp = sub.add_parser(name, help=help)
+    sp.add_argument(
+        "--datadir",
+        type=Path,
+        default=DEFAULT_DATADIR,
+        help="node data directory (default ~/.powernode)",
+    )
+    sp.set_defaults(fn=fn)
+    return sp
+
+
+def add_tx_options(sp: argparse.ArgumentParser) -> None:
+    """The options of a command that signs and submits a tx."""
+    sp.add_argument("--key", help="signing key file (default: the node key)")
+    sp.add_argument("--fee", default="0.001", help="fee in units (default 0.001)")
+    sp.add_argument("--wait", type=float, default=0, help="seconds to wait for confirmation")
+    sp.add_argument("--json", action="store_true")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; a user's mistake, a typed rejection or an
+    unreachable node becomes one line on stderr and exit status 1."""
+    try:
+        return int(args.fn(args))
+    except (UserError, PowernodeError, RpcError, RpcUnavailable) as exc:
+        error_line(args.command, str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def error_line(command: str, message: str) -> None:
+    print(f"powernode {command}: error: {message}", file=sys.stderr)
+
+
+# --- the node and the key -----------------------------------------------------
+
+
+def rpc_client(a: argparse.Namespace) -> RpcClient:
+    """A client for the node running in ``--datadir`` (its URL and cookie are there)."""
+    return RpcClient.from_datadir(a.datadir)
+
+
+def signing_key(a: argparse.Namespace) -> KeyPair:
+    """``--key FILE``, else the node key in ``--datadir``."""
+    return read_key(Path(a.key) if a.key else a.datadir / "node.key")
+
+
+# --- output -------------------------------------------------------------------
+
+
+def emit(a: argparse.Namespace, obj: Any, text: Callable[[Any], str]) -> None:
+    print(json.dumps(obj, indent=2) if a.json else text(obj))
+
+
+# --- transactions -------------------------------------------------------------
+
+
+def tx_context(c: RpcClient, key: KeyPair) -> tuple[str, int]:
+    """The chain id and the sender's next nonce (counting its pending txs)."""
+    chain_id = c.call("node.info")["chain_id"]
+    return chain_id, c.call("account.get", {"address": key.address.hex()})["next_nonce"]
+
+
+def submit_and_wait(c: RpcClient, tx: Transaction, wait: float) -> dict[str, Any]:
+    """Submit ``tx``; with ``wait`` > 0, poll up to that many seconds for it
+    to be confirmed. Returns ``tx.get``'s answer with the id; status
+    ``dropped`` if the node let go of it unmined (it stopped passing the
+    checks against a newer tip, e.g. a second order over the capacity), with
+    the reason in ``error`` when the node still knows it."""
+    txid = c.submit(tx)
+    status: dict[str, Any] = {"id": txid, "status": "pending"}
+    deadline = time.monotonic() + wait
+    while wait and time.monotonic() < deadline:
+        try:
+            status = {"id": txid, **c.call("tx.get", {"id": txid})}
+        except RpcError as exc:
+            if exc.reason != "not_found":
+                raise
+            return {"id": txid, "status": "dropped"}
+        if status["status"] in ("confirmed", "dropped"):
+            break
+        time.sleep(0.2)
+    return status
+
+
+def tx_line(s: dict[str, Any]) -> str:
+    line = f"tx {s['id']} {s['status']}"
+    if s.get("height") is not None:
+        line += f" in block {s['height']}"
+    if s.get("receipt", {}).get("status") == "failed":
+        line += " (failed)"
+    return line
+
+
+def report_tx(
+    a: argparse.Namespace, status: dict[str, Any], text: Callable[[Any], str] = tx_line
+) -> int:
+    """Print a submitted tx's status. A tx mined as failed (its fee charged,
+    its effect not applied) or dropped unmined also gets an error line on
+    stderr and exit status 1."""
+    emit(a, status, text)
+    err = status.get("receipt", {}).get("error")
+    if err:
+        why = f"was mined but failed: {err['code']}: {err['message']}"
+    elif status["status"] == "dropped":
+        reason = status.get("error")
+        detail = (
+            f"{reason['code']}: {reason['message']}"
+            if reason
+            else "it no longer passes the node's checks"
+        )
+        why = f"was dropped unmined: {detail} (nothing charged)"
+    else:
+        return 0
+    error_line(a.command, f"tx {status['id']} {why}")
+    return 1

@@ -1,0 +1,67 @@
+"""The ``powernode`` parser, built without a node: the market commands take
+their choices from the market engine's vocabulary, and every command keeps
+``--datadir``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from powernode.cli import build_parser
+from powernode.cli.common import DEFAULT_DATADIR
+from powernode.engines.market.level import ANY_SOURCE
+from powernode.engines.market.params import PRODUCTS
+from powernode.engines.market.records import ORDER_STATUSES, ROLES, SIDES, SOURCES, TIFS
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    p = build_parser()
+    action = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def _choices(command: str, dest: str) -> tuple[str, ...]:
+    sp = _subcommands()[command]
+    return tuple(next(a for a in sp._actions if a.dest == dest).choices or ())
+
+
+def test_every_command_is_registered_in_order() -> None:
+    assert list(_subcommands()) == [
+        *("init", "run", "keygen", "status", "balance", "transfer", "stop", "mine"),
+        *("register", "order", "cancel", "book", "trades", "orders", "stats", "participant"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("command", "dest", "expected"),
+    [
+        ("register", "role", ROLES),
+        ("order", "side", SIDES),
+        ("order", "product", PRODUCTS),
+        ("order", "source", (*SOURCES, ANY_SOURCE)),
+        ("order", "tif", TIFS),
+        ("orders", "status", ORDER_STATUSES),
+        ("book", "product", PRODUCTS),
+        ("trades", "product", PRODUCTS),
+        ("stats", "product", PRODUCTS),
+    ],
+)
+def test_market_choices_are_the_engines(command: str, dest: str, expected: tuple[str, ...]) -> None:
+    assert _choices(command, dest) == expected
+
+
+def test_order_defaults_and_datadir() -> None:
+    a = build_parser().parse_args(["order", "--side", "buy", "--energy-kwh", "1", "--price", "1"])
+    assert (a.product, a.slot, a.source, a.tif, a.fee, a.wait) == (
+        "spot",
+        "next",
+        None,
+        "GTC",
+        "0.001",
+        0,
+    )
+    assert a.datadir == DEFAULT_DATADIR
+    b = build_parser().parse_args(["status", "--datadir", "/tmp/x"])
+    assert b.datadir == Path("/tmp/x") and b.command == "status"
