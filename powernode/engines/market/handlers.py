@@ -54,6 +54,7 @@ from powernode.engines.market.records import (
     ROLES,
     SELL,
     SIDE_CODE,
+    SIDES,
     SOURCES,
     TIFS,
     Order,
@@ -225,7 +226,7 @@ class PlaceHandler:
         product, side, slot, energy, price, source, expiry, tif = payload
         if type(product) is not str or product not in PRODUCTS:
             raise UnknownMarket(f"unknown product {product!r}, known {list(PRODUCTS)}")
-        _choice(side, "side", (BUY, SELL))
+        _choice(side, "side", SIDES)
         _choice(source, "source", (*SOURCES, ANY_SOURCE) if side == BUY else SOURCES)
         _choice(tif, "tif", TIFS)
         return PlacePayload(
