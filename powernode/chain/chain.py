@@ -25,6 +25,7 @@ from powernode.core.errors import (
     GenesisError,
     InternalFault,
     InvalidBlock,
+    KnownInvalid,
     NotFound,
     ParentInvalid,
     PowernodeError,
@@ -212,7 +213,7 @@ class Chain:
         known = self.index.get(block.hash)
         if known is not None and known.status & HAVE_DATA:
             if known.failed:
-                raise InvalidBlock("block was already found invalid", code="known_invalid")
+                raise KnownInvalid("block was already found invalid")
             return "duplicate", ChainUpdate()
         check_block(block, max_txs=self.params.max_block_txs, max_bytes=self.params.max_block_bytes)
         if block.header.prev_hash not in self.index:

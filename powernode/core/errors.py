@@ -1,16 +1,30 @@
 """One exception tree for every rejection, each with a stable machine code.
 
 RPC puts ``code`` in ``error.data.code`` and logs print it as ``reason=``; the
-codes are a public contract, so never rename one, only add.
+codes are a public contract, so never rename one, only add. Every code the
+node can return or log is a class here (the README lists them all, and a
+test keeps the two equal), and ``bans_peer`` on the class says whether data
+refused with it proves that the peer who sent it misbehaved.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class PowernodeError(Exception):
-    """Base of every typed error. ``code`` is stable; the message is for humans."""
+    """Base of every typed error. ``code`` is stable; the message is for humans.
+
+    ``code=`` gives an instance another class's code: a wrapper that names
+    the inner rule (an InvalidBlock for a tx whose signature fails carries
+    ``bad_signature``)."""
 
     code: str = "error"
+    # Data refused with this error proves its sender broke a rule no honest
+    # node breaks (bad PoW, a bad signature, malformed bytes), so the peer is
+    # banned; data that is merely stale or early (a spent nonce, a block from
+    # the near future) costs the peer nothing.
+    bans_peer: ClassVar[bool] = False
 
     def __init__(self, message: str = "", *, code: str | None = None) -> None:
         super().__init__(message or self.code)
@@ -32,6 +46,7 @@ class DecodeError(PowernodeError):
     """Bytes that are not a canonical encoding of what was expected."""
 
     code = "malformed"
+    bans_peer = True
 
 
 class FloatNotAllowed(DecodeError):
@@ -51,10 +66,12 @@ class InvalidTransaction(PowernodeError):
 
 class BadSignature(InvalidTransaction):
     code = "bad_signature"
+    bans_peer = True
 
 
 class WrongChain(InvalidTransaction):
     code = "wrong_chain"
+    bans_peer = True
 
 
 class NonceTooLow(InvalidTransaction):
@@ -71,18 +88,22 @@ class InsufficientFunds(InvalidTransaction):
 
 class BadAmount(InvalidTransaction):
     code = "bad_amount"
+    bans_peer = True
 
 
 class UnknownTxType(InvalidTransaction):
     code = "unknown_tx_type"
+    bans_peer = True
 
 
 class OversizeTx(InvalidTransaction):
     code = "oversize_tx"
+    bans_peer = True
 
 
 class BadPayload(InvalidTransaction):
     code = "bad_payload"
+    bans_peer = True
 
 
 class FeeTooLow(InvalidTransaction):
@@ -180,18 +201,22 @@ class InvalidBlock(PowernodeError):
 
 class BadPow(InvalidBlock):
     code = "bad_pow"
+    bans_peer = True
 
 
 class BadTarget(InvalidBlock):
     code = "bad_target"
+    bans_peer = True
 
 
 class BadMerkleRoot(InvalidBlock):
     code = "bad_merkle_root"
+    bans_peer = True
 
 
 class BadStateRoot(InvalidBlock):
     code = "bad_state_root"
+    bans_peer = True
 
 
 class TimeTooNew(InvalidBlock):
@@ -200,18 +225,22 @@ class TimeTooNew(InvalidBlock):
 
 class TimeTooOld(InvalidBlock):
     code = "time_too_old"
+    bans_peer = True
 
 
 class BadHeight(InvalidBlock):
     code = "bad_height"
+    bans_peer = True
 
 
 class OversizeBlock(InvalidBlock):
     code = "oversize_block"
+    bans_peer = True
 
 
 class DuplicateTx(InvalidBlock):
     code = "duplicate_tx"
+    bans_peer = True
 
 
 class BadTxInBlock(InvalidBlock):
@@ -219,10 +248,19 @@ class BadTxInBlock(InvalidBlock):
     is kept in the message so operators can see why."""
 
     code = "bad_tx_in_block"
+    bans_peer = True
 
 
 class ParentInvalid(InvalidBlock):
     code = "parent_invalid"
+    bans_peer = True
+
+
+class KnownInvalid(InvalidBlock):
+    """A block this node already found invalid, sent again."""
+
+    code = "known_invalid"
+    bans_peer = True
 
 
 class InternalFault(InvalidBlock):
@@ -264,12 +302,110 @@ class ConfigError(PowernodeError):
     code = "bad_config"
 
 
+# --- node and RPC -------------------------------------------------------------
+
+
+class InvalidParams(PowernodeError):
+    """An RPC call's params are missing, of the wrong type or out of range
+    (JSON-RPC -32602). ``code=`` may name the rule more precisely (e.g.
+    ``unknown_market``)."""
+
+    code = "invalid_params"
+
+
+class MiningFailed(PowernodeError):
+    """``dev.mine`` found no nonce within its budget (the chain is not easy
+    enough to mine on demand)."""
+
+    code = "mining_failed"
+
+
+class NotDevMode(PowernodeError):
+    """A dev-only call (``dev.mine``) on a chain whose genesis is not ``dev``."""
+
+    code = "not_dev_mode"
+
+
+class P2pDisabled(PowernodeError):
+    """A peer call on a node whose config has ``[p2p] enabled = false``."""
+
+    code = "p2p_disabled"
+
+
+class BadInput(PowernodeError):
+    """Something typed on the command line that the CLI refuses before it
+    signs or sends anything."""
+
+    code = "bad_input"
+
+
+# --- peers --------------------------------------------------------------------
+
+
+class ProtocolError(PowernodeError):
+    """The peer broke the protocol; the node disconnects it (and bans it if
+    ``bans_peer``). Logged as ``reason=``, never returned by RPC."""
+
+    code = "protocol_error"
+    bans_peer = True
+
+
+class Malformed(ProtocolError):
+    code = "malformed_frame"
+
+
+class OversizeFrame(ProtocolError):
+    code = "oversize_frame"
+
+
+class WrongNetwork(ProtocolError):
+    """Another chain, genesis or protocol version: not misbehaviour, just not us."""
+
+    code = "wrong_network"
+    bans_peer = False
+
+
+class Unexpected(ProtocolError):
+    code = "unexpected_message"
+
+
+class Flood(ProtocolError):
+    code = "flood"
+
+
+class BadHeaders(ProtocolError):
+    """A ``headers`` batch whose headers do not link one to the next."""
+
+    code = "bad_headers"
+
+
+class UnconnectingHeaders(ProtocolError):
+    """Too many ``headers`` batches in a row that link to no block we know."""
+
+    code = "unconnecting_headers"
+
+
 def all_codes() -> dict[str, type[PowernodeError]]:
-    """Every code defined above, for docs and for the test that keeps them unique."""
+    """Every code of the tree in this module, to the class that owns it: for
+    the docs, the test that keeps them unique and the README's list."""
     out: dict[str, type[PowernodeError]] = {}
     stack: list[type[PowernodeError]] = [PowernodeError]
     while stack:
         cls = stack.pop()
-        out[cls.code] = cls
+        # Only this module's classes: what other modules (or tests) derive
+        # must not change the public list with the import order.
+        if cls.__module__ == __name__:
+            out[cls.code] = cls
         stack.extend(cls.__subclasses__())
     return out
+
+
+_OWNERS = all_codes()
+
+
+def proves_misbehaviour(exc: PowernodeError) -> bool:
+    """Whether data refused with ``exc`` proves its sender misbehaved: the
+    ``bans_peer`` of the class that owns the error's code, so a wrapper
+    carrying an inner code (an InvalidBlock with ``bad_signature``) is judged
+    as that code, and a block refused for being early is not."""
+    return _OWNERS.get(exc.code, type(exc)).bans_peer

@@ -67,16 +67,24 @@ class P2pConfig:
     max_blocks_in_flight: int = 64
 
 
+# Old top-level key -> the key that replaced it. An old key still loads, and
+# the node logs one ``config.deprecated`` line for it at start.
+DEPRECATED_KEYS = {"verify_threads": "verify_processes"}
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     datadir: Path
     genesis: str = "genesis.json"
-    verify_threads: int = 2
+    # Signature-check worker processes (verify.py).
+    verify_processes: int = 2
     rpc: RpcConfig = field(default_factory=RpcConfig)
     mining: MiningConfig = field(default_factory=MiningConfig)
     log: LogConfig = field(default_factory=LogConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     p2p: P2pConfig = field(default_factory=P2pConfig)
+    # (old key, new key) for each deprecated key the file used.
+    deprecated: tuple[tuple[str, str], ...] = ()
 
     @property
     def genesis_path(self) -> Path:
@@ -147,6 +155,13 @@ def load_config(datadir: Path) -> NodeConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
     top: dict[str, Any] = {"datadir": datadir}
+    deprecated: list[tuple[str, str]] = []
+    for old, new in DEPRECATED_KEYS.items():
+        if old in data:
+            if new in data:
+                raise ConfigError(f"config: both {old} and {new} are set; keep only {new}")
+            data[new] = data.pop(old)
+            deprecated.append((old, new))
     for key, value in data.items():
         if key in _SECTIONS:
             if not isinstance(value, dict):
@@ -156,13 +171,14 @@ def load_config(datadir: Path) -> NodeConfig:
             if not isinstance(value, str):
                 raise ConfigError("config genesis: expected a path string")
             top[key] = value
-        elif key == "verify_threads":
+        elif key == "verify_processes":
             if type(value) is not int or not 1 <= value <= 64:
-                raise ConfigError("config verify_threads: expected an integer 1..64")
+                written = next((o for o, n in deprecated if n == key), key)
+                raise ConfigError(f"config {written}: expected an integer 1..64")
             top[key] = value
         else:
             raise ConfigError(f"config: unknown key {key!r}")
-    cfg = NodeConfig(**top)
+    cfg = NodeConfig(**top, deprecated=tuple(deprecated))
     if not 1 <= cfg.mining.cpu_percent <= 100:
         raise ConfigError("config [mining] cpu_percent: expected an integer 1..100")
     if cfg.log.format not in ("text", "json"):
@@ -183,7 +199,7 @@ def render_config(
     peer_list = ", ".join(f'"{p}"' for p in peers)
     return f"""# powernode node configuration (see README, "Operating a node")
 genesis = "genesis.json"
-verify_threads = 2
+verify_processes = 2    # signature-check worker processes
 
 [rpc]
 host = "127.0.0.1"

@@ -1,8 +1,13 @@
-"""The node: lifecycle and the operations RPC (and later P2P) call into.
+"""The node: lifecycle, and the operations RPC and P2P call into.
 
-Start order: logging, genesis, store, ledger, saved mempool, signature workers,
-RPC, miner. Stop runs the same steps backwards (an AsyncExitStack), so a
-SIGINT or SIGTERM leaves the store closed cleanly and the mempool saved.
+``Node`` opens the store and the ledger, restores the mempool, starts the
+signature workers, P2P, the RPC server (whose method tables it joins here)
+and the miner, in that order; stop runs the same steps backwards (an
+AsyncExitStack), so a SIGINT or SIGTERM leaves the store closed cleanly and
+the mempool saved. Between start and stop it admits txs (``submit_txs``,
+pipelined with the signature workers) and blocks (``accept_block``) and tells
+the miner and peers what changed. P2P sees it only through ``NodeApi``
+(api.py).
 """
 
 from __future__ import annotations
@@ -14,24 +19,27 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TypeVar
 
-from aiohttp import web
-
+from powernode.chain.chain import Chain, ChainUpdate
 from powernode.chain.ledger import Checked, Ledger
+from powernode.chain.mempool import Mempool
 from powernode.chain.store import BlockStore
 from powernode.core.block import Block, make_block
 from powernode.core.crypto import KeyPair, parse_address
-from powernode.core.errors import BadSignature, ConfigError, PowernodeError
+from powernode.core.errors import BadSignature, ConfigError, MiningFailed, PowernodeError
 from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction
 from powernode.logkit import emit
+from powernode.node.api import TxResult
 from powernode.node.config import NodeConfig
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
 from powernode.node.rpc import RpcServer
+from powernode.node.rpc_market import market_methods
+from powernode.node.rpc_methods import chain_methods, node_methods, peer_methods, submit_methods
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
 from powernode.state.genesis import parse_genesis_json
@@ -61,26 +69,40 @@ class Node:
         self.config = config
         self.stopping = asyncio.Event()
         self._stack = AsyncExitStack()
-        self.ledger: Ledger | None = None
+        self._ledger: Ledger | None = None
         self.miner: Miner | None = None
-        self.verifier = Verifier(config.verify_threads)
+        self.verifier = Verifier(config.verify_processes)
         self.rpc_url = ""
         self.mining_address = b""
-        self.started_at = 0.0
         self.rpc: RpcServer | None = None
         self.p2p: P2P | None = None
 
     @property
-    def L(self) -> Ledger:
-        if self.ledger is None:
+    def ledger(self) -> Ledger:
+        """The chain ledger: block tree, tip state and mempool (once started)."""
+        if self._ledger is None:
             raise RuntimeError("node not started")
-        return self.ledger
+        return self._ledger
+
+    # --- NodeApi: what P2P sees -------------------------------------------
+
+    @property
+    def chain(self) -> Chain:
+        return self.ledger.chain
+
+    @property
+    def mempool(self) -> Mempool:
+        return self.ledger.mempool
+
+    def decode_tx(self, raw: bytes) -> Transaction:
+        return self.ledger.decoder.decode(raw)
 
     # --- lifecycle ----------------------------------------------------------
 
     async def start(self) -> None:
         cfg = self.config
-        self.started_at = time.monotonic()
+        for old, new in cfg.deprecated:
+            emit(log, "config.deprecated", logging.WARNING, key=old, use=new)
         try:
             params = parse_genesis_json(cfg.genesis_path.read_bytes())
         except FileNotFoundError as exc:
@@ -96,7 +118,7 @@ class Node:
         store = BlockStore(cfg.db_path)
         store.open()
         self._stack.callback(store.close)
-        self.ledger = Ledger(
+        ledger = self._ledger = Ledger(
             params=params,
             store=store,
             verify_batch=self.verifier.verify_blocking,
@@ -104,8 +126,8 @@ class Node:
             max_per_sender=cfg.mempool.max_per_sender,
         )
         t0 = time.perf_counter()
-        self.ledger.load()
-        tip = self.ledger.chain.tip
+        ledger.load()
+        tip = ledger.chain.tip
         emit(
             log,
             "chain.loaded",
@@ -115,7 +137,7 @@ class Node:
             ms=(time.perf_counter() - t0) * 1000,
         )
         freeze_loaded_objects()
-        restored = self.ledger.load_mempool(cfg.mempool_path, now=now_s())
+        restored = ledger.load_mempool(cfg.mempool_path, now=now_s())
         emit(log, "mempool.loaded", txs=restored)
         self._stack.callback(self._save_mempool)
 
@@ -123,15 +145,17 @@ class Node:
             self.p2p = P2P(self, cfg.p2p)
             await self.p2p.start()
             self._stack.push_async_callback(self.p2p.stop)
-        await self._start_rpc()
+        # Built before the RPC starts (miner.start and miner.stop need it),
+        # started after, and stopped before the RPC server goes.
         self.miner = Miner(
             loop=asyncio.get_running_loop(),
             make_template=self._template,
             on_found=self._on_mined,
             refresh=float(cfg.mining.refresh),
-            state_key=lambda: (self.L.chain.tip.hash, self.L.mempool.version),
+            state_key=lambda: (ledger.chain.tip.hash, ledger.mempool.version),
             cpu_share=cfg.mining.cpu_percent / 100,
         )
+        await self._start_rpc(ledger, self.miner)
         self._stack.push_async_callback(self._stop_miner)
         if cfg.mining.enabled:
             self.miner.start()
@@ -155,29 +179,32 @@ class Node:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    async def _start_rpc(self) -> None:
-        from powernode.node.rpc_methods import build_methods
-
+    async def _start_rpc(self, ledger: Ledger, miner: Miner) -> None:
         cfg = self.config
         cookie = RpcServer.new_cookie()
-        methods, batch_methods = build_methods(self)
+        methods = _join(
+            node_methods(
+                ledger=ledger,
+                miner=miner,
+                p2p=self.p2p,
+                mining_address=self.mining_address,
+                rpc_url=lambda: self.rpc_url,
+                stop=self.stopping.set,
+            ),
+            chain_methods(self, ledger, self.mine_now),
+            peer_methods(self.p2p),
+            market_methods(ledger),
+        )
         self.rpc = RpcServer(
             methods=methods,
-            batch_methods=batch_methods,
+            batch_methods=submit_methods(self),
             cookie=cookie,
             token=cfg.rpc.token,
             max_request_bytes=cfg.rpc.max_request_bytes,
         )
-        runner = web.AppRunner(self.rpc.app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        self._stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, cfg.rpc.host, cfg.rpc.port, reuse_address=True)
-        await site.start()
-        server = site._server
-        port = cfg.rpc.port
-        if server is not None and server.sockets:  # type: ignore[attr-defined]
-            port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        self.rpc_url = f"http://{cfg.rpc.host}:{port}/rpc"
+        self._stack.push_async_callback(self.rpc.stop)
+        await self.rpc.start(cfg.rpc.host, cfg.rpc.port)
+        self.rpc_url = self.rpc.url
         fd = os.open(cfg.cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(f"__cookie__:{cookie}")
@@ -195,7 +222,7 @@ class Node:
                 p.unlink()
 
     def _save_mempool(self) -> None:
-        n = self.L.save_mempool(self.config.mempool_path)
+        n = self.ledger.save_mempool(self.config.mempool_path)
         emit(log, "mempool.saved", txs=n)
 
     async def _stop_miner(self) -> None:
@@ -205,7 +232,7 @@ class Node:
     # --- mining -------------------------------------------------------------
 
     async def _template(self) -> Block:
-        return self.L.template(self.mining_address, now=now_s())
+        return self.ledger.template(self.mining_address, now=now_s())
 
     def _on_mined(self, block: Block) -> None:
         try:
@@ -222,26 +249,15 @@ class Node:
             outcome=outcome,
         )
 
-    def accept_block(self, block: Block, *, source: int | None = None) -> tuple[str, Any]:
-        tip_before = self.L.chain.tip
-        outcome, update = self.L.submit_block(block, now=now_s(), mono=time.monotonic())
-        tip = self.L.chain.tip
-        if self.p2p is not None and update:
-            txids = [tx.txid for b, _ in update.connected for tx in b.txs]
-            self.p2p.gossip.on_chain_update(txids, tip is not tip_before)
-        if tip is not tip_before:
-            if self.miner is not None:
-                self.miner.new_tip()
-            if self.p2p is not None:
-                self.p2p.gossip.announce_block(tip.hash)
-        if update.disconnected and self.p2p is not None:
-            # Txs of undone blocks are pending again; peers on the winning
-            # branch may never have seen them, so announce them afresh.
-            back = [
-                tx.txid for b in update.disconnected for tx in b.txs if tx.txid in self.L.mempool
-            ]
-            if back:
-                self.p2p.gossip.announce_txs(back, source=None, force=True)
+    def accept_block(self, block: Block) -> tuple[str, ChainUpdate]:
+        ledger = self.ledger
+        tip_before = ledger.chain.tip
+        outcome, update = ledger.submit_block(block, now=now_s(), mono=time.monotonic())
+        tip_moved = ledger.chain.tip is not tip_before
+        if tip_moved and self.miner is not None:
+            self.miner.new_tip()
+        if update and self.p2p is not None:
+            self.p2p.chain_updated(update, tip_moved=tip_moved)
         if update.disconnected:
             emit(
                 log,
@@ -249,8 +265,8 @@ class Node:
                 logging.WARNING,
                 undone=len(update.disconnected),
                 applied=len(update.connected),
-                height=self.L.chain.height,
-                hash=self.L.chain.tip.hash,
+                height=ledger.chain.height,
+                hash=ledger.chain.tip.hash,
             )
         return outcome, update
 
@@ -258,10 +274,10 @@ class Node:
         """Dev mode: mine ``blocks`` blocks at once on the current tip."""
         hashes = []
         for _ in range(blocks):
-            tmpl = self.L.template(address or self.mining_address, now=now_s())
+            tmpl = self.ledger.template(address or self.mining_address, now=now_s())
             nonce = await asyncio.to_thread(_solve, tmpl, 1_000_000)
             if nonce is None:
-                raise PowernodeError("no nonce found; is this a dev chain?", code="mining_failed")
+                raise MiningFailed("no nonce found; is this a dev chain?")
             block = make_block(tmpl.header.with_nonce(nonce), tmpl.txs)
             self.accept_block(block)
             hashes.append(block.hash)
@@ -269,61 +285,79 @@ class Node:
 
     # --- transactions -------------------------------------------------------
 
-    async def submit_txs(
-        self, txs: Sequence[Transaction | PowernodeError]
-    ) -> list[tuple[bytes | None, PowernodeError | None]]:
+    async def submit_txs(self, txs: Sequence[Transaction | PowernodeError]) -> list[TxResult]:
         """Admit many txs; one result per input, in order.
 
         Pipelined in chunks: while the worker processes check one chunk's
         signatures, the loop runs the state checks of the next, so the loop's
         work and the verification overlap instead of taking turns.
         """
-        L = self.L
-        results: list[tuple[bytes | None, PowernodeError | None]] = [(None, None)] * len(txs)
+        ledger = self.ledger
+        results: list[TxResult] = [(None, None)] * len(txs)
         in_flight: list[
             tuple[list[tuple[int, Checked]], list[Transaction], asyncio.Future[set[int]]]
         ] = []
-        now = now_s()
-        for start in range(0, len(txs), _PIPE_CHUNK):
-            chunk: list[tuple[int, Checked]] = []
-            for i in range(start, min(start + _PIPE_CHUNK, len(txs))):
-                item = txs[i]
-                if isinstance(item, PowernodeError):
-                    results[i] = (None, item)
-                    continue
-                try:
-                    chunk.append((i, L.check_tx(item, now=now)))
-                except PowernodeError as exc:
-                    results[i] = (None, exc)
-            todo = [c.tx for _, c in chunk if c.tx.txid not in L.sigcache]
-            in_flight.append((chunk, todo, asyncio.ensure_future(self.verifier.bad_indexes(todo))))
-            # Let the verifier start on this chunk before checking the next.
-            await asyncio.sleep(0)
-        for chunk, todo, fut in in_flight:
-            bad = await fut
-            bad_ids = {todo[j].txid for j in bad}
+        try:
             now = now_s()
-            for i, c in chunk:
-                if c.tx.txid in bad_ids:
-                    results[i] = (None, BadSignature("signature does not verify"))
-                    continue
-                try:
-                    results[i] = (L.add_checked(c, now=now), None)
-                except PowernodeError as exc:
-                    results[i] = (None, exc)
+            for start in range(0, len(txs), _PIPE_CHUNK):
+                chunk: list[tuple[int, Checked]] = []
+                for i in range(start, min(start + _PIPE_CHUNK, len(txs))):
+                    item = txs[i]
+                    if isinstance(item, PowernodeError):
+                        results[i] = (None, item)
+                        continue
+                    try:
+                        chunk.append((i, ledger.check_tx(item, now=now)))
+                    except PowernodeError as exc:
+                        results[i] = (None, exc)
+                todo = [c.tx for _, c in chunk if c.tx.txid not in ledger.sigcache]
+                checks = asyncio.ensure_future(self.verifier.bad_indexes(todo))
+                in_flight.append((chunk, todo, checks))
+                # Let the verifier start on this chunk before checking the next.
+                await asyncio.sleep(0)
+            for chunk, todo, fut in in_flight:
+                bad = await fut
+                bad_ids = {todo[j].txid for j in bad}
+                now = now_s()
+                for i, c in chunk:
+                    if c.tx.txid in bad_ids:
+                        results[i] = (None, BadSignature("signature does not verify"))
+                        continue
+                    try:
+                        results[i] = (ledger.add_checked(c, now=now), None)
+                    except PowernodeError as exc:
+                        results[i] = (None, exc)
+        finally:
+            # Cut short (the caller was cancelled): the checks still queued
+            # end with it rather than run for nobody.
+            for _, _, fut in in_flight:
+                fut.cancel()
         return results
 
     async def submit_and_relay(
         self, txs: Sequence[Transaction | PowernodeError], *, source: int | None = None
-    ) -> list[tuple[bytes | None, PowernodeError | None]]:
+    ) -> list[TxResult]:
         """``submit_txs``, then announce what was admitted to peers (except
         the one it came from)."""
         results = await self.submit_txs(txs)
         if self.p2p is not None:
             accepted = [txid for txid, _ in results if txid is not None]
             if accepted:
-                self.p2p.gossip.announce_txs(accepted, source=source)
+                self.p2p.announce_txs(accepted, source=source)
         return results
+
+
+M = TypeVar("M")
+
+
+def _join(*tables: Mapping[str, M]) -> dict[str, M]:
+    """One method table from several; a name in two is a bug, not an override."""
+    out: dict[str, M] = {}
+    for table in tables:
+        if clash := out.keys() & table.keys():
+            raise RuntimeError(f"RPC methods defined twice: {sorted(clash)}")
+        out.update(table)
+    return out
 
 
 def _solve(block: Block, max_tries: int) -> int | None:

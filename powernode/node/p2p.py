@@ -1,7 +1,9 @@
 """Peer-to-peer networking: WebSocket transport, peer management, gossip, sync.
 
 The protocol rules live in protocol/ (sans I/O); this module carries frames
-between sockets and that state machine, and turns messages into ledger calls.
+between sockets and that state machine, keeps the address book and the bans,
+and hands every other message to Gossip (p2p_gossip.py), which calls the node
+through its narrow interface (``NodeApi``, api.py).
 
 - Gossip: new txs and blocks are announced by hash (``inv``) to every peer
   not known to have them; peers fetch what they lack (``getdata``).
@@ -16,34 +18,26 @@ between sockets and that state machine, and turns messages into ledger calls.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from powernode.core.errors import PowernodeError
+from powernode.chain.chain import ChainUpdate
+from powernode.core.errors import Malformed, OversizeFrame, ProtocolError
 from powernode.logkit import emit
+from powernode.node.api import NodeApi
 from powernode.node.config import P2pConfig
 from powernode.node.p2p_gossip import Gossip
 from powernode.node.p2p_sync import Sync
 from powernode.node.peer import Peer, now_ms
-from powernode.protocol.messages import (
-    PROTOCOL_VERSION,
-    GetAddr,
-    Hello,
-    Malformed,
-    OversizeFrame,
-    ProtocolError,
-)
+from powernode.protocol.messages import PROTOCOL_VERSION, Addr, GetAddr, Hello
 from powernode.protocol.peer import PeerProtocol
-
-if TYPE_CHECKING:
-    from powernode.node.node import Node
 
 log = logging.getLogger("powernode.p2p")
 
@@ -53,12 +47,23 @@ AGENT = "powernode/0.1"
 MAX_ADDRBOOK = 1_000
 
 
+def is_oversize(error: object) -> bool:
+    """Whether a WebSocket error message (``WSMsgType.ERROR``'s data) is a
+    frame over ``max_msg_size``: aiohttp closes such a connection with code
+    1009, message too big, and says so in the error's code."""
+    return isinstance(error, aiohttp.WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG
+
+
 class _Refused(Exception):
     """A connection we end after the handshake without blaming the peer."""
 
 
 class P2P:
-    def __init__(self, node: Node, config: P2pConfig) -> None:
+    """The peer network: owns the connections, the address book and the
+    bans, and the tasks that serve them; Gossip and Sync decide what to do
+    with each message."""
+
+    def __init__(self, node: NodeApi, config: P2pConfig) -> None:
         self.node = node
         self.cfg = config
         self.node_id = os.urandom(16)
@@ -72,8 +77,15 @@ class P2P:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.listen = ""
-        self.sync = Sync(self)
-        self.gossip = Gossip(self)
+        self._sync = Sync(node, self.peers, max_blocks_in_flight=config.max_blocks_in_flight)
+        self._gossip = Gossip(
+            node,
+            self.peers,
+            self._sync,
+            max_blocks_served=config.max_blocks_in_flight * 4,
+            spawn=self._spawn,
+            punish=self.misbehaved,
+        )
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -84,11 +96,8 @@ class P2P:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port, reuse_address=True)
         await site.start()
-        port = self.cfg.port
-        server = site._server
-        if server is not None and server.sockets:  # type: ignore[attr-defined]
-            port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        self.listen = f"{self.cfg.host}:{port}"
+        # The port actually bound (the config may say 0: any free one).
+        self.listen = f"{self.cfg.host}:{self._runner.addresses[0][1]}"
         self._session = aiohttp.ClientSession()
         for addr in self.cfg.peers:
             self.addrbook.setdefault(addr, 0.0)
@@ -96,12 +105,14 @@ class P2P:
         emit(log, "p2p.listening", listen=self.listen, peers=len(self.cfg.peers))
 
     async def stop(self) -> None:
-        self.gossip.close()
-        for t in list(self._tasks):
+        self._gossip.close()
+        tasks = list(self._tasks)
+        for t in tasks:
             t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if tasks:
+            # Their ends were logged by _task_done; wait() raises none of
+            # them, and a cancel of stop() itself still reaches stop().
+            await asyncio.wait(tasks)
         for peer in list(self.peers.values()):
             await peer.close()
         self.peers.clear()
@@ -110,18 +121,30 @@ class P2P:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Start a task this P2P owns: kept until it ends, cancelled at stop."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            emit(
+                log,
+                "p2p.task_failed",
+                logging.ERROR,
+                task=task.get_name(),
+                reason=repr(exc),
+            )
 
     def local_hello(self) -> Hello:
-        L = self.node.L
-        tip = L.chain.tip
+        chain = self.node.chain
+        tip = chain.tip
         return Hello(
             version=PROTOCOL_VERSION,
-            chain_id=L.params.chain_id,
-            genesis=L.chain.genesis.hash,
+            chain_id=chain.params.chain_id,
+            genesis=chain.genesis.hash,
             height=tip.height,
             work=min(tip.work, 2**256 - 1).to_bytes(32, "big"),
             listen=self.listen,
@@ -157,6 +180,14 @@ class P2P:
                 self._spawn(peer.close(), f"close-{peer.id}")
                 closed += 1
         return closed
+
+    def announce_txs(self, txids: list[bytes], *, source: int | None = None) -> None:
+        """Announce newly admitted txs to every peer but ``source`` (a peer id)."""
+        self._gossip.announce_txs(txids, source=source)
+
+    def chain_updated(self, update: ChainUpdate, *, tip_moved: bool) -> None:
+        """Tell peers what the chain did (a new tip, txs back from undone blocks)."""
+        self._gossip.chain_updated(update, tip_moved=tip_moved)
 
     def _connected_to(self, addr: str) -> bool:
         return any(addr in (p.addr, p.listen) for p in self.peers.values())
@@ -226,11 +257,11 @@ class P2P:
         try:
             async with asyncio.timeout(self.cfg.handshake_timeout):
                 first = await ws.receive()
-                reason = await self._on_frame(peer, first)
+                reason = self._on_frame(peer, first)
             if reason == "":
                 self._on_ready(peer)
                 async for msg in ws:
-                    reason = await self._on_frame(peer, msg)
+                    reason = self._on_frame(peer, msg)
                     if reason:
                         break
                 else:
@@ -243,42 +274,60 @@ class P2P:
             reason = type(exc).__name__
         finally:
             if self.peers.pop(peer.id, None) is not None:
-                self.sync.peer_gone(peer)
+                self._sync.peer_gone(peer)
                 emit(log, "peer.disconnected", peer=peer.key, direction=direction, reason=reason)
             await peer.close()
 
-    async def _on_frame(self, peer: Peer, msg: aiohttp.WSMessage) -> str:
+    def _on_frame(self, peer: Peer, msg: aiohttp.WSMessage) -> str:
         """Handle one WebSocket message; returns a reason to disconnect, or ''."""
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
             return "closed"
         if msg.type == WSMsgType.ERROR:
-            exc = msg.data
-            if "size" in str(exc).lower():
-                return self._misbehaved(peer, OversizeFrame(str(exc)))
-            return f"error: {exc}"
+            if is_oversize(msg.data):
+                return self.misbehaved(peer, OversizeFrame(str(msg.data)))
+            return f"error: {msg.data}"
         if msg.type != WSMsgType.BINARY:
-            return self._misbehaved(peer, Malformed("text frame"))
+            return self.misbehaved(peer, Malformed("text frame"))
         try:
             messages = peer.proto.receive(msg.data, now_ms())
         except ProtocolError as exc:
-            return self._misbehaved(peer, exc)
+            return self.misbehaved(peer, exc)
         peer.flush()
         for m in messages:
             try:
-                await self.gossip.on_message(peer, m)
+                if isinstance(m, GetAddr):
+                    self._send_addrs(peer)
+                elif isinstance(m, Addr):
+                    self._learn_addrs(m.addrs)
+                else:
+                    self._gossip.on_message(peer, m)
             except ProtocolError as exc:
-                return self._misbehaved(peer, exc)
+                return self.misbehaved(peer, exc)
         return ""
 
-    def _misbehaved(self, peer: Peer, exc: PowernodeError) -> str:
-        ban = getattr(exc, "ban", True)
-        if ban:
+    def misbehaved(self, peer: Peer, exc: ProtocolError) -> str:
+        """Ban ``peer`` for ``exc`` if its class says so (else just log the
+        drop); returns the reason to disconnect it."""
+        if exc.bans_peer:
             self.ban(peer.key, self.cfg.ban_seconds, exc.code)
             if peer.addr != peer.key:
                 self.bans[peer.addr] = self.bans[peer.key]
         else:
             emit(log, "peer.dropped", peer=peer.key, reason=exc.code, msg=exc.message)
         return exc.code
+
+    # --- address exchange ---------------------------------------------------
+
+    def _send_addrs(self, peer: Peer) -> None:
+        addrs = [a for a in self.addrbook if not self.banned(a)]
+        addrs += [p.listen for p in self.peers.values() if p.listen]
+        peer.send(Addr(sorted(set(addrs))[:1000]))
+
+    def _learn_addrs(self, addrs: list[str]) -> None:
+        for a in addrs:
+            host, _, port = a.rpartition(":")
+            if host and port.isdigit():
+                self.add_address(a)
 
     def _ban_key(self, peer: Peer, remote: Hello) -> str:
         """What to ban this peer by. An outbound peer is the address we
@@ -319,7 +368,7 @@ class P2P:
             if self._dialler(dup) <= self._dialler(peer):
                 raise _Refused("duplicate_connection")
             self.peers.pop(dup.id, None)
-            self.sync.peer_gone(dup)
+            self._sync.peer_gone(dup)
             emit(
                 log,
                 "peer.disconnected",
@@ -345,7 +394,7 @@ class P2P:
         )
         if peer.direction == "out":
             peer.send(GetAddr())
-        self.sync.peer_ready(peer)
+        self._sync.peer_ready(peer)
 
     # --- upkeep -------------------------------------------------------------
 
@@ -376,7 +425,7 @@ class P2P:
                     elif peer.proto.ready:
                         peer.proto.ping(random.getrandbits(63), t)
                         peer.flush()
-            self.sync.tick()
+            self._sync.tick()
             await asyncio.sleep(0.5)
 
     def peer_list(self) -> list[dict[str, object]]:

@@ -2,10 +2,13 @@
 
 Txs and blocks travel by announcement (``inv`` of hashes) and request
 (``getdata``); full objects go only to peers that asked. Data that proves the
-sender misbehaved (a bad signature, bad PoW, a malformed object) raises a
-ProtocolError, which makes P2P disconnect and ban the peer; data that is only
-stale or early (a spent nonce, a block from the near future) is dropped
-without blame.
+sender misbehaved (an error whose class ``bans_peer``: a bad signature, bad
+PoW, a malformed object) raises a ProtocolError, which makes P2P disconnect
+and ban the peer; data that is only stale or early (a spent nonce, a block
+from the near future) is dropped without blame.
+
+Gossip sees the node through ``NodeApi`` and the peers through P2P's table;
+it starts tasks and punishes peers through the callbacks P2P gives it.
 """
 
 from __future__ import annotations
@@ -13,46 +16,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
+from powernode.chain.chain import ChainUpdate
 from powernode.core.block import decode_block, decode_header
-from powernode.core.errors import InvalidBlock, PowernodeError, TimeTooNew
-from powernode.core.tx import Transaction, decode_tx
+from powernode.core.errors import (
+    Flood,
+    InvalidBlock,
+    Malformed,
+    PowernodeError,
+    ProtocolError,
+    TimeTooNew,
+    proves_misbehaviour,
+)
+from powernode.core.tx import Transaction
 from powernode.logkit import emit
+from powernode.node.api import NodeApi, Spawn
+from powernode.node.p2p_sync import Sync
 from powernode.node.peer import KnownSet, Peer
 from powernode.protocol.messages import (
     MAX_INV,
     MAX_TXS,
-    Addr,
     BlockMsg,
-    Flood,
-    GetAddr,
     GetData,
     GetHeaders,
     Headers,
     Inv,
-    Malformed,
     Message,
     NotFound,
-    ProtocolError,
     TxMsg,
     Txs,
 )
 
-if TYPE_CHECKING:
-    from powernode.node.p2p import P2P
-
 log = logging.getLogger("powernode.p2p")
-
-# Codes of rejected data that prove the sender misbehaved (as opposed to a
-# tx that is merely stale or a block that is merely early).
-_PUNISHABLE = {
-    "malformed", "float_not_allowed", "oversize", "oversize_tx", "bad_signature",
-    "wrong_chain", "unknown_tx_type", "bad_payload", "bad_amount", "bad_pow",
-    "bad_target", "bad_merkle_root", "bad_state_root", "bad_height", "oversize_block",
-    "duplicate_tx", "bad_tx_in_block", "time_too_old", "parent_invalid", "known_invalid",
-}  # fmt: skip
-
 
 REJECTS_KEPT = 50_000
 CONFIRMED_KEPT = 200_000
@@ -70,8 +66,25 @@ INV_DELAY_S = 0.05
 
 
 class Gossip:
-    def __init__(self, p2p: P2P) -> None:
-        self.p2p = p2p
+    def __init__(
+        self,
+        node: NodeApi,
+        peers: Mapping[int, Peer],
+        sync: Sync,
+        *,
+        max_blocks_served: int,
+        spawn: Spawn,
+        punish: Callable[[Peer, ProtocolError], object],
+    ) -> None:
+        self.node = node
+        # The connected peers (P2P's, read only), by peer id.
+        self.peers = peers
+        self.sync = sync
+        # Blocks sent for one ``getdata``; more are left unanswered.
+        self.max_blocks_served = max_blocks_served
+        self._spawn = spawn
+        # Disconnects (and, if the error says so, bans) a peer.
+        self._punish = punish
         self.recent_rejects = KnownSet(REJECTS_KEPT)
         self.recent_confirmed = KnownSet(CONFIRMED_KEPT)
         # txid -> when it was asked for (monotonic s), so a tx announced by
@@ -86,19 +99,20 @@ class Gossip:
         self._inv_queue: dict[int, list[bytes]] = {}
         self._inv_flush: asyncio.TimerHandle | None = None
 
-    async def on_message(self, peer: Peer, msg: Message) -> None:
-        L = self.p2p.node.L
+    def on_message(self, peer: Peer, msg: Message) -> None:
+        """Handle one message of a ready peer (all but address exchange,
+        which is P2P's); raises ProtocolError if it proves misbehaviour."""
         if isinstance(msg, Inv):
             if msg.kind == "tx":
                 peer.known_txs.update(msg.hashes)
                 # In-memory checks only: an inv costs the peer nothing, so it
                 # must cost us little (no store lookups per announced hash).
                 now = time.monotonic()
-                asked, checking = self._asked, self._checking
+                mempool, asked, checking = self.node.mempool, self._asked, self._checking
                 want = [
                     h
                     for h in msg.hashes
-                    if h not in L.mempool
+                    if h not in mempool
                     and h not in checking
                     and h not in self.recent_confirmed
                     and h not in self.recent_rejects
@@ -112,7 +126,7 @@ class Gossip:
                     peer.send(GetData("tx", want))
             else:
                 peer.known_blocks.update(msg.hashes)
-                self.p2p.sync.on_block_inv(peer, msg.hashes)
+                self.sync.on_block_inv(peer, msg.hashes)
         elif isinstance(msg, GetData):
             self._serve(peer, msg)
         elif isinstance(msg, TxMsg):
@@ -122,37 +136,27 @@ class Gossip:
         elif isinstance(msg, BlockMsg):
             self._on_block(peer, msg.raw)
         elif isinstance(msg, GetHeaders):
-            headers = L.chain.headers_after(msg.locator, msg.stop, 2000)
+            headers = self.node.chain.headers_after(msg.locator, msg.stop, 2000)
             peer.send(Headers([h.encode() for h in headers]))
         elif isinstance(msg, Headers):
             try:
                 headers = [decode_header(raw) for raw in msg.headers]
             except PowernodeError as exc:
                 raise Malformed(f"bad header: {exc.message}") from exc
-            self.p2p.sync.on_headers(peer, headers)
+            self.sync.on_headers(peer, headers)
         elif isinstance(msg, NotFound):
             for h in msg.hashes:
                 peer.in_flight.pop(h, None)
                 if msg.kind == "tx":
                     self._asked.pop(h, None)
-        elif isinstance(msg, GetAddr):
-            addrs = [a for a in self.p2p.addrbook if not self.p2p.banned(a)]
-            addrs += [p.listen for p in self.p2p.peers.values() if p.listen]
-            peer.send(Addr(sorted(set(addrs))[:1000]))
-        elif isinstance(msg, Addr):
-            for a in msg.addrs:
-                host, _, port = a.rpartition(":")
-                if host and port.isdigit():
-                    self.p2p.add_address(a)
 
     def _serve(self, peer: Peer, msg: GetData) -> None:
-        L = self.p2p.node.L
         missing = []
         if msg.kind == "tx":
             raws: list[bytes] = []
             size = 0
             for h in msg.hashes:
-                entry = L.mempool.get(h)
+                entry = self.node.mempool.get(h)
                 if entry is None:
                     missing.append(h)
                     continue
@@ -166,9 +170,10 @@ class Gossip:
             if raws:
                 peer.send(Txs(raws) if len(raws) > 1 else TxMsg(raws[0]))
         else:
-            for h in msg.hashes[: self.p2p.cfg.max_blocks_in_flight * 4]:
+            chain = self.node.chain
+            for h in msg.hashes[: self.max_blocks_served]:
                 try:
-                    block = L.chain.get_block(h)
+                    block = chain.get_block(h)
                 except PowernodeError:
                     missing.append(h)
                     continue
@@ -185,7 +190,7 @@ class Gossip:
         checking = self._checking
         for raw in raws:
             try:
-                tx = decode_tx(raw)
+                tx = self.node.decode_tx(raw)
             except PowernodeError as exc:
                 raise Malformed(f"tx: {exc.code}") from exc
             txid = tx.txid
@@ -199,7 +204,7 @@ class Gossip:
         backlog = self._backlog.get(peer.id)
         if backlog is None:
             self._backlog[peer.id] = txs
-            self.p2p._spawn(self._check_backlog(peer), f"txs-{peer.id}")
+            self._spawn(self._check_backlog(peer), f"txs-{peer.id}")
         elif len(backlog) + len(txs) > MAX_TX_BACKLOG:
             checking.difference_update(tx.txid for tx in txs)
             raise Flood(f"more than {MAX_TX_BACKLOG} txs waiting to be checked")
@@ -213,16 +218,16 @@ class Gossip:
             while batch := self._backlog.get(peer.id):
                 self._backlog[peer.id] = []
                 try:
-                    results = await self.p2p.node.submit_and_relay(batch, source=peer.id)
+                    results = await self.node.submit_and_relay(batch, source=peer.id)
                 finally:
                     checking.difference_update(tx.txid for tx in batch)
                 for tx, (_, err) in zip(batch, results, strict=True):
                     if err is None:
                         continue
                     self.recent_rejects.add(tx.txid)
-                    if err.code in _PUNISHABLE and not blamed:
+                    if proves_misbehaviour(err) and not blamed:
                         blamed = True
-                        self.p2p._misbehaved(
+                        self._punish(
                             peer,
                             ProtocolError(f"invalid tx: {err.code}: {err.message}", code=err.code),
                         )
@@ -236,28 +241,28 @@ class Gossip:
             checking.difference_update(tx.txid for tx in left)
 
     def _known_tx(self, txid: bytes) -> Transaction | None:
-        entry = self.p2p.node.L.mempool.get(txid)
+        entry = self.node.mempool.get(txid)
         return None if entry is None else entry.tx
 
     def _on_block(self, peer: Peer, raw: bytes) -> None:
         try:
-            block = decode_block(raw, known=self._known_tx)
+            block = decode_block(raw, known=self._known_tx, decode=self.node.decode_tx)
         except PowernodeError as exc:
             raise ProtocolError(f"block: {exc.code}: {exc.message}", code=exc.code) from exc
         peer.known_blocks.add(block.hash)
         peer.in_flight.pop(block.hash, None)
         try:
-            outcome, _ = self.p2p.node.accept_block(block, source=peer.id)
+            outcome, _ = self.node.accept_block(block)
         except TimeTooNew as exc:
             emit(log, "block.early", peer=peer.key, hash=block.hash, reason=exc.code)
             return
         except InvalidBlock as exc:
-            if exc.code in _PUNISHABLE:
+            if proves_misbehaviour(exc):
                 raise ProtocolError(f"invalid block: {exc.message}", code=exc.code) from exc
             return
         if block.height > peer.height:
             peer.height = block.height
-        self.p2p.sync.on_block(peer, block, outcome)
+        self.sync.on_block(peer, block, outcome)
 
     def announce_txs(
         self, txids: list[bytes], *, source: int | None = None, force: bool = False
@@ -266,7 +271,7 @@ class Gossip:
         it is not known to have by then. With ``force``, all of them and at
         once: after a reorg what a peer once had may have left its mempool."""
         loop = asyncio.get_running_loop()
-        for peer in self.p2p.peers.values():
+        for peer in self.peers.values():
             if peer.id == source:
                 continue
             if force:
@@ -286,7 +291,7 @@ class Gossip:
         self._inv_flush = None
         queued, self._inv_queue = self._inv_queue, {}
         for peer_id, txids in queued.items():
-            peer = self.p2p.peers.get(peer_id)
+            peer = self.peers.get(peer_id)
             if peer is not None:
                 known = peer.known_txs
                 self._send_inv(peer, [h for h in dict.fromkeys(txids) if h not in known])
@@ -297,15 +302,25 @@ class Gossip:
             peer.known_txs.update(chunk)
             peer.send(Inv("tx", chunk))
 
-    def on_chain_update(self, connected_txids: list[bytes], tip_moved: bool) -> None:
-        self.recent_confirmed.update(connected_txids)
+    def chain_updated(self, update: ChainUpdate, *, tip_moved: bool) -> None:
+        """After the chain changed: remember what got confirmed, announce a
+        new tip, and announce again the txs of undone blocks."""
+        self.recent_confirmed.update([tx.txid for b, _ in update.connected for tx in b.txs])
         if tip_moved:
             # A tx refused on the old tip (say, its nonce was ahead) may be
             # fine on the new one, as Bitcoin Core resets its recent rejects.
             self.recent_rejects = KnownSet(REJECTS_KEPT)
+            self._announce_block(self.node.chain.tip.hash)
+        if update.disconnected:
+            # Txs of undone blocks are pending again; peers on the winning
+            # branch may never have seen them, so announce them afresh.
+            mempool = self.node.mempool
+            back = [tx.txid for b in update.disconnected for tx in b.txs if tx.txid in mempool]
+            if back:
+                self.announce_txs(back, source=None, force=True)
 
-    def announce_block(self, block_hash: bytes) -> None:
-        for peer in self.p2p.peers.values():
+    def _announce_block(self, block_hash: bytes) -> None:
+        for peer in self.peers.values():
             if block_hash not in peer.known_blocks:
                 peer.known_blocks.add(block_hash)
                 peer.send(Inv("block", [block_hash]))

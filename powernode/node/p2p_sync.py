@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
+from powernode.chain.chain import Chain
 from powernode.core.block import Block, BlockHeader
 from powernode.core.crypto import ZERO_HASH
-from powernode.core.errors import PowernodeError
+from powernode.core.errors import BadHeaders, PowernodeError, ProtocolError, UnconnectingHeaders
 from powernode.logkit import emit
+from powernode.node.api import NodeApi
 from powernode.node.peer import Peer, now_ms
-from powernode.protocol.messages import GetData, GetHeaders, ProtocolError
-
-if TYPE_CHECKING:
-    from powernode.chain.chain import Chain
-    from powernode.node.p2p import P2P
+from powernode.protocol.messages import GetData, GetHeaders
 
 log = logging.getLogger("powernode.sync")
 
@@ -42,8 +40,13 @@ def _queue(peer: Peer, hashes: list[bytes]) -> None:
 
 
 class Sync:
-    def __init__(self, p2p: P2P) -> None:
-        self.p2p = p2p
+    def __init__(
+        self, node: NodeApi, peers: Mapping[int, Peer], *, max_blocks_in_flight: int
+    ) -> None:
+        self.node = node
+        # The connected peers (P2P's, read only): where blocks can come from.
+        self.peers = peers
+        self.max_blocks_in_flight = max_blocks_in_flight
         self.target_height = 0
         self._last_progress = time.monotonic()
         self._progress_height = 0
@@ -52,14 +55,14 @@ class Sync:
 
     @property
     def chain(self) -> Chain:
-        return self.p2p.node.L.chain
+        return self.node.chain
 
     def _have(self, h: bytes) -> bool:
         entry = self.chain.index.get(h)
         return (entry is not None and bool(entry.status & 1)) or h in self.chain.orphans
 
     def _requested(self, h: bytes) -> bool:
-        return any(h in p.in_flight or h in p.to_fetch for p in self.p2p.peers.values())
+        return any(h in p.in_flight or h in p.to_fetch for p in self.peers.values())
 
     def ask_headers(self, peer: Peer, after: bytes | None = None, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -83,7 +86,7 @@ class Sync:
         orphaned = [h for h in [*peer.in_flight, *peer.to_fetch] if not self._have(h)]
         if not orphaned:
             return
-        others = [p for p in self.p2p.peers.values() if p is not peer]
+        others = [p for p in self.peers.values() if p is not peer]
         if others:
             best = max(others, key=lambda p: p.height)
             _queue(best, orphaned)
@@ -108,16 +111,14 @@ class Sync:
         if parent is None:
             peer.unconnecting += 1
             if peer.unconnecting > MAX_UNCONNECTING:
-                raise ProtocolError(
-                    "header batches that connect to nothing", code="unconnecting_headers"
-                )
+                raise UnconnectingHeaders("header batches that connect to nothing")
             self.ask_headers(peer)
             return
         peer.unconnecting = 0
         prev_hash, prev_height, prev_time = parent.hash, parent.height, parent.header.timestamp
         for h in headers:
             if h.prev_hash != prev_hash:
-                raise ProtocolError("headers do not form a chain", code="bad_headers")
+                raise BadHeaders("headers do not form a chain")
             if h.height != prev_height + 1:
                 raise ProtocolError("header height does not follow its parent", code="bad_height")
             if h.target_int != self.chain.target_after(prev_height, prev_time):
@@ -148,14 +149,14 @@ class Sync:
             self.ask_headers(peer)
 
     def request_more(self, peer: Peer) -> None:
-        room = self.p2p.cfg.max_blocks_in_flight - len(peer.in_flight)
+        room = self.max_blocks_in_flight - len(peer.in_flight)
         if room <= 0 or not peer.to_fetch:
             return
         batch: list[bytes] = []
         while peer.to_fetch and len(batch) < room:
             h = next(iter(peer.to_fetch))
             del peer.to_fetch[h]
-            if not self._have(h) and not any(h in p.in_flight for p in self.p2p.peers.values()):
+            if not self._have(h) and not any(h in p.in_flight for p in self.peers.values()):
                 batch.append(h)
         if batch:
             t = now_ms()
@@ -167,7 +168,7 @@ class Sync:
 
     def tick(self) -> None:
         t = now_ms()
-        peers = list(self.p2p.peers.values())
+        peers = list(self.peers.values())
         for peer in peers:
             stalled = [h for h, at in peer.in_flight.items() if t - at > STALL_MS]
             if stalled:
@@ -206,7 +207,7 @@ class Sync:
                     height=height,
                     target=self.target_height,
                     blocks_per_s=round(rate, 1),
-                    peers=len(self.p2p.peers),
+                    peers=len(self.peers),
                 )
                 self._last_progress = now
                 self._progress_height = height

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import ClientWebSocketResponse, web
 
+from powernode.logkit import emit
 from powernode.protocol.messages import Message
 from powernode.protocol.peer import PeerProtocol
+
+log = logging.getLogger("powernode.p2p")
 
 _ids = itertools.count(1)
 
@@ -67,7 +71,7 @@ class Peer:
     to_fetch: dict[bytes, None] = field(default_factory=dict)
     # Header batches that connected to nothing we know (a spam signal).
     unconnecting: int = 0
-    # Set at the handshake (P2P._on_ready): what a ban of this peer is keyed on.
+    # Set at the handshake (by P2P): what a ban of this peer is keyed on.
     ban_key: str = ""
     height: int = 0
     work: int = 0
@@ -80,8 +84,8 @@ class Peer:
 
     @property
     def key(self) -> str:
-        """What a ban is keyed on (see P2P._ban_key); before the handshake,
-        the socket address."""
+        """What a ban is keyed on (chosen by P2P at the handshake); before
+        the handshake, the socket address."""
         return self.ban_key or self.addr
 
     def send(self, msg: Message) -> None:
@@ -107,12 +111,17 @@ class Peer:
 
     async def close(self) -> None:
         self._queue.put_nowait(None)
+        # A socket that is already gone may fail to close; it is closed anyway.
         with contextlib.suppress(Exception):
             await self.ws.close()
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
+        writer = self._writer
+        if writer is not None:
+            writer.cancel()
+            # wait() neither raises the writer's end nor hides a cancel aimed
+            # at whoever is closing this peer (P2P.stop may be cancelled).
+            await asyncio.wait([writer])
+            if not writer.cancelled() and (exc := writer.exception()) is not None:
+                emit(log, "peer.writer_failed", logging.WARNING, peer=self.key, reason=repr(exc))
 
     def info(self, at_ms: int) -> dict[str, object]:
         remote = self.proto.remote

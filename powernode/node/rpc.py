@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from powernode.core.errors import NotFound, PowernodeError
+from powernode.core.errors import InvalidParams, NotFound, PowernodeError
 from powernode.logkit import emit
 
 log = logging.getLogger("powernode.rpc")
@@ -42,10 +42,6 @@ Method = Callable[[Params], Awaitable[Any]]
 # tx.submit can verify signatures of the whole batch in parallel. It returns
 # one (result, error) pair per call.
 BatchMethod = Callable[[list[Params]], Awaitable[list[tuple[Any, PowernodeError | None]]]]
-
-
-class InvalidParams(PowernodeError):
-    code = "invalid_params"
 
 
 def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -77,7 +73,8 @@ class RpcServer:
         self._cookie = cookie
         self._token = token
         self.max_request_bytes = max_request_bytes
-        self.calls = 0
+        self._runner: web.AppRunner | None = None
+        self.url = ""
 
     @staticmethod
     def new_cookie() -> str:
@@ -99,6 +96,19 @@ class RpcServer:
         app = web.Application(client_max_size=self.max_request_bytes)
         app.router.add_post("/rpc", self.handle)
         return app
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on ``host:port`` (port 0: any free one); ``url`` says where."""
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        self._runner = runner
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        self.url = f"http://{host}:{runner.addresses[0][1]}/rpc"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     async def handle(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -174,7 +184,6 @@ class RpcServer:
         for i, call in enumerate(calls):
             if isinstance(call, dict) and "id" not in call and isinstance(call.get("method"), str):
                 out[i] = None
-        self.calls += len(calls)
         if log.isEnabledFor(logging.DEBUG):
             emit(
                 log,

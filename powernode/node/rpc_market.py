@@ -13,86 +13,20 @@ is ``NotFound`` (-32004, ``not_found``).
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from powernode.core.crypto import parse_address
-from powernode.core.errors import DecodeError, NotFound
+from powernode.chain.ledger import Ledger
+from powernode.core.errors import InvalidParams, NotFound
 from powernode.engines.market import queries
 from powernode.engines.market.params import PRODUCTS, MarketParams
 from powernode.engines.market.params import markets as market_params_of
-from powernode.node.rpc import InvalidParams, Method, Params
-from powernode.node.rpc_methods import _arg
+from powernode.engines.market.records import ORDER_STATUSES
+from powernode.node import rpc_params as rp
+from powernode.node.rpc import Method, Params
 
-if TYPE_CHECKING:
-    from powernode.node.node import Node
-
-ORDER_STATUSES = ("open", "filled", "cancelled", "expired", "killed")
 TRADES_LIMIT = 100
 TRADES_MAX = 1000
 MAX_LEVELS = 1000
-_U63 = 2**63 - 1
-
-
-def _opt_int(p: Params, key: str, pos: int, *, lo: int = 0, hi: int = _U63) -> int | None:
-    v = _arg(p, key, pos)
-    if v is None:
-        return None
-    if type(v) is not int or not lo <= v <= hi:
-        raise InvalidParams(f"'{key}' must be an integer in {lo}..{hi}")
-    return v
-
-
-def _req_int(p: Params, key: str, pos: int, *, lo: int = 0, hi: int = _U63) -> int:
-    v = _opt_int(p, key, pos, lo=lo, hi=hi)
-    if v is None:
-        raise InvalidParams(f"'{key}' is required")
-    return v
-
-
-def _product(p: Params, pos: int, *, required: bool) -> str | None:
-    v = _arg(p, "product", pos)
-    if v is None and not required:
-        return None
-    if not isinstance(v, str):
-        raise InvalidParams(f"'product' must be one of {list(PRODUCTS)}")
-    if v not in PRODUCTS:
-        raise InvalidParams(f"unknown product {v!r}, known {list(PRODUCTS)}", code="unknown_market")
-    return v
-
-
-def _address(p: Params, key: str, pos: int, *, required: bool) -> bytes | None:
-    v = _arg(p, key, pos)
-    if v is None and not required:
-        return None
-    if not isinstance(v, str):
-        raise InvalidParams(f"'{key}' must be a hex address")
-    try:
-        return parse_address(v)
-    except DecodeError as exc:
-        raise InvalidParams(f"'{key}': {exc.message}") from None
-
-
-def _order_id(p: Params) -> bytes:
-    v = _arg(p, "id", 0)
-    try:
-        if not isinstance(v, str):
-            raise ValueError
-        raw = bytes.fromhex(v.removeprefix("0x"))
-    except ValueError:
-        raise InvalidParams("'id' must be an order id: 32 bytes as hex") from None
-    if len(raw) != 32:
-        raise InvalidParams("'id' must be an order id: 32 bytes as hex")
-    return raw
-
-
-def _slot(markets: dict[str, MarketParams], product: str, p: Params, pos: int) -> int | None:
-    slot = _opt_int(p, "slot", pos)
-    if slot is not None and slot % markets[product].slot_seconds:
-        raise InvalidParams(
-            f"slot {slot} is not aligned to {product}'s {markets[product].slot_seconds} s slots",
-            code="slot_not_aligned",
-        )
-    return slot
 
 
 def params_json(mp: MarketParams) -> dict[str, Any]:
@@ -101,16 +35,19 @@ def params_json(mp: MarketParams) -> dict[str, Any]:
     return out
 
 
-def build_market_methods(node: Node) -> dict[str, Method]:
+def market_methods(ledger: Ledger) -> dict[str, Method]:
+    """``market.params``, ``.book``, ``.stats``, ``.trades``, ``.orders``,
+    ``.order``, ``.participant``: reads of the tip state."""
+
     def state() -> Any:
-        return node.L.chain.state
+        return ledger.chain.state
 
     def markets() -> dict[str, MarketParams]:
-        return market_params_of(node.L.params)
+        return market_params_of(ledger.params)
 
     async def market_params(p: Params) -> Any:
-        product = _product(p, 0, required=False)
-        tip = node.L.chain.tip
+        product = rp.product(p, 0, required=False)
+        tip = ledger.chain.tip
         wanted = [product] if product else list(PRODUCTS)
         ms = markets()
         return {
@@ -121,23 +58,23 @@ def build_market_methods(node: Node) -> dict[str, Method]:
         }
 
     async def market_book(p: Params) -> Any:
-        product = _product(p, 0, required=True)
+        product = rp.product(p, 0, required=True)
         assert product is not None
-        if _arg(p, "slot", 1) is None:
+        if rp.arg(p, "slot", 1) is None:
             raise InvalidParams("'slot' is required")
-        slot = _slot(markets(), product, p, 1)
+        slot = rp.slot(markets(), product, p, 1)
         assert slot is not None
-        levels = _opt_int(p, "levels", 2, lo=1, hi=MAX_LEVELS)
-        return queries.book(state(), product, slot, levels, params=node.L.params)
+        levels = rp.opt_int(p, "levels", 2, lo=1, hi=MAX_LEVELS)
+        return queries.book(state(), product, slot, levels, params=ledger.params)
 
     def product_and_slot(p: Params) -> tuple[str | None, int | None]:
         """The optional ``product`` (position 0) and ``slot`` (1) filters."""
-        product = _product(p, 0, required=False)
-        if _arg(p, "slot", 1) is None:
+        product = rp.product(p, 0, required=False)
+        if rp.arg(p, "slot", 1) is None:
             return product, None
         if product is None:
             raise InvalidParams("'slot' needs 'product'")
-        return product, _slot(markets(), product, p, 1)
+        return product, rp.slot(markets(), product, p, 1)
 
     async def market_stats(p: Params) -> Any:
         product, slot = product_and_slot(p)
@@ -145,12 +82,12 @@ def build_market_methods(node: Node) -> dict[str, Method]:
 
     async def market_trades(p: Params) -> Any:
         product, slot = product_and_slot(p)
-        participant = _address(p, "participant", 2, required=False)
-        from_height = _opt_int(p, "from_height", 3)
-        to_height = _opt_int(p, "to_height", 4)
+        participant = rp.address(p, "participant", 2, required=False)
+        from_height = rp.opt_int(p, "from_height", 3)
+        to_height = rp.opt_int(p, "to_height", 4)
         if from_height is not None and to_height is not None and from_height > to_height:
             raise InvalidParams("'from_height' must not be above 'to_height'")
-        limit = _opt_int(p, "limit", 5, lo=1, hi=TRADES_MAX)
+        limit = rp.opt_int(p, "limit", 5, lo=1, hi=TRADES_MAX)
         return queries.trades(
             state(),
             product=product,
@@ -162,21 +99,21 @@ def build_market_methods(node: Node) -> dict[str, Method]:
         )
 
     async def market_orders(p: Params) -> Any:
-        owner = _address(p, "participant", 0, required=True)
-        status = _arg(p, "status", 1)
+        owner = rp.address(p, "participant", 0, required=True)
+        status = rp.arg(p, "status", 1)
         if status is not None and status not in ORDER_STATUSES:
             raise InvalidParams(f"'status' must be one of {list(ORDER_STATUSES)}")
         return queries.orders(state(), owner, status)
 
     async def market_order(p: Params) -> Any:
-        oid = _order_id(p)
+        oid = rp.order_id(p)
         found = queries.order(state(), oid)
         if found is None:
             raise NotFound(f"no order {oid.hex()}")
         return found
 
     async def market_participant(p: Params) -> Any:
-        addr = _address(p, "address", 0, required=True)
+        addr = rp.address(p, "address", 0, required=True)
         assert addr is not None
         found = queries.participant(state(), addr)
         if found is None:

@@ -1,24 +1,33 @@
-"""The RPC methods: parse params, call the node, shape JSON results.
+"""The node's RPC methods: parse params, call the node, shape JSON results.
 
-Method names are a public contract (README, "RPC"). Hashes, ids and
-addresses are lowercase hex; amounts are integers in micro-units.
+Each function here returns one table of methods over exactly what those
+methods need; ``Node`` joins the tables (and the market's, rpc_market.py)
+when it starts its RPC server. Method names are a public contract (README,
+"RPC"). Hashes, ids and addresses are lowercase hex; amounts are integers in
+micro-units.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from powernode.chain.ledger import Ledger
 from powernode.core.block import Block, BlockHeader, decode_block
 from powernode.core.crypto import address_hex, parse_address
-from powernode.core.errors import DecodeError, NotFound, PowernodeError
-from powernode.core.tx import Transaction, decode_tx
-from powernode.node.rpc import BatchMethod, InvalidParams, Method, Params
-
-if TYPE_CHECKING:
-    from powernode.node.node import Node
+from powernode.core.errors import InvalidParams, NotDevMode, NotFound, P2pDisabled, PowernodeError
+from powernode.core.tx import Transaction
+from powernode.node.api import NodeApi
+from powernode.node.miner import Miner
+from powernode.node.p2p import P2P
+from powernode.node.rpc import BatchMethod, Method, Params
+from powernode.node.rpc_params import arg, hex_bytes, host_port, integer
 
 VERSION = "0.1.0"
+
+# dev.mine: (blocks, reward address or None for the node's) -> block hashes.
+MineNow = Callable[[int, bytes | None], Awaitable[list[bytes]]]
 
 
 def jsonable(obj: Any) -> Any:
@@ -29,37 +38,6 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: jsonable(v) for k, v in obj.items()}
     return obj
-
-
-def _arg(params: Params, key: str, pos: int) -> Any:
-    if key in params:
-        return params[key]
-    args = params.get("_args", [])
-    return args[pos] if pos < len(args) else None
-
-
-def _hex(params: Params, key: str, pos: int = 0, *, size: int | None = None) -> bytes:
-    v = _arg(params, key, pos)
-    if not isinstance(v, str):
-        raise InvalidParams(f"'{key}' must be a hex string")
-    try:
-        raw = bytes.fromhex(v.removeprefix("0x"))
-    except ValueError:
-        raise DecodeError(f"'{key}' is not valid hex") from None
-    if size is not None and len(raw) != size:
-        raise InvalidParams(f"'{key}' must be {size} bytes")
-    return raw
-
-
-def _int(
-    params: Params, key: str, pos: int, *, default: int | None = None, lo: int = 0, hi: int = 2**63
-) -> int:
-    v = _arg(params, key, pos)
-    if v is None and default is not None:
-        return default
-    if type(v) is not int or not lo <= v <= hi:
-        raise InvalidParams(f"'{key}' must be an integer in {lo}..{hi}")
-    return v
 
 
 def header_json(h: BlockHeader) -> dict[str, Any]:
@@ -91,48 +69,78 @@ def tx_json(tx: Transaction) -> dict[str, Any]:
     }
 
 
-def build_methods(node: Node) -> tuple[dict[str, Method], dict[str, BatchMethod]]:
-    def ledger() -> Any:
-        return node.L
+def node_methods(
+    *,
+    ledger: Ledger,
+    miner: Miner,
+    p2p: P2P | None,
+    mining_address: bytes,
+    rpc_url: Callable[[], str],
+    stop: Callable[[], None],
+) -> dict[str, Method]:
+    """``node.info``, ``node.stop``, ``miner.start``, ``miner.stop``."""
 
     async def node_info(p: Params) -> Any:
-        L = ledger()
-        tip = L.chain.tip
+        tip = ledger.chain.tip
         return {
             "version": VERSION,
-            "chain_id": L.params.chain_id,
-            "genesis": L.chain.genesis.hash.hex(),
-            "dev": L.params.dev,
+            "chain_id": ledger.params.chain_id,
+            "genesis": ledger.chain.genesis.hash.hex(),
+            "dev": ledger.params.dev,
             "height": tip.height,
             "tip": tip.hash.hex(),
             "state_root": tip.header.state_root.hex(),
             "total_work": hex(tip.work),
-            "mempool_size": len(L.mempool),
-            "mining": bool(node.miner and node.miner.running),
-            "mining_address": node.mining_address.hex(),
-            "rpc": node.rpc_url,
-            "p2p": node.p2p.listen if node.p2p else "",
-            "peers": len(node.p2p.peers) if node.p2p else 0,
+            "mempool_size": len(ledger.mempool),
+            "mining": miner.running,
+            "mining_address": mining_address.hex(),
+            "rpc": rpc_url(),
+            "p2p": p2p.listen if p2p else "",
+            "peers": len(p2p.peers) if p2p else 0,
         }
 
-    def _find_block(p: Params) -> Block:
-        L = ledger()
+    async def node_stop(p: Params) -> Any:
+        stop()
+        return {"stopping": True}
+
+    async def miner_start(p: Params) -> Any:
+        miner.start()
+        return {"mining": True}
+
+    async def miner_stop(p: Params) -> Any:
+        # Joining the miner thread blocks; the loop keeps serving meanwhile.
+        await asyncio.to_thread(miner.stop)
+        return {"mining": False}
+
+    return {
+        "node.info": node_info,
+        "node.stop": node_stop,
+        "miner.start": miner_start,
+        "miner.stop": miner_stop,
+    }
+
+
+def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str, Method]:
+    """``chain.block``, ``tx.get``, ``account.get``, ``mempool.info``,
+    ``block.submit``, ``dev.mine``."""
+
+    def find_block(p: Params) -> Block:
         if "hash" in p:
-            return L.chain.get_block(_hex(p, "hash", size=32))
-        height = _int(p, "height", 0, hi=2**62)
-        entry = L.chain.entry_at(height)
+            return ledger.chain.get_block(hex_bytes(p, "hash", size=32))
+        height = integer(p, "height", 0, hi=2**62)
+        entry = ledger.chain.entry_at(height)
         if entry is None:
-            raise NotFound(f"no block at height {height} (tip is {L.chain.height})")
-        return L.chain.get_block(entry.hash)
+            raise NotFound(f"no block at height {height} (tip is {ledger.chain.height})")
+        return ledger.chain.get_block(entry.hash)
 
     async def chain_block(p: Params) -> Any:
-        block = _find_block(p)
-        L = ledger()
-        entry = L.chain.index.get(block.hash)
+        block = find_block(p)
+        chain = ledger.chain
+        entry = chain.index.get(block.hash)
         out = header_json(block.header)
         out["size"] = len(block.raw)
-        out["in_main_chain"] = bool(entry and L.chain.in_active(entry))
-        out["confirmations"] = (L.chain.height - block.height + 1) if out["in_main_chain"] else 0
+        out["in_main_chain"] = bool(entry and chain.in_active(entry))
+        out["confirmations"] = (chain.height - block.height + 1) if out["in_main_chain"] else 0
         if p.get("verbose"):
             out["txs"] = [tx_json(tx) for tx in block.txs]
         else:
@@ -141,44 +149,32 @@ def build_methods(node: Node) -> tuple[dict[str, Method], dict[str, BatchMethod]
             out["raw"] = block.raw.hex()
         return out
 
-    async def tx_submit_batch(items: list[Params]) -> list[tuple[Any, PowernodeError | None]]:
-        txs: list[Transaction | PowernodeError] = []
-        for p in items:
-            try:
-                txs.append(decode_tx(_hex(p, "raw")))
-            except PowernodeError as exc:
-                txs.append(exc)
-        results = await node.submit_and_relay(txs)
-        return [(txid.hex() if txid else None, err) for txid, err in results]
-
     async def tx_get(p: Params) -> Any:
-        txid = _hex(p, "id", size=32)
-        L = ledger()
-        status = L.tx_status(txid)
-        entry = L.mempool.get(txid)
+        txid = hex_bytes(p, "id", size=32)
+        status = ledger.tx_status(txid)
+        entry = ledger.mempool.get(txid)
         if entry is not None:
             status["tx"] = tx_json(entry.tx)
         elif "block" in status:
-            block = L.chain.get_block(bytes.fromhex(status["block"]))
+            block = ledger.chain.get_block(bytes.fromhex(status["block"]))
             status["tx"] = tx_json(block.txs[status["index"]])
         return status
 
     async def account_get(p: Params) -> Any:
-        v = _arg(p, "address", 0)
+        v = arg(p, "address", 0)
         if not isinstance(v, str):
             raise InvalidParams("'address' must be a hex string")
         addr = parse_address(v)
-        L = ledger()
-        acct = L.account(addr)
+        acct = ledger.account(addr)
         return {
             "address": addr.hex(),
             "balance": acct.balance,
             "nonce": acct.nonce,
-            "next_nonce": L.next_nonce(addr),
+            "next_nonce": ledger.next_nonce(addr),
         }
 
     async def mempool_info(p: Params) -> Any:
-        pool = ledger().mempool
+        pool = ledger.mempool
         return {
             "size": len(pool),
             "bytes": pool.total_bytes,
@@ -188,87 +184,82 @@ def build_methods(node: Node) -> tuple[dict[str, Method], dict[str, BatchMethod]
         }
 
     async def block_submit(p: Params) -> Any:
-        block = decode_block(_hex(p, "raw"))
+        block = decode_block(hex_bytes(p, "raw"), decode=ledger.decoder.decode)
         outcome, _ = node.accept_block(block)
         return {"hash": block.hash.hex(), "height": block.height, "outcome": outcome}
 
-    async def miner_start(p: Params) -> Any:
-        assert node.miner is not None
-        node.miner.start()
-        return {"mining": True}
-
-    async def miner_stop(p: Params) -> Any:
-        assert node.miner is not None
-        await asyncio.to_thread(node.miner.stop)
-        return {"mining": False}
-
     async def dev_mine(p: Params) -> Any:
-        if not ledger().params.dev:
-            raise PowernodeError("dev.mine needs a dev-mode chain", code="not_dev_mode")
-        n = _int(p, "blocks", 0, default=1, lo=1, hi=10_000)
+        if not ledger.params.dev:
+            raise NotDevMode("dev.mine needs a dev-mode chain")
+        n = integer(p, "blocks", 0, default=1, lo=1, hi=10_000)
         addr = None
-        if _arg(p, "address", 1) is not None:
-            addr = parse_address(str(_arg(p, "address", 1)))
-        hashes = await node.mine_now(n, addr)
-        return {"hashes": [h.hex() for h in hashes], "height": ledger().chain.height}
+        if arg(p, "address", 1) is not None:
+            addr = parse_address(str(arg(p, "address", 1)))
+        hashes = await mine_now(n, addr)
+        return {"hashes": [h.hex() for h in hashes], "height": ledger.chain.height}
 
-    def p2p() -> Any:
-        if node.p2p is None:
-            raise PowernodeError("p2p is disabled in this node's config", code="p2p_disabled")
-        return node.p2p
-
-    def _address(p: Params) -> str:
-        v = _arg(p, "address", 0)
-        host, _, port = str(v).rpartition(":")
-        if not isinstance(v, str) or not host or not port.isdigit():
-            raise InvalidParams("'address' must be 'host:port'")
-        return v
-
-    async def peer_list(p: Params) -> Any:
-        return p2p().peer_list()
-
-    async def peer_add(p: Params) -> Any:
-        addr = _address(p)
-        p2p().add_address(addr)
-        return {"added": addr}
-
-    async def peer_remove(p: Params) -> Any:
-        addr = _address(p)
-        return {"removed": addr, "disconnected": p2p().remove_address(addr)}
-
-    async def peer_ban(p: Params) -> Any:
-        addr = _address(p)
-        seconds = _int(p, "seconds", 1, default=p2p().cfg.ban_seconds, lo=1, hi=10**8)
-        p2p().ban(addr, seconds, "manual")
-        return {"banned": addr, "seconds": seconds}
-
-    async def peer_unban(p: Params) -> Any:
-        addr = _address(p)
-        return {"unbanned": p2p().unban(addr)}
-
-    async def node_stop(p: Params) -> Any:
-        node.stopping.set()
-        return {"stopping": True}
-
-    methods: dict[str, Method] = {
-        "node.info": node_info,
-        "node.stop": node_stop,
+    return {
         "chain.block": chain_block,
         "tx.get": tx_get,
         "account.get": account_get,
         "mempool.info": mempool_info,
         "block.submit": block_submit,
-        "miner.start": miner_start,
-        "miner.stop": miner_stop,
         "dev.mine": dev_mine,
+    }
+
+
+def submit_methods(node: NodeApi) -> dict[str, BatchMethod]:
+    """``tx.submit``, a batch method: a batch's txs are checked together, so
+    their signatures verify in parallel."""
+
+    async def tx_submit_batch(items: list[Params]) -> list[tuple[Any, PowernodeError | None]]:
+        txs: list[Transaction | PowernodeError] = []
+        for p in items:
+            try:
+                txs.append(node.decode_tx(hex_bytes(p, "raw")))
+            except PowernodeError as exc:
+                txs.append(exc)
+        results = await node.submit_and_relay(txs)
+        return [(txid.hex() if txid else None, err) for txid, err in results]
+
+    return {"tx.submit": tx_submit_batch}
+
+
+def peer_methods(p2p: P2P | None) -> dict[str, Method]:
+    """``peer.list``, ``peer.add``, ``peer.remove``, ``peer.ban``,
+    ``peer.unban``; each is ``p2p_disabled`` on a node without P2P."""
+
+    def net() -> P2P:
+        if p2p is None:
+            raise P2pDisabled("p2p is disabled in this node's config")
+        return p2p
+
+    async def peer_list(p: Params) -> Any:
+        return net().peer_list()
+
+    async def peer_add(p: Params) -> Any:
+        addr = host_port(p)
+        net().add_address(addr)
+        return {"added": addr}
+
+    async def peer_remove(p: Params) -> Any:
+        addr = host_port(p)
+        return {"removed": addr, "disconnected": net().remove_address(addr)}
+
+    async def peer_ban(p: Params) -> Any:
+        addr = host_port(p)
+        seconds = integer(p, "seconds", 1, default=net().cfg.ban_seconds, lo=1, hi=10**8)
+        net().ban(addr, seconds, "manual")
+        return {"banned": addr, "seconds": seconds}
+
+    async def peer_unban(p: Params) -> Any:
+        addr = host_port(p)
+        return {"unbanned": net().unban(addr)}
+
+    return {
         "peer.list": peer_list,
         "peer.add": peer_add,
         "peer.remove": peer_remove,
         "peer.ban": peer_ban,
         "peer.unban": peer_unban,
     }
-    from powernode.node.rpc_market import build_market_methods  # it imports this module
-
-    methods.update(build_market_methods(node))
-    batch_methods: dict[str, BatchMethod] = {"tx.submit": tx_submit_batch}
-    return methods, batch_methods

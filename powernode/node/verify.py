@@ -272,16 +272,16 @@ class _Worker:
 
 
 class Verifier:
-    def __init__(self, threads: int) -> None:
-        """``threads`` worker processes (the config key predates them)."""
-        self.threads = threads
+    def __init__(self, processes: int) -> None:
+        """``processes`` worker processes (config key ``verify_processes``)."""
+        self.processes = processes
         self._workers: list[_Worker] = []
         self._next: itertools.cycle[_Worker] | None = None
         self._owner = 0
 
     def start(self) -> None:
         self._owner = threading.get_ident()
-        self._workers = [_Worker(i) for i in range(self.threads)]
+        self._workers = [_Worker(i) for i in range(self.processes)]
         for w in self._workers:
             w.start()
         self._next = itertools.cycle(self._workers)
@@ -298,7 +298,7 @@ class Verifier:
         if threading.get_ident() != self._owner:
             # Requests and replies are matched by order on shared buffers.
             raise RuntimeError("the verifier is driven by the thread that started it")
-        size = max(_INLINE, min(_CHUNK, -(-len(txs) // self.threads)))
+        size = max(_INLINE, min(_CHUNK, -(-len(txs) // self.processes)))
         out = []
         for start in range(0, len(txs), size):
             w = next(self._next)

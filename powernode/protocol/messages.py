@@ -3,7 +3,7 @@
 A frame is one binary WebSocket message holding the canonical msgpack array
 ``[name, field, ...]``. Every message is a frozen dataclass whose fields are
 listed in wire order; decoding checks each field's type and bound and raises
-a ProtocolError with a stable code, never anything else.
+a ProtocolError (core/errors.py) with a stable code, never anything else.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from powernode.core import encoding
 from powernode.core.block import HARD_MAX_BLOCK_BYTES
-from powernode.core.errors import DecodeError, PowernodeError
+from powernode.core.errors import DecodeError, Malformed, OversizeFrame, ProtocolError
 from powernode.core.tx import MAX_TX_BYTES
 
 PROTOCOL_VERSION = 1
@@ -24,36 +24,6 @@ MAX_HEADERS = 2_000
 MAX_LOCATOR = 64
 MAX_ADDRS = 1_000
 KINDS = ("tx", "block")
-
-
-class ProtocolError(PowernodeError):
-    """The peer broke the protocol; the node disconnects (and bans if ``ban``)."""
-
-    code = "protocol_error"
-    ban = True
-
-
-class Malformed(ProtocolError):
-    code = "malformed_frame"
-
-
-class OversizeFrame(ProtocolError):
-    code = "oversize_frame"
-
-
-class WrongNetwork(ProtocolError):
-    """Another chain, genesis or protocol version: not misbehaviour, just not us."""
-
-    code = "wrong_network"
-    ban = False
-
-
-class Unexpected(ProtocolError):
-    code = "unexpected_message"
-
-
-class Flood(ProtocolError):
-    code = "flood"
 
 
 class Message:

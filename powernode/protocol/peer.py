@@ -18,18 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from powernode.core.errors import Flood, Unexpected, WrongNetwork
 from powernode.protocol.messages import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
-    Flood,
     GetData,
     Hello,
     Inv,
     Message,
     Ping,
     Pong,
-    Unexpected,
-    WrongNetwork,
     decode_message,
 )
 

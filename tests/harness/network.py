@@ -125,7 +125,7 @@ async def heal_all(side_a: Sequence[Node], side_b: Sequence[Node]) -> None:
 
 
 def tips(nodes: Sequence[Node]) -> set[bytes]:
-    return {n.L.chain.tip.hash for n in nodes}
+    return {n.ledger.chain.tip.hash for n in nodes}
 
 
 async def sync_all(nodes: Sequence[Node], *, timeout: float = 60.0) -> None:
@@ -135,7 +135,7 @@ async def sync_all(nodes: Sequence[Node], *, timeout: float = 60.0) -> None:
 
 async def sync_mempools(nodes: Sequence[Node], *, timeout: float = 30.0) -> None:
     def same() -> bool:
-        pools = [set(n.L.mempool.by_id) for n in nodes]
+        pools = [set(n.ledger.mempool.by_id) for n in nodes]
         return all(p == pools[0] for p in pools)
 
     await until(same, timeout=timeout, what="equal mempools")

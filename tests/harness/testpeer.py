@@ -85,7 +85,7 @@ async def async_wait_until(
 def node_hello(node: Any, **changes: Any) -> Hello:
     """A hello that a running in-process ``Node`` accepts (its chain, its
     genesis), with any field overridden: pass ``genesis=...`` to be refused."""
-    L = node.L
+    L = node.ledger
     fields: dict[str, Any] = {
         "version": PROTOCOL_VERSION,
         "chain_id": L.params.chain_id,

@@ -112,7 +112,7 @@ async def test_heavier_branch_over_rpc_wins(
     reorgs = [r for r in caplog.records if r.getMessage() == "chain.reorg"]
     assert reorgs and reorgs[-1].fields["undone"] == 2 and reorgs[-1].fields["applied"] == 3
     # The node's state equals the builder's replay of the same blocks.
-    assert dev_node.node.L.chain.state.data == b.ledger.chain.state.data
+    assert dev_node.node.ledger.chain.state.data == b.ledger.chain.state.data
     # Mining on the new tip includes the resurrected txs exactly once.
     await rpc.call("dev.mine", {"blocks": 1})
     for tx in own:
@@ -140,8 +140,8 @@ async def test_clean_restart_keeps_chain_and_mempool(
     node = Node(load_config(dev_node.datadir))
     await node.start()
     try:
-        assert node.L.chain.tip.hash.hex() == before["tip"]
-        assert sorted(t.txid for t in node.L.mempool.ordered()) == sorted(t.txid for t in txs)
+        assert node.ledger.chain.tip.hash.hex() == before["tip"]
+        assert sorted(t.txid for t in node.ledger.mempool.ordered()) == sorted(t.txid for t in txs)
         loaded = [r for r in caplog.records if r.getMessage() == "mempool.loaded"]
         assert loaded[-1].fields["txs"] == 4
     finally:

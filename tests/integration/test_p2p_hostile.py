@@ -92,7 +92,7 @@ async def net(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator
 async def ready(net: Net, peer: TestPeer) -> None:
     """Connected, handshaken and registered by the node as a peer."""
     assert peer.remote is not None, "no hello from the node"
-    assert peer.remote.genesis == net.node.L.chain.genesis.hash
+    assert peer.remote.genesis == net.node.ledger.chain.genesis.hash
     await peer.sync_with_ping()
     assert peer_by_listen(net.node, peer.hello.listen) is not None
     assert not peer.is_closed
@@ -135,9 +135,9 @@ async def assert_refused_when_back(net: Net, caplog: pytest.LogCaptureFixture, l
 async def assert_still_serves(net: Net) -> None:
     """The node still mines and relays to its honest peer."""
     assert peer_by_listen(net.node, net.honest.p2p.listen) is not None  # type: ignore[union-attr]
-    height = net.node.L.chain.height
+    height = net.node.ledger.chain.height
     await net.node.mine_now(1)
-    assert net.node.L.chain.height == height + 1
+    assert net.node.ledger.chain.height == height + 1
     await sync_all([net.node, net.honest], timeout=15)
     assert net.honest.p2p is not None and net.node.p2p is not None
     assert not net.node.p2p.banned(net.honest.p2p.listen)
@@ -181,12 +181,12 @@ async def test_well_behaved_test_peer_is_served(net: Net) -> None:
     async with net.hostile() as peer:
         await peer.connect()
         await ready(net, peer)
-        assert peer.remote is not None and peer.remote.height == net.node.L.chain.height
+        assert peer.remote is not None and peer.remote.height == net.node.ledger.chain.height
         await net.node.mine_now(1)
-        tip = net.node.L.chain.tip.hash
+        tip = net.node.ledger.chain.tip.hash
         assert await peer.wait_for_message("inv") == Inv("block", [tip])
         # It answers what we ask for.
-        await peer.send(GetHeaders([net.node.L.chain.genesis.hash], bytes(32)))
+        await peer.send(GetHeaders([net.node.ledger.chain.genesis.hash], bytes(32)))
         headers = await peer.wait_for_message("headers")
         assert [decode_header(h).hash for h in headers.headers] == [tip]  # type: ignore[attr-defined]
         await peer.send(GetData("block", [tip, b"\x00" * 32]))
@@ -300,8 +300,8 @@ async def test_block_with_bad_pow_is_banned(net: Net, caplog: pytest.LogCaptureF
         await ready(net, peer)
         await peer.send(BlockMsg(bad.raw))
         await assert_banned(net, caplog, peer, "bad_pow")
-    assert net.node.L.chain.height == 0
-    assert bad.hash not in net.node.L.chain.index
+    assert net.node.ledger.chain.height == 0
+    assert bad.hash not in net.node.ledger.chain.index
     await assert_refused_when_back(net, caplog, peer.hello.listen)
     await assert_still_serves(net)
 
@@ -310,7 +310,7 @@ async def test_block_with_bad_signature_is_banned(
     net: Net, caplog: pytest.LogCaptureFixture
 ) -> None:
     tx = build_transfer(
-        net.user, chain_id=net.node.L.params.chain_id, nonce=0, to=os.urandom(20), amount=5
+        net.user, chain_id=net.node.ledger.params.chain_id, nonce=0, to=os.urandom(20), amount=5
     )
     b = builder(net)
     try:
@@ -328,7 +328,7 @@ async def test_block_with_bad_signature_is_banned(
         await peer.send(BlockMsg(bad.raw))
         await assert_banned(net, caplog, peer, "bad_signature")
     assert events(caplog, "block.invalid", hash=bad.hash, reason="bad_signature")
-    assert net.node.L.chain.height == 0
+    assert net.node.ledger.chain.height == 0
     await assert_refused_when_back(net, caplog, peer.hello.listen)
     await assert_still_serves(net)
     # The untampered tx is still good, and the honest block still connects.
@@ -338,14 +338,14 @@ async def test_block_with_bad_signature_is_banned(
 
 async def test_tx_with_bad_signature_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
     tx = build_transfer(
-        net.user, chain_id=net.node.L.params.chain_id, nonce=0, to=os.urandom(20), amount=5
+        net.user, chain_id=net.node.ledger.params.chain_id, nonce=0, to=os.urandom(20), amount=5
     )
     async with net.hostile() as peer:
         await peer.connect()
         await ready(net, peer)
         await peer.send(TxMsg(tampered(tx).raw))
         await assert_banned(net, caplog, peer, "bad_signature")
-    assert len(net.node.L.mempool) == 0
+    assert len(net.node.ledger.mempool) == 0
     await assert_still_serves(net)
 
 
@@ -356,7 +356,7 @@ async def _ignore(msg: object) -> None:
 async def test_tx_batch_with_one_bad_signature_is_banned(
     net: Net, caplog: pytest.LogCaptureFixture
 ) -> None:
-    chain_id = net.node.L.params.chain_id
+    chain_id = net.node.ledger.params.chain_id
     good = build_transfer(net.user, chain_id=chain_id, nonce=0, to=os.urandom(20), amount=5)
     bad = tampered(
         build_transfer(net.user, chain_id=chain_id, nonce=1, to=os.urandom(20), amount=5)
@@ -367,13 +367,13 @@ async def test_tx_batch_with_one_bad_signature_is_banned(
         await peer.send(Txs([good.raw, bad.raw]))
         await assert_banned(net, caplog, peer, "bad_signature")
     # The batch is judged tx by tx: the good one is kept.
-    assert good.txid in net.node.L.mempool and bad.txid not in net.node.L.mempool
+    assert good.txid in net.node.ledger.mempool and bad.txid not in net.node.ledger.mempool
     await assert_still_serves(net)
 
 
 async def test_tx_announced_by_two_peers_is_downloaded_once(net: Net) -> None:
     tx = build_transfer(
-        net.user, chain_id=net.node.L.params.chain_id, nonce=0, to=os.urandom(20), amount=5
+        net.user, chain_id=net.node.ledger.params.chain_id, nonce=0, to=os.urandom(20), amount=5
     )
     async with net.hostile() as first, net.hostile() as second:
         for p in (first, second):
@@ -397,7 +397,9 @@ async def test_tx_announced_by_two_peers_is_downloaded_once(net: Net) -> None:
         await second.send(Inv("tx", [tx.txid]))
         await second.wait_for(lambda: asked(second), what="a getdata to the second peer")
         await second.send(TxMsg(tx.raw))
-        await async_wait_until(lambda: tx.txid in net.node.L.mempool, what="the tx in the pool")
+        await async_wait_until(
+            lambda: tx.txid in net.node.ledger.mempool, what="the tx in the pool"
+        )
 
 
 async def test_inventory_flood_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
@@ -405,7 +407,7 @@ async def test_inventory_flood_is_banned(net: Net, caplog: pytest.LogCaptureFixt
     # costs the node next to nothing, so what stops us is the rate limit (a
     # bucket of 50,000 hashes refilled at 20,000 a second), not the node's speed.
     tx = build_transfer(
-        net.user, chain_id=net.node.L.params.chain_id, nonce=0, to=os.urandom(20), amount=5
+        net.user, chain_id=net.node.ledger.params.chain_id, nonce=0, to=os.urandom(20), amount=5
     )
     [(txid, err)] = await net.node.submit_txs([tx])
     assert err is None and txid == tx.txid
@@ -425,7 +427,7 @@ async def test_inventory_flood_is_banned(net: Net, caplog: pytest.LogCaptureFixt
     await assert_refused_when_back(net, caplog, peer.hello.listen)
     await assert_still_serves(net)
     # The announced tx went into the block the honest peer now has.
-    assert net.honest.L.chain.get_block(net.honest.L.chain.tip.hash).txids() == [tx.txid]
+    assert net.honest.ledger.chain.get_block(net.honest.ledger.chain.tip.hash).txids() == [tx.txid]
 
 
 async def test_slow_handshake_is_dropped_not_banned(
@@ -499,7 +501,7 @@ async def test_misbehaving_impostor_does_not_get_the_honest_peer_banned(
 
 
 async def test_headers_that_do_not_connect_are_not_downloaded(net: Net) -> None:
-    g = net.node.L.chain.genesis.header
+    g = net.node.ledger.chain.genesis.header
     unconnected = [
         make_header(
             g.version, 1, os.urandom(32), g.timestamp, g.target, 0, bytes(32), bytes(32), bytes(20)

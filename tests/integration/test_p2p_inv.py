@@ -36,7 +36,7 @@ async def node_and_user(tmp_path: Path) -> AsyncIterator[tuple[Node, KeyPair]]:
 
 
 def _transfers(node: Node, user: KeyPair, n: int) -> list[Transaction]:
-    chain_id = node.L.params.chain_id
+    chain_id = node.ledger.params.chain_id
     return [
         build_transfer(user, chain_id=chain_id, nonce=i, to=os.urandom(20), amount=5)
         for i in range(n)
@@ -110,7 +110,7 @@ async def test_a_tx_being_checked_is_neither_asked_for_nor_checked_again(
         await second.sync_with_ping()
         assert second.messages("getdata") == []
         release.set()
-        await first.wait_for(lambda: tx.txid in node.L.mempool, what="the tx admitted")
+        await first.wait_for(lambda: tx.txid in node.ledger.mempool, what="the tx admitted")
         await second.sync_with_ping()
         assert checked == [[tx.txid]]
 
@@ -140,5 +140,5 @@ async def test_txs_queued_behind_a_bad_one_are_still_checked_after_the_ban(
         await honest.sync_with_ping()
         release.set()
         await hostile.wait_disconnected()
-        await honest.wait_for(lambda: good.txid in node.L.mempool, what="the good tx admitted")
-        assert bad.txid not in node.L.mempool
+        await honest.wait_for(lambda: good.txid in node.ledger.mempool, what="the good tx admitted")
+        assert bad.txid not in node.ledger.mempool

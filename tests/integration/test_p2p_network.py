@@ -42,14 +42,14 @@ async def test_gossip_reaches_every_node(net: Network) -> None:
     results = await nodes[2].submit_and_relay(txs)
     assert all(err is None for _, err in results)
     await sync_mempools(nodes)
-    assert all(len(n.L.mempool) == 5 for n in nodes)
+    assert all(len(n.ledger.mempool) == 5 for n in nodes)
     await nodes[1].mine_now(1)
     await sync_all(nodes)
     for n in nodes:
-        assert len(n.L.mempool) == 0
-        assert n.L.account(bob.address).balance == 10**12 + 5 * 10
-        assert n.L.account(alice.address).nonce == 5
-    roots = {n.L.chain.tip.header.state_root for n in nodes}
+        assert len(n.ledger.mempool) == 0
+        assert n.ledger.account(bob.address).balance == 10**12 + 5 * 10
+        assert n.ledger.account(alice.address).nonce == 5
+    roots = {n.ledger.chain.tip.header.state_root for n in nodes}
     assert len(roots) == 1
 
 
@@ -59,8 +59,8 @@ async def test_random_mining_converges(net: Network) -> None:
     for _ in range(12):
         await rng.choice(nodes).mine_now(rng.randint(1, 2))
     await sync_all(nodes)
-    assert len({n.L.chain.tip.header.state_root for n in nodes}) == 1
-    states = [n.L.chain.state.data for n in nodes]
+    assert len({n.ledger.chain.tip.header.state_root for n in nodes}) == 1
+    states = [n.ledger.chain.state.data for n in nodes]
     assert all(s == states[0] for s in states)
 
 
@@ -77,10 +77,10 @@ async def test_late_joiner_catches_up_with_progress(
         ]
     )
     await first.mine_now(520)
-    assert first.L.chain.height == 520
+    assert first.ledger.chain.height == 520
     late = await net.add_node(connect_to=[first])
     await sync_all([first, late], timeout=120)
-    assert late.L.chain.state.data == first.L.chain.state.data
+    assert late.ledger.chain.state.data == first.ledger.chain.state.data
     events = [r.getMessage() for r in caplog.records if r.name == "powernode.sync"]
     assert "sync.started" in events and "sync.progress" in events and "sync.done" in events
     done = [r for r in caplog.records if r.getMessage() == "sync.done"][-1]
@@ -88,7 +88,7 @@ async def test_late_joiner_catches_up_with_progress(
     # Once caught up, the joiner keeps following new blocks.
     await first.mine_now(2)
     await sync_all([first, late])
-    assert late.L.chain.height == 522
+    assert late.ledger.chain.height == 522
 
 
 async def test_partition_and_heal_keeps_every_tx(net: Network) -> None:
@@ -116,24 +116,25 @@ async def test_partition_and_heal_keeps_every_tx(net: Network) -> None:
     await side_b[1].mine_now(4)  # more work: side B wins
     await sync_all(side_a)
     await sync_all(side_b)
-    assert side_a[0].L.chain.tip.hash != side_b[0].L.chain.tip.hash
+    assert side_a[0].ledger.chain.tip.hash != side_b[0].ledger.chain.tip.hash
 
     await heal_all(side_a, side_b)
     await sync_all(nodes)
-    winner = side_b[0].L
+    winner = side_b[0].ledger
     for n in nodes:
-        assert n.L.chain.tip.hash == winner.chain.tip.hash
-        assert n.L.chain.state.data == winner.chain.state.data
+        assert n.ledger.chain.tip.hash == winner.chain.tip.hash
+        assert n.ledger.chain.state.data == winner.chain.state.data
     # Side A's txs are pending again (u1's) or lost to a conflict (u0's
     # nonce 0 went to side B's spend): none lost, none applied twice.
     for tx in tx_a[1:]:
         await until(
-            lambda t=tx: all(t.txid in n.L.mempool for n in nodes), what="resurrected tx gossiped"
+            lambda t=tx: all(t.txid in n.ledger.mempool for n in nodes),
+            what="resurrected tx gossiped",
         )
     await nodes[0].mine_now(1)
     await sync_all(nodes)
     for n in nodes:
-        L = n.L
+        L = n.ledger
         assert all(L.tx_status(tx.txid)["status"] == "confirmed" for tx in tx_a[1:] + tx_b)
         assert L.account(u1.address).nonce == 3 and L.account(u2.address).nonce == 2
         assert L.account(u0.address).nonce == 1
@@ -155,4 +156,4 @@ async def test_reconnect_after_restart(net: Network, tmp_path: Path) -> None:
     net.nodes[1] = b2
     await connect(b2, a)
     await sync_all([a, b2])
-    assert b2.L.chain.height == 5
+    assert b2.ledger.chain.height == 5

@@ -37,3 +37,38 @@ def test_unknown_mining_key_is_refused(tmp_path: Path) -> None:
     text = render_config().replace("[mining]\n", "[mining]\nthreads = 4\n")
     with pytest.raises(ConfigError, match="unknown keys"):
         load_config(_write(tmp_path / "n", text))
+
+
+def test_verify_processes_is_read(tmp_path: Path) -> None:
+    text = render_config().replace("verify_processes = 2", "verify_processes = 3")
+    cfg = load_config(_write(tmp_path / "n", text))
+    assert cfg.verify_processes == 3 and cfg.deprecated == ()
+
+
+def test_verify_threads_is_an_old_name_for_verify_processes(tmp_path: Path) -> None:
+    text = render_config().replace("verify_processes = 2", "verify_threads = 3")
+    assert "verify_threads = 3" in text
+    cfg = load_config(_write(tmp_path / "n", text))
+    assert cfg.verify_processes == 3
+    assert cfg.deprecated == (("verify_threads", "verify_processes"),)
+
+
+def test_old_and_new_name_together_are_refused(tmp_path: Path) -> None:
+    text = render_config().replace(
+        "verify_processes = 2", "verify_processes = 2\nverify_threads = 3"
+    )
+    with pytest.raises(ConfigError, match="both verify_threads and verify_processes"):
+        load_config(_write(tmp_path / "n", text))
+
+
+@pytest.mark.parametrize("key", ["verify_processes", "verify_threads"])
+def test_bad_worker_count_names_the_key_written(tmp_path: Path, key: str) -> None:
+    text = render_config().replace("verify_processes = 2", f"{key} = 0")
+    with pytest.raises(ConfigError, match=f"config {key}: expected an integer 1..64"):
+        load_config(_write(tmp_path / "n", text))
+
+
+def test_the_example_config_loads_with_current_names(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "configs" / "node.example.toml"
+    cfg = load_config(_write(tmp_path / "n", example.read_text()))
+    assert cfg.deprecated == () and cfg.verify_processes == 2

@@ -15,6 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from powernode.core import encoding
+from powernode.core.errors import (
+    Flood,
+    Malformed,
+    OversizeFrame,
+    ProtocolError,
+    Unexpected,
+    WrongNetwork,
+)
 from powernode.protocol.messages import (
     MAX_ADDRS,
     MAX_HEADERS,
@@ -23,24 +31,18 @@ from powernode.protocol.messages import (
     PROTOCOL_VERSION,
     Addr,
     BlockMsg,
-    Flood,
     GetAddr,
     GetData,
     GetHeaders,
     Headers,
     Hello,
     Inv,
-    Malformed,
     Message,
     NotFound,
-    OversizeFrame,
     Ping,
     Pong,
-    ProtocolError,
     TxMsg,
     Txs,
-    Unexpected,
-    WrongNetwork,
     decode_message,
 )
 from powernode.protocol.peer import PeerProtocol
@@ -156,7 +158,7 @@ def test_bytes_that_are_not_a_canonical_frame(raw: bytes) -> None:
     with pytest.raises(Malformed) as info:
         decode_message(raw)
     assert info.value.code == "malformed_frame"
-    assert info.value.ban
+    assert info.value.bans_peer
 
 
 @pytest.mark.parametrize(
@@ -263,7 +265,7 @@ def test_oversize_lists(raw: bytes, limit: int) -> None:
     with pytest.raises(OversizeFrame) as info:
         decode_message(raw)
     assert info.value.code == "oversize_frame"
-    assert info.value.ban
+    assert info.value.bans_peer
     assert str(limit) in info.value.message
 
 
@@ -299,11 +301,11 @@ def test_default_frame_limit_fits_the_largest_block() -> None:
 
 
 def test_error_codes_and_ban_flags() -> None:
-    assert (Malformed.code, Malformed.ban) == ("malformed_frame", True)
-    assert (OversizeFrame.code, OversizeFrame.ban) == ("oversize_frame", True)
-    assert (WrongNetwork.code, WrongNetwork.ban) == ("wrong_network", False)
-    assert (Unexpected.code, Unexpected.ban) == ("unexpected_message", True)
-    assert (Flood.code, Flood.ban) == ("flood", True)
+    assert (Malformed.code, Malformed.bans_peer) == ("malformed_frame", True)
+    assert (OversizeFrame.code, OversizeFrame.bans_peer) == ("oversize_frame", True)
+    assert (WrongNetwork.code, WrongNetwork.bans_peer) == ("wrong_network", False)
+    assert (Unexpected.code, Unexpected.bans_peer) == ("unexpected_message", True)
+    assert (Flood.code, Flood.bans_peer) == ("flood", True)
     for cls in (Malformed, OversizeFrame, WrongNetwork, Unexpected, Flood):
         assert issubclass(cls, ProtocolError)
 
@@ -343,7 +345,7 @@ def test_first_message_must_be_hello() -> None:
         p.start()
         with pytest.raises(Unexpected) as info:
             p.receive(first.encode(), 0)
-        assert info.value.code == "unexpected_message" and info.value.ban
+        assert info.value.code == "unexpected_message" and info.value.bans_peer
         assert p.remote is None
 
 
@@ -387,7 +389,7 @@ def test_hello_from_another_network(change: dict[str, Any], why: str) -> None:
     with pytest.raises(WrongNetwork, match=why) as info:
         p.receive(hello(**change).encode(), 0)
     assert info.value.code == "wrong_network"
-    assert info.value.ban is False
+    assert info.value.bans_peer is False
     assert p.remote is None and not p.ready
 
 
@@ -397,7 +399,7 @@ def test_talking_to_ourselves() -> None:
     p.start()
     with pytest.raises(WrongNetwork, match="ourselves") as info:
         p.receive(local.encode(), 0)
-    assert info.value.ban is False
+    assert info.value.bans_peer is False
     assert p.remote is None
 
 
@@ -467,7 +469,7 @@ def test_inventory_burst_then_flood() -> None:
     p.receive(Inv("block", hashes(400)).encode(), 0)
     with pytest.raises(Flood) as info:
         p.receive(Inv("tx", hashes(1)).encode(), 0)
-    assert info.value.code == "flood" and info.value.ban
+    assert info.value.code == "flood" and info.value.bans_peer
 
 
 def test_getdata_counts_against_the_bucket() -> None:

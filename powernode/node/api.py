@@ -1,0 +1,60 @@
+"""What the network side and the RPC see of the node: a narrow interface.
+
+P2P, gossip and sync hand the node a block or a batch of txs and read the
+chain and the mempool through ``NodeApi``; they never reach into ``Node``,
+its ledger or each other's private state. ``Node`` implements it; a test can
+stand in for it with anything that has these members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
+
+from powernode.chain.chain import Chain, ChainUpdate
+from powernode.chain.mempool import Mempool
+from powernode.core.block import Block
+from powernode.core.errors import PowernodeError
+from powernode.core.tx import Transaction
+
+# One result per submitted tx: its id if admitted, else why not.
+TxResult = tuple[bytes | None, PowernodeError | None]
+
+
+class Spawn(Protocol):
+    """Start a background task that its caller's owner keeps and cancels at
+    stop (``P2P._spawn``)."""
+
+    def __call__(self, coro: Coroutine[Any, Any, None], name: str) -> None: ...
+
+
+class NodeApi(Protocol):
+    @property
+    def chain(self) -> Chain:
+        """The block tree and the tip state (read only: change it through
+        ``accept_block``)."""
+        ...
+
+    @property
+    def mempool(self) -> Mempool:
+        """The pending txs (read only: change it through ``submit_and_relay``)."""
+        ...
+
+    def decode_tx(self, raw: bytes) -> Transaction:
+        """A tx from its bytes, as ``core.tx.decode_tx`` gives it (with the
+        ledger's fast decoder: ``chain/txdecode.py``); raises a typed error."""
+        ...
+
+    def accept_block(self, block: Block) -> tuple[str, ChainUpdate]:
+        """Validate and store a block, activate the most-work chain and tell
+        the miner and peers. Returns the outcome (``connected``, ``side``,
+        ``orphan`` or ``duplicate``) and what the chain did; raises a typed
+        error for an invalid block."""
+        ...
+
+    async def submit_and_relay(
+        self, txs: Sequence[Transaction | PowernodeError], *, source: int | None = None
+    ) -> list[TxResult]:
+        """Admit txs to the mempool (one result per input, in order) and
+        announce the admitted ones to every peer but ``source`` (a peer id)."""
+        ...
