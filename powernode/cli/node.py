@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,7 @@ def cmd_init(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    # Imported here for the reason given in cmd_init.
     from powernode.node.config import load_config
     from powernode.node.logging_setup import setup_logging
     from powernode.node.node import run_node
@@ -97,15 +100,11 @@ def cmd_run(a: argparse.Namespace) -> int:
         )
     cfg = load_config(a.datadir)
     if a.mine:
-        from dataclasses import replace
-
         cfg = replace(cfg, mining=replace(cfg.mining, enabled=True))
     setup_logging(fmt=a.log_format or cfg.log.format, level=cfg.log.level, file=cfg.log_path)
     if (cfg.runtime_path).exists():
         try:
             pid = json.loads(cfg.runtime_path.read_text())["pid"]
-            import os
-
             os.kill(pid, 0)
             raise UserError(f"a node (pid {pid}) already runs in {a.datadir}")
         except (ProcessLookupError, ValueError, KeyError, PermissionError):
