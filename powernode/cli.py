@@ -43,7 +43,7 @@ class UserError(Exception):
 
 
 def dev_genesis(
-    allocations: dict[str, int], *, timestamp: int, chain_id: str = "powernode-dev"
+    allocations: dict[str, int], *, timestamp: int, chain_id: str = "powernode-dev-2"
 ) -> dict[str, Any]:
     return {
         "_comment": "dev chain (like bitcoind's regtest): trivial difficulty, mine on demand with dev.mine",
