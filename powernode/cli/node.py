@@ -37,7 +37,7 @@ ALWAYS_OPEN_MARKETS: dict[str, dict[str, int]] = {
 
 
 def dev_genesis(
-    allocations: dict[str, int], *, timestamp: int, chain_id: str = "powernode-dev"
+    allocations: dict[str, int], *, timestamp: int, chain_id: str = "powernode-dev-2"
 ) -> dict[str, Any]:
     return {
         "_comment": "dev chain (like bitcoind's regtest): trivial difficulty, mine on demand with dev.mine",

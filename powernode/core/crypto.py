@@ -3,6 +3,16 @@
 An account is addressed by the first 20 bytes of SHA-256 of its 32-byte
 public key; transactions carry the public key itself so anyone can verify them
 without a lookup. Addresses are shown as 40 lowercase hex characters.
+
+Signatures are Ed25519 as RFC 8032 section 5.1.7 verifies them (the README's
+"Consensus rules" lists the acceptance rules). OpenSSL, behind
+``cryptography``, enforces S < L and compares R byte for byte with the
+canonical encoding of the point it recomputes (so a non-canonical R fails),
+but it decodes a non-canonical public key (y >= p, or x = 0 with the sign bit
+set) where RFC 8032 section 5.1.3 says decoding fails; ``canonical_pubkey``
+adds that check in front. Small-order keys are accepted, as RFC 8032 accepts
+them. RFC 8032's and Wycheproof's vectors pin all of it
+(``tests/unit/test_conformance_ed25519.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +36,9 @@ ADDRESS_SIZE = 20
 HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
 ZERO_ADDRESS = bytes(ADDRESS_SIZE)
+
+_P = 2**255 - 19
+_Y_MASK = (1 << 255) - 1
 
 
 def sha256(data: bytes) -> bytes:
@@ -52,8 +65,23 @@ def parse_address(text: str) -> bytes:
     return raw
 
 
+def canonical_pubkey(pubkey: bytes) -> bool:
+    """Whether ``pubkey`` is a canonical point encoding (RFC 8032 section
+    5.1.3): y below p, and no sign bit when x is 0 (y = 1 or y = p - 1).
+    Whether the point is on the curve is left to OpenSSL's decoder."""
+    if len(pubkey) != PUBKEY_SIZE:
+        return False
+    n = int.from_bytes(pubkey, "little")
+    y = n & _Y_MASK
+    if y >= _P:
+        return False
+    return not (n >> 255 and y in (1, _P - 1))
+
+
 @lru_cache(maxsize=65536)
 def _public_key(pubkey: bytes) -> Ed25519PublicKey:
+    if not canonical_pubkey(pubkey):
+        raise ValueError("non-canonical public key encoding")
     return Ed25519PublicKey.from_public_bytes(pubkey)
 
 
@@ -71,6 +99,8 @@ def verify(pubkey: bytes, signature: bytes, message: bytes) -> None:
 def signature_ok(pubkey: bytes, signature: bytes, message: bytes) -> bool:
     """``verify`` as a boolean and without the parsed-key cache (parsing costs
     ~2 us, ~1% of a verify), for the signature worker processes."""
+    if not canonical_pubkey(pubkey):
+        return False
     try:
         Ed25519PublicKey.from_public_bytes(pubkey).verify(signature, message)
     except (InvalidSignature, ValueError):

@@ -5,6 +5,14 @@ method not found, -32602 invalid params, -32603 internal) plus -32000 for a
 typed rejection and -32004 for not found; a typed rejection carries
 ``{"code": <stable code>, "message": ...}`` in ``error.data``.
 
+The JSON-RPC 2.0 rules kept here (tests/integration/test_conformance_jsonrpc.py
+replays the spec's examples): an id is a string, an integer or null, echoed
+as sent; a fractional id (which might not survive a float) or a boolean is
+an invalid request answered with id null, and NaN or Infinity is not JSON (a
+parse error); params, when present, are an array or an object; notifications
+(valid requests without an id) run but get no answer, and a request with
+nothing to answer gets HTTP 204 with an empty body.
+
 Auth as bitcoind: HTTP Basic with user ``__cookie__`` and the secret from
 ``<datadir>/.cookie`` (fresh at every start), or a configured token sent as
 ``Authorization: Bearer <token>``.
@@ -42,6 +50,15 @@ Method = Callable[[Params], Awaitable[Any]]
 # tx.submit can verify signatures of the whole batch in parallel. It returns
 # one (result, error) pair per call.
 BatchMethod = Callable[[list[Params]], Awaitable[list[tuple[Any, PowernodeError | None]]]]
+
+
+def _valid_id(id_: Any) -> bool:
+    # bool is an int subclass in Python, but JSON's true/false are no ids.
+    return id_ is None or type(id_) is str or type(id_) is int
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -119,10 +136,11 @@ class RpcServer:
             )
         try:
             body = await request.read()
-            doc = json.loads(body)
+            # Python's json reads NaN and Infinity, which JSON does not have.
+            doc = json.loads(body, parse_constant=_not_json)
         except web.HTTPRequestEntityTooLarge:
             return web.json_response(_error(None, INVALID_REQUEST, "request too large"), status=413)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return web.json_response(_error(None, PARSE_ERROR, "parse error"))
         if isinstance(doc, list):
             if not doc:
@@ -139,25 +157,25 @@ class RpcServer:
         started = time.perf_counter()
         out: list[dict[str, Any] | None] = [None] * len(calls)
         grouped: dict[str, list[tuple[int, Any, Params]]] = {}
+        notifications: list[int] = []
         for i, call in enumerate(calls):
             if (
                 not isinstance(call, dict)
                 or call.get("jsonrpc") != "2.0"
                 or not isinstance(call.get("method"), str)
+                or not _valid_id(call.get("id"))
+                or not isinstance(call.get("params", {}), dict | list)
             ):
-                out[i] = _error(
-                    call.get("id") if isinstance(call, dict) else None,
-                    INVALID_REQUEST,
-                    "invalid request",
-                )
+                # The spec: an id that cannot be read is answered as null.
+                id_ = call.get("id") if isinstance(call, dict) else None
+                out[i] = _error(id_ if _valid_id(id_) else None, INVALID_REQUEST, "invalid request")
                 continue
             id_ = call.get("id")
+            if "id" not in call:
+                notifications.append(i)
             params = call.get("params", {})
             if isinstance(params, list):
                 params = {"_args": params}
-            if not isinstance(params, dict):
-                out[i] = _error(id_, INVALID_PARAMS, "params must be an object or array")
-                continue
             name = call["method"]
             if name in self.batch_methods:
                 grouped.setdefault(name, []).append((i, id_, params))
@@ -180,10 +198,10 @@ class RpcServer:
                     if err
                     else {"jsonrpc": "2.0", "id": id_, "result": result}
                 )
-        # Notifications (valid calls without an id) run but get no response.
-        for i, call in enumerate(calls):
-            if isinstance(call, dict) and "id" not in call and isinstance(call.get("method"), str):
-                out[i] = None
+        # Notifications (valid calls without an id) run but get no response;
+        # an invalid request is no notification and is answered.
+        for i in notifications:
+            out[i] = None
         if log.isEnabledFor(logging.DEBUG):
             emit(
                 log,

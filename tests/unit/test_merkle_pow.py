@@ -27,8 +27,9 @@ def leaves(n: int, salt: bytes = b"") -> list[bytes]:
 # --- merkle ------------------------------------------------------------------------
 
 
-def test_empty_root_is_zero_hash() -> None:
-    assert merkle_root([]) == ZERO_HASH == bytes(32)
+def test_empty_root_is_sha256_of_nothing() -> None:
+    # RFC 6962's MTH({}); never the all-zero hash a header might default to.
+    assert merkle_root([]) == hashlib.sha256(b"").digest() != ZERO_HASH
 
 
 def _leaf(x: bytes) -> bytes:
