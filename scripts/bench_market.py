@@ -31,17 +31,13 @@ with --check if a target is missed; 2 if a check or phase failed or the
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 from typing import Any
 
-import cryptography
-from benchkit.cpu import BUSY_CORES, CpuMonitor
-from benchkit.guard import install_budget, progress, run_guarded
-from benchkit.market_state import money, run_blocks, run_state, sign_stream
-from benchkit.market_stream import (
+from benchkit.cpu import print_phase_load
+from benchkit.guard import progress
+from benchkit.market.state import money, run_blocks, run_state, sign_stream
+from benchkit.market.stream import (
     CANCEL,
     PLACE,
     TARGET_BLOCKS,
@@ -51,7 +47,8 @@ from benchkit.market_stream import (
     make_stream,
     run_engine,
 )
-from benchkit.node_baseline import bench_baseline
+from benchkit.node.baseline import bench_baseline
+from benchkit.runner import BenchRun, Targets, bench_parser, parse_args
 
 from powernode.engines.market import queries
 from powernode.engines.market.book import BUY, SELL
@@ -157,20 +154,13 @@ def print_table(r: dict[str, Any]) -> None:
             print(f"PROBLEM: {p}")
     load = r.get("load", {})
     if load:
-        print(
-            "other processes' CPU load per phase (cores): "
-            + ", ".join(f"{k} {v['other_cores']:.2f}" for k, v in load.items())
-        )
-        if any(v["other_cores"] > BUSY_CORES for v in load.values()):
-            print(f"WARNING: other processes used > {BUSY_CORES} cores; figures are unreliable")
+        print_phase_load(load)
     if "error" in r:
         print(f"RUN FAILED: {r['error']}")
 
 
-def run(args: argparse.Namespace, r: dict[str, Any], mon: CpuMonitor) -> None:
-    if args.wait_quiet > 0:
-        load = mon.wait_quiet(args.wait_quiet, BUSY_CORES)
-        progress(f"other processes use {load:.2f} cores")
+def run(args: argparse.Namespace, bench: BenchRun) -> None:
+    r, mon = bench.results, bench.monitor
     progress(f"planning a stream of {args.orders:,} orders (seed {args.seed})")
     s = make_stream(args.orders, args.seed, args.participants, args.slots)
     r["stream"] = s.summary
@@ -195,8 +185,16 @@ def run(args: argparse.Namespace, r: dict[str, Any], mon: CpuMonitor) -> None:
     r["check"] = cross_check(s, {"a": a, "b": b, "c": c}, {"b": b_state, "c": c_state}, r)
 
 
+def targets(r: dict[str, Any]) -> Targets:
+    return {
+        k: {"value": r[k]["orders_per_s"], "target": t, "met": r[k]["orders_per_s"] >= t}
+        for k, t in (("engine", TARGET_ENGINE), ("blocks", TARGET_BLOCKS))
+        if k in r
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = bench_parser(__doc__, budget=600.0)
     ap.add_argument("--orders", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--block-txs", type=int, default=1000)
@@ -205,38 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slots", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3, help="passes of (a); the best counts")
     ap.add_argument("--sigs", type=int, default=4000, help="signatures for the baseline")
-    ap.add_argument("--budget", type=float, default=600.0, help="hard limit in seconds")
-    ap.add_argument("--wait-quiet", type=float, default=20.0, help="s to wait for an idle machine")
-    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv, workdir=False)
     if args.quick:
         args.orders, args.reps, args.sigs = min(args.orders, 20_000), 1, min(args.sigs, 2000)
     if min(args.block_txs, args.orders, args.reps, args.slots, args.sigs) < 1:
         ap.error("--block-txs, --orders, --reps, --slots and --sigs must be positive")
     if args.participants < 4:
         ap.error("--participants: at least 4 (every role, and two sellers)")
-    env = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    r: dict[str, Any] = {"env": env | {"cryptography": cryptography.__version__}}
-    install_budget(args.budget)
+    bench = BenchRun(args)
     tune_gc()  # the node process's GC settings
-    mon = CpuMonitor()
-    code = run_guarded(lambda: run(args, r, mon), r)
-    r["load"] = mon.phases
-    r["targets"] = {
-        k: {"value": r[k]["orders_per_s"], "target": t, "met": r[k]["orders_per_s"] >= t}
-        for k, t in (("engine", TARGET_ENGINE), ("blocks", TARGET_BLOCKS))
-        if k in r
-    }
-    progress("done")
-    print_table(r)
-    if args.json:
-        print(json.dumps(r, indent=2))
-    if code == 0 and r.get("check", {}).get("problems"):
-        code = 2
-    if code == 0 and args.check and not all(t["met"] for t in r["targets"].values()):
-        code = 1
-    return code
+    code = bench.execute(lambda: run(args, bench))
+    problems = bench.results.get("check", {}).get("problems", [])
+    return bench.finish(code, print_table, targets=targets, problems=problems)
 
 
 if __name__ == "__main__":

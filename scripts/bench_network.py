@@ -62,28 +62,21 @@ failed or the budget ran out, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import cryptography
-from benchkit.cpu import BUSY_CORES, CpuMonitor, Phases, child_pids
-from benchkit.guard import install_budget, progress, run_guarded
-from benchkit.load_sign import prepare
-from benchkit.net_baseline import phase_baseline
-from benchkit.net_common import TARGET_TX_PER_S, DemoSigner
-from benchkit.net_load import load_config, phase_load
-from benchkit.net_propagation import phase_propagation
-from benchkit.net_report import git_state, print_table
-from benchkit.net_sync import phase_sync
-from benchkit.procs import node_pids_under, stop_pids
-from benchkit.testnets import Testnet
+from benchkit.cpu import Phases, child_pids
+from benchkit.guard import progress
+from benchkit.load.sign import prepare
+from benchkit.net.common import TARGET_TX_PER_S, DemoSigner
+from benchkit.net.load import load_config, phase_load
+from benchkit.net.propagation import phase_propagation
+from benchkit.net.report import print_table
+from benchkit.net.sync import phase_sync
+from benchkit.net.testnet import Testnet, node_pids_under, stop_nodes
+from benchkit.node.baseline import transfer_baseline
+from benchkit.runner import BenchRun, Targets, bench_parser, parse_args, target
 
 LOAD_CHAIN = "powernode-netbench"
 
@@ -91,12 +84,11 @@ LOAD_CHAIN = "powernode-netbench"
 # --- the run -------------------------------------------------------------------------
 
 
-def run(
-    args: argparse.Namespace, workdir: Path, results: dict[str, Any], monitor: CpuMonitor
-) -> None:
+def run(args: argparse.Namespace, bench: BenchRun) -> None:
+    results, monitor, workdir = bench.results, bench.monitor, bench.workdir
     phase = Phases(monitor)
     with phase("baseline"):
-        results["baseline"] = phase_baseline(args.sigs)
+        results["baseline"] = transfer_baseline(args.sigs)
 
     if not args.skip_net5:
         with Testnet(workdir / "net5") as tn:
@@ -138,11 +130,24 @@ def run(
             results["load_variant"] = v
 
 
+def targets(results: dict[str, Any]) -> Targets:
+    ld = results.get("load", {})
+    if "confirmed_tx_per_s" not in ld:
+        return {}
+    return {"confirmed_tx_per_s": target(ld["confirmed_tx_per_s"], TARGET_TX_PER_S)}
+
+
+def stop_leftovers(workdir: Path) -> None:
+    """Every Testnet stops its nodes on leaving its block; this catches any
+    node a failure left behind under the work dir."""
+    left = node_pids_under(workdir)
+    if left:
+        progress(f"stopping {len(left)} leftover node processes")
+        stop_nodes(left)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    ap.add_argument("--check", action="store_true", help="exit 1 if the tx/s target is missed")
-    ap.add_argument("--budget", type=float, default=1200.0, help="hard limit in seconds")
+    ap = bench_parser(__doc__, budget=1200.0, check="exit 1 if the tx/s target is missed")
     ap.add_argument("--sigs", type=int, default=4000, help="signatures for the baseline")
     ap.add_argument("--rounds", type=int, default=5, help="propagation: blocks")
     ap.add_argument("--block-txs", type=int, default=1000, help="propagation: txs per block")
@@ -185,62 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--skip-net5", action="store_true", help="skip propagation and sync")
     ap.add_argument("--skip-load", action="store_true", help="skip the load phase(s)")
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=20.0,
-        help="wait up to this many s for other processes to go quiet (0: don't)",
-    )
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     if args.block_txs > 5 * 256:
         ap.error("--block-txs above what the 5 demo keys may have pending (1,280)")
-
-    results: dict[str, Any] = {
-        "env": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "cryptography": cryptography.__version__,
-            "platform": platform.platform(),
-            "git": git_state(),
-        }
-    }
-    workdir = Path(tempfile.mkdtemp(prefix="powernode-netbench-"))
-    progress(f"work dir {workdir}; budget {args.budget:.0f} s")
-    started = time.monotonic()
-    install_budget(args.budget)
-    monitor = CpuMonitor()
-
-    def body() -> None:
-        if args.wait_quiet > 0:
-            load = monitor.wait_quiet(args.wait_quiet, BUSY_CORES)
-            results["env"]["other_cores_at_start"] = load
-            progress(f"other processes use {load:.2f} cores")
-        run(args, workdir, results, monitor)
-
-    try:
-        code = run_guarded(body, results)
-    finally:
-        # Every Testnet stops its nodes on leaving its block; this catches any
-        # node a failure left behind under the work dir.
-        left = node_pids_under(workdir)
-        if left:
-            progress(f"stopping {len(left)} leftover node processes")
-            stop_pids(left)
-        if args.keep:
-            progress(f"work dir kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    results["seconds_total"] = time.monotonic() - started
-    results["load_phases"] = monitor.phases
-    progress(f"done in {results['seconds_total']:.1f} s")
-    print_table(results)
-    if args.json:
-        print(json.dumps(results, indent=2, default=str))
-    ld = results.get("load", {})
-    if code == 0 and args.check and ld.get("confirmed_tx_per_s", 0) < TARGET_TX_PER_S:
-        code = 1
-    return code
+    bench = BenchRun(args, workdir="powernode-netbench-", git=True)
+    code = bench.execute(lambda: run(args, bench), cleanup=stop_leftovers)
+    return bench.finish(code, print_table, targets=targets, phases_key="load_phases")
 
 
 if __name__ == "__main__":

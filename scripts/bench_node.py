@@ -16,11 +16,12 @@ What it measures (in this order; the table is printed in the numbered order):
    ledger with an empty signature cache (cold) and into one whose mempool
    already admitted the txs with ``submit_tx`` (warm), both with the node's
    parallel ``Verifier(2)``. Median over repetitions.
-2. Ingest: a real node process (``powernode init --genesis`` + ``powernode
-   run``, mining off) and 20,000 pre-signed transfers (200 senders x 100
-   nonces) submitted with JSON-RPC ``tx.submit`` batches. A short sweep over
-   batch size and client connections runs first on a throwaway node; the
-   fastest setting is then used on a fresh node for the full 20,000.
+2. Ingest: a real node process (a data dir as ``powernode init --genesis``
+   writes it, then ``powernode run``, mining off) and 20,000 pre-signed
+   transfers (200 senders x 100 nonces) submitted with JSON-RPC
+   ``tx.submit`` batches. A short sweep over batch size and client
+   connections runs first on a throwaway node; the fastest setting is then
+   used on a fresh node for the full 20,000.
    Every tx must be accepted and ``mempool.info`` must say 20,000.
 4. RPC latency: p50/p99 of sequential ``node.info`` and ``account.get`` calls
    over one keep-alive connection on that same node (so its mempool holds the
@@ -40,27 +41,31 @@ the budget ran out, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import cryptography
-from benchkit.cpu import BUSY_CORES, CpuMonitor, Phases, print_phase_load
-from benchkit.guard import install_budget, progress, run_guarded
-from benchkit.node_baseline import bench_baseline
-from benchkit.node_connect import bench_block_connect
-from benchkit.node_ingest import ingest_sweep, submit_all
-from benchkit.node_latency import bench_latency
-from benchkit.node_txs import genesis_doc, key_for, nonce_major, sign_grid
-from benchkit.procs import NodeProcess
+from benchkit.cpu import Phases, print_phase_load
+from benchkit.guard import progress
+from benchkit.node.baseline import bench_baseline
+from benchkit.node.connect import bench_block_connect
+from benchkit.node.ingest import ingest_sweep, submit_all
+from benchkit.node.latency import bench_latency
+from benchkit.node.txs import bench_genesis, key_for, nonce_major, sign_grid
+from benchkit.runner import (
+    BenchRun,
+    Row,
+    Targets,
+    bench_parser,
+    parse_args,
+    print_figures,
+    target,
+)
 
 from powernode.client import RpcClient
+from powernode.devnet.datadir import init_datadir, write_genesis
+from powernode.devnet.process import ProcessNode
 
 INGEST_CHAIN = "powernode-bench"
 # 28 leading zero bits: at ~20k PoW hashes/s a block takes hours, so the miner
@@ -75,9 +80,8 @@ TARGET_P99_RATIO = 2.0
 # --- the run -----------------------------------------------------------------------
 
 
-def run(
-    args: argparse.Namespace, workdir: Path, results: dict[str, Any], monitor: CpuMonitor
-) -> None:
+def run(args: argparse.Namespace, bench: BenchRun) -> None:
+    results, monitor, workdir = bench.results, bench.monitor, bench.workdir
     phase = Phases(monitor)
     senders, nonces = args.senders, args.nonces
     keys = [key_for("sender", i) for i in range(senders)]
@@ -98,14 +102,11 @@ def run(
         )
 
     # 2. ingest
-    genesis = workdir / "genesis.json"
-    genesis.write_text(
-        json.dumps(
-            genesis_doc(
-                INGEST_CHAIN, keys, target=args.target, dev=False, timestamp=int(time.time())
-            ),
-            indent=1,
-        )
+    genesis = write_genesis(
+        workdir / "genesis.json",
+        bench_genesis(
+            INGEST_CHAIN, keys, target=args.target, dev=False, timestamp=int(time.time())
+        ),
     )
     ingest: dict[str, Any] = {"txs": len(all_txs), "senders": senders, "nonces": nonces}
     results["ingest"] = ingest
@@ -127,11 +128,12 @@ def run(
         ingest["choice"] = "fastest in the sweep"
     ingest["batch"] = batch
     ingest["connections"] = connections
-    with NodeProcess(workdir / "node", genesis, name="node") as node:
+    with ProcessNode(workdir / "node", name="node") as node:
+        init_datadir(node.datadir, genesis)
         ep = node.start()
         monitor.pids.add(node.pid)
         progress(
-            f"ingest: node up on port {node.port}; submitting {len(all_txs):,} txs, "
+            f"ingest: node up on port {urlsplit(ep.url).port}; submitting {len(all_txs):,} txs, "
             f"batch {batch} x {connections} conn"
         )
         with phase("ingest"):
@@ -171,37 +173,22 @@ def run(
 # --- output ------------------------------------------------------------------------
 
 
-def targets(results: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def targets(results: dict[str, Any]) -> Targets:
+    out: Targets = {}
     ing = results.get("ingest", {})
     if "ratio_to_baseline" in ing:
-        v = ing["ratio_to_baseline"]
-        out["ingest_ratio"] = {
-            "value": v,
-            "target": f">= {TARGET_INGEST_RATIO}",
-            "met": v >= TARGET_INGEST_RATIO,
-        }
+        out["ingest_ratio"] = target(ing["ratio_to_baseline"], TARGET_INGEST_RATIO)
     bc = results.get("block_connect", {})
     if "speedup" in bc:
-        v = bc["speedup"]
-        out["warm_speedup"] = {
-            "value": v,
-            "target": f">= {TARGET_WARM_SPEEDUP}",
-            "met": v >= TARGET_WARM_SPEEDUP,
-        }
+        out["warm_speedup"] = target(bc["speedup"], TARGET_WARM_SPEEDUP)
     lat = results.get("rpc_latency", {})
     if "p99_ratio_worst" in lat:
-        v = lat["p99_ratio_worst"]
-        out["p99_ratio"] = {
-            "value": v,
-            "target": f"<= {TARGET_P99_RATIO}",
-            "met": v <= TARGET_P99_RATIO,
-        }
+        out["p99_ratio"] = target(lat["p99_ratio_worst"], TARGET_P99_RATIO, at_most=True)
     return out
 
 
 def print_table(results: dict[str, Any]) -> None:
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[Row] = []
     t = results.get("targets", {})
 
     def met(key: str) -> tuple[str, str]:
@@ -284,17 +271,11 @@ def print_table(results: dict[str, Any]) -> None:
         )
 
     env = results["env"]
-    print()
-    print(
+    print_figures(
         f"powernode node benchmark: {env['cpus']} CPUs, Python {env['python']}, "
-        f"cryptography {env['cryptography']}"
+        f"cryptography {env['cryptography']}",
+        rows,
     )
-    w = max([len(r[0]) for r in rows] + [20])
-    v = max([len(r[1]) for r in rows] + [10])
-    print(f"{'figure':<{w}}  {'value':>{v}}  {'target':<8}  met")
-    print("-" * (w + v + 17))
-    for name, value, target, ok in rows:
-        print(f"{name:<{w}}  {value:>{v}}  {target:<8}  {ok}".rstrip())
     if ing.get("mempool_size") is not None:
         print(f"(ingest: mempool.info size {ing['mempool_size']:,}; ", end="")
         print(f"latency measured with {lat['mempool_size']:,} txs pending)" if lat else ")")
@@ -308,10 +289,7 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    ap.add_argument("--budget", type=float, default=175.0, help="hard limit in seconds")
+    ap = bench_parser(__doc__, budget=175.0)
     ap.add_argument("--senders", type=int, default=200)
     ap.add_argument("--nonces", type=int, default=100)
     ap.add_argument("--sigs", type=int, default=4000, help="signatures for the baseline")
@@ -323,57 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-calls", type=int, default=2000)
     ap.add_argument("--settle", type=float, default=0.5, help="s after miner.start")
     ap.add_argument("--target", default=HARD_TARGET, help="PoW target of the ingest chain")
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=20.0,
-        help="wait up to this many s for other processes to go quiet (0: don't)",
-    )
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     if args.nonces > 256:
         ap.error("--nonces above the node's max_per_sender (256)")
-
-    results: dict[str, Any] = {
-        "env": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "cryptography": cryptography.__version__,
-            "platform": platform.platform(),
-        }
-    }
-    workdir = Path(tempfile.mkdtemp(prefix="powernode-bench-"))
-    progress(f"work dir {workdir}; budget {args.budget:.0f} s")
-    started = time.monotonic()
-    install_budget(args.budget)
-    monitor = CpuMonitor()
-
-    def body() -> None:
-        if args.wait_quiet > 0:
-            load = monitor.wait_quiet(args.wait_quiet, BUSY_CORES)
-            results["env"]["other_cores_at_start"] = load
-            progress(f"other processes use {load:.2f} cores")
-        run(args, workdir, results, monitor)
-
-    try:
-        code = run_guarded(body, results)
-    finally:
-        if args.keep:
-            progress(f"work dir kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    results["seconds_total"] = time.monotonic() - started
-    results["load"] = monitor.phases
-    results["targets"] = targets(results)
-    progress(f"done in {results['seconds_total']:.1f} s")
-    print_table(results)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    if code == 0 and results.get("problems"):
-        code = 2
-    if code == 0 and args.check and not all(t["met"] for t in results["targets"].values()):
-        code = 1
-    return code
+    bench = BenchRun(args, workdir="powernode-bench-")
+    code = bench.execute(lambda: run(args, bench))
+    return bench.finish(
+        code, print_table, targets=targets, problems=bench.results.get("problems", [])
+    )
 
 
 if __name__ == "__main__":

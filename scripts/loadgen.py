@@ -7,17 +7,17 @@ Usage::
     python scripts/loadgen.py --dir testnet/local --rate 2000 --duration 60 --json
 
 Works against a testnet started by ``scripts/testnet.py up`` (mining on). In
-order (the details are in the ``scripts/benchkit/load_*.py`` modules):
+order (the details are in the ``scripts/benchkit/load/`` modules):
 
-1. Pre-signing (``load_sign``). Every transfer of the run is signed (on
+1. Pre-signing (``sign``). Every transfer of the run is signed (on
    ``--sign-procs`` processes) before the first one is sent; fresh
    ``--senders`` keys, or the demo keys with ``--demo-keys``.
-2. Funding (``load_send``). Each fresh sender gets one transfer from a demo
+2. Funding (``send``). Each fresh sender gets one transfer from a demo
    key; the run waits until every node reports every funding tx confirmed.
-3. Sending (``load_send``). Each sender talks to one node, in ``tx.submit``
+3. Sending (``send``). Each sender talks to one node, in ``tx.submit``
    batches of ``--batch`` over ``--conns`` connections per node, at
    ``--rate`` or (``--max``) as fast as the node answers.
-4. Confirmations (``load_track``). A tracker polls every node's tip every
+4. Confirmations (``track``). A tracker polls every node's tip every
    ``--poll`` s. After the last send it waits until every accepted tx is
    confirmed, or no new one has been for ``--settle`` s, or
    ``--confirm-timeout`` s.
@@ -27,7 +27,7 @@ One progress line a second on stderr; the summary as a table on stdout (with
 it is on the final main chain of the highest node; confirmed tx/s is over the
 window from the first submit to the last confirmation, and latency is from
 the start of its batch's POST to the first poll that saw its block (details
-in ``load_report``).
+in ``report``).
 
 Exit status: 0 when the run completed, 1 when no tx was confirmed, 2 on an
 error or when ``--budget`` ran out, 130 on Ctrl-C. The generator starts no
@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from benchkit.guard import install_budget, progress, run_guarded
-from benchkit.load_report import print_summary, summarize
-from benchkit.load_send import (
+from benchkit.load.report import print_summary, summarize
+from benchkit.load.send import (
     FUND_MARGIN,
     NodeLoad,
     Sender,
@@ -55,8 +55,8 @@ from benchkit.load_send import (
     fund_senders,
     testnet_nodes,
 )
-from benchkit.load_sign import AMOUNT, FEE, LoadConfig, Log, Prepared, make_batches, prepare
-from benchkit.load_track import Tracker
+from benchkit.load.sign import AMOUNT, FEE, LoadConfig, Log, Prepared, make_batches, prepare
+from benchkit.load.track import Tracker
 
 from powernode.client import RpcClient
 

@@ -17,9 +17,8 @@ from collections.abc import Callable
 
 from powernode.cli import market, node
 from powernode.cli.common import Subparsers, run_command
-from powernode.cli.node import ALWAYS_OPEN_MARKETS, dev_genesis
 
-__all__ = ["ALWAYS_OPEN_MARKETS", "build_parser", "dev_genesis", "main"]
+__all__ = ["build_parser", "main"]
 
 # In the order `powernode --help` lists them.
 COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (

@@ -9,7 +9,6 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from powernode.cli.common import (
     Subparsers,
@@ -25,45 +24,13 @@ from powernode.cli.common import (
 from powernode.client import build_transfer, write_key
 from powernode.core.crypto import KeyPair, parse_address
 from powernode.core.units import format_units, parse_units
-from powernode.engines.market.params import PRODUCTS
-
-DEV_TARGET = "0fff" + "ff" * 30
-# Dev and local testnet chains trade around the clock (the defaults keep the
-# seed's 8:00-22:00), so demos and tests work at any hour; the rest of each
-# product's market params are the defaults.
-ALWAYS_OPEN_MARKETS: dict[str, dict[str, int]] = {
-    product: {"open_hour": 0, "close_hour": 24} for product in PRODUCTS
-}
-
-
-def dev_genesis(
-    allocations: dict[str, int], *, timestamp: int, chain_id: str = "powernode-dev-2"
-) -> dict[str, Any]:
-    return {
-        "_comment": "dev chain (like bitcoind's regtest): trivial difficulty, mine on demand with dev.mine",
-        "chain_id": chain_id,
-        "timestamp": timestamp,
-        "block_time": 2,
-        "initial_target": DEV_TARGET,
-        "pow_limit": DEV_TARGET,
-        "asert_halflife": 3600,
-        "max_future": 7200,
-        "block_reward": 50_000_000,
-        "min_fee": 0,
-        "dev": True,
-        "allocations": allocations,
-        "markets": {k: dict(v) for k, v in ALWAYS_OPEN_MARKETS.items()},
-    }
-
+from powernode.devnet.datadir import render_config, write_genesis
+from powernode.devnet.devchain import DEV_FUNDS, dev_genesis
 
 # --- commands -----------------------------------------------------------------
 
 
 def cmd_init(a: argparse.Namespace) -> int:
-    # Imported here, as in cmd_run: powernode.node pulls in asyncio and
-    # aiohttp, which every other command can do without.
-    from powernode.node.config import render_config
-
     d: Path = a.datadir
     if (d / "config.toml").exists():
         raise UserError(f"{d} is already initialised (config.toml exists)")
@@ -76,8 +43,12 @@ def cmd_init(a: argparse.Namespace) -> int:
             raise UserError(f"genesis file {src} not found")
         (d / "genesis.json").write_bytes(src.read_bytes())
     elif a.dev:
-        doc = dev_genesis({key.address.hex(): 1_000_000 * 1_000_000}, timestamp=int(time.time()))
-        (d / "genesis.json").write_text(json.dumps(doc, indent=2) + "\n")
+        doc = dev_genesis(
+            {key.address: DEV_FUNDS},
+            timestamp=int(time.time()),
+            comment="dev chain (like bitcoind's regtest): trivial difficulty, mine on demand with dev.mine",
+        )
+        write_genesis(d / "genesis.json", doc)
     else:
         raise UserError("give --dev for a new dev chain, or --genesis FILE to join a chain")
     (d / "config.toml").write_text(
@@ -89,7 +60,8 @@ def cmd_init(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    # Imported here for the reason given in cmd_init.
+    # Imported here: powernode.node pulls in asyncio and aiohttp, which
+    # every other command can do without.
     from powernode.node.config import load_config
     from powernode.node.logging_setup import setup_logging
     from powernode.node.node import run_node

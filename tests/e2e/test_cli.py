@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from powernode.core.crypto import KeyPair
-from tests.harness.nodes import ProcessNode, free_port
+from powernode.devnet.datadir import free_port
+from powernode.devnet.process import ProcessNode
 
 pytestmark = pytest.mark.e2e
 
@@ -99,4 +100,4 @@ def test_init_run_transfer_status_stop(tmp_path: Path) -> None:
         connected = next(e for e in events if e["event"] == "block.connected")
         assert isinstance(connected["height"], int) and len(connected["hash"]) == 64
     finally:
-        node.ensure_stopped()
+        node.stop()

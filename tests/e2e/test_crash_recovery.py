@@ -15,19 +15,18 @@ from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
 from powernode.client import RpcClient, RpcError, RpcUnavailable, build_transfer
 from powernode.core.crypto import KeyPair
+from powernode.devnet.datadir import free_port, write_genesis
+from powernode.devnet.devchain import dev_genesis
+from powernode.devnet.process import ProcessNode
+from powernode.devnet.wait import wait_until
 from powernode.state.genesis import parse_genesis_json
-from tests.harness.nodes import (
-    MODERATE_TARGET,
-    ProcessNode,
-    free_port,
-    genesis_doc,
-    wait_until,
-    write_genesis,
-)
+from tests.harness import TEST_CHAIN
 
 pytestmark = pytest.mark.e2e
 
 FUNDS = 10_000 * 1_000_000
+# About one block per 4,000 PBKDF2 hashes: a few blocks a second from one miner.
+MODERATE_TARGET = format((1 << 256) // 4000, "064x")
 
 
 def cli_init(datadir: Path, genesis: Path, *extra: str) -> None:
@@ -129,7 +128,12 @@ def test_kill9_under_load_restarts_at_last_block(tmp_path: Path) -> None:
     senders = [KeyPair.generate() for _ in range(6)]
     genesis = write_genesis(
         tmp_path / "genesis.json",
-        genesis_doc({s.address: FUNDS for s in senders}, target=MODERATE_TARGET, block_time=1),
+        dev_genesis(
+            {s.address: FUNDS for s in senders},
+            chain_id=TEST_CHAIN,
+            target=MODERATE_TARGET,
+            block_time=1,
+        ),
     )
     datadir = tmp_path / "node"
     cli_init(datadir, genesis, "--mine")
@@ -138,7 +142,7 @@ def test_kill9_under_load_restarts_at_last_block(tmp_path: Path) -> None:
     confirmed_total = 0
     try:
         for round_ in range(3):
-            load = Load(node, senders, "powernode-test")
+            load = Load(node, senders, TEST_CHAIN)
             load.start()
             start_height = node.call("node.info")["height"]
             wait_until(
@@ -184,12 +188,14 @@ def test_kill9_under_load_restarts_at_last_block(tmp_path: Path) -> None:
         height, _ = replay_matches(datadir)
         assert height >= 9
     finally:
-        node.ensure_stopped()
+        node.stop()
 
 
 def test_clean_stop_keeps_mempool(tmp_path: Path) -> None:
     alice, bob = KeyPair.generate(), KeyPair.generate()
-    genesis = write_genesis(tmp_path / "genesis.json", genesis_doc({alice.address: FUNDS}))
+    genesis = write_genesis(
+        tmp_path / "genesis.json", dev_genesis({alice.address: FUNDS}, chain_id=TEST_CHAIN)
+    )
     datadir = tmp_path / "node"
     cli_init(datadir, genesis)
     node = ProcessNode(datadir)
@@ -197,7 +203,7 @@ def test_clean_stop_keeps_mempool(tmp_path: Path) -> None:
     try:
         node.call("dev.mine", {"blocks": 5})
         txs = [
-            build_transfer(alice, chain_id="powernode-test", nonce=n, to=bob.address, amount=10)
+            build_transfer(alice, chain_id=TEST_CHAIN, nonce=n, to=bob.address, amount=10)
             for n in range(10)
         ]
         for tx in txs:
@@ -214,4 +220,4 @@ def test_clean_stop_keeps_mempool(tmp_path: Path) -> None:
         node.call("dev.mine", {"blocks": 1})
         assert node.call("account.get", {"address": bob.address.hex()})["balance"] == 100
     finally:
-        node.ensure_stopped()
+        node.stop()

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from powernode.client import next_slot
+from powernode.devnet.datadir import free_port
+from powernode.devnet.process import ProcessNode
+from powernode.devnet.wait import wait_until
 from tests.e2e.test_cli import assert_user_error, pn
-from tests.harness.nodes import ProcessNode, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +34,7 @@ def mining_node(tmp_path: Path) -> Iterator[tuple[Path, ProcessNode]]:
     try:
         yield d, node
     finally:
-        node.ensure_stopped()
+        node.stop()
 
 
 def fund_consumer(d: Path, tmp_path: Path) -> tuple[str, str]:
@@ -241,4 +243,4 @@ def test_order_dropped_unmined_exits_1(tmp_path: Path) -> None:
         assert len(lines) == 1 and "was dropped unmined: capacity_exceeded" in lines[0], err
         assert [o["status"] for o in pj("orders", *dd)] == ["open"]
     finally:
-        node.ensure_stopped()
+        node.stop()

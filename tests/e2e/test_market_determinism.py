@@ -26,7 +26,8 @@ import pytest
 from powernode.client import RpcClient, RpcError
 from powernode.core.crypto import KeyPair, sha256
 from powernode.core.tx import Transaction, sign_tx
-from tests.harness.nodes import genesis_doc, wait_until
+from powernode.devnet.devchain import dev_genesis
+from powernode.devnet.wait import WaitTimeout, wait_until
 from tests.harness.procnet import ProcessNetwork
 
 pytestmark = pytest.mark.e2e
@@ -129,7 +130,7 @@ class Workload:
 
 @pytest.fixture
 def net(tmp_path: Path) -> Iterator[ProcessNetwork]:
-    doc = genesis_doc(
+    doc = dev_genesis(
         {k.address: FUNDS for k in KEYS},
         target=TARGET,
         chain_id=CHAIN_ID,
@@ -162,7 +163,7 @@ def converge(net: ProcessNetwork, c: RpcClient) -> None:
         try:
             wait_until(lambda: len(set(net.tips())) == 1, timeout=10, what="one tip")
             return
-        except AssertionError:
+        except WaitTimeout:
             if attempt == 3:
                 raise
 

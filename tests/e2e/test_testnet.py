@@ -15,7 +15,7 @@ import pytest
 
 from powernode.client import RpcClient, RpcError, RpcUnavailable, build_transfer, read_key
 from powernode.core.crypto import KeyPair
-from tests.harness.nodes import wait_until
+from powernode.devnet.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -12,6 +12,11 @@ from types import ModuleType
 
 import pytest
 
+from powernode.devnet import testnet as devnet_testnet
+from powernode.devnet.datadir import LOOPBACK
+from powernode.devnet.process import pid_alive
+from powernode.devnet.testnet import TestnetLayout
+
 pytestmark = pytest.mark.e2e
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -38,21 +43,21 @@ def test_up_retries_on_fresh_ports_when_one_was_taken(
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     busy = taken.getsockname()[1]
-    real = testnet.free_port
+    real = devnet_testnet.free_port
     handed = iter([busy])  # the first port handed out is already in use
 
-    def free_port() -> int:
-        return next(handed, None) or real()
+    def free_port(host: str = LOOPBACK) -> int:
+        return next(handed, None) or real(host)
 
-    monkeypatch.setattr(testnet, "free_port", free_port)
+    monkeypatch.setattr(devnet_testnet, "free_port", free_port)
     d = tmp_path / "tn"
     try:
         assert testnet.main(["up", "--nodes", "2", "--no-mine", "--easy", "--dir", str(d)]) == 0
         out = capsys.readouterr().out
         assert "was taken meanwhile; retrying on fresh ports" in out
-        state = testnet.load_state(d)
-        assert all(testnet.alive(n["pid"]) for n in state["nodes"])
-        assert busy not in {n["rpc_port"] for n in state["nodes"]}
+        nodes = TestnetLayout.load(d).nodes
+        assert all(pid_alive(n.pid) for n in nodes)
+        assert busy not in {n.rpc_port for n in nodes}
     finally:
         taken.close()
         testnet.main(["down", "--dir", str(d)])

@@ -9,21 +9,11 @@ from pathlib import Path
 
 from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
-from powernode.core.block import Block, BlockHeader, make_block
+from powernode.core.block import Block, make_block
 from powernode.core.crypto import ZERO_ADDRESS
-from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction
+from powernode.devnet.devchain import solve
 from powernode.state.genesis import parse_genesis_json
-
-
-def solve(header: BlockHeader, *, start: int = 0, want_valid: bool = True) -> BlockHeader:
-    """The header with a nonce that meets (or, if not ``want_valid``, misses) its target."""
-    commitment = header.pow_commitment()
-    target = header.target_int
-    n = start
-    while (pow_hash(commitment, n) <= target) != want_valid:
-        n += 1
-    return header.with_nonce(n)
 
 
 def reheader(block: Block, **changes: object) -> Block:

@@ -1,4 +1,7 @@
-"""In-process networks of nodes on loopback: start, connect, cut, heal, sync.
+"""In-process networks of nodes on loopback: start, connect, cut, heal, sync;
+and ``async_wait_until``, the asyncio twin of ``powernode.devnet.wait``'s
+``wait_until`` for conditions that in-process nodes (on this event loop) must
+make true.
 
 Links are cut with the nodes' own peer controls: a mutual ban keeps two
 nodes from dialling or accepting each other (and address gossip cannot
@@ -8,34 +11,46 @@ undo it), an unban plus a dial heals the link.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from powernode.core.crypto import KeyPair
+from powernode.devnet.datadir import init_datadir, write_genesis
+from powernode.devnet.devchain import dev_genesis
+from powernode.devnet.wait import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Poll
 from powernode.node.config import load_config
 from powernode.node.node import Node
-from tests.harness.nodes import genesis_doc, init_datadir, write_genesis
+from tests.harness import TEST_CHAIN
 
 T = TypeVar("T")
 
 
-async def until(
-    cond: Callable[[], T | Awaitable[T]], *, timeout: float = 30.0, what: str = "condition"
+async def async_wait_until(
+    cond: Callable[[], T | Awaitable[T]],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = DEFAULT_INTERVAL,
+    what: str = "condition",
 ) -> T:
-    """Poll ``cond`` (sync or async) until truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """``wait_until`` for the event loop: the same ``Poll`` rule and
+    ``WaitTimeout``, sleeping with ``asyncio.sleep`` so the nodes run
+    meanwhile; ``cond`` may be a coroutine function."""
+    poll = Poll(what=what, timeout=timeout, interval=interval)
     while True:
-        result = cond()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result  # type: ignore[return-value]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
+        try:
+            result = cond()
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            if not poll.absorb(exc):
+                raise
+        else:
+            if result:
+                return result  # type: ignore[return-value]
+        await asyncio.sleep(poll.pause())
 
 
 def enable_p2p(datadir: Path, *, peers: Sequence[str] = (), **settings: int) -> None:
@@ -56,7 +71,8 @@ class Network:
         self.root = root
         self.users = list(users)
         self.genesis = write_genesis(
-            root / "genesis.json", genesis_doc({u.address: funds for u in users})
+            root / "genesis.json",
+            dev_genesis({u.address: funds for u in users}, chain_id=TEST_CHAIN),
         )
         self.nodes: list[Node] = []
 
@@ -94,7 +110,9 @@ def linked(a: Node, b: Node) -> bool:
 
 async def connect(a: Node, b: Node, *, timeout: float = 15.0) -> None:
     p2p_of(a).add_address(p2p_of(b).listen)
-    await until(lambda: linked(a, b) and linked(b, a), timeout=timeout, what="connection")
+    await async_wait_until(
+        lambda: linked(a, b) and linked(b, a), timeout=timeout, what="connection"
+    )
 
 
 async def cut(a: Node, b: Node, *, timeout: float = 15.0) -> None:
@@ -102,7 +120,9 @@ async def cut(a: Node, b: Node, *, timeout: float = 15.0) -> None:
     pa, pb = p2p_of(a), p2p_of(b)
     pa.ban(pb.listen, 3600, "test_partition")
     pb.ban(pa.listen, 3600, "test_partition")
-    await until(lambda: not linked(a, b) and not linked(b, a), timeout=timeout, what="link cut")
+    await async_wait_until(
+        lambda: not linked(a, b) and not linked(b, a), timeout=timeout, what="link cut"
+    )
 
 
 async def heal(a: Node, b: Node, *, timeout: float = 15.0) -> None:
@@ -130,7 +150,7 @@ def tips(nodes: Sequence[Node]) -> set[bytes]:
 
 async def sync_all(nodes: Sequence[Node], *, timeout: float = 60.0) -> None:
     """Wait until every node has the same tip (and so the same state root)."""
-    await until(lambda: len(tips(nodes)) == 1, timeout=timeout, what="equal tips")
+    await async_wait_until(lambda: len(tips(nodes)) == 1, timeout=timeout, what="equal tips")
 
 
 async def sync_mempools(nodes: Sequence[Node], *, timeout: float = 30.0) -> None:
@@ -138,4 +158,4 @@ async def sync_mempools(nodes: Sequence[Node], *, timeout: float = 30.0) -> None
         pools = [set(n.ledger.mempool.by_id) for n in nodes]
         return all(p == pools[0] for p in pools)
 
-    await until(same, timeout=timeout, what="equal mempools")
+    await async_wait_until(same, timeout=timeout, what="equal mempools")

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from powernode.core.crypto import KeyPair
+from powernode.devnet.datadir import init_datadir
 from powernode.node.config import load_config
 from powernode.node.node import Node
 from powernode.node.peer import Peer
 from tests.harness.network import enable_p2p
-from tests.harness.nodes import init_datadir
 
 
 def p2p_datadir(datadir: Path, genesis: Path, *, key: KeyPair | None = None, **p2p: int) -> Path:

@@ -1,7 +1,8 @@
 """A network of real node processes on 127.0.0.1, for e2e tests.
 
-Every node gets a data dir initialised from one genesis document, p2p on and
-every other node as a bootstrap peer, and is started the README way
+The network is a testnet directory as ``scripts/testnet.py`` writes it
+(``powernode.devnet.testnet``): one genesis, a data dir per node with p2p on
+and every other node as a bootstrap peer, each node started the README way
 (``powernode run``, see ``ProcessNode``). Leaving the context manager stops
 every node (SIGTERM, then SIGKILL), whatever happened; data dirs and logs stay
 under ``root`` for the post-mortem.
@@ -9,36 +10,28 @@ under ``root`` for the post-mortem.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from powernode.client import RpcClient
-from powernode.node.config import load_config
-from tests.harness.network import enable_p2p
-from tests.harness.nodes import ProcessNode, init_datadir, wait_until, write_genesis
+from powernode.devnet.process import ProcessNode
+from powernode.devnet.testnet import TestnetLayout, start_testnet
+from powernode.devnet.wait import wait_until
 
 
 class ProcessNetwork:
     def __init__(self, root: Path, genesis: dict[str, Any], n: int, *, mining: bool = False):
         self.root = root
-        self.genesis = write_genesis(root / "genesis.json", genesis)
+        self.genesis = genesis
         self.n = n
         self.mining = mining
         self.nodes: list[ProcessNode] = []
 
     def start(self, *, timeout: float = 60.0) -> list[ProcessNode]:
         """Start every node, then wait until each one is connected to all the others."""
-        dirs = [self.root / f"node{i}" for i in range(self.n)]
-        for d in dirs:
-            init_datadir(d, self.genesis, mining=self.mining)
-        listen = [f"127.0.0.1:{load_config(d).p2p.port}" for d in dirs]
-        for i, d in enumerate(dirs):
-            enable_p2p(d, peers=[a for j, a in enumerate(listen) if j != i])
-        self.nodes = [ProcessNode(d) for d in dirs]
-        with ThreadPoolExecutor(self.n) as pool:
-            list(pool.map(lambda node: node.start(timeout=timeout), self.nodes))
+        layout = TestnetLayout.create(self.root, self.genesis, nodes=self.n)
+        self.nodes = start_testnet(layout, mining=self.mining, timeout=timeout)
         wait_until(self.meshed, timeout=timeout, what=f"{self.n} nodes fully connected")
         return self.nodes
 
@@ -61,7 +54,7 @@ class ProcessNetwork:
 
     def stop(self) -> None:
         for node in self.nodes:
-            node.ensure_stopped()
+            node.stop()
 
     def __enter__(self) -> ProcessNetwork:
         return self

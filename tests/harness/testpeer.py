@@ -13,8 +13,6 @@ messages (ping, getheaders and getdata by default; override or set to None).
         await peer.wait_for(lambda: peer.last("getdata"))
         await peer.send_raw(b"\\xc1")
         await peer.wait_disconnected()
-
-Also here: ``async_wait_until``, the asyncio twin of ``nodes.wait_until``.
 """
 
 from __future__ import annotations
@@ -22,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType
@@ -44,42 +41,11 @@ from powernode.protocol.messages import (
     TxMsg,
     decode_message,
 )
-
-T = TypeVar("T")
+from tests.harness.network import async_wait_until
 
 # Big enough for any frame a test wants to send or receive (the node's own
 # limit is about 9 MiB; oversize tests go past it).
 MAX_MSG_SIZE = 64 * 1024 * 1024
-
-
-async def async_wait_until(
-    cond: Callable[[], T | Awaitable[T]],
-    *,
-    timeout: float = 10.0,
-    interval: float = 0.02,
-    what: str = "condition",
-) -> T:
-    """Poll ``cond`` (plain or async) until it returns something truthy; fail
-    after ``timeout`` seconds. Exceptions raised by ``cond`` count as "not yet"."""
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while True:
-        try:
-            result = cond()
-            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                result = await result
-        except AssertionError:
-            raise
-        except Exception as exc:
-            last_exc = exc
-            result = None
-        if result:
-            return result  # type: ignore[return-value]
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what} (last error: {last_exc!r})"
-            )
-        await asyncio.sleep(interval)
 
 
 def node_hello(node: Any, **changes: Any) -> Hello:

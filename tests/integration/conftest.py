@@ -8,10 +8,12 @@ import pytest
 
 from powernode.client import endpoint_from_datadir
 from powernode.core.crypto import KeyPair
+from powernode.devnet.datadir import init_datadir, write_genesis
+from powernode.devnet.devchain import dev_genesis
 from powernode.node.config import load_config
 from powernode.node.node import Node
+from tests.harness import TEST_CHAIN
 from tests.harness.arpc import AsyncRpc
-from tests.harness.nodes import genesis_doc, init_datadir, write_genesis
 
 FUNDS = 1_000 * 1_000_000
 
@@ -35,7 +37,8 @@ def users() -> list[KeyPair]:
 async def dev_node(tmp_path: Path, users: list[KeyPair]) -> AsyncIterator[DevNode]:
     """An in-process dev node (miner off) with four funded users."""
     genesis = write_genesis(
-        tmp_path / "genesis.json", genesis_doc({u.address: FUNDS for u in users})
+        tmp_path / "genesis.json",
+        dev_genesis({u.address: FUNDS for u in users}, chain_id=TEST_CHAIN),
     )
     datadir = tmp_path / "node"
     init_datadir(datadir, genesis)
@@ -44,7 +47,7 @@ async def dev_node(tmp_path: Path, users: list[KeyPair]) -> AsyncIterator[DevNod
     dev: DevNode | None = None
     try:
         async with AsyncRpc(endpoint_from_datadir(datadir)) as rpc:
-            dev = DevNode(node, rpc, genesis, datadir, users, "powernode-test")
+            dev = DevNode(node, rpc, genesis, datadir, users, TEST_CHAIN)
             yield dev
     finally:
         # A test may have replaced the node (restart tests); stop whichever runs.

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from powernode.cli import ALWAYS_OPEN_MARKETS
 from powernode.client import (
     RpcError,
     build_cancel,
@@ -30,10 +29,12 @@ from powernode.client import (
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import DecodeError
 from powernode.core.tx import Transaction, decode_tx
+from powernode.devnet.datadir import init_datadir, write_genesis
+from powernode.devnet.devchain import ALWAYS_OPEN_MARKETS, dev_genesis
 from powernode.node.config import load_config
 from powernode.node.node import Node
+from tests.harness import TEST_CHAIN
 from tests.harness.arpc import AsyncRpc
-from tests.harness.nodes import genesis_doc, init_datadir, write_genesis
 from tests.integration.conftest import FUNDS, DevNode
 
 INVALID_PARAMS, NOT_FOUND = -32602, -32004
@@ -42,7 +43,9 @@ INVALID_PARAMS, NOT_FOUND = -32602, -32004
 @pytest.fixture
 async def market_node(tmp_path: Path, users: list[KeyPair]) -> AsyncIterator[DevNode]:
     """A dev node (miner off) whose markets trade around the clock."""
-    doc = genesis_doc({u.address: FUNDS for u in users}, markets=ALWAYS_OPEN_MARKETS)
+    doc = dev_genesis(
+        {u.address: FUNDS for u in users}, chain_id=TEST_CHAIN, markets=ALWAYS_OPEN_MARKETS
+    )
     genesis = write_genesis(tmp_path / "genesis.json", doc)
     datadir = tmp_path / "node"
     init_datadir(datadir, genesis)
@@ -50,7 +53,7 @@ async def market_node(tmp_path: Path, users: list[KeyPair]) -> AsyncIterator[Dev
     await node.start()
     try:
         async with AsyncRpc(endpoint_from_datadir(datadir)) as rpc:
-            yield DevNode(node, rpc, genesis, datadir, users, "powernode-test")
+            yield DevNode(node, rpc, genesis, datadir, users, TEST_CHAIN)
     finally:
         await node.stop()
 

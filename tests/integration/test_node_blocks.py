@@ -12,9 +12,10 @@ import pytest
 from powernode.client import RpcError, build_transfer
 from powernode.core.block import make_block
 from powernode.core.crypto import sha256
+from powernode.devnet.devchain import solve
 from powernode.node.config import load_config
 from powernode.node.node import Node
-from tests.harness.builder import ChainBuilder, reheader, solve
+from tests.harness.builder import ChainBuilder, reheader
 from tests.integration.conftest import DevNode
 
 

@@ -26,6 +26,8 @@ from powernode.core.block import Block, decode_block, decode_header, make_block,
 from powernode.core.crypto import KeyPair
 from powernode.core.merkle import merkle_root
 from powernode.core.tx import Transaction, decode_tx
+from powernode.devnet.datadir import free_port, write_genesis
+from powernode.devnet.devchain import dev_genesis, solve
 from powernode.node.node import Node
 from powernode.protocol.messages import (
     MAX_HEADERS,
@@ -40,12 +42,12 @@ from powernode.protocol.messages import (
     TxMsg,
     Txs,
 )
+from tests.harness import TEST_CHAIN
 from tests.harness.arpc import AsyncRpc
-from tests.harness.builder import ChainBuilder, solve
-from tests.harness.network import connect, sync_all
-from tests.harness.nodes import free_port, genesis_doc, write_genesis
+from tests.harness.builder import ChainBuilder
+from tests.harness.network import async_wait_until, connect, sync_all
 from tests.harness.p2pnet import events, p2p_datadir, peer_by_listen, start_node
-from tests.harness.testpeer import TestPeer, async_wait_until
+from tests.harness.testpeer import TestPeer
 from tests.unit.helpers import tx_to_obj
 
 BAN_SECONDS = 60
@@ -72,7 +74,9 @@ class Net:
 async def net(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Net]:
     caplog.set_level(logging.INFO, logger="powernode")
     user = KeyPair.generate()
-    genesis = write_genesis(tmp_path / "genesis.json", genesis_doc({user.address: FUNDS}))
+    genesis = write_genesis(
+        tmp_path / "genesis.json", dev_genesis({user.address: FUNDS}, chain_id=TEST_CHAIN)
+    )
     node = await start_node(p2p_datadir(tmp_path / "node", genesis, ban_seconds=BAN_SECONDS))
     honest: Node | None = None
     try:
@@ -434,7 +438,7 @@ async def test_slow_handshake_is_dropped_not_banned(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="powernode")
-    genesis = write_genesis(tmp_path / "genesis.json", genesis_doc({}))
+    genesis = write_genesis(tmp_path / "genesis.json", dev_genesis({}, chain_id=TEST_CHAIN))
     node = await start_node(p2p_datadir(tmp_path / "node", genesis, handshake_timeout=1))
     try:
         async with TestPeer.for_node(node) as peer:
@@ -531,7 +535,7 @@ async def test_silent_addresses_do_not_hold_outbound_slots(
         held.append(writer)  # accept the TCP connection, never answer the upgrade
 
     servers = [await asyncio.start_server(silent, "127.0.0.1", 0) for _ in range(2)]
-    genesis = write_genesis(tmp_path / "genesis.json", genesis_doc({}))
+    genesis = write_genesis(tmp_path / "genesis.json", dev_genesis({}, chain_id=TEST_CHAIN))
     node = await start_node(
         p2p_datadir(tmp_path / "node", genesis, max_outbound=2, handshake_timeout=1)
     )

@@ -13,10 +13,12 @@ import pytest
 from powernode.client import build_transfer
 from powernode.core.crypto import KeyPair
 from powernode.core.tx import Transaction
+from powernode.devnet.datadir import free_port, write_genesis
+from powernode.devnet.devchain import dev_genesis
 from powernode.node import p2p_gossip
 from powernode.node.node import Node
 from powernode.protocol.messages import Inv, TxMsg
-from tests.harness.nodes import free_port, genesis_doc, write_genesis
+from tests.harness import TEST_CHAIN
 from tests.harness.p2pnet import p2p_datadir, peer_by_listen, start_node
 from tests.harness.testpeer import TestPeer
 from tests.unit.helpers import tamper_signature
@@ -27,7 +29,9 @@ FUNDS = 1_000 * 1_000_000
 @pytest.fixture
 async def node_and_user(tmp_path: Path) -> AsyncIterator[tuple[Node, KeyPair]]:
     user = KeyPair.generate()
-    genesis = write_genesis(tmp_path / "genesis.json", genesis_doc({user.address: FUNDS}))
+    genesis = write_genesis(
+        tmp_path / "genesis.json", dev_genesis({user.address: FUNDS}, chain_id=TEST_CHAIN)
+    )
     node = await start_node(p2p_datadir(tmp_path / "node", genesis))
     try:
         yield node, user

@@ -13,12 +13,12 @@ from powernode.client import build_transfer
 from powernode.core.crypto import KeyPair
 from tests.harness.network import (
     Network,
+    async_wait_until,
     connect,
     heal_all,
     partition,
     sync_all,
     sync_mempools,
-    until,
 )
 
 CHAIN = "powernode-test"
@@ -127,7 +127,7 @@ async def test_partition_and_heal_keeps_every_tx(net: Network) -> None:
     # Side A's txs are pending again (u1's) or lost to a conflict (u0's
     # nonce 0 went to side B's spend): none lost, none applied twice.
     for tx in tx_a[1:]:
-        await until(
+        await async_wait_until(
             lambda t=tx: all(t.txid in n.ledger.mempool for n in nodes),
             what="resurrected tx gossiped",
         )

@@ -20,8 +20,8 @@ from powernode.core.block import Block, BlockHeader, make_block
 from powernode.core.crypto import KeyPair
 from powernode.core.merkle import merkle_root
 from powernode.core.params import ChainParams
-from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction, decode_tx, sign_tx
+from powernode.devnet.devchain import solve
 from powernode.state.genesis import parse_genesis
 
 CHAIN_ID = "unit"
@@ -101,24 +101,6 @@ def tamper_signature(tx: Transaction) -> Transaction:
 
 def replace_header(header: BlockHeader, **fields: Any) -> BlockHeader:
     return header.replace(**fields)
-
-
-def solve(header: BlockHeader) -> BlockHeader:
-    """The header with the first nonce that meets its target."""
-    c = header.pow_commitment()
-    n = 0
-    while pow_hash(c, n) > header.target_int:
-        n += 1
-    return header.with_nonce(n)
-
-
-def unsolve(header: BlockHeader) -> BlockHeader:
-    """The header with the first nonce that misses its target."""
-    c = header.pow_commitment()
-    n = 0
-    while pow_hash(c, n) <= header.target_int:
-        n += 1
-    return header.with_nonce(n)
 
 
 def rebuild(block: Block, txs: Sequence[Transaction] | None = None, **fields: Any) -> Block:

@@ -27,7 +27,7 @@ from powernode.core.errors import (
 )
 from powernode.core.merkle import merkle_root
 from powernode.core.pow import MAX_TARGET, pow_hash, target_to_bytes
-from tests.unit.helpers import ALICE, BOB, CAROL, replace_header, solve, transfer, unsolve
+from tests.unit.helpers import ALICE, BOB, CAROL, replace_header, solve, transfer
 
 HARD = target_to_bytes(MAX_TARGET >> 6)  # one hash in 64 meets it
 EASY = target_to_bytes(MAX_TARGET)
@@ -95,7 +95,7 @@ def test_check_pow_mined_vs_unmined() -> None:
     mined = solve(h)
     assert pow_hash(mined.pow_commitment(), mined.nonce) <= mined.target_int
     mined.check_pow()
-    missed = unsolve(h)
+    missed = solve(h, want_valid=False)
     with pytest.raises(BadPow) as ei:
         missed.check_pow()
     assert ei.value.code == "bad_pow"
@@ -195,7 +195,9 @@ def test_check_block_accepts_a_good_block() -> None:
 def test_check_block_errors() -> None:
     good = block()
     with pytest.raises(BadPow):
-        check_block(make_block(unsolve(good.header), TXS), max_txs=10, max_bytes=10_000)
+        check_block(
+            make_block(solve(good.header, want_valid=False), TXS), max_txs=10, max_bytes=10_000
+        )
     with pytest.raises(BadMerkleRoot):
         check_block(make_block(good.header, TXS[:1]), max_txs=10, max_bytes=10_000)
     with pytest.raises(BadMerkleRoot):

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 from powernode.core.errors import ConfigError
-from powernode.node.config import load_config, render_config
+from powernode.devnet.datadir import render_config
+from powernode.node.config import DEFAULT_P2P_PORT, DEFAULT_RPC_PORT, NodeConfig, load_config
+
+# What ``powernode init`` writes without port options.
+INIT_PORTS = {"rpc_port": DEFAULT_RPC_PORT, "p2p_port": DEFAULT_P2P_PORT}
 
 
 def _write(d: Path, text: str) -> Path:
@@ -26,15 +30,22 @@ def test_rendered_config_loads_back(tmp_path: Path) -> None:
     assert cfg.mining.enabled and cfg.mining.cpu_percent == 25
 
 
+def test_rendered_defaults_are_the_loaders_defaults(tmp_path: Path) -> None:
+    # The writer (powernode.devnet) and the loader (powernode.node) keep the
+    # file format in two places; every key shown must say what a missing key means.
+    d = _write(tmp_path / "n", render_config(**INIT_PORTS))
+    assert load_config(d) == NodeConfig(datadir=d)
+
+
 @pytest.mark.parametrize("pct", [0, 101, -5])
 def test_miner_cpu_share_out_of_range_is_refused(tmp_path: Path, pct: int) -> None:
-    text = render_config().replace("cpu_percent = 100", f"cpu_percent = {pct}")
+    text = render_config(**INIT_PORTS).replace("cpu_percent = 100", f"cpu_percent = {pct}")
     with pytest.raises(ConfigError, match="cpu_percent"):
         load_config(_write(tmp_path / "n", text))
 
 
 def test_unknown_mining_key_is_refused(tmp_path: Path) -> None:
-    text = render_config().replace("[mining]\n", "[mining]\nthreads = 4\n")
+    text = render_config(**INIT_PORTS).replace("[mining]\n", "[mining]\nthreads = 4\n")
     with pytest.raises(ConfigError, match="unknown keys"):
         load_config(_write(tmp_path / "n", text))
 

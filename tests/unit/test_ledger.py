@@ -51,7 +51,6 @@ from tests.unit.helpers import (
     template,
     total_supply,
     transfer,
-    unsolve,
 )
 
 ALLOC = 100 * COIN
@@ -355,7 +354,7 @@ def test_bad_pow(factory: LedgerFactory) -> None:
     hard = "00000fff" + "ff" * 28
     ledger = factory.open(make_params(initial_target=hard, pow_limit=hard))
     b = ledger.template(MINER.address, now=T)
-    bad = make_block(unsolve(b.header), b.txs)
+    bad = make_block(solve(b.header, want_valid=False), b.txs)
     with pytest.raises(BadPow) as ei:
         ledger.submit_block(bad, now=T, mono=MONO)
     assert ei.value.code == "bad_pow"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchkit.guard import progress
-from benchkit.load_sign import Batch, Log
+from benchkit.load.sign import Batch, Log
 from benchkit.rpc import RawRpc
 from powernode.client import (
     Endpoint,
@@ -38,9 +38,10 @@ from powernode.client import (
     RpcUnavailable,
     build_transfer,
     endpoint_from_datadir,
-    read_key,
 )
 from powernode.core.crypto import KeyPair
+from powernode.devnet.testnet import NoTestnet, TestnetLayout
+from powernode.devnet.wait import WaitTimeout, wait_until
 
 FUND_MARGIN = 1_000_000  # one unit on top of what a sender will spend
 FUND_PER_ROUND = 200  # funding txs per demo key per round (max_per_sender is 256)
@@ -67,26 +68,27 @@ class NodeLoad:
 
 def testnet_nodes(d: Path, only: Sequence[str] | None = None) -> list[tuple[str, Endpoint]]:
     """(name, RPC endpoint) of every running node of the testnet in ``d``."""
-    path = d / "testnet.json"
-    if not path.exists():
-        raise SystemExit(f"loadgen: no testnet in {d} (run 'scripts/testnet.py up' first)")
-    state = json.loads(path.read_text())
+    try:
+        tn = TestnetLayout.load(d)
+    except NoTestnet:
+        raise SystemExit(
+            f"loadgen: no testnet in {d} (run 'scripts/testnet.py up' first)"
+        ) from None
     out: list[tuple[str, Endpoint]] = []
-    for n in state["nodes"]:
-        if only and n["name"] not in only:
+    for n in tn.nodes:
+        if only and n.name not in only:
             continue
         try:
-            out.append((n["name"], endpoint_from_datadir(d / n["name"])))
+            out.append((n.name, endpoint_from_datadir(tn.datadir(n.name))))
         except RpcUnavailable:
-            progress(f"loadgen: {n['name']} is not running; skipped")
+            progress(f"loadgen: {n.name} is not running; skipped")
     if not out:
         raise SystemExit(f"loadgen: no running node in {d}")
     return out
 
 
 def demo_keys(d: Path) -> list[KeyPair]:
-    state = json.loads((d / "testnet.json").read_text())
-    return [read_key(d / p) for p in state.get("demo_keys", [])]
+    return TestnetLayout.load(d).read_demo_keys()
 
 
 # --- funding -----------------------------------------------------------------------
@@ -96,35 +98,34 @@ def wait_confirmed(
     endpoints: Sequence[tuple[str, Endpoint]], txids: list[str], timeout: float, log: Log
 ) -> None:
     """Until every node reports every tx in ``txids`` confirmed (tx.get in batches)."""
-    deadline = time.monotonic() + timeout
     clients = {name: RpcClient(ep, timeout=60) for name, ep in endpoints}
     pending = {name: list(txids) for name in clients}
-    last_log = 0.0
+    last_log = time.monotonic()
+
+    def all_confirmed() -> bool:
+        nonlocal last_log
+        for name, c in clients.items():
+            left = []
+            for i in range(0, len(pending[name]), 500):
+                chunk = pending[name][i : i + 500]
+                res = c.batch([("tx.get", {"id": t}) for t in chunk])
+                for t, r in zip(chunk, res, strict=True):
+                    if isinstance(r, RpcError) or r.get("status") != "confirmed":
+                        left.append(t)
+            pending[name] = left
+        if any(pending.values()) and time.monotonic() - last_log > 5:
+            last_log = time.monotonic()
+            worst = max(len(p) for p in pending.values())
+            log(f"funding: waiting for confirmation ({worst} of {len(txids)} pending)")
+        return not any(pending.values())
+
     try:
-        while any(pending.values()):
-            for name, c in clients.items():
-                if not pending[name]:
-                    continue
-                left = []
-                for i in range(0, len(pending[name]), 500):
-                    chunk = pending[name][i : i + 500]
-                    res = c.batch([("tx.get", {"id": t}) for t in chunk])
-                    for t, r in zip(chunk, res, strict=True):
-                        if isinstance(r, RpcError) or r.get("status") != "confirmed":
-                            left.append(t)
-                pending[name] = left
-            if not any(pending.values()):
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"funding not confirmed after {timeout:.0f} s: "
-                    + ", ".join(f"{n} {len(p)} left" for n, p in pending.items())
-                )
-            if time.monotonic() - last_log > 5:
-                last_log = time.monotonic()
-                worst = max(len(p) for p in pending.values())
-                log(f"funding: waiting for confirmation ({worst} of {len(txids)} pending)")
-            time.sleep(0.5)
+        wait_until(all_confirmed, timeout=timeout, interval=0.5, what="funding confirmed")
+    except WaitTimeout:
+        raise RuntimeError(
+            f"funding not confirmed after {timeout:.0f} s: "
+            + ", ".join(f"{n} {len(p)} left" for n, p in pending.items())
+        ) from None
     finally:
         for c in clients.values():
             c.close()

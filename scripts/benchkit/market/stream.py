@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from benchkit.guard import percentile, progress
 from powernode.core.crypto import KeyPair, sha256
 from powernode.core.params import ChainParams
+from powernode.devnet.devchain import dev_genesis
 from powernode.engines.market.book import BUY, MIDPOINT, SELL, OrderBook, Resting
 from powernode.engines.market.records import SOURCES
 from powernode.state.genesis import parse_genesis
@@ -79,9 +80,15 @@ def make_stream(n: int, seed: int, participants: int = 200, slots: int = 4) -> S
         KeyPair.from_seed(sha256(b"bench-market-%d-%d" % (seed, i))) for i in range(participants)
     ]
     roles = [("producer", "consumer", "prosumer", "prosumer")[i % 4] for i in range(participants)]
-    doc = {"chain_id": CHAIN_ID, "timestamp": T0, "initial_target": "ff" * 32, "dev": True}
-    doc |= {"pow_limit": "ff" * 32, "markets": MARKETS, "max_block_txs": 100_000}
-    doc["allocations"] = {k.address.hex(): FUNDS for k in keys}
+    doc = dev_genesis(
+        {k.address: FUNDS for k in keys},
+        chain_id=CHAIN_ID,
+        timestamp=T0,
+        block_time=10,
+        target="ff" * 32,  # blocks need no work: every nonce meets it
+        markets=MARKETS,
+        max_block_txs=100_000,
+    )
     slot_list = [SLOT0 + 900 * k for k in range(slots)]
     s = Stream(
         keys, roles, slot_list, parse_genesis(doc), [i.to_bytes(32, "big") for i in range(n)]

@@ -1,4 +1,4 @@
-"""bench_node's keys, pre-signed transfers and genesis documents."""
+"""bench_node's keys, pre-signed transfers and chains."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from powernode.client import build_transfer
 from powernode.core.crypto import KeyPair, sha256
 from powernode.core.tx import Transaction
+from powernode.devnet.devchain import dev_genesis
 
 COIN = 1_000_000
 FEE = 1000
@@ -48,16 +49,16 @@ def nonce_major(grid: list[list[Transaction]], senders: Sequence[int]) -> list[T
     return [grid[s][n] for n in range(nonces) for s in senders]
 
 
-def genesis_doc(
+def bench_genesis(
     chain_id: str, keys: Sequence[KeyPair], *, target: str, dev: bool, timestamp: int
 ) -> dict[str, Any]:
-    return {
-        "_comment": "written by scripts/bench_node.py",
-        "chain_id": chain_id,
-        "timestamp": timestamp,
-        "block_time": 10,
-        "initial_target": target,
-        "pow_limit": target,
-        "dev": dev,
-        "allocations": {k.address.hex(): 1_000 * COIN for k in keys},
-    }
+    """A chain funding each key with 1,000 units, 10 s blocks."""
+    return dev_genesis(
+        {k.address: 1_000 * COIN for k in keys},
+        chain_id=chain_id,
+        timestamp=timestamp,
+        block_time=10,
+        target=target,
+        dev=dev,
+        comment="written by scripts/bench_node.py",
+    )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, cast
 
 from benchkit.guard import percentile, progress
-from benchkit.market_stream import (
+from benchkit.market.stream import (
     CANCEL,
     CAPACITY_W,
     CHAIN_ID,

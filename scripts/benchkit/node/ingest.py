@@ -12,14 +12,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from benchkit.cpu import Phases
 from benchkit.guard import progress
-from benchkit.node_txs import nonce_major
-from benchkit.procs import NodeProcess
+from benchkit.node.txs import nonce_major
 from benchkit.rpc import RawRpc
 from powernode.client import Endpoint
 from powernode.core.tx import Transaction
+from powernode.devnet.datadir import init_datadir
+from powernode.devnet.process import ProcessNode
 
 SWEEP = ((200, 1), (500, 1), (1000, 1), (200, 2), (500, 2), (1000, 2))
 
@@ -118,11 +120,13 @@ def ingest_sweep(
     """Each setting gets its own senders on one throwaway node; the fastest wins."""
     per = len(grid) // len(SWEEP)
     runs: list[IngestRun] = []
-    with NodeProcess(workdir / "sweep", genesis, name="sweep node") as node:
+    with ProcessNode(workdir / "sweep", name="sweep node") as node:
+        init_datadir(node.datadir, genesis)
         ep = node.start()
         phase.monitor.pids.add(node.pid)
         progress(
-            f"ingest sweep: node up on port {node.port}; {per * len(grid[0]):,} txs per setting"
+            f"ingest sweep: node up on port {urlsplit(ep.url).port}; "
+            f"{per * len(grid[0]):,} txs per setting"
         )
         for k, (batch, connections) in enumerate(SWEEP):
             txs = nonce_major(grid, range(k * per, (k + 1) * per))

@@ -1,5 +1,5 @@
-"""A local testnet started with ``scripts/testnet.py up``, and node log
-parsing.
+"""A local testnet started with ``scripts/testnet.py up`` (as a user starts
+one), node log parsing, and the node processes a run left under its work dir.
 
 A testnet is always stopped by its context manager (SIGTERM, then SIGKILL),
 also when the benchmark fails or runs out of time.
@@ -7,18 +7,20 @@ also when the benchmark fails or runs out of time.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import json
+import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from benchkit.guard import progress
-from benchkit.procs import REPO, node_pids_under, stop_pids
+from benchkit.runner import REPO
 from powernode.client import Endpoint, RpcClient, RpcUnavailable, endpoint_from_datadir
+from powernode.devnet.process import ProcessNode, stop_pids
+from powernode.devnet.testnet import TestnetLayout, TestnetNode
+from powernode.devnet.wait import WaitTimeout, wait_until
 
 TESTNET_SCRIPT = REPO / "scripts" / "testnet.py"
 
@@ -65,6 +67,47 @@ def log_events(
     return out
 
 
+# --- node processes under a directory ------------------------------------------------
+
+
+def node_pids_under(root: Path) -> list[int]:
+    """Pids of ``powernode run --datadir DIR`` processes whose DIR lies under
+    ``root``: the nodes a benchmark started there, found even if it was cut
+    short before it could record their pids."""
+    root = root.resolve()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"powernode.cli" not in args or b"--datadir" not in args:
+            continue
+        i = args.index(b"--datadir")
+        if i + 1 >= len(args):
+            continue
+        datadir = Path(args[i + 1].decode(errors="replace"))
+        if not datadir.is_absolute():
+            try:
+                datadir = Path(os.readlink(entry / "cwd")) / datadir
+            except OSError:
+                continue
+        if datadir.resolve().is_relative_to(root):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_nodes(pids: list[int], *, timeout: float = 20.0) -> dict[int, str]:
+    """``stop_pids``, saying which nodes needed a SIGKILL."""
+    out = stop_pids(pids, timeout=timeout)
+    for pid, how in out.items():
+        if how == "killed after timeout":
+            progress(f"pid {pid} ignored SIGTERM for {timeout:.0f} s; sent SIGKILL")
+    return out
+
+
 # --- a testnet -----------------------------------------------------------------
 
 
@@ -73,13 +116,13 @@ class Testnet:
 
     Use as a context manager: leaving the block stops every node process
     under ``root`` (SIGTERM, then SIGKILL), also when ``up`` was cut short or
-    the benchmark failed, and including processes added with ``adopt``.
+    the benchmark failed, and including nodes added with ``adopt``.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.state: dict[str, Any] = {}
-        self.extra: list[subprocess.Popen[bytes]] = []
+        self.layout = TestnetLayout(dir=root, chain_id="")
+        self.extra: list[ProcessNode] = []
 
     def up(
         self,
@@ -122,19 +165,19 @@ class Testnet:
                 raise RuntimeError(problem)
             progress(problem + "\nretrying once")
             self.stop()
-        self.state = json.loads((self.root / "testnet.json").read_text())
+        self.layout = TestnetLayout.load(self.root)
 
     @property
-    def nodes(self) -> list[dict[str, Any]]:
-        return list(self.state.get("nodes", []))
+    def nodes(self) -> list[TestnetNode]:
+        return list(self.layout.nodes)
 
     @property
     def names(self) -> list[str]:
-        return [n["name"] for n in self.nodes]
+        return [n.name for n in self.nodes]
 
     @property
     def pids(self) -> list[int]:
-        return [int(n["pid"]) for n in self.nodes if n.get("pid")]
+        return [n.pid for n in self.nodes if n.pid]
 
     def datadir(self, name: str) -> Path:
         return self.root / name
@@ -145,35 +188,42 @@ class Testnet:
     def client(self, name: str, *, timeout: float = 60.0) -> RpcClient:
         return RpcClient(self.endpoint(name), timeout=timeout)
 
-    def adopt(self, proc: subprocess.Popen[bytes]) -> None:
-        self.extra.append(proc)
+    def adopt(self, node: ProcessNode) -> None:
+        """Stop ``node`` (started by the caller) with the testnet."""
+        self.extra.append(node)
+
+    def peer_counts(self) -> dict[str, int]:
+        """Connected peers of every node (0 for a node that does not answer)."""
+        counts: dict[str, int] = {}
+        for name in self.names:
+            try:
+                with self.client(name, timeout=10) as c:
+                    peers = c.call("peer.list")
+                counts[name] = sum(1 for p in peers if p.get("direction") in ("in", "out"))
+            except (RpcUnavailable, OSError, ValueError):
+                counts[name] = 0
+        return counts
 
     def wait_peers(self, minimum: int, timeout: float) -> dict[str, int]:
-        """Wait until every node has ``minimum`` connected peers; the counts."""
-        deadline = time.monotonic() + timeout
+        """Wait until every node has ``minimum`` connected peers; the counts
+        (also when it timed out: the caller reports a partial mesh)."""
         counts: dict[str, int] = {}
-        while True:
-            for name in self.names:
-                try:
-                    with self.client(name, timeout=10) as c:
-                        peers = c.call("peer.list")
-                    counts[name] = sum(1 for p in peers if p.get("direction") in ("in", "out"))
-                except (RpcUnavailable, OSError, ValueError):
-                    counts[name] = 0
-            if min(counts.values(), default=0) >= minimum or time.monotonic() > deadline:
-                return counts
-            time.sleep(0.2)
 
-    def stop(self, *, term_timeout: float = 20.0) -> dict[int, str]:
-        pids = set(self.pids) | {p.pid for p in self.extra}
+        def meshed() -> bool:
+            counts.update(self.peer_counts())
+            return min(counts.values(), default=0) >= minimum
+
+        with contextlib.suppress(WaitTimeout):
+            wait_until(meshed, timeout=timeout, interval=0.2, what=f"{minimum} peers per node")
+        return counts
+
+    def stop(self, *, timeout: float = 20.0) -> dict[int, str]:
+        pids = set(self.pids) | {node.pid for node in self.extra}
         if self.root.exists():
             pids |= set(node_pids_under(self.root))
-        out = stop_pids(sorted(pids), term_timeout=term_timeout)
-        for p in self.extra:  # reap our own children
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        out = stop_nodes(sorted(pids), timeout=timeout)
+        for node in self.extra:  # reap our own children
+            node.stop(timeout=5)
         self.extra.clear()
         return out
 

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from benchkit.guard import median, progress
-from benchkit.net_common import DemoSigner, submit, wait_mempools
-from benchkit.testnets import Testnet, log_events
+from benchkit.net.common import DemoSigner, submit, wait_mempools
+from benchkit.net.testnet import Testnet, log_events
 
 # --- b. propagation ------------------------------------------------------------------
 

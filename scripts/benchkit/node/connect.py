@@ -10,19 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from benchkit.guard import median, progress
-from benchkit.node_txs import genesis_doc, key_for, nonce_major, sign_grid
+from benchkit.node.txs import bench_genesis, key_for, nonce_major, sign_grid
 from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
 from powernode.core import crypto as pn_crypto
-from powernode.core.block import Block, decode_block, make_block
+from powernode.core.block import decode_block, make_block
 from powernode.core.params import ChainParams
-from powernode.core.pow import pow_hash
+from powernode.devnet.devchain import DEV_TARGET, solve
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
 from powernode.state.genesis import parse_genesis
 
 BLOCK_CHAIN = "powernode-bench-block"
-DEV_TARGET = "0fff" + "ff" * 30
 
 
 # --- 3. block connect ------------------------------------------------------------
@@ -37,20 +36,11 @@ def _open_ledger(path: Path, params: ChainParams, verifier: Verifier) -> tuple[L
     return ledger, store
 
 
-def _solve(block: Block) -> Block:
-    commitment = block.header.pow_commitment()
-    target = block.header.target_int
-    for n in range(10_000_000):
-        if pow_hash(commitment, n) <= target:
-            return make_block(block.header.with_nonce(n), block.txs)
-    raise RuntimeError("no nonce found for the dev target")
-
-
 def bench_block_connect(workdir: Path, senders: int, nonces: int, reps: int) -> dict[str, Any]:
     keys = [key_for("block", i) for i in range(senders)]
     now = int(time.time())
     params = parse_genesis(
-        genesis_doc(BLOCK_CHAIN, keys, target=DEV_TARGET, dev=True, timestamp=now - 600)
+        bench_genesis(BLOCK_CHAIN, keys, target=DEV_TARGET, dev=True, timestamp=now - 600)
     )
     progress(f"block connect: signing {senders * nonces:,} transfers")
     txs = nonce_major(sign_grid(keys, nonces, BLOCK_CHAIN), range(senders))
@@ -73,7 +63,7 @@ def bench_block_connect(workdir: Path, senders: int, nonces: int, reps: int) -> 
         if len(tmpl.txs) != len(txs):
             raise RuntimeError(f"template holds {len(tmpl.txs)} txs, expected {len(txs)}")
         # Decode from bytes, as a block from a peer would arrive.
-        block = decode_block(_solve(tmpl).raw)
+        block = decode_block(make_block(solve(tmpl.header), tmpl.txs).raw)
         progress(
             f"block connect: block of {len(block.txs):,} txs, {len(block.raw):,} bytes; "
             f"{reps} repetitions"

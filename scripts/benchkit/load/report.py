@@ -14,9 +14,9 @@ from collections import Counter
 from typing import Any
 
 from benchkit.guard import percentile
-from benchkit.load_send import NodeLoad, Sender
-from benchkit.load_sign import LoadConfig
-from benchkit.load_track import SeenBlock, Tracker
+from benchkit.load.send import NodeLoad, Sender
+from benchkit.load.sign import LoadConfig
+from benchkit.load.track import SeenBlock, Tracker
 
 # --- summary -----------------------------------------------------------------------
 

@@ -3,21 +3,16 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from benchkit.cpu import CpuMonitor
 from benchkit.guard import progress
-from benchkit.net_common import DemoSigner, submit, wait_same_tip
-from benchkit.procs import REPO, free_port, stop_pids
-from benchkit.testnets import Testnet, log_events
-from powernode.client import RpcClient, RpcUnavailable, endpoint_from_datadir, write_key
-from powernode.core.crypto import KeyPair
-from powernode.node.config import render_config
+from benchkit.net.common import DemoSigner, submit, wait_same_tip
+from benchkit.net.testnet import Testnet, log_events
+from powernode.devnet.datadir import LOOPBACK, init_datadir
+from powernode.devnet.process import NodeExited, ProcessNode
+from powernode.devnet.wait import WaitTimeout, wait_until
 
 # --- c. late joiner ---------------------------------------------------------------------
 
@@ -48,28 +43,19 @@ def build_chain(
     return {"seconds": time.monotonic() - t0, "height": height, "tip": tip}
 
 
-def start_joiner(tn: Testnet, name: str) -> tuple[Path, subprocess.Popen[bytes]]:
-    datadir = tn.root / name
-    datadir.mkdir()
-    write_key(datadir / "node.key", KeyPair.generate())
-    shutil.copy(tn.root / "genesis.json", datadir / "genesis.json")
-    peers = tuple(f"127.0.0.1:{n['p2p_port']}" for n in tn.nodes)
-    (datadir / "config.toml").write_text(
-        render_config(
-            rpc_port=free_port(), p2p_port=free_port(), mining=False, peers=peers, p2p=True
-        )
+def start_joiner(tn: Testnet, name: str) -> ProcessNode:
+    """A 6th node with a fresh data dir on the testnet's genesis, the five as
+    its bootstrap peers, started (not waited for)."""
+    node = ProcessNode(tn.root / name, name=name)
+    init_datadir(
+        node.datadir,
+        tn.root / "genesis.json",
+        p2p=True,
+        peers=[f"{LOOPBACK}:{n.p2p_port}" for n in tn.nodes],
     )
-    with open(datadir / "stderr.log", "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "powernode.cli", "run", "--datadir", str(datadir)],
-            cwd=REPO,
-            stdout=err,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    tn.adopt(proc)
-    return datadir, proc
+    node.spawn()
+    tn.adopt(node)
+    return node
 
 
 def phase_sync(
@@ -81,44 +67,41 @@ def phase_sync(
         "starting a 6th node"
     )
     t_spawn = time.monotonic()
-    datadir, proc = start_joiner(tn, "joiner")
-    monitor.pids.add(proc.pid)
-    t_rpc: float | None = None
-    c: RpcClient | None = None
+    joiner = start_joiner(tn, "joiner")
+    datadir = joiner.datadir
+    monitor.pids.add(joiner.pid)
     height = 0
-    deadline = t_spawn + timeout
     last_log = t_spawn
+
+    def at_tip() -> bool:
+        nonlocal height, last_log
+        if not joiner.is_running():
+            raise NodeExited(f"the joiner exited with {joiner.exit_code}; see {datadir}")
+        info = joiner.call("node.info")
+        height = info["height"]
+        if time.monotonic() - last_log > 5:
+            last_log = time.monotonic()
+            progress(f"sync: joiner at height {height} of {built['height']}")
+        return bool(info["tip"] == built["tip"])
+
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the joiner exited with {proc.returncode}; see {datadir}")
-            if c is None:
-                try:
-                    c = RpcClient(endpoint_from_datadir(datadir), timeout=30)
-                    c.call("node.info")
-                    t_rpc = time.monotonic()
-                except (RpcUnavailable, OSError, ValueError, KeyError):
-                    c = None
-                    time.sleep(0.05)
-                    continue
-            info = c.call("node.info")
-            height = info["height"]
-            if info["tip"] == built["tip"]:
-                break
-            if time.monotonic() - last_log > 5:
-                last_log = time.monotonic()
-                progress(f"sync: joiner at height {height} of {built['height']}")
-            time.sleep(0.05)
-        else:
+        try:
+            joiner.wait_ready(timeout)
+            t_rpc = time.monotonic()
+            wait_until(
+                at_tip,
+                timeout=max(0.0, t_spawn + timeout - t_rpc),
+                what="the joiner at the others' tip",
+            )
+        except NodeExited as exc:
+            raise RuntimeError(str(exc)) from None
+        except WaitTimeout:
             raise RuntimeError(
                 f"the joiner reached height {height} of {built['height']} in {timeout:.0f} s"
-            )
+            ) from None
         t_done = time.monotonic()
     finally:
-        if c is not None:
-            c.close()
-        stop_pids([proc.pid])
-        proc.wait(timeout=10)
+        joiner.stop(timeout=20)
     events = log_events(datadir / "node.log", {"block.connected", "sync.started", "sync.done"})
     conn = [(ts, f) for ts, e, f in events if e == "block.connected"]
     done = [f for _, e, f in events if e == "sync.done"]
@@ -129,9 +112,9 @@ def phase_sync(
         "chain_build_s": built["seconds"],
         "blocks": len(conn),
         "txs": txs_total,
-        "spawn_to_rpc_s": (t_rpc or t_done) - t_spawn,
+        "spawn_to_rpc_s": t_rpc - t_spawn,
         "spawn_to_tip_s": t_done - t_spawn,
-        "rpc_to_tip_s": t_done - (t_rpc or t_spawn),
+        "rpc_to_tip_s": t_done - t_rpc,
     }
     if done:
         d = done[-1]

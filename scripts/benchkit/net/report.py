@@ -1,36 +1,19 @@
-"""Output of ``scripts/bench_network.py``: the git state recorded with the
-figures, and the table (with the per-node CPU and profile sections)."""
+"""Output of ``scripts/bench_network.py``: the table (with the per-node CPU
+and profile sections)."""
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 from benchkit.cpu import print_phase_load
-from benchkit.net_common import TARGET_TX_PER_S
-from benchkit.procs import REPO
+from benchkit.net.common import TARGET_TX_PER_S
+from benchkit.runner import Row, print_figures
 
 # --- output --------------------------------------------------------------------------
 
 
-def git_state() -> dict[str, Any]:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "powernode"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.splitlines()
-    except OSError:
-        return {}
-    return {"head": head, "dirty_files_in_powernode": len(dirty)}
-
-
-def _load_rows(name: str, ld: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    rows: list[tuple[str, str, str, str]] = []
+def _load_rows(name: str, ld: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
     c = ld["config"]
     lat = ld["latency_s"]
     rows.append(
@@ -109,7 +92,7 @@ def _load_rows(name: str, ld: dict[str, Any]) -> list[tuple[str, str, str, str]]
 
 
 def print_table(results: dict[str, Any]) -> None:
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[Row] = []
     b = results.get("baseline")
     if b:
         rows.append(("a Ed25519 verify, 1 thread", f"{b['verify_per_s_1t']:,.0f} /s", "", ""))
@@ -229,18 +212,12 @@ def print_table(results: dict[str, Any]) -> None:
         rows.append(("d' (confirmed tx/s x 4) / baseline", f"{v['ratio_to_baseline']:.2f}", "", ""))
 
     env = results["env"]
-    print()
-    print(
+    print_figures(
         f"powernode network benchmark: {env['cpus']} CPUs, Python {env['python']}, "
         f"cryptography {env['cryptography']}, git {env.get('git', {}).get('head', '?')} "
-        f"({env.get('git', {}).get('dirty_files_in_powernode', '?')} files changed in powernode/)"
+        f"({env.get('git', {}).get('dirty_files_in_powernode', '?')} files changed in powernode/)",
+        rows,
     )
-    w = max([len(r[0]) for r in rows] + [20])
-    vw = max([len(r[1]) for r in rows] + [10])
-    print(f"{'figure':<{w}}  {'value':>{vw}}  {'target':<8}  met")
-    print("-" * (w + vw + 17))
-    for name, value, target, ok in rows:
-        print(f"{name:<{w}}  {value:>{vw}}  {target:<8}  {ok}".rstrip())
     for key in ("load", "load_variant"):
         ld = results.get(key)
         if not ld or "cpu" not in ld:

@@ -24,8 +24,8 @@ from benchkit.cpu import (
     thread_names,
 )
 from benchkit.guard import median, progress
-from benchkit.load_sign import LoadConfig, Prepared
-from benchkit.testnets import Testnet, log_events
+from benchkit.load.sign import LoadConfig, Prepared
+from benchkit.net.testnet import Testnet, log_events
 from powernode.client import RpcError, RpcUnavailable
 
 # --- d. load ----------------------------------------------------------------------------
@@ -44,7 +44,7 @@ class LoadProbe:
 
     def __init__(self, tn: Testnet, profile_node: str, profile_s: float, raw: Path) -> None:
         self.tn = tn
-        self.pids = {n["name"]: int(n["pid"]) for n in tn.nodes}
+        self.pids = {n.name: n.pid for n in tn.nodes if n.pid}
         self.names = {name: thread_names(pid) for name, pid in self.pids.items()}
         self.profile_node = profile_node
         self.profile_s = profile_s
@@ -178,8 +178,8 @@ def nice_miner_threads(tn: Testnet) -> int:
     """Lower every node's miner thread to nice 19 (a per-thread priority on
     Linux), so it only gets the CPU the rest of the node leaves idle."""
     done = 0
-    for n in tn.nodes:
-        for tid, name in thread_names(int(n["pid"])).items():
+    for pid in tn.pids:
+        for tid, name in thread_names(pid).items():
             if name.startswith("miner"):
                 os.setpriority(os.PRIO_PROCESS, tid, 19)
                 done += 1

@@ -4,12 +4,14 @@ mempools and tips."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
-from benchkit.testnets import Testnet
-from powernode.client import RpcClient, RpcError, build_transfer, read_key
+from benchkit.net.testnet import Testnet
+from powernode.client import RpcClient, RpcError, build_transfer
 from powernode.core.crypto import sha256
 from powernode.core.tx import Transaction
+from powernode.devnet.wait import WaitTimeout, wait_until
 
 TARGET_TX_PER_S = 2000.0
 FEE = 1000
@@ -23,7 +25,7 @@ class DemoSigner:
     makes sure each is confirmed before a sender's pending txs pass 256)."""
 
     def __init__(self, tn: Testnet, chain_id: str) -> None:
-        self.keys = [read_key(tn.root / p) for p in tn.state["demo_keys"]]
+        self.keys = tn.layout.read_demo_keys()
         self.chain_id = chain_id
         with tn.client(tn.names[0]) as c:
             self.nonces = [
@@ -63,27 +65,36 @@ def submit(c: RpcClient, txs: list[Transaction], chunk: int = 1000) -> None:
 def wait_mempools(
     clients: dict[str, RpcClient], size: int, timeout: float
 ) -> tuple[float, dict[str, int]]:
+    """Until every node's mempool holds ``size`` txs: the seconds that took
+    and the sizes (also on a timeout: the caller reports them)."""
     t0 = time.monotonic()
     sizes: dict[str, int] = {}
-    while True:
-        sizes = {n: c.call("mempool.info")["size"] for n, c in clients.items()}
-        if min(sizes.values()) >= size or time.monotonic() - t0 > timeout:
-            return time.monotonic() - t0, sizes
-        time.sleep(0.05)
+
+    def full() -> bool:
+        sizes.update({n: c.call("mempool.info")["size"] for n, c in clients.items()})
+        return min(sizes.values()) >= size
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(full, timeout=timeout, what=f"{size:,} txs in every mempool")
+    return time.monotonic() - t0, sizes
 
 
 def wait_same_tip(
     clients: dict[str, RpcClient], timeout: float, tip: str | None = None
 ) -> tuple[bool, dict[str, tuple[int, str]]]:
-    deadline = time.monotonic() + timeout
+    """Until every node has ``tip`` (default: the highest node's tip):
+    whether they got there, and each node's (height, tip)."""
     tips: dict[str, tuple[int, str]] = {}
-    while True:
+
+    def same() -> bool:
         for n, c in clients.items():
             info = c.call("node.info")
             tips[n] = (info["height"], info["tip"])
         want = tip or max(tips.values())[1]
-        if all(t == want for _, t in tips.values()):
-            return True, tips
-        if time.monotonic() > deadline:
-            return False, tips
-        time.sleep(0.1)
+        return all(t == want for _, t in tips.values())
+
+    try:
+        wait_until(same, timeout=timeout, interval=0.1, what="one tip on every node")
+    except WaitTimeout:
+        return False, tips
+    return True, tips

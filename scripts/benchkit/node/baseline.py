@@ -1,7 +1,8 @@
-"""bench_node's phase 1, the baseline: raw Ed25519 verifies per second with
-``cryptography`` directly, and the node's own per-tx path, on 1 and 2 threads.
-``bench_baseline`` is also used by bench_network.py and bench_market.py (which
-import it from ``bench_node``)."""
+"""The baseline of every benchmark (bench_node's phase 1): raw Ed25519
+verifies per second with ``cryptography`` directly, and the node's own per-tx
+path, on 1 and 2 threads. bench_market.py measures it beside its figures over
+its own txs (``bench_baseline``), bench_network.py over sample transfers
+(``transfer_baseline``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from benchkit.guard import progress
-from powernode.core.crypto import sha256
+from benchkit.node.txs import FEE
+from powernode.client import build_transfer
+from powernode.core.crypto import KeyPair, sha256
 from powernode.core.tx import Transaction
 
 T = TypeVar("T")
@@ -91,3 +94,13 @@ def bench_baseline(
         f"{out['node_path_per_s_1t']:,.0f}/s (1 thread), {out['node_path_per_s_2t']:,.0f}/s (2)"
     )
     return out
+
+
+def transfer_baseline(sigs: int) -> dict[str, Any]:
+    """``bench_baseline`` with 200 transfers from one key as the node-path sample."""
+    key = KeyPair.from_seed(sha256(b"net-baseline"))
+    sample = [
+        build_transfer(key, chain_id="powernode-bench", nonce=n, to=bytes(20), amount=1, fee=FEE)
+        for n in range(200)
+    ]
+    return bench_baseline(sigs, 3, 140, sample)

@@ -1,0 +1,136 @@
+"""A node's data dir as ``powernode init`` writes it: node key, genesis file
+and ``config.toml``; and free loopback ports for its listeners.
+
+The config text is the documented file format (README, "Config keys"), written
+here rather than next to the loader in ``powernode.node.config`` so that the
+dev tools write data dirs without importing the node shell; the unit tests
+load what ``render_config`` writes with the node's loader.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from powernode.client import write_key
+from powernode.core.crypto import KeyPair
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nothing listens on right now. Another process can take it
+    before ours binds it; ``scripts/testnet.py up`` retries on fresh ports
+    when that happens."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def render_config(
+    *,
+    rpc_port: int,
+    p2p_port: int,
+    mining: bool = False,
+    peers: Sequence[str] = (),
+    p2p: bool = False,
+    miner_cpu: int = 100,
+) -> str:
+    """The config file ``powernode init`` writes, with every key shown."""
+    peer_list = ", ".join(f'"{p}"' for p in peers)
+    return f"""# powernode node configuration (see README, "Operating a node")
+genesis = "genesis.json"
+verify_processes = 2    # signature-check worker processes
+
+[rpc]
+host = "127.0.0.1"
+port = {rpc_port}
+# token = ""            # fixed token instead of the per-start .cookie
+
+[mining]
+enabled = {str(mining).lower()}
+address = ""            # reward address (hex); empty = this node's key
+refresh = 2
+cpu_percent = {miner_cpu}      # share of one core the miner thread may use (1..100)
+
+[log]
+format = "text"         # text | json
+level = "info"
+
+[mempool]
+max_bytes = 67108864
+max_per_sender = 256
+
+[p2p]
+enabled = {str(p2p).lower()}
+host = "127.0.0.1"
+port = {p2p_port}
+peers = [{peer_list}]    # bootstrap peers, "host:port"
+max_outbound = 8
+max_inbound = 32
+handshake_timeout = 10  # s
+ping_interval = 15      # s
+ban_seconds = 3600      # how long misbehaving peers are refused
+max_frame_bytes = 9437184
+max_blocks_in_flight = 64
+"""
+
+
+def write_genesis(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def init_datadir(
+    datadir: Path,
+    genesis: Path,
+    *,
+    key: KeyPair | None = None,
+    config: bool = True,
+    mining: bool = False,
+    p2p: bool = False,
+    peers: Sequence[str] = (),
+    miner_cpu: int = 100,
+) -> KeyPair:
+    """What ``powernode init --genesis GENESIS`` writes, with a chosen (or
+    fresh) node key and free loopback ports; returns the node key. With
+    ``config=False`` the config is left to ``write_config`` (a testnet
+    writes its nodes' configs once it has every node's ports)."""
+    datadir.mkdir(parents=True, exist_ok=True)
+    key = key or KeyPair.generate()
+    write_key(datadir / "node.key", key)
+    shutil.copyfile(genesis, datadir / "genesis.json")
+    if config:
+        write_config(datadir, mining=mining, p2p=p2p, peers=peers, miner_cpu=miner_cpu)
+    return key
+
+
+def write_config(
+    datadir: Path,
+    *,
+    rpc_port: int | None = None,
+    p2p_port: int | None = None,
+    mining: bool = False,
+    p2p: bool = False,
+    peers: Sequence[str] = (),
+    miner_cpu: int = 100,
+) -> tuple[int, int]:
+    """(Re)write ``datadir/config.toml``, on free ports unless given; returns
+    the (rpc, p2p) ports."""
+    rpc_port = rpc_port or free_port()
+    p2p_port = p2p_port or free_port()
+    (datadir / "config.toml").write_text(
+        render_config(
+            rpc_port=rpc_port,
+            p2p_port=p2p_port,
+            mining=mining,
+            peers=peers,
+            p2p=p2p,
+            miner_cpu=miner_cpu,
+        )
+    )
+    return rpc_port, p2p_port

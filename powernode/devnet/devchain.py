@@ -1,0 +1,95 @@
+"""Dev chains: the one genesis builder, their difficulty presets, and the nonce
+search that solves a block header at those difficulties.
+
+``powernode init --dev``, ``scripts/testnet.py``, the benchmarks and the test
+harness all build their genesis documents with ``dev_genesis``; what differs
+between them is passed in, so a rule a dev chain needs (say, markets open
+around the clock) is written once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from powernode.core.block import BlockHeader
+from powernode.core.pow import pow_hash
+from powernode.engines.market.params import PRODUCTS
+
+# Dev chains (like bitcoind's regtest): about one PBKDF2 hash in 16 meets it,
+# so a block is found at once.
+DEV_TARGET = "0fff" + "ff" * 30
+# Roughly one block every couple of seconds for a few mining nodes on two
+# cores (scripts/testnet.py's default); ASERT moves it toward block_time.
+TESTNET_TARGET = format((1 << 256) // 60_000, "064x")
+# Dev and local testnet chains trade around the clock (the defaults keep the
+# seed's 8:00-22:00), so demos and tests work at any hour; the rest of each
+# product's market params are the defaults.
+ALWAYS_OPEN_MARKETS: Mapping[str, Mapping[str, int]] = {
+    product: {"open_hour": 0, "close_hour": 24} for product in PRODUCTS
+}
+DEV_FUNDS = 1_000_000 * 1_000_000  # what init --dev and testnet.py give each funded key
+
+
+def testnet_target(miner_cpu: int = 100) -> str:
+    """TESTNET_TARGET made easier in proportion to a miner CPU cap (percent
+    of a core), so capped miners find blocks about as often; never easier
+    than DEV_TARGET."""
+    target = min(int(TESTNET_TARGET, 16) * 100 // miner_cpu, int(DEV_TARGET, 16))
+    return format(target, "064x")
+
+
+def dev_genesis(
+    allocations: Mapping[bytes, int],
+    *,
+    chain_id: str = "powernode-dev-2",
+    timestamp: int | None = None,
+    block_time: int = 2,
+    target: str = DEV_TARGET,
+    pow_limit: str | None = None,
+    asert_halflife: int = 3600,
+    max_future: int = 7200,
+    block_reward: int = 50_000_000,
+    min_fee: int = 0,
+    dev: bool = True,
+    markets: Mapping[str, Mapping[str, int]] = ALWAYS_OPEN_MARKETS,
+    comment: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A genesis document (as ``genesis.json`` holds it) for a dev chain.
+
+    ``allocations`` maps addresses to micro-units. ``timestamp`` defaults to a
+    minute ago, so the first blocks mined at once have later timestamps;
+    ``pow_limit`` defaults to ``target``. ``extra`` adds any other genesis key
+    (e.g. ``max_block_txs``); ``comment`` becomes the ``_comment`` key.
+    """
+    doc: dict[str, Any] = {"_comment": comment} if comment else {}
+    doc |= {
+        "chain_id": chain_id,
+        "timestamp": int(time.time()) - 60 if timestamp is None else timestamp,
+        "block_time": block_time,
+        "initial_target": target,
+        "pow_limit": target if pow_limit is None else pow_limit,
+        "asert_halflife": asert_halflife,
+        "max_future": max_future,
+        "block_reward": block_reward,
+        "min_fee": min_fee,
+        **extra,
+        "dev": dev,
+        "allocations": {address.hex(): amount for address, amount in allocations.items()},
+        "markets": {product: dict(params) for product, params in markets.items()},
+    }
+    return doc
+
+
+def solve(header: BlockHeader, *, want_valid: bool = True, start: int = 0) -> BlockHeader:
+    """``header`` with the first nonce from ``start`` that meets its target
+    (or, with ``want_valid=False``, that misses it, for a bad block). Meant
+    for dev targets: the search has no bound."""
+    commitment = header.pow_commitment()
+    target = header.target_int
+    n = start
+    while (pow_hash(commitment, n) <= target) != want_valid:
+        n += 1
+    return header.with_nonce(n)

@@ -1,0 +1,185 @@
+"""A local testnet: its directory (``TestnetLayout``) and starting its nodes
+(``start_testnet``), for ``scripts/testnet.py``, the benchmarks and the e2e
+tests. Layout of the directory::
+
+    DIR/testnet.json        nodes (name, pid, address, ports), chain id, demo keys
+    DIR/genesis.json        one genesis for all nodes
+    DIR/keys/demoK.key      funded demo accounts (hex private keys)
+    DIR/nodeI/              each node's data dir (node.key, genesis.json,
+                            config.toml listing every other node as a peer,
+                            node.log, stderr.log, chain.db, ...)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from powernode.client import read_key, write_key
+from powernode.core.crypto import KeyPair
+from powernode.devnet.datadir import (
+    LOOPBACK,
+    free_port,
+    init_datadir,
+    write_config,
+    write_genesis,
+)
+from powernode.devnet.process import NodeExited, ProcessNode
+from powernode.devnet.wait import DEFAULT_TIMEOUT, WaitTimeout
+
+TESTNET_FILE = "testnet.json"
+PORT_ATTEMPTS = 3
+
+
+class NoTestnet(Exception):
+    """The directory holds no testnet (no ``testnet.json``)."""
+
+
+@dataclass
+class TestnetNode:
+    __test__ = False  # not a pytest test class
+
+    name: str
+    pid: int | None = None
+    address: str = ""  # the node key's address (hex)
+    rpc_port: int = 0
+    p2p_port: int = 0
+
+
+@dataclass
+class TestnetLayout:
+    """What ``DIR/testnet.json`` records, and where things are under ``DIR``."""
+
+    __test__ = False  # not a pytest test class
+
+    dir: Path
+    chain_id: str
+    nodes: list[TestnetNode] = field(default_factory=list)
+    demo_keys: list[str] = field(default_factory=list)  # key files, relative to dir
+
+    @classmethod
+    def create(
+        cls, d: Path, genesis: dict[str, Any], *, nodes: int, demo: Sequence[KeyPair] = ()
+    ) -> TestnetLayout:
+        """Write the demo keys, the genesis, one data dir per node (its key
+        and genesis: ``write_configs`` adds the configs) and ``testnet.json``
+        into ``d``, which must not hold a testnet yet."""
+        (d / "keys").mkdir(parents=True, exist_ok=True)
+        demo_files = []
+        for i, k in enumerate(demo):
+            write_key(d / "keys" / f"demo{i}.key", k)
+            demo_files.append(f"keys/demo{i}.key")
+        write_genesis(d / "genesis.json", genesis)
+        tn = cls(dir=d, chain_id=genesis["chain_id"], demo_keys=demo_files)
+        for i in range(nodes):
+            name = f"node{i}"
+            key = init_datadir(d / name, d / "genesis.json", config=False)
+            tn.nodes.append(TestnetNode(name=name, address=key.address.hex()))
+        tn.save()
+        return tn
+
+    @classmethod
+    def load(cls, d: Path) -> TestnetLayout:
+        path = d / TESTNET_FILE
+        if not path.exists():
+            raise NoTestnet(f"no testnet in {d}")
+        doc = json.loads(path.read_text())
+        return cls(
+            dir=d,
+            chain_id=doc["chain_id"],
+            nodes=[TestnetNode(**n) for n in doc["nodes"]],
+            demo_keys=list(doc.get("demo_keys", [])),
+        )
+
+    def save(self) -> None:
+        doc = {
+            "dir": str(self.dir),
+            "chain_id": self.chain_id,
+            "nodes": [asdict(n) for n in self.nodes],
+            "demo_keys": self.demo_keys,
+        }
+        tmp = self.dir / (TESTNET_FILE + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(self.dir / TESTNET_FILE)  # readers never see half a file
+
+    def datadir(self, name: str) -> Path:
+        return self.dir / name
+
+    def node(self, which: str) -> TestnetNode:
+        """A node by name (``node2``) or index (``2``)."""
+        for n in self.nodes:
+            if which in (n.name, n.name.removeprefix("node")):
+                return n
+        raise KeyError(f"no node {which!r}")
+
+    def read_demo_keys(self) -> list[KeyPair]:
+        return [read_key(self.dir / p) for p in self.demo_keys]
+
+    def write_configs(self, *, mining: bool, miner_cpu: int = 100) -> None:
+        """Fresh ports for every node and its config, p2p on, each node
+        listing all the others as bootstrap peers."""
+        for n in self.nodes:
+            n.rpc_port, n.p2p_port = free_port(), free_port()
+        for n in self.nodes:
+            write_config(
+                self.datadir(n.name),
+                rpc_port=n.rpc_port,
+                p2p_port=n.p2p_port,
+                mining=mining,
+                p2p=True,
+                peers=[f"{LOOPBACK}:{m.p2p_port}" for m in self.nodes if m is not n],
+                miner_cpu=miner_cpu,
+            )
+
+
+def _port_clash(node: ProcessNode) -> bool:
+    err = node.stderr_path
+    return not node.is_running() and err.exists() and "address already in use" in err.read_text()
+
+
+def start_testnet(
+    tn: TestnetLayout,
+    *,
+    mining: bool,
+    miner_cpu: int = 100,
+    timeout: float = DEFAULT_TIMEOUT,
+    attempts: int = PORT_ATTEMPTS,
+    log: Callable[[str], None] | None = None,
+) -> list[ProcessNode]:
+    """Write every node's config on fresh ports, start every node (their pids
+    go into ``testnet.json``) and wait until each serves RPC.
+
+    ``free_port`` only finds a port that was free a moment ago; another
+    process can take it before the node binds it. Then every node is stopped
+    and the testnet starts again on fresh ports, up to ``attempts`` times
+    (``log`` hears about each retry). Any other failure stops every node
+    and raises ``NodeExited`` or ``WaitTimeout``.
+    """
+    attempt = 1
+    while True:
+        tn.write_configs(mining=mining, miner_cpu=miner_cpu)
+        procs = [ProcessNode(tn.datadir(n.name)) for n in tn.nodes]
+        for p in procs:  # so a clash is read from this attempt's output only
+            p.stderr_path.unlink(missing_ok=True)
+        for n, p in zip(tn.nodes, procs, strict=True):
+            n.pid = p.spawn()
+        tn.save()
+        try:
+            for p in procs:
+                p.wait_ready(timeout)
+            return procs
+        except (NodeExited, WaitTimeout):
+            clash = [p.name for p in procs if _port_clash(p)]
+            for p in procs:
+                p.stop()
+            if not clash or attempt >= attempts:
+                raise
+            attempt += 1
+            if log is not None:
+                log(
+                    f"testnet: a port of {', '.join(clash)} was taken meanwhile; "
+                    "retrying on fresh ports"
+                )

@@ -1,0 +1,2 @@
+"""loadgen's parts: pre-signing, funding and sending, confirmation tracking,
+the summary."""
