@@ -11,11 +11,12 @@ from aiohttp import WSCloseCode
 
 from powernode.client import RpcError, endpoint_from_datadir
 from powernode.core.crypto import KeyPair
+from powernode.devnet.datadir import init_datadir, write_genesis
+from powernode.devnet.devchain import dev_genesis
 from powernode.node.config import load_config
 from powernode.node.node import Node
 from powernode.node.p2p import is_oversize
 from tests.harness.arpc import AsyncRpc
-from tests.harness.nodes import genesis_doc, init_datadir, write_genesis
 from tests.harness.p2pnet import events
 
 
@@ -23,7 +24,7 @@ async def test_old_config_key_and_node_errors_over_rpc(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     genesis = write_genesis(
-        tmp_path / "genesis.json", genesis_doc({KeyPair.generate().address: 10**9}, dev=False)
+        tmp_path / "genesis.json", dev_genesis({KeyPair.generate().address: 10**9}, dev=False)
     )
     datadir = tmp_path / "node"
     init_datadir(datadir, genesis)
