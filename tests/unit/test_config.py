@@ -51,13 +51,13 @@ def test_unknown_mining_key_is_refused(tmp_path: Path) -> None:
 
 
 def test_verify_processes_is_read(tmp_path: Path) -> None:
-    text = render_config().replace("verify_processes = 2", "verify_processes = 3")
+    text = render_config(**INIT_PORTS).replace("verify_processes = 2", "verify_processes = 3")
     cfg = load_config(_write(tmp_path / "n", text))
     assert cfg.verify_processes == 3 and cfg.deprecated == ()
 
 
 def test_verify_threads_is_an_old_name_for_verify_processes(tmp_path: Path) -> None:
-    text = render_config().replace("verify_processes = 2", "verify_threads = 3")
+    text = render_config(**INIT_PORTS).replace("verify_processes = 2", "verify_threads = 3")
     assert "verify_threads = 3" in text
     cfg = load_config(_write(tmp_path / "n", text))
     assert cfg.verify_processes == 3
@@ -65,7 +65,7 @@ def test_verify_threads_is_an_old_name_for_verify_processes(tmp_path: Path) -> N
 
 
 def test_old_and_new_name_together_are_refused(tmp_path: Path) -> None:
-    text = render_config().replace(
+    text = render_config(**INIT_PORTS).replace(
         "verify_processes = 2", "verify_processes = 2\nverify_threads = 3"
     )
     with pytest.raises(ConfigError, match="both verify_threads and verify_processes"):
@@ -74,7 +74,7 @@ def test_old_and_new_name_together_are_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("key", ["verify_processes", "verify_threads"])
 def test_bad_worker_count_names_the_key_written(tmp_path: Path, key: str) -> None:
-    text = render_config().replace("verify_processes = 2", f"{key} = 0")
+    text = render_config(**INIT_PORTS).replace("verify_processes = 2", f"{key} = 0")
     with pytest.raises(ConfigError, match=f"config {key}: expected an integer 1..64"):
         load_config(_write(tmp_path / "n", text))
 

@@ -32,7 +32,7 @@ from powernode.devnet.devchain import (
 from powernode.devnet.process import pid_alive, stop_pids
 from powernode.devnet.testnet import NoTestnet, TestnetLayout
 from powernode.devnet.wait import Deadline, WaitAbort, WaitTimeout, wait_until
-from powernode.engines.market.params import PRODUCTS, parse_markets
+from powernode.engines.market.params import PRODUCTS, markets
 from powernode.node.config import load_config
 from powernode.state.genesis import parse_genesis_json
 from tests.harness.network import async_wait_until
@@ -187,9 +187,9 @@ def test_dev_genesis_parses_into_the_chain_params_asked_for() -> None:
     assert params.initial_target == int(devchain.testnet_target(50), 16)
     assert params.pow_limit == int(DEV_TARGET, 16)
     # Dev chains trade around the clock in every product.
-    markets = parse_markets(params.markets)
-    assert set(markets) == set(PRODUCTS)
-    assert all((m.open_hour, m.close_hour) == (0, 24) for m in markets.values())
+    products = markets(params)
+    assert set(products) == set(PRODUCTS)
+    assert all((m.open_hour, m.close_hour) == (0, 24) for m in products.values())
 
 
 def test_dev_genesis_defaults_are_a_fresh_trivial_dev_chain() -> None:
