@@ -120,7 +120,7 @@ class Session:
         self.markets = markets(ctx.params)
         meta: Meta | None = view.get(META_KEY)
         self.meta = Meta() if meta is None else meta
-        self.c = Counters.of(self.meta)  # edited by name until flush
+        self.c = Counters(self.meta)  # edited by name until flush
         self.events: list[Event] = []
 
     @property
