@@ -13,6 +13,7 @@ adds is a pool rule (nonce window, replacement, pending cost).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 from powernode.core.errors import (
@@ -41,6 +42,11 @@ class Envelope(NamedTuple):
     cost: int
 
 
+# Envelope(...) without the NamedTuple's Python __new__ (as accounts.new_account):
+# one is made for every tx admitted, templated and applied.
+_new_envelope = partial(tuple.__new__, Envelope)
+
+
 def check_envelope(
     state: StateRead, params: ChainParams, tx: Transaction, *, queued: bool = False
 ) -> Envelope:
@@ -58,9 +64,11 @@ def check_envelope(
     if tx.nonce < acct.nonce:
         raise NonceTooLow(f"nonce {tx.nonce} already used (account nonce {acct.nonce})")
     if queued:
-        return Envelope(handler, payload, sender, acct, fee + handler.max_debit(payload, params))
+        return _new_envelope(
+            (handler, payload, sender, acct, fee + handler.max_debit(payload, params))
+        )
     if tx.nonce > acct.nonce:
         raise NonceTooHigh(f"nonce {tx.nonce} ahead of account nonce {acct.nonce}")
     if acct.balance < fee:
         raise InsufficientFunds(f"balance {acct.balance} cannot pay fee {fee}")
-    return Envelope(handler, payload, sender, acct, fee)
+    return _new_envelope((handler, payload, sender, acct, fee))
