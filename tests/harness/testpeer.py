@@ -119,8 +119,9 @@ class TestPeer:
                 await self._ws.close()
         if self._reader is not None:
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+            # wait() neither raises the reader's end nor swallows a cancel
+            # aimed at the test that is closing this peer.
+            await asyncio.wait([self._reader])
         if self._session is not None:
             await self._session.close()
         self.disconnected.set()
