@@ -50,9 +50,10 @@ class Endpoint:
 
 def endpoint_from_datadir(datadir: Path) -> Endpoint:
     """Find a running node's RPC URL and credentials in its data dir.
-    RpcUnavailable if there are none; ConfigError, naming the file, if
-    ``node.json`` or ``.cookie`` cannot be read or does not hold what a
-    node writes there (a half-written or hand-edited file)."""
+    RpcUnavailable, naming the file, if they are missing, unreadable or not
+    what a node writes there: all of these mean "no node to talk to here",
+    which callers polling a starting node (whose node.json may be
+    half-written) already treat as "not yet"."""
     runtime = datadir / "node.json"
     cookie = datadir / ".cookie"
     if not runtime.exists() or not cookie.exists():
@@ -63,11 +64,13 @@ def endpoint_from_datadir(datadir: Path) -> Endpoint:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname or parts.port is None:
             raise ValueError(url)
+        secret = read_text(cookie, "RPC cookie").strip()
+    except ConfigError as exc:  # read_text: gone since the check, a directory, not text
+        raise RpcUnavailable(f"{exc.message}{stale}") from None
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         # json.loads: not JSON; ["rpc"]: no such key or not an object;
         # urlsplit: not a string; .port: not a number 0..65535.
-        raise ConfigError(f"{runtime} does not name the node's RPC URL{stale}") from None
-    secret = read_text(cookie, "RPC cookie").strip()
+        raise RpcUnavailable(f"{runtime} does not name the node's RPC URL{stale}") from None
     auth = "Basic " + base64.b64encode(secret.encode()).decode()
     return Endpoint(url=url, auth=auth)
 

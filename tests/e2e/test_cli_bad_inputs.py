@@ -182,6 +182,19 @@ def port_taken(tmp: Path) -> None:
 _HELD: list[socket.socket] = []
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_held_sockets() -> Iterator[None]:
+    """Rows' listeners live for the module; closed at its end."""
+    yield
+    while _HELD:
+        _HELD.pop().close()
+    while _SERVERS:
+        server = _SERVERS.pop()
+        server.shutdown()
+        server.server_close()
+    _HTML_PORT.clear()
+
+
 def p2p_port_70000(tmp: Path) -> None:
     def edit(d: Path) -> None:
         text = (d / "config.toml").read_text()
@@ -204,6 +217,7 @@ def not_json_server(tmp: Path) -> None:
 
 
 _HTML_PORT: list[int] = []
+_SERVERS: list[http.server.ThreadingHTTPServer] = []
 
 
 class _Html(http.server.BaseHTTPRequestHandler):
@@ -223,6 +237,7 @@ def _html_server_port() -> int:
     if not _HTML_PORT:
         server = http.server.ThreadingHTTPServer((LOOPBACK, 0), _Html)
         threading.Thread(target=server.serve_forever, daemon=True).start()
+        _SERVERS.append(server)
         _HTML_PORT.append(server.server_address[1])
     return _HTML_PORT[0]
 
