@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from powernode.core.crypto import KeyPair
-from powernode.core.errors import ConfigError
+from powernode.core.errors import ConfigError, DecodeError
 from powernode.core.tx import Transaction, sign_tx
 from powernode.core.units import parse_decimal
 
@@ -49,14 +49,54 @@ class Endpoint:
 
 
 def endpoint_from_datadir(datadir: Path) -> Endpoint:
-    """Find a running node's RPC URL and credentials in its data dir."""
+    """Find a running node's RPC URL and credentials in its data dir.
+    RpcUnavailable, naming the file, if they are missing, unreadable or not
+    what a node writes there: all of these mean "no node to talk to here",
+    which callers polling a starting node (whose node.json may be
+    half-written) already treat as "not yet"."""
     runtime = datadir / "node.json"
     cookie = datadir / ".cookie"
     if not runtime.exists() or not cookie.exists():
         raise RpcUnavailable(f"no running node found in {datadir} (is 'powernode run' up?)")
-    url = json.loads(runtime.read_text())["rpc"]
-    auth = "Basic " + base64.b64encode(cookie.read_text().strip().encode()).decode()
+    stale = "; if no node runs there, delete it"
+    try:
+        url = json.loads(read_text(runtime, "runtime file"))["rpc"]
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or parts.port is None:
+            raise ValueError(url)
+        secret = read_text(cookie, "RPC cookie").strip()
+    except ConfigError as exc:  # read_text: gone since the check, a directory, not text
+        raise RpcUnavailable(f"{exc.message}{stale}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        # json.loads: not JSON; ["rpc"]: no such key or not an object;
+        # urlsplit: not a string; .port: not a number 0..65535.
+        raise RpcUnavailable(f"{runtime} does not name the node's RPC URL{stale}") from None
+    auth = "Basic " + base64.b64encode(secret.encode()).decode()
     return Endpoint(url=url, auth=auth)
+
+
+# The largest key, cookie or runtime file read: they hold a line or two,
+# and a `--key /dev/zero` must not be read for ever.
+MAX_SMALL_FILE = 64 * 1024
+
+
+def read_text(path: Path, what: str) -> str:
+    """A small text file in the data dir, or a ConfigError naming it: the
+    one way the client reads key, cookie and runtime files, so a directory,
+    an unreadable file or bytes that are not UTF-8 are one clear line."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_SMALL_FILE + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SMALL_FILE:
+        raise ConfigError(f"{what} {path} is larger than {MAX_SMALL_FILE} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a text file") from None
 
 
 class RpcClient:
@@ -118,7 +158,14 @@ class RpcClient:
                 )
             if resp.status == 204:
                 return None
-            return json.loads(data)
+            try:
+                return json.loads(data)
+            except ValueError:
+                # Something else listens there (node.json names a port a
+                # dead node left to another program).
+                raise RpcUnavailable(
+                    f"{self.endpoint.url} did not answer JSON-RPC (HTTP {resp.status})"
+                ) from None
         raise AssertionError("unreachable")
 
     def _next_id(self) -> int:
@@ -128,6 +175,10 @@ class RpcClient:
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         doc = {"jsonrpc": "2.0", "id": self._next_id(), "method": method, "params": params or {}}
         resp = self._post(json.dumps(doc).encode())
+        if not isinstance(resp, dict) or not (
+            "result" in resp or isinstance(resp.get("error"), dict)
+        ):
+            raise RpcUnavailable(f"{self.endpoint.url} did not answer JSON-RPC")
         if "error" in resp:
             e = resp["error"]
             raise RpcError(e.get("code", 0), e.get("message", ""), e.get("data"))
@@ -172,14 +223,12 @@ def write_key(path: Path, key: KeyPair) -> None:
 
 
 def read_key(path: Path) -> KeyPair:
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        raise ConfigError(f"key file {path} not found") from None
+    text = read_text(path, "key file").strip()
     try:
         return KeyPair.from_seed(bytes.fromhex(text))
-    except ValueError:
-        raise ConfigError(f"{path} does not hold a hex private key") from None
+    except (ValueError, DecodeError):
+        # fromhex: not hex; from_seed: hex, but not 32 bytes.
+        raise ConfigError(f"{path} does not hold a hex private key (64 hex digits)") from None
 
 
 # --- tx builders --------------------------------------------------------------

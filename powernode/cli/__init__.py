@@ -1,7 +1,9 @@
 """The ``powernode`` command.
 
-User mistakes (bad arguments, no node running, a rejected tx) print one line
-on stderr and exit 1; ``--json`` gives machine-readable output for queries.
+User mistakes (bad arguments, no node running, a rejected tx, a file that
+cannot be read) print one line on stderr and exit 1; only argparse's usage
+errors exit 2 (see ``common``). ``--json`` gives machine-readable output for
+queries.
 
 This module assembles the parser: each command module (``node``, ``market``)
 exposes ``add_commands(subparsers)`` and builds on ``common``, which imports
@@ -16,7 +18,7 @@ import argparse
 from collections.abc import Callable
 
 from powernode.cli import market, node
-from powernode.cli.common import Subparsers, run_command
+from powernode.cli.common import Subparsers, run_argv
 
 __all__ = ["build_parser", "main"]
 
@@ -38,4 +40,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    return run_argv(build_parser(), argv)

@@ -1,7 +1,17 @@
-"""What every ``powernode`` command shares: registering a subcommand, finding
-the running node and the signing key from ``--datadir``, printing a result
-(text or ``--json``), submitting a tx and reporting it, and turning a user's
-mistake into one line on stderr and exit status 1.
+"""What every ``powernode`` command shares: registering a subcommand and its
+number options, finding the running node and the signing key from
+``--datadir``, printing a result (text or ``--json``), submitting a tx and
+reporting it, and turning a user's mistake into one line on stderr and exit
+status 1.
+
+Exit status: 0 done; 1 any failure, told in one line
+``powernode COMMAND: error: ...`` on stderr; 2 only for argparse's usage
+errors (an unknown command or option, a missing required option, a value
+outside an option's ``choices``), which print argparse's usage block; 130
+on Ctrl-C. A bad *value* for a number option is a 1, not a 2: the option's
+type function raises ``UserError``, which argparse does not catch (it
+catches only ValueError, TypeError and ArgumentTypeError), so ``main``
+reports it like any other mistake.
 
 Command modules import this one, never the other way round.
 """
@@ -18,8 +28,9 @@ from typing import Any, TypeAlias
 
 from powernode.client import RpcClient, RpcError, RpcUnavailable, read_key
 from powernode.core.crypto import KeyPair
-from powernode.core.errors import PowernodeError
+from powernode.core.errors import DecodeError, PowernodeError
 from powernode.core.tx import Transaction
+from powernode.core.units import U63, parse_decimal, parse_whole
 
 DEFAULT_DATADIR = Path.home() / ".powernode"
 
@@ -28,7 +39,16 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class UserError(Exception):
-    """A mistake on the command line or in the data dir: one line, exit 1."""
+    """A mistake on the command line or in the data dir: one line, exit 1.
+
+    Not a ValueError on purpose: raised from an argparse ``type=`` function
+    it passes through argparse (which would turn a ValueError into a usage
+    error, exit 2) to ``main``."""
+
+
+# The longest ``--wait``: a day. Parsed as a decimal, so "nan", "inf" and
+# "1e9", which float() takes, are refused rather than waited on.
+MAX_WAIT_SECONDS = 86_400
 
 
 # --- parsing ------------------------------------------------------------------
@@ -47,24 +67,89 @@ def add_command(sub: Subparsers, name: str, fn: Command, help: str) -> argparse.
     return sp
 
 
+def whole_number(what: str, *, lo: int = 0, hi: int = U63) -> Callable[[str], int]:
+    """An argparse ``type=`` for a whole number option in ``lo..hi`` (ASCII
+    digits only, see ``parse_whole``); a bad value is a UserError naming
+    ``what``, checked while parsing, before anything is read or sent."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_whole(text, what, lo=lo, hi=hi)
+        except DecodeError as exc:
+            raise UserError(exc.message) from None
+
+    return parse
+
+
+def port_number(what: str) -> Callable[[str], int]:
+    return whole_number(what, lo=1, hi=65535)
+
+
+def wait_seconds(text: str) -> float:
+    """``--wait``: decimal seconds (to the millisecond), 0..MAX_WAIT_SECONDS."""
+    try:
+        ms = parse_decimal(text, 3, "--wait")
+    except DecodeError as exc:
+        raise UserError(f"{exc.message} (seconds, e.g. 10 or 0.5)") from None
+    if ms > MAX_WAIT_SECONDS * 1000:
+        raise UserError(f"--wait: at most {MAX_WAIT_SECONDS} seconds")
+    return ms / 1000
+
+
+def add_wait_option(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--wait",
+        type=wait_seconds,
+        default=0,
+        metavar="SECONDS",
+        help="seconds to wait for confirmation",
+    )
+
+
 def add_tx_options(sp: argparse.ArgumentParser) -> None:
     """The options of a command that signs and submits a tx."""
     sp.add_argument("--key", help="signing key file (default: the node key)")
     sp.add_argument("--fee", default="0.001", help="fee in units (default 0.001)")
-    sp.add_argument("--wait", type=float, default=0, help="seconds to wait for confirmation")
+    add_wait_option(sp)
     sp.add_argument("--json", action="store_true")
 
 
+def run_argv(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse and run; see the module doc for the exit statuses."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser.parse_args(argv)
+    except UserError as exc:
+        # Raised by a type function, so a subcommand was recognised, and
+        # the top-level parser, which has no options but -h, put its name
+        # first.
+        error_line(argv[0], str(exc))
+        return 1
+    return run_command(args)
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Run the parsed command; a user's mistake, a typed rejection or an
-    unreachable node becomes one line on stderr and exit status 1."""
+    """Run the parsed command; a user's mistake, a typed rejection, an
+    unreachable node or a file that cannot be read or written becomes one
+    line on stderr and exit status 1."""
     try:
         return int(args.fn(args))
     except (UserError, PowernodeError, RpcError, RpcUnavailable) as exc:
         error_line(args.command, str(exc))
         return 1
+    except OSError as exc:
+        # The net under the commands' own checks: a path that is a
+        # directory, unreadable, on a full disk... named by the OSError.
+        error_line(args.command, os_error_text(exc))
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def os_error_text(exc: OSError) -> str:
+    """'PATH: Is a directory' rather than '[Errno 21] Is a directory: PATH'."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
 
 
 def error_line(command: str, message: str) -> None:

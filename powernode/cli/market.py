@@ -26,6 +26,7 @@ from powernode.cli.common import (
     submit_and_wait,
     tx_context,
     tx_line,
+    whole_number,
 )
 from powernode.client import (
     RpcClient,
@@ -41,10 +42,17 @@ from powernode.client import (
     parse_price,
 )
 from powernode.core.crypto import parse_address
-from powernode.core.units import parse_decimal, parse_units
+from powernode.core.errors import DecodeError
+from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
 from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.params import PRODUCTS
 from powernode.engines.market.records import BUY, ORDER_STATUSES, ROLES, SELL, SIDES, SOURCES, TIFS
+
+# The node's bounds on market.book levels and market.trades limit
+# (node/rpc_market.py, which the CLI does not import): checked while parsing,
+# so a bad value is refused before a node is looked for.
+MAX_BOOK_LEVELS = 1000
+MAX_TRADES = 1000
 
 # How messages name the sources: "solar, wind, hydro or thermal".
 SOURCE_LIST = f"{', '.join(SOURCES[:-1])} or {SOURCES[-1]}"
@@ -61,22 +69,34 @@ def market_params(c: RpcClient, product: str) -> tuple[dict[str, Any], int]:
     return r["products"][product], max(int(time.time()), r["time"])
 
 
-def resolve_slot(c: RpcClient, product: str, text: str) -> int:
+# A --slot as parsed: a unix time, or "next" (resolved against the chain).
+Slot = int | str
+
+
+def resolve_slot(c: RpcClient, product: str, slot: Slot) -> int:
     mp, now = market_params(c, product)
-    return _slot_from(text, mp, now)
+    return _slot_from(slot, mp, now)
 
 
-def _slot_from(text: str, mp: dict[str, Any], now: int) -> int:
-    if text == "next":
+def slot_arg(text: str) -> Slot:
+    """``--slot``: 'next' or a unix time in ASCII digits (checked against
+    the product's slot length once the node's params are known)."""
+    if text.strip() == "next":
+        return "next"
+    try:
+        return parse_whole(text, "--slot")
+    except DecodeError:
+        raise UserError(f"--slot must be a unix time or 'next', not {clip(text)!r}") from None
+
+
+def _slot_from(slot: Slot, mp: dict[str, Any], now: int) -> int:
+    if isinstance(slot, str):  # "next"
         return next_slot(
             now,
             slot_seconds=mp["slot_seconds"],
             gate_closure_seconds=mp["gate_closure_seconds"],
             min_lead_seconds=mp["min_lead_seconds"],
         )
-    if not text.isdigit():
-        raise UserError(f"slot must be a unix time or 'next', not {text!r}")
-    slot = int(text)
     if slot % mp["slot_seconds"]:
         raise UserError(f"slot {slot} is not a multiple of the {mp['slot_seconds']} s slot length")
     return slot
@@ -136,13 +156,15 @@ def tx_text(s: dict[str, Any]) -> str:
 
 
 def cmd_register(a: argparse.Namespace) -> int:
-    key = signing_key(a)
     capacity_w = parse_decimal(a.capacity_kw, 3, "capacity (kW)")
     if capacity_w <= 0:
         raise UserError("capacity must be positive")
     location = a.location.strip()
     if not 1 <= len(location) <= 64:
         raise UserError("location must be 1..64 characters")
+    fee = parse_units(a.fee, "fee")
+    # The typed input is checked before the key file is read.
+    key = signing_key(a)
     with rpc_client(a) as c:
         chain_id, nonce = tx_context(c, key)
         tx = build_register(
@@ -152,14 +174,13 @@ def cmd_register(a: argparse.Namespace) -> int:
             role=a.role,
             location=location,
             capacity_w=capacity_w,
-            fee=parse_units(a.fee, "fee"),
+            fee=fee,
         )
         status = submit_and_wait(c, tx, a.wait)
     return report_tx(a, {"address": key.address.hex(), **status}, tx_text)
 
 
 def cmd_order(a: argparse.Namespace) -> int:
-    key = signing_key(a)
     energy = parse_kwh(a.energy_kwh)
     price = parse_price(a.price)
     source = a.source or (ANY_SOURCE if a.side == BUY else None)
@@ -167,7 +188,10 @@ def cmd_order(a: argparse.Namespace) -> int:
         raise UserError(f"a sell order needs --source ({SOURCE_LIST})")
     if source == ANY_SOURCE and a.side == SELL:
         raise UserError(f"source {ANY_SOURCE!r} is for buy orders; a sell names its source")
-    expiry = _expiry(a.expiry)
+    expiry: int = a.expiry
+    fee = parse_units(a.fee, "fee")
+    # The typed input is checked before the key file is read.
+    key = signing_key(a)
     with rpc_client(a) as c:
         mp, now = market_params(c, a.product)
         slot = _slot_from(a.slot, mp, now)
@@ -185,7 +209,7 @@ def cmd_order(a: argparse.Namespace) -> int:
             source=source,
             expiry=expiry,
             tif=a.tif,
-            fee=parse_units(a.fee, "fee"),
+            fee=fee,
         )
         status = submit_and_wait(c, tx, a.wait)
     out = {"order": tx.txid.hex(), "product": a.product, "slot": slot, **status}
@@ -199,29 +223,44 @@ def cmd_order(a: argparse.Namespace) -> int:
     )
 
 
-def _expiry(text: str) -> int:
-    if text in ("0", "none"):
+# The furthest +MINUTES: a year; the chain's own rules bound real expiries.
+MAX_EXPIRY_MINUTES = 366 * 24 * 60
+
+
+def expiry_arg(text: str) -> int:
+    """``--expiry``: 0 (or 'none'), a whole-minute unix time, or +MINUTES
+    from now (resolved here, while parsing), in ASCII digits."""
+    s = text.strip()
+    if s in ("0", "none"):
         return 0
-    if text.startswith("+") and text[1:].isdigit():  # +N minutes from now
-        return (int(time.time()) // 60 + int(text[1:])) * 60
-    if not text.isdigit() or int(text) % 60:
-        raise UserError("expiry must be 0, a whole-minute unix time, or +MINUTES from now")
-    return int(text)
+    try:
+        if s.startswith("+"):
+            minutes = parse_whole(s[1:], "--expiry", hi=MAX_EXPIRY_MINUTES)
+            return (int(time.time()) // 60 + minutes) * 60
+        t = parse_whole(s, "--expiry")
+    except DecodeError:
+        t = -1
+    if t <= 0 or t % 60:
+        raise UserError(
+            f"--expiry must be 0, a whole-minute unix time, or +MINUTES from now "
+            f"(at most +{MAX_EXPIRY_MINUTES}), not {clip(text)!r}"
+        )
+    return t
 
 
 def cmd_cancel(a: argparse.Namespace) -> int:
-    key = signing_key(a)
     try:
         oid = bytes.fromhex(a.order_id.removeprefix("0x"))
     except ValueError:
         oid = b""
     if len(oid) != 32:
         raise UserError("ORDER_ID is the 64-hex-digit id of the tx that placed the order")
+    fee = parse_units(a.fee, "fee")
+    # The typed input is checked before the key file is read.
+    key = signing_key(a)
     with rpc_client(a) as c:
         chain_id, nonce = tx_context(c, key)
-        tx = build_cancel(
-            key, chain_id=chain_id, nonce=nonce, order_id=oid, fee=parse_units(a.fee, "fee")
-        )
+        tx = build_cancel(key, chain_id=chain_id, nonce=nonce, order_id=oid, fee=fee)
         status = submit_and_wait(c, tx, a.wait)
     return report_tx(a, {"order": oid.hex(), **status}, tx_text)
 
@@ -273,7 +312,7 @@ def cmd_trades(a: argparse.Namespace) -> int:
     with rpc_client(a) as c:
         if a.product:
             params["product"] = a.product
-        if a.slot:
+        if a.slot is not None:
             if not a.product:
                 raise UserError("--slot needs --product")
             params["slot"] = resolve_slot(c, a.product, a.slot)
@@ -317,7 +356,7 @@ def cmd_stats(a: argparse.Namespace) -> int:
     with rpc_client(a) as c:
         if a.product:
             params["product"] = a.product
-        if a.slot:
+        if a.slot is not None:
             if not a.product:
                 raise UserError("--slot needs --product")
             params["slot"] = resolve_slot(c, a.product, a.slot)
@@ -347,7 +386,9 @@ def add_commands(sub: Subparsers) -> None:
     sp = add_command(sub, "order", cmd_order, "sign and submit a market order")
     sp.add_argument("--side", required=True, choices=SIDES)
     sp.add_argument("--product", default="spot", choices=PRODUCTS)
-    sp.add_argument("--slot", default="next", help="delivery slot start (unix) or 'next'")
+    sp.add_argument(
+        "--slot", type=slot_arg, default="next", help="delivery slot start (unix) or 'next'"
+    )
     sp.add_argument("--energy-kwh", required=True, help="energy in kWh, e.g. 100 or 0.5")
     sp.add_argument("--price", required=True, help="limit price in units per kWh, e.g. 0.50")
     sp.add_argument(
@@ -355,7 +396,9 @@ def add_commands(sub: Subparsers) -> None:
         choices=(*SOURCES, ANY_SOURCE),
         help=f"energy source (buys default to {ANY_SOURCE})",
     )
-    sp.add_argument("--expiry", default="0", help="0, a whole-minute unix time, or +MINUTES")
+    sp.add_argument(
+        "--expiry", type=expiry_arg, default=0, help="0, a whole-minute unix time, or +MINUTES"
+    )
     sp.add_argument("--tif", default="GTC", choices=TIFS, help="time in force (default GTC)")
     add_tx_options(sp)
 
@@ -365,17 +408,31 @@ def add_commands(sub: Subparsers) -> None:
 
     sp = add_command(sub, "book", cmd_book, "show a delivery slot's order book")
     sp.add_argument("--product", default="spot", choices=PRODUCTS)
-    sp.add_argument("--slot", default="next", help="delivery slot start (unix) or 'next'")
-    sp.add_argument("--levels", type=int, default=10, help="price levels per side (default 10)")
+    sp.add_argument(
+        "--slot", type=slot_arg, default="next", help="delivery slot start (unix) or 'next'"
+    )
+    sp.add_argument(
+        "--levels",
+        type=whole_number("--levels", lo=1, hi=MAX_BOOK_LEVELS),
+        default=10,
+        help=f"price levels per side, 1..{MAX_BOOK_LEVELS} (default 10)",
+    )
     sp.add_argument("--json", action="store_true")
 
     sp = add_command(sub, "trades", cmd_trades, "list trades, oldest first")
     sp.add_argument("--product", choices=PRODUCTS)
-    sp.add_argument("--slot", help="delivery slot start (unix) or 'next'; needs --product")
+    sp.add_argument(
+        "--slot", type=slot_arg, help="delivery slot start (unix) or 'next'; needs --product"
+    )
     sp.add_argument("--participant", help="only trades of this address")
-    sp.add_argument("--from-height", type=int)
-    sp.add_argument("--to-height", type=int)
-    sp.add_argument("--limit", type=int, default=100, help="at most this many (max 1000)")
+    sp.add_argument("--from-height", type=whole_number("--from-height"))
+    sp.add_argument("--to-height", type=whole_number("--to-height"))
+    sp.add_argument(
+        "--limit",
+        type=whole_number("--limit", lo=1, hi=MAX_TRADES),
+        default=100,
+        help=f"at most this many, 1..{MAX_TRADES} (default 100)",
+    )
     sp.add_argument("--json", action="store_true")
 
     sp = add_command(sub, "orders", cmd_orders, "list a participant's orders")
@@ -388,7 +445,9 @@ def add_commands(sub: Subparsers) -> None:
         sub, "stats", cmd_stats, "market statistics: trades, volume, prices, open orders"
     )
     sp.add_argument("--product", choices=PRODUCTS)
-    sp.add_argument("--slot", help="delivery slot start (unix) or 'next'; needs --product")
+    sp.add_argument(
+        "--slot", type=slot_arg, help="delivery slot start (unix) or 'next'; needs --product"
+    )
     sp.add_argument("--json", action="store_true")
 
     sp = add_command(

@@ -4,9 +4,14 @@ transfer, stop, mine."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,75 +19,209 @@ from powernode.cli.common import (
     Subparsers,
     UserError,
     add_command,
+    add_wait_option,
     emit,
+    os_error_text,
+    port_number,
     report_tx,
     rpc_client,
     signing_key,
     submit_and_wait,
     tx_context,
+    whole_number,
 )
 from powernode.client import build_transfer, write_key
 from powernode.core.crypto import KeyPair, parse_address
+from powernode.core.errors import GenesisError, PowernodeError
 from powernode.core.units import format_units, parse_units
 from powernode.devnet.datadir import render_config, write_genesis
 from powernode.devnet.devchain import DEV_FUNDS, dev_genesis
+from powernode.state.genesis import parse_genesis_json
 
 # --- commands -----------------------------------------------------------------
+
+# The largest genesis file init reads: a guard against `--genesis /dev/zero`
+# more than a limit on real chains (a dev genesis is a few KiB).
+MAX_GENESIS_BYTES = 64 * 1024 * 1024
 
 
 def cmd_init(a: argparse.Namespace) -> int:
     d: Path = a.datadir
-    if (d / "config.toml").exists():
-        raise UserError(f"{d} is already initialised (config.toml exists)")
-    d.mkdir(parents=True, exist_ok=True)
-    key = KeyPair.generate()
-    write_key(d / "node.key", key)
-    if a.genesis:
-        src = Path(a.genesis)
-        if not src.exists():
-            raise UserError(f"genesis file {src} not found")
-        (d / "genesis.json").write_bytes(src.read_bytes())
-    elif a.dev:
-        doc = dev_genesis(
-            {key.address: DEV_FUNDS},
-            timestamp=int(time.time()),
-            comment="dev chain (like bitcoind's regtest): trivial difficulty, mine on demand with dev.mine",
-        )
-        write_genesis(d / "genesis.json", doc)
-    else:
+    if not (a.genesis or a.dev):
         raise UserError("give --dev for a new dev chain, or --genesis FILE to join a chain")
-    (d / "config.toml").write_text(
-        render_config(rpc_port=a.rpc_port, p2p_port=a.p2p_port, mining=a.mine)
-    )
+    check_new_datadir(d)
+    # Everything the user gave is checked before anything is written.
+    genesis = read_genesis(Path(a.genesis)) if a.genesis else None
+    key = KeyPair.generate()
+    with building_dir(d) as tmp:
+        write_key(tmp / "node.key", key)
+        if genesis is not None:
+            (tmp / "genesis.json").write_bytes(genesis)
+        else:
+            doc = dev_genesis(
+                {key.address: DEV_FUNDS},
+                timestamp=int(time.time()),
+                comment="dev chain (like bitcoind's regtest): trivial difficulty, mine on demand with dev.mine",
+            )
+            write_genesis(tmp / "genesis.json", doc)
+        (tmp / "config.toml").write_text(
+            render_config(rpc_port=a.rpc_port, p2p_port=a.p2p_port, mining=a.mine)
+        )
     print(f"initialised {d}")
     print(f"node address {key.address.hex()}")
     return 0
+
+
+def check_new_datadir(d: Path) -> None:
+    """``init`` writes a new data dir: ``d`` may be missing or an empty
+    directory, nothing else (a half-used dir, say a node.key left by some
+    other tool, would mix two nodes' files)."""
+    if not d.exists():
+        return
+    if not d.is_dir():
+        raise UserError(f"{d} exists and is not a directory; give --datadir a new directory")
+    if (d / "config.toml").exists():
+        raise UserError(
+            f"{d} is already initialised (config.toml exists); "
+            f"start it with 'powernode run --datadir {d}'"
+        )
+    names = sorted(p.name for p in d.iterdir())
+    if names:
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise UserError(f"{d} is not empty ({shown}); give --datadir a new or empty directory")
+
+
+def read_genesis(src: Path) -> bytes:
+    """The bytes of ``--genesis FILE``, once the chain's own parser accepts
+    them: a bad genesis is refused at init, naming the key, not at the first
+    ``run``."""
+    try:
+        with src.open("rb") as f:
+            raw = f.read(MAX_GENESIS_BYTES + 1)
+    except FileNotFoundError:
+        raise UserError(f"genesis file {src} not found") from None
+    except OSError as exc:
+        raise UserError(f"cannot read genesis file {src}: {exc.strerror}") from None
+    if len(raw) > MAX_GENESIS_BYTES:
+        raise UserError(f"genesis file {src} is larger than {MAX_GENESIS_BYTES} bytes")
+    try:
+        parse_genesis_json(raw)
+    except GenesisError as exc:
+        raise UserError(f"{src}: {exc.message}") from None
+    return raw
+
+
+@contextmanager
+def building_dir(d: Path) -> Iterator[Path]:
+    """A fresh directory next to ``d`` to fill; when the block ends it
+    becomes ``d`` in one rename (which replaces ``d`` only if ``d`` is an
+    empty directory), and if the block fails (Ctrl-C included), or the
+    rename does, it is removed along with any parent directories made for
+    it: init completes or leaves nothing behind. Killed outright, it leaves
+    at most the hidden ``.NAME.init-*`` directory, never a half-made data
+    dir. The data dir gets mkdtemp's mode 0700: it holds the node key and
+    the RPC cookie."""
+    target = d.resolve()  # a symlinked data dir: build next to what it points at
+    made = make_parents(target.parent)
+    try:
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.init-", dir=target.parent))
+        except OSError as exc:
+            raise UserError(f"cannot create {d}: {exc.strerror}") from None
+        try:
+            yield tmp
+            try:
+                os.rename(tmp, target)
+            except OSError as exc:  # d appeared, non-empty, since the check
+                raise UserError(f"cannot create {d}: {exc.strerror}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    except BaseException:
+        remove_empty_dirs(made)
+        raise
+
+
+def make_parents(p: Path) -> list[Path]:
+    """``mkdir -p p``; returns the directories it made, outermost first."""
+    missing: list[Path] = []
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    if not p.is_dir():
+        raise UserError(f"{p} is not a directory")
+    made: list[Path] = []
+    try:
+        for q in reversed(missing):
+            q.mkdir()
+            made.append(q)
+    except OSError as exc:
+        remove_empty_dirs(made)
+        raise UserError(f"cannot create {exc.filename}: {exc.strerror}") from None
+    return made
+
+
+def remove_empty_dirs(made: list[Path]) -> None:
+    for q in reversed(made):
+        with contextlib.suppress(OSError):  # someone else put a file there
+            q.rmdir()
 
 
 def cmd_run(a: argparse.Namespace) -> int:
     # Imported here: powernode.node pulls in asyncio and aiohttp, which
     # every other command can do without.
     from powernode.node.config import load_config
-    from powernode.node.logging_setup import setup_logging
+    from powernode.node.logging_setup import log_to_file_only, setup_logging
     from powernode.node.node import run_node
 
-    if not (a.datadir / "config.toml").exists():
+    config_path = a.datadir / "config.toml"
+    if a.datadir.exists() and not a.datadir.is_dir():
+        raise UserError(f"{a.datadir} is not a directory; give --datadir a node's data dir")
+    if not config_path.exists():
         raise UserError(
             f"{a.datadir} is not initialised; run 'powernode init --datadir {a.datadir} --dev'"
         )
-    cfg = load_config(a.datadir)
+    try:
+        cfg = load_config(a.datadir)
+    except OSError as exc:
+        raise UserError(f"cannot read {config_path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{config_path} is not UTF-8 text") from None
     if a.mine:
         cfg = replace(cfg, mining=replace(cfg.mining, enabled=True))
-    setup_logging(fmt=a.log_format or cfg.log.format, level=cfg.log.level, file=cfg.log_path)
-    if (cfg.runtime_path).exists():
-        try:
-            pid = json.loads(cfg.runtime_path.read_text())["pid"]
-            os.kill(pid, 0)
-            raise UserError(f"a node (pid {pid}) already runs in {a.datadir}")
-        except (ProcessLookupError, ValueError, KeyError, PermissionError):
-            pass  # stale file from a killed node
-    run_node(cfg)
+    # Before the log is opened: node.log is the running node's.
+    refuse_second_node(cfg.runtime_path, a.datadir)
+    try:
+        setup_logging(fmt=a.log_format or cfg.log.format, level=cfg.log.level, file=cfg.log_path)
+    except OSError as exc:
+        raise UserError(f"cannot open the log {cfg.log_path}: {exc.strerror}") from None
+    try:
+        run_node(cfg)
+    except (PowernodeError, OSError) as exc:
+        # The one line goes to stderr (run_command prints it) and to
+        # node.log, where an operator looking at the log finds why the
+        # node stopped.
+        line = exc.message if isinstance(exc, PowernodeError) else os_error_text(exc)
+        log_to_file_only("node.failed", error=line)
+        raise UserError(line) from None
     return 0
+
+
+def refuse_second_node(runtime: Path, datadir: Path) -> None:
+    """UserError if ``node.json`` names a live process; a file a killed node
+    left (or one no node wrote) is stale, and the new node replaces it."""
+    try:
+        pid = json.loads(runtime.read_text())["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    # os.kill(0 or a negative pid, 0) would ask about a process group.
+    if type(pid) is not int or pid <= 0:
+        return
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError, OverflowError):
+        return  # no such process, or another user's: not our node
+    raise UserError(f"a node (pid {pid}) already runs in {datadir}")
 
 
 def cmd_keygen(a: argparse.Namespace) -> int:
@@ -91,7 +230,13 @@ def cmd_keygen(a: argparse.Namespace) -> int:
         out = Path(a.out)
         if out.exists():
             raise UserError(f"{out} exists; not overwriting a key")
-        write_key(out, key)
+        if not out.parent.is_dir():
+            why = "is not a directory" if out.parent.exists() else "does not exist"
+            raise UserError(f"cannot write {out}: folder {out.parent} {why}")
+        try:
+            write_key(out, key)
+        except OSError as exc:
+            raise UserError(f"cannot write {out}: {exc.strerror}") from None
     result = {"address": key.address.hex(), "pubkey": key.pubkey.hex(), "file": a.out}
     if a.json:
         print(json.dumps(result))
@@ -129,12 +274,13 @@ def cmd_balance(a: argparse.Namespace) -> int:
 
 
 def cmd_transfer(a: argparse.Namespace) -> int:
-    key = signing_key(a)
     to = parse_address(a.to)
     amount = parse_units(a.amount)
     fee = parse_units(a.fee, "fee")
     if amount <= 0:
         raise UserError("amount must be positive")
+    # The typed input is checked before the key file is read.
+    key = signing_key(a)
     with rpc_client(a) as c:
         chain_id, nonce = tx_context(c, key)
         tx = build_transfer(key, chain_id=chain_id, nonce=nonce, to=to, amount=amount, fee=fee)
@@ -161,10 +307,11 @@ def cmd_mine(a: argparse.Namespace) -> int:
 
 def add_commands(sub: Subparsers) -> None:
     sp = add_command(sub, "init", cmd_init, "create a data dir with a node key, config and genesis")
-    sp.add_argument("--dev", action="store_true", help="a new dev chain funding this node's key")
-    sp.add_argument("--genesis", help="join the chain of this genesis file")
-    sp.add_argument("--rpc-port", type=int, default=8645)
-    sp.add_argument("--p2p-port", type=int, default=8646)
+    chain = sp.add_mutually_exclusive_group()
+    chain.add_argument("--dev", action="store_true", help="a new dev chain funding this node's key")
+    chain.add_argument("--genesis", help="join the chain of this genesis file")
+    sp.add_argument("--rpc-port", type=port_number("--rpc-port"), default=8645, metavar="PORT")
+    sp.add_argument("--p2p-port", type=port_number("--p2p-port"), default=8646, metavar="PORT")
     sp.add_argument("--mine", action="store_true", help="enable mining in the config")
 
     sp = add_command(sub, "run", cmd_run, "run the node in the foreground")
@@ -188,11 +335,18 @@ def add_commands(sub: Subparsers) -> None:
     sp.add_argument("--amount", required=True, help="amount in units, e.g. 1.5")
     sp.add_argument("--fee", default="0.001", help="fee in units (default 0.001)")
     sp.add_argument("--key", help="sender key file (default: the node key)")
-    sp.add_argument("--wait", type=float, default=0, help="seconds to wait for confirmation")
+    add_wait_option(sp)
     sp.add_argument("--json", action="store_true")
 
     add_command(sub, "stop", cmd_stop, "stop the running node cleanly")
 
     sp = add_command(sub, "mine", cmd_mine, "dev chains: mine blocks now")
-    sp.add_argument("blocks", type=int, nargs="?", default=1)
+    # dev.mine's own bound: more is refused by the node anyway.
+    sp.add_argument(
+        "blocks",
+        type=whole_number("BLOCKS", lo=1, hi=10_000),
+        nargs="?",
+        default=1,
+        metavar="BLOCKS",
+    )
     sp.add_argument("--json", action="store_true")

@@ -15,6 +15,12 @@ Micro = NewType("Micro", int)
 Wh = NewType("Wh", int)
 
 _DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+_WHOLE = re.compile(r"[0-9]+", re.ASCII)
+# Significant digits a typed number may have: far past any 64-bit value (so
+# every real mistake gets the range message of the caller), and far below
+# Python's 4300-digit limit on int(str), whose ValueError would escape.
+MAX_DIGITS = 30
+U63 = 2**63 - 1
 
 COIN = 1_000_000
 # A supply cap, as Bitcoin's MAX_MONEY: any amount above it is malformed, which
@@ -28,21 +34,51 @@ def parse_decimal(text: str, places: int, what: str) -> int:
     (parse_decimal('0.5', 3, 'energy') == 500). ASCII digits with an optional
     point and an optional leading sign; surrounding whitespace is ignored.
     DecodeError for anything else, for a negative value ('-0' is zero, so
-    allowed), and for more than ``places`` decimals once trailing zeros are
-    dropped: '1.5000' fits 3 places, '0.0001' does not; never a rounding."""
+    allowed), for more than MAX_DIGITS whole digits, and for more than
+    ``places`` decimals once trailing zeros are dropped: '1.5000' fits 3
+    places, '0.0001' does not; never a rounding."""
     s = text.strip()
     negative = s.startswith("-")
     digits = s[1:] if s[:1] in ("+", "-") else s
     if not _DECIMAL.fullmatch(digits):
-        raise DecodeError(f"{what}: not a non-negative decimal number: {text!r}")
+        raise DecodeError(f"{what}: not a non-negative decimal number: {clip(text)!r}")
     whole, _, frac = digits.partition(".")
+    if len(whole.lstrip("0")) > MAX_DIGITS:
+        raise DecodeError(f"{what}: too large: {clip(text)!r}")
     frac = frac.rstrip("0")
     if len(frac) > places:
-        raise DecodeError(f"{what}: at most {places} decimal places: {text!r}")
+        raise DecodeError(f"{what}: at most {places} decimal places: {clip(text)!r}")
     value = int(whole or "0") * 10**places + int(frac.ljust(places, "0") or "0")
     if negative and value:
-        raise DecodeError(f"{what}: not a non-negative decimal number: {text!r}")
+        raise DecodeError(f"{what}: not a non-negative decimal number: {clip(text)!r}")
     return value
+
+
+def parse_whole(text: str, what: str, *, lo: int = 0, hi: int = U63) -> int:
+    """A whole number typed by a user (a port, a count, a height, a unix
+    time) in ``lo..hi``: ASCII digits 0-9 only, surrounding whitespace
+    ignored. DecodeError naming ``what`` for anything else, including what
+    Python's own parsing lets through: int() takes a sign, underscores
+    ('1_000') and other scripts' digits (Arabic-Indic, fullwidth), and
+    str.isdigit() says yes to superscripts, on which int() then fails."""
+    s = text.strip()
+    if not _WHOLE.fullmatch(s):
+        raise DecodeError(
+            f"{what}: expected a whole number{_span(lo, hi)} in digits 0-9, not {clip(text)!r}"
+        )
+    if len(s.lstrip("0")) > MAX_DIGITS or not lo <= int(s) <= hi:
+        raise DecodeError(f"{what}: {clip(s)} is outside {lo}..{hi}")
+    return int(s)
+
+
+def _span(lo: int, hi: int) -> str:
+    return "" if (lo, hi) == (0, U63) else f" {lo}..{hi}"
+
+
+def clip(text: str, limit: int = 40) -> str:
+    """A refused input as an error message quotes it: a pasted megabyte of
+    digits is not echoed back whole."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def parse_units(text: str, what: str = "amount") -> int:

@@ -137,7 +137,13 @@ class TestnetLayout:
 
 def _port_clash(node: ProcessNode) -> bool:
     err = node.stderr_path
-    return not node.is_running() and err.exists() and "address already in use" in err.read_text()
+    # Any case: the node's own error line says "Address already in use"
+    # (strerror), aiohttp's traceback text "address already in use".
+    return (
+        not node.is_running()
+        and err.exists()
+        and "address already in use" in err.read_text().lower()
+    )
 
 
 def start_testnet(

@@ -39,6 +39,10 @@ class MiningConfig:
     cpu_percent: int = 100
 
 
+# [log] level, in any case.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     format: str = "text"  # text | json
@@ -183,4 +187,10 @@ def load_config(datadir: Path) -> NodeConfig:
         raise ConfigError("config [mining] cpu_percent: expected an integer 1..100")
     if cfg.log.format not in ("text", "json"):
         raise ConfigError("config [log] format: expected 'text' or 'json'")
+    # Checked here, not left to logging.setLevel, whose ValueError would
+    # end `powernode run` in a traceback.
+    if cfg.log.level.lower() not in LOG_LEVELS:
+        raise ConfigError(
+            f"config [log] level: expected {', '.join(LOG_LEVELS)}, not {cfg.log.level!r}"
+        )
     return cfg

@@ -51,6 +51,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+# The name of the stderr handler, which ``log_to_file_only`` skips.
+_STDERR = "powernode.stderr"
+
+
 def setup_logging(*, fmt: str, level: str, file: Path | None) -> None:
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
     root = logging.getLogger("powernode")
@@ -58,6 +62,7 @@ def setup_logging(*, fmt: str, level: str, file: Path | None) -> None:
     root.setLevel(level.upper())
     root.propagate = False
     err = logging.StreamHandler(sys.stderr)
+    err.set_name(_STDERR)
     err.setFormatter(formatter)
     root.addHandler(err)
     if file is not None:
@@ -66,3 +71,18 @@ def setup_logging(*, fmt: str, level: str, file: Path | None) -> None:
         root.addHandler(fh)
     aio = logging.getLogger("aiohttp.access")
     aio.setLevel(logging.WARNING)
+
+
+def log_to_file_only(event: str, level: int = logging.ERROR, **fields: Any) -> None:
+    """An event of the ``node`` logger for ``node.log`` (every handler but
+    stderr's): ``powernode run`` prints a failure as its own one line on
+    stderr and logs the same text here, so stderr does not show it twice."""
+    logger = logging.getLogger("powernode.node")
+    if not logger.isEnabledFor(level):
+        return
+    record = logger.makeRecord(
+        logger.name, level, __file__, 0, event, (), None, extra={"fields": fields}
+    )
+    for handler in logging.getLogger("powernode").handlers:
+        if handler.get_name() != _STDERR and level >= handler.level:
+            handler.handle(record)

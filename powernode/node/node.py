@@ -29,7 +29,14 @@ from powernode.chain.mempool import Mempool
 from powernode.chain.store import BlockStore
 from powernode.core.block import Block, make_block
 from powernode.core.crypto import KeyPair, parse_address
-from powernode.core.errors import BadSignature, ConfigError, MiningFailed, PowernodeError
+from powernode.core.errors import (
+    BadSignature,
+    ConfigError,
+    DecodeError,
+    GenesisError,
+    MiningFailed,
+    PowernodeError,
+)
 from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction
 from powernode.logkit import emit
@@ -52,12 +59,25 @@ _PIPE_CHUNK = 128
 
 def load_node_key(config: NodeConfig) -> KeyPair:
     try:
-        seed = bytes.fromhex(config.key_path.read_text().strip())
+        return KeyPair.from_seed(bytes.fromhex(config.key_path.read_text().strip()))
     except FileNotFoundError as exc:
         raise ConfigError(f"no node key at {config.key_path}; run 'powernode init'") from exc
-    except ValueError as exc:
+    except OSError as exc:  # a directory, unreadable
+        raise ConfigError(f"cannot read the node key {config.key_path}: {exc.strerror}") from exc
+    except (ValueError, DecodeError) as exc:  # not text, not hex, not 32 bytes
         raise ConfigError(f"{config.key_path} is not a hex key") from exc
-    return KeyPair.from_seed(seed)
+
+
+def listen_error(section: str, host: str, port: int, exc: Exception) -> ConfigError:
+    """A listener that cannot bind, told as the config keys to change (an
+    OSError from aiohttp, e.g. the port in use, or the OverflowError of a
+    port past 65535)."""
+    reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+    reason = reason.rstrip(".")
+    return ConfigError(
+        f"config [{section}] host/port: cannot listen on {host}:{port}: {reason}; "
+        "choose another in config.toml"
+    )
 
 
 def now_s() -> int:
@@ -107,10 +127,19 @@ class Node:
             params = parse_genesis_json(cfg.genesis_path.read_bytes())
         except FileNotFoundError as exc:
             raise ConfigError(f"genesis file {cfg.genesis_path} not found") from exc
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read genesis file {cfg.genesis_path}: {exc.strerror}"
+            ) from exc
+        except GenesisError as exc:  # its message names the key; this adds the file
+            raise GenesisError(f"{cfg.genesis_path}: {exc.message}") from exc
         key = load_node_key(cfg)
-        self.mining_address = (
-            parse_address(cfg.mining.address) if cfg.mining.address else key.address
-        )
+        try:
+            self.mining_address = (
+                parse_address(cfg.mining.address) if cfg.mining.address else key.address
+            )
+        except DecodeError as exc:
+            raise ConfigError(f"config [mining] address: {exc.message}") from exc
 
         self.verifier.start()
         self._stack.callback(self.verifier.stop)
@@ -143,7 +172,10 @@ class Node:
 
         if cfg.p2p.enabled:
             self.p2p = P2P(self, cfg.p2p)
-            await self.p2p.start()
+            try:
+                await self.p2p.start()
+            except (OSError, OverflowError) as exc:
+                raise listen_error("p2p", cfg.p2p.host, cfg.p2p.port, exc) from exc
             self._stack.push_async_callback(self.p2p.stop)
         # Built before the RPC starts (miner.start and miner.stop need it),
         # started after, and stopped before the RPC server goes.
@@ -203,7 +235,10 @@ class Node:
             max_request_bytes=cfg.rpc.max_request_bytes,
         )
         self._stack.push_async_callback(self.rpc.stop)
-        await self.rpc.start(cfg.rpc.host, cfg.rpc.port)
+        try:
+            await self.rpc.start(cfg.rpc.host, cfg.rpc.port)
+        except (OSError, OverflowError) as exc:
+            raise listen_error("rpc", cfg.rpc.host, cfg.rpc.port, exc) from exc
         self.rpc_url = self.rpc.url
         fd = os.open(cfg.cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -44,6 +44,21 @@ def test_miner_cpu_share_out_of_range_is_refused(tmp_path: Path, pct: int) -> No
         load_config(_write(tmp_path / "n", text))
 
 
+@pytest.mark.parametrize("level", ["debug", "INFO", "Warning", "error"])
+def test_log_levels_load_in_any_case(tmp_path: Path, level: str) -> None:
+    text = render_config(**INIT_PORTS).replace('level = "info"', f'level = "{level}"')
+    assert load_config(_write(tmp_path / "n", text)).log.level == level
+
+
+@pytest.mark.parametrize("level", ["loud", "", "critical", "notset", "warn"])
+def test_unknown_log_level_is_refused_naming_the_key(tmp_path: Path, level: str) -> None:
+    # logging.setLevel would raise a bare ValueError at start (or take
+    # "warn"/"notset"); the loader names the key and the levels instead.
+    text = render_config(**INIT_PORTS).replace('level = "info"', f'level = "{level}"')
+    with pytest.raises(ConfigError, match=r"^config \[log\] level: expected debug, info"):
+        load_config(_write(tmp_path / "n", text))
+
+
 def test_unknown_mining_key_is_refused(tmp_path: Path) -> None:
     text = render_config(**INIT_PORTS).replace("[mining]\n", "[mining]\nthreads = 4\n")
     with pytest.raises(ConfigError, match="unknown keys"):

@@ -18,11 +18,14 @@ from powernode.core.errors import (
 )
 from powernode.core.units import (
     COIN,
+    MAX_DIGITS,
     MAX_MONEY,
+    U63,
     as_amount,
     format_units,
     parse_decimal,
     parse_units,
+    parse_whole,
 )
 
 # --- errors ------------------------------------------------------------------------
@@ -188,6 +191,54 @@ def test_parse_units_is_parse_decimal_at_six_places() -> None:
     assert parse_units("2.25") == parse_decimal("2.25", 6, "amount") == 2_250_000
     with pytest.raises(DecodeError, match=r"^fee: at most 6 decimal places"):
         parse_units("0.0000001", "fee")
+
+
+def test_parse_decimal_refuses_past_max_digits_without_int_limit() -> None:
+    # 5000 digits: int() of it would raise a bare ValueError (Python's
+    # 4300-digit limit); the parser says what was refused, clipped.
+    assert parse_decimal("9" * MAX_DIGITS, 0, "x") == int("9" * MAX_DIGITS)
+    assert parse_decimal("0" * 100 + "1", 0, "x") == 1  # leading zeros are not digits that count
+    with pytest.raises(DecodeError, match=r"^price: too large: '9{40}\.\.\.'$"):
+        parse_decimal("9" * 5000, 6, "price")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("0", 0), ("65535", 65535), (" 80 ", 80), ("0080", 80), ("1" * 18, int("1" * 18))],
+)
+def test_parse_whole(text: str, value: int) -> None:
+    assert parse_whole(text, "n", hi=U63) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "+1",
+        "-1",
+        "1_000",  # int() takes it
+        "\u0668\u0660",  # Arabic-Indic 80: int() takes it
+        "\uff18\uff10",  # fullwidth 80: int() takes it
+        "\u00b2",  # superscript 2: isdigit() says yes, int() refuses
+        "1.0",
+        "1e3",
+        "0x10",
+        "eighty",
+        "1 000",
+    ],
+)
+def test_parse_whole_takes_ascii_digits_only(text: str) -> None:
+    with pytest.raises(
+        DecodeError, match=r"^port: expected a whole number 1\.\.65535 in digits 0-9"
+    ):
+        parse_whole(text, "port", lo=1, hi=65535)
+
+
+@pytest.mark.parametrize("text", ["0", "65536", "9" * 5000])
+def test_parse_whole_range(text: str) -> None:
+    with pytest.raises(DecodeError, match=r"^port: 9*[0-9.]* is outside 1\.\.65535$"):
+        parse_whole(text, "port", lo=1, hi=65535)
 
 
 @pytest.mark.parametrize(
