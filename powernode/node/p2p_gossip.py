@@ -45,7 +45,7 @@ from powernode.core.tx import Transaction
 from powernode.logkit import emit
 from powernode.node.api import NodeApi, Spawn
 from powernode.node.p2p_sync import Sync
-from powernode.node.peer import KnownSet, Peer, now_ms
+from powernode.node.peer import TX_UNASKED_POINTS, KnownSet, Peer, now_ms
 from powernode.protocol.messages import (
     MAX_INV,
     MAX_TXS,
@@ -233,7 +233,7 @@ class Gossip:
                 if unasked <= allowance:
                     keep.append(raw)
         if unasked:
-            level = peer.relay.charge(unasked, t)
+            level = peer.relay.charge(unasked * TX_UNASKED_POINTS, t)
             if peer.relay.over(level):
                 raise TxFlood(f"{level} txs sent unasked or refused for their fee, lately")
         txs = []

@@ -61,14 +61,19 @@ class KnownSet:
 TX_BLAME_DRAIN_PER_S = 50
 TX_SLOW_AT = 1_000
 TX_DROP_AT = 4_000
+# Points for a tx sent unasked (a tx refused for its fee costs 1): honest
+# peers send txs only when asked, and an unasked tx costs us a decode and a
+# check we did not choose to spend. So one full ``txs`` frame of them (2,000)
+# is past the drop mark at once, and is not even decoded.
+TX_UNASKED_POINTS = 4
 
 
 class RelayBudget:
     """How much more tx work a peer may cost us for nothing, as blame points.
 
-    A point for each tx the peer sent unasked (honest nodes send a tx only
-    when asked: ``getdata``) and for each tx refused for its fee
-    (``mempool_full``, ``fee_too_low``, ``replacement_underpriced``). Points
+    ``TX_UNASKED_POINTS`` for each tx the peer sent unasked (honest nodes
+    send a tx only when asked: ``getdata``), one for each tx refused for its
+    fee (``mempool_full``, ``fee_too_low``, ``replacement_underpriced``). Points
     drain at ``drain_per_s``, so an honest peer relaying a few refused txs
     now and then never gets far. Past ``slow_at`` the peer is slowed: it is
     asked for no txs, and what it sends unasked is dropped unchecked; past
@@ -109,7 +114,7 @@ class RelayBudget:
 
     def allowance(self, now_ms: int) -> int:
         """Unasked txs we still check before the peer is slowed."""
-        return max(0, self.slow_at - self.level(now_ms))
+        return max(0, self.slow_at - self.level(now_ms)) // TX_UNASKED_POINTS
 
     def over(self, level: int) -> bool:
         """Whether ``level`` means disconnecting the peer."""

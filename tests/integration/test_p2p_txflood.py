@@ -30,7 +30,7 @@ from powernode.core.tx import Transaction
 from powernode.devnet.datadir import free_port, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.node.node import Node
-from powernode.node.peer import TX_DROP_AT, TX_SLOW_AT, now_ms
+from powernode.node.peer import TX_DROP_AT, TX_SLOW_AT, TX_UNASKED_POINTS, now_ms
 from powernode.protocol.messages import MAX_TXS, Inv, Txs
 from tests.harness import TEST_CHAIN
 from tests.harness.network import async_wait_until, connect
@@ -157,11 +157,12 @@ async def test_cheap_tx_flood_at_a_full_pool_is_disconnected_not_banned(
     await async_wait_until(
         lambda: peer_by_listen(net.node, listen) is None, what="the node to forget the peer"
     )
-    # The node checked the peer's allowance of the flood, and not a tx more
-    # (the old node checked all 6,000), and nothing got in.
+    # A full frame of unasked txs is past the drop mark by itself: the node
+    # did not check one of them (the old node checked and verified all
+    # 6,000), and nothing got in.
     gossip = net.node.p2p._gossip  # type: ignore[union-attr]
     await async_wait_until(lambda: not gossip._backlog, what="the checks to end")
-    assert checked[0] == TX_SLOW_AT
+    assert checked[0] == 0
     assert pool_is_the_filler(net)
     # Disconnected, not banned: it may come back, and is a peer like any other.
     async with net.peer(listen) as back:
@@ -172,6 +173,41 @@ async def test_cheap_tx_flood_at_a_full_pool_is_disconnected_not_banned(
     # The honest peer node was never touched.
     assert net.honest.p2p is not None
     assert peer_by_listen(net.node, net.honest.p2p.listen) is not None
+
+
+async def test_a_trickle_of_cheap_txs_is_slowed_then_disconnected(
+    net: Net, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small frames of unasked fee-0 txs: the first are checked (and
+    # refused), then the peer is slowed (the rest dropped unchecked), then
+    # disconnected; never banned.
+    per_frame = 100
+    flood = net.cheap(SENDERS * PER_SENDER)
+    checked = net.count_checks(monkeypatch, flood)
+    sent = 0
+    async with net.peer() as peer:
+        await peer.connect()
+        await peer.sync_with_ping()
+        listen = peer.hello.listen
+        for i in range(0, len(flood), per_frame):
+            if not await peer.ping_or_disconnect():
+                break  # each frame handled before the next goes
+            with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+                await peer.send(Txs([tx.raw for tx in flood[i : i + per_frame]]))
+                sent += per_frame
+        await peer.wait_disconnected()
+    gossip = net.node.p2p._gossip  # type: ignore[union-attr]
+    await async_wait_until(lambda: not gossip._backlog, what="the checks to end")
+    # Slowed before the end: checked no more than its allowance, far fewer
+    # than it sent; and it took more than the allowance to get dropped.
+    allowance = TX_SLOW_AT // TX_UNASKED_POINTS
+    assert per_frame <= checked[0] <= allowance
+    assert sent > allowance
+    assert sent * TX_UNASKED_POINTS <= TX_DROP_AT + 2 * per_frame * TX_UNASKED_POINTS
+    (dropped,) = events(caplog, "peer.dropped", peer=listen)
+    assert dropped.fields["reason"] == "tx_flood"  # type: ignore[attr-defined]
+    assert_not_banned(net, caplog, listen)
+    assert pool_is_the_filler(net)
 
 
 async def test_honest_peer_relaying_a_few_refused_txs_is_left_alone(
@@ -262,7 +298,8 @@ async def test_unasked_txs_count_against_the_sender(
 ) -> None:
     # Txs that pay well, but sent unasked: each is blamed on the peer, and
     # past its allowance they are not even looked at.
-    rich = net.cheap(TX_SLOW_AT + 100, fee=10 * FILL_FEE)
+    allowance = TX_SLOW_AT // TX_UNASKED_POINTS
+    rich = net.cheap(allowance + 50, fee=10 * FILL_FEE)
     checked = net.count_checks(monkeypatch, rich)
     async with net.peer() as peer:
         await peer.connect()
@@ -271,14 +308,17 @@ async def test_unasked_txs_count_against_the_sender(
         await peer.sync_with_ping()
         me = peer_by_listen(net.node, peer.hello.listen)
         assert me is not None
-        assert me.relay.level(now_ms()) >= len(rich) - 5  # a few drained meanwhile
+        points = len(rich) * TX_UNASKED_POINTS
+        assert me.relay.level(now_ms()) >= points - 5  # a few drained meanwhile
         assert me.relay.slowed(now_ms())
-        assert len(rich) < TX_DROP_AT
+        assert points < TX_DROP_AT
         assert not peer.is_closed
-        # The first TX_SLOW_AT were checked (those that fit got in); the last
-        # 100 were dropped unchecked.
-        await async_wait_until(lambda: checked[0] == TX_SLOW_AT, what="the allowance checked")
-        assert rich[0].txid in net.node.ledger.mempool
-        assert all(tx.txid not in net.node.ledger.mempool for tx in rich[TX_SLOW_AT:])
+        # The allowance was checked (those that fit got in); the last 50
+        # were dropped unchecked.
+        await async_wait_until(lambda: checked[0] == allowance, what="the allowance checked")
+        await async_wait_until(
+            lambda: rich[0].txid in net.node.ledger.mempool, what="the first admitted"
+        )
+        assert all(tx.txid not in net.node.ledger.mempool for tx in rich[allowance:])
         await peer.sync_with_ping()
-        assert checked[0] == TX_SLOW_AT
+        assert checked[0] == allowance
