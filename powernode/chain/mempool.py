@@ -99,8 +99,8 @@ class Mempool:
         # Each sender's highest-nonce entry: the only one of its entries that
         # eviction may take.
         self._tails: dict[bytes, PoolEntry] = {}
-        # Those tails as a binary min-heap in eviction order (``_first``):
-        # the root is the next to go. Each knows its index (PoolEntry.pos), so
+        # Those tails as a binary min-heap in eviction order (see "the
+        # eviction heap" below): the root is the next to go. Each knows its index (PoolEntry.pos), so
         # a tail that changes is moved in O(log n), never searched for.
         self._heap: list[PoolEntry] = []
         # The rolling minimum fee rate (see the module doc); 0 when none.
@@ -314,8 +314,8 @@ class Mempool:
 
     # --- the eviction heap --------------------------------------------------------
     #
-    # Ordered by ``_first``: a before b when a pays a lower rate, or the same
-    # rate and came later (the old linear scan's min over (rate, -seq)). seq
+    # Eviction order: a before b when a pays a lower rate, or the same rate
+    # and came later (the old linear scan's min over (rate, -seq)). seq
     # is unique, so the order is total and eviction is deterministic. The
     # comparisons are written out, not a key tuple: they run on every add.
 

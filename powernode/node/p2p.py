@@ -12,7 +12,9 @@ through its narrow interface (``NodeApi``, api.py).
   ``max_blocks_in_flight`` at a time per peer, and connected in order.
 - Misbehaviour (bad PoW, bad signature, malformed or oversize frames, floods)
   disconnects and bans the peer for ``ban_seconds``; a slow or lagging peer
-  is never banned, its requests simply go elsewhere.
+  is never banned, its requests simply go elsewhere. A peer over its tx
+  relay budget (unasked txs, txs refused for their fee: see p2p_gossip.py)
+  is slowed, then disconnected without a ban.
 """
 
 from __future__ import annotations

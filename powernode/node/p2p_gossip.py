@@ -45,7 +45,7 @@ from powernode.core.tx import Transaction
 from powernode.logkit import emit
 from powernode.node.api import NodeApi, Spawn
 from powernode.node.p2p_sync import Sync
-from powernode.node.peer import TX_UNASKED_POINTS, KnownSet, Peer, now_ms
+from powernode.node.peer import KnownSet, Peer, now_ms
 from powernode.protocol.messages import (
     MAX_INV,
     MAX_TXS,
@@ -82,6 +82,10 @@ TXS_FRAME_BYTES = 1 << 20
 # (as Bitcoin Core trickles them): fewer frames, and a tx the peer announced
 # to us meanwhile is not announced back.
 INV_DELAY_S = 0.05
+
+
+def _tx_flood(level: int) -> TxFlood:
+    return TxFlood(f"{level} blame points for txs sent unasked or refused for their fee")
 
 
 class Gossip:
@@ -233,9 +237,9 @@ class Gossip:
                 if unasked <= allowance:
                     keep.append(raw)
         if unasked:
-            level = peer.relay.charge(unasked * TX_UNASKED_POINTS, t)
+            level = peer.relay.charge_unasked(unasked, t)
             if peer.relay.over(level):
-                raise TxFlood(f"{level} txs sent unasked or refused for their fee, lately")
+                raise _tx_flood(level)
         txs = []
         checking = self._checking
         for raw in keep:
@@ -286,12 +290,10 @@ class Gossip:
                         )
                 if cheap and not blamed:
                     level = peer.relay.charge(cheap, now_ms())
-                    if peer.relay.over(level):
+                    # Still connected: its reader may have dropped it meanwhile.
+                    if peer.relay.over(level) and peer.id in self.peers:
                         blamed = True
-                        self._punish(
-                            peer,
-                            TxFlood(f"{level} txs sent unasked or refused for their fee, lately"),
-                        )
+                        self._punish(peer, _tx_flood(level))
                 # After a ban the rest of what the peer sent is still checked,
                 # as any tx is: other peers' copies of those txs were skipped
                 # while this one's were waiting, and they will not offer them

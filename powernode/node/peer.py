@@ -81,7 +81,7 @@ class RelayBudget:
     a point against integer milliseconds (as protocol/peer.py's bucket), so
     a drain over a few ms is not rounded away."""
 
-    __slots__ = ("drain_per_s", "drop_at", "milli", "slow_at", "stamp_ms")
+    __slots__ = ("drain_per_s", "drop_at", "milli", "slow_at", "stamp_ms", "unasked_points")
 
     def __init__(
         self,
@@ -89,10 +89,12 @@ class RelayBudget:
         drain_per_s: int = TX_BLAME_DRAIN_PER_S,
         slow_at: int = TX_SLOW_AT,
         drop_at: int = TX_DROP_AT,
+        unasked_points: int = TX_UNASKED_POINTS,
     ) -> None:
         self.drain_per_s = drain_per_s
         self.slow_at = slow_at
         self.drop_at = drop_at
+        self.unasked_points = unasked_points
         self.milli = 0
         self.stamp_ms: int | None = None
 
@@ -109,12 +111,16 @@ class RelayBudget:
         self.milli += points * 1000
         return -(-self.milli // 1000)
 
+    def charge_unasked(self, txs: int, now_ms: int) -> int:
+        """Blame ``txs`` txs sent unasked; returns the level after."""
+        return self.charge(txs * self.unasked_points, now_ms)
+
     def slowed(self, now_ms: int) -> bool:
         return self.level(now_ms) > self.slow_at
 
     def allowance(self, now_ms: int) -> int:
         """Unasked txs we still check before the peer is slowed."""
-        return max(0, self.slow_at - self.level(now_ms)) // TX_UNASKED_POINTS
+        return max(0, self.slow_at - self.level(now_ms)) // self.unasked_points
 
     def over(self, level: int) -> bool:
         """Whether ``level`` means disconnecting the peer."""

@@ -34,7 +34,7 @@ def test_small_steps_are_not_rounded_away() -> None:
 
 
 def test_allowance_is_what_is_left_before_slowing() -> None:
-    b = RelayBudget(drain_per_s=10, slow_at=100, drop_at=400)
+    b = RelayBudget(drain_per_s=10, slow_at=100, drop_at=400, unasked_points=1)
     assert b.allowance(0) == 100
     b.charge(70, 0)
     assert b.allowance(0) == 30
@@ -55,3 +55,13 @@ def test_a_clock_that_steps_back_drains_nothing() -> None:
     assert b.level(4_000) == 50
     assert b.level(5_000) == 50
     assert b.level(6_000) == 40
+
+
+def test_unasked_txs_weigh_more_than_refused_ones() -> None:
+    b = RelayBudget(drain_per_s=10, slow_at=100, drop_at=400, unasked_points=4)
+    assert b.allowance(0) == 25  # 100 points of room, 4 a tx
+    assert b.charge_unasked(25, 0) == 100
+    assert not b.slowed(0) and b.allowance(0) == 0
+    assert b.charge(1, 0) == 101 and b.slowed(0)
+    # A frame of unasked txs past the drop mark is over by itself.
+    assert RelayBudget().over(RelayBudget().charge_unasked(2_000, 0))
