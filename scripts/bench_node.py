@@ -26,6 +26,14 @@ What it measures (in this order; the table is printed in the numbered order):
 4. RPC latency: p50/p99 of sequential ``node.info`` and ``account.get`` calls
    over one keep-alive connection on that same node (so its mempool holds the
    20,000 txs), with the miner idle and then running on a hard target.
+5. Full mempool (``benchkit/node/fullpool.py``; ``--skip-full-pool`` leaves
+   it out): a node whose pool holds exactly ``--fp-senders`` x ``--fp-nonces``
+   txs. Ingest of that many txs into the empty pool (the baseline), then as
+   many paying more (each evicts one) and as many paying less (each refused),
+   same batch and connections; the full-pool rates as a share of the empty
+   one. Then ``node.info`` p50/p99 on the full pool, quiet and while a
+   scripted P2P peer sends 6,000 fee-0 txs in three ``txs`` frames over and
+   over, dialling again whenever the node drops it.
 
 The machine must be otherwise idle for the figures to mean anything: the run
 first waits (up to ``--wait-quiet`` seconds) for other processes to go quiet,
@@ -50,6 +58,7 @@ from benchkit.cpu import Phases, print_phase_load
 from benchkit.guard import progress
 from benchkit.node.baseline import bench_baseline
 from benchkit.node.connect import bench_block_connect
+from benchkit.node.fullpool import bench_full_pool, fullpool_keys
 from benchkit.node.ingest import ingest_sweep, submit_all
 from benchkit.node.latency import bench_latency
 from benchkit.node.txs import bench_genesis, key_for, nonce_major, sign_grid
@@ -75,6 +84,8 @@ HARD_TARGET = "0000000f" + "ff" * 28
 TARGET_INGEST_RATIO = 0.6
 TARGET_WARM_SPEEDUP = 5.0
 TARGET_P99_RATIO = 2.0
+TARGET_FULL_POOL_RATIO = 0.5
+TARGET_FLOOD_P99_MS = 100.0
 
 
 # --- the run -----------------------------------------------------------------------
@@ -85,6 +96,7 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
     phase = Phases(monitor)
     senders, nonces = args.senders, args.nonces
     keys = [key_for("sender", i) for i in range(senders)]
+    fp_keys = fullpool_keys(0 if args.skip_full_pool else args.fp_senders)
     progress(f"signing {senders * nonces:,} ingest transfers ({senders} senders x {nonces})")
     t0 = time.perf_counter()
     grid = sign_grid(keys, nonces, INGEST_CHAIN)
@@ -105,7 +117,11 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
     genesis = write_genesis(
         workdir / "genesis.json",
         bench_genesis(
-            INGEST_CHAIN, keys, target=args.target, dev=False, timestamp=int(time.time())
+            INGEST_CHAIN,
+            keys + fp_keys.all,
+            target=args.target,
+            dev=False,
+            timestamp=int(time.time()),
         ),
     )
     ingest: dict[str, Any] = {"txs": len(all_txs), "senders": senders, "nonces": nonces}
@@ -169,6 +185,22 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
         progress("stopping the node")
     results["node_exit_code"] = node.exit_code
 
+    # 5. a full mempool, on a node of its own
+    if not args.skip_full_pool:
+        fp = bench_full_pool(
+            workdir,
+            genesis,
+            fp_keys,
+            chain_id=INGEST_CHAIN,
+            nonces=args.fp_nonces,
+            batch=batch,
+            connections=connections,
+            latency_calls=args.fp_latency_calls,
+            phase=phase,
+        )
+        results["full_pool"] = fp
+        results.setdefault("problems", []).extend(fp.pop("problems"))
+
 
 # --- output ------------------------------------------------------------------------
 
@@ -184,6 +216,13 @@ def targets(results: dict[str, Any]) -> Targets:
     lat = results.get("rpc_latency", {})
     if "p99_ratio_worst" in lat:
         out["p99_ratio"] = target(lat["p99_ratio_worst"], TARGET_P99_RATIO, at_most=True)
+    fp = results.get("full_pool", {})
+    if "admitted_ratio" in fp:
+        out["full_pool_ratio"] = target(fp["admitted_ratio"], TARGET_FULL_POOL_RATIO)
+    if "latency_flood" in fp:
+        out["flood_p99_ms"] = target(
+            fp["latency_flood"]["p99_ms"], TARGET_FLOOD_P99_MS, at_most=True
+        )
     return out
 
 
@@ -270,6 +309,39 @@ def print_table(results: dict[str, Any]) -> None:
             ("4 worst p99 running/idle", f"{lat['p99_ratio_worst']:.2f}", *met("p99_ratio"))
         )
 
+    fp = results.get("full_pool", {})
+    if "admitted_ratio" in fp:
+        n = f"{fp['txs_per_set']:,} txs, {fp['senders_per_set']:,} senders"
+        for name, label in (
+            ("empty", "into the empty pool (baseline)"),
+            ("full_admitted", "into the full pool, each evicting one"),
+            ("full_refused", "into the full pool, each refused"),
+        ):
+            rows.append((f"5 ingest {n}, {label}", f"{fp[name]['tx_per_s']:,.0f} tx/s", "", ""))
+        rows.append(
+            ("5 full (admitted) / empty", f"{fp['admitted_ratio']:.2f}", *met("full_pool_ratio"))
+        )
+        rows.append(("5 full (refused) / empty", f"{fp['refused_ratio']:.2f}", "", ""))
+    if "latency_flood" in fp:
+        for key, label in (("latency_quiet", "quiet"), ("latency_flood", "under a fee-0 flood")):
+            s = fp[key]
+            rows.append(
+                (
+                    f"5 node.info, full pool, {label}: p50 / p99 (max)",
+                    f"{s['p50_ms']:.2f} / {s['p99_ms']:.2f} ms ({s['max_ms']:.0f})",
+                    *(met("flood_p99_ms") if key == "latency_flood" else ("", "")),
+                )
+            )
+        f = fp["flood"]
+        rows.append(
+            (
+                "5 flood: connections / dropped by the node",
+                f"{f['connections']} / {f['dropped_by_node']}",
+                "",
+                "",
+            )
+        )
+
     env = results["env"]
     print_figures(
         f"powernode node benchmark: {env['cpus']} CPUs, Python {env['python']}, "
@@ -289,7 +361,7 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = bench_parser(__doc__, budget=175.0)
+    ap = bench_parser(__doc__, budget=300.0)
     ap.add_argument("--senders", type=int, default=200)
     ap.add_argument("--nonces", type=int, default=100)
     ap.add_argument("--sigs", type=int, default=4000, help="signatures for the baseline")
@@ -301,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-calls", type=int, default=2000)
     ap.add_argument("--settle", type=float, default=0.5, help="s after miner.start")
     ap.add_argument("--target", default=HARD_TARGET, help="PoW target of the ingest chain")
+    ap.add_argument("--skip-full-pool", action="store_true", help="leave out phase 5")
+    ap.add_argument("--fp-senders", type=int, default=5000, help="phase 5: senders per tx set")
+    ap.add_argument("--fp-nonces", type=int, default=2, help="phase 5: txs per sender")
+    ap.add_argument("--fp-latency-calls", type=int, default=1000)
     args = parse_args(ap, argv)
     if args.nonces > 256:
         ap.error("--nonces above the node's max_per_sender (256)")

@@ -17,7 +17,7 @@ import msgpack
 
 from powernode.chain.chain import Chain, ChainUpdate, VerifyBatch
 from powernode.chain.index import IndexEntry
-from powernode.chain.mempool import Mempool
+from powernode.chain.mempool import Mempool, fee_rate
 from powernode.chain.sigcache import SigCache, verify_serial
 from powernode.chain.store import BlockStore
 from powernode.chain.templates import Templates
@@ -26,6 +26,7 @@ from powernode.core.block import Block
 from powernode.core.errors import (
     AlreadyKnown,
     InsufficientFunds,
+    MempoolFull,
     NonceTooHigh,
     NotFound,
     PowernodeError,
@@ -46,6 +47,9 @@ log = logging.getLogger("powernode.ledger")
 # percent, so a peer cannot churn the pool for free.
 REPLACE_BUMP_PCT = 10
 DROPPED_KEPT = 10_000  # reasons kept for txs dropped unmined
+# The pool's fee floor decays with a half-life of this many block times:
+# Bitcoin Core's 12 hours are 72 of its 10-minute blocks.
+MIN_FEE_HALFLIFE_BLOCKS = 72
 
 
 class Checked(NamedTuple):
@@ -86,7 +90,11 @@ class Ledger:
             verify_batch=verify_batch,
             decode_tx=self.decoder.decode,
         )
-        self.mempool = Mempool(max_bytes=mempool_bytes, max_per_sender=max_per_sender)
+        self.mempool = Mempool(
+            max_bytes=mempool_bytes,
+            max_per_sender=max_per_sender,
+            min_fee_halflife=MIN_FEE_HALFLIFE_BLOCKS * params.block_time,
+        )
         self.verify_batch = verify_batch
         # Bumped whenever the tip moves: a Checked from an older epoch must be
         # checked again in full.
@@ -128,26 +136,47 @@ class Ledger:
         self._admit_ctx = (tip, now, ctx)
         return ctx
 
-    def check_tx(self, tx: Transaction, *, now: int) -> Checked:
-        """Every admission rule but the signature, against the tip state."""
+    def check_tx(self, tx: Transaction, *, now: int, limits: bool = True) -> Checked:
+        """Every admission rule but the signature, against the tip state.
+        ``limits=False`` (txs the node had already taken, coming back after a
+        reorg or a restart) skips the pool's fee floor; a full pool still
+        decides in ``add``."""
+        return self._check(tx, now, limits=limits, predict_full=limits)
+
+    def _check(self, tx: Transaction, now: int, *, limits: bool, predict_full: bool) -> Checked:
         if tx.txid in self.mempool.by_id:
             raise AlreadyKnown("tx is already in the mempool")
         env = check_envelope(self.chain.state, self.params, tx, queued=True)
-        self._check_against_pool(tx, env.cost, env.account)
+        self._check_against_pool(
+            tx, env.cost, env.account, now=now, limits=limits, predict_full=predict_full
+        )
         precheck = env.handler.precheck
         if precheck is not None:
             precheck(StateView(self.chain.state), self._admission_context(now), tx, env.payload)
         return _new_checked((tx, env.sender, env.cost, self._epoch, env.account))
 
-    def _check_against_pool(self, tx: Transaction, cost: int, acct: Account) -> None:
+    def _check_against_pool(
+        self,
+        tx: Transaction,
+        cost: int,
+        acct: Account,
+        *,
+        now: int,
+        limits: bool,
+        predict_full: bool,
+    ) -> None:
         """The pool's rules, on top of the envelope's: the nonce window,
-        replacement, and the cost with the sender's pending txs."""
+        replacement, the cost with the sender's pending txs, and (with
+        ``limits``) the fee floor. With ``predict_full``, a tx the full pool
+        would refuse as its cheapest is refused here already: the caller has
+        not checked its signature yet, and need not."""
+        pool = self.mempool
         sender = tx.sender_address
-        if tx.nonce >= acct.nonce + self.mempool.max_per_sender:
+        if tx.nonce >= acct.nonce + pool.max_per_sender:
             raise NonceTooHigh(
-                f"nonce {tx.nonce} is more than {self.mempool.max_per_sender} ahead of account nonce {acct.nonce}"
+                f"nonce {tx.nonce} is more than {pool.max_per_sender} ahead of account nonce {acct.nonce}"
             )
-        old, pending = self.mempool.slot(sender, tx.nonce)
+        old, pending = pool.slot(sender, tx.nonce)
         if old is not None and (
             tx.fee <= old.tx.fee or tx.fee * 100 < old.tx.fee * (100 + REPLACE_BUMP_PCT)
         ):
@@ -157,30 +186,43 @@ class Ledger:
         needed = pending + cost
         if acct.balance < needed:
             raise InsufficientFunds(f"balance {acct.balance} < {needed} needed with pending txs")
+        if not limits:
+            return
+        floor = pool.min_fee_rate(now)
+        if floor and fee_rate(tx) < floor:
+            raise MempoolFull(
+                f"fee rate {fee_rate(tx)} per 1000 bytes is below the mempool's minimum {floor} "
+                "(it rose when the full pool turned txs away)"
+            )
+        if predict_full and pool.refuses(tx, sender):
+            raise MempoolFull("mempool is full and this tx pays too little to displace any other")
 
-    def add_checked(self, checked: Checked, *, now: int) -> bytes:
+    def add_checked(self, checked: Checked, *, now: int, limits: bool = True) -> bytes:
         """Admit a tx whose signature the caller has verified. The pool may have
         moved while it was verified, so the pool rules run again; if the tip
-        moved too, every rule does."""
+        moved too, every rule does. Whether a full pool takes it is left to
+        the pool's ``add``, which raises the fee floor if it refuses."""
         tx = checked.tx
         self.sigcache.add(tx.txid)
         if checked.epoch != self._epoch:
-            checked = self.check_tx(tx, now=now)
+            checked = self._check(tx, now, limits=limits, predict_full=False)
         else:
             if tx.txid in self.mempool.by_id:
                 raise AlreadyKnown("tx is already in the mempool")
-            self._check_against_pool(tx, checked.cost, checked.account)
+            self._check_against_pool(
+                tx, checked.cost, checked.account, now=now, limits=limits, predict_full=False
+            )
         evicted = self.mempool.add(tx, checked.sender, checked.cost)
         self.dropped.pop(tx.txid, None)
         if evicted:
             emit(log, "mempool.evicted", txs=len(evicted), size=len(self.mempool))
         return tx.txid
 
-    def submit_tx(self, tx: Transaction, *, now: int) -> bytes:
+    def submit_tx(self, tx: Transaction, *, now: int, limits: bool = True) -> bytes:
         """Check, verify (serially, skipping cached signatures) and admit."""
-        checked = self.check_tx(tx, now=now)
+        checked = self.check_tx(tx, now=now, limits=limits)
         self.sigcache.verify_all([tx], self.verify_batch)
-        return self.add_checked(checked, now=now)
+        return self.add_checked(checked, now=now, limits=limits)
 
     def tx_status(self, txid: bytes) -> dict[str, Any]:
         if txid in self.mempool:
@@ -223,6 +265,8 @@ class Ledger:
 
     def _sync_mempool(self, update: ChainUpdate, now: int) -> None:
         pool = self.mempool
+        if update.connected:
+            pool.block_connected(now)  # the fee floor may start to decay
         if not update.disconnected:
             # Every tx of a connected block used its sender's nonce, so
             # dropping each sender's entries below the new account nonce
@@ -263,7 +307,9 @@ class Ledger:
         ok = 0
         for tx in txs:
             try:
-                self.submit_tx(tx, now=now)
+                # The node had taken these already: the fee floor that rose
+                # since must not drop them (Core's bypass_limits on a reorg).
+                self.submit_tx(tx, now=now, limits=False)
                 ok += 1
             except AlreadyKnown:
                 continue

@@ -373,6 +373,16 @@ class Flood(ProtocolError):
     code = "flood"
 
 
+class TxFlood(ProtocolError):
+    """Too many of the peer's txs came unasked or were refused for their fee
+    (``mempool_full``, ``fee_too_low``, ``replacement_underpriced``): the
+    peer was slowed, kept on, and is disconnected. Not banned: an honest
+    node whose pool takes cheaper txs than ours relays such txs too."""
+
+    code = "tx_flood"
+    bans_peer = False
+
+
 class BadHeaders(ProtocolError):
     """A ``headers`` batch whose headers do not link one to the next."""
 

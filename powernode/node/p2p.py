@@ -12,7 +12,9 @@ through its narrow interface (``NodeApi``, api.py).
   ``max_blocks_in_flight`` at a time per peer, and connected in order.
 - Misbehaviour (bad PoW, bad signature, malformed or oversize frames, floods)
   disconnects and bans the peer for ``ban_seconds``; a slow or lagging peer
-  is never banned, its requests simply go elsewhere.
+  is never banned, its requests simply go elsewhere. A peer over its tx
+  relay budget (unasked txs, txs refused for their fee: see p2p_gossip.py)
+  is slowed, then disconnected without a ban.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class P2P:
             self._sync,
             max_blocks_served=config.max_blocks_in_flight * 4,
             spawn=self._spawn,
-            punish=self.misbehaved,
+            punish=self._punish,
         )
 
     # --- lifecycle ----------------------------------------------------------
@@ -273,6 +275,7 @@ class P2P:
         except (ConnectionError, aiohttp.ClientError) as exc:
             reason = type(exc).__name__
         finally:
+            reason = peer.close_reason or reason
             if self.peers.pop(peer.id, None) is not None:
                 self._sync.peer_gone(peer)
                 emit(log, "peer.disconnected", peer=peer.key, direction=direction, reason=reason)
@@ -315,6 +318,14 @@ class P2P:
         else:
             emit(log, "peer.dropped", peer=peer.key, reason=exc.code, msg=exc.message)
         return exc.code
+
+    def _punish(self, peer: Peer, exc: ProtocolError) -> None:
+        """For gossip's tasks, which are not the peer's reader: disconnect
+        ``peer`` (a ban closes it; anything else is closed here), banning it
+        if ``exc`` says so."""
+        peer.close_reason = self.misbehaved(peer, exc)
+        if not exc.bans_peer:
+            self._spawn(peer.close(), f"close-{peer.id}")
 
     # --- address exchange ---------------------------------------------------
 

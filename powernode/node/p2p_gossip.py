@@ -7,6 +7,12 @@ PoW, a malformed object) raises a ProtocolError, which makes P2P disconnect
 and ban the peer; data that is only stale or early (a spent nonce, a block
 from the near future) is dropped without blame.
 
+Txs cost the receiver work (a decode, the admission checks, a signature)
+whether or not they get in, so each peer has a tx relay budget
+(``RelayBudget``, peer.py): txs it sends unasked, and txs refused for their
+fee, are blamed on it; a peer over budget is slowed (asked for nothing, its
+unasked txs dropped unchecked) and then disconnected, never banned.
+
 Gossip sees the node through ``NodeApi`` and the peers through P2P's table;
 it starts tasks and punishes peers through the callbacks P2P gives it.
 """
@@ -14,26 +20,32 @@ it starts tasks and punishes peers through the callbacks P2P gives it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from itertools import islice
 
 from powernode.chain.chain import ChainUpdate
 from powernode.core.block import decode_block, decode_header
 from powernode.core.errors import (
+    FeeTooLow,
     Flood,
     InvalidBlock,
     Malformed,
+    MempoolFull,
     PowernodeError,
     ProtocolError,
+    ReplacementUnderpriced,
     TimeTooNew,
+    TxFlood,
     proves_misbehaviour,
 )
 from powernode.core.tx import Transaction
 from powernode.logkit import emit
 from powernode.node.api import NodeApi, Spawn
 from powernode.node.p2p_sync import Sync
-from powernode.node.peer import KnownSet, Peer
+from powernode.node.peer import KnownSet, Peer, now_ms
 from powernode.protocol.messages import (
     MAX_INV,
     MAX_TXS,
@@ -57,12 +69,23 @@ CONFIRMED_KEPT = 200_000
 MAX_TX_BACKLOG = 20_000
 # A tx asked of one peer is not asked of another announcer for this long.
 ASK_TIMEOUT_S = 5.0
+# Txs asked of one peer and not yet sent, remembered (the oldest forgotten
+# first): a peer that never answers cannot grow the record without bound.
+MAX_ASKED_PER_PEER = 4 * MAX_TX_BACKLOG
+# Refusals that blame the peer that relayed the tx: it pays too little for
+# this pool. (A stale nonce, a tx already known, and the like are races any
+# honest peer loses now and then, and cost it nothing.)
+FEE_REFUSALS = (MempoolFull, FeeTooLow, ReplacementUnderpriced)
 # Bytes of txs per ``txs`` answer frame.
 TXS_FRAME_BYTES = 1 << 20
 # Tx announcements wait this long and go out together, one ``inv`` per peer
 # (as Bitcoin Core trickles them): fewer frames, and a tx the peer announced
 # to us meanwhile is not announced back.
 INV_DELAY_S = 0.05
+
+
+def _tx_flood(level: int) -> TxFlood:
+    return TxFlood(f"{level} blame points for txs sent unasked or refused for their fee")
 
 
 class Gossip:
@@ -105,6 +128,8 @@ class Gossip:
         if isinstance(msg, Inv):
             if msg.kind == "tx":
                 peer.known_txs.update(msg.hashes)
+                if peer.relay.slowed(now_ms()):
+                    return  # a slowed peer is asked for nothing; others may be
                 # In-memory checks only: an inv costs the peer nothing, so it
                 # must cost us little (no store lookups per announced hash).
                 now = time.monotonic()
@@ -123,6 +148,11 @@ class Gossip:
                         asked[h] = now
                     if len(asked) > 4 * MAX_TX_BACKLOG:
                         self._asked = {h: t for h, t in asked.items() if now - t < ASK_TIMEOUT_S}
+                    mine = peer.asked_txs
+                    mine.update(dict.fromkeys(want))
+                    if len(mine) > MAX_ASKED_PER_PEER:
+                        for h in list(islice(mine, len(mine) - MAX_ASKED_PER_PEER // 2)):
+                            del mine[h]
                     peer.send(GetData("tx", want))
             else:
                 peer.known_blocks.update(msg.hashes)
@@ -149,6 +179,7 @@ class Gossip:
                 peer.in_flight.pop(h, None)
                 if msg.kind == "tx":
                     self._asked.pop(h, None)
+                    peer.asked_txs.pop(h, None)
 
     def _serve(self, peer: Peer, msg: GetData) -> None:
         missing = []
@@ -185,10 +216,33 @@ class Gossip:
     def _on_txs(self, peer: Peer, raws: list[bytes]) -> None:
         """Queue received txs; one task per peer checks them in batches, so
         the peer's reader goes on reading while signatures are verified, and
-        a burst costs one trip to the verifier workers, not one per tx."""
+        a burst costs one trip to the verifier workers, not one per tx.
+
+        Txs we did not ask this peer for are blamed on it (its relay budget)
+        before anything else is spent on them: beyond its allowance they are
+        dropped undecoded, and a peer over its budget is disconnected."""
+        t = now_ms()
+        mine = peer.asked_txs
+        allowance = peer.relay.allowance(t)
+        keep: list[bytes] = []
+        unasked = 0
+        for raw in raws:
+            # A tx's id is the hash of its bytes: known before decoding.
+            h = hashlib.sha256(raw).digest()
+            if h in mine:
+                del mine[h]
+                keep.append(raw)
+            else:
+                unasked += 1
+                if unasked <= allowance:
+                    keep.append(raw)
+        if unasked:
+            level = peer.relay.charge_unasked(unasked, t)
+            if peer.relay.over(level):
+                raise _tx_flood(level)
         txs = []
         checking = self._checking
-        for raw in raws:
+        for raw in keep:
             try:
                 tx = self.node.decode_tx(raw)
             except PowernodeError as exc:
@@ -221,16 +275,25 @@ class Gossip:
                     results = await self.node.submit_and_relay(batch, source=peer.id)
                 finally:
                     checking.difference_update(tx.txid for tx in batch)
+                cheap = 0
                 for tx, (_, err) in zip(batch, results, strict=True):
                     if err is None:
                         continue
                     self.recent_rejects.add(tx.txid)
-                    if proves_misbehaviour(err) and not blamed:
+                    if isinstance(err, FEE_REFUSALS):
+                        cheap += 1
+                    elif proves_misbehaviour(err) and not blamed:
                         blamed = True
                         self._punish(
                             peer,
                             ProtocolError(f"invalid tx: {err.code}: {err.message}", code=err.code),
                         )
+                if cheap and not blamed:
+                    level = peer.relay.charge(cheap, now_ms())
+                    # Still connected: its reader may have dropped it meanwhile.
+                    if peer.relay.over(level) and peer.id in self.peers:
+                        blamed = True
+                        self._punish(peer, _tx_flood(level))
                 # After a ban the rest of what the peer sent is still checked,
                 # as any tx is: other peers' copies of those txs were skipped
                 # while this one's were waiting, and they will not offer them

@@ -56,6 +56,77 @@ class KnownSet:
         return h in self._young or h in self._old
 
 
+# Per-peer tx relay budget (RelayBudget): blame points drain at this rate;
+# past SLOW_AT the peer is slowed, past DROP_AT disconnected.
+TX_BLAME_DRAIN_PER_S = 50
+TX_SLOW_AT = 1_000
+TX_DROP_AT = 4_000
+# Points for a tx sent unasked (a tx refused for its fee costs 1): honest
+# peers send txs only when asked, and an unasked tx costs us a decode and a
+# check we did not choose to spend. So one full ``txs`` frame of them (2,000)
+# is past the drop mark at once, and is not even decoded.
+TX_UNASKED_POINTS = 4
+
+
+class RelayBudget:
+    """How much more tx work a peer may cost us for nothing, as blame points.
+
+    ``TX_UNASKED_POINTS`` for each tx the peer sent unasked (honest nodes
+    send a tx only when asked: ``getdata``), one for each tx refused for its
+    fee (``mempool_full``, ``fee_too_low``, ``replacement_underpriced``). Points
+    drain at ``drain_per_s``, so an honest peer relaying a few refused txs
+    now and then never gets far. Past ``slow_at`` the peer is slowed: it is
+    asked for no txs, and what it sends unasked is dropped unchecked; past
+    ``drop_at`` it is disconnected (``tx_flood``). Counted in thousandths of
+    a point against integer milliseconds (as protocol/peer.py's bucket), so
+    a drain over a few ms is not rounded away."""
+
+    __slots__ = ("drain_per_s", "drop_at", "milli", "slow_at", "stamp_ms", "unasked_points")
+
+    def __init__(
+        self,
+        *,
+        drain_per_s: int = TX_BLAME_DRAIN_PER_S,
+        slow_at: int = TX_SLOW_AT,
+        drop_at: int = TX_DROP_AT,
+        unasked_points: int = TX_UNASKED_POINTS,
+    ) -> None:
+        self.drain_per_s = drain_per_s
+        self.slow_at = slow_at
+        self.drop_at = drop_at
+        self.unasked_points = unasked_points
+        self.milli = 0
+        self.stamp_ms: int | None = None
+
+    def level(self, now_ms: int) -> int:
+        """Blame points now (rounded up: a part point still counts)."""
+        if self.stamp_ms is not None and now_ms > self.stamp_ms:
+            self.milli = max(0, self.milli - (now_ms - self.stamp_ms) * self.drain_per_s)
+        self.stamp_ms = now_ms if self.stamp_ms is None else max(self.stamp_ms, now_ms)
+        return -(-self.milli // 1000)
+
+    def charge(self, points: int, now_ms: int) -> int:
+        """Add ``points`` of blame; returns the level after."""
+        self.level(now_ms)
+        self.milli += points * 1000
+        return -(-self.milli // 1000)
+
+    def charge_unasked(self, txs: int, now_ms: int) -> int:
+        """Blame ``txs`` txs sent unasked; returns the level after."""
+        return self.charge(txs * self.unasked_points, now_ms)
+
+    def slowed(self, now_ms: int) -> bool:
+        return self.level(now_ms) > self.slow_at
+
+    def allowance(self, now_ms: int) -> int:
+        """Unasked txs we still check before the peer is slowed."""
+        return max(0, self.slow_at - self.level(now_ms)) // self.unasked_points
+
+    def over(self, level: int) -> bool:
+        """Whether ``level`` means disconnecting the peer."""
+        return level > self.drop_at
+
+
 @dataclass(eq=False)
 class Peer:
     ws: WebSocket
@@ -71,6 +142,14 @@ class Peer:
     to_fetch: dict[bytes, None] = field(default_factory=dict)
     # Header batches that connected to nothing we know (a spam signal).
     unconnecting: int = 0
+    # Txs we asked this peer for and it has not sent (a dict as an ordered
+    # set, oldest first): a tx not in here came unasked.
+    asked_txs: dict[bytes, None] = field(default_factory=dict)
+    # Blame for unasked and fee-refused txs (see RelayBudget).
+    relay: RelayBudget = field(default_factory=RelayBudget)
+    # Why we are closing it, when the close comes from elsewhere than its
+    # reader (a gossip task); logged as the disconnect's reason.
+    close_reason: str = ""
     # Set at the handshake (by P2P): what a ban of this peer is keyed on.
     ban_key: str = ""
     height: int = 0

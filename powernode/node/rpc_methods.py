@@ -10,6 +10,7 @@ micro-units.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -181,6 +182,9 @@ def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str,
             "max_bytes": pool.max_bytes,
             "senders": len(pool.by_sender),
             "max_per_sender": pool.max_per_sender,
+            # The fee per 1000 bytes a tx must pay to enter now (0: any fee
+            # the chain allows); it rises when a full pool turns txs away.
+            "min_fee_rate": pool.min_fee_rate(int(time.time())),
         }
 
     async def block_submit(p: Params) -> Any:

@@ -25,6 +25,7 @@ from powernode.core.errors import (
     PowernodeError,
     ProtocolError,
     TimeTooNew,
+    TxFlood,
     UnconnectingHeaders,
     WrongNetwork,
     all_codes,
@@ -83,6 +84,7 @@ def test_the_readme_parser_sees_groups_and_skips_notes() -> None:
         (WrongNetwork, "wrong_network", ProtocolError),
         (BadHeaders, "bad_headers", ProtocolError),
         (UnconnectingHeaders, "unconnecting_headers", ProtocolError),
+        (TxFlood, "tx_flood", ProtocolError),
     ],
 )
 def test_each_code_is_a_class_of_the_tree(
@@ -108,7 +110,9 @@ def test_which_codes_ban_a_peer() -> None:
     banning = {c for c, cls in codes.items() if cls.bans_peer}
     protocol = {c for c, cls in codes.items() if issubclass(cls, ProtocolError)}
     assert banning - protocol == BANNING
-    assert protocol - banning == {"wrong_network"}
+    # Another network is not misbehaviour; a tx flood is disconnected, not
+    # banned (an honest node with a lower fee floor relays cheap txs too).
+    assert protocol - banning == {"wrong_network", "tx_flood"}
     # Stale or early data, the node's own faults and RPC mistakes never ban.
     for code in ("nonce_too_low", "time_too_new", "internal_error", "invalid_params", "error"):
         assert not codes[code].bans_peer, code
