@@ -50,6 +50,12 @@ verify_processes = 2    # signature-check worker processes
 host = "127.0.0.1"
 port = {rpc_port}
 # token = ""            # fixed token instead of the per-start .cookie
+# Bounds on one request (README, "Request bounds"): what a client can make the node hold.
+max_request_bytes = 67108864   # body; longer is refused (HTTP 413)
+batch_limit = 1000             # calls in one batch
+max_response_bytes = 26214400  # a batch's answer; no call runs once past it
+max_depth = 64                 # nesting of the request's JSON
+max_values = 100000            # JSON values, keys included
 
 [mining]
 enabled = {str(mining).lower()}

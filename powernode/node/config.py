@@ -23,7 +23,20 @@ class RpcConfig:
     port: int = DEFAULT_RPC_PORT
     # A fixed token instead of the per-start cookie (optional).
     token: str = ""
+    # What one request may make the node hold (README, "Request bounds";
+    # node/rpc.py). A block.submit of the largest block is 16 MiB of hex.
     max_request_bytes: int = 64 * 1024 * 1024
+    # Calls in one batch (geth's BatchRequestLimit).
+    batch_limit: int = 1000
+    # A batch's answer: no call runs once it is past this (geth's
+    # BatchResponseMaxSize).
+    max_response_bytes: int = 25 * 1024 * 1024
+    # Nesting of the request's JSON: the methods take flat params, so a
+    # batch of calls nests 3 deep.
+    max_depth: int = 64
+    # JSON values (keys included) in one request: a batch of 1000 tx.submit
+    # calls counts 11,001. Parsed, a value costs up to ~100 bytes.
+    max_values: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +83,9 @@ class P2pConfig:
     max_frame_bytes: int = 9 * 1024 * 1024
     max_blocks_in_flight: int = 64
 
+
+# [rpc] keys that bound what one request can cost (all positive integers).
+RPC_LIMITS = ("max_request_bytes", "batch_limit", "max_response_bytes", "max_depth", "max_values")
 
 # Old top-level key -> the key that replaced it. An old key still loads, and
 # the node logs one ``config.deprecated`` line for it at start.
@@ -185,6 +201,9 @@ def load_config(datadir: Path) -> NodeConfig:
     cfg = NodeConfig(**top, deprecated=tuple(deprecated))
     if not 1 <= cfg.mining.cpu_percent <= 100:
         raise ConfigError("config [mining] cpu_percent: expected an integer 1..100")
+    for key in RPC_LIMITS:
+        if getattr(cfg.rpc, key) < 1:
+            raise ConfigError(f"config [rpc] {key}: expected a positive integer")
     if cfg.log.format not in ("text", "json"):
         raise ConfigError("config [log] format: expected 'text' or 'json'")
     # Checked here, not left to logging.setLevel, whose ValueError would

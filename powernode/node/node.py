@@ -233,6 +233,10 @@ class Node:
             cookie=cookie,
             token=cfg.rpc.token,
             max_request_bytes=cfg.rpc.max_request_bytes,
+            batch_limit=cfg.rpc.batch_limit,
+            max_response_bytes=cfg.rpc.max_response_bytes,
+            max_depth=cfg.rpc.max_depth,
+            max_values=cfg.rpc.max_values,
         )
         self._stack.push_async_callback(self.rpc.stop)
         try:

@@ -2,7 +2,8 @@
 
 Errors: the standard codes (-32700 parse, -32600 invalid request, -32601
 method not found, -32602 invalid params, -32603 internal) plus -32000 for a
-typed rejection and -32004 for not found; a typed rejection carries
+typed rejection, -32003 for a call not run because its batch's answer was
+full, and -32004 for not found; a typed rejection carries
 ``{"code": <stable code>, "message": ...}`` in ``error.data``.
 
 The JSON-RPC 2.0 rules kept here (tests/integration/test_conformance_jsonrpc.py
@@ -13,6 +14,31 @@ parse error); params, when present, are an array or an object; notifications
 (valid requests without an id) run but get no answer, and a request with
 nothing to answer gets HTTP 204 with an empty body.
 
+Bounds (the ``[rpc]`` config; geth has the batch ones): what one request
+can make the node hold is set by the config, not by the client. The body is
+checked as it arrives (``Scan``), so the first three refuse it before it is
+parsed, most without reading it to its end:
+
+- ``max_request_bytes``: a longer body is -32600 with HTTP 413.
+- ``max_values``: more JSON values (keys included) is -32600. Python objects
+  cost up to ~30 times the JSON bytes they come from (``{}`` is 2 bytes, a
+  dict 64), so the body cap alone let a 64 MiB body take 2 GB.
+- ``max_depth``: deeper nesting is -32700; the parser recurses per level.
+- ``batch_limit``: a longer batch is -32600, answered as one error object
+  with id null (as an empty batch is); none of its calls runs.
+- ``max_response_bytes``: a batch's calls run in order while its answer is
+  below this size (each answer is encoded as it is made, so the running size
+  is known); once past it, no further call runs and each gets -32003
+  ("response too large"), notifications among them dropped unrun. The
+  calls that ran keep their answers, so the client knows which ran. A single
+  call is not capped (its answer is bounded by what the node stores, e.g. a
+  block), as in geth.
+
+A body that is parsed is held as bytes, then as text, then as values, one
+after the other, and the batch answer is sent piece by piece as it is let
+go: peak memory is about twice ``max_request_bytes`` plus
+``max_response_bytes`` (``scripts/bench_rpc_limits.py`` measures it).
+
 Auth as bitcoind: HTTP Basic with user ``__cookie__`` and the secret from
 ``<datadir>/.cookie`` (fresh at every start), or a configured token sent as
 ``Authorization: Bearer <token>``.
@@ -20,6 +46,7 @@ Auth as bitcoind: HTTP Basic with user ``__cookie__`` and the secret from
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -42,7 +69,15 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 REJECTED = -32000
+# An implementation-defined server error (-32000..-32099), geth's code for it.
+RESPONSE_TOO_LARGE = -32003
 NOT_FOUND = -32004
+
+# A batch yields to the event loop when a call has run this long (s) since
+# the last yield, so node.info and other clients are served in between.
+YIELD_AFTER = 0.01
+# A batch's answer is written in pieces of about this size (bytes).
+WRITE_CHUNK = 256 * 1024
 
 Params = dict[str, Any]
 Method = Callable[[Params], Awaitable[Any]]
@@ -61,6 +96,155 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+class Refused(Exception):
+    """A request turned away whole, with the JSON-RPC error that says why."""
+
+    def __init__(self, code: int, message: str, *, status: int = 200) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status  # HTTP
+
+
+# Every byte but quotes and those that open, close or separate JSON values.
+_NOT_SYNTAX = bytes(b for b in range(256) if b not in b'"[]{},:')
+# Depth does not care which kind of bracket: both become [ and ].
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+def _too_many(max_values: int) -> Refused:
+    return Refused(INVALID_REQUEST, f"request too large: more than {max_values} JSON values")
+
+
+class Scan:
+    """Checks a request body piece by piece as it arrives, before it is
+    parsed: ``feed`` refuses it once it holds more than ``max_values`` JSON
+    values (keys included) or is not UTF-8, ``finish`` if it nests deeper
+    than ``max_depth``. Python objects cost up to ~30 times the JSON bytes
+    they come from (``{}`` is 2 bytes, a dict 64), so this is what bounds
+    the parse; a body refused here is not even read to its end.
+
+    Only bytes outside strings count, and every step is a C loop over the
+    piece (no recursion, no Python object per byte): escaped backslashes and
+    then escaped quotes are deleted, left to right as a JSON parser reads
+    escapes, so every quote left delimits a string; then every byte but
+    quotes, commas, colons and brackets; the pieces between quotes,
+    alternately outside and inside a string, give the structure. Every value but the first follows a comma, a colon
+    or an opener, which bounds the values (a string is one too). Depth:
+    the running count of openers minus closers at the end of each piece,
+    and at the end how many times the innermost pairs ``[]`` of the
+    brackets can be deleted before none are left.
+
+    Text that is not JSON may pass or be refused here; ``json.loads`` then
+    finds its error. What matters is the direction that could hurt: up to
+    where it fails, an invalid text splits into strings exactly as here, so
+    ``json.loads`` never nests deeper, nor makes more values, than allowed.
+    """
+
+    def __init__(self, *, max_values: int, max_depth: int) -> None:
+        self.max_values = max_values
+        self.max_depth = max_depth
+        self.values = 1
+        self.quotes = 0
+        self.depth = 0  # openers minus closers so far
+        self.in_string = False
+        self.head = b""  # the first bytes, which tell the encoding
+        self.carry = b""  # a backslash whose escaped byte is in the next piece
+        # Every bracket outside strings as [ or ]: at most one per value and
+        # one closer each, so up to 2 * max_values bytes.
+        self.brackets = bytearray()
+
+    def feed(self, piece: bytes) -> None:
+        if len(self.head) < 4:
+            self.head += piece[: 4 - len(self.head)]
+            if len(self.head) == 4:
+                self._check_encoding()
+        data = self.carry + piece if self.carry else piece
+        self.carry = b""
+        if b"\\" in data:  # rare in requests, so the common case skips two passes
+            data = data.replace(b"\\\\", b"")
+            # A backslash left at the end escapes the next piece's first byte.
+            if data.endswith(b"\\"):
+                self.carry, data = b"\\", data[:-1]
+            data = data.replace(b'\\"', b"")
+        # Quotes and structure only: what is left of a string is what it
+        # holds of these, mostly nothing.
+        data = data.translate(None, _NOT_SYNTAX)
+        quotes = data.count(b'"')
+        self.quotes += quotes
+        # Every string is a value or a key: refuse before cutting out a huge
+        # number of them (the split costs a Python object each).
+        if self.quotes // 2 > self.max_values:
+            raise _too_many(self.max_values)
+        structure = b"".join(data.split(b'"')[1 if self.in_string else 0 :: 2])
+        del data
+        self.in_string ^= bool(quotes & 1)
+        closers = structure.count(b"]") + structure.count(b"}")
+        opened = structure.count(b"[") + structure.count(b"{")
+        self.depth += opened - closers
+        if self.depth < 0:
+            raise Refused(PARSE_ERROR, "parse error: brackets do not balance")
+        if self.depth > self.max_depth:
+            raise Refused(PARSE_ERROR, f"parse error: nested deeper than {self.max_depth}")
+        self.values += len(structure) - closers
+        if self.values > self.max_values:
+            raise _too_many(self.max_values)
+        self.brackets += structure.translate(_SQUARE, b",:")
+
+    def _check_encoding(self) -> None:
+        # JSON between systems is UTF-8 (RFC 8259); json.loads would also
+        # take UTF-16 and UTF-32, whose bytes this scan cannot read.
+        if json.detect_encoding(self.head) not in ("utf-8", "utf-8-sig"):
+            raise Refused(PARSE_ERROR, "parse error: not UTF-8")
+
+    def finish(self) -> None:
+        if len(self.head) < 4:
+            self._check_encoding()
+        brackets = bytes(self.brackets)
+        self.brackets = bytearray()
+        # A pass deletes every innermost pair, so a balanced text of depth d
+        # is gone after d passes; a pass that deletes nothing means the
+        # brackets do not balance. Each pass is a C loop over at most
+        # 2 * max_values bytes.
+        for _ in range(self.max_depth):
+            if not brackets:
+                return
+            shorter = brackets.replace(b"[]", b"")
+            if len(shorter) == len(brackets):
+                raise Refused(PARSE_ERROR, "parse error: brackets do not balance")
+            brackets = shorter
+        if brackets:
+            raise Refused(PARSE_ERROR, f"parse error: nested deeper than {self.max_depth}")
+
+
+def scan(body: bytes, *, max_values: int, max_depth: int, piece: int = 64 * 1024) -> None:
+    """``Scan`` over all of ``body``, in pieces of ``piece`` bytes."""
+    s = Scan(max_values=max_values, max_depth=max_depth)
+    for i in range(0, len(body), piece):
+        s.feed(body[i : i + piece])
+    s.finish()
+
+
+def decode(body: bytes | bytearray) -> str:
+    """The text of ``body`` as ``json.loads`` would decode it (``Scan``
+    checked that it is UTF-8)."""
+    try:
+        return body.decode(json.detect_encoding(body), "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise Refused(PARSE_ERROR, "parse error: not UTF-8") from exc
+
+
+def loads(text: str) -> Any:
+    """The JSON document in ``text`` (which ``scan`` let through)."""
+    try:
+        # Python's json reads NaN and Infinity, which JSON does not have.
+        return json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: only if max_depth is set above what Python's
+        # parser can nest (about 900 levels).
+        raise Refused(PARSE_ERROR, "parse error") from exc
+
+
 def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
@@ -75,6 +259,25 @@ def error_response(id_: Any, exc: PowernodeError) -> dict[str, Any]:
     return _error(id_, code, exc.message, exc.to_dict())
 
 
+class _Answers:
+    """A batch's answers, each encoded as it is made, so the running size is
+    known (and only bytes are kept, not the result objects)."""
+
+    def __init__(self, calls: int, cap: int | None) -> None:
+        self.parts: list[bytes | None] = [None] * calls
+        self.size = 2  # the brackets around the batch
+        self.cap = cap
+
+    def put(self, i: int, response: dict[str, Any]) -> None:
+        data = json.dumps(response).encode()
+        self.parts[i] = data
+        self.size += len(data) + 2  # and the ", " that joins it
+
+    @property
+    def full(self) -> bool:
+        return self.cap is not None and self.size > self.cap
+
+
 class RpcServer:
     def __init__(
         self,
@@ -84,12 +287,20 @@ class RpcServer:
         cookie: str,
         token: str,
         max_request_bytes: int,
+        batch_limit: int,
+        max_response_bytes: int,
+        max_depth: int,
+        max_values: int,
     ) -> None:
         self.methods = methods
         self.batch_methods = batch_methods
         self._cookie = cookie
         self._token = token
         self.max_request_bytes = max_request_bytes
+        self.batch_limit = batch_limit
+        self.max_response_bytes = max_response_bytes
+        self.max_depth = max_depth
+        self.max_values = max_values
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -127,7 +338,30 @@ class RpcServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def handle(self, request: web.Request) -> web.Response:
+    def _refuse(self, code: int, message: str, status: int = 200) -> web.Response:
+        emit(log, "rpc.refused", logging.DEBUG, code=code, reason=message)
+        return web.json_response(_error(None, code, message), status=status)
+
+    async def _read_body(self, request: web.Request) -> bytearray:
+        """The body, scanned as it arrives (``Scan``): refused (``Refused``)
+        as soon as it is too long or holds too many values, without reading
+        the rest. Read here rather than with ``request.read()``, which keeps
+        a bytes copy of the whole body as long as the request lives: this
+        buffer is dropped once decoded, before the answer is made."""
+        length = request.content_length
+        if length is not None and length > self.max_request_bytes:
+            raise Refused(INVALID_REQUEST, "request too large", status=413)
+        scan = Scan(max_values=self.max_values, max_depth=self.max_depth)
+        body = bytearray()
+        while chunk := await request.content.readany():
+            body += chunk
+            if len(body) > self.max_request_bytes:
+                raise Refused(INVALID_REQUEST, "request too large", status=413)
+            scan.feed(chunk)
+        scan.finish()
+        return body
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
             return web.json_response(
                 _error(None, INVALID_REQUEST, "unauthorized"),
@@ -135,29 +369,43 @@ class RpcServer:
                 headers={"WWW-Authenticate": 'Basic realm="powernode"'},
             )
         try:
-            body = await request.read()
-            # Python's json reads NaN and Infinity, which JSON does not have.
-            doc = json.loads(body, parse_constant=_not_json)
-        except web.HTTPRequestEntityTooLarge:
-            return web.json_response(_error(None, INVALID_REQUEST, "request too large"), status=413)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return web.json_response(_error(None, PARSE_ERROR, "parse error"))
+            body = await self._read_body(request)
+            text = decode(body)
+            del body
+            doc = loads(text)
+            del text
+        except Refused as exc:
+            return self._refuse(exc.code, exc.message, exc.status)
         if isinstance(doc, list):
             if not doc:
-                return web.json_response(_error(None, INVALID_REQUEST, "empty batch"))
-            responses = await self.dispatch_batch(doc)
-            out = [r for r in responses if r is not None]
-            return web.json_response(out) if out else web.Response(status=204)
-        response = (await self.dispatch_batch([doc]))[0]
-        if response is None:
-            return web.Response(status=204)
-        return web.json_response(response)
+                return self._refuse(INVALID_REQUEST, "empty batch")
+            if len(doc) > self.batch_limit:
+                # As geth: the whole batch is refused, none of it runs.
+                return self._refuse(
+                    INVALID_REQUEST,
+                    f"batch too large: {len(doc)} calls, the limit is {self.batch_limit}",
+                )
+            answers = await self.dispatch_batch(doc, max_response_bytes=self.max_response_bytes)
+            del doc
+            out = [a for a in answers if a is not None]
+            del answers
+            if not out:
+                return web.Response(status=204)
+            return await _send_batch(request, out)
+        answer = (await self.dispatch_batch([doc]))[0]
+        return web.Response(status=204) if answer is None else _json_body(answer)
 
-    async def dispatch_batch(self, calls: list[Any]) -> list[dict[str, Any] | None]:
+    async def dispatch_batch(
+        self, calls: list[Any], *, max_response_bytes: int | None = None
+    ) -> list[bytes | None]:
+        """Each call's answer, JSON-encoded, in request order; None for a
+        notification. With ``max_response_bytes``, calls stop being run once
+        the answers so far pass it, and the rest are answered -32003."""
         started = time.perf_counter()
-        out: list[dict[str, Any] | None] = [None] * len(calls)
-        grouped: dict[str, list[tuple[int, Any, Params]]] = {}
-        notifications: list[int] = []
+        answers = _Answers(len(calls), max_response_bytes)
+        grouped: dict[str, list[tuple[int, Any, Params, bool]]] = {}
+        skipped: list[tuple[int, Any, bool]] = []
+        yielded = time.perf_counter()
         for i, call in enumerate(calls):
             if (
                 not isinstance(call, dict)
@@ -168,49 +416,75 @@ class RpcServer:
             ):
                 # The spec: an id that cannot be read is answered as null.
                 id_ = call.get("id") if isinstance(call, dict) else None
-                out[i] = _error(id_ if _valid_id(id_) else None, INVALID_REQUEST, "invalid request")
+                answers.put(
+                    i, _error(id_ if _valid_id(id_) else None, INVALID_REQUEST, "invalid request")
+                )
                 continue
             id_ = call.get("id")
-            if "id" not in call:
-                notifications.append(i)
+            # Notifications (valid calls without an id) run but get no
+            # answer, not even an error; an invalid request is answered.
+            notification = "id" not in call
             params = call.get("params", {})
             if isinstance(params, list):
                 params = {"_args": params}
             name = call["method"]
             if name in self.batch_methods:
-                grouped.setdefault(name, []).append((i, id_, params))
-            elif name in self.methods:
-                out[i] = await self._call_one(name, id_, params)
+                grouped.setdefault(name, []).append((i, id_, params, notification))
+            elif name not in self.methods:
+                if not notification:
+                    answers.put(i, _error(id_, METHOD_NOT_FOUND, f"method not found: {name}"))
+            elif answers.full:
+                skipped.append((i, id_, notification))
             else:
-                out[i] = _error(id_, METHOD_NOT_FOUND, f"method not found: {name}")
+                response = await self._call_one(name, id_, params)
+                if not notification:
+                    answers.put(i, response)
+                yielded = await _yield_if_due(yielded)
         for name, items in grouped.items():
-            try:
-                results = await self.batch_methods[name]([p for _, _, p in items])
-            except Exception:
-                emit(log, "rpc.internal_error", logging.ERROR, method=name)
-                log.exception("rpc.internal_error")
-                for i, id_, _ in items:
-                    out[i] = _error(id_, INTERNAL_ERROR, "internal error")
+            if answers.full:
+                skipped += [(i, id_, notification) for i, id_, _, notification in items]
                 continue
-            for (i, id_, _), (result, err) in zip(items, results, strict=True):
-                out[i] = (
-                    error_response(id_, err)
-                    if err
-                    else {"jsonrpc": "2.0", "id": id_, "result": result}
-                )
-        # Notifications (valid calls without an id) run but get no response;
-        # an invalid request is no notification and is answered.
-        for i in notifications:
-            out[i] = None
+            # A group runs whole (tx.submit checks its signatures together),
+            # so every call in it that ran is answered, even past the cap.
+            for i, response, notification in await self._call_group(name, items):
+                if not notification:
+                    answers.put(i, response)
+            yielded = await _yield_if_due(yielded)
+        for i, id_, notification in skipped:
+            if not notification:
+                answers.put(i, _error(id_, RESPONSE_TOO_LARGE, "response too large"))
         if log.isEnabledFor(logging.DEBUG):
             emit(
                 log,
                 "rpc.batch",
                 logging.DEBUG,
                 calls=len(calls),
+                skipped=len(skipped),
+                bytes=answers.size,
                 ms=(time.perf_counter() - started) * 1000,
             )
-        return out
+        return answers.parts
+
+    async def _call_group(
+        self, name: str, items: list[tuple[int, Any, Params, bool]]
+    ) -> list[tuple[int, dict[str, Any], bool]]:
+        """Every call of one batch method at once: (index, answer, notification)."""
+        try:
+            results = await self.batch_methods[name]([p for _, _, p, _ in items])
+        except Exception:
+            emit(log, "rpc.internal_error", logging.ERROR, method=name)
+            log.exception("rpc.internal_error")
+            return [(i, _error(id_, INTERNAL_ERROR, "internal error"), n) for i, id_, _, n in items]
+        return [
+            (
+                i,
+                error_response(id_, err)
+                if err
+                else {"jsonrpc": "2.0", "id": id_, "result": result},
+                n,
+            )
+            for (i, id_, _, n), (result, err) in zip(items, results, strict=True)
+        ]
 
     async def _call_one(self, name: str, id_: Any, params: Params) -> dict[str, Any]:
         try:
@@ -221,3 +495,44 @@ class RpcServer:
             log.exception("rpc.internal_error method=%s", name)
             return _error(id_, INTERNAL_ERROR, "internal error")
         return {"jsonrpc": "2.0", "id": id_, "result": result}
+
+
+def _json_body(data: bytes) -> web.Response:
+    return web.Response(body=data, content_type="application/json", charset="utf-8")
+
+
+async def _send_batch(request: web.Request, parts: list[bytes]) -> web.StreamResponse:
+    """Send ``[part, part, ...]`` (with the ", " json.dumps puts between
+    list items), letting go of each part once it is written: the answer is
+    never held twice, as joining it into one bytes object would."""
+    resp = web.StreamResponse()
+    resp.content_type = "application/json"
+    resp.charset = "utf-8"
+    resp.content_length = sum(map(len, parts)) + 2 * len(parts)  # "[", "]" and the ", "s
+    await resp.prepare(request)
+    chunk = bytearray(b"[")
+    for i, part in enumerate(parts):
+        parts[i] = b""
+        if i:
+            chunk += b", "
+        chunk += part
+        del part
+        if len(chunk) >= WRITE_CHUNK:
+            await resp.write(chunk)
+            chunk = bytearray()
+    chunk += b"]"
+    await resp.write(chunk)
+    await resp.write_eof()
+    return resp
+
+
+async def _yield_if_due(since: float) -> float:
+    """Let the event loop run other tasks if this one has held it for
+    ``YIELD_AFTER`` s since ``since``; returns when it last yielded. A
+    method may never suspend, so a batch of them would otherwise hold the
+    loop (node.info, other clients, peers) until the batch is done."""
+    now = time.perf_counter()
+    if now - since < YIELD_AFTER:
+        return since
+    await asyncio.sleep(0)
+    return time.perf_counter()

@@ -3,13 +3,20 @@ refused with the key named."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from powernode.core.errors import ConfigError
 from powernode.devnet.datadir import render_config
-from powernode.node.config import DEFAULT_P2P_PORT, DEFAULT_RPC_PORT, NodeConfig, load_config
+from powernode.node.config import (
+    DEFAULT_P2P_PORT,
+    DEFAULT_RPC_PORT,
+    RPC_LIMITS,
+    NodeConfig,
+    load_config,
+)
 
 # What ``powernode init`` writes without port options.
 INIT_PORTS = {"rpc_port": DEFAULT_RPC_PORT, "p2p_port": DEFAULT_P2P_PORT}
@@ -98,3 +105,28 @@ def test_the_example_config_loads_with_current_names(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "configs" / "node.example.toml"
     cfg = load_config(_write(tmp_path / "n", example.read_text()))
     assert cfg.deprecated == () and cfg.verify_processes == 2
+
+
+def test_the_example_config_shows_the_rpc_bounds_at_their_defaults(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "configs" / "node.example.toml"
+    text = example.read_text()
+    for key in RPC_LIMITS:
+        assert re.search(rf"(?m)^{key} = \d+", text), f"the example config has no {key}"
+    assert load_config(_write(tmp_path / "n", text)).rpc == NodeConfig(datadir=tmp_path).rpc
+
+
+@pytest.mark.parametrize("key", RPC_LIMITS)
+@pytest.mark.parametrize("value", ["0", "-5", "true", '"1000"', "1.5"])
+def test_rpc_bounds_must_be_positive_integers(tmp_path: Path, key: str, value: str) -> None:
+    text, n = re.subn(rf"(?m)^{key} = \d+", f"{key} = {value}", render_config(**INIT_PORTS))
+    assert n == 1, f"render_config shows no {key}"
+    with pytest.raises(ConfigError, match=rf"config \[rpc\] {key}: expected"):
+        load_config(_write(tmp_path / "n", text))
+
+
+def test_rpc_bounds_are_read(tmp_path: Path) -> None:
+    text = render_config(**INIT_PORTS)
+    for key in RPC_LIMITS:
+        text = re.sub(rf"(?m)^{key} = \d+", f"{key} = 7", text)
+    rpc = load_config(_write(tmp_path / "n", text)).rpc
+    assert [getattr(rpc, key) for key in RPC_LIMITS] == [7] * len(RPC_LIMITS)
