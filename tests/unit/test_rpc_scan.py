@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from powernode.node.rpc import PARSE_ERROR, Refused, Scan, scan
+from powernode.node.rpc_body import PARSE_ERROR, Refused, Scan, scan
 
 UNLIMITED = 10**9
 
