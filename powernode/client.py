@@ -80,19 +80,27 @@ def endpoint_from_datadir(datadir: Path) -> Endpoint:
 MAX_SMALL_FILE = 64 * 1024
 
 
-def read_text(path: Path, what: str) -> str:
-    """A small text file in the data dir, or a ConfigError naming it: the
-    one way the client reads key, cookie and runtime files, so a directory,
-    an unreadable file or bytes that are not UTF-8 are one clear line."""
+def read_bytes(path: Path, what: str, *, max_bytes: int = MAX_SMALL_FILE) -> bytes:
+    """A file of at most ``max_bytes``, or a ConfigError naming it (``what``
+    says what it is): a missing file, a directory, an unreadable or an
+    oversized one is one clear line, and ``/dev/zero`` ends."""
     try:
         with path.open("rb") as f:
-            data = f.read(MAX_SMALL_FILE + 1)
+            data = f.read(max_bytes + 1)
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} not found") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_SMALL_FILE:
-        raise ConfigError(f"{what} {path} is larger than {MAX_SMALL_FILE} bytes")
+    if len(data) > max_bytes:
+        raise ConfigError(f"{what} {path} is larger than {max_bytes} bytes")
+    return data
+
+
+def read_text(path: Path, what: str) -> str:
+    """A small text file in the data dir, or a ConfigError naming it: the
+    one way the client reads key, cookie and runtime files, so a directory,
+    an unreadable file or bytes that are not UTF-8 are one clear line."""
+    data = read_bytes(path, what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

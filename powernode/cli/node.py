@@ -30,9 +30,9 @@ from powernode.cli.common import (
     tx_context,
     whole_number,
 )
-from powernode.client import build_transfer, write_key
+from powernode.client import build_transfer, read_bytes, write_key
 from powernode.core.crypto import KeyPair, parse_address
-from powernode.core.errors import GenesisError, PowernodeError
+from powernode.core.errors import ConfigError, GenesisError, PowernodeError
 from powernode.core.units import format_units, parse_units
 from powernode.devnet.datadir import render_config, write_genesis
 from powernode.devnet.devchain import DEV_FUNDS, dev_genesis
@@ -96,14 +96,9 @@ def read_genesis(src: Path) -> bytes:
     them: a bad genesis is refused at init, naming the key, not at the first
     ``run``."""
     try:
-        with src.open("rb") as f:
-            raw = f.read(MAX_GENESIS_BYTES + 1)
-    except FileNotFoundError:
-        raise UserError(f"genesis file {src} not found") from None
-    except OSError as exc:
-        raise UserError(f"cannot read genesis file {src}: {exc.strerror}") from None
-    if len(raw) > MAX_GENESIS_BYTES:
-        raise UserError(f"genesis file {src} is larger than {MAX_GENESIS_BYTES} bytes")
+        raw = read_bytes(src, "genesis file", max_bytes=MAX_GENESIS_BYTES)
+    except ConfigError as exc:
+        raise UserError(exc.message) from None
     try:
         parse_genesis_json(raw)
     except GenesisError as exc:
