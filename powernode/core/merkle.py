@@ -89,3 +89,41 @@ def merkle_proof(leaves: Sequence[bytes], index: int) -> MerkleProof:
         level = nxt
         i //= 2
     return MerkleProof(leaf=leaves[index], index=index, steps=tuple(steps))
+
+
+def inclusion_path(leaves: Sequence[bytes], index: int) -> tuple[bytes, ...]:
+    """RFC 6962's audit path for ``leaves[index]``: the sibling hashes alone,
+    bottom up. With the index and the tree size they are all a verifier
+    needs (``verify_inclusion`` derives each sibling's side from them), so a
+    proof carries no side flags that could disagree with its position."""
+    return tuple(sibling for sibling, _ in merkle_proof(leaves, index).steps)
+
+
+def verify_inclusion(
+    item: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
+) -> bool:
+    """Whether ``path`` proves ``item`` is leaf ``index`` of a tree of ``size``
+    leaves with ``root``: RFC 9162 section 2.1.3.2 (the RFC 6962 audit path
+    checked from the index and size). The path must have exactly the length
+    the position calls for; the walk consumes it bottom up, a sibling on the
+    left whenever this node is a right child or the last node of its level
+    (a node carried up unpaired takes no sibling at that level)."""
+    if not 0 <= index < size:
+        return False
+    node, last = index, size - 1
+    h = _leaf(item)
+    for sibling in path:
+        if last == 0:
+            return False  # the path is longer than the tree is tall
+        if node & 1 or node == last:
+            h = _parent(sibling, h)
+            # A left child that is its level's last node was carried up
+            # unpaired: climb until it is a right child (or the root's side).
+            while not node & 1 and node != 0:
+                node >>= 1
+                last >>= 1
+        else:
+            h = _parent(h, sibling)
+        node >>= 1
+        last >>= 1
+    return last == 0 and h == root

@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 
-from powernode.core.merkle import merkle_proof, merkle_root
+from powernode.core.merkle import (
+    EMPTY_ROOT,
+    inclusion_path,
+    merkle_proof,
+    merkle_root,
+    verify_inclusion,
+)
 
 DATA = Path(__file__).parents[1] / "data" / "rfc6962" / "ct-vectors.json"
 MAX_LEAVES = 64
@@ -127,3 +133,53 @@ def test_varied_length_leaves_match_rfc6962() -> None:
     items = [bytes(range(i % 7)) * (i % 3) for i in range(MAX_LEAVES + 1)]
     for n in range(len(items) + 1):
         assert merkle_root(items[:n]) == mth(items[:n]), n
+
+
+# --- inclusion proofs checked from (index, size) alone (RFC 9162 2.1.3.2) -------
+
+
+def test_verify_inclusion_accepts_the_published_audit_paths() -> None:
+    doc = _load()
+    leaves = [bytes.fromhex(x) for x in doc["leaves"]]
+    for case in doc["inclusion_proofs"]:
+        path_ = [bytes.fromhex(h) for h in case["path"]]
+        root = bytes.fromhex(doc["roots"][case["size"]])
+        leaf = leaves[case["index"]]
+        assert verify_inclusion(leaf, case["index"], case["size"], path_, root), case
+        # Any other leaf, root, or a path one node short or long is refused.
+        assert not verify_inclusion(leaf + b"x", case["index"], case["size"], path_, root)
+        assert not verify_inclusion(leaf, case["index"], case["size"], path_, EMPTY_ROOT)
+        assert not verify_inclusion(leaf, case["index"], case["size"], [*path_, root], root)
+        if path_:
+            assert not verify_inclusion(leaf, case["index"], case["size"], path_[:-1], root)
+
+
+@pytest.mark.parametrize("n", range(1, MAX_LEAVES + 1))
+def test_verify_inclusion_of_every_leaf_and_no_other_position(n: int) -> None:
+    items = tx_ids(n)
+    root = mth(items)
+    for m in range(n):
+        p = inclusion_path(items, m)
+        assert list(p) == [h for h, _ in path(m, items)]
+        assert verify_inclusion(items[m], m, n, p, root)
+        # The same path at another index of the same tree proves nothing,
+        # and neither does another item at this index.
+        for other in range(n):
+            if other != m:
+                assert not verify_inclusion(items[m], other, n, p, root), (n, m, other)
+        assert not verify_inclusion(items[(m + 1) % n] + b"!", m, n, p, root)
+    assert not verify_inclusion(items[0], n, n, inclusion_path(items, 0), root)
+    assert not verify_inclusion(items[0], -1, n, inclusion_path(items, 0), root)
+
+
+def test_verify_inclusion_flipped_sibling_bit_is_refused() -> None:
+    items = tx_ids(13)
+    root = mth(items)
+    for m in range(13):
+        p = list(inclusion_path(items, m))
+        for k in range(len(p)):
+            for bit in (0, 77, 255):
+                bad = bytearray(p[k])
+                bad[bit // 8] ^= 1 << (bit % 8)
+                q = [*p[:k], bytes(bad), *p[k + 1 :]]
+                assert not verify_inclusion(items[m], m, 13, q, root)
