@@ -339,6 +339,62 @@ class BadInput(PowernodeError):
     code = "bad_input"
 
 
+# --- certificate proofs (powernode verify-proof) ------------------------------
+
+
+class BadProof(PowernodeError):
+    """A certificate proof file that is not one: wrong magic or version, not
+    canonical msgpack, a field of the wrong type, or beyond a size bound.
+    Every proof error below is a BadProof too, so a caller can catch them all."""
+
+    code = "bad_proof"
+
+
+class ProofWrongChain(BadProof):
+    """The proof names another chain id or genesis hash than the genesis file."""
+
+    code = "proof_wrong_chain"
+
+
+class ProofBrokenLink(BadProof):
+    """Its headers do not link: a height out of sequence, a ``prev_hash`` that
+    is not the previous header's hash, or a tx at a height with no header."""
+
+    code = "proof_broken_link"
+
+
+class ProofBadHeader(BadProof):
+    """A header fails its PoW, its ASERT target, or its time rules."""
+
+    code = "proof_bad_header"
+
+
+class ProofBadBranch(BadProof):
+    """A tx's Merkle branch does not lead to its block's ``tx_root``."""
+
+    code = "proof_bad_branch"
+
+
+class ProofBadSignature(BadProof):
+    """A lineage tx's signature or meter co-signature does not verify."""
+
+    code = "proof_bad_signature"
+
+
+class ProofBadLineage(BadProof):
+    """Replaying the lineage txs does not make the certificate: a tx the
+    certificate rules refuse, one that touches none of its ancestry, or a
+    lineage that never reaches the certificate."""
+
+    code = "proof_bad_lineage"
+
+
+class ProofTooLittleWork(BadProof):
+    """Valid, but less work or fewer confirmations than the verifier asked for."""
+
+    code = "proof_too_little_work"
+
+
 # --- peers --------------------------------------------------------------------
 
 
