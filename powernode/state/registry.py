@@ -13,11 +13,12 @@ from collections.abc import Mapping
 
 from powernode.core.errors import UnknownTxType
 from powernode.core.execution import BlockHook, Engine, StateCodec, TxHandler
-from powernode.engines import accounts, market
+from powernode.engines import accounts, market, metering
 
 ENGINES: tuple[Engine, ...] = (
     accounts.ENGINE,
     market.ENGINE,
+    metering.ENGINE,
 )
 
 
