@@ -69,6 +69,12 @@ class BadSignature(InvalidTransaction):
     bans_peer = True
 
 
+class BadMeterSignature(BadSignature):
+    """A co-signature in the payload (a meter's, over its reading) fails."""
+
+    code = "bad_meter_signature"
+
+
 class WrongChain(InvalidTransaction):
     code = "wrong_chain"
     bans_peer = True

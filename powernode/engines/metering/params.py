@@ -162,4 +162,6 @@ def parse_certificates(raw: Any, earlier: Mapping[str, Any]) -> CertParams:
     )
 
 
-GENESIS = GenesisSection(key=SECTION, parse=parse_certificates, flat=True)
+GENESIS = GenesisSection(
+    key=SECTION, parse=parse_certificates, flat=True, after=(MARKET_ENGINE,)
+)
