@@ -69,6 +69,12 @@ class BadSignature(InvalidTransaction):
     bans_peer = True
 
 
+class BadMeterSignature(BadSignature):
+    """A co-signature in the payload (a meter's, over its reading) fails."""
+
+    code = "bad_meter_signature"
+
+
 class WrongChain(InvalidTransaction):
     code = "wrong_chain"
     bans_peer = True
@@ -190,6 +196,85 @@ class NotOrderOwner(MarketError):
 
 class OrderNotOpen(MarketError):
     code = "order_not_open"
+
+
+# --- metering -----------------------------------------------------------------
+
+
+class MeteringError(InvalidTransaction):
+    """A device or meter-reading tx the metering engine refuses; each subclass
+    names the rule."""
+
+    code = "metering_rejected"
+
+
+class MeterKeyInUse(MeteringError):
+    """The meter key already belongs to a device that is not retired."""
+
+    code = "meter_key_in_use"
+
+
+class NotAuthority(MeteringError):
+    """The sender is not one of the genesis ``certificates.authorities``."""
+
+    code = "not_authority"
+
+
+class UnknownDevice(MeteringError):
+    code = "unknown_device"
+
+
+class DeviceNotPending(MeteringError):
+    code = "device_not_pending"
+
+
+class NotDeviceOwner(MeteringError):
+    """Only the device's owner or an authority may retire it."""
+
+    code = "not_device_owner"
+
+
+class DeviceRetired(MeteringError):
+    code = "device_retired"
+
+
+class WrongMeterKey(MeteringError):
+    """The reading names a meter key other than the device's."""
+
+    code = "wrong_meter_key"
+
+
+class DeviceNotActive(MeteringError):
+    code = "device_not_active"
+
+
+class IntervalNotAligned(MeteringError):
+    code = "interval_not_aligned"
+
+
+class IntervalNotEnded(MeteringError):
+    code = "interval_not_ended"
+
+
+class ReadingTooLate(MeteringError):
+    """The interval ended more than ``reading_window`` seconds ago."""
+
+    code = "reading_too_late"
+
+
+class DuplicateReading(MeteringError):
+    code = "duplicate_reading"
+
+
+class WrongDeviceKind(MeteringError):
+    """Production from a consumption-only device, or consumption from a
+    generation-only one."""
+
+    code = "wrong_device_kind"
+
+
+class ReadingAboveCapacity(MeteringError):
+    code = "reading_above_capacity"
 
 
 # --- blocks -------------------------------------------------------------------
