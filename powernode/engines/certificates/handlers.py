@@ -38,7 +38,6 @@ from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
 from powernode.engines.certificates.records import (
     ACTIVE,
-    CERT_NS,
     CLAIMED_NS,
     GREEN,
     ISSUE,
@@ -49,8 +48,8 @@ from powernode.engines.certificates.records import (
     RETIRED,
     SPLIT,
     TRANSFER,
-    Certificate,
     CertId,
+    Certificate,
     Claim,
     Step,
     Wh,
@@ -68,9 +67,9 @@ from powernode.engines.market.handlers import settled
 from powernode.engines.metering import clock
 from powernode.engines.metering import records as meter_records
 from powernode.engines.metering.params import CertParams, cert_params
+from powernode.engines.metering.records import PENDING
 
 _MAX_U64 = 2**64 - 1
-PENDING = "pending"  # a device's status before an authority approves it
 
 
 def _uint(v: Any, what: str) -> int:
@@ -137,7 +136,9 @@ def _issue_root(
     # A reading's step names no sender (the meter signed it, anyone relayed
     # it); a manual issue names the authority that issued it.
     frm = tx.sender_address if kind == ISSUE else b""
-    add_step(view, cid, c, Step(kind, tx.txid, ctx.height, now, frm, device.owner, wh, device_id, ""))
+    add_step(
+        view, cid, c, Step(kind, tx.txid, ctx.height, now, frm, device.owner, wh, device_id, "")
+    )
     view.put((CLAIMED_NS, claimed_key(device_id, interval_start)), CertId(cid))
     t = totals(view)
     put_totals(view, t._replace(issued_wh=t.issued_wh + wh, certificates=t.certificates + 1))
@@ -250,7 +251,9 @@ class IssueHandler:
         checked = _check_issue(view, ctx, tx.sender_address, p)
         assert checked is not None
         cp, device, now = checked
-        cid = _issue_root(view, ctx, tx, cp, p.device_id, device, p.interval_start, p.wh, ISSUE, now)
+        cid = _issue_root(
+            view, ctx, tx, cp, p.device_id, device, p.interval_start, p.wh, ISSUE, now
+        )
         return [{"event": "cert.issued", "cert": cid, "wh": p.wh}]
 
 
@@ -367,10 +370,17 @@ class TransferHandler:
         if p.wh == c.remaining_wh:
             # The whole of what it holds: the certificate itself changes hands.
             c = c._replace(owner=p.to)
-            add_step(view, p.cert_id, c, Step(TRANSFER, tx.txid, ctx.height, now, frm, p.to, p.wh, b"", ""))
+            add_step(
+                view,
+                p.cert_id,
+                c,
+                Step(TRANSFER, tx.txid, ctx.height, now, frm, p.to, p.wh, b"", ""),
+            )
             return [{"event": "cert.transferred", "cert": p.cert_id, "to": p.to, "wh": p.wh}]
         cid, child = _split(view, ctx, tx, p.cert_id, c, p.to, p.wh, now)
-        add_step(view, cid, child, Step(TRANSFER, tx.txid, ctx.height, now, frm, p.to, p.wh, b"", ""))
+        add_step(
+            view, cid, child, Step(TRANSFER, tx.txid, ctx.height, now, frm, p.to, p.wh, b"", "")
+        )
         return [
             {"event": "cert.split", "parent": p.cert_id, "cert": cid, "wh": p.wh},
             {"event": "cert.transferred", "cert": cid, "to": p.to, "wh": p.wh},
@@ -433,7 +443,12 @@ class RetireHandler:
             events.append({"event": "cert.split", "parent": p.cert_id, "cert": cid, "wh": p.wh})
         claim = Claim(p.beneficiary, p.purpose, p.period_start, p.period_end, sender)
         c = c._replace(status=RETIRED, claim=claim)
-        add_step(view, cid, c, Step(RETIRE, tx.txid, ctx.height, now, sender, b"", p.wh, b"", p.beneficiary))
+        add_step(
+            view,
+            cid,
+            c,
+            Step(RETIRE, tx.txid, ctx.height, now, sender, b"", p.wh, b"", p.beneficiary),
+        )
         view.put((RET_NS, ret_key(sender, c.interval_start, cid)), Wh(p.wh))
         t = totals(view)
         put_totals(view, t._replace(retired_wh=t.retired_wh + p.wh))

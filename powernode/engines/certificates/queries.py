@@ -10,6 +10,7 @@ a certificate has expired depends on it.
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 from typing import Any, Protocol
 
 from powernode.engines.certificates.records import (
@@ -116,7 +117,7 @@ def trace(state: ScanState, cert_id: bytes) -> dict[str, Any] | None:
         return None
     path = _lineage(state, cert_id)
     out: list[dict[str, Any]] = []
-    for (cid, c), (child, _) in zip(path, path[1:], strict=False):
+    for (cid, c), (child, _) in pairwise(path):
         for seq in range(c.steps):
             s = step(state, cid, seq)
             assert s is not None
@@ -147,7 +148,7 @@ def _problems(state: ScanState, cert_id: bytes, c: Certificate) -> list[str]:
     reading = meter_records.reading(state, root.device, root.interval_start)
     if reading is not None and root.wh > reading.produced_wh:
         problems.append("the root certifies more than the reading metered")
-    for (pid, parent), (cid, child) in zip(path, path[1:], strict=False):
+    for (pid, _), (cid, child) in pairwise(path):
         if cid != child_id(pid, child.issued_txid):
             problems.append(f"certificate {cid.hex()} is not the split of its parent")
     for _, other in path[1:]:
@@ -213,8 +214,7 @@ def cfe(state: ScanState, participant: bytes, start: int, end: int) -> dict[str,
     consumed: dict[int, int] = defaultdict(int)
     retired: dict[int, int] = defaultdict(int)
     for dev in meter_queries.devices(state, owner=participant):
-        device_id = bytes.fromhex(dev["id"])
-        for r in meter_queries.readings(state, device_id, start, end):
+        for r in meter_queries.readings(state, bytes.fromhex(dev["id"]), start, end):
             if r["consumed_wh"]:
                 consumed[r["interval"]] += r["consumed_wh"]
     for (ns, key), wh in state.data.items():
@@ -226,10 +226,12 @@ def cfe(state: ScanState, participant: bytes, start: int, end: int) -> dict[str,
     rows = []
     total_c = total_r = total_m = 0
     for interval in sorted(set(consumed) | set(retired)):
-        c, r = consumed.get(interval, 0), retired.get(interval, 0)
-        m = min(c, r)
-        rows.append({"interval": interval, "consumed_wh": c, "retired_wh": r, "matched_wh": m})
-        total_c, total_r, total_m = total_c + c, total_r + r, total_m + m
+        used, got = consumed.get(interval, 0), retired.get(interval, 0)
+        matched = min(used, got)
+        rows.append(
+            {"interval": interval, "consumed_wh": used, "retired_wh": got, "matched_wh": matched}
+        )
+        total_c, total_r, total_m = total_c + used, total_r + got, total_m + matched
     return {
         "participant": participant.hex(),
         "start": start,

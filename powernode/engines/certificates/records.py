@@ -152,7 +152,7 @@ class Certificate(NamedTuple):
     steps: int  # how many Step records it has: the next step's seq
 
     def to_obj(self) -> list[Any]:
-        out = list(self)
+        out: list[Any] = list(self)
         out[17] = None if self.claim is None else self.claim.to_obj()
         return out
 
@@ -160,7 +160,7 @@ class Certificate(NamedTuple):
     def from_obj(cls, obj: Any) -> Certificate:
         f = encoding.as_list(obj, 19, "certificate")
         claim = None if f[17] is None else Claim.from_obj(f[17])
-        return cls(*f[:17], claim, f[18])
+        return cls._make((*f[:17], claim, f[18]))
 
     def status_at(self, now: int) -> str:
         """The status a reader sees: an active certificate past its expiry is expired."""
