@@ -162,6 +162,4 @@ def parse_certificates(raw: Any, earlier: Mapping[str, Any]) -> CertParams:
     )
 
 
-GENESIS = GenesisSection(
-    key=SECTION, parse=parse_certificates, flat=True, after=(MARKET_ENGINE,)
-)
+GENESIS = GenesisSection(key=SECTION, parse=parse_certificates, flat=True, after=(MARKET_ENGINE,))

@@ -64,9 +64,7 @@ def devices(
                 if d is not None:
                     found.append((k[20:], d))
     rows = sorted(
-        (d.registered_height, did, d)
-        for did, d in found
-        if status is None or d.status == status
+        (d.registered_height, did, d) for did, d in found if status is None or d.status == status
     )
     return [_device_json(state, did, d) for _, did, d in rows]
 
