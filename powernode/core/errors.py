@@ -277,6 +277,59 @@ class ReadingAboveCapacity(MeteringError):
     code = "reading_above_capacity"
 
 
+# --- certificates -------------------------------------------------------------
+
+
+class CertificateError(InvalidTransaction):
+    """A certificate tx the certificates engine refuses; each subclass names
+    the rule (a manual issue also meets the metering codes for the device
+    and the interval)."""
+
+    code = "cert_rejected"
+
+
+class SourceNotCertified(CertificateError):
+    """The device's source is not one of the genesis ``certificates.sources``."""
+
+    code = "source_not_certified"
+
+
+class CertAboveMetered(CertificateError):
+    """A manual issue of more Wh than the interval's reading metered."""
+
+    code = "cert_above_metered"
+
+
+class AlreadyCertified(CertificateError):
+    """The (device, interval) already has its certificate (one issuance each)."""
+
+    code = "already_certified"
+
+
+class UnknownCert(CertificateError):
+    code = "unknown_cert"
+
+
+class NotCertOwner(CertificateError):
+    code = "not_cert_owner"
+
+
+class CertRetired(CertificateError):
+    """A retired certificate never moves again."""
+
+    code = "cert_retired"
+
+
+class CertExpired(CertificateError):
+    """The certificate's validity ended (by the metering clock)."""
+
+    code = "cert_expired"
+
+
+class CertAmountTooLarge(CertificateError):
+    code = "cert_amount_too_large"
+
+
 # --- blocks -------------------------------------------------------------------
 
 
