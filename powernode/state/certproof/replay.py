@@ -226,7 +226,7 @@ class _Replay:
             self._interval(p, dev, start, produced, "production")
             window_end = start + self.cp.interval_seconds + self.cp.reading_window
             self.when(p, "the reading window", lambda now: now <= window_end)
-            kind, wh = "reading", produced
+            wh = produced
         elif tx.type == ISSUE:
             _decoded(p)
             device_id, start, wh = tx.payload
@@ -235,7 +235,6 @@ class _Replay:
             if tx.sender_address not in self.cp.authorities:
                 raise _bad(p, "cert.issue by an address that is not a genesis authority")
             self._interval(p, dev, start, wh, "amount")
-            kind = "issue"
         else:
             raise _bad(p, f"expected {REPORT} or {ISSUE} after the approval, got {tx.type}")
         interval = self.cp.interval_seconds
@@ -352,9 +351,14 @@ def replay(
     dev = r.device(lineage[0], lineage[1])
     root = r.root(lineage[2], dev)
     certs = {root.id: root}
-    first = "reading" if lineage[2].tx.type == REPORT else "issue"
+    # As the engine records it: a reading's step names no sender (the meter
+    # signed it, anyone relayed it), a manual issue names its authority.
+    if lineage[2].tx.type == REPORT:
+        first, frm = "reading", b""
+    else:
+        first, frm = "issue", lineage[2].tx.sender_address
     steps = [
-        Step(root.id, first, root.issued_txid, root.issued_height, b"", dev.owner, root.wh, dev.id)
+        Step(root.id, first, root.issued_txid, root.issued_height, frm, dev.owner, root.wh, dev.id)
     ]
     for p in lineage[3:]:
         r.move(p, certs, steps)
