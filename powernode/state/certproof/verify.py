@@ -144,22 +144,27 @@ class ProofResult:
             "tip": {"height": self.tip_height, "hash": self.tip_hash.hex(), "time": self.tip_time},
             "chain_work": self.chain_work,
             "confirmations": self.confirmations,
+            # The fields of the engine's cert.get and cert.trace answers
+            # (less the issue time, which the replay cannot pin).
             "cert": {
-                "cert": c.id.hex(),
+                "id": c.id.hex(),
                 "root": self.root.hex(),
-                "device": c.device.hex(),
                 "owner": c.owner.hex(),
                 "producer": c.producer.hex(),
+                "device": c.device.hex(),
                 "source": c.source,
                 "location": c.location,
                 "carbon_intensity": c.carbon_intensity,
                 "type": c.ctype,
                 "interval_start": c.interval_start,
+                "interval_end": c.interval_start + c.interval_seconds,
                 "interval_seconds": c.interval_seconds,
                 "wh": c.wh,
                 "remaining_wh": c.remaining_wh,
                 "status": self.status_at_tip,
-                "parent": c.parent.hex(),
+                "parent": c.parent.hex() or None,
+                "issued_txid": c.issued_txid.hex(),
+                "issued_height": c.issued_height,
                 "expires": c.expires,
                 "claim": claim,
             },
@@ -169,10 +174,10 @@ class ProofResult:
                     "kind": s.kind,
                     "txid": s.txid.hex(),
                     "height": s.height,
-                    "from": s.frm.hex(),
-                    "to": s.to.hex(),
+                    "from": s.frm.hex() or None,
+                    "to": s.to.hex() or None,
                     "wh": s.wh,
-                    "other": s.other.hex(),
+                    "other": s.other.hex() or None,
                     "note": s.note,
                 }
                 for s in self.steps
@@ -213,6 +218,22 @@ def _placed(proof: CertProof, params: ChainParams) -> list[Placed]:
             ) from exc
         out.append(Placed(tx, lt.height, lt.index))
     return out
+
+
+def _trace(steps: list[Step], ancestry: list[bytes]) -> tuple[Step, ...]:
+    """The steps in ``cert.trace``'s shape: each ancestor's steps up to the
+    split that made the next certificate of the path (that split shown once,
+    as the child's first step), then every step of the certificate."""
+    path = ancestry[::-1]  # root first
+    out: list[Step] = []
+    for cid, nxt in zip(path, [*path[1:], None], strict=True):
+        for s in steps:
+            if s.cert != cid:
+                continue
+            if nxt is not None and s.kind == "split" and s.other == nxt:
+                break
+            out.append(s)
+    return tuple(out)
 
 
 def verify_proof(
@@ -258,7 +279,7 @@ def verify_proof(
         cert=done.certs[proof.cert_id],
         root=done.root,
         device=done.device,
-        steps=tuple(s for s in done.steps if s.cert in set(done.ancestry(proof.cert_id))),
+        steps=_trace(done.steps, done.ancestry(proof.cert_id)),
         lineage_txs=len(lineage),
         headers=len(proof.headers),
         unchecked=tuple(done.unchecked),
