@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from powernode.core.tx import Transaction
+from powernode.state.registry import verify_tx
 
 
 class SigCache:
@@ -54,4 +55,4 @@ class SigCache:
 
 def verify_serial(txs: Sequence[Transaction]) -> None:
     for tx in txs:
-        tx.verify_signature()
+        verify_tx(tx)

@@ -69,6 +69,12 @@ class BadSignature(InvalidTransaction):
     bans_peer = True
 
 
+class BadMeterSignature(BadSignature):
+    """A co-signature in the payload (a meter's, over its reading) fails."""
+
+    code = "bad_meter_signature"
+
+
 class WrongChain(InvalidTransaction):
     code = "wrong_chain"
     bans_peer = True
@@ -190,6 +196,138 @@ class NotOrderOwner(MarketError):
 
 class OrderNotOpen(MarketError):
     code = "order_not_open"
+
+
+# --- metering -----------------------------------------------------------------
+
+
+class MeteringError(InvalidTransaction):
+    """A device or meter-reading tx the metering engine refuses; each subclass
+    names the rule."""
+
+    code = "metering_rejected"
+
+
+class MeterKeyInUse(MeteringError):
+    """The meter key already belongs to a device that is not retired."""
+
+    code = "meter_key_in_use"
+
+
+class NotAuthority(MeteringError):
+    """The sender is not one of the genesis ``certificates.authorities``."""
+
+    code = "not_authority"
+
+
+class UnknownDevice(MeteringError):
+    code = "unknown_device"
+
+
+class DeviceNotPending(MeteringError):
+    code = "device_not_pending"
+
+
+class NotDeviceOwner(MeteringError):
+    """Only the device's owner or an authority may retire it."""
+
+    code = "not_device_owner"
+
+
+class DeviceRetired(MeteringError):
+    code = "device_retired"
+
+
+class WrongMeterKey(MeteringError):
+    """The reading names a meter key other than the device's."""
+
+    code = "wrong_meter_key"
+
+
+class DeviceNotActive(MeteringError):
+    code = "device_not_active"
+
+
+class IntervalNotAligned(MeteringError):
+    code = "interval_not_aligned"
+
+
+class IntervalNotEnded(MeteringError):
+    code = "interval_not_ended"
+
+
+class ReadingTooLate(MeteringError):
+    """The interval ended more than ``reading_window`` seconds ago."""
+
+    code = "reading_too_late"
+
+
+class DuplicateReading(MeteringError):
+    code = "duplicate_reading"
+
+
+class WrongDeviceKind(MeteringError):
+    """Production from a consumption-only device, or consumption from a
+    generation-only one."""
+
+    code = "wrong_device_kind"
+
+
+class ReadingAboveCapacity(MeteringError):
+    code = "reading_above_capacity"
+
+
+# --- certificates -------------------------------------------------------------
+
+
+class CertificateError(InvalidTransaction):
+    """A certificate tx the certificates engine refuses; each subclass names
+    the rule (a manual issue also meets the metering codes for the device
+    and the interval)."""
+
+    code = "cert_rejected"
+
+
+class SourceNotCertified(CertificateError):
+    """The device's source is not one of the genesis ``certificates.sources``."""
+
+    code = "source_not_certified"
+
+
+class CertAboveMetered(CertificateError):
+    """A manual issue of more Wh than the interval's reading metered."""
+
+    code = "cert_above_metered"
+
+
+class AlreadyCertified(CertificateError):
+    """The (device, interval) already has its certificate (one issuance each)."""
+
+    code = "already_certified"
+
+
+class UnknownCert(CertificateError):
+    code = "unknown_cert"
+
+
+class NotCertOwner(CertificateError):
+    code = "not_cert_owner"
+
+
+class CertRetired(CertificateError):
+    """A retired certificate never moves again."""
+
+    code = "cert_retired"
+
+
+class CertExpired(CertificateError):
+    """The certificate's validity ended (by the metering clock)."""
+
+    code = "cert_expired"
+
+
+class CertAmountTooLarge(CertificateError):
+    code = "cert_amount_too_large"
 
 
 # --- blocks -------------------------------------------------------------------

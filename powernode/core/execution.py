@@ -75,6 +75,32 @@ class TxHandler(Protocol):
         ...
 
 
+# A signature a tx carries besides its sender's, checked with it (a meter's
+# signature over its reading): (public key, signature, signed message).
+CoSig = tuple[bytes, bytes, bytes]
+
+
+class CoSigned(Protocol):
+    """What a handler whose tx type carries co-signatures adds (an optional
+    attribute: handlers without it carry none)."""
+
+    def cosignatures(self, tx: Transaction) -> tuple[CoSig, ...]:
+        """The co-signatures in ``tx``'s payload, read without state. Must not
+        raise: for a payload it cannot read it returns ``()`` (``decode``
+        refuses that payload later)."""
+        ...
+
+
+class AfterTx(Protocol):
+    """Work an engine does right after another engine's tx of one type has
+    applied (certificates issued by a meter reading): same tx, same revert
+    scope, so a raise fails the whole tx. Returns events for its receipt."""
+
+    def __call__(
+        self, view: StateAccess, ctx: ExecContext, tx: Transaction, payload: Any
+    ) -> list[Event]: ...
+
+
 class BlockHook(Protocol):
     """Work an engine does at the start of every block, before its txs (the
     market's expiries and gate closures). Must not fail for a valid state."""
@@ -97,6 +123,8 @@ class Engine:
     - ``begin_block``: run at the start of every block, in registry order.
     - ``genesis``: its section of the genesis file and the parser into typed
       params, if it has one.
+    - ``after_tx``: tx type (of any engine) -> hook run after such a tx
+      applied, in registry order of the engines that have one.
     """
 
     name: str
@@ -104,3 +132,4 @@ class Engine:
     state_codecs: Mapping[str, StateCodec] = field(default_factory=dict)
     begin_block: BlockHook | None = None
     genesis: GenesisSection | None = None
+    after_tx: Mapping[str, AfterTx] = field(default_factory=dict)

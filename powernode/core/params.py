@@ -85,12 +85,21 @@ class ChainParams:
 @dataclass(frozen=True, slots=True)
 class GenesisSection:
     """An engine's section of the genesis file: the key it sits under and the
-    parser that turns its canonical raw form (sorted ``(name, items)``
-    tuples, comment keys dropped; ``()`` when absent) into the engine's typed
-    params, raising GenesisError naming the bad key."""
+    parser that turns its canonical raw form into the engine's typed params,
+    raising GenesisError naming the bad key.
+
+    The raw form is sorted ``(name, items)`` tuples for a section of named
+    objects (``{"spot": {...}}``), or, with ``flat``, the sorted ``(key,
+    value)`` items of one object (``{"authorities": [...]}``); comment keys
+    dropped, ``()`` when absent. ``after`` names engines earlier in the
+    registry whose typed params the parser needs (a default derived from
+    another engine's setting): then it is called as ``parse(raw, earlier)``
+    with ``earlier`` mapping those names to their params."""
 
     key: str
-    parse: Callable[[Any], Any]
+    parse: Callable[..., Any]
+    flat: bool = False
+    after: tuple[str, ...] = ()
 
 
 class SectionOwner(Protocol):
@@ -154,6 +163,32 @@ def _section_value(path: str, v: Any, depth: int = 0) -> Any:
     if type(v) is list and depth < 2:
         return tuple(_section_value(path, x, depth + 1) for x in v)
     raise GenesisError(f"genesis {path}: expected an integer, string, boolean or list, got {v!r}")
+
+
+def _flat_section(d: Any, key: str) -> tuple[tuple[str, Any], ...]:
+    """``{"param": value}`` as sorted items, comment keys dropped."""
+    if not isinstance(d, dict):
+        raise GenesisError(f"genesis {key}: expected an object of key: value")
+    return tuple(
+        (k, _section_value(f"{key}.{k}", v)) for k, v in sorted(d.items()) if not k.startswith("_")
+    )
+
+
+def _parse_sections(
+    owned: list[tuple[str, GenesisSection]], raws: tuple[tuple[str, Any], ...]
+) -> dict[str, Any]:
+    """Each engine's typed params, in registry order, so a section may build
+    on the params of engines before it (``GenesisSection.after``)."""
+    parsed: dict[str, Any] = {}
+    for (name, g), (_, raw) in zip(owned, raws, strict=True):
+        if g.after:
+            missing = [a for a in g.after if a not in parsed]
+            if missing:
+                raise GenesisError(f"genesis {g.key}: needs engines {missing} registered before it")
+            parsed[name] = g.parse(raw, {a: parsed[a] for a in g.after})
+        else:
+            parsed[name] = g.parse(raw)
+    return parsed
 
 
 def _sections(d: Any, key: str) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
@@ -221,7 +256,10 @@ def parse_params(doc: Any, engines: Sequence[SectionOwner]) -> ChainParams:
     initial = _target(d, "initial_target")
     if initial > pow_limit:
         raise GenesisError("genesis initial_target is above pow_limit")
-    sections = tuple((g.key, _sections(doc.get(g.key, {}), g.key)) for _, g in owned)
+    sections = tuple(
+        (g.key, (_flat_section if g.flat else _sections)(doc.get(g.key, {}), g.key))
+        for _, g in owned
+    )
     return ChainParams(
         chain_id=chain_id,
         timestamp=_int(d, "timestamp"),
@@ -237,5 +275,5 @@ def parse_params(doc: Any, engines: Sequence[SectionOwner]) -> ChainParams:
         dev=dev,
         allocations=tuple(sorted(parsed.items())),
         sections=sections,
-        engines={name: g.parse(raw) for (name, g), (_, raw) in zip(owned, sections, strict=True)},
+        engines=_parse_sections(owned, sections),
     )

@@ -5,12 +5,14 @@ order, until stdin closes (the node stopped, or died: a ``kill -9`` of the
 node leaves no worker behind). Frames are a 4-byte big-endian length and a
 body:
 
-- request body: per signature ``pubkey (32) || signature (64) || message
-  length (2, big-endian) || message``;
-- reply body: the indexes (4 bytes each, big-endian) of the signatures in the
-  request that do not verify; empty when all do.
+- request body: per tx, the number of signatures it carries (1 byte: its
+  sender's, then co-signatures such as a meter's over its reading), then per
+  signature ``pubkey (32) || signature (64) || message length (2,
+  big-endian) || message``;
+- reply body: the indexes (4 bytes each, big-endian) of the txs in the
+  request with a signature that does not verify; empty when all do.
 
-The node's side is ``verify.py``. The worker imports nothing but the
+The node's side is ``verify.py`` (it encodes the requests). The worker imports nothing but the
 signature check, so it starts in a fraction of a second.
 """
 
@@ -18,23 +20,11 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from powernode.core.crypto import PUBKEY_SIZE, SIG_SIZE, signature_ok
 
-if TYPE_CHECKING:
-    from powernode.core.tx import Transaction
-
 _MSG_AT = PUBKEY_SIZE + SIG_SIZE + 2
-
-
-def encode_request(txs: Sequence[Transaction]) -> bytes:
-    parts: list[bytes] = []
-    for tx in txs:
-        msg = tx.signing_bytes()
-        parts += (tx.sender, tx.signature, len(msg).to_bytes(2, "big"), msg)
-    return b"".join(parts)
 
 
 def check_request(body: bytes) -> bytes:
@@ -43,13 +33,21 @@ def check_request(body: bytes) -> bytes:
     pos = 0
     i = 0
     while pos < len(body):
-        start = pos + _MSG_AT
-        end = start + int.from_bytes(body[start - 2 : start], "big")
-        if not signature_ok(
-            body[pos : pos + PUBKEY_SIZE], body[pos + PUBKEY_SIZE : start - 2], body[start:end]
-        ):
+        count = body[pos]
+        pos += 1
+        ok = True
+        for _ in range(count):
+            start = pos + _MSG_AT
+            end = start + int.from_bytes(body[start - 2 : start], "big")
+            # Every signature is read to find the next tx; once one fails
+            # the rest of this tx's need no check.
+            if ok and not signature_ok(
+                body[pos : pos + PUBKEY_SIZE], body[pos + PUBKEY_SIZE : start - 2], body[start:end]
+            ):
+                ok = False
+            pos = end
+        if not ok:
             bad.append(i)
-        pos = end
         i += 1
     return b"".join(j.to_bytes(4, "big") for j in bad)
 

@@ -43,6 +43,7 @@ from powernode.core.errors import PowernodeError
 from powernode.core.tx import Transaction
 from powernode.logkit import emit
 from powernode.node import sigworker
+from powernode.state.registry import COSIGNERS, tx_signatures, verify_tx
 
 log = logging.getLogger("powernode.verify")
 
@@ -61,11 +62,28 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _STOP_WAIT_S = 10.0
 
 
+def encode_request(txs: Sequence[Transaction]) -> bytes:
+    """A worker request for ``txs`` (framing in ``sigworker``). Here, not in
+    the worker module: the registry pulls in every engine, which would slow
+    the worker's start."""
+    parts: list[bytes] = []
+    for tx in txs:
+        if tx.type in COSIGNERS:
+            sigs = tx_signatures(tx)
+            parts.append(bytes((len(sigs),)))
+            for pubkey, sig, msg in sigs:
+                parts += (pubkey, sig, len(msg).to_bytes(2, "big"), msg)
+        else:
+            msg = tx.signing_bytes()
+            parts += (b"\x01", tx.sender, tx.signature, len(msg).to_bytes(2, "big"), msg)
+    return b"".join(parts)
+
+
 def _check_local(txs: Sequence[Transaction]) -> list[int]:
     bad = []
     for i, tx in enumerate(txs):
         try:
-            tx.verify_signature()
+            verify_tx(tx)
         except PowernodeError:
             bad.append(i)
     return bad
@@ -158,7 +176,7 @@ class _Worker:
             req.check_here()
             return req
         self._pending.append(req)
-        self._out += sigworker.frame(sigworker.encode_request(txs))
+        self._out += sigworker.frame(encode_request(txs))
         self._flush()
         return req
 
@@ -333,7 +351,7 @@ class Verifier:
         """For the chain's synchronous block connect: parallel, raises on the first bad."""
         if len(txs) < 2 * _INLINE:
             for tx in txs:
-                tx.verify_signature()
+                verify_tx(tx)
             return
         first_bad: int | None = None
         for start, w, req in self._submit(txs):
@@ -342,4 +360,4 @@ class Verifier:
             if bad and first_bad is None:
                 first_bad = start + bad[0]
         if first_bad is not None:
-            txs[first_bad].verify_signature()  # raises the typed error
+            verify_tx(txs[first_bad])  # raises the typed error

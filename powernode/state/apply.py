@@ -35,7 +35,7 @@ from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
 from powernode.engines.accounts import ACCOUNT_NS, credit, new_account
 from powernode.state.envelope import Envelope, check_envelope
-from powernode.state.registry import BLOCK_HOOKS
+from powernode.state.registry import AFTER_TX, BLOCK_HOOKS
 from powernode.state.view import DiffEntry, StateReader, StateView
 
 _ROOT_TAG = b"powernode-state"
@@ -113,6 +113,11 @@ def execute(view: StateView, ctx: ExecContext, tx: Transaction, env: Envelope) -
     cp = view.checkpoint()
     try:
         events = env.handler.apply(view, ctx, tx, env.payload)
+        after = AFTER_TX.get(tx.type)
+        if after is not None:
+            events = list(events)
+            for hook in after:
+                events += hook(view, ctx, tx, env.payload)
     except PowernodeError as exc:
         view.revert(cp)
         return Receipt(tx.txid, False, tx.fee, exc.code, exc.message, ())

@@ -9,15 +9,19 @@ sections in it, so a new engine goes at the end.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from powernode.core.errors import UnknownTxType
-from powernode.core.execution import BlockHook, Engine, StateCodec, TxHandler
-from powernode.engines import accounts, market
+from powernode.core.crypto import verify
+from powernode.core.errors import BadMeterSignature, BadSignature, UnknownTxType
+from powernode.core.execution import AfterTx, BlockHook, CoSig, Engine, StateCodec, TxHandler
+from powernode.core.tx import Transaction
+from powernode.engines import accounts, certificates, market, metering
 
 ENGINES: tuple[Engine, ...] = (
     accounts.ENGINE,
     market.ENGINE,
+    metering.ENGINE,
+    certificates.ENGINE,
 )
 
 
@@ -42,6 +46,44 @@ STATE_CODECS: Mapping[str, StateCodec] = {
 BLOCK_HOOKS: tuple[BlockHook, ...] = tuple(
     e.begin_block for e in ENGINES if e.begin_block is not None
 )
+
+
+# tx type -> the hooks other engines run after it (registry order).
+AFTER_TX: Mapping[str, tuple[AfterTx, ...]] = {
+    t: tuple(e.after_tx[t] for e in ENGINES if t in e.after_tx)
+    for t in sorted({t for e in ENGINES for t in e.after_tx})
+}
+_unknown_after = sorted(set(AFTER_TX) - set(HANDLERS))
+if _unknown_after:
+    raise RuntimeError(f"after_tx hooks for unknown tx types {_unknown_after}")
+# tx type -> the handler's co-signature reader, for the types that carry any.
+COSIGNERS: Mapping[str, Callable[[Transaction], tuple[CoSig, ...]]] = {
+    t: h.cosignatures for t, h in HANDLERS.items() if hasattr(h, "cosignatures")
+}
+
+
+def tx_signatures(tx: Transaction) -> tuple[CoSig, ...]:
+    """Every signature ``tx`` carries: its sender's first, then its
+    co-signatures (what the signature workers check)."""
+    own = (tx.sender, tx.signature, tx.signing_bytes())
+    cosigners = COSIGNERS.get(tx.type)
+    return (own,) if cosigners is None else (own, *cosigners(tx))
+
+
+def verify_tx(tx: Transaction) -> None:
+    """Check the sender's signature, then each co-signature; raise
+    BadSignature or BadMeterSignature for the first that fails."""
+    tx.verify_signature()
+    cosigners = COSIGNERS.get(tx.type)
+    if cosigners is None:
+        return
+    for pubkey, sig, msg in cosigners(tx):
+        try:
+            verify(pubkey, sig, msg)
+        except BadSignature:
+            raise BadMeterSignature(
+                f"co-signature by {pubkey.hex()[:16]} does not verify"
+            ) from None
 
 
 def handler_for(tx_type: str) -> TxHandler:

@@ -14,7 +14,7 @@ import pytest
 from powernode.core.errors import BadSignature
 from powernode.core.tx import Transaction
 from powernode.node import verify
-from powernode.node.verify import Verifier
+from powernode.node.verify import Verifier, encode_request
 from tests.unit.helpers import ALICE, BOB, tamper_signature, transfer
 
 
@@ -104,7 +104,7 @@ def test_worker_request_round_trip() -> None:
 
     txs = _txs(5)
     txs[3] = tamper_signature(txs[3])
-    reply = sigworker.check_request(sigworker.encode_request(txs))
+    reply = sigworker.check_request(encode_request(txs))
     assert sigworker.decode_reply(reply) == [3]
     assert verify._check_local(txs) == [3]
 

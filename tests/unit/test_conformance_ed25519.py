@@ -112,7 +112,10 @@ def test_signature_worker_gives_the_same_answers() -> None:
     # The worker's request framing must not change a verdict: one request
     # carrying every Wycheproof vector whose signature has the wire size.
     sized = [c for c in WYCHEPROOF_CASES if len(c[3]) == 64 and len(c[2]) < 2**16]
-    body = b"".join(pk + sig + len(msg).to_bytes(2, "big") + msg for _, pk, msg, sig, _ in sized)
+    # Each vector framed as a tx carrying one signature.
+    body = b"".join(
+        b"\x01" + pk + sig + len(msg).to_bytes(2, "big") + msg for _, pk, msg, sig, _ in sized
+    )
     rejected = set(decode_reply(check_request(body)))
     expected = {i for i, c in enumerate(sized) if c[4] == "invalid"}
     assert rejected == expected and expected

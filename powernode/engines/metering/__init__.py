@@ -1,0 +1,25 @@
+"""The metering engine: devices with their own meter keys, and signed meter
+readings, one per (device, interval). See ``handlers`` for the tx types,
+``records`` for the state and ``params`` for the genesis ``certificates``
+section it parses (for itself and the certificates engine).
+"""
+
+from powernode.core.execution import Engine
+from powernode.engines.metering.handlers import (
+    ApproveHandler,
+    RegisterHandler,
+    ReportHandler,
+    ReportPayload,
+    RetireHandler,
+)
+from powernode.engines.metering.params import ENGINE_NAME, GENESIS, CertParams, cert_params
+from powernode.engines.metering.records import STATE_CODECS, reading_message
+
+ENGINE = Engine(
+    name=ENGINE_NAME,
+    handlers=(RegisterHandler(), ApproveHandler(), RetireHandler(), ReportHandler()),
+    state_codecs=STATE_CODECS,
+    genesis=GENESIS,
+)
+
+__all__ = ["ENGINE", "CertParams", "ReportPayload", "cert_params", "reading_message"]
