@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from powernode.core.crypto import KeyPair, sha256
+from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError, DecodeError
 from powernode.core.tx import Transaction, sign_tx
 from powernode.core.units import parse_decimal
+from powernode.engines.certificates.records import child_id, root_id
 from powernode.engines.metering import reading_message
 
 
@@ -452,12 +453,12 @@ def build_cert_retire(
 def cert_id_of(device_id: bytes, interval_start: int) -> bytes:
     """The id of the certificate issued for a device's interval (from its
     reading or by cert.issue), known before the tx is mined."""
-    return sha256(b"powernode-cert" + device_id + interval_start.to_bytes(8, "big"))
+    return root_id(device_id, interval_start)
 
 
 def child_cert_id(parent_id: bytes, txid: bytes) -> bytes:
     """The id of the part a transfer or retirement (tx ``txid``) splits off."""
-    return sha256(b"powernode-cert-split" + parent_id + txid)
+    return child_id(parent_id, txid)
 
 
 # --- market units -------------------------------------------------------------

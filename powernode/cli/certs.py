@@ -49,12 +49,12 @@ from powernode.client import (
 from powernode.core.crypto import canonical_pubkey, parse_address
 from powernode.core.errors import DecodeError
 from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
+from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
+from powernode.engines.metering.params import NO_SOURCE, SOURCES
+from powernode.engines.metering.records import CONSUMPTION, KINDS
+from powernode.engines.metering.records import STATUSES as DEVICE_STATUSES
 
-KINDS = ("generation", "consumption", "both")
-DEVICE_SOURCES = ("solar", "wind", "hydro", "thermal", "none")
-CERT_SOURCES = ("solar", "wind", "hydro", "thermal")
-DEVICE_STATUSES = ("pending", "active", "retired")
-CERT_STATUSES = ("active", "retired", "expired")
+DEVICE_SOURCES = (*SOURCES, NO_SOURCE)
 # The chain's bounds (engines/metering, engines/certificates), checked here
 # too so a bad value is refused before a key is read or a node asked.
 MAX_CARBON_INTENSITY = 100_000
@@ -216,7 +216,7 @@ def reading_line(r: dict[str, Any]) -> str:
 
 def cert_text(c: dict[str, Any]) -> str:
     lines = [
-        f"certificate {c['id']}  {c['status']}  {c['ctype']} {c['source']}",
+        f"certificate {c['id']}  {c['status']}  {c['type']} {c['source']}",
         f"  owner {c['owner']}  remaining {format_kwh(c['remaining_wh'])} of "
         f"{format_kwh(c['wh'])} kWh",
         f"  producer {c['producer']}  device {c['device']}",
@@ -238,7 +238,7 @@ def cert_text(c: dict[str, Any]) -> str:
 
 def cert_line(c: dict[str, Any]) -> str:
     return (
-        f"{c['id']}  {c['status']:<7} {c['ctype']:<9} {c['source']:<7} "
+        f"{c['id']}  {c['status']:<7} {c['type']:<9} {c['source']:<7} "
         f"{format_kwh(c['remaining_wh'])}/{format_kwh(c['wh'])} kWh  "
         f"{when(c['interval_start'])}  {c['location']}  owner {c['owner'][:12]}.."
     )
@@ -252,7 +252,7 @@ def step_line(s: dict[str, Any]) -> str:
     elif kind == "issue":
         what += " issued by an authority"
     elif kind == "split":
-        what += f" split {'to' if s['cert'] != s['other'] else 'from'} {s['other'][:16]}.."
+        what += f" split off {s['other'][:16]}.."
     elif kind == "transfer":
         what += f" {s['from'][:12]}.. -> {s['to'][:12]}.."
     elif kind == "retire":
@@ -261,8 +261,7 @@ def step_line(s: dict[str, Any]) -> str:
 
 
 def trace_text(t: dict[str, Any]) -> str:
-    c = t["cert"]
-    head = f"certificate {c['id']} ({c['status']}), root {t['root']}, {len(t['steps'])} steps"
+    head = f"certificate {t['cert']}, root {t['root']}, {len(t['steps'])} steps"
     return "\n".join([head, *(step_line(s) for s in t["steps"])])
 
 
@@ -325,10 +324,11 @@ def tx_text(s: dict[str, Any]) -> str:
 
 
 def cmd_device_register(a: argparse.Namespace) -> int:
-    if a.kind == "consumption" and a.source != "none":
-        raise UserError("a consumption device has --source none")
-    if a.kind != "consumption" and a.source == "none":
-        raise UserError(f"a {a.kind} device names its --source (solar, wind, hydro or thermal)")
+    source = a.source or (NO_SOURCE if a.kind == CONSUMPTION else None)
+    if source is None or (a.kind != CONSUMPTION and source == NO_SOURCE):
+        raise UserError(f"a {a.kind} device names its --source ({', '.join(SOURCES)})")
+    if a.kind == CONSUMPTION and source != NO_SOURCE:
+        raise UserError(f"a consumption device has no energy source (--source {NO_SOURCE})")
     fee = parse_units(a.fee, "fee")
     # The typed input is checked before a key file is read.
     meter_pubkey = a.meter_pubkey if a.meter_pubkey else read_key(Path(a.meter_key)).pubkey
@@ -340,7 +340,7 @@ def cmd_device_register(a: argparse.Namespace) -> int:
             chain_id=chain_id,
             nonce=nonce,
             kind=a.kind,
-            source=a.source,
+            source=source,
             capacity_w=a.capacity_kw,
             location=a.location,
             carbon_intensity=a.carbon_intensity,
@@ -568,7 +568,11 @@ def add_commands(sub: Subparsers) -> None:
     dev = group(sub, "device", "metering devices: register, approve, retire, list, get")
     sp = add_command(dev, "register", cmd_device_register, "register a device (starts pending)")
     sp.add_argument("--kind", required=True, choices=KINDS)
-    sp.add_argument("--source", required=True, choices=DEVICE_SOURCES)
+    sp.add_argument(
+        "--source",
+        choices=DEVICE_SOURCES,
+        help=f"energy source (a consumption device's is {NO_SOURCE}, the default for it)",
+    )
     sp.add_argument("--capacity-kw", required=True, type=capacity_arg, help="capacity in kW")
     sp.add_argument(
         "--location", required=True, type=text_arg("--location", 1, 64), help="e.g. Beijing"
@@ -663,7 +667,7 @@ def add_commands(sub: Subparsers) -> None:
     sp.add_argument("--owner", type=address_arg("--owner"))
     sp.add_argument("--status", choices=CERT_STATUSES)
     sp.add_argument("--device", type=device_id_arg, metavar="DEVICE_ID")
-    sp.add_argument("--source", choices=CERT_SOURCES)
+    sp.add_argument("--source", choices=SOURCES)
     sp.add_argument("--start", type=unix_time("--start"), help="generated from (unix)")
     sp.add_argument("--end", type=unix_time("--end"), help="generated before (unix)")
     sp.add_argument("--json", action="store_true")
