@@ -252,7 +252,7 @@ def step_line(s: dict[str, Any]) -> str:
     elif kind == "issue":
         what += " issued by an authority"
     elif kind == "split":
-        what += f" split off {s['other'][:16]}.."
+        what += f" split, other part {s['other'][:16]}.."
     elif kind == "transfer":
         what += f" {s['from'][:12]}.. -> {s['to'][:12]}.."
     elif kind == "retire":

@@ -102,7 +102,10 @@ def test_device_reading_certificate_lifecycle(mining_node: Path, tmp_path: Path)
     (reading,) = pj("meter", "readings", "--device", device, *dd)
     interval = reading["interval"]
     assert (reading["produced_wh"], reading["relayer"]) == (100_000, producer)
-    assert "produced 100 kWh  consumed 0 kWh" in pn("meter", "readings", "--device", device, *dd).stdout
+    assert (
+        "produced 100 kWh  consumed 0 kWh"
+        in pn("meter", "readings", "--device", device, *dd).stdout
+    )
     assert pj("meter", "readings", "--device", device, "--start", str(interval + 1), *dd) == []
     # One reading per (device, interval): the second is refused at the door.
     err(
