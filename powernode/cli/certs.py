@@ -1,6 +1,6 @@
 """The ``powernode`` metering and certificate commands: ``device``
 (register, approve, retire, list, get), ``meter`` (report, readings) and
-``cert`` (issue, transfer, retire, list, get, trace, verify, cfe).
+``cert`` (issue, transfer, retire, list, get, trace, verify, cfe, proof).
 
 On the command line energy is in kWh (exact to the Wh), capacity in kW and
 carbon intensity in whole gCO2/kWh; times are unix seconds. On the wire and
@@ -542,6 +542,32 @@ def cert_query(method: str, text: Callable[[Any], str]) -> Callable[[argparse.Na
     return cmd
 
 
+def cmd_cert_proof(a: argparse.Namespace) -> int:
+    """Fetch the certificate's proof (``cert.proof``) and write it to
+    ``--out``; ``powernode verify-proof`` checks it offline."""
+    with rpc_client(a) as c:
+        r = c.call("cert.proof", {"cert": a.cert_id.hex()})
+    try:
+        raw = bytes.fromhex(r["proof"])
+    except (KeyError, TypeError, ValueError):
+        raise UserError("the node's cert.proof answer holds no hex proof") from None
+    out = Path(a.out)
+    # Written whole or not at all: a file cut short would only be refused later.
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(raw)
+    tmp.replace(out)
+    info = {k: r.get(k) for k in ("cert", "height", "tip", "bytes")} | {"out": str(out)}
+    emit(
+        a,
+        info,
+        lambda i: (
+            f"proof of {i['cert']} at height {i['height']} ({i['tip']}):"
+            f" {i['bytes']} bytes written to {i['out']}"
+        ),
+    )
+    return 0
+
+
 def cmd_cert_cfe(a: argparse.Namespace) -> int:
     if a.start >= a.end:
         raise UserError("--start must be before --end")
@@ -631,7 +657,9 @@ def add_commands(sub: Subparsers) -> None:
     sp.add_argument("--end", type=unix_time("--end"), help="before this interval (unix)")
     sp.add_argument("--json", action="store_true")
 
-    crt = group(sub, "cert", "certificates: issue, transfer, retire, list, get, trace, verify, cfe")
+    crt = group(
+        sub, "cert", "certificates: issue, transfer, retire, list, get, trace, verify, cfe, proof"
+    )
     sp = add_command(crt, "issue", cmd_cert_issue, "authorities: certify a device's interval")
     sp.add_argument("--device", required=True, type=device_id_arg, metavar="DEVICE_ID")
     sp.add_argument(
@@ -680,6 +708,13 @@ def add_commands(sub: Subparsers) -> None:
         sp = add_command(crt, name, cert_query(method, text), help)
         sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg)
         sp.add_argument("--json", action="store_true")
+
+    sp = add_command(
+        crt, "proof", cmd_cert_proof, "write a certificate's proof (check: verify-proof)"
+    )
+    sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg)
+    sp.add_argument("--out", required=True, metavar="FILE", help="where to write the proof")
+    sp.add_argument("--json", action="store_true")
 
     sp = add_command(
         crt, "cfe", cmd_cert_cfe, "hourly matching: consumption vs retired certificates"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from powernode.chain.certproof import build_proof
 from powernode.chain.ledger import Ledger
 from powernode.core.errors import InvalidParams, NotFound
 from powernode.engines.certificates import queries as cq
@@ -29,8 +30,8 @@ from powernode.node.rpc import Method, Params
 
 def cert_methods(ledger: Ledger) -> dict[str, Method]:
     """``cert.params``, ``device.get``, ``device.list``, ``meter.readings``, ``cert.get``,
-    ``cert.list``, ``cert.trace``, ``cert.verify``, ``cert.cfe``: reads of the
-    tip state."""
+    ``cert.list``, ``cert.trace``, ``cert.verify``, ``cert.cfe``, ``cert.proof``:
+    reads of the tip state."""
 
     def state() -> Any:
         return ledger.chain.state
@@ -142,6 +143,20 @@ def cert_methods(ledger: Ledger) -> dict[str, Method]:
         # answer is bounded by what the chain holds, not by the range.
         return cq.cfe(state(), participant, start, end)
 
+    async def cert_proof(p: Params) -> Any:
+        # The file `powernode verify-proof` checks offline (state/certproof,
+        # README "Certificate proofs"), as of the tip, in hex.
+        cid = known_cert(p)
+        raw = build_proof(ledger.chain, cid).encode()
+        tip = ledger.chain.tip
+        return {
+            "cert": cid.hex(),
+            "height": tip.height,
+            "tip": tip.hash.hex(),
+            "bytes": len(raw),
+            "proof": raw.hex(),
+        }
+
     return {
         "cert.params": params,
         "device.get": device_get,
@@ -152,4 +167,5 @@ def cert_methods(ledger: Ledger) -> dict[str, Method]:
         "cert.trace": cert_trace,
         "cert.verify": cert_verify,
         "cert.cfe": cert_cfe,
+        "cert.proof": cert_proof,
     }
