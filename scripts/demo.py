@@ -20,8 +20,11 @@ it to consumer_001 (split off as a certificate of its own) and consumer_001
 retires them for consumer_001 in Shanghai; the trace shows issue (from the
 reading), split, transfer, retire. The device, the reading, both
 certificates, their traces and verifications are fetched from every node and
-checked equal. ``prove`` is where the proof step (export, offline verify)
-plugs in.
+checked equal. Then the proof: every node's ``cert.proof`` of the retired
+certificate is written to DIR/proofs/ and verified offline against
+DIR/genesis.json (no node asked), each proving the same certificate, retired
+for consumer_001, 40 kWh; the first also by ``powernode verify-proof``,
+whose summary (what it proved, what it cannot) is printed.
 
 Transactions go to the first node; each step waits for confirmation. The
 demo can run again on the same testnet: open orders the two accounts left in
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,7 +67,10 @@ from powernode.client import (
     write_key,
 )
 from powernode.core.crypto import KeyPair
+from powernode.core.errors import BadProof
 from powernode.core.tx import Transaction
+from powernode.state.certproof import verify_proof
+from powernode.state.genesis import parse_genesis_json
 
 PRODUCT = "spot"
 SELL_WH, SELL_PRICE = 100_000, 500_000  # 100 kWh at 0.50/kWh
@@ -497,15 +504,53 @@ def lineage_of(trace: dict[str, Any]) -> list[str]:
 
 
 # === PROOF HOOK ======================================================================
-# The proof step of issue 10 item 9 plugs in here: export the certificate's
-# proof (cert.proof, `powernode cert proof ID --out FILE`) and verify it
-# offline against the genesis (`powernode verify-proof FILE --genesis ...`),
-# returning a line to print, or raising DemoFailed if it does not verify.
-# Until that lands this is a no-op.
+# Issue 10 item 9's proof step: every node's cert.proof, written to
+# DIR/proofs/, each verified offline against DIR/genesis.json (no node is
+# asked anything), the first also by the `powernode verify-proof` command.
 def prove(demo: Demo, cert: bytes) -> str | None:
-    """Export and verify offline the proof of certificate ``cert``; None: no
-    proof step yet."""
-    return None
+    """Export and verify offline the proof of certificate ``cert`` from every
+    node; the verifier's summary, or DemoFailed."""
+    params = parse_genesis_json((demo.dir / "genesis.json").read_bytes())
+    out_dir = demo.dir / "proofs"
+    out_dir.mkdir(exist_ok=True)
+    proven: dict[str, dict[str, Any]] = {}
+    files: dict[str, Path] = {}
+    for name, c in demo.clients.items():
+        r = c.call("cert.proof", {"cert": cert.hex()})
+        raw = bytes.fromhex(r["proof"])
+        path = out_dir / f"cert-{cert.hex()[:16]}-{name}.proof"
+        path.write_bytes(raw)
+        files[name] = path
+        try:
+            result = verify_proof(raw, params)
+        except BadProof as exc:
+            raise DemoFailed(f"{name}'s proof does not verify: {exc.code}: {exc.message}") from None
+        got = result.to_json()
+        print(
+            f"{name}: cert.proof {r['bytes']} bytes, tip {r['height']}, written to "
+            f"{path.relative_to(demo.dir)}; verified offline"
+        )
+        c_ = got["cert"]
+        want = (demo.consumer.address.hex(), TRANSFER_WH, "retired", "consumer_001")
+        seen = (c_["owner"], c_["wh"], c_["status"], (c_["claim"] or {}).get("beneficiary"))
+        if seen != want:
+            raise DemoFailed(f"{name}'s proof proves {seen}, expected {want}")
+        proven[name] = {"cert": c_, "steps": got["steps"]}
+    first = next(iter(proven))
+    differ = [n for n, p in proven.items() if p != proven[first]]
+    if differ:
+        raise DemoFailed(f"the proofs of {differ} prove another certificate than {first}'s")
+    # The same check by the command a third party would run, with no node.
+    cmd = [sys.executable, "-m", "powernode.cli", "verify-proof", str(files[first]),
+           "--genesis", str(demo.dir / "genesis.json")]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if run.returncode != 0:
+        raise DemoFailed(f"powernode verify-proof refused {files[first]}: {run.stderr.strip()}")
+    shown = f"powernode verify-proof {files[first].relative_to(demo.dir)} --genesis genesis.json"
+    return (
+        f"every node's proof proves the same certificate: {format_kwh(TRANSFER_WH)} kWh, "
+        f"retired for consumer_001\n$ {shown}\n{indent(run.stdout.rstrip())}"
+    )
 
 
 def indent(text: str) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from powernode.client import RpcClient, read_key
+from powernode.state.certproof import verify_proof
+from powernode.state.genesis import parse_genesis_json
 from tests.e2e.test_testnet import run_testnet
 
 pytestmark = pytest.mark.e2e
@@ -107,6 +109,21 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
         "certificates, traces and verifications"
     ) in out
     assert "trace: issue(reading), split, transfer, retire" in out
+    # The proof: every node's, written to DIR/proofs/ and verified offline.
+    assert (
+        "every node's proof proves the same certificate: 40 kWh, retired for consumer_001"
+    ) in out
+    assert "--genesis genesis.json\n  valid proof\n  proved:" in out
+    assert "cannot prove:" in out and "that no tx after the tip" in out
+    params = parse_genesis_json((d / "genesis.json").read_bytes())
+    for n in state["nodes"]:
+        raw = (d / "proofs" / f"cert-{child.group(1)[:16]}-{n['name']}.proof").read_bytes()
+        proven = verify_proof(raw, params)
+        assert (proven.cert.owner.hex(), proven.cert.wh, proven.cert.status) == (
+            consumer,
+            40_000,
+            "retired",
+        )
     meter = read_key(d / meter_file.group(1))
     for n in state["nodes"]:
         with RpcClient.from_datadir(d / n["name"]) as c:
