@@ -27,10 +27,12 @@ from powernode.devnet.devchain import DEV_FUNDS, dev_genesis
 from powernode.engines.market.records import META_NS, Meta
 from powernode.engines.metering import clock, queries, records
 from powernode.engines.metering.params import CertParams, cert_params, default_interval
+from powernode.node.sigworker import check_request, decode_reply
+from powernode.node.verify import encode_request
 from powernode.state.genesis import parse_genesis, parse_genesis_json
 from powernode.state.registry import verify_tx
 from powernode.state.view import MemoryState
-from tests.unit.helpers import MONO, LedgerFactory, genesis_doc
+from tests.unit.helpers import MONO, LedgerFactory, genesis_doc, transfer
 from tests.unit.market_helpers import ALICE, BOB, CAROL, DAVE, ERIN, FEE, KWH, market_tx
 from tests.unit.metering_helpers import (
     AUTHORITY,
@@ -655,6 +657,14 @@ def test_a_bad_meter_signature_is_refused_everywhere(m: Metering, dev: bytes) ->
         assert m.ledger.chain.tip.hash != block.hash
 
 
+def test_the_signature_workers_flag_a_bad_meter_signature(m: Metering, dev: bytes) -> None:
+    # the worker's framing carries the meter's co-signature with the sender's
+    good = rep(m, BOB, dev, produced=KWH)
+    bad = bad_readings(dev, m.nonce(BOB))
+    txs = [good, *bad, transfer(ALICE, BOB, 1, nonce=m.nonce(ALICE))]
+    assert decode_reply(check_request(encode_request(txs))) == list(range(1, len(bad) + 1))
+
+
 def test_the_reading_message_is_pinned() -> None:
     msg = records.reading_message("c", b"\x01" * 32, 900, 5, 0)
     assert msg.hex() == (
@@ -758,3 +768,16 @@ def test_init_dev_makes_the_node_key_an_authority(
 def test_the_testnet_script_uses_the_new_chain_id() -> None:
     script = Path(__file__).resolve().parents[2] / "scripts" / "testnet.py"
     assert 'default="powernode-testnet-3"' in script.read_text()
+
+
+def test_the_miner_leaves_out_a_second_reading_of_an_interval(m: Metering, dev: bytes) -> None:
+    a = rep(m, ALICE, dev, produced=KWH)
+    b = rep(m, BOB, dev, produced=2 * KWH)
+    m.submit(a)
+    m.submit(b)
+    block = m.mine()  # the ledger's own template
+    assert [tx.txid for tx in block.txs] == [a.txid]
+    m.ok(a)
+    status = m.ledger.tx_status(b.txid)
+    assert status["status"] == "dropped"
+    assert status["error"]["code"] == "duplicate_reading"
