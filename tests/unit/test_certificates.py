@@ -244,6 +244,7 @@ def test_issuance_event_type_and_threshold(factory: LedgerFactory) -> None:
     r1 = m.report(ALICE, METER, at, T0, produced=5 * KWH)
     r2 = m.report(CAROL, METER_B, above, T0, produced=7 * KWH)
     m.mine()
+    m.ok(r1, r2)
     assert m.events(r1, "cert.issued") == [
         {"event": "cert.issued", "cert": root_id(at, T0).hex(), "wh": 5 * KWH}
     ]
