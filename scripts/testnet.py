@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     sp = add("up", "create and start a testnet")
     sp.add_argument("--nodes", type=int, default=3)
     sp.add_argument("--accounts", type=int, default=5, help="funded demo accounts")
-    sp.add_argument("--chain-id", default="powernode-testnet-2")
+    sp.add_argument("--chain-id", default="powernode-testnet-3")
     sp.add_argument("--block-time", type=int, default=2)
     sp.add_argument("--no-mine", action="store_true", help="start with mining off")
     sp.add_argument(

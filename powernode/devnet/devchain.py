@@ -30,6 +30,15 @@ ALWAYS_OPEN_MARKETS: Mapping[str, Mapping[str, int]] = {
     product: {"open_hour": 0, "close_hour": 24} for product in PRODUCTS
 }
 DEV_FUNDS = 1_000_000 * 1_000_000  # what init --dev and testnet.py give each funded key
+# Dev chains meter in 15-minute intervals (the spot slot), take a reading up
+# to half an hour after its interval ends and keep certificates for a week,
+# so a demo goes from reading to certificate in minutes; every funded key is
+# an authority (``dev_genesis``), so the demo key approves its own devices.
+DEV_CERTIFICATES: Mapping[str, int] = {
+    "interval_seconds": 900,
+    "reading_window": 1800,
+    "validity": 604_800,
+}
 
 
 def testnet_target(miner_cpu: int = 100) -> str:
@@ -43,7 +52,7 @@ def testnet_target(miner_cpu: int = 100) -> str:
 def dev_genesis(
     allocations: Mapping[bytes, int],
     *,
-    chain_id: str = "powernode-dev-2",
+    chain_id: str = "powernode-dev-3",
     timestamp: int | None = None,
     block_time: int = 2,
     target: str = DEV_TARGET,
@@ -54,6 +63,7 @@ def dev_genesis(
     min_fee: int = 0,
     dev: bool = True,
     markets: Mapping[str, Mapping[str, int]] = ALWAYS_OPEN_MARKETS,
+    certificates: Mapping[str, Any] | None = None,
     comment: str = "",
     **extra: Any,
 ) -> dict[str, Any]:
@@ -63,7 +73,12 @@ def dev_genesis(
     minute ago, so the first blocks mined at once have later timestamps;
     ``pow_limit`` defaults to ``target``. ``extra`` adds any other genesis key
     (e.g. ``max_block_txs``); ``comment`` becomes the ``_comment`` key.
+    ``certificates`` is the genesis section of that name; by default
+    ``DEV_CERTIFICATES`` with every funded address an authority.
     """
+    if certificates is None:
+        authorities = sorted(address.hex() for address in allocations)
+        certificates = {"authorities": authorities, **DEV_CERTIFICATES}
     doc: dict[str, Any] = {"_comment": comment} if comment else {}
     doc |= {
         "chain_id": chain_id,
@@ -79,6 +94,7 @@ def dev_genesis(
         "dev": dev,
         "allocations": {address.hex(): amount for address, amount in allocations.items()},
         "markets": {product: dict(params) for product, params in markets.items()},
+        "certificates": dict(certificates),
     }
     return doc
 
