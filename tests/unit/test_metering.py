@@ -462,7 +462,7 @@ def test_a_reading_is_recorded_once(m: Metering, dev: bytes) -> None:
     m.mine()
     m.ok(tx)
     assert m.balance(BOB) == before - FEE
-    assert m.events(tx) == [
+    assert m.events(tx, "meter.reading") == [
         {"event": "meter.reading", "device": dev.hex(), "interval": T0,
          "produced": DEVICE_CAP_WH, "consumed": 0}
     ]  # fmt: skip
