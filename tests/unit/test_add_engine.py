@@ -168,8 +168,9 @@ def test_an_engine_is_one_package_and_its_registry_line(tmp_path: Path) -> None:
     registry = pkg / "state" / "registry.py"
     text = registry.read_text()
     edits = (
-        ("from powernode.engines import accounts, market\n", "from powernode.engines import accounts, market, toy\n"),
-        ("    market.ENGINE,\n", "    market.ENGINE,\n    toy.ENGINE,\n"),
+        ("from powernode.engines import accounts, certificates, market, metering\n",
+         "from powernode.engines import accounts, certificates, market, metering, toy\n"),
+        ("    certificates.ENGINE,\n)", "    certificates.ENGINE,\n    toy.ENGINE,\n)"),
     )  # fmt: skip
     for old, new in edits:
         assert text.count(old) == 1, f"registry.py no longer has {old!r}: update the README's steps"

@@ -460,7 +460,7 @@ def test_a_reading_is_recorded_once(m: Metering, dev: bytes) -> None:
     m.mine()
     m.ok(tx)
     assert m.balance(BOB) == before - FEE
-    assert m.events(tx) == [
+    assert m.events(tx, "meter.reading") == [
         {"event": "meter.reading", "device": dev.hex(), "interval": T0,
          "produced": DEVICE_CAP_WH, "consumed": 0}
     ]  # fmt: skip
@@ -758,3 +758,16 @@ def test_init_dev_makes_the_node_key_an_authority(
 def test_the_testnet_script_uses_the_new_chain_id() -> None:
     script = Path(__file__).resolve().parents[2] / "scripts" / "testnet.py"
     assert 'default="powernode-testnet-3"' in script.read_text()
+
+
+def test_the_miner_leaves_out_a_second_reading_of_an_interval(m: Metering, dev: bytes) -> None:
+    a = rep(m, ALICE, dev, produced=KWH)
+    b = rep(m, BOB, dev, produced=2 * KWH)
+    m.submit(a)
+    m.submit(b)
+    block = m.mine()  # the ledger's own template
+    assert [tx.txid for tx in block.txs] == [a.txid]
+    m.ok(a)
+    status = m.ledger.tx_status(b.txid)
+    assert status["status"] == "dropped"
+    assert status["error"]["code"] == "duplicate_reading"

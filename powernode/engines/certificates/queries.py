@@ -146,7 +146,16 @@ def _problems(state: ScanState, cert_id: bytes, c: Certificate) -> list[str]:
     if first is None or first.kind not in (READING, ISSUE) or first.wh != root.wh:
         problems.append("the root does not begin with its issuance")
     reading = meter_records.reading(state, root.device, root.interval_start)
-    if reading is not None and root.wh > reading.produced_wh:
+    if first is not None and first.kind == READING:
+        if reading is None or reading.txid != root.issued_txid or reading.produced_wh != root.wh:
+            problems.append("the root is not what its reading metered")
+    elif (
+        # A manual issue after the reading is bounded by it (one before the
+        # reading is not: the reading then arrives on a certified interval).
+        reading is not None
+        and reading.height < root.issued_height
+        and root.wh > reading.produced_wh
+    ):
         problems.append("the root certifies more than the reading metered")
     for (pid, _), (cid, child) in pairwise(path):
         if cid != child_id(pid, child.issued_txid):
