@@ -36,7 +36,7 @@ def test_every_command_is_registered_in_order() -> None:
     assert list(_subcommands()) == [
         *("init", "run", "keygen", "status", "balance", "transfer", "stop", "mine"),
         *("register", "order", "cancel", "book", "trades", "orders", "stats", "participant"),
-        *("device", "meter", "cert"),
+        *("device", "meter", "cert", "verify-proof"),
     ]
 
 
