@@ -710,17 +710,17 @@ def add_commands(sub: Subparsers) -> None:
         sp.add_argument("--json", action="store_true")
 
     sp = add_command(
-        crt, "proof", cmd_cert_proof, "write a certificate's proof (check: verify-proof)"
-    )
-    sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg)
-    sp.add_argument("--out", required=True, metavar="FILE", help="where to write the proof")
-    sp.add_argument("--json", action="store_true")
-
-    sp = add_command(
         crt, "cfe", cmd_cert_cfe, "hourly matching: consumption vs retired certificates"
     )
     sp.add_argument("--participant", type=address_arg("--participant"), help="default: the key's")
     sp.add_argument("--key", help="key file (default: the node key)")
     sp.add_argument("--start", required=True, type=unix_time("--start"))
     sp.add_argument("--end", required=True, type=unix_time("--end"))
+    sp.add_argument("--json", action="store_true")
+
+    sp = add_command(
+        crt, "proof", cmd_cert_proof, "write a certificate's proof (check: verify-proof)"
+    )
+    sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg)
+    sp.add_argument("--out", required=True, metavar="FILE", help="where to write the proof")
     sp.add_argument("--json", action="store_true")
