@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from powernode.chain.chain import Chain
 from powernode.core.block import Block
 from powernode.core.errors import NotFound, UnknownCert
-from powernode.core.merkle import inclusion_path
+from powernode.core.merkle import inclusion_paths
 from powernode.engines.certificates import records as cert_records
 from powernode.engines.metering import records as meter_records
 from powernode.state.certproof import CertProof, LineageTx
@@ -91,14 +91,22 @@ def build_proof(chain: Chain, cert_id: bytes) -> CertProof:
             raise NotFound(f"lineage tx {txid.hex()} is not on the main chain")
         placed.append((entry.height, pos, block_hash))
     placed.sort()
+    # Per block, the tree's levels are built once for all its lineage txs.
+    by_block: dict[bytes, list[int]] = {}
+    for _, pos, block_hash in placed:
+        by_block.setdefault(block_hash, []).append(pos)
+    paths: dict[tuple[bytes, int], tuple[bytes, ...]] = {}
     blocks: dict[bytes, Block] = {}
+    for block_hash, positions in by_block.items():
+        block = blocks[block_hash] = chain.get_block(block_hash)
+        found = inclusion_paths(block.txids(), positions)
+        for pos, path in zip(positions, found, strict=True):
+            paths[(block_hash, pos)] = path
     txs = []
     for height, pos, block_hash in placed:
-        block = blocks.get(block_hash)
-        if block is None:
-            block = blocks[block_hash] = chain.get_block(block_hash)
-        ids = block.txids()
-        txs.append(LineageTx(height, pos, len(ids), block.txs[pos].raw, inclusion_path(ids, pos)))
+        block = blocks[block_hash]
+        raw = block.txs[pos].raw
+        txs.append(LineageTx(height, pos, len(block.txs), raw, paths[(block_hash, pos)]))
     return CertProof(
         chain_id=chain.params.chain_id,
         genesis_hash=chain.genesis.hash,

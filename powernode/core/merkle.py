@@ -99,6 +99,29 @@ def inclusion_path(leaves: Sequence[bytes], index: int) -> tuple[bytes, ...]:
     return tuple(sibling for sibling, _ in merkle_proof(leaves, index).steps)
 
 
+def inclusion_paths(leaves: Sequence[bytes], indexes: Sequence[int]) -> list[tuple[bytes, ...]]:
+    """``inclusion_path`` of several leaves of one tree, building its levels
+    once (a proof of a long lineage takes many txs from one block)."""
+    for i in indexes:
+        if not 0 <= i < len(leaves):
+            raise IndexError("leaf index out of range")
+    paths: list[list[bytes]] = [[] for _ in indexes]
+    pos = list(indexes)
+    level = [_leaf(x) for x in leaves]
+    while len(level) > 1:
+        for k, i in enumerate(pos):
+            if i % 2 == 1:
+                paths[k].append(level[i - 1])
+            elif i + 1 < len(level):
+                paths[k].append(level[i + 1])
+            pos[k] = i // 2
+        nxt = [_parent(level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return [tuple(p) for p in paths]
+
+
 def verify_inclusion(
     item: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
 ) -> bool:

@@ -22,6 +22,7 @@ import pytest
 from powernode.core.merkle import (
     EMPTY_ROOT,
     inclusion_path,
+    inclusion_paths,
     merkle_proof,
     merkle_root,
     verify_inclusion,
@@ -183,3 +184,12 @@ def test_verify_inclusion_flipped_sibling_bit_is_refused() -> None:
                 bad[bit // 8] ^= 1 << (bit % 8)
                 q = [*p[:k], bytes(bad), *p[k + 1 :]]
                 assert not verify_inclusion(items[m], m, 13, q, root)
+
+
+def test_inclusion_paths_of_many_leaves_are_each_leafs_path() -> None:
+    for n in (1, 2, 3, 7, 13, 64):
+        items = tx_ids(n)
+        picks = list(range(n))[::-1]
+        assert inclusion_paths(items, picks) == [inclusion_path(items, m) for m in picks]
+    with pytest.raises(IndexError):
+        inclusion_paths(tx_ids(3), [3])
