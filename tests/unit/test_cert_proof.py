@@ -20,12 +20,15 @@ from typing import Any
 import pytest
 
 from powernode.chain.certproof import build_proof, lineage_txids
+from powernode.cli.common import UserError
+from powernode.cli.proof import work_arg
 from powernode.core import encoding
 from powernode.core.block import Block, make_block
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import (
     BadProof,
     ProofBadHeader,
+    ProofBadLineage,
     ProofTooLittleWork,
     ProofWrongChain,
 )
@@ -56,6 +59,7 @@ from tests.unit.metering_helpers import (
     METER_B,
     T0,
     Metering,
+    certificates_section,
     open_metering,
     report_payload,
 )
@@ -548,3 +552,58 @@ def test_forged_chains_are_refused_by_signatures_and_replay(factory: LedgerFacto
     raw = bytearray(retire.raw)
     raw[-1] ^= 1
     assert forged(retire, decode_tx(bytes(raw))) == "proof_bad_signature"
+
+
+def test_a_tx_that_failed_in_its_block_is_refused_when_the_file_can_tell(
+    factory: LedgerFactory,
+) -> None:
+    """Headers commit to txs, not receipts: a tx that failed is still in its
+    block. A forger adding one to the lineage is refused where the rules
+    that failed it can be replayed: here a transfer after the certificate
+    expired (by its block's own time)."""
+    s = Story(factory, certificates=certificates_section(validity=3600))
+    expires = T0 + INTERVAL + 3600
+    late = transfer_tx(s.m, ALICE, s.root, BOB, 10 * KWH)
+    s.m.mine(expires)
+    assert s.m.failed(late) == "cert_expired"
+    # The node's proof leaves it out, and shows the certificate expired.
+    genuine = verify_proof(s.proof(s.root), s.params)
+    assert genuine.status_at_tip == "expired"
+    assert late.txid not in lineage_txids(s.m.ledger.chain, s.root)
+    assert genuine.cert.owner == ALICE.address
+    # Put in, it is refused: no clock at that block lets it succeed.
+    blocks = active_blocks(s.m.ledger)
+    ids = [*lineage_txids(s.m.ledger.chain, s.root), late.txid]
+    with pytest.raises(ProofBadLineage, match="not expired"):
+        verify_proof(assemble(s.params, blocks, s.root, ids), s.params)
+
+
+def test_the_same_tx_twice_is_refused(factory: LedgerFactory) -> None:
+    s = Story(factory)
+    child = the_demo(s)
+    blocks = active_blocks(s.m.ledger)
+    txids = lineage_txids(s.m.ledger.chain, child)
+    by_id = {t.txid: t for b in blocks for t in b.txs}
+    split = by_id[txids[3]]
+    # A filler of the retirement's block replaced by a copy of the split.
+    (retire_block,) = [b for b in blocks if txids[-1] in b.txids()]
+    filler_tx = retire_block.txs[0]
+    assert filler_tx.type == "transfer"
+    forged = forge(blocks, filler_tx, split)
+    with pytest.raises(ProofBadLineage, match="twice"):
+        verify_proof(assemble(s.params, forged, child, txids), s.params)
+
+
+def test_version_must_be_the_integer(factory: LedgerFactory) -> None:
+    s = Story(factory)
+    obj = parse_proof(s.proof(s.root)).to_obj()
+    obj[1] = True  # msgpack true == 1 in Python; not a version
+    with pytest.raises(BadProof, match="version"):
+        verify_proof(encoding.encode(obj), s.params)
+
+
+def test_min_work_option_parses_big_numbers() -> None:
+    assert work_arg(str(2**200)) == 2**200
+    for bad in ("-1", "1e9", "0x10", str(2**256 + 1), "", "\u0661"):
+        with pytest.raises(UserError):
+            work_arg(bad)

@@ -110,7 +110,8 @@ def parse_proof(raw: bytes) -> CertProof:
         obj = encoding.decode(raw, max_bytes=MAX_PROOF_BYTES)
         if type(obj) is not list or len(obj) < 2 or obj[0] != MAGIC:
             raise BadProof("not a powernode certificate proof (no magic)")
-        if obj[1] != VERSION:
+        # ``type`` too: msgpack's true would pass for 1 in a comparison.
+        if type(obj[1]) is not int or obj[1] != VERSION:
             raise BadProof(f"proof version {obj[1]!r} is not supported (this reads {VERSION})")
         f = encoding.as_list(obj, 7, "proof")
         chain_id = encoding.as_str(f[2], "proof chain_id", max_len=64)

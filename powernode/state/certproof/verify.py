@@ -33,6 +33,7 @@ from powernode.core.errors import (
     BadSignature,
     PowernodeError,
     ProofBadBranch,
+    ProofBadLineage,
     ProofBadSignature,
     ProofBrokenLink,
     ProofTooLittleWork,
@@ -74,6 +75,7 @@ class ProofResult:
     tip_height: int
     tip_hash: bytes
     tip_time: int
+    latest_time: int  # the highest header time up to the tip
     chain_work: int
     confirmations: int  # blocks from the last lineage tx's block to the tip
     cert: Cert
@@ -88,9 +90,10 @@ class ProofResult:
 
     @property
     def status_at_tip(self) -> str:
-        """The certificate's status by the tip's time (expiry is computed,
-        as the engine's queries compute it, never stored)."""
-        if self.cert.status == "active" and self.tip_time >= self.cert.expires:
+        """The certificate's status at the tip (expiry is computed, as the
+        engine's queries compute it, never stored), by the latest header
+        time: the market clock once the market has seen a tx."""
+        if self.cert.status == "active" and self.latest_time >= self.cert.expires:
             return "expired"
         return self.cert.status
 
@@ -192,6 +195,8 @@ def _placed(proof: CertProof, params: ChainParams) -> list[Placed]:
     headers = proof.headers
     out: list[Placed] = []
     last = (0, -1)
+    seen: set[bytes] = set()
+    nonces: dict[bytes, int] = {}
     for i, lt in enumerate(proof.txs):
         if (lt.height, lt.index) <= last:
             raise ProofBrokenLink(f"lineage tx {i} is not after the one before it in chain order")
@@ -216,6 +221,14 @@ def _placed(proof: CertProof, params: ChainParams) -> list[Placed]:
             raise ProofBadSignature(
                 f"lineage tx {i} ({tx.txid.hex()[:16]}): {exc.code}: {exc.message}"
             ) from exc
+        # What a chain's nonces guarantee, checked from the lineage alone: a
+        # tx counts once, and a sender's txs come in nonce order.
+        if tx.txid in seen:
+            raise ProofBadLineage(f"lineage tx {i} ({tx.txid.hex()[:16]}) is in the file twice")
+        seen.add(tx.txid)
+        if nonces.get(tx.sender, -1) >= tx.nonce:
+            raise ProofBadLineage(f"lineage tx {i}: its sender's nonces do not increase")
+        nonces[tx.sender] = tx.nonce
         out.append(Placed(tx, lt.height, lt.index))
     return out
 
@@ -274,6 +287,7 @@ def verify_proof(
         tip_height=tip.height,
         tip_hash=tip.hash,
         tip_time=tip.timestamp,
+        latest_time=chain.max_times[-1],
         chain_work=chain.work,
         confirmations=confirmations,
         cert=done.certs[proof.cert_id],
