@@ -329,14 +329,13 @@ def test_every_flipped_byte_is_refused_or_proves_the_same(factory: LedgerFactory
             reasons[exc.code] = reasons.get(exc.code, 0) + 1
             continue
         if tip_at <= i < tip_at + len(tip_obj):
-            for k in ("tip",):
-                got.pop(k), genuine.get(k)
-            expect = {k: v for k, v in genuine.items() if k != "tip"}
-            got["proved"] = got["proved"][:1] + got["proved"][2:]
-            expect["proved"] = expect["proved"][:1] + expect["proved"][2:]
-            status = got["cert"]["status"], expect["cert"]["status"]
-            assert status[0] == status[1]
-            assert got == expect, (i, bit)
+            # The tip header changed and still meets its target: only the
+            # tip (its hash and time, and the "proved" line naming the hash)
+            # may differ; the certificate, its lineage and the work may not.
+            def but_tip(r: dict[str, Any]) -> dict[str, Any]:
+                return {**r, "tip": None, "proved": r["proved"][:1] + r["proved"][2:]}
+
+            assert but_tip(got) == but_tip(genuine), (i, bit)
             same.append((i, "tip header"))
         else:
             assert got == genuine, (i, bit)

@@ -28,12 +28,24 @@ from powernode.core.block import BlockHeader
 from powernode.core.errors import PowernodeError, ProofBadLineage
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
-from powernode.engines.certificates.records import child_id, root_id
+from powernode.engines.certificates.handlers import cert_type
+from powernode.engines.certificates.records import (
+    ACTIVE,
+    ISSUE,
+    READING,
+    RETIRE,
+    RETIRED,
+    SPLIT,
+    TRANSFER,
+    child_id,
+    root_id,
+)
 from powernode.engines.metering.params import CertParams, cert_params
+from powernode.engines.metering.records import CONSUMPTION, GENERATION
 from powernode.state.registry import handler_for
 
-REGISTER, APPROVE, REPORT = "device.register", "device.approve", "meter.report"
-ISSUE, TRANSFER, RETIRE = "cert.issue", "cert.transfer", "cert.retire"
+TX_REGISTER, TX_APPROVE, TX_REPORT = "device.register", "device.approve", "meter.report"
+TX_ISSUE, TX_TRANSFER, TX_RETIRE = "cert.issue", "cert.transfer", "cert.retire"
 _MAX_CLAIM_TEXT = {"beneficiary": 128, "purpose": 256}
 
 
@@ -172,8 +184,8 @@ class _Replay:
             )
 
     def device(self, reg: Placed, appr: Placed) -> Device:
-        if reg.tx.type != REGISTER:
-            raise _bad(reg, f"the lineage starts with {reg.tx.type}, not {REGISTER}")
+        if reg.tx.type != TX_REGISTER:
+            raise _bad(reg, f"the lineage starts with {reg.tx.type}, not {TX_REGISTER}")
         _decoded(reg)
         kind, source, capacity, location, carbon, meter_pubkey = reg.tx.payload
         dev = Device(
@@ -187,8 +199,8 @@ class _Replay:
             meter_pubkey=meter_pubkey,
             registered_height=reg.height,
         )
-        if appr.tx.type != APPROVE:
-            raise _bad(appr, f"expected {APPROVE} after the registration, got {appr.tx.type}")
+        if appr.tx.type != TX_APPROVE:
+            raise _bad(appr, f"expected {TX_APPROVE} after the registration, got {appr.tx.type}")
         _decoded(appr)
         if appr.tx.payload[0] != dev.id:
             raise _bad(appr, "approves another device")
@@ -209,16 +221,16 @@ class _Replay:
 
     def root(self, p: Placed, dev: Device) -> Cert:
         tx = p.tx
-        if tx.type == REPORT:
+        if tx.type == TX_REPORT:
             _decoded(p)
             device_id, start, produced, consumed, meter_pubkey, _sig = tx.payload
             if device_id != dev.id:
                 raise _bad(p, "reports for another device")
             if meter_pubkey != dev.meter_pubkey:
                 raise _bad(p, "signed by another meter key than the device's")
-            if dev.kind == "consumption" and produced > 0:
+            if dev.kind == CONSUMPTION and produced > 0:
                 raise _bad(p, "a consumption device reports production")
-            if dev.kind == "generation" and consumed > 0:
+            if dev.kind == GENERATION and consumed > 0:
                 raise _bad(p, "a generation device reports consumption")
             cap = dev.capacity_w * self.cp.interval_seconds // 3600
             if consumed > cap:
@@ -227,7 +239,7 @@ class _Replay:
             window_end = start + self.cp.interval_seconds + self.cp.reading_window
             self.when(p, "the reading window", lambda now: now <= window_end)
             wh = produced
-        elif tx.type == ISSUE:
+        elif tx.type == TX_ISSUE:
             _decoded(p)
             device_id, start, wh = tx.payload
             if device_id != dev.id:
@@ -236,7 +248,7 @@ class _Replay:
                 raise _bad(p, "cert.issue by an address that is not a genesis authority")
             self._interval(p, dev, start, wh, "amount")
         else:
-            raise _bad(p, f"expected {REPORT} or {ISSUE} after the approval, got {tx.type}")
+            raise _bad(p, f"expected {TX_REPORT} or {TX_ISSUE} after the approval, got {tx.type}")
         interval = self.cp.interval_seconds
         return Cert(
             id=root_id(dev.id, start),
@@ -246,12 +258,12 @@ class _Replay:
             source=dev.source,
             location=dev.location,
             carbon_intensity=dev.carbon_intensity,
-            ctype="green" if dev.carbon_intensity < self.cp.green_threshold else "renewable",
+            ctype=cert_type(dev.carbon_intensity, self.cp),
             interval_start=start,
             interval_seconds=interval,
             wh=wh,
             remaining_wh=wh,
-            status="active",
+            status=ACTIVE,
             parent=b"",
             issued_txid=tx.txid,
             issued_height=p.height,
@@ -261,7 +273,7 @@ class _Replay:
     def move(self, p: Placed, certs: dict[bytes, Cert], steps: list[Step]) -> None:
         """Apply one cert.transfer or cert.retire to the replayed certificates."""
         tx = p.tx
-        if tx.type not in (TRANSFER, RETIRE):
+        if tx.type not in (TX_TRANSFER, TX_RETIRE):
             raise _bad(p, f"{tx.type} is not a certificate transfer or retirement")
         _decoded(p)
         cid = tx.payload[0]
@@ -271,20 +283,20 @@ class _Replay:
         sender = tx.sender_address
         if sender != cert.owner:
             raise _bad(p, "sent by an address that does not own the certificate")
-        if cert.status != "active":
+        if cert.status != ACTIVE:
             raise _bad(p, "moves a retired certificate")
         self.when(p, f"certificate {cid.hex()[:16]} not expired", lambda now: now < cert.expires)
-        wh = tx.payload[2] if tx.type == TRANSFER else tx.payload[1]
+        wh = tx.payload[2] if tx.type == TX_TRANSFER else tx.payload[1]
         if not 1 <= wh <= cert.remaining_wh:
             raise _bad(p, f"moves {wh} Wh of a certificate with {cert.remaining_wh} Wh")
         whole = wh == cert.remaining_wh
-        if tx.type == TRANSFER:
+        if tx.type == TX_TRANSFER:
             to = tx.payload[1]
             if to == cert.owner:
                 raise _bad(p, "transfers to its own owner")
             if whole:
                 certs[cid] = replace(cert, owner=to)
-                steps.append(Step(cid, "transfer", tx.txid, p.height, sender, to, wh))
+                steps.append(Step(cid, TRANSFER, tx.txid, p.height, sender, to, wh))
                 return
             kid = child_id(cid, tx.txid)
             certs[cid] = replace(cert, remaining_wh=cert.remaining_wh - wh)
@@ -298,9 +310,9 @@ class _Replay:
                 issued_txid=tx.txid,
                 issued_height=p.height,
             )
-            steps.append(Step(cid, "split", tx.txid, p.height, sender, to, wh, other=kid))
-            steps.append(Step(kid, "split", tx.txid, p.height, sender, to, wh, other=cid))
-            steps.append(Step(kid, "transfer", tx.txid, p.height, sender, to, wh))
+            steps.append(Step(cid, SPLIT, tx.txid, p.height, sender, to, wh, other=kid))
+            steps.append(Step(kid, SPLIT, tx.txid, p.height, sender, to, wh, other=cid))
+            steps.append(Step(kid, TRANSFER, tx.txid, p.height, sender, to, wh))
             return
         _, _, beneficiary, purpose, period_start, period_end = tx.payload
         for name, text in (("beneficiary", beneficiary), ("purpose", purpose)):
@@ -312,8 +324,8 @@ class _Replay:
             raise _bad(p, "consumption period does not end after it starts")
         claim = Claim(beneficiary, purpose, period_start, period_end, sender)
         if whole:
-            certs[cid] = replace(cert, status="retired", claim=claim)
-            steps.append(Step(cid, "retire", tx.txid, p.height, sender, b"", wh, note=beneficiary))
+            certs[cid] = replace(cert, status=RETIRED, claim=claim)
+            steps.append(Step(cid, RETIRE, tx.txid, p.height, sender, b"", wh, note=beneficiary))
             return
         kid = child_id(cid, tx.txid)
         certs[cid] = replace(cert, remaining_wh=cert.remaining_wh - wh)
@@ -325,12 +337,12 @@ class _Replay:
             parent=cid,
             issued_txid=tx.txid,
             issued_height=p.height,
-            status="retired",
+            status=RETIRED,
             claim=claim,
         )
-        steps.append(Step(cid, "split", tx.txid, p.height, sender, sender, wh, other=kid))
-        steps.append(Step(kid, "split", tx.txid, p.height, sender, sender, wh, other=cid))
-        steps.append(Step(kid, "retire", tx.txid, p.height, sender, b"", wh, note=beneficiary))
+        steps.append(Step(cid, SPLIT, tx.txid, p.height, sender, sender, wh, other=kid))
+        steps.append(Step(kid, SPLIT, tx.txid, p.height, sender, sender, wh, other=cid))
+        steps.append(Step(kid, RETIRE, tx.txid, p.height, sender, b"", wh, note=beneficiary))
 
 
 def replay(
@@ -353,10 +365,10 @@ def replay(
     certs = {root.id: root}
     # As the engine records it: a reading's step names no sender (the meter
     # signed it, anyone relayed it), a manual issue names its authority.
-    if lineage[2].tx.type == REPORT:
-        first, frm = "reading", b""
+    if lineage[2].tx.type == TX_REPORT:
+        first, frm = READING, b""
     else:
-        first, frm = "issue", lineage[2].tx.sender_address
+        first, frm = ISSUE, lineage[2].tx.sender_address
     steps = [
         Step(root.id, first, root.issued_txid, root.issued_height, frm, dev.owner, root.wh, dev.id)
     ]

@@ -42,6 +42,7 @@ from powernode.core.errors import (
 from powernode.core.merkle import verify_inclusion
 from powernode.core.params import ChainParams
 from powernode.core.tx import decode_tx
+from powernode.engines.certificates.records import ACTIVE, SPLIT
 from powernode.state.certproof.format import CertProof, parse_proof
 from powernode.state.certproof.headers import check_headers
 from powernode.state.certproof.replay import Cert, Device, Placed, Step, replay
@@ -93,7 +94,7 @@ class ProofResult:
         """The certificate's status at the tip (expiry is computed, as the
         engine's queries compute it, never stored), by the latest header
         time: the market clock once the market has seen a tx."""
-        if self.cert.status == "active" and self.latest_time >= self.cert.expires:
+        if self.cert.status == ACTIVE and self.latest_time >= self.cert.expires:
             return "expired"
         return self.cert.status
 
@@ -243,7 +244,7 @@ def _trace(steps: list[Step], ancestry: list[bytes]) -> tuple[Step, ...]:
         for s in steps:
             if s.cert != cid:
                 continue
-            if nxt is not None and s.kind == "split" and s.other == nxt:
+            if nxt is not None and s.kind == SPLIT and s.other == nxt:
                 break
             out.append(s)
     return tuple(out)
