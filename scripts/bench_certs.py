@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
     mon.end("b")
 
     mon.begin()
-    leaf, lineage_txs = deep_lineage(chain, fleet, args.lineage)
+    leaf, _ = deep_lineage(chain, fleet, args.lineage)
     trace = cert_queries.trace(chain.state, leaf)
     times = []
     for _ in range(5):

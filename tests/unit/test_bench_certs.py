@@ -41,7 +41,10 @@ def test_readings_issue_certificates_and_the_check_can_fail(bc: ModuleType) -> N
 
     key = ("crt.cert", kit.root_id(fleet.devices[0], kit.T0))
     del chain.state.data[key]
-    assert bc.check_issuance(chain, fleet, readings)["problems"][0] == "1 readings issued no certificate"
+    assert (
+        bc.check_issuance(chain, fleet, readings)["problems"][0]
+        == "1 readings issued no certificate"
+    )
 
 
 def test_deep_lineage_trace_has_every_split(bc: ModuleType) -> None:
