@@ -159,10 +159,16 @@ def test_block_builder_and_mempool_refuse_in_one_order(ledger: Ledger) -> None:
 def test_which_tx_types_have_admission_checks() -> None:
     with_precheck = {t for t, h in HANDLERS.items() if h.precheck is not None}
     assert with_precheck == {
-        "order.place", "order.cancel",
-        "device.register", "device.approve", "device.retire", "meter.report",
-        "cert.issue", "cert.transfer", "cert.retire",
-    }  # fmt: skip
+        "order.place",
+        "order.cancel",
+        "device.register",
+        "device.approve",
+        "device.retire",
+        "meter.report",
+        "cert.issue",
+        "cert.transfer",
+        "cert.retire",
+    }
 
 
 def test_admission_skips_a_missing_precheck(

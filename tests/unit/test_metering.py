@@ -27,10 +27,12 @@ from powernode.devnet.devchain import DEV_FUNDS, dev_genesis
 from powernode.engines.market.records import META_NS, Meta
 from powernode.engines.metering import clock, queries, records
 from powernode.engines.metering.params import CertParams, cert_params, default_interval
+from powernode.node.sigworker import check_request, decode_reply
+from powernode.node.verify import encode_request
 from powernode.state.genesis import parse_genesis, parse_genesis_json
 from powernode.state.registry import verify_tx
 from powernode.state.view import MemoryState
-from tests.unit.helpers import MONO, LedgerFactory, genesis_doc
+from tests.unit.helpers import MONO, LedgerFactory, genesis_doc, transfer
 from tests.unit.market_helpers import ALICE, BOB, CAROL, DAVE, ERIN, FEE, KWH, market_tx
 from tests.unit.metering_helpers import (
     AUTHORITY,
@@ -653,6 +655,14 @@ def test_a_bad_meter_signature_is_refused_everywhere(m: Metering, dev: bytes) ->
             m.ledger.submit_block(block, now=m.now + 5, mono=MONO)
         assert blk.value.code == "bad_meter_signature"
         assert m.ledger.chain.tip.hash != block.hash
+
+
+def test_the_signature_workers_flag_a_bad_meter_signature(m: Metering, dev: bytes) -> None:
+    # the worker's framing carries the meter's co-signature with the sender's
+    good = rep(m, BOB, dev, produced=KWH)
+    bad = bad_readings(dev, m.nonce(BOB))
+    txs = [good, *bad, transfer(ALICE, BOB, 1, nonce=m.nonce(ALICE))]
+    assert decode_reply(check_request(encode_request(txs))) == list(range(1, len(bad) + 1))
 
 
 def test_the_reading_message_is_pinned() -> None:

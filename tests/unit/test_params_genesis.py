@@ -76,6 +76,7 @@ _CHANGES: dict[str, Any] = {
     "dev": False,
     "allocations": {ALICE.address.hex(): 100 * COIN},
     "markets": {"spot": {"price_rule": "maker"}},
+    "certificates": {"validity": 3601},
 }
 
 
