@@ -19,6 +19,8 @@ from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError, DecodeError
 from powernode.core.tx import Transaction, sign_tx
 from powernode.core.units import parse_decimal
+from powernode.engines.certificates.records import child_id, root_id
+from powernode.engines.metering import reading_message
 
 
 class RpcError(Exception):
@@ -304,6 +306,159 @@ def build_cancel(
     return sign_tx(
         key, chain_id=chain_id, tx_type="order.cancel", nonce=nonce, fee=fee, payload=[order_id]
     )
+
+
+# --- metering and certificates ------------------------------------------------
+#
+# Payloads as engines/metering and engines/certificates decode them (README,
+# "Metering and certificates"); ids are the 32-byte device / certificate ids,
+# energy in Wh, times in unix seconds.
+
+
+def build_device_register(
+    key: KeyPair,
+    *,
+    chain_id: str,
+    nonce: int,
+    kind: str,
+    source: str,
+    capacity_w: int,
+    location: str,
+    carbon_intensity: int,
+    meter_pubkey: bytes,
+    fee: int = 1000,
+) -> Transaction:
+    """``device.register``: kind generation|consumption|both, source
+    solar|wind|hydro|thermal (``none`` for consumption), carbon intensity in
+    gCO2/kWh. The device's id is the returned tx's txid."""
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="device.register",
+        nonce=nonce,
+        fee=fee,
+        payload=[kind, source, capacity_w, location, carbon_intensity, meter_pubkey],
+    )
+
+
+def build_device_approve(
+    key: KeyPair, *, chain_id: str, nonce: int, device_id: bytes, fee: int = 1000
+) -> Transaction:
+    return sign_tx(
+        key, chain_id=chain_id, tx_type="device.approve", nonce=nonce, fee=fee, payload=[device_id]
+    )
+
+
+def build_device_retire(
+    key: KeyPair, *, chain_id: str, nonce: int, device_id: bytes, fee: int = 1000
+) -> Transaction:
+    return sign_tx(
+        key, chain_id=chain_id, tx_type="device.retire", nonce=nonce, fee=fee, payload=[device_id]
+    )
+
+
+def build_meter_report(
+    key: KeyPair,
+    meter_key: KeyPair,
+    *,
+    chain_id: str,
+    nonce: int,
+    device_id: bytes,
+    interval_start: int,
+    produced_wh: int,
+    consumed_wh: int,
+    fee: int = 1000,
+) -> Transaction:
+    """``meter.report``: the reading signed by the device's ``meter_key``,
+    relayed (and paid for) by ``key``."""
+    message = reading_message(chain_id, device_id, interval_start, produced_wh, consumed_wh)
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="meter.report",
+        nonce=nonce,
+        fee=fee,
+        payload=[
+            device_id,
+            interval_start,
+            produced_wh,
+            consumed_wh,
+            meter_key.pubkey,
+            meter_key.sign(message),
+        ],
+    )
+
+
+def build_cert_issue(
+    key: KeyPair,
+    *,
+    chain_id: str,
+    nonce: int,
+    device_id: bytes,
+    interval_start: int,
+    wh: int,
+    fee: int = 1000,
+) -> Transaction:
+    """``cert.issue``: an authority's manual certificate for a device's interval."""
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="cert.issue",
+        nonce=nonce,
+        fee=fee,
+        payload=[device_id, interval_start, wh],
+    )
+
+
+def build_cert_transfer(
+    key: KeyPair, *, chain_id: str, nonce: int, cert_id: bytes, to: bytes, wh: int, fee: int = 1000
+) -> Transaction:
+    """``cert.transfer``: the whole certificate (``wh`` = its remaining Wh) or
+    a part, which splits off a child certificate owned by ``to``."""
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="cert.transfer",
+        nonce=nonce,
+        fee=fee,
+        payload=[cert_id, to, wh],
+    )
+
+
+def build_cert_retire(
+    key: KeyPair,
+    *,
+    chain_id: str,
+    nonce: int,
+    cert_id: bytes,
+    wh: int,
+    beneficiary: str,
+    purpose: str,
+    period_start: int,
+    period_end: int,
+    fee: int = 1000,
+) -> Transaction:
+    """``cert.retire``: ``wh`` of the certificate claimed for ``beneficiary``
+    over the consumption period [period_start, period_end)."""
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="cert.retire",
+        nonce=nonce,
+        fee=fee,
+        payload=[cert_id, wh, beneficiary, purpose, period_start, period_end],
+    )
+
+
+def cert_id_of(device_id: bytes, interval_start: int) -> bytes:
+    """The id of the certificate issued for a device's interval (from its
+    reading or by cert.issue), known before the tx is mined."""
+    return root_id(device_id, interval_start)
+
+
+def child_cert_id(parent_id: bytes, txid: bytes) -> bytes:
+    """The id of the part a transfer or retirement (tx ``txid``) splits off."""
+    return child_id(parent_id, txid)
 
 
 # --- market units -------------------------------------------------------------

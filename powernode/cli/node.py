@@ -237,6 +237,8 @@ def cmd_keygen(a: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(f"address {result['address']}")
+        # A meter's key is registered by its public key (device register).
+        print(f"pubkey  {result['pubkey']}")
         if a.out:
             print(f"key written to {a.out}")
         else:

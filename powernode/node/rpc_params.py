@@ -110,6 +110,21 @@ def order_id(params: Params) -> bytes:
     return raw
 
 
+def id32(params: Params, key: str, pos: int, what: str) -> bytes:
+    """A required 32-byte id (a device, a certificate) as hex, ``0x`` optional;
+    anything else is ``invalid_params`` naming ``key`` and what it should be."""
+    v = arg(params, key, pos)
+    try:
+        if not isinstance(v, str):
+            raise ValueError
+        raw = bytes.fromhex(v.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise InvalidParams(f"'{key}' must be {what}: 32 bytes as hex")
+    return raw
+
+
 def slot(markets: dict[str, MarketParams], product: str, params: Params, pos: int) -> int | None:
     """An optional delivery slot, on the product's slot grid."""
     value = opt_int(params, "slot", pos)

@@ -261,6 +261,15 @@ SEND = f"transfer --datadir @keyed --to {ADDR} --amount 1"
 REGISTER = "register --datadir @keyed --role producer --location x"
 CANCEL = f"cancel {'00' * 32} --datadir @keyed"
 INIT = "init --datadir @dd"
+ID = "ab" * 32
+METER_PUB = KeyPair.from_seed(b"\x01" * 32).pubkey.hex()
+DEVICE = (
+    "device register --datadir @keyed --kind generation --source solar --capacity-kw 1 "
+    "--location x --carbon-intensity 50"
+)
+DEVREG = f"{DEVICE} --meter-pubkey {METER_PUB}"
+REPORT = f"meter report --datadir @keyed --device {ID} --interval last --produced 1"
+RETIRE = f"cert retire {ID} --datadir @keyed --energy-kwh 1 --beneficiary b"
 
 PORT_BAD = [
     ("70000", "outside 1..65535"),
@@ -460,6 +469,116 @@ ROWS = [
         "address is not hex"),
     row("cancel-id-short", f"cancel {'00' * 31} --datadir @keyed", "ORDER_ID"),
     row("cancel-id-superscript", f"cancel {SUP2 * 64} --datadir @keyed", "ORDER_ID"),
+    # --- devices, meter readings, certificates ------------------------------------------
+    row("device-generation-source-none", f"{DEVREG} --source none", "names its --source"),
+    row("device-generation-no-source",
+        f"device register --datadir @keyed --kind both --capacity-kw 1 --location x "
+        f"--carbon-intensity 0 --meter-pubkey {METER_PUB}", "names its --source"),
+    row("device-consumption-solar",
+        f"device register --datadir @keyed --kind consumption --source solar --capacity-kw 1 "
+        f"--location x --carbon-intensity 0 --meter-pubkey {METER_PUB}", "no energy source"),
+    row("device-capacity-zero", f"{DEVREG} --capacity-kw 0", "--capacity-kw must be"),
+    row("device-capacity-nan", f"{DEVREG} --capacity-kw nan", "--capacity-kw"),
+    row("device-capacity-huge", f"{DEVREG} --capacity-kw 1000000001", "--capacity-kw must be"),
+    row("device-carbon-negative", f"{DEVREG} --carbon-intensity -1", "--carbon-intensity"),
+    row("device-carbon-decimal", f"{DEVREG} --carbon-intensity 1.5", "--carbon-intensity"),
+    row("device-carbon-too-high", f"{DEVREG} --carbon-intensity 100001",
+        "--carbon-intensity: 100001 is outside"),
+    row("device-carbon-superscript", f"{DEVREG} --carbon-intensity {SUP2}", "--carbon-intensity"),
+    row("device-location-blank", f"{DEVREG} --location ' '", "--location must be 1..64"),
+    row("device-location-long", f"{DEVREG} --location {'x' * 65}", "--location must be 1..64"),
+    row("device-meter-pubkey-short", f"{DEVICE} --meter-pubkey abcd", "--meter-pubkey must be"),
+    row("device-meter-pubkey-not-hex", f"{DEVICE} --meter-pubkey {'zz' * 32}",
+        "--meter-pubkey must be"),
+    row("device-meter-pubkey-not-canonical", f"{DEVICE} --meter-pubkey {'ff' * 32}",
+        "--meter-pubkey must be"),
+    row("device-meter-key-missing", f"{DEVICE} --meter-key @missing", "not found"),
+    row("device-meter-key-directory", f"{DEVICE} --meter-key @adir", "Is a directory"),
+    row("device-meter-key-binary", f"{DEVICE} --meter-key @bin", "not a text file"),
+    row("device-meter-key-short", f"{DEVICE} --meter-key @short", "hex private key"),
+    row("device-key-directory", f"{DEVREG} --key @adir", "Is a directory"),
+    row("device-fee-negative", f"{DEVREG} --fee -1", "fee: not a non-negative"),
+    row("device-wait-nan", f"{DEVREG} --wait nan", "--wait"),
+    row("device-approve-id-short", "device approve abcd --datadir @keyed", "DEVICE_ID"),
+    row("device-approve-id-superscript", f"device approve {SUP2 * 64} --datadir @keyed",
+        "DEVICE_ID"),
+    row("device-retire-id-not-hex", f"device retire {'zz' * 32} --datadir @keyed", "DEVICE_ID"),
+    row("device-retire-key-missing", f"device retire {ID} --datadir @keyed --key @missing",
+        "not found"),
+    row("device-get-id-long", f"device get {'ab' * 33} --datadir @keyed", "DEVICE_ID"),
+    row("device-list-owner-bad", "device list --datadir @keyed --owner xyz",
+        "--owner: address is not hex"),
+    row("meter-interval-word", f"{REPORT} --interval soon --meter-key @keyed/node.key",
+        "--interval must be"),
+    row("meter-interval-decimal", f"{REPORT} --interval 1.5 --meter-key @keyed/node.key",
+        "--interval must be"),
+    row("meter-interval-superscript", f"{REPORT} --interval {SUP2} --meter-key @keyed/node.key",
+        "--interval must be"),
+    row("meter-interval-negative", f"{REPORT} --interval -900 --meter-key @keyed/node.key",
+        "--interval must be"),
+    row("meter-produced-nan", f"{REPORT} --produced nan --meter-key @keyed/node.key",
+        "--produced (kWh)"),
+    row("meter-produced-too-fine", f"{REPORT} --produced 0.0001 --meter-key @keyed/node.key",
+        "at most 3 decimal places"),
+    row("meter-consumed-negative", f"{REPORT} --consumed -1 --meter-key @keyed/node.key",
+        "--consumed (kWh)"),
+    row("meter-nothing-metered", f"{REPORT} --produced 0 --meter-key @keyed/node.key",
+        "needs --produced or --consumed"),
+    row("meter-key-missing", f"{REPORT} --meter-key @missing", "not found"),
+    row("meter-key-dev-zero", f"{REPORT} --meter-key /dev/zero", "larger than"),
+    row("meter-key-empty", f"{REPORT} --meter-key @empty", "hex private key"),
+    row("meter-device-bad", "meter report --datadir @keyed --device 12 --interval last "
+        "--produced 1 --meter-key @keyed/node.key", "DEVICE_ID"),
+    row("meter-readings-start-bad", f"meter readings --datadir @keyed --device {ID} --start x",
+        "--start"),
+    row("meter-readings-device-bad", "meter readings --datadir @keyed --device xyz", "DEVICE_ID"),
+    row("cert-issue-zero", f"cert issue --datadir @keyed --device {ID} --interval last "
+        "--energy-kwh 0", "--energy-kwh must be positive"),
+    row("cert-issue-interval-bad", f"cert issue --datadir @keyed --device {ID} --interval "
+        f"{FULLWIDTH_9} --energy-kwh 1", "--interval must be"),
+    row("cert-transfer-to-bad", f"cert transfer {ID} --datadir @keyed --to xyz --energy-kwh 1",
+        "--to: address is not hex"),
+    row("cert-transfer-id-short", f"cert transfer abc --datadir @keyed --to {ADDR} "
+        "--energy-kwh 1", "CERT_ID"),
+    row("cert-transfer-kwh-exponent", f"cert transfer {ID} --datadir @keyed --to {ADDR} "
+        "--energy-kwh 1e3", "--energy-kwh (kWh)"),
+    row("cert-transfer-key-binary", f"cert transfer {ID} --datadir @keyed --to {ADDR} "
+        "--energy-kwh 1 --key @bin", "not a text file"),
+    row("cert-retire-beneficiary-blank", f"cert retire {ID} --datadir @keyed --energy-kwh 1 "
+        "--beneficiary ' '", "--beneficiary must be 1..128"),
+    row("cert-retire-purpose-long", f"{RETIRE} --purpose {'p' * 257}",
+        "--purpose must be 0..256"),
+    row("cert-retire-period-half", f"{RETIRE} --period-start 900", "give both"),
+    row("cert-retire-period-reversed", f"{RETIRE} --period-start 1800 --period-end 900",
+        "--period-start must be before"),
+    row("cert-retire-wait-inf", f"{RETIRE} --wait inf", "--wait"),
+    row("cert-list-range-reversed", "cert list --datadir @keyed --start 1800 --end 900",
+        "--start must not be after"),
+    row("cert-list-device-bad", "cert list --datadir @keyed --device 00", "DEVICE_ID"),
+    row("cert-get-id-bad", f"cert get {'g' * 64} --datadir @keyed", "CERT_ID"),
+    row("cert-trace-id-bad", "cert trace 0x --datadir @keyed", "CERT_ID"),
+    row("cert-verify-id-superscript", f"cert verify {SUP3 * 64} --datadir @keyed", "CERT_ID"),
+    row("cert-cfe-range-empty", "cert cfe --datadir @keyed --start 900 --end 900",
+        "--start must be before --end"),
+    row("cert-cfe-participant-bad", "cert cfe --datadir @keyed --participant 12 --start 0 "
+        "--end 900", "--participant: address must be 20 bytes"),
+    row("cert-cfe-end-arabic", f"cert cfe --datadir @keyed --start 0 --end {ARABIC_INDIC_1200}",
+        "--end"),
+    row("cert-cfe-key-directory", "cert cfe --datadir @keyed --start 0 --end 900 --key @adir",
+        "Is a directory"),
+    row("proc-device-approve-id", "device approve abcd --datadir @keyed", "DEVICE_ID", proc=True),
+    row("proc-meter-interval", f"{REPORT} --interval soon --meter-key @keyed/node.key",
+        "--interval must be", proc=True),
+    row("proc-cert-get-id", "cert get 12 --datadir @keyed", "CERT_ID", proc=True),
+    row("usage-device-no-action", "device", "required", status=2),
+    row("usage-device-bad-kind", f"{DEVREG} --kind storage", "invalid choice", status=2),
+    row("usage-device-two-meter-keys", f"{DEVREG} --meter-key @afile", "not allowed with",
+        status=2),
+    row("usage-device-list-status", "device list --status open", "invalid choice", status=2),
+    row("usage-meter-no-meter-key", f"meter report --device {ID} --interval last --produced 1",
+        "--meter-key", status=2),
+    row("usage-cert-list-source-none", "cert list --source none", "invalid choice", status=2),
+    row("usage-cert-cfe-no-start", "cert cfe --end 900", "--start", status=2),
     # --- init ---------------------------------------------------------------------------
     row("init-no-chain", INIT, "give --dev"),
     row("init-again", f"{INIT} --dev", "already initialised", setup=initialised()),
@@ -532,6 +651,21 @@ ROWS = [
         "--slot needs --product"),
     row("node-trades-heights-reversed", "trades --datadir @node --from-height 5 --to-height 1",
         "from_height"),
+    row("node-device-get-unknown", f"device get {ID} --datadir @node", "unknown_device"),
+    row("node-meter-readings-unknown", f"meter readings --device {ID} --datadir @node",
+        "unknown_device"),
+    row("node-device-approve-unknown", f"device approve {ID} --datadir @node", "unknown_device"),
+    row("node-cert-get-unknown", f"cert get {ID} --datadir @node", "unknown_cert"),
+    row("node-cert-trace-unknown", f"cert trace {ID} --datadir @node", "unknown_cert"),
+    row("node-cert-transfer-unknown", f"cert transfer {ID} --datadir @node --to {ADDR} "
+        "--energy-kwh 1", "unknown_cert"),
+    row("node-cert-retire-unknown", f"cert retire {ID} --datadir @node --energy-kwh 1 "
+        "--beneficiary b", "unknown_cert"),
+    row("node-meter-interval-off-grid", f"meter report --datadir @node --device {ID} "
+        "--interval 901 --produced 1 --meter-key @keyed/node.key", "not a multiple of the 900 s"),
+    row("node-device-register-not-participant", "device register --datadir @node --kind "
+        "generation --source solar --capacity-kw 1 --location x --carbon-intensity 0 "
+        f"--meter-pubkey {METER_PUB}", "not_registered"),
     row("node-transfer-more-than-funds",
         f"transfer --datadir @node --to {ADDR} --amount 999999999", "insufficient"),
 ]
@@ -604,10 +738,10 @@ def test_bad_input_is_one_line(
     assert lines, "nothing on stderr"
     assert case.needle in lines[-1], err
     if case.status == 2:
-        # argparse names the subcommand, or not (unrecognized arguments are
-        # the top-level parser's to report).
+        # argparse names the subcommand (with its group: "cert cfe"), or
+        # not (unrecognized arguments are the top-level parser's to report).
         assert lines[0].startswith("usage: powernode"), err
-        assert re.match(r"powernode( [a-z]+)?: error: ", lines[-1]), err
+        assert re.match(r"powernode( [a-z]+){0,2}: error: ", lines[-1]), err
         return
     assert lines[-1].startswith(prefix), err
     if case.logged:

@@ -82,12 +82,66 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
             assert book_json["asks"] == [{"price": 500_000, "energy": 50_000, "orders": 1}]
             assert c.call("market.participant", {"address": producer})["location"] == "Beijing"
 
+    # The certificate continuation: device, approval, reading, certificate,
+    # a 40 kWh split transferred and retired, the trace; read back here from
+    # every node.
+    assert "certificates: producer_001 meters solar power in Beijing" in out
+    device = re.search(
+        r"producer_001 registers device ([0-9a-f]{64}): solar, 1000 kW, Beijing, 50 gCO2/kWh", out
+    )
+    assert device, out
+    meter_file = re.search(r"meter key (keys/meter-[0-9a-f]{16}\.key)", out)
+    assert meter_file, out
+    assert re.search(r"authority demo0 \([0-9a-f]{40}\) approves it", out), out
+    root = re.search(r"certificate ([0-9a-f]{64}) issued: 100 kWh", out)
+    assert root, out
+    assert "valid yes  status active  type green  source solar" in out
+    assert "location Beijing  carbon intensity 50 gCO2/kWh" in out
+    child = re.search(
+        r"transfers 40 kWh to consumer_001: split off as certificate ([0-9a-f]{64})", out
+    )
+    assert child, out
+    assert "consumer_001 retires them for consumer_001 in Shanghai" in out
+    assert (
+        "fetched from every node (node0, node1, node2): the same device, reading, "
+        "certificates, traces and verifications"
+    ) in out
+    assert "trace: issue(reading), split, transfer, retire" in out
+    meter = read_key(d / meter_file.group(1))
+    for n in state["nodes"]:
+        with RpcClient.from_datadir(d / n["name"]) as c:
+            dev = c.call("device.get", {"device": device.group(1)})
+            assert (dev["owner"], dev["status"], dev["meter_pubkey"]) == (
+                producer,
+                "active",
+                meter.pubkey.hex(),
+            )
+            r = c.call("cert.get", {"cert": root.group(1)})
+            assert (r["owner"], r["wh"], r["remaining_wh"], r["type"]) == (
+                producer,
+                100_000,
+                60_000,
+                "green",
+            )
+            ch = c.call("cert.get", {"cert": child.group(1)})
+            assert (ch["owner"], ch["wh"], ch["status"], ch["claim"]["beneficiary"]) == (
+                consumer,
+                40_000,
+                "retired",
+                "consumer_001",
+            )
+            kinds = [s["kind"] for s in c.call("cert.trace", {"cert": child.group(1)})["steps"]]
+            assert kinds == ["reading", "split", "transfer", "retire"]
+
     # Again on the same testnet: the leftover ask is cancelled, the next slot used.
     again = demo(d)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "cancelling 1 open order(s) left by an earlier run" in again.stdout
     assert int(again.stdout.split("delivery slot ")[1].split()[0]) == slot + 900
     assert "trade #1 in block" in again.stdout
+    # A new device and meter key each run; the same certificate story.
+    assert "trace: issue(reading), split, transfer, retire" in again.stdout
+    assert device.group(1) not in again.stdout
 
     # Nothing confirms without miners: a clear message and exit status 1.
     for n in state["nodes"]:

@@ -1,6 +1,6 @@
-"""The ``powernode`` parser, built without a node: the market commands take
-their choices from the market engine's vocabulary, and every command keeps
-``--datadir``."""
+"""The ``powernode`` parser, built without a node: the market, device and
+cert commands take their choices from the engines' vocabulary, and every
+command keeps ``--datadir``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ import pytest
 
 from powernode.cli import build_parser
 from powernode.cli.common import DEFAULT_DATADIR
+from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
 from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.params import PRODUCTS
 from powernode.engines.market.records import ORDER_STATUSES, ROLES, SIDES, SOURCES, TIFS
+from powernode.engines.metering.params import NO_SOURCE
+from powernode.engines.metering.params import SOURCES as METER_SOURCES
+from powernode.engines.metering.records import KINDS
+from powernode.engines.metering.records import STATUSES as DEVICE_STATUSES
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -31,6 +36,7 @@ def test_every_command_is_registered_in_order() -> None:
     assert list(_subcommands()) == [
         *("init", "run", "keygen", "status", "balance", "transfer", "stop", "mine"),
         *("register", "order", "cancel", "book", "trades", "orders", "stats", "participant"),
+        *("device", "meter", "cert"),
     ]
 
 
@@ -65,3 +71,50 @@ def test_order_defaults_and_datadir() -> None:
     assert a.datadir == DEFAULT_DATADIR
     b = build_parser().parse_args(["status", "--datadir", "/tmp/x"])
     assert b.datadir == Path("/tmp/x") and b.command == "status"
+
+
+def _action(group: str, action: str) -> argparse.ArgumentParser:
+    sp = _subcommands()[group]
+    sub = next(a for a in sp._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)[action]
+
+
+@pytest.mark.parametrize(
+    ("group", "action", "dest", "expected"),
+    [
+        ("device", "register", "kind", KINDS),
+        ("device", "register", "source", (*METER_SOURCES, NO_SOURCE)),
+        ("device", "list", "status", DEVICE_STATUSES),
+        ("cert", "list", "status", CERT_STATUSES),
+        ("cert", "list", "source", METER_SOURCES),
+    ],
+)
+def test_certificate_choices_are_the_engines(
+    group: str, action: str, dest: str, expected: tuple[str, ...]
+) -> None:
+    sp = _action(group, action)
+    assert tuple(next(a for a in sp._actions if a.dest == dest).choices or ()) == expected
+
+
+def test_certificate_groups_and_their_actions() -> None:
+    want = {
+        "device": ["register", "approve", "retire", "list", "get"],
+        "meter": ["report", "readings"],
+        "cert": ["issue", "transfer", "retire", "list", "get", "trace", "verify", "cfe"],
+    }
+    for group, actions in want.items():
+        sp = _subcommands()[group]
+        sub = next(a for a in sp._actions if isinstance(a, argparse._SubParsersAction))
+        assert list(sub.choices)[: len(actions)] == actions
+    a = build_parser().parse_args(
+        ["meter", "report", "--device", "ab" * 32, "--interval", "last", "--produced", "1.5",
+         "--meter-key", "m.key"]
+    )  # fmt: skip
+    assert (a.command, a.action, a.interval, a.produced, a.consumed) == (
+        "meter",
+        "report",
+        "last",
+        1500,
+        0,
+    )
+    assert a.device == bytes.fromhex("ab" * 32) and a.datadir == DEFAULT_DATADIR

@@ -77,6 +77,7 @@ def test_no_import_inside_a_function(module: str) -> None:
         "powernode.node.peer",
         "powernode.node.rpc_methods",
         "powernode.node.rpc_market",
+        "powernode.node.rpc_certs",
         "powernode.node.rpc_params",
     ],
 )

@@ -1,0 +1,155 @@
+"""Metering and certificate RPC methods: devices, meter readings, certificates,
+their lineage, verification and hourly (24/7) matching.
+
+Each method parses its params, reads the tip state through the engines' pure
+query functions (engines/metering/queries.py, engines/certificates/queries.py)
+and returns JSON-ready results: ids and addresses as lowercase hex, energy in
+Wh, times in unix seconds.
+
+Bad params are ``InvalidParams`` (-32602, ``invalid_params``). An unknown device or
+certificate is ``NotFound`` (-32004) with the engines' own codes,
+``unknown_device`` and ``unknown_cert``, in ``error.data.code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from powernode.chain.ledger import Ledger
+from powernode.core.errors import InvalidParams, NotFound
+from powernode.engines.certificates import queries as cq
+from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
+from powernode.engines.market.queries import market_time
+from powernode.engines.metering import queries as mq
+from powernode.engines.metering.params import SOURCES, cert_params
+from powernode.engines.metering.records import STATUSES as DEVICE_STATUSES
+from powernode.node import rpc_params as rp
+from powernode.node.rpc import Method, Params
+
+
+def cert_methods(ledger: Ledger) -> dict[str, Method]:
+    """``cert.params``, ``device.get``, ``device.list``, ``meter.readings``, ``cert.get``,
+    ``cert.list``, ``cert.trace``, ``cert.verify``, ``cert.cfe``: reads of the
+    tip state."""
+
+    def state() -> Any:
+        return ledger.chain.state
+
+    def now() -> int:
+        # The engines' clock (metering.clock): the market clock, or the tip's
+        # time if later. Expiry in answers is judged by it, as the next
+        # block's handlers would.
+        return max(market_time(state()), ledger.chain.tip.header.timestamp)
+
+    def one_of(p: Params, key: str, pos: int, allowed: tuple[str, ...]) -> str | None:
+        v = rp.arg(p, key, pos)
+        if v is None:
+            return None
+        if not isinstance(v, str) or v not in allowed:
+            raise InvalidParams(f"'{key}' must be one of {list(allowed)}")
+        return v
+
+    def time_range(p: Params, pos: int) -> tuple[int | None, int | None]:
+        """Optional ``start`` (inclusive) and ``end`` (exclusive) interval times."""
+        start = rp.opt_int(p, "start", pos)
+        end = rp.opt_int(p, "end", pos + 1)
+        if start is not None and end is not None and start > end:
+            raise InvalidParams("'start' must not be after 'end'")
+        return start, end
+
+    def known_cert(p: Params) -> bytes:
+        cid = rp.id32(p, "cert", 0, "a certificate id")
+        if cq.cert(state(), cid, now()) is None:
+            raise NotFound(f"no certificate {cid.hex()}", code="unknown_cert")
+        return cid
+
+    async def params(p: Params) -> Any:
+        cp = cert_params(ledger.params)
+        tip = ledger.chain.tip
+        return {
+            "height": tip.height,
+            "time": tip.header.timestamp,
+            "now": now(),
+            "authorities": [a.hex() for a in cp.authorities],
+            "interval_seconds": cp.interval_seconds,
+            "reading_window": cp.reading_window,
+            "validity": cp.validity,
+            "green_threshold": cp.green_threshold,
+            "sources": list(cp.sources),
+        }
+
+    async def device_get(p: Params) -> Any:
+        did = rp.id32(p, "device", 0, "a device id (the txid that registered it)")
+        found = mq.device(state(), did)
+        if found is None:
+            raise NotFound(f"no device {did.hex()}", code="unknown_device")
+        return found
+
+    async def device_list(p: Params) -> Any:
+        owner = rp.address(p, "owner", 0, required=False)
+        status = one_of(p, "status", 1, DEVICE_STATUSES)
+        return mq.devices(state(), owner=owner, status=status)
+
+    async def meter_readings(p: Params) -> Any:
+        did = rp.id32(p, "device", 0, "a device id (the txid that registered it)")
+        start, end = time_range(p, 1)
+        if mq.device(state(), did) is None:
+            raise NotFound(f"no device {did.hex()}", code="unknown_device")
+        return mq.readings(state(), did, start=start, end=end)
+
+    async def cert_get(p: Params) -> Any:
+        cid = rp.id32(p, "cert", 0, "a certificate id")
+        found = cq.cert(state(), cid, now())
+        if found is None:
+            raise NotFound(f"no certificate {cid.hex()}", code="unknown_cert")
+        return found
+
+    async def cert_list(p: Params) -> Any:
+        owner = rp.address(p, "owner", 0, required=False)
+        status = one_of(p, "status", 1, CERT_STATUSES)
+        device = None
+        if rp.arg(p, "device", 2) is not None:
+            device = rp.id32(p, "device", 2, "a device id (the txid that registered it)")
+        source = one_of(p, "source", 3, SOURCES)
+        start, end = time_range(p, 4)
+        return cq.certs(
+            state(),
+            owner=owner,
+            status=status,
+            device=device,
+            source=source,
+            start=start,
+            end=end,
+            now=now(),
+        )
+
+    async def cert_trace(p: Params) -> Any:
+        return cq.trace(state(), known_cert(p))
+
+    async def cert_verify(p: Params) -> Any:
+        return cq.verify(state(), known_cert(p), now())
+
+    async def cert_cfe(p: Params) -> Any:
+        participant = rp.address(p, "participant", 0, required=True)
+        assert participant is not None
+        if rp.arg(p, "start", 1) is None or rp.arg(p, "end", 2) is None:
+            raise InvalidParams("'start' and 'end' are required")
+        start, end = time_range(p, 1)
+        assert start is not None and end is not None
+        if start == end:
+            raise InvalidParams("'end' must be after 'start'")
+        # Only intervals with a reading or a retirement are listed, so the
+        # answer is bounded by what the chain holds, not by the range.
+        return cq.cfe(state(), participant, start, end)
+
+    return {
+        "cert.params": params,
+        "device.get": device_get,
+        "device.list": device_list,
+        "meter.readings": meter_readings,
+        "cert.get": cert_get,
+        "cert.list": cert_list,
+        "cert.trace": cert_trace,
+        "cert.verify": cert_verify,
+        "cert.cfe": cert_cfe,
+    }
