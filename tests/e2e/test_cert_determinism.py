@@ -123,7 +123,9 @@ def send(net: ProcessNetwork, cs: list[RpcClient], txs: list[Transaction], offse
     wait_until(lambda: confirmed(cs[0], ids), timeout=90, what="every tx of the phase confirmed")
 
 
-def cert_view(c: RpcClient, devices: list[bytes], certs: list[bytes]) -> dict[Any, Any]:
+def cert_view(
+    c: RpcClient, devices: list[bytes], certs: list[bytes], span: tuple[int, int]
+) -> dict[Any, Any]:
     calls: list[tuple[str, dict[str, Any]]] = [
         ("device.list", {}),
         ("cert.list", {}),
@@ -141,6 +143,7 @@ def cert_view(c: RpcClient, devices: list[bytes], certs: list[bytes]) -> dict[An
         calls += [
             ("cert.list", {"owner": k.address.hex()}),
             ("account.get", {"address": k.address.hex()}),
+            ("cert.cfe", {"participant": k.address.hex(), "start": span[0], "end": span[1]}),
         ]
     results = c.batch(calls)
     errors = [
@@ -275,7 +278,8 @@ def test_four_mining_nodes_agree_on_devices_readings_and_certificates(
         assert not failed, failed
 
         all_devices = devices + consumer_devices
-        views = [cert_view(c, all_devices, certs) for c in cs]
+        span = (intervals[-1], last_ended + INTERVAL)
+        views = [cert_view(c, all_devices, certs, span) for c in cs]
         for i, v in enumerate(views[1:], 1):
             diff = sorted(str(k) for k in v if v[k] != views[0][k])
             assert not diff, f"node{i} differs from node0 in {diff}"
@@ -292,8 +296,14 @@ def test_four_mining_nodes_agree_on_devices_readings_and_certificates(
         for cid in certs:
             trace = v[("cert.trace", ("cert", cid.hex()))]
             assert trace["steps"][0]["kind"] == "reading", trace
-        for d in devices:
+        for d in all_devices:
             assert len(v[("meter.readings", ("device", d.hex()))]) == READINGS_PER_DEVICE
+        # Consumers retired certificate energy of the intervals they consumed in.
+        cfe = [
+            v[("cert.cfe", ("end", span[1]), ("participant", k.address.hex()), ("start", span[0]))]
+            for k in CONSUMERS
+        ]
+        assert any(x["retired_wh"] > 0 for x in cfe) == bool(received), cfe
         reorgs = sum(node.log_text().count("chain.reorg") for node in net.nodes)
         print(f"height {height(cs[0])}, {reorgs} reorgs, {len(all_txs)} txs, {len(certs)} certs")
     finally:
