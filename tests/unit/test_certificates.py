@@ -554,3 +554,35 @@ def test_certs_filters(w: World) -> None:
     assert [c["id"] for c in m.certs(end=T0)] == [wind]
     with pytest.raises(ValueError):
         m.certs(status="lost")
+
+
+def test_the_miner_drops_a_move_of_a_cert_retired_earlier_in_its_block(w: World) -> None:
+    """Both are admitted (the retire is pending when the transfer arrives,
+    and the certificate is active at the tip); the template applies the
+    retire, then its admission checks refuse the transfer: it is left out
+    and dropped, not mined as a failed tx."""
+    m = w.m
+    ret = m.signed(cert_retire_tx, ALICE, w.c1, 90 * KWH)
+    m.submit(ret)
+    move = m.signed(cert_transfer_tx, ALICE, w.c1, BOB, KWH)
+    m.submit(move)
+    block = m.mine()
+    assert [tx.txid for tx in block.txs] == [ret.txid]
+    m.ok(ret)
+    status = m.ledger.tx_status(move.txid)
+    assert status["status"] == "dropped" and status["error"]["code"] == "cert_retired"
+
+
+def test_a_pending_issue_meets_a_reading_in_the_same_block(w: World) -> None:
+    """Admission cannot see a reading still in the mempool: an issue for its
+    interval is admitted; the block that mines the reading first (it pays
+    more) refuses it."""
+    m = w.m
+    rep = m.signed(report_tx, CAROL, METER_B, w.wind, T0, 30 * KWH, fee=1_000)
+    m.submit(rep)
+    iss = m.signed(issue_tx, AUTHORITY, w.wind, T0, 30 * KWH)
+    m.submit(iss)
+    block = m.mine()
+    assert [tx.txid for tx in block.txs] == [rep.txid]  # the template left it out
+    assert m.ledger.tx_status(iss.txid)["error"]["code"] == "already_certified"
+    assert m.cert(root_id(w.wind, T0))["wh"] == 30 * KWH

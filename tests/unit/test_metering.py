@@ -32,7 +32,7 @@ from powernode.node.verify import encode_request
 from powernode.state.genesis import parse_genesis, parse_genesis_json
 from powernode.state.registry import verify_tx
 from powernode.state.view import MemoryState
-from tests.unit.helpers import MONO, LedgerFactory, genesis_doc, transfer
+from tests.unit.helpers import MONO, LedgerFactory, active_blocks, genesis_doc, replay, transfer
 from tests.unit.market_helpers import ALICE, BOB, CAROL, DAVE, ERIN, FEE, KWH, market_tx
 from tests.unit.metering_helpers import (
     AUTHORITY,
@@ -781,3 +781,36 @@ def test_the_miner_leaves_out_a_second_reading_of_an_interval(m: Metering, dev: 
     status = m.ledger.tx_status(b.txid)
     assert status["status"] == "dropped"
     assert status["error"]["code"] == "duplicate_reading"
+
+
+# --- replay and reorgs --------------------------------------------------------
+
+
+def test_replay_and_reorg_restore_devices_and_readings_exactly(factory: LedgerFactory) -> None:
+    a = open_metering(factory)
+    dev = a.active_device(ALICE, METER)
+    other = a.active_device(CAROL, METER_B, kind="both")
+    a.mine(INTERVAL_END)
+    a.report(BOB, METER, dev, T0, produced=KWH)
+    a.report(CAROL, METER_B, other, T0, produced=KWH, consumed=KWH)
+    a.retire_device(CAROL, other)
+    a.mine()
+    chain = active_blocks(a.ledger)
+    fresh = replay(factory, a.params, chain, a.now)
+    assert fresh.chain.state.data == a.state.data
+    # a competing branch from block 1 (the participants): METER belongs to
+    # another device there, and interval T0 has another reading
+    b = Metering(replay(factory, a.params, chain[:1], a.now))
+    theirs = b.active_device(DAVE, METER, kind="consumption")
+    b.mine(INTERVAL_END)
+    b.report(DAVE, METER, theirs, T0, consumed=3 * KWH)
+    b.mine()
+    while len(b.ledger.chain.active) <= len(a.ledger.chain.active):
+        b.mine()
+    for blk in active_blocks(b.ledger)[1:]:
+        a.ledger.submit_block(blk, now=b.now, mono=MONO)
+    assert a.ledger.chain.tip.hash == b.ledger.chain.tip.hash
+    assert a.state.data == b.state.data
+    assert records.key_owner(a.state, METER.pubkey) == theirs
+    assert queries.device(a.state, dev) is None
+    assert [r["consumed_wh"] for r in queries.readings(a.state, theirs)] == [3 * KWH]

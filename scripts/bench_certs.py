@@ -1,0 +1,271 @@
+"""Metering and certificates benchmark: signed meter readings (each issuing a
+certificate) and certificate txs through block application, a deep
+certificate lineage traced and proven, and the state a fleet's readings
+take.
+
+    python scripts/bench_certs.py [--quick] [--devices N] [--intervals N] [--json]
+
+Setup (untimed): ``--owners`` participants register ``--devices`` generation
+devices (solar, wind, hydro, thermal in turn; thermal earns no certificate),
+an authority approves them.
+
+a. Readings: one signed reading per device per interval for ``--intervals``
+   intervals, relayed by the owner, in blocks of ``--block-txs``:
+   ``apply_block`` timed per block (envelope, fee, nonce, the reading's
+   rules, the certificate it issues, receipts, state root). Signatures are
+   not checked here; they are measured on their own: the Ed25519 baseline
+   (2 threads, the same as bench_node's) and a reading's two signatures
+   (``verify_tx``) on one thread.
+b. Certificate txs: for each issued certificate, a transfer of part of it to
+   another owner (a split) and a retirement of part of what is left (a
+   second split), in blocks.
+c. A certificate ``--lineage`` splits deep (two owners handing a shrinking
+   part back and forth, one split per block); ``cert.trace`` of the deepest
+   child on the state, best of 5; ``cert.proof`` of it built from a chain
+   store holding those blocks, and verified offline.
+d. State bytes: the stored form of the metering and certificate namespaces
+   after (a), per 100,000 readings.
+
+Checks: no receipt fails; every reading of a certifying source issued its
+certificate and the certified Wh equal the metered Wh. Exit status 0; 1 with
+--check if a target is missed; 2 if a check or phase failed or the --budget
+ran out; 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from benchkit.certs import (
+    INTERVAL,
+    READING_NAMESPACES,
+    T0,
+    Chain,
+    Fleet,
+    deep_lineage,
+    reading_signatures,
+    root_id,
+    run_blocks,
+    setup_fleet,
+    sign_readings,
+    state_bytes,
+)
+from benchkit.cpu import print_phase_load
+from benchkit.guard import progress
+from benchkit.node.baseline import bench_baseline
+from benchkit.runner import BenchRun, Targets, bench_parser, parse_args, target
+
+from powernode.core.tx import Transaction
+from powernode.engines.certificates import queries as cert_queries
+from powernode.engines.metering.params import cert_params
+from powernode.node.runtime import tune_gc
+
+TARGET_READINGS = 10_000  # readings/s through block application, signatures excluded
+TARGET_TRACE_MS = 50.0  # cert.trace of a 1,000-step lineage
+
+
+def sign_cert_txs(chain: Chain, fleet: Fleet, readings: list[Transaction]) -> list[Transaction]:
+    """Per issued certificate: a split transfer to the next owner, then a
+    retirement of part of what the first owner keeps."""
+    per_owner = len(fleet.devices) // len(fleet.owners)
+    certifying = set(cert_params(fleet.params).sources)
+    index = {d: i for i, d in enumerate(fleet.devices)}
+    txs: list[Transaction] = []
+    for tx in readings:
+        device, start, produced = tx.payload[0], tx.payload[1], tx.payload[2]
+        if chain.state.get(("met.dev", device)).source not in certifying or produced < 4:
+            continue
+        o = index[device] // per_owner
+        owner, to = fleet.owners[o], fleet.owners[(o + 1) % len(fleet.owners)]
+        cid = root_id(device, start)
+        txs.append(fleet.sign(owner, "cert.transfer", [cid, to.address, produced // 2]))
+        txs.append(
+            fleet.sign(owner, "cert.retire", [cid, produced // 4, "bench", "", start, start + 1])
+        )
+    return txs
+
+
+def run(args: argparse.Namespace, bench: BenchRun) -> None:
+    r, mon = bench.results, bench.monitor
+    progress(f"setup: {args.owners} owners, {args.devices:,} devices registered and approved")
+    chain, fleet = setup_fleet(args.owners, args.devices // args.owners)
+    readings = sign_readings(fleet, args.intervals)
+    r["workload"] = {
+        "owners": args.owners,
+        "devices": len(fleet.devices),
+        "intervals": args.intervals,
+        "readings": len(readings),
+    }
+    mon.begin()
+    r["baseline"] = bench_baseline(args.sigs, 3, 140, readings[:1000])
+    r["baseline"] |= reading_signatures(readings, min(args.sigs, 4000))
+    mon.end("baseline")
+
+    after = T0 + args.intervals * INTERVAL + 10
+    mon.begin()
+    r["readings"] = run_blocks(chain, readings, args.block_txs, lambda b: after + b, "a readings")
+    mon.end("a")
+    r["readings"]["ratio_to_baseline"] = r["readings"]["per_s"] / r["baseline"]["verify_per_s_2t"]
+    sizes = state_bytes(chain.state, READING_NAMESPACES)
+    total = sum(sizes.values())
+    r["state"] = {
+        "by_namespace": sizes,
+        "bytes": total,
+        "bytes_per_100k_readings": total * 100_000 // max(1, len(readings)),
+    }
+    r["check"] = check_issuance(chain, fleet, readings)
+
+    cert_txs = sign_cert_txs(chain, fleet, readings)
+    mon.begin()
+    r["cert_txs"] = run_blocks(
+        chain, cert_txs, args.block_txs, lambda b: after + 10_000 + b, "b certificate txs"
+    )
+    mon.end("b")
+
+    mon.begin()
+    leaf, _ = deep_lineage(chain, fleet, args.lineage)
+    trace = cert_queries.trace(chain.state, leaf)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        cert_queries.trace(chain.state, leaf)
+        times.append(time.perf_counter() - t0)
+    r["lineage"] = {
+        "splits": args.lineage,
+        "steps": len(trace["steps"]),
+        "trace_ms": min(times) * 1000,
+    }
+    progress(f"c trace: {len(trace['steps']):,} steps in {min(times) * 1000:.1f} ms")
+    mon.end("c")
+    if chain.failed:
+        r["check"]["problems"].append(f"{chain.failed} failed receipts: {chain.failures[:3]}")
+
+
+def check_issuance(chain: Chain, fleet: Fleet, readings: list[Transaction]) -> dict[str, Any]:
+    certifying = set(cert_params(fleet.params).sources)
+    metered = certified = missing = 0
+    for tx in readings:
+        device, start, produced = tx.payload[0], tx.payload[1], tx.payload[2]
+        dev = chain.state.get(("met.dev", device))
+        if dev.source not in certifying:
+            continue
+        metered += produced
+        cert = chain.state.get(("crt.cert", root_id(device, start)))
+        if cert is None:
+            missing += 1
+        else:
+            certified += cert.wh
+    problems = []
+    if missing:
+        problems.append(f"{missing} readings issued no certificate")
+    if certified != metered:
+        problems.append(f"certified {certified} Wh != metered {metered} Wh")
+    return {"metered_wh": metered, "certified_wh": certified, "problems": problems}
+
+
+def print_table(r: dict[str, Any]) -> None:
+    env, targets = r["env"], r.get("targets", {})
+    print(
+        f"\npowernode metering and certificates benchmark: {env['cpus']} CPUs, "
+        f"Python {env['python']}, cryptography {env['cryptography']}"
+    )
+    w = r.get("workload")
+    if w:
+        print(
+            f"workload: {w['devices']:,} devices of {w['owners']} owners, {w['intervals']} "
+            f"intervals, {w['readings']:,} readings"
+        )
+    rows: list[tuple[str, str, str]] = []
+    b = r.get("baseline")
+    if b:
+        rows.append(("Ed25519 verify, 2 threads (baseline)", f"{b['verify_per_s_2t']:,.0f} /s", ""))
+        rows.append(("reading's 2 signatures, 1 thread", f"{b['readings_per_s_1t']:,.0f} /s", ""))
+    a = r.get("readings")
+    if a:
+        t = targets.get("readings", {})
+        rows.append(
+            (
+                "a readings through block application",
+                f"{a['per_s']:,.0f} /s",
+                f">= {TARGET_READINGS:,}: {'yes' if t.get('met') else 'NO'}",
+            )
+        )
+        rows.append(("  a / baseline", f"{a['ratio_to_baseline']:.2f}", ""))
+        rows.append(
+            ("  block p50 / p99", f"{a['block_ms_p50']:.0f} / {a['block_ms_p99']:.0f} ms", "")
+        )
+    c = r.get("cert_txs")
+    if c:
+        rows.append(("b certificate txs through block application", f"{c['per_s']:,.0f} /s", ""))
+    lin = r.get("lineage")
+    if lin:
+        t = targets.get("trace", {})
+        rows.append(
+            (
+                f"c cert.trace, {lin['splits']:,} splits ({lin['steps']:,} steps)",
+                f"{lin['trace_ms']:.1f} ms",
+                f"<= {TARGET_TRACE_MS:.0f}: {'yes' if t.get('met') else 'NO'}",
+            )
+        )
+        if "proof_ms" in lin:
+            rows.append(("c cert.proof build", f"{lin['proof_ms']:.1f} ms", ""))
+            rows.append(("c proof verify offline", f"{lin['verify_ms']:.1f} ms", ""))
+            rows.append(("c proof size", f"{lin['proof_bytes']:,} bytes", ""))
+    s = r.get("state")
+    if s:
+        rows.append(("d state bytes per 100,000 readings", f"{s['bytes_per_100k_readings']:,}", ""))
+    for name, value, goal in rows:
+        print(f"{name:<48} {value:>18}  {goal}".rstrip())
+    ck = r.get("check")
+    if ck:
+        print(
+            f"check: metered {ck['metered_wh']:,} Wh, certified {ck['certified_wh']:,} Wh: "
+            + ("PROBLEMS" if ck["problems"] else "equal, every reading certified once")
+        )
+        for p in ck["problems"]:
+            print(f"PROBLEM: {p}")
+    load = r.get("load", {})
+    if load:
+        print_phase_load(load)
+    if "error" in r:
+        print(f"RUN FAILED: {r['error']}")
+
+
+def targets(r: dict[str, Any]) -> Targets:
+    out: Targets = {}
+    if "readings" in r:
+        out["readings"] = target(r["readings"]["per_s"], TARGET_READINGS)
+    if "lineage" in r:
+        out["trace"] = target(r["lineage"]["trace_ms"], TARGET_TRACE_MS, at_most=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = bench_parser(__doc__, budget=900.0)
+    ap.add_argument("--owners", type=int, default=100)
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--intervals", type=int, default=100)
+    ap.add_argument("--block-txs", type=int, default=5000)
+    ap.add_argument("--lineage", type=int, default=1000, help="splits of the deep lineage")
+    ap.add_argument("--sigs", type=int, default=4000, help="signatures for the baseline")
+    ap.add_argument("--quick", action="store_true", help="100 devices, 20 intervals, 200 splits")
+    args = parse_args(ap, argv, workdir=False)
+    if args.quick:
+        args.owners, args.devices, args.intervals = 10, 100, 20
+        args.lineage, args.sigs = 200, 1000
+    if min(args.owners, args.devices, args.intervals, args.block_txs, args.lineage) < 1:
+        ap.error("--owners, --devices, --intervals, --block-txs and --lineage must be positive")
+    if args.owners < 2 or args.devices % args.owners:
+        ap.error("--owners: at least 2, and --devices a multiple of it")
+    bench = BenchRun(args)
+    tune_gc()
+    code = bench.execute(lambda: run(args, bench))
+    problems = bench.results.get("check", {}).get("problems", [])
+    return bench.finish(code, print_table, targets=targets, problems=problems)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""bench_certs' workload and passes: a fleet of approved meters, their signed
+readings (each issuing a certificate), certificate transfers and
+retirements, and one certificate with a deep lineage, all through
+``apply_block`` on a ``MemoryState``.
+
+Txs are signed before anything is timed; ``apply_block`` checks no
+signature (the node checks them ahead, in worker processes), so the figures
+are the state machine's. The signatures are measured on their own in the
+same run: a reading carries two (the relayer's and the meter's).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchkit.guard import percentile, progress
+from powernode.core import encoding
+from powernode.core.block import make_block
+from powernode.core.crypto import KeyPair, sha256
+from powernode.core.execution import ExecContext
+from powernode.core.merkle import merkle_root
+from powernode.core.params import ChainParams
+from powernode.core.tx import Transaction, sign_tx
+from powernode.devnet.devchain import dev_genesis
+from powernode.state.apply import BlockResult, apply_block, build_body
+from powernode.state.genesis import genesis_block, genesis_result, parse_genesis
+from powernode.state.registry import verify_tx
+from powernode.state.view import MemoryState
+
+CHAIN_ID = "bench-certs"
+INTERVAL = 900
+T0 = 1_767_225_600  # 2026-01-01 00:00 UTC: genesis; intervals start here
+FEE = 1000
+MINER = sha256(b"bench-certs-miner")[:20]
+CAPACITY_W = 4_000_000  # 1,000 kWh per interval
+SOURCES = ("solar", "wind", "hydro", "thermal")
+READING_NAMESPACES = ("met.read", "met.sum", "crt.cert", "crt.claimed", "crt.step", "crt.meta")
+
+
+def reading_message(device: bytes, interval: int, produced: int, consumed: int) -> bytes:
+    return encoding.encode(["powernode-reading", CHAIN_ID, device, interval, produced, consumed])
+
+
+def child_id(parent: bytes, txid: bytes) -> bytes:
+    return sha256(b"powernode-cert-split" + parent + txid)
+
+
+def root_id(device: bytes, interval: int) -> bytes:
+    return sha256(b"powernode-cert" + device + interval.to_bytes(8, "big"))
+
+
+@dataclass
+class Chain:
+    """A chain applied block by block on one MemoryState, timing apply_block."""
+
+    params: ChainParams
+    state: MemoryState = field(default_factory=MemoryState)
+    root: bytes = b""
+    prev: bytes = b""
+    height: int = 0
+    time: int = T0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    results: list[BlockResult] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def start(cls, params: ChainParams) -> Chain:
+        g = genesis_result(params)
+        c = cls(params)
+        c.state.apply_values(g.changed)
+        c.root, c.prev = g.state_root, genesis_block(params).hash
+        return c
+
+    def connect(self, body: Sequence[Transaction], at: int) -> float:
+        """Build the block untimed (for its state root), then time apply_block."""
+        self.height += 1
+        self.time = max(self.time + 1, at)
+        ctx = ExecContext(self.height, self.time, MINER, self.params)
+        tmpl = build_body(self.state, self.root, ctx, body, max_bytes=self.params.max_block_bytes)
+        if tmpl.rejected:
+            raise RuntimeError(
+                f"block {self.height}: {[(e.code, e.message) for _, e in tmpl.rejected[:3]]}"
+            )
+        header = genesis_block(self.params).header.replace(
+            height=self.height,
+            prev_hash=self.prev,
+            timestamp=self.time,
+            miner=MINER,
+            tx_root=merkle_root([tx.txid for tx in body]),
+            state_root=tmpl.result.state_root,
+        )
+        block = make_block(header, tuple(body))
+        del tmpl
+        t0 = time.perf_counter()
+        result = apply_block(self.state, self.root, block, self.params)
+        dt = time.perf_counter() - t0
+        self.state.apply_values(result.changed)
+        self.root, self.prev = result.state_root, block.hash
+        bad = [r for r in result.receipts if not r.ok]
+        self.failed += len(bad)
+        self.failures += [f"{r.code}: {r.message}" for r in bad[:3]]
+        return dt
+
+
+@dataclass
+class Fleet:
+    """Participants owning approved devices, each with its meter key."""
+
+    owners: list[KeyPair]
+    meters: list[KeyPair]
+    devices: list[bytes]
+    authority: KeyPair
+    nonces: dict[bytes, int]
+    params: ChainParams
+
+    def sign(self, key: KeyPair, tx_type: str, payload: list[Any]) -> Transaction:
+        nonce = self.nonces.get(key.address, 0)
+        self.nonces[key.address] = nonce + 1
+        return sign_tx(
+            key, chain_id=CHAIN_ID, tx_type=tx_type, nonce=nonce, fee=FEE, payload=payload
+        )
+
+
+def make_params(owners: int, *, max_block_txs: int = 10_000) -> tuple[ChainParams, list[KeyPair]]:
+    keys = [KeyPair.from_seed(sha256(b"bench-certs-owner-%d" % i)) for i in range(owners)]
+    authority = KeyPair.from_seed(sha256(b"bench-certs-authority"))
+    doc = dev_genesis(
+        {k.address: 10**12 for k in [authority, *keys]},
+        chain_id=CHAIN_ID,
+        timestamp=T0,
+        target="ff" * 32,
+        max_block_txs=max_block_txs,
+        max_block_bytes=8 * 1024 * 1024,
+        certificates={
+            "authorities": [authority.address.hex()],
+            "interval_seconds": INTERVAL,
+            "reading_window": 365 * 86_400,
+            "validity": 3 * 365 * 86_400,
+        },
+    )
+    return parse_genesis(doc), [authority, *keys]
+
+
+def setup_fleet(owners: int, devices_per_owner: int) -> tuple[Chain, Fleet]:
+    """Genesis, then a block of registrations and one of approvals (untimed)."""
+    params, keys = make_params(owners)
+    authority, owner_keys = keys[0], keys[1:]
+    chain = Chain.start(params)
+    fleet = Fleet(owner_keys, [], [], authority, {}, params)
+    regs: list[Transaction] = []
+    for i, k in enumerate(owner_keys):
+        regs.append(fleet.sign(k, "participant.register", ["producer", f"zone-{i % 50}", 10**9]))
+        for j in range(devices_per_owner):
+            meter = KeyPair.from_seed(sha256(b"bench-certs-meter-%d-%d" % (i, j)))
+            source = SOURCES[(i + j) % len(SOURCES)]
+            payload = ["generation", source, CAPACITY_W, f"zone-{i % 50}", 40, meter.pubkey]
+            tx = fleet.sign(k, "device.register", payload)
+            regs.append(tx)
+            fleet.meters.append(meter)
+            fleet.devices.append(tx.txid)
+    for start in range(0, len(regs), 5000):
+        chain.connect(regs[start : start + 5000], T0 + 1)
+    approvals = [fleet.sign(authority, "device.approve", [d]) for d in fleet.devices]
+    for start in range(0, len(approvals), 5000):
+        chain.connect(approvals[start : start + 5000], T0 + 2)
+    if chain.failed:
+        raise RuntimeError(f"setup: {chain.failed} failed receipts: {chain.failures}")
+    return chain, fleet
+
+
+def sign_readings(fleet: Fleet, intervals: int) -> list[Transaction]:
+    """One reading per device per interval, interval by interval (a fleet
+    reporting), relayed by the device's owner."""
+    per_owner = len(fleet.devices) // len(fleet.owners)
+    txs: list[Transaction] = []
+    total = intervals * len(fleet.devices)
+    for t in range(intervals):
+        start = T0 + t * INTERVAL
+        for d, (device, meter) in enumerate(zip(fleet.devices, fleet.meters, strict=True)):
+            produced = 1000 + (d * 7919 + t * 104_729) % 900_000  # Wh, deterministic spread
+            msg = reading_message(device, start, produced, 0)
+            payload = [device, start, produced, 0, meter.pubkey, meter.sign(msg)]
+            txs.append(fleet.sign(fleet.owners[d // per_owner], "meter.report", payload))
+            if len(txs) % 20_000 == 0:
+                progress(f"signed {len(txs):,} of {total:,} readings")
+    return txs
+
+
+def run_blocks(
+    chain: Chain, txs: Sequence[Transaction], block_txs: int, at: Callable[[int], int], what: str
+) -> dict[str, Any]:
+    chunks = [txs[i : i + block_txs] for i in range(0, len(txs), block_txs)]
+    times: list[float] = []
+    failed0 = chain.failed
+    gc.collect()
+    for b, chunk in enumerate(chunks):
+        times.append(chain.connect(chunk, at(b)))
+        if len(chunks) >= 8 and (b + 1) % max(1, len(chunks) // 4) == 0:
+            progress(f"{what}: {b + 1} of {len(chunks)} blocks applied")
+    ms = [t * 1000 for t in times]
+    fig: dict[str, Any] = {"txs": len(txs), "blocks": len(chunks), "block_txs": block_txs}
+    fig |= {"seconds": sum(times), "per_s": len(txs) / sum(times)}
+    fig |= {"failed": chain.failed - failed0}
+    fig |= {"block_ms_p50": percentile(ms, 50), "block_ms_p99": percentile(ms, 99)}
+    progress(f"{what}: {fig['per_s']:,.0f} txs/s through block application")
+    return fig
+
+
+def reading_signatures(txs: Sequence[Transaction], n: int) -> dict[str, Any]:
+    """Both signatures of a reading (``verify_tx``), serially, on this thread."""
+    sample = [txs[i % len(txs)] for i in range(n)]
+    t0 = time.perf_counter()
+    for tx in sample:
+        verify_tx(tx)
+    dt = time.perf_counter() - t0
+    return {"readings": n, "seconds": dt, "readings_per_s_1t": n / dt}
+
+
+def state_bytes(state: MemoryState, namespaces: Sequence[str]) -> dict[str, int]:
+    """Bytes of the stored form (namespace, key, packed value) per namespace."""
+    out = dict.fromkeys(namespaces, 0)
+    for (ns, key), value in state.data.items():
+        if ns in out:
+            obj = value.to_obj() if hasattr(value, "to_obj") else value
+            out[ns] += len(ns) + len(key) + len(encoding.encode(obj))
+    return out
+
+
+def deep_lineage(chain: Chain, fleet: Fleet, depth: int) -> tuple[bytes, list[Transaction]]:
+    """A certificate ``depth`` splits deep: two owners hand a shrinking part
+    back and forth, each block one split. Returns the last child's id."""
+    a, b = fleet.owners[0], fleet.owners[1]
+    device, meter = fleet.devices[0], fleet.meters[0]
+    # A fresh interval far after the readings' ones, so the root is new.
+    start = T0 + 10_000 * INTERVAL
+    produced = depth * 2 + 10
+    msg = reading_message(device, start, produced, 0)
+    tx = fleet.sign(a, "meter.report", [device, start, produced, 0, meter.pubkey, meter.sign(msg)])
+    when = start + INTERVAL + 1
+    chain.connect([tx], when)
+    cert = root_id(device, start)
+    owner, other = a, b
+    remaining = produced
+    txs: list[Transaction] = [tx]
+    for i in range(depth):
+        part = remaining - 1
+        t = fleet.sign(owner, "cert.transfer", [cert, other.address, part])
+        chain.connect([t], when + 1 + i)
+        txs.append(t)
+        cert, remaining = child_id(cert, t.txid), part
+        owner, other = other, owner
+        if (i + 1) % 250 == 0:
+            progress(f"lineage: {i + 1} of {depth} splits")
+    if chain.failed:
+        raise RuntimeError(f"lineage: failed receipts {chain.failures}")
+    return cert, txs
