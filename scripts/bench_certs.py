@@ -46,6 +46,7 @@ from benchkit.certs import (
     Chain,
     Fleet,
     deep_lineage,
+    proof_figures,
     reading_signatures,
     root_id,
     run_blocks,
@@ -139,6 +140,11 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
         "trace_ms": min(times) * 1000,
     }
     progress(f"c trace: {len(trace['steps']):,} steps in {min(times) * 1000:.1f} ms")
+    r["lineage"] |= proof_figures(bench.workdir, args.lineage)
+    progress(
+        f"c proof: built in {r['lineage']['proof_ms']:.1f} ms, verified offline in "
+        f"{r['lineage']['verify_ms']:.1f} ms, {r['lineage']['proof_bytes']:,} bytes"
+    )
     mon.end("c")
     if chain.failed:
         r["check"]["problems"].append(f"{chain.failed} failed receipts: {chain.failures[:3]}")
@@ -252,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lineage", type=int, default=1000, help="splits of the deep lineage")
     ap.add_argument("--sigs", type=int, default=4000, help="signatures for the baseline")
     ap.add_argument("--quick", action="store_true", help="100 devices, 20 intervals, 200 splits")
-    args = parse_args(ap, argv, workdir=False)
+    args = parse_args(ap, argv)
     if args.quick:
         args.owners, args.devices, args.intervals = 10, 100, 20
         args.lineage, args.sigs = 200, 1000
@@ -260,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--owners, --devices, --intervals, --block-txs and --lineage must be positive")
     if args.owners < 2 or args.devices % args.owners:
         ap.error("--owners: at least 2, and --devices a multiple of it")
-    bench = BenchRun(args)
+    bench = BenchRun(args, workdir="powernode-bench-certs-")
     tune_gc()
     code = bench.execute(lambda: run(args, bench))
     problems = bench.results.get("check", {}).get("problems", [])

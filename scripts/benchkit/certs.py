@@ -15,18 +15,24 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from benchkit.guard import percentile, progress
+from powernode.chain.certproof import build_proof
+from powernode.chain.chain import Chain as RealChain
+from powernode.chain.store import BlockStore
 from powernode.core import encoding
-from powernode.core.block import make_block
+from powernode.core.block import Block, make_block
 from powernode.core.crypto import KeyPair, sha256
 from powernode.core.execution import ExecContext
 from powernode.core.merkle import merkle_root
 from powernode.core.params import ChainParams
+from powernode.core.pow import asert_target, target_to_bytes
 from powernode.core.tx import Transaction, sign_tx
-from powernode.devnet.devchain import dev_genesis
-from powernode.state.apply import BlockResult, apply_block, build_body
+from powernode.devnet.devchain import dev_genesis, solve
+from powernode.state.apply import apply_block, build_body
+from powernode.state.certproof import verify_proof
 from powernode.state.genesis import genesis_block, genesis_result, parse_genesis
 from powernode.state.registry import verify_tx
 from powernode.state.view import MemoryState
@@ -65,18 +71,20 @@ class Chain:
     time: int = T0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
-    results: list[BlockResult] = field(default_factory=list, repr=False)
+    keep: bool = False  # keep the blocks, to connect them to a real chain later
+    blocks: list[Block] = field(default_factory=list, repr=False)
 
     @classmethod
-    def start(cls, params: ChainParams) -> Chain:
+    def start(cls, params: ChainParams, *, keep: bool = False) -> Chain:
         g = genesis_result(params)
-        c = cls(params)
+        c = cls(params, keep=keep)
         c.state.apply_values(g.changed)
         c.root, c.prev = g.state_root, genesis_block(params).hash
         return c
 
     def connect(self, body: Sequence[Transaction], at: int) -> float:
         """Build the block untimed (for its state root), then time apply_block."""
+        parent_height, parent_time = self.height, self.time
         self.height += 1
         self.time = max(self.time + 1, at)
         ctx = ExecContext(self.height, self.time, MINER, self.params)
@@ -93,6 +101,18 @@ class Chain:
             tx_root=merkle_root([tx.txid for tx in body]),
             state_root=tmpl.result.state_root,
         )
+        if self.keep:  # a real chain checks the ASERT target and the PoW
+            p = self.params
+            target = asert_target(
+                anchor_target=p.initial_target,
+                anchor_timestamp=p.timestamp,
+                parent_height=parent_height,
+                parent_timestamp=parent_time,
+                block_time=p.block_time,
+                halflife=p.asert_halflife,
+                pow_limit=p.pow_limit,
+            )
+            header = solve(header.replace(target=target_to_bytes(target)))
         block = make_block(header, tuple(body))
         del tmpl
         t0 = time.perf_counter()
@@ -100,6 +120,8 @@ class Chain:
         dt = time.perf_counter() - t0
         self.state.apply_values(result.changed)
         self.root, self.prev = result.state_root, block.hash
+        if self.keep:
+            self.blocks.append(block)
         bad = [r for r in result.receipts if not r.ok]
         self.failed += len(bad)
         self.failures += [f"{r.code}: {r.message}" for r in bad[:3]]
@@ -145,11 +167,11 @@ def make_params(owners: int, *, max_block_txs: int = 10_000) -> tuple[ChainParam
     return parse_genesis(doc), [authority, *keys]
 
 
-def setup_fleet(owners: int, devices_per_owner: int) -> tuple[Chain, Fleet]:
+def setup_fleet(owners: int, devices_per_owner: int, *, keep: bool = False) -> tuple[Chain, Fleet]:
     """Genesis, then a block of registrations and one of approvals (untimed)."""
     params, keys = make_params(owners)
     authority, owner_keys = keys[0], keys[1:]
-    chain = Chain.start(params)
+    chain = Chain.start(params, keep=keep)
     fleet = Fleet(owner_keys, [], [], authority, {}, params)
     regs: list[Transaction] = []
     for i, k in enumerate(owner_keys):
@@ -258,3 +280,42 @@ def deep_lineage(chain: Chain, fleet: Fleet, depth: int) -> tuple[bytes, list[Tr
     if chain.failed:
         raise RuntimeError(f"lineage: failed receipts {chain.failures}")
     return cert, txs
+
+
+def proof_figures(workdir: Path, depth: int) -> dict[str, Any]:
+    """``cert.proof`` of a certificate ``depth`` splits deep, built from a
+    chain store (as the node's RPC builds it) and verified offline."""
+    chain, fleet = setup_fleet(2, 1, keep=True)
+    leaf, _ = deep_lineage(chain, fleet, depth)
+    store = BlockStore(workdir / "proof-chain.db")
+    store.open()
+    try:
+        real = RealChain(params=chain.params, store=store)
+        real.load()
+        for i, block in enumerate(chain.blocks):
+            status, _ = real.submit_block(block, now=block.header.timestamp, mono=0.0)
+            if real.height != i + 1:
+                raise RuntimeError(f"block {i + 1} not connected: {status}")
+        progress(f"proof: {len(chain.blocks):,} blocks in a chain store")
+        builds, checks = [], []
+        raw = b""
+        for _ in range(3):
+            t0 = time.perf_counter()
+            raw = build_proof(real, leaf).encode()
+            t1 = time.perf_counter()
+            result = verify_proof(raw, chain.params)
+            t2 = time.perf_counter()
+            builds.append(t1 - t0)
+            checks.append(t2 - t1)
+        proved = result.to_json()["cert"]
+        if proved["remaining_wh"] != chain.state.get(("crt.cert", leaf)).remaining_wh:
+            raise RuntimeError("the proof proves another amount than the state holds")
+    finally:
+        store.close()
+    return {
+        "proof_ms": min(builds) * 1000,
+        "verify_ms": min(checks) * 1000,
+        "proof_bytes": len(raw),
+        "proof_txs": depth + 3,
+        "proof_headers": len(chain.blocks),
+    }

@@ -71,7 +71,8 @@ def test_command_line_run_prints_the_table() -> None:
         check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    for line in ("a readings through block application", "c cert.trace", "d state bytes"):
+    lines = ("a readings through block application", "c cert.trace", "c proof verify", "d state")
+    for line in lines:
         assert line in out.stdout
     assert "every reading certified once" in out.stdout
     assert '"problems": []' in out.stdout
