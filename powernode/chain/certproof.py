@@ -71,8 +71,11 @@ def _approve_txid(chain: Chain, device_id: bytes, height: int) -> bytes:
     entry = chain.entry_at(height)
     if entry is None:
         raise NotFound(f"no block at height {height}")
-    for tx in chain.get_block(entry.hash).txs:
-        if tx.type == _APPROVE and tx.payload[:1] == [device_id]:
+    # The one that succeeded: a failed approval (a non-authority's) may
+    # come earlier in the same block.
+    receipts = chain.store.get_receipts(entry.hash) or []
+    for tx, receipt in zip(chain.get_block(entry.hash).txs, receipts, strict=False):
+        if tx.type == _APPROVE and tx.payload[:1] == [device_id] and receipt[0]:
             return tx.txid
     raise NotFound(f"no approval of device {device_id.hex()} at height {height}")
 

@@ -101,6 +101,9 @@ def address_arg(what: str) -> Callable[[str], bytes]:
     return parse
 
 
+U64_MAX = 2**64 - 1  # what a tx can carry
+
+
 def kwh_arg(what: str, *, positive: bool) -> Callable[[str], int]:
     """Energy in kWh, to Wh (exact: finer than 1 Wh is refused)."""
 
@@ -111,6 +114,8 @@ def kwh_arg(what: str, *, positive: bool) -> Callable[[str], int]:
             raise UserError(exc.message) from None
         if positive and wh <= 0:
             raise UserError(f"{what} must be positive")
+        if wh > U64_MAX:
+            raise UserError(f"{what} must be at most {U64_MAX // 1000} kWh")
         return wh
 
     return parse

@@ -51,6 +51,7 @@ from powernode.node.rpc_methods import chain_methods, node_methods, peer_methods
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
 from powernode.state.genesis import parse_genesis_json
+from powernode.state.registry import verify_tx
 
 log = logging.getLogger("powernode.node")
 
@@ -362,7 +363,7 @@ class Node:
                 now = now_s()
                 for i, c in chunk:
                     if c.tx.txid in bad_ids:
-                        results[i] = (None, BadSignature("signature does not verify"))
+                        results[i] = (None, _signature_error(c.tx))
                         continue
                     try:
                         results[i] = (ledger.add_checked(c, now=now), None)
@@ -389,6 +390,17 @@ class Node:
 
 
 M = TypeVar("M")
+
+
+def _signature_error(tx: Transaction) -> PowernodeError:
+    """The typed error of a tx a signature worker refused (``bad_signature``
+    or ``bad_meter_signature``), found again on this thread: only refused
+    txs pay for the second check."""
+    try:
+        verify_tx(tx)
+    except PowernodeError as exc:
+        return exc
+    return BadSignature("signature does not verify")  # the worker and this thread disagree
 
 
 def _join(*tables: Mapping[str, M]) -> dict[str, M]:

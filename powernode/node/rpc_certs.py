@@ -23,6 +23,7 @@ from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
 from powernode.engines.market.queries import market_time
 from powernode.engines.metering import queries as mq
 from powernode.engines.metering.params import SOURCES, cert_params
+from powernode.engines.metering.records import CLOCK_KEY
 from powernode.engines.metering.records import STATUSES as DEVICE_STATUSES
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
@@ -37,10 +38,13 @@ def cert_methods(ledger: Ledger) -> dict[str, Method]:
         return ledger.chain.state
 
     def now() -> int:
-        # The engines' clock (metering.clock): the market clock, or the tip's
-        # time if later. Expiry in answers is judged by it, as the next
-        # block's handlers would.
-        return max(market_time(state()), ledger.chain.tip.header.timestamp)
+        # The engines' clock (metering.clock) as of the tip. Expiry in
+        # answers is judged by it, as the next block's handlers would.
+        st = state()
+        own = st.get(CLOCK_KEY)
+        return max(
+            market_time(st), 0 if own is None else int(own), ledger.chain.tip.header.timestamp
+        )
 
     def one_of(p: Params, key: str, pos: int, allowed: tuple[str, ...]) -> str | None:
         v = rp.arg(p, key, pos)

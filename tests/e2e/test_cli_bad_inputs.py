@@ -518,6 +518,8 @@ ROWS = [
         "--interval must be"),
     row("meter-produced-nan", f"{REPORT} --produced nan --meter-key @keyed/node.key",
         "--produced (kWh)"),
+    row("meter-produced-huge", f"{REPORT} --produced 99999999999999999999999 --meter-key @keyed/node.key",
+        "at most"),
     row("meter-produced-too-fine", f"{REPORT} --produced 0.0001 --meter-key @keyed/node.key",
         "at most 3 decimal places"),
     row("meter-consumed-negative", f"{REPORT} --consumed -1 --meter-key @keyed/node.key",

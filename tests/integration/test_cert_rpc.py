@@ -31,7 +31,7 @@ from powernode.client import (
     endpoint_from_datadir,
 )
 from powernode.core.crypto import KeyPair
-from powernode.core.tx import Transaction
+from powernode.core.tx import Transaction, sign_tx
 from powernode.devnet.datadir import init_datadir, write_genesis
 from powernode.devnet.devchain import ALWAYS_OPEN_MARKETS, dev_genesis
 from powernode.node.config import load_config
@@ -469,3 +469,39 @@ async def test_bad_params_are_typed(cert_node: DevNode) -> None:
     # Any range is fine: the answer lists only intervals the chain has data for.
     everything = {"participant": addr, "start": 0, "end": 2**62}
     assert (await dev.rpc.call("cert.cfe", everything))["intervals"] == []
+
+
+async def test_a_reading_signed_by_another_key_is_refused_with_its_code(
+    cert_node: DevNode,
+) -> None:
+    """tx.submit names the co-signature that failed (``bad_meter_signature``),
+    not the sender's, and the pool stays without it."""
+    dev = cert_node
+    s = Seed(dev)
+    await s.run()
+    forged = build_meter_report(
+        s.producer,
+        KeyPair.generate(),  # not the device's meter
+        chain_id=dev.chain_id,
+        nonce=s.nonce(s.producer),
+        device_id=s.device,
+        interval_start=s.interval - INTERVAL,
+        produced_wh=1_000,
+        consumed_wh=0,
+    )
+    # The payload must carry the device's key (else wrong_meter_key comes
+    # first): keep it, with the other key's signature.
+    payload = [*forged.payload[:4], s.meter.pubkey, forged.payload[5]]
+    tx = sign_tx(
+        s.producer,
+        chain_id=dev.chain_id,
+        tx_type="meter.report",
+        nonce=forged.nonce,
+        fee=forged.fee,
+        payload=payload,
+    )
+    with pytest.raises(RpcError) as info:
+        await dev.rpc.call("tx.submit", {"raw": tx.raw.hex()})
+    assert info.value.reason == "bad_meter_signature"
+    with pytest.raises(RpcError):  # not pending: the pool did not take it
+        await dev.rpc.call("tx.get", {"id": tx.txid.hex()})

@@ -154,6 +154,16 @@ def test_refused_at_admission_and_failed_in_a_block(w: World, case: str) -> None
     m.assert_fails_in_block(sender, tx, code)
 
 
+def test_a_device_retired_before_approval_is_never_certified(w: World) -> None:
+    m = w.m
+    retire = m.retire_device(DAVE, w.pending)
+    m.mine()
+    m.ok(retire)
+    tx = issue_tx(AUTHORITY, w.pending, PAST, KWH, nonce=m.nonce(AUTHORITY))
+    assert m.refused(tx) == "device_not_active"
+    m.assert_fails_in_block(AUTHORITY, tx, "device_not_active")
+
+
 def expired_world(factory: LedgerFactory) -> World:
     """The world with a validity of an hour: ``c1`` (interval T0) expires at
     T0 + 900 + 3600."""

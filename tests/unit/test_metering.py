@@ -557,6 +557,20 @@ def test_report_too_late_after_the_window(factory: LedgerFactory) -> None:
     both(m, ALICE, rep(m, ALICE, dev, T0, produced=KWH), "reading_too_late")
 
 
+def test_a_block_stepping_back_in_time_does_not_reopen_a_window(factory: LedgerFactory) -> None:
+    # No market order exists, so only metering's own clock remembers the
+    # highest block time: a later block may carry an earlier timestamp
+    # (median-time-past), and the window stays closed.
+    m = open_metering(factory, certificates_section(reading_window=60))
+    dev = m.active_device(ALICE, METER)
+    m.mine(INTERVAL_END + 2000)
+    late = m.report(ALICE, METER, dev, T0, produced=KWH)
+    block = m.mine(INTERVAL_END + 30)
+    assert block.header.timestamp == INTERVAL_END + 30
+    assert m.receipt(late)["status"] == "failed"
+    assert m.receipt(late)["error"]["code"] == "reading_too_late"
+
+
 def test_report_duplicate(m: Metering, dev: bytes) -> None:
     first = m.report(ALICE, METER, dev, T0, produced=KWH)
     m.mine()

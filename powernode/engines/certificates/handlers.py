@@ -67,7 +67,6 @@ from powernode.engines.market.handlers import settled
 from powernode.engines.metering import clock
 from powernode.engines.metering import records as meter_records
 from powernode.engines.metering.params import CertParams, cert_params
-from powernode.engines.metering.records import PENDING
 
 _MAX_U64 = 2**64 - 1
 
@@ -141,7 +140,15 @@ def _issue_root(
     )
     view.put((CLAIMED_NS, claimed_key(device_id, interval_start)), CertId(cid))
     t = totals(view)
-    put_totals(view, t._replace(issued_wh=t.issued_wh + wh, certificates=t.certificates + 1))
+    # Chain-wide statistics saturate at the encoding's 64-bit limit (as the
+    # market's totals do) rather than make every later block unencodable.
+    put_totals(
+        view,
+        t._replace(
+            issued_wh=min(t.issued_wh + wh, _MAX_U64),
+            certificates=min(t.certificates + 1, _MAX_U64),
+        ),
+    )
     return cid
 
 
@@ -204,8 +211,8 @@ def _check_issue(
         if not own_records:
             return None
         raise UnknownDevice(f"no device {p.device_id.hex()}")
-    if device.status == PENDING:
-        raise DeviceNotActive("the device is not approved yet")
+    if not device.approved_height:  # pending, or retired before any approval
+        raise DeviceNotActive("the device was never approved")
     if device.source not in cp.sources:
         raise SourceNotCertified(f"{device.source} does not earn certificates on this chain")
     interval = p.interval_start
@@ -451,7 +458,7 @@ class RetireHandler:
         )
         view.put((RET_NS, ret_key(sender, c.interval_start, cid)), Wh(p.wh))
         t = totals(view)
-        put_totals(view, t._replace(retired_wh=t.retired_wh + p.wh))
+        put_totals(view, t._replace(retired_wh=min(t.retired_wh + p.wh, _MAX_U64)))
         events.append(
             {"event": "cert.retired", "cert": cid, "wh": p.wh, "beneficiary": p.beneficiary}
         )

@@ -5,6 +5,7 @@ section it parses (for itself and the certificates engine).
 """
 
 from powernode.core.execution import Engine
+from powernode.engines.metering.clock import begin_block
 from powernode.engines.metering.handlers import (
     ApproveHandler,
     RegisterHandler,
@@ -19,6 +20,7 @@ ENGINE = Engine(
     name=ENGINE_NAME,
     handlers=(RegisterHandler(), ApproveHandler(), RetireHandler(), ReportHandler()),
     state_codecs=STATE_CODECS,
+    begin_block=begin_block,
     genesis=GENESIS,
 )
 

@@ -169,6 +169,7 @@ class RegisterHandler:
         )  # fmt: skip
         view.put((KEY_NS, p.meter_pubkey), DeviceRef(did))
         view.put((OWNER_NS, owner + did), MARK)
+        clock.start(view, ctx)
         return [{"event": "device.registered", "device": did, "owner": owner}]
 
 

@@ -29,6 +29,8 @@ KEY_NS = "met.key"
 OWNER_NS = "met.own"
 READING_NS = "met.read"
 TOTALS_NS = "met.sum"
+CLOCK_NS = "met.clock"
+CLOCK_KEY = (CLOCK_NS, b"")
 
 GENERATION, CONSUMPTION, BOTH = "generation", "consumption", "both"
 KINDS = (GENERATION, CONSUMPTION, BOTH)
@@ -151,6 +153,22 @@ class Mark(int):
 MARK = Mark(1)
 
 
+class Clock(int):
+    """The metering clock: the highest block timestamp seen since the first
+    device registered (``clock.now``)."""
+
+    __slots__ = ()
+
+    def to_obj(self) -> int:
+        return int(self)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Clock:
+        if type(obj) is not int or obj < 0:
+            raise DecodeError(f"metering clock: expected a time, got {obj!r}")
+        return cls(obj)
+
+
 # --- lookups (other engines use these) ----------------------------------------
 
 
@@ -181,4 +199,5 @@ STATE_CODECS = {
     OWNER_NS: Mark.from_obj,
     READING_NS: Reading.from_obj,
     TOTALS_NS: DeviceTotals.from_obj,
+    CLOCK_NS: Clock.from_obj,
 }
