@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from powernode.core.execution import AfterTx, BlockHook, Engine, StateCodec, TxHandler
-from powernode.engines.contracts import ppa
+from powernode.engines.contracts import contract, ppa
 
 ENGINE_NAME = "contracts"
 
 # Handlers of each part, in a fixed order (tx types are unique chain-wide).
-_HANDLERS: tuple[TxHandler, ...] = (*ppa.HANDLERS,)
+_HANDLERS: tuple[TxHandler, ...] = (*ppa.HANDLERS, *contract.HANDLERS)
 
 # Namespace -> decoder of every part.
-_CODECS: dict[str, StateCodec] = {**ppa.STATE_CODECS}
+_CODECS: dict[str, StateCodec] = {**ppa.STATE_CODECS, **contract.STATE_CODECS}
 
 # The parts' block hooks, run in this order inside the engine's one hook.
 _BLOCK_HOOKS: tuple[BlockHook, ...] = (*ppa.BLOCK_HOOKS,)
