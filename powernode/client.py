@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from powernode.core.crypto import KeyPair, sha256
+from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError, DecodeError
 from powernode.core.tx import Transaction, sign_tx
 from powernode.core.units import parse_decimal
@@ -694,9 +694,3 @@ def build_contract_execute(
         contract_id=contract_id,
         fee=fee,
     )
-
-
-def contract_address(contract_id: bytes) -> bytes:
-    """The address a contract holds certificates at (a ``transfer_cert``
-    action gives away what is owned here)."""
-    return sha256(b"powernode-contract" + contract_id)[:20]

@@ -46,7 +46,6 @@ from powernode.client import (
     build_ppa_fund,
     build_ppa_id_tx,
     build_ppa_propose,
-    contract_address,
     format_decimal,
     format_kwh,
     format_money,
@@ -57,6 +56,14 @@ from powernode.client import (
 from powernode.core.crypto import parse_address
 from powernode.core.errors import DecodeError
 from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
+from powernode.engines.contracts.contract_records import STATUSES as CONTRACT_STATUSES
+from powernode.engines.contracts.contract_records import contract_address
+from powernode.engines.contracts.contract_vocab import (
+    MAX_ACTIONS,
+    MAX_CONDITIONS,
+    MAX_PARTIES,
+    TERM_FEE,
+)
 
 # What the chain allows (engines/contracts), checked here too so a bad
 # value is refused before a key is read or a node asked.
@@ -70,14 +77,11 @@ PPA_STATUSES = (
     "defaulted",
     "terminated",
 )
-CONTRACT_STATUSES = ("open", "executed", "cancelled", "expired")
 MAX_DURATION_DAYS = 36_500
-MAX_CONDITIONS = 16
-MAX_ACTIONS = 16
-MAX_PARTIES = 8
 MAX_TERMS_FILE = 64 * 1024
 DEFAULT_PERIOD = 86_400  # a PPA settles (escrows) per day unless told
 DEFAULT_ACCEPT_WITHIN = 86_400
+DEFAULT_FEE = 1_000  # add_tx_options' default, 0.001
 # Condition tags and what each takes after the tag ("device"/"cert": a
 # 32-byte id in hex; "address": 20 bytes in hex; "time"/"wh": a whole
 # number; "text": a string).
@@ -213,6 +217,15 @@ def chain_now(c: RpcClient) -> int:
 
 def resolve(when: When, now: int) -> int:
     return now + when[1] if isinstance(when, tuple) else when
+
+
+def contract_fee(a: argparse.Namespace, terms: int) -> int:
+    """``--fee`` if given, else the least a contract tx of ``terms``
+    conditions and actions may pay (TERM_FEE each), and never below the
+    usual default of 0.001."""
+    if a.fee is not None:
+        return parse_units(a.fee, "fee")
+    return max(DEFAULT_FEE, TERM_FEE * terms)
 
 
 # --- contract terms (JSON file) -------------------------------------------------
@@ -482,7 +495,7 @@ def cmd_contract_create(a: argparse.Namespace) -> int:
     parties = list(dict.fromkeys(a.party or []))
     if len(parties) > MAX_PARTIES:
         raise UserError(f"at most {MAX_PARTIES} --party")
-    fee = parse_units(a.fee, "fee")
+    fee = contract_fee(a, len(conditions) + len(actions))
     key = signing_key(a)
     with rpc_client(a) as c:
         expiry = resolve(a.expiry, chain_now(c))
@@ -512,9 +525,15 @@ def cmd_contract_create(a: argparse.Namespace) -> int:
 
 def contract_id_tx(tx_type: str) -> Callable[[argparse.Namespace], int]:
     def cmd(a: argparse.Namespace) -> int:
-        fee = parse_units(a.fee, "fee")
+        if a.fee is not None:
+            parse_units(a.fee, "fee")  # a bad --fee is refused before anything is read
         key = signing_key(a)
         with rpc_client(a) as c:
+            fee = contract_fee(a, 0)
+            if a.fee is None and tx_type == "contract.execute":
+                # An execution pays per term of the contract: its min_fee.
+                found = c.call("contract.get", {"id": a.contract_id.hex()})
+                fee = max(fee, int(found["min_fee"]))
             chain_id, nonce = tx_context(c, key)
             tx = build_contract_id_tx(
                 key,
@@ -656,6 +675,7 @@ def add_commands(sub: Subparsers) -> None:
         "--expiry", required=True, type=time_arg("--expiry"), help="unix time or +SECONDS"
     )
     add_tx_options(sp)
+    sp.set_defaults(fee=None)  # default: the contract's minimum (contract_fee)
 
     for name, tx_type, help in (
         ("approve", "contract.approve", "a party approves (for an approved_by condition)"),
@@ -665,6 +685,7 @@ def add_commands(sub: Subparsers) -> None:
         sp = add_command(con, name, contract_id_tx(tx_type), help)
         sp.add_argument("contract_id", metavar="CONTRACT_ID", type=contract_id_arg)
         add_tx_options(sp)
+        sp.set_defaults(fee=None)
 
     sp = add_command(con, "show", cmd_contract_show, "a contract's terms and status")
     sp.add_argument("contract_id", metavar="CONTRACT_ID", type=contract_id_arg)

@@ -22,6 +22,7 @@ from powernode.chain.ledger import Ledger
 from powernode.core.errors import InvalidParams, NotFound
 from powernode.engines.contracts import contract_queries as kq
 from powernode.engines.contracts import ppa_queries as pq
+from powernode.engines.contracts.contract_records import STATUSES as CONTRACT_STATUSES
 from powernode.engines.market.queries import market_time
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
@@ -61,14 +62,14 @@ def contract_methods(ledger: Ledger) -> dict[str, Method]:
 
     async def contract_get(p: Params) -> Any:
         cid = rp.id32(p, "id", 0, "a contract id (the txid that created it)")
-        found = kq.contract(state(), cid, now())
+        found = kq.get(state(), cid, now())
         if found is None:
             raise NotFound(f"no contract {cid.hex()}", code="unknown_contract")
         return found
 
     async def contract_list(p: Params) -> Any:
         party = rp.address(p, "party", 0, required=False)
-        status = one_of(p, "status", 1, kq.STATUSES)
+        status = one_of(p, "status", 1, CONTRACT_STATUSES)
         return kq.contracts(state(), party=party, status=status, now=now())
 
     return {
