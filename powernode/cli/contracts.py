@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,20 +65,11 @@ from powernode.engines.contracts.contract_vocab import (
     MAX_PARTIES,
     TERM_FEE,
 )
+from powernode.engines.contracts.ppa_flow import MAX_DURATION_DAYS, MIN_PERIOD_SECONDS
+from powernode.engines.contracts.ppa_records import STATUSES as PPA_STATUSES
 
 # What the chain allows (engines/contracts), checked here too so a bad
 # value is refused before a key is read or a node asked.
-PPA_STATUSES = (
-    "proposed",
-    "lapsed",
-    "rejected",
-    "active",
-    "completed",
-    "expired",
-    "defaulted",
-    "terminated",
-)
-MAX_DURATION_DAYS = 36_500
 MAX_TERMS_FILE = 64 * 1024
 DEFAULT_PERIOD = 86_400  # a PPA settles (escrows) per day unless told
 DEFAULT_ACCEPT_WITHIN = 86_400
@@ -299,14 +291,19 @@ def read_terms(path: Path) -> tuple[list[Any], list[Any]]:
 # --- output ---------------------------------------------------------------------
 
 
+def when(t: int) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def pct(bps: int) -> str:
     """Basis points as a percent with one decimal at least: 1000 -> '10.0'."""
     return format_decimal(bps, 2, min_places=1)
 
 
 def ppa_text(p: dict[str, Any]) -> str:
+    """``ppa show``: the seed's get_contract_status, by the chain's clock."""
     source = (
-        f"device {p['device']}, {pct(p['share_bps'])}% of its production"
+        f"{pct(p['share_bps'])}% of device {p['device']}"
         if p.get("device")
         else "deliveries claimed by the seller, confirmed by the buyer"
     )
@@ -314,16 +311,27 @@ def ppa_text(p: dict[str, Any]) -> str:
         f"PPA {p['id']}  {p['status']}",
         f"  seller {p['seller']}  buyer {p['buyer']}",
         f"  {format_kwh(p['total_wh'])} kWh at {format_price(p['price'])}/kWh over "
-        f"{p['duration_days']} days; {source}",
+        f"{p['duration_days']} days from {when(p['start'])}",
+        f"  source: {source}",
         f"  delivered {format_kwh(p['delivered_wh'])} of {format_kwh(p['total_wh'])} kWh "
         f"({pct(p['progress_bps'])}%), paid {format_money(p['paid'])}, "
         f"escrow {format_money(p['escrow'])}",
         f"  days remaining {p['days_remaining']}",
     ]
+    if p.get("pending_wh"):
+        lines.append(f"  awaiting the buyer's confirmation: {format_kwh(p['pending_wh'])} kWh")
+    if p.get("owed"):
+        lines.append(
+            f"  owed to the seller {format_money(p['owed'])} (escrow short; default at "
+            f"{when(p['grace_until'])} unless funded)"
+        )
+    if p.get("shortfall_wh"):
+        lines.append(f"  shortfall {format_kwh(p['shortfall_wh'])} kWh")
     for d in p.get("deliveries", []):
         lines.append(
-            f"  delivery #{d['seq']}: {format_kwh(d['wh'])} kWh for interval {d['interval']}"
-            f", paid {format_money(d['paid'])}, {d['status']}"
+            f"  delivery #{d['seq']} ({d['kind']}): {format_kwh(d['wh'])} kWh in interval "
+            f"{d['interval_start']}, worth {format_money(d['value'])}, {d['status']}"
+            + (f", certificates {format_kwh(d['cert_wh'])} kWh" if d.get("cert_wh") else "")
         )
     return "\n".join(lines)
 
@@ -603,7 +611,7 @@ def add_commands(sub: Subparsers) -> None:
     )
     sp.add_argument(
         "--period",
-        type=whole_number("--period", lo=1, hi=10**9),
+        type=whole_number("--period", lo=MIN_PERIOD_SECONDS, hi=MAX_DURATION_DAYS * 86_400),
         default=DEFAULT_PERIOD,
         metavar="SECONDS",
         help=f"settlement period (default {DEFAULT_PERIOD}: a day)",

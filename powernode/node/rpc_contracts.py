@@ -23,6 +23,7 @@ from powernode.core.errors import InvalidParams, NotFound
 from powernode.engines.contracts import contract_queries as kq
 from powernode.engines.contracts import ppa_queries as pq
 from powernode.engines.contracts.contract_records import STATUSES as CONTRACT_STATUSES
+from powernode.engines.contracts.ppa_records import STATUSES as PPA_STATUSES
 from powernode.engines.market.queries import market_time
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
@@ -50,15 +51,15 @@ def contract_methods(ledger: Ledger) -> dict[str, Method]:
 
     async def ppa_get(p: Params) -> Any:
         pid = rp.id32(p, "id", 0, "a PPA id (the txid that proposed it)")
-        found = pq.ppa(state(), pid, now())
+        found = pq.get(state(), pid, now())
         if found is None:
             raise NotFound(f"no PPA {pid.hex()}", code="unknown_ppa")
         return found
 
     async def ppa_list(p: Params) -> Any:
         party = rp.address(p, "party", 0, required=False)
-        status = one_of(p, "status", 1, pq.STATUSES)
-        return pq.ppas(state(), party=party, status=status, now=now())
+        status = one_of(p, "status", 1, PPA_STATUSES)
+        return pq.list_ppas(state(), party=party, status=status, now=now())
 
     async def contract_get(p: Params) -> Any:
         cid = rp.id32(p, "id", 0, "a contract id (the txid that created it)")
