@@ -390,9 +390,15 @@ def cmd_ppa_propose(a: argparse.Namespace) -> int:
     with rpc_client(a) as c:
         now = chain_now(c)
         start = resolve(a.start, now)
-        accept_by = resolve(a.accept_by, now)
-        if accept_by > start + a.days * 86_400:
-            raise UserError("--accept-by must not be after the PPA's end")
+        end = start + a.days * 86_400
+        # By default a day to accept, or until just before the term ends.
+        accept_by = (
+            min(now + DEFAULT_ACCEPT_WITHIN, end - 1)
+            if a.accept_by is None
+            else resolve(a.accept_by, now)
+        )
+        if accept_by >= end:
+            raise UserError("--accept-by must be before the PPA's end (start + days)")
         chain_id, nonce = tx_context(c, key)
         tx = build_ppa_propose(
             key,
@@ -619,8 +625,8 @@ def add_commands(sub: Subparsers) -> None:
     sp.add_argument(
         "--accept-by",
         type=time_arg("--accept-by"),
-        default=("+", DEFAULT_ACCEPT_WITHIN),
-        help="acceptance deadline: unix time or +SECONDS (default +86400)",
+        help="acceptance deadline: unix time or +SECONDS (default +86400, or just "
+        "before the term ends if sooner)",
     )
     add_tx_options(sp)
 
