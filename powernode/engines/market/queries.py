@@ -55,6 +55,18 @@ def escrow_total(state: ScanState) -> int:
     return _meta(state).escrow
 
 
+def settlement_escrow_total(state: ScanState) -> int:
+    """Money held for confirmed trades until their slot settles, market-wide."""
+    return _meta(state).settle_escrow
+
+
+def held_total(state: ScanState) -> int:
+    """Every micro-unit the market holds: order escrow plus settlement escrow
+    (balances plus this are conserved)."""
+    m = _meta(state)
+    return m.escrow + m.settle_escrow
+
+
 def participant(state: ScanState, addr: bytes) -> dict[str, Any] | None:
     p: Participant | None = state.get((PART_NS, addr))
     if p is None:
