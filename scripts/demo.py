@@ -595,33 +595,37 @@ def ppa_part(demo: Demo) -> None:
     device, meter = demo.device, demo.meter
     cp = demo.rpc.call("cert.params")
     size = int(cp["interval_seconds"])
-    produced = PPA_DELIVER_WH * 10_000 // PPA_SHARE_BPS
     cap = DEVICE_W * size // 3600
+    # Half of a 200 kWh reading; a device too small for that in one
+    # interval gives all of a 100 kWh one.
+    share = PPA_SHARE_BPS if cap >= PPA_DELIVER_WH * 10_000 // PPA_SHARE_BPS else 10_000
+    produced = PPA_DELIVER_WH * 10_000 // share
     if produced > cap:
         raise DemoFailed(
             f"the demo's device meters at most {format_kwh(cap)} kWh per {size} s interval; "
             f"the PPA demo needs a {format_kwh(produced)} kWh reading"
         )
-    # The PPA starts at the next interval boundary: readings before it (the
-    # trade's slot, the certificate's interval) are not the PPA's.
-    start = (int(cp["now"]) // size + 1) * size
+    # The PPA's term starts at an interval of its own: the latest ended one
+    # the device has no reading for yet (earlier readings, the trade's slot
+    # and the certificate's interval, were taken before the PPA existed).
+    start = free_interval(demo, device)
     propose = build_ppa_propose(
         demo.producer,
         chain_id=demo.chain_id,
         nonce=demo.nonce(demo.producer),
         buyer=demo.consumer.address,
         device_id=device,
-        share_bps=PPA_SHARE_BPS,
+        share_bps=share,
         total_wh=PPA_TOTAL_WH,
         price=PPA_PRICE,
         start=start,
         duration_days=PPA_DAYS,
         period_seconds=PPA_PERIOD,
-        accept_deadline=start + 3600,
+        accept_deadline=max(start, int(cp["now"])) + 3600,
     )
     ppa = propose.txid
     print(
-        f"producer_001 proposes PPA {ppa.hex()}: {pct(PPA_SHARE_BPS)}% of device "
+        f"producer_001 proposes PPA {ppa.hex()}: {pct(share)}% of device "
         f"{device.hex()[:16]}..'s production from {start} ({when(start)})"
     )
     demo.send(propose, "PPA proposal")
@@ -647,7 +651,7 @@ def ppa_part(demo: Demo) -> None:
     interval = wait_interval_end(demo, start, size)
     print(
         f"the meter reports {format_kwh(produced)} kWh produced in interval {interval} "
-        f"({when(interval)}): the PPA takes {pct(PPA_SHARE_BPS)}%"
+        f"({when(interval)}): the PPA takes {pct(share)}%"
     )
     report = build_meter_report(
         demo.producer,
@@ -710,6 +714,21 @@ def ppa_part(demo: Demo) -> None:
     print(f"$ powernode ppa show {ppa.hex()[:16]}..\n{indent(shown.stdout.rstrip())}")
 
 
+def free_interval(demo: Demo, device: bytes) -> int:
+    """The latest metering interval that has ended by the chain's clock, has
+    no reading of ``device`` yet and will still take one for a minute (its
+    reading window); else the next interval, once it has ended."""
+    cp = demo.rpc.call("cert.params")
+    size, window, now = int(cp["interval_seconds"]), int(cp["reading_window"]), int(cp["now"])
+    taken = {r["interval"] for r in demo.rpc.call("meter.readings", {"device": device.hex()})}
+    interval = now // size * size - size
+    while interval + size + window >= now + 60:
+        if interval not in taken:
+            return interval
+        interval -= size
+    return wait_interval_end(demo, (now // size + 1) * size, size)
+
+
 def wait_interval_end(demo: Demo, interval: int, size: int) -> int:
     """``interval`` once the chain's clock has passed its end (a reading is
     taken only for an ended interval)."""
@@ -736,9 +755,9 @@ def ppa_event_lines(status: dict[str, Any]) -> list[str]:
             out.append(f"  certificate {e['cert']} issued: {format_kwh(e['wh'])} kWh")
         elif kind.startswith("ppa."):
             rest = "  ".join(
-                f"{k} {format_kwh(v) + ' kWh' if k.endswith('wh') else v}"
+                f"{k} {format_kwh(v) + ' kWh' if k.endswith('wh') else format_money(v) if k in ('paid', 'owed') else v}"
                 for k, v in e.items()
-                if k != "event"
+                if k not in ("event", "ppa")
             )
             out.append(f"  {kind}  {rest}")
     return out
@@ -784,7 +803,7 @@ def contracts_part(demo: Demo) -> None:
         ),
         "consumption meter approval",
     )
-    interval = (int(cp["now"]) // size + 1) * size
+    interval = free_interval(demo, device)
     terms = [
         ["consumed_at_least", device, interval, interval + size, 1],
         ["consumed_at_most", device, interval, interval + size, bound],
@@ -806,7 +825,6 @@ def contracts_part(demo: Demo) -> None:
         f"{format_kwh(bound)} kWh in interval {interval} ({when(interval)})"
     )
     demo.send(dr, "demand-response contract")
-    wait_interval_end(demo, interval, size)
     print(f"consumer_001's meter reports {format_kwh(consumed)} kWh consumed")
     demo.send(
         build_meter_report(
