@@ -717,7 +717,7 @@ def ppa_part(demo: Demo) -> None:
 def free_interval(demo: Demo, device: bytes) -> int:
     """The latest metering interval that has ended by the chain's clock, has
     no reading of ``device`` yet and will still take one for a minute (its
-    reading window); else the next interval, once it has ended."""
+    reading window); else the current interval, once it has ended."""
     cp = demo.rpc.call("cert.params")
     size, window, now = int(cp["interval_seconds"]), int(cp["reading_window"]), int(cp["now"])
     taken = {r["interval"] for r in demo.rpc.call("meter.readings", {"device": device.hex()})}
@@ -726,7 +726,8 @@ def free_interval(demo: Demo, device: bytes) -> int:
         if interval not in taken:
             return interval
         interval -= size
-    return wait_interval_end(demo, (now // size + 1) * size, size)
+    # None: the current interval, once it has ended.
+    return wait_interval_end(demo, now // size * size, size)
 
 
 def wait_interval_end(demo: Demo, interval: int, size: int) -> int:
