@@ -798,6 +798,7 @@ def contracts_part(demo: Demo) -> None:
     write_key(demo.dir / "keys" / f"meter-{device.hex()[:16]}.key", meter)
     print(f"consumer_001 registers its meter {device.hex()}: consumption, 500 kW, Shanghai")
     demo.send(reg, "consumption meter registration")
+    print(f"authority {auth_name} approves it")
     demo.send(
         build_device_approve(
             auth, chain_id=demo.chain_id, nonce=demo.nonce(auth), device_id=device
