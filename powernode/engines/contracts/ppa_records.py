@@ -45,6 +45,7 @@ DAY = 86_400
 PROPOSED, LAPSED, REJECTED, ACTIVE = "proposed", "lapsed", "rejected", "active"
 COMPLETED, EXPIRED, DEFAULTED, TERMINATED = "completed", "expired", "defaulted", "terminated"
 STATUSES = (PROPOSED, LAPSED, REJECTED, ACTIVE, COMPLETED, EXPIRED, DEFAULTED, TERMINATED)
+CLOSED_STATUSES = (LAPSED, REJECTED, COMPLETED, EXPIRED, DEFAULTED, TERMINATED)
 
 # Delivery kinds and statuses. A metered delivery (from a device reading) is
 # accepted when it is made; a manual one is pending until the buyer confirms
