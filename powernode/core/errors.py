@@ -410,6 +410,95 @@ class PpaAlreadyTerminating(PpaError):
     code = "ppa_already_terminating"
 
 
+# --- declarative contracts ----------------------------------------------------
+
+
+class ContractError(InvalidTransaction):
+    """A declarative contract tx (``contract.*``) the contracts engine
+    refuses; each subclass names the rule."""
+
+    code = "contract_rejected"
+
+
+class ContractTooLarge(BadPayload):
+    """More conditions, actions or parties than the bounds allow: the tx is
+    malformed (refused by the mempool, and a block holding it is invalid)."""
+
+    code = "contract_too_large"
+
+
+class BadContractTerm(BadPayload):
+    """A condition or action outside the fixed vocabulary, or with arguments
+    of the wrong shape (the message names its index); malformed, as above."""
+
+    code = "bad_contract_term"
+
+
+class ContractOverdrawn(BadPayload):
+    """The contract's pay actions add up to more than its escrow."""
+
+    code = "contract_overdrawn"
+
+
+class ContractFeeTooLow(ContractError):
+    """The fee is below the contract's minimum (a fee per condition and action)."""
+
+    code = "contract_fee_too_low"
+
+
+class ContractBadExpiry(ContractError):
+    code = "contract_bad_expiry"
+
+
+class ContractBadRange(ContractError):
+    """A metered condition's interval range is not aligned to the metering
+    interval, or spans more intervals than the bound."""
+
+    code = "contract_bad_range"
+
+
+class UnknownContract(ContractError):
+    code = "unknown_contract"
+
+
+class ContractNotOpen(ContractError):
+    """The contract was executed or cancelled already."""
+
+    code = "contract_not_open"
+
+
+class ContractExpired(ContractError):
+    code = "contract_expired"
+
+
+class ContractNotExpired(ContractError):
+    code = "contract_not_expired"
+
+
+class NotContractCreator(ContractError):
+    code = "not_contract_creator"
+
+
+class NotContractParty(ContractError):
+    code = "not_contract_party"
+
+
+class AlreadyApproved(ContractError):
+    code = "already_approved"
+
+
+class ConditionFailed(ContractError):
+    """A condition does not hold; the message begins ``condition <index>``."""
+
+    code = "condition_failed"
+
+
+class ActionFailed(ContractError):
+    """An action cannot apply; the message begins ``action <index>``."""
+
+    code = "action_failed"
+
+
 # --- blocks -------------------------------------------------------------------
 
 

@@ -23,15 +23,15 @@ from powernode.core.execution import (
     TxHandler,
 )
 from powernode.core.tx import Transaction
-from powernode.engines.contracts import ppa
+from powernode.engines.contracts import contract, ppa
 
 ENGINE_NAME = "contracts"
 
 # Handlers of each part, in a fixed order (tx types are unique chain-wide).
-_HANDLERS: tuple[TxHandler, ...] = (*ppa.HANDLERS,)
+_HANDLERS: tuple[TxHandler, ...] = (*ppa.HANDLERS, *contract.HANDLERS)
 
 # Namespace -> decoder of every part.
-_CODECS: dict[str, StateCodec] = {**ppa.STATE_CODECS}
+_CODECS: dict[str, StateCodec] = {**ppa.STATE_CODECS, **contract.STATE_CODECS}
 
 # The parts' block hooks, run in this order inside the engine's one hook.
 _BLOCK_HOOKS: tuple[BlockHook, ...] = (*ppa.BLOCK_HOOKS,)
