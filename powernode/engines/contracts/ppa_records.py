@@ -168,7 +168,10 @@ class PpaTotals(NamedTuple):
         return cls(*(encoding.as_uint(x, "ppa total") for x in f))
 
 
+# Built without the NamedTuples' Python __new__ (as accounts.new_account):
+# a metered delivery writes one of each per PPA per reading.
 _new_ppa = partial(tuple.__new__, Ppa)
+_new_delivery = partial(tuple.__new__, Delivery)
 
 
 # --- access -------------------------------------------------------------------
