@@ -486,3 +486,42 @@ def test_a_malformed_payload_cannot_be_in_a_block(
     m: Ppas, tx_type: str, payload: list[Any]
 ) -> None:
     m.assert_block_refused(m.ppa_tx(ALICE, tx_type, payload), "bad_payload")
+
+
+def test_a_delivery_whose_certificate_the_seller_moved_away_is_paid_without_one(
+    m: Ppas,
+) -> None:
+    dev = m.active_device(ALICE, METER)
+    pid = m.active(ALICE, BOB, device=dev)
+    m.mine(INTERVAL_END)
+    issue = m.issue(dev, T0, 10 * KWH)  # the authority certifies the interval first
+    m.mine()
+    m.ok(issue)
+    t = m.transfer_cert(ALICE, root_id(dev, T0), CAROL, 10 * KWH)
+    m.mine()
+    m.ok(t)
+    tx = m.report(ALICE, METER, dev, T0, produced=10 * KWH)
+    m.mine()
+    [ev] = m.events(tx, "ppa.delivered")
+    assert (ev["wh"], ev["paid"], ev["cert_wh"]) == (10 * KWH, 5 * UNIT, 0)
+    d = m.ppa(pid)["deliveries"][0]
+    assert d["cert_wh"] == 0 and d["cert"] is None
+    assert m.cert(root_id(dev, T0))["owner"] == CAROL.address.hex()
+
+
+def test_funding_the_last_debt_completes_a_fully_delivered_ppa(m: Ppas) -> None:
+    pid = m.active(ALICE, BOB, duration_days=10, period_seconds=DAY, total_wh=200 * KWH)
+    assert m.ppa(pid)["escrow"] == 10 * UNIT  # 20 kWh x 0.50
+    m.mine(INTERVAL_END)
+    m.deliver(ALICE, pid, 200 * KWH)
+    m.confirm(BOB, pid, 0)
+    m.mine()
+    p = m.ppa(pid)
+    assert (p["status"], p["delivered_wh"], p["owed"]) == ("active", 200 * KWH, 90 * UNIT)
+    bob = m.balance(BOB)
+    f = m.fund(BOB, pid, 100 * UNIT)
+    m.mine()
+    m.ok(f)
+    p = m.ppa(pid)
+    assert (p["status"], p["paid"], p["owed"], p["escrow"]) == ("completed", 100 * UNIT, 0, 0)
+    assert m.balance(BOB) == bob - FEE - 90 * UNIT  # the 10 left over came back

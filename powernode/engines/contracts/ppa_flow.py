@@ -38,6 +38,8 @@ from powernode.engines.contracts.ppa_records import (
     PROPOSED,
     Delivery,
     Ppa,
+    _new_delivery,
+    _new_ppa,
     allocated,
     bound,
     delivery,
@@ -79,11 +81,23 @@ def close_time(view: StateAccess, ctx: ExecContext, p: Ppa) -> int:
     return p.end + cert_params(ctx.params).reading_window
 
 
-def _pay(view: StateAccess, ppa_id: bytes, p: Ppa, now: int) -> Ppa:
-    """Pay the seller what escrow covers of what is due; start or clear the
-    default grace period. Returns the PPA as written."""
-    due = p.delivered_wh * p.price // 1000 - p.paid
-    pay = due if due <= p.escrow else p.escrow
+def _settled(
+    view: StateAccess,
+    ppa_id: bytes,
+    p: Ppa,
+    now: int,
+    *,
+    delivered: int,
+    pending: int,
+    escrow: int,
+    deliveries: int,
+) -> Ppa:
+    """``p`` with these delivered/pending Wh, escrow and delivery count, after
+    paying the seller what escrow covers of what is due and starting or
+    clearing the default grace period (not yet written). Built as one tuple:
+    a metered delivery runs this once per PPA per reading."""
+    due = delivered * p.price // 1000 - p.paid
+    pay = due if due <= escrow else escrow
     if pay:
         credit(view, p.seller, pay)
     owed = due - pay
@@ -93,22 +107,33 @@ def _pay(view: StateAccess, ppa_id: bytes, p: Ppa, now: int) -> Ppa:
     elif grace == 0:
         grace = now + GRACE_SECONDS
         schedule(view, grace, b"g" + ppa_id)
-    return p._replace(escrow=p.escrow - pay, paid=p.paid + pay, owed=owed, grace_until=grace)
+    return _new_ppa(
+        (*p[:11], delivered, pending, p.paid + pay, owed, escrow - pay, deliveries, grace, *p[18:])
+    )
 
 
-def accept_wh(view: StateAccess, ppa_id: bytes, p: Ppa, wh: int, now: int) -> tuple[Ppa, int]:
+def accept_wh(
+    view: StateAccess, ppa_id: bytes, p: Ppa, wh: int, now: int, *, pending: int, deliveries: int
+) -> tuple[Ppa, int]:
     """Count ``wh`` as delivered and pay for it; returns the new PPA (not yet
     written) and the delivery's value (its share of the cumulative floor)."""
-    before = p.delivered_wh * p.price // 1000
-    p = p._replace(delivered_wh=p.delivered_wh + wh)
-    value = p.delivered_wh * p.price // 1000 - before
-    return _pay(view, ppa_id, p, now), value
+    delivered = p.delivered_wh + wh
+    value = delivered * p.price // 1000 - p.delivered_wh * p.price // 1000
+    q = _settled(
+        view, ppa_id, p, now,
+        delivered=delivered, pending=pending, escrow=p.escrow, deliveries=deliveries,
+    )  # fmt: skip
+    return q, value
 
 
 def fund(view: StateAccess, ppa_id: bytes, p: Ppa, amount: int, now: int) -> Ppa:
     """Add ``amount`` to escrow (the caller debited the buyer) and pay what
     is owed from it first."""
-    return _pay(view, ppa_id, p._replace(escrow=p.escrow + amount), now)
+    return _settled(
+        view, ppa_id, p, now,
+        delivered=p.delivered_wh, pending=p.pending_wh, escrow=p.escrow + amount,
+        deliveries=p.deliveries,
+    )  # fmt: skip
 
 
 def _accept_pending(
@@ -116,8 +141,9 @@ def _accept_pending(
 ) -> Ppa:
     d = delivery(view, ppa_id, seq)
     assert d is not None and d.status == PENDING
-    p = p._replace(pending_wh=p.pending_wh - d.wh)
-    p, value = accept_wh(view, ppa_id, p, d.wh, now)
+    p, value = accept_wh(
+        view, ppa_id, p, d.wh, now, pending=p.pending_wh - d.wh, deliveries=p.deliveries
+    )
     view.put((DLV_NS, delivery_key(ppa_id, seq)), d._replace(status=status, value=value))
     return p
 
@@ -206,12 +232,11 @@ def deliver_from_reading(
             view, ctx, device=device, interval=interval, frm=old.seller, to=old.buyer,
             wh=wh, ref=ref, kind=PPA_STEP,
         )  # fmt: skip
-        paid_before = old.paid
-        p, value = accept_wh(view, pid, old, wh, now)
-        p = add_delivery(
-            view, ctx, pid, p,
-            Delivery(METERED, wh, interval, ACCEPTED, value, moved, holder or b"",
-                     ctx.height, now, 0),
+        p, value = accept_wh(view, pid, old, wh, now, pending=old.pending_wh, deliveries=seq + 1)
+        view.put(
+            (DLV_NS, delivery_key(pid, seq)),
+            _new_delivery((METERED, wh, interval, ACCEPTED, value, moved, holder or b"",
+                           ctx.height, now, 0)),
         )  # fmt: skip
         taken += wh
         p = maybe_complete(view, pid, old, p, now)
@@ -222,7 +247,7 @@ def deliver_from_reading(
                 "seq": seq,
                 "wh": wh,
                 "interval": interval,
-                "paid": p.paid - paid_before,
+                "paid": p.paid - old.paid,
                 "owed": p.owed,
                 "cert_wh": moved,
                 "status": p.status,

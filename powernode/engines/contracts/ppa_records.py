@@ -45,6 +45,7 @@ DAY = 86_400
 PROPOSED, LAPSED, REJECTED, ACTIVE = "proposed", "lapsed", "rejected", "active"
 COMPLETED, EXPIRED, DEFAULTED, TERMINATED = "completed", "expired", "defaulted", "terminated"
 STATUSES = (PROPOSED, LAPSED, REJECTED, ACTIVE, COMPLETED, EXPIRED, DEFAULTED, TERMINATED)
+CLOSED_STATUSES = (LAPSED, REJECTED, COMPLETED, EXPIRED, DEFAULTED, TERMINATED)
 
 # Delivery kinds and statuses. A metered delivery (from a device reading) is
 # accepted when it is made; a manual one is pending until the buyer confirms
@@ -167,7 +168,10 @@ class PpaTotals(NamedTuple):
         return cls(*(encoding.as_uint(x, "ppa total") for x in f))
 
 
+# Built without the NamedTuples' Python __new__ (as accounts.new_account):
+# a metered delivery writes one of each per PPA per reading.
 _new_ppa = partial(tuple.__new__, Ppa)
+_new_delivery = partial(tuple.__new__, Delivery)
 
 
 # --- access -------------------------------------------------------------------
