@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from powernode.chain.certproof import build_proof
 from powernode.core.crypto import KeyPair
+from powernode.core.errors import ProofBadLineage
 from powernode.core.tx import Transaction
 from powernode.engines.contracts.contract_vocab import (
     MAX_ACTIONS,
@@ -24,6 +26,7 @@ from powernode.engines.contracts.contract_vocab import (
     MAX_RANGE_INTERVALS,
     TERM_FEE,
 )
+from powernode.state.certproof.verify import verify_proof
 from tests.unit.cert_helpers import cert_retire_tx, child_id, root_id
 from tests.unit.contract_helpers import (
     Contracts,
@@ -456,6 +459,10 @@ def test_transfer_cert_moves_a_certificate_the_contract_holds(w: World) -> None:
     r = m.retire_cert(CAROL, w.c1, 90 * KWH)
     m.mine()
     m.ok(r)
+    # An offline proof cannot replay a contract's hand-over: refused, with why.
+    raw = build_proof(m.ledger.chain, w.c1).encode()
+    with pytest.raises(ProofBadLineage, match=r"contract\.execute is not a certificate transfer"):
+        verify_proof(raw, m.params)
 
 
 def test_cancel_after_expiry_refunds_and_returns_certificates(w: World) -> None:
