@@ -330,6 +330,86 @@ class CertAmountTooLarge(CertificateError):
     code = "cert_amount_too_large"
 
 
+# --- power purchase agreements ------------------------------------------------
+
+
+class PpaError(InvalidTransaction):
+    """A PPA tx the contracts engine refuses; each subclass names the rule (a
+    proposal naming a device also meets the metering codes for it:
+    ``unknown_device``, ``not_device_owner``, ``wrong_device_kind``,
+    ``device_retired``; an accept or fund the buyer cannot pay is
+    ``insufficient_funds``)."""
+
+    code = "ppa_rejected"
+
+
+class UnknownPpa(PpaError):
+    code = "unknown_ppa"
+
+
+class PpaSameParty(PpaError):
+    """A PPA's buyer is its seller (the proposer)."""
+
+    code = "ppa_same_party"
+
+
+class PpaNotParty(PpaError):
+    """The sender is not the party this tx type is for (the buyer accepts,
+    rejects, funds and confirms; the seller delivers; either terminates)."""
+
+    code = "ppa_not_party"
+
+
+class PpaWrongState(PpaError):
+    """The PPA's state does not allow the tx (accepting an active one,
+    funding a completed one, ...)."""
+
+    code = "ppa_wrong_state"
+
+
+class PpaDeadlinePassed(PpaError):
+    """A proposal whose acceptance deadline is not after the clock, or an
+    accept at or after the deadline."""
+
+    code = "ppa_deadline_passed"
+
+
+class PpaDeviceBound(PpaError):
+    """A manual ``ppa.deliver`` for a PPA whose deliveries come from its
+    device's readings."""
+
+    code = "ppa_device_bound"
+
+
+class PpaOutsideTerm(PpaError):
+    """A delivery for an interval outside the PPA's term, or one that has
+    not started by the clock."""
+
+    code = "ppa_outside_term"
+
+
+class PpaAboveTotal(PpaError):
+    """A delivery beyond the PPA's total (delivered and pending counted)."""
+
+    code = "ppa_above_total"
+
+
+class PpaUnknownDelivery(PpaError):
+    code = "ppa_unknown_delivery"
+
+
+class PpaDeliveryNotPending(PpaError):
+    """A confirm of a delivery already accepted (confirmed, auto-accepted, metered)."""
+
+    code = "ppa_delivery_not_pending"
+
+
+class PpaAlreadyTerminating(PpaError):
+    """A party sends ``ppa.terminate`` a second time while waiting for the other."""
+
+    code = "ppa_already_terminating"
+
+
 # --- declarative contracts ----------------------------------------------------
 
 
