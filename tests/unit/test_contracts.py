@@ -689,3 +689,19 @@ def test_template_green_premium(w: World) -> None:
     m.ok(x)
     assert m.balance(ALICE) == alice + 2 * UNIT - x.fee
     assert m.contract(premium.txid)["status"] == "executed"
+
+
+def test_admission_leaves_conditions_to_the_block_behind_a_pending_tx(w: World) -> None:
+    """BOB's approval waits in the mempool; his execution right behind it
+    is admitted (the approval may make its condition hold), and the block
+    applies both."""
+    m = w.m
+    approve = id_tx(BOB, "contract.approve", w.plain, nonce=m.nonce(BOB))
+    m.submit(approve)
+    execute = id_tx(BOB, "contract.execute", w.plain, nonce=approve.nonce + 1, fee=3 * TERM_FEE)
+    m.submit(execute)
+    alone = id_tx(CAROL, "contract.execute", w.plain, nonce=m.nonce(CAROL), fee=3 * TERM_FEE)
+    assert m.refused(alone) == "condition_failed"  # CAROL has nothing pending
+    m.mine()
+    m.ok(approve, execute)
+    assert m.contract(w.plain)["status"] == "executed"
