@@ -7,11 +7,16 @@ the shortfall penalty and bundles the delivered energy's certificates.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from powernode.chain.certproof import build_proof
 from powernode.core.crypto import KeyPair
+from powernode.core.errors import ProofBadLineage
 from powernode.engines.contracts.ppa_records import ALLOC_NS, AllocWh, alloc_key
 from powernode.engines.settlement.settle import _sources
+from powernode.state.certproof import verify_proof
 from powernode.state.view import StateView
 from tests.unit.cert_helpers import child_id, root_id
 from tests.unit.helpers import MINER_B, LedgerFactory, total_supply
@@ -325,3 +330,31 @@ def test_slots_settle_in_order_and_each_once(m: Settle) -> None:
     assert m.trade(0)["settled_height"] == h
     assert [r["slot"] for r in m.settlements()] == [SLOT, SLOT + 900]
     assert m.settlement_escrow_total() == 0
+
+
+# --- certificate proofs ---------------------------------------------------------------------
+
+
+def test_a_proof_refuses_a_lineage_with_a_settlement_step(m: Settle) -> None:
+    """README, Certificate proofs: a bundle step is made by a block hook, not
+    a tx, so no proof can carry it: cert.proof refuses the lineage, and a
+    file that leaves the step out does not verify either."""
+    dev = solar(m)
+    m.trade_(ALICE, BOB, 50 * KWH)
+    m.mine()
+    read(m, dev, 100 * KWH)
+    root = root_id(dev, SLOT)
+    before = build_proof(m.ledger.chain, root)  # the root alone proves fine
+    verify_proof(before.encode(), m.params)
+    m.settle()
+    kid = child_id(root, bundle_ref(0))
+    for cid in (kid, root):  # the child it made, and the root it split
+        with pytest.raises(ProofBadLineage) as info:
+            build_proof(m.ledger.chain, cid)
+        assert "lineage includes a settlement step, which a proof cannot replay" in str(
+            info.value.message
+        )
+    # the root's file from before, asked about the child: refused, and why
+    with pytest.raises(ProofBadLineage) as info:
+        verify_proof(replace(before, cert_id=kid).encode(), m.params)
+    assert "settlement step, which a proof cannot replay" in info.value.message
