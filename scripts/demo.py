@@ -26,6 +26,18 @@ DIR/genesis.json (no node asked), each proving the same certificate, retired
 for consumer_001, 40 kWh; the first also by ``powernode verify-proof``,
 whose summary (what it proved, what it cannot) is printed.
 
+Then the settlement (issue 11): once the trade's slot has ended, the meter
+reports what the device produced in it (80 kWh, unless the certificates step
+already read that interval); when the slot's reading window has passed, the
+chain settles the trade in a block hook: 50 kWh delivered, so the trade is
+``completed``, producer_001 is paid 27.50 from the settlement escrow and
+50 kWh of the slot's certificate are bundled to consumer_001 (split off by
+the settlement: trace reading, split, bundle). The trade, the slot's
+settlement record, both parties' positions and the bundled certificate are
+read from every node and checked equal. A local testnet trades one-minute
+slots with a one-minute reading window, so this takes about three minutes.
+``--no-settlement`` stops before it.
+
 Transactions go to the first node; each step waits for confirmation. The
 demo can run again on the same testnet: open orders the two accounts left in
 an earlier run are cancelled first, and it trades in the first slot they have
@@ -44,7 +56,14 @@ from pathlib import Path
 from typing import Any
 
 from powernode.cli.certs import trace_text, verify_text
-from powernode.cli.market import book_text, event_lines, stats_text, when
+from powernode.cli.market import (
+    book_text,
+    event_lines,
+    position_text,
+    settled_text,
+    stats_text,
+    when,
+)
 from powernode.client import (
     RpcClient,
     RpcError,
@@ -64,6 +83,7 @@ from powernode.client import (
     format_price,
     next_slot,
     read_key,
+    trade_settlement_ref,
     write_key,
 )
 from powernode.core.crypto import KeyPair
@@ -79,6 +99,8 @@ BUY_WH, BUY_PRICE = 50_000, 600_000  # 50 kWh at 0.60/kWh
 # meters 100 kWh; 40 kWh of its certificate go to the consumer, who retires them.
 DEVICE_W, DEVICE_CARBON = 1_000_000, 50
 METERED_WH, TRANSFER_WH = 100_000, 40_000
+# The settlement: the device meters 80 kWh in the trade's slot.
+SLOT_METERED_WH = 80_000
 
 
 class DemoFailed(Exception):
@@ -86,7 +108,8 @@ class DemoFailed(Exception):
 
 
 class Demo:
-    def __init__(self, d: Path, timeout: float) -> None:
+    def __init__(self, d: Path, timeout: float, settle: bool = True) -> None:
+        self.settle = settle
         state = json.loads((d / "testnet.json").read_text())
         self.clients = {n["name"]: RpcClient.from_datadir(d / n["name"]) for n in state["nodes"]}
         self.entry = next(iter(self.clients))
@@ -308,7 +331,9 @@ class Demo:
         print("\n" + book_text(seen["book"]))
         print(f"\nslot statistics\n{indent(stats_text(seen['slot_stats']))}")
         print(f"market statistics\n{indent(stats_text(seen['stats']))}")
-        self.certificates()
+        device, meter = self.certificates()
+        if self.settle:
+            self.settlement(slot, mp, t, device, meter)
         tips = {n: c.call("node.info") for n, c in self.clients.items()}
         print("tips: " + ", ".join(f"{n} {i['height']} {i['tip'][:12]}" for n, i in tips.items()))
 
@@ -348,7 +373,8 @@ class Demo:
             cp = self.rpc.call("cert.params")
         return start, size
 
-    def certificates(self) -> None:
+    def certificates(self) -> tuple[bytes, KeyPair]:
+        """The certificate scenario; returns the device and its meter key."""
         print("\ncertificates: producer_001 meters solar power in Beijing")
         auth_name, auth = self.authority()
         meter = KeyPair.generate()
@@ -487,6 +513,120 @@ class Demo:
         proof = prove(self, child)
         if proof is not None:
             print(proof)
+        return device, meter
+
+    # --- settlement ---------------------------------------------------------
+
+    def chain_now(self) -> int:
+        return int(self.rpc.call("cert.params")["now"])
+
+    def wait_clock(self, t: int, what: str) -> None:
+        """Poll until the chain's clock (the metering clock) reaches ``t``."""
+        deadline = time.monotonic() + self.timeout + max(0, t - int(time.time()))
+        while self.chain_now() < t:
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"the chain's clock did not reach {when(t)} ({what})")
+            time.sleep(0.5)
+
+    def settlement(
+        self, slot: int, mp: dict[str, Any], trade: dict[str, Any], device: bytes, meter: KeyPair
+    ) -> None:
+        cp = self.rpc.call("cert.params")
+        size, window = int(cp["interval_seconds"]), int(cp["reading_window"])
+        end = slot + int(mp["slot_seconds"])
+        print(
+            f"\nsettlement: trade #{trade['seq']} is {trade['status']}; slot {slot} ends "
+            f"{when(end)}, its readings are taken until {when(end + window)}, then it settles"
+        )
+        metered = 0
+        for start in range(slot, end, size):
+            self.wait_clock(start + size, "the end of the trade's slot")
+            have = self.rpc.call("meter.readings", {"device": device.hex(), "start": start,
+                                                     "end": start + size})  # fmt: skip
+            if have:
+                metered += have[0]["produced_wh"]
+                print(f"  interval {start} already has its reading")
+                continue
+            per = SLOT_METERED_WH * size // (end - slot)
+            print(
+                f"the meter reports {format_kwh(per)} kWh produced in interval {start} "
+                f"({when(start)}), relayed by producer_001"
+            )
+            report = build_meter_report(
+                self.producer, meter, chain_id=self.chain_id, nonce=self.nonce(self.producer),
+                device_id=device, interval_start=start, produced_wh=per, consumed_wh=0,
+            )  # fmt: skip
+            self.send(report, "meter reading for the trade's slot")
+            metered += per
+        root = cert_id_of(device, slot)
+        before = self.rpc.call("cert.get", {"cert": root.hex()})
+        holds = before["remaining_wh"] if before["owner"] == self.producer.address.hex() else 0
+        # Wait for the settling block (the first past the window), then read
+        # everything from every node.
+        deadline = time.monotonic() + self.timeout + max(0, end + window - int(time.time()))
+        query = {"product": PRODUCT, "slot": slot}
+        while True:
+            ts = self.rpc.call("market.trades", query)
+            t = next(x for x in ts if x["seq"] == trade["seq"])
+            if t["status"] != "confirmed":
+                break
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"trade #{trade['seq']} did not settle by {when(end + window)}")
+            time.sleep(0.5)
+        kid = child_cert_id(root, trade_settlement_ref(trade["seq"]))
+        delivered = min(trade["energy"], metered)
+        bundled = min(delivered, holds)
+        fetch = {
+            "trades": ("market.trades", query),
+            "settlement": ("market.settlement", {"slot": slot}),
+            "producer": ("market.position", {"participant": self.producer.address.hex()}),
+            "consumer": ("market.position", {"participant": self.consumer.address.hex()}),
+        }
+        whole = bundled == holds  # the root moved whole, or a part split off
+        bundled_cert = root if whole else kid
+        if bundled:
+            fetch["cert"] = ("cert.get", {"cert": bundled_cert.hex()})
+            fetch["trace"] = ("cert.trace", {"cert": bundled_cert.hex()})
+        seen = self.same_everywhere(fetch)
+        t = next(x for x in seen["trades"] if x["seq"] == trade["seq"])
+        names = ", ".join(self.clients)
+        print(
+            f"\nfetched from every node ({names}): the same settled trade, settlement and positions"
+        )
+        status = (
+            "completed"
+            if delivered == trade["energy"]
+            else "partial"
+            if delivered
+            else "undelivered"
+        )
+        paid = trade["price"] * delivered // 1000
+        want = (status, delivered, paid, bundled)
+        got = (t["status"], t["delivered_wh"], t["paid"], t["bundled_wh"])
+        if got != want:
+            raise DemoFailed(f"expected the trade settled as {want}, found {got}")
+        print(f"trade #{t['seq']} {settled_text(t)}")
+        (rec,) = [r for r in seen["settlement"]["settlements"]
+                  if r["seller"] == self.producer.address.hex()]  # fmt: skip
+        print(
+            f"  slot settlement of producer_001 in block {rec['height']}: metered "
+            f"{format_kwh(rec['metered_wh'])} kWh, sold {format_kwh(rec['sold_wh'])}, delivered "
+            f"{format_kwh(rec['delivered_wh'])}, paid {format_money(rec['paid'])}"
+        )
+        for label in ("producer", "consumer"):
+            print(indent(position_text(seen[label]).replace("participant", f"{label}_001", 1)))
+        if bundled:
+            c = seen["cert"]
+            if (c["owner"], c["remaining_wh"]) != (self.consumer.address.hex(), bundled):
+                raise DemoFailed(f"the bundled certificate is {c['owner']} {c['remaining_wh']}")
+            kinds = [st["kind"] for st in seen["trace"]["steps"]]
+            if kinds[-1] != "bundle":
+                raise DemoFailed(f"the bundled certificate's trace ends {kinds}")
+            print(
+                f"certificate {bundled_cert.hex()} bundled to consumer_001: "
+                f"{format_kwh(c['wh'])} kWh solar from Beijing, {c['status']}"
+            )
+            print(f"trace: {', '.join(lineage_of(seen['trace']))}")
 
 
 def lineage_of(trace: dict[str, Any]) -> list[str]:
@@ -563,13 +703,16 @@ def main() -> int:
     )
     ap.add_argument("--dir", type=Path, default=Path("testnet/local"))
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per step")
+    ap.add_argument(
+        "--no-settlement", action="store_true", help="stop before the trade's settlement"
+    )
     a = ap.parse_args()
     if not (a.dir / "testnet.json").exists():
         print(f"demo: no testnet in {a.dir} (start one: scripts/testnet.py up)", file=sys.stderr)
         return 1
     demo: Demo | None = None
     try:
-        demo = Demo(a.dir, a.timeout)
+        demo = Demo(a.dir, a.timeout, settle=not a.no_settlement)
         demo.run()
     except DemoFailed as exc:
         print(f"demo: {exc}", file=sys.stderr)
