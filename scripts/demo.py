@@ -564,7 +564,7 @@ class Demo:
         # Wait for the settling block (the first past the window), then read
         # everything from every node.
         deadline = time.monotonic() + self.timeout + max(0, end + window - int(time.time()))
-        query = {"product": PRODUCT, "slot": slot}
+        query: dict[str, Any] = {"product": PRODUCT, "slot": slot}
         while True:
             ts = self.rpc.call("market.trades", query)
             t = next(x for x in ts if x["seq"] == trade["seq"])
@@ -576,7 +576,7 @@ class Demo:
         kid = child_cert_id(root, trade_settlement_ref(trade["seq"]))
         delivered = min(trade["energy"], metered)
         bundled = min(delivered, holds)
-        fetch = {
+        fetch: dict[str, tuple[str, dict[str, Any]]] = {
             "trades": ("market.trades", query),
             "settlement": ("market.settlement", {"slot": slot}),
             "producer": ("market.position", {"participant": self.producer.address.hex()}),
