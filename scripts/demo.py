@@ -207,9 +207,27 @@ class Demo:
     def register(self) -> None:
         print("registering participants")
         txids = []
+        # The seed's capacities, or, on a chain whose slots are too short for
+        # them to deliver the seed's energies (a local testnet's one-minute
+        # slots), what the slot needs: a slot's capacity is capacity_w x
+        # slot_seconds // 3600 Wh (README, The market).
+        slot_s = self.rpc.call("market.params", {"product": PRODUCT})["products"][PRODUCT][
+            "slot_seconds"
+        ]
+
+        def kw_for(seed_kw: int, wh: int) -> int:
+            return max(seed_kw, -(-wh * 3600 // slot_s) // 1000)
+
+        producer_kw, consumer_kw = kw_for(1000, SELL_WH), kw_for(500, BUY_WH)
+        if (producer_kw, consumer_kw) != (1000, 500):
+            print(
+                f"  ({slot_s} s slots: the seed's 1000 kW and 500 kW scaled to {producer_kw} kW"
+                f" and {consumer_kw} kW, so the seed's {format_kwh(SELL_WH)} kWh and"
+                f" {format_kwh(BUY_WH)} kWh fit in one slot)"
+            )
         for label, key, role, location, kw, f in (
-            ("producer_001", self.producer, "producer", "Beijing", 1000, self.key_files[0]),
-            ("consumer_001", self.consumer, "consumer", "Shanghai", 500, self.key_files[1]),
+            ("producer_001", self.producer, "producer", "Beijing", producer_kw, self.key_files[0]),
+            ("consumer_001", self.consumer, "consumer", "Shanghai", consumer_kw, self.key_files[1]),
         ):
             tx = build_register(
                 key,
@@ -376,6 +394,15 @@ class Demo:
     def certificates(self) -> tuple[bytes, KeyPair]:
         """The certificate scenario; returns the device and its meter key."""
         print("\ncertificates: producer_001 meters solar power in Beijing")
+        # The seed's 1000 kW, or what one metering interval needs to meter the
+        # seed's 100 kWh (capacity_w x interval // 3600 Wh, README, Metering).
+        size = int(self.rpc.call("cert.params")["interval_seconds"])
+        device_w = max(DEVICE_W, -(-METERED_WH * 3600 // size))
+        if device_w != DEVICE_W:
+            print(
+                f"  ({size} s metering intervals: the seed's {DEVICE_W // 1000} kW device scaled"
+                f" to {device_w // 1000} kW, so it can meter {format_kwh(METERED_WH)} kWh in one)"
+            )
         auth_name, auth = self.authority()
         meter = KeyPair.generate()
         reg = build_device_register(
@@ -384,7 +411,7 @@ class Demo:
             nonce=self.nonce(self.producer),
             kind="generation",
             source="solar",
-            capacity_w=DEVICE_W,
+            capacity_w=device_w,
             location="Beijing",
             carbon_intensity=DEVICE_CARBON,
             meter_pubkey=meter.pubkey,
@@ -393,7 +420,7 @@ class Demo:
         meter_file = self.dir / "keys" / f"meter-{device.hex()[:16]}.key"
         write_key(meter_file, meter)
         print(
-            f"producer_001 registers device {device.hex()}: solar, {DEVICE_W // 1000} kW, "
+            f"producer_001 registers device {device.hex()}: solar, {device_w // 1000} kW, "
             f"Beijing, {DEVICE_CARBON} gCO2/kWh; meter key {meter_file.relative_to(self.dir)}"
         )
         self.send(reg, "device registration")

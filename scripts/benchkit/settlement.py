@@ -116,16 +116,10 @@ def build(n: int, sellers: int) -> World:
     for k in bk:
         apply(view, ctx, k, "participant.register", ["consumer", "Shanghai", 10**12])
     meters = [_key("meter", i) for i in range(sellers)]
-    devices = [
-        apply(
-            view,
-            ctx,
-            k,
-            "device.register",
-            ["generation", "solar", 10**12, "Beijing", 50, m.pubkey],
-        )  # fmt: skip
-        for k, m in zip(sk, meters, strict=True)
-    ]
+    devices = []
+    for k, m in zip(sk, meters, strict=True):
+        payload = ["generation", "solar", 10**12, "Beijing", 50, m.pubkey]
+        devices.append(apply(view, ctx, k, "device.register", payload))
     state.apply_values(view.changed())
     view, ctx = block(2, T0 + 20)
     for d in devices:
@@ -149,7 +143,9 @@ def build(n: int, sellers: int) -> World:
     # the readings, once the slot's interval has ended
     view, ctx = block(height, SLOT + 900 + 10)
     for i, (k, m, d) in enumerate(zip(sk, meters, devices, strict=True)):
-        wh = sold[i] * SHARES[i % len(SHARES)] // 100
+        # (+ 500 Wh on a partial share: one trade of it is delivered in part)
+        share = SHARES[i % len(SHARES)]
+        wh = sold[i] * share // 100 + (500 if 0 < share < 100 else 0)
         msg = reading_message(CHAIN_ID, d, SLOT, wh, 0)
         apply(view, ctx, k, "meter.report", [d, SLOT, wh, 0, m.pubkey, m.sign(msg)])
     state.apply_values(view.changed())
