@@ -252,6 +252,9 @@ class Demo:
             slot_seconds=mp["slot_seconds"],
             gate_closure_seconds=mp["gate_closure_seconds"],
             min_lead_seconds=mp["min_lead_seconds"],
+            # the two orders confirm in seconds; on a testnet's one-minute
+            # slots every second here is a second more before settlement
+            margin=40,
         )
         # Filled orders keep their capacity in a slot; on a rerun, move on to
         # the first slot neither account has traded in yet.
