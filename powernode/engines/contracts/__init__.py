@@ -10,17 +10,28 @@ hooks through the tuples below; the engine record joins them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from powernode.core.execution import AfterTx, BlockHook, Engine, StateCodec, TxHandler
-from powernode.engines.contracts import ppa
+from powernode.core.execution import (
+    AfterTx,
+    BlockHook,
+    Engine,
+    Event,
+    ExecContext,
+    StateAccess,
+    StateCodec,
+    TxHandler,
+)
+from powernode.core.tx import Transaction
+from powernode.engines.contracts import contract, ppa
 
 ENGINE_NAME = "contracts"
 
 # Handlers of each part, in a fixed order (tx types are unique chain-wide).
-_HANDLERS: tuple[TxHandler, ...] = (*ppa.HANDLERS,)
+_HANDLERS: tuple[TxHandler, ...] = (*ppa.HANDLERS, *contract.HANDLERS)
 
 # Namespace -> decoder of every part.
-_CODECS: dict[str, StateCodec] = {**ppa.STATE_CODECS}
+_CODECS: dict[str, StateCodec] = {**ppa.STATE_CODECS, **contract.STATE_CODECS}
 
 # The parts' block hooks, run in this order inside the engine's one hook.
 _BLOCK_HOOKS: tuple[BlockHook, ...] = (*ppa.BLOCK_HOOKS,)
@@ -32,7 +43,7 @@ for _t, _h in ppa.AFTER_TX.items():
     _AFTER_TX[_t] = (*_AFTER_TX[_t], _h)
 
 
-def _begin_block(view, ctx) -> None:  # type: ignore[no-untyped-def]
+def _begin_block(view: StateAccess, ctx: ExecContext) -> None:
     for hook in _BLOCK_HOOKS:
         hook(view, ctx)
 
@@ -41,8 +52,8 @@ def _chain_after(hooks: tuple[AfterTx, ...]) -> AfterTx:
     if len(hooks) == 1:
         return hooks[0]
 
-    def run(view, ctx, tx, payload):  # type: ignore[no-untyped-def]
-        events = []
+    def run(view: StateAccess, ctx: ExecContext, tx: Transaction, payload: Any) -> list[Event]:
+        events: list[Event] = []
         for h in hooks:
             events.extend(h(view, ctx, tx, payload))
         return events
