@@ -30,10 +30,12 @@ from tests.unit.market_helpers import (
     FEE,
     KWH,
     REWARD,
+    ROLES,
     SLOT,
     genesis_money,
 )
-from tests.unit.metering_helpers import METER, METER_B
+from tests.unit.metering_helpers import AUTHORITY, METER, METER_B, metering_params
+from tests.unit.ppa_helpers import Ppas
 from tests.unit.settle_helpers import (
     SETTLE_AFTER,
     SLOT_END,
@@ -358,3 +360,35 @@ def test_a_proof_refuses_a_lineage_with_a_settlement_step(m: Settle) -> None:
     with pytest.raises(ProofBadLineage) as info:
         verify_proof(replace(before, cert_id=kid).encode(), m.params)
     assert "settlement step, which a proof cannot replay" in info.value.message
+
+
+class SettlePpas(Ppas, Settle):
+    """The settlement driver with PPA steps."""
+
+
+def test_a_ppa_bound_to_the_device_takes_its_share_first(factory: LedgerFactory) -> None:
+    section = {"authorities": [AUTHORITY.address.hex()], "reading_window": WINDOW}
+    m = SettlePpas(factory.open(metering_params(section)))
+    for k, role in ROLES.items():
+        m.register(k, role)
+    m.mine()
+    dev = solar(m)
+    pid = m.active(ALICE, DAVE, device=dev, share_bps=4_000)
+    m.trade_(ALICE, BOB, 80 * KWH)
+    m.mine()
+    read(m, dev, 100 * KWH)
+    assert m.allocated(dev, SLOT) == 40 * KWH  # the PPA's 40%, when the reading came
+    assert m.ppa(pid)["delivered_wh"] == 40 * KWH
+    m.settle()
+    t = m.trade(0)
+    assert (t["status"], t["delivered_wh"], t["bundled_wh"]) == ("partial", 60 * KWH, 60 * KWH)
+    (rec,) = m.settlements(slot=SLOT)
+    assert (rec["metered_wh"], rec["ppa_wh"], rec["delivered_wh"]) == (
+        100 * KWH,
+        40 * KWH,
+        60 * KWH,
+    )
+    # the certificate: 40 kWh to DAVE by the PPA, the 60 kWh left to BOB
+    root = root_id(dev, SLOT)
+    assert m.cert(root)["owner"] == BOB.address.hex()
+    assert sum(c["remaining_wh"] for c in m.certs(owner=DAVE.address)) == 40 * KWH
