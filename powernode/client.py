@@ -21,6 +21,7 @@ from powernode.core.tx import Transaction, sign_tx
 from powernode.core.units import parse_decimal
 from powernode.engines.certificates.records import child_id, root_id
 from powernode.engines.metering import reading_message
+from powernode.engines.settlement.settle import bundle_ref
 
 
 class RpcError(Exception):
@@ -459,6 +460,12 @@ def cert_id_of(device_id: bytes, interval_start: int) -> bytes:
 def child_cert_id(parent_id: bytes, txid: bytes) -> bytes:
     """The id of the part a transfer or retirement (tx ``txid``) splits off."""
     return child_id(parent_id, txid)
+
+
+def trade_settlement_ref(seq: int) -> bytes:
+    """The ref a trade's settlement records in its certificates' steps; the
+    part of a certificate it bundles is ``child_cert_id(root, ref)``."""
+    return bundle_ref(seq)
 
 
 # --- market units -------------------------------------------------------------

@@ -26,6 +26,18 @@ DIR/genesis.json (no node asked), each proving the same certificate, retired
 for consumer_001, 40 kWh; the first also by ``powernode verify-proof``,
 whose summary (what it proved, what it cannot) is printed.
 
+Then the settlement (issue 11): once the trade's slot has ended, the meter
+reports what the device produced in it (80 kWh, unless the certificates step
+already read that interval); when the slot's reading window has passed, the
+chain settles the trade in a block hook: 50 kWh delivered, so the trade is
+``completed``, producer_001 is paid 27.50 from the settlement escrow and
+50 kWh of the slot's certificate are bundled to consumer_001 (split off by
+the settlement: trace reading, split, bundle). The trade, the slot's
+settlement record, both parties' positions and the bundled certificate are
+read from every node and checked equal. A local testnet trades one-minute
+slots with a one-minute reading window, so this takes about three minutes.
+``--no-settlement`` stops before it.
+
 Transactions go to the first node; each step waits for confirmation. The
 demo can run again on the same testnet: open orders the two accounts left in
 an earlier run are cancelled first, and it trades in the first slot they have
@@ -44,7 +56,14 @@ from pathlib import Path
 from typing import Any
 
 from powernode.cli.certs import trace_text, verify_text
-from powernode.cli.market import book_text, event_lines, stats_text, when
+from powernode.cli.market import (
+    book_text,
+    event_lines,
+    position_text,
+    settled_text,
+    stats_text,
+    when,
+)
 from powernode.client import (
     RpcClient,
     RpcError,
@@ -69,6 +88,7 @@ from powernode.client import (
     format_price,
     next_slot,
     read_key,
+    trade_settlement_ref,
     write_key,
 )
 from powernode.core.crypto import KeyPair
@@ -84,6 +104,8 @@ BUY_WH, BUY_PRICE = 50_000, 600_000  # 50 kWh at 0.60/kWh
 # meters 100 kWh; 40 kWh of its certificate go to the consumer, who retires them.
 DEVICE_W, DEVICE_CARBON = 1_000_000, 50
 METERED_WH, TRANSFER_WH = 100_000, 40_000
+# The settlement: the device meters 80 kWh in the trade's slot.
+SLOT_METERED_WH = 80_000
 
 
 class DemoFailed(Exception):
@@ -91,7 +113,8 @@ class DemoFailed(Exception):
 
 
 class Demo:
-    def __init__(self, d: Path, timeout: float) -> None:
+    def __init__(self, d: Path, timeout: float, settle: bool = True) -> None:
+        self.settle = settle
         state = json.loads((d / "testnet.json").read_text())
         self.clients = {n["name"]: RpcClient.from_datadir(d / n["name"]) for n in state["nodes"]}
         self.entry = next(iter(self.clients))
@@ -195,9 +218,27 @@ class Demo:
     def register(self) -> None:
         print("registering participants")
         txids = []
+        # The seed's capacities, or, on a chain whose slots are too short for
+        # them to deliver the seed's energies (a local testnet's one-minute
+        # slots), what the slot needs: a slot's capacity is capacity_w x
+        # slot_seconds // 3600 Wh (README, The market).
+        slot_s = self.rpc.call("market.params", {"product": PRODUCT})["products"][PRODUCT][
+            "slot_seconds"
+        ]
+
+        def kw_for(seed_kw: int, wh: int) -> int:
+            return max(seed_kw, -(-wh * 3600 // slot_s) // 1000)
+
+        producer_kw, consumer_kw = kw_for(1000, SELL_WH), kw_for(500, BUY_WH)
+        if (producer_kw, consumer_kw) != (1000, 500):
+            print(
+                f"  ({slot_s} s slots: the seed's 1000 kW and 500 kW scaled to {producer_kw} kW"
+                f" and {consumer_kw} kW, so the seed's {format_kwh(SELL_WH)} kWh and"
+                f" {format_kwh(BUY_WH)} kWh fit in one slot)"
+            )
         for label, key, role, location, kw, f in (
-            ("producer_001", self.producer, "producer", "Beijing", 1000, self.key_files[0]),
-            ("consumer_001", self.consumer, "consumer", "Shanghai", 500, self.key_files[1]),
+            ("producer_001", self.producer, "producer", "Beijing", producer_kw, self.key_files[0]),
+            ("consumer_001", self.consumer, "consumer", "Shanghai", consumer_kw, self.key_files[1]),
         ):
             tx = build_register(
                 key,
@@ -222,6 +263,9 @@ class Demo:
             slot_seconds=mp["slot_seconds"],
             gate_closure_seconds=mp["gate_closure_seconds"],
             min_lead_seconds=mp["min_lead_seconds"],
+            # the two orders confirm in seconds; on a testnet's one-minute
+            # slots every second here is a second more before settlement
+            margin=40,
         )
         # Filled orders keep their capacity in a slot; on a rerun, move on to
         # the first slot neither account has traded in yet.
@@ -319,7 +363,9 @@ class Demo:
         print("\n" + book_text(seen["book"]))
         print(f"\nslot statistics\n{indent(stats_text(seen['slot_stats']))}")
         print(f"market statistics\n{indent(stats_text(seen['stats']))}")
-        self.certificates()
+        device, meter = self.certificates()
+        if self.settle:
+            self.settlement(slot, mp, t, device, meter)
         ppa_part(self)
         contracts_part(self)
         tips = {n: c.call("node.info") for n, c in self.clients.items()}
@@ -361,8 +407,18 @@ class Demo:
             cp = self.rpc.call("cert.params")
         return start, size
 
-    def certificates(self) -> None:
+    def certificates(self) -> tuple[bytes, KeyPair]:
+        """The certificate scenario; returns the device and its meter key."""
         print("\ncertificates: producer_001 meters solar power in Beijing")
+        # The seed's 1000 kW, or what one metering interval needs to meter the
+        # seed's 100 kWh (capacity_w x interval // 3600 Wh, README, Metering).
+        size = int(self.rpc.call("cert.params")["interval_seconds"])
+        device_w = max(DEVICE_W, -(-METERED_WH * 3600 // size))
+        if device_w != DEVICE_W:
+            print(
+                f"  ({size} s metering intervals: the seed's {DEVICE_W // 1000} kW device scaled"
+                f" to {device_w // 1000} kW, so it can meter {format_kwh(METERED_WH)} kWh in one)"
+            )
         auth_name, auth = self.authority()
         meter = KeyPair.generate()
         reg = build_device_register(
@@ -371,7 +427,7 @@ class Demo:
             nonce=self.nonce(self.producer),
             kind="generation",
             source="solar",
-            capacity_w=DEVICE_W,
+            capacity_w=device_w,
             location="Beijing",
             carbon_intensity=DEVICE_CARBON,
             meter_pubkey=meter.pubkey,
@@ -383,7 +439,7 @@ class Demo:
         meter_file = self.dir / "keys" / f"meter-{device.hex()[:16]}.key"
         write_key(meter_file, meter)
         print(
-            f"producer_001 registers device {device.hex()}: solar, {DEVICE_W // 1000} kW, "
+            f"producer_001 registers device {device.hex()}: solar, {device_w // 1000} kW, "
             f"Beijing, {DEVICE_CARBON} gCO2/kWh; meter key {meter_file.relative_to(self.dir)}"
         )
         self.send(reg, "device registration")
@@ -503,6 +559,120 @@ class Demo:
         proof = prove(self, child)
         if proof is not None:
             print(proof)
+        return device, meter
+
+    # --- settlement ---------------------------------------------------------
+
+    def chain_now(self) -> int:
+        return int(self.rpc.call("cert.params")["now"])
+
+    def wait_clock(self, t: int, what: str) -> None:
+        """Poll until the chain's clock (the metering clock) reaches ``t``."""
+        deadline = time.monotonic() + self.timeout + max(0, t - int(time.time()))
+        while self.chain_now() < t:
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"the chain's clock did not reach {when(t)} ({what})")
+            time.sleep(0.5)
+
+    def settlement(
+        self, slot: int, mp: dict[str, Any], trade: dict[str, Any], device: bytes, meter: KeyPair
+    ) -> None:
+        cp = self.rpc.call("cert.params")
+        size, window = int(cp["interval_seconds"]), int(cp["reading_window"])
+        end = slot + int(mp["slot_seconds"])
+        print(
+            f"\nsettlement: trade #{trade['seq']} is {trade['status']}; slot {slot} ends "
+            f"{when(end)}, its readings are taken until {when(end + window)}, then it settles"
+        )
+        metered = 0
+        for start in range(slot, end, size):
+            self.wait_clock(start + size, "the end of the trade's slot")
+            have = self.rpc.call("meter.readings", {"device": device.hex(), "start": start,
+                                                     "end": start + size})  # fmt: skip
+            if have:
+                metered += have[0]["produced_wh"]
+                print(f"  interval {start} already has its reading")
+                continue
+            per = SLOT_METERED_WH * size // (end - slot)
+            print(
+                f"the meter reports {format_kwh(per)} kWh produced in interval {start} "
+                f"({when(start)}), relayed by producer_001"
+            )
+            report = build_meter_report(
+                self.producer, meter, chain_id=self.chain_id, nonce=self.nonce(self.producer),
+                device_id=device, interval_start=start, produced_wh=per, consumed_wh=0,
+            )  # fmt: skip
+            self.send(report, "meter reading for the trade's slot")
+            metered += per
+        root = cert_id_of(device, slot)
+        before = self.rpc.call("cert.get", {"cert": root.hex()})
+        holds = before["remaining_wh"] if before["owner"] == self.producer.address.hex() else 0
+        # Wait for the settling block (the first past the window), then read
+        # everything from every node.
+        deadline = time.monotonic() + self.timeout + max(0, end + window - int(time.time()))
+        query: dict[str, Any] = {"product": PRODUCT, "slot": slot}
+        while True:
+            ts = self.rpc.call("market.trades", query)
+            t = next(x for x in ts if x["seq"] == trade["seq"])
+            if t["status"] != "confirmed":
+                break
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"trade #{trade['seq']} did not settle by {when(end + window)}")
+            time.sleep(0.5)
+        kid = child_cert_id(root, trade_settlement_ref(trade["seq"]))
+        delivered = min(trade["energy"], metered)
+        bundled = min(delivered, holds)
+        fetch: dict[str, tuple[str, dict[str, Any]]] = {
+            "trades": ("market.trades", query),
+            "settlement": ("market.settlement", {"slot": slot}),
+            "producer": ("market.position", {"participant": self.producer.address.hex()}),
+            "consumer": ("market.position", {"participant": self.consumer.address.hex()}),
+        }
+        whole = bundled == holds  # the root moved whole, or a part split off
+        bundled_cert = root if whole else kid
+        if bundled:
+            fetch["cert"] = ("cert.get", {"cert": bundled_cert.hex()})
+            fetch["trace"] = ("cert.trace", {"cert": bundled_cert.hex()})
+        seen = self.same_everywhere(fetch)
+        t = next(x for x in seen["trades"] if x["seq"] == trade["seq"])
+        names = ", ".join(self.clients)
+        print(
+            f"\nfetched from every node ({names}): the same settled trade, settlement and positions"
+        )
+        status = (
+            "completed"
+            if delivered == trade["energy"]
+            else "partial"
+            if delivered
+            else "undelivered"
+        )
+        paid = trade["price"] * delivered // 1000
+        want = (status, delivered, paid, bundled)
+        got = (t["status"], t["delivered_wh"], t["paid"], t["bundled_wh"])
+        if got != want:
+            raise DemoFailed(f"expected the trade settled as {want}, found {got}")
+        print(f"trade #{t['seq']} {settled_text(t)}")
+        (rec,) = [r for r in seen["settlement"]["settlements"]
+                  if r["seller"] == self.producer.address.hex()]  # fmt: skip
+        print(
+            f"  slot settlement of producer_001 in block {rec['height']}: metered "
+            f"{format_kwh(rec['metered_wh'])} kWh, sold {format_kwh(rec['sold_wh'])}, delivered "
+            f"{format_kwh(rec['delivered_wh'])}, paid {format_money(rec['paid'])}"
+        )
+        for label in ("producer", "consumer"):
+            print(indent(position_text(seen[label]).replace("participant", f"{label}_001", 1)))
+        if bundled:
+            c = seen["cert"]
+            if (c["owner"], c["remaining_wh"]) != (self.consumer.address.hex(), bundled):
+                raise DemoFailed(f"the bundled certificate is {c['owner']} {c['remaining_wh']}")
+            kinds = [st["kind"] for st in seen["trace"]["steps"]]
+            if kinds[-1] != "bundle":
+                raise DemoFailed(f"the bundled certificate's trace ends {kinds}")
+            print(
+                f"certificate {bundled_cert.hex()} bundled to consumer_001: "
+                f"{format_kwh(c['wh'])} kWh solar from Beijing, {c['status']}"
+            )
+            print(f"trace: {', '.join(lineage_of(seen['trace']))}")
 
 
 def lineage_of(trace: dict[str, Any]) -> list[str]:
@@ -595,9 +765,9 @@ def ppa_part(demo: Demo) -> None:
     device, meter = demo.device, demo.meter
     cp = demo.rpc.call("cert.params")
     size = int(cp["interval_seconds"])
-    cap = DEVICE_W * size // 3600
+    cap = int(demo.rpc.call("device.get", {"device": device.hex()})["capacity_w"]) * size // 3600
     # Half of a 200 kWh reading; a device too small for that in one
-    # interval gives all of a 100 kWh one.
+    # interval (a testnet's one-minute intervals) gives all of a 100 kWh one.
     share = PPA_SHARE_BPS if cap >= PPA_DELIVER_WH * 10_000 // PPA_SHARE_BPS else 10_000
     produced = PPA_DELIVER_WH * 10_000 // share
     if produced > cap:
@@ -605,10 +775,10 @@ def ppa_part(demo: Demo) -> None:
             f"the demo's device meters at most {format_kwh(cap)} kWh per {size} s interval; "
             f"the PPA demo needs a {format_kwh(produced)} kWh reading"
         )
-    # The PPA's term starts at an interval of its own: the latest ended one
-    # the device has no reading for yet (earlier readings, the trade's slot
-    # and the certificate's interval, were taken before the PPA existed).
-    start = free_interval(demo, device)
+    # The PPA's term starts at an interval of its own: one the device has no
+    # reading for yet (earlier readings, the trade's slot and the
+    # certificate's interval, were taken before the PPA existed).
+    start = open_interval(demo, device)
     propose = build_ppa_propose(
         demo.producer,
         chain_id=demo.chain_id,
@@ -648,7 +818,13 @@ def ppa_part(demo: Demo) -> None:
         raise DemoFailed(f"PPA {ppa.hex()} is {p['status']} after acceptance, expected active")
     print(f"  escrow {format_money(p['escrow'])}")
 
-    interval = wait_interval_end(demo, start, size)
+    # The first interval of the term that takes a reading now (the chain may
+    # have moved past the start's reading window while the PPA was agreed).
+    cp = demo.rpc.call("cert.params")
+    interval = start
+    if start + size + int(cp["reading_window"]) < int(cp["now"]) + 30:
+        interval = free_interval(demo, device)  # later, so in the term too
+    interval = wait_interval_end(demo, interval, size)
     print(
         f"the meter reports {format_kwh(produced)} kWh produced in interval {interval} "
         f"({when(interval)}): the PPA takes {pct(share)}%"
@@ -712,6 +888,21 @@ def ppa_part(demo: Demo) -> None:
     if shown.returncode != 0:
         raise DemoFailed(f"powernode ppa show: {shown.stderr.strip()}")
     print(f"$ powernode ppa show {ppa.hex()[:16]}..\n{indent(shown.stdout.rstrip())}")
+
+
+def open_interval(demo: Demo, device: bytes) -> int:
+    """An interval ``device`` has no reading for that will take one for a
+    while yet: the latest ended one whose reading window stays open two more
+    minutes, else the current one (not ended: its reading comes later)."""
+    cp = demo.rpc.call("cert.params")
+    size, window, now = int(cp["interval_seconds"]), int(cp["reading_window"]), int(cp["now"])
+    taken = {r["interval"] for r in demo.rpc.call("meter.readings", {"device": device.hex()})}
+    interval = now // size * size - size
+    while interval + size + window >= now + 120:
+        if interval not in taken:
+            return interval
+        interval -= size
+    return now // size * size
 
 
 def free_interval(demo: Demo, device: bytes) -> int:
@@ -805,7 +996,7 @@ def contracts_part(demo: Demo) -> None:
         ),
         "consumption meter approval",
     )
-    interval = free_interval(demo, device)
+    interval = open_interval(demo, device)
     terms = [
         ["consumed_at_least", device, interval, interval + size, 1],
         ["consumed_at_most", device, interval, interval + size, bound],
@@ -827,6 +1018,7 @@ def contracts_part(demo: Demo) -> None:
         f"{format_kwh(bound)} kWh in interval {interval} ({when(interval)})"
     )
     demo.send(dr, "demand-response contract")
+    wait_interval_end(demo, interval, size)
     print(f"consumer_001's meter reports {format_kwh(consumed)} kWh consumed")
     demo.send(
         build_meter_report(
@@ -925,13 +1117,16 @@ def main() -> int:
     )
     ap.add_argument("--dir", type=Path, default=Path("testnet/local"))
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per step")
+    ap.add_argument(
+        "--no-settlement", action="store_true", help="stop before the trade's settlement"
+    )
     a = ap.parse_args()
     if not (a.dir / "testnet.json").exists():
         print(f"demo: no testnet in {a.dir} (start one: scripts/testnet.py up)", file=sys.stderr)
         return 1
     demo: Demo | None = None
     try:
-        demo = Demo(a.dir, a.timeout)
+        demo = Demo(a.dir, a.timeout, settle=not a.no_settlement)
         demo.run()
     except DemoFailed as exc:
         print(f"demo: {exc}", file=sys.stderr)
