@@ -82,8 +82,14 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
                 50_000,
                 550_000,
             )
+            # the demo waited for the settlement: the slot's gate has closed
+            # since, and the ask's unsold 50 kWh expired there
             book_json = c.call("market.book", {"product": "spot", "slot": slot})
-            assert book_json["asks"] == [{"price": 500_000, "energy": 50_000, "orders": 1}]
+            assert book_json["closed"] and book_json["asks"] == []
+            (sell,) = [
+                o for o in c.call("market.orders", {"participant": producer}) if o["slot"] == slot
+            ]
+            assert (sell["status"], sell["filled"], sell["energy"]) == ("expired", 50_000, 100_000)
             assert c.call("market.participant", {"address": producer})["location"] == "Beijing"
 
     # The certificate continuation: device, approval, reading, certificate,
