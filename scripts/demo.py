@@ -71,10 +71,15 @@ from powernode.client import (
     build_cancel,
     build_cert_retire,
     build_cert_transfer,
+    build_contract_create,
+    build_contract_execute,
     build_device_approve,
     build_device_register,
     build_meter_report,
     build_order,
+    build_ppa_accept,
+    build_ppa_fund,
+    build_ppa_propose,
     build_register,
     cert_id_of,
     child_cert_id,
@@ -126,6 +131,13 @@ class Demo:
         self.demo_keys = [(Path(f).stem, read_key(d / f)) for f in keys]
         self.dir = d
         self.timeout = timeout
+        # Set by the parts that make them: the solar device and its meter
+        # (certificates), the certificate the PPA delivered and its interval.
+        self.device = b""
+        self.meter = KeyPair.generate()
+        self.device_w = DEVICE_W  # the demo device's capacity, once registered
+        self.ppa_cert = ""
+        self.ppa_interval = 0
 
     def close(self) -> None:
         for c in self.clients.values():
@@ -355,6 +367,8 @@ class Demo:
         device, meter = self.certificates()
         if self.settle:
             self.settlement(slot, mp, t, device, meter)
+        ppa_part(self)
+        contracts_part(self)
         tips = {n: c.call("node.info") for n, c in self.clients.items()}
         print("tips: " + ", ".join(f"{n} {i['height']} {i['tip'][:12]}" for n, i in tips.items()))
 
@@ -397,14 +411,17 @@ class Demo:
     def certificates(self) -> tuple[bytes, KeyPair]:
         """The certificate scenario; returns the device and its meter key."""
         print("\ncertificates: producer_001 meters solar power in Beijing")
-        # The seed's 1000 kW, or what one metering interval needs to meter the
-        # seed's 100 kWh (capacity_w x interval // 3600 Wh, README, Metering).
+        # The seed's 1000 kW, or what one metering interval needs for the
+        # demo's largest reading (the PPA's 200 kWh; capacity_w x interval //
+        # 3600 Wh, README, Metering).
         size = int(self.rpc.call("cert.params")["interval_seconds"])
-        device_w = max(DEVICE_W, -(-METERED_WH * 3600 // size))
+        largest = max(METERED_WH, PPA_DELIVER_WH * 10_000 // PPA_SHARE_BPS)
+        device_w = self.device_w = max(DEVICE_W, -(-largest * 3600 // size))
         if device_w != DEVICE_W:
             print(
                 f"  ({size} s metering intervals: the seed's {DEVICE_W // 1000} kW device scaled"
-                f" to {device_w // 1000} kW, so it can meter {format_kwh(METERED_WH)} kWh in one)"
+                f" to {device_w // 1000} kW, so it can meter the demo's readings, up to"
+                f" {format_kwh(largest)} kWh, in one)"
             )
         auth_name, auth = self.authority()
         meter = KeyPair.generate()
@@ -420,6 +437,9 @@ class Demo:
             meter_pubkey=meter.pubkey,
         )
         device = reg.txid
+        # Kept for the parts after this one (settlement, the PPA), which
+        # meter the same device.
+        self.device, self.meter = device, meter
         meter_file = self.dir / "keys" / f"meter-{device.hex()[:16]}.key"
         write_key(meter_file, meter)
         print(
@@ -720,6 +740,352 @@ def prove(demo: Demo, cert: bytes) -> str | None:
     return (
         f"every node's proof proves the same certificate: {format_kwh(TRANSFER_WH)} kWh, "
         f"retired for consumer_001\n$ {shown}\n{indent(run.stdout.rstrip())}"
+    )
+
+
+# === PPA AND CONTRACTS ===============================================================
+# Issue 11 items 4, 5 and 7: the seed's PPA (contract_001) bound to the demo's
+# solar device, delivered from its meter reading and paid in the same block;
+# then the two contract templates of the README, executed.
+
+PPA_TOTAL_WH, PPA_PRICE, PPA_DAYS = 1_000_000, 500_000, 30  # 1,000 kWh at 0.50 over 30 days
+PPA_SHARE_BPS = 5_000  # half of each reading of the device
+PPA_DELIVER_WH = 100_000  # the first delivery: 100 kWh, from a 200 kWh reading
+PPA_PERIOD = 86_400  # a day: the buyer escrows a day's expected cost at acceptance
+PPA_FUND = 50_000_000  # the buyer tops up 50.00, so the 100 kWh (50.00) are covered
+DR_REWARD, GREEN_PREMIUM = 5_000_000, 2_000_000  # 5.00 and 2.00
+CONSUMER_W = 500_000  # consumer_001's meter: 500 kW in Shanghai
+TERM_FEE = 1_000  # a contract tx pays this per condition and action, on top of the base fee
+
+
+def ppa_part(demo: Demo) -> None:
+    """producer_001 proposes contract_001 to consumer_001, bound to the solar
+    device; consumer_001 accepts and funds it; a 200 kWh reading of the
+    device (an interval of its own, after the trade's slot and the
+    certificate's interval) delivers 50% of it, 100 kWh, paid at 0.50 in
+    the same block; ppa.get from every node: 100 of 1,000 kWh, 10.0%, 50.00
+    paid, days remaining, active."""
+    print("\nPPA contract_001: producer_001 -> consumer_001, 1,000 kWh at 0.50/kWh over 30 days")
+    device, meter = demo.device, demo.meter
+    cp = demo.rpc.call("cert.params")
+    size = int(cp["interval_seconds"])
+    cap = demo.device_w * size // 3600
+    # Half of a 200 kWh reading; a device too small for that in one
+    # interval gives all of a 100 kWh one.
+    share = PPA_SHARE_BPS if cap >= PPA_DELIVER_WH * 10_000 // PPA_SHARE_BPS else 10_000
+    produced = PPA_DELIVER_WH * 10_000 // share
+    if produced > cap:
+        raise DemoFailed(
+            f"the demo's device meters at most {format_kwh(cap)} kWh per {size} s interval; "
+            f"the PPA demo needs a {format_kwh(produced)} kWh reading"
+        )
+    # The PPA's term starts at an interval of its own: the latest ended one
+    # the device has no reading for yet (earlier readings, the trade's slot
+    # and the certificate's interval, were taken before the PPA existed).
+    start = free_interval(demo, device)
+    propose = build_ppa_propose(
+        demo.producer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.producer),
+        buyer=demo.consumer.address,
+        device_id=device,
+        share_bps=share,
+        total_wh=PPA_TOTAL_WH,
+        price=PPA_PRICE,
+        start=start,
+        duration_days=PPA_DAYS,
+        period_seconds=PPA_PERIOD,
+        accept_deadline=max(start, int(cp["now"])) + 3600,
+    )
+    ppa = propose.txid
+    print(
+        f"producer_001 proposes PPA {ppa.hex()}: {pct(share)}% of device "
+        f"{device.hex()[:16]}..'s production from {start} ({when(start)})"
+    )
+    demo.send(propose, "PPA proposal")
+    accept = build_ppa_accept(
+        demo.consumer, chain_id=demo.chain_id, nonce=demo.nonce(demo.consumer), ppa_id=ppa
+    )
+    print("consumer_001 accepts it (escrowing the first day's expected cost)")
+    demo.send(accept, "PPA acceptance")
+    fund = build_ppa_fund(
+        demo.consumer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.consumer),
+        ppa_id=ppa,
+        amount=PPA_FUND,
+    )
+    print(f"consumer_001 funds it with {format_money(PPA_FUND)}")
+    demo.send(fund, "PPA funding")
+    p = demo.rpc.call("ppa.get", {"id": ppa.hex()})
+    if p["status"] != "active":
+        raise DemoFailed(f"PPA {ppa.hex()} is {p['status']} after acceptance, expected active")
+    print(f"  escrow {format_money(p['escrow'])}")
+
+    interval = wait_interval_end(demo, start, size)
+    print(
+        f"the meter reports {format_kwh(produced)} kWh produced in interval {interval} "
+        f"({when(interval)}): the PPA takes {pct(share)}%"
+    )
+    report = build_meter_report(
+        demo.producer,
+        meter,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.producer),
+        device_id=device,
+        interval_start=interval,
+        produced_wh=produced,
+        consumed_wh=0,
+    )
+    st = demo.send(report, "the PPA's meter reading")
+    for line in ppa_event_lines(st):
+        print(line)
+    demo.confirmed_everywhere(report.txid.hex())
+    seen = demo.same_everywhere(
+        {
+            "ppa": ("ppa.get", {"id": ppa.hex()}),
+            "listed": ("ppa.list", {"party": demo.consumer.address.hex()}),
+            "certs": (
+                "cert.list",
+                {
+                    "owner": demo.consumer.address.hex(),
+                    "device": device.hex(),
+                    "start": interval,
+                    "end": interval + size,
+                },
+            ),
+        }
+    )
+    p = seen["ppa"]
+    got = (p["delivered_wh"], p["total_wh"], p["progress_bps"], p["paid"], p["status"])
+    want = (PPA_DELIVER_WH, PPA_TOTAL_WH, 1000, PPA_DELIVER_WH * PPA_PRICE // 1000, "active")
+    if got != want:
+        raise DemoFailed(f"ppa.get: expected {want}, found {got}")
+    if not 0 < p["days_remaining"] <= PPA_DAYS:
+        raise DemoFailed(f"ppa.get: {p['days_remaining']} days remaining of {PPA_DAYS}")
+    if ppa.hex() not in [x["id"] for x in seen["listed"]]:
+        raise DemoFailed("ppa.list does not list the PPA for consumer_001")
+    moved = sum(c["wh"] for c in seen["certs"])
+    if moved != PPA_DELIVER_WH:
+        raise DemoFailed(
+            f"consumer_001 holds {format_kwh(moved)} kWh of the interval's certificates, "
+            f"expected {format_kwh(PPA_DELIVER_WH)}"
+        )
+    demo.ppa_cert = seen["certs"][0]["id"]
+    demo.ppa_interval = interval
+    names = ", ".join(demo.clients)
+    print(
+        f"\nfetched from every node ({names}): the same PPA, "
+        f"and {format_kwh(moved)} kWh of the reading's solar certificates now consumer_001's"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-m", "powernode.cli", "ppa", "show", ppa.hex(),
+         "--datadir", str(demo.dir / demo.entry)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if shown.returncode != 0:
+        raise DemoFailed(f"powernode ppa show: {shown.stderr.strip()}")
+    print(f"$ powernode ppa show {ppa.hex()[:16]}..\n{indent(shown.stdout.rstrip())}")
+
+
+def free_interval(demo: Demo, device: bytes) -> int:
+    """The latest metering interval that has ended by the chain's clock, has
+    no reading of ``device`` yet and will still take one for a minute (its
+    reading window); else the current interval, once it has ended."""
+    cp = demo.rpc.call("cert.params")
+    size, window, now = int(cp["interval_seconds"]), int(cp["reading_window"]), int(cp["now"])
+    taken = {r["interval"] for r in demo.rpc.call("meter.readings", {"device": device.hex()})}
+    interval = now // size * size - size
+    while interval + size + window >= now + 60:
+        if interval not in taken:
+            return interval
+        interval -= size
+    # None: the current interval, once it has ended.
+    return wait_interval_end(demo, now // size * size, size)
+
+
+def wait_interval_end(demo: Demo, interval: int, size: int) -> int:
+    """``interval`` once the chain's clock has passed its end (a reading is
+    taken only for an ended interval)."""
+    deadline = time.monotonic() + demo.timeout + size
+    cp = demo.rpc.call("cert.params")
+    if cp["now"] < interval + size:
+        print(f"  waiting for interval {interval} to end ({when(interval + size)})")
+    while cp["now"] < interval + size:
+        if time.monotonic() > deadline:
+            raise DemoFailed(
+                f"the chain's clock did not reach {when(interval + size)} (is the testnet mining?)"
+            )
+        time.sleep(0.5)
+        cp = demo.rpc.call("cert.params")
+    return interval
+
+
+def ppa_event_lines(status: dict[str, Any]) -> list[str]:
+    """The reading's receipt events: the certificate issued, the PPA delivery."""
+    out = []
+    for e in status.get("receipt", {}).get("events", []):
+        kind = e.get("event", "")
+        if kind == "cert.issued":
+            out.append(f"  certificate {e['cert']} issued: {format_kwh(e['wh'])} kWh")
+        elif kind.startswith("ppa."):
+            rest = "  ".join(
+                f"{k} {format_kwh(v) + ' kWh' if k.endswith('wh') else format_money(v) if k in ('paid', 'owed') else v}"
+                for k, v in e.items()
+                if k not in ("event", "ppa")
+            )
+            out.append(f"  {kind}  {rest}")
+    return out
+
+
+def pct(bps: int) -> str:
+    return f"{bps // 100}.{bps % 100 // 10}"
+
+
+def contracts_part(demo: Demo) -> None:
+    """The README's two templates. A demand-response reward: the grid
+    operator (the authority) pays consumer_001 5.00 if its meter reports
+    consumption in an interval and at most a bound; consumer_001's meter
+    reports, consumer_001 executes it and is paid. A green premium:
+    consumer_001 pays producer_001 2.00 once a certificate of producer_001's
+    (the PPA delivered it to consumer_001) is retired for consumer_001;
+    consumer_001 retires it, producer_001 executes and is paid."""
+    print("\ndeclarative contracts: the README's two templates")
+    auth_name, auth = demo.authority()
+    cp = demo.rpc.call("cert.params")
+    size = int(cp["interval_seconds"])
+    cap = CONSUMER_W * size // 3600
+    consumed, bound = cap * 6 // 10 // 1000 * 1000, cap * 8 // 10 // 1000 * 1000
+    meter = KeyPair.generate()
+    reg = build_device_register(
+        demo.consumer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.consumer),
+        kind="consumption",
+        source="none",
+        capacity_w=CONSUMER_W,
+        location="Shanghai",
+        carbon_intensity=0,
+        meter_pubkey=meter.pubkey,
+    )
+    device = reg.txid
+    write_key(demo.dir / "keys" / f"meter-{device.hex()[:16]}.key", meter)
+    print(f"consumer_001 registers its meter {device.hex()}: consumption, 500 kW, Shanghai")
+    demo.send(reg, "consumption meter registration")
+    print(f"authority {auth_name} approves it")
+    demo.send(
+        build_device_approve(
+            auth, chain_id=demo.chain_id, nonce=demo.nonce(auth), device_id=device
+        ),
+        "consumption meter approval",
+    )
+    interval = free_interval(demo, device)
+    terms = [
+        ["consumed_at_least", device, interval, interval + size, 1],
+        ["consumed_at_most", device, interval, interval + size, bound],
+    ]
+    dr = build_contract_create(
+        auth,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(auth),
+        parties=[auth.address, demo.consumer.address],
+        escrow=DR_REWARD,
+        expiry=interval + 86_400,
+        conditions=terms,
+        actions=[["pay", demo.consumer.address, DR_REWARD]],
+        fee=contract_fee(3),
+    )
+    print(
+        f"demand response: {auth_name} (grid operator) escrows {format_money(DR_REWARD)} in "
+        f"contract {dr.txid.hex()}: paid to consumer_001 if its meter reports at most "
+        f"{format_kwh(bound)} kWh in interval {interval} ({when(interval)})"
+    )
+    demo.send(dr, "demand-response contract")
+    print(f"consumer_001's meter reports {format_kwh(consumed)} kWh consumed")
+    demo.send(
+        build_meter_report(
+            demo.consumer,
+            meter,
+            chain_id=demo.chain_id,
+            nonce=demo.nonce(demo.consumer),
+            device_id=device,
+            interval_start=interval,
+            produced_wh=0,
+            consumed_wh=consumed,
+        ),
+        "consumption reading",
+    )
+    print("consumer_001 executes the contract")
+    demo.send(execute(demo, demo.consumer, dr.txid, 3), "demand-response execution")
+
+    cert = bytes.fromhex(demo.ppa_cert)
+    gp = build_contract_create(
+        demo.consumer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.consumer),
+        parties=[demo.consumer.address, demo.producer.address],
+        escrow=GREEN_PREMIUM,
+        expiry=int(cp["now"]) + 86_400,
+        conditions=[["cert_retired_for", cert, "consumer_001"]],
+        actions=[["pay", demo.producer.address, GREEN_PREMIUM]],
+        fee=contract_fee(2),
+    )
+    print(
+        f"green premium: consumer_001 escrows {format_money(GREEN_PREMIUM)} in contract "
+        f"{gp.txid.hex()}: paid to producer_001 once certificate {cert.hex()[:16]}.. "
+        "(the PPA's delivery) is retired for consumer_001"
+    )
+    demo.send(gp, "green-premium contract")
+    held = demo.rpc.call("cert.get", {"cert": cert.hex()})
+    retire = build_cert_retire(
+        demo.consumer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.consumer),
+        cert_id=cert,
+        wh=held["remaining_wh"],
+        beneficiary="consumer_001",
+        purpose="PPA contract_001",
+        period_start=demo.ppa_interval,
+        period_end=demo.ppa_interval + size,
+    )
+    print(f"consumer_001 retires it ({format_kwh(held['remaining_wh'])} kWh) for consumer_001")
+    demo.send(retire, "certificate retirement")
+    print("producer_001 executes the contract")
+    last = execute(demo, demo.producer, gp.txid, 2)
+    demo.send(last, "green-premium execution")
+    demo.confirmed_everywhere(last.txid.hex())
+    seen = demo.same_everywhere(
+        {
+            "dr": ("contract.get", {"id": dr.txid.hex()}),
+            "gp": ("contract.get", {"id": gp.txid.hex()}),
+            "listed": ("contract.list", {"party": demo.consumer.address.hex()}),
+        }
+    )
+    for name, c in (("demand response", seen["dr"]), ("green premium", seen["gp"])):
+        if c["status"] != "executed":
+            raise DemoFailed(f"the {name} contract is {c['status']}, expected executed")
+    listed = {c["id"] for c in seen["listed"]}
+    if not {dr.txid.hex(), gp.txid.hex()} <= listed:
+        raise DemoFailed("contract.list does not list both contracts for consumer_001")
+    names = ", ".join(demo.clients)
+    print(f"\nfetched from every node ({names}): the same two contracts, both executed")
+    print(
+        f"demand response: consumer_001 paid {format_money(DR_REWARD)}; green premium: "
+        f"producer_001 paid {format_money(GREEN_PREMIUM)}"
+    )
+
+
+def contract_fee(terms: int) -> int:
+    return 1_000 + TERM_FEE * terms
+
+
+def execute(demo: Demo, key: KeyPair, contract: bytes, terms: int) -> Transaction:
+    return build_contract_execute(
+        key,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(key),
+        contract_id=contract,
+        fee=contract_fee(terms),
     )
 
 

@@ -97,7 +97,7 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
     # every node.
     assert "certificates: producer_001 meters solar power in Beijing" in out
     device = re.search(
-        r"producer_001 registers device ([0-9a-f]{64}): solar, 6000 kW, Beijing, 50 gCO2/kWh", out
+        r"producer_001 registers device ([0-9a-f]{64}): solar, 12000 kW, Beijing, 50 gCO2/kWh", out
     )
     assert device, out
     meter_file = re.search(r"meter key (keys/meter-[0-9a-f]{16}\.key)", out)
@@ -185,6 +185,69 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
                 0,
             )
 
+    # The PPA: contract_001 bound to the solar device, delivered from its
+    # reading and paid in the same tx; then the two contract templates.
+    assert (
+        "PPA contract_001: producer_001 -> consumer_001, 1,000 kWh at 0.50/kWh over 30 days" in out
+    )
+    ppa = re.search(r"producer_001 proposes PPA ([0-9a-f]{64}): 50\.0% of device", out)
+    assert ppa, out
+    assert "consumer_001 funds it with 50.00" in out
+    assert re.search(
+        r"the meter reports 200 kWh produced in interval \d+ .*: the PPA takes 50\.0%", out
+    ), out
+    assert "ppa.delivered  seq 0  wh 100 kWh  interval" in out
+    assert "paid 50.00  owed 0.00  cert_wh 100 kWh  status active" in out
+    assert (
+        "fetched from every node (node0, node1, node2): the same PPA, and 100 kWh of the "
+        "reading's solar certificates now consumer_001's"
+    ) in out
+    assert f"$ powernode ppa show {ppa.group(1)[:16]}.." in out
+    assert f"PPA {ppa.group(1)}  active" in out
+    assert "delivered 100 of 1000 kWh (10.0%), paid 50.00" in out
+    assert re.search(r"    days remaining (29|30)\n", out), out
+    dr = re.search(
+        r"demand response: demo0 \(grid operator\) escrows 5\.00 in contract ([0-9a-f]{64})", out
+    )
+    gp = re.search(r"green premium: consumer_001 escrows 2\.00 in contract ([0-9a-f]{64})", out)
+    assert dr and gp, out
+    assert (
+        "fetched from every node (node0, node1, node2): the same two contracts, both executed"
+        in out
+    )
+    assert "demand response: consumer_001 paid 5.00; green premium: producer_001 paid 2.00" in out
+    for n in state["nodes"]:
+        with RpcClient.from_datadir(d / n["name"]) as c:
+            p = c.call("ppa.get", {"id": ppa.group(1)})
+            assert (p["seller"], p["buyer"], p["device"], p["share_bps"]) == (
+                producer,
+                consumer,
+                device.group(1),
+                5_000,
+            )
+            assert (p["total_wh"], p["delivered_wh"], p["progress_bps"], p["price"]) == (
+                1_000_000,
+                100_000,
+                1_000,
+                500_000,
+            )
+            assert (p["paid"], p["status"], p["duration_days"]) == (50_000_000, "active", 30)
+            assert 0 < p["days_remaining"] <= 30
+            (delivery,) = p["deliveries"]
+            assert (delivery["kind"], delivery["wh"], delivery["cert_wh"]) == (
+                "metered",
+                100_000,
+                100_000,
+            )
+            moved = c.call("cert.get", {"cert": delivery["cert"]})
+            # Retired for consumer_001 by the green-premium part.
+            assert (moved["owner"], moved["wh"], moved["status"]) == (consumer, 100_000, "retired")
+            assert [s["kind"] for s in c.call("cert.trace", {"cert": delivery["cert"]})["steps"]][
+                -1
+            ] == "retire"
+            for contract in (dr.group(1), gp.group(1)):
+                assert c.call("contract.get", {"id": contract})["status"] == "executed"
+
     # Again on the same testnet (without waiting for a second settlement):
     # the leftover ask is cancelled, a later slot used.
     again = demo(d, "--no-settlement")
@@ -194,6 +257,7 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
     assert "trade #1 in block" in again.stdout
     # A new device and meter key each run; the same certificate story.
     assert "trace: issue(reading), split, transfer, retire" in again.stdout
+    assert "delivered 100 of 1000 kWh (10.0%), paid 50.00" in again.stdout
     assert device.group(1) not in again.stdout
 
     # Nothing confirms without miners: a clear message and exit status 1.
