@@ -135,6 +135,7 @@ class Demo:
         # (certificates), the certificate the PPA delivered and its interval.
         self.device = b""
         self.meter = KeyPair.generate()
+        self.device_w = DEVICE_W  # the demo device's capacity, once registered
         self.ppa_cert = ""
         self.ppa_interval = 0
 
@@ -410,14 +411,17 @@ class Demo:
     def certificates(self) -> tuple[bytes, KeyPair]:
         """The certificate scenario; returns the device and its meter key."""
         print("\ncertificates: producer_001 meters solar power in Beijing")
-        # The seed's 1000 kW, or what one metering interval needs to meter the
-        # seed's 100 kWh (capacity_w x interval // 3600 Wh, README, Metering).
+        # The seed's 1000 kW, or what one metering interval needs for the
+        # demo's largest reading (the PPA's 200 kWh; capacity_w x interval //
+        # 3600 Wh, README, Metering).
         size = int(self.rpc.call("cert.params")["interval_seconds"])
-        device_w = max(DEVICE_W, -(-METERED_WH * 3600 // size))
+        largest = max(METERED_WH, PPA_DELIVER_WH * 10_000 // PPA_SHARE_BPS)
+        device_w = self.device_w = max(DEVICE_W, -(-largest * 3600 // size))
         if device_w != DEVICE_W:
             print(
                 f"  ({size} s metering intervals: the seed's {DEVICE_W // 1000} kW device scaled"
-                f" to {device_w // 1000} kW, so it can meter {format_kwh(METERED_WH)} kWh in one)"
+                f" to {device_w // 1000} kW, so it can meter the demo's readings, up to"
+                f" {format_kwh(largest)} kWh, in one)"
             )
         auth_name, auth = self.authority()
         meter = KeyPair.generate()
@@ -765,7 +769,7 @@ def ppa_part(demo: Demo) -> None:
     device, meter = demo.device, demo.meter
     cp = demo.rpc.call("cert.params")
     size = int(cp["interval_seconds"])
-    cap = int(demo.rpc.call("device.get", {"device": device.hex()})["capacity_w"]) * size // 3600
+    cap = demo.device_w * size // 3600
     # Half of a 200 kWh reading; a device too small for that in one
     # interval (a testnet's one-minute intervals) gives all of a 100 kWh one.
     share = PPA_SHARE_BPS if cap >= PPA_DELIVER_WH * 10_000 // PPA_SHARE_BPS else 10_000

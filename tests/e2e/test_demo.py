@@ -82,8 +82,14 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
                 50_000,
                 550_000,
             )
+            # the demo waited for the settlement: the slot's gate has closed
+            # since, and the ask's unsold 50 kWh expired there
             book_json = c.call("market.book", {"product": "spot", "slot": slot})
-            assert book_json["asks"] == [{"price": 500_000, "energy": 50_000, "orders": 1}]
+            assert book_json["closed"] and book_json["asks"] == []
+            (sell,) = [
+                o for o in c.call("market.orders", {"participant": producer}) if o["slot"] == slot
+            ]
+            assert (sell["status"], sell["filled"], sell["energy"]) == ("expired", 50_000, 100_000)
             assert c.call("market.participant", {"address": producer})["location"] == "Beijing"
 
     # The certificate continuation: device, approval, reading, certificate,
@@ -91,7 +97,7 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
     # every node.
     assert "certificates: producer_001 meters solar power in Beijing" in out
     device = re.search(
-        r"producer_001 registers device ([0-9a-f]{64}): solar, 6000 kW, Beijing, 50 gCO2/kWh", out
+        r"producer_001 registers device ([0-9a-f]{64}): solar, 12000 kW, Beijing, 50 gCO2/kWh", out
     )
     assert device, out
     meter_file = re.search(r"meter key (keys/meter-[0-9a-f]{16}\.key)", out)

@@ -42,6 +42,8 @@ from powernode.chain.ledger import Ledger
 from powernode.core.block import Block
 from powernode.core.crypto import KeyPair
 from powernode.engines.certificates import queries as cert_queries
+from powernode.engines.contracts import ppa_queries
+from powernode.engines.contracts.ppa_records import allocated
 from powernode.engines.market import queries
 from powernode.engines.metering import queries as meter_queries
 from powernode.engines.settlement import queries as stl_queries
@@ -60,6 +62,7 @@ from tests.unit.market_helpers import (
     market_params,
 )
 from tests.unit.metering_helpers import AUTHORITY, METER, METER_B, METER_C
+from tests.unit.ppa_helpers import Ppas
 from tests.unit.settle_helpers import Settle, bundle_ref
 
 WINDOW = 600
@@ -92,12 +95,21 @@ ENERGIES = (1_000, 5_000, 12_345, 20_000, 50_000)
 READINGS = (None, None, 0, 3_000, 10_000, 25_000, 60_000, 200_000)
 
 
-def open_world(factory: Any) -> tuple[Settle, list[bytes]]:
-    m = Settle(factory.open(PARAMS))
+class World(Ppas, Settle):
+    """The settlement driver with PPA steps."""
+
+
+def open_world(factory: Any, ppa_share: int = 0) -> tuple[World, list[bytes]]:
+    """The cast, the devices and, with ``ppa_share``, an active PPA from
+    ALICE to DAVE bound to ALICE's first device taking that share (bps) of
+    its readings before the trades do."""
+    m = World(factory.open(PARAMS))
     for k, role in ROLE.items():
         m.register(k, role)
     m.mine()
     devs = [m.active_device(owner, meter, source=src) for owner, meter, src in DEVICES]
+    if ppa_share:
+        m.active(ALICE, DAVE, device=devs[0], share_bps=ppa_share, total_wh=1_000 * 1_000)
     return m, devs
 
 
@@ -126,6 +138,7 @@ def random_plan(seed: int) -> dict[str, Any]:
         "readings": readings,
         "moves": moves[: rng.randint(0, 1)],
         "steps": steps,
+        "ppa_share": rng.choice((0, 0, 3_000, 10_000)),
     }
 
 
@@ -173,7 +186,7 @@ DEVICES_SOURCE: dict[KeyPair, str] = {ALICE: "solar", CAROL: "wind"}
 def check(m: Settle) -> None:
     state = m.state
     ledger = m.ledger
-    held = queries.held_total(state)
+    held = queries.held_total(state) + ppa_queries.stats(state)["escrow"]
     assert total_supply(ledger) + held == genesis_money(PARAMS) + ledger.chain.height * REWARD
     trades = queries.trades(state)
     assert queries.settlement_escrow_total(state) == sum(t["escrow"] for t in trades)
@@ -199,15 +212,18 @@ def check(m: Settle) -> None:
         assert t["penalty"] <= (t["value"] - t["paid"]) * 1_500 // 10_000
         delivered[(t["seller"], t["slot"])] += d
     for (seller, slot), d in delivered.items():
-        metered = 0
+        metered = ppa = 0
         for dev in meter_queries.devices(state, owner=bytes.fromhex(seller)):
             if dev["status"] != "active" or dev["kind"] == "consumption":
                 continue
-            for r in meter_queries.readings(state, bytes.fromhex(dev["id"]), slot, slot + 900):
+            did = bytes.fromhex(dev["id"])
+            for r in meter_queries.readings(state, did, slot, slot + 900):
                 metered += r["produced_wh"]
-        assert d <= metered
+                ppa += allocated(state, did, r["interval"])
+        # never paid for more than was metered, less what PPAs took first
+        assert d <= metered - ppa
         (rec,) = stl_queries.settlements(state, slot=slot, seller=bytes.fromhex(seller))
-        assert rec["delivered_wh"] == d and rec["metered_wh"] == metered
+        assert (rec["delivered_wh"], rec["metered_wh"], rec["ppa_wh"]) == (d, metered, ppa)
     now = max(queries.market_time(state), m.ledger.chain.tip.header.timestamp)
     bundles: dict[str, int] = defaultdict(int)
     for c in cert_queries.certs(state, now=now):
@@ -245,7 +261,7 @@ def test_settlement_invariants_hold_after_every_block(plan: dict[str, Any]) -> N
     """The checks after every block ``blocks_of`` mines; a follower connects
     each as it comes, and a fresh ledger replays the chain at the end."""
     with ledger_factory() as f:
-        m, devs = open_world(f)
+        m, devs = open_world(f, plan["ppa_share"])
         follower = replay(f, PARAMS, active_blocks(m.ledger), m.now + 3_600)
         orig_mine = m.mine
 
@@ -278,7 +294,7 @@ def test_a_reorg_across_a_settlement_restores_everything(
     main: dict[str, Any], branch: dict[str, Any]
 ) -> None:
     with ledger_factory() as f:
-        a, devs = open_world(f)
+        a, devs = open_world(f, main["ppa_share"])
         setup = a.ledger.chain.height
         blocks_of(a, devs, main)
         assert any(t["status"] != "confirmed" for t in queries.trades(a.state)) or not (
@@ -287,7 +303,7 @@ def test_a_reorg_across_a_settlement_restores_everything(
         chain = active_blocks(a.ledger)
         # fork right after the orders: the readings and settlements differ
         keep = setup + 2
-        b = Settle(replay(f, PARAMS, chain[:keep], a.now + 3_600))
+        b = World(replay(f, PARAMS, chain[:keep], a.now + 3_600))
         branch = {**branch, "orders": []}
         blocks_of(b, devs, branch)
         sent = 0
@@ -303,4 +319,4 @@ def test_a_reorg_across_a_settlement_restores_everything(
         winners = active_blocks(b.ledger)
         fresh = replay(f, PARAMS, winners, max(a.now, b.now) + 3_600)
         same_state(a.ledger, fresh)
-        check(Settle(a.ledger))
+        check(World(a.ledger))
