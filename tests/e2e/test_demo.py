@@ -253,7 +253,7 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
 
     # Again on the same testnet (without waiting for a second settlement):
     # the leftover ask is cancelled, a later slot used.
-    again = demo(d, "--no-settlement")
+    again = demo(d, "--no-settlement", timeout=600)  # the PPA and contracts wait for intervals
     assert again.returncode == 0, again.stdout + again.stderr
     assert "cancelling 1 open order(s) left by an earlier run" in again.stdout
     assert int(again.stdout.split("delivery slot ")[1].split()[0]) > slot
