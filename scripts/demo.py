@@ -170,6 +170,12 @@ class Demo:
                     st = self.rpc.call("tx.get", {"id": txid})
                     if st["status"] == "confirmed":
                         done[txid] = st
+                    elif st["status"] == "dropped":
+                        err = st.get("error", {})
+                        raise DemoFailed(
+                            f"{what}: tx {txid} was dropped unmined: {err.get('code')}: "
+                            f"{err.get('message')}"
+                        )
             time.sleep(0.25)
         for txid, st in done.items():
             receipt = st.get("receipt", {})
@@ -395,9 +401,15 @@ class Demo:
         the tip's time, whichever is later) has passed its end too, since the
         chain judges a reading by its own clock. Polls until then."""
         cp = self.rpc.call("cert.params")
-        size = int(cp["interval_seconds"])
-        start = max(int(time.time()), cp["now"]) // size * size - size
-        deadline = time.monotonic() + self.timeout
+        size, window = int(cp["interval_seconds"]), int(cp["reading_window"])
+        now = max(int(time.time()), cp["now"])
+        start = now // size * size - size
+        # With a short reading window (a local testnet's minute), an interval
+        # that ended a while ago may close before the reading is mined: then
+        # take the current one, once it has ended.
+        if start + size + window < now + 40:
+            start += size
+        deadline = time.monotonic() + self.timeout + size
         while cp["now"] < start + size:
             if time.monotonic() > deadline:
                 raise DemoFailed(
