@@ -136,6 +136,7 @@ class Demo:
         self.device = b""
         self.meter = KeyPair.generate()
         self.device_w = DEVICE_W  # the demo device's capacity, once registered
+        self.trade_slot, self.slot_seconds = 0, 0  # the market part's, once it has traded
         self.ppa_cert = ""
         self.ppa_interval = 0
 
@@ -339,6 +340,7 @@ class Demo:
             f"delivery slot {slot} ({when(slot)}, {mp['slot_seconds'] // 60} min), "
             f"gate closes {when(slot - mp['gate_closure_seconds'])}, price rule {mp['price_rule']}"
         )
+        self.trade_slot, self.slot_seconds = slot, int(mp["slot_seconds"])
         sell = self.place("producer_001", self.producer, "sell", slot, SELL_WH, SELL_PRICE)
         buy = self.place("consumer_001", self.consumer, "buy", slot, BUY_WH, BUY_PRICE)
         self.confirmed_everywhere(buy)
@@ -409,6 +411,9 @@ class Demo:
         # take the current one, once it has ended.
         if start + size + window < now + 40:
             start += size
+        # The trade's slot is the settlement's to meter (below): not this one.
+        if self.trade_slot <= start < self.trade_slot + self.slot_seconds:
+            start = self.trade_slot + self.slot_seconds
         deadline = time.monotonic() + self.timeout + size
         while cp["now"] < start + size:
             if time.monotonic() > deadline:
