@@ -136,6 +136,7 @@ class Demo:
         self.device = b""
         self.meter = KeyPair.generate()
         self.device_w = DEVICE_W  # the demo device's capacity, once registered
+        self.trade_slot, self.slot_seconds = 0, 0  # the market part's, once it has traded
         self.ppa_cert = ""
         self.ppa_interval = 0
 
@@ -170,6 +171,12 @@ class Demo:
                     st = self.rpc.call("tx.get", {"id": txid})
                     if st["status"] == "confirmed":
                         done[txid] = st
+                    elif st["status"] == "dropped":
+                        err = st.get("error", {})
+                        raise DemoFailed(
+                            f"{what}: tx {txid} was dropped unmined: {err.get('code')}: "
+                            f"{err.get('message')}"
+                        )
             time.sleep(0.25)
         for txid, st in done.items():
             receipt = st.get("receipt", {})
@@ -333,6 +340,7 @@ class Demo:
             f"delivery slot {slot} ({when(slot)}, {mp['slot_seconds'] // 60} min), "
             f"gate closes {when(slot - mp['gate_closure_seconds'])}, price rule {mp['price_rule']}"
         )
+        self.trade_slot, self.slot_seconds = slot, int(mp["slot_seconds"])
         sell = self.place("producer_001", self.producer, "sell", slot, SELL_WH, SELL_PRICE)
         buy = self.place("consumer_001", self.consumer, "buy", slot, BUY_WH, BUY_PRICE)
         self.confirmed_everywhere(buy)
@@ -395,9 +403,18 @@ class Demo:
         the tip's time, whichever is later) has passed its end too, since the
         chain judges a reading by its own clock. Polls until then."""
         cp = self.rpc.call("cert.params")
-        size = int(cp["interval_seconds"])
-        start = max(int(time.time()), cp["now"]) // size * size - size
-        deadline = time.monotonic() + self.timeout
+        size, window = int(cp["interval_seconds"]), int(cp["reading_window"])
+        now = max(int(time.time()), cp["now"])
+        start = now // size * size - size
+        # With a short reading window (a local testnet's minute), an interval
+        # that ended a while ago may close before the reading is mined: then
+        # take the current one, once it has ended.
+        if start + size + window < now + 40:
+            start += size
+        # The trade's slot is the settlement's to meter (below): not this one.
+        if self.trade_slot <= start < self.trade_slot + self.slot_seconds:
+            start = self.trade_slot + self.slot_seconds
+        deadline = time.monotonic() + self.timeout + size
         while cp["now"] < start + size:
             if time.monotonic() > deadline:
                 raise DemoFailed(
