@@ -42,13 +42,14 @@ DEV_CERTIFICATES: Mapping[str, int] = {
 
 
 # Local testnets (scripts/testnet.py, which the demo and quickstart run on)
-# trade one-minute slots with the gate a minute before, meter one-minute
-# intervals and take a reading up to a minute after its interval ends, so a
-# trade settles against its readings about three minutes after it matches
-# (slot start + 60 s slot + 60 s window). A real genesis keeps the defaults
-# (15-minute slots, 5-minute gate, 2-day reading window).
+# trade one-minute slots whose gate closes as the slot starts (gates are
+# whole minutes), meter one-minute intervals and take a reading up to a
+# minute after its interval ends, so a trade settles against its readings
+# two to three minutes after it matches (the wait for its slot, the 60 s
+# slot, the 60 s window). A real genesis keeps the defaults (15-minute
+# slots, 5-minute gate, 2-day reading window).
 TESTNET_MARKETS: Mapping[str, Mapping[str, int]] = {
-    product: {"open_hour": 0, "close_hour": 24, "slot_seconds": 60, "gate_closure_seconds": 60}
+    product: {"open_hour": 0, "close_hour": 24, "slot_seconds": 60, "gate_closure_seconds": 0}
     for product in PRODUCTS
 }
 TESTNET_CERTIFICATES: Mapping[str, int] = {

@@ -13,6 +13,7 @@ from typing import Any
 from powernode.core.crypto import KeyPair, sha256
 from powernode.core.tx import Transaction
 from powernode.engines.contracts import contract_queries as queries
+from powernode.engines.contracts import ppa_queries
 from powernode.engines.contracts.contract_vocab import TERM_FEE
 from powernode.engines.market import queries as market_queries
 from tests.unit.cert_helpers import Certs, open_certs
@@ -90,9 +91,17 @@ class Contracts(Certs):
         return queries.stats(self.state)["escrow"]
 
     def money(self) -> int:
-        """Every account balance plus every escrow (market and contracts)."""
-        total = sum(v.balance for (ns, _), v in self.state.data.items() if ns == "acct")
-        return total + self.held() + market_queries.escrow_total(self.state)
+        """Every account balance plus every escrow: the market's order and
+        settlement escrows, the PPAs' and the declarative contracts'."""
+        state = self.state
+        total = sum(v.balance for (ns, _), v in state.data.items() if ns == "acct")
+        return (
+            total
+            + self.held()
+            + market_queries.escrow_total(state)
+            + market_queries.settlement_escrow_total(state)
+            + ppa_queries.stats(state)["escrow"]
+        )
 
     def clock(self) -> int:
         return self._clock()

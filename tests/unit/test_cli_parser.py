@@ -14,7 +14,14 @@ from powernode.cli.common import DEFAULT_DATADIR
 from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
 from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.params import PRODUCTS
-from powernode.engines.market.records import ORDER_STATUSES, ROLES, SIDES, SOURCES, TIFS
+from powernode.engines.market.records import (
+    ORDER_STATUSES,
+    ROLES,
+    SIDES,
+    SOURCES,
+    TIFS,
+    TRADE_STATUSES,
+)
 from powernode.engines.metering.params import NO_SOURCE
 from powernode.engines.metering.params import SOURCES as METER_SOURCES
 from powernode.engines.metering.records import KINDS
@@ -35,7 +42,8 @@ def _choices(command: str, dest: str) -> tuple[str, ...]:
 def test_every_command_is_registered_in_order() -> None:
     assert list(_subcommands()) == [
         *("init", "run", "keygen", "status", "balance", "transfer", "stop", "mine"),
-        *("register", "order", "cancel", "book", "trades", "orders", "stats", "participant"),
+        *("register", "order", "cancel", "book", "trades", "position", "orders", "stats"),
+        "participant",
         *("device", "meter", "cert", "verify-proof"),
     ]
 
@@ -51,6 +59,7 @@ def test_every_command_is_registered_in_order() -> None:
         ("orders", "status", ORDER_STATUSES),
         ("book", "product", PRODUCTS),
         ("trades", "product", PRODUCTS),
+        ("trades", "status", TRADE_STATUSES),
         ("stats", "product", PRODUCTS),
     ],
 )

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from powernode.chain.certproof import build_proof
 from powernode.core.crypto import KeyPair
+from powernode.core.errors import ProofBadLineage
 from powernode.core.tx import Transaction
 from powernode.engines.contracts.contract_vocab import (
     MAX_ACTIONS,
@@ -24,6 +26,7 @@ from powernode.engines.contracts.contract_vocab import (
     MAX_RANGE_INTERVALS,
     TERM_FEE,
 )
+from powernode.state.certproof.verify import verify_proof
 from tests.unit.cert_helpers import cert_retire_tx, child_id, root_id
 from tests.unit.contract_helpers import (
     Contracts,
@@ -456,6 +459,10 @@ def test_transfer_cert_moves_a_certificate_the_contract_holds(w: World) -> None:
     r = m.retire_cert(CAROL, w.c1, 90 * KWH)
     m.mine()
     m.ok(r)
+    # An offline proof cannot replay a contract's hand-over: refused, with why.
+    raw = build_proof(m.ledger.chain, w.c1).encode()
+    with pytest.raises(ProofBadLineage, match=r"contract\.execute is not a certificate transfer"):
+        verify_proof(raw, m.params)
 
 
 def test_cancel_after_expiry_refunds_and_returns_certificates(w: World) -> None:
@@ -682,3 +689,19 @@ def test_template_green_premium(w: World) -> None:
     m.ok(x)
     assert m.balance(ALICE) == alice + 2 * UNIT - x.fee
     assert m.contract(premium.txid)["status"] == "executed"
+
+
+def test_admission_leaves_conditions_to_the_block_behind_a_pending_tx(w: World) -> None:
+    """BOB's approval waits in the mempool; his execution right behind it
+    is admitted (the approval may make its condition hold), and the block
+    applies both."""
+    m = w.m
+    approve = id_tx(BOB, "contract.approve", w.plain, nonce=m.nonce(BOB))
+    m.submit(approve)
+    execute = id_tx(BOB, "contract.execute", w.plain, nonce=approve.nonce + 1, fee=3 * TERM_FEE)
+    m.submit(execute)
+    alone = id_tx(CAROL, "contract.execute", w.plain, nonce=m.nonce(CAROL), fee=3 * TERM_FEE)
+    assert m.refused(alone) == "condition_failed"  # CAROL has nothing pending
+    m.mine()
+    m.ok(approve, execute)
+    assert m.contract(w.plain)["status"] == "executed"

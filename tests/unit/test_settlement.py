@@ -7,11 +7,16 @@ the shortfall penalty and bundles the delivered energy's certificates.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from powernode.chain.certproof import build_proof
 from powernode.core.crypto import KeyPair
+from powernode.core.errors import ProofBadLineage
 from powernode.engines.contracts.ppa_records import ALLOC_NS, AllocWh, alloc_key
 from powernode.engines.settlement.settle import _sources
+from powernode.state.certproof import verify_proof
 from powernode.state.view import StateView
 from tests.unit.cert_helpers import child_id, root_id
 from tests.unit.helpers import MINER_B, LedgerFactory, total_supply
@@ -25,10 +30,12 @@ from tests.unit.market_helpers import (
     FEE,
     KWH,
     REWARD,
+    ROLES,
     SLOT,
     genesis_money,
 )
-from tests.unit.metering_helpers import METER, METER_B
+from tests.unit.metering_helpers import AUTHORITY, METER, METER_B, metering_params
+from tests.unit.ppa_helpers import Ppas
 from tests.unit.settle_helpers import (
     SETTLE_AFTER,
     SLOT_END,
@@ -325,3 +332,63 @@ def test_slots_settle_in_order_and_each_once(m: Settle) -> None:
     assert m.trade(0)["settled_height"] == h
     assert [r["slot"] for r in m.settlements()] == [SLOT, SLOT + 900]
     assert m.settlement_escrow_total() == 0
+
+
+# --- certificate proofs ---------------------------------------------------------------------
+
+
+def test_a_proof_refuses_a_lineage_with_a_settlement_step(m: Settle) -> None:
+    """README, Certificate proofs: a bundle step is made by a block hook, not
+    a tx, so no proof can carry it: cert.proof refuses the lineage, and a
+    file that leaves the step out does not verify either."""
+    dev = solar(m)
+    m.trade_(ALICE, BOB, 50 * KWH)
+    m.mine()
+    read(m, dev, 100 * KWH)
+    root = root_id(dev, SLOT)
+    before = build_proof(m.ledger.chain, root)  # the root alone proves fine
+    verify_proof(before.encode(), m.params)
+    m.settle()
+    kid = child_id(root, bundle_ref(0))
+    for cid in (kid, root):  # the child it made, and the root it split
+        with pytest.raises(ProofBadLineage) as info:
+            build_proof(m.ledger.chain, cid)
+        assert "lineage includes a settlement step, which a proof cannot replay" in str(
+            info.value.message
+        )
+    # the root's file from before, asked about the child: refused, and why
+    with pytest.raises(ProofBadLineage) as info:
+        verify_proof(replace(before, cert_id=kid).encode(), m.params)
+    assert "settlement step, which a proof cannot replay" in info.value.message
+
+
+class SettlePpas(Ppas, Settle):
+    """The settlement driver with PPA steps."""
+
+
+def test_a_ppa_bound_to_the_device_takes_its_share_first(factory: LedgerFactory) -> None:
+    section = {"authorities": [AUTHORITY.address.hex()], "reading_window": WINDOW}
+    m = SettlePpas(factory.open(metering_params(section)))
+    for k, role in ROLES.items():
+        m.register(k, role)
+    m.mine()
+    dev = solar(m)
+    pid = m.active(ALICE, DAVE, device=dev, share_bps=4_000)
+    m.trade_(ALICE, BOB, 80 * KWH)
+    m.mine()
+    read(m, dev, 100 * KWH)
+    assert m.allocated(dev, SLOT) == 40 * KWH  # the PPA's 40%, when the reading came
+    assert m.ppa(pid)["delivered_wh"] == 40 * KWH
+    m.settle()
+    t = m.trade(0)
+    assert (t["status"], t["delivered_wh"], t["bundled_wh"]) == ("partial", 60 * KWH, 60 * KWH)
+    (rec,) = m.settlements(slot=SLOT)
+    assert (rec["metered_wh"], rec["ppa_wh"], rec["delivered_wh"]) == (
+        100 * KWH,
+        40 * KWH,
+        60 * KWH,
+    )
+    # the certificate: 40 kWh to DAVE by the PPA, the 60 kWh left to BOB
+    root = root_id(dev, SLOT)
+    assert m.cert(root)["owner"] == BOB.address.hex()
+    assert sum(c["remaining_wh"] for c in m.certs(owner=DAVE.address)) == 40 * KWH

@@ -9,6 +9,8 @@ bundles only what is left, and the caller records how much that was.
 
 from __future__ import annotations
 
+from functools import partial
+
 from powernode.core.execution import ExecContext, StateAccess
 from powernode.engines.certificates.records import (
     ACTIVE,
@@ -27,6 +29,11 @@ from powernode.engines.metering import clock
 # Step kinds a bundle records (besides the split a part move makes).
 BUNDLE, PPA = "bundle", "ppa"
 KINDS = (BUNDLE, PPA)
+
+# Records built from tuples in C, not through the NamedTuple's ``_replace``:
+# a settlement of thousands of trades bundles thousands of certificates.
+_cert = partial(tuple.__new__, Certificate)
+_step = partial(tuple.__new__, Step)
 
 
 def bundle(
@@ -67,14 +74,12 @@ def bundle(
     if c.owner != frm or c.status != ACTIVE or now >= c.expires or c.remaining_wh == 0:
         return 0, None
     n = min(wh, c.remaining_wh)
+    step = _step((kind, ref, ctx.height, now, frm, to, n, b"", ""))
     if n == c.remaining_wh:
-        c = c._replace(owner=to)
-        add_step(view, root, c, Step(kind, ref, ctx.height, now, frm, to, n, b"", ""))
+        add_step(view, root, _cert((to, *c[1:])), step)  # c._replace(owner=to)
         return n, root
-    cid = _split(view, ctx, root, c, to, n, now, ref)
-    kid = cert(view, cid)
-    assert kid is not None
-    add_step(view, cid, kid, Step(kind, ref, ctx.height, now, frm, to, n, b"", ""))
+    cid, kid = _split(view, ctx, root, c, to, n, now, ref)
+    add_step(view, cid, kid, step)
     return n, cid
 
 
@@ -87,24 +92,19 @@ def _split(
     wh: int,
     now: int,
     ref: bytes,
-) -> bytes:
+) -> tuple[bytes, Certificate]:
     """Split ``wh`` off ``parent`` into a child owned by ``to`` (as a
-    transfer's split does, with ``ref`` in place of the txid)."""
+    transfer's split does, with ``ref`` in place of the txid); returns the
+    child's id and record."""
     cid = child_id(parent_id, ref)
     owner = parent.owner
-    child = parent._replace(
-        owner=to,
-        wh=wh,
-        remaining_wh=wh,
-        parent=parent_id,
-        issued_txid=ref,
-        issued_height=ctx.height,
-        issued_time=now,
-        steps=0,
-    )
-    parent = parent._replace(remaining_wh=parent.remaining_wh - wh)
-    add_step(view, parent_id, parent, Step(SPLIT, ref, ctx.height, now, owner, to, wh, cid, ""))
-    add_step(view, cid, child, Step(SPLIT, ref, ctx.height, now, owner, to, wh, parent_id, ""))
+    h = ctx.height
+    # parent._replace(owner=to, wh=wh, remaining_wh=wh, parent=parent_id,
+    # issued_txid=ref, issued_height=h, issued_time=now, steps=0)
+    child = _cert((to, *parent[1:9], wh, wh, parent[11], parent_id, ref, h, now, *parent[16:18], 0))
+    parent = _cert((*parent[:10], parent.remaining_wh - wh, *parent[11:]))
+    add_step(view, parent_id, parent, _step((SPLIT, ref, h, now, owner, to, wh, cid, "")))
+    child = add_step(view, cid, child, _step((SPLIT, ref, h, now, owner, to, wh, parent_id, "")))
     t = totals(view)
     put_totals(view, t._replace(certificates=t.certificates + 1))
-    return cid
+    return cid, child

@@ -31,6 +31,7 @@ fees are monotone), and a penalty is capped at the seller's balance.
 from __future__ import annotations
 
 from bisect import insort
+from functools import partial
 from typing import Any
 
 from powernode.core.crypto import sha256
@@ -51,6 +52,7 @@ from powernode.engines.market.records import (
     Ids,
     Ints,
     Meta,
+    Position,
     Trade,
     u64,
 )
@@ -77,6 +79,9 @@ from powernode.engines.settlement.records import (
 )
 
 _REF_TAG = b"powernode-trade-settle"
+# Records rewritten per trade, built from tuples in C (not ``_replace``).
+_trade = partial(tuple.__new__, Trade)
+_pos = partial(tuple.__new__, Position)
 
 
 def bundle_ref(seq: int) -> bytes:
@@ -214,24 +219,23 @@ def _settle_seller(
             debit(view, seller, penalty)
             credit(view, t.buyer, penalty)
         status = COMPLETED if delivered == energy else PARTIAL if delivered else UNDELIVERED
+        # t._replace(buyer_fee=bfee, seller_fee=sfee, status=status,
+        # delivered_wh=delivered, paid=paid, refunded=refund, penalty=penalty,
+        # bundled_wh=bundled, settled_height=height)
         view.put(
             key,
-            t._replace(
-                buyer_fee=bfee, seller_fee=sfee, status=status, delivered_wh=delivered,
-                paid=paid, refunded=refund, penalty=penalty, bundled_wh=bundled,
-                settled_height=height,
+            _trade(
+                (*t[:12], bfee, sfee, status, delivered, paid, refund, penalty, bundled, height)
             ),
-        )  # fmt: skip
+        )
         p = position(view, t.buyer)
+        # received += delivered, not received += the rest, settlement escrow -= held
         put_position(
             view,
             t.buyer,
-            p._replace(
-                received_wh=p.received_wh + delivered,
-                not_received_wh=p.not_received_wh + energy - delivered,
-                settlement_escrow=p.settlement_escrow - held,
-            ),
-        )
+            _pos((p[0], p[1], p[2] + delivered, p[3] + energy - delivered, p[4], p[5], p[6],
+                  p[7] - held)),
+        )  # fmt: skip
         released += held
         fees += bfee + sfee
         sold += energy
