@@ -788,7 +788,7 @@ def ppa_part(demo: Demo) -> None:
     size = int(cp["interval_seconds"])
     cap = demo.device_w * size // 3600
     # Half of a 200 kWh reading; a device too small for that in one
-    # interval gives all of a 100 kWh one.
+    # interval (a testnet's one-minute intervals) gives all of a 100 kWh one.
     share = PPA_SHARE_BPS if cap >= PPA_DELIVER_WH * 10_000 // PPA_SHARE_BPS else 10_000
     produced = PPA_DELIVER_WH * 10_000 // share
     if produced > cap:
@@ -796,10 +796,10 @@ def ppa_part(demo: Demo) -> None:
             f"the demo's device meters at most {format_kwh(cap)} kWh per {size} s interval; "
             f"the PPA demo needs a {format_kwh(produced)} kWh reading"
         )
-    # The PPA's term starts at an interval of its own: the latest ended one
-    # the device has no reading for yet (earlier readings, the trade's slot
-    # and the certificate's interval, were taken before the PPA existed).
-    start = free_interval(demo, device)
+    # The PPA's term starts at an interval of its own: one the device has no
+    # reading for yet (earlier readings, the trade's slot and the
+    # certificate's interval, were taken before the PPA existed).
+    start = open_interval(demo, device)
     propose = build_ppa_propose(
         demo.producer,
         chain_id=demo.chain_id,
@@ -839,7 +839,13 @@ def ppa_part(demo: Demo) -> None:
         raise DemoFailed(f"PPA {ppa.hex()} is {p['status']} after acceptance, expected active")
     print(f"  escrow {format_money(p['escrow'])}")
 
-    interval = wait_interval_end(demo, start, size)
+    # The first interval of the term that takes a reading now (the chain may
+    # have moved past the start's reading window while the PPA was agreed).
+    cp = demo.rpc.call("cert.params")
+    interval = start
+    if start + size + int(cp["reading_window"]) < int(cp["now"]) + 30:
+        interval = free_interval(demo, device)  # later, so in the term too
+    interval = wait_interval_end(demo, interval, size)
     print(
         f"the meter reports {format_kwh(produced)} kWh produced in interval {interval} "
         f"({when(interval)}): the PPA takes {pct(share)}%"
@@ -903,6 +909,21 @@ def ppa_part(demo: Demo) -> None:
     if shown.returncode != 0:
         raise DemoFailed(f"powernode ppa show: {shown.stderr.strip()}")
     print(f"$ powernode ppa show {ppa.hex()[:16]}..\n{indent(shown.stdout.rstrip())}")
+
+
+def open_interval(demo: Demo, device: bytes) -> int:
+    """An interval ``device`` has no reading for that will take one for a
+    while yet: the latest ended one whose reading window stays open two more
+    minutes, else the current one (not ended: its reading comes later)."""
+    cp = demo.rpc.call("cert.params")
+    size, window, now = int(cp["interval_seconds"]), int(cp["reading_window"]), int(cp["now"])
+    taken = {r["interval"] for r in demo.rpc.call("meter.readings", {"device": device.hex()})}
+    interval = now // size * size - size
+    while interval + size + window >= now + 120:
+        if interval not in taken:
+            return interval
+        interval -= size
+    return now // size * size
 
 
 def free_interval(demo: Demo, device: bytes) -> int:
@@ -996,7 +1017,7 @@ def contracts_part(demo: Demo) -> None:
         ),
         "consumption meter approval",
     )
-    interval = free_interval(demo, device)
+    interval = open_interval(demo, device)
     terms = [
         ["consumed_at_least", device, interval, interval + size, 1],
         ["consumed_at_most", device, interval, interval + size, bound],
@@ -1018,6 +1039,7 @@ def contracts_part(demo: Demo) -> None:
         f"{format_kwh(bound)} kWh in interval {interval} ({when(interval)})"
     )
     demo.send(dr, "demand-response contract")
+    wait_interval_end(demo, interval, size)
     print(f"consumer_001's meter reports {format_kwh(consumed)} kWh consumed")
     demo.send(
         build_meter_report(

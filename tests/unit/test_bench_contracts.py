@@ -50,7 +50,7 @@ def test_readings_deliver_to_ppas_and_the_check_can_fail(kit: ModuleType) -> Non
 def test_command_line_run_prints_the_table() -> None:
     args = (
         "--owners 2 --devices 8 --intervals 3 --contracts 20 --block-txs 10 --sigs 50 "
-        "--wait-quiet 0 --json"
+        "--trades 200 --sellers 4 --reps 1 --wait-quiet 0 --json"
     )
     out = subprocess.run(
         [sys.executable, str(SCRIPTS / "bench_contracts.py"), *args.split()],
@@ -60,7 +60,11 @@ def test_command_line_run_prints_the_table() -> None:
         check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    for line in ("a PPA deliveries through block application", "b contract executions"):
+    for line in (
+        "s settlement of 200 trades, one block hook",
+        "a PPA deliveries through block application",
+        "b contract executions",
+    ):
         assert line in out.stdout
     assert "paid" in out.stdout and ": exact" in out.stdout
     assert "20 of 20 contracts executed" in out.stdout

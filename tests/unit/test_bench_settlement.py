@@ -1,4 +1,4 @@
-"""scripts/bench_contracts.py's settlement phase (c) at a tiny size, so it cannot
+"""scripts/bench_contracts.py's settlement phase at a tiny size, so it cannot
 rot: every trade settles (completed, partial and undelivered all occur),
 money is conserved and its checks hold. Timings are not asserted."""
 
@@ -19,3 +19,12 @@ def test_the_settlement_phase_settles_every_trade() -> None:
     assert fig["problems"] == []
     assert set(fig["statuses"]) == {"completed", "partial", "undelivered"}
     assert sum(fig["statuses"].values()) == 300
+
+
+def test_the_main_runs() -> None:
+    if str(SCRIPTS) not in sys.path:
+        sys.path.append(str(SCRIPTS))
+    import bench_contracts
+
+    args = ["--phases", "settle", "--trades", "90", "--sellers", "3", "--reps", "1"]
+    assert bench_contracts.main([*args, "--wait-quiet", "0"]) == 0

@@ -44,7 +44,30 @@ def test_every_command_is_registered_in_order() -> None:
         *("init", "run", "keygen", "status", "balance", "transfer", "stop", "mine"),
         *("register", "order", "cancel", "book", "trades", "position", "orders", "stats"),
         "participant",
-        *("device", "meter", "cert", "verify-proof"),
+        *("device", "meter", "cert", "ppa", "contract", "verify-proof"),
+    ]
+
+
+def _action_choices(group: str, action: str, dest: str) -> tuple[str, ...]:
+    sub = next(
+        a for a in _subcommands()[group]._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    sp = sub.choices[action]
+    return tuple(next(a for a in sp._actions if a.dest == dest).choices or ())
+
+
+def test_ppa_and_contract_statuses_are_the_engines() -> None:
+    from powernode.engines.contracts.contract_records import STATUSES as CONTRACT_STATUSES
+    from powernode.engines.contracts.ppa_records import STATUSES as PPA_STATUSES
+
+    assert _action_choices("ppa", "list", "status") == PPA_STATUSES
+    assert _action_choices("contract", "list", "status") == CONTRACT_STATUSES
+    ppa = next(
+        a for a in _subcommands()["ppa"]._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    assert list(ppa.choices) == [
+        *("propose", "accept", "reject", "terminate", "fund", "deliver", "confirm"),
+        *("show", "list"),
     ]
 
 
