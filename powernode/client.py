@@ -21,6 +21,7 @@ from powernode.core.tx import Transaction, sign_tx
 from powernode.core.units import parse_decimal
 from powernode.engines.certificates.records import child_id, root_id
 from powernode.engines.metering import reading_message
+from powernode.engines.settlement.settle import bundle_ref
 
 
 class RpcError(Exception):
@@ -461,6 +462,12 @@ def child_cert_id(parent_id: bytes, txid: bytes) -> bytes:
     return child_id(parent_id, txid)
 
 
+def trade_settlement_ref(seq: int) -> bytes:
+    """The ref a trade's settlement records in its certificates' steps; the
+    part of a certificate it bundles is ``child_cert_id(root, ref)``."""
+    return bundle_ref(seq)
+
+
 # --- market units -------------------------------------------------------------
 #
 # Exact decimal <-> integer conversions, with no floats. Parsing is
@@ -516,3 +523,181 @@ def next_slot(
     ``margin`` seconds away, so the order is mined before the gate closes."""
     earliest = now + margin + max(gate_closure_seconds, min_lead_seconds)
     return -(-earliest // slot_seconds) * slot_seconds
+
+
+# --- PPAs and declarative contracts -------------------------------------------
+#
+# Payloads as engines/contracts decodes them (README, "Power purchase
+# agreements" and "Declarative contracts"): a PPA's and a contract's id is
+# the id of the tx that proposed / created it; energy in Wh, prices in
+# micro-units per kWh, money in micro-units, times in unix seconds.
+
+
+def build_ppa_propose(
+    key: KeyPair,
+    *,
+    chain_id: str,
+    nonce: int,
+    buyer: bytes,
+    device_id: bytes | None,
+    share_bps: int,
+    total_wh: int,
+    price: int,
+    start: int,
+    duration_days: int,
+    period_seconds: int,
+    accept_deadline: int,
+    fee: int = 1000,
+) -> Transaction:
+    """``ppa.propose`` by the seller. ``device_id`` None: no device, energy
+    comes from ``ppa.deliver`` (and ``share_bps`` is 0); with a device the
+    PPA takes ``share_bps`` of each of its readings. The PPA's id is the
+    returned tx's txid."""
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="ppa.propose",
+        nonce=nonce,
+        fee=fee,
+        payload=[
+            buyer,
+            device_id or b"",
+            share_bps,
+            total_wh,
+            price,
+            start,
+            duration_days,
+            period_seconds,
+            accept_deadline,
+        ],
+    )
+
+
+def build_ppa_id_tx(
+    key: KeyPair, *, chain_id: str, nonce: int, tx_type: str, ppa_id: bytes, fee: int = 1000
+) -> Transaction:
+    """``ppa.accept``, ``ppa.reject`` or ``ppa.terminate``: payload [ppa_id]."""
+    if tx_type not in ("ppa.accept", "ppa.reject", "ppa.terminate"):
+        raise ValueError(f"not a [ppa_id] tx type: {tx_type}")
+    return sign_tx(key, chain_id=chain_id, tx_type=tx_type, nonce=nonce, fee=fee, payload=[ppa_id])
+
+
+def build_ppa_accept(
+    key: KeyPair, *, chain_id: str, nonce: int, ppa_id: bytes, fee: int = 1000
+) -> Transaction:
+    """``ppa.accept`` by the buyer: escrows the first period's expected cost."""
+    return build_ppa_id_tx(
+        key, chain_id=chain_id, nonce=nonce, tx_type="ppa.accept", ppa_id=ppa_id, fee=fee
+    )
+
+
+def build_ppa_reject(
+    key: KeyPair, *, chain_id: str, nonce: int, ppa_id: bytes, fee: int = 1000
+) -> Transaction:
+    return build_ppa_id_tx(
+        key, chain_id=chain_id, nonce=nonce, tx_type="ppa.reject", ppa_id=ppa_id, fee=fee
+    )
+
+
+def build_ppa_terminate(
+    key: KeyPair, *, chain_id: str, nonce: int, ppa_id: bytes, fee: int = 1000
+) -> Transaction:
+    """``ppa.terminate``: mutual (both parties send one), or one-sided after
+    the other party's default."""
+    return build_ppa_id_tx(
+        key, chain_id=chain_id, nonce=nonce, tx_type="ppa.terminate", ppa_id=ppa_id, fee=fee
+    )
+
+
+def build_ppa_fund(
+    key: KeyPair, *, chain_id: str, nonce: int, ppa_id: bytes, amount: int, fee: int = 1000
+) -> Transaction:
+    """``ppa.fund``: top up the PPA's escrow by ``amount`` micro-units."""
+    return sign_tx(
+        key, chain_id=chain_id, tx_type="ppa.fund", nonce=nonce, fee=fee, payload=[ppa_id, amount]
+    )
+
+
+def build_ppa_deliver(
+    key: KeyPair,
+    *,
+    chain_id: str,
+    nonce: int,
+    ppa_id: bytes,
+    wh: int,
+    interval_start: int,
+    fee: int = 1000,
+) -> Transaction:
+    """``ppa.deliver`` by the seller of a PPA without a device."""
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="ppa.deliver",
+        nonce=nonce,
+        fee=fee,
+        payload=[ppa_id, wh, interval_start],
+    )
+
+
+def build_ppa_confirm(
+    key: KeyPair, *, chain_id: str, nonce: int, ppa_id: bytes, delivery_seq: int, fee: int = 1000
+) -> Transaction:
+    """``ppa.confirm`` by the buyer: accepts delivery ``delivery_seq`` (and pays it)."""
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="ppa.confirm",
+        nonce=nonce,
+        fee=fee,
+        payload=[ppa_id, delivery_seq],
+    )
+
+
+def build_contract_create(
+    key: KeyPair,
+    *,
+    chain_id: str,
+    nonce: int,
+    parties: list[bytes],
+    escrow: int,
+    expiry: int,
+    conditions: list[list[Any]],
+    actions: list[list[Any]],
+    fee: int = 1000,
+) -> Transaction:
+    """``contract.create``: conditions and actions as tagged arrays
+    (``["after", t]``, ``["pay", to, amount]``, ...; ids and addresses as
+    bytes). The contract's id is the returned tx's txid."""
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        tx_type="contract.create",
+        nonce=nonce,
+        fee=fee,
+        payload=[parties, escrow, expiry, conditions, actions],
+    )
+
+
+def build_contract_id_tx(
+    key: KeyPair, *, chain_id: str, nonce: int, tx_type: str, contract_id: bytes, fee: int = 1000
+) -> Transaction:
+    """``contract.execute``, ``contract.approve`` or ``contract.cancel``:
+    payload [contract_id]."""
+    if tx_type not in ("contract.execute", "contract.approve", "contract.cancel"):
+        raise ValueError(f"not a [contract_id] tx type: {tx_type}")
+    return sign_tx(
+        key, chain_id=chain_id, tx_type=tx_type, nonce=nonce, fee=fee, payload=[contract_id]
+    )
+
+
+def build_contract_execute(
+    key: KeyPair, *, chain_id: str, nonce: int, contract_id: bytes, fee: int = 1000
+) -> Transaction:
+    return build_contract_id_tx(
+        key,
+        chain_id=chain_id,
+        nonce=nonce,
+        tx_type="contract.execute",
+        contract_id=contract_id,
+        fee=fee,
+    )

@@ -26,6 +26,18 @@ DIR/genesis.json (no node asked), each proving the same certificate, retired
 for consumer_001, 40 kWh; the first also by ``powernode verify-proof``,
 whose summary (what it proved, what it cannot) is printed.
 
+Then the settlement (issue 11): once the trade's slot has ended, the meter
+reports what the device produced in it (80 kWh, unless the certificates step
+already read that interval); when the slot's reading window has passed, the
+chain settles the trade in a block hook: 50 kWh delivered, so the trade is
+``completed``, producer_001 is paid 27.50 from the settlement escrow and
+50 kWh of the slot's certificate are bundled to consumer_001 (split off by
+the settlement: trace reading, split, bundle). The trade, the slot's
+settlement record, both parties' positions and the bundled certificate are
+read from every node and checked equal. A local testnet trades one-minute
+slots with a one-minute reading window, so this takes about three minutes.
+``--no-settlement`` stops before it.
+
 Transactions go to the first node; each step waits for confirmation. The
 demo can run again on the same testnet: open orders the two accounts left in
 an earlier run are cancelled first, and it trades in the first slot they have
@@ -44,7 +56,14 @@ from pathlib import Path
 from typing import Any
 
 from powernode.cli.certs import trace_text, verify_text
-from powernode.cli.market import book_text, event_lines, stats_text, when
+from powernode.cli.market import (
+    book_text,
+    event_lines,
+    position_text,
+    settled_text,
+    stats_text,
+    when,
+)
 from powernode.client import (
     RpcClient,
     RpcError,
@@ -52,10 +71,15 @@ from powernode.client import (
     build_cancel,
     build_cert_retire,
     build_cert_transfer,
+    build_contract_create,
+    build_contract_execute,
     build_device_approve,
     build_device_register,
     build_meter_report,
     build_order,
+    build_ppa_accept,
+    build_ppa_fund,
+    build_ppa_propose,
     build_register,
     cert_id_of,
     child_cert_id,
@@ -64,6 +88,7 @@ from powernode.client import (
     format_price,
     next_slot,
     read_key,
+    trade_settlement_ref,
     write_key,
 )
 from powernode.core.crypto import KeyPair
@@ -79,6 +104,8 @@ BUY_WH, BUY_PRICE = 50_000, 600_000  # 50 kWh at 0.60/kWh
 # meters 100 kWh; 40 kWh of its certificate go to the consumer, who retires them.
 DEVICE_W, DEVICE_CARBON = 1_000_000, 50
 METERED_WH, TRANSFER_WH = 100_000, 40_000
+# The settlement: the device meters 80 kWh in the trade's slot.
+SLOT_METERED_WH = 80_000
 
 
 class DemoFailed(Exception):
@@ -86,7 +113,8 @@ class DemoFailed(Exception):
 
 
 class Demo:
-    def __init__(self, d: Path, timeout: float) -> None:
+    def __init__(self, d: Path, timeout: float, settle: bool = True) -> None:
+        self.settle = settle
         state = json.loads((d / "testnet.json").read_text())
         self.clients = {n["name"]: RpcClient.from_datadir(d / n["name"]) for n in state["nodes"]}
         self.entry = next(iter(self.clients))
@@ -103,6 +131,14 @@ class Demo:
         self.demo_keys = [(Path(f).stem, read_key(d / f)) for f in keys]
         self.dir = d
         self.timeout = timeout
+        # Set by the parts that make them: the solar device and its meter
+        # (certificates), the certificate the PPA delivered and its interval.
+        self.device = b""
+        self.meter = KeyPair.generate()
+        self.device_w = DEVICE_W  # the demo device's capacity, once registered
+        self.trade_slot, self.slot_seconds = 0, 0  # the market part's, once it has traded
+        self.ppa_cert = ""
+        self.ppa_interval = 0
 
     def close(self) -> None:
         for c in self.clients.values():
@@ -135,6 +171,12 @@ class Demo:
                     st = self.rpc.call("tx.get", {"id": txid})
                     if st["status"] == "confirmed":
                         done[txid] = st
+                    elif st["status"] == "dropped":
+                        err = st.get("error", {})
+                        raise DemoFailed(
+                            f"{what}: tx {txid} was dropped unmined: {err.get('code')}: "
+                            f"{err.get('message')}"
+                        )
             time.sleep(0.25)
         for txid, st in done.items():
             receipt = st.get("receipt", {})
@@ -184,9 +226,27 @@ class Demo:
     def register(self) -> None:
         print("registering participants")
         txids = []
+        # The seed's capacities, or, on a chain whose slots are too short for
+        # them to deliver the seed's energies (a local testnet's one-minute
+        # slots), what the slot needs: a slot's capacity is capacity_w x
+        # slot_seconds // 3600 Wh (README, The market).
+        slot_s = self.rpc.call("market.params", {"product": PRODUCT})["products"][PRODUCT][
+            "slot_seconds"
+        ]
+
+        def kw_for(seed_kw: int, wh: int) -> int:
+            return max(seed_kw, -(-wh * 3600 // slot_s) // 1000)
+
+        producer_kw, consumer_kw = kw_for(1000, SELL_WH), kw_for(500, BUY_WH)
+        if (producer_kw, consumer_kw) != (1000, 500):
+            print(
+                f"  ({slot_s} s slots: the seed's 1000 kW and 500 kW scaled to {producer_kw} kW"
+                f" and {consumer_kw} kW, so the seed's {format_kwh(SELL_WH)} kWh and"
+                f" {format_kwh(BUY_WH)} kWh fit in one slot)"
+            )
         for label, key, role, location, kw, f in (
-            ("producer_001", self.producer, "producer", "Beijing", 1000, self.key_files[0]),
-            ("consumer_001", self.consumer, "consumer", "Shanghai", 500, self.key_files[1]),
+            ("producer_001", self.producer, "producer", "Beijing", producer_kw, self.key_files[0]),
+            ("consumer_001", self.consumer, "consumer", "Shanghai", consumer_kw, self.key_files[1]),
         ):
             tx = build_register(
                 key,
@@ -211,6 +271,9 @@ class Demo:
             slot_seconds=mp["slot_seconds"],
             gate_closure_seconds=mp["gate_closure_seconds"],
             min_lead_seconds=mp["min_lead_seconds"],
+            # the two orders confirm in seconds; on a testnet's one-minute
+            # slots every second here is a second more before settlement
+            margin=40,
         )
         # Filled orders keep their capacity in a slot; on a rerun, move on to
         # the first slot neither account has traded in yet.
@@ -277,6 +340,7 @@ class Demo:
             f"delivery slot {slot} ({when(slot)}, {mp['slot_seconds'] // 60} min), "
             f"gate closes {when(slot - mp['gate_closure_seconds'])}, price rule {mp['price_rule']}"
         )
+        self.trade_slot, self.slot_seconds = slot, int(mp["slot_seconds"])
         sell = self.place("producer_001", self.producer, "sell", slot, SELL_WH, SELL_PRICE)
         buy = self.place("consumer_001", self.consumer, "buy", slot, BUY_WH, BUY_PRICE)
         self.confirmed_everywhere(buy)
@@ -308,7 +372,11 @@ class Demo:
         print("\n" + book_text(seen["book"]))
         print(f"\nslot statistics\n{indent(stats_text(seen['slot_stats']))}")
         print(f"market statistics\n{indent(stats_text(seen['stats']))}")
-        self.certificates()
+        device, meter = self.certificates()
+        if self.settle:
+            self.settlement(slot, mp, t, device, meter)
+        ppa_part(self)
+        contracts_part(self)
         tips = {n: c.call("node.info") for n, c in self.clients.items()}
         print("tips: " + ", ".join(f"{n} {i['height']} {i['tip'][:12]}" for n, i in tips.items()))
 
@@ -335,9 +403,18 @@ class Demo:
         the tip's time, whichever is later) has passed its end too, since the
         chain judges a reading by its own clock. Polls until then."""
         cp = self.rpc.call("cert.params")
-        size = int(cp["interval_seconds"])
-        start = max(int(time.time()), cp["now"]) // size * size - size
-        deadline = time.monotonic() + self.timeout
+        size, window = int(cp["interval_seconds"]), int(cp["reading_window"])
+        now = max(int(time.time()), cp["now"])
+        start = now // size * size - size
+        # With a short reading window (a local testnet's minute), an interval
+        # that ended a while ago may close before the reading is mined: then
+        # take the current one, once it has ended.
+        if start + size + window < now + 40:
+            start += size
+        # The trade's slot is the settlement's to meter (below): not this one.
+        if self.trade_slot <= start < self.trade_slot + self.slot_seconds:
+            start = self.trade_slot + self.slot_seconds
+        deadline = time.monotonic() + self.timeout + size
         while cp["now"] < start + size:
             if time.monotonic() > deadline:
                 raise DemoFailed(
@@ -348,8 +425,21 @@ class Demo:
             cp = self.rpc.call("cert.params")
         return start, size
 
-    def certificates(self) -> None:
+    def certificates(self) -> tuple[bytes, KeyPair]:
+        """The certificate scenario; returns the device and its meter key."""
         print("\ncertificates: producer_001 meters solar power in Beijing")
+        # The seed's 1000 kW, or what one metering interval needs for the
+        # demo's largest reading (the PPA's 200 kWh; capacity_w x interval //
+        # 3600 Wh, README, Metering).
+        size = int(self.rpc.call("cert.params")["interval_seconds"])
+        largest = max(METERED_WH, PPA_DELIVER_WH * 10_000 // PPA_SHARE_BPS)
+        device_w = self.device_w = max(DEVICE_W, -(-largest * 3600 // size))
+        if device_w != DEVICE_W:
+            print(
+                f"  ({size} s metering intervals: the seed's {DEVICE_W // 1000} kW device scaled"
+                f" to {device_w // 1000} kW, so it can meter the demo's readings, up to"
+                f" {format_kwh(largest)} kWh, in one)"
+            )
         auth_name, auth = self.authority()
         meter = KeyPair.generate()
         reg = build_device_register(
@@ -358,16 +448,19 @@ class Demo:
             nonce=self.nonce(self.producer),
             kind="generation",
             source="solar",
-            capacity_w=DEVICE_W,
+            capacity_w=device_w,
             location="Beijing",
             carbon_intensity=DEVICE_CARBON,
             meter_pubkey=meter.pubkey,
         )
         device = reg.txid
+        # Kept for the parts after this one (settlement, the PPA), which
+        # meter the same device.
+        self.device, self.meter = device, meter
         meter_file = self.dir / "keys" / f"meter-{device.hex()[:16]}.key"
         write_key(meter_file, meter)
         print(
-            f"producer_001 registers device {device.hex()}: solar, {DEVICE_W // 1000} kW, "
+            f"producer_001 registers device {device.hex()}: solar, {device_w // 1000} kW, "
             f"Beijing, {DEVICE_CARBON} gCO2/kWh; meter key {meter_file.relative_to(self.dir)}"
         )
         self.send(reg, "device registration")
@@ -487,6 +580,120 @@ class Demo:
         proof = prove(self, child)
         if proof is not None:
             print(proof)
+        return device, meter
+
+    # --- settlement ---------------------------------------------------------
+
+    def chain_now(self) -> int:
+        return int(self.rpc.call("cert.params")["now"])
+
+    def wait_clock(self, t: int, what: str) -> None:
+        """Poll until the chain's clock (the metering clock) reaches ``t``."""
+        deadline = time.monotonic() + self.timeout + max(0, t - int(time.time()))
+        while self.chain_now() < t:
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"the chain's clock did not reach {when(t)} ({what})")
+            time.sleep(0.5)
+
+    def settlement(
+        self, slot: int, mp: dict[str, Any], trade: dict[str, Any], device: bytes, meter: KeyPair
+    ) -> None:
+        cp = self.rpc.call("cert.params")
+        size, window = int(cp["interval_seconds"]), int(cp["reading_window"])
+        end = slot + int(mp["slot_seconds"])
+        print(
+            f"\nsettlement: trade #{trade['seq']} is {trade['status']}; slot {slot} ends "
+            f"{when(end)}, its readings are taken until {when(end + window)}, then it settles"
+        )
+        metered = 0
+        for start in range(slot, end, size):
+            self.wait_clock(start + size, "the end of the trade's slot")
+            have = self.rpc.call("meter.readings", {"device": device.hex(), "start": start,
+                                                     "end": start + size})  # fmt: skip
+            if have:
+                metered += have[0]["produced_wh"]
+                print(f"  interval {start} already has its reading")
+                continue
+            per = SLOT_METERED_WH * size // (end - slot)
+            print(
+                f"the meter reports {format_kwh(per)} kWh produced in interval {start} "
+                f"({when(start)}), relayed by producer_001"
+            )
+            report = build_meter_report(
+                self.producer, meter, chain_id=self.chain_id, nonce=self.nonce(self.producer),
+                device_id=device, interval_start=start, produced_wh=per, consumed_wh=0,
+            )  # fmt: skip
+            self.send(report, "meter reading for the trade's slot")
+            metered += per
+        root = cert_id_of(device, slot)
+        before = self.rpc.call("cert.get", {"cert": root.hex()})
+        holds = before["remaining_wh"] if before["owner"] == self.producer.address.hex() else 0
+        # Wait for the settling block (the first past the window), then read
+        # everything from every node.
+        deadline = time.monotonic() + self.timeout + max(0, end + window - int(time.time()))
+        query: dict[str, Any] = {"product": PRODUCT, "slot": slot}
+        while True:
+            ts = self.rpc.call("market.trades", query)
+            t = next(x for x in ts if x["seq"] == trade["seq"])
+            if t["status"] != "confirmed":
+                break
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"trade #{trade['seq']} did not settle by {when(end + window)}")
+            time.sleep(0.5)
+        kid = child_cert_id(root, trade_settlement_ref(trade["seq"]))
+        delivered = min(trade["energy"], metered)
+        bundled = min(delivered, holds)
+        fetch: dict[str, tuple[str, dict[str, Any]]] = {
+            "trades": ("market.trades", query),
+            "settlement": ("market.settlement", {"slot": slot}),
+            "producer": ("market.position", {"participant": self.producer.address.hex()}),
+            "consumer": ("market.position", {"participant": self.consumer.address.hex()}),
+        }
+        whole = bundled == holds  # the root moved whole, or a part split off
+        bundled_cert = root if whole else kid
+        if bundled:
+            fetch["cert"] = ("cert.get", {"cert": bundled_cert.hex()})
+            fetch["trace"] = ("cert.trace", {"cert": bundled_cert.hex()})
+        seen = self.same_everywhere(fetch)
+        t = next(x for x in seen["trades"] if x["seq"] == trade["seq"])
+        names = ", ".join(self.clients)
+        print(
+            f"\nfetched from every node ({names}): the same settled trade, settlement and positions"
+        )
+        status = (
+            "completed"
+            if delivered == trade["energy"]
+            else "partial"
+            if delivered
+            else "undelivered"
+        )
+        paid = trade["price"] * delivered // 1000
+        want = (status, delivered, paid, bundled)
+        got = (t["status"], t["delivered_wh"], t["paid"], t["bundled_wh"])
+        if got != want:
+            raise DemoFailed(f"expected the trade settled as {want}, found {got}")
+        print(f"trade #{t['seq']} {settled_text(t)}")
+        (rec,) = [r for r in seen["settlement"]["settlements"]
+                  if r["seller"] == self.producer.address.hex()]  # fmt: skip
+        print(
+            f"  slot settlement of producer_001 in block {rec['height']}: metered "
+            f"{format_kwh(rec['metered_wh'])} kWh, sold {format_kwh(rec['sold_wh'])}, delivered "
+            f"{format_kwh(rec['delivered_wh'])}, paid {format_money(rec['paid'])}"
+        )
+        for label in ("producer", "consumer"):
+            print(indent(position_text(seen[label]).replace("participant", f"{label}_001", 1)))
+        if bundled:
+            c = seen["cert"]
+            if (c["owner"], c["remaining_wh"]) != (self.consumer.address.hex(), bundled):
+                raise DemoFailed(f"the bundled certificate is {c['owner']} {c['remaining_wh']}")
+            kinds = [st["kind"] for st in seen["trace"]["steps"]]
+            if kinds[-1] != "bundle":
+                raise DemoFailed(f"the bundled certificate's trace ends {kinds}")
+            print(
+                f"certificate {bundled_cert.hex()} bundled to consumer_001: "
+                f"{format_kwh(c['wh'])} kWh solar from Beijing, {c['status']}"
+            )
+            print(f"trace: {', '.join(lineage_of(seen['trace']))}")
 
 
 def lineage_of(trace: dict[str, Any]) -> list[str]:
@@ -553,6 +760,374 @@ def prove(demo: Demo, cert: bytes) -> str | None:
     )
 
 
+# === PPA AND CONTRACTS ===============================================================
+# Issue 11 items 4, 5 and 7: the seed's PPA (contract_001) bound to the demo's
+# solar device, delivered from its meter reading and paid in the same block;
+# then the two contract templates of the README, executed.
+
+PPA_TOTAL_WH, PPA_PRICE, PPA_DAYS = 1_000_000, 500_000, 30  # 1,000 kWh at 0.50 over 30 days
+PPA_SHARE_BPS = 5_000  # half of each reading of the device
+PPA_DELIVER_WH = 100_000  # the first delivery: 100 kWh, from a 200 kWh reading
+PPA_PERIOD = 86_400  # a day: the buyer escrows a day's expected cost at acceptance
+PPA_FUND = 50_000_000  # the buyer tops up 50.00, so the 100 kWh (50.00) are covered
+DR_REWARD, GREEN_PREMIUM = 5_000_000, 2_000_000  # 5.00 and 2.00
+CONSUMER_W = 500_000  # consumer_001's meter: 500 kW in Shanghai
+TERM_FEE = 1_000  # a contract tx pays this per condition and action, on top of the base fee
+
+
+def ppa_part(demo: Demo) -> None:
+    """producer_001 proposes contract_001 to consumer_001, bound to the solar
+    device; consumer_001 accepts and funds it; a 200 kWh reading of the
+    device (an interval of its own, after the trade's slot and the
+    certificate's interval) delivers 50% of it, 100 kWh, paid at 0.50 in
+    the same block; ppa.get from every node: 100 of 1,000 kWh, 10.0%, 50.00
+    paid, days remaining, active."""
+    print("\nPPA contract_001: producer_001 -> consumer_001, 1,000 kWh at 0.50/kWh over 30 days")
+    device, meter = demo.device, demo.meter
+    cp = demo.rpc.call("cert.params")
+    size = int(cp["interval_seconds"])
+    cap = demo.device_w * size // 3600
+    # Half of a 200 kWh reading; a device too small for that in one
+    # interval (a testnet's one-minute intervals) gives all of a 100 kWh one.
+    share = PPA_SHARE_BPS if cap >= PPA_DELIVER_WH * 10_000 // PPA_SHARE_BPS else 10_000
+    produced = PPA_DELIVER_WH * 10_000 // share
+    if produced > cap:
+        raise DemoFailed(
+            f"the demo's device meters at most {format_kwh(cap)} kWh per {size} s interval; "
+            f"the PPA demo needs a {format_kwh(produced)} kWh reading"
+        )
+    # The PPA's term starts at an interval of its own: one the device has no
+    # reading for yet (earlier readings, the trade's slot and the
+    # certificate's interval, were taken before the PPA existed).
+    start = open_interval(demo, device)
+    propose = build_ppa_propose(
+        demo.producer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.producer),
+        buyer=demo.consumer.address,
+        device_id=device,
+        share_bps=share,
+        total_wh=PPA_TOTAL_WH,
+        price=PPA_PRICE,
+        start=start,
+        duration_days=PPA_DAYS,
+        period_seconds=PPA_PERIOD,
+        accept_deadline=max(start, int(cp["now"])) + 3600,
+    )
+    ppa = propose.txid
+    print(
+        f"producer_001 proposes PPA {ppa.hex()}: {pct(share)}% of device "
+        f"{device.hex()[:16]}..'s production from {start} ({when(start)})"
+    )
+    demo.send(propose, "PPA proposal")
+    accept = build_ppa_accept(
+        demo.consumer, chain_id=demo.chain_id, nonce=demo.nonce(demo.consumer), ppa_id=ppa
+    )
+    print("consumer_001 accepts it (escrowing the first day's expected cost)")
+    demo.send(accept, "PPA acceptance")
+    fund = build_ppa_fund(
+        demo.consumer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.consumer),
+        ppa_id=ppa,
+        amount=PPA_FUND,
+    )
+    print(f"consumer_001 funds it with {format_money(PPA_FUND)}")
+    demo.send(fund, "PPA funding")
+    p = demo.rpc.call("ppa.get", {"id": ppa.hex()})
+    if p["status"] != "active":
+        raise DemoFailed(f"PPA {ppa.hex()} is {p['status']} after acceptance, expected active")
+    print(f"  escrow {format_money(p['escrow'])}")
+
+    # The first interval of the term that takes a reading now (the chain may
+    # have moved past the start's reading window while the PPA was agreed).
+    cp = demo.rpc.call("cert.params")
+    interval = start
+    if start + size + int(cp["reading_window"]) < int(cp["now"]) + 30:
+        interval = free_interval(demo, device)  # later, so in the term too
+    interval = wait_interval_end(demo, interval, size)
+    print(
+        f"the meter reports {format_kwh(produced)} kWh produced in interval {interval} "
+        f"({when(interval)}): the PPA takes {pct(share)}%"
+    )
+    report = build_meter_report(
+        demo.producer,
+        meter,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.producer),
+        device_id=device,
+        interval_start=interval,
+        produced_wh=produced,
+        consumed_wh=0,
+    )
+    st = demo.send(report, "the PPA's meter reading")
+    for line in ppa_event_lines(st):
+        print(line)
+    demo.confirmed_everywhere(report.txid.hex())
+    seen = demo.same_everywhere(
+        {
+            "ppa": ("ppa.get", {"id": ppa.hex()}),
+            "listed": ("ppa.list", {"party": demo.consumer.address.hex()}),
+            "certs": (
+                "cert.list",
+                {
+                    "owner": demo.consumer.address.hex(),
+                    "device": device.hex(),
+                    "start": interval,
+                    "end": interval + size,
+                },
+            ),
+        }
+    )
+    p = seen["ppa"]
+    got = (p["delivered_wh"], p["total_wh"], p["progress_bps"], p["paid"], p["status"])
+    want = (PPA_DELIVER_WH, PPA_TOTAL_WH, 1000, PPA_DELIVER_WH * PPA_PRICE // 1000, "active")
+    if got != want:
+        raise DemoFailed(f"ppa.get: expected {want}, found {got}")
+    if not 0 < p["days_remaining"] <= PPA_DAYS:
+        raise DemoFailed(f"ppa.get: {p['days_remaining']} days remaining of {PPA_DAYS}")
+    if ppa.hex() not in [x["id"] for x in seen["listed"]]:
+        raise DemoFailed("ppa.list does not list the PPA for consumer_001")
+    moved = sum(c["wh"] for c in seen["certs"])
+    if moved != PPA_DELIVER_WH:
+        raise DemoFailed(
+            f"consumer_001 holds {format_kwh(moved)} kWh of the interval's certificates, "
+            f"expected {format_kwh(PPA_DELIVER_WH)}"
+        )
+    demo.ppa_cert = seen["certs"][0]["id"]
+    demo.ppa_interval = interval
+    names = ", ".join(demo.clients)
+    print(
+        f"\nfetched from every node ({names}): the same PPA, "
+        f"and {format_kwh(moved)} kWh of the reading's solar certificates now consumer_001's"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-m", "powernode.cli", "ppa", "show", ppa.hex(),
+         "--datadir", str(demo.dir / demo.entry)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if shown.returncode != 0:
+        raise DemoFailed(f"powernode ppa show: {shown.stderr.strip()}")
+    print(f"$ powernode ppa show {ppa.hex()[:16]}..\n{indent(shown.stdout.rstrip())}")
+
+
+def open_interval(demo: Demo, device: bytes) -> int:
+    """An interval ``device`` has no reading for that will take one for a
+    while yet: the latest ended one whose reading window stays open two more
+    minutes, else the current one (not ended: its reading comes later)."""
+    cp = demo.rpc.call("cert.params")
+    size, window, now = int(cp["interval_seconds"]), int(cp["reading_window"]), int(cp["now"])
+    taken = {r["interval"] for r in demo.rpc.call("meter.readings", {"device": device.hex()})}
+    interval = now // size * size - size
+    while interval + size + window >= now + 120:
+        if interval not in taken:
+            return interval
+        interval -= size
+    return now // size * size
+
+
+def free_interval(demo: Demo, device: bytes) -> int:
+    """The latest metering interval that has ended by the chain's clock, has
+    no reading of ``device`` yet and will still take one for a minute (its
+    reading window); else the current interval, once it has ended."""
+    cp = demo.rpc.call("cert.params")
+    size, window, now = int(cp["interval_seconds"]), int(cp["reading_window"]), int(cp["now"])
+    taken = {r["interval"] for r in demo.rpc.call("meter.readings", {"device": device.hex()})}
+    interval = now // size * size - size
+    while interval + size + window >= now + 60:
+        if interval not in taken:
+            return interval
+        interval -= size
+    # None: the current interval, once it has ended.
+    return wait_interval_end(demo, now // size * size, size)
+
+
+def wait_interval_end(demo: Demo, interval: int, size: int) -> int:
+    """``interval`` once the chain's clock has passed its end (a reading is
+    taken only for an ended interval)."""
+    deadline = time.monotonic() + demo.timeout + size
+    cp = demo.rpc.call("cert.params")
+    if cp["now"] < interval + size:
+        print(f"  waiting for interval {interval} to end ({when(interval + size)})")
+    while cp["now"] < interval + size:
+        if time.monotonic() > deadline:
+            raise DemoFailed(
+                f"the chain's clock did not reach {when(interval + size)} (is the testnet mining?)"
+            )
+        time.sleep(0.5)
+        cp = demo.rpc.call("cert.params")
+    return interval
+
+
+def ppa_event_lines(status: dict[str, Any]) -> list[str]:
+    """The reading's receipt events: the certificate issued, the PPA delivery."""
+    out = []
+    for e in status.get("receipt", {}).get("events", []):
+        kind = e.get("event", "")
+        if kind == "cert.issued":
+            out.append(f"  certificate {e['cert']} issued: {format_kwh(e['wh'])} kWh")
+        elif kind.startswith("ppa."):
+            rest = "  ".join(
+                f"{k} {format_kwh(v) + ' kWh' if k.endswith('wh') else format_money(v) if k in ('paid', 'owed') else v}"
+                for k, v in e.items()
+                if k not in ("event", "ppa")
+            )
+            out.append(f"  {kind}  {rest}")
+    return out
+
+
+def pct(bps: int) -> str:
+    return f"{bps // 100}.{bps % 100 // 10}"
+
+
+def contracts_part(demo: Demo) -> None:
+    """The README's two templates. A demand-response reward: the grid
+    operator (the authority) pays consumer_001 5.00 if its meter reports
+    consumption in an interval and at most a bound; consumer_001's meter
+    reports, consumer_001 executes it and is paid. A green premium:
+    consumer_001 pays producer_001 2.00 once a certificate of producer_001's
+    (the PPA delivered it to consumer_001) is retired for consumer_001;
+    consumer_001 retires it, producer_001 executes and is paid."""
+    print("\ndeclarative contracts: the README's two templates")
+    auth_name, auth = demo.authority()
+    cp = demo.rpc.call("cert.params")
+    size = int(cp["interval_seconds"])
+    cap = CONSUMER_W * size // 3600
+    consumed, bound = cap * 6 // 10 // 1000 * 1000, cap * 8 // 10 // 1000 * 1000
+    meter = KeyPair.generate()
+    reg = build_device_register(
+        demo.consumer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.consumer),
+        kind="consumption",
+        source="none",
+        capacity_w=CONSUMER_W,
+        location="Shanghai",
+        carbon_intensity=0,
+        meter_pubkey=meter.pubkey,
+    )
+    device = reg.txid
+    write_key(demo.dir / "keys" / f"meter-{device.hex()[:16]}.key", meter)
+    print(f"consumer_001 registers its meter {device.hex()}: consumption, 500 kW, Shanghai")
+    demo.send(reg, "consumption meter registration")
+    print(f"authority {auth_name} approves it")
+    demo.send(
+        build_device_approve(
+            auth, chain_id=demo.chain_id, nonce=demo.nonce(auth), device_id=device
+        ),
+        "consumption meter approval",
+    )
+    interval = open_interval(demo, device)
+    terms = [
+        ["consumed_at_least", device, interval, interval + size, 1],
+        ["consumed_at_most", device, interval, interval + size, bound],
+    ]
+    dr = build_contract_create(
+        auth,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(auth),
+        parties=[auth.address, demo.consumer.address],
+        escrow=DR_REWARD,
+        expiry=interval + 86_400,
+        conditions=terms,
+        actions=[["pay", demo.consumer.address, DR_REWARD]],
+        fee=contract_fee(3),
+    )
+    print(
+        f"demand response: {auth_name} (grid operator) escrows {format_money(DR_REWARD)} in "
+        f"contract {dr.txid.hex()}: paid to consumer_001 if its meter reports at most "
+        f"{format_kwh(bound)} kWh in interval {interval} ({when(interval)})"
+    )
+    demo.send(dr, "demand-response contract")
+    wait_interval_end(demo, interval, size)
+    print(f"consumer_001's meter reports {format_kwh(consumed)} kWh consumed")
+    demo.send(
+        build_meter_report(
+            demo.consumer,
+            meter,
+            chain_id=demo.chain_id,
+            nonce=demo.nonce(demo.consumer),
+            device_id=device,
+            interval_start=interval,
+            produced_wh=0,
+            consumed_wh=consumed,
+        ),
+        "consumption reading",
+    )
+    print("consumer_001 executes the contract")
+    demo.send(execute(demo, demo.consumer, dr.txid, 3), "demand-response execution")
+
+    cert = bytes.fromhex(demo.ppa_cert)
+    gp = build_contract_create(
+        demo.consumer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.consumer),
+        parties=[demo.consumer.address, demo.producer.address],
+        escrow=GREEN_PREMIUM,
+        expiry=int(cp["now"]) + 86_400,
+        conditions=[["cert_retired_for", cert, "consumer_001"]],
+        actions=[["pay", demo.producer.address, GREEN_PREMIUM]],
+        fee=contract_fee(2),
+    )
+    print(
+        f"green premium: consumer_001 escrows {format_money(GREEN_PREMIUM)} in contract "
+        f"{gp.txid.hex()}: paid to producer_001 once certificate {cert.hex()[:16]}.. "
+        "(the PPA's delivery) is retired for consumer_001"
+    )
+    demo.send(gp, "green-premium contract")
+    held = demo.rpc.call("cert.get", {"cert": cert.hex()})
+    retire = build_cert_retire(
+        demo.consumer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.consumer),
+        cert_id=cert,
+        wh=held["remaining_wh"],
+        beneficiary="consumer_001",
+        purpose="PPA contract_001",
+        period_start=demo.ppa_interval,
+        period_end=demo.ppa_interval + size,
+    )
+    print(f"consumer_001 retires it ({format_kwh(held['remaining_wh'])} kWh) for consumer_001")
+    demo.send(retire, "certificate retirement")
+    print("producer_001 executes the contract")
+    last = execute(demo, demo.producer, gp.txid, 2)
+    demo.send(last, "green-premium execution")
+    demo.confirmed_everywhere(last.txid.hex())
+    seen = demo.same_everywhere(
+        {
+            "dr": ("contract.get", {"id": dr.txid.hex()}),
+            "gp": ("contract.get", {"id": gp.txid.hex()}),
+            "listed": ("contract.list", {"party": demo.consumer.address.hex()}),
+        }
+    )
+    for name, c in (("demand response", seen["dr"]), ("green premium", seen["gp"])):
+        if c["status"] != "executed":
+            raise DemoFailed(f"the {name} contract is {c['status']}, expected executed")
+    listed = {c["id"] for c in seen["listed"]}
+    if not {dr.txid.hex(), gp.txid.hex()} <= listed:
+        raise DemoFailed("contract.list does not list both contracts for consumer_001")
+    names = ", ".join(demo.clients)
+    print(f"\nfetched from every node ({names}): the same two contracts, both executed")
+    print(
+        f"demand response: consumer_001 paid {format_money(DR_REWARD)}; green premium: "
+        f"producer_001 paid {format_money(GREEN_PREMIUM)}"
+    )
+
+
+def contract_fee(terms: int) -> int:
+    return 1_000 + TERM_FEE * terms
+
+
+def execute(demo: Demo, key: KeyPair, contract: bytes, terms: int) -> Transaction:
+    return build_contract_execute(
+        key,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(key),
+        contract_id=contract,
+        fee=contract_fee(terms),
+    )
+
+
 def indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
@@ -563,13 +1138,16 @@ def main() -> int:
     )
     ap.add_argument("--dir", type=Path, default=Path("testnet/local"))
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per step")
+    ap.add_argument(
+        "--no-settlement", action="store_true", help="stop before the trade's settlement"
+    )
     a = ap.parse_args()
     if not (a.dir / "testnet.json").exists():
         print(f"demo: no testnet in {a.dir} (start one: scripts/testnet.py up)", file=sys.stderr)
         return 1
     demo: Demo | None = None
     try:
-        demo = Demo(a.dir, a.timeout)
+        demo = Demo(a.dir, a.timeout, settle=not a.no_settlement)
         demo.run()
     except DemoFailed as exc:
         print(f"demo: {exc}", file=sys.stderr)

@@ -29,7 +29,14 @@ from typing import Any
 
 from powernode.client import RpcClient, RpcError, RpcUnavailable
 from powernode.core.crypto import KeyPair
-from powernode.devnet.devchain import DEV_FUNDS, DEV_TARGET, dev_genesis, testnet_target
+from powernode.devnet.devchain import (
+    DEV_FUNDS,
+    DEV_TARGET,
+    TESTNET_CERTIFICATES,
+    TESTNET_MARKETS,
+    dev_genesis,
+    testnet_target,
+)
 from powernode.devnet.process import NodeExited, ProcessNode, pid_alive, stop_pids
 from powernode.devnet.testnet import NoTestnet, TestnetLayout, TestnetNode, start_testnet
 from powernode.devnet.wait import WaitTimeout
@@ -62,6 +69,11 @@ def cmd_up(a: argparse.Namespace) -> int:
         target=DEV_TARGET if a.easy else testnet_target(a.miner_cpu),
         pow_limit=DEV_TARGET,
         asert_halflife=600,
+        markets=TESTNET_MARKETS,
+        certificates={
+            "authorities": sorted(k.address.hex() for k in demo),
+            **TESTNET_CERTIFICATES,
+        },
         comment="local testnet genesis written by scripts/testnet.py",
     )
     tn = TestnetLayout.create(d, genesis, nodes=a.nodes, demo=demo)
@@ -217,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     sp = add("up", "create and start a testnet")
     sp.add_argument("--nodes", type=int, default=3)
     sp.add_argument("--accounts", type=int, default=5, help="funded demo accounts")
-    sp.add_argument("--chain-id", default="powernode-testnet-3")
+    sp.add_argument("--chain-id", default="powernode-testnet-4")
     sp.add_argument("--block-time", type=int, default=2)
     sp.add_argument("--no-mine", action="store_true", help="start with mining off")
     sp.add_argument(

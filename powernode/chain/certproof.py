@@ -11,16 +11,21 @@ path, and the file carries every main-chain header from height 1 to the tip.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from powernode.chain.chain import Chain
 from powernode.core.block import Block
-from powernode.core.errors import NotFound, UnknownCert
+from powernode.core.errors import NotFound, ProofBadLineage, UnknownCert
 from powernode.core.merkle import inclusion_paths
 from powernode.engines.certificates import records as cert_records
+from powernode.engines.certificates.moves import KINDS as HOOK_STEP_KINDS
 from powernode.engines.metering import records as meter_records
 from powernode.state.certproof import CertProof, LineageTx
 
 _APPROVE = "device.approve"
+# Said when a lineage has a step a block hook made (a trade settlement's or
+# a PPA delivery's bundle): no tx did it, so no proof can carry or replay it.
+HOOK_STEP_REASON = "lineage includes a settlement step, which a proof cannot replay"
 
 
 def lineage_txids(chain: Chain, cert_id: bytes) -> list[bytes]:
@@ -47,10 +52,25 @@ def lineage_txids(chain: Chain, cert_id: bytes) -> list[bytes]:
             s = cert_records.step(state, cid, seq)
             if s is None:
                 raise NotFound(f"step {seq} of certificate {cid.hex()} is missing")
+            if s.kind in HOOK_STEP_KINDS or _hook_split(state, cid, s):
+                raise ProofBadLineage(
+                    f"{HOOK_STEP_REASON} ({s.kind} at height {s.height} on {cid.hex()[:16]})"
+                )
             out.append(s.txid)
             if nxt is not None and s.kind == cert_records.SPLIT and s.other == nxt:
                 break
     return _unique(out)
+
+
+def _hook_split(state: Any, cid: bytes, s: cert_records.Step) -> bool:
+    """True for the split step of a bundle: the split a settlement or PPA
+    delivery made (the child's next step is the bundle itself)."""
+    if s.kind != cert_records.SPLIT:
+        return False
+    other = cert_records.cert(state, s.other)
+    child = s.other if other is not None and other.parent == cid else cid
+    nxt = cert_records.step(state, child, 1)
+    return nxt is not None and nxt.kind in HOOK_STEP_KINDS
 
 
 def _unique(ids: Iterable[bytes]) -> list[bytes]:

@@ -5,7 +5,7 @@ cannot be read) print one line on stderr and exit 1; only argparse's usage
 errors exit 2 (see ``common``). ``--json`` gives machine-readable output for
 queries.
 
-This module assembles the parser: each command module (``node``, ``market``, ``certs``, ``proof``)
+This module assembles the parser: each command module (``node``, ``market``, ``certs``, ``contracts``, ``proof``)
 exposes ``add_commands(subparsers)`` and builds on ``common``, which imports
 none of them; adding a group of commands is one more entry in
 ``COMMAND_GROUPS``. ``python -m powernode.cli`` runs ``main`` through
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from powernode.cli import certs, market, node, proof
+from powernode.cli import certs, contracts, market, node, proof
 from powernode.cli.common import Subparsers, run_argv
 
 __all__ = ["build_parser", "main"]
@@ -27,6 +27,7 @@ COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     node.add_commands,
     market.add_commands,
     certs.add_commands,
+    contracts.add_commands,
     proof.add_commands,
 )
 

@@ -46,7 +46,16 @@ from powernode.core.errors import DecodeError
 from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
 from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.params import PRODUCTS
-from powernode.engines.market.records import BUY, ORDER_STATUSES, ROLES, SELL, SIDES, SOURCES, TIFS
+from powernode.engines.market.records import (
+    BUY,
+    ORDER_STATUSES,
+    ROLES,
+    SELL,
+    SIDES,
+    SOURCES,
+    TIFS,
+    TRADE_STATUSES,
+)
 
 # The node's bounds on market.book levels and market.trades limit
 # (node/rpc_market.py, which the CLI does not import): checked while parsing,
@@ -294,11 +303,26 @@ def cmd_book(a: argparse.Namespace) -> int:
     return 0
 
 
+def settled_text(t: dict[str, Any]) -> str:
+    """A trade's settlement: still confirmed (its value in the settlement
+    escrow), or what was delivered, paid, refunded and bundled."""
+    status = t.get("status", "confirmed")
+    if status == "confirmed":
+        return f"confirmed, {format_money(t.get('escrow', 0))} in settlement escrow"
+    out = (
+        f"{status} in block {t['settled_height']}: delivered {format_kwh(t['delivered_wh'])} kWh,"
+        f" paid {format_money(t['paid'])}, refunded {format_money(t['refunded'])}"
+    )
+    if t.get("penalty"):
+        out += f", penalty {format_money(t['penalty'])}"
+    return out + f", certificates {format_kwh(t['bundled_wh'])} kWh"
+
+
 def trade_line(t: dict[str, Any]) -> str:
     return (
         f"#{t['seq']} block {t['height']} {t['product']} slot {t['slot']}: "
         f"{format_kwh(t['energy'])} kWh at {format_price(t['price'])}/kWh = {format_money(t['value'])}"
-        f"  buyer {t['buyer'][:12]}.. seller {t['seller'][:12]}.."
+        f"  buyer {t['buyer'][:12]}.. seller {t['seller'][:12]}..  {settled_text(t)}"
     )
 
 
@@ -309,6 +333,8 @@ def cmd_trades(a: argparse.Namespace) -> int:
     for k in ("from_height", "to_height"):
         if getattr(a, k) is not None:
             params[k] = getattr(a, k)
+    if a.status:
+        params["status"] = a.status
     with rpc_client(a) as c:
         if a.product:
             params["product"] = a.product
@@ -362,6 +388,29 @@ def cmd_stats(a: argparse.Namespace) -> int:
             params["slot"] = resolve_slot(c, a.product, a.slot)
         s = c.call("market.stats", params)
     emit(a, s, stats_text)
+    return 0
+
+
+def position_text(p: dict[str, Any]) -> str:
+    kwh = format_kwh
+    return "\n".join(
+        [
+            f"participant {p['address']}",
+            f"  bought {kwh(p['bought_wh'])} kWh: received {kwh(p['received_wh'])}, not received"
+            f" {kwh(p['not_received_wh'])}, to settle {kwh(p['pending_bought_wh'])}",
+            f"  sold {kwh(p['sold_wh'])} kWh: delivered {kwh(p['delivered_wh'])}, undelivered"
+            f" {kwh(p['undelivered_wh'])}, to settle {kwh(p['pending_sold_wh'])}",
+            f"  balance {format_money(p['balance'])}, order escrow {format_money(p['order_escrow'])},"
+            f" settlement escrow {format_money(p['settlement_escrow'])}",
+        ]
+    )
+
+
+def cmd_position(a: argparse.Namespace) -> int:
+    addr = parse_address(a.address) if a.address else signing_key(a).address
+    with rpc_client(a) as c:
+        p = c.call("market.position", {"participant": addr.hex()})
+    emit(a, p, position_text)
     return 0
 
 
@@ -433,6 +482,17 @@ def add_commands(sub: Subparsers) -> None:
         default=100,
         help=f"at most this many, 1..{MAX_TRADES} (default 100)",
     )
+    sp.add_argument("--status", choices=TRADE_STATUSES, help="only trades in this state")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add_command(
+        sub,
+        "position",
+        cmd_position,
+        "a participant's energy bought, sold, delivered and undelivered, balance and escrows",
+    )
+    sp.add_argument("address", nargs="?", help="address (default: the key's)")
+    sp.add_argument("--key", help="key file (default: the node key)")
     sp.add_argument("--json", action="store_true")
 
     sp = add_command(sub, "orders", cmd_orders, "list a participant's orders")

@@ -330,6 +330,175 @@ class CertAmountTooLarge(CertificateError):
     code = "cert_amount_too_large"
 
 
+# --- power purchase agreements ------------------------------------------------
+
+
+class PpaError(InvalidTransaction):
+    """A PPA tx the contracts engine refuses; each subclass names the rule (a
+    proposal naming a device also meets the metering codes for it:
+    ``unknown_device``, ``not_device_owner``, ``wrong_device_kind``,
+    ``device_retired``; an accept or fund the buyer cannot pay is
+    ``insufficient_funds``)."""
+
+    code = "ppa_rejected"
+
+
+class UnknownPpa(PpaError):
+    code = "unknown_ppa"
+
+
+class PpaSameParty(PpaError):
+    """A PPA's buyer is its seller (the proposer)."""
+
+    code = "ppa_same_party"
+
+
+class PpaNotParty(PpaError):
+    """The sender is not the party this tx type is for (the buyer accepts,
+    rejects, funds and confirms; the seller delivers; either terminates)."""
+
+    code = "ppa_not_party"
+
+
+class PpaWrongState(PpaError):
+    """The PPA's state does not allow the tx (accepting an active one,
+    funding a completed one, ...)."""
+
+    code = "ppa_wrong_state"
+
+
+class PpaDeadlinePassed(PpaError):
+    """A proposal whose acceptance deadline is not after the clock, or an
+    accept at or after the deadline."""
+
+    code = "ppa_deadline_passed"
+
+
+class PpaDeviceBound(PpaError):
+    """A manual ``ppa.deliver`` for a PPA whose deliveries come from its
+    device's readings."""
+
+    code = "ppa_device_bound"
+
+
+class PpaOutsideTerm(PpaError):
+    """A delivery for an interval outside the PPA's term, or one that has
+    not started by the clock."""
+
+    code = "ppa_outside_term"
+
+
+class PpaAboveTotal(PpaError):
+    """A delivery beyond the PPA's total (delivered and pending counted)."""
+
+    code = "ppa_above_total"
+
+
+class PpaUnknownDelivery(PpaError):
+    code = "ppa_unknown_delivery"
+
+
+class PpaDeliveryNotPending(PpaError):
+    """A confirm of a delivery already accepted (confirmed, auto-accepted, metered)."""
+
+    code = "ppa_delivery_not_pending"
+
+
+class PpaAlreadyTerminating(PpaError):
+    """A party sends ``ppa.terminate`` a second time while waiting for the other."""
+
+    code = "ppa_already_terminating"
+
+
+# --- declarative contracts ----------------------------------------------------
+
+
+class ContractError(InvalidTransaction):
+    """A declarative contract tx (``contract.*``) the contracts engine
+    refuses; each subclass names the rule."""
+
+    code = "contract_rejected"
+
+
+class ContractTooLarge(BadPayload):
+    """More conditions, actions or parties than the bounds allow: the tx is
+    malformed (refused by the mempool, and a block holding it is invalid)."""
+
+    code = "contract_too_large"
+
+
+class BadContractTerm(BadPayload):
+    """A condition or action outside the fixed vocabulary, or with arguments
+    of the wrong shape (the message names its index); malformed, as above."""
+
+    code = "bad_contract_term"
+
+
+class ContractOverdrawn(BadPayload):
+    """The contract's pay actions add up to more than its escrow."""
+
+    code = "contract_overdrawn"
+
+
+class ContractFeeTooLow(ContractError):
+    """The fee is below the contract's minimum (a fee per condition and action)."""
+
+    code = "contract_fee_too_low"
+
+
+class ContractBadExpiry(ContractError):
+    code = "contract_bad_expiry"
+
+
+class ContractBadRange(ContractError):
+    """A metered condition's interval range is not aligned to the metering
+    interval, or spans more intervals than the bound."""
+
+    code = "contract_bad_range"
+
+
+class UnknownContract(ContractError):
+    code = "unknown_contract"
+
+
+class ContractNotOpen(ContractError):
+    """The contract was executed or cancelled already."""
+
+    code = "contract_not_open"
+
+
+class ContractExpired(ContractError):
+    code = "contract_expired"
+
+
+class ContractNotExpired(ContractError):
+    code = "contract_not_expired"
+
+
+class NotContractCreator(ContractError):
+    code = "not_contract_creator"
+
+
+class NotContractParty(ContractError):
+    code = "not_contract_party"
+
+
+class AlreadyApproved(ContractError):
+    code = "already_approved"
+
+
+class ConditionFailed(ContractError):
+    """A condition does not hold; the message begins ``condition <index>``."""
+
+    code = "condition_failed"
+
+
+class ActionFailed(ContractError):
+    """An action cannot apply; the message begins ``action <index>``."""
+
+    code = "action_failed"
+
+
 # --- blocks -------------------------------------------------------------------
 
 

@@ -41,6 +41,24 @@ DEV_CERTIFICATES: Mapping[str, int] = {
 }
 
 
+# Local testnets (scripts/testnet.py, which the demo and quickstart run on)
+# trade one-minute slots whose gate closes as the slot starts (gates are
+# whole minutes), meter one-minute intervals and take a reading up to a
+# minute after its interval ends, so a trade settles against its readings
+# two to three minutes after it matches (the wait for its slot, the 60 s
+# slot, the 60 s window). A real genesis keeps the defaults (15-minute
+# slots, 5-minute gate, 2-day reading window).
+TESTNET_MARKETS: Mapping[str, Mapping[str, int]] = {
+    product: {"open_hour": 0, "close_hour": 24, "slot_seconds": 60, "gate_closure_seconds": 0}
+    for product in PRODUCTS
+}
+TESTNET_CERTIFICATES: Mapping[str, int] = {
+    "interval_seconds": 60,
+    "reading_window": 60,
+    "validity": 604_800,
+}
+
+
 def testnet_target(miner_cpu: int = 100) -> str:
     """TESTNET_TARGET made easier in proportion to a miner CPU cap (percent
     of a core), so capped miners find blocks about as often; never easier
@@ -52,7 +70,7 @@ def testnet_target(miner_cpu: int = 100) -> str:
 def dev_genesis(
     allocations: Mapping[bytes, int],
     *,
-    chain_id: str = "powernode-dev-3",
+    chain_id: str = "powernode-dev-4",
     timestamp: int | None = None,
     block_time: int = 2,
     target: str = DEV_TARGET,

@@ -46,6 +46,7 @@ from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
 from powernode.node.rpc import RpcServer
 from powernode.node.rpc_certs import cert_methods
+from powernode.node.rpc_contracts import contract_methods
 from powernode.node.rpc_market import market_methods
 from powernode.node.rpc_methods import chain_methods, node_methods, peer_methods, submit_methods
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
@@ -229,6 +230,7 @@ class Node:
             peer_methods(self.p2p),
             market_methods(ledger),
             cert_methods(ledger),
+            contract_methods(ledger),
         )
         self.rpc = RpcServer(
             methods=methods,

@@ -20,7 +20,8 @@ from powernode.core.errors import InvalidParams, NotFound
 from powernode.engines.market import queries
 from powernode.engines.market.params import PRODUCTS, MarketParams
 from powernode.engines.market.params import markets as market_params_of
-from powernode.engines.market.records import ORDER_STATUSES
+from powernode.engines.market.records import ORDER_STATUSES, TRADE_STATUSES
+from powernode.engines.settlement import queries as settlement_queries
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
 
@@ -37,7 +38,8 @@ def params_json(mp: MarketParams) -> dict[str, Any]:
 
 def market_methods(ledger: Ledger) -> dict[str, Method]:
     """``market.params``, ``.book``, ``.stats``, ``.trades``, ``.orders``,
-    ``.order``, ``.participant``: reads of the tip state."""
+    ``.order``, ``.participant``, ``.position``, ``.settlement``: reads of
+    the tip state."""
 
     def state() -> Any:
         return ledger.chain.state
@@ -88,6 +90,9 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
         if from_height is not None and to_height is not None and from_height > to_height:
             raise InvalidParams("'from_height' must not be above 'to_height'")
         limit = rp.opt_int(p, "limit", 5, lo=1, hi=TRADES_MAX)
+        status = rp.arg(p, "status", 6)
+        if status is not None and status not in TRADE_STATUSES:
+            raise InvalidParams(f"'status' must be one of {list(TRADE_STATUSES)}")
         return queries.trades(
             state(),
             product=product,
@@ -96,7 +101,21 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
             from_height=from_height,
             to_height=to_height,
             limit=TRADES_LIMIT if limit is None else limit,
+            status=status,
         )
+
+    async def market_position(p: Params) -> Any:
+        addr = rp.address(p, "participant", 0, required=True)
+        assert addr is not None
+        return queries.position(state(), addr)
+
+    async def market_settlement(p: Params) -> Any:
+        slot = rp.opt_int(p, "slot", 0)
+        seller = rp.address(p, "seller", 1, required=False)
+        return {
+            "pending_slots": settlement_queries.pending(state()),
+            "settlements": settlement_queries.settlements(state(), slot=slot, seller=seller),
+        }
 
     async def market_orders(p: Params) -> Any:
         owner = rp.address(p, "participant", 0, required=True)
@@ -128,4 +147,6 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
         "market.orders": market_orders,
         "market.order": market_order,
         "market.participant": market_participant,
+        "market.position": market_position,
+        "market.settlement": market_settlement,
     }

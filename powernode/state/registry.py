@@ -15,13 +15,15 @@ from powernode.core.crypto import verify
 from powernode.core.errors import BadMeterSignature, BadSignature, UnknownTxType
 from powernode.core.execution import AfterTx, BlockHook, CoSig, Engine, StateCodec, TxHandler
 from powernode.core.tx import Transaction
-from powernode.engines import accounts, certificates, market, metering
+from powernode.engines import accounts, certificates, contracts, market, metering, settlement
 
 ENGINES: tuple[Engine, ...] = (
     accounts.ENGINE,
     market.ENGINE,
     metering.ENGINE,
     certificates.ENGINE,
+    contracts.ENGINE,
+    settlement.ENGINE,
 )
 
 

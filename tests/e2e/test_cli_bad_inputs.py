@@ -270,6 +270,14 @@ DEVICE = (
 DEVREG = f"{DEVICE} --meter-pubkey {METER_PUB}"
 REPORT = f"meter report --datadir @keyed --device {ID} --interval last --produced 1"
 RETIRE = f"cert retire {ID} --datadir @keyed --energy-kwh 1 --beneficiary b"
+PROPOSE = f"ppa propose --datadir @keyed --buyer {ADDR} --total-kwh 1 --price 0.5 --days 1"
+CREATE = "contract create --datadir @keyed --escrow 1 --expiry +60"
+
+
+def terms(doc: object) -> Setup:
+    """A contract terms file at @g."""
+    return genesis_file(json.dumps(doc).encode())
+
 
 PORT_BAD = [
     ("70000", "outside 1..65535"),
@@ -581,6 +589,100 @@ ROWS = [
         "--meter-key", status=2),
     row("usage-cert-list-source-none", "cert list --source none", "invalid choice", status=2),
     row("usage-cert-cfe-no-start", "cert cfe --end 900", "--start", status=2),
+    # --- ppa and contract -----------------------------------------------------------------
+    row("ppa-propose-buyer-bad", PROPOSE.replace(ADDR, "xyz"), "--buyer: address is not hex"),
+    row("ppa-propose-share-alone", f"{PROPOSE} --share 50", "--device and --share go together"),
+    row("ppa-propose-device-alone", f"{PROPOSE} --device {ID}", "--device and --share"),
+    row("ppa-propose-share-zero", f"{PROPOSE} --device {ID} --share 0", "0.01..100 percent"),
+    row("ppa-propose-share-over", f"{PROPOSE} --device {ID} --share 100.01", "0.01..100"),
+    row("ppa-propose-share-fine", f"{PROPOSE} --device {ID} --share 1.005",
+        "at most 2 decimal places"),
+    row("ppa-propose-share-fullwidth", f"{PROPOSE} --device {ID} --share {FULLWIDTH_1}",
+        "--share (percent)"),
+    row("ppa-propose-device-bad", f"{PROPOSE} --device 12 --share 5", "--device"),
+    row("ppa-propose-total-zero", PROPOSE.replace("--total-kwh 1", "--total-kwh 0"),
+        "--total-kwh must be positive"),
+    row("ppa-propose-total-fine", PROPOSE.replace("--total-kwh 1", "--total-kwh 0.0001"),
+        "at most 3 decimal places"),
+    row("ppa-propose-price-zero", PROPOSE.replace("--price 0.5", "--price 0"),
+        "--price must be positive"),
+    row("ppa-propose-price-exponent", PROPOSE.replace("--price 0.5", "--price 1e3"), "--price"),
+    row("ppa-propose-days-zero", PROPOSE.replace("--days 1", "--days 0"), "--days"),
+    row("ppa-propose-days-huge", PROPOSE.replace("--days 1", f"--days {HUGE}"), "--days"),
+    row("ppa-propose-start-bad", f"{PROPOSE} --start soon", "--start must be a unix time"),
+    row("ppa-propose-start-minus", f"{PROPOSE} --start +-5", "--start must be a unix time"),
+    row("ppa-propose-accept-by-arabic", f"{PROPOSE} --accept-by {ARABIC_INDIC_1200}",
+        "--accept-by"),
+    row("ppa-propose-period-short", f"{PROPOSE} --period 59", "--period"),
+    row("ppa-propose-wait-nan", f"{PROPOSE} --wait nan", "--wait"),
+    row("ppa-accept-id-bad", "ppa accept abc --datadir @keyed", "PPA_ID"),
+    row("ppa-reject-id-superscript", f"ppa reject {SUP3 * 64} --datadir @keyed", "PPA_ID"),
+    row("ppa-terminate-key-directory", f"ppa terminate {ID} --datadir @keyed --key @adir",
+        "Is a directory"),
+    row("ppa-fund-amount-zero", f"ppa fund {ID} --datadir @keyed --amount 0",
+        "--amount must be positive"),
+    row("ppa-fund-amount-fine", f"ppa fund {ID} --datadir @keyed --amount 1.0000001",
+        "at most 6 decimal places"),
+    row("ppa-deliver-kwh-negative", f"ppa deliver {ID} --datadir @keyed --energy-kwh -1 "
+        "--interval 900", "--energy-kwh (kWh)"),
+    row("ppa-deliver-interval-bad", f"ppa deliver {ID} --datadir @keyed --energy-kwh 1 "
+        "--interval x", "--interval"),
+    row("ppa-confirm-delivery-negative", f"ppa confirm {ID} --datadir @keyed --delivery -1",
+        "--delivery"),
+    row("ppa-show-id-bad", f"ppa show {'g' * 64} --datadir @keyed", "PPA_ID"),
+    row("ppa-list-party-bad", "ppa list --datadir @keyed --party 12",
+        "--party: address must be 20 bytes"),
+    row("contract-terms-missing", f"{CREATE} --terms @missing", "not found"),
+    row("contract-terms-directory", f"{CREATE} --terms @adir", "Is a directory"),
+    row("contract-terms-binary", f"{CREATE} --terms @bin", "not valid JSON"),
+    row("contract-terms-empty", f"{CREATE} --terms @empty", "not valid JSON"),
+    row("contract-terms-dev-zero", f"{CREATE} --terms /dev/zero", "larger than"),
+    row("contract-terms-list", f"{CREATE} --terms @g", "expected an object",
+        setup=terms([1])),
+    row("contract-terms-extra-key", f"{CREATE} --terms @g", "expected an object",
+        setup=terms({"actions": [["refund"]], "code": "x"})),
+    row("contract-terms-no-actions", f"{CREATE} --terms @g", "at least one action",
+        setup=terms({"actions": []})),
+    row("contract-terms-unknown-action", f"{CREATE} --terms @g", "unknown action 'burn'",
+        setup=terms({"actions": [["burn"]]})),
+    row("contract-terms-unknown-condition", f"{CREATE} --terms @g",
+        "unknown condition 'eval'", setup=terms({"conditions": [["eval", "1"]],
+                                                  "actions": [["refund"]]})),
+    row("contract-terms-arity", f"{CREATE} --terms @g", "pay takes 2 values",
+        setup=terms({"actions": [["pay", ADDR]]})),
+    row("contract-terms-not-tagged", f"{CREATE} --terms @g", "actions[0]: expected",
+        setup=terms({"actions": [{"pay": ADDR}]})),
+    row("contract-terms-device-bad", f"{CREATE} --terms @g", "conditions[0]: the device id",
+        setup=terms({"conditions": [["produced_at_least", "12", 0, 900, 1]],
+                     "actions": [["refund"]]})),
+    row("contract-terms-time-negative", f"{CREATE} --terms @g", "expected a whole number",
+        setup=terms({"conditions": [["after", -1]], "actions": [["refund"]]})),
+    row("contract-terms-amount-float", f"{CREATE} --terms @g", "expected micro-units",
+        setup=terms({"actions": [["pay", ADDR, 1.5]]})),
+    row("contract-terms-amount-text", f"{CREATE} --terms @g", "not a non-negative decimal",
+        setup=terms({"actions": [["pay", ADDR, "lots"]]})),
+    row("contract-terms-address-bad", f"{CREATE} --terms @g", "actions[0]: address",
+        setup=terms({"actions": [["pay", "00", 1]]})),
+    row("contract-terms-too-many", f"{CREATE} --terms @g", "at most 16",
+        setup=terms({"conditions": [["after", 1]] * 17, "actions": [["refund"]]})),
+    row("contract-escrow-zero", "contract create --datadir @keyed --terms @g --escrow 0 "
+        "--expiry +60", "--escrow must be positive"),
+    row("contract-expiry-never", "contract create --datadir @keyed --terms @g --escrow 1 "
+        "--expiry never", "--expiry must be"),
+    row("contract-party-bad", f"{CREATE} --terms @g --party xyz", "--party"),
+    row("contract-execute-id-bad", "contract execute 12 --datadir @keyed", "CONTRACT_ID"),
+    row("contract-show-id-short", f"contract show {ID[:62]} --datadir @keyed", "CONTRACT_ID"),
+    row("contract-list-party-bad", "contract list --datadir @keyed --party z", "--party"),
+    row("proc-ppa-show-id", "ppa show 12 --datadir @keyed", "PPA_ID", proc=True),
+    row("proc-contract-terms-binary", f"{CREATE} --terms @bin", "not valid JSON", proc=True),
+    row("usage-ppa-no-action", "ppa", "required", status=2),
+    row("usage-ppa-list-status", "ppa list --status done", "invalid choice", status=2),
+    row("usage-ppa-propose-no-buyer", "ppa propose --total-kwh 1 --price 1 --days 1",
+        "--buyer", status=2),
+    row("usage-contract-create-no-terms", "contract create --escrow 1 --expiry +60", "--terms",
+        status=2),
+    row("usage-contract-list-status", "contract list --status done", "invalid choice",
+        status=2),
     # --- init ---------------------------------------------------------------------------
     row("init-no-chain", INIT, "give --dev"),
     row("init-again", f"{INIT} --dev", "already initialised", setup=initialised()),
@@ -663,6 +765,12 @@ ROWS = [
         "--energy-kwh 1", "unknown_cert"),
     row("node-cert-retire-unknown", f"cert retire {ID} --datadir @node --energy-kwh 1 "
         "--beneficiary b", "unknown_cert"),
+    row("node-ppa-show-unknown", f"ppa show {ID} --datadir @node", "unknown_ppa"),
+    row("node-ppa-accept-unknown", f"ppa accept {ID} --datadir @node", "unknown_ppa"),
+    row("node-ppa-fund-unknown", f"ppa fund {ID} --datadir @node --amount 1", "unknown_ppa"),
+    row("node-contract-show-unknown", f"contract show {ID} --datadir @node", "unknown_contract"),
+    row("node-contract-execute-unknown", f"contract execute {ID} --datadir @node",
+        "unknown_contract"),
     row("node-meter-interval-off-grid", f"meter report --datadir @node --device {ID} "
         "--interval 901 --produced 1 --meter-key @keyed/node.key", "not a multiple of the 900 s"),
     row("node-device-register-not-participant", "device register --datadir @node --kind "

@@ -397,3 +397,50 @@ def test_next_slot_leaves_room_before_the_gate() -> None:
     assert slot_for(36_900) == 37_800
     day = next_slot(36_000, slot_seconds=900, gate_closure_seconds=300, min_lead_seconds=86_400)
     assert day == 36_000 + 86_400 + 900 and day % 900 == 0
+
+
+async def test_position_settlement_and_trade_status(market_node: DevNode) -> None:
+    """market.position and market.settlement over a confirmed trade (its slot
+    settles minutes later: test_settlement.py and the demo cover that)."""
+    dev = market_node
+    s = Scenario(dev)
+    await s.run()
+    rpc = dev.rpc
+    (t,) = await rpc.call("market.trades", {"status": "confirmed"})
+    assert (t["status"], t["delivered_wh"], t["paid"], t["settled_height"]) == (
+        "confirmed",
+        0,
+        0,
+        0,
+    )
+    assert t["escrow"] == 27_500_000
+    assert await rpc.call("market.trades", {"status": "completed"}) == []
+    buyer = await rpc.call("market.position", {"participant": s.consumer.address.hex()})
+    assert (buyer["bought_wh"], buyer["pending_bought_wh"], buyer["settlement_escrow"]) == (
+        50_000,
+        50_000,
+        27_500_000,
+    )
+    seller = await rpc.call("market.position", [s.producer.address.hex()])
+    assert (seller["sold_wh"], seller["pending_sold_wh"], seller["delivered_wh"]) == (
+        50_000,
+        50_000,
+        0,
+    )
+    assert (
+        seller["balance"] == (await rpc.call("account.get", [s.producer.address.hex()]))["balance"]
+    )
+    nobody = await rpc.call("market.position", {"participant": s.outsider.address.hex()})
+    assert nobody["bought_wh"] == nobody["sold_wh"] == nobody["settlement_escrow"] == 0
+    assert await rpc.call("market.settlement", {}) == {
+        "pending_slots": [s.slot],
+        "settlements": [],
+    }
+    assert (await rpc.call("market.settlement", {"slot": s.slot}))["settlements"] == []
+    assert (await error_of(dev, "market.position", {}))[0] == INVALID_PARAMS
+    assert await error_of(dev, "market.position", {"participant": "abcd"}) == (
+        INVALID_PARAMS,
+        "invalid_params",
+    )
+    assert (await error_of(dev, "market.trades", {"status": "done"}))[0] == INVALID_PARAMS
+    assert (await error_of(dev, "market.settlement", {"slot": -1}))[0] == INVALID_PARAMS

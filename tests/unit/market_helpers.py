@@ -320,6 +320,20 @@ class Market:
     def escrow_total(self) -> int:
         return queries.escrow_total(self.state)
 
+    def settlement_escrow_total(self) -> int:
+        return queries.settlement_escrow_total(self.state)
+
+    def owed(self, k: KeyPair) -> int:
+        """What ``k`` is due as the seller of its confirmed trades if they are
+        delivered in full (value less seller fee): a seller is paid only when
+        the slot settles (engines/settlement, test_settlement.py)."""
+        me = k.address.hex()
+        return sum(
+            t["value"] - t["seller_fee"]
+            for t in self.trades(participant=k.address)
+            if t["seller"] == me and t["status"] == "confirmed"
+        )
+
     def market_time(self) -> int:
         return queries.market_time(self.state)
 

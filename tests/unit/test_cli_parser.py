@@ -14,7 +14,14 @@ from powernode.cli.common import DEFAULT_DATADIR
 from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
 from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.params import PRODUCTS
-from powernode.engines.market.records import ORDER_STATUSES, ROLES, SIDES, SOURCES, TIFS
+from powernode.engines.market.records import (
+    ORDER_STATUSES,
+    ROLES,
+    SIDES,
+    SOURCES,
+    TIFS,
+    TRADE_STATUSES,
+)
 from powernode.engines.metering.params import NO_SOURCE
 from powernode.engines.metering.params import SOURCES as METER_SOURCES
 from powernode.engines.metering.records import KINDS
@@ -35,8 +42,32 @@ def _choices(command: str, dest: str) -> tuple[str, ...]:
 def test_every_command_is_registered_in_order() -> None:
     assert list(_subcommands()) == [
         *("init", "run", "keygen", "status", "balance", "transfer", "stop", "mine"),
-        *("register", "order", "cancel", "book", "trades", "orders", "stats", "participant"),
-        *("device", "meter", "cert", "verify-proof"),
+        *("register", "order", "cancel", "book", "trades", "position", "orders", "stats"),
+        "participant",
+        *("device", "meter", "cert", "ppa", "contract", "verify-proof"),
+    ]
+
+
+def _action_choices(group: str, action: str, dest: str) -> tuple[str, ...]:
+    sub = next(
+        a for a in _subcommands()[group]._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    sp = sub.choices[action]
+    return tuple(next(a for a in sp._actions if a.dest == dest).choices or ())
+
+
+def test_ppa_and_contract_statuses_are_the_engines() -> None:
+    from powernode.engines.contracts.contract_records import STATUSES as CONTRACT_STATUSES
+    from powernode.engines.contracts.ppa_records import STATUSES as PPA_STATUSES
+
+    assert _action_choices("ppa", "list", "status") == PPA_STATUSES
+    assert _action_choices("contract", "list", "status") == CONTRACT_STATUSES
+    ppa = next(
+        a for a in _subcommands()["ppa"]._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    assert list(ppa.choices) == [
+        *("propose", "accept", "reject", "terminate", "fund", "deliver", "confirm"),
+        *("show", "list"),
     ]
 
 
@@ -51,6 +82,7 @@ def test_every_command_is_registered_in_order() -> None:
         ("orders", "status", ORDER_STATUSES),
         ("book", "product", PRODUCTS),
         ("trades", "product", PRODUCTS),
+        ("trades", "status", TRADE_STATUSES),
         ("stats", "product", PRODUCTS),
     ],
 )

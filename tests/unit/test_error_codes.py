@@ -100,6 +100,8 @@ def test_each_code_is_a_class_of_the_tree(
 BANNING = {
     "malformed", "float_not_allowed", "oversize", "oversize_tx", "bad_signature",
     "bad_meter_signature",
+    # malformed contract payloads (kinds of bad_payload)
+    "contract_too_large", "bad_contract_term", "contract_overdrawn",
     "wrong_chain", "unknown_tx_type", "bad_payload", "bad_amount", "bad_pow",
     "bad_target", "bad_merkle_root", "bad_state_root", "bad_height", "oversize_block",
     "duplicate_tx", "bad_tx_in_block", "time_too_old", "parent_invalid", "known_invalid",

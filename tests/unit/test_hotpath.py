@@ -168,6 +168,17 @@ def test_which_tx_types_have_admission_checks() -> None:
         "cert.issue",
         "cert.transfer",
         "cert.retire",
+        "ppa.propose",
+        "ppa.accept",
+        "ppa.reject",
+        "ppa.fund",
+        "ppa.deliver",
+        "ppa.confirm",
+        "ppa.terminate",
+        "contract.create",
+        "contract.approve",
+        "contract.execute",
+        "contract.cancel",
     }
 
 

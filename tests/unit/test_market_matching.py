@@ -50,9 +50,11 @@ def m(factory: LedgerFactory) -> Market:
 
 
 def spent(m: Market, who: Any, txs: int) -> int:
-    """What ``who`` has paid or received beyond the fees of its ``txs`` txs
-    (including its registration): positive = received."""
-    return m.balance(who) - (FUNDS - FEE * (txs + 1))
+    """What ``who`` has paid, or is owed as the seller of its confirmed
+    trades (a seller is paid when the slot settles against its meter
+    readings, not at the match: test_settlement.py), beyond the fees of its
+    ``txs`` txs (including its registration): positive = received."""
+    return m.balance(who) - (FUNDS - FEE * (txs + 1)) + m.owed(who)
 
 
 # --- the seed scenario, midpoint ---------------------------------------------------------
@@ -70,6 +72,10 @@ def test_seed_scenario(m: Market) -> None:
     assert (t["product"], t["slot"], t["height"]) == ("spot", SLOT, 2)
     assert spent(m, ALICE, 1) == 27_500_000
     assert spent(m, BOB, 1) == -27_500_000
+    # the trade is confirmed: its value waits in the settlement escrow
+    assert t["status"] == "confirmed" and t["escrow"] == 27_500_000
+    assert m.balance(ALICE) == FUNDS - 2 * FEE
+    assert m.settlement_escrow_total() == 27_500_000
     assert [e["event"] for e in m.events(buy)] == ["order_placed", "trade", "order_filled"]
     assert m.events(buy, "order_placed")[0]["escrow"] == 30_000_000
     assert m.events(buy, "order_filled")[0]["refund"] == 2_500_000
@@ -670,7 +676,9 @@ def test_fees_go_to_the_blocks_miner_rounded_down(factory: LedgerFactory) -> Non
     assert m.events(buy, "order_placed")[0]["escrow"] == 1_234_998 + 12_349
     assert spent(m, BOB, 1) == -(1_234_998 + 12_349)
     assert spent(m, ALICE, 1) == 1_234_998 - 6_174
-    assert m.balance(MINER_B) - before_b == REWARD + FEE + 12_349 + 6_174
+    # the fees are charged when the trade settles (to that block's miner)
+    assert m.balance(MINER_B) - before_b == REWARD + FEE
+    assert m.settlement_escrow_total() == 1_234_998 + 12_349
     assert m.status(sell) == m.status(buy) == "filled"
     assert m.escrow_total() == 0
 
@@ -688,7 +696,7 @@ def test_buy_escrow_includes_the_fee_and_refunds_the_unused_part(factory: Ledger
     assert spent(m, ALICE, 1) == 5_500_000 - 27_500
 
 
-def test_auction_fees_go_to_the_miner_of_the_gate_block(factory: LedgerFactory) -> None:
+def test_auction_fees_wait_for_the_settlement(factory: LedgerFactory) -> None:
     m = open_market(factory, {"reserve": {"buyer_fee_bps": 20, "seller_fee_bps": 10}})
     m.place(BOB, "buy", energy=10 * KWH, price=600_000, **RES)
     m.place(ALICE, "sell", energy=10 * KWH, price=500_000, **RES)
@@ -698,7 +706,8 @@ def test_auction_fees_go_to_the_miner_of_the_gate_block(factory: LedgerFactory) 
     # 10 kWh at 0.55 = 5,500,000; fees 11,000 + 5,500
     (t,) = m.trades()
     assert (t["value"], t["buyer_fee"], t["seller_fee"]) == (5_500_000, 11_000, 5_500)
-    assert m.balance(MINER_B) - before == REWARD + 16_500
+    assert m.balance(MINER_B) - before == REWARD
+    assert m.settlement_escrow_total() == 5_500_000 + 11_000
     assert m.balance(MINER) == 2 * REWARD + 4 * FEE + 2 * FEE  # its blocks: regs and orders
 
 

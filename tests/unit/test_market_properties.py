@@ -4,8 +4,11 @@ Each example registers four participants, then mines a few blocks of random
 orders and cancels (valid or not: an invalid one is a failed receipt) at
 random block times that cross gate closures and expiries. After every block:
 
-- money is conserved: every balance plus the escrow equals the genesis
-  allocations plus the block rewards;
+- money is conserved: every balance plus the escrows (open orders' and
+  confirmed trades') equals the genesis allocations plus the block rewards;
+  the settlement escrow is the value and buyer fee of every confirmed trade
+  (no slot settles here: the reading window outlasts these streams;
+  test_settlement_properties.py covers settlement);
 - the escrow is the sum of the open orders' escrow, and each open buy still
   holds enough for the rest of its energy at its limit;
 - no order's fill is negative or above its energy, and an order's fill is the
@@ -186,7 +189,9 @@ def check_invariants(m: Market) -> None:
     state = m.state
     ledger = m.ledger
     escrow = queries.escrow_total(state)
-    assert total_supply(ledger) + escrow == genesis_money(PARAMS) + ledger.chain.height * REWARD
+    held = queries.held_total(state)
+    assert total_supply(ledger) + held == genesis_money(PARAMS) + ledger.chain.height * REWARD
+    assert held - escrow == sum(t["escrow"] for t in queries.trades(state))
 
     orders = {o["id"]: o for o in queries.orders(state)}
     open_escrow = 0
@@ -267,6 +272,7 @@ def market_view(ledger: Ledger) -> dict[str, Any]:
         "orders": queries.orders(state),
         "trades": queries.trades(state),
         "escrow": queries.escrow_total(state),
+        "settlement_escrow": queries.settlement_escrow_total(state),
         "time": queries.market_time(state),
         "stats": queries.stats(state),
         "participants": [queries.participant(state, k.address) for k in WHO],

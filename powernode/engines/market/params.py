@@ -45,6 +45,9 @@ class MarketParams:
     price_rule: str = "midpoint"
     buyer_fee_bps: int = 0
     seller_fee_bps: int = 0
+    # Settlement: the seller owes the buyer this share of the value of what
+    # it sold but did not deliver (see engines/settlement); 0 = no penalty.
+    shortfall_penalty_bps: int = 0
 
     def slot_capacity_wh(self, capacity_w: int) -> int:
         """Energy a participant of ``capacity_w`` can deliver or take in one slot."""
@@ -85,6 +88,7 @@ _INT_KEYS = (
     "max_lead_seconds",
     "buyer_fee_bps",
     "seller_fee_bps",
+    "shortfall_penalty_bps",
 )
 
 
@@ -114,6 +118,8 @@ def _check(product: str, p: MarketParams) -> None:
         raise bad(f"price_rule must be one of {list(PRICE_RULES)}")
     if not (0 <= p.buyer_fee_bps <= 1000 and 0 <= p.seller_fee_bps <= 1000):
         raise bad("fees are 0..1000 basis points")
+    if not 0 <= p.shortfall_penalty_bps <= 10_000:
+        raise bad("shortfall_penalty_bps is 0..10000 basis points")
 
 
 ENGINE_NAME = "market"

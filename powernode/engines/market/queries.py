@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from powernode.core.params import ChainParams
+from powernode.engines.accounts import get_account
 from powernode.engines.market.book import BUY, SELL, BookHead, OrderBook
 from powernode.engines.market.params import PRODUCTS, markets
 from powernode.engines.market.records import (
@@ -20,13 +21,16 @@ from powernode.engines.market.records import (
     OPEN,
     ORDER_NS,
     PART_NS,
+    POS_NS,
     SIDE_CODE,
     TRADE_NS,
     Meta,
     Order,
     Participant,
+    Position,
     Trade,
     book_key,
+    u64,
 )
 from powernode.engines.market.session import StateLevels
 
@@ -53,6 +57,18 @@ def market_time(state: ScanState) -> int:
 def escrow_total(state: ScanState) -> int:
     """Money held in escrow by open buy orders, market-wide."""
     return _meta(state).escrow
+
+
+def settlement_escrow_total(state: ScanState) -> int:
+    """Money held for confirmed trades until their slot settles, market-wide."""
+    return _meta(state).settle_escrow
+
+
+def held_total(state: ScanState) -> int:
+    """Every micro-unit the market holds: order escrow plus settlement escrow
+    (balances plus this are conserved)."""
+    m = _meta(state)
+    return m.escrow + m.settle_escrow
 
 
 def participant(state: ScanState, addr: bytes) -> dict[str, Any] | None:
@@ -133,10 +149,13 @@ def trades(
     from_height: int | None = None,
     to_height: int | None = None,
     limit: int | None = None,
+    status: str | None = None,
 ) -> list[dict[str, Any]]:
     """Trades matching every filter given, oldest first (the last ``limit``)."""
     found: list[Trade] = []
     for _, t in _records(state, TRADE_NS):
+        if status is not None and t.status != status:
+            continue
         if product is not None and t.product != product:
             continue
         if slot is not None and t.slot != slot:
@@ -152,6 +171,26 @@ def trades(
     if limit is not None:
         found = found[-limit:] if limit else []
     return [t.to_json() for t in found]
+
+
+def trade(state: ScanState, seq: int) -> dict[str, Any] | None:
+    t: Trade | None = state.get((TRADE_NS, u64(seq)))
+    return None if t is None else t.to_json()
+
+
+def position(state: ScanState, addr: bytes) -> dict[str, Any]:
+    """A participant's energy position and money (the seed's get_balance with
+    power and money), from state counters, not a scan: Wh bought and sold
+    (matched), of those received / not received (as buyer) and delivered /
+    undelivered (as seller) once settled, still to settle (confirmed), and
+    its balance, order escrow and settlement escrow."""
+    p: Position | None = state.get((POS_NS, addr))
+    p = Position() if p is None else p
+    out: dict[str, Any] = {"address": addr.hex(), "balance": get_account(state, addr).balance}
+    out.update(p._asdict())
+    out["pending_bought_wh"] = p.bought_wh - p.received_wh - p.not_received_wh
+    out["pending_sold_wh"] = p.sold_wh - p.delivered_wh - p.undelivered_wh
+    return out
 
 
 def _stats(

@@ -9,7 +9,16 @@ Namespaces (key bytes after the namespace):
     mkt.book   book key                     BookHead: price levels, size, trade totals
     mkt.lvl    book key + side + price      Level: the resting orders at one price
     mkt.cap    address + side + slot        Ints((committed Wh,))
-    mkt.trade  trade seq                    Trade
+    mkt.trade  trade seq                    Trade (its settlement fields filled in when
+                                            the settlement engine settles it)
+    mkt.pos    address                      Position: a participant's energy and escrow
+                                            counters (``market.position``)
+    mkt.stlq   b""                          Ints: slots with trades pending settlement,
+                                            ascending
+    mkt.stls   u64(slot)                    Ids: sellers with unsettled trades in the
+                                            slot, in address order
+    mkt.stlt   u64(slot) + seller           Ints: that seller's unsettled trade seqs in
+                                            the slot, ascending
     mkt.dueidx b""                          Ints: times with work due, ascending
     mkt.due    time                         Ids: b"x"+order id (expiry), b"g"+book key (gate)
 
@@ -33,6 +42,10 @@ ORDER_NS = "mkt.order"
 BOOK_NS = "mkt.book"
 CAP_NS = "mkt.cap"
 TRADE_NS = "mkt.trade"
+POS_NS = "mkt.pos"
+STLQ_NS = "mkt.stlq"
+STLS_NS = "mkt.stls"
+STLT_NS = "mkt.stlt"
 LVL_NS = "mkt.lvl"
 DUEIDX_NS = "mkt.dueidx"
 DUE_NS = "mkt.due"
@@ -48,6 +61,9 @@ TIFS = ("GTC", "IOC", "FOK")
 # Order states: open rests in its book; the others are final.
 OPEN, FILLED, CANCELLED, EXPIRED, KILLED = "open", "filled", "cancelled", "expired", "killed"
 ORDER_STATUSES = (OPEN, FILLED, CANCELLED, EXPIRED, KILLED)
+# Trade states: confirmed from the match until its slot settles, then final.
+CONFIRMED, COMPLETED, PARTIAL, UNDELIVERED = "confirmed", "completed", "partial", "undelivered"
+TRADE_STATUSES = (CONFIRMED, COMPLETED, PARTIAL, UNDELIVERED)
 
 
 def u64(n: int) -> bytes:
@@ -163,19 +179,60 @@ class Trade(NamedTuple):
     seller: bytes
     energy: int
     price: int
-    value: int  # what the buyer paid the seller, before fees
+    value: int  # price x energy // 1000: what the buyer pays if all is delivered
+    # Fees: until settled, those due on full delivery (the buyer's is in the
+    # settlement escrow); once settled, those charged (on the delivered part).
     buyer_fee: int
     seller_fee: int
+    status: str = CONFIRMED
+    delivered_wh: int = 0  # metered energy allocated to it at settlement
+    paid: int = 0  # to the seller for the delivered energy, before its fee
+    refunded: int = 0  # back to the buyer from the settlement escrow
+    penalty: int = 0  # moved from the seller to the buyer (shortfall rule)
+    bundled_wh: int = 0  # certificate energy moved to the buyer with it
+    settled_height: int = 0  # 0 until settled
+
+    @property
+    def escrow(self) -> int:
+        """What the settlement escrow holds for it: value and buyer fee until
+        it settles, nothing after."""
+        return self.value + self.buyer_fee if self.status == CONFIRMED else 0
 
     def to_obj(self) -> list[Any]:
         return list(self)
 
     @classmethod
     def from_obj(cls, obj: Any) -> Trade:
-        return cls(*encoding.as_list(obj, 14, "trade"))
+        return cls(*encoding.as_list(obj, 21, "trade"))
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v.hex() if isinstance(v, bytes) else v for k, v in self._asdict().items()}
+        out = {k: v.hex() if isinstance(v, bytes) else v for k, v in self._asdict().items()}
+        out["escrow"] = self.escrow
+        return out
+
+
+class Position(NamedTuple):
+    """A participant's energy and escrow counters, kept as trades match and
+    settle (``market.position``): Wh bought and sold when matched; of what it
+    bought, Wh received and not received; of what it sold, Wh delivered and
+    not delivered (both at settlement); money held for its open buy orders
+    and for its confirmed trades (as buyer)."""
+
+    bought_wh: int = 0
+    sold_wh: int = 0
+    received_wh: int = 0
+    not_received_wh: int = 0
+    delivered_wh: int = 0
+    undelivered_wh: int = 0
+    order_escrow: int = 0
+    settlement_escrow: int = 0
+
+    def to_obj(self) -> list[int]:
+        return list(self)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Position:
+        return cls(*(encoding.as_uint(x, "position") for x in encoding.as_list(obj, 8, "position")))
 
 
 class Meta(NamedTuple):
@@ -191,13 +248,14 @@ class Meta(NamedTuple):
     value: int = 0
     min_price: int = 0  # 0 until the first trade
     max_price: int = 0
+    settle_escrow: int = 0  # value + buyer fee of every confirmed (unsettled) trade
 
     def to_obj(self) -> list[int]:
         return list(self)
 
     @classmethod
     def from_obj(cls, obj: Any) -> Meta:
-        return cls(*encoding.as_list(obj, 10, "market meta"))
+        return cls(*encoding.as_list(obj, 11, "market meta"))
 
 
 class Counters:
@@ -217,17 +275,20 @@ class Counters:
     value: int
     min_price: int
     max_price: int
+    settle_escrow: int
 
     def __init__(self, meta: Meta) -> None:
         (
             self.clock, self.order_seq, self.trade_seq, self.escrow, self.open_orders,
             self.trades, self.volume_wh, self.value, self.min_price, self.max_price,
+            self.settle_escrow,
         ) = meta  # fmt: skip
 
     def freeze(self) -> Meta:
         return _new_meta((
             self.clock, self.order_seq, self.trade_seq, self.escrow, self.open_orders,
             self.trades, self.volume_wh, self.value, self.min_price, self.max_price,
+            self.settle_escrow,
         ))  # fmt: skip
 
 
@@ -243,6 +304,10 @@ STATE_CODECS = {
     LVL_NS: Level.from_obj,
     CAP_NS: Ints.from_obj,
     TRADE_NS: Trade.from_obj,
+    POS_NS: Position.from_obj,
+    STLQ_NS: Ints.from_obj,
+    STLS_NS: Ids.from_obj,
+    STLT_NS: Ints.from_obj,
     DUEIDX_NS: Ints.from_obj,
     DUE_NS: Ids.from_obj,
 }

@@ -16,21 +16,25 @@ Rounding, in integers throughout:
 - trade value = price (micro/kWh) x energy (Wh) // 1000, rounded down; the
   buyer pays exactly what the seller is credited before fees, so the sub-micro
   remainder is never charged to anyone and no money is created;
-- fees = value x bps // 10000, rounded down, paid to the block's miner;
+- fees = value x bps // 10000, rounded down;
 - a buy order escrows cost(limit, energy) + fee on it. Because each fill is at
   a price <= the limit and floor(a) + floor(b) <= floor(a + b), the fills of an
   order can never need more than its escrow; what is left is refunded.
+- a fill moves its value and buyer fee from the order's escrow to the
+  settlement escrow; the seller is paid (and the fees charged) only when the
+  slot settles against meter readings (engines/settlement).
 """
 
 from __future__ import annotations
 
 import weakref
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from powernode.core.errors import InsufficientFunds
-from powernode.core.execution import Event, ExecContext, StateAccess
+from powernode.core.execution import Event, ExecContext, StateAccess, StateRead
 from powernode.engines.accounts import credit, debit
 from powernode.engines.market.book import BookHead, Level, OrderBook, Resting
 from powernode.engines.market.params import MarketParams, markets
@@ -44,7 +48,11 @@ from powernode.engines.market.records import (
     META_NS,
     ORDER_NS,
     PART_NS,
+    POS_NS,
     SIDE_BYTE,
+    STLQ_NS,
+    STLS_NS,
+    STLT_NS,
     TRADE_NS,
     Counters,
     Ids,
@@ -52,6 +60,7 @@ from powernode.engines.market.records import (
     Meta,
     Order,
     Participant,
+    Position,
     Trade,
     level_key,
     u64,
@@ -60,6 +69,64 @@ from powernode.engines.market.records import (
 META_KEY = (META_NS, b"")
 U64_MAX = 2**64 - 1
 _DUEIDX_KEY = (DUEIDX_NS, b"")
+STLQ_KEY = (STLQ_NS, b"")
+_new_pos = partial(tuple.__new__, Position)
+_ZERO_POS = Position()
+
+
+def position(view: StateRead, addr: bytes) -> Position:
+    p: Position | None = view.get((POS_NS, addr))
+    return _ZERO_POS if p is None else p
+
+
+def put_position(view: StateAccess, addr: bytes, p: Position) -> None:
+    view.put((POS_NS, addr), None if p == _ZERO_POS else p)
+
+
+def add_order_escrow(view: StateAccess, addr: bytes, delta: int) -> None:
+    p = position(view, addr)
+    put_position(view, addr, _new_pos((*p[:6], p[6] + delta, p[7])))
+
+
+def unsettled_key(slot: int, seller: bytes) -> bytes:
+    return u64(slot) + seller
+
+
+def pending_slots(view: StateRead) -> Ints:
+    q: Ints | None = view.get(STLQ_KEY)
+    return Ints() if q is None else q
+
+
+def pending_sellers(view: StateRead, slot: int) -> Ids:
+    s: Ids | None = view.get((STLS_NS, u64(slot)))
+    return Ids() if s is None else s
+
+
+def unsettled(view: StateRead, slot: int, seller: bytes) -> Ints:
+    t: Ints | None = view.get((STLT_NS, unsettled_key(slot, seller)))
+    return Ints() if t is None else t
+
+
+def _add_unsettled(view: StateAccess, slot: int, seller: bytes, seq: int) -> None:
+    """Index a new trade for the settlement of (seller, slot): trade seqs
+    grow, so appending keeps each list ascending."""
+    key = (STLT_NS, unsettled_key(slot, seller))
+    seqs: Ints | None = view.get(key)
+    if seqs is not None:
+        view.put(key, Ints((*seqs, seq)))
+        return
+    view.put(key, Ints((seq,)))
+    skey = (STLS_NS, u64(slot))
+    sellers: Ids | None = view.get(skey)
+    if sellers is None:
+        q = list(pending_slots(view))
+        insort(q, slot)
+        view.put(STLQ_KEY, Ints(q))
+        view.put(skey, Ids((seller,)))
+        return
+    lst = list(sellers)
+    insort(lst, seller)
+    view.put(skey, Ids(lst))
 
 
 def owned(view: StateAccess, key: tuple[str, bytes], new: Callable[[], Any]) -> Any:
@@ -183,11 +250,13 @@ class Session:
     def take_escrow(self, addr: bytes, amount: int) -> None:
         if amount:
             debit(self.view, addr, amount)
+            add_order_escrow(self.view, addr, amount)
             self.c.escrow += amount
 
     def release_escrow(self, addr: bytes, amount: int) -> None:
         if amount:
             credit(self.view, addr, amount)
+            add_order_escrow(self.view, addr, -amount)
             self.c.escrow -= amount
 
     def settle(
@@ -200,28 +269,40 @@ class Session:
         energy: int,
         price: int,
     ) -> None:
-        """Pay for ``energy`` at ``price`` from the buy order's escrow and
-        record the trade; the book already took the energy off both orders."""
+        """Record the trade of ``energy`` at ``price`` as ``confirmed``: its
+        value and buyer fee move from the buy order's escrow to the
+        settlement escrow, and it joins the (seller, slot) index the
+        settlement works from. Nobody is paid yet. The book already took the
+        energy off both orders."""
         value = trade_value(price, energy)
         bfee = fee_on(value, mp.buyer_fee_bps)
         sfee = fee_on(value, mp.seller_fee_bps)
-        if buy.escrow < value + bfee:  # unreachable by the escrow rule above
+        held = value + bfee
+        if buy.escrow < held:  # unreachable by the escrow rule above
             raise InsufficientFunds("market: escrow short of a fill")
-        buy.escrow -= value + bfee
-        credit(self.view, sell.owner, value - sfee)
-        if bfee + sfee:
-            credit(self.view, self.ctx.miner, bfee + sfee)
+        buy.escrow -= held
+        view = self.view
         c = self.c
         seq = c.trade_seq
-        self.view.put(
+        view.put(
             (TRADE_NS, u64(seq)),
             Trade(
                 seq, self.ctx.height, self.now, mp.product, slot, buy.oid, sell.oid,
                 buy.owner, sell.owner, energy, price, value, bfee, sfee,
             ),
         )  # fmt: skip
+        _add_unsettled(view, slot, sell.owner, seq)
+        p = position(view, buy.owner)
+        put_position(
+            view,
+            buy.owner,
+            _new_pos((p[0] + energy, *p[1:6], p[6] - held, p[7] + held)),
+        )
+        p = position(view, sell.owner)
+        put_position(view, sell.owner, _new_pos((p[0], p[1] + energy, *p[2:])))
         c.trade_seq = seq + 1
-        c.escrow -= value + bfee
+        c.escrow -= held
+        c.settle_escrow += held
         if c.trades == 0 or price < c.min_price:
             c.min_price = price
         if price > c.max_price:

@@ -282,7 +282,12 @@ class _Replay:
             raise _bad(p, "moves a certificate that is not in this lineage")
         sender = tx.sender_address
         if sender != cert.owner:
-            raise _bad(p, "sent by an address that does not own the certificate")
+            raise _bad(
+                p,
+                "sent by an address that does not own the certificate (if a settlement or PPA"
+                " delivery moved it, the lineage includes a settlement step, which a proof"
+                " cannot replay)",
+            )
         if cert.status != ACTIVE:
             raise _bad(p, "moves a retired certificate")
         self.when(p, f"certificate {cid.hex()[:16]} not expired", lambda now: now < cert.expires)
@@ -376,7 +381,11 @@ def replay(
         r.move(p, certs, steps)
     out = Replayed(device=dev, certs=certs, steps=steps, root=root.id, unchecked=r.unchecked)
     if cert_id not in certs:
-        raise ProofBadLineage(f"the lineage never makes certificate {cert_id.hex()}")
+        raise ProofBadLineage(
+            f"the lineage never makes certificate {cert_id.hex()} (if a settlement or PPA"
+            " delivery split it off, the lineage includes a settlement step, which a proof"
+            " cannot replay)"
+        )
     # Every move must touch the certificate or an ancestor: a tx of a
     # sibling's own history proves nothing about this certificate.
     line = set(out.ancestry(cert_id))

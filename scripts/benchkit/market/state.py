@@ -71,9 +71,10 @@ def outcome_of(s: Stream, state: MemoryState, index: Callable[[bytes], int]) -> 
 
 
 def money(state: MemoryState) -> int:
-    """Every balance plus the market's escrow: only block rewards may change it."""
+    """Every balance plus the market's escrows (orders and settlement): only
+    block rewards may change it."""
     held = sum(v.balance for (ns, _), v in state.data.items() if ns == ACCOUNT_NS)
-    return held + queries.escrow_total(state)
+    return held + queries.held_total(state)
 
 
 def messages(s: Stream, oid: Callable[[int], bytes]) -> Iterator[tuple[int, str, list[Any]]]:

@@ -1,0 +1,81 @@
+"""PPA and declarative contract RPC methods: ``ppa.get``, ``ppa.list``,
+``contract.get``, ``contract.list``.
+
+Each method parses its params, reads the tip state through the contracts
+engine's pure query functions (engines/contracts/ppa_queries.py and
+contract_queries.py) and returns JSON-ready results: ids and addresses as
+lowercase hex, energy in Wh, prices in micro-units per kWh, money in
+micro-units, times in unix seconds. Time-dependent fields (a PPA's days
+remaining, a contract's expiry) are judged by the engines' clock, as the
+next block's handlers would judge them.
+
+Bad params are ``InvalidParams`` (-32602, ``invalid_params``). An unknown
+PPA or contract is ``NotFound`` (-32004) with the engine's own code,
+``unknown_ppa`` or ``unknown_contract``, in ``error.data.code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from powernode.chain.ledger import Ledger
+from powernode.core.errors import InvalidParams, NotFound
+from powernode.engines.contracts import contract_queries as kq
+from powernode.engines.contracts import ppa_queries as pq
+from powernode.engines.contracts.contract_records import STATUSES as CONTRACT_STATUSES
+from powernode.engines.contracts.ppa_records import STATUSES as PPA_STATUSES
+from powernode.engines.market.queries import market_time
+from powernode.node import rpc_params as rp
+from powernode.node.rpc import Method, Params
+
+
+def contract_methods(ledger: Ledger) -> dict[str, Method]:
+    """``ppa.get``, ``ppa.list``, ``contract.get``, ``contract.list``: reads
+    of the tip state."""
+
+    def state() -> Any:
+        return ledger.chain.state
+
+    def now() -> int:
+        # The engines' clock: the market clock, or the tip's time if later
+        # (the same as cert.params' "now").
+        return max(market_time(state()), ledger.chain.tip.header.timestamp)
+
+    def one_of(p: Params, key: str, pos: int, allowed: tuple[str, ...]) -> str | None:
+        v = rp.arg(p, key, pos)
+        if v is None:
+            return None
+        if not isinstance(v, str) or v not in allowed:
+            raise InvalidParams(f"'{key}' must be one of {list(allowed)}")
+        return v
+
+    async def ppa_get(p: Params) -> Any:
+        pid = rp.id32(p, "id", 0, "a PPA id (the txid that proposed it)")
+        found = pq.get(state(), pid, now())
+        if found is None:
+            raise NotFound(f"no PPA {pid.hex()}", code="unknown_ppa")
+        return found
+
+    async def ppa_list(p: Params) -> Any:
+        party = rp.address(p, "party", 0, required=False)
+        status = one_of(p, "status", 1, PPA_STATUSES)
+        return pq.list_ppas(state(), party=party, status=status, now=now())
+
+    async def contract_get(p: Params) -> Any:
+        cid = rp.id32(p, "id", 0, "a contract id (the txid that created it)")
+        found = kq.get(state(), cid, now())
+        if found is None:
+            raise NotFound(f"no contract {cid.hex()}", code="unknown_contract")
+        return found
+
+    async def contract_list(p: Params) -> Any:
+        party = rp.address(p, "party", 0, required=False)
+        status = one_of(p, "status", 1, CONTRACT_STATUSES)
+        return kq.contracts(state(), party=party, status=status, now=now())
+
+    return {
+        "ppa.get": ppa_get,
+        "ppa.list": ppa_list,
+        "contract.get": contract_get,
+        "contract.list": contract_list,
+    }
