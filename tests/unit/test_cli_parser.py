@@ -44,7 +44,7 @@ def test_every_command_is_registered_in_order() -> None:
         *("init", "run", "keygen", "status", "balance", "transfer", "stop", "mine"),
         *("register", "order", "cancel", "book", "trades", "position", "orders", "stats"),
         "participant",
-        *("device", "meter", "cert", "verify-proof"),
+        *("device", "meter", "cert", "ppa", "contract", "verify-proof"),
     ]
 
 
