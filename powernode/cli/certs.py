@@ -23,7 +23,9 @@ from powernode.cli.common import (
     UserError,
     add_command,
     add_tx_options,
+    address_arg,
     emit,
+    hex_id,
     report_tx,
     rpc_client,
     signing_key,
@@ -46,7 +48,7 @@ from powernode.client import (
     format_kwh,
     read_key,
 )
-from powernode.core.crypto import canonical_pubkey, parse_address
+from powernode.core.crypto import canonical_pubkey
 from powernode.core.errors import DecodeError
 from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
 from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
@@ -70,35 +72,12 @@ def when(t: int) -> str:
 # --- parsing --------------------------------------------------------------------
 
 
-def hex_id(text: str, what: str) -> bytes:
-    """A 32-byte id as 64 hex digits (``0x`` optional), or a UserError
-    saying what ``what`` is."""
-    s = text.strip().removeprefix("0x")
-    try:
-        raw = bytes.fromhex(s) if s.isascii() else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise UserError(f"{what} must be 64 hex digits, not {clip(text)!r}")
-    return raw
-
-
 def device_id_arg(text: str) -> bytes:
     return hex_id(text, "DEVICE_ID (the id of the tx that registered the device)")
 
 
 def cert_id_arg(text: str) -> bytes:
     return hex_id(text, "CERT_ID")
-
-
-def address_arg(what: str) -> Callable[[str], bytes]:
-    def parse(text: str) -> bytes:
-        try:
-            return parse_address(text)
-        except DecodeError as exc:
-            raise UserError(f"{what}: {exc.message}") from None
-
-    return parse
 
 
 U64_MAX = 2**64 - 1  # what a tx can carry

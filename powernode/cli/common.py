@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from powernode.client import RpcClient, RpcError, RpcUnavailable, read_key
-from powernode.core.crypto import KeyPair
+from powernode.core.crypto import KeyPair, parse_address
 from powernode.core.errors import DecodeError, PowernodeError
 from powernode.core.tx import Transaction
-from powernode.core.units import U63, parse_decimal, parse_whole
+from powernode.core.units import U63, clip, parse_decimal, parse_whole
 
 DEFAULT_DATADIR = Path.home() / ".powernode"
 
@@ -77,6 +77,32 @@ def whole_number(what: str, *, lo: int = 0, hi: int = U63) -> Callable[[str], in
             return parse_whole(text, what, lo=lo, hi=hi)
         except DecodeError as exc:
             raise UserError(exc.message) from None
+
+    return parse
+
+
+def hex_id(text: str, what: str) -> bytes:
+    """A 32-byte id (a device, certificate, PPA or contract: the id of the tx
+    that made it) as 64 hex digits (``0x`` optional), or a UserError saying
+    what ``what`` is."""
+    s = text.strip().removeprefix("0x")
+    try:
+        raw = bytes.fromhex(s) if s.isascii() else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise UserError(f"{what} must be 64 hex digits, not {clip(text)!r}")
+    return raw
+
+
+def address_arg(what: str) -> Callable[[str], bytes]:
+    """An address option's type: a bad one is a UserError naming ``what``."""
+
+    def parse(text: str) -> bytes:
+        try:
+            return parse_address(text)
+        except DecodeError as exc:
+            raise UserError(f"{what}: {exc.message}") from None
 
     return parse
 

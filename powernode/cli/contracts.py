@@ -29,7 +29,9 @@ from powernode.cli.common import (
     UserError,
     add_command,
     add_tx_options,
+    address_arg,
     emit,
+    hex_id,
     report_tx,
     rpc_client,
     signing_key,
@@ -54,7 +56,6 @@ from powernode.client import (
     parse_price,
     read_bytes,
 )
-from powernode.core.crypto import parse_address
 from powernode.core.errors import DecodeError
 from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
 from powernode.engines.contracts.contract_records import STATUSES as CONTRACT_STATUSES
@@ -97,18 +98,6 @@ ACTIONS: dict[str, tuple[str, ...]] = {
 # --- parsing --------------------------------------------------------------------
 
 
-def hex_id(text: str, what: str) -> bytes:
-    """A 32-byte id as 64 hex digits (``0x`` optional), or a UserError."""
-    s = text.strip().removeprefix("0x")
-    try:
-        raw = bytes.fromhex(s) if s.isascii() else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise UserError(f"{what} must be 64 hex digits, not {clip(text)!r}")
-    return raw
-
-
 def ppa_id_arg(text: str) -> bytes:
     return hex_id(text, "PPA_ID (the id of the tx that proposed it)")
 
@@ -119,16 +108,6 @@ def contract_id_arg(text: str) -> bytes:
 
 def device_id_arg(text: str) -> bytes:
     return hex_id(text, "--device (the id of the tx that registered the device)")
-
-
-def address_arg(what: str) -> Callable[[str], bytes]:
-    def parse(text: str) -> bytes:
-        try:
-            return parse_address(text)
-        except DecodeError as exc:
-            raise UserError(f"{what}: {exc.message}") from None
-
-    return parse
 
 
 def kwh_arg(what: str) -> Callable[[str], int]:
