@@ -46,7 +46,6 @@ from powernode.engines.certificates.records import (
     RET_NS,
     RETIRE,
     RETIRED,
-    SPLIT,
     TRANSFER,
     CertId,
     Certificate,
@@ -55,12 +54,12 @@ from powernode.engines.certificates.records import (
     Wh,
     add_step,
     cert,
-    child_id,
     claimed,
     claimed_key,
     put_totals,
     ret_key,
     root_id,
+    split_off,
     totals,
 )
 from powernode.engines.market.handlers import settled
@@ -298,40 +297,6 @@ def _check_move(
     return c, now
 
 
-def _split(
-    view: StateAccess,
-    ctx: ExecContext,
-    tx: Transaction,
-    parent_id: bytes,
-    parent: Certificate,
-    to: bytes,
-    wh: int,
-    now: int,
-) -> tuple[bytes, Certificate]:
-    """Split ``wh`` off ``parent`` into a child owned by ``to``: the child
-    carries the origin fields, and both record the split in their steps."""
-    cid = child_id(parent_id, tx.txid)
-    owner = parent.owner
-    child = parent._replace(
-        owner=to,
-        wh=wh,
-        remaining_wh=wh,
-        parent=parent_id,
-        issued_txid=tx.txid,
-        issued_height=ctx.height,
-        issued_time=now,
-        steps=0,
-    )
-    parent = parent._replace(remaining_wh=parent.remaining_wh - wh)
-    add_step(view, parent_id, parent, Step(SPLIT, tx.txid, ctx.height, now, owner, to, wh, cid, ""))
-    child = add_step(
-        view, cid, child, Step(SPLIT, tx.txid, ctx.height, now, owner, to, wh, parent_id, "")
-    )
-    t = totals(view)
-    put_totals(view, t._replace(certificates=t.certificates + 1))
-    return cid, child
-
-
 # --- cert.transfer --------------------------------------------------------------
 
 
@@ -384,7 +349,9 @@ class TransferHandler:
                 Step(TRANSFER, tx.txid, ctx.height, now, frm, p.to, p.wh, b"", ""),
             )
             return [{"event": "cert.transferred", "cert": p.cert_id, "to": p.to, "wh": p.wh}]
-        cid, child = _split(view, ctx, tx, p.cert_id, c, p.to, p.wh, now)
+        cid, child = split_off(
+            view, p.cert_id, c, p.to, p.wh, ref=tx.txid, height=ctx.height, now=now
+        )
         add_step(
             view, cid, child, Step(TRANSFER, tx.txid, ctx.height, now, frm, p.to, p.wh, b"", "")
         )
@@ -446,7 +413,9 @@ class RetireHandler:
         cid = p.cert_id
         if p.wh < c.remaining_wh:
             # A part: split it off to the owner, and retire the child.
-            cid, c = _split(view, ctx, tx, p.cert_id, c, sender, p.wh, now)
+            cid, c = split_off(
+                view, p.cert_id, c, sender, p.wh, ref=tx.txid, height=ctx.height, now=now
+            )
             events.append({"event": "cert.split", "parent": p.cert_id, "cert": cid, "wh": p.wh})
         claim = Claim(p.beneficiary, p.purpose, p.period_start, p.period_end, sender)
         c = c._replace(status=RETIRED, claim=claim)

@@ -14,15 +14,12 @@ from functools import partial
 from powernode.core.execution import ExecContext, StateAccess
 from powernode.engines.certificates.records import (
     ACTIVE,
-    SPLIT,
     Certificate,
     Step,
     add_step,
     cert,
-    child_id,
     claimed,
-    put_totals,
-    totals,
+    split_off,
 )
 from powernode.engines.metering import clock
 
@@ -78,33 +75,6 @@ def bundle(
     if n == c.remaining_wh:
         add_step(view, root, _cert((to, *c[1:])), step)  # c._replace(owner=to)
         return n, root
-    cid, kid = _split(view, ctx, root, c, to, n, now, ref)
+    cid, kid = split_off(view, root, c, to, n, ref=ref, height=ctx.height, now=now)
     add_step(view, cid, kid, step)
     return n, cid
-
-
-def _split(
-    view: StateAccess,
-    ctx: ExecContext,
-    parent_id: bytes,
-    parent: Certificate,
-    to: bytes,
-    wh: int,
-    now: int,
-    ref: bytes,
-) -> tuple[bytes, Certificate]:
-    """Split ``wh`` off ``parent`` into a child owned by ``to`` (as a
-    transfer's split does, with ``ref`` in place of the txid); returns the
-    child's id and record."""
-    cid = child_id(parent_id, ref)
-    owner = parent.owner
-    h = ctx.height
-    # parent._replace(owner=to, wh=wh, remaining_wh=wh, parent=parent_id,
-    # issued_txid=ref, issued_height=h, issued_time=now, steps=0)
-    child = _cert((to, *parent[1:9], wh, wh, parent[11], parent_id, ref, h, now, *parent[16:18], 0))
-    parent = _cert((*parent[:10], parent.remaining_wh - wh, *parent[11:]))
-    add_step(view, parent_id, parent, _step((SPLIT, ref, h, now, owner, to, wh, cid, "")))
-    child = add_step(view, cid, child, _step((SPLIT, ref, h, now, owner, to, wh, parent_id, "")))
-    t = totals(view)
-    put_totals(view, t._replace(certificates=t.certificates + 1))
-    return cid, child

@@ -301,6 +301,38 @@ def add_step(view: StateAccess, cert_id: bytes, c: Certificate, s: Step) -> Cert
     return c
 
 
+def split_off(
+    view: StateAccess,
+    parent_id: bytes,
+    parent: Certificate,
+    to: bytes,
+    wh: int,
+    *,
+    ref: bytes,
+    height: int,
+    now: int,
+) -> tuple[bytes, Certificate]:
+    """Split ``wh`` off ``parent`` into a child owned by ``to``, id
+    ``child_id(parent_id, ref)`` (``ref``: the splitting tx's id, or the
+    settling event's for a bundle): the child carries the origin fields, and
+    both record the split in their steps. Returns the child's id and record.
+    Built from tuples in C rather than ``_replace``: a settlement of
+    thousands of trades splits thousands of certificates."""
+    cid = child_id(parent_id, ref)
+    owner = parent.owner
+    # parent._replace(owner=to, wh=wh, remaining_wh=wh, parent=parent_id,
+    # issued_txid=ref, issued_height=height, issued_time=now, steps=0)
+    child = _new_cert(
+        (to, *parent[1:9], wh, wh, parent[11], parent_id, ref, height, now, *parent[16:18], 0)
+    )
+    parent = _new_cert((*parent[:10], parent.remaining_wh - wh, *parent[11:]))
+    add_step(view, parent_id, parent, Step(SPLIT, ref, height, now, owner, to, wh, cid, ""))
+    child = add_step(view, cid, child, Step(SPLIT, ref, height, now, owner, to, wh, parent_id, ""))
+    t = totals(view)
+    put_totals(view, t._replace(certificates=t.certificates + 1))
+    return cid, child
+
+
 STATE_CODECS = {
     CERT_NS: Certificate.from_obj,
     CLAIMED_NS: CertId.from_obj,
