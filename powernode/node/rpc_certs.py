@@ -20,10 +20,9 @@ from powernode.chain.ledger import Ledger
 from powernode.core.errors import InvalidParams, NotFound
 from powernode.engines.certificates import queries as cq
 from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
-from powernode.engines.market.queries import market_time
+from powernode.engines.metering import clock
 from powernode.engines.metering import queries as mq
 from powernode.engines.metering.params import SOURCES, cert_params
-from powernode.engines.metering.records import CLOCK_KEY
 from powernode.engines.metering.records import STATUSES as DEVICE_STATUSES
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
@@ -38,13 +37,9 @@ def cert_methods(ledger: Ledger) -> dict[str, Method]:
         return ledger.chain.state
 
     def now() -> int:
-        # The engines' clock (metering.clock) as of the tip. Expiry in
-        # answers is judged by it, as the next block's handlers would.
-        st = state()
-        own = st.get(CLOCK_KEY)
-        return max(
-            market_time(st), 0 if own is None else int(own), ledger.chain.tip.header.timestamp
-        )
+        # The engines' clock (metering.clock) as of the tip, as the next
+        # block's handlers would judge expiry and days remaining.
+        return clock.at(state(), ledger.chain.tip.header.timestamp)
 
     def one_of(p: Params, key: str, pos: int, allowed: tuple[str, ...]) -> str | None:
         v = rp.arg(p, key, pos)

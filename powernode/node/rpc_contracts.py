@@ -24,7 +24,7 @@ from powernode.engines.contracts import contract_queries as kq
 from powernode.engines.contracts import ppa_queries as pq
 from powernode.engines.contracts.contract_records import STATUSES as CONTRACT_STATUSES
 from powernode.engines.contracts.ppa_records import STATUSES as PPA_STATUSES
-from powernode.engines.market.queries import market_time
+from powernode.engines.metering import clock
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
 
@@ -37,9 +37,9 @@ def contract_methods(ledger: Ledger) -> dict[str, Method]:
         return ledger.chain.state
 
     def now() -> int:
-        # The engines' clock: the market clock, or the tip's time if later
-        # (the same as cert.params' "now").
-        return max(market_time(state()), ledger.chain.tip.header.timestamp)
+        # The engines' clock (metering.clock) as of the tip, as the next
+        # block's handlers would judge expiry and days remaining.
+        return clock.at(state(), ledger.chain.tip.header.timestamp)
 
     def one_of(p: Params, key: str, pos: int, allowed: tuple[str, ...]) -> str | None:
         v = rp.arg(p, key, pos)

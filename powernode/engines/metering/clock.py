@@ -19,12 +19,18 @@ _MARKET_META = (META_NS, b"")
 
 
 def now(view: StateRead, ctx: ExecContext) -> int:
+    return at(view, ctx.timestamp)
+
+
+def at(view: StateRead, timestamp: int) -> int:
+    """The clock for a block of ``timestamp`` on ``view`` (RPC answers judge
+    expiry and days remaining with the tip's, as the next block would)."""
     # The market's meta record read directly (market.queries.market_time
     # wants a scannable state; a tx has only its view).
     meta: Meta | None = view.get(_MARKET_META)
     own: Clock | None = view.get(CLOCK_KEY)
     # int(): the stored Clock must not leak into records that use the time.
-    return max(0 if meta is None else meta.clock, 0 if own is None else int(own), ctx.timestamp)
+    return max(0 if meta is None else meta.clock, 0 if own is None else int(own), timestamp)
 
 
 def start(view: StateAccess, ctx: ExecContext) -> None:
