@@ -50,6 +50,10 @@ VerifyBatch = Callable[[Sequence[Transaction]], None]
 Prepared = Callable[[Block, "IndexEntry"], "BlockResult | None"]
 
 
+# Sources kept for blocks not connected yet (block.connected peer=).
+_MAX_SOURCES = 1024
+
+
 @dataclass(slots=True)
 class ChainUpdate:
     """What one activation did, in order, for the mempool and the logs."""
@@ -92,6 +96,13 @@ class Chain:
         # Set by the ledger: the result of a block it mined from its own
         # template, sealed from that template (chain/templates.py).
         self.prepared: Prepared | None = None
+        # Set by the node: told the seconds each block connect took (metrics).
+        self.connect_observer: Callable[[float], None] | None = None
+        # The peer each submitted block came from, until it connects (for
+        # block.connected's peer=); bounded, as side blocks never connect.
+        self._sources: OrderedDict[bytes, str] = OrderedDict()
+        # The clock of the submit being handled (for block.connected's age_s=).
+        self._now: int | None = None
 
     # --- loading ------------------------------------------------------------
 
@@ -205,11 +216,18 @@ class Chain:
 
     # --- accepting ----------------------------------------------------------
 
-    def submit_block(self, block: Block, *, now: int, mono: float) -> tuple[str, ChainUpdate]:
+    def submit_block(
+        self, block: Block, *, now: int, mono: float, source: str = ""
+    ) -> tuple[str, ChainUpdate]:
         """Validate, store and maybe activate ``block``; then any orphans it
         unblocks. Returns (outcome, update) where outcome is ``connected``,
         ``side`` (stored on a branch with less work), ``orphan`` or
         ``duplicate``. Raises a typed error if the block is invalid."""
+        self._now = now
+        if source:
+            self._sources[block.hash] = source
+            if len(self._sources) > _MAX_SOURCES:
+                self._sources.popitem(last=False)
         known = self.index.get(block.hash)
         if known is not None and known.status & HAVE_DATA:
             if known.failed:
@@ -320,13 +338,20 @@ class Chain:
         )
         self.state.apply_values(result.changed)
         self.active.append(entry)
+        seconds = time.perf_counter() - started
+        if self.connect_observer is not None:
+            self.connect_observer(seconds)
         emit(
             log,
             "block.connected",
             height=entry.height,
             hash=entry.hash,
             txs=len(block.txs),
-            ms=(time.perf_counter() - started) * 1000,
+            ms=seconds * 1000,
+            size=len(block.raw),
+            # Seconds from the block's timestamp to its connect here.
+            age_s=(self._now - block.header.timestamp) if self._now is not None else "",
+            peer=self._sources.pop(entry.hash, "local"),
         )
         return block, result
 

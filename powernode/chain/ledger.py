@@ -249,9 +249,11 @@ class Ledger:
 
     # --- blocks -------------------------------------------------------------
 
-    def submit_block(self, block: Block, *, now: int, mono: float) -> tuple[str, ChainUpdate]:
+    def submit_block(
+        self, block: Block, *, now: int, mono: float, source: str = ""
+    ) -> tuple[str, ChainUpdate]:
         try:
-            outcome, update = self.chain.submit_block(block, now=now, mono=mono)
+            outcome, update = self.chain.submit_block(block, now=now, mono=mono, source=source)
         except BaseException:
             # It may have moved the tip before raising (a reorg onto a branch
             # found invalid, a storage error): what was checked before must

@@ -184,10 +184,19 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UserError(f"{config_path} is not UTF-8 text") from None
     if a.mine:
         cfg = replace(cfg, mining=replace(cfg.mining, enabled=True))
+    if a.metrics:
+        cfg = replace(cfg, metrics=replace(cfg.metrics, enabled=True))
     # Before the log is opened: node.log is the running node's.
     refuse_second_node(cfg.runtime_path, a.datadir)
     try:
-        setup_logging(fmt=a.log_format or cfg.log.format, level=cfg.log.level, file=cfg.log_path)
+        setup_logging(
+            fmt=a.log_format or cfg.log.format,
+            level=cfg.log.level,
+            file=cfg.log_path,
+            max_bytes=cfg.log.max_bytes,
+            backups=cfg.log.backups,
+            categories=cfg.log.category_levels,
+        )
     except OSError as exc:
         raise UserError(f"cannot open the log {cfg.log_path}: {exc.strerror}") from None
     try:
@@ -313,6 +322,11 @@ def add_commands(sub: Subparsers) -> None:
 
     sp = add_command(sub, "run", cmd_run, "run the node in the foreground")
     sp.add_argument("--mine", action="store_true", help="mine (overrides the config)")
+    sp.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve Prometheus /metrics on [metrics] host:port (overrides the config)",
+    )
     sp.add_argument("--log-format", choices=["text", "json"])
 
     sp = add_command(sub, "keygen", cmd_keygen, "make a new key pair")

@@ -45,9 +45,10 @@ class NodeApi(Protocol):
         ledger's fast decoder: ``chain/txdecode.py``); raises a typed error."""
         ...
 
-    def accept_block(self, block: Block) -> tuple[str, ChainUpdate]:
+    def accept_block(self, block: Block, *, source: str = "") -> tuple[str, ChainUpdate]:
         """Validate and store a block, activate the most-work chain and tell
-        the miner and peers. Returns the outcome (``connected``, ``side``,
+        the miner and peers; ``source`` is the peer it came from, for the
+        logs. Returns the outcome (``connected``, ``side``,
         ``orphan`` or ``duplicate``) and what the chain did; raises a typed
         error for an invalid block."""
         ...

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from powernode.core.errors import ConfigError
+from powernode.node.logging_setup import CATEGORIES, LEVELS
 
 DEFAULT_RPC_PORT = 8645
 DEFAULT_P2P_PORT = 8646
+DEFAULT_METRICS_PORT = 8647
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +55,31 @@ class MiningConfig:
 
 
 # [log] level, in any case.
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = LEVELS
 
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     format: str = "text"  # text | json
     level: str = "info"
+    # "category=level" pairs, as bitcoind's -debug=net (logging_setup.CATEGORIES).
+    levels: tuple[str, ...] = ()
+    # Rotate node.log past this size (0: never; logrotate and SIGHUP instead).
+    max_bytes: int = 0
+    backups: int = 5
+
+    @property
+    def category_levels(self) -> dict[str, str]:
+        return dict(pair.split("=", 1) for pair in self.levels)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """The Prometheus endpoint, opt-in as geth's --metrics, on its own port."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_METRICS_PORT
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +123,7 @@ class NodeConfig:
     log: LogConfig = field(default_factory=LogConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     p2p: P2pConfig = field(default_factory=P2pConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # (old key, new key) for each deprecated key the file used.
     deprecated: tuple[tuple[str, str], ...] = ()
 
@@ -143,6 +164,7 @@ _SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "mempool": MempoolConfig,
     "p2p": P2pConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -212,4 +234,21 @@ def load_config(datadir: Path) -> NodeConfig:
         raise ConfigError(
             f"config [log] level: expected {', '.join(LOG_LEVELS)}, not {cfg.log.level!r}"
         )
+    _check_log(cfg.log)
+    if not 0 <= cfg.metrics.port <= 65535:
+        raise ConfigError("config [metrics] port: expected 0..65535")
     return cfg
+
+
+def _check_log(log: LogConfig) -> None:
+    for pair in log.levels:
+        category, _, level = pair.partition("=")
+        if category not in CATEGORIES or level.lower() not in LOG_LEVELS:
+            raise ConfigError(
+                f"config [log] levels: {pair!r} is not category=level; categories "
+                f"{', '.join(CATEGORIES)}; levels {', '.join(LOG_LEVELS)}"
+            )
+    if log.max_bytes < 0:
+        raise ConfigError("config [log] max_bytes: expected 0 (no rotation) or a positive integer")
+    if log.backups < 1:
+        raise ConfigError("config [log] backups: expected a positive integer")

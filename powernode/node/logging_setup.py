@@ -1,15 +1,23 @@
 """Operator logs: one event per line to stderr and to ``node.log``.
 
-Text: ``2026-11-23T18:31:36.123Z INFO chain block.connected height=5 hash=.. ms=1.2``
+Text: ``2026-11-23T18:31:36.123Z INFO    chain block.connected height=5 hash=.. ms=1.2``
 JSON: ``{"ts": "...", "level": "info", "logger": "chain", "event": "block.connected", "height": 5, ...}``
+
+Levels are set per category, as bitcoind's ``-debug=net``: a category names
+the loggers whose lines it covers, and its level overrides the base level
+for them (``[log] levels`` at start, RPC ``node.loglevel`` while running).
+``node.log`` can be reopened (SIGHUP, after logrotate moved it) and rotated
+by size.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +36,8 @@ def _short(name: str) -> str:
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = getattr(record, "fields", {})
-        line = f"{_ts(record)} {record.levelname:<5} {_short(record.name)} {record.getMessage()}"
+        # 7 wide: WARNING is the longest level name, so columns stay aligned.
+        line = f"{_ts(record)} {record.levelname:<7} {_short(record.name)} {record.getMessage()}"
         if fields:
             line += " " + render_fields(fields)
         if record.exc_info:
@@ -55,7 +64,45 @@ class JsonFormatter(logging.Formatter):
 _STDERR = "powernode.stderr"
 
 
-def setup_logging(*, fmt: str, level: str, file: Path | None) -> None:
+# Category -> the loggers (the column after the level) whose lines it covers.
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "node": ("powernode.node",),
+    "chain": ("powernode.chain",),
+    "mempool": ("powernode.ledger", "powernode.mempool"),
+    "net": ("powernode.p2p", "powernode.sync"),
+    "rpc": ("powernode.rpc",),
+    "miner": ("powernode.miner",),
+    "verify": ("powernode.verify",),
+    "metrics": ("powernode.metrics",),
+}
+LEVELS = ("debug", "info", "warning", "error")
+
+
+class NodeLogFile(logging.handlers.RotatingFileHandler):
+    """``node.log``: rotated by size when ``max_bytes`` > 0 (to
+    ``node.log.1`` .. ``node.log.<backups>``), and reopened by name on
+    ``reopen`` so that after logrotate moved the file the node writes a new
+    one instead of the moved one."""
+
+    def reopen(self) -> None:
+        self.acquire()
+        try:
+            if self.stream is not None:
+                self.stream.close()
+            self.stream = self._open()
+        finally:
+            self.release()
+
+
+def setup_logging(
+    *,
+    fmt: str,
+    level: str,
+    file: Path | None,
+    max_bytes: int = 0,
+    backups: int = 0,
+    categories: Mapping[str, str] | None = None,
+) -> None:
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
     root = logging.getLogger("powernode")
     root.handlers.clear()
@@ -66,11 +113,49 @@ def setup_logging(*, fmt: str, level: str, file: Path | None) -> None:
     err.setFormatter(formatter)
     root.addHandler(err)
     if file is not None:
-        fh = logging.FileHandler(file, encoding="utf-8")
+        fh = NodeLogFile(file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         fh.setFormatter(formatter)
         root.addHandler(fh)
+    for name in CATEGORIES:
+        set_category_level(name, (categories or {}).get(name))
     aio = logging.getLogger("aiohttp.access")
     aio.setLevel(logging.WARNING)
+
+
+def set_category_level(category: str, level: str | None) -> None:
+    """Give ``category`` its own level, or with None let it follow the base
+    level again. Raises KeyError for an unknown category, ValueError for an
+    unknown level."""
+    if level is not None and level.lower() not in LEVELS:
+        raise ValueError(level)
+    for name in CATEGORIES[category]:
+        logging.getLogger(name).setLevel(level.upper() if level is not None else logging.NOTSET)
+
+
+def set_base_level(level: str) -> None:
+    if level.lower() not in LEVELS:
+        raise ValueError(level)
+    logging.getLogger("powernode").setLevel(level.upper())
+
+
+def log_levels() -> dict[str, Any]:
+    """The base level and each category's own level (None: it follows the base)."""
+    cats: dict[str, str | None] = {}
+    for category, names in CATEGORIES.items():
+        own = logging.getLogger(names[0]).level
+        cats[category] = logging.getLevelName(own).lower() if own else None
+    base = logging.getLevelName(logging.getLogger("powernode").level).lower()
+    return {"level": base, "categories": cats}
+
+
+def reopen_log_files() -> int:
+    """Reopen ``node.log`` by name (SIGHUP); returns how many files were reopened."""
+    n = 0
+    for handler in logging.getLogger("powernode").handlers:
+        if isinstance(handler, NodeLogFile):
+            handler.reopen()
+            n += 1
+    return n
 
 
 def log_to_file_only(event: str, level: int = logging.ERROR, **fields: Any) -> None:

@@ -21,7 +21,7 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from powernode.chain.chain import Chain, ChainUpdate
 from powernode.chain.ledger import Checked, Ledger
@@ -42,19 +42,31 @@ from powernode.core.tx import Transaction
 from powernode.logkit import emit
 from powernode.node.api import TxResult
 from powernode.node.config import NodeConfig
+from powernode.node.health import health, sync_state
+from powernode.node.logging_setup import reopen_log_files
+from powernode.node.metrics import NodeMetrics, Watched
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
 from powernode.node.rpc import RpcServer
 from powernode.node.rpc_certs import cert_methods
 from powernode.node.rpc_contracts import contract_methods
 from powernode.node.rpc_market import market_methods
-from powernode.node.rpc_methods import chain_methods, node_methods, peer_methods, submit_methods
+from powernode.node.rpc_methods import (
+    VERSION,
+    chain_methods,
+    log_methods,
+    node_methods,
+    peer_methods,
+    submit_methods,
+)
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
 from powernode.state.genesis import parse_genesis_json
 from powernode.state.registry import verify_tx
 
 log = logging.getLogger("powernode.node")
+# Tx admission lines (the "mempool" log category).
+txlog = logging.getLogger("powernode.mempool")
 
 # Txs per pipeline stage in submit_txs.
 _PIPE_CHUNK = 128
@@ -99,6 +111,9 @@ class Node:
         self.mining_address = b""
         self.rpc: RpcServer | None = None
         self.p2p: P2P | None = None
+        self.metrics = NodeMetrics()
+        self.started_mono = time.monotonic()
+        self.serving = False
 
     @property
     def ledger(self) -> Ledger:
@@ -157,6 +172,7 @@ class Node:
             mempool_bytes=cfg.mempool.max_bytes,
             max_per_sender=cfg.mempool.max_per_sender,
         )
+        ledger.chain.connect_observer = self.metrics.connect_seconds.observe
         t0 = time.perf_counter()
         ledger.load()
         tip = ledger.chain.tip
@@ -194,9 +210,12 @@ class Node:
         self._stack.push_async_callback(self._stop_miner)
         if cfg.mining.enabled:
             self.miner.start()
+        await self._start_metrics(ledger, self.miner)
+        self.serving = True
         emit(log, "node.started", rpc=self.rpc_url, pid=os.getpid(), dev=params.dev)
 
     async def stop(self) -> None:
+        self.serving = False
         emit(log, "node.stopping")
         await self._stack.aclose()
         emit(log, "node.stopped")
@@ -206,12 +225,14 @@ class Node:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
+        # SIGHUP reopens node.log (after logrotate moved it), as daemons do.
+        loop.add_signal_handler(signal.SIGHUP, _reopen_logs)
         try:
             await self.start()
             await self.stopping.wait()
         finally:
             await self.stop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
 
     async def _start_rpc(self, ledger: Ledger, miner: Miner) -> None:
@@ -225,7 +246,9 @@ class Node:
                 mining_address=self.mining_address,
                 rpc_url=lambda: self.rpc_url,
                 stop=self.stopping.set,
+                started_mono=self.started_mono,
             ),
+            log_methods(),
             chain_methods(self, ledger, self.mine_now),
             peer_methods(self.p2p),
             market_methods(ledger),
@@ -242,6 +265,8 @@ class Node:
             max_response_bytes=cfg.rpc.max_response_bytes,
             max_depth=cfg.rpc.max_depth,
             max_values=cfg.rpc.max_values,
+            on_call=self.metrics.rpc_call,
+            health=self._health,
         )
         self._stack.push_async_callback(self.rpc.stop)
         try:
@@ -259,6 +284,38 @@ class Node:
         }
         cfg.runtime_path.write_text(json.dumps(runtime))
         self._stack.callback(self._remove_runtime_files)
+
+    async def _start_metrics(self, ledger: Ledger, miner: Miner) -> None:
+        self.metrics.watch(
+            Watched(
+                ledger=ledger,
+                miner=miner,
+                verifier=self.verifier,
+                p2p=self.p2p,
+                version=VERSION,
+                started_mono=self.started_mono,
+            )
+        )
+        cfg = self.config.metrics
+        if not cfg.enabled:
+            return
+        self._stack.push_async_callback(self.metrics.stop)
+        try:
+            await self.metrics.start(cfg.host, cfg.port)
+        except (OSError, OverflowError) as exc:
+            raise listen_error("metrics", cfg.host, cfg.port, exc) from exc
+
+    def _health(self, max_tip_age: int | None) -> tuple[int, dict[str, Any]]:
+        tip = self.ledger.chain.tip
+        peers = list(self.p2p.peers.values()) if self.p2p is not None else []
+        h = health(
+            serving=self.serving and not self.stopping.is_set(),
+            sync=sync_state(tip.height, (p.height for p in peers)),
+            peers=len(peers),
+            tip_age_s=max(0, now_s() - tip.header.timestamp),
+            max_tip_age_s=max_tip_age,
+        )
+        return h.status, h.body
 
     def _remove_runtime_files(self) -> None:
         for p in (self.config.cookie_path, self.config.runtime_path):
@@ -293,10 +350,13 @@ class Node:
             outcome=outcome,
         )
 
-    def accept_block(self, block: Block) -> tuple[str, ChainUpdate]:
+    def accept_block(self, block: Block, *, source: str = "") -> tuple[str, ChainUpdate]:
         ledger = self.ledger
         tip_before = ledger.chain.tip
-        outcome, update = ledger.submit_block(block, now=now_s(), mono=time.monotonic())
+        outcome, update = ledger.submit_block(
+            block, now=now_s(), mono=time.monotonic(), source=source
+        )
+        self.metrics.chain_updated(update)
         tip_moved = ledger.chain.tip is not tip_before
         if tip_moved and self.miner is not None:
             self.miner.new_tip()
@@ -384,11 +444,40 @@ class Node:
         """``submit_txs``, then announce what was admitted to peers (except
         the one it came from)."""
         results = await self.submit_txs(txs)
+        self._txs_done(txs, results, source)
         if self.p2p is not None:
             accepted = [txid for txid, _ in results if txid is not None]
             if accepted:
                 self.p2p.announce_txs(accepted, source=source)
         return results
+
+    def _txs_done(
+        self,
+        txs: Sequence[Transaction | PowernodeError],
+        results: Sequence[TxResult],
+        source: int | None,
+    ) -> None:
+        self.metrics.txs_done(results)
+        if not txlog.isEnabledFor(logging.DEBUG):
+            return
+        came = "rpc" if source is None else f"peer-{source}"
+        for item, (txid, err) in zip(txs, results, strict=True):
+            if txid is not None:
+                emit(txlog, "tx.accepted", logging.DEBUG, id=txid, source=came)
+            elif err is not None:
+                emit(
+                    txlog,
+                    "tx.rejected",
+                    logging.DEBUG,
+                    id=item.txid if isinstance(item, Transaction) else "",
+                    source=came,
+                    reason=err.code,
+                )
+
+
+def _reopen_logs() -> None:
+    n = reopen_log_files()
+    emit(log, "log.reopened", files=n)
 
 
 M = TypeVar("M")

@@ -226,7 +226,8 @@ class P2P:
             emit(
                 log,
                 "peer.dial_failed",
-                logging.DEBUG,
+                # At info while we have no peer at all: then it is why.
+                logging.DEBUG if self.peers else logging.INFO,
                 peer=addr,
                 reason=type(exc).__name__,
                 retry_s=delay,

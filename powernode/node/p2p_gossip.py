@@ -315,7 +315,7 @@ class Gossip:
         peer.known_blocks.add(block.hash)
         peer.in_flight.pop(block.hash, None)
         try:
-            outcome, _ = self.node.accept_block(block)
+            outcome, _ = self.node.accept_block(block, source=peer.key)
         except TimeTooNew as exc:
             emit(log, "block.early", peer=peer.key, hash=block.hash, reason=exc.code)
             return

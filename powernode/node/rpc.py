@@ -84,6 +84,11 @@ Method = Callable[[Params], Awaitable[Any]]
 # tx.submit can verify signatures of the whole batch in parallel. It returns
 # one (result, error) pair per call.
 BatchMethod = Callable[[list[Params]], Awaitable[list[tuple[Any, PowernodeError | None]]]]
+# Told each method run: (method, seconds, calls); a batch's calls of a batch
+# method (tx.submit) run as one, so calls may be more than 1.
+OnCall = Callable[[str, float, int], None]
+# ``GET /health``: (HTTP status, JSON body), given the query's max_tip_age.
+HealthCheck = Callable[[int | None], tuple[int, dict[str, Any]]]
 
 
 def _valid_id(id_: Any) -> bool:
@@ -137,8 +142,12 @@ class RpcServer:
         max_response_bytes: int,
         max_depth: int,
         max_values: int,
+        on_call: OnCall | None = None,
+        health: HealthCheck | None = None,
     ) -> None:
         self.methods = methods
+        self._on_call = on_call
+        self._health = health
         self.batch_methods = batch_methods
         self._cookie = cookie
         self._token = token
@@ -169,7 +178,25 @@ class RpcServer:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_request_bytes)
         app.router.add_post("/rpc", self.handle)
+        app.router.add_get("/health", self.handle_health)
         return app
+
+    async def handle_health(self, request: web.Request) -> web.Response:
+        """Unauthenticated, as a load balancer or orchestrator asks it: 200
+        when serving and in sync, else 503 with a reason (node/health.py)."""
+        if self._health is None:
+            return web.json_response({"status": "unavailable", "reason": "starting"}, status=503)
+        raw = request.query.get("max_tip_age")
+        max_age: int | None = None
+        if raw is not None:
+            if not raw.isdigit():
+                return web.json_response(
+                    {"status": "error", "reason": "max_tip_age must be a non-negative integer"},
+                    status=400,
+                )
+            max_age = int(raw)
+        status, body = self._health(max_age)
+        return web.json_response(body, status=status)
 
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port`` (port 0: any free one); ``url`` says where."""
@@ -315,8 +342,10 @@ class RpcServer:
         self, name: str, items: list[tuple[int, Any, Params, bool]]
     ) -> list[tuple[int, dict[str, Any], bool]]:
         """Every call of one batch method at once: (index, answer, notification)."""
+        started = time.perf_counter()
         try:
             results = await self.batch_methods[name]([p for _, _, p, _ in items])
+            self._called(name, started, len(items), "")
         except Exception:
             emit(log, "rpc.internal_error", logging.ERROR, method=name)
             log.exception("rpc.internal_error")
@@ -332,14 +361,26 @@ class RpcServer:
             for (i, id_, _, n), (result, err) in zip(items, results, strict=True)
         ]
 
+    def _called(self, name: str, started: float, calls: int, error: str) -> None:
+        seconds = time.perf_counter() - started
+        if self._on_call is not None:
+            self._on_call(name, seconds, calls)
+        emit(
+            log, "rpc.call", logging.DEBUG, method=name, calls=calls, ms=seconds * 1000, error=error
+        )
+
     async def _call_one(self, name: str, id_: Any, params: Params) -> dict[str, Any]:
+        started = time.perf_counter()
         try:
             result = await self.methods[name](params)
         except PowernodeError as exc:
+            self._called(name, started, 1, exc.code)
             return error_response(id_, exc)
         except Exception:
             log.exception("rpc.internal_error method=%s", name)
+            self._called(name, started, 1, "internal_error")
             return _error(id_, INTERNAL_ERROR, "internal error")
+        self._called(name, started, 1, "")
         return {"jsonrpc": "2.0", "id": id_, "result": result}
 
 

@@ -20,6 +20,14 @@ from powernode.core.crypto import address_hex, parse_address
 from powernode.core.errors import InvalidParams, NotDevMode, NotFound, P2pDisabled, PowernodeError
 from powernode.core.tx import Transaction
 from powernode.node.api import NodeApi
+from powernode.node.health import sync_state
+from powernode.node.logging_setup import (
+    CATEGORIES,
+    LEVELS,
+    log_levels,
+    set_base_level,
+    set_category_level,
+)
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
 from powernode.node.rpc import BatchMethod, Method, Params
@@ -78,11 +86,14 @@ def node_methods(
     mining_address: bytes,
     rpc_url: Callable[[], str],
     stop: Callable[[], None],
+    started_mono: float,
 ) -> dict[str, Method]:
     """``node.info``, ``node.stop``, ``miner.start``, ``miner.stop``."""
 
     async def node_info(p: Params) -> Any:
         tip = ledger.chain.tip
+        peers = list(p2p.peers.values()) if p2p else []
+        sync = sync_state(tip.height, (peer.height for peer in peers))
         return {
             "version": VERSION,
             "chain_id": ledger.params.chain_id,
@@ -97,7 +108,10 @@ def node_methods(
             "mining_address": mining_address.hex(),
             "rpc": rpc_url(),
             "p2p": p2p.listen if p2p else "",
-            "peers": len(p2p.peers) if p2p else 0,
+            "peers": len(peers),
+            "syncing": sync.syncing,
+            "best_peer_height": sync.best_peer_height,
+            "uptime_s": int(time.monotonic() - started_mono),
         }
 
     async def node_stop(p: Params) -> Any:
@@ -119,6 +133,31 @@ def node_methods(
         "miner.start": miner_start,
         "miner.stop": miner_stop,
     }
+
+
+def log_methods() -> dict[str, Method]:
+    """``node.loglevel``: the base level and each category's, read or set
+    (as bitcoind's ``logging``)."""
+
+    async def node_loglevel(p: Params) -> Any:
+        category = arg(p, "category", 0)
+        level = arg(p, "level", 1)
+        if category is not None and (not isinstance(category, str) or category not in CATEGORIES):
+            raise InvalidParams(f"'category' must be one of {', '.join(CATEGORIES)}")
+        # "default" gives a category back to the base level.
+        allowed = (*LEVELS, "default") if category is not None else LEVELS
+        if level is not None and (not isinstance(level, str) or level.lower() not in allowed):
+            raise InvalidParams(f"'level' must be one of {', '.join(allowed)}")
+        if level is not None:
+            if category is None:
+                set_base_level(level)
+            else:
+                set_category_level(category, None if level.lower() == "default" else level)
+        elif category is not None:
+            raise InvalidParams("'category' needs a 'level' to set")
+        return log_levels()
+
+    return {"node.loglevel": node_loglevel}
 
 
 def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str, Method]:

@@ -304,6 +304,11 @@ class Verifier:
             w.start()
         self._next = itertools.cycle(self._workers)
 
+    @property
+    def queued_txs(self) -> int:
+        """Txs sent to the workers and not answered yet (the metrics' verify queue)."""
+        return sum(len(req.txs) for w in self._workers for req in w._pending)
+
     def stop(self) -> None:
         workers, self._workers, self._next = self._workers, [], None
         for w in workers:
