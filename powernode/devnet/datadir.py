@@ -66,6 +66,9 @@ cpu_percent = {miner_cpu}      # share of one core the miner thread may use (1..
 [log]
 format = "text"         # text | json
 level = "info"
+levels = []             # per category, e.g. ["net=debug", "rpc=warning"]
+max_bytes = 0           # rotate node.log past this size (0: never)
+backups = 5             # rotated files kept (node.log.1 ..)
 
 [mempool]
 max_bytes = 67108864
@@ -83,6 +86,11 @@ ping_interval = 15      # s
 ban_seconds = 3600      # how long misbehaving peers are refused
 max_frame_bytes = 9437184
 max_blocks_in_flight = 64
+
+[metrics]
+enabled = false         # Prometheus /metrics (also `powernode run --metrics`)
+host = "127.0.0.1"
+port = 8647
 """
 
 

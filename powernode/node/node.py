@@ -206,11 +206,11 @@ class Node:
             state_key=lambda: (ledger.chain.tip.hash, ledger.mempool.version),
             cpu_share=cfg.mining.cpu_percent / 100,
         )
+        await self._start_metrics(ledger, self.miner)
         await self._start_rpc(ledger, self.miner)
         self._stack.push_async_callback(self._stop_miner)
         if cfg.mining.enabled:
             self.miner.start()
-        await self._start_metrics(ledger, self.miner)
         self.serving = True
         emit(log, "node.started", rpc=self.rpc_url, pid=os.getpid(), dev=params.dev)
 
@@ -282,6 +282,8 @@ class Node:
             "rpc": self.rpc_url,
             "p2p": self.p2p.listen if self.p2p else "",
         }
+        if self.metrics.url:
+            runtime["metrics"] = self.metrics.url
         cfg.runtime_path.write_text(json.dumps(runtime))
         self._stack.callback(self._remove_runtime_files)
 
