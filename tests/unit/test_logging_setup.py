@@ -1,0 +1,101 @@
+"""node.log: rotation by size, reopening after a move, category levels, and
+the text line's level column."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from powernode.logkit import emit
+from powernode.node.logging_setup import (
+    CATEGORIES,
+    log_levels,
+    reopen_log_files,
+    set_category_level,
+    setup_logging,
+)
+
+ROOT = logging.getLogger("powernode")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """setup_logging takes over the process's "powernode" logger; give it back
+    as the other tests expect it (propagating to pytest's capture)."""
+    yield
+    for handler in ROOT.handlers:
+        handler.close()
+    ROOT.handlers.clear()
+    ROOT.propagate = True
+    ROOT.setLevel(logging.NOTSET)
+    for category in CATEGORIES:
+        set_category_level(category, None)
+
+
+def test_rotates_by_size_keeping_backups(tmp_path: Path) -> None:
+    log_file = tmp_path / "node.log"
+    setup_logging(fmt="text", level="info", file=log_file, max_bytes=2000, backups=2)
+    log = logging.getLogger("powernode.chain")
+    for i in range(200):
+        emit(log, "block.connected", height=i, hash=b"\x01" * 32)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["node.log", "node.log.1", "node.log.2"]
+    for p in tmp_path.iterdir():
+        assert 0 < p.stat().st_size <= 2000, p
+    # The newest line is in node.log, the ones before it in .1.
+    assert "height=199 " in log_file.read_text()
+    assert "height=199 " not in (tmp_path / "node.log.1").read_text()
+
+
+def test_no_rotation_by_default_and_reopen_after_a_move(tmp_path: Path) -> None:
+    log_file = tmp_path / "node.log"
+    setup_logging(fmt="text", level="info", file=log_file)
+    log = logging.getLogger("powernode.node")
+    for i in range(500):
+        emit(log, "node.started", n=i)
+    assert [p.name for p in tmp_path.iterdir()] == ["node.log"]
+
+    log_file.rename(tmp_path / "node.log.old")  # as logrotate does
+    emit(log, "before.reopen")
+    assert reopen_log_files() == 1
+    emit(log, "after.reopen")
+    assert "before.reopen" in (tmp_path / "node.log.old").read_text()
+    new = log_file.read_text()
+    assert "after.reopen" in new and "before.reopen" not in new
+
+
+def test_category_levels_and_level_column(tmp_path: Path) -> None:
+    log_file = tmp_path / "node.log"
+    setup_logging(
+        fmt="text", level="info", file=log_file, categories={"net": "debug", "rpc": "error"}
+    )
+    assert log_levels()["categories"] == {
+        **dict.fromkeys(CATEGORIES),
+        "net": "debug",
+        "rpc": "error",
+    }
+    emit(logging.getLogger("powernode.p2p"), "peer.dial_failed", logging.DEBUG, peer="x")
+    emit(logging.getLogger("powernode.sync"), "sync.started", logging.DEBUG)
+    emit(logging.getLogger("powernode.rpc"), "rpc.refused", logging.WARNING)
+    emit(logging.getLogger("powernode.chain"), "block.connected", logging.DEBUG)
+    emit(logging.getLogger("powernode.chain"), "chain.reorg", logging.WARNING)
+    emit(logging.getLogger("powernode.chain"), "block.invalid", logging.INFO)
+    lines = log_file.read_text().splitlines()
+    assert [line.split()[3] for line in lines] == [
+        "peer.dial_failed",
+        "sync.started",
+        "chain.reorg",
+        "block.invalid",
+    ]
+    # The level column is as wide as WARNING, so the logger column lines up.
+    assert len({line.index(line.split()[2]) for line in lines}) == 1
+    set_category_level("net", None)
+    emit(logging.getLogger("powernode.p2p"), "peer.timeout", logging.DEBUG)
+    assert "peer.timeout" not in log_file.read_text()
+    with pytest.raises(KeyError):
+        set_category_level("nope", "debug")
+    with pytest.raises(ValueError):
+        set_category_level("net", "loud")
