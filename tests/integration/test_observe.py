@@ -4,7 +4,9 @@ that move), per-category log levels set over RPC, and the debug events."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +29,10 @@ from tests.harness.builder import ChainBuilder
 from tests.harness.network import async_wait_until, connect, enable_p2p
 from tests.harness.p2pnet import events
 from tests.harness.testpeer import TestPeer
+from tests.integration.conftest import DevNode
 
 FUNDS = 10**12
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -256,3 +260,34 @@ async def test_block_connected_names_its_peer_size_and_age(
     peers = {p for p, _ in fields}
     assert "local" in peers and any(p != "local" for p in peers)
     assert all(isinstance(r.fields["age_s"], int) for r in here)  # type: ignore[attr-defined]
+
+
+def exported_names(scrape: str) -> set[str]:
+    """Every series name a scrape can hold: each family's name and, by its
+    type, the suffixed names (a labelled family with no sample yet counts)."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    names: set[str] = set()
+    for family in text_string_to_metric_families(scrape):
+        names.add(family.name)
+        names.update(family.name + s for s in suffixes.get(family.type, ()))
+        names.update(s.name for s in family.samples)
+    return names
+
+
+async def test_grafana_dashboard_uses_only_exported_metrics(dev_node: DevNode) -> None:
+    doc = json.loads((ROOT / "configs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in doc["panels"] for t in p.get("targets", [])]
+    assert len(exprs) > 20
+    used = {name for e in exprs for name in re.findall(r"\bpowernode_[a-z0-9_]+", e)}
+    exported = exported_names(dev_node.node.metrics.scrape().decode())
+    assert used - exported == set(), f"dashboard metrics not exported: {sorted(used - exported)}"
+    # And every family the node exports has a panel, so none is forgotten.
+    families = {
+        f.name for f in text_string_to_metric_families(dev_node.node.metrics.scrape().decode())
+    }
+    unused = {
+        f
+        for f in families
+        if not f.endswith("_created") and not any(u == f or u.startswith(f + "_") for u in used)
+    }
+    assert unused == set(), f"exported metrics without a panel: {sorted(unused)}"
