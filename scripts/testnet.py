@@ -2,7 +2,7 @@
 
     python scripts/testnet.py up --nodes 3         # keys, genesis, configs; start, connected, mining
     python scripts/testnet.py status [--json]      # height, tip, peers, mempool of every node
-    python scripts/testnet.py logs [--no-follow]   # all node logs merged, prefixed by node
+    python scripts/testnet.py logs [--no-follow]   # all node logs merged by time, prefixed by node
     python scripts/testnet.py kill 1               # kill -9 node1 (for experiments)
     python scripts/testnet.py restart 1            # stop (if running) and start node1 again
     python scripts/testnet.py down                 # stop every node cleanly
@@ -133,16 +133,54 @@ def cmd_status(a: argparse.Namespace) -> int:
     return 0
 
 
+def line_time(line: str) -> str:
+    """A log line's timestamp as it sorts (ISO 8601 UTC, fixed width), from
+    a text line's first column or a JSON line's ``ts``; "" if it has none."""
+    if line.startswith("{"):
+        try:
+            ts = json.loads(line).get("ts", "")
+        except (ValueError, AttributeError):
+            return ""
+        return ts if isinstance(ts, str) else ""
+    first = line.split(" ", 1)[0]
+    return first if first[:4].isdigit() and first.endswith("Z") else ""
+
+
+def merged_tail(files: dict[str, Path], lines: int) -> list[tuple[str, str]]:
+    """The last ``lines`` lines of all the logs together, as (node, line) in
+    time order (ties keep node order). A line without a time (a traceback's
+    rest) keeps the time of the line before it, so it stays with it."""
+    timed: list[tuple[str, int, int, str, str]] = []
+    for order, (name, path) in enumerate(files.items()):
+        if not path.exists():
+            continue
+        last = ""
+        for i, line in enumerate(path.read_text(errors="replace").splitlines()[-lines:]):
+            last = line_time(line) or last
+            timed.append((last, order, i, name, line))
+    timed.sort()
+    return [(name, line) for _, _, _, name, line in timed[-lines:]] if lines else []
+
+
+def replaced(fh: Any, path: Path) -> bool:
+    """Whether ``path`` now names another file than the open ``fh``."""
+    try:
+        return os.stat(path).st_ino != os.fstat(fh.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def cmd_logs(a: argparse.Namespace) -> int:
     files = {n.name: a.dir / n.name / "node.log" for n in load(a.dir).nodes}
     handles: dict[str, Any] = {}
     width = max(len(name) for name in files)
     try:
+        # Earlier lines first, merged across nodes by time; then, following,
+        # each line as it comes (so in time order as the nodes write them).
+        for name, line in merged_tail(files, a.lines):
+            print(f"[{name:<{width}}] {line}")
         for name, path in files.items():
             if path.exists():
-                lines = path.read_text(errors="replace").splitlines()[-a.lines :] if a.lines else []
-                for line in lines:
-                    print(f"[{name:<{width}}] {line}")
                 handles[name] = open(path, errors="replace")  # noqa: SIM115 - held while following
                 handles[name].seek(0, os.SEEK_END)
         while a.follow:  # like tail -f: runs until Ctrl-C
@@ -154,6 +192,11 @@ def cmd_logs(a: argparse.Namespace) -> int:
                 for line in fh.readlines() if fh else []:
                     quiet = False
                     print(f"[{name:<{width}}] {line.rstrip()}", flush=True)
+                if fh is not None and replaced(fh, path):
+                    # Rotated (moved, and the node reopened its log): the
+                    # old file is read to its end above, then the new one.
+                    fh.close()
+                    handles[name] = open(path, errors="replace")  # noqa: SIM115
             if quiet:
                 time.sleep(0.2)
     except KeyboardInterrupt:
@@ -245,9 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     sp = add("status", "height, tip, peers and mempool of every node")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_status)
-    sp = add("logs", "all node logs, merged, each line prefixed by its node")
+    sp = add("logs", "all node logs, merged by time, each line prefixed by its node")
     sp.add_argument("--no-follow", dest="follow", action="store_false")
-    sp.add_argument("-n", "--lines", type=int, default=20, help="earlier lines to show first")
+    sp.add_argument(
+        "-n",
+        "--lines",
+        type=int,
+        default=20,
+        help="earlier lines to show first (of all nodes, by time)",
+    )
     sp.set_defaults(fn=cmd_logs)
     sp = add("kill", "kill -9 one node")
     sp.add_argument("node", help="node name or index")
