@@ -242,7 +242,7 @@ def load_config(datadir: Path) -> NodeConfig:
 
 def _check_log(log: LogConfig) -> None:
     for pair in log.levels:
-        category, _, level = pair.partition("=")
+        category, _, level = pair.partition("=") if isinstance(pair, str) else ("", "", "")
         if category not in CATEGORIES or level.lower() not in LOG_LEVELS:
             raise ConfigError(
                 f"config [log] levels: {pair!r} is not category=level; categories "

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from powernode.client import RpcError, build_transfer, endpoint_from_datadir
 from powernode.core.crypto import KeyPair
-from powernode.devnet.datadir import init_datadir, write_genesis
+from powernode.devnet.datadir import free_port, init_datadir, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.node.config import load_config
 from powernode.node.health import SYNC_SLACK
@@ -291,3 +291,24 @@ async def test_grafana_dashboard_uses_only_exported_metrics(dev_node: DevNode) -
         if not f.endswith("_created") and not any(u == f or u.startswith(f + "_") for u in used)
     }
     assert unused == set(), f"exported metrics without a panel: {sorted(unused)}"
+
+
+async def test_dial_failures_are_info_while_the_node_has_no_peer(
+    tmp_path: Path, genesis: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="powernode")
+    nobody = f"127.0.0.1:{free_port()}"  # nothing listens there
+    datadir = tmp_path / "lonely"
+    init_datadir(datadir, genesis)
+    enable_p2p(datadir, peers=[nobody])
+    node = Node(load_config(datadir))
+    await node.start()
+    try:
+        await async_wait_until(
+            lambda: events(caplog, "peer.dial_failed", peer=nobody), what="a failed dial"
+        )
+        (first, *_) = events(caplog, "peer.dial_failed", peer=nobody)
+        assert first.levelno == logging.INFO
+        assert first.fields["reason"] and first.fields["retry_s"] > 0  # type: ignore[attr-defined]
+    finally:
+        await node.stop()

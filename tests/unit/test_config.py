@@ -130,3 +130,41 @@ def test_rpc_bounds_are_read(tmp_path: Path) -> None:
         text = re.sub(rf"(?m)^{key} = \d+", f"{key} = 7", text)
     rpc = load_config(_write(tmp_path / "n", text)).rpc
     assert [getattr(rpc, key) for key in RPC_LIMITS] == [7] * len(RPC_LIMITS)
+
+
+def test_log_categories_rotation_and_metrics_are_read(tmp_path: Path) -> None:
+    text = (
+        render_config(**INIT_PORTS)
+        .replace("levels = []", 'levels = ["net=debug", "rpc=WARNING"]')
+        .replace("max_bytes = 0", "max_bytes = 1048576")
+        .replace("backups = 5", "backups = 3")
+        .replace("[metrics]\nenabled = false", "[metrics]\nenabled = true")
+        .replace("port = 8647", "port = 9100")
+    )
+    cfg = load_config(_write(tmp_path / "n", text))
+    assert cfg.log.category_levels == {"net": "debug", "rpc": "WARNING"}
+    assert (cfg.log.max_bytes, cfg.log.backups) == (1048576, 3)
+    assert cfg.metrics.enabled and cfg.metrics.port == 9100 and cfg.metrics.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "old, new, match",
+    [
+        ("levels = []", 'levels = ["net"]', r"\[log\] levels: 'net' is not category=level"),
+        ("levels = []", 'levels = ["market=debug"]', r"\[log\] levels: 'market=debug'"),
+        ("levels = []", 'levels = ["net=loud"]', r"\[log\] levels: 'net=loud'"),
+        ("levels = []", "levels = [1]", r"\[log\] levels: 1 is not category=level"),
+        ("levels = []", 'levels = "net=debug"', r"\[log\] levels: expected a list"),
+        ("max_bytes = 0", "max_bytes = -1", r"\[log\] max_bytes: expected 0"),
+        ("backups = 5", "backups = 0", r"\[log\] backups: expected a positive"),
+        ("port = 8647", "port = 70000", r"\[metrics\] port: expected 0..65535"),
+        ("[metrics]\nenabled = false", '[metrics]\nenabled = "yes"', r"\[metrics\] enabled"),
+    ],
+)
+def test_bad_log_and_metrics_values_name_the_key(
+    tmp_path: Path, old: str, new: str, match: str
+) -> None:
+    text = render_config(**INIT_PORTS)
+    assert old in text
+    with pytest.raises(ConfigError, match=match):
+        load_config(_write(tmp_path / "n", text.replace(old, new)))
