@@ -235,8 +235,6 @@ def load_config(datadir: Path) -> NodeConfig:
             f"config [log] level: expected {', '.join(LOG_LEVELS)}, not {cfg.log.level!r}"
         )
     _check_log(cfg.log)
-    if not 0 <= cfg.metrics.port <= 65535:
-        raise ConfigError("config [metrics] port: expected 0..65535")
     return cfg
 
 

@@ -199,9 +199,10 @@ def p2p_port_70000(tmp: Path) -> None:
     def edit(d: Path) -> None:
         text = (d / "config.toml").read_text()
         head, p2p = text.split("[p2p]")
+        p2p, sep, rest = p2p.partition("\n[")  # the [p2p] table alone
         p2p = p2p.replace("enabled = false", "enabled = true")
         p2p = re.sub(r"(?m)^port = \d+", "port = 70000", p2p)
-        (d / "config.toml").write_text(head + "[p2p]" + p2p)
+        (d / "config.toml").write_text(head + "[p2p]" + p2p + sep + rest)
 
     initialised(edit)(tmp)
 
@@ -860,7 +861,7 @@ def test_bad_input_is_one_line(
         assert all(LOG_LINE.match(line) for line in lines[:-1]), err
         message = lines[-1].removeprefix(prefix)
         last = (tmp_path / "dd" / "node.log").read_text().splitlines()[-1]
-        assert f" ERROR node node.failed error={render_value(message)}" in last, last
+        assert f" ERROR   node node.failed error={render_value(message)}" in last, last
     else:
         assert len(lines) == 1, err
         # Nothing created, removed or changed: init in particular leaves

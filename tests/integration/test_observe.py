@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from powernode.client import RpcError, build_transfer, endpoint_from_datadir
 from powernode.core.crypto import KeyPair
+from powernode.core.errors import ConfigError
 from powernode.devnet.datadir import free_port, init_datadir, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.node.config import load_config
@@ -312,3 +313,24 @@ async def test_dial_failures_are_info_while_the_node_has_no_peer(
         assert first.fields["reason"] and first.fields["retry_s"] > 0  # type: ignore[attr-defined]
     finally:
         await node.stop()
+
+
+async def test_metrics_port_in_use_is_one_config_error(tmp_path: Path, genesis: Path) -> None:
+    start_config(tmp_path / "first", genesis)
+    first = Node(load_config(tmp_path / "first"))
+    await first.start()
+    try:
+        port = int(first.metrics.url.rsplit(":", 1)[1].removesuffix("/metrics"))
+        # A second node on its own RPC and P2P ports, on the first's metrics port.
+        start_config(tmp_path / "second", genesis)
+        cfg = tmp_path / "second" / "config.toml"
+        head, _, _ = cfg.read_text().partition("[metrics]")
+        cfg.write_text(head + f'[metrics]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n')
+        second = Node(load_config(tmp_path / "second"))
+        with pytest.raises(ConfigError, match=r"^config \[metrics\] host/port: cannot listen"):
+            try:
+                await second.start()
+            finally:
+                await second.stop()
+    finally:
+        await first.stop()
