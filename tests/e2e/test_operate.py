@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from powernode.client import build_transfer
 from powernode.core.crypto import KeyPair
 from powernode.devnet.datadir import free_port, init_datadir, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.process import ProcessNode
 from powernode.devnet.wait import wait_until
 from tests.harness import TEST_CHAIN
+from tests.harness.procnet import ProcessNetwork
 
 pytestmark = pytest.mark.e2e
 
@@ -33,13 +35,19 @@ def get(url: str) -> tuple[int, bytes]:
 
 
 def scrape(url: str) -> dict[str, float]:
+    """The unlabelled samples of a scrape: name -> value."""
+    return {k: v for k, v in scrape_all(url).items() if "{" not in k}
+
+
+def scrape_all(url: str) -> dict[str, float]:
+    """Every sample of a scrape: name{label="v",...} -> value."""
     status, body = get(url)
     assert status == 200
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(body.decode()):
         for s in family.samples:
-            if not s.labels:
-                out[s.name] = s.value
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
     return out
 
 
@@ -100,3 +108,57 @@ def test_health_and_metrics_of_a_mining_process(datadir: Path) -> None:
         doc = json.loads(body)
         assert doc["status"] == "ok" and doc["height"] == info["height"]
         assert doc["syncing"] is False and info["syncing"] is False
+
+
+def enable_metrics(node: ProcessNode) -> None:
+    cfg = node.datadir / "config.toml"
+    head, _, _ = cfg.read_text().partition("[metrics]")
+    cfg.write_text(head + f'[metrics]\nenabled = true\nhost = "127.0.0.1"\nport = {free_port()}\n')
+
+
+def test_three_processes_health_and_metrics_agree_with_node_info(tmp_path: Path) -> None:
+    alice, bob = KeyPair.generate(), KeyPair.generate()
+    genesis = dev_genesis({alice.address: 10**12}, chain_id=TEST_CHAIN)
+    with ProcessNetwork(tmp_path, genesis, 3) as net:
+        nodes = net.start()
+        # Restarted with metrics on, each on a port of its own.
+        for node in nodes:
+            node.stop()
+            enable_metrics(node)
+            node.start()
+        wait_until(net.meshed, what="3 nodes meshed again")
+        nodes[0].call("dev.mine", {"blocks": 4})
+        wait_until(lambda: all(n.call("node.info")["height"] == 4 for n in nodes), what="all at 4")
+        tx = build_transfer(alice, chain_id=TEST_CHAIN, nonce=0, to=bob.address, amount=5)
+        nodes[1].call("tx.submit", {"raw": tx.raw.hex()})
+        wait_until(
+            lambda: all(n.call("node.info")["mempool_size"] == 1 for n in nodes),
+            what="the tx in every mempool",
+        )
+        for node in nodes:
+            runtime = json.loads((node.datadir / "node.json").read_text())
+            info = node.call("node.info")
+            status, body = get(runtime["rpc"].removesuffix("/rpc") + "/health")
+            doc = json.loads(body)
+            assert status == 200 and doc["height"] == info["height"] == 4, doc
+            assert doc["peers"] == info["peers"] == 2
+            m = scrape_all(runtime["metrics"])
+            assert m["powernode_height"] == 4 and m["powernode_syncing"] == 0
+            # What a peer has shown: nodes 1 and 2 got the blocks from node 0;
+            # node 0 may have been sent none (a peer's height only grows with
+            # its handshake and what it sends).
+            assert m["powernode_best_peer_height"] == info["best_peer_height"]
+            assert info["best_peer_height"] == 4 or node is nodes[0]
+            assert m['powernode_peers{direction="in"}'] + m['powernode_peers{direction="out"}'] == 2
+            assert m["powernode_mempool_txs"] == info["mempool_size"] == 1
+            assert m["powernode_txs_accepted_total"] == 1
+            # Blocks connected since this process started: all 4 (node 0 mined them).
+            assert m["powernode_blocks_connected_total"] == 4
+        # Node 1 had the tx over RPC; the others from a peer, with no RPC call.
+        calls = [
+            scrape_all(json.loads((n.datadir / "node.json").read_text())["metrics"]).get(
+                'powernode_rpc_calls_total{method="tx.submit"}', 0
+            )
+            for n in nodes
+        ]
+        assert calls == [0, 1, 0]
