@@ -44,17 +44,18 @@ class Health:
 
 def health(
     *,
-    serving: bool,
+    phase: str,
     sync: SyncState,
     peers: int,
     tip_age_s: int,
     max_tip_age_s: int | None = None,
 ) -> Health:
     """200 when serving and in sync (and, if asked, the tip is no older
-    than ``max_tip_age_s``); else 503 with the first reason that applies."""
+    than ``max_tip_age_s``); else 503 with the first reason that applies.
+    ``phase`` is the node's: ``starting``, ``serving`` or ``stopping``."""
     reason = ""
-    if not serving:
-        reason = "stopping"
+    if phase != "serving":
+        reason = phase
     elif sync.syncing:
         reason = "syncing"
     elif max_tip_age_s is not None and tip_age_s > max_tip_age_s:

@@ -114,6 +114,7 @@ class Node:
         self.metrics = NodeMetrics()
         self.started_mono = time.monotonic()
         self.serving = False
+        self._stopped = False
 
     @property
     def ledger(self) -> Ledger:
@@ -216,6 +217,7 @@ class Node:
 
     async def stop(self) -> None:
         self.serving = False
+        self._stopped = True
         emit(log, "node.stopping")
         await self._stack.aclose()
         emit(log, "node.stopped")
@@ -311,13 +313,18 @@ class Node:
         tip = self.ledger.chain.tip
         peers = list(self.p2p.peers.values()) if self.p2p is not None else []
         h = health(
-            serving=self.serving and not self.stopping.is_set(),
+            phase=self._phase(),
             sync=sync_state(tip.height, (p.height for p in peers)),
             peers=len(peers),
             tip_age_s=max(0, now_s() - tip.header.timestamp),
             max_tip_age_s=max_tip_age,
         )
         return h.status, h.body
+
+    def _phase(self) -> str:
+        if self.stopping.is_set() or self._stopped:
+            return "stopping"
+        return "serving" if self.serving else "starting"
 
     def _remove_runtime_files(self) -> None:
         for p in (self.config.cookie_path, self.config.runtime_path):
