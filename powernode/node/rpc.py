@@ -345,11 +345,12 @@ class RpcServer:
         started = time.perf_counter()
         try:
             results = await self.batch_methods[name]([p for _, _, p, _ in items])
-            self._called(name, started, len(items), "")
         except Exception:
             emit(log, "rpc.internal_error", logging.ERROR, method=name)
             log.exception("rpc.internal_error")
+            self._called(name, started, len(items), "internal_error")
             return [(i, _error(id_, INTERNAL_ERROR, "internal error"), n) for i, id_, _, n in items]
+        self._called(name, started, len(items), "")
         return [
             (
                 i,
