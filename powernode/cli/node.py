@@ -166,7 +166,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     # Imported here: powernode.node pulls in asyncio and aiohttp, which
     # every other command can do without.
     from powernode.node.config import load_config
-    from powernode.node.logging_setup import log_to_file_only, setup_logging
+    from powernode.node.logging_setup import CATEGORIES, log_to_file_only, setup_logging
     from powernode.node.node import run_node
 
     config_path = a.datadir / "config.toml"
@@ -186,6 +186,13 @@ def cmd_run(a: argparse.Namespace) -> int:
         cfg = replace(cfg, mining=replace(cfg.mining, enabled=True))
     if a.metrics:
         cfg = replace(cfg, metrics=replace(cfg.metrics, enabled=True))
+    categories = dict(cfg.log.category_levels)
+    for category in a.debug or ():
+        if category not in CATEGORIES:
+            raise UserError(
+                f"--debug {category}: not a log category; one of {', '.join(CATEGORIES)}"
+            )
+        categories[category] = "debug"
     # Before the log is opened: node.log is the running node's.
     refuse_second_node(cfg.runtime_path, a.datadir)
     try:
@@ -195,7 +202,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             file=cfg.log_path,
             max_bytes=cfg.log.max_bytes,
             backups=cfg.log.backups,
-            categories=cfg.log.category_levels,
+            categories=categories,
         )
     except OSError as exc:
         raise UserError(f"cannot open the log {cfg.log_path}: {exc.strerror}") from None
@@ -328,6 +335,13 @@ def add_commands(sub: Subparsers) -> None:
         help="serve Prometheus /metrics on [metrics] host:port (overrides the config)",
     )
     sp.add_argument("--log-format", choices=["text", "json"])
+    sp.add_argument(
+        "--debug",
+        action="append",
+        metavar="CATEGORY",
+        help="log CATEGORY (net, mempool, rpc, ...) at debug, as bitcoind's -debug=net; "
+        "repeat for more (overrides [log] levels)",
+    )
 
     sp = add_command(sub, "keygen", cmd_keygen, "make a new key pair")
     sp.add_argument("--out", help="write the private key to this file")

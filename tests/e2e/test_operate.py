@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -162,3 +164,35 @@ def test_three_processes_health_and_metrics_agree_with_node_info(tmp_path: Path)
             for n in nodes
         ]
         assert calls == [0, 1, 0]
+
+
+def test_run_debug_category_flag(datadir: Path) -> None:
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "powernode.cli",
+            "run",
+            "--datadir",
+            str(datadir),
+            "--debug",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines() == [
+        "powernode run: error: --debug nope: not a log category; one of "
+        "node, chain, mempool, net, rpc, miner, verify, metrics"
+    ]
+    with ProcessNode(datadir) as node:
+        node.start("--debug", "rpc")
+        node.call("node.info")
+        log = datadir / "node.log"
+        wait_until(lambda: "rpc.call method=node.info " in log.read_text(), what="rpc debug")
+        # Only the category asked for: the chain's debug lines stay off.
+        levels = node.call("node.loglevel")
+        assert levels["level"] == "info" and levels["categories"]["rpc"] == "debug"
+        assert levels["categories"]["chain"] is None
