@@ -74,6 +74,12 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "miner": ("powernode.miner",),
     "verify": ("powernode.verify",),
     "metrics": ("powernode.metrics",),
+    # The engines: one engine.block line per connected block (node/engine_log.py).
+    "accounts": ("powernode.accounts",),
+    "market": ("powernode.market",),
+    "metering": ("powernode.metering",),
+    "certs": ("powernode.certificates",),
+    "contracts": ("powernode.contracts",),
 }
 LEVELS = ("debug", "info", "warning", "error")
 

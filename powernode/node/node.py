@@ -42,6 +42,7 @@ from powernode.core.tx import Transaction
 from powernode.logkit import emit
 from powernode.node.api import TxResult
 from powernode.node.config import NodeConfig
+from powernode.node.engine_log import log_engine_blocks
 from powernode.node.health import health, sync_state
 from powernode.node.logging_setup import reopen_log_files
 from powernode.node.metrics import NodeMetrics, Watched
@@ -366,6 +367,7 @@ class Node:
             block, now=now_s(), mono=time.monotonic(), source=source
         )
         self.metrics.chain_updated(update)
+        log_engine_blocks(update)
         tip_moved = ledger.chain.tip is not tip_before
         if tip_moved and self.miner is not None:
             self.miner.new_tip()

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from powernode.client import RpcError, build_transfer, endpoint_from_datadir
+from powernode.client import RpcError, build_register, build_transfer, endpoint_from_datadir
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError
 from powernode.devnet.datadir import free_port, init_datadir, write_genesis
@@ -334,3 +334,44 @@ async def test_metrics_port_in_use_is_one_config_error(tmp_path: Path, genesis: 
                 await second.stop()
     finally:
         await first.stop()
+
+
+async def test_engine_categories_log_what_a_block_did(
+    pair: tuple[Watched, Watched], users: list[KeyPair], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = pair
+    caplog.set_level(logging.INFO, logger="powernode")
+    caplog.handler.setLevel(logging.DEBUG)
+    alice, bob = users
+    register = build_register(
+        alice, chain_id=TEST_CHAIN, nonce=0, role="producer", location="Z1", capacity_w=5000
+    )
+    pay = build_transfer(bob, chain_id=TEST_CHAIN, nonce=0, to=alice.address, amount=3)
+    await a.rpc.call("tx.submit", {"raw": register.raw.hex()})
+    await a.rpc.call("dev.mine", {"blocks": 1})
+    await async_wait_until(lambda: b.node.ledger.chain.height == 1, what="b at height 1")
+    assert not events(caplog, "engine.block")  # market is at the base level (info)
+    try:
+        await a.rpc.call("node.loglevel", {"category": "market", "level": "debug"})
+        again = build_register(
+            bob, chain_id=TEST_CHAIN, nonce=1, role="consumer", location="Z1", capacity_w=1
+        )
+        for tx in (pay, again):
+            await a.rpc.call("tx.submit", {"raw": tx.raw.hex()})
+        await a.rpc.call("dev.mine", {"blocks": 1})
+        await async_wait_until(lambda: b.node.ledger.chain.height == 2, what="b at height 2")
+        # The market's line only (the transfer is the accounts category's,
+        # still at info), once from each node: both run in this process, so
+        # they share its loggers.
+        lines = events(caplog, "engine.block")
+        assert len(lines) == 2 and {r.name for r in lines} == {"powernode.market"}
+        for line in lines:
+            assert line.fields == {  # type: ignore[attr-defined]
+                "engine": "market",
+                "height": 2,
+                "txs": 1,
+                "failed": 0,
+                "events": "registered=1",
+            }
+    finally:
+        await a.rpc.call("node.loglevel", {"category": "market", "level": "default"})

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from powernode.logkit import emit
+from powernode.node.engine_log import LOGGERS
 from powernode.node.logging_setup import (
     CATEGORIES,
     log_levels,
@@ -17,6 +18,7 @@ from powernode.node.logging_setup import (
     set_category_level,
     setup_logging,
 )
+from powernode.state.registry import ENGINES
 
 ROOT = logging.getLogger("powernode")
 
@@ -99,3 +101,10 @@ def test_category_levels_and_level_column(tmp_path: Path) -> None:
         set_category_level("nope", "debug")
     with pytest.raises(ValueError):
         set_category_level("net", "loud")
+
+
+def test_every_engine_with_txs_has_a_category() -> None:
+    covered = {name for names in CATEGORIES.values() for name in names}
+    for logger in LOGGERS.values():
+        assert logger.name in covered, f"no log category covers {logger.name}"
+    assert set(LOGGERS) == {e.name for e in ENGINES if e.handlers}
