@@ -29,6 +29,7 @@ from powernode.core.errors import (
     NotFound,
     ParentInvalid,
     PowernodeError,
+    StorageError,
     TimeTooNew,
     TimeTooOld,
 )
@@ -228,6 +229,8 @@ class Chain:
             for child in self.orphans.take_children(parent.hash):
                 try:
                     self._accept(child, now)
+                except StorageError:
+                    raise  # the disk's fault, not the block's
                 except PowernodeError as exc:
                     emit(log, "orphan.rejected", hash=child.hash, reason=exc.code)
                     continue
@@ -284,6 +287,11 @@ class Chain:
             for entry in reversed(path):
                 try:
                     update.connected.append(self._connect(entry))
+                except StorageError:
+                    # The disk failed, not the block: marking it invalid
+                    # would refuse it for good. The store refuses every
+                    # later write, so the node stops here (node.py).
+                    raise
                 except PowernodeError as exc:
                     update.invalid[entry.hash] = exc
                     self._mark_failed(entry, exc)

@@ -32,7 +32,7 @@ from powernode.cli.common import (
 )
 from powernode.client import build_transfer, read_bytes, write_key
 from powernode.core.crypto import KeyPair, parse_address
-from powernode.core.errors import ConfigError, GenesisError, PowernodeError
+from powernode.core.errors import ConfigError, GenesisError, PowernodeError, StorageError
 from powernode.core.units import format_units, parse_units
 from powernode.devnet.datadir import render_config, write_genesis
 from powernode.devnet.devchain import DEV_FUNDS, dev_genesis
@@ -195,9 +195,13 @@ def cmd_run(a: argparse.Namespace) -> int:
     except (PowernodeError, OSError) as exc:
         # The one line goes to stderr (run_command prints it) and to
         # node.log, where an operator looking at the log finds why the
-        # node stopped.
+        # node stopped (unless node.log is what failed).
         line = exc.message if isinstance(exc, PowernodeError) else os_error_text(exc)
-        log_to_file_only("node.failed", error=line)
+        reason = exc.code if isinstance(exc, PowernodeError) else "os_error"
+        if isinstance(exc, StorageError):
+            log_to_file_only("node.failed", error=line, reason=reason, file=exc.path, fix=exc.fix)
+        else:
+            log_to_file_only("node.failed", error=line, reason=reason)
         raise UserError(line) from None
     return 0
 

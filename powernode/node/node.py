@@ -8,12 +8,17 @@ the mempool saved. Between start and stop it admits txs (``submit_txs``,
 pipelined with the signature workers) and blocks (``accept_block``) and tells
 the miner and peers what changed. P2P sees it only through ``NodeApi``
 (api.py).
+
+A storage fault (the store's, or node.log's: a full disk, a read-only mount,
+a damaged ``chain.db``) stops the node: the first one is kept, the node
+stops as on SIGTERM, and ``run`` raises it, for ``powernode run`` to print
+as its one line. The store refuses every write after its first fault, so
+nothing is written around it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -26,6 +31,7 @@ from typing import TypeVar
 from powernode.chain.chain import Chain, ChainUpdate
 from powernode.chain.ledger import Checked, Ledger
 from powernode.chain.mempool import Mempool
+from powernode.chain.storage_faults import from_os_error
 from powernode.chain.store import BlockStore
 from powernode.core.block import Block, make_block
 from powernode.core.crypto import KeyPair, parse_address
@@ -36,12 +42,14 @@ from powernode.core.errors import (
     GenesisError,
     MiningFailed,
     PowernodeError,
+    StorageError,
 )
 from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction
 from powernode.logkit import emit
 from powernode.node.api import TxResult
 from powernode.node.config import NodeConfig
+from powernode.node.logging_setup import watch_log_file
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
 from powernode.node.rpc import RpcServer
@@ -99,6 +107,9 @@ class Node:
         self.mining_address = b""
         self.rpc: RpcServer | None = None
         self.p2p: P2P | None = None
+        # The first storage fault, which stops the node (``fail``).
+        self.failure: StorageError | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def ledger(self) -> Ledger:
@@ -124,6 +135,8 @@ class Node:
 
     async def start(self) -> None:
         cfg = self.config
+        self._loop = asyncio.get_running_loop()
+        watch_log_file(lambda exc, path: self.fail(from_os_error(exc, path)))
         for old, new in cfg.deprecated:
             emit(log, "config.deprecated", logging.WARNING, key=old, use=new)
         try:
@@ -147,8 +160,8 @@ class Node:
         self.verifier.start()
         self._stack.callback(self.verifier.stop)
 
-        store = BlockStore(cfg.db_path)
-        store.open()
+        store = BlockStore(cfg.db_path, on_fault=self.fail)
+        store.open(check=cfg.check_db)
         self._stack.callback(store.close)
         ledger = self._ledger = Ledger(
             params=params,
@@ -201,18 +214,38 @@ class Node:
         await self._stack.aclose()
         emit(log, "node.stopped")
 
+    def fail(self, fault: StorageError) -> None:
+        """Stop the node for a storage fault; ``run`` raises the first one
+        once the node has stopped. Called by the store and by node.log's
+        handler, from any thread."""
+        if self.failure is not None:
+            return
+        self.failure = fault
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.stopping.set)
+
     async def run(self) -> None:
-        """Start, serve until SIGINT/SIGTERM or an RPC ``node.stop``, stop."""
+        """Start, serve until SIGINT/SIGTERM, an RPC ``node.stop`` or a
+        storage fault, stop; then raise the fault, if there was one."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
         try:
             await self.start()
             await self.stopping.wait()
+        except StorageError:
+            raise
+        except Exception:
+            # A start cut short by a storage fault fails on something else
+            # (its caller saw the fault as a refusal): the fault is the cause.
+            if self.failure is None:
+                raise
         finally:
             await self.stop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+        if self.failure is not None:
+            raise self.failure
 
     async def _start_rpc(self, ledger: Ledger, miner: Miner) -> None:
         cfg = self.config
@@ -249,24 +282,52 @@ class Node:
         except (OSError, OverflowError) as exc:
             raise listen_error("rpc", cfg.rpc.host, cfg.rpc.port, exc) from exc
         self.rpc_url = self.rpc.url
-        fd = os.open(cfg.cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"__cookie__:{cookie}")
+        self._stack.callback(self._remove_runtime_files)
         runtime = {
             "pid": os.getpid(),
             "rpc": self.rpc_url,
             "p2p": self.p2p.listen if self.p2p else "",
         }
-        cfg.runtime_path.write_text(json.dumps(runtime))
-        self._stack.callback(self._remove_runtime_files)
+        path = cfg.cookie_path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"__cookie__:{cookie}")
+            path = cfg.runtime_path
+            path.write_text(json.dumps(runtime))
+        except OSError as exc:
+            raise from_os_error(exc, path) from exc
 
     def _remove_runtime_files(self) -> None:
         for p in (self.config.cookie_path, self.config.runtime_path):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 p.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # a read-only mount: the next start replaces them
+                emit(log, "node.cleanup_failed", logging.WARNING, file=p, error=exc.strerror)
 
     def _save_mempool(self) -> None:
-        n = self.ledger.save_mempool(self.config.mempool_path)
+        path = self.config.mempool_path
+        if self.failure is not None:
+            # The ledger in memory may be ahead of the store (a block the
+            # store refused): mempool.dat is left as the last clean stop
+            # wrote it, and is checked again at the next start anyway.
+            emit(log, "mempool.save_failed", logging.WARNING, file=path, reason=self.failure.code)
+            return
+        try:
+            n = self.ledger.save_mempool(path)
+        except OSError as exc:
+            fault = from_os_error(exc, path)
+            emit(
+                log,
+                "mempool.save_failed",
+                logging.WARNING,
+                file=path,
+                reason=fault.code,
+                error=exc.strerror,
+            )
+            return
         emit(log, "mempool.saved", txs=n)
 
     async def _stop_miner(self) -> None:
