@@ -165,6 +165,7 @@ def remove_empty_dirs(made: list[Path]) -> None:
 def cmd_run(a: argparse.Namespace) -> int:
     # Imported here: powernode.node pulls in asyncio and aiohttp, which
     # every other command can do without.
+    from powernode.chain.storage_faults import from_os_error
     from powernode.node.config import load_config
     from powernode.node.logging_setup import log_to_file_only, setup_logging
     from powernode.node.node import run_node
@@ -189,7 +190,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     try:
         setup_logging(fmt=a.log_format or cfg.log.format, level=cfg.log.level, file=cfg.log_path)
     except OSError as exc:
-        raise UserError(f"cannot open the log {cfg.log_path}: {exc.strerror}") from None
+        # A read-only or full data dir shows here first: told as the store
+        # would tell it (the fault's code and the fix).
+        raise UserError(from_os_error(exc, cfg.log_path).message) from None
     try:
         run_node(cfg)
     except (PowernodeError, OSError) as exc:
