@@ -3,14 +3,16 @@
 SQLite and the OS report a fault by their own codes; the operator needs the
 file, what is wrong with it and what to do. ``from_sqlite`` and
 ``from_os_error`` turn one into a typed ``StorageError`` (core/errors.py)
-carrying both. A full disk or a read-only mount is told apart from a
-damaged file by asking the file system itself (``statvfs``) when SQLite's
-code is only a generic I/O error, since SQLite reports a write refused by
-a read-only mount that way.
+carrying both. SQLite reports a write refused by a read-only file system
+as a bare I/O error (and Python's sqlite3 does not pass the errno on), so
+then the file system itself is asked: its flags (``statvfs``), and if they
+say nothing (ext4's emergency read-only state after a disk error is not
+among them), a small test write beside the file, whose errno tells.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
@@ -71,6 +73,23 @@ def fs_full(path: Path) -> bool:
     return st is not None and st.f_bavail == 0
 
 
+def probe_write(directory: Path) -> OSError | None:
+    """Write, sync and remove a small file in ``directory``; the OSError
+    that stopped it, if any."""
+    probe = directory / f".write-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(bytes(4096))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return exc
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return None
+
+
 def from_os_error(exc: OSError, path: Path) -> StorageError:
     """The fault of an OS call on ``path`` (node.log, mempool.dat, the cookie)."""
     name = str(path)
@@ -95,12 +114,14 @@ def from_sqlite(exc: sqlite3.Error, path: Path) -> StorageError:
     primary = None if code is None else code & 0xFF
     if primary == _SQLITE_FULL or (primary == _SQLITE_IOERR and fs_full(path)):
         return DiskFull(f"cannot write: the disk is full ({exc})", path=name, fix=FIX_FULL)
-    if primary in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CANTOPEN, _SQLITE_PERM) and (
-        fs_read_only(path)
-    ):
-        return ReadOnlyStorage(
-            f"cannot write: read-only file system ({exc})", path=name, fix=FIX_READ_ONLY
-        )
+    if primary in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CANTOPEN, _SQLITE_PERM):
+        refused = None if fs_read_only(path) else probe_write(path.parent)
+        if refused is not None and refused.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DiskFull(f"cannot write: the disk is full ({exc})", path=name, fix=FIX_FULL)
+        if fs_read_only(path) or (refused is not None and refused.errno == errno.EROFS):
+            return ReadOnlyStorage(
+                f"cannot write: read-only file system ({exc})", path=name, fix=FIX_READ_ONLY
+            )
     if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return StoreCorrupt(f"damaged ({exc})", path=name, fix=fix_store(path))
     if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
