@@ -213,7 +213,12 @@ class BlockStore:
             os.replace(tmp, self.path)
 
     def _quick_check(self) -> None:
-        rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check(5)")]
+        try:
+            rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:  # a page too broken to check
+            if from_sqlite(exc, self.path).code != "store_corrupt":
+                raise
+            rows = [str(exc)]
         if rows != ["ok"]:
             raise StoreCorrupt(
                 "fails SQLite's quick_check: " + "; ".join(rows),
