@@ -98,6 +98,10 @@ def from_os_error(exc: OSError, path: Path) -> StorageError:
         return DiskFull(f"cannot write: {reason}", path=name, fix=FIX_FULL)
     if exc.errno == errno.EROFS or fs_read_only(path):
         return ReadOnlyStorage(f"cannot write: {reason}", path=name, fix=FIX_READ_ONLY)
+    if exc.errno in (errno.EISDIR, errno.ENOTDIR):
+        return StorageError(
+            f"cannot write: {reason}", path=name, fix=f"move what is there out of the way, {AGAIN}"
+        )
     if exc.errno in (errno.EACCES, errno.EPERM):
         return StorageError(
             f"cannot open: {reason}",

@@ -197,15 +197,21 @@ def node_failed_event(datadir: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def stopped_node(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir whose node made 12 blocks of 20 transfers, stopped cleanly."""
+def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, KeyPair]:
+    """A data dir whose node made 12 blocks of 20 transfers, stopped
+    cleanly, and the key that sent them (funded still)."""
     where = tmp_path_factory.mktemp("made")
     datadir, sender = new_datadir(where, where)
     with ProcessNode(datadir) as node:
         node.start()
         mine_with_txs(node, sender, blocks=12, txs=20)
         assert node.stop() == 0
-    return datadir
+    return datadir, sender
+
+
+@pytest.fixture
+def stopped_node(made: tuple[Path, KeyPair]) -> Path:
+    return made[0]
 
 
 def _garbage(db: Path) -> None:
@@ -388,5 +394,54 @@ def test_a_data_dir_turned_read_only_under_the_node(mounts: Mounts, tmp_path: Pa
         node.call("dev.mine", {"blocks": 1})
         assert node.stop() == 0
         assert replay_matches(datadir)[0] == info["height"] + 1
+    finally:
+        node.stop()
+
+
+# --- node.log and mempool.dat -----------------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_a_log_that_cannot_be_written_stops_the_node_with_one_line(
+    stopped_node: Path, tmp_path: Path
+) -> None:
+    """node.log on a full disk (here /dev/full, where every write fails with
+    ENOSPC): no "--- Logging error ---" report per line, one line and stop."""
+    datadir = tmp_path / "node"
+    shutil.copytree(stopped_node, datadir)
+    (datadir / "node.log").unlink()
+    (datadir / "node.log").symlink_to("/dev/full")
+
+    proc = run_to_exit(datadir)
+
+    line = assert_one_line_failure(proc.returncode, proc.stderr, "disk_full")
+    assert f"{datadir / 'node.log'}: cannot write" in line
+
+
+def test_a_truncated_mempool_file_is_set_aside_and_the_node_runs(
+    made: tuple[Path, KeyPair], tmp_path: Path
+) -> None:
+    datadir = tmp_path / "node"
+    shutil.copytree(made[0], datadir)
+    sender = made[1]
+    node = ProcessNode(datadir)
+    try:
+        node.start()
+        nonce = node.call("account.get", {"address": sender.address.hex()})["next_nonce"]
+        for n in range(nonce, nonce + 5):
+            node.rpc.submit(
+                build_transfer(sender, chain_id=TEST_CHAIN, nonce=n, to=sender.address, amount=1)
+            )
+        assert node.stop() == 0
+        pool = datadir / "mempool.dat"
+        pool.write_bytes(pool.read_bytes()[: pool.stat().st_size // 2])
+
+        node.start()
+        assert node.call("mempool.info")["size"] == 0
+        log = node.log_text()
+        assert f"mempool.load_failed file={pool}" in log
+        assert (datadir / "mempool.dat.corrupt").exists()
+        assert node.stop() == 0
+        assert "Traceback" not in node.stderr_tail(10_000)
     finally:
         node.stop()
