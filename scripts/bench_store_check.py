@@ -18,8 +18,8 @@ that file, best of ``--repeat`` runs each:
 
 The file is in the OS page cache for all three (it was just written), so the
 figures are what a restart costs, not a cold boot. The node runs
-``quick_check`` only on demand (the README, "Data dir"): these figures are
-why.
+``quick_check`` at every start unless ``check_db = false`` (the README,
+"Storage faults"): these figures are why.
 """
 
 from __future__ import annotations
