@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from powernode.chain.index import CONNECTED_ONCE, FAILED, HAVE_DATA, BlockIndex, IndexEntry
 from powernode.chain.orphans import OrphanPool
 from powernode.chain.sigcache import SigCache, verify_serial
+from powernode.chain.storage_faults import fix_store
 from powernode.chain.store import BlockStore
 from powernode.core import encoding
 from powernode.core.block import Block, BlockHeader, check_block, decode_block, median_time_past
@@ -30,6 +31,7 @@ from powernode.core.errors import (
     ParentInvalid,
     PowernodeError,
     StorageError,
+    StoreCorrupt,
     TimeTooNew,
     TimeTooOld,
 )
@@ -119,7 +121,8 @@ class Chain:
         tip_hash = self.store.get_meta("tip")
         tip = self.index.get(tip_hash) if tip_hash else None
         if tip is None:
-            raise RuntimeError("store has no usable tip")
+            path = self.store.path
+            raise StoreCorrupt("has no usable tip", path=str(path), fix=fix_store(path))
         chain: list[IndexEntry] = []
         e: IndexEntry | None = tip
         while e is not None:

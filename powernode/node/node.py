@@ -31,7 +31,7 @@ from typing import TypeVar
 from powernode.chain.chain import Chain, ChainUpdate
 from powernode.chain.ledger import Checked, Ledger
 from powernode.chain.mempool import Mempool
-from powernode.chain.storage_faults import from_os_error
+from powernode.chain.storage_faults import fix_store, from_os_error
 from powernode.chain.store import BlockStore
 from powernode.core.block import Block, make_block
 from powernode.core.crypto import KeyPair, parse_address
@@ -43,6 +43,7 @@ from powernode.core.errors import (
     MiningFailed,
     PowernodeError,
     StorageError,
+    StoreCorrupt,
 )
 from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction
@@ -171,7 +172,14 @@ class Node:
             max_per_sender=cfg.mempool.max_per_sender,
         )
         t0 = time.perf_counter()
-        ledger.load()
+        try:
+            ledger.load()
+        except DecodeError as exc:  # bytes SQLite kept intact, but wrong
+            raise StoreCorrupt(
+                f"holds data that does not decode ({exc.message})",
+                path=str(cfg.db_path),
+                fix=fix_store(cfg.db_path),
+            ) from exc
         tip = ledger.chain.tip
         emit(
             log,

@@ -139,6 +139,20 @@ def test_the_start_check_finds_a_page_the_load_does_not_read(
         BlockStore(path).open(check=True)
 
 
+def test_a_store_without_a_usable_tip_is_corrupt(
+    factory: LedgerFactory, params: ChainParams
+) -> None:
+    path = factory.path()
+    _chain_with_txs(factory, params, path, blocks=2)
+    factory.close_all()
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM meta WHERE key = 'tip'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreCorrupt, match="no usable tip"):
+        factory.open(params, path)
+
+
 # --- a fault while running ----------------------------------------------------------
 
 
