@@ -192,7 +192,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     except OSError as exc:
         # A read-only or full data dir shows here first: told as the store
         # would tell it (the fault's code and the fix).
-        raise UserError(from_os_error(exc, cfg.log_path).message) from None
+        fault = from_os_error(exc, cfg.log_path)
+        raise UserError(f"cannot open the log {fault.message}") from None
     try:
         run_node(cfg)
     except (PowernodeError, OSError) as exc:
