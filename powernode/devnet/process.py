@@ -6,7 +6,8 @@ nodes outlive the ``scripts/testnet.py`` command that started them).
 Every node gets its own session, so a Ctrl-C at the terminal reaches only
 the tool that started it, which stops its nodes itself (SIGTERM, the clean
 stop, then SIGKILL if a node does not exit in time). Output goes to
-``DATADIR/stderr.log``, unbuffered, so a crash leaves its traceback there.
+``DATADIR/stderr.log`` (or ``stderr_path``), unbuffered, so a crash leaves
+its traceback there.
 """
 
 from __future__ import annotations
