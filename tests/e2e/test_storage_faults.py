@@ -132,7 +132,10 @@ def trigger_read_only(where: Path) -> None:
     source = subprocess.run(
         ["findmnt", "-n", "-o", "SOURCE", str(where)], check=True, capture_output=True, text=True
     ).stdout.strip()
-    Path(f"/sys/fs/ext4/{Path(source).name}/trigger_fs_error").write_text("test\n")
+    switch = Path(f"/sys/fs/ext4/{Path(source).name}/trigger_fs_error")
+    if not switch.exists():
+        pytest.skip("this kernel's ext4 has no trigger_fs_error")
+    switch.write_text("test\n")
 
 
 # --- a node and its chain -------------------------------------------------------
