@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from powernode.chain.index import CONNECTED_ONCE, FAILED, HAVE_DATA, BlockIndex, IndexEntry
 from powernode.chain.orphans import OrphanPool
 from powernode.chain.sigcache import SigCache, verify_serial
+from powernode.chain.storage_faults import fix_store
 from powernode.chain.store import BlockStore
 from powernode.core import encoding
 from powernode.core.block import Block, BlockHeader, check_block, decode_block, median_time_past
@@ -29,6 +30,8 @@ from powernode.core.errors import (
     NotFound,
     ParentInvalid,
     PowernodeError,
+    StorageError,
+    StoreCorrupt,
     TimeTooNew,
     TimeTooOld,
 )
@@ -129,7 +132,8 @@ class Chain:
         tip_hash = self.store.get_meta("tip")
         tip = self.index.get(tip_hash) if tip_hash else None
         if tip is None:
-            raise RuntimeError("store has no usable tip")
+            path = self.store.path
+            raise StoreCorrupt("has no usable tip", path=str(path), fix=fix_store(path))
         chain: list[IndexEntry] = []
         e: IndexEntry | None = tip
         while e is not None:
@@ -246,6 +250,8 @@ class Chain:
             for child in self.orphans.take_children(parent.hash):
                 try:
                     self._accept(child, now)
+                except StorageError:
+                    raise  # the disk's fault, not the block's
                 except PowernodeError as exc:
                     emit(log, "orphan.rejected", hash=child.hash, reason=exc.code)
                     continue
@@ -302,6 +308,11 @@ class Chain:
             for entry in reversed(path):
                 try:
                     update.connected.append(self._connect(entry))
+                except StorageError:
+                    # The disk failed, not the block: marking it invalid
+                    # would refuse it for good. The store refuses every
+                    # later write, so the node stops here (node.py).
+                    raise
                 except PowernodeError as exc:
                     update.invalid[entry.hash] = exc
                     self._mark_failed(entry, exc)

@@ -7,7 +7,9 @@ reorg), building block templates, and answering queries.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections import OrderedDict
 from functools import partial
 from pathlib import Path
@@ -333,24 +335,60 @@ class Ledger:
     # --- persistence of the pool -------------------------------------------
 
     def save_mempool(self, path: Path) -> int:
+        """Write the pool to ``path`` whole or not at all: a temporary file
+        beside it, synced, then renamed over it. An OSError (a full disk)
+        leaves ``path`` as it was and no temporary file."""
         txs = self.mempool.ordered()
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(msgpack.packb([tx.raw for tx in txs], use_bin_type=True))
-        tmp.replace(path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(msgpack.packb([tx.raw for tx in txs], use_bin_type=True))
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         return len(txs)
 
     def load_mempool(self, path: Path, *, now: int) -> int:
-        if not path.exists():
-            return 0
+        """Re-admit the txs a clean stop saved in ``path``; the number
+        admitted. A file that cannot be read or is not what ``save_mempool``
+        writes (truncated, garbage, a directory) must not stop the node: as
+        Bitcoin Core does, the pool starts empty, with a warning naming the
+        file, and the file is kept aside as ``mempool.dat.corrupt``."""
         try:
-            raws = msgpack.unpackb(path.read_bytes(), raw=False)
-        except Exception as exc:  # a damaged file must not stop the node
-            emit(log, "mempool.load_failed", logging.WARNING, reason=type(exc).__name__)
+            data = path.read_bytes()
+            raws = msgpack.unpackb(data, raw=False)
+        except FileNotFoundError:
+            return 0
+        except Exception as exc:  # OSError, or any of msgpack's refusals
+            self._set_aside(path, type(exc).__name__)
+            return 0
+        if not isinstance(raws, list) or not all(isinstance(r, bytes) for r in raws):
+            self._set_aside(path, "not_a_tx_list")
             return 0
         txs = []
-        for raw in raws if isinstance(raws, list) else []:
+        for raw in raws:
             try:
                 txs.append(self.decoder.decode(raw))
             except PowernodeError:
                 continue
         return self.readmit(txs, now=now)
+
+    @staticmethod
+    def _set_aside(path: Path, reason: str) -> None:
+        kept = path.with_name(path.name + ".corrupt")
+        try:
+            os.replace(path, kept)
+        except OSError:
+            kept = path  # left where it is; the next clean stop replaces a file
+        emit(
+            log,
+            "mempool.load_failed",
+            logging.WARNING,
+            file=str(path),
+            reason=reason,
+            kept=str(kept),
+        )

@@ -11,21 +11,31 @@ Every write goes through ``BlockStore._transaction()``; the connection is in
 autocommit mode (``isolation_level=None``), so sqlite3 never opens or commits
 a transaction behind the store's back, and nothing the store writes is ever
 committed half-way.
+
+Every SQLite error the store meets (a full disk, a read-only mount, a damaged
+page) is raised as a typed ``StorageError`` naming the file and the fix
+(chain/storage_faults.py), and it is sticky: the store refuses every later
+call with the same error and tells its owner once (``on_fault``), so a node
+stops at its first fault instead of writing on around it. A fault inside a
+transaction rolls it back whole, so what was committed stays as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
+from powernode.chain.storage_faults import fix_store, from_os_error, from_sqlite
 from powernode.core.block import Block, BlockHeader, decode_header
+from powernode.core.errors import StorageError, StoreCorrupt, StoreUnusable
 from powernode.state.view import DiffEntry
 
 SCHEMA_VERSION = 3
@@ -102,44 +112,179 @@ class StoredEntry:
 
 
 class BlockStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, *, on_fault: Callable[[StorageError], None] | None = None
+    ) -> None:
         self.path = path
+        self.on_fault = on_fault
+        # The first storage fault; every later call raises it again.
+        self.fault: StorageError | None = None
         self._db: sqlite3.Connection | None = None
         self._json_each = False
 
-    def open(self) -> None:
-        # isolation_level=None: sqlite3 issues no implicit BEGIN or COMMIT;
-        # _transaction() alone delimits the store's transactions.
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # Connection settings, outside any transaction (SQLite refuses to
-        # change the journal mode inside one and ignores foreign_keys there).
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        # Fewer, larger WAL checkpoints: a checkpoint inside a block connect
-        # costs tens of ms, and blocks can be megabytes.
-        db.execute("PRAGMA wal_autocheckpoint=4000")
-        db.execute("PRAGMA foreign_keys=OFF")
-        self._db = db
+    def open(self, *, check: bool = False) -> None:
+        """Open the store, creating it if missing; with ``check``, run
+        SQLite's ``quick_check`` over every page first. A file that is not
+        a sound powernode store raises ``StorageError`` and is left as it
+        was."""
+        self._check_files()
+        if not self.path.exists():
+            self._create()
         try:
-            db.execute("SELECT count(*) FROM json_each('[0]')")
-            self._json_each = True
-        except sqlite3.OperationalError:
-            self._json_each = False
-        # Schema creation, migration and the version record: all or nothing.
-        with self._transaction():
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)"
+            self._open(check)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, check: bool) -> None:
+        with self._io():
+            # isolation_level=None: sqlite3 issues no implicit BEGIN or COMMIT;
+            # _transaction() alone delimits the store's transactions.
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = db
+            # Before any setting is written: another program's database is
+            # refused as it was found.
+            version = self._stored_version()
+            # Connection settings, outside any transaction (SQLite refuses to
+            # change the journal mode inside one and ignores foreign_keys there).
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            # Fewer, larger WAL checkpoints: a checkpoint inside a block connect
+            # costs tens of ms, and blocks can be megabytes.
+            db.execute("PRAGMA wal_autocheckpoint=4000")
+            db.execute("PRAGMA foreign_keys=OFF")
+            if check:
+                self._quick_check()
+            try:
+                db.execute("SELECT count(*) FROM json_each('[0]')")
+                self._json_each = True
+            except sqlite3.OperationalError:
+                self._json_each = False
+            # Schema creation, migration and the version record: all or nothing.
+            with self._transaction():
+                if version == 2:
+                    self._migrate(_MIGRATE_2_TO_3)
+                for stmt in _statements(_SCHEMA):
+                    db.execute(stmt)
+                if version is None:
+                    self._set_meta("schema", _pack(SCHEMA_VERSION))
+
+    def _check_files(self) -> None:
+        """Refuse what SQLite would open without complaint but should not be
+        used: a directory, an empty file (SQLite takes it for a new store:
+        the chain it held would be silently gone), a WAL file without its
+        store (replayed into a new store, it would mix two chains)."""
+        name = str(self.path)
+        if self.path.is_dir():
+            raise StoreUnusable("is a directory, not a store", path=name, fix=fix_store(self.path))
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists():
+                raise StoreUnusable(
+                    f"is missing, but its write-ahead log {wal.name} is there",
+                    path=name,
+                    fix=fix_store(self.path),
+                ) from None
+            return
+        except OSError as exc:
+            raise StoreUnusable(
+                f"cannot be read: {exc.strerror}", path=name, fix=fix_store(self.path)
+            ) from None
+        if size == 0:
+            raise StoreCorrupt(
+                "is empty (0 bytes): the chain it held is gone", path=name, fix=fix_store(self.path)
             )
-            raw = self.get_meta("schema")
-            version = None if raw is None else _unpack(raw)
-            if version == 2:
-                self._migrate(_MIGRATE_2_TO_3)
-            elif version not in (None, SCHEMA_VERSION):
-                raise RuntimeError(f"store schema {version} is not {SCHEMA_VERSION}")
-            for stmt in _statements(_SCHEMA):
-                db.execute(stmt)
-            if version is None:
-                self._set_meta("schema", _pack(SCHEMA_VERSION))
+
+    def _create(self) -> None:
+        """A new, empty store in WAL mode, made beside the path and renamed
+        into place: a crash while creating it leaves no file that a later
+        start would take for a damaged store (see ``_check_files``)."""
+        tmp = self.path.with_name(self.path.name + ".new")
+        with self._io():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+            finally:
+                db.close()
+            os.replace(tmp, self.path)
+
+    def _quick_check(self) -> None:
+        try:
+            rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:  # a page too broken to check
+            if from_sqlite(exc, self.path).code != "store_corrupt":
+                raise
+            rows = [str(exc)]
+        if rows != ["ok"]:
+            raise StoreCorrupt(
+                "fails SQLite's quick_check: " + "; ".join(rows),
+                path=str(self.path),
+                fix=fix_store(self.path),
+            )
+
+    def _stored_version(self) -> int | None:
+        """The schema version of the open store; None for a new one (no
+        tables). A database of anything else is refused, and not written."""
+        db = self.db
+        tables = {
+            str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if not tables:
+            return None
+        foreign = StoreUnusable(
+            "is a database, but not a powernode store (tables: "
+            + ", ".join(sorted(tables)[:5])
+            + ")",
+            path=str(self.path),
+            fix=fix_store(self.path),
+        )
+        if "meta" not in tables:
+            raise foreign
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.OperationalError:  # a meta table of other columns
+            raise foreign from None
+        try:
+            version = None if row is None else _unpack(bytes(row[0]))
+        except (ValueError, TypeError):
+            version = None
+        if type(version) is not int:
+            raise foreign
+        if version not in (2, SCHEMA_VERSION):
+            raise StoreUnusable(
+                f"has store schema {version}, and this node reads {SCHEMA_VERSION} (and 2)",
+                path=str(self.path),
+                fix="run the powernode version that wrote it, or " + fix_store(self.path),
+            )
+        return version
+
+    @contextlib.contextmanager
+    def _io(self) -> Iterator[None]:
+        """Every SQLite call of the store runs inside: its errors become the
+        store's (sticky) fault."""
+        if self.fault is not None:
+            raise self.fault
+        try:
+            yield
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as exc:
+            if isinstance(exc, sqlite3.ProgrammingError | sqlite3.IntegrityError):
+                raise  # a bug in this code, not the disk's fault
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: sqlite3.Error | OSError) -> StorageError:
+        if isinstance(exc, OSError):
+            fault = from_os_error(exc, self.path)
+        else:
+            fault = from_sqlite(exc, self.path)
+        if self.fault is None:
+            self.fault = fault
+            if self.on_fault is not None:
+                self.on_fault(fault)
+        return fault
 
     def _migrate(self, script: str) -> None:
         """Run ``script`` and record the new version, inside open()'s
@@ -162,27 +307,35 @@ class BlockStore:
         write method can never commit part of another's work. IMMEDIATE takes
         the write lock at BEGIN, so a busy database fails there, before any
         statement ran."""
-        db = self.db
-        if db.in_transaction:
-            raise RuntimeError("store transactions do not nest")
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            # SQLite rolls back by itself on some errors (a full disk, an
-            # I/O error); a second ROLLBACK would then hide the cause.
+        with self._io():
+            db = self.db
             if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+                raise RuntimeError("store transactions do not nest")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                # SQLite rolls back by itself on some errors (a full disk, an
+                # I/O error); a second ROLLBACK would then hide the cause, as
+                # would its own failure on a disk that just failed.
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         if self._db is not None:
-            self._db.close()
+            # After a fault the closing checkpoint may fail too; the WAL it
+            # leaves is replayed at the next open, so nothing is lost.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
             self._db = None
 
     @property
     def db(self) -> sqlite3.Connection:
+        if self.fault is not None:
+            raise self.fault
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
@@ -190,7 +343,8 @@ class BlockStore:
     # --- meta ---------------------------------------------------------------
 
     def get_meta(self, key: str) -> bytes | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        with self._io():
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def set_meta(self, key: str, value: bytes) -> None:
@@ -219,40 +373,53 @@ class BlockStore:
             db.execute("UPDATE blocks SET status=? WHERE hash=?", (status, block_hash))
 
     def get_block_raw(self, block_hash: bytes) -> bytes | None:
-        row = self.db.execute("SELECT raw FROM bodies WHERE hash=?", (block_hash,)).fetchone()
+        with self._io():
+            row = self.db.execute("SELECT raw FROM bodies WHERE hash=?", (block_hash,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def iter_index(self) -> Iterator[StoredEntry]:
-        cur = self.db.execute(
-            "SELECT hash, header, EXISTS (SELECT 1 FROM bodies d WHERE d.hash = b.hash), status, seq"
-            " FROM blocks b ORDER BY height, seq"
-        )
-        for h, header, has_body, status, seq in cur:
-            yield StoredEntry(bytes(h), decode_header(bytes(header)), bool(has_body), status, seq)
+        with self._io():
+            cur = self.db.execute(
+                "SELECT hash, header, EXISTS (SELECT 1 FROM bodies d WHERE d.hash = b.hash),"
+                " status, seq FROM blocks b ORDER BY height, seq"
+            )
+            for h, header, has_body, status, seq in cur:
+                yield StoredEntry(
+                    bytes(h), decode_header(bytes(header)), bool(has_body), status, seq
+                )
 
     def main_chain(self) -> list[bytes]:
-        return [bytes(r[0]) for r in self.db.execute("SELECT hash FROM chain ORDER BY height")]
+        with self._io():
+            rows = self.db.execute("SELECT hash FROM chain ORDER BY height").fetchall()
+        return [bytes(r[0]) for r in rows]
 
     def get_undo(self, block_hash: bytes) -> list[DiffEntry]:
-        row = self.db.execute("SELECT data FROM undo WHERE hash=?", (block_hash,)).fetchone()
+        with self._io():
+            row = self.db.execute("SELECT data FROM undo WHERE hash=?", (block_hash,)).fetchone()
         if row is None:
             raise KeyError(f"no undo data for {block_hash.hex()}")
         return [(ns, bytes(k), None if v is None else bytes(v)) for ns, k, v in _unpack(row[0])]
 
     def get_receipts(self, block_hash: bytes) -> list[Any] | None:
-        row = self.db.execute("SELECT data FROM receipts WHERE hash=?", (block_hash,)).fetchone()
+        with self._io():
+            row = self.db.execute(
+                "SELECT data FROM receipts WHERE hash=?", (block_hash,)
+            ).fetchone()
         return None if row is None else _unpack(row[0])
 
     def find_tx(self, txid: bytes) -> tuple[bytes, int] | None:
-        row = self.db.execute(
-            "SELECT c.hash, t.pos FROM txindex t JOIN chain c ON c.height = t.height WHERE t.txid=?",
-            (txid,),
-        ).fetchone()
+        with self._io():
+            row = self.db.execute(
+                "SELECT c.hash, t.pos FROM txindex t JOIN chain c ON c.height = t.height"
+                " WHERE t.txid=?",
+                (txid,),
+            ).fetchone()
         return None if row is None else (bytes(row[0]), row[1])
 
     def iter_state(self) -> Iterator[tuple[str, bytes, bytes]]:
-        for ns, k, v in self.db.execute("SELECT ns, key, value FROM state"):
-            yield ns, bytes(k), bytes(v)
+        with self._io():
+            for ns, k, v in self.db.execute("SELECT ns, key, value FROM state"):
+                yield ns, bytes(k), bytes(v)
 
     # --- atomic chain moves -------------------------------------------------
 

@@ -32,7 +32,7 @@ from powernode.cli.common import (
 )
 from powernode.client import build_transfer, read_bytes, write_key
 from powernode.core.crypto import KeyPair, parse_address
-from powernode.core.errors import ConfigError, GenesisError, PowernodeError
+from powernode.core.errors import ConfigError, GenesisError, PowernodeError, StorageError
 from powernode.core.units import format_units, parse_units
 from powernode.devnet.datadir import render_config, write_genesis
 from powernode.devnet.devchain import DEV_FUNDS, dev_genesis
@@ -165,6 +165,7 @@ def remove_empty_dirs(made: list[Path]) -> None:
 def cmd_run(a: argparse.Namespace) -> int:
     # Imported here: powernode.node pulls in asyncio and aiohttp, which
     # every other command can do without.
+    from powernode.chain.storage_faults import from_os_error
     from powernode.node.config import load_config
     from powernode.node.logging_setup import CATEGORIES, log_to_file_only, setup_logging
     from powernode.node.node import run_node
@@ -205,15 +206,22 @@ def cmd_run(a: argparse.Namespace) -> int:
             categories=categories,
         )
     except OSError as exc:
-        raise UserError(f"cannot open the log {cfg.log_path}: {exc.strerror}") from None
+        # A read-only or full data dir shows here first: told as the store
+        # would tell it (the fault's code and the fix).
+        fault = from_os_error(exc, cfg.log_path)
+        raise UserError(f"cannot open the log {fault.message}") from None
     try:
         run_node(cfg)
     except (PowernodeError, OSError) as exc:
         # The one line goes to stderr (run_command prints it) and to
         # node.log, where an operator looking at the log finds why the
-        # node stopped.
+        # node stopped (unless node.log is what failed).
         line = exc.message if isinstance(exc, PowernodeError) else os_error_text(exc)
-        log_to_file_only("node.failed", error=line)
+        reason = exc.code if isinstance(exc, PowernodeError) else "os_error"
+        if isinstance(exc, StorageError):
+            log_to_file_only("node.failed", error=line, reason=reason, file=exc.path, fix=exc.fix)
+        else:
+            log_to_file_only("node.failed", error=line, reason=reason)
         raise UserError(line) from None
     return 0
 

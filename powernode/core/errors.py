@@ -609,6 +609,46 @@ class ConfigError(PowernodeError):
     code = "bad_config"
 
 
+# --- storage ------------------------------------------------------------------
+
+
+class StorageError(PowernodeError):
+    """The data dir failed the node: a file it cannot read or write, or one
+    that is not what it should be. The node stops on it (README, "Storage
+    faults"): ``path`` names the file and ``fix`` says what the operator
+    does; the message is the one line ``powernode run`` prints."""
+
+    code = "storage_failed"
+
+    def __init__(self, problem: str, *, path: str, fix: str) -> None:
+        super().__init__(f"{path}: {problem} ({self.code}); {fix}")
+        self.path = path
+        self.problem = problem
+        self.fix = fix
+
+
+class DiskFull(StorageError):
+    code = "disk_full"
+
+
+class ReadOnlyStorage(StorageError):
+    code = "read_only"
+
+
+class StoreCorrupt(StorageError):
+    """``chain.db`` is damaged: not a database, truncated, or failing
+    SQLite's checks."""
+
+    code = "store_corrupt"
+
+
+class StoreUnusable(StorageError):
+    """``chain.db`` is not a store this node can use, though it may be sound:
+    a directory, another program's database, a newer schema, a lock held."""
+
+    code = "store_unusable"
+
+
 # --- node and RPC -------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ def render_config(
     return f"""# powernode node configuration (see README, "Operating a node")
 genesis = "genesis.json"
 verify_processes = 2    # signature-check worker processes
+check_db = true         # check chain.db (SQLite quick_check) at every start
 
 [rpc]
 host = "127.0.0.1"

@@ -6,7 +6,8 @@ nodes outlive the ``scripts/testnet.py`` command that started them).
 Every node gets its own session, so a Ctrl-C at the terminal reaches only
 the tool that started it, which stops its nodes itself (SIGTERM, the clean
 stop, then SIGKILL if a node does not exit in time). Output goes to
-``DATADIR/stderr.log``, unbuffered, so a crash leaves its traceback there.
+``DATADIR/stderr.log`` (or ``stderr_path``), unbuffered, so a crash leaves
+its traceback there.
 """
 
 from __future__ import annotations
@@ -47,11 +48,19 @@ class ProcessNode:
     manager, leaving the block stops it whatever happened."""
 
     def __init__(
-        self, datadir: Path, *, name: str | None = None, extra_args: tuple[str, ...] = ()
+        self,
+        datadir: Path,
+        *,
+        name: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        stderr_path: Path | None = None,
     ) -> None:
         self.datadir = datadir
         self.name = name or datadir.name
         self.extra_args = extra_args
+        # Elsewhere than the data dir for a data dir that fills up or turns
+        # read-only under the node (tests/e2e/test_storage_faults.py).
+        self._stderr_path = stderr_path
         self.proc: subprocess.Popen[bytes] | None = None
         self._rpc: RpcClient | None = None
 
@@ -61,7 +70,7 @@ class ProcessNode:
 
     @property
     def stderr_path(self) -> Path:
-        return self.datadir / "stderr.log"
+        return self._stderr_path or self.datadir / "stderr.log"
 
     @property
     def pid(self) -> int:

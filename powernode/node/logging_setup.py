@@ -8,16 +8,23 @@ the loggers whose lines it covers, and its level overrides the base level
 for them (``[log] levels`` at start, RPC ``node.loglevel`` while running).
 ``node.log`` can be reopened (SIGHUP, after logrotate moved it) and rotated
 by size.
+
+When ``node.log`` cannot be written (a full disk, a read-only mount), its
+handler stops writing it and tells the node once (``watch_log_file``), which
+stops with one line; logging's own "--- Logging error ---" report, a
+traceback on stderr for every later line, never appears.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +70,56 @@ class JsonFormatter(logging.Formatter):
 # The name of the stderr handler, which ``log_to_file_only`` skips.
 _STDERR = "powernode.stderr"
 
+LogFailure = Callable[[OSError, Path], None]
+
+
+class LogFile(logging.handlers.RotatingFileHandler):
+    """``node.log``. Rotated by size when ``max_bytes`` > 0 (to ``node.log.1``
+    .. ``node.log.<backups>``), and reopened by name on ``reopen`` so that
+    after logrotate moved the file the node writes a new one instead of the
+    moved one. At its first failed write it closes the file, stops writing
+    it and calls ``on_failure`` (set by ``watch_log_file``) with the OSError,
+    instead of logging's report on stderr."""
+
+    def __init__(self, path: Path, *, max_bytes: int = 0, backups: int = 0) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        self.path = path
+        self.failed: OSError | None = None
+        self.on_failure: LogFailure | None = None
+        self._failing = threading.Lock()
+
+    def reopen(self) -> None:
+        if self.failed is not None:
+            return
+        self.acquire()
+        try:
+            if self.stream is not None:
+                self.stream.close()
+            self.stream = self._open()
+        finally:
+            self.release()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failed is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)  # a bug in a formatter: logging's report
+            return
+        with self._failing:
+            if self.failed is not None:
+                return
+            self.failed = exc
+        # The buffered rest would fail again at close.
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+        if self.on_failure is not None:
+            self.on_failure(exc, self.path)
+
 
 # Category -> the loggers (the column after the level) whose lines it covers.
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -84,22 +141,6 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
 LEVELS = ("debug", "info", "warning", "error")
 
 
-class NodeLogFile(logging.handlers.RotatingFileHandler):
-    """``node.log``: rotated by size when ``max_bytes`` > 0 (to
-    ``node.log.1`` .. ``node.log.<backups>``), and reopened by name on
-    ``reopen`` so that after logrotate moved the file the node writes a new
-    one instead of the moved one."""
-
-    def reopen(self) -> None:
-        self.acquire()
-        try:
-            if self.stream is not None:
-                self.stream.close()
-            self.stream = self._open()
-        finally:
-            self.release()
-
-
 def setup_logging(
     *,
     fmt: str,
@@ -119,7 +160,7 @@ def setup_logging(
     err.setFormatter(formatter)
     root.addHandler(err)
     if file is not None:
-        fh = NodeLogFile(file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        fh = LogFile(file, max_bytes=max_bytes, backups=backups)
         fh.setFormatter(formatter)
         root.addHandler(fh)
     for name in CATEGORIES:
@@ -158,7 +199,7 @@ def reopen_log_files() -> int:
     """Reopen ``node.log`` by name (SIGHUP); returns how many files were reopened."""
     n = 0
     for handler in logging.getLogger("powernode").handlers:
-        if isinstance(handler, NodeLogFile):
+        if isinstance(handler, LogFile):
             handler.reopen()
             n += 1
     return n
@@ -177,3 +218,13 @@ def log_to_file_only(event: str, level: int = logging.ERROR, **fields: Any) -> N
     for handler in logging.getLogger("powernode").handlers:
         if handler.get_name() != _STDERR and level >= handler.level:
             handler.handle(record)
+
+
+def watch_log_file(on_failure: LogFailure) -> None:
+    """Call ``on_failure(exc, path)`` when ``node.log`` fails a write (at
+    once if it already has); from whichever thread was logging."""
+    for handler in logging.getLogger("powernode").handlers:
+        if isinstance(handler, LogFile):
+            handler.on_failure = on_failure
+            if handler.failed is not None:
+                on_failure(handler.failed, handler.path)

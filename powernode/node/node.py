@@ -8,12 +8,17 @@ the mempool saved. Between start and stop it admits txs (``submit_txs``,
 pipelined with the signature workers) and blocks (``accept_block``) and tells
 the miner and peers what changed. P2P sees it only through ``NodeApi``
 (api.py).
+
+A storage fault (the store's, or node.log's: a full disk, a read-only mount,
+a damaged ``chain.db``) stops the node: the first one is kept, the node
+stops as on SIGTERM, and ``run`` raises it, for ``powernode run`` to print
+as its one line. The store refuses every write after its first fault, so
+nothing is written around it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -26,6 +31,7 @@ from typing import Any, TypeVar
 from powernode.chain.chain import Chain, ChainUpdate
 from powernode.chain.ledger import Checked, Ledger
 from powernode.chain.mempool import Mempool
+from powernode.chain.storage_faults import fix_store, from_os_error
 from powernode.chain.store import BlockStore
 from powernode.core.block import Block, make_block
 from powernode.core.crypto import KeyPair, parse_address
@@ -36,6 +42,8 @@ from powernode.core.errors import (
     GenesisError,
     MiningFailed,
     PowernodeError,
+    StorageError,
+    StoreCorrupt,
 )
 from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction
@@ -44,7 +52,7 @@ from powernode.node.api import TxResult
 from powernode.node.config import NodeConfig
 from powernode.node.engine_log import log_engine_blocks
 from powernode.node.health import health, sync_state
-from powernode.node.logging_setup import reopen_log_files
+from powernode.node.logging_setup import reopen_log_files, watch_log_file
 from powernode.node.metrics import NodeMetrics, Watched
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
@@ -116,6 +124,9 @@ class Node:
         self.started_mono = time.monotonic()
         self.serving = False
         self._stopped = False
+        # The first storage fault, which stops the node (``fail``).
+        self.failure: StorageError | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def ledger(self) -> Ledger:
@@ -141,6 +152,8 @@ class Node:
 
     async def start(self) -> None:
         cfg = self.config
+        self._loop = asyncio.get_running_loop()
+        watch_log_file(lambda exc, path: self.fail(from_os_error(exc, path)))
         for old, new in cfg.deprecated:
             emit(log, "config.deprecated", logging.WARNING, key=old, use=new)
         try:
@@ -164,8 +177,11 @@ class Node:
         self.verifier.start()
         self._stack.callback(self.verifier.stop)
 
-        store = BlockStore(cfg.db_path)
-        store.open()
+        store = BlockStore(cfg.db_path, on_fault=self.fail)
+        t0 = time.perf_counter()
+        store.open(check=cfg.check_db)
+        # What the start's integrity check cost (README, "Storage faults").
+        emit(log, "store.opened", check=cfg.check_db, ms=(time.perf_counter() - t0) * 1000)
         self._stack.callback(store.close)
         ledger = self._ledger = Ledger(
             params=params,
@@ -176,7 +192,14 @@ class Node:
         )
         ledger.chain.connect_observer = self.metrics.connect_seconds.observe
         t0 = time.perf_counter()
-        ledger.load()
+        try:
+            ledger.load()
+        except DecodeError as exc:  # bytes SQLite kept intact, but wrong
+            raise StoreCorrupt(
+                f"holds data that does not decode ({exc.message})",
+                path=str(cfg.db_path),
+                fix=fix_store(cfg.db_path),
+            ) from exc
         tip = ledger.chain.tip
         emit(
             log,
@@ -223,8 +246,19 @@ class Node:
         await self._stack.aclose()
         emit(log, "node.stopped")
 
+    def fail(self, fault: StorageError) -> None:
+        """Stop the node for a storage fault; ``run`` raises the first one
+        once the node has stopped. Called by the store and by node.log's
+        handler, from any thread."""
+        if self.failure is not None:
+            return
+        self.failure = fault
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.stopping.set)
+
     async def run(self) -> None:
-        """Start, serve until SIGINT/SIGTERM or an RPC ``node.stop``, stop."""
+        """Start, serve until SIGINT/SIGTERM, an RPC ``node.stop`` or a
+        storage fault, stop; then raise the fault, if there was one."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -233,10 +267,19 @@ class Node:
         try:
             await self.start()
             await self.stopping.wait()
+        except StorageError:
+            raise
+        except Exception:
+            # A start cut short by a storage fault fails on something else
+            # (its caller saw the fault as a refusal): the fault is the cause.
+            if self.failure is None:
+                raise
         finally:
             await self.stop()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+        if self.failure is not None:
+            raise self.failure
 
     async def _start_rpc(self, ledger: Ledger, miner: Miner) -> None:
         cfg = self.config
@@ -277,9 +320,7 @@ class Node:
         except (OSError, OverflowError) as exc:
             raise listen_error("rpc", cfg.rpc.host, cfg.rpc.port, exc) from exc
         self.rpc_url = self.rpc.url
-        fd = os.open(cfg.cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"__cookie__:{cookie}")
+        self._stack.callback(self._remove_runtime_files)
         runtime = {
             "pid": os.getpid(),
             "rpc": self.rpc_url,
@@ -287,8 +328,15 @@ class Node:
         }
         if self.metrics.url:
             runtime["metrics"] = self.metrics.url
-        cfg.runtime_path.write_text(json.dumps(runtime))
-        self._stack.callback(self._remove_runtime_files)
+        path = cfg.cookie_path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"__cookie__:{cookie}")
+            path = cfg.runtime_path
+            path.write_text(json.dumps(runtime))
+        except OSError as exc:
+            raise from_os_error(exc, path) from exc
 
     async def _start_metrics(self, ledger: Ledger, miner: Miner) -> None:
         self.metrics.watch(
@@ -329,11 +377,34 @@ class Node:
 
     def _remove_runtime_files(self) -> None:
         for p in (self.config.cookie_path, self.config.runtime_path):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 p.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # a read-only mount: the next start replaces them
+                emit(log, "node.cleanup_failed", logging.WARNING, file=p, error=exc.strerror)
 
     def _save_mempool(self) -> None:
-        n = self.ledger.save_mempool(self.config.mempool_path)
+        path = self.config.mempool_path
+        if self.failure is not None:
+            # The ledger in memory may be ahead of the store (a block the
+            # store refused): mempool.dat is left as the last clean stop
+            # wrote it, and is checked again at the next start anyway.
+            emit(log, "mempool.save_failed", logging.WARNING, file=path, reason=self.failure.code)
+            return
+        try:
+            n = self.ledger.save_mempool(path)
+        except OSError as exc:
+            fault = from_os_error(exc, path)
+            emit(
+                log,
+                "mempool.save_failed",
+                logging.WARNING,
+                file=path,
+                reason=fault.code,
+                error=exc.strerror,
+            )
+            return
         emit(log, "mempool.saved", txs=n)
 
     async def _stop_miner(self) -> None:

@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from powernode.chain.chain import ChainUpdate
-from powernode.core.errors import Malformed, OversizeFrame, ProtocolError
+from powernode.core.errors import Malformed, OversizeFrame, ProtocolError, StorageError
 from powernode.logkit import emit
 from powernode.node.api import NodeApi
 from powernode.node.config import P2pConfig
@@ -275,6 +275,10 @@ class P2P:
             reason = str(exc)
         except (ConnectionError, aiohttp.ClientError) as exc:
             reason = type(exc).__name__
+        except StorageError as exc:
+            # Not the peer's fault: the store failed, and the node is
+            # stopping on it (Node.fail).
+            reason = exc.code
         finally:
             reason = peer.close_reason or reason
             if self.peers.pop(peer.id, None) is not None:
