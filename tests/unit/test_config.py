@@ -151,7 +151,7 @@ def test_log_categories_rotation_and_metrics_are_read(tmp_path: Path) -> None:
     "old, new, match",
     [
         ("levels = []", 'levels = ["net"]', r"\[log\] levels: 'net' is not category=level"),
-        ("levels = []", 'levels = ["market=debug"]', r"\[log\] levels: 'market=debug'"),
+        ("levels = []", 'levels = ["gossip=debug"]', r"\[log\] levels: 'gossip=debug'"),
         ("levels = []", 'levels = ["net=loud"]', r"\[log\] levels: 'net=loud'"),
         ("levels = []", "levels = [1]", r"\[log\] levels: 1 is not category=level"),
         ("levels = []", 'levels = "net=debug"', r"\[log\] levels: expected a list"),
