@@ -250,15 +250,25 @@ def peer_methods(p2p: P2P | None) -> dict[str, Method]:
         addr = host_port(p)
         return {"removed": addr, "disconnected": net().remove_address(addr)}
 
+    def ban_target(p: Params) -> tuple[str, bytes]:
+        """``{"address": "host:port"}`` or ``{"node_id": hex}``: the address
+        (or '') and the node id (or b'')."""
+        if "node_id" in p:
+            return "", hex_bytes(p, "node_id", size=32)
+        return host_port(p), b""
+
     async def peer_ban(p: Params) -> Any:
-        addr = host_port(p)
+        addr, node_id = ban_target(p)
         seconds = integer(p, "seconds", 1, default=net().cfg.ban_seconds, lo=1, hi=10**8)
-        net().ban(addr, seconds, "manual")
-        return {"banned": addr, "seconds": seconds}
+        if node_id:
+            net().ban_node(node_id, seconds, "manual")
+            return {"banned": node_id.hex(), "seconds": seconds, "nodes": [node_id.hex()]}
+        nodes = net().ban_address(addr, seconds, "manual")
+        return {"banned": addr, "seconds": seconds, "nodes": [n.hex() for n in nodes]}
 
     async def peer_unban(p: Params) -> Any:
-        addr = host_port(p)
-        return {"unbanned": net().unban(addr)}
+        addr, node_id = ban_target(p)
+        return {"unbanned": net().unban(node_id.hex() if node_id else addr)}
 
     return {
         "peer.list": peer_list,
