@@ -256,7 +256,14 @@ class P2P:
         until = time.monotonic() + seconds
         node_id, ip = peer.node_id, "" if peer.same_host else peer.ip
         if not node_id and not ip:
-            emit(log, "peer.dropped", peer=peer.key, reason=reason, msg="same host, no proven id")
+            emit(
+                log,
+                "peer.dropped",
+                peer=peer.key,
+                node="",
+                reason=reason,
+                msg="on this host, with no proven id: not banned",
+            )
             return
         if node_id:
             self.bans.ban_node(node_id, until)
@@ -589,7 +596,14 @@ class P2P:
         if exc.bans_peer:
             self.ban_peer(peer, self.cfg.ban_seconds, exc.code)
         else:
-            emit(log, "peer.dropped", peer=peer.key, reason=exc.code, msg=exc.message)
+            emit(
+                log,
+                "peer.dropped",
+                peer=peer.key,
+                node=peer.node_id.hex(),
+                reason=exc.code,
+                msg=exc.message,
+            )
             if not isinstance(exc, WrongNetwork):
                 self._cool_down(peer)
         return exc.code
