@@ -537,6 +537,7 @@ class P2P:
         except _Refused as exc:
             reason = str(exc)
             code, why = CLOSE_REFUSED, reason
+            emit(log, "peer.refused", peer=peer.key, node=peer.node_id.hex(), reason=reason)
         except (ConnectionError, aiohttp.ClientError) as exc:
             reason = type(exc).__name__
         finally:
