@@ -525,6 +525,8 @@ class P2P:
                 async for msg in ws:
                     reason = self._on_frame(peer, msg)
                     if reason:
+                        if reason != "closed":
+                            code, why = CLOSE_PROTOCOL, reason
                         break
                 else:
                     reason = "closed"
@@ -746,6 +748,25 @@ class P2P:
                         peer.flush()
             self._sync.tick()
             await asyncio.sleep(0.5)
+
+    def slot_stats(self) -> dict[str, object]:
+        """Inbound slots now and at their peak, with the limits, and the
+        connections refused at accept by reason (RPC ``peer.stats``)."""
+        cfg = self.cfg
+        return {
+            "node_id": self.node_id.hex(),
+            "inbound": sum(1 for p in self.peers.values() if p.direction == "in"),
+            "outbound": sum(1 for p in self.peers.values() if p.direction == "out"),
+            "inbound_held": self.inbound_held,
+            "pending": self.pending,
+            "peak_inbound_held": self.peak_inbound_held,
+            "peak_inbound_peers": self.peak_inbound_peers,
+            "max_inbound": cfg.max_inbound,
+            "max_pending": cfg.max_pending,
+            "max_pending_per_ip": cfg.max_pending_per_ip,
+            "max_inbound_per_ip": cfg.max_inbound_per_ip,
+            "refused": dict(sorted(self.refused.items())),
+        }
 
     def peer_list(self) -> list[dict[str, object]]:
         t = now_ms()

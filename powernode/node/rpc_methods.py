@@ -230,8 +230,8 @@ def submit_methods(node: NodeApi) -> dict[str, BatchMethod]:
 
 
 def peer_methods(p2p: P2P | None) -> dict[str, Method]:
-    """``peer.list``, ``peer.add``, ``peer.remove``, ``peer.ban``,
-    ``peer.unban``; each is ``p2p_disabled`` on a node without P2P."""
+    """``peer.list``, ``peer.stats``, ``peer.add``, ``peer.remove``,
+    ``peer.ban``, ``peer.unban``; each is ``p2p_disabled`` on a node without P2P."""
 
     def net() -> P2P:
         if p2p is None:
@@ -240,6 +240,9 @@ def peer_methods(p2p: P2P | None) -> dict[str, Method]:
 
     async def peer_list(p: Params) -> Any:
         return net().peer_list()
+
+    async def peer_stats(p: Params) -> Any:
+        return net().slot_stats()
 
     async def peer_add(p: Params) -> Any:
         addr = host_port(p)
@@ -272,6 +275,7 @@ def peer_methods(p2p: P2P | None) -> dict[str, Method]:
 
     return {
         "peer.list": peer_list,
+        "peer.stats": peer_stats,
         "peer.add": peer_add,
         "peer.remove": peer_remove,
         "peer.ban": peer_ban,
