@@ -5,12 +5,14 @@ Real nodes and real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from powernode.client import endpoint_from_datadir
@@ -185,3 +187,25 @@ async def test_a_claimed_listen_address_is_checked_by_a_dial_back(
     # The honest link is untouched, and nobody was banned.
     assert linked(pair.a, pair.b) and linked(pair.b, pair.a)
     assert events(caplog, "peer.banned") == []
+
+
+async def test_impostor_of_a_peer_we_dialled_changes_nothing(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 5 in the direction where it bit: b dialled a, so at b the link
+    to a is outbound, and the old tie-break let an inbound impostor with a's
+    node id and listen address replace it, then get a's address banned with
+    a junk frame. Now the impostor cannot prove a's id."""
+    a_id, a_listen = p2p(pair.a).node_id, p2p(pair.a).listen
+    established = peer_by_listen(pair.b, a_listen)
+    assert established is not None and established.direction == "out"
+    async with TestPeer.for_node(pair.b, node_id=a_id, listen=a_listen) as impostor:
+        await impostor.connect()
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+            await impostor.send_raw(b"\xc1")
+        await impostor.wait_disconnected()
+    assert impostor.close_reason == "bad_auth"
+    assert peer_by_listen(pair.b, a_listen) is established
+    assert not p2p(pair.b).banned_node(a_id) and not p2p(pair.b).banned_address(a_listen)
+    assert events(caplog, "peer.banned") == []
+    assert linked(pair.a, pair.b) and linked(pair.b, pair.a)
