@@ -479,10 +479,13 @@ class P2P:
         same_host = sockname is not None and peername is not None and ip == sockname[0]
         started = time.monotonic()
         await self._run_peer(ws, addr, "out", ip=ip, same_host=same_host)
-        # Reconnect soon if it drops, with backoff if it keeps dropping; a
-        # connection that lived a while starts the backoff afresh.
         entry = self.addrbook.get(addr)
-        if entry is not None:
+        if entry is not None and not entry.trusted and not entry.verified:
+            # Checked once, and no node proved itself there: forget it.
+            del self.addrbook[addr]
+        elif entry is not None:
+            # Reconnect soon if it drops, with backoff if it keeps dropping;
+            # a connection that lived a while starts the backoff afresh.
             if time.monotonic() - started > 30:
                 entry.backoff = 0.5
             entry.backoff = delay = min(60.0, entry.backoff * 2)
