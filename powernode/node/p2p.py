@@ -33,7 +33,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from powernode.node.config import P2pConfig
 from powernode.node.p2p_bans import Bans
 from powernode.node.p2p_gossip import Gossip
 from powernode.node.p2p_key import load_or_create_p2p_key
+from powernode.node.p2p_slots import InboundSlots
 from powernode.node.p2p_sync import Sync
 from powernode.node.peer import Peer, now_ms
 from powernode.protocol.messages import (
@@ -126,16 +127,10 @@ class P2P:
         self.bans = Bans()
         self.addrbook: dict[str, AddrEntry] = {}
         self._dialing: set[str] = set()
-        # Inbound connections held (handshakes under way included), in all
-        # and per remote IP, and those still in their handshake.
-        self.inbound_held = 0
-        self.pending = 0
-        self._held_by_ip: Counter[str] = Counter()
-        self._pending_by_ip: Counter[str] = Counter()
-        # The most inbound connections held at once since start, and the
-        # most inbound peers past their handshake at once: neither can pass
-        # max_inbound (tests and scripts/bench_p2p_limits.py read them).
-        self.peak_inbound_held = 0
+        self.slots = InboundSlots(config)
+        # The most inbound peers past their handshake at once (and, in
+        # ``slots``, connections held): neither can pass max_inbound (tests
+        # and scripts/bench_p2p_limits.py read them).
         self.peak_inbound_peers = 0
         self.refused: Counter[str] = Counter()  # refusals at accept, by reason
         # IP (or, for peers on this host, node id) -> no new connection before (monotonic s).
@@ -382,16 +377,7 @@ class P2P:
                 return "banned"
             if self._cooldown_ips.get(ip, 0.0) > now:
                 return "cooldown"
-        if self.inbound_held >= self.cfg.max_inbound:
-            return "inbound_full"
-        if self.pending >= self.cfg.max_pending:
-            return "pending_full"
-        if not same_host:
-            if self._pending_by_ip[ip] >= self.cfg.max_pending_per_ip:
-                return "ip_pending_full"
-            if self._held_by_ip[ip] >= self.cfg.max_inbound_per_ip:
-                return "ip_inbound_full"
-        return ""
+        return self.slots.refusal(ip, same_host=same_host)
 
     def _log_refusal(self, peer: str, ip: str, reason: str) -> None:
         """``peer.refused``, at most once per ``REFUSAL_LOG_S`` for one IP
@@ -421,12 +407,7 @@ class P2P:
             self._log_refusal(addr, ip, refusal)
             status = 403 if refusal == "banned" else 503
             return web.Response(status=status, text=refusal)
-        self.inbound_held += 1
-        self.pending += 1
-        self._held_by_ip[ip] += 1
-        self._pending_by_ip[ip] += 1
-        self.peak_inbound_held = max(self.peak_inbound_held, self.inbound_held)
-        slot = _Slot(self, ip)
+        slot = self.slots.take(ip)
         try:
             ws = web.WebSocketResponse(max_msg_size=self.cfg.max_frame_bytes, autoping=True)
             await ws.prepare(request)
@@ -501,7 +482,7 @@ class P2P:
         *,
         ip: str,
         same_host: bool,
-        on_ready: Any = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         assert self.key is not None
         proto = PeerProtocol(
@@ -760,9 +741,9 @@ class P2P:
             "node_id": self.node_id.hex(),
             "inbound": sum(1 for p in self.peers.values() if p.direction == "in"),
             "outbound": sum(1 for p in self.peers.values() if p.direction == "out"),
-            "inbound_held": self.inbound_held,
-            "pending": self.pending,
-            "peak_inbound_held": self.peak_inbound_held,
+            "inbound_held": self.slots.held,
+            "pending": self.slots.pending,
+            "peak_inbound_held": self.slots.peak_held,
             "peak_inbound_peers": self.peak_inbound_peers,
             "max_inbound": cfg.max_inbound,
             "max_pending": cfg.max_pending,
@@ -775,36 +756,6 @@ class P2P:
         t = now_ms()
         out = [p.info(t) for p in self.peers.values()]
         return out + self.bans.listing(time.monotonic())
-
-
-class _Slot:
-    """One accepted inbound connection's hold on the counters: the handshake
-    part ends at ``handshake_done``, the rest at ``release`` (each once)."""
-
-    def __init__(self, p2p: P2P, ip: str) -> None:
-        self.p2p = p2p
-        self.ip = ip
-        self.pending = True
-        self.held = True
-
-    def handshake_done(self) -> None:
-        if self.pending:
-            self.pending = False
-            p = self.p2p
-            p.pending -= 1
-            p._pending_by_ip[self.ip] -= 1
-            if p._pending_by_ip[self.ip] <= 0:
-                del p._pending_by_ip[self.ip]
-
-    def release(self) -> None:
-        self.handshake_done()
-        if self.held:
-            self.held = False
-            p = self.p2p
-            p.inbound_held -= 1
-            p._held_by_ip[self.ip] -= 1
-            if p._held_by_ip[self.ip] <= 0:
-                del p._held_by_ip[self.ip]
 
 
 def _node_id_of(text: str) -> bytes | None:

@@ -91,7 +91,7 @@ async def test_300_simultaneous_hellos_never_exceed_the_inbound_limit(node: Node
     async def sample() -> None:  # what the node holds, every loop turn
         while not stop.is_set():
             samples.append(inbound_peers(node))
-            samples.append(node.p2p.inbound_held)  # type: ignore[union-attr]
+            samples.append(node.p2p.slots.held)  # type: ignore[union-attr]
             await asyncio.sleep(0)
 
     sampler = asyncio.create_task(sample())
@@ -110,7 +110,7 @@ async def test_300_simultaneous_hellos_never_exceed_the_inbound_limit(node: Node
         assert len(held) == limit
         assert inbound_peers(node) == limit
         assert node.p2p.peak_inbound_peers == limit
-        assert node.p2p.peak_inbound_held == limit
+        assert node.p2p.slots.peak_held == limit
         assert max(samples) == limit
         assert set(node.p2p.refused) == {"inbound_full", "pending_full"}
         assert node.p2p.refused["inbound_full"] >= 300  # the last wave, all of it
@@ -118,8 +118,8 @@ async def test_300_simultaneous_hellos_never_exceed_the_inbound_limit(node: Node
         stop.set()
         await sampler
         await close_all(held)
-    await async_wait_until(lambda: node.p2p.inbound_held == 0, what="slots given back")  # type: ignore[union-attr]
-    assert node.p2p.pending == 0
+    await async_wait_until(lambda: node.p2p.slots.held == 0, what="slots given back")  # type: ignore[union-attr]
+    assert node.p2p.slots.pending == 0
 
 
 async def test_per_ip_limits_hold_for_a_peer_on_another_host(node: Node) -> None:
