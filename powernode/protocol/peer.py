@@ -118,7 +118,13 @@ class PeerProtocol:
     def receive(self, frame: bytes, now_ms: int) -> list[Message]:
         """Messages for the node from one frame (none during the handshake:
         watch ``ready``). Raises ProtocolError."""
-        msg = decode_message(frame, max_bytes=self.max_frame)
+        try:
+            msg = decode_message(frame, max_bytes=self.max_frame)
+        except VersionMismatch:
+            if self.remote is not None:
+                # A hello after the first, whatever its version, is misbehaviour.
+                raise Unexpected("second hello") from None
+            raise
         if not self._proven:
             self._handshake(msg, now_ms)
             return []

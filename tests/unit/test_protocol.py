@@ -475,6 +475,13 @@ def test_second_hello_and_second_auth_are_unexpected() -> None:
     p = handshaken()
     with pytest.raises(Unexpected, match="second hello"):
         p.receive(hello().encode(), 10)
+    # Of another version too: misbehaviour (banned), not a version mismatch.
+    p = handshaken()
+    with pytest.raises(Unexpected, match="second hello"):
+        p.receive(hello(version=9).encode(), 10)
+    _d, a, _ = _acceptor_waiting_for_auth()
+    with pytest.raises(Unexpected, match="second hello"):
+        a.receive(hello(version=9).encode(), 10)
     p = handshaken()
     with pytest.raises(Unexpected, match="second auth"):
         p.receive(Auth(b"\x00" * 64).encode(), 10)
