@@ -615,15 +615,21 @@ class P2P:
     # --- address exchange ---------------------------------------------------
 
     def _send_addrs(self, peer: Peer) -> None:
-        """Only addresses a dial of ours reached (and whose node proved its
-        id): never what a peer merely claimed."""
+        """Addresses a dial of ours reached (and whose node proved its id),
+        and the listen addresses our inbound peers claim on the very IP they
+        connect from: a peer can point others at its own IP only, never at
+        someone else's."""
         now = time.monotonic()
         addrs = [
             a
             for a, e in self.addrbook.items()
             if e.verified and not self.bans.addr(a, now) and not self.bans.node(e.verified, now)
         ]
-        addrs += [p.addr for p in self.peers.values() if p.direction == "out"]
+        for p in self.peers.values():
+            if p.direction == "out":
+                addrs.append(p.addr)
+            elif p.listen and _host(p.listen) == p.ip:
+                addrs.append(p.listen)
         peer.send(Addr(sorted(set(addrs))[:1000]))
 
     def _learn_addrs(self, addrs: list[str]) -> None:
@@ -756,6 +762,11 @@ class P2P:
         t = now_ms()
         out = [p.info(t) for p in self.peers.values()]
         return out + self.bans.listing(time.monotonic())
+
+
+def _host(addr: str) -> str:
+    """The host of ``host:port`` (an IPv6 host without its brackets)."""
+    return addr.rpartition(":")[0].removeprefix("[").removesuffix("]")
 
 
 def _node_id_of(text: str) -> bytes | None:

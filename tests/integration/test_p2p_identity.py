@@ -18,7 +18,7 @@ import pytest
 from powernode.client import endpoint_from_datadir
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError
-from powernode.devnet.datadir import write_genesis
+from powernode.devnet.datadir import free_port, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.node.node import Node
 from powernode.node.p2p_key import load_or_create_p2p_key
@@ -165,9 +165,7 @@ async def test_a_claimed_listen_address_is_checked_by_a_dial_back(
         c_listen = p2p(c).listen
         async with TestPeer.for_node(pair.a, listen=c_listen) as claimant:
             await claimant.connect()
-            await claimant.send(GetAddr())
-            addr = await claimant.wait_for_message("addr")
-            assert c_listen not in addr.addrs  # type: ignore[attr-defined]
+            await claimant.sync_with_ping()
             entry = p2p(pair.a).addrbook[c_listen]
             assert entry.expect == claimant.hello.node_id and not entry.verified
         async with TestPeer.for_node(pair.a, listen=b_listen) as other:
@@ -187,6 +185,27 @@ async def test_a_claimed_listen_address_is_checked_by_a_dial_back(
     # The honest link is untouched, and nobody was banned.
     assert linked(pair.a, pair.b) and linked(pair.b, pair.a)
     assert events(caplog, "peer.banned") == []
+
+
+async def test_addr_passes_on_claims_only_on_the_claimants_own_ip(pair: Pair) -> None:
+    """What a gets told in ``hello`` reaches others in ``addr`` only when the
+    claimed host is the IP the claimant connects from: a peer cannot point
+    the network at someone else's IP. (Addresses a dialled itself go out.)"""
+    own_ip = f"127.0.0.1:{free_port()}"
+    elsewhere = f"127.0.0.3:{free_port()}"
+    async with (
+        TestPeer.for_node(pair.a, listen=own_ip) as honest_claim,
+        TestPeer.for_node(pair.a, listen=elsewhere) as foreign_claim,
+        TestPeer.for_node(pair.a) as asker,
+    ):
+        for p in (honest_claim, foreign_claim, asker):
+            await p.connect()
+            await p.sync_with_ping()
+        await asker.send(GetAddr())
+        addr = await asker.wait_for_message("addr")
+        addrs = set(addr.addrs)  # type: ignore[attr-defined]
+    assert own_ip in addrs and p2p(pair.b).listen in addrs
+    assert elsewhere not in addrs
 
 
 async def test_impostor_of_a_peer_we_dialled_changes_nothing(
