@@ -768,6 +768,26 @@ class WrongNetwork(ProtocolError):
     bans_peer = False
 
 
+class VersionMismatch(WrongNetwork):
+    """A hello of another protocol version: refused before the rest of it is
+    read (its layout may differ), with both versions named in the log."""
+
+    code = "version_mismatch"
+
+    def __init__(self, message: str = "", *, ours: int = 0, theirs: int = 0) -> None:
+        super().__init__(message or f"protocol version {theirs}, we speak {ours}")
+        self.ours = ours
+        self.theirs = theirs
+
+
+class BadAuth(ProtocolError):
+    """The peer's ``auth`` signature does not verify against the node id its
+    hello claims: it does not hold that id's key. Banned by IP (never by the
+    id it claimed, which may be an honest node's)."""
+
+    code = "bad_auth"
+
+
 class Unexpected(ProtocolError):
     code = "unexpected_message"
 

@@ -96,7 +96,16 @@ class P2pConfig:
     # Static bootstrap peers, "host:port".
     peers: tuple[str, ...] = ()
     max_outbound: int = 8
+    # Inbound connections held at once, handshakes under way included.
     max_inbound: int = 32
+    # Inbound handshakes under way at once (each also holds an inbound slot).
+    max_pending: int = 8
+    # Per remote IP, for peers on another host (README, "Peer protocol":
+    # peers on this host are exempt): handshakes and connections held.
+    max_pending_per_ip: int = 2
+    max_inbound_per_ip: int = 4
+    # Seconds a peer we dropped must wait before it may connect again.
+    reconnect_cooldown: int = 10
     handshake_timeout: int = 10
     ping_interval: int = 15
     ban_seconds: int = 3600
@@ -106,6 +115,15 @@ class P2pConfig:
 
 # [rpc] keys that bound what one request can cost (all positive integers).
 RPC_LIMITS = ("max_request_bytes", "batch_limit", "max_response_bytes", "max_depth", "max_values")
+
+# [p2p] keys that must be positive integers.
+P2P_LIMITS = (
+    "max_inbound",
+    "max_pending",
+    "max_pending_per_ip",
+    "max_inbound_per_ip",
+    "handshake_timeout",
+)
 
 # Old top-level key -> the key that replaced it. An old key still loads, and
 # the node logs one ``config.deprecated`` line for it at start.
@@ -230,6 +248,9 @@ def load_config(datadir: Path) -> NodeConfig:
     cfg = NodeConfig(**top, deprecated=tuple(deprecated))
     if not 1 <= cfg.mining.cpu_percent <= 100:
         raise ConfigError("config [mining] cpu_percent: expected an integer 1..100")
+    for key in P2P_LIMITS:
+        if getattr(cfg.p2p, key) < 1:
+            raise ConfigError(f"config [p2p] {key}: expected a positive integer")
     for key in RPC_LIMITS:
         if getattr(cfg.rpc, key) < 1:
             raise ConfigError(f"config [rpc] {key}: expected a positive integer")

@@ -230,7 +230,7 @@ class _StateCollector(Collector):
             g.add_metric([direction], sum(1 for p in peers if p.direction == direction))
         yield g
         mono = time.monotonic()
-        banned = sum(1 for until in p2p.bans.values() if until > mono) if p2p is not None else 0
+        banned = p2p.bans.in_force(mono) if p2p is not None else 0
         yield _gauge("powernode_peers_banned", "Peers under a ban", banned)
         sync = sync_state(height, (p.height for p in peers))
         yield _gauge(

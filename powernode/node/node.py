@@ -56,6 +56,7 @@ from powernode.node.logging_setup import reopen_log_files, watch_log_file
 from powernode.node.metrics import NodeMetrics, Watched
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
+from powernode.node.p2p_key import P2P_KEY_FILE
 from powernode.node.rpc import RpcServer
 from powernode.node.rpc_certs import cert_methods
 from powernode.node.rpc_contracts import contract_methods
@@ -215,7 +216,7 @@ class Node:
         self._stack.callback(self._save_mempool)
 
         if cfg.p2p.enabled:
-            self.p2p = P2P(self, cfg.p2p)
+            self.p2p = P2P(self, cfg.p2p, key_path=cfg.datadir / P2P_KEY_FILE)
             try:
                 await self.p2p.start()
             except (OSError, OverflowError) as exc:

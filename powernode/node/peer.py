@@ -9,7 +9,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from aiohttp import ClientWebSocketResponse, web
+from aiohttp import ClientWebSocketResponse, WSCloseCode, web
 
 from powernode.logkit import emit
 from powernode.protocol.messages import Message
@@ -20,6 +20,9 @@ log = logging.getLogger("powernode.p2p")
 _ids = itertools.count(1)
 
 WebSocket = web.WebSocketResponse | ClientWebSocketResponse
+
+# A WebSocket close frame's reason is at most 123 bytes.
+CLOSE_REASON_BYTES = 120
 
 
 def now_ms() -> int:
@@ -133,6 +136,10 @@ class Peer:
     proto: PeerProtocol
     addr: str  # what we dialled, or the remote socket address for inbound
     direction: str  # "in" | "out"
+    # The remote end's IP, and whether it is this host's (the socket's local
+    # IP): such a peer is never banned by IP nor held to per-IP limits.
+    ip: str = ""
+    same_host: bool = False
     id: int = field(default_factory=lambda: next(_ids))
     connected_ms: int = field(default_factory=now_ms)
     known_txs: KnownSet = field(default_factory=KnownSet)
@@ -150,8 +157,6 @@ class Peer:
     # Why we are closing it, when the close comes from elsewhere than its
     # reader (a gossip task); logged as the disconnect's reason.
     close_reason: str = ""
-    # Set at the handshake (by P2P): what a ban of this peer is keyed on.
-    ban_key: str = ""
     height: int = 0
     work: int = 0
     _queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
@@ -162,10 +167,15 @@ class Peer:
         return self.proto.remote.listen if self.proto.remote else ""
 
     @property
+    def node_id(self) -> bytes:
+        """The peer's node id once the handshake proved it, else b''."""
+        remote = self.proto.remote
+        return remote.node_id if remote is not None and self.proto.ready else b""
+
+    @property
     def key(self) -> str:
-        """What a ban is keyed on (chosen by P2P at the handshake); before
-        the handshake, the socket address."""
-        return self.ban_key or self.addr
+        """How logs name the peer: the address we dialled, or its socket's."""
+        return self.addr
 
     def send(self, msg: Message) -> None:
         self.proto.send(msg)
@@ -188,11 +198,13 @@ class Peer:
             except (ConnectionError, RuntimeError):
                 return
 
-    async def close(self) -> None:
+    async def close(self, *, code: int = WSCloseCode.OK, why: str = "") -> None:
+        """Close the connection; ``code`` and ``why`` go in the WebSocket
+        close frame, so the peer can log why we hung up."""
         self._queue.put_nowait(None)
         # A socket that is already gone may fail to close; it is closed anyway.
         with contextlib.suppress(Exception):
-            await self.ws.close()
+            await self.ws.close(code=code, message=why.encode()[:CLOSE_REASON_BYTES])
         writer = self._writer
         if writer is not None:
             writer.cancel()
@@ -206,7 +218,10 @@ class Peer:
         remote = self.proto.remote
         return {
             "id": self.id,
+            "node_id": self.node_id.hex(),
             "address": self.addr,
+            "ip": self.ip,
+            "same_host": self.same_host,
             "listen": self.listen,
             "direction": self.direction,
             "height": self.height,

@@ -269,8 +269,8 @@ def submit_methods(node: NodeApi) -> dict[str, BatchMethod]:
 
 
 def peer_methods(p2p: P2P | None) -> dict[str, Method]:
-    """``peer.list``, ``peer.add``, ``peer.remove``, ``peer.ban``,
-    ``peer.unban``; each is ``p2p_disabled`` on a node without P2P."""
+    """``peer.list``, ``peer.stats``, ``peer.add``, ``peer.remove``,
+    ``peer.ban``, ``peer.unban``; each is ``p2p_disabled`` on a node without P2P."""
 
     def net() -> P2P:
         if p2p is None:
@@ -279,6 +279,9 @@ def peer_methods(p2p: P2P | None) -> dict[str, Method]:
 
     async def peer_list(p: Params) -> Any:
         return net().peer_list()
+
+    async def peer_stats(p: Params) -> Any:
+        return net().slot_stats()
 
     async def peer_add(p: Params) -> Any:
         addr = host_port(p)
@@ -289,18 +292,29 @@ def peer_methods(p2p: P2P | None) -> dict[str, Method]:
         addr = host_port(p)
         return {"removed": addr, "disconnected": net().remove_address(addr)}
 
+    def ban_target(p: Params) -> tuple[str, bytes]:
+        """``{"address": "host:port"}`` or ``{"node_id": hex}``: the address
+        (or '') and the node id (or b'')."""
+        if "node_id" in p:
+            return "", hex_bytes(p, "node_id", size=32)
+        return host_port(p), b""
+
     async def peer_ban(p: Params) -> Any:
-        addr = host_port(p)
+        addr, node_id = ban_target(p)
         seconds = integer(p, "seconds", 1, default=net().cfg.ban_seconds, lo=1, hi=10**8)
-        net().ban(addr, seconds, "manual")
-        return {"banned": addr, "seconds": seconds}
+        if node_id:
+            net().ban_node(node_id, seconds, "manual")
+            return {"banned": node_id.hex(), "seconds": seconds, "nodes": [node_id.hex()]}
+        nodes = net().ban_address(addr, seconds, "manual")
+        return {"banned": addr, "seconds": seconds, "nodes": [n.hex() for n in nodes]}
 
     async def peer_unban(p: Params) -> Any:
-        addr = host_port(p)
-        return {"unbanned": net().unban(addr)}
+        addr, node_id = ban_target(p)
+        return {"unbanned": net().unban(node_id.hex() if node_id else addr)}
 
     return {
         "peer.list": peer_list,
+        "peer.stats": peer_stats,
         "peer.add": peer_add,
         "peer.remove": peer_remove,
         "peer.ban": peer_ban,

@@ -13,10 +13,20 @@ from typing import Any, ClassVar
 
 from powernode.core import encoding
 from powernode.core.block import HARD_MAX_BLOCK_BYTES
-from powernode.core.errors import DecodeError, Malformed, OversizeFrame, ProtocolError
+from powernode.core.crypto import PUBKEY_SIZE, SIG_SIZE
+from powernode.core.errors import (
+    DecodeError,
+    Malformed,
+    OversizeFrame,
+    ProtocolError,
+    VersionMismatch,
+)
 from powernode.core.tx import MAX_TX_BYTES
 
-PROTOCOL_VERSION = 1
+# 2: node ids are Ed25519 public keys proven by ``auth``; the dialler speaks
+# first. A hello of another version is refused on its first field.
+PROTOCOL_VERSION = 2
+CHALLENGE_SIZE = 32
 MAX_FRAME_BYTES = HARD_MAX_BLOCK_BYTES + 1024
 MAX_INV = 5_000
 MAX_TXS = 2_000  # txs in one ``txs`` message
@@ -51,9 +61,19 @@ class Hello(Message):
     genesis: bytes
     height: int
     work: bytes  # cumulative work, 32-byte big-endian
-    listen: str  # "host:port" the peer accepts connections on, or ""
-    node_id: bytes  # random per process, to spot connections to ourselves
+    listen: str  # "host:port" the peer says it accepts connections on, or ""
+    node_id: bytes  # Ed25519 public key; claimed here, proven by ``auth``
     agent: str
+    challenge: bytes  # fresh random bytes the other side must sign over
+
+
+@dataclass(frozen=True, slots=True)
+class Auth(Message):
+    """Proof that the sender holds its hello's node id: a signature over
+    ``protocol.auth.auth_message`` (both challenges, both ids)."""
+
+    name: ClassVar[str] = "auth"
+    signature: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,17 +176,28 @@ def _decode_fields(name: str, f: list[Any]) -> Message:
             raise Malformed(f"{name}: expected {k} fields, got {n}")
 
     if name == "hello":
-        need(8)
+        # The version first, alone: another version's hello may have another
+        # layout, and is refused for its version, not as malformed.
+        if n < 1:
+            raise Malformed("hello: no version")
+        version = encoding.as_uint(f[0], "version")
+        if version != PROTOCOL_VERSION:
+            raise VersionMismatch(ours=PROTOCOL_VERSION, theirs=version)
+        need(9)
         return Hello(
-            version=encoding.as_uint(f[0], "version"),
+            version=version,
             chain_id=encoding.as_str(f[1], "chain_id", max_len=64),
             genesis=encoding.as_bytes(f[2], "genesis", size=32),
             height=encoding.as_uint(f[3], "height"),
             work=encoding.as_bytes(f[4], "work", size=32),
             listen=encoding.as_str(f[5], "listen", max_len=128),
-            node_id=encoding.as_bytes(f[6], "node_id", size=16),
+            node_id=encoding.as_bytes(f[6], "node_id", size=PUBKEY_SIZE),
             agent=encoding.as_str(f[7], "agent", max_len=64),
+            challenge=encoding.as_bytes(f[8], "challenge", size=CHALLENGE_SIZE),
         )
+    if name == "auth":
+        need(1)
+        return Auth(encoding.as_bytes(f[0], "signature", size=SIG_SIZE))
     if name in ("ping", "pong"):
         need(1)
         nonce = encoding.as_uint(f[0], "nonce")

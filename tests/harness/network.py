@@ -3,9 +3,10 @@ and ``async_wait_until``, the asyncio twin of ``powernode.devnet.wait``'s
 ``wait_until`` for conditions that in-process nodes (on this event loop) must
 make true.
 
-Links are cut with the nodes' own peer controls: a mutual ban keeps two
-nodes from dialling or accepting each other (and address gossip cannot
-undo it), an unban plus a dial heals the link.
+Links are cut with the nodes' own peer controls, as RPC ``peer.ban`` does:
+each node bans the other's listen address, which bans the node id proven
+there too, so neither dials nor accepts the other (and address gossip
+cannot undo it); an unban plus a dial heals the link.
 """
 
 from __future__ import annotations
@@ -118,8 +119,8 @@ async def connect(a: Node, b: Node, *, timeout: float = 15.0) -> None:
 async def cut(a: Node, b: Node, *, timeout: float = 15.0) -> None:
     """Sever the link both ways and keep it severed."""
     pa, pb = p2p_of(a), p2p_of(b)
-    pa.ban(pb.listen, 3600, "test_partition")
-    pb.ban(pa.listen, 3600, "test_partition")
+    pa.ban_address(pb.listen, 3600, "test_partition")
+    pb.ban_address(pa.listen, 3600, "test_partition")
     await async_wait_until(
         lambda: not linked(a, b) and not linked(b, a), timeout=timeout, what="link cut"
     )

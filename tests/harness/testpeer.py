@@ -2,7 +2,9 @@
 
 It speaks the wire protocol from the outside, over a real WebSocket to a
 node's ``ws://host:port/p2p``, but follows only the rules a test asks it to:
-it can shake hands properly or with a wrong chain id / genesis / version,
+it can shake hands properly (hello, then its ``auth`` signed with its own
+key, which a test may swap for another's to pose as an impostor) or with a
+wrong chain id / genesis / version,
 send any ``Message`` or raw bytes (including frames larger than the node
 accepts), and it records what the node sends. ``on_<name>`` hooks answer
 messages (ping, getheaders and getdata by default; override or set to None).
@@ -26,8 +28,12 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType
 
+from powernode.core.crypto import KeyPair
+from powernode.protocol.auth import DIAL, sign_auth
 from powernode.protocol.messages import (
+    CHALLENGE_SIZE,
     PROTOCOL_VERSION,
+    Auth,
     BlockMsg,
     GetData,
     GetHeaders,
@@ -48,9 +54,10 @@ from tests.harness.network import async_wait_until
 MAX_MSG_SIZE = 64 * 1024 * 1024
 
 
-def node_hello(node: Any, **changes: Any) -> Hello:
+def node_hello(node: Any, key: KeyPair | None = None, **changes: Any) -> Hello:
     """A hello that a running in-process ``Node`` accepts (its chain, its
-    genesis), with any field overridden: pass ``genesis=...`` to be refused."""
+    genesis, ``key``'s node id), with any field overridden: pass
+    ``genesis=...`` to be refused."""
     L = node.ledger
     fields: dict[str, Any] = {
         "version": PROTOCOL_VERSION,
@@ -59,8 +66,9 @@ def node_hello(node: Any, **changes: Any) -> Hello:
         "height": 0,
         "work": bytes(32),
         "listen": "",
-        "node_id": os.urandom(16),
+        "node_id": (key or KeyPair.generate()).pubkey,
         "agent": "testpeer/1",
+        "challenge": os.urandom(CHALLENGE_SIZE),
     }
     fields.update(changes)
     return Hello(**fields)
@@ -71,14 +79,29 @@ class TestPeer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, address: str, hello: Hello, *, max_msg_size: int = MAX_MSG_SIZE) -> None:
+    def __init__(
+        self,
+        address: str,
+        hello: Hello,
+        *,
+        key: KeyPair | None = None,
+        max_msg_size: int = MAX_MSG_SIZE,
+        local_ip: str = "",
+    ) -> None:
         self.address = address  # "host:port" of the node's p2p listener
         self.hello = hello
+        # Signs our auth; a key other than the hello's node id's is an impostor's.
+        self.key = key or KeyPair.generate()
+        # The source IP to connect from ("" = any): another loopback IP, such
+        # as 127.0.0.2, is another host to a node on 127.0.0.1.
+        self.local_ip = local_ip
+        self.authed = False  # the node's auth arrived and we sent ours
         self.max_msg_size = max_msg_size
         self.received: list[Message] = []
         self.bad_frames: list[tuple[bytes, ProtocolError]] = []  # what we could not decode
         self.remote: Hello | None = None
         self.close_code: int | None = None
+        self.close_reason = ""  # the text of the node's close frame
         self.disconnected = asyncio.Event()
         # Answers for the default hooks: block/tx hash -> raw bytes, and the
         # headers (encoded) to return for any getheaders.
@@ -90,17 +113,25 @@ class TestPeer:
         self._reader: asyncio.Task[None] | None = None
 
     @classmethod
-    def for_node(cls, node: Any, **hello_changes: Any) -> TestPeer:
-        """A peer for an in-process ``Node`` with p2p enabled."""
+    def for_node(
+        cls, node: Any, *, key: KeyPair | None = None, local_ip: str = "", **hello_changes: Any
+    ) -> TestPeer:
+        """A peer for an in-process ``Node`` with p2p enabled: its node id is
+        ``key``'s (a fresh one by default) unless ``node_id=`` says otherwise."""
         assert node.p2p is not None, "p2p is not enabled on this node"
-        return cls(node.p2p.listen, node_hello(node, **hello_changes))
+        key = key or KeyPair.generate()
+        hello = node_hello(node, key, **hello_changes)
+        return cls(node.p2p.listen, hello, key=key, local_ip=local_ip)
 
     # --- connection -------------------------------------------------------------
 
     async def connect(self, *, handshake: bool = True, timeout: float = 10.0) -> TestPeer:
-        """Open the WebSocket; with ``handshake``, send our hello and wait for
-        the node's. (A node that refuses us still sends its hello first.)"""
-        self._session = aiohttp.ClientSession()
+        """Open the WebSocket; with ``handshake``, send our hello, wait for
+        the node's hello and auth, and send our auth (``on_auth``). Returns
+        when that is done or the node hung up (a node refuses a hello it
+        does not like without a word)."""
+        connector = aiohttp.TCPConnector(local_addr=(self.local_ip, 0)) if self.local_ip else None
+        self._session = aiohttp.ClientSession(connector=connector)
         self._ws = await self._session.ws_connect(
             f"http://{self.address}/p2p",
             max_msg_size=self.max_msg_size,
@@ -110,8 +141,22 @@ class TestPeer:
         self._reader = asyncio.create_task(self._read_loop(), name="testpeer-reader")
         if handshake:
             await self.send(self.hello)
-            await self.wait_for(lambda: self.remote is not None or self.is_closed, timeout=timeout)
+            await self.wait_for(lambda: self.authed or self.is_closed, timeout=timeout)
         return self
+
+    def auth_for(self, remote: Hello) -> Auth:
+        """Our auth for the node's ``remote`` hello, signed with ``key``."""
+        return Auth(
+            sign_auth(
+                self.key,
+                chain_id=self.hello.chain_id,
+                genesis=self.hello.genesis,
+                role=DIAL,
+                other=remote.node_id,
+                signer_challenge=self.hello.challenge,
+                other_challenge=remote.challenge,
+            )
+        )
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -156,7 +201,12 @@ class TestPeer:
         ws = self._ws
         assert ws is not None
         try:
-            async for msg in ws:
+            while True:
+                msg = await ws.receive()
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    if msg.type == WSMsgType.CLOSE:
+                        self.close_reason = str(msg.extra or "")
+                    break
                 if msg.type != WSMsgType.BINARY:
                     continue
                 try:
@@ -222,6 +272,12 @@ class TestPeer:
         assert await self.ping_or_disconnect(timeout), "the node hung up instead of answering"
 
     # --- default hooks (override in a subclass, or set to None) ---------------------
+
+    async def on_auth(self, msg: Auth) -> None:
+        """The node proved its id (not checked here): answer with ours."""
+        if self.remote is not None and not self.authed:
+            await self.send(self.auth_for(self.remote))
+            self.authed = True
 
     async def on_ping(self, msg: Ping) -> None:
         await self.send(Pong(msg.nonce))

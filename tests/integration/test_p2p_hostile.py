@@ -2,7 +2,8 @@
 
 Each test starts a fresh node (P2P on, bans of 60 s) with an honest peer node
 connected to it, then a ``TestPeer`` misbehaves in its own connection. The
-node must drop it (and ban it when it proves misbehaviour), say why in its
+node must drop it (and ban its proven node id when it proves misbehaviour;
+every peer here is on the node's own host, so none is banned by IP), say why in its
 log, list the ban, refuse the banned peer when it comes back, and still relay
 its new blocks to the honest peer.
 """
@@ -32,6 +33,7 @@ from powernode.node.node import Node
 from powernode.protocol.messages import (
     MAX_HEADERS,
     MAX_INV,
+    PROTOCOL_VERSION,
     Addr,
     BlockMsg,
     GetData,
@@ -63,11 +65,12 @@ class Net:
     tmp: Path
     user: KeyPair  # funded in genesis
 
-    def hostile(self, **hello: object) -> TestPeer:
-        """A scripted peer for ``node``; advertises a listen address of its own
-        unless told otherwise, so a ban on it touches nobody else."""
+    def hostile(self, *, key: KeyPair | None = None, **hello: object) -> TestPeer:
+        """A scripted peer for ``node`` with a node id of its own (``key``'s,
+        fresh by default); advertises a listen address of its own unless
+        told otherwise."""
         hello.setdefault("listen", f"127.0.0.1:{free_port()}")
-        return TestPeer.for_node(self.node, **hello)
+        return TestPeer.for_node(self.node, key=key, **hello)
 
 
 @pytest.fixture
@@ -109,31 +112,40 @@ async def banned_in_rpc(net: Net) -> set[str]:
 async def assert_banned(
     net: Net, caplog: pytest.LogCaptureFixture, peer: TestPeer, reason: str
 ) -> None:
-    listen = peer.hello.listen
+    """``peer`` was banned by its proven node id, and by that alone: it is
+    on the node's host, so its IP (every local node's) is not banned."""
+    listen, node = peer.hello.listen, peer.hello.node_id.hex()
     await peer.wait_disconnected()
-    (record,) = events(caplog, "peer.banned", peer=listen)
+    (record,) = events(caplog, "peer.banned", node=node)
     assert record.fields["reason"] == reason  # type: ignore[attr-defined]
+    assert record.fields["ip"] == ""  # type: ignore[attr-defined]
     assert record.levelno == logging.WARNING
     assert record.fields["seconds"] == BAN_SECONDS  # type: ignore[attr-defined]
-    assert net.node.p2p is not None and net.node.p2p.banned(listen)
-    listed = [p for p in net.node.p2p.peer_list() if p["address"] == listen]
-    assert [p["direction"] for p in listed] == ["banned"]
+    assert net.node.p2p is not None and net.node.p2p.banned_node(peer.hello.node_id)
+    assert not net.node.p2p.banned_ip("127.0.0.1")
+    assert not net.node.p2p.banned_address(listen)
+    listed = [p for p in net.node.p2p.peer_list() if p["direction"] == "banned"]
+    assert [(p["kind"], p["address"]) for p in listed] == [("node", node)]
     assert 0 < int(listed[0]["banned_until_s"]) <= BAN_SECONDS  # type: ignore[call-overload]
-    assert listen in await banned_in_rpc(net)
+    assert await banned_in_rpc(net) == {node}
     await async_wait_until(
         lambda: peer_by_listen(net.node, listen) is None, what="the node to forget the peer"
     )
 
 
-async def assert_refused_when_back(net: Net, caplog: pytest.LogCaptureFixture, listen: str) -> None:
-    """A new connection advertising the banned listen address is closed,
-    however polite it is, and never becomes a peer."""
-    connected_before = len(events(caplog, "peer.connected", peer=listen))
-    async with net.hostile(listen=listen) as again:
+async def assert_refused_when_back(
+    net: Net, caplog: pytest.LogCaptureFixture, banned: TestPeer
+) -> None:
+    """A new connection proving the banned node id is closed, however polite
+    it is (and whatever listen address it claims), and never becomes a peer."""
+    node = banned.hello.node_id.hex()
+    connected_before = len(events(caplog, "peer.connected", node=node))
+    async with net.hostile(key=banned.key) as again:
         await again.connect()
         await again.wait_disconnected()
-    assert peer_by_listen(net.node, listen) is None
-    assert len(events(caplog, "peer.connected", peer=listen)) == connected_before
+    assert "banned" in again.close_reason
+    assert peer_by_listen(net.node, again.hello.listen) is None
+    assert len(events(caplog, "peer.connected", node=node)) == connected_before
 
 
 async def assert_still_serves(net: Net) -> None:
@@ -144,7 +156,7 @@ async def assert_still_serves(net: Net) -> None:
     assert net.node.ledger.chain.height == height + 1
     await sync_all([net.node, net.honest], timeout=15)
     assert net.honest.p2p is not None and net.node.p2p is not None
-    assert not net.node.p2p.banned(net.honest.p2p.listen)
+    assert not net.node.p2p.banned_node(net.honest.p2p.node_id)
 
 
 # --- blocks that prove misbehaviour ---------------------------------------------------
@@ -205,37 +217,81 @@ async def test_wrong_genesis_is_dropped_not_banned(
 ) -> None:
     async with net.hostile(genesis=b"\xee" * 32) as peer:
         await peer.connect()
-        assert peer.remote is not None  # the node's hello comes first
         await peer.wait_disconnected()
+        assert peer.remote is None  # refused before the node says a word
+        assert peer.close_reason == "wrong_network"
     listen = peer.hello.listen
     (record,) = events(caplog, "peer.dropped", reason="wrong_network")
     assert "genesis" in record.fields["msg"]  # type: ignore[attr-defined]
     assert events(caplog, "peer.banned") == []
-    assert net.node.p2p is not None and not net.node.p2p.banned(listen)
+    assert net.node.p2p is not None and not net.node.p2p.banned_node(peer.hello.node_id)
     assert await banned_in_rpc(net) == set()
     assert peer_by_listen(net.node, listen) is None
     # Not punished: back with the right genesis, it is a peer like any other.
-    async with net.hostile(listen=listen) as back:
+    async with net.hostile(key=peer.key, listen=listen) as back:
         await back.connect()
         await ready(net, back)
     await assert_still_serves(net)
 
 
-@pytest.mark.parametrize(
-    "change",
-    [{"chain_id": "another-chain"}, {"version": 99}],
-    ids=["chain_id", "version"],
-)
-async def test_other_network_is_dropped_not_banned(
-    net: Net, caplog: pytest.LogCaptureFixture, change: dict[str, object]
+async def test_other_chain_is_dropped_not_banned(
+    net: Net, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with net.hostile(**change) as peer:
+    async with net.hostile(chain_id="another-chain") as peer:
         await peer.connect()
         await peer.wait_disconnected()
     assert len(events(caplog, "peer.dropped", reason="wrong_network")) == 1
+    assert peer.close_reason == "wrong_network"
+    assert peer.remote is None  # the dialler speaks first: we learn nothing of the node
     assert events(caplog, "peer.banned") == []
     assert await banned_in_rpc(net) == set()
     await assert_still_serves(net)
+
+
+@pytest.mark.parametrize("version", [1, 3, 99])
+async def test_other_protocol_version_is_refused_with_the_reason(
+    net: Net, caplog: pytest.LogCaptureFixture, version: int
+) -> None:
+    async with net.hostile(version=version) as peer:
+        await peer.connect()
+        await peer.wait_disconnected()
+    (record,) = events(caplog, "peer.refused", reason="version_mismatch")
+    assert record.fields["ours"] == PROTOCOL_VERSION == 2  # type: ignore[attr-defined]
+    assert record.fields["theirs"] == version  # type: ignore[attr-defined]
+    # The refusal reaches the peer too, in the WebSocket close frame.
+    assert peer.close_reason == f"version_mismatch ours=2 theirs={version}"
+    assert events(caplog, "peer.banned") == [] and events(caplog, "peer.dropped") == []
+    assert await banned_in_rpc(net) == set()
+    await assert_still_serves(net)
+
+
+async def test_a_version_1_hello_is_refused_not_taken_as_malformed(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node of protocol 1 dials with a hello of 8 fields and a 16-byte node
+    id: refused for its version, never banned as malformed."""
+    chain = net.node.ledger.chain
+    v1 = encoding.encode(
+        [
+            "hello",
+            1,
+            chain.params.chain_id,
+            chain.genesis.hash,
+            0,
+            bytes(32),
+            "",
+            os.urandom(16),
+            "old/1",
+        ]
+    )
+    async with net.hostile() as peer:
+        await peer.connect(handshake=False)
+        await peer.send_raw(v1)
+        await peer.wait_disconnected()
+    (record,) = events(caplog, "peer.refused", reason="version_mismatch")
+    assert record.fields["theirs"] == 1  # type: ignore[attr-defined]
+    assert events(caplog, "peer.banned") == []
+    assert peer.received == []  # the new side never sent it a frame it cannot read
 
 
 async def test_connection_to_itself_is_dropped(net: Net, caplog: pytest.LogCaptureFixture) -> None:
@@ -260,7 +316,7 @@ async def test_oversize_frame_is_banned(net: Net, caplog: pytest.LogCaptureFixtu
             await peer.send(BlockMsg(b"\x00" * limit))
         await assert_banned(net, caplog, peer, "oversize_frame")
         assert peer.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
-    await assert_refused_when_back(net, caplog, peer.hello.listen)
+    await assert_refused_when_back(net, caplog, peer)
     await assert_still_serves(net)
 
 
@@ -270,7 +326,7 @@ async def test_malformed_msgpack_is_banned(net: Net, caplog: pytest.LogCaptureFi
         await ready(net, peer)
         await peer.send_raw(b"\xc1\x92\xa4ping")
         await assert_banned(net, caplog, peer, "malformed_frame")
-    await assert_refused_when_back(net, caplog, peer.hello.listen)
+    await assert_refused_when_back(net, caplog, peer)
     await assert_still_serves(net)
 
 
@@ -306,7 +362,7 @@ async def test_block_with_bad_pow_is_banned(net: Net, caplog: pytest.LogCaptureF
         await assert_banned(net, caplog, peer, "bad_pow")
     assert net.node.ledger.chain.height == 0
     assert bad.hash not in net.node.ledger.chain.index
-    await assert_refused_when_back(net, caplog, peer.hello.listen)
+    await assert_refused_when_back(net, caplog, peer)
     await assert_still_serves(net)
 
 
@@ -333,7 +389,7 @@ async def test_block_with_bad_signature_is_banned(
         await assert_banned(net, caplog, peer, "bad_signature")
     assert events(caplog, "block.invalid", hash=bad.hash, reason="bad_signature")
     assert net.node.ledger.chain.height == 0
-    await assert_refused_when_back(net, caplog, peer.hello.listen)
+    await assert_refused_when_back(net, caplog, peer)
     await assert_still_serves(net)
     # The untampered tx is still good, and the honest block still connects.
     outcome, _ = net.node.accept_block(good)
@@ -428,7 +484,7 @@ async def test_inventory_flood_is_banned(net: Net, caplog: pytest.LogCaptureFixt
                 break
         await assert_banned(net, caplog, peer, "flood")
         assert peer.messages("getdata") == []  # it never had to ask for anything
-    await assert_refused_when_back(net, caplog, peer.hello.listen)
+    await assert_refused_when_back(net, caplog, peer)
     await assert_still_serves(net)
     # The announced tx went into the block the honest peer now has.
     assert net.honest.ledger.chain.get_block(net.honest.ledger.chain.tip.hash).txids() == [tx.txid]
@@ -443,8 +499,10 @@ async def test_slow_handshake_is_dropped_not_banned(
     try:
         async with TestPeer.for_node(node) as peer:
             await peer.connect(handshake=False)
-            await peer.wait_for_message("hello")  # the node speaks first
-            await peer.wait_disconnected()  # we never answer
+            # The dialler speaks first, and we never do.
+            await peer.wait_disconnected()
+            assert peer.received == []
+            assert peer.close_reason == "handshake_timeout"
         assert node.p2p is not None
         assert events(caplog, "peer.banned") == []
         assert [p for p in node.p2p.peer_list() if p["direction"] == "banned"] == []
@@ -461,10 +519,11 @@ async def test_ban_ends_and_unban_lets_the_peer_back(
         await ready(net, peer)
         await peer.send_raw(b"\xc1")
         await assert_banned(net, caplog, peer, "malformed_frame")
-    listen = peer.hello.listen
-    assert await net.rpc.call("peer.unban", {"address": listen}) == {"unbanned": True}
-    assert listen not in await banned_in_rpc(net)
-    async with net.hostile(listen=listen) as back:
+    node = peer.hello.node_id.hex()
+    assert await net.rpc.call("peer.unban", {"node_id": node}) == {"unbanned": True}
+    assert await net.rpc.call("peer.unban", {"node_id": node}) == {"unbanned": False}
+    assert node not in await banned_in_rpc(net)
+    async with net.hostile(key=peer.key) as back:
         await back.connect()
         await ready(net, back)
 
@@ -487,20 +546,31 @@ async def test_headers_with_bad_pow_are_banned(net: Net, caplog: pytest.LogCaptu
     await assert_still_serves(net)
 
 
-async def test_misbehaving_impostor_does_not_get_the_honest_peer_banned(
+async def test_impostor_with_the_honest_peers_id_and_address_changes_nothing(
     net: Net, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Finding 5: a stranger copies the honest peer's node id and listen
+    address from its hello, then sends a junk frame. It cannot sign for
+    that id, so it never becomes a peer, never replaces the honest peer's
+    connection, and gets nobody but itself cut off."""
     assert net.honest.p2p is not None and net.node.p2p is not None
-    honest_listen = net.honest.p2p.listen
-    async with net.hostile(listen=honest_listen) as impostor:
-        await impostor.connect()
-        assert impostor.remote is not None
-        await impostor.sync_with_ping()
-        await impostor.send_raw(b"\xc1")
+    honest_id, honest_listen = net.honest.p2p.node_id, net.honest.p2p.listen
+    honest_peer = peer_by_listen(net.node, honest_listen)
+    assert honest_peer is not None
+    async with net.hostile(node_id=honest_id, listen=honest_listen) as impostor:
+        await impostor.connect()  # signs with its own key, not the honest one's
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+            await impostor.send_raw(b"\xc1")
         await impostor.wait_disconnected()
-    await async_wait_until(lambda: events(caplog, "peer.banned"), what="a ban")
-    assert not net.node.p2p.banned(honest_listen)
-    assert peer_by_listen(net.node, honest_listen) is not None
+    assert impostor.close_reason == "bad_auth"
+    assert len(events(caplog, "peer.dropped", reason="bad_auth")) == 1  # same host: no IP ban
+    assert events(caplog, "peer.banned") == []
+    assert not net.node.p2p.banned_node(honest_id)
+    assert not net.node.p2p.banned_address(honest_listen)
+    assert await banned_in_rpc(net) == set()
+    # The very same connection, never replaced.
+    assert peer_by_listen(net.node, honest_listen) is honest_peer
+    assert [p for p in net.node.p2p.peers.values() if p.node_id == honest_id] == [honest_peer]
     await assert_still_serves(net)
 
 

@@ -113,9 +113,11 @@ def test_which_codes_ban_a_peer() -> None:
     banning = {c for c, cls in codes.items() if cls.bans_peer}
     protocol = {c for c, cls in codes.items() if issubclass(cls, ProtocolError)}
     assert banning - protocol == BANNING
-    # Another network is not misbehaviour; a tx flood is disconnected, not
-    # banned (an honest node with a lower fee floor relays cheap txs too).
-    assert protocol - banning == {"wrong_network", "tx_flood"}
+    # Another network (or protocol version) is not misbehaviour; a tx flood
+    # is disconnected, not banned (an honest node with a lower fee floor
+    # relays cheap txs too).
+    assert protocol - banning == {"wrong_network", "version_mismatch", "tx_flood"}
+    assert "bad_auth" in banning
     # Stale or early data, the node's own faults and RPC mistakes never ban.
     for code in ("nonce_too_low", "time_too_new", "internal_error", "invalid_params", "error"):
         assert not codes[code].bans_peer, code

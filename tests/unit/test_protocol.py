@@ -15,14 +15,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from powernode.core import encoding
+from powernode.core.crypto import KeyPair
 from powernode.core.errors import (
+    BadAuth,
     Flood,
     Malformed,
     OversizeFrame,
     ProtocolError,
     Unexpected,
+    VersionMismatch,
     WrongNetwork,
 )
+from powernode.protocol.auth import ACCEPT, DIAL, auth_message, sign_auth
 from powernode.protocol.messages import (
     MAX_ADDRS,
     MAX_HEADERS,
@@ -30,6 +34,7 @@ from powernode.protocol.messages import (
     MAX_LOCATOR,
     PROTOCOL_VERSION,
     Addr,
+    Auth,
     BlockMsg,
     GetAddr,
     GetData,
@@ -61,11 +66,31 @@ def hello(**changes: Any) -> Hello:
         "height": 7,
         "work": (1234).to_bytes(32, "big"),
         "listen": "127.0.0.1:9000",
-        "node_id": os.urandom(16),
+        "node_id": os.urandom(32),
         "agent": "unit/1",
+        "challenge": os.urandom(32),
     }
     fields.update(changes)
     return Hello(**fields)
+
+
+def keyed_hello(key: KeyPair, **changes: Any) -> Hello:
+    return hello(node_id=key.pubkey, **changes)
+
+
+def pair(**kw: Any) -> tuple[PeerProtocol, PeerProtocol]:
+    """A dialler and an acceptor, each with a key of its own, not started."""
+    kd, ka = KeyPair.generate(), KeyPair.generate()
+    d = PeerProtocol(local=keyed_hello(kd, listen="d:1"), key=kd, dialler=True, **kw)
+    a = PeerProtocol(local=keyed_hello(ka, listen="a:2"), key=ka, dialler=False, **kw)
+    return d, a
+
+
+def shuttle(src: PeerProtocol, dst: PeerProtocol, now_ms: int = 0) -> list[Message]:
+    out: list[Message] = []
+    for f in src.data_to_send():
+        out += dst.receive(f, now_ms)
+    return out
 
 
 def frame(*obj: Any) -> bytes:
@@ -78,19 +103,23 @@ def decoded(frames: list[bytes]) -> list[Message]:
 
 
 def handshaken(**kw: Any) -> PeerProtocol:
-    """A protocol that has exchanged hellos at t=0 and has nothing queued."""
-    p = PeerProtocol(local=hello(listen=""), **kw)
-    p.start()
-    assert p.receive(hello().encode(), 0)
-    assert p.ready
-    p.data_to_send()
-    return p
+    """An acceptor that has finished a handshake at t=0 and has nothing
+    queued: what is fed to it comes from the (proven) dialler."""
+    d, a = pair(**kw)
+    d.start()
+    shuttle(d, a)  # hello
+    shuttle(a, d)  # hello + auth
+    shuttle(d, a)  # auth
+    assert a.ready and d.ready
+    assert a.data_to_send() == []
+    return a
 
 
 # --- messages ---------------------------------------------------------------
 
 EVERY_MESSAGE: list[Message] = [
     hello(),
+    Auth(b"\x01" * 64),
     hello(listen="", height=0, work=bytes(32), agent=""),
     Ping(0),
     Ping(2**64 - 1),
@@ -129,7 +158,7 @@ def test_every_message_type_is_covered() -> None:
     names = {m.name for m in EVERY_MESSAGE}
     assert names == {
         cls.name for cls in (Hello, Ping, Pong, Inv, GetData, NotFound, TxMsg, BlockMsg, GetHeaders)
-    } | {Headers.name, GetAddr.name, Addr.name, Txs.name}
+    } | {Headers.name, GetAddr.name, Addr.name, Txs.name, Auth.name}
 
 
 def test_wire_form_is_name_then_fields() -> None:
@@ -210,8 +239,12 @@ WRONG_TYPES = {
     "hello height nil": _hello_with(3, None),
     "hello work long": _hello_with(4, b"\x00" * 33),
     "hello listen too long": _hello_with(5, "h" * 129),
-    "hello node_id long": _hello_with(6, b"\x00" * 17),
+    "hello node_id long": _hello_with(6, b"\x00" * 33),
+    "hello node_id short (version 1's)": _hello_with(6, b"\x00" * 16),
     "hello agent as int": _hello_with(7, 5),
+    "hello challenge short": _hello_with(8, b"\x00" * 31),
+    "auth signature short": frame("auth", b"\x00" * 63),
+    "auth signature as str": frame("auth", "00" * 64),
     "ping nonce str": frame("ping", "1"),
     "ping nonce negative": frame("ping", -5),
     "pong nonce bytes": frame("pong", b"\x01"),
@@ -310,103 +343,213 @@ def test_error_codes_and_ban_flags() -> None:
         assert issubclass(cls, ProtocolError)
 
 
-# --- handshake --------------------------------------------------------------
+# --- handshake ---------------------------------------------------------------
 
 
-def test_start_queues_our_hello_once() -> None:
-    local = hello()
-    p = PeerProtocol(local=local)
-    assert not p.ready
-    p.start()
-    p.start()
-    assert decoded(p.data_to_send()) == [local]
-    assert p.data_to_send() == []
-    assert not p.ready
-
-
-def test_two_protocols_shake_hands() -> None:
-    a = PeerProtocol(local=hello(listen="a:1"))
-    b = PeerProtocol(local=hello(listen="b:2"))
+def test_the_dialler_speaks_first_and_the_acceptor_waits() -> None:
+    d, a = pair()
     a.start()
-    (frame_a,) = a.data_to_send()
-    got = b.receive(frame_a, 0)
-    assert got == [a.local]
-    assert b.remote == a.local and b.ready
-    # b had not started: receiving the hello queued its own.
-    (frame_b,) = b.data_to_send()
-    assert a.receive(frame_b, 0) == [b.local]
-    assert a.ready and a.remote == b.local
-    assert a.data_to_send() == []  # no second hello
+    assert a.data_to_send() == []
+    d.start()
+    d.start()
+    assert decoded(d.data_to_send()) == [d.local]
+    assert not d.ready and not a.ready
 
 
-def test_first_message_must_be_hello() -> None:
-    for first in (Ping(1), Pong(1), Inv("tx", [H1]), GetAddr(), TxMsg(b"x"), Headers([])):
-        p = PeerProtocol(local=hello())
-        p.start()
-        with pytest.raises(Unexpected) as info:
-            p.receive(first.encode(), 0)
-        assert info.value.code == "unexpected_message" and info.value.bans_peer
-        assert p.remote is None
+def test_two_protocols_shake_hands_and_prove_their_ids() -> None:
+    d, a = pair()
+    d.start()
+    assert shuttle(d, a) == []  # hello: a answers with hello + auth
+    assert a.remote == d.local and not a.ready
+    frames = decoded(a.data_to_send())
+    assert [m.name for m in frames] == ["hello", "auth"]
+    for m in frames:
+        assert d.receive(m.encode(), 0) == []
+    assert d.ready and d.remote == a.local
+    (auth,) = decoded(d.data_to_send())
+    assert isinstance(auth, Auth)
+    assert a.receive(auth.encode(), 0) == []
+    assert a.ready and d.data_to_send() == [] and a.data_to_send() == []
+
+
+def test_auth_layout() -> None:
+    key = KeyPair.generate()
+    msg = auth_message(
+        chain_id="c",
+        genesis=GENESIS,
+        role=DIAL,
+        signer=key.pubkey,
+        other=H1,
+        signer_challenge=H2,
+        other_challenge=H1,
+    )
+    assert msgpack.unpackb(msg) == [
+        "powernode/p2p-auth", "c", GENESIS, "dial", key.pubkey, H1, H2, H1
+    ]  # fmt: skip
+
+
+def _acceptor_waiting_for_auth() -> tuple[PeerProtocol, PeerProtocol, KeyPair]:
+    """An acceptor that got the dialler's hello; the dialler's key."""
+    kd, ka = KeyPair.generate(), KeyPair.generate()
+    d = PeerProtocol(local=keyed_hello(kd), key=kd, dialler=True)
+    a = PeerProtocol(local=keyed_hello(ka), key=ka, dialler=False)
+    d.start()
+    shuttle(d, a)
+    a.data_to_send()
+    return d, a, kd
+
+
+def _signed(key: KeyPair, d: PeerProtocol, a: PeerProtocol, **changes: Any) -> bytes:
+    fields: dict[str, Any] = {
+        "chain_id": CHAIN,
+        "genesis": GENESIS,
+        "role": DIAL,
+        "other": a.local.node_id,
+        "signer_challenge": d.local.challenge,
+        "other_challenge": a.local.challenge,
+    }
+    fields.update(changes)
+    return Auth(sign_auth(key, **fields)).encode()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"role": ACCEPT},  # a proof made for the other role
+        {"other": os.urandom(32)},  # for another node
+        {"other_challenge": os.urandom(32)},  # an old challenge: a replay
+        {"signer_challenge": os.urandom(32)},
+        {"chain_id": "other"},
+        {"genesis": H1},
+    ],
+    ids=["role", "other", "their_challenge", "our_challenge", "chain", "genesis"],
+)
+def test_an_auth_over_anything_else_is_bad_auth(change: dict[str, Any]) -> None:
+    d, a, kd = _acceptor_waiting_for_auth()
+    assert a.receive(_signed(kd, d, a), 0) == []  # the right one passes
+    d, a, kd = _acceptor_waiting_for_auth()
+    with pytest.raises(BadAuth) as info:
+        a.receive(_signed(kd, d, a, **change), 0)
+    assert info.value.code == "bad_auth" and info.value.bans_peer
+    assert not a.ready
+
+
+def test_a_claimed_id_without_its_key_is_bad_auth() -> None:
+    d, a, _ = _acceptor_waiting_for_auth()
+    with pytest.raises(BadAuth):
+        a.receive(_signed(KeyPair.generate(), d, a), 0)
+    assert not a.ready
+
+
+def test_the_acceptors_auth_is_checked_by_the_dialler() -> None:
+    d, a = pair()
+    d.start()
+    shuttle(d, a)
+    hello_a, _ = a.data_to_send()
+    d.receive(hello_a, 0)
+    with pytest.raises(BadAuth):
+        d.receive(Auth(b"\x00" * 64).encode(), 0)
+    assert not d.ready and d.data_to_send() == []
+
+
+@pytest.mark.parametrize("first", [Ping(1), Pong(1), Inv("tx", [H1]), GetAddr(), TxMsg(b"x")])
+def test_nothing_but_hello_then_auth_before_the_handshake(first: Message) -> None:
+    p = PeerProtocol(local=hello(), key=KeyPair.generate(), dialler=False)
+    with pytest.raises(Unexpected) as info:
+        p.receive(first.encode(), 0)
+    assert info.value.code == "unexpected_message" and info.value.bans_peer
+    assert p.remote is None
+    _d, a, _ = _acceptor_waiting_for_auth()
+    with pytest.raises(Unexpected, match="expected auth"):
+        a.receive(first.encode(), 0)
+    assert not a.ready
 
 
 def test_malformed_first_frame() -> None:
-    p = PeerProtocol(local=hello())
+    p = PeerProtocol(local=hello(), key=KeyPair.generate(), dialler=False)
     with pytest.raises(Malformed):
         p.receive(b"\xc1", 0)
 
 
-def test_second_hello_is_unexpected() -> None:
+def test_second_hello_and_second_auth_are_unexpected() -> None:
     p = handshaken()
     with pytest.raises(Unexpected, match="second hello"):
         p.receive(hello().encode(), 10)
+    # Of another version too: misbehaviour (banned), not a version mismatch.
+    p = handshaken()
+    with pytest.raises(Unexpected, match="second hello"):
+        p.receive(hello(version=9).encode(), 10)
+    _d, a, _ = _acceptor_waiting_for_auth()
+    with pytest.raises(Unexpected, match="second hello"):
+        a.receive(hello(version=9).encode(), 10)
+    p = handshaken()
+    with pytest.raises(Unexpected, match="second auth"):
+        p.receive(Auth(b"\x00" * 64).encode(), 10)
 
 
-def test_nothing_but_hello_may_be_sent_before_the_handshake() -> None:
-    p = PeerProtocol(local=hello())
+def test_nothing_may_be_sent_before_the_handshake() -> None:
+    d, _a = pair()
     with pytest.raises(Unexpected):
-        p.send(Ping(1))
-    p.start()
+        d.send(Ping(1))
+    d.start()
     with pytest.raises(Unexpected):
-        p.send(Inv("tx", [H1]))
-    p.receive(hello().encode(), 0)
-    p.send(Ping(1))
-    assert decoded(p.data_to_send())[-1] == Ping(1)
+        d.send(Inv("tx", [H1]))
 
 
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        ({"version": PROTOCOL_VERSION + 1}, "version"),
-        ({"version": 0}, "version"),
         ({"chain_id": "another-chain"}, "chain"),
         ({"chain_id": ""}, "chain"),
         ({"genesis": b"\xee" * 32}, "genesis"),
     ],
 )
 def test_hello_from_another_network(change: dict[str, Any], why: str) -> None:
-    p = PeerProtocol(local=hello())
-    p.start()
+    p = PeerProtocol(local=hello(), key=KeyPair.generate(), dialler=False)
     with pytest.raises(WrongNetwork, match=why) as info:
         p.receive(hello(**change).encode(), 0)
     assert info.value.code == "wrong_network"
     assert info.value.bans_peer is False
-    assert p.remote is None and not p.ready
+    assert p.remote is None and not p.ready and p.data_to_send() == []
+
+
+@pytest.mark.parametrize("version", [0, 1, 3, 2**32])
+def test_hello_of_another_version_is_refused_on_its_version(version: int) -> None:
+    p = PeerProtocol(local=hello(), key=KeyPair.generate(), dialler=False)
+    for raw in (
+        hello(version=version).encode(),
+        # Any layout at all after the version (version 1's had 8 fields).
+        frame("hello", version, "x"),
+        frame("hello", version),
+    ):
+        with pytest.raises(VersionMismatch) as info:
+            p.receive(raw, 0)
+        assert info.value.code == "version_mismatch" and not info.value.bans_peer
+        assert (info.value.ours, info.value.theirs) == (PROTOCOL_VERSION, version)
+    assert p.remote is None and p.data_to_send() == []
 
 
 def test_talking_to_ourselves() -> None:
     local = hello()
-    p = PeerProtocol(local=local)
-    p.start()
+    p = PeerProtocol(local=local, key=KeyPair.generate(), dialler=False)
     with pytest.raises(WrongNetwork, match="ourselves") as info:
-        p.receive(local.encode(), 0)
+        p.receive(hello(node_id=local.node_id).encode(), 0)
     assert info.value.bans_peer is False
     assert p.remote is None
 
 
+def test_our_own_challenge_sent_back_is_refused() -> None:
+    local = hello()
+    p = PeerProtocol(local=local, key=KeyPair.generate(), dialler=False)
+    with pytest.raises(Unexpected, match="challenge"):
+        p.receive(hello(challenge=local.challenge).encode(), 0)
+
+
 def test_a_different_height_listen_or_agent_is_fine() -> None:
-    p = PeerProtocol(local=hello())
+    p = PeerProtocol(local=hello(), key=KeyPair.generate(), dialler=False)
     remote = hello(height=10**9, work=b"\xff" * 32, listen="", agent="other/9")
-    assert p.receive(remote.encode(), 0) == [remote]
+    assert p.receive(remote.encode(), 0) == []
+    assert p.remote == remote
 
 
 # --- ping / pong --------------------------------------------------------------
@@ -442,7 +585,7 @@ def test_unsolicited_pong_is_ignored() -> None:
 
 
 def test_cannot_ping_before_handshake() -> None:
-    p = PeerProtocol(local=hello())
+    p = PeerProtocol(local=hello(), key=KeyPair.generate(), dialler=True)
     p.start()
     with pytest.raises(Unexpected):
         p.ping(1, 0)
@@ -451,7 +594,7 @@ def test_cannot_ping_before_handshake() -> None:
 def test_other_messages_pass_through() -> None:
     p = handshaken()
     for msg in EVERY_MESSAGE:
-        if isinstance(msg, Hello | Ping | Pong):
+        if isinstance(msg, Hello | Ping | Pong | Auth):
             continue
         assert p.receive(msg.encode(), 0) == [msg]
 
@@ -541,7 +684,7 @@ leaf = (
     | st.text(max_size=20)
     | st.booleans()
     | st.none()
-    | st.sampled_from([H1, b"\x00" * 16, "tx", "block", "127.0.0.1:1"])
+    | st.sampled_from([H1, b"\x00" * 32, b"\x00" * 64, "tx", "block", "127.0.0.1:1"])
 )
 trees = st.recursive(leaf, lambda inner: st.lists(inner, max_size=4), max_leaves=8)
 SMALL_MESSAGES = [m for m in EVERY_MESSAGE if len(m.encode()) < 300]
@@ -580,7 +723,11 @@ def test_decode_only_raises_protocol_errors(raw: bytes) -> None:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(frames, min_size=1, max_size=6), st.booleans())
 def test_peer_protocol_only_raises_protocol_errors(raws: list[bytes], shake: bool) -> None:
-    p = handshaken(inv_rate=50, inv_burst=100) if shake else PeerProtocol(local=hello())
+    p = (
+        handshaken(inv_rate=50, inv_burst=100)
+        if shake
+        else PeerProtocol(local=hello(), key=KeyPair.generate(), dialler=False)
+    )
     for t, raw in enumerate(raws):
         try:
             out = p.receive(raw, t * 10)

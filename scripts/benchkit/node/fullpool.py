@@ -22,7 +22,6 @@ node, so their rates compare.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections import Counter
@@ -38,13 +37,14 @@ from benchkit.guard import progress
 from benchkit.node.ingest import submit_all
 from benchkit.node.latency import _latencies, _summary
 from benchkit.node.txs import key_for, nonce_major
+from benchkit.p2pclient import dialler_hello, handshake
 from benchkit.rpc import RawRpc, request_body
 from powernode.client import RpcClient, build_transfer
 from powernode.core.crypto import KeyPair, sha256
 from powernode.core.tx import Transaction
 from powernode.devnet.datadir import init_datadir
 from powernode.devnet.process import ProcessNode
-from powernode.protocol.messages import MAX_TXS, PROTOCOL_VERSION, Hello, Txs
+from powernode.protocol.messages import MAX_TXS, Txs
 
 FEE_EMPTY = 2_000
 FEE_ADMIT = 3_000
@@ -91,9 +91,10 @@ class Flooder:
     as fast as the node reads them; when the node hangs up it dials again.
     Runs its own event loop in a thread, beside the latency calls."""
 
-    def __init__(self, address: str, hello: Hello, frames: list[bytes]) -> None:
+    def __init__(self, address: str, chain_id: str, genesis: bytes, frames: list[bytes]) -> None:
         self.address = address
-        self.hello = hello.encode()
+        self.chain_id = chain_id
+        self.genesis = genesis
         self.frames = frames
         self.connections = 0
         self.dropped = 0  # connections the node ended
@@ -125,8 +126,13 @@ class Flooder:
             timeout=aiohttp.ClientWSTimeout(ws_close=2),
         ) as ws:
             self.connections += 1
-            await ws.send_bytes(self.hello)
-            await ws.receive(timeout=10)  # the node's hello
+            # A fresh node id each time, as an attacker would mint them (the
+            # node holds a peer it dropped back by id for a while).
+            key = KeyPair.generate()
+            hello = dialler_hello(self.chain_id, self.genesis, key, agent="bench-flooder/1")
+            if not await handshake(ws, hello, key):
+                self.dropped += 1
+                return
             closed = asyncio.Event()
 
             async def read() -> None:  # answers nothing; notices the close
@@ -238,17 +244,7 @@ def bench_full_pool(
             with phase("full pool: node.info"):
                 out["latency_quiet"] = _summary(_latencies(conn, body, latency_calls))
             p2p_addr = info["p2p"]
-            hello = Hello(
-                version=PROTOCOL_VERSION,
-                chain_id=info["chain_id"],
-                genesis=bytes.fromhex(info["genesis"]),
-                height=0,
-                work=bytes(32),
-                listen="",
-                node_id=os.urandom(16),
-                agent="bench-flooder/1",
-            )
-            flooder = Flooder(p2p_addr, hello, frames)
+            flooder = Flooder(p2p_addr, info["chain_id"], bytes.fromhex(info["genesis"]), frames)
             flooder.start()
             try:
                 deadline = time.monotonic() + 10
