@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from powernode.client import Endpoint, RpcClient, endpoint_from_datadir
+from powernode.devnet.netns import NetnsRpcClient, exec_args
 from powernode.devnet.wait import DEFAULT_TIMEOUT, WaitAbort, WaitTimeout, wait_until
 
 KILL_TIMEOUT = 10.0  # s for a SIGKILLed process to be gone
@@ -47,11 +48,17 @@ class ProcessNode:
     manager, leaving the block stops it whatever happened."""
 
     def __init__(
-        self, datadir: Path, *, name: str | None = None, extra_args: tuple[str, ...] = ()
+        self,
+        datadir: Path,
+        *,
+        name: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        netns: str = "",
     ) -> None:
         self.datadir = datadir
         self.name = name or datadir.name
         self.extra_args = extra_args
+        self.netns = netns  # run in this network namespace (powernode.devnet.netns)
         self.proc: subprocess.Popen[bytes] | None = None
         self._rpc: RpcClient | None = None
 
@@ -82,6 +89,7 @@ class ProcessNode:
         with open(self.stderr_path, "ab") as err:  # the child keeps its own copy
             self.proc = subprocess.Popen(
                 [
+                    *(exec_args(self.netns) if self.netns else []),
                     sys.executable,
                     "-m",
                     "powernode.cli",
@@ -151,7 +159,11 @@ class ProcessNode:
     @property
     def rpc(self) -> RpcClient:
         if self._rpc is None:
-            self._rpc = RpcClient(self.endpoint, timeout=30)
+            self._rpc = (
+                NetnsRpcClient(self.endpoint, netns=self.netns, timeout=30)
+                if self.netns
+                else RpcClient(self.endpoint, timeout=30)
+            )
         return self._rpc
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
