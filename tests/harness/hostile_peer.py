@@ -107,7 +107,7 @@ async def after_hello(a: argparse.Namespace, **changes: Any) -> dict[str, Any]:
     try:
         if remote is None:
             return {"closed": True, "close_code": peer.close_code, "hello": False}
-        await peer.send(our_hello(remote, listen=own_listen(a.ip), **changes))
+        await peer.send(our_hello(remote, **{"listen": own_listen(a.ip), **changes}))
         if a.action != "wrong-chain":
             await peer.send_raw(JUNK)
         return await hang_up_result(peer, True)
