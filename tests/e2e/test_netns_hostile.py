@@ -13,7 +13,6 @@ not is asserted here; ``test_netns_identity.py`` has the rest.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

@@ -21,7 +21,9 @@ import pytest
 
 from powernode.client import RpcClient, RpcError
 from powernode.devnet import netns
+from powernode.devnet.datadir import init_datadir, write_config
 from powernode.devnet.netns import Host, NetnsPlan
+from powernode.devnet.process import ProcessNode
 from powernode.devnet.testnet import TestnetLayout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +65,7 @@ class NetnsTestnet:
         self.plan = NetnsPlan.for_dir(d)
         self._clients: dict[int, RpcClient] = {}
         self.guests: list[Host] = []
+        self.guest_nodes: list[ProcessNode] = []
 
     def up(self, nodes: int, *extra: str) -> NetnsTestnet:
         run_testnet(self.d, "up", "--netns", "--nodes", str(nodes), *extra)
@@ -73,6 +76,7 @@ class NetnsTestnet:
         for c in self._clients.values():
             c.close()
         self._clients.clear()
+        self.stop_guest_nodes()
         try:
             run_testnet(self.d, "down")
         finally:
@@ -100,6 +104,21 @@ class NetnsTestnet:
         """IPs of node ``i``'s connected peers."""
         peers = self.rpc(i).call("peer.list")
         return {host_of(p["address"]) for p in peers if p.get("direction") in ("in", "out")}
+
+    def inbound_from(self, i: int, ip: str) -> int:
+        """How many inbound connections node ``i`` holds from ``ip``."""
+        peers = self.rpc(i).call("peer.list")
+        return sum(1 for p in peers if p.get("direction") == "in" and host_of(p["address"]) == ip)
+
+    def peer_ids(self, i: int, ip: str) -> set[int]:
+        """Node ``i``'s connection ids to peers at ``ip``: a replaced
+        connection gets a new id."""
+        peers = self.rpc(i).call("peer.list")
+        return {
+            int(p["id"])
+            for p in peers
+            if p.get("direction") in ("in", "out") and host_of(p["address"]) == ip
+        }
 
     def banned(self, i: int) -> list[str]:
         """What node ``i`` lists as banned (addresses or ids, as it keys them)."""
@@ -143,6 +162,30 @@ class NetnsTestnet:
         host = netns.attach(self.plan, self.plan.guest(len(self.guests)))
         self.guests.append(host)
         return host
+
+    def start_node_in(self, host: Host, peers: list[int]) -> ProcessNode:
+        """An honest node process on ``host`` (several may share one: each
+        gets its own ports) with nodes ``peers`` as its bootstrap peers;
+        started, not waited for."""
+        k = len(self.guest_nodes)  # never reused: a stopped node keeps its dir and ports
+        datadir = self.d / f"guest{k}"
+        init_datadir(datadir, self.d / "genesis.json", config=False)
+        write_config(
+            datadir,
+            rpc_port=9000 + k,
+            p2p_port=9100 + k,
+            p2p=True,
+            p2p_host=host.ip,
+            peers=[self.p2p(i) for i in peers],
+        )
+        node = ProcessNode(datadir, netns=host.netns)
+        self.guest_nodes.append(node)
+        node.spawn()
+        return node
+
+    def stop_guest_nodes(self) -> None:
+        for node in self.guest_nodes:
+            node.stop()
 
     def hostile(self, host: Host, action: str, target: int, *args: str) -> dict[str, Any]:
         """Run ``tests.harness.hostile_peer ACTION`` against node ``target``
