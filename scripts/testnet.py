@@ -213,6 +213,7 @@ def cmd_kill(a: argparse.Namespace) -> int:
 def cmd_restart(a: argparse.Namespace) -> int:
     tn = load(a.dir)
     n = _node(tn, a.node)
+    _can_netns(tn)
     print(f"{n.name}: {stop(n)}")
     node = tn.process(n.name)
     try:
@@ -233,6 +234,7 @@ def cmd_restart(a: argparse.Namespace) -> int:
 
 def cmd_down(a: argparse.Namespace) -> int:
     tn = load(a.dir)
+    _can_netns(tn)
     ended = stop_pids([n.pid for n in tn.nodes if n.pid])
     for n in tn.nodes:
         print(f"{n.name}: {ended.get(n.pid, 'not running') if n.pid else 'not running'}")
@@ -248,9 +250,16 @@ def cmd_down(a: argparse.Namespace) -> int:
     return 0
 
 
+def _can_netns(tn: TestnetLayout) -> None:
+    """A testnet of namespaces is handled only where namespaces can be."""
+    if tn.netns is not None and (why := netns.unavailable()) is not None:
+        raise SystemExit(f"testnet: {tn.dir} runs in network namespaces: {why}")
+
+
 def _netns_plan(tn: TestnetLayout) -> NetnsPlan:
     if tn.netns is None:
         raise SystemExit("testnet: only a testnet started with 'up --netns' can be partitioned")
+    _can_netns(tn)
     if not netns.exists(tn.netns):
         raise SystemExit("testnet: its network is down ('restart' a node or 'up' again)")
     return tn.netns

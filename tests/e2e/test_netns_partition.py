@@ -16,8 +16,10 @@ import pytest
 
 from powernode.client import build_transfer
 from powernode.core.crypto import KeyPair
+from powernode.devnet.devchain import dev_genesis
+from powernode.devnet.testnet import TestnetLayout
 from powernode.devnet.wait import wait_until
-from tests.harness.netnsnet import NetnsTestnet, require_netns, run_testnet
+from tests.harness.netnsnet import NetnsTestnet, require_netns, run_testnet, run_testnet_raw
 
 pytestmark = pytest.mark.e2e
 
@@ -44,8 +46,19 @@ def test_partition_with_a_double_spend_heals_to_one_chain(net5: NetnsTestnet) ->
     net.rpc(0).call("dev.mine", {"blocks": 2})
     wait_until(net.converged, timeout=60, what="the first blocks everywhere")
 
+    # Every node on exactly one side, or nothing is cut.
+    for sides, why in (
+        (["0,1", "2"], "missing: node3, node4"),
+        (["0,1", "1,2,3,4"], "exactly one side"),
+        (["0,1,2,3,4"], "two or more sides"),
+        (["0,1", "2,3,9"], "no node '9'"),
+    ):
+        r = run_testnet_raw(net.d, "partition", *sides)
+        assert r.returncode == 1 and why in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert net.meshed()
     out = run_testnet(net.d, "partition", "0,1", "2,3,4")
     assert "node0,node1 | node2,node3,node4" in out
+    assert "partitioned: node0,node1 | node2,node3,node4" in run_testnet(net.d, "status")
 
     # u0's nonce 0 is spent on both sides; side B's spend pays more.
     tx_a = [build_transfer(u0, chain_id=chain_id, nonce=0, to=sink, amount=111)]
@@ -98,3 +111,15 @@ def test_partition_with_a_double_spend_heals_to_one_chain(net5: NetnsTestnet) ->
         assert (nonce(u0), nonce(u1), nonce(u2)) == (1, 3, 2)
         balance = c.call("account.get", {"address": sink.hex()})["balance"]
         assert balance == 222 + 3 * 5 + 2 * 7  # every tx once, side B's spend only
+
+
+def test_partition_needs_a_netns_testnet(tmp_path: Path) -> None:
+    """A plain testnet (one host) has no links to cut: one line, exit 1."""
+    d = tmp_path / "tn"
+    TestnetLayout.create(d, dev_genesis({}, chain_id="plain"), nodes=2)
+    for args in (["partition", "0", "1"], ["isolate", "0"], ["heal"]):
+        r = run_testnet_raw(d, *args)
+        assert r.returncode == 1, r
+        assert r.stderr.strip() == (
+            "testnet: only a testnet started with 'up --netns' can be partitioned"
+        )

@@ -45,13 +45,17 @@ def require_netns() -> None:
     subprocess.run(["ip", "netns", "delete", probe], capture_output=True, check=False)
 
 
-def run_testnet(d: Path, *args: str) -> str:
-    r = subprocess.run(
+def run_testnet_raw(d: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "testnet.py"), *args, "--dir", str(d)],
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,
     )
+
+
+def run_testnet(d: Path, *args: str) -> str:
+    r = run_testnet_raw(d, *args)
     assert r.returncode == 0, r.stderr + r.stdout
     return r.stdout
 

@@ -20,7 +20,10 @@ from powernode.client import read_key
 from powernode.core.block import BlockHeader
 from powernode.core.crypto import KeyPair
 from powernode.core.pow import pow_hash
-from powernode.devnet import devchain  # not its testnet_target: pytest would collect it
+from powernode.devnet import (
+    devchain,  # not its testnet_target: pytest would collect it
+    netns,
+)
 from powernode.devnet.datadir import free_port, init_datadir, write_genesis
 from powernode.devnet.devchain import (
     ALWAYS_OPEN_MARKETS,
@@ -335,6 +338,14 @@ def test_netns_names_are_per_directory_and_fit_the_kernel(tmp_path: Path) -> Non
         ]
     with pytest.raises(NetnsError):
         a.node(MAX_NODES)
+
+
+def test_netns_says_why_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert netns.unavailable() == "network namespaces need root"
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(netns.shutil, "which", lambda name: None)
+    assert netns.unavailable() == "the 'ip' command (iproute2) is not installed"
 
 
 def test_no_testnet_is_a_clear_error(tmp_path: Path) -> None:
