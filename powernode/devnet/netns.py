@@ -38,13 +38,12 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures.thread import BrokenThreadPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from powernode.client import Endpoint, RpcClient, RpcUnavailable
+from powernode.client import Endpoint, RpcClient, RpcUnavailable, endpoint_from_datadir
 
 T = TypeVar("T")
 
@@ -114,19 +113,24 @@ def enter(name: str) -> None:
         os.close(fd)
 
 
+_thread = threading.local()  # .netns: the namespace this thread entered
+
+
+def _inside(name: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on this thread once it is inside ``name``. Entered on
+    the first call, not in a pool initializer: a failing initializer is
+    logged with a traceback and leaves only a broken pool, where this
+    raises ``NetnsError`` saying why (not root, no such namespace)."""
+    if getattr(_thread, "netns", None) != name:
+        enter(name)
+        _thread.netns = name
+    return fn(*args)
+
+
 def run_in(name: str, fn: Callable[[], T]) -> T:
     """``fn()`` on a short-lived thread inside namespace ``name``."""
-    with ThreadPoolExecutor(1, initializer=enter, initargs=(name,)) as pool:
-        return _result(pool.submit(fn), name)
-
-
-def _result(fut: Future[T], name: str) -> T:
-    try:
-        return fut.result()
-    except BrokenThreadPool as exc:
-        # A pool whose initializer (``enter``) failed says only that it is
-        # broken; say which namespace could not be entered.
-        raise NetnsError(f"cannot enter network namespace {name}") from exc
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_inside, name, fn).result()
 
 
 class NetnsRpcClient(RpcClient):
@@ -143,8 +147,6 @@ class NetnsRpcClient(RpcClient):
 
     @classmethod
     def for_datadir(cls, datadir: Path, *, netns: str, timeout: float = 60.0) -> NetnsRpcClient:
-        from powernode.client import endpoint_from_datadir
-
         return cls(endpoint_from_datadir(datadir), netns=netns, timeout=timeout)
 
     def _post(self, body: bytes) -> Any:
@@ -152,15 +154,10 @@ class NetnsRpcClient(RpcClient):
             if self._pool is None:
                 if not (NETNS_DIR / self.netns).exists():
                     raise RpcUnavailable(f"network namespace {self.netns} does not exist")
-                self._pool = ThreadPoolExecutor(
-                    1,
-                    thread_name_prefix=f"rpc-{self.netns}",
-                    initializer=enter,
-                    initargs=(self.netns,),
-                )
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"rpc-{self.netns}")
             pool = self._pool
         try:
-            return _result(pool.submit(super()._post, body), self.netns)
+            return pool.submit(_inside, self.netns, super()._post, body).result()
         except NetnsError as exc:
             raise RpcUnavailable(str(exc)) from None
 
