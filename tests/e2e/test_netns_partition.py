@@ -17,6 +17,7 @@ import pytest
 from powernode.client import build_transfer
 from powernode.core.crypto import KeyPair
 from powernode.devnet.devchain import dev_genesis
+from powernode.devnet.process import pid_alive
 from powernode.devnet.testnet import TestnetLayout
 from powernode.devnet.wait import wait_until
 from tests.harness.netnsnet import NetnsTestnet, require_netns, run_testnet, run_testnet_raw
@@ -111,6 +112,21 @@ def test_partition_with_a_double_spend_heals_to_one_chain(net5: NetnsTestnet) ->
         assert (nonce(u0), nonce(u1), nonce(u2)) == (1, 3, 2)
         balance = c.call("account.get", {"address": sink.hex()})["balance"]
         assert balance == 222 + 3 * 5 + 2 * 7  # every tx once, side B's spend only
+
+    # `ip netns exec` execs the node: the pid testnet.json records is the
+    # node's own, so kill -9 reaches it, and a restart joins the network again.
+    pid = TestnetLayout.load(net.d).node("4").pid
+    assert pid is not None and b"powernode.cli" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    run_testnet(net.d, "kill", "4")
+    wait_until(lambda: not pid_alive(pid), timeout=30, what="node4 gone")
+    run_testnet(net.d, "restart", "4")
+    net.forget(4)
+    net.rpc(0).call("dev.mine", {"blocks": 1})
+    wait_until(
+        lambda: (t := net.converged()) is not None and t[2] == 8,
+        timeout=60,
+        what="the restarted node4 with the next block",
+    )
 
 
 def test_partition_needs_a_netns_testnet(tmp_path: Path) -> None:

@@ -97,6 +97,12 @@ class NetnsTestnet:
             self._clients[i] = self.layout.client(f"node{i}")
         return self._clients[i]
 
+    def forget(self, i: int) -> None:
+        """Drop node ``i``'s client: a restarted node has a new RPC cookie."""
+        c = self._clients.pop(i, None)
+        if c is not None:
+            c.close()
+
     def ip(self, i: int) -> str:
         return self.layout.nodes[i].host
 

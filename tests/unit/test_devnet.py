@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from powernode.client import read_key
+from powernode.client import Endpoint, RpcUnavailable, read_key
 from powernode.core.block import BlockHeader
 from powernode.core.crypto import KeyPair
 from powernode.core.pow import pow_hash
@@ -346,6 +346,13 @@ def test_netns_says_why_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
     monkeypatch.setattr(netns.shutil, "which", lambda name: None)
     assert netns.unavailable() == "the 'ip' command (iproute2) is not installed"
+
+
+def test_netns_client_for_a_missing_namespace_is_unavailable() -> None:
+    c = netns.NetnsRpcClient(Endpoint("http://127.0.0.1:1/rpc", "Basic x"), netns="pn-none-n0")
+    with pytest.raises(RpcUnavailable, match="network namespace pn-none-n0 does not exist"):
+        c.call("node.info")
+    c.close()
 
 
 def test_no_testnet_is_a_clear_error(tmp_path: Path) -> None:
