@@ -139,3 +139,24 @@ def test_partition_needs_a_netns_testnet(tmp_path: Path) -> None:
         assert r.stderr.strip() == (
             "testnet: only a testnet started with 'up --netns' can be partitioned"
         )
+
+
+def test_isolated_node_misses_blocks_until_healed(tmp_path: Path) -> None:
+    require_netns()
+    net = NetnsTestnet(tmp_path / "tn")
+    try:
+        net.up(3, "--no-mine", "--easy")
+        wait_until(net.meshed, timeout=60, what="three nodes connected on their IPs")
+        assert "node2 isolated" in run_testnet(net.d, "isolate", "2")
+        assert "partitioned: node0,node1 | node2" in run_testnet(net.d, "status")
+        net.rpc(0).call("dev.mine", {"blocks": 2})
+        top = wait_until(lambda: net.converged([0, 1]), timeout=60, what="node1 with the blocks")
+        assert top[2] == 2
+        assert net.tips([2])[0][2] == 0  # the blocks cannot reach node2
+        net.rpc(2).call("dev.mine", {"blocks": 1})  # a block of its own, on its own
+        assert net.converged([0, 1]) == top
+        run_testnet(net.d, "heal")
+        tip = wait_until(net.converged, timeout=90, what="node2 back on the longer chain")
+        assert tip == top
+    finally:
+        net.close()
