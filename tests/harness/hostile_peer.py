@@ -4,9 +4,9 @@ tests.harness.hostile_peer ...``), it reaches the nodes from an IP of its
 own, as a stranger on another machine would. It does one thing, prints one
 JSON line with what happened and exits.
 
-It builds its hello from the one the node sends first (same version, chain
-and genesis, any other field copied and then overridden), so it speaks
-whichever hello the node speaks; it never proves a node id (no ``auth``).
+It says its hello first (the dialler speaks first), for the chain and
+genesis it is given, with the field layout and sizes of the protocol module
+it runs with; it never proves a node id (no ``auth``).
 
     junk-first TARGET               a junk frame before any hello
     junk-after-hello TARGET         our hello, then a junk frame
@@ -32,7 +32,8 @@ from typing import Any
 
 import aiohttp
 
-from powernode.protocol.messages import Hello
+from powernode.protocol import messages
+from powernode.protocol.messages import PROTOCOL_VERSION, Hello
 from tests.harness.testpeer import TestPeer
 
 JUNK = b"\xc1\x00junk"  # 0xc1 is never valid msgpack
@@ -50,37 +51,43 @@ def new_peer(target: str) -> TestPeer:
     return TestPeer(target, Hello(**{f.name: None for f in dataclasses.fields(Hello)}))
 
 
-async def open_peer(target: str) -> tuple[TestPeer, Hello | None]:
-    """Connect without saying hello and take the node's hello (None if it
-    hung up first). ``Refused`` if the node would not even connect."""
+class Refused(Exception):
+    """The node refused the connection itself (before any frame)."""
+
+
+def make_hello(a: argparse.Namespace, **changes: Any) -> Hello:
+    """What an honest stranger on the node's chain says first: a fresh node
+    id (and challenge, where the protocol has one), our own listen address.
+    Sizes come from the protocol module, so this speaks whichever hello
+    the node speaks (16-byte random ids, or 32-byte keys with a challenge)."""
+    fields: dict[str, Any] = {
+        "version": PROTOCOL_VERSION,
+        "chain_id": a.chain_id,
+        "genesis": bytes.fromhex(a.genesis),
+        "height": 0,
+        "work": bytes(32),
+        "listen": own_listen(a.ip),
+        "node_id": os.urandom(getattr(messages, "PUBKEY_SIZE", 16)),
+        "agent": "hostile/1",
+        "challenge": os.urandom(getattr(messages, "CHALLENGE_SIZE", 32)),
+    }
+    fields.update(changes)
+    return Hello(**{f.name: fields[f.name] for f in dataclasses.fields(Hello)})
+
+
+async def open_peer(target: str, hello: Hello) -> tuple[TestPeer, Hello | None]:
+    """Connect, say ``hello`` and take the node's hello (None if it hung up
+    first). ``Refused`` if the node would not even connect."""
     peer = new_peer(target)
     try:
         await peer.connect(handshake=False)
     except (aiohttp.ClientError, OSError) as exc:
         await peer.close()
         raise Refused(str(exc)) from exc
+    await peer.send(hello)
     with contextlib.suppress(AssertionError):  # a node that stays silent: no hello
         await peer.wait_for(lambda: peer.remote is not None or peer.is_closed, timeout=WAIT)
     return peer, peer.remote
-
-
-class Refused(Exception):
-    """The node refused the connection itself (before any frame)."""
-
-
-def our_hello(remote: Hello, **changes: Any) -> Hello:
-    """The node's own hello with our fields: what an honest stranger on the
-    same chain would send. A fresh challenge if the protocol has one."""
-    fields: dict[str, Any] = {
-        "height": 0,
-        "work": bytes(32),
-        "node_id": os.urandom(len(remote.node_id)),
-        "agent": "hostile/1",
-    }
-    if hasattr(remote, "challenge"):
-        fields["challenge"] = os.urandom(len(remote.challenge))
-    fields.update(changes)
-    return dataclasses.replace(remote, **fields)
 
 
 async def hang_up_result(peer: TestPeer, hello: bool) -> dict[str, Any]:
@@ -103,20 +110,18 @@ async def junk_first(a: argparse.Namespace) -> dict[str, Any]:
 
 
 async def after_hello(a: argparse.Namespace, **changes: Any) -> dict[str, Any]:
-    peer, remote = await open_peer(a.target)
+    peer, remote = await open_peer(a.target, make_hello(a, **changes))
     try:
-        if remote is None:
-            return {"closed": True, "close_code": peer.close_code, "hello": False}
-        await peer.send(our_hello(remote, **{"listen": own_listen(a.ip), **changes}))
-        if a.action != "wrong-chain":
+        if a.action != "wrong-chain" and not peer.is_closed:
             await peer.send_raw(JUNK)
-        return await hang_up_result(peer, True)
+        return await hang_up_result(peer, remote is not None)
     finally:
         await peer.close()
 
 
 async def impostor(a: argparse.Namespace) -> dict[str, Any]:
-    honest, honest_hello = await open_peer(a.copy)
+    # The honest node's id and listen address, from its own hello.
+    honest, honest_hello = await open_peer(a.copy, make_hello(a))
     await honest.close()
     if honest_hello is None:
         return {"error": f"{a.copy} sent no hello"}
@@ -163,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("action", choices=sorted(ACTIONS))
     ap.add_argument("target", help="the node's p2p address, host:port")
     ap.add_argument("--ip", required=True, help="our own IP (for the listen address we claim)")
+    ap.add_argument("--chain-id", required=True)
+    ap.add_argument("--genesis", required=True, help="the genesis block hash (hex)")
     ap.add_argument("--copy", help="impostor: the honest node to copy, host:port")
     ap.add_argument("--count", type=int, default=6)
     ap.add_argument("--keep", type=int, default=0, help="silent: stop once all but KEEP closed")

@@ -200,6 +200,7 @@ class NetnsTestnet:
     def hostile(self, host: Host, action: str, target: int, *args: str) -> dict[str, Any]:
         """Run ``tests.harness.hostile_peer ACTION`` against node ``target``
         from ``host``; its JSON result."""
+        info = self.rpc(target).call("node.info")
         r = subprocess.run(
             [
                 *netns.exec_args(host.netns),
@@ -210,6 +211,10 @@ class NetnsTestnet:
                 self.p2p(target),
                 "--ip",
                 host.ip,
+                "--chain-id",
+                info["chain_id"],
+                "--genesis",
+                info["genesis"],
                 *args,
             ],
             capture_output=True,
