@@ -67,8 +67,8 @@ def test_impostor_neither_replaces_nor_gets_banned_the_honest_node(net3: NetnsTe
         # address by dialling it, and keep either of two proven links): the
         # link to the honest IP stands, none to the impostor's.
         wait_until(
-            lambda t=target, h=honest: (
-                net.ip(h) in (linked := net.linked_ips(t)) and g.ip not in linked
+            lambda t=target, h=honest, stranger=g.ip: (
+                net.ip(h) in (linked := net.linked_ips(t)) and stranger not in linked
             ),
             timeout=30,
             what=f"node{target} linked to node{honest}'s IP and not to the impostor's",
