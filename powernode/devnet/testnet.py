@@ -2,7 +2,8 @@
 (``start_testnet``), for ``scripts/testnet.py``, the benchmarks and the e2e
 tests. Layout of the directory::
 
-    DIR/testnet.json        nodes (name, pid, address, ports), chain id, demo keys
+    DIR/testnet.json        nodes (name, pid, address, ports, IP, namespace), chain
+                            id, demo keys, the namespace plan and partition (netns)
     DIR/genesis.json        one genesis for all nodes
     DIR/keys/demoK.key      funded demo accounts (hex private keys)
     DIR/nodeI/              each node's data dir (node.key, genesis.json,
