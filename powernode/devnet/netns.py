@@ -88,6 +88,12 @@ def _ip(*args: str, ok: Sequence[str] = ()) -> str:
     return r.stdout
 
 
+def _ip_in(ns: str, command: str, *, ok: Sequence[str] = ()) -> str:
+    """``ip -n NS COMMAND``: one command in namespace ``ns``, its words
+    separated by spaces (names here never hold one)."""
+    return _ip("-n", ns, *command.split(), ok=ok)
+
+
 def list_namespaces() -> list[str]:
     """Names of the named network namespaces (``ip netns list``)."""
     return [line.split()[0] for line in _ip("netns", "list").splitlines() if line.strip()]
@@ -225,8 +231,8 @@ def create(plan: NetnsPlan, nodes: int) -> list[Host]:
     removing whatever a previous run of the same directory left behind."""
     destroy(plan)
     _ip("netns", "add", plan.hub)
-    _ip("-n", plan.hub, "link", "add", BRIDGE, "type", "bridge")
-    _ip("-n", plan.hub, "link", "set", BRIDGE, "up")
+    _ip_in(plan.hub, f"link add {BRIDGE} type bridge")
+    _ip_in(plan.hub, f"link set {BRIDGE} up")
     hosts = [plan.node(i) for i in range(nodes)]
     for h in hosts:
         attach(plan, h)
@@ -239,42 +245,17 @@ def attach(plan: NetnsPlan, host: Host) -> Host:
     _ip("netns", "add", ns)
     # Made inside the hub with its peer end in the node's namespace: no
     # interface ever appears in the host's namespace.
-    _ip(
-        "-n",
-        plan.hub,
-        "link",
-        "add",
-        host.link,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        ns,
-    )
-    _ip("-n", plan.hub, "link", "set", host.link, "master", BRIDGE)
-    _ip("-n", plan.hub, "link", "set", host.link, "up")
-    _ip("-n", ns, "link", "set", "lo", "up")
+    _ip_in(plan.hub, f"link add {host.link} type veth peer name eth0 netns {ns}")
+    _ip_in(plan.hub, f"link set {host.link} master {BRIDGE}")
+    _ip_in(plan.hub, f"link set {host.link} up")
+    _ip_in(ns, "link set lo up")
     run_in(ns, _route_localnet)
     # The local table makes all of 127/8 this host's; keep only 127.0.0.1
     # (RPC listens there) so 127.77.x go out through eth0.
-    _ip("-n", ns, "route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local")
-    _ip(
-        "-n",
-        ns,
-        "route",
-        "add",
-        "local",
-        "127.0.0.1",
-        "dev",
-        "lo",
-        "table",
-        "local",
-        ok=["File exists"],
-    )
-    _ip("-n", ns, "addr", "add", f"{host.ip}/24", "dev", "eth0")
-    _ip("-n", ns, "link", "set", "eth0", "up")
+    _ip_in(ns, "route del local 127.0.0.0/8 dev lo table local")
+    _ip_in(ns, "route add local 127.0.0.1 dev lo table local", ok=["File exists"])
+    _ip_in(ns, f"addr add {host.ip}/24 dev eth0")
+    _ip_in(ns, "link set eth0 up")
     return host
 
 
@@ -325,26 +306,26 @@ def partition(plan: NetnsPlan, groups: Sequence[Sequence[int]]) -> None:
         if g == 0:
             continue
         bridge = f"br{g}"
-        _ip("-n", plan.hub, "link", "add", bridge, "type", "bridge")
-        _ip("-n", plan.hub, "link", "set", bridge, "up")
+        _ip_in(plan.hub, f"link add {bridge} type bridge")
+        _ip_in(plan.hub, f"link set {bridge} up")
         for i in members:
-            _ip("-n", plan.hub, "link", "set", plan.node(i).link, "master", bridge)
+            _ip_in(plan.hub, f"link set {plan.node(i).link} master {bridge}")
 
 
 def isolate(plan: NetnsPlan, i: int) -> None:
     """Take node ``i``'s link off every bridge: it reaches no one."""
-    _ip("-n", plan.hub, "link", "set", plan.node(i).link, "nomaster")
+    _ip_in(plan.hub, f"link set {plan.node(i).link} nomaster")
 
 
 def heal(plan: NetnsPlan) -> None:
     """Every link back on br0; the partition bridges are removed."""
-    links = _ip("-n", plan.hub, "-o", "link", "show").splitlines()
+    links = _ip_in(plan.hub, "-o link show").splitlines()
     for line in links:
         # "7: pn1a2b3cv0@if2: <...> ... master br1 ...": name before "@".
         name = line.split(":", 2)[1].strip().split("@", 1)[0]
         if name.startswith(plan.prefix) and f"master {BRIDGE} " not in line:
-            _ip("-n", plan.hub, "link", "set", name, "master", BRIDGE)
+            _ip_in(plan.hub, f"link set {name} master {BRIDGE}")
     for line in links:
         name = line.split(":", 2)[1].strip().split("@", 1)[0]
         if name.startswith("br") and name != BRIDGE:
-            _ip("-n", plan.hub, "link", "delete", name)
+            _ip_in(plan.hub, f"link delete {name}")
