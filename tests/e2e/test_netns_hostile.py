@@ -88,3 +88,27 @@ def test_other_chain_is_dropped_not_banned(net3: NetnsTestnet) -> None:
     assert not any("peer.banned" in ln for ln in dropped)
     assert bans_naming(net, TARGET, g.ip) == []
     assert_honest_nodes_unharmed(net)
+
+
+def test_newcomer_from_another_host_finds_every_node_by_address_exchange(
+    net3: NetnsTestnet,
+) -> None:
+    """Between the attacks, an honest node on a host of its own that knows
+    only node0 learns the others' addresses from it, dials them on their
+    IPs, and takes the chain."""
+    net = net3
+    h = net.guest()
+    newcomer = net.start_node_in(h, peers=[TARGET])
+    try:
+        newcomer.wait_ready(60)
+        wait_until(
+            lambda: {net.ip(i) for i in range(net.n)} <= net.linked_ips_of(newcomer),
+            timeout=60,
+            what="the newcomer linked to every node's IP",
+        )
+        assert all(h.ip in net.linked_ips(i) for i in range(net.n))
+        tip = net.converged()
+        assert tip is not None
+        wait_until(lambda: newcomer.call("node.info")["tip"] == tip[0], timeout=60, what="its sync")
+    finally:
+        newcomer.stop()

@@ -9,6 +9,7 @@ state root, exactly one spend is confirmed and no other tx is lost or doubled
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +61,11 @@ def test_partition_with_a_double_spend_heals_to_one_chain(net5: NetnsTestnet) ->
     out = run_testnet(net.d, "partition", "0,1", "2,3,4")
     assert "node0,node1 | node2,node3,node4" in out
     assert "partitioned: node0,node1 | node2,node3,node4" in run_testnet(net.d, "status")
+    rows = json.loads(run_testnet(net.d, "status", "--json"))
+    assert [(r["netns"], r["ip"]) for r in rows] == [
+        (n.netns, n.host) for n in TestnetLayout.load(net.d).nodes
+    ]
+    assert len({r["ip"] for r in rows}) == 5
 
     # u0's nonce 0 is spent on both sides; side B's spend pays more.
     tx_a = [build_transfer(u0, chain_id=chain_id, nonce=0, to=sink, amount=111)]

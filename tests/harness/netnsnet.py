@@ -112,8 +112,11 @@ class NetnsTestnet:
 
     def linked_ips(self, i: int) -> set[str]:
         """IPs of node ``i``'s connected peers."""
-        peers = self.rpc(i).call("peer.list")
-        return {host_of(p["address"]) for p in peers if p.get("direction") in ("in", "out")}
+        return linked(self.rpc(i).call("peer.list"))
+
+    def linked_ips_of(self, node: ProcessNode) -> set[str]:
+        """IPs of a guest node's connected peers."""
+        return linked(node.call("peer.list"))
 
     def inbound_from(self, i: int, ip: str) -> int:
         """How many inbound connections node ``i`` holds from ``ip``."""
@@ -225,6 +228,11 @@ class NetnsTestnet:
         )
         assert r.returncode == 0, r.stderr + r.stdout
         return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def linked(peers: list[dict[str, Any]]) -> set[str]:
+    """The IPs in a ``peer.list`` answer that are connected (in or out)."""
+    return {host_of(p["address"]) for p in peers if p.get("direction") in ("in", "out")}
 
 
 def host_of(address: str) -> str:
