@@ -1,4 +1,4 @@
-"""A local powernode testnet: N node processes on 127.0.0.1.
+"""A local powernode testnet: N node processes on 127.0.0.1 (with ``--netns``, each on a host of its own).
 
     python scripts/testnet.py up --nodes 3         # keys, genesis, configs; start, connected, mining
     python scripts/testnet.py status [--json]      # height, tip, peers, mempool of every node
