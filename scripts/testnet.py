@@ -1,4 +1,4 @@
-"""A local powernode testnet: N node processes on 127.0.0.1.
+"""A local powernode testnet: N node processes on 127.0.0.1 (with ``--netns``, each on a host of its own).
 
     python scripts/testnet.py up --nodes 3         # keys, genesis, configs; start, connected, mining
     python scripts/testnet.py status [--json]      # height, tip, peers, mempool of every node
@@ -6,6 +6,10 @@
     python scripts/testnet.py kill 1               # kill -9 node1 (for experiments)
     python scripts/testnet.py restart 1            # stop (if running) and start node1 again
     python scripts/testnet.py down                 # stop every node cleanly
+    python scripts/testnet.py up --netns           # (root) each node a host of its own, see below
+    python scripts/testnet.py partition 0,1 2,3,4  # (--netns) cut the network in two sides
+    python scripts/testnet.py isolate 2            # (--netns) cut one node off
+    python scripts/testnet.py heal                 # (--netns) one network again
 
 Every subcommand takes ``--dir`` (default ``testnet/local``). Layout::
 
@@ -13,6 +17,10 @@ Every subcommand takes ``--dir`` (default ``testnet/local``). Layout::
     DIR/genesis.json        one genesis for all nodes, funding the demo keys
     DIR/keys/demoK.key      funded demo accounts (hex private keys)
     DIR/nodeI/              each node's data dir (node.log, chain.db, ...)
+
+With ``--netns`` every node runs in a network namespace of its own, at
+127.77.S.(10+I) on a bridge (``powernode.devnet.netns``); ``down`` removes
+the namespaces. Reach a node's RPC from a shell with ``ip netns exec``.
 """
 
 from __future__ import annotations
@@ -27,8 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from powernode.client import RpcClient, RpcError, RpcUnavailable
+from powernode.client import RpcError, RpcUnavailable
 from powernode.core.crypto import KeyPair
+from powernode.devnet import netns
 from powernode.devnet.devchain import (
     DEV_FUNDS,
     DEV_TARGET,
@@ -37,7 +46,8 @@ from powernode.devnet.devchain import (
     dev_genesis,
     testnet_target,
 )
-from powernode.devnet.process import NodeExited, ProcessNode, pid_alive, stop_pids
+from powernode.devnet.netns import NetnsError, NetnsPlan
+from powernode.devnet.process import NodeExited, pid_alive, stop_pids
 from powernode.devnet.testnet import NoTestnet, TestnetLayout, TestnetNode, start_testnet
 from powernode.devnet.wait import WaitTimeout
 
@@ -59,6 +69,14 @@ def cmd_up(a: argparse.Namespace) -> int:
     d: Path = a.dir
     if (d / "testnet.json").exists() and any(pid_alive(n.pid) for n in load(d).nodes):
         raise SystemExit(f"testnet: {d} is already running; 'down' it first")
+    if a.netns and (why := netns.unavailable()) is not None:
+        raise SystemExit(f"testnet: --netns: {why}")
+    # Namespaces a crashed earlier run of this directory left (with any
+    # process still in them) go first, whichever mode this run uses.
+    try:
+        netns.destroy(NetnsPlan.for_dir(d))
+    except NetnsError as exc:
+        raise SystemExit(f"testnet: {exc}") from None
     if d.exists():
         shutil.rmtree(d)
     demo = [KeyPair.generate() for _ in range(a.accounts)]
@@ -76,27 +94,30 @@ def cmd_up(a: argparse.Namespace) -> int:
         },
         comment="local testnet genesis written by scripts/testnet.py",
     )
-    tn = TestnetLayout.create(d, genesis, nodes=a.nodes, demo=demo)
     try:
+        tn = TestnetLayout.create(d, genesis, nodes=a.nodes, demo=demo, netns=a.netns)
         procs = start_testnet(
             tn, mining=not a.no_mine, miner_cpu=a.miner_cpu, timeout=RPC_TIMEOUT, log=print
         )
-    except (NodeExited, WaitTimeout) as exc:
+    except (NodeExited, WaitTimeout, NetnsError) as exc:
         raise SystemExit(f"testnet: {exc}") from None
-    for p in procs:
+    for n, p in zip(tn.nodes, procs, strict=True):
         info = p.call("node.info")
         p.close_rpc()
-        print(f"{p.name}: rpc {info['rpc']}  p2p {info['p2p']}  log {p.log_path}")
+        where = f"  netns {n.netns}" if n.netns else ""
+        print(f"{p.name}: rpc {info['rpc']}  p2p {info['p2p']}{where}  log {p.log_path}")
     print(f"testnet {a.chain_id} up in {d}: {a.nodes} nodes, mining {'off' if a.no_mine else 'on'}")
     return 0
 
 
-def node_status(d: Path, n: TestnetNode) -> dict[str, Any]:
+def node_status(tn: TestnetLayout, n: TestnetNode) -> dict[str, Any]:
     row: dict[str, Any] = {"name": n.name, "pid": n.pid, "running": pid_alive(n.pid)}
+    if n.netns:
+        row.update(netns=n.netns, ip=n.host)
     if not row["running"]:
         return row
     try:
-        with RpcClient.from_datadir(d / n.name, timeout=5) as c:
+        with tn.client(n.name, timeout=5) as c:
             info = c.call("node.info")
             peers = c.call("peer.list")
     except (RpcUnavailable, RpcError, OSError, ValueError) as exc:
@@ -115,10 +136,13 @@ def node_status(d: Path, n: TestnetNode) -> dict[str, Any]:
 
 
 def cmd_status(a: argparse.Namespace) -> int:
-    rows = [node_status(a.dir, n) for n in load(a.dir).nodes]
+    tn = load(a.dir)
+    rows = [node_status(tn, n) for n in tn.nodes]
     if a.json:
         print(json.dumps(rows, indent=2))
         return 0
+    if tn.partition:
+        print("partitioned: " + " | ".join(",".join(side) for side in tn.partition))
     print(f"{'node':<8}{'height':>8}  {'tip':<16}{'peers':>6}{'mempool':>9}  mining")
     for r in rows:
         if not r["running"]:
@@ -232,13 +256,18 @@ def cmd_kill(a: argparse.Namespace) -> int:
 def cmd_restart(a: argparse.Namespace) -> int:
     tn = load(a.dir)
     n = _node(tn, a.node)
+    _can_netns(tn)
     print(f"{n.name}: {stop(n)}")
-    node = ProcessNode(tn.datadir(n.name))
-    n.pid = node.spawn()
-    tn.save()
+    node = tn.process(n.name)
     try:
+        if tn.netns is not None and not netns.exists(tn.netns):
+            # 'down' removed the network: build it again (whole, healed).
+            netns.create(tn.netns, len(tn.nodes))
+            tn.partition = []
+        n.pid = node.spawn()
+        tn.save()
         node.wait_ready(RPC_TIMEOUT)
-    except (NodeExited, WaitTimeout) as exc:
+    except (NodeExited, WaitTimeout, NetnsError) as exc:
         raise SystemExit(f"testnet: {exc}") from None
     info = node.call("node.info")
     node.close_rpc()
@@ -248,11 +277,87 @@ def cmd_restart(a: argparse.Namespace) -> int:
 
 def cmd_down(a: argparse.Namespace) -> int:
     tn = load(a.dir)
+    _can_netns(tn)
     ended = stop_pids([n.pid for n in tn.nodes if n.pid])
     for n in tn.nodes:
         print(f"{n.name}: {ended.get(n.pid, 'not running') if n.pid else 'not running'}")
         n.pid = None
+    if tn.netns is not None:
+        try:
+            gone = netns.destroy(tn.netns)
+        except NetnsError as exc:
+            raise SystemExit(f"testnet: {exc}") from None
+        print(f"network: {len(gone)} namespaces removed")
+        tn.partition = []
     tn.save()
+    return 0
+
+
+def _can_netns(tn: TestnetLayout) -> None:
+    """A testnet of namespaces is handled only where namespaces can be."""
+    if tn.netns is not None and (why := netns.unavailable()) is not None:
+        raise SystemExit(f"testnet: {tn.dir} runs in network namespaces: {why}")
+
+
+def _netns_plan(tn: TestnetLayout) -> NetnsPlan:
+    if tn.netns is None:
+        raise SystemExit("testnet: only a testnet started with 'up --netns' can be partitioned")
+    _can_netns(tn)
+    if not netns.exists(tn.netns):
+        raise SystemExit("testnet: its network is down ('restart' a node or 'up' again)")
+    return tn.netns
+
+
+def cmd_partition(a: argparse.Namespace) -> int:
+    tn = load(a.dir)
+    plan = _netns_plan(tn)
+    sides = [[_node(tn, w.strip()).name for w in side.split(",") if w.strip()] for side in a.sides]
+    named = [name for side in sides for name in side]
+    missing = [n.name for n in tn.nodes if n.name not in named]
+    if len(sides) < 2 or any(not side for side in sides):
+        raise SystemExit("testnet: name two or more sides, e.g. 'partition 0,1 2,3,4'")
+    if len(set(named)) != len(named) or missing:
+        raise SystemExit(
+            "testnet: name every node on exactly one side"
+            + (f" (missing: {', '.join(missing)})" if missing else "")
+        )
+    try:
+        netns.partition(plan, [[tn.index(name) for name in side] for side in sides])
+    except NetnsError as exc:
+        raise SystemExit(f"testnet: {exc}") from None
+    tn.partition = sides
+    tn.save()
+    print("partitioned: " + " | ".join(",".join(side) for side in sides))
+    return 0
+
+
+def cmd_isolate(a: argparse.Namespace) -> int:
+    tn = load(a.dir)
+    plan = _netns_plan(tn)
+    n = _node(tn, a.node)
+    try:
+        netns.isolate(plan, tn.index(n.name))
+    except NetnsError as exc:
+        raise SystemExit(f"testnet: {exc}") from None
+    # Whatever partition there was stays; the node becomes a side of its own.
+    sides = tn.partition or [[m.name for m in tn.nodes]]
+    sides = [[m for m in side if m != n.name] for side in sides]
+    tn.partition = [side for side in sides if side] + [[n.name]]
+    tn.save()
+    print(f"{n.name} isolated")
+    return 0
+
+
+def cmd_heal(a: argparse.Namespace) -> int:
+    tn = load(a.dir)
+    plan = _netns_plan(tn)
+    try:
+        netns.heal(plan)
+    except NetnsError as exc:
+        raise SystemExit(f"testnet: {exc}") from None
+    tn.partition = []
+    tn.save()
+    print("healed: one network")
     return 0
 
 
@@ -284,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         help="cap each node's miner at PCT%% of a core (the target gets easier to match)",
     )
     sp.add_argument("--easy", action="store_true", help="trivial difficulty (tests)")
+    sp.add_argument(
+        "--netns",
+        action="store_true",
+        help="(root) each node in a network namespace of its own, at its own IP",
+    )
     sp.set_defaults(fn=cmd_up)
     sp = add("status", "height, tip, peers and mempool of every node")
     sp.add_argument("--json", action="store_true")
@@ -304,8 +414,18 @@ def main(argv: list[str] | None = None) -> int:
     sp = add("restart", "stop (if running) and start one node")
     sp.add_argument("node", help="node name or index")
     sp.set_defaults(fn=cmd_restart)
-    sp = add("down", "stop every node cleanly")
+    sp = add("down", "stop every node cleanly (and remove a --netns network)")
     sp.set_defaults(fn=cmd_down)
+    sp = add("partition", "(--netns) cut the network into sides")
+    sp.add_argument(
+        "sides", nargs="+", metavar="SIDE", help="nodes of one side: 0,1 or node0,node1"
+    )
+    sp.set_defaults(fn=cmd_partition)
+    sp = add("isolate", "(--netns) cut one node off every other")
+    sp.add_argument("node", help="node name or index")
+    sp.set_defaults(fn=cmd_isolate)
+    sp = add("heal", "(--netns) end partitions and isolations: one network again")
+    sp.set_defaults(fn=cmd_heal)
     args = ap.parse_args(argv)
     return int(args.fn(args))
 

@@ -8,6 +8,8 @@ benchmarks and the tests use to make chains, data dirs and node processes.
 - ``process``: ``ProcessNode``, a real ``powernode run`` process; stopping
   nodes known only by pid.
 - ``testnet``: a testnet's directory (``testnet.json``) and starting its nodes.
+- ``netns``: a testnet of separate hosts on one machine (a network namespace
+  and IP per node on a bridge; partitions cut links), and RPC into them.
 - ``wait``: ``wait_until``, the one way to wait for a condition with a deadline.
 
 Nodes are separate processes reached over RPC (``powernode.client``); nothing

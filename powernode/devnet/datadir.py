@@ -39,6 +39,7 @@ def render_config(
     peers: Sequence[str] = (),
     p2p: bool = False,
     miner_cpu: int = 100,
+    p2p_host: str = LOOPBACK,
 ) -> str:
     """The config file ``powernode init`` writes, with every key shown."""
     peer_list = ", ".join(f'"{p}"' for p in peers)
@@ -77,7 +78,7 @@ max_per_sender = 256
 
 [p2p]
 enabled = {str(p2p).lower()}
-host = "127.0.0.1"
+host = "{p2p_host}"
 port = {p2p_port}
 peers = [{peer_list}]    # bootstrap peers, "host:port"
 max_outbound = 8
@@ -137,6 +138,7 @@ def write_config(
     p2p: bool = False,
     peers: Sequence[str] = (),
     miner_cpu: int = 100,
+    p2p_host: str = LOOPBACK,
 ) -> tuple[int, int]:
     """(Re)write ``datadir/config.toml``, on free ports unless given; returns
     the (rpc, p2p) ports."""
@@ -150,6 +152,7 @@ def write_config(
             peers=peers,
             p2p=p2p,
             miner_cpu=miner_cpu,
+            p2p_host=p2p_host,
         )
     )
     return rpc_port, p2p_port

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from powernode.client import Endpoint, RpcClient, endpoint_from_datadir
+from powernode.devnet.netns import NetnsRpcClient, exec_args
 from powernode.devnet.wait import DEFAULT_TIMEOUT, WaitAbort, WaitTimeout, wait_until
 
 KILL_TIMEOUT = 10.0  # s for a SIGKILLed process to be gone
@@ -54,6 +55,7 @@ class ProcessNode:
         name: str | None = None,
         extra_args: tuple[str, ...] = (),
         stderr_path: Path | None = None,
+        netns: str = "",
     ) -> None:
         self.datadir = datadir
         self.name = name or datadir.name
@@ -61,6 +63,7 @@ class ProcessNode:
         # Elsewhere than the data dir for a data dir that fills up or turns
         # read-only under the node (tests/e2e/test_storage_faults.py).
         self._stderr_path = stderr_path
+        self.netns = netns  # run in this network namespace (powernode.devnet.netns)
         self.proc: subprocess.Popen[bytes] | None = None
         self._rpc: RpcClient | None = None
 
@@ -91,6 +94,7 @@ class ProcessNode:
         with open(self.stderr_path, "ab") as err:  # the child keeps its own copy
             self.proc = subprocess.Popen(
                 [
+                    *(exec_args(self.netns) if self.netns else []),
                     sys.executable,
                     "-m",
                     "powernode.cli",
@@ -160,7 +164,11 @@ class ProcessNode:
     @property
     def rpc(self) -> RpcClient:
         if self._rpc is None:
-            self._rpc = RpcClient(self.endpoint, timeout=30)
+            self._rpc = (
+                NetnsRpcClient(self.endpoint, netns=self.netns, timeout=30)
+                if self.netns
+                else RpcClient(self.endpoint, timeout=30)
+            )
         return self._rpc
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:

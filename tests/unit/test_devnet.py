@@ -16,11 +16,14 @@ from typing import Any
 
 import pytest
 
-from powernode.client import read_key
+from powernode.client import Endpoint, RpcUnavailable, read_key
 from powernode.core.block import BlockHeader
 from powernode.core.crypto import KeyPair
 from powernode.core.pow import pow_hash
-from powernode.devnet import devchain  # not its testnet_target: pytest would collect it
+from powernode.devnet import (
+    devchain,  # not its testnet_target: pytest would collect it
+    netns,
+)
 from powernode.devnet.datadir import free_port, init_datadir, write_genesis
 from powernode.devnet.devchain import (
     ALWAYS_OPEN_MARKETS,
@@ -29,6 +32,7 @@ from powernode.devnet.devchain import (
     dev_genesis,
     solve,
 )
+from powernode.devnet.netns import MAX_NODES, NetnsError, NetnsPlan
 from powernode.devnet.process import pid_alive, stop_pids
 from powernode.devnet.testnet import NoTestnet, TestnetLayout
 from powernode.devnet.wait import Deadline, WaitAbort, WaitTimeout, wait_until
@@ -286,12 +290,69 @@ def test_testnet_layout_on_disk(tmp_path: Path) -> None:
         "address": tn.nodes[1].address,
         "rpc_port": tn.nodes[1].rpc_port,
         "p2p_port": tn.nodes[1].p2p_port,
+        "host": "127.0.0.1",
+        "netns": "",
     }
+    assert saved["netns"] is None and saved["partition"] == []
     assert saved["demo_keys"] == ["keys/demo0.key", "keys/demo1.key"]
     assert TestnetLayout.load(d).node("1").pid == 4242
     assert tn.node("node2").name == "node2"
     with pytest.raises(KeyError):
         tn.node("7")
+
+
+def test_netns_testnet_layout_gives_each_node_its_own_ip(tmp_path: Path) -> None:
+    d = tmp_path / "tn"
+    genesis = dev_genesis({KeyPair.generate().address: 10}, chain_id="netns-layout")
+    tn = TestnetLayout.create(d, genesis, nodes=3, netns=True)
+    plan = NetnsPlan.for_dir(d)
+    assert tn.netns == plan
+    assert [(n.netns, n.host) for n in tn.nodes] == [
+        (plan.node(i).netns, f"127.77.{plan.subnet}.{10 + i}") for i in range(3)
+    ]
+    tn.write_configs(mining=False)
+    for n in tn.nodes:
+        cfg = load_config(d / n.name)
+        # Each node has a host of its own: the default ports, on its own IP.
+        assert (cfg.rpc.host, cfg.rpc.port) == ("127.0.0.1", 8645)
+        assert (cfg.p2p.host, cfg.p2p.port) == (n.host, 8646)
+        assert set(cfg.p2p.peers) == {f"{m.host}:8646" for m in tn.nodes if m is not n}
+    tn.partition = [["node0"], ["node1", "node2"]]
+    tn.save()
+    assert TestnetLayout.load(d) == tn
+
+
+def test_netns_names_are_per_directory_and_fit_the_kernel(tmp_path: Path) -> None:
+    a, b = NetnsPlan.for_dir(tmp_path / "a"), NetnsPlan.for_dir(tmp_path / "b")
+    assert a == NetnsPlan.for_dir(tmp_path / "x" / ".." / "a")  # the same directory
+    assert a.prefix != b.prefix
+    for plan in (a, b):
+        hosts = [plan.node(i) for i in range(MAX_NODES)] + [plan.guest(0)]
+        assert len({h.ip for h in hosts}) == len(hosts)
+        assert all(h.ip.startswith(f"127.77.{plan.subnet}.") for h in hosts)
+        # Interface names are at most 15 bytes (IFNAMSIZ - 1).
+        assert max(len(h.link) for h in hosts) <= 15
+        assert plan.mine([plan.hub, hosts[0].netns, "other-n0", "pn-n0"]) == [
+            plan.hub,
+            hosts[0].netns,
+        ]
+    with pytest.raises(NetnsError):
+        a.node(MAX_NODES)
+
+
+def test_netns_says_why_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert netns.unavailable() == "network namespaces need root"
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(netns.shutil, "which", lambda name: None)
+    assert netns.unavailable() == "the 'ip' command (iproute2) is not installed"
+
+
+def test_netns_client_for_a_missing_namespace_is_unavailable() -> None:
+    c = netns.NetnsRpcClient(Endpoint("http://127.0.0.1:1/rpc", "Basic x"), netns="pn-none-n0")
+    with pytest.raises(RpcUnavailable, match="network namespace pn-none-n0 does not exist"):
+        c.call("node.info")
+    c.close()
 
 
 def test_no_testnet_is_a_clear_error(tmp_path: Path) -> None:
