@@ -13,9 +13,11 @@ the clients and routes notices to them. The node tells it what happened
 (``chain_updated``, ``txs_accepted``, ``tx_dropped``) from block connect and
 tx admission: those calls build each notice once, put it in each
 subscriber's queue without waiting, and return. A client's own task writes
-its queue to its socket, so a slow client never slows the node: when its
-queue (``[rpc] ws_queue`` messages) is full it is dropped, closed with 1008
-and a reason, and ``ws.dropped`` is logged.
+its queue to its socket, so a slow client never slows the node: when a
+notice finds its queue (``[rpc] ws_queue`` messages) full it is dropped,
+closed with 1008 and a reason, and ``ws.dropped`` is logged. Answers to
+the client's own calls wait for room instead (the node stops reading that
+client meanwhile), so a client that pipelines calls is slowed, not dropped.
 """
 
 from __future__ import annotations
@@ -112,9 +114,9 @@ class _Client:
         self.subs: dict[str, Topic] = {}
         # A tx subscription's last status sent, so a status is told once.
         self.last_tx: dict[str, tuple[str, str]] = {}
-        # Tx subscriptions made by the call being answered: their first
-        # notice (the status now) follows the answer that names them.
-        self.fresh: list[str] = []
+        # Subscriptions made by the call being answered: they start once
+        # the answer naming them is queued, so no notice comes before it.
+        self.fresh: list[tuple[str, Topic]] = []
         self.close_code = 0
         self.close_reason = ""
         self.closing = asyncio.Event()
@@ -132,6 +134,13 @@ class _Client:
             self.close(CLOSE_POLICY, reason)
             return False
         return True
+
+    async def answer(self, text: str) -> None:
+        """Queue an answer to the client's own call, waiting for room: a
+        client that sends calls faster than it reads the answers only
+        slows its own reading (the node stops reading its socket)."""
+        if not self.closing.is_set():
+            await self.queue.put(text)
 
     def close(self, code: int, reason: str) -> None:
         if not self.closing.is_set():
@@ -260,16 +269,14 @@ class PushHub:
     def _client_methods(self, c: _Client) -> dict[str, Method]:
         async def subscribe(p: Params) -> Any:
             topic = parse_topic(p)
-            if len(c.subs) >= self.max_subscriptions:
+            held = len(c.subs) + len(c.fresh)
+            if held >= self.max_subscriptions:
                 raise SubscriptionLimit(
-                    f"this connection holds {len(c.subs)} subscriptions, the limit "
+                    f"this connection holds {held} subscriptions, the limit "
                     "([rpc] ws_max_subscriptions)"
                 )
             sid = "0x" + secrets.token_hex(16)
-            c.subs[sid] = topic
-            if isinstance(topic, TxTopic):
-                self._by_tx.setdefault(topic.txid, {})[sid] = c
-                c.fresh.append(sid)
+            c.fresh.append((sid, topic))
             return sid
 
         async def unsubscribe(p: Params) -> Any:
@@ -282,6 +289,10 @@ class PushHub:
         return {**self.rpc.methods, "subscribe": subscribe, "unsubscribe": unsubscribe}
 
     def _unsubscribe(self, c: _Client, sid: str) -> bool:
+        fresh = len(c.fresh)
+        c.fresh = [(s, t) for s, t in c.fresh if s != sid]
+        if len(c.fresh) < fresh:
+            return True
         topic = c.subs.pop(sid, None)
         c.last_tx.pop(sid, None)
         if isinstance(topic, TxTopic):
@@ -292,12 +303,14 @@ class PushHub:
         return topic is not None
 
     def _flush_fresh(self, c: _Client) -> None:
-        """The first notice of each new tx subscription: its status now
-        (so a tx confirmed before the call is told at once)."""
+        """Start the subscriptions the answer just queued named; a tx
+        subscription's first notice is the tx's status now (so a tx
+        confirmed before the call is told at once)."""
         fresh, c.fresh = c.fresh, []
-        for sid in fresh:
-            topic = c.subs.get(sid)
+        for sid, topic in fresh:
+            c.subs[sid] = topic
             if isinstance(topic, TxTopic):
+                self._by_tx.setdefault(topic.txid, {})[sid] = c
                 status = self.status_of(topic.txid)
                 c.last_tx[sid] = (str(status["status"]), str(status.get("block", "")))
                 c.send(_notice(sid, json.dumps(status)))
@@ -365,17 +378,17 @@ class PushHub:
             scan(body, max_values=rpc.max_values, max_depth=rpc.max_depth)
             doc = loads(body.decode("utf-8", "surrogatepass"))
         except UnicodeDecodeError:
-            c.send(_refusal(-32700, "parse error: not UTF-8"))
+            await c.answer(_refusal(-32700, "parse error: not UTF-8"))
             return
         except Refused as exc:
-            c.send(_refusal(exc.code, exc.message))
+            await c.answer(_refusal(exc.code, exc.message))
             return
         if isinstance(doc, list):
             if not doc:
-                c.send(_refusal(INVALID_REQUEST, "empty batch"))
+                await c.answer(_refusal(INVALID_REQUEST, "empty batch"))
                 return
             if len(doc) > rpc.batch_limit:
-                c.send(
+                await c.answer(
                     _refusal(
                         INVALID_REQUEST,
                         f"batch too large: {len(doc)} calls, the limit is {rpc.batch_limit}",
@@ -387,11 +400,11 @@ class PushHub:
             )
             out = [a for a in answers if a is not None]
             if out:
-                c.send("[" + ", ".join(a.decode() for a in out) + "]")
+                await c.answer("[" + ", ".join(a.decode() for a in out) + "]")
         else:
             answer = (await rpc.dispatch_batch([doc], methods=c.methods))[0]
             if answer is not None:
-                c.send(answer.decode())
+                await c.answer(answer.decode())
         self._flush_fresh(c)
 
     def _forget(self, c: _Client) -> None:
