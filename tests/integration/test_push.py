@@ -11,6 +11,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -266,8 +267,10 @@ async def start_with(tmp_path: Path, users: list[KeyPair], **rpc: int) -> Node:
     init_datadir(datadir, genesis)
     cfg = datadir / "config.toml"
     text = cfg.read_text()
-    extra = "".join(f"{k} = {v}\n" for k, v in rpc.items())
-    cfg.write_text(text.replace("[rpc]\n", "[rpc]\n" + extra, 1))
+    for key, value in rpc.items():
+        text, n = re.subn(rf"(?m)^{key} = \d+", f"{key} = {value}", text)
+        assert n == 1, key
+    cfg.write_text(text)
     node = Node(load_config(datadir))
     await node.start()
     return node

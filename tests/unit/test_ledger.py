@@ -221,8 +221,10 @@ def test_replacement(ledger: Ledger) -> None:
     ledger.submit_tx(new, now=T)
     assert new.txid in ledger.mempool and old.txid not in ledger.mempool
     assert len(ledger.mempool) == 1
-    with pytest.raises(NotFound):
-        ledger.tx_status(old.txid)
+    # The replaced tx is told as dropped, naming why (tx.get, subscriptions).
+    status = ledger.tx_status(old.txid)
+    assert status["status"] == "dropped" and status["error"]["code"] == "replaced"
+    assert new.txid.hex() in status["error"]["message"]
     assert mine(ledger, T + 5).txs == (new,)
     assert ledger.account(BOB.address).balance == ALLOC + 5
 
