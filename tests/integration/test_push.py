@@ -349,3 +349,33 @@ async def test_a_client_that_never_reads_is_dropped_and_the_node_goes_on(
             slow.close()
     finally:
         await node.stop()
+
+
+async def test_wait_polls_a_node_without_the_websocket(dev_node: DevNode) -> None:
+    from powernode.cli.common import submit_and_wait
+    from powernode.client import RpcClient
+
+    node = dev_node.node
+    assert node.rpc is not None
+    node.rpc.websocket = None  # as a node from before push: GET /rpc is 405
+    alice, bob = dev_node.users[:2]
+    tx = build_transfer(alice, chain_id=dev_node.chain_id, nonce=0, to=bob.address, amount=1)
+    ep = endpoint_from_datadir(dev_node.datadir)
+
+    async def mine_when_pending() -> None:
+        await async_wait_until(lambda: len(node.ledger.mempool) == 1, what="tx in the pool")
+        await node.mine_now(1)
+
+    def wait_in_cli() -> dict[str, Any]:
+        with RpcClient(ep) as c:
+            return submit_and_wait(c, tx, 30.0)
+
+    miner = asyncio.create_task(mine_when_pending())
+    status = await asyncio.to_thread(wait_in_cli)
+    await miner
+    assert status["status"] == "confirmed" and status["height"] == 1
+    # Without the fallback WsUnavailable would have ended the command; it
+    # asked tx.get instead, and no subscription was ever made.
+    calls = node.metrics.rpc_calls
+    assert calls.labels("tx.get")._value.get() >= 1
+    assert calls.labels("subscribe")._value.get() == 0
