@@ -379,3 +379,21 @@ async def test_wait_polls_a_node_without_the_websocket(dev_node: DevNode) -> Non
     calls = node.metrics.rpc_calls
     assert calls.labels("tx.get")._value.get() >= 1
     assert calls.labels("subscribe")._value.get() == 0
+
+
+async def test_a_stopping_node_closes_its_clients_going_away(
+    tmp_path: Path, users: list[KeyPair]
+) -> None:
+    node = await start_with(tmp_path, users)
+    stopped = False
+    try:
+        async with WsRpc(endpoint_from_datadir(node.config.datadir)) as ws:
+            await ws.subscribe("tips")
+            await node.stop()
+            stopped = True
+            async with asyncio.timeout(30):
+                await ws.closed.wait()
+            assert ws.ws is not None and ws.ws.close_code == 1001
+    finally:
+        if not stopped:
+            await node.stop()
