@@ -21,10 +21,11 @@ from powernode.core.errors import DecodeError, InvalidParams
 from powernode.engines.market import queries as market_queries
 from powernode.engines.market.params import PRODUCTS
 from powernode.engines.market.queries import ScanState
+from powernode.engines.settlement.records import SLOT_NS as SETTLEMENT_NS
 from powernode.state.apply import Receipt
 from powernode.state.registry import ENGINES
 
-TOPICS = ("tips", "tx", "trades", "events")
+TOPICS = ("tips", "tx", "trades", "events", "settlements")
 # The engine whose tx made a receipt (a meter reading's ``cert.issued`` is
 # on ``metering``, as in the engine.block log lines).
 ENGINE_OF: dict[str, str] = {h.tx_type: e.name for e in ENGINES for h in e.handlers}
@@ -62,7 +63,14 @@ class EventsTopic:
     events: frozenset[str] | None
 
 
-Topic = TipsTopic | TxTopic | TradesTopic | EventsTopic
+@dataclass(frozen=True, slots=True)
+class SettlementsTopic:
+    """(slot, seller) settlements written by connected blocks; None: any seller."""
+
+    seller: str | None  # lowercase hex address
+
+
+Topic = TipsTopic | TxTopic | TradesTopic | EventsTopic | SettlementsTopic
 
 # The params each topic takes besides ``topic``: a name outside its set is
 # refused, so a typo does not widen a filter to everything.
@@ -71,6 +79,7 @@ _KEYS: dict[str, frozenset[str]] = {
     "tx": frozenset({"id"}),
     "trades": frozenset({"product", "participant"}),
     "events": frozenset({"engine", "event"}),
+    "settlements": frozenset({"seller"}),
 }
 
 
@@ -100,8 +109,11 @@ def parse_topic(params: dict[str, Any]) -> Topic:
             raise InvalidParams(f"'product' must be one of {', '.join(PRODUCTS)}")
         participant = params.get("participant")
         if participant is not None:
-            participant = _address(participant)
+            participant = _address(participant, "participant")
         return TradesTopic(product, participant)
+    if topic == "settlements":
+        seller = params.get("seller")
+        return SettlementsTopic(None if seller is None else _address(seller, "seller"))
     engine = params.get("engine")
     if engine is not None and engine not in ENGINE_NAMES:
         raise InvalidParams(f"'engine' must be one of {', '.join(ENGINE_NAMES)}")
@@ -119,13 +131,13 @@ def _txid(v: Any) -> bytes:
     raise InvalidParams("'id' must be a tx id, 64 hex digits")
 
 
-def _address(v: Any) -> str:
+def _address(v: Any, name: str) -> str:
     if not isinstance(v, str):
-        raise InvalidParams("'participant' must be an address, 40 hex digits")
+        raise InvalidParams(f"'{name}' must be an address, 40 hex digits")
     try:
         return parse_address(v).hex()
     except DecodeError as exc:
-        raise InvalidParams(f"'participant': {exc.message}") from None
+        raise InvalidParams(f"'{name}': {exc.message}") from None
 
 
 def _event_names(v: Any) -> frozenset[str] | None:
@@ -246,3 +258,20 @@ def trade_matches(trade: dict[str, Any], topic: TradesTopic) -> bool:
         trade.get("buyer"),
         trade.get("seller"),
     )
+
+
+def settlements_made(update: ChainUpdate) -> list[dict[str, Any]]:
+    """The (slot, seller) settlements the blocks ``update`` connected wrote,
+    as ``market.settlement`` gives them. Settlement runs at the start of a
+    block, in no tx, so it is read from the block's state changes, not
+    from receipts."""
+    out = []
+    for _, result in update.connected:
+        for (ns, key), value in result.changed.items():
+            if ns == SETTLEMENT_NS and value is not None:
+                out.append(value.to_json(int.from_bytes(key[:8], "big"), key[8:]))
+    return out
+
+
+def settlement_matches(settlement: dict[str, Any], topic: SettlementsTopic) -> bool:
+    return topic.seller is None or settlement.get("seller") == topic.seller

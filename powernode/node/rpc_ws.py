@@ -28,7 +28,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
@@ -45,12 +45,15 @@ from powernode.engines.market.queries import ScanState
 from powernode.logkit import emit
 from powernode.node.push_topics import (
     EventsTopic,
+    SettlementsTopic,
     TipsTopic,
     Topic,
     TradesTopic,
     TxTopic,
     parse_topic,
     receipt_events,
+    settlement_matches,
+    settlements_made,
     tip_notices,
     trade_matches,
     trades_made,
@@ -70,6 +73,7 @@ HEARTBEAT_S = 30.0
 CLOSE_TIMEOUT_S = 2.0
 
 TxStatus = Callable[[bytes], dict[str, Any]]
+T = TypeVar("T", TradesTopic, SettlementsTopic)
 
 
 def http_methods() -> dict[str, Method]:
@@ -78,8 +82,11 @@ def http_methods() -> dict[str, Method]:
     (``websocket_only``): a notice needs a connection to arrive on."""
 
     async def subscribe(p: Params) -> Any:
-        """Params: ``topic`` (tips, tx, trades, events) and its filters;
-        result: the subscription id. WebSocket only."""
+        """Params: ``topic`` (tips, tx, trades, events, settlements) and its
+        filters (``id``; ``product``, ``participant``; ``engine``, ``event``;
+        ``seller``); result: the subscription id, a string. Notices:
+        ``{"method": "subscription", "params": {"subscription", "result"}}``.
+        WebSocket only."""
         raise WebSocketOnly("subscriptions need the WebSocket: GET /rpc upgraded (ws://)")
 
     async def unsubscribe(p: Params) -> Any:
@@ -187,6 +194,10 @@ class PushHub:
             trades = trades_made(update, self._state())
             if trades:
                 self._publish_matching(trades, TradesTopic, trade_matches)
+        if SettlementsTopic in wanted:
+            settled = settlements_made(update)
+            if settled:
+                self._publish_matching(settled, SettlementsTopic, settlement_matches)
         if EventsTopic in wanted:
             events = [(ev, json.dumps(ev.to_json())) for ev in receipt_events(update)]
             if events:
@@ -245,8 +256,8 @@ class PushHub:
     def _publish_matching(
         self,
         items: list[dict[str, Any]],
-        kind: type[TradesTopic],
-        match: Callable[[dict[str, Any], TradesTopic], bool],
+        kind: type[T],
+        match: Callable[[dict[str, Any], T], bool],
     ) -> None:
         texts = [(item, json.dumps(item)) for item in items]
         for c in list(self.clients):

@@ -82,3 +82,27 @@ def test_client_frames_are_masked_and_sized() -> None:
         assert mask(frame[head + 4 :], key) == payload and len(frame) == head + 4 + n
     # RFC 6455 section 1.3's example handshake.
     assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_settlements_are_read_from_a_blocks_state_changes() -> None:
+    from types import SimpleNamespace
+
+    from powernode.chain.chain import ChainUpdate
+    from powernode.engines.settlement.records import SLOT_NS, SlotSettlement, slot_key
+    from powernode.node.push_topics import SettlementsTopic, settlement_matches, settlements_made
+
+    seller = bytes.fromhex(ADDR)
+    record = SlotSettlement(*range(1, len(SlotSettlement._fields) + 1))
+    changed = {
+        ("acct", b"x" * 20): object(),  # another engine's change: not a settlement
+        (SLOT_NS, slot_key(900, seller)): record,
+        (SLOT_NS, slot_key(1800, seller)): None,  # a deleted record tells nothing
+    }
+    update = ChainUpdate(connected=[(SimpleNamespace(), SimpleNamespace(changed=changed))])  # type: ignore[list-item]
+    made = settlements_made(update)
+    assert made == [record.to_json(900, seller)]
+    assert made[0]["slot"] == 900 and made[0]["seller"] == ADDR
+    assert parse_topic({"topic": "settlements", "seller": ADDR}) == SettlementsTopic(ADDR)
+    assert settlement_matches(made[0], SettlementsTopic(ADDR))
+    assert settlement_matches(made[0], SettlementsTopic(None))
+    assert not settlement_matches(made[0], SettlementsTopic("00" * 20))
