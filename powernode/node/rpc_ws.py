@@ -45,6 +45,7 @@ from powernode.engines.market.queries import ScanState
 from powernode.logkit import emit
 from powernode.node.push_topics import (
     EventsTopic,
+    ReceiptEvent,
     SettlementsTopic,
     TipsTopic,
     Topic,
@@ -73,7 +74,8 @@ HEARTBEAT_S = 30.0
 CLOSE_TIMEOUT_S = 2.0
 
 TxStatus = Callable[[bytes], dict[str, Any]]
-T = TypeVar("T", TradesTopic, SettlementsTopic)
+# A topic class, in _publish.
+T = TypeVar("T")
 
 
 def http_methods() -> dict[str, Method]:
@@ -189,24 +191,19 @@ class PushHub:
             return
         wanted = {type(t) for c in self.clients for t in c.subs.values()}
         if TipsTopic in wanted:
-            self._publish(TipsTopic, [json.dumps(n) for n in tip_notices(update, old_tip, new_tip)])
+            tips = tip_notices(update, old_tip, new_tip)
+            self._publish(TipsTopic, [(n, json.dumps(n)) for n in tips])
         if TradesTopic in wanted:
             trades = trades_made(update, self._state())
-            if trades:
-                self._publish_matching(trades, TradesTopic, trade_matches)
+            self._publish(TradesTopic, [(t, json.dumps(t)) for t in trades], trade_matches)
         if SettlementsTopic in wanted:
             settled = settlements_made(update)
-            if settled:
-                self._publish_matching(settled, SettlementsTopic, settlement_matches)
+            self._publish(
+                SettlementsTopic, [(x, json.dumps(x)) for x in settled], settlement_matches
+            )
         if EventsTopic in wanted:
             events = [(ev, json.dumps(ev.to_json())) for ev in receipt_events(update)]
-            if events:
-                for c in list(self.clients):
-                    for sid, t in list(c.subs.items()):
-                        if isinstance(t, EventsTopic):
-                            for ev, text in events:
-                                if ev.matches(t) and not c.send(_notice(sid, text)):
-                                    break
+            self._publish(EventsTopic, events, ReceiptEvent.matches)
         if self._by_tx:
             touched = {
                 tx.txid
@@ -245,26 +242,21 @@ class PushHub:
             return {"id": txid.hex(), "status": "unknown"}
         return {"id": txid.hex(), **status}
 
-    def _publish(self, kind: type, texts: list[str]) -> None:
-        for c in list(self.clients):
-            for sid, t in list(c.subs.items()):
-                if isinstance(t, kind):
-                    for text in texts:
-                        if not c.send(_notice(sid, text)):
-                            break
-
-    def _publish_matching(
+    def _publish(
         self,
-        items: list[dict[str, Any]],
         kind: type[T],
-        match: Callable[[dict[str, Any], T], bool],
+        notices: list[tuple[Any, str]],
+        match: Callable[[Any, T], bool] | None = None,
     ) -> None:
-        texts = [(item, json.dumps(item)) for item in items]
+        """Each (item, its JSON) to every subscription of ``kind`` whose
+        filter ``match``es the item (all of them without ``match``)."""
+        if not notices:
+            return
         for c in list(self.clients):
             for sid, t in list(c.subs.items()):
                 if isinstance(t, kind):
-                    for item, text in texts:
-                        if match(item, t) and not c.send(_notice(sid, text)):
+                    for item, text in notices:
+                        if (match is None or match(item, t)) and not c.send(_notice(sid, text)):
                             break
 
     def _tell_tx(self, txid: bytes, status: dict[str, Any]) -> None:
