@@ -59,13 +59,16 @@ async def test_reorg_between_two_nodes_is_noticed(tmp_path: Path) -> None:
     net = Network(tmp_path, users)
     try:
         a, b = await net.start(2)
-        await cut(a, b)
-        await a.mine_now(2)
-        await b.mine_now(3)
-        old_tip = a.ledger.chain.tip
         ep = endpoint_from_datadir(a.config.datadir)
         async with WsRpc(ep) as ws:
             sid = await ws.subscribe("tips")
+            await cut(a, b)
+            await a.mine_now(2)
+            await b.mine_now(3)
+            old_tip = a.ledger.chain.tip
+            own = [await ws.next(sid) for _ in range(2)]
+            assert [(n["type"], n["height"]) for n in own] == [("tip", 1), ("tip", 2)]
+            assert own[-1]["hash"] == old_tip.hash.hex()
             await heal(a, b)
             reorg = await ws.next(sid)
             assert reorg["type"] == "reorg"
@@ -151,6 +154,24 @@ async def test_ordinary_calls_and_unsubscribe_over_the_socket(dev_node: DevNode)
         # any notice of them, so none came.
         await ws.call("node.info")
         assert ws.pending(sid) == 0
+
+        # The same bounds as HTTP: too deep is refused before it is parsed.
+        deep = {"jsonrpc": "2.0", "id": "deep", "method": "node.info", "params": {}}
+        inner: dict[str, Any] = deep["params"]  # type: ignore[assignment]
+        for _ in range(100):
+            inner["x"] = {}
+            inner = inner["x"]
+        await ws.ws.send_json(deep)
+        await async_wait_until(
+            lambda: any(
+                m.get("id") is None and "error" in m for m in ws.log if isinstance(m, dict)
+            ),
+            what="the refusal",
+        )
+        refused = next(
+            m for m in ws.log if isinstance(m, dict) and m.get("id") is None and "error" in m
+        )
+        assert refused["error"]["code"] == -32700 and "nested deeper" in refused["error"]["message"]
 
         with pytest.raises(RpcError) as info_err:
             await ws.call("subscribe", {"topic": "weather"})
