@@ -181,6 +181,9 @@ class PushHub:
         # those who asked, without a pass over every client.
         self._by_tx: dict[bytes, dict[str, _Client]] = {}
         self._gone = asyncio.Event()
+        # Set by stop: a client arriving after it would hold the RPC
+        # server's shutdown (aiohttp waits for open handlers).
+        self._stopping = False
 
     # --- what the node tells it -----------------------------------------------
 
@@ -323,19 +326,15 @@ class PushHub:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """A WebSocket client, from upgrade to close (auth already checked)."""
         peer = str(request.remote or "")
-        if len(self.clients) >= self.max_clients:
-            emit(log, "ws.refused", peer=peer, reason="too many clients")
-            return web.json_response(
-                {
-                    "jsonrpc": "2.0",
-                    "id": None,
-                    "error": {
-                        "code": INVALID_REQUEST,
-                        "message": f"too many WebSocket clients ({self.max_clients}, "
-                        "[rpc] ws_max_clients)",
-                    },
-                },
-                status=503,
+        if self._stopping or len(self.clients) >= self.max_clients:
+            reason = (
+                "node stopping"
+                if self._stopping
+                else f"too many WebSocket clients ({self.max_clients}, [rpc] ws_max_clients)"
+            )
+            emit(log, "ws.refused", peer=peer, reason=reason)
+            return web.Response(
+                text=_refusal(INVALID_REQUEST, reason), status=503, content_type="application/json"
             )
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=self.rpc.max_request_bytes)
         await ws.prepare(request)
@@ -432,6 +431,7 @@ class PushHub:
 
     async def stop(self) -> None:
         """Close every client (going away) and wait for them to be gone."""
+        self._stopping = True
         if not self.clients:
             return
         for c in list(self.clients):
