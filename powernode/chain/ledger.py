@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,8 +31,10 @@ from powernode.core.errors import (
     InsufficientFunds,
     MempoolFull,
     NonceTooHigh,
+    NonceTooLow,
     NotFound,
     PowernodeError,
+    Replaced,
     ReplacementUnderpriced,
 )
 from powernode.core.execution import ExecContext
@@ -107,6 +110,9 @@ class Ledger:
         # Why recent txs left the mempool unmined (a template refused them, or
         # a reorg could not take them back), so tx.get can tell the sender.
         self.dropped: OrderedDict[bytes, PowernodeError] = OrderedDict()
+        # Told each tx let go unmined, as it happens (the node's push
+        # subscriptions); set by the shell, never awaited here.
+        self.on_dropped: Callable[[bytes, PowernodeError], None] | None = None
         self.templates = Templates(self)
         self.chain.prepared = self.templates.mined_result
 
@@ -214,10 +220,19 @@ class Ledger:
             self._check_against_pool(
                 tx, checked.cost, checked.account, now=now, limits=limits, predict_full=False
             )
+        old, _ = self.mempool.slot(checked.sender, tx.nonce)
         evicted = self.mempool.add(tx, checked.sender, checked.cost)
         self.dropped.pop(tx.txid, None)
+        if old is not None:
+            self.note_dropped(
+                old.tx.txid, Replaced(f"replaced by {tx.txid.hex()}, which pays more fee")
+            )
         if evicted:
             emit(log, "mempool.evicted", txs=len(evicted), size=len(self.mempool))
+            for e in evicted:
+                self.note_dropped(
+                    e.tx.txid, MempoolFull("evicted: the full pool kept txs paying more")
+                )
         return tx.txid
 
     def submit_tx(self, tx: Transaction, *, now: int, limits: bool = True) -> bytes:
@@ -276,8 +291,13 @@ class Ledger:
             # dropping each sender's entries below the new account nonce
             # removes the block's txs and any that conflict with them.
             senders = {tx.sender_address for block, _ in update.connected for tx in block.txs}
+            mined = {tx.txid for block, _ in update.connected for tx in block.txs}
             for s in senders:
-                pool.drop_stale(s, self.account(s).nonce)
+                for e in pool.drop_stale(s, self.account(s).nonce):
+                    if e.tx.txid not in mined:  # another tx used its nonce
+                        self.note_dropped(
+                            e.tx.txid, NonceTooLow("another tx with its nonce was mined")
+                        )
             return
         # A reorg: the undone blocks' txs come back first (they are older),
         # then the pending txs of every account the reorg touched are checked
@@ -326,6 +346,8 @@ class Ledger:
         self.dropped.move_to_end(txid)
         while len(self.dropped) > DROPPED_KEPT:
             self.dropped.popitem(last=False)
+        if self.on_dropped is not None:
+            self.on_dropped(txid, exc)
 
     def template(self, miner: bytes, *, now: int) -> Block:
         """A block on the tip with the best-paying txs; the nonce is unsolved

@@ -5,7 +5,8 @@ reporting it, and turning a user's mistake into one line on stderr and exit
 status 1.
 
 Exit status: 0 done; 1 any failure, told in one line
-``powernode COMMAND: error: ...`` on stderr; 2 only for argparse's usage
+``powernode COMMAND: error: ...`` on stderr; 3 a tx still pending when its
+``--wait`` ran out (one line too); 2 only for argparse's usage
 errors (an unknown command or option, a missing required option, a value
 outside an option's ``choices``), which print argparse's usage block; 130
 on Ctrl-C. A bad *value* for a number option is a 1, not a 2: the option's
@@ -31,6 +32,7 @@ from powernode.core.crypto import KeyPair, parse_address
 from powernode.core.errors import DecodeError, PowernodeError
 from powernode.core.tx import Transaction
 from powernode.core.units import U63, clip, parse_decimal, parse_whole
+from powernode.ws_client import WsUnavailable, wait_for_tx
 
 DEFAULT_DATADIR = Path.home() / ".powernode"
 
@@ -45,6 +47,11 @@ class UserError(Exception):
     it passes through argparse (which would turn a ValueError into a usage
     error, exit 2) to ``main``."""
 
+
+# The exit status of a tx command whose ``--wait`` ran out while the tx was
+# still pending: not 1, since the tx was sent and may yet be mined, and a
+# script must not send it again as if it had failed.
+EXIT_WAIT_TIMEOUT = 3
 
 # The longest ``--wait``: a day. Parsed as a decimal, so "nan", "inf" and
 # "1e9", which float() takes, are refused rather than waited on.
@@ -212,15 +219,37 @@ def tx_context(c: RpcClient, key: KeyPair) -> tuple[str, int]:
 
 
 def submit_and_wait(c: RpcClient, tx: Transaction, wait: float) -> dict[str, Any]:
-    """Submit ``tx``; with ``wait`` > 0, poll up to that many seconds for it
-    to be confirmed. Returns ``tx.get``'s answer with the id; status
-    ``dropped`` if the node let go of it unmined (it stopped passing the
-    checks against a newer tip, e.g. a second order over the capacity), with
-    the reason in ``error`` when the node still knows it."""
+    """Submit ``tx``; with ``wait`` > 0, wait up to that many seconds for it
+    to be confirmed, told by the node's ``tx`` subscription over its
+    WebSocket (polling ``tx.get`` instead on a node without one). Returns
+    ``tx.get``'s answer with the id; status ``dropped`` if the node let go
+    of it unmined (replaced, evicted, or it stopped passing the checks
+    against a newer tip, e.g. a second order over the capacity), with the
+    reason in ``error`` when the node still knows it; ``pending`` when the
+    time ran out."""
     txid = c.submit(tx)
+    if not wait:
+        return {"id": txid, "status": "pending"}
+    try:
+        pushed = wait_for_tx(c.endpoint, txid, wait)
+    except WsUnavailable:
+        return poll_tx(c, txid, wait)
+    if pushed["status"] == "pending":
+        return {"id": txid, "status": "pending"}
+    # The final answer as tx.get gives it (with the tx), as polling did.
+    try:
+        return {"id": txid, **c.call("tx.get", {"id": txid})}
+    except RpcError as exc:
+        if exc.reason != "not_found":
+            raise
+        return {"id": txid, "status": "dropped"}
+
+
+def poll_tx(c: RpcClient, txid: str, wait: float) -> dict[str, Any]:
+    """``tx.get`` every 0.2 s until the tx is final or ``wait`` s passed."""
     status: dict[str, Any] = {"id": txid, "status": "pending"}
     deadline = time.monotonic() + wait
-    while wait and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         try:
             status = {"id": txid, **c.call("tx.get", {"id": txid})}
         except RpcError as exc:
@@ -260,6 +289,13 @@ def report_tx(
             else "it no longer passes the node's checks"
         )
         why = f"was dropped unmined: {detail} (nothing charged)"
+    elif status["status"] == "pending" and getattr(a, "wait", 0):
+        error_line(
+            a.command,
+            f"tx {status['id']} not confirmed within --wait {a.wait:g} s: still pending "
+            "(it may yet be mined; check with tx.get before sending it again)",
+        )
+        return EXIT_WAIT_TIMEOUT
     else:
         return 0
     error_line(a.command, f"tx {status['id']} {why}")

@@ -597,6 +597,14 @@ class ReplacementUnderpriced(MempoolError):
     code = "replacement_underpriced"
 
 
+class Replaced(MempoolError):
+    """Why a pending tx left the pool: a tx with the same sender and nonce
+    paying more took its place (``tx.get`` and the ``tx`` subscription say
+    it was dropped with this code)."""
+
+    code = "replaced"
+
+
 class NotFound(PowernodeError):
     code = "not_found"
 
@@ -677,6 +685,19 @@ class P2pDisabled(PowernodeError):
     """A peer call on a node whose config has ``[p2p] enabled = false``."""
 
     code = "p2p_disabled"
+
+
+class WebSocketOnly(PowernodeError):
+    """``subscribe`` or ``unsubscribe`` over HTTP POST: notifications need the
+    WebSocket (``GET /rpc`` upgraded)."""
+
+    code = "websocket_only"
+
+
+class SubscriptionLimit(PowernodeError):
+    """A WebSocket client already holds ``[rpc] ws_max_subscriptions``."""
+
+    code = "subscription_limit"
 
 
 class BadInput(PowernodeError):

@@ -58,6 +58,10 @@ batch_limit = 1000             # calls in one batch
 max_response_bytes = 26214400  # a batch's answer; no call runs once past it
 max_depth = 64                 # nesting of the request's JSON
 max_values = 100000            # JSON values, keys included
+# WebSocket push on GET /rpc (README, "Push subscriptions").
+ws_max_clients = 100           # WebSocket clients at once
+ws_max_subscriptions = 100     # subscriptions per client
+ws_queue = 1000                # messages queued for a client; past it a notice drops it
 
 [mining]
 enabled = {str(mining).lower()}

@@ -39,6 +39,12 @@ class RpcConfig:
     # JSON values (keys included) in one request: a batch of 1000 tx.submit
     # calls counts 11,001. Parsed, a value costs up to ~100 bytes.
     max_values: int = 100_000
+    # WebSocket push (node/rpc_ws.py): clients at once, subscriptions per
+    # client, and messages queued for one client before it is dropped as
+    # too slow (each a notice or an answer).
+    ws_max_clients: int = 100
+    ws_max_subscriptions: int = 100
+    ws_queue: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +120,16 @@ class P2pConfig:
 
 
 # [rpc] keys that bound what one request can cost (all positive integers).
-RPC_LIMITS = ("max_request_bytes", "batch_limit", "max_response_bytes", "max_depth", "max_values")
+RPC_LIMITS = (
+    "max_request_bytes",
+    "batch_limit",
+    "max_response_bytes",
+    "max_depth",
+    "max_values",
+    "ws_max_clients",
+    "ws_max_subscriptions",
+    "ws_queue",
+)
 
 # [p2p] keys that must be positive integers.
 P2P_LIMITS = (

@@ -69,6 +69,7 @@ from powernode.node.rpc_methods import (
     peer_methods,
     submit_methods,
 )
+from powernode.node.rpc_ws import PushHub, http_methods
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
 from powernode.state.genesis import parse_genesis_json
@@ -121,6 +122,8 @@ class Node:
         self.mining_address = b""
         self.rpc: RpcServer | None = None
         self.p2p: P2P | None = None
+        # WebSocket subscriptions (rpc_ws.py); told of blocks and txs.
+        self.push: PushHub | None = None
         self.metrics = NodeMetrics()
         self.started_mono = time.monotonic()
         self.serving = False
@@ -301,6 +304,7 @@ class Node:
             market_methods(ledger),
             cert_methods(ledger),
             contract_methods(ledger),
+            http_methods(),
         )
         self.rpc = RpcServer(
             methods=methods,
@@ -316,6 +320,18 @@ class Node:
             health=self._health,
         )
         self._stack.push_async_callback(self.rpc.stop)
+        push = self.push = PushHub(
+            rpc=self.rpc,
+            tx_status=ledger.tx_status,
+            state=lambda: ledger.chain.state,
+            max_clients=cfg.rpc.ws_max_clients,
+            max_subscriptions=cfg.rpc.ws_max_subscriptions,
+            queue_size=cfg.rpc.ws_queue,
+        )
+        self.rpc.websocket = push.handle
+        ledger.on_dropped = push.tx_dropped
+        # Runs before rpc.stop: clients get a close frame, not a cut socket.
+        self._stack.push_async_callback(push.stop)
         try:
             await self.rpc.start(cfg.rpc.host, cfg.rpc.port)
         except (OSError, OverflowError) as exc:
@@ -445,6 +461,8 @@ class Node:
             self.miner.new_tip()
         if update and self.p2p is not None:
             self.p2p.chain_updated(update, tip_moved=tip_moved)
+        if update and self.push is not None:
+            self.push.chain_updated(update, tip_before, ledger.chain.tip)
         if update.disconnected:
             emit(
                 log,
@@ -541,6 +559,8 @@ class Node:
         source: int | None,
     ) -> None:
         self.metrics.txs_done(results)
+        if self.push is not None:
+            self.push.txs_accepted([txid for txid, _ in results if txid is not None])
         if not txlog.isEnabledFor(logging.DEBUG):
             return
         came = "rpc" if source is None else f"peer-{source}"

@@ -39,6 +39,9 @@ after the other, and the batch answer is sent piece by piece as it is let
 go: peak memory is about twice ``max_request_bytes`` plus
 ``max_response_bytes`` (``scripts/bench_rpc_limits.py`` measures it).
 
+``GET /rpc`` upgraded to a WebSocket takes the same calls, and
+``subscribe``/``unsubscribe`` for pushed notices (node/rpc_ws.py).
+
 Auth as bitcoind: HTTP Basic with user ``__cookie__`` and the secret from
 ``<datadir>/.cookie`` (fresh at every start), or a configured token sent as
 ``Authorization: Bearer <token>``.
@@ -89,6 +92,8 @@ BatchMethod = Callable[[list[Params]], Awaitable[list[tuple[Any, PowernodeError 
 OnCall = Callable[[str, float, int], None]
 # ``GET /health``: (HTTP status, JSON body), given the query's max_tip_age.
 HealthCheck = Callable[[int | None], tuple[int, dict[str, Any]]]
+# ``GET /rpc`` upgraded to a WebSocket, once authorized (node/rpc_ws.py).
+WebSocketHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _valid_id(id_: Any) -> bool:
@@ -158,6 +163,8 @@ class RpcServer:
         self.max_values = max_values
         self._runner: web.AppRunner | None = None
         self.url = ""
+        # Set by the node before start; None: GET /rpc is 405, as before.
+        self.websocket: WebSocketHandler | None = None
 
     @staticmethod
     def new_cookie() -> str:
@@ -178,8 +185,17 @@ class RpcServer:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_request_bytes)
         app.router.add_post("/rpc", self.handle)
+        app.router.add_get("/rpc", self.handle_upgrade)
         app.router.add_get("/health", self.handle_health)
         return app
+
+    async def handle_upgrade(self, request: web.Request) -> web.StreamResponse:
+        """``GET /rpc``: the WebSocket, with the same auth as POST."""
+        if self.websocket is None:
+            raise web.HTTPMethodNotAllowed("GET", ["POST"])
+        if not self._authorized(request):
+            return _unauthorized()
+        return await self.websocket(request)
 
     async def handle_health(self, request: web.Request) -> web.Response:
         """Unauthenticated, as a load balancer or orchestrator asks it: 200
@@ -236,11 +252,7 @@ class RpcServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
-            return web.json_response(
-                _error(None, INVALID_REQUEST, "unauthorized"),
-                status=401,
-                headers={"WWW-Authenticate": 'Basic realm="powernode"'},
-            )
+            return _unauthorized()
         try:
             body = await self._read_body(request)
             text = decode(body)
@@ -269,11 +281,18 @@ class RpcServer:
         return web.Response(status=204) if answer is None else _json_body(answer)
 
     async def dispatch_batch(
-        self, calls: list[Any], *, max_response_bytes: int | None = None
+        self,
+        calls: list[Any],
+        *,
+        max_response_bytes: int | None = None,
+        methods: dict[str, Method] | None = None,
     ) -> list[bytes | None]:
         """Each call's answer, JSON-encoded, in request order; None for a
         notification. With ``max_response_bytes``, calls stop being run once
-        the answers so far pass it, and the rest are answered -32003."""
+        the answers so far pass it, and the rest are answered -32003.
+        ``methods``: the table to run from instead of the server's (a
+        WebSocket adds its own ``subscribe``)."""
+        table = self.methods if methods is None else methods
         started = time.perf_counter()
         answers = _Answers(len(calls), max_response_bytes)
         grouped: dict[str, list[tuple[int, Any, Params, bool]]] = {}
@@ -303,13 +322,13 @@ class RpcServer:
             name = call["method"]
             if name in self.batch_methods:
                 grouped.setdefault(name, []).append((i, id_, params, notification))
-            elif name not in self.methods:
+            elif name not in table:
                 if not notification:
                     answers.put(i, _error(id_, METHOD_NOT_FOUND, f"method not found: {name}"))
             elif answers.full:
                 skipped.append((i, id_, notification))
             else:
-                response = await self._call_one(name, id_, params)
+                response = await self._call_one(table[name], name, id_, params)
                 if not notification:
                     answers.put(i, response)
                 yielded = await _yield_if_due(yielded)
@@ -370,10 +389,12 @@ class RpcServer:
             log, "rpc.call", logging.DEBUG, method=name, calls=calls, ms=seconds * 1000, error=error
         )
 
-    async def _call_one(self, name: str, id_: Any, params: Params) -> dict[str, Any]:
+    async def _call_one(
+        self, method: Method, name: str, id_: Any, params: Params
+    ) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            result = await self.methods[name](params)
+            result = await method(params)
         except PowernodeError as exc:
             self._called(name, started, 1, exc.code)
             return error_response(id_, exc)
@@ -383,6 +404,14 @@ class RpcServer:
             return _error(id_, INTERNAL_ERROR, "internal error")
         self._called(name, started, 1, "")
         return {"jsonrpc": "2.0", "id": id_, "result": result}
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response(
+        _error(None, INVALID_REQUEST, "unauthorized"),
+        status=401,
+        headers={"WWW-Authenticate": 'Basic realm="powernode"'},
+    )
 
 
 def _json_body(data: bytes) -> web.Response:

@@ -221,8 +221,10 @@ def test_replacement(ledger: Ledger) -> None:
     ledger.submit_tx(new, now=T)
     assert new.txid in ledger.mempool and old.txid not in ledger.mempool
     assert len(ledger.mempool) == 1
-    with pytest.raises(NotFound):
-        ledger.tx_status(old.txid)
+    # The replaced tx is told as dropped, naming why (tx.get, subscriptions).
+    status = ledger.tx_status(old.txid)
+    assert status["status"] == "dropped" and status["error"]["code"] == "replaced"
+    assert new.txid.hex() in status["error"]["message"]
     assert mine(ledger, T + 5).txs == (new,)
     assert ledger.account(BOB.address).balance == ALLOC + 5
 
@@ -243,8 +245,13 @@ def test_eviction_of_the_cheapest(factory: LedgerFactory) -> None:
     assert cheap.size == rich.size == mid.size == size
     ledger.submit_tx(cheap, now=T)
     ledger.submit_tx(rich, now=T)
+    told: list[tuple[bytes, str]] = []
+    ledger.on_dropped = lambda txid, exc: told.append((txid, exc.code))
     ledger.submit_tx(mid, now=T)  # over the limit: the cheapest goes
     assert cheap.txid not in ledger.mempool
+    # The evicted tx is told as dropped, to tx.get and to the node's hook.
+    assert told == [(cheap.txid, "mempool_full")]
+    assert ledger.tx_status(cheap.txid)["error"]["code"] == "mempool_full"
     assert rich.txid in ledger.mempool and mid.txid in ledger.mempool
     assert ledger.mempool.total_bytes <= ledger.mempool.max_bytes
     poor = transfer(DAVE, ALICE, 1, nonce=0, fee=1_500)
@@ -252,6 +259,24 @@ def test_eviction_of_the_cheapest(factory: LedgerFactory) -> None:
         ledger.submit_tx(poor, now=T)
     assert ei.value.code == "mempool_full"
     assert poor.txid not in ledger.mempool and len(ledger.mempool) == 2
+
+
+def test_a_pending_tx_whose_nonce_another_block_used_is_dropped(
+    factory: LedgerFactory,
+) -> None:
+    ours = factory.open(four_funded())
+    theirs = factory.open(four_funded())
+    pending = transfer(ALICE, DAVE, 1, nonce=0, fee=1_000)
+    other = transfer(ALICE, BOB, 2, nonce=0, fee=1_000)
+    ours.submit_tx(pending, now=T)
+    theirs.submit_tx(other, now=T)
+    told: list[tuple[bytes, str]] = []
+    ours.on_dropped = lambda txid, exc: told.append((txid, exc.code))
+    block = mine(theirs, T + 5)
+    assert ours.submit_block(block, now=T + 5, mono=MONO)[0] == "connected"
+    assert told == [(pending.txid, "nonce_too_low")]
+    assert ours.tx_status(pending.txid)["status"] == "dropped"
+    assert ours.tx_status(other.txid)["status"] == "confirmed"
 
 
 def test_refused_replacement_keeps_the_original(factory: LedgerFactory) -> None:
