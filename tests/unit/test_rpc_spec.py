@@ -136,9 +136,13 @@ def read_keys(
         elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant):
             if any(isinstance(c, ast.Name) and c.id in names for c in node.comparators):
                 keys.add(str(node.left.value))
-        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
-            if node.value.id in names and isinstance(node.slice, ast.Constant):
-                keys.add(str(node.slice.value))
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in names
+            and isinstance(node.slice, ast.Constant)
+        ):
+            keys.add(str(node.slice.value))
     keys.discard("_args")  # positional params, read through arg()
     return keys
 
