@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from powernode import __version__
 from powernode.chain.ledger import Ledger
 from powernode.core.block import Block, BlockHeader, decode_block
 from powernode.core.crypto import address_hex
@@ -48,7 +49,7 @@ from powernode.node.rpc_spec import (
 )
 from powernode.node.rpc_spec import integer as int_schema
 
-VERSION = "0.1.0"
+VERSION = __version__
 
 # dev.mine: (blocks, reward address or None for the node's) -> block hashes.
 MineNow = Callable[[int, bytes | None], Awaitable[list[bytes]]]
