@@ -236,6 +236,10 @@ def refuse_second_node(runtime: Path, datadir: Path) -> None:
 
 
 def cmd_keygen(a: argparse.Namespace) -> int:
+    if a.json and not a.out:
+        # JSON output goes to scripts and logs, which must not hold a
+        # private key; without a file the key would be lost.
+        raise UserError("--json needs --out FILE: the key is written there, never printed as JSON")
     key = KeyPair.generate()
     if a.out:
         out = Path(a.out)
@@ -248,7 +252,9 @@ def cmd_keygen(a: argparse.Namespace) -> int:
             write_key(out, key)
         except OSError as exc:
             raise UserError(f"cannot write {out}: {exc.strerror}") from None
-    result = {"address": key.address.hex(), "pubkey": key.pubkey.hex(), "file": a.out}
+    # Where the key went, as an absolute path: the one copy of it.
+    where = str(Path(a.out).resolve()) if a.out else None
+    result = {"address": key.address.hex(), "pubkey": key.pubkey.hex(), "file": where}
     if a.json:
         print(json.dumps(result))
     else:
@@ -256,7 +262,7 @@ def cmd_keygen(a: argparse.Namespace) -> int:
         # A meter's key is registered by its public key (device register).
         print(f"pubkey  {result['pubkey']}")
         if a.out:
-            print(f"key written to {a.out}")
+            print(f"key written to {where}")
         else:
             print(f"private  {key.seed().hex()}   (keep secret; use --out FILE to save)")
     return 0
@@ -344,8 +350,10 @@ def add_commands(sub: Subparsers) -> None:
     )
 
     sp = add_command(sub, "keygen", cmd_keygen, "make a new key pair")
-    sp.add_argument("--out", help="write the private key to this file")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--out", help="write the private key to this file (mode 0600)")
+    sp.add_argument(
+        "--json", action="store_true", help="print address, pubkey and file as JSON (needs --out)"
+    )
 
     sp = add_command(sub, "status", cmd_status, "show the node's chain, tip and mempool")
     sp.add_argument("--json", action="store_true")
