@@ -244,3 +244,11 @@ def test_good_strings_load(tmp_path: Path) -> None:
     assert load_config(d).p2p.peers == ("127.0.0.1:8646", "node.example:1", "[::1]:9")
     d = _with(tmp_path / "b", "mining", "address", '"0x' + "ab" * 20 + '"')
     assert load_config(d).mining.address == "0x" + "ab" * 20
+
+
+def test_the_readme_gives_every_range() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = " ".join(readme.split())  # wrapped lines joined
+    for (section, key), (lo, hi) in RANGES.items():
+        name = f"[{section}] {key}" if section else key
+        assert f"`{name}` {lo}..{hi}" in text, name
