@@ -236,3 +236,27 @@ def test_integers_past_2_53_become_strings_and_others_stay() -> None:
         "c": [str(-SAFE_INT - 1), 5, True],
         "d": "x",
     }
+
+
+def test_the_server_refuses_a_method_without_a_spec() -> None:
+    from powernode.node.rpc import RpcServer
+
+    async def handler(p: dict[str, Any]) -> Any:
+        return None
+
+    limits = {
+        "cookie": "c",
+        "token": "",
+        "max_request_bytes": 1000,
+        "batch_limit": 10,
+        "max_response_bytes": 1000,
+        "max_depth": 8,
+        "max_values": 100,
+        "version": "0",
+    }
+    with pytest.raises(ValueError, match=r"without a spec.*'test\.x'"):
+        RpcServer(methods={"test.x": handler}, batch_methods={}, specs={}, **limits)
+    server = RpcServer(
+        methods={"test.x": handler}, batch_methods={}, specs={"test.x": SPEC}, **limits
+    )
+    assert sorted(server.methods) == ["rpc.discover", "test.x"]
