@@ -176,12 +176,20 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UserError(
             f"{a.datadir} is not initialised; run 'powernode init --datadir {a.datadir} --dev'"
         )
+    # Before the config is read: node.log is the running node's, and a
+    # config that does not load must not write its failure there.
+    refuse_second_node(a.datadir / "node.json", a.datadir)
     try:
         cfg = load_config(a.datadir)
-    except OSError as exc:
-        raise UserError(f"cannot read {config_path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{config_path} is not UTF-8 text") from None
+    except (OSError, UnicodeDecodeError, ConfigError) as exc:
+        if isinstance(exc, ConfigError):
+            line = exc.message
+        elif isinstance(exc, OSError):
+            line = f"cannot read {config_path}: {exc.strerror}"
+        else:
+            line = f"{config_path} is not UTF-8 text"
+        log_early_failure(a.datadir / "node.log", line)
+        raise UserError(line) from None
     if a.mine:
         cfg = replace(cfg, mining=replace(cfg.mining, enabled=True))
     if a.metrics:
@@ -193,8 +201,6 @@ def cmd_run(a: argparse.Namespace) -> int:
                 f"--debug {category}: not a log category; one of {', '.join(CATEGORIES)}"
             )
         categories[category] = "debug"
-    # Before the log is opened: node.log is the running node's.
-    refuse_second_node(cfg.runtime_path, a.datadir)
     try:
         setup_logging(
             fmt=a.log_format or cfg.log.format,
@@ -216,6 +222,20 @@ def cmd_run(a: argparse.Namespace) -> int:
         log_to_file_only("node.failed", error=line)
         raise UserError(line) from None
     return 0
+
+
+def log_early_failure(log_path: Path, line: str) -> None:
+    """A config that does not load stops ``run`` before its log is set up;
+    its one line still ends ``node.log`` as a ``node.failed`` event, where an
+    operator reading the log looks for why the node did not start. In the
+    text format: the config that might choose JSON did not load."""
+    from powernode.node.logging_setup import log_to_file_only, setup_logging
+
+    try:
+        setup_logging(fmt="text", level="info", file=log_path)
+    except OSError:
+        return  # no log to write to: the line on stderr is all there is
+    log_to_file_only("node.failed", error=line)
 
 
 def refuse_second_node(runtime: Path, datadir: Path) -> None:
