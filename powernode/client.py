@@ -183,7 +183,7 @@ class RpcClient:
         self._id += 1
         return self._id
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+    def call(self, method: str, params: dict[str, Any] | list[Any] | None = None) -> Any:
         doc = {"jsonrpc": "2.0", "id": self._next_id(), "method": method, "params": params or {}}
         resp = self._post(json.dumps(doc).encode())
         if not isinstance(resp, dict) or not (

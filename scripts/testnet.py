@@ -67,7 +67,8 @@ def load(d: Path) -> TestnetLayout:
 
 def cmd_up(a: argparse.Namespace) -> int:
     d: Path = a.dir
-    if (d / "testnet.json").exists() and any(pid_alive(n.pid) for n in load(d).nodes):
+    refuse_foreign_dir(d, force=a.force)
+    if any(pid_alive(n.pid) for n in nodes_of(d)):
         raise SystemExit(f"testnet: {d} is already running; 'down' it first")
     if a.netns and (why := netns.unavailable()) is not None:
         raise SystemExit(f"testnet: --netns: {why}")
@@ -108,6 +109,41 @@ def cmd_up(a: argparse.Namespace) -> int:
         print(f"{p.name}: rpc {info['rpc']}  p2p {info['p2p']}{where}  log {p.log_path}")
     print(f"testnet {a.chain_id} up in {d}: {a.nodes} nodes, mining {'off' if a.no_mine else 'on'}")
     return 0
+
+
+def refuse_foreign_dir(d: Path, *, force: bool) -> None:
+    """``up`` replaces DIR, so DIR must be missing, empty or a testnet this
+    script made (its ``testnet.json`` loads); anything else (a typo'd
+    ``--dir .``, a home directory) is refused unless ``--force``."""
+    if not d.exists():
+        return
+    if not d.is_dir():
+        raise SystemExit(f"testnet: {d} exists and is not a directory")
+    if force or not any(d.iterdir()):
+        return
+    if nodes_of(d):
+        return
+    raise SystemExit(
+        f"testnet: {d} is not empty and holds no testnet made by this script "
+        "(no readable testnet.json); 'up' would delete it: give a new --dir, "
+        "or --force to delete it anyway"
+    )
+
+
+def nodes_of(d: Path) -> list[TestnetNode]:
+    """The nodes ``DIR/testnet.json`` records; none if it is missing or not
+    what this script writes."""
+    try:
+        return TestnetLayout.load(d).nodes
+    except (NoTestnet, OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def at_least_one(text: str) -> int:
+    """``--nodes``: a whole number, 1 or more."""
+    if not text.strip().isascii() or not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, not {text!r}")
+    return int(text)
 
 
 def node_status(tn: TestnetLayout, n: TestnetNode) -> dict[str, Any]:
@@ -375,7 +411,12 @@ def main(argv: list[str] | None = None) -> int:
         return sp
 
     sp = add("up", "create and start a testnet")
-    sp.add_argument("--nodes", type=int, default=3)
+    sp.add_argument("--nodes", type=at_least_one, default=3, help="how many nodes (1 or more)")
+    sp.add_argument(
+        "--force",
+        action="store_true",
+        help="delete --dir even if it is not empty and not a testnet this script made",
+    )
     sp.add_argument("--accounts", type=int, default=5, help="funded demo accounts")
     sp.add_argument("--chain-id", default="powernode-testnet-4")
     sp.add_argument("--block-time", type=int, default=2)

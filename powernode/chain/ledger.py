@@ -40,6 +40,7 @@ from powernode.core.errors import (
 from powernode.core.execution import ExecContext
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
+from powernode.core.units import show_units
 from powernode.engines.accounts import ACCOUNT_NS, Account, get_account
 from powernode.logkit import emit
 from powernode.state.apply import Receipt
@@ -193,7 +194,9 @@ class Ledger:
             )
         needed = pending + cost
         if acct.balance < needed:
-            raise InsufficientFunds(f"balance {acct.balance} < {needed} needed with pending txs")
+            raise InsufficientFunds(
+                f"balance {show_units(acct.balance)} < {show_units(needed)} needed with pending txs"
+            )
         if not limits:
             return
         floor = pool.min_fee_rate(now)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from powernode.cli import certs, contracts, market, node, proof
-from powernode.cli.common import Subparsers, run_argv
+from powernode import __version__
+from powernode.cli import certs, completion, contracts, market, node, proof, rpc_call
+from powernode.cli.common import Subparsers, TopParser, add_global_options, run_argv
 
 __all__ = ["build_parser", "main"]
 
@@ -29,16 +30,24 @@ COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     certs.add_commands,
     contracts.add_commands,
     proof.add_commands,
+    rpc_call.add_commands,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="powernode", description="powernode: a P2P node for electricity trading"
+    p = TopParser(
+        prog="powernode",
+        description="powernode: a P2P node for electricity trading. Global options "
+        "(--datadir, --rpc-url, --rpc-cookie, --rpcwait) go before or after the command.",
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"powernode {__version__}")
+    add_global_options(p)
+    # Subcommands parse into a namespace of their own; only the top parser
+    # fills the global defaults (common.TopParser).
+    sub = p.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
     for add_commands in COMMAND_GROUPS:
         add_commands(sub)
+    completion.add_commands(sub, build_parser)
     return p
 
 

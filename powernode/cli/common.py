@@ -20,21 +20,36 @@ Command modules import this one, never the other way round.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit
 
-from powernode.client import RpcClient, RpcError, RpcUnavailable, read_key
+from powernode.client import (
+    Endpoint,
+    RpcClient,
+    RpcError,
+    RpcUnavailable,
+    endpoint_from_datadir,
+    read_key,
+    read_text,
+)
 from powernode.core.crypto import KeyPair, parse_address
-from powernode.core.errors import DecodeError, PowernodeError
+from powernode.core.errors import ConfigError, DecodeError, PowernodeError
 from powernode.core.tx import Transaction
 from powernode.core.units import U63, clip, parse_decimal, parse_whole
 from powernode.ws_client import WsUnavailable, wait_for_tx
 
 DEFAULT_DATADIR = Path.home() / ".powernode"
+# The data dir when no --datadir is given, as bitcoind's -datadir has none.
+DATADIR_ENV = "POWERNODE_DATADIR"
+# How long --rpcwait waits for the node's RPC unless --rpcwait-timeout says.
+DEFAULT_RPCWAIT_SECONDS = 60.0
 
 Command: TypeAlias = Callable[[argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -62,16 +77,76 @@ MAX_WAIT_SECONDS = 86_400
 
 
 def add_command(sub: Subparsers, name: str, fn: Command, help: str) -> argparse.ArgumentParser:
-    """A subcommand running ``fn``, with the ``--datadir`` every command takes."""
-    sp = sub.add_parser(name, help=help)
-    sp.add_argument(
-        "--datadir",
-        type=Path,
-        default=DEFAULT_DATADIR,
-        help="node data directory (default ~/.powernode)",
-    )
+    """A subcommand running ``fn``, with the global options every command
+    takes (``add_global_options``)."""
+    sp = sub.add_parser(name, help=help, description=help)
+    add_global_options(sp)
     sp.set_defaults(fn=fn)
     return sp
+
+
+def add_global_options(p: argparse.ArgumentParser) -> None:
+    """``--datadir`` and the options that say how to reach the node, taken
+    before the subcommand or after it (``powernode --datadir D status`` or
+    ``powernode status --datadir D``). Absent ones stay unset while parsing
+    (``SUPPRESS``), so a subcommand's parser cannot overwrite one given
+    before it; ``TopParser`` then fills the defaults."""
+    p.add_argument(
+        "--datadir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help=f"node data directory (default ${DATADIR_ENV}, else ~/.powernode)",
+    )
+    p.add_argument(
+        "--rpc-url",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="the node's RPC URL, e.g. http://127.0.0.1:8645/rpc (default: from DATADIR/node.json)",
+    )
+    p.add_argument(
+        "--rpc-cookie",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="the RPC cookie file (default DATADIR/.cookie)",
+    )
+    p.add_argument(
+        "--rpcwait",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="wait for the node's RPC to come up (as bitcoin-cli -rpcwait)",
+    )
+    p.add_argument(
+        "--rpcwait-timeout",
+        type=wait_seconds,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help=f"how long --rpcwait waits (default {DEFAULT_RPCWAIT_SECONDS:g})",
+    )
+
+
+class TopParser(argparse.ArgumentParser):
+    """The ``powernode`` parser: after parsing, the global options that were
+    not given get their defaults (``--datadir`` from ``$POWERNODE_DATADIR``
+    when set). Only the top parser does this: a subcommand's parser filling
+    them would overwrite what was given before the subcommand."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, rest = super().parse_known_args(args, namespace)
+        fill_globals(ns)
+        return ns, rest
+
+
+def fill_globals(ns: argparse.Namespace) -> None:
+    if not hasattr(ns, "datadir"):
+        env = os.environ.get(DATADIR_ENV, "")
+        ns.datadir = Path(env).expanduser() if env else DEFAULT_DATADIR
+    ns.rpc_url = getattr(ns, "rpc_url", None)
+    ns.rpc_cookie = getattr(ns, "rpc_cookie", None)
+    ns.rpcwait = getattr(ns, "rpcwait", False)
+    ns.rpcwait_timeout = getattr(ns, "rpcwait_timeout", DEFAULT_RPCWAIT_SECONDS)
 
 
 def whole_number(what: str, *, lo: int = 0, hi: int = U63) -> Callable[[str], int]:
@@ -153,10 +228,13 @@ def run_argv(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     try:
         args = parser.parse_args(argv)
     except UserError as exc:
-        # Raised by a type function, so a subcommand was recognised, and
-        # the top-level parser, which has no options but -h, put its name
-        # first.
-        error_line(argv[0], str(exc))
+        # Raised by a type function: named by the subcommand if one was
+        # given (global options may come before it), else as the program.
+        commands = next(
+            (a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {}
+        )
+        command = next((x for x in argv if x in commands), "")
+        print(f"powernode{' ' + command if command else ''}: error: {exc}", file=sys.stderr)
         return 1
     return run_command(args)
 
@@ -193,8 +271,59 @@ def error_line(command: str, message: str) -> None:
 
 
 def rpc_client(a: argparse.Namespace) -> RpcClient:
-    """A client for the node running in ``--datadir`` (its URL and cookie are there)."""
-    return RpcClient.from_datadir(a.datadir)
+    """A client for the node: the one running in ``--datadir`` (its URL and
+    cookie are there), or at ``--rpc-url`` / with ``--rpc-cookie``. With
+    ``--rpcwait``, first wait up to ``--rpcwait-timeout`` seconds for it to
+    answer (a node still starting has no node.json, or refuses connections)."""
+    if not a.rpcwait:
+        return RpcClient(node_endpoint(a))
+    deadline = time.monotonic() + a.rpcwait_timeout
+    while True:
+        try:
+            client = RpcClient(node_endpoint(a))
+            try:
+                client.call("node.info")
+            except BaseException:
+                client.close()
+                raise
+            return client
+        except RpcUnavailable as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RpcUnavailable(
+                    f"{exc} (waited {a.rpcwait_timeout:g} s with --rpcwait)"
+                ) from None
+            time.sleep(min(0.2, left))
+
+
+def node_endpoint(a: argparse.Namespace) -> Endpoint:
+    """Where the node's RPC is and the Authorization header it takes."""
+    if a.rpc_url is None:
+        found = endpoint_from_datadir(a.datadir)
+        if a.rpc_cookie is None:
+            return found
+        return Endpoint(url=found.url, auth=cookie_auth(a.rpc_cookie))
+    url = a.rpc_url
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None:
+        raise UserError(f"--rpc-url: expected http://HOST:PORT/rpc, not {clip(url)!r}")
+    cookie = a.rpc_cookie if a.rpc_cookie is not None else a.datadir / ".cookie"
+    if a.rpc_cookie is None and not cookie.exists():
+        raise RpcUnavailable(f"no RPC cookie at {cookie}; give --rpc-cookie FILE or --datadir")
+    return Endpoint(url=url if parts.path else url + "/rpc", auth=cookie_auth(cookie))
+
+
+def cookie_auth(path: Path) -> str:
+    """The Basic header for a cookie file (``__cookie__:<secret>``)."""
+    try:
+        secret = read_text(path, "RPC cookie").strip()
+    except ConfigError as exc:
+        raise UserError(exc.message) from None
+    return "Basic " + base64.b64encode(secret.encode()).decode()
 
 
 def signing_key(a: argparse.Namespace) -> KeyPair:

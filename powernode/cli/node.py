@@ -177,12 +177,20 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UserError(
             f"{a.datadir} is not initialised; run 'powernode init --datadir {a.datadir} --dev'"
         )
+    # Before the config is read: node.log is the running node's, and a
+    # config that does not load must not write its failure there.
+    refuse_second_node(a.datadir / "node.json", a.datadir)
     try:
         cfg = load_config(a.datadir)
-    except OSError as exc:
-        raise UserError(f"cannot read {config_path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{config_path} is not UTF-8 text") from None
+    except (OSError, UnicodeDecodeError, ConfigError) as exc:
+        if isinstance(exc, ConfigError):
+            line = exc.message
+        elif isinstance(exc, OSError):
+            line = f"cannot read {config_path}: {exc.strerror}"
+        else:
+            line = f"{config_path} is not UTF-8 text"
+        log_early_failure(a.datadir / "node.log", line)
+        raise UserError(line) from None
     if a.mine:
         cfg = replace(cfg, mining=replace(cfg.mining, enabled=True))
     if a.metrics:
@@ -194,8 +202,6 @@ def cmd_run(a: argparse.Namespace) -> int:
                 f"--debug {category}: not a log category; one of {', '.join(CATEGORIES)}"
             )
         categories[category] = "debug"
-    # Before the log is opened: node.log is the running node's.
-    refuse_second_node(cfg.runtime_path, a.datadir)
     try:
         setup_logging(
             fmt=a.log_format or cfg.log.format,
@@ -226,6 +232,20 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
+def log_early_failure(log_path: Path, line: str) -> None:
+    """A config that does not load stops ``run`` before its log is set up;
+    its one line still ends ``node.log`` as a ``node.failed`` event, where an
+    operator reading the log looks for why the node did not start. In the
+    text format: the config that might choose JSON did not load."""
+    from powernode.node.logging_setup import log_to_file_only, setup_logging
+
+    try:
+        setup_logging(fmt="text", level="info", file=log_path)
+    except OSError:
+        return  # no log to write to: the line on stderr is all there is
+    log_to_file_only("node.failed", error=line)
+
+
 def refuse_second_node(runtime: Path, datadir: Path) -> None:
     """UserError if ``node.json`` names a live process; a file a killed node
     left (or one no node wrote) is stale, and the new node replaces it."""
@@ -244,6 +264,10 @@ def refuse_second_node(runtime: Path, datadir: Path) -> None:
 
 
 def cmd_keygen(a: argparse.Namespace) -> int:
+    if a.json and not a.out:
+        # JSON output goes to scripts and logs, which must not hold a
+        # private key; without a file the key would be lost.
+        raise UserError("--json needs --out FILE: the key is written there, never printed as JSON")
     key = KeyPair.generate()
     if a.out:
         out = Path(a.out)
@@ -256,7 +280,9 @@ def cmd_keygen(a: argparse.Namespace) -> int:
             write_key(out, key)
         except OSError as exc:
             raise UserError(f"cannot write {out}: {exc.strerror}") from None
-    result = {"address": key.address.hex(), "pubkey": key.pubkey.hex(), "file": a.out}
+    # Where the key went, as an absolute path: the one copy of it.
+    where = str(Path(a.out).resolve()) if a.out else None
+    result = {"address": key.address.hex(), "pubkey": key.pubkey.hex(), "file": where}
     if a.json:
         print(json.dumps(result))
     else:
@@ -264,7 +290,7 @@ def cmd_keygen(a: argparse.Namespace) -> int:
         # A meter's key is registered by its public key (device register).
         print(f"pubkey  {result['pubkey']}")
         if a.out:
-            print(f"key written to {a.out}")
+            print(f"key written to {where}")
         else:
             print(f"private  {key.seed().hex()}   (keep secret; use --out FILE to save)")
     return 0
@@ -352,8 +378,10 @@ def add_commands(sub: Subparsers) -> None:
     )
 
     sp = add_command(sub, "keygen", cmd_keygen, "make a new key pair")
-    sp.add_argument("--out", help="write the private key to this file")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--out", help="write the private key to this file (mode 0600)")
+    sp.add_argument(
+        "--json", action="store_true", help="print address, pubkey and file as JSON (needs --out)"
+    )
 
     sp = add_command(sub, "status", cmd_status, "show the node's chain, tip and mempool")
     sp.add_argument("--json", action="store_true")

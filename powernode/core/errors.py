@@ -668,6 +668,53 @@ class InvalidParams(PowernodeError):
     code = "invalid_params"
 
 
+# The JSON-RPC envelope's own errors: the stable codes the server puts in
+# error.data.code beside the standard numbers (rpc.py).
+
+
+class ParseError(PowernodeError):
+    """The body is not JSON, or not UTF-8, or nests too deep (-32700)."""
+
+    code = "parse_error"
+
+
+class InvalidRequest(PowernodeError):
+    """Not a JSON-RPC 2.0 request object, or an empty batch (-32600)."""
+
+    code = "invalid_request"
+
+
+class RequestTooLarge(InvalidRequest):
+    """A body past ``[rpc] max_request_bytes`` or ``max_values`` (-32600)."""
+
+    code = "request_too_large"
+
+
+class BatchTooLarge(InvalidRequest):
+    """A batch of more than ``[rpc] batch_limit`` calls (-32600)."""
+
+    code = "batch_too_large"
+
+
+class Unauthorized(InvalidRequest):
+    """No valid cookie or token (-32600, HTTP 401)."""
+
+    code = "unauthorized"
+
+
+class MethodNotFound(PowernodeError):
+    """No method of that name (-32601)."""
+
+    code = "method_not_found"
+
+
+class ResponseTooLarge(PowernodeError):
+    """A batch call not run: the batch's answer was already past
+    ``[rpc] max_response_bytes`` (-32003)."""
+
+    code = "response_too_large"
+
+
 class MiningFailed(PowernodeError):
     """``dev.mine`` found no nonce within its budget (the chain is not easy
     enough to mine on demand)."""

@@ -86,6 +86,15 @@ def parse_units(text: str, what: str = "amount") -> int:
     return parse_decimal(text, 6, what)
 
 
+def show_units(micro: int) -> str:
+    """Micro-units as a user types them, for messages: '7.0005 units',
+    '5 units' (trailing zeros dropped; format_units keeps all 6 places)."""
+    sign = "-" if micro < 0 else ""
+    q, r = divmod(abs(micro), COIN)
+    frac = f"{r:06d}".rstrip("0")
+    return f"{sign}{q}{'.' + frac if frac else ''} units"
+
+
 def format_units(micro: int) -> str:
     sign = "-" if micro < 0 else ""
     q, r = divmod(abs(micro), COIN)

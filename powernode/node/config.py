@@ -1,7 +1,14 @@
 """Node configuration: ``config.toml`` in the data dir, loaded once, typed.
 
 Every key is optional; the defaults below are what ``powernode init`` writes.
-Unknown keys are an error so a typo is not silently ignored.
+Unknown keys are an error so a typo is not silently ignored. Every value is
+checked at load, with the stdlib only: its type against the default's,
+every number against its range in ``RANGES``, and the strings that must
+parse (hosts, peers, the mining address, log format and levels); an error
+names the key (``config [rpc] port: expected an integer 0..65535, not 70000``).
+A validation library (pydantic, attrs validators) would swap the table of
+ranges for as many field annotations and add a compiled dependency, and its
+error texts would still need rewriting into this one-line form.
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from powernode.core.errors import ConfigError
+from powernode.core.crypto import parse_address
+from powernode.core.errors import ConfigError, DecodeError
 from powernode.node.logging_setup import CATEGORIES, LEVELS
 
 DEFAULT_RPC_PORT = 8645
@@ -131,14 +139,42 @@ RPC_LIMITS = (
     "ws_queue",
 )
 
-# [p2p] keys that must be positive integers.
-P2P_LIMITS = (
-    "max_inbound",
-    "max_pending",
-    "max_pending_per_ip",
-    "max_inbound_per_ip",
-    "handshake_timeout",
-)
+_PORT = (0, 65535)  # 0: any free port (the one bound is in node.json)
+_BYTES = (1, 2**40)
+# Each integer key's range, by [section] and key; the README's config table
+# gives the same. Upper bounds keep a value within what the code it reaches
+# can take (a timer, a count of processes), far above any real setting.
+RANGES: dict[tuple[str, str], tuple[int, int]] = {
+    ("", "verify_processes"): (1, 64),
+    ("rpc", "port"): _PORT,
+    ("rpc", "max_request_bytes"): _BYTES,
+    ("rpc", "batch_limit"): (1, 10**9),
+    ("rpc", "max_response_bytes"): _BYTES,
+    ("rpc", "max_depth"): (1, 10_000),
+    ("rpc", "max_values"): (1, 10**9),
+    ("rpc", "ws_max_clients"): (1, 10**6),
+    ("rpc", "ws_max_subscriptions"): (1, 10**6),
+    ("rpc", "ws_queue"): (1, 10**7),
+    ("mining", "refresh"): (1, 3600),
+    ("mining", "cpu_percent"): (1, 100),
+    ("log", "max_bytes"): (0, 2**50),
+    ("log", "backups"): (1, 1000),
+    ("metrics", "port"): _PORT,
+    ("mempool", "max_bytes"): _BYTES,
+    ("mempool", "max_per_sender"): (1, 10**6),
+    ("p2p", "port"): _PORT,
+    ("p2p", "max_outbound"): (0, 1000),
+    ("p2p", "max_inbound"): (1, 10_000),
+    ("p2p", "max_pending"): (1, 10_000),
+    ("p2p", "max_pending_per_ip"): (1, 10_000),
+    ("p2p", "max_inbound_per_ip"): (1, 10_000),
+    ("p2p", "reconnect_cooldown"): (0, 86_400),
+    ("p2p", "handshake_timeout"): (1, 3600),
+    ("p2p", "ping_interval"): (1, 86_400),
+    ("p2p", "ban_seconds"): (1, 10**8),
+    ("p2p", "max_frame_bytes"): (1, 2**32),
+    ("p2p", "max_blocks_in_flight"): (1, 10_000),
+}
 
 # Old top-level key -> the key that replaced it. An old key still loads, and
 # the node logs one ``config.deprecated`` line for it at start.
@@ -254,21 +290,20 @@ def load_config(datadir: Path) -> NodeConfig:
                 raise ConfigError("config check_db: expected true or false")
             top[key] = value
         elif key == "verify_processes":
-            if type(value) is not int or not 1 <= value <= 64:
+            if type(value) is not int:
                 written = next((o for o, n in deprecated if n == key), key)
-                raise ConfigError(f"config {written}: expected an integer 1..64")
+                raise ConfigError(f"config {written}: expected an integer 1..64, not {value!r}")
             top[key] = value
         else:
             raise ConfigError(f"config: unknown key {key!r}")
     cfg = NodeConfig(**top, deprecated=tuple(deprecated))
-    if not 1 <= cfg.mining.cpu_percent <= 100:
-        raise ConfigError("config [mining] cpu_percent: expected an integer 1..100")
-    for key in P2P_LIMITS:
-        if getattr(cfg.p2p, key) < 1:
-            raise ConfigError(f"config [p2p] {key}: expected a positive integer")
-    for key in RPC_LIMITS:
-        if getattr(cfg.rpc, key) < 1:
-            raise ConfigError(f"config [rpc] {key}: expected a positive integer")
+    for (section, key), (lo, hi) in RANGES.items():
+        value = getattr(getattr(cfg, section) if section else cfg, key)
+        if not lo <= value <= hi:
+            written = next((o for o, n in deprecated if n == key), key)
+            name = f"[{section}] {written}" if section else written
+            raise ConfigError(f"config {name}: expected an integer {lo}..{hi}, not {value}")
+    _check_strings(cfg)
     if cfg.log.format not in ("text", "json"):
         raise ConfigError("config [log] format: expected 'text' or 'json'")
     # Checked here, not left to logging.setLevel, whose ValueError would
@@ -281,6 +316,38 @@ def load_config(datadir: Path) -> NodeConfig:
     return cfg
 
 
+def _check_strings(cfg: NodeConfig) -> None:
+    """The string values that must say something: hosts, peers, the genesis
+    path and the mining address."""
+    for section in ("rpc", "p2p", "metrics"):
+        host = getattr(cfg, section).host
+        if not host.strip() or any(c.isspace() for c in host):
+            raise ConfigError(f"config [{section}] host: expected a host name or IP, not {host!r}")
+    if not cfg.genesis.strip():
+        raise ConfigError("config genesis: expected a path, not an empty string")
+    for peer in cfg.p2p.peers:
+        if not isinstance(peer, str) or not _is_host_port(peer):
+            raise ConfigError(f"config [p2p] peers: {peer!r} is not 'host:port' (port 1..65535)")
+    if cfg.mining.address:
+        try:
+            parse_address(cfg.mining.address)
+        except DecodeError as exc:
+            raise ConfigError(
+                f'config [mining] address: {exc.message} (40 hex digits, or "" for the node key\'s)'
+            ) from None
+
+
+def _is_host_port(text: str) -> bool:
+    host, sep, port = text.rpartition(":")
+    return (
+        bool(sep and host.strip("[]"))
+        and not any(c.isspace() for c in host)
+        and port.isascii()
+        and port.isdigit()
+        and 1 <= int(port) <= 65535
+    )
+
+
 def _check_log(log: LogConfig) -> None:
     for pair in log.levels:
         category, _, level = pair.partition("=") if isinstance(pair, str) else ("", "", "")
@@ -289,7 +356,3 @@ def _check_log(log: LogConfig) -> None:
                 f"config [log] levels: {pair!r} is not category=level; categories "
                 f"{', '.join(CATEGORIES)}; levels {', '.join(LOG_LEVELS)}"
             )
-    if log.max_bytes < 0:
-        raise ConfigError("config [log] max_bytes: expected 0 (no rotation) or a positive integer")
-    if log.backups < 1:
-        raise ConfigError("config [log] backups: expected a positive integer")

@@ -58,10 +58,15 @@ from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
 from powernode.node.p2p_key import P2P_KEY_FILE
 from powernode.node.rpc import RpcServer
-from powernode.node.rpc_certs import cert_methods
-from powernode.node.rpc_contracts import contract_methods
-from powernode.node.rpc_market import market_methods
+from powernode.node.rpc_certs import CERT_SPECS, cert_methods
+from powernode.node.rpc_contracts import CONTRACT_SPECS, contract_methods
+from powernode.node.rpc_market import MARKET_SPECS, market_methods
 from powernode.node.rpc_methods import (
+    CHAIN_SPECS,
+    LOG_SPECS,
+    NODE_SPECS,
+    PEER_SPECS,
+    SUBMIT_SPECS,
     VERSION,
     chain_methods,
     log_methods,
@@ -316,6 +321,17 @@ class Node:
             max_response_bytes=cfg.rpc.max_response_bytes,
             max_depth=cfg.rpc.max_depth,
             max_values=cfg.rpc.max_values,
+            specs=_join(
+                NODE_SPECS,
+                LOG_SPECS,
+                CHAIN_SPECS,
+                SUBMIT_SPECS,
+                PEER_SPECS,
+                MARKET_SPECS,
+                CERT_SPECS,
+                CONTRACT_SPECS,
+            ),
+            version=VERSION,
             on_call=self.metrics.rpc_call,
             health=self._health,
         )

@@ -3,8 +3,14 @@
 Errors: the standard codes (-32700 parse, -32600 invalid request, -32601
 method not found, -32602 invalid params, -32603 internal) plus -32000 for a
 typed rejection, -32003 for a call not run because its batch's answer was
-full, and -32004 for not found; a typed rejection carries
-``{"code": <stable code>, "message": ...}`` in ``error.data``.
+full, and -32004 for not found; every error carries
+``{"code": <stable code>, "message": ...}`` in ``error.data`` (the stable
+codes of the envelope's own errors are classes in core/errors.py too).
+
+Each method has a declared spec (rpc_spec.py): a param it does not declare
+is -32602, and ``rpc.discover`` serves every spec as an OpenRPC document.
+An integer past 2^53 - 1 in an answer goes out as a decimal string, which a
+JavaScript client's JSON parser keeps exact.
 
 The JSON-RPC 2.0 rules kept here (tests/integration/test_conformance_jsonrpc.py
 replays the spec's examples): an id is a string, an integer or null, echoed
@@ -54,26 +60,57 @@ import base64
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from powernode.core.errors import InvalidParams, NotFound, PowernodeError
+from powernode.core.errors import (
+    BatchTooLarge,
+    InternalFault,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    NotFound,
+    ParseError,
+    PowernodeError,
+    RequestTooLarge,
+    ResponseTooLarge,
+    Unauthorized,
+)
 from powernode.logkit import emit
 from powernode.node.rpc_body import INVALID_REQUEST, Refused, Scan, decode, loads
+from powernode.node.rpc_spec import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    NOT_FOUND,
+    PARSE_ERROR,
+    REJECTED,
+    RESPONSE_TOO_LARGE,
+    MethodSpec,
+    big_ints_as_strings,
+    openrpc,
+    shape,
+)
 
 log = logging.getLogger("powernode.rpc")
 
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-REJECTED = -32000
-# An implementation-defined server error (-32000..-32099), geth's code for it.
-RESPONSE_TOO_LARGE = -32003
-NOT_FOUND = -32004
+# A number token of 16 or more digits in encoded JSON (after ": ", "[" or
+# ", "): the only place an integer past 2^53 - 1 can be, so an answer
+# without one is sent as encoded, and one with it is re-encoded with such
+# integers as strings (a string that happens to hold ": 1234567890123456"
+# only costs the re-encoding).
+_LONG_NUMBER = re.compile(rb"[\[:,] ?-?[0-9]{16}")
+
+DISCOVER_SPEC = MethodSpec(
+    summary="this node's API as an OpenRPC 1.2 document: every method, its params, "
+    "result and errors",
+    result=shape("openrpc:str info:obj servers:list methods:list"),
+)
 
 # A batch yields to the event loop when a call has run this long (s) since
 # the last yield, so node.info and other clients are served in between.
@@ -101,10 +138,22 @@ def _valid_id(id_: Any) -> bool:
     return id_ is None or type(id_) is str or type(id_) is int
 
 
+# The stable code of each of the envelope's own errors, by its number.
+_CODES = {
+    PARSE_ERROR: ParseError.code,
+    INVALID_REQUEST: InvalidRequest.code,
+    METHOD_NOT_FOUND: MethodNotFound.code,
+    INVALID_PARAMS: InvalidParams.code,
+    INTERNAL_ERROR: InternalFault.code,
+    RESPONSE_TOO_LARGE: ResponseTooLarge.code,
+}
+
+
 def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
-    err: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        err["data"] = data
+    """An error answer; without ``data``, the number's own stable code."""
+    if data is None:
+        data = {"code": _CODES.get(code, "error"), "message": message}
+    err: dict[str, Any] = {"code": code, "message": message, "data": data}
     return {"jsonrpc": "2.0", "id": id_, "error": err}
 
 
@@ -126,6 +175,10 @@ class _Answers:
 
     def put(self, i: int, response: dict[str, Any]) -> None:
         data = json.dumps(response).encode()
+        if "result" in response and _LONG_NUMBER.search(data):
+            # The id is echoed as sent, whatever its size (JSON-RPC 2.0).
+            response = {**response, "result": big_ints_as_strings(response["result"])}
+            data = json.dumps(response).encode()
         self.parts[i] = data
         self.size += len(data) + 2  # and the ", " that joins it
 
@@ -147,10 +200,17 @@ class RpcServer:
         max_response_bytes: int,
         max_depth: int,
         max_values: int,
+        specs: Mapping[str, MethodSpec],
+        version: str,
         on_call: OnCall | None = None,
         health: HealthCheck | None = None,
     ) -> None:
-        self.methods = methods
+        self.specs = {**specs, "rpc.discover": DISCOVER_SPEC}
+        self.methods = {**methods, "rpc.discover": self._discover}
+        missing = sorted((self.methods.keys() | batch_methods.keys()) - self.specs.keys())
+        if missing:
+            raise ValueError(f"RPC methods without a spec (rpc_spec.MethodSpec): {missing}")
+        self.version = version
         self._on_call = on_call
         self._health = health
         self.batch_methods = batch_methods
@@ -165,6 +225,9 @@ class RpcServer:
         self.url = ""
         # Set by the node before start; None: GET /rpc is 405, as before.
         self.websocket: WebSocketHandler | None = None
+
+    async def _discover(self, p: Params) -> Any:
+        return openrpc(self.specs, version=self.version, url=self.url)
 
     @staticmethod
     def new_cookie() -> str:
@@ -227,9 +290,12 @@ class RpcServer:
             await self._runner.cleanup()
             self._runner = None
 
-    def _refuse(self, code: int, message: str, status: int = 200) -> web.Response:
+    def _refuse(
+        self, code: int, message: str, status: int = 200, reason: str | None = None
+    ) -> web.Response:
         emit(log, "rpc.refused", logging.DEBUG, code=code, reason=message)
-        return web.json_response(_error(None, code, message), status=status)
+        data = {"code": reason, "message": message} if reason else None
+        return web.json_response(_error(None, code, message, data), status=status)
 
     async def _read_body(self, request: web.Request) -> bytearray:
         """The body, scanned as it arrives (``Scan``): refused (``Refused``)
@@ -239,13 +305,17 @@ class RpcServer:
         buffer is dropped once decoded, before the answer is made."""
         length = request.content_length
         if length is not None and length > self.max_request_bytes:
-            raise Refused(INVALID_REQUEST, "request too large", status=413)
+            raise Refused(
+                INVALID_REQUEST, "request too large", status=413, reason=RequestTooLarge.code
+            )
         scan = Scan(max_values=self.max_values, max_depth=self.max_depth)
         body = bytearray()
         while chunk := await request.content.readany():
             body += chunk
             if len(body) > self.max_request_bytes:
-                raise Refused(INVALID_REQUEST, "request too large", status=413)
+                raise Refused(
+                    INVALID_REQUEST, "request too large", status=413, reason=RequestTooLarge.code
+                )
             scan.feed(chunk)
         scan.finish()
         return body
@@ -260,7 +330,7 @@ class RpcServer:
             doc = loads(text)
             del text
         except Refused as exc:
-            return self._refuse(exc.code, exc.message, exc.status)
+            return self._refuse(exc.code, exc.message, exc.status, exc.reason)
         if isinstance(doc, list):
             if not doc:
                 return self._refuse(INVALID_REQUEST, "empty batch")
@@ -269,6 +339,7 @@ class RpcServer:
                 return self._refuse(
                     INVALID_REQUEST,
                     f"batch too large: {len(doc)} calls, the limit is {self.batch_limit}",
+                    reason=BatchTooLarge.code,
                 )
             answers = await self.dispatch_batch(doc, max_response_bytes=self.max_response_bytes)
             del doc
@@ -320,6 +391,14 @@ class RpcServer:
             if isinstance(params, list):
                 params = {"_args": params}
             name = call["method"]
+            spec = self.specs.get(name)
+            if spec is not None and (name in self.batch_methods or name in self.methods):
+                try:
+                    spec.check(params)
+                except InvalidParams as exc:
+                    if not notification:
+                        answers.put(i, error_response(id_, exc))
+                    continue
             if name in self.batch_methods:
                 grouped.setdefault(name, []).append((i, id_, params, notification))
             elif name not in table:
@@ -408,7 +487,7 @@ class RpcServer:
 
 def _unauthorized() -> web.Response:
     return web.json_response(
-        _error(None, INVALID_REQUEST, "unauthorized"),
+        _error(None, INVALID_REQUEST, "unauthorized", Unauthorized("unauthorized").to_dict()),
         status=401,
         headers={"WWW-Authenticate": 'Basic realm="powernode"'},
     )

@@ -20,11 +20,15 @@ def _not_json(constant: str) -> Any:
 class Refused(Exception):
     """A request turned away whole, with the JSON-RPC error that says why."""
 
-    def __init__(self, code: int, message: str, *, status: int = 200) -> None:
+    def __init__(
+        self, code: int, message: str, *, status: int = 200, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status  # HTTP
+        # The stable code in error.data.code, when not the number's own.
+        self.reason = reason
 
 
 # Every byte but quotes and those that open, close or separate JSON values.
@@ -34,7 +38,11 @@ _SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
 def _too_many(max_values: int) -> Refused:
-    return Refused(INVALID_REQUEST, f"request too large: more than {max_values} JSON values")
+    return Refused(
+        INVALID_REQUEST,
+        f"request too large: more than {max_values} JSON values",
+        reason="request_too_large",
+    )
 
 
 class Scan:

@@ -26,6 +26,101 @@ from powernode.engines.metering.params import SOURCES, cert_params
 from powernode.engines.metering.records import STATUSES as DEVICE_STATUSES
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
+from powernode.node.rpc_spec import ADDRESS, ID32, MethodSpec, Param, not_found, one_of, shape
+from powernode.node.rpc_spec import integer as int_schema
+
+_DEVICE = shape(
+    "id:hex owner:hex kind:str source:str capacity_w:int location:str carbon_intensity:int "
+    "meter_pubkey:hex status:str registered_height:int approved_height:int? "
+    "retired_height:int? readings:int produced_wh:int consumed_wh:int last_interval:int?"
+)
+_CERT = shape(
+    "id:hex owner:hex producer:hex device:hex source:str location:str carbon_intensity:int "
+    "type:str interval_start:int interval_end:int interval_seconds:int wh:int remaining_wh:int "
+    "status:str parent:hex? issued_txid:hex issued_height:int issued_time:int expires:int "
+    "claim:obj? steps:int"
+)
+_UNKNOWN_DEVICE = not_found("unknown_device", "no such device")
+_UNKNOWN_CERT = not_found("unknown_cert", "no such certificate")
+_CERT_ID = (Param("cert", ID32, required=True),)
+_START = Param("start", int_schema(), description="interval times from (inclusive)")
+_END = Param("end", int_schema(), description="interval times to (exclusive)")
+
+CERT_SPECS = {
+    "cert.params": MethodSpec(
+        summary="the metering clock and the genesis certificates params",
+        result=shape(
+            "height:int time:int now:int authorities:list interval_seconds:int "
+            "reading_window:int validity:int green_threshold:int sources:list"
+        ),
+    ),
+    "device.get": MethodSpec(
+        summary="a device by id (the txid that registered it)",
+        params=(Param("device", ID32, required=True),),
+        result=_DEVICE,
+        errors=(_UNKNOWN_DEVICE,),
+    ),
+    "device.list": MethodSpec(
+        summary="devices in order of registration",
+        params=(Param("owner", ADDRESS), Param("status", one_of(DEVICE_STATUSES))),
+        result={"type": "array", "items": dict(_DEVICE)},
+    ),
+    "meter.readings": MethodSpec(
+        summary="a device's readings with start <= interval < end",
+        params=(Param("device", ID32, required=True), _START, _END),
+        result={"type": "array"},
+        errors=(_UNKNOWN_DEVICE,),
+    ),
+    "cert.get": MethodSpec(
+        summary="a certificate", params=_CERT_ID, result=_CERT, errors=(_UNKNOWN_CERT,)
+    ),
+    "cert.list": MethodSpec(
+        summary="certificates matching every filter",
+        params=(
+            Param("owner", ADDRESS),
+            Param("status", one_of(CERT_STATUSES)),
+            Param("device", ID32),
+            Param("source", one_of(SOURCES)),
+            _START,
+            _END,
+        ),
+        result={"type": "array", "items": dict(_CERT)},
+    ),
+    "cert.trace": MethodSpec(
+        summary="a certificate's lineage",
+        params=_CERT_ID,
+        result=shape("cert:hex root:hex steps:list"),
+        errors=(_UNKNOWN_CERT,),
+    ),
+    "cert.verify": MethodSpec(
+        summary="whether a certificate is valid, and what it certifies",
+        params=_CERT_ID,
+        result=shape(
+            "valid:bool problems:list usable:bool source:str carbon_intensity:int type:str "
+            "trace_length:int interval_start:int interval_end:int location:str status:str "
+            "remaining_wh:int owner:hex producer:hex device:hex wh:int expires:int root:hex "
+            "claim:obj?"
+        ),
+        errors=(_UNKNOWN_CERT,),
+    ),
+    "cert.cfe": MethodSpec(
+        summary="hour-by-hour matching of consumption with retired certificates",
+        params=(
+            Param("participant", ADDRESS, required=True),
+            Param("start", int_schema(), required=True),
+            Param("end", int_schema(), required=True),
+        ),
+        result=shape(
+            "intervals:list consumed_wh:int retired_wh:int matched_wh:int matched_bps:int"
+        ),
+    ),
+    "cert.proof": MethodSpec(
+        summary="a certificate's proof file as of the tip, in hex",
+        params=_CERT_ID,
+        result=shape("cert:hex height:int tip:hex bytes:int proof:hex"),
+        errors=(_UNKNOWN_CERT,),
+    ),
+}
 
 
 def cert_methods(ledger: Ledger) -> dict[str, Method]:

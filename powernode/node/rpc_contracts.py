@@ -27,6 +27,45 @@ from powernode.engines.contracts.ppa_records import STATUSES as PPA_STATUSES
 from powernode.engines.metering import clock
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
+from powernode.node.rpc_spec import ADDRESS, ID32, MethodSpec, Param, not_found, one_of, shape
+
+_PPA = shape(
+    "id:hex seller:hex buyer:hex device:hex? share_bps:int total_wh:int delivered_wh:int "
+    "pending_wh:int progress_bps:int price:int paid:amount owed:amount escrow:amount start:int "
+    "end:int duration_days:int period_seconds:int accept_deadline:int days_remaining:int "
+    "status:str shortfall_wh:int grace_until:int terminate_requested_by:hex? "
+    "proposed_height:int closed_time:int deliveries_count:int deliveries:list"
+)
+_CONTRACT = shape(
+    "id:hex address:hex creator:hex parties:list funded:amount escrow:amount expiry:int "
+    "conditions:list actions:list status:str approvals:list created_height:int "
+    "created_time:int closed_height:int? closed_txid:hex? min_fee:amount"
+)
+
+CONTRACT_SPECS = {
+    "ppa.get": MethodSpec(
+        summary="a PPA by id (the txid that proposed it), by the chain's clock",
+        params=(Param("id", ID32, required=True),),
+        result=_PPA,
+        errors=(not_found("unknown_ppa", "no such PPA"),),
+    ),
+    "ppa.list": MethodSpec(
+        summary="PPAs whose seller or buyer is party",
+        params=(Param("party", ADDRESS), Param("status", one_of(PPA_STATUSES))),
+        result={"type": "array"},
+    ),
+    "contract.get": MethodSpec(
+        summary="a contract by id (the txid that created it)",
+        params=(Param("id", ID32, required=True),),
+        result=_CONTRACT,
+        errors=(not_found("unknown_contract", "no such contract"),),
+    ),
+    "contract.list": MethodSpec(
+        summary="contracts whose creator or a party is party",
+        params=(Param("party", ADDRESS), Param("status", one_of(CONTRACT_STATUSES))),
+        result={"type": "array", "items": dict(_CONTRACT)},
+    ),
+}
 
 
 def contract_methods(ledger: Ledger) -> dict[str, Method]:

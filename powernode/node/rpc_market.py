@@ -24,10 +24,114 @@ from powernode.engines.market.records import ORDER_STATUSES, TRADE_STATUSES
 from powernode.engines.settlement import queries as settlement_queries
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
+from powernode.node.rpc_spec import (
+    ADDRESS,
+    ID32,
+    MethodSpec,
+    Param,
+    invalid,
+    not_found,
+    one_of,
+    shape,
+)
+from powernode.node.rpc_spec import integer as int_schema
 
 TRADES_LIMIT = 100
 TRADES_MAX = 1000
 MAX_LEVELS = 1000
+
+
+_PRODUCT = Param("product", one_of(PRODUCTS))
+_SLOT = Param("slot", int_schema(), description="a slot's unix start, on the product's grid")
+_UNKNOWN_MARKET = invalid("unknown_market", "no such product")
+_OFF_GRID = invalid("slot_not_aligned", "a slot off the product's slot grid")
+_TRADE = shape(
+    "seq:int height:int time:int product:str slot:int buy_id:hex sell_id:hex buyer:hex "
+    "seller:hex energy:int price:int value:amount buyer_fee:amount seller_fee:amount "
+    "status:str delivered_wh:int paid:amount refunded:amount penalty:amount bundled_wh:int "
+    "settled_height:int escrow:amount"
+)
+
+MARKET_SPECS = {
+    "market.params": MethodSpec(
+        summary="the market params of each product (or one)",
+        params=(_PRODUCT,),
+        result=shape("height:int time:int market_time:int products:obj"),
+        errors=(_UNKNOWN_MARKET,),
+    ),
+    "market.book": MethodSpec(
+        summary="a slot's order book, best price first",
+        params=(
+            Param("product", one_of(PRODUCTS), required=True),
+            Param("slot", int_schema(), required=True),
+            Param("levels", int_schema(1, MAX_LEVELS)),
+        ),
+        result=shape(
+            "product:str slot:int gate:int closed:bool open_orders:int bids:list asks:list"
+        ),
+        errors=(_UNKNOWN_MARKET, _OFF_GRID),
+    ),
+    "market.stats": MethodSpec(
+        summary="trades, volume, value and prices: market-wide, per product or per slot",
+        params=(_PRODUCT, _SLOT),
+        result=shape(
+            "trades:int volume_wh:int value:amount avg_price:int? min_price:int? "
+            "max_price:int? open_orders:int"
+        ),
+        errors=(_UNKNOWN_MARKET, _OFF_GRID),
+    ),
+    "market.trades": MethodSpec(
+        summary="the latest matching trades, oldest first",
+        params=(
+            _PRODUCT,
+            _SLOT,
+            Param("participant", ADDRESS),
+            Param("from_height", int_schema()),
+            Param("to_height", int_schema()),
+            Param("limit", int_schema(1, TRADES_MAX), description=f"default {TRADES_LIMIT}"),
+            Param("status", one_of(TRADE_STATUSES)),
+        ),
+        result={"type": "array", "items": dict(_TRADE)},
+        errors=(_UNKNOWN_MARKET, _OFF_GRID),
+    ),
+    "market.orders": MethodSpec(
+        summary="a participant's orders in chain order",
+        params=(
+            Param("participant", ADDRESS, required=True),
+            Param("status", one_of(ORDER_STATUSES)),
+        ),
+        result={"type": "array"},
+    ),
+    "market.order": MethodSpec(
+        summary="an order by its id (the txid that placed it)",
+        params=(Param("id", ID32, required=True),),
+        result=shape(
+            "id:hex owner:hex product:str side:str slot:int energy:int price:int source:str "
+            "expiry:int tif:str seq:int height:int filled:int remaining:int escrow:amount status:str"
+        ),
+        errors=(not_found(),),
+    ),
+    "market.participant": MethodSpec(
+        summary="a registered participant",
+        params=(Param("address", ADDRESS, required=True),),
+        result=shape("address:hex role:str location:str capacity_w:int registered_height:int"),
+        errors=(not_found(),),
+    ),
+    "market.position": MethodSpec(
+        summary="a participant's energy position, balance and escrows",
+        params=(Param("participant", ADDRESS, required=True),),
+        result=shape(
+            "address:hex balance:amount bought_wh:int sold_wh:int received_wh:int "
+            "not_received_wh:int delivered_wh:int undelivered_wh:int pending_bought_wh:int "
+            "pending_sold_wh:int order_escrow:amount settlement_escrow:amount"
+        ),
+    ),
+    "market.settlement": MethodSpec(
+        summary="slots still to settle and the settlements made",
+        params=(Param("slot", int_schema()), Param("seller", ADDRESS)),
+        result=shape("pending_slots:list settlements:list"),
+    ),
+}
 
 
 def params_json(mp: MarketParams) -> dict[str, Any]:

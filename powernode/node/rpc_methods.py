@@ -14,9 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from powernode import __version__
 from powernode.chain.ledger import Ledger
 from powernode.core.block import Block, BlockHeader, decode_block
-from powernode.core.crypto import address_hex, parse_address
+from powernode.core.crypto import address_hex
 from powernode.core.errors import InvalidParams, NotDevMode, NotFound, P2pDisabled, PowernodeError
 from powernode.core.tx import Transaction
 from powernode.node.api import NodeApi
@@ -31,9 +32,24 @@ from powernode.node.logging_setup import (
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
 from powernode.node.rpc import BatchMethod, Method, Params
-from powernode.node.rpc_params import arg, hex_bytes, host_port, integer
+from powernode.node.rpc_params import address, arg, hex_bytes, host_port, id32, integer
+from powernode.node.rpc_spec import (
+    ADDRESS,
+    BOOL,
+    HEX,
+    HOST_PORT,
+    ID32,
+    MethodSpec,
+    Param,
+    array_of,
+    not_found,
+    one_of,
+    rejected,
+    shape,
+)
+from powernode.node.rpc_spec import integer as int_schema
 
-VERSION = "0.1.0"
+VERSION = __version__
 
 # dev.mine: (blocks, reward address or None for the node's) -> block hashes.
 MineNow = Callable[[int, bytes | None], Awaitable[list[bytes]]]
@@ -57,7 +73,8 @@ def header_json(h: BlockHeader) -> dict[str, Any]:
         "prev_hash": h.prev_hash.hex(),
         "timestamp": h.timestamp,
         "target": h.target.hex(),
-        "nonce": h.nonce,
+        # A u64 that is often past 2^53: a decimal string (README "RPC").
+        "nonce": str(h.nonce),
         "tx_root": h.tx_root.hex(),
         "state_root": h.state_root.hex(),
         "miner": h.miner.hex(),
@@ -76,6 +93,26 @@ def tx_json(tx: Transaction) -> dict[str, Any]:
         "payload": jsonable(tx.payload),
         "size": tx.size,
     }
+
+
+HEADER = (
+    "hash:hex height:int version:int prev_hash:hex timestamp:int target:hex nonce:big "
+    "tx_root:hex state_root:hex miner:hex"
+)
+
+NODE_SPECS = {
+    "node.info": MethodSpec(
+        summary="the node: version, chain, tip, mempool, mining, peers, sync state, uptime",
+        result=shape(
+            "version:str chain_id:str genesis:hex dev:bool height:int tip:hex state_root:hex "
+            "total_work:str mempool_size:int mining:bool mining_address:hex rpc:str p2p:str "
+            "peers:int syncing:bool best_peer_height:int? uptime_s:int"
+        ),
+    ),
+    "node.stop": MethodSpec(summary="stop the node cleanly", result=shape("stopping:bool")),
+    "miner.start": MethodSpec(summary="start mining", result=shape("mining:bool")),
+    "miner.stop": MethodSpec(summary="stop mining", result=shape("mining:bool")),
+}
 
 
 def node_methods(
@@ -135,6 +172,19 @@ def node_methods(
     }
 
 
+LOG_SPECS = {
+    "node.loglevel": MethodSpec(
+        summary="read the log levels; with level, set the base level; with category and "
+        "level, set that category's (default: back to the base)",
+        params=(
+            Param("category", one_of(list(CATEGORIES)), description="a log category"),
+            Param("level", one_of([*LEVELS, "default"]), description="any case"),
+        ),
+        result=shape("level:str categories:obj"),
+    )
+}
+
+
 def log_methods() -> dict[str, Method]:
     """``node.loglevel``: the base level and each category's, read or set
     (as bitcoind's ``logging``)."""
@@ -160,13 +210,70 @@ def log_methods() -> dict[str, Method]:
     return {"node.loglevel": node_loglevel}
 
 
+TX = shape(
+    "id:hex chain_id:str type:int sender:hex pubkey:hex nonce:int fee:amount payload:any size:int"
+)
+
+CHAIN_SPECS = {
+    "chain.block": MethodSpec(
+        summary="a block by height (of the main chain) or hash",
+        params=(
+            Param("height", int_schema(0, 2**62), description="required without hash"),
+            Param("hash", ID32, description="instead of height", by_position=False),
+            Param("verbose", BOOL, description="whole txs, not ids", by_position=False),
+            Param("raw", BOOL, description="also the block's bytes", by_position=False),
+        ),
+        result=shape(HEADER + " size:int in_main_chain:bool confirmations:int txs:list raw:hex"),
+        errors=(not_found(),),
+    ),
+    "tx.get": MethodSpec(
+        summary="a tx's status: pending, confirmed (with its receipt) or dropped",
+        params=(Param("id", ID32, required=True),),
+        result=shape("status:str block:hex height:int index:int receipt:obj error:obj tx:obj"),
+        errors=(not_found(),),
+    ),
+    "account.get": MethodSpec(
+        summary="an account's balance and nonce",
+        params=(Param("address", ADDRESS, required=True),),
+        result=shape("address:hex balance:amount nonce:int next_nonce:int"),
+    ),
+    "mempool.info": MethodSpec(
+        summary="the mempool's size, bounds and fee floor",
+        result=shape(
+            "size:int bytes:int max_bytes:int senders:int max_per_sender:int min_fee_rate:amount"
+        ),
+    ),
+    "block.submit": MethodSpec(
+        summary="a block to validate and connect",
+        params=(Param("raw", HEX, required=True, description="the block's bytes"),),
+        result=shape("hash:hex height:int outcome:str"),
+        errors=(
+            rejected("malformed", "bytes that do not decode"),
+            rejected("invalid_block", "a rule of the chain broken (data.code names it)"),
+        ),
+    ),
+    "dev.mine": MethodSpec(
+        summary="dev chains: mine blocks now",
+        params=(
+            Param("blocks", int_schema(1, 10_000), description="default 1"),
+            Param("address", ADDRESS, description="reward address (default the node's)"),
+        ),
+        result=shape("hashes:list height:int"),
+        errors=(
+            rejected("not_dev_mode", "not a dev chain"),
+            rejected("mining_failed", "no nonce found"),
+        ),
+    ),
+}
+
+
 def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str, Method]:
     """``chain.block``, ``tx.get``, ``account.get``, ``mempool.info``,
     ``block.submit``, ``dev.mine``."""
 
     def find_block(p: Params) -> Block:
         if "hash" in p:
-            return ledger.chain.get_block(hex_bytes(p, "hash", size=32))
+            return ledger.chain.get_block(id32(p, "hash", 0, "a block hash"))
         height = integer(p, "height", 0, hi=2**62)
         entry = ledger.chain.entry_at(height)
         if entry is None:
@@ -190,7 +297,7 @@ def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str,
         return out
 
     async def tx_get(p: Params) -> Any:
-        txid = hex_bytes(p, "id", size=32)
+        txid = id32(p, "id", 0, "a tx id")
         status = ledger.tx_status(txid)
         entry = ledger.mempool.get(txid)
         if entry is not None:
@@ -201,10 +308,8 @@ def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str,
         return status
 
     async def account_get(p: Params) -> Any:
-        v = arg(p, "address", 0)
-        if not isinstance(v, str):
-            raise InvalidParams("'address' must be a hex string")
-        addr = parse_address(v)
+        addr = address(p, "address", 0, required=True)
+        assert addr is not None
         acct = ledger.account(addr)
         return {
             "address": addr.hex(),
@@ -235,9 +340,7 @@ def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str,
         if not ledger.params.dev:
             raise NotDevMode("dev.mine needs a dev-mode chain")
         n = integer(p, "blocks", 0, default=1, lo=1, hi=10_000)
-        addr = None
-        if arg(p, "address", 1) is not None:
-            addr = parse_address(str(arg(p, "address", 1)))
+        addr = address(p, "address", 1, required=False)
         hashes = await mine_now(n, addr)
         return {"hashes": [h.hex() for h in hashes], "height": ledger.chain.height}
 
@@ -249,6 +352,20 @@ def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str,
         "block.submit": block_submit,
         "dev.mine": dev_mine,
     }
+
+
+SUBMIT_SPECS = {
+    "tx.submit": MethodSpec(
+        summary="a signed tx to the mempool (and to peers); its id",
+        params=(Param("raw", HEX, required=True, description="the signed tx's bytes"),),
+        result={"type": "string"},
+        errors=(
+            rejected("malformed", "bytes that do not decode"),
+            rejected("invalid_tx", "a rule broken (data.code names it, e.g. nonce_too_low)"),
+            rejected("mempool_rejected", "the pool refused it (e.g. mempool_full)"),
+        ),
+    )
+}
 
 
 def submit_methods(node: NodeApi) -> dict[str, BatchMethod]:
@@ -266,6 +383,69 @@ def submit_methods(node: NodeApi) -> dict[str, BatchMethod]:
         return [(txid.hex() if txid else None, err) for txid, err in results]
 
     return {"tx.submit": tx_submit_batch}
+
+
+_DISABLED = rejected("p2p_disabled", "the node runs without P2P")
+_PEER = (Param("address", HOST_PORT, required=True),)
+
+# peer.ban / peer.unban name their peer by address or by node id.
+_TARGET = (
+    Param("address", HOST_PORT, description="host:port; or give node_id"),
+    Param(
+        "node_id",
+        ID32,
+        by_position=False,
+        description="a proven node id (64 hex digits) instead of an address",
+    ),
+)
+
+PEER_SPECS = {
+    "peer.list": MethodSpec(
+        summary="connected peers and bans",
+        # A ban is {address, kind, direction: "banned", banned_until_s}.
+        result=array_of(
+            shape(
+                "id:int? node_id:str? address:str ip:str? same_host:bool? listen:str? "
+                "direction:str height:int? agent:str? ping_ms:int? connected_s:int? "
+                "blocks_in_flight:int? kind:str? banned_until_s:int?"
+            )
+        ),
+        errors=(_DISABLED,),
+    ),
+    "peer.stats": MethodSpec(
+        summary="inbound slots now and at their peak, the limits, refusals by reason",
+        result=shape(
+            "node_id:str inbound:int outbound:int inbound_held:int pending:int "
+            "peak_inbound_held:int peak_inbound_peers:int max_inbound:int max_pending:int "
+            "max_pending_per_ip:int max_inbound_per_ip:int refused:obj"
+        ),
+        errors=(_DISABLED,),
+    ),
+    "peer.add": MethodSpec(
+        summary="dial a peer", params=_PEER, result=shape("added:str"), errors=(_DISABLED,)
+    ),
+    "peer.remove": MethodSpec(
+        summary="forget and disconnect a peer",
+        params=_PEER,
+        result=shape("removed:str disconnected:bool"),
+        errors=(_DISABLED,),
+    ),
+    "peer.ban": MethodSpec(
+        summary="refuse a peer for a while, by address or node id",
+        params=(
+            *_TARGET,
+            Param("seconds", int_schema(1, 10**8), description="default [p2p] ban_seconds"),
+        ),
+        result=shape("banned:str seconds:int nodes:list"),
+        errors=(_DISABLED,),
+    ),
+    "peer.unban": MethodSpec(
+        summary="lift a ban, by address or node id",
+        params=_TARGET,
+        result=shape("unbanned:bool"),
+        errors=(_DISABLED,),
+    ),
+}
 
 
 def peer_methods(p2p: P2P | None) -> dict[str, Method]:

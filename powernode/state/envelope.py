@@ -26,6 +26,7 @@ from powernode.core.errors import (
 from powernode.core.execution import StateRead, TxHandler
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
+from powernode.core.units import show_units
 from powernode.engines.accounts import ACCOUNT_NS, ZERO_ACCOUNT, Account
 from powernode.state.registry import HANDLERS, handler_for
 
@@ -58,7 +59,7 @@ def check_envelope(
     payload = handler.decode(tx.payload)
     fee = tx.fee
     if fee < params.min_fee:
-        raise FeeTooLow(f"fee {fee} below the minimum {params.min_fee}")
+        raise FeeTooLow(f"fee {show_units(fee)} below the minimum {show_units(params.min_fee)}")
     sender = tx.sender_address
     acct = state.get((ACCOUNT_NS, sender)) or ZERO_ACCOUNT
     if tx.nonce < acct.nonce:
@@ -70,5 +71,7 @@ def check_envelope(
     if tx.nonce > acct.nonce:
         raise NonceTooHigh(f"nonce {tx.nonce} ahead of account nonce {acct.nonce}")
     if acct.balance < fee:
-        raise InsufficientFunds(f"balance {acct.balance} cannot pay fee {fee}")
+        raise InsufficientFunds(
+            f"balance {show_units(acct.balance)} cannot pay fee {show_units(fee)}"
+        )
     return _new_envelope((handler, payload, sender, acct, fee))

@@ -149,9 +149,9 @@ async def test_the_issue_batch_of_bare_integers_is_refused_cheaply(dev_node: Dev
     body = b"[" + b",".join([b"0"] * 2_000_000) + b"]"
     assert len(body) == 4_000_001
     status, raw = await post(dev_node, body)
-    assert status == 200 and len(raw) < 200, (status, len(raw))
+    assert status == 200 and len(raw) < 300, (status, len(raw))
     err = strict(raw)["error"]
-    assert err["code"] == -32600
+    assert err["code"] == -32600 and err["data"]["code"] == "request_too_large"
     assert err["message"] == f"request too large: more than {MAX_VALUES} JSON values"
     # A batch of bare integers within max_values still meets batch_limit.
     err = await refused(dev_node, [0] * (BATCH_LIMIT + 1))
@@ -298,10 +298,20 @@ async def test_nesting_deeper_than_max_depth_is_a_parse_error(
         return opener * n + b"1" + closer * n
 
     err = await refused(dev_node, nested(depth + 1))
-    assert err == {"code": -32700, "message": f"parse error: nested deeper than {depth}"}
+    message = f"parse error: nested deeper than {depth}"
+    assert err == {
+        "code": -32700,
+        "message": message,
+        "data": {"code": "parse_error", "message": message},
+    }
     # The issue's 100,000 unclosed openers: the same answer, no recursion.
     err = await refused(dev_node, opener * 100_000)
-    assert err == {"code": -32700, "message": f"parse error: nested deeper than {depth}"}
+    message = f"parse error: nested deeper than {depth}"
+    assert err == {
+        "code": -32700,
+        "message": message,
+        "data": {"code": "parse_error", "message": message},
+    }
     # At the limit the text is parsed (and is no valid request).
     status, raw = await post(dev_node, nested(depth))
     doc = strict(raw)
@@ -316,7 +326,8 @@ async def test_max_depth_counts_brackets_outside_strings_only(small: DevNode) ->
     # 4 deep; brackets inside a string (escaped quotes and all) are no nesting.
     text = 'x[[[[{{\\"[[[\\\\'
     status, raw = await post(small, [call("node.info", {"a": [text]}, id_=1)])
-    assert status == 200 and strict(raw)[0]["result"]["height"] == 0
+    # Parsed and dispatched: node.info takes no params, so -32602, not -32700.
+    assert status == 200 and strict(raw)[0]["error"]["data"]["code"] == "invalid_params"
     err = await refused(small, [call("node.info", {"a": [[text]]}, id_=1)])
     assert err["message"] == "parse error: nested deeper than 4"
 
@@ -328,12 +339,15 @@ async def test_more_json_values_than_max_values_is_refused(small: DevNode) -> No
     limit = SMALL["max_values"]
     ok = call("node.info", list(range(limit - 20)), id_=1)
     status, raw = await post(small, ok)
-    assert status == 200 and strict(raw)["result"]["height"] == 0
+    # Parsed and dispatched: node.info takes no params, so -32602, not -32600.
+    assert status == 200 and strict(raw)["error"]["data"]["code"] == "invalid_params"
     for params in (list(range(limit)), ["ab"] * limit, [{}] * limit):
         err = await refused(small, call("node.info", params, id_=1))
+        message = f"request too large: more than {limit} JSON values"
         assert err == {
             "code": -32600,
-            "message": f"request too large: more than {limit} JSON values",
+            "message": message,
+            "data": {"code": "request_too_large", "message": message},
         }
 
 
@@ -341,7 +355,11 @@ async def test_a_body_over_max_request_bytes_is_413(small: DevNode) -> None:
     cap = SMALL["max_request_bytes"]
     body = json.dumps(call("node.info", ["x" * cap], id_=1)).encode()
     err = await refused(small, body, status=413)
-    assert err == {"code": -32600, "message": "request too large"}
+    assert err == {
+        "code": -32600,
+        "message": "request too large",
+        "data": {"code": "request_too_large", "message": "request too large"},
+    }
 
     # Without a Content-Length (chunked), the count of bytes read says it.
     async def chunks() -> AsyncIterator[bytes]:
@@ -361,7 +379,11 @@ async def test_only_utf8_is_read(dev_node: DevNode, encoding: str) -> None:
     # UTF-16 or UTF-32, whose bytes the pre-parse scan cannot read.
     body = json.dumps(call("node.info", id_=1)).encode(encoding)
     err = await refused(dev_node, body)
-    assert err == {"code": -32700, "message": "parse error: not UTF-8"}
+    assert err == {
+        "code": -32700,
+        "message": "parse error: not UTF-8",
+        "data": {"code": "parse_error", "message": "parse error: not UTF-8"},
+    }
     bom = b"\xef\xbb\xbf" + json.dumps(call("node.info", id_=1)).encode()
     status, raw = await post(dev_node, bom)
     assert status == 200 and strict(raw)["result"]["height"] == 0

@@ -45,6 +45,7 @@ def test_every_command_is_registered_in_order() -> None:
         *("register", "order", "cancel", "book", "trades", "position", "orders", "stats"),
         "participant",
         *("device", "meter", "cert", "ppa", "contract", "verify-proof"),
+        *("rpc", "completion"),
     ]
 
 

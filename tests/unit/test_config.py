@@ -13,6 +13,7 @@ from powernode.devnet.datadir import render_config
 from powernode.node.config import (
     DEFAULT_P2P_PORT,
     DEFAULT_RPC_PORT,
+    RANGES,
     RPC_LIMITS,
     NodeConfig,
     load_config,
@@ -155,8 +156,8 @@ def test_log_categories_rotation_and_metrics_are_read(tmp_path: Path) -> None:
         ("levels = []", 'levels = ["net=loud"]', r"\[log\] levels: 'net=loud'"),
         ("levels = []", "levels = [1]", r"\[log\] levels: 1 is not category=level"),
         ("levels = []", 'levels = "net=debug"', r"\[log\] levels: expected a list"),
-        ("max_bytes = 0", "max_bytes = -1", r"\[log\] max_bytes: expected 0"),
-        ("backups = 5", "backups = 0", r"\[log\] backups: expected a positive"),
+        ("max_bytes = 0", "max_bytes = -1", r"\[log\] max_bytes: expected an integer 0\.\."),
+        ("backups = 5", "backups = 0", r"\[log\] backups: expected an integer 1\.\.1000, not 0"),
         ("[metrics]\nenabled = false", '[metrics]\nenabled = "yes"', r"\[metrics\] enabled"),
     ],
 )
@@ -167,3 +168,87 @@ def test_bad_log_and_metrics_values_name_the_key(
     assert old in text
     with pytest.raises(ConfigError, match=match):
         load_config(_write(tmp_path / "n", text.replace(old, new)))
+
+
+# --- every value checked at load ---------------------------------------------------
+
+
+def _with(tmp: Path, section: str, key: str, value: str) -> Path:
+    """A data dir whose config sets ``[section] key = value`` (top level for
+    section "") on top of what init writes."""
+    text = render_config(**INIT_PORTS)
+    lines = text.splitlines()
+    if section:
+        start = lines.index(f"[{section}]")
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines)
+        )
+        body = [ln for ln in lines[start + 1 : end] if not ln.startswith(f"{key} =")]
+        lines = [*lines[: start + 1], f"{key} = {value}", *body, *lines[end:]]
+    else:
+        first = next(i for i, ln in enumerate(lines) if ln.startswith("["))
+        top = [ln for ln in lines[:first] if not ln.startswith(f"{key} =")]
+        lines = [*top, f"{key} = {value}", *lines[first:]]
+    return _write(tmp, "\n".join(lines) + "\n")
+
+
+RANGE_CASES = [(s, k, lo, hi) for (s, k), (lo, hi) in RANGES.items()]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "lo", "hi"),
+    RANGE_CASES,
+    ids=[f"{s or 'top'}.{k}" for s, k, _, _ in RANGE_CASES],
+)
+def test_every_number_is_checked_against_its_range(
+    tmp_path: Path, section: str, key: str, lo: int, hi: int
+) -> None:
+    name = rf"\[{section}\] {key}" if section else key
+    for bad in (lo - 1, hi + 1):
+        with pytest.raises(
+            ConfigError, match=rf"^config {name}: expected an integer {lo}\.\.{hi}, not {bad}$"
+        ):
+            load_config(_with(tmp_path / f"bad{bad}", section, key, str(bad)))
+    for good in (lo, hi):
+        cfg = load_config(_with(tmp_path / f"good{good}", section, key, str(good)))
+        assert getattr(getattr(cfg, section) if section else cfg, key) == good
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "match"),
+    [
+        ("rpc", "host", '""', r"^config \[rpc\] host: expected a host name or IP"),
+        ("p2p", "host", '"a b"', r"^config \[p2p\] host"),
+        ("metrics", "host", '" "', r"^config \[metrics\] host"),
+        ("p2p", "peers", '["127.0.0.1"]', r"^config \[p2p\] peers: '127.0.0.1' is not 'host:port'"),
+        ("p2p", "peers", '["127.0.0.1:0"]', r"peers: '127.0.0.1:0'"),
+        ("p2p", "peers", '["127.0.0.1:70000"]', r"peers: '127.0.0.1:70000'"),
+        ("p2p", "peers", '[":8646"]', r"peers: ':8646'"),
+        ("p2p", "peers", '["h:x"]', r"peers: 'h:x'"),
+        ("p2p", "peers", "[5]", r"peers: 5 is not"),
+        ("mining", "address", '"xyz"', r"^config \[mining\] address: address is not hex"),
+        ("mining", "address", '"abcd"', r"^config \[mining\] address: address must be 20 bytes"),
+        ("", "genesis", '""', r"^config genesis: expected a path"),
+        ("rpc", "port", "true", r"^config \[rpc\] port: expected int"),
+    ],
+)
+def test_strings_that_must_parse_are_checked_at_load(
+    tmp_path: Path, section: str, key: str, value: str, match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(_with(tmp_path / "n", section, key, value))
+
+
+def test_good_strings_load(tmp_path: Path) -> None:
+    d = _with(tmp_path / "a", "p2p", "peers", '["127.0.0.1:8646", "node.example:1", "[::1]:9"]')
+    assert load_config(d).p2p.peers == ("127.0.0.1:8646", "node.example:1", "[::1]:9")
+    d = _with(tmp_path / "b", "mining", "address", '"0x' + "ab" * 20 + '"')
+    assert load_config(d).mining.address == "0x" + "ab" * 20
+
+
+def test_the_readme_gives_every_range() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = " ".join(readme.split())  # wrapped lines joined
+    for (section, key), (lo, hi) in RANGES.items():
+        name = f"[{section}] {key}" if section else key
+        assert f"`{name}` {lo}..{hi}" in text, name

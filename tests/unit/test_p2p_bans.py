@@ -9,7 +9,7 @@ import pytest
 
 from powernode.core.errors import ConfigError
 from powernode.devnet.datadir import render_config
-from powernode.node.config import P2P_LIMITS, load_config
+from powernode.node.config import load_config
 from powernode.node.p2p_bans import Bans
 
 A, B = b"\xaa" * 32, b"\xbb" * 32
@@ -50,6 +50,16 @@ def test_listing_names_every_ban_in_force() -> None:
         ("ip", "10.0.0.1", 40),
     ]
     assert all(r["direction"] == "banned" for r in rows)
+
+
+# The [p2p] limits that must be positive integers (config.RANGES gives each its range).
+P2P_LIMITS = (
+    "max_inbound",
+    "max_pending",
+    "max_pending_per_ip",
+    "max_inbound_per_ip",
+    "handshake_timeout",
+)
 
 
 @pytest.mark.parametrize("key", P2P_LIMITS)
