@@ -74,7 +74,7 @@ from powernode.node.rpc_methods import (
     peer_methods,
     submit_methods,
 )
-from powernode.node.rpc_ws import PushHub, http_methods
+from powernode.node.rpc_ws import PUSH_SPECS, PushHub, http_methods
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
 from powernode.state.genesis import parse_genesis_json
@@ -330,6 +330,7 @@ class Node:
                 MARKET_SPECS,
                 CERT_SPECS,
                 CONTRACT_SPECS,
+                PUSH_SPECS,
             ),
             version=VERSION,
             on_call=self.metrics.rpc_call,

@@ -74,7 +74,7 @@ Topic = TipsTopic | TxTopic | TradesTopic | EventsTopic | SettlementsTopic
 
 # The params each topic takes besides ``topic``: a name outside its set is
 # refused, so a typo does not widen a filter to everything.
-_KEYS: dict[str, frozenset[str]] = {
+TOPIC_PARAMS: dict[str, frozenset[str]] = {
     "tips": frozenset(),
     "tx": frozenset({"id"}),
     "trades": frozenset({"product", "participant"}),
@@ -96,7 +96,7 @@ def parse_topic(params: dict[str, Any]) -> Topic:
     topic = params.get("topic")
     if not isinstance(topic, str) or topic not in TOPICS:
         raise InvalidParams(f"'topic' must be one of {', '.join(TOPICS)}")
-    extra = set(params) - {"topic"} - _KEYS[topic]
+    extra = set(params) - {"topic"} - TOPIC_PARAMS[topic]
     if extra:
         raise InvalidParams(f"unknown params for topic {topic!r}: {', '.join(sorted(extra))}")
     if topic == "tips":

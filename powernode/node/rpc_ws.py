@@ -44,6 +44,7 @@ from powernode.core.errors import (
 from powernode.engines.market.queries import ScanState
 from powernode.logkit import emit
 from powernode.node.push_topics import (
+    TOPICS,
     EventsTopic,
     ReceiptEvent,
     SettlementsTopic,
@@ -61,6 +62,7 @@ from powernode.node.push_topics import (
 )
 from powernode.node.rpc import INVALID_REQUEST, Method, Params, RpcServer
 from powernode.node.rpc_body import Refused, loads, scan
+from powernode.node.rpc_spec import ADDRESS, ID32, MethodSpec, Param, one_of, rejected
 
 log = logging.getLogger("powernode.rpc")
 
@@ -76,6 +78,40 @@ CLOSE_TIMEOUT_S = 2.0
 TxStatus = Callable[[bytes], dict[str, Any]]
 # A topic class, in _publish.
 T = TypeVar("T")
+
+
+_WS_ONLY = rejected("websocket_only", "subscriptions need the WebSocket (GET /rpc upgraded)")
+
+# subscribe's params are every topic's filters; push_topics.parse_topic
+# refuses a filter its topic does not take.
+PUSH_SPECS = {
+    "subscribe": MethodSpec(
+        summary="subscribe to a topic over the WebSocket; notices arrive as "
+        '{"method": "subscription", "params": {"subscription", "result"}}',
+        params=(
+            Param("topic", one_of(TOPICS), required=True),
+            Param("id", ID32, description="tx: the tx id"),
+            Param("product", {"type": "string"}, by_position=False, description="trades"),
+            Param("participant", ADDRESS, by_position=False, description="trades"),
+            Param("engine", {"type": "string"}, by_position=False, description="events"),
+            Param(
+                "event",
+                {"oneOf": [{"type": "string"}, {"type": "array"}]},
+                by_position=False,
+                description="events: an event name, or a list of them",
+            ),
+            Param("seller", ADDRESS, by_position=False, description="settlements"),
+        ),
+        result={"type": "string"},
+        errors=(_WS_ONLY, rejected("subscription_limit", "[rpc] ws_max_subscriptions reached")),
+    ),
+    "unsubscribe": MethodSpec(
+        summary="end a subscription of this WebSocket connection",
+        params=(Param("subscription", {"type": "string"}, required=True),),
+        result={"type": "boolean"},
+        errors=(_WS_ONLY,),
+    ),
+}
 
 
 def http_methods() -> dict[str, Method]:

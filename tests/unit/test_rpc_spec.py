@@ -14,6 +14,7 @@ import pytest
 
 from powernode.core.errors import InvalidParams
 from powernode.node import rpc_params
+from powernode.node.push_topics import TOPIC_PARAMS
 from powernode.node.rpc_certs import CERT_SPECS, cert_methods
 from powernode.node.rpc_contracts import CONTRACT_SPECS, contract_methods
 from powernode.node.rpc_market import MARKET_SPECS, market_methods
@@ -38,6 +39,7 @@ from powernode.node.rpc_spec import (
     openrpc,
     shape,
 )
+from powernode.node.rpc_ws import PUSH_SPECS, http_methods
 
 NONE = cast(Any, None)
 
@@ -64,11 +66,15 @@ TABLES: list[tuple[Callable[..., Any], Mapping[str, Any], Mapping[str, MethodSpe
     (market_methods, market_methods(NONE), MARKET_SPECS),
     (cert_methods, cert_methods(NONE), CERT_SPECS),
     (contract_methods, contract_methods(NONE), CONTRACT_SPECS),
+    (http_methods, http_methods(), PUSH_SPECS),
 ]
 
+# subscribe/unsubscribe over HTTP only refuse (websocket_only); their params
+# are read on the WebSocket by push_topics.parse_topic, checked below.
 CASES = [
     (name, factory, table[name], specs[name])
     for factory, table, specs in TABLES
+    if factory is not http_methods
     for name in sorted(table)
 ]
 
@@ -260,3 +266,9 @@ def test_the_server_refuses_a_method_without_a_spec() -> None:
         methods={"test.x": handler}, batch_methods={}, specs={"test.x": SPEC}, **limits
     )
     assert sorted(server.methods) == ["rpc.discover", "test.x"]
+
+
+def test_subscribe_declares_exactly_the_filters_of_every_topic() -> None:
+    declared = {p.name for p in PUSH_SPECS["subscribe"].params}
+    assert declared == {"topic"}.union(*TOPIC_PARAMS.values())
+    assert PUSH_SPECS["subscribe"].params[0].schema["enum"] == list(TOPIC_PARAMS)
