@@ -476,7 +476,7 @@ def peer_methods(p2p: P2P | None) -> dict[str, Method]:
         """``{"address": "host:port"}`` or ``{"node_id": hex}``: the address
         (or '') and the node id (or b'')."""
         if "node_id" in p:
-            return "", hex_bytes(p, "node_id", size=32)
+            return "", id32(p, "node_id", 0, "a node id")
         return host_port(p), b""
 
     async def peer_ban(p: Params) -> Any:

@@ -125,6 +125,7 @@ def http_methods() -> dict[str, Method]:
         ``seller``); result: the subscription id, a string. Notices:
         ``{"method": "subscription", "params": {"subscription", "result"}}``.
         WebSocket only."""
+        parse_topic(p)  # bad params are invalid_params here too, as on the WebSocket
         raise WebSocketOnly("subscriptions need the WebSocket: GET /rpc upgraded (ws://)")
 
     async def unsubscribe(p: Params) -> Any:

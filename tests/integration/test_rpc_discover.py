@@ -114,7 +114,18 @@ MALFORMED = [
     ("ppa.list", "party"),
     ("contract.get", "id"),
     ("contract.list", "party"),
+    ("peer.ban", "node_id"),
+    ("peer.unban", "node_id"),
+    ("subscribe", "id"),
+    ("subscribe", "participant"),
+    ("subscribe", "seller"),
 ]
+# The other params a call needs for the malformed one to be what is refused.
+WITH = {
+    ("subscribe", "id"): {"topic": "tx"},
+    ("subscribe", "participant"): {"topic": "trades"},
+    ("subscribe", "seller"): {"topic": "settlements"},
+}
 
 
 @pytest.mark.parametrize(("method", "param"), MALFORMED, ids=[f"{m}.{p}" for m, p in MALFORMED])
@@ -123,7 +134,7 @@ async def test_a_malformed_id_or_address_is_one_code_everywhere(
 ) -> None:
     for bad in ("zz", "ab" * 7, 12):
         with pytest.raises(RpcError) as info:
-            await dev_node.rpc.call(method, {param: bad})
+            await dev_node.rpc.call(method, {**WITH.get((method, param), {}), param: bad})
         assert (info.value.code, info.value.reason) == (-32602, "invalid_params"), bad
 
 
