@@ -242,8 +242,11 @@ class Soak:
         self.counts["kills"] += 1
         self.emit("kill", node=i, pid=pid, height=seen["height"])
         self.pump(self.rng.uniform(1.0, 5.0))
-        t = time.monotonic()
-        r = self.cluster.restart(i, offset, t, time.monotonic)
+        try:
+            r = self.cluster.restart(i, offset)
+        except (NodeExited, WaitTimeout) as exc:
+            self.check("restart after kill -9", False, f"node{i}: {exc}")
+            raise
         self.counts["restarts"] += 1
         self.emit(
             "restart",
@@ -276,9 +279,14 @@ class Soak:
         self.pump(self.rng.uniform(8.0, 20.0))
         for i in side_a + side_b:
             self.money_check(i, f"on node{i} while partitioned")
-        self.cluster.heal(timeout=60)
+        try:
+            self.cluster.heal(timeout=60)
+            healed = ""
+        except WaitTimeout as exc:
+            healed = str(exc)
         self.counts["heals"] += 1
         self.emit("heal", side_a=side_a, side_b=side_b)
+        self.check("heal links every node to every other", not healed, healed)
         self.settle_check(f"after healing {side_a}|{side_b}")
 
     def money_check(self, i: int, when: str) -> None:

@@ -6,9 +6,9 @@ turn; and the record of every tx sent.
 A sender's txs are signed once, in nonce order, and never signed again: a tx
 a node lost (killed before it relayed it) is sent again byte for byte, so the
 load itself never makes two txs with one sender and nonce, and any tx once
-seen confirmed must stay confirmed. Only a tx every node keeps refusing (say
-its order's gate closed while it waited) is given up, with the rest of its
-sender's unconfirmed txs, and the sender goes on from its chain nonce.
+seen confirmed must stay confirmed. Only a tx refused three resends in a row
+(say its reading's window closed while it waited) is given up, with the rest
+of its sender's unconfirmed txs, and the sender goes on from its chain nonce.
 """
 
 from __future__ import annotations
@@ -146,34 +146,34 @@ class Load:
     # --- the steady part -----------------------------------------------------------
 
     def tick(self, nodes: Nodes, now: float, chain_now: Callable[[], int]) -> None:
-        """Send what is due: a transfer at ``rate``, a new round every
-        ``round_every`` s (once the first round registered the participants),
-        each round's next phase once its last one is confirmed; poll and
-        resend."""
+        """Send what is due (unless ``stopped``): a transfer at ``rate``, a
+        new round every ``round_every`` s (once the first round registered
+        the participants), each round's next phase once its last one is
+        confirmed; poll what is unconfirmed and send it again."""
         if not nodes.alive():
             return
-        if self.stopped:  # no new txs: what was sent is still resent and polled
-            pass
-        elif now >= self._transfer_due:
-            self._transfer_due = max(self._transfer_due + 1 / self.rate, now - 1)
-            payer = self.payers[self.rng.randrange(len(self.payers))]
-            to = self.everyone[self.rng.randrange(len(self.everyone))]
-            self.w.add(payer, "transfer", [to.address, 1000 + self.rng.randrange(1000)])
-            self.send(self.w.take(), nodes, now)
-        if self.stopped:
-            pass
-        elif now >= self._round_due and (not self.rounds or self.rounds[0].stage >= 2):
-            self._round_due = now + self.round_every
-            self.rounds.append(self._new_round(len(self.rounds), now))
-        for r in self.rounds:
-            if r.stage < DONE and not self.stopped:
-                self._advance(r, nodes, now, chain_now)
+        if not self.stopped:
+            self._new_txs(nodes, now, chain_now)
         if now - self._last_poll >= 2.0:
             self._last_poll = now
             self.poll(nodes)
         if now - self._last_resend >= RESEND_AFTER / 2:
             self._last_resend = now
             self.resend(nodes, now)
+
+    def _new_txs(self, nodes: Nodes, now: float, chain_now: Callable[[], int]) -> None:
+        if now >= self._transfer_due:
+            self._transfer_due = max(self._transfer_due + 1 / self.rate, now - 1)
+            payer = self.payers[self.rng.randrange(len(self.payers))]
+            to = self.everyone[self.rng.randrange(len(self.everyone))]
+            self.w.add(payer, "transfer", [to.address, 1000 + self.rng.randrange(1000)])
+            self.send(self.w.take(), nodes, now)
+        if now >= self._round_due and (not self.rounds or self.rounds[0].stage >= 2):
+            self._round_due = now + self.round_every
+            self.rounds.append(self._new_round(len(self.rounds), now))
+        for r in self.rounds:
+            if r.stage < DONE:
+                self._advance(r, nodes, now, chain_now)
 
     # --- engine rounds ------------------------------------------------------------------
 
