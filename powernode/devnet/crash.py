@@ -20,6 +20,7 @@ from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
 from powernode.client import RpcClient, RpcError, RpcUnavailable, build_transfer
 from powernode.core.crypto import KeyPair
+from powernode.core.errors import GenesisError
 from powernode.devnet.process import ProcessNode
 from powernode.state.genesis import parse_genesis_json
 
@@ -130,7 +131,10 @@ class Replay:
         store.open()
         try:
             node = Ledger(params=self.params, store=store)
-            node.load()
+            try:
+                node.load()
+            except GenesisError as exc:
+                raise ReplayMismatch(f"the store is of another chain: {exc}") from exc
             active = node.chain.active
             replay = self._ledger or self._fresh()
             mine = replay.chain.active

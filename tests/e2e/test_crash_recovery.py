@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import pytest
 
 from powernode.client import build_transfer
 from powernode.core.crypto import KeyPair
-from powernode.devnet.crash import Replay, TransferLoad
+from powernode.devnet.crash import Replay, ReplayMismatch, TransferLoad
 from powernode.devnet.datadir import free_port, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.process import ProcessNode
@@ -156,3 +157,39 @@ def test_clean_stop_keeps_mempool(tmp_path: Path) -> None:
         assert node.call("account.get", {"address": bob.address.hex()})["balance"] == 100
     finally:
         node.stop()
+
+
+def test_bench_crash_runs_trials_and_its_replay_check_can_fail(tmp_path: Path) -> None:
+    """scripts/bench_crash.py at two trials, run as a user runs it; then its
+    replay check, handed a store of another chain, refuses it."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_crash.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--trials", "2", "--seed", "3", "--wait-quiet", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert re.search(r"^failures\s+0\s", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^trials \(kill -9 under load\)\s+2\s", proc.stdout, re.MULTILINE)
+    assert "trial 2/2" in proc.stderr and "Traceback" not in proc.stderr
+
+    alice = KeyPair.generate()
+    genesis = write_genesis(
+        tmp_path / "genesis.json", dev_genesis({alice.address: FUNDS}, chain_id=TEST_CHAIN)
+    )
+    datadir = tmp_path / "node"
+    cli_init(datadir, genesis)
+    with ProcessNode(datadir) as node:
+        node.start()
+        node.call("dev.mine", {"blocks": 3})
+    other = write_genesis(
+        tmp_path / "other.json", dev_genesis({alice.address: FUNDS + 1}, chain_id=TEST_CHAIN)
+    )
+    replay = Replay(other, tmp_path / "replay.db")
+    try:
+        with pytest.raises(ReplayMismatch):
+            replay.check(datadir / "chain.db")
+    finally:
+        replay.close()
+    assert replay_matches(datadir) == 3
