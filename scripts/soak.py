@@ -413,7 +413,10 @@ class Soak:
             ("txs confirmed", str(len(seen))),
             ("txs unconfirmed at the end", str(len(ld.unconfirmed()))),
             ("txs given up (refused again and again)", str(len(ld.given_up))),
-            ("engine rounds completed / started", f"{ld.rounds_done} / {len(ld.rounds)}"),
+            (
+                "engine rounds completed / given up / started",
+                f"{ld.rounds_done} / {ld.rounds_given_up} / {len(ld.rounds)}",
+            ),
             ("checks passed", str(self.passed)),
             ("checks failed", str(len(self.failures))),
         ]
@@ -422,7 +425,10 @@ class Soak:
         out += [f"{name:<{w}}  {value:>10}" for name, value in rows]
         out.append("txs by type: " + ", ".join(f"{k} {v}" for k, v in sorted(ld.kinds.items())))
         if ld.refused:
-            out.append("refusals: " + ", ".join(f"{k} {v}" for k, v in sorted(ld.refused.items())))
+            out.append(
+                "refusals by reason: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(ld.refused.items()))
+            )
         out += [
             "",
             f"{'node':<6}{'rss start':>11}{'peak':>9}{'end':>9}{'early max':>11}{'late max':>10}  (MiB)",
