@@ -399,6 +399,9 @@ class Soak:
 
     # --- the table -----------------------------------------------------------------------------
 
+    def reorgs(self) -> int:
+        return sum(n.log_text().count("chain.reorg") for n in self.cluster.nodes)
+
     def table(self) -> str:
         ld = self.load
         seen = ld.seen_confirmed()
@@ -409,6 +412,7 @@ class Soak:
             ("restarts", str(self.counts["restarts"])),
             ("partitions", str(self.counts["partitions"])),
             ("heals", str(self.counts["heals"])),
+            ("reorgs (chain.reorg lines in node logs)", str(self.reorgs())),
             ("txs submitted", str(len(ld.sent))),
             ("txs confirmed", str(len(seen))),
             ("txs unconfirmed at the end", str(len(ld.unconfirmed()))),
