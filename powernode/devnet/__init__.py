@@ -11,7 +11,12 @@ benchmarks and the tests use to make chains, data dirs and node processes.
 - ``netns``: a testnet of separate hosts on one machine (a network namespace
   and IP per node on a bridge; partitions cut links), and RPC into them.
 - ``wait``: ``wait_until``, the one way to wait for a condition with a deadline.
+- ``workload``: the phases of a mixed workload of every engine's tx types
+  (the all-engines e2e test runs one round, ``scripts/soak.py`` many).
+- ``crash``: the kill -9 transfer load, crash images of a store and their
+  check against a replay from genesis (the crash e2e test, ``bench_crash``).
 
-Nodes are separate processes reached over RPC (``powernode.client``); nothing
-here imports the node shell or runs an event loop.
+Nodes are separate processes reached over RPC (``powernode.client``); only
+``crash`` opens a store, that of a node killed beforehand. Nothing here
+imports the node shell or runs an event loop.
 """

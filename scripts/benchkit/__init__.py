@@ -15,4 +15,6 @@ testnet directories, genesis documents and waiting come from
 - ``market``: bench_market's order stream and its runs through the engine,
   the handlers and blocks.
 - ``load``: loadgen's signing, funding and sending, tracking and summary.
+- ``soak``: soak.py's testnet (kill -9, partitions, settling), its mixed
+  load with the record of every tx sent, and its checks.
 """

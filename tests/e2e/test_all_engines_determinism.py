@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 
 from powernode.client import RpcClient, RpcError
-from powernode.core import encoding
 from powernode.core.crypto import KeyPair, sha256
-from powernode.core.tx import Transaction, sign_tx
+from powernode.core.tx import Transaction
+from powernode.devnet import workload
 from powernode.devnet.devchain import TESTNET_MARKETS, dev_genesis
 from powernode.devnet.wait import wait_until
-from tests.e2e.test_cert_determinism import FEE, root_cert_id, send
+from powernode.devnet.workload import KWH, Parties, Signer
+from tests.e2e.test_cert_determinism import send
 from tests.e2e.test_market_determinism import TARGET, confirmed, converge, height
 from tests.harness.procnet import ProcessNetwork
 
@@ -37,40 +38,15 @@ CHAIN_ID = "powernode-all-e2e"
 SLOT = 60
 INTERVAL = 60
 WINDOW = 60
-KWH = 1000
 FUNDS = 10_000 * 1_000_000
-CAPACITY_W = 6_000_000  # 100 kWh a minute
 AUTHORITY = KeyPair.from_seed(sha256(b"all-e2e-authority"))
 PRODUCERS = [KeyPair.from_seed(sha256(b"all-e2e-producer-%d" % i)) for i in range(2)]
 CONSUMERS = [KeyPair.from_seed(sha256(b"all-e2e-consumer-%d" % i)) for i in range(2)]
 METERS = [KeyPair.from_seed(sha256(b"all-e2e-meter-%d" % i)) for i in range(2)]
 CMETERS = [KeyPair.from_seed(sha256(b"all-e2e-cmeter-%d" % i)) for i in range(2)]
-PRICE = 500_000  # 0.50 per kWh
-CONTRACT_FEE = 10_000  # above the contracts' minimum for one condition and one action
-
-
-class Txs:
-    """Signed txs per phase, each sender's nonces in order across phases."""
-
-    def __init__(self) -> None:
-        self.nonces: dict[bytes, int] = {}
-        self.phase: list[Transaction] = []
-
-    def add(self, key: KeyPair, tx_type: str, payload: list[Any], *, fee: int = FEE) -> Transaction:
-        nonce = self.nonces.get(key.address, 0)
-        tx = sign_tx(key, chain_id=CHAIN_ID, tx_type=tx_type, nonce=nonce, fee=fee, payload=payload)
-        self.nonces[key.address] = nonce + 1
-        self.phase.append(tx)
-        return tx
-
-    def take(self) -> list[Transaction]:
-        txs, self.phase = self.phase, []
-        return txs
-
-
-def reading(device: bytes, meter: KeyPair, start: int, produced: int, consumed: int) -> list[Any]:
-    msg = encoding.encode(["powernode-reading", CHAIN_ID, device, start, produced, consumed])
-    return [device, start, produced, consumed, meter.pubkey, meter.sign(msg)]
+PARTIES = Parties(
+    authority=AUTHORITY, producers=PRODUCERS, consumers=CONSUMERS, meters=METERS, cmeters=CMETERS
+)
 
 
 @pytest.fixture
@@ -130,7 +106,7 @@ def view(c: RpcClient, ids: dict[str, list[bytes]]) -> dict[Any, Any]:
 
 
 def test_four_mining_nodes_agree_on_every_engine(net: ProcessNetwork) -> None:
-    w = Txs()
+    w = Signer(CHAIN_ID)
     cs = net.clients()
     all_txs: list[Transaction] = []
 
@@ -143,67 +119,23 @@ def test_four_mining_nodes_agree_on_every_engine(net: ProcessNetwork) -> None:
         for c in cs:
             c.call("miner.start")
         # 1. participants, devices, a transfer
-        devices, cdevices = [], []
-        for i, (p, k) in enumerate(zip(PRODUCERS, CONSUMERS, strict=True)):
-            w.add(p, "participant.register", ["producer", f"zone-{i}", CAPACITY_W])
-            w.add(k, "participant.register", ["consumer", f"zone-{i}", CAPACITY_W])
-            d = w.add(
-                p,
-                "device.register",
-                ["generation", "solar", CAPACITY_W, f"zone-{i}", 40, METERS[i].pubkey],
-            )
-            cd = w.add(
-                k,
-                "device.register",
-                ["consumption", "none", CAPACITY_W, f"zone-{i}", 0, CMETERS[i].pubkey],
-            )
-            devices.append(d.txid)
-            cdevices.append(cd.txid)
-            w.add(p, "transfer", [k.address, 1_000_000])
+        devs = workload.register(w, PARTIES)
         phase(0)
 
         # 2. approvals, PPAs (device-bound, 30% of production), contracts
-        for dev_id in devices + cdevices:
-            w.add(AUTHORITY, "device.approve", [dev_id])
-        now = chain_now(cs[0])
-        ppas, contracts = [], []
-        for i, (p, k) in enumerate(zip(PRODUCERS, CONSUMERS, strict=True)):
-            tx = w.add(
-                p,
-                "ppa.propose",
-                [k.address, devices[i], 3000, 1000 * KWH, PRICE, now, 30, 86_400, now + 900],
-            )
-            ppas.append(tx.txid)
-            # A demand-response style reward: pays the consumer once a time has passed.
-            terms = [[k.address, p.address], 5_000_000, now + 3600]
-            terms += [[["after", now + 30]], [["pay", k.address, 2_000_000]]]
-            ctx = w.add(p, "contract.create", terms, fee=CONTRACT_FEE)
-            contracts.append(ctx.txid)
+        ppas, contracts = workload.agree(w, PARTIES, devs, chain_now(cs[0]))
         phase(1)
 
         # 3. PPAs accepted, orders for the next slot that is still open
-        for k, ppa in zip(CONSUMERS, ppas, strict=True):
-            w.add(k, "ppa.accept", [ppa])
-        now = chain_now(cs[0])
-        # The next slot whose gate (its start) leaves 20 s for the orders.
-        slot = -(-(now + 20) // SLOT) * SLOT
-        for i, (p, k) in enumerate(zip(PRODUCERS, CONSUMERS, strict=True)):
-            w.add(p, "order.place", ["spot", "sell", slot, 20 * KWH, 400_000, "solar", 0, "GTC"])
-            w.add(
-                k,
-                "order.place",
-                ["spot", "buy", slot, (10 + 5 * i) * KWH, 600_000, "any", 0, "GTC"],
-            )
+        # (its gate, the slot's start, leaves 20 s for the orders)
+        slot = workload.next_slot(chain_now(cs[0]), 20, SLOT)
+        workload.accept_and_order(w, PARTIES, ppas, slot)
         phase(2)
 
         # 4. readings of the slot's interval once it has ended (production for
         # the PPA share and the trades; consumption), then the contracts run
         wait_until(lambda: chain_now(cs[0]) >= slot + INTERVAL, timeout=240, what="the slot ends")
-        for i, (p, k) in enumerate(zip(PRODUCERS, CONSUMERS, strict=True)):
-            w.add(p, "meter.report", reading(devices[i], METERS[i], slot, (20 + 10 * i) * KWH, 0))
-            w.add(k, "meter.report", reading(cdevices[i], CMETERS[i], slot, 0, 15 * KWH))
-        for x in contracts:
-            w.add(CONSUMERS[0], "contract.execute", [x], fee=CONTRACT_FEE)
+        workload.report(w, PARTIES, devs, slot, contracts, CONSUMERS[0])
         phase(3)
 
         # 5. the slot settles (by block time, once its reading window has passed)
@@ -214,11 +146,11 @@ def test_four_mining_nodes_agree_on_every_engine(net: ProcessNetwork) -> None:
         wait_until(settled, timeout=240, what="the slot's trades settled")
         # certificate moves on what is left with the producers
         for i, p in enumerate(PRODUCERS):
-            cert = cs[0].call("cert.get", {"cert": root_cert_id(devices[i], slot).hex()})
+            cert = cs[0].call(
+                "cert.get", {"cert": workload.root_cert_id(devs.production[i], slot).hex()}
+            )
             if cert["remaining_wh"] > KWH and cert["owner"] == p.address.hex():
-                w.add(
-                    p, "cert.retire", [bytes.fromhex(cert["id"]), KWH, f"p{i}", "", slot, slot + 60]
-                )
+                workload.retire(w, p, bytes.fromhex(cert["id"]), KWH, f"p{i}", slot)
         phase(0)
 
         for c in cs:
@@ -235,7 +167,7 @@ def test_four_mining_nodes_agree_on_every_engine(net: ProcessNetwork) -> None:
         ]
         assert not failed, failed
 
-        ids = {"ppas": ppas, "contracts": contracts, "devices": devices + cdevices}
+        ids = {"ppas": ppas, "contracts": contracts, "devices": devs.all()}
         views = [view(c, ids) for c in cs]
         for i, v in enumerate(views[1:], 1):
             diff = sorted(str(k) for k in v if v[k] != views[0][k])

@@ -32,6 +32,7 @@ from powernode.core.crypto import KeyPair, sha256
 from powernode.core.tx import Transaction, sign_tx
 from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.wait import wait_until
+from powernode.devnet.workload import root_cert_id
 from tests.e2e.test_market_determinism import MARKETS, TARGET, confirmed, converge, height
 from tests.harness.procnet import ProcessNetwork
 
@@ -56,10 +57,6 @@ WAVE = 12
 
 def reading_message(device: bytes, interval: int, produced: int, consumed: int) -> bytes:
     return encoding.encode(["powernode-reading", CHAIN_ID, device, interval, produced, consumed])
-
-
-def root_cert_id(device: bytes, interval: int) -> bytes:
-    return sha256(b"powernode-cert" + device + interval.to_bytes(8, "big"))
 
 
 def child_cert_id(parent: bytes, txid: bytes) -> bytes:

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from powernode.chain.ledger import Ledger
-from powernode.chain.store import BlockStore
-from powernode.client import RpcClient, RpcError, RpcUnavailable, build_transfer
+from powernode.client import build_transfer
 from powernode.core.crypto import KeyPair
+from powernode.devnet.crash import Replay, ReplayMismatch, TransferLoad
 from powernode.devnet.datadir import free_port, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.process import ProcessNode
 from powernode.devnet.wait import wait_until
-from powernode.state.genesis import parse_genesis_json
 from tests.harness import TEST_CHAIN
 
 pytestmark = pytest.mark.e2e
@@ -49,76 +47,14 @@ def cli_init(datadir: Path, genesis: Path, *extra: str) -> None:
     )
 
 
-class Load(threading.Thread):
-    """Submits transfers from ``senders`` as fast as the node takes them until stopped
-    or the node goes away; remembers which txs the node accepted."""
-
-    def __init__(self, node: ProcessNode, senders: list[KeyPair], chain_id: str) -> None:
-        super().__init__(daemon=True)
-        self.client = RpcClient(node.endpoint, timeout=10)
-        self.senders = senders
-        self.chain_id = chain_id
-        self.accepted: list[str] = []
-        self.halt = threading.Event()
-        self.sink = KeyPair.generate().address
-
-    def run(self) -> None:
-        try:
-            nonces = {
-                s.address: self.client.call("account.get", {"address": s.address.hex()})[
-                    "next_nonce"
-                ]
-                for s in self.senders
-            }
-            while not self.halt.is_set():
-                calls, txs = [], []
-                for s in self.senders:
-                    tx = build_transfer(
-                        s,
-                        chain_id=self.chain_id,
-                        nonce=nonces[s.address],
-                        to=self.sink,
-                        amount=1000,
-                    )
-                    calls.append(("tx.submit", {"raw": tx.raw.hex()}))
-                    txs.append((s, tx))
-                for (s, _tx), res in zip(txs, self.client.batch(calls), strict=True):
-                    if not isinstance(res, RpcError):
-                        self.accepted.append(res)
-                        nonces[s.address] += 1
-        except (RpcUnavailable, OSError, ValueError):
-            return  # the node was killed under us: expected
-        finally:
-            self.client.close()
-
-
-def replay_matches(datadir: Path) -> tuple[int, int]:
-    """Open the stopped node's store and check it against a replay from genesis.
-    Returns (height, total supply)."""
-    params = parse_genesis_json((datadir / "genesis.json").read_bytes())
-    store = BlockStore(datadir / "chain.db")
-    store.open()
-    fresh = BlockStore(datadir.parent / f"replay-{datadir.name}.db")
-    fresh.open()
+def replay_matches(datadir: Path) -> int:
+    """Check the stopped node's store against a replay from genesis (tip, every
+    state record, supply); its height."""
+    replay = Replay(datadir / "genesis.json", datadir.parent / f"replay-{datadir.name}.db")
     try:
-        node = Ledger(params=params, store=store)
-        node.load()
-        replay = Ledger(params=params, store=fresh)
-        replay.load()
-        for entry in node.chain.active[1:]:
-            outcome, _ = replay.submit_block(
-                node.chain.get_block(entry.hash), now=int(time.time()), mono=time.monotonic()
-            )
-            assert outcome == "connected"
-        assert replay.chain.tip.hash == node.chain.tip.hash
-        assert replay.chain.state.data == node.chain.state.data
-        supply = sum(v.balance for (ns, _), v in node.chain.state.data.items() if ns == "acct")
-        allocated = sum(a for _, a in params.allocations)
-        assert supply == allocated + params.block_reward * node.chain.height
-        return node.chain.height, supply
+        return replay.check(datadir / "chain.db").height
     finally:
-        store.close()
-        fresh.close()
+        replay.close()
 
 
 def test_kill9_under_load_restarts_at_last_block(tmp_path: Path) -> None:
@@ -142,7 +78,7 @@ def test_kill9_under_load_restarts_at_last_block(tmp_path: Path) -> None:
     confirmed_total = 0
     try:
         for round_ in range(3):
-            load = Load(node, senders, TEST_CHAIN)
+            load = TransferLoad(node, senders, TEST_CHAIN)
             load.start()
             start_height = node.call("node.info")["height"]
             wait_until(
@@ -185,7 +121,7 @@ def test_kill9_under_load_restarts_at_last_block(tmp_path: Path) -> None:
             assert "node.started" in node.log_text()
         assert confirmed_total > 0, "the load never got a tx confirmed"
         assert node.stop() == 0
-        height, _ = replay_matches(datadir)
+        height = replay_matches(datadir)
         assert height >= 9
     finally:
         node.stop()
@@ -221,3 +157,39 @@ def test_clean_stop_keeps_mempool(tmp_path: Path) -> None:
         assert node.call("account.get", {"address": bob.address.hex()})["balance"] == 100
     finally:
         node.stop()
+
+
+def test_bench_crash_runs_trials_and_its_replay_check_can_fail(tmp_path: Path) -> None:
+    """scripts/bench_crash.py at two trials, run as a user runs it; then its
+    replay check, handed a store of another chain, refuses it."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_crash.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--trials", "2", "--seed", "3", "--wait-quiet", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert re.search(r"^failures\s+0\s", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^trials \(kill -9 under load\)\s+2\s", proc.stdout, re.MULTILINE)
+    assert "trial 2/2" in proc.stderr and "Traceback" not in proc.stderr
+
+    alice = KeyPair.generate()
+    genesis = write_genesis(
+        tmp_path / "genesis.json", dev_genesis({alice.address: FUNDS}, chain_id=TEST_CHAIN)
+    )
+    datadir = tmp_path / "node"
+    cli_init(datadir, genesis)
+    with ProcessNode(datadir) as node:
+        node.start()
+        node.call("dev.mine", {"blocks": 3})
+    other = write_genesis(
+        tmp_path / "other.json", dev_genesis({alice.address: FUNDS + 1}, chain_id=TEST_CHAIN)
+    )
+    replay = Replay(other, tmp_path / "replay.db")
+    try:
+        with pytest.raises(ReplayMismatch):
+            replay.check(datadir / "chain.db")
+    finally:
+        replay.close()
+    assert replay_matches(datadir) == 3
