@@ -41,9 +41,11 @@ def _imported(tree: ast.Module, module: str) -> set[str]:
 
 
 # The one exception: the CLI imports powernode.node (asyncio, aiohttp) only in
-# the commands that start a node, so that every other command starts fast.
+# the commands that start a node, so that every other command starts fast;
+# `run` also reads a storage fault's typed error from the chain layer there.
 LAZY = {
     "powernode.cli.node": {
+        "powernode.chain.storage_faults",
         "powernode.node.config",
         "powernode.node.logging_setup",
         "powernode.node.node",
