@@ -213,6 +213,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             max_bytes=cfg.log.max_bytes,
             backups=cfg.log.backups,
             categories=categories,
+            stderr=a.log_stderr,
         )
     except OSError as exc:
         # A read-only or full data dir shows here first: told as the store
@@ -384,6 +385,12 @@ def add_commands(sub: Subparsers) -> None:
     )
     sp.add_argument(
         "--log-format", choices=["text", "json"], help="log line format (overrides the config)"
+    )
+    sp.add_argument(
+        "--no-log-stderr",
+        dest="log_stderr",
+        action="store_false",
+        help="log to node.log only; stderr keeps the one-line failure (testnets use it)",
     )
     sp.add_argument(
         "--debug",
