@@ -51,12 +51,13 @@ class Endpoint:
     auth: str  # full Authorization header value
 
 
-def endpoint_from_datadir(datadir: Path) -> Endpoint:
+def endpoint_from_datadir(datadir: str | os.PathLike[str]) -> Endpoint:
     """Find a running node's RPC URL and credentials in its data dir.
     RpcUnavailable, naming the file, if they are missing, unreadable or not
     what a node writes there: all of these mean "no node to talk to here",
     which callers polling a starting node (whose node.json may be
     half-written) already treat as "not yet"."""
+    datadir = Path(datadir)  # scripts pass a str as often as a Path
     runtime = datadir / "node.json"
     cookie = datadir / ".cookie"
     if not runtime.exists() or not cookie.exists():
@@ -122,7 +123,7 @@ class RpcClient:
         self._id = 0
 
     @classmethod
-    def from_datadir(cls, datadir: Path, **kw: Any) -> RpcClient:
+    def from_datadir(cls, datadir: str | os.PathLike[str], **kw: Any) -> RpcClient:
         return cls(endpoint_from_datadir(datadir), **kw)
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from powernode.cli.common import counted
 from powernode.client import RpcError, RpcUnavailable
 from powernode.core.crypto import KeyPair
 from powernode.devnet import netns
@@ -107,7 +108,9 @@ def cmd_up(a: argparse.Namespace) -> int:
         p.close_rpc()
         where = f"  netns {n.netns}" if n.netns else ""
         print(f"{p.name}: rpc {info['rpc']}  p2p {info['p2p']}{where}  log {p.log_path}")
-    print(f"testnet {a.chain_id} up in {d}: {a.nodes} nodes, mining {'off' if a.no_mine else 'on'}")
+    print(
+        f"testnet {a.chain_id} up in {d}: {counted(a.nodes, 'node')}, mining {'off' if a.no_mine else 'on'}"
+    )
     return 0
 
 

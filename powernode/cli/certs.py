@@ -21,9 +21,12 @@ from typing import Any
 from powernode.cli.common import (
     Subparsers,
     UserError,
+    add_address_options,
     add_command,
     add_tx_options,
     address_arg,
+    chosen_address,
+    counted,
     emit,
     hex_id,
     report_tx,
@@ -245,7 +248,7 @@ def step_line(s: dict[str, Any]) -> str:
 
 
 def trace_text(t: dict[str, Any]) -> str:
-    head = f"certificate {t['cert']}, root {t['root']}, {len(t['steps'])} steps"
+    head = f"certificate {t['cert']}, root {t['root']}, {counted(len(t['steps']), 'step')}"
     return "\n".join([head, *(step_line(s) for s in t["steps"])])
 
 
@@ -555,7 +558,7 @@ def cmd_cert_proof(a: argparse.Namespace) -> int:
 def cmd_cert_cfe(a: argparse.Namespace) -> int:
     if a.start >= a.end:
         raise UserError("--start must be before --end")
-    who = a.participant if a.participant is not None else signing_key(a).address
+    who = chosen_address(a)
     with rpc_client(a) as c:
         r = c.call("cert.cfe", {"participant": who.hex(), "start": a.start, "end": a.end})
     emit(a, r, cfe_text)
@@ -566,7 +569,7 @@ def cmd_cert_cfe(a: argparse.Namespace) -> int:
 
 
 def group(sub: Subparsers, name: str, help: str) -> Subparsers:
-    sp = sub.add_parser(name, help=help)
+    sp = sub.add_parser(name, help=help, description=help)
     return sp.add_subparsers(dest="action", required=True, metavar="ACTION")
 
 
@@ -577,7 +580,7 @@ def unix_time(what: str) -> Callable[[str], int]:
 def add_commands(sub: Subparsers) -> None:
     dev = group(sub, "device", "metering devices: register, approve, retire, list, get")
     sp = add_command(dev, "register", cmd_device_register, "register a device (starts pending)")
-    sp.add_argument("--kind", required=True, choices=KINDS)
+    sp.add_argument("--kind", required=True, choices=KINDS, help="what the device measures")
     sp.add_argument(
         "--source",
         choices=DEVICE_SOURCES,
@@ -603,23 +606,33 @@ def add_commands(sub: Subparsers) -> None:
         ("retire", build_device_retire, "the owner or an authority: retire a device"),
     ):
         sp = add_command(dev, name, device_tx(build), help)
-        sp.add_argument("device_id", metavar="DEVICE_ID", type=device_id_arg)
+        sp.add_argument(
+            "device_id", metavar="DEVICE_ID", type=device_id_arg, help="the device id (hex)"
+        )
         add_tx_options(sp)
 
     sp = add_command(dev, "list", cmd_device_list, "list devices")
     sp.add_argument("--owner", type=address_arg("--owner"), help="only this owner's")
-    sp.add_argument("--status", choices=DEVICE_STATUSES)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--status", choices=DEVICE_STATUSES, help="only those in this status")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(dev, "get", cmd_device_get, "show a device")
-    sp.add_argument("device_id", metavar="DEVICE_ID", type=device_id_arg)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument(
+        "device_id", metavar="DEVICE_ID", type=device_id_arg, help="the device id (hex)"
+    )
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     met = group(sub, "meter", "meter readings: report, readings")
     sp = add_command(
         met, "report", cmd_meter_report, "sign a reading with the meter key and send it"
     )
-    sp.add_argument("--device", required=True, type=device_id_arg, metavar="DEVICE_ID")
+    sp.add_argument(
+        "--device",
+        required=True,
+        type=device_id_arg,
+        metavar="DEVICE_ID",
+        help="the device id (hex)",
+    )
     sp.add_argument(
         "--interval",
         required=True,
@@ -627,62 +640,109 @@ def add_commands(sub: Subparsers) -> None:
         help="interval start (unix), or 'last': the latest ended interval",
     )
     sp.add_argument(
-        "--produced", type=kwh_arg("--produced", positive=False), default=0, metavar="KWH"
+        "--produced",
+        type=kwh_arg("--produced", positive=False),
+        default=0,
+        metavar="KWH",
+        help="energy produced in the interval, kWh (default 0)",
     )
     sp.add_argument(
-        "--consumed", type=kwh_arg("--consumed", positive=False), default=0, metavar="KWH"
+        "--consumed",
+        type=kwh_arg("--consumed", positive=False),
+        default=0,
+        metavar="KWH",
+        help="energy consumed in the interval, kWh (default 0)",
     )
     sp.add_argument("--meter-key", required=True, help="the device's meter key file")
     add_tx_options(sp)
 
     sp = add_command(met, "readings", cmd_meter_readings, "list a device's readings")
-    sp.add_argument("--device", required=True, type=device_id_arg, metavar="DEVICE_ID")
+    sp.add_argument(
+        "--device",
+        required=True,
+        type=device_id_arg,
+        metavar="DEVICE_ID",
+        help="the device id (hex)",
+    )
     sp.add_argument("--start", type=unix_time("--start"), help="from this interval (unix)")
     sp.add_argument("--end", type=unix_time("--end"), help="before this interval (unix)")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     crt = group(
         sub, "cert", "certificates: issue, transfer, retire, list, get, trace, verify, cfe, proof"
     )
     sp = add_command(crt, "issue", cmd_cert_issue, "authorities: certify a device's interval")
-    sp.add_argument("--device", required=True, type=device_id_arg, metavar="DEVICE_ID")
+    sp.add_argument(
+        "--device",
+        required=True,
+        type=device_id_arg,
+        metavar="DEVICE_ID",
+        help="the device id (hex)",
+    )
     sp.add_argument(
         "--interval", required=True, type=interval_arg, help="interval start (unix) or 'last'"
     )
-    sp.add_argument("--energy-kwh", required=True, type=kwh_arg("--energy-kwh", positive=True))
+    sp.add_argument(
+        "--energy-kwh",
+        required=True,
+        type=kwh_arg("--energy-kwh", positive=True),
+        help="energy in kWh, e.g. 100 or 0.5",
+    )
     add_tx_options(sp)
 
     sp = add_command(crt, "transfer", cmd_cert_transfer, "transfer a certificate or a part of it")
-    sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg)
+    sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg, help="the certificate id (hex)")
     sp.add_argument("--to", required=True, type=address_arg("--to"), help="recipient address")
-    sp.add_argument("--energy-kwh", required=True, type=kwh_arg("--energy-kwh", positive=True))
+    sp.add_argument(
+        "--energy-kwh",
+        required=True,
+        type=kwh_arg("--energy-kwh", positive=True),
+        help="energy in kWh, e.g. 100 or 0.5",
+    )
     add_tx_options(sp)
 
     sp = add_command(
         crt, "retire", cmd_cert_retire, "retire a certificate or a part for a beneficiary"
     )
-    sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg)
-    sp.add_argument("--energy-kwh", required=True, type=kwh_arg("--energy-kwh", positive=True))
+    sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg, help="the certificate id (hex)")
     sp.add_argument(
-        "--beneficiary", required=True, type=text_arg("--beneficiary", 1, MAX_BENEFICIARY)
+        "--energy-kwh",
+        required=True,
+        type=kwh_arg("--energy-kwh", positive=True),
+        help="energy in kWh, e.g. 100 or 0.5",
     )
-    sp.add_argument("--purpose", default="", type=text_arg("--purpose", 0, MAX_PURPOSE))
+    sp.add_argument(
+        "--beneficiary",
+        required=True,
+        type=text_arg("--beneficiary", 1, MAX_BENEFICIARY),
+        help="who the energy is retired for",
+    )
+    sp.add_argument(
+        "--purpose",
+        default="",
+        type=text_arg("--purpose", 0, MAX_PURPOSE),
+        help="why it is retired (optional)",
+    )
     sp.add_argument(
         "--period-start",
         type=unix_time("--period-start"),
         help="consumption period start (default: the certificate's interval)",
     )
-    sp.add_argument("--period-end", type=unix_time("--period-end"))
+    sp.add_argument(
+        "--period-end",
+        type=unix_time("--period-end"),
+        help="consumption period end (default: the certificate's interval)",
+    )
     add_tx_options(sp)
 
     sp = add_command(crt, "list", cmd_cert_list, "list certificates")
-    sp.add_argument("--owner", type=address_arg("--owner"))
-    sp.add_argument("--status", choices=CERT_STATUSES)
-    sp.add_argument("--device", type=device_id_arg, metavar="DEVICE_ID")
-    sp.add_argument("--source", choices=SOURCES)
+    sp.add_argument("--owner", type=address_arg("--owner"), help="only this owner's")
+    sp.add_argument("--status", choices=CERT_STATUSES, help="only those in this status")
+    sp.add_argument("--device", type=device_id_arg, metavar="DEVICE_ID", help="only this device's")
+    sp.add_argument("--source", choices=SOURCES, help="only this energy source")
     sp.add_argument("--start", type=unix_time("--start"), help="generated from (unix)")
     sp.add_argument("--end", type=unix_time("--end"), help="generated before (unix)")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     for name, method, text, help in (
         ("get", "cert.get", cert_text, "show a certificate"),
@@ -690,21 +750,26 @@ def add_commands(sub: Subparsers) -> None:
         ("verify", "cert.verify", verify_text, "check a certificate: valid, source, type"),
     ):
         sp = add_command(crt, name, cert_query(method, text), help)
-        sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg)
-        sp.add_argument("--json", action="store_true")
+        sp.add_argument(
+            "cert_id", metavar="CERT_ID", type=cert_id_arg, help="the certificate id (hex)"
+        )
+        sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(
         crt, "cfe", cmd_cert_cfe, "hourly matching: consumption vs retired certificates"
     )
-    sp.add_argument("--participant", type=address_arg("--participant"), help="default: the key's")
-    sp.add_argument("--key", help="key file (default: the node key)")
-    sp.add_argument("--start", required=True, type=unix_time("--start"))
-    sp.add_argument("--end", required=True, type=unix_time("--end"))
-    sp.add_argument("--json", action="store_true")
+    add_address_options(sp)
+    sp.add_argument(
+        "--start", required=True, type=unix_time("--start"), help="from this interval (unix)"
+    )
+    sp.add_argument(
+        "--end", required=True, type=unix_time("--end"), help="before this interval (unix)"
+    )
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(
         crt, "proof", cmd_cert_proof, "write a certificate's proof (check: verify-proof)"
     )
-    sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg)
+    sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg, help="the certificate id (hex)")
     sp.add_argument("--out", required=True, metavar="FILE", help="where to write the proof")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -189,6 +189,39 @@ def address_arg(what: str) -> Callable[[str], bytes]:
     return parse
 
 
+def add_address_options(sp: argparse.ArgumentParser) -> None:
+    """The account a query is about, taken the same way by every command that
+    takes one: as a positional ADDRESS or as ``--participant`` (alias
+    ``--address``), else the address of ``--key`` (default the node key)."""
+    sp.add_argument(
+        "address",
+        nargs="?",
+        type=address_arg("ADDRESS"),
+        metavar="ADDRESS",
+        help="the account's address (default: the key's); same as --participant",
+    )
+    sp.add_argument(
+        "--participant",
+        "--address",
+        dest="address_option",
+        type=address_arg("--participant"),
+        metavar="ADDRESS",
+        help="the account's address (default: the key's); same as the positional ADDRESS",
+    )
+    sp.add_argument("--key", help="key file whose address is used (default: the node key)")
+
+
+def chosen_address(a: argparse.Namespace) -> bytes:
+    """The address ``add_address_options`` took: both forms naming different
+    accounts is a mistake, not a silent pick of one."""
+    positional: bytes | None = a.address
+    option: bytes | None = a.address_option
+    if positional is not None and option is not None and positional != option:
+        raise UserError("ADDRESS and --participant name different accounts; give one")
+    given = positional if positional is not None else option
+    return given if given is not None else signing_key(a).address
+
+
 def port_number(what: str) -> Callable[[str], int]:
     return whole_number(what, lo=1, hi=65535)
 
@@ -219,7 +252,7 @@ def add_tx_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--key", help="signing key file (default: the node key)")
     sp.add_argument("--fee", default="0.001", help="fee in units (default 0.001)")
     add_wait_option(sp)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run_argv(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
@@ -332,6 +365,11 @@ def signing_key(a: argparse.Namespace) -> KeyPair:
 
 
 # --- output -------------------------------------------------------------------
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun agreeing with it: "1 block", "2 blocks", "0 blocks"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def emit(a: argparse.Namespace, obj: Any, text: Callable[[Any], str]) -> None:

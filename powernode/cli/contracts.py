@@ -30,6 +30,7 @@ from powernode.cli.common import (
     add_command,
     add_tx_options,
     address_arg,
+    counted,
     emit,
     hex_id,
     report_tx,
@@ -290,7 +291,7 @@ def ppa_text(p: dict[str, Any]) -> str:
         f"PPA {p['id']}  {p['status']}",
         f"  seller {p['seller']}  buyer {p['buyer']}",
         f"  {format_kwh(p['total_wh'])} kWh at {format_price(p['price'])}/kWh over "
-        f"{p['duration_days']} days from {when(p['start'])}",
+        f"{counted(p['duration_days'], 'day')} from {when(p['start'])}",
         f"  source: {source}",
         f"  delivered {format_kwh(p['delivered_wh'])} of {format_kwh(p['total_wh'])} kWh "
         f"({pct(p['progress_bps'])}%), paid {format_money(p['paid'])}, "
@@ -338,7 +339,8 @@ def contract_text(c: dict[str, Any]) -> str:
 def contract_line(c: dict[str, Any]) -> str:
     return (
         f"{c['id']}  {c['status']:<9} escrow {format_money(c['escrow'])}  "
-        f"{len(c.get('conditions', []))} conditions, {len(c.get('actions', []))} actions  "
+        f"{counted(len(c.get('conditions', [])), 'condition')}, "
+        f"{counted(len(c.get('actions', [])), 'action')}  "
         f"creator {c['creator'][:12]}.."
     )
 
@@ -565,7 +567,7 @@ def cmd_contract_list(a: argparse.Namespace) -> int:
 
 
 def group(sub: Subparsers, name: str, help: str) -> Subparsers:
-    sp = sub.add_parser(name, help=help)
+    sp = sub.add_parser(name, help=help, description=help)
     return sp.add_subparsers(dest="action", required=True, metavar="ACTION")
 
 
@@ -577,7 +579,9 @@ def add_commands(sub: Subparsers) -> None:
         "reject, show, list",
     )
     sp = add_command(ppa, "propose", cmd_ppa_propose, "the seller proposes a PPA to a buyer")
-    sp.add_argument("--buyer", required=True, type=address_arg("--buyer"))
+    sp.add_argument(
+        "--buyer", required=True, type=address_arg("--buyer"), help="the buyer's address"
+    )
     sp.add_argument(
         "--device",
         type=device_id_arg,
@@ -586,13 +590,21 @@ def add_commands(sub: Subparsers) -> None:
         "deliveries by `ppa deliver`)",
     )
     sp.add_argument("--share", type=share_arg, help="percent of the device's production")
-    sp.add_argument("--total-kwh", required=True, type=kwh_arg("--total-kwh"))
+    sp.add_argument(
+        "--total-kwh",
+        required=True,
+        type=kwh_arg("--total-kwh"),
+        help="energy over the whole term, kWh",
+    )
     sp.add_argument("--price", required=True, type=price_arg, help="units per kWh, e.g. 0.50")
     sp.add_argument(
         "--start", type=time_arg("--start"), default=("+", 0), help="unix time, now, +SECONDS"
     )
     sp.add_argument(
-        "--days", required=True, type=whole_number("--days", lo=1, hi=MAX_DURATION_DAYS)
+        "--days",
+        required=True,
+        type=whole_number("--days", lo=1, hi=MAX_DURATION_DAYS),
+        help=f"the term in days (1..{MAX_DURATION_DAYS})",
     )
     sp.add_argument(
         "--period",
@@ -615,37 +627,42 @@ def add_commands(sub: Subparsers) -> None:
         ("terminate", "ppa.terminate", "terminate: both parties, or one after the other's default"),
     ):
         sp = add_command(ppa, name, ppa_id_tx(tx_type), help)
-        sp.add_argument("ppa_id", metavar="PPA_ID", type=ppa_id_arg)
+        sp.add_argument("ppa_id", metavar="PPA_ID", type=ppa_id_arg, help="the PPA id (hex)")
         add_tx_options(sp)
 
     sp = add_command(ppa, "fund", cmd_ppa_fund, "top up a PPA's escrow")
-    sp.add_argument("ppa_id", metavar="PPA_ID", type=ppa_id_arg)
+    sp.add_argument("ppa_id", metavar="PPA_ID", type=ppa_id_arg, help="the PPA id (hex)")
     sp.add_argument("--amount", required=True, type=money_arg("--amount"), help="units")
     add_tx_options(sp)
 
     sp = add_command(ppa, "deliver", cmd_ppa_deliver, "the seller claims a delivery (no device)")
-    sp.add_argument("ppa_id", metavar="PPA_ID", type=ppa_id_arg)
-    sp.add_argument("--energy-kwh", required=True, type=kwh_arg("--energy-kwh"))
+    sp.add_argument("ppa_id", metavar="PPA_ID", type=ppa_id_arg, help="the PPA id (hex)")
+    sp.add_argument(
+        "--energy-kwh",
+        required=True,
+        type=kwh_arg("--energy-kwh"),
+        help="energy in kWh, e.g. 100 or 0.5",
+    )
     sp.add_argument(
         "--interval", required=True, type=whole_number("--interval"), help="unix time delivered"
     )
     add_tx_options(sp)
 
     sp = add_command(ppa, "confirm", cmd_ppa_confirm, "the buyer confirms a claimed delivery")
-    sp.add_argument("ppa_id", metavar="PPA_ID", type=ppa_id_arg)
+    sp.add_argument("ppa_id", metavar="PPA_ID", type=ppa_id_arg, help="the PPA id (hex)")
     sp.add_argument(
         "--delivery", required=True, type=whole_number("--delivery"), help="delivery number"
     )
     add_tx_options(sp)
 
     sp = add_command(ppa, "show", cmd_ppa_show, "a PPA's status, progress and deliveries")
-    sp.add_argument("ppa_id", metavar="PPA_ID", type=ppa_id_arg)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("ppa_id", metavar="PPA_ID", type=ppa_id_arg, help="the PPA id (hex)")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(ppa, "list", cmd_ppa_list, "list PPAs")
     sp.add_argument("--party", type=address_arg("--party"), help="seller or buyer")
-    sp.add_argument("--status", choices=PPA_STATUSES)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--status", choices=PPA_STATUSES, help="only those in this status")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     con = group(
         sub, "contract", "declarative contracts: create, approve, execute, cancel, show, list"
@@ -676,15 +693,19 @@ def add_commands(sub: Subparsers) -> None:
         ("cancel", "contract.cancel", "the creator cancels after expiry (escrow refunded)"),
     ):
         sp = add_command(con, name, contract_id_tx(tx_type), help)
-        sp.add_argument("contract_id", metavar="CONTRACT_ID", type=contract_id_arg)
+        sp.add_argument(
+            "contract_id", metavar="CONTRACT_ID", type=contract_id_arg, help="the contract id (hex)"
+        )
         add_tx_options(sp)
         sp.set_defaults(fee=None)
 
     sp = add_command(con, "show", cmd_contract_show, "a contract's terms and status")
-    sp.add_argument("contract_id", metavar="CONTRACT_ID", type=contract_id_arg)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument(
+        "contract_id", metavar="CONTRACT_ID", type=contract_id_arg, help="the contract id (hex)"
+    )
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(con, "list", cmd_contract_list, "list contracts")
-    sp.add_argument("--party", type=address_arg("--party"))
-    sp.add_argument("--status", choices=CONTRACT_STATUSES)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--party", type=address_arg("--party"), help="only contracts with this party")
+    sp.add_argument("--status", choices=CONTRACT_STATUSES, help="only those in this status")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")

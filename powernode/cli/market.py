@@ -17,8 +17,10 @@ from typing import Any
 from powernode.cli.common import (
     Subparsers,
     UserError,
+    add_address_options,
     add_command,
     add_tx_options,
+    chosen_address,
     emit,
     report_tx,
     rpc_client,
@@ -356,7 +358,7 @@ def order_line(o: dict[str, Any]) -> str:
 
 
 def cmd_orders(a: argparse.Namespace) -> int:
-    addr = parse_address(a.participant) if a.participant else signing_key(a).address
+    addr = chosen_address(a)
     params: dict[str, Any] = {"participant": addr.hex()}
     if a.status:
         params["status"] = a.status
@@ -406,8 +408,18 @@ def position_text(p: dict[str, Any]) -> str:
     )
 
 
+def participant_text(p: dict[str, Any]) -> str:
+    # Capacity in kW, the unit `register --capacity-kw` takes; the RPC's
+    # capacity_w (and --json) stays in W, the integer the chain holds.
+    return (
+        f"participant {p['address']}  role {p['role']}  location {p['location']}  "
+        f"capacity {format_decimal(p['capacity_w'], 3)} kW  "
+        f"registered at height {p['registered_height']}"
+    )
+
+
 def cmd_position(a: argparse.Namespace) -> int:
-    addr = parse_address(a.address) if a.address else signing_key(a).address
+    addr = chosen_address(a)
     with rpc_client(a) as c:
         p = c.call("market.position", {"participant": addr.hex()})
     emit(a, p, position_text)
@@ -415,10 +427,10 @@ def cmd_position(a: argparse.Namespace) -> int:
 
 
 def cmd_participant(a: argparse.Namespace) -> int:
-    addr = parse_address(a.address) if a.address else signing_key(a).address
+    addr = chosen_address(a)
     with rpc_client(a) as c:
         p = c.call("market.participant", {"address": addr.hex()})
-    emit(a, p, lambda p: "  ".join(f"{k} {v}" for k, v in p.items()))
+    emit(a, p, participant_text)
     return 0
 
 
@@ -427,14 +439,18 @@ def cmd_participant(a: argparse.Namespace) -> int:
 
 def add_commands(sub: Subparsers) -> None:
     sp = add_command(sub, "register", cmd_register, "register the key as a market participant")
-    sp.add_argument("--role", required=True, choices=ROLES)
+    sp.add_argument(
+        "--role", required=True, choices=ROLES, help="what the participant does on the market"
+    )
     sp.add_argument("--location", required=True, help="location or grid zone, e.g. Beijing")
     sp.add_argument("--capacity-kw", required=True, help="capacity in kW, e.g. 1000 or 2.5")
     add_tx_options(sp)
 
     sp = add_command(sub, "order", cmd_order, "sign and submit a market order")
-    sp.add_argument("--side", required=True, choices=SIDES)
-    sp.add_argument("--product", default="spot", choices=PRODUCTS)
+    sp.add_argument("--side", required=True, choices=SIDES, help="buy or sell energy")
+    sp.add_argument(
+        "--product", default="spot", choices=PRODUCTS, help="the market product (default spot)"
+    )
     sp.add_argument(
         "--slot", type=slot_arg, default="next", help="delivery slot start (unix) or 'next'"
     )
@@ -456,7 +472,9 @@ def add_commands(sub: Subparsers) -> None:
     add_tx_options(sp)
 
     sp = add_command(sub, "book", cmd_book, "show a delivery slot's order book")
-    sp.add_argument("--product", default="spot", choices=PRODUCTS)
+    sp.add_argument(
+        "--product", default="spot", choices=PRODUCTS, help="the market product (default spot)"
+    )
     sp.add_argument(
         "--slot", type=slot_arg, default="next", help="delivery slot start (unix) or 'next'"
     )
@@ -466,16 +484,24 @@ def add_commands(sub: Subparsers) -> None:
         default=10,
         help=f"price levels per side, 1..{MAX_BOOK_LEVELS} (default 10)",
     )
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(sub, "trades", cmd_trades, "list trades, oldest first")
-    sp.add_argument("--product", choices=PRODUCTS)
+    sp.add_argument("--product", choices=PRODUCTS, help="only this product (default all)")
     sp.add_argument(
         "--slot", type=slot_arg, help="delivery slot start (unix) or 'next'; needs --product"
     )
     sp.add_argument("--participant", help="only trades of this address")
-    sp.add_argument("--from-height", type=whole_number("--from-height"))
-    sp.add_argument("--to-height", type=whole_number("--to-height"))
+    sp.add_argument(
+        "--from-height",
+        type=whole_number("--from-height"),
+        help="only trades at or above this block height",
+    )
+    sp.add_argument(
+        "--to-height",
+        type=whole_number("--to-height"),
+        help="only trades at or below this block height",
+    )
     sp.add_argument(
         "--limit",
         type=whole_number("--limit", lo=1, hi=MAX_TRADES),
@@ -483,7 +509,7 @@ def add_commands(sub: Subparsers) -> None:
         help=f"at most this many, 1..{MAX_TRADES} (default 100)",
     )
     sp.add_argument("--status", choices=TRADE_STATUSES, help="only trades in this state")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(
         sub,
@@ -491,28 +517,25 @@ def add_commands(sub: Subparsers) -> None:
         cmd_position,
         "a participant's energy bought, sold, delivered and undelivered, balance and escrows",
     )
-    sp.add_argument("address", nargs="?", help="address (default: the key's)")
-    sp.add_argument("--key", help="key file (default: the node key)")
-    sp.add_argument("--json", action="store_true")
+    add_address_options(sp)
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(sub, "orders", cmd_orders, "list a participant's orders")
-    sp.add_argument("--participant", help="address (default: the key's)")
-    sp.add_argument("--status", choices=ORDER_STATUSES)
-    sp.add_argument("--key", help="key file (default: the node key)")
-    sp.add_argument("--json", action="store_true")
+    add_address_options(sp)
+    sp.add_argument("--status", choices=ORDER_STATUSES, help="only those in this status")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(
         sub, "stats", cmd_stats, "market statistics: trades, volume, prices, open orders"
     )
-    sp.add_argument("--product", choices=PRODUCTS)
+    sp.add_argument("--product", choices=PRODUCTS, help="only this product (default all)")
     sp.add_argument(
         "--slot", type=slot_arg, help="delivery slot start (unix) or 'next'; needs --product"
     )
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(
         sub, "participant", cmd_participant, "show a market participant's registration"
     )
-    sp.add_argument("address", nargs="?", help="address (default: the key's)")
-    sp.add_argument("--key", help="key file (default: the node key)")
-    sp.add_argument("--json", action="store_true")
+    add_address_options(sp)
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")

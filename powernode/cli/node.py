@@ -18,8 +18,11 @@ from pathlib import Path
 from powernode.cli.common import (
     Subparsers,
     UserError,
+    add_address_options,
     add_command,
     add_wait_option,
+    chosen_address,
+    counted,
     emit,
     os_error_text,
     port_number,
@@ -210,6 +213,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             max_bytes=cfg.log.max_bytes,
             backups=cfg.log.backups,
             categories=categories,
+            stderr=a.log_stderr,
         )
     except OSError as exc:
         # A read-only or full data dir shows here first: told as the store
@@ -304,15 +308,14 @@ def cmd_status(a: argparse.Namespace) -> int:
         info,
         lambda i: (
             f"chain {i['chain_id']}  height {i['height']}  tip {i['tip']}\n"
-            f"mempool {i['mempool_size']} txs  mining {'on' if i['mining'] else 'off'}  rpc {i['rpc']}"
+            f"mempool {counted(i['mempool_size'], 'tx')}  mining {'on' if i['mining'] else 'off'}  rpc {i['rpc']}"
         ),
     )
     return 0
 
 
 def cmd_balance(a: argparse.Namespace) -> int:
-    addr = a.address or signing_key(a).address.hex()
-    parse_address(addr)
+    addr = chosen_address(a).hex()
     with rpc_client(a) as c:
         acct = c.call("account.get", {"address": addr})
     acct["balance_units"] = format_units(acct["balance"])
@@ -345,7 +348,7 @@ def cmd_stop(a: argparse.Namespace) -> int:
 def cmd_mine(a: argparse.Namespace) -> int:
     with rpc_client(a) as c:
         r = c.call("dev.mine", {"blocks": a.blocks})
-    emit(a, r, lambda r: f"mined {len(r['hashes'])} blocks, height {r['height']}")
+    emit(a, r, lambda r: f"mined {counted(len(r['hashes']), 'block')}, height {r['height']}")
     return 0
 
 
@@ -357,8 +360,20 @@ def add_commands(sub: Subparsers) -> None:
     chain = sp.add_mutually_exclusive_group()
     chain.add_argument("--dev", action="store_true", help="a new dev chain funding this node's key")
     chain.add_argument("--genesis", help="join the chain of this genesis file")
-    sp.add_argument("--rpc-port", type=port_number("--rpc-port"), default=8645, metavar="PORT")
-    sp.add_argument("--p2p-port", type=port_number("--p2p-port"), default=8646, metavar="PORT")
+    sp.add_argument(
+        "--rpc-port",
+        type=port_number("--rpc-port"),
+        default=8645,
+        metavar="PORT",
+        help="RPC port written to the config (default 8645)",
+    )
+    sp.add_argument(
+        "--p2p-port",
+        type=port_number("--p2p-port"),
+        default=8646,
+        metavar="PORT",
+        help="peer-to-peer port written to the config (default 8646)",
+    )
     sp.add_argument("--mine", action="store_true", help="enable mining in the config")
 
     sp = add_command(sub, "run", cmd_run, "run the node in the foreground")
@@ -368,7 +383,15 @@ def add_commands(sub: Subparsers) -> None:
         action="store_true",
         help="serve Prometheus /metrics on [metrics] host:port (overrides the config)",
     )
-    sp.add_argument("--log-format", choices=["text", "json"])
+    sp.add_argument(
+        "--log-format", choices=["text", "json"], help="log line format (overrides the config)"
+    )
+    sp.add_argument(
+        "--no-log-stderr",
+        dest="log_stderr",
+        action="store_false",
+        help="log to node.log only; stderr keeps the one-line failure (testnets use it)",
+    )
     sp.add_argument(
         "--debug",
         action="append",
@@ -384,12 +407,11 @@ def add_commands(sub: Subparsers) -> None:
     )
 
     sp = add_command(sub, "status", cmd_status, "show the node's chain, tip and mempool")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(sub, "balance", cmd_balance, "show an account's balance and nonce")
-    sp.add_argument("address", nargs="?", help="address (default: the key's)")
-    sp.add_argument("--key", help="key file (default: the node key)")
-    sp.add_argument("--json", action="store_true")
+    add_address_options(sp)
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(sub, "transfer", cmd_transfer, "sign and submit a transfer")
     sp.add_argument("--to", required=True, help="recipient address (hex)")
@@ -397,7 +419,7 @@ def add_commands(sub: Subparsers) -> None:
     sp.add_argument("--fee", default="0.001", help="fee in units (default 0.001)")
     sp.add_argument("--key", help="sender key file (default: the node key)")
     add_wait_option(sp)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     add_command(sub, "stop", cmd_stop, "stop the running node cleanly")
 
@@ -409,5 +431,6 @@ def add_commands(sub: Subparsers) -> None:
         nargs="?",
         default=1,
         metavar="BLOCKS",
+        help="how many blocks to mine (default 1)",
     )
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -88,4 +88,4 @@ def add_commands(sub: Subparsers) -> None:
         default=0,
         help="refuse unless the last lineage block has this many confirmations",
     )
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")

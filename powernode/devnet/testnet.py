@@ -8,7 +8,8 @@ tests. Layout of the directory::
     DIR/keys/demoK.key      funded demo accounts (hex private keys)
     DIR/nodeI/              each node's data dir (node.key, genesis.json,
                             config.toml listing every other node as a peer,
-                            node.log, stderr.log, chain.db, ...)
+                            node.log, chain.db, ...; stderr.log: only what is
+                            not a log line, as the nodes run --no-log-stderr)
 """
 
 from __future__ import annotations
@@ -149,7 +150,11 @@ class TestnetLayout:
 
     def process(self, name: str) -> ProcessNode:
         """A ``ProcessNode`` for node ``name`` (in its namespace, if any)."""
-        return ProcessNode(self.datadir(name), netns=self.node(name).netns)
+        # Log lines go to node.log only, so stderr.log is not its copy: it
+        # holds what is not a log line (the one-line failure, a traceback).
+        return ProcessNode(
+            self.datadir(name), netns=self.node(name).netns, extra_args=("--no-log-stderr",)
+        )
 
     def client(self, name: str, *, timeout: float = 30.0) -> RpcClient:
         """An RPC client for node ``name`` (which must be running), made in

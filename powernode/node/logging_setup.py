@@ -149,16 +149,21 @@ def setup_logging(
     max_bytes: int = 0,
     backups: int = 0,
     categories: Mapping[str, str] | None = None,
+    stderr: bool = True,
 ) -> None:
+    """Log to ``file`` and, with ``stderr``, to stderr too. Without it (``run
+    --no-log-stderr``, as a testnet starts its nodes) stderr keeps only what
+    is not a log line: the one-line failure and a crash's traceback."""
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
     root = logging.getLogger("powernode")
     root.handlers.clear()
     root.setLevel(level.upper())
     root.propagate = False
-    err = logging.StreamHandler(sys.stderr)
-    err.set_name(_STDERR)
-    err.setFormatter(formatter)
-    root.addHandler(err)
+    if stderr or file is None:
+        err = logging.StreamHandler(sys.stderr)
+        err.set_name(_STDERR)
+        err.setFormatter(formatter)
+        root.addHandler(err)
     if file is not None:
         fh = LogFile(file, max_bytes=max_bytes, backups=backups)
         fh.setFormatter(formatter)

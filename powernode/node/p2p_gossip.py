@@ -156,6 +156,7 @@ class Gossip:
                     peer.send(GetData("tx", want))
             else:
                 peer.known_blocks.update(msg.hashes)
+                self._peer_has(peer, msg.hashes)
                 self.sync.on_block_inv(peer, msg.hashes)
         elif isinstance(msg, GetData):
             self._serve(peer, msg)
@@ -166,6 +167,8 @@ class Gossip:
         elif isinstance(msg, BlockMsg):
             self._on_block(peer, msg.raw)
         elif isinstance(msg, GetHeaders):
+            # A locator starts at the peer's tip.
+            self._peer_has(peer, msg.locator[:1])
             headers = self.node.chain.headers_after(msg.locator, msg.stop, 2000)
             peer.send(Headers([h.encode() for h in headers]))
         elif isinstance(msg, Headers):
@@ -209,6 +212,7 @@ class Gossip:
                     missing.append(h)
                     continue
                 peer.known_blocks.add(h)
+                self._peer_has(peer, [h])
                 peer.send(BlockMsg(block.raw))
         if missing:
             peer.send(NotFound(msg.kind, missing[:MAX_INV]))
@@ -303,6 +307,15 @@ class Gossip:
             left = self._backlog.pop(peer.id, None) or []
             checking.difference_update(tx.txid for tx in left)
 
+    def _peer_has(self, peer: Peer, hashes: list[bytes]) -> None:
+        """Raise the peer's height to the highest of these blocks we know
+        (dict lookups only: an inv costs the peer nothing)."""
+        index = self.node.chain.index
+        for h in hashes:
+            entry = index.get(h)
+            if entry is not None:
+                peer.has(entry)
+
     def _known_tx(self, txid: bytes) -> Transaction | None:
         entry = self.node.mempool.get(txid)
         return None if entry is None else entry.tx
@@ -323,8 +336,9 @@ class Gossip:
             if proves_misbehaviour(exc):
                 raise ProtocolError(f"invalid block: {exc.message}", code=exc.code) from exc
             return
-        if block.height > peer.height:
-            peer.height = block.height
+        # An orphan is not in the index yet, but the peer has it all the same.
+        peer.height = max(peer.height, block.height)
+        self._peer_has(peer, [block.hash])
         self.sync.on_block(peer, block, outcome)
 
     def announce_txs(

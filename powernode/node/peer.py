@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import ClientWebSocketResponse, WSCloseCode, web
 
+from powernode.chain.index import IndexEntry
 from powernode.logkit import emit
 from powernode.protocol.messages import Message
 from powernode.protocol.peer import PeerProtocol
@@ -157,6 +158,8 @@ class Peer:
     # Why we are closing it, when the close comes from elsewhere than its
     # reader (a gossip task); logged as the disconnect's reason.
     close_reason: str = ""
+    # The best height and work the peer has shown: from its hello, then
+    # raised by every block it has (see ``has``); never lowered.
     height: int = 0
     work: int = 0
     _queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
@@ -213,6 +216,16 @@ class Peer:
             await asyncio.wait([writer])
             if not writer.cancelled() and (exc := writer.exception()) is not None:
                 emit(log, "peer.writer_failed", logging.WARNING, peer=self.key, reason=repr(exc))
+
+    def has(self, entry: IndexEntry) -> None:
+        """The peer has this block of our index (it sent it, announced it,
+        named it as its tip in a locator, or asked us for it, which it does
+        only for blocks whose headers it holds): its height and work are at
+        least that block's. Without this the node that mined a tip would
+        see its peers at their hello height for ever, since they never send
+        it back a block it gave them."""
+        self.height = max(self.height, entry.height)
+        self.work = max(self.work, entry.work)
 
     def info(self, at_ms: int) -> dict[str, object]:
         remote = self.proto.remote

@@ -207,6 +207,26 @@ def p2p_port_70000(tmp: Path) -> None:
     initialised(edit)(tmp)
 
 
+def p2p_port_taken(tmp: Path) -> None:
+    """``dd`` initialised with p2p on, its p2p port held by a listening
+    socket (kept for the module, as ``port_taken``'s)."""
+    sock = socket.socket()
+    sock.bind((LOOPBACK, 0))
+    sock.listen()
+    _HELD.append(sock)
+    port = sock.getsockname()[1]
+
+    def edit(d: Path) -> None:
+        text = (d / "config.toml").read_text()
+        head, p2p = text.split("[p2p]")
+        p2p, sep, rest = p2p.partition("\n[")  # the [p2p] table alone
+        p2p = p2p.replace("enabled = false", "enabled = true")
+        p2p = re.sub(r"(?m)^port = \d+", f"port = {port}", p2p)
+        (d / "config.toml").write_text(head + "[p2p]" + p2p + sep + rest)
+
+    initialised(edit)(tmp)
+
+
 def live_pid(tmp: Path) -> None:
     """node.json naming a live process: this test's."""
     initialised(lambda d: (d / "node.json").write_text(json.dumps({"pid": os.getpid()})))(tmp)
@@ -357,6 +377,11 @@ ROWS = [
         setup=config_edit('level = "info"', 'level = "loud"'), proc=True, logged=True),
     row("rpc-port-in-use", "run --datadir @dd", "Address already in use", setup=port_taken,
         proc=True, logged=True),
+    row("p2p-port-in-use", "run --datadir @dd", "Address already in use",
+        setup=p2p_port_taken, proc=True, logged=True),
+    # An existing key: init refuses the dir and leaves it as it was (no node
+    # ran there, so no node.log is written either).
+    row("proc-init-over-existing-key", "init --datadir @keyed --dev", "is not empty", proc=True),
     row("wait-abc", f"{SEND} --wait abc", "--wait"),
     row("mine-abc", "mine abc --datadir @dd", "BLOCKS: expected a whole number"),
     # --- the same kinds, through the installed script -----------------------------------

@@ -73,6 +73,10 @@ def test_register_trade_query_cancel(mining_node: tuple[Path, ProcessNode], tmp_
     assert "registered as consumer in Shanghai, 500 kW" in text
     who = pj("participant", *dd, consumer)
     assert who == {**who, "role": "consumer", "location": "Shanghai", "capacity_w": 500_000}
+    # The text shows capacity in kW, as register took it (the JSON keeps W),
+    # and --participant names the same account as the positional address.
+    shown = pn("participant", *dd, "--participant", consumer).stdout
+    assert "capacity 500 kW" in shown and "500000" not in shown
 
     # A dev node mining flat out pushes block times ahead of the clock (each
     # block must beat the median of the last 11), up to max_future (2 h): a

@@ -58,6 +58,25 @@ async def test_every_method_refuses_a_param_it_does_not_declare(dev_node: DevNod
 
 
 @pytest.mark.parametrize(
+    ("method", "params", "unknown"),
+    [
+        # The two the new-operator pass found ignoring a typo: next to
+        # params they do take, the unknown one is still refused.
+        ("chain.block", {"height": 0, "verbos": True}, "verbos"),
+        ("chain.block", {"height": 0, "verbose": True, "full": True}, "full"),
+        ("node.info", {"verbose": True}, "verbose"),
+    ],
+)
+async def test_a_typo_next_to_good_params_is_refused(
+    dev_node: DevNode, method: str, params: dict[str, Any], unknown: str
+) -> None:
+    with pytest.raises(RpcError) as info:
+        await dev_node.rpc.call(method, params)
+    assert (info.value.code, info.value.reason) == (-32602, "invalid_params")
+    assert unknown in info.value.message
+
+
+@pytest.mark.parametrize(
     ("body", "number", "code"),
     [
         (b"{not json", -32700, "parse_error"),
