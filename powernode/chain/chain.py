@@ -146,6 +146,22 @@ class Chain:
                 self._candidates.add(entry)
         return self.activate_best_chain()
 
+    def reset_for_reindex(self) -> None:
+        """Before ``load``: drop what the store derived from its blocks, so
+        that ``load`` re-applies the stored most-work chain from genesis
+        (``BlockStore.reset_to_genesis``). A store of another chain is
+        refused as ``load`` refuses it, before anything is written."""
+        stored = self.store.get_meta("genesis")
+        if stored is None:
+            return  # a new store: nothing to rebuild
+        if stored != self.genesis.hash:
+            raise GenesisError(
+                f"data dir holds chain {stored.hex()[:16]}, genesis file gives {self.genesis.hash.hex()[:16]}"
+            )
+        self.store.reset_to_genesis(
+            self.genesis, genesis_result(self.params).diff, HAVE_DATA | CONNECTED_ONCE
+        )
+
     # --- queries ------------------------------------------------------------
 
     @property
