@@ -85,6 +85,15 @@ def mixed_blocks(node: ProcessNode, keys: list[KeyPair], rounds: int) -> None:
         node.call("dev.mine", {"blocks": 1})
 
 
+def raw_offset(raw: bytes, height: int) -> int:
+    """Where block ``height``'s length prefix starts in an export from 1."""
+    pos = 8
+    pos += 4 + int.from_bytes(raw[pos : pos + 4], "big")
+    for _ in range(1, height):
+        pos += 4 + int.from_bytes(raw[pos : pos + 4], "big")
+    return pos
+
+
 class TxLoad:
     """Transfers submitted from a thread until stopped (a mining node's load)."""
 
@@ -142,8 +151,19 @@ def test_backup_under_load_restores_to_the_same_tip_and_state_root(
         # An existing file is refused without --force, with one line.
         again = pn("backup", "--datadir", str(a_dir), "--out", str(out))
         one_line_error(again, "exists")
+        # The node writes the file: a path relative to its own folder is refused.
+        refused = pn("rpc", "--datadir", str(a_dir), "node.backup", '{"path": "x.db"}')
+        one_line_error(refused, "absolute")
         a.call("miner.stop")
 
+    # A store of another chain, or a file that is no store, is not restored.
+    other_dir = tmp_path / "other"
+    init_datadir(other_dir, make_genesis(tmp_path / "other.json", keys, chain_id="powernode-other"))
+    one_line_error(pn("restore", "--datadir", str(other_dir), "--from", str(out)), "not restoring")
+    one_line_error(
+        pn("restore", "--datadir", str(b_dir), "--from", str(genesis)), "not a powernode store"
+    )
+    assert not (other_dir / "chain.db").exists() and not (b_dir / "chain.db").exists()
     ok("restore", "--datadir", str(b_dir), "--from", str(out))
     with ProcessNode(b_dir) as b:
         b.start()
@@ -208,6 +228,16 @@ def test_export_import_bootstraps_a_fresh_node(tmp_path: Path, keys: list[KeyPai
         x.start()
         one_line_error(pn("import", "--datadir", str(x_dir), str(export)), "not importing")
         assert x.call("node.info")["height"] == 0
+    # A file cut short inside block 6: the five before it are imported.
+    cut = tmp_path / "cut.pwn"
+    raw = export.read_bytes()
+    with ProcessNode(tmp_path / "d") as d_node:
+        init_datadir(d_node.datadir, genesis)
+        d_node.start()
+        offset = raw_offset(raw, 6)
+        cut.write_bytes(raw[: offset + 10])
+        one_line_error(pn("import", "--datadir", str(d_node.datadir), str(cut)), "cut short")
+        assert d_node.call("node.info")["height"] == 5
     garbage = tmp_path / "garbage.pwn"
     garbage.write_bytes(b"not an export")
     one_line_error(pn("import", "--datadir", str(c_dir), str(garbage)), "not a powernode")
