@@ -73,8 +73,9 @@ def read_header(f: BinaryIO) -> BlockFileHeader:
     (n,) = _LEN.unpack(_exactly(f, _LEN.size, "the header"))
     if n > MAX_HEADER_BYTES:
         raise BlockFileError(f"a header of {n} bytes: not a powernode block export")
+    raw = _exactly(f, n, "the header")
     try:
-        doc = json.loads(_exactly(f, n, "the header"))
+        doc = json.loads(raw)
         header = BlockFileHeader(
             chain_id=str(doc["chain_id"]),
             genesis=bytes.fromhex(doc["genesis"]),

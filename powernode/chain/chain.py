@@ -106,6 +106,10 @@ class Chain:
         self._sources: OrderedDict[bytes, str] = OrderedDict()
         # The clock of the submit being handled (for block.connected's age_s=).
         self._now: int | None = None
+        # False while a reindex re-applies a whole stored chain (node.py):
+        # an activation's update would otherwise hold every block it
+        # connected, and its result, in memory until the end.
+        self.keep_connected = True
 
     # --- loading ------------------------------------------------------------
 
@@ -323,7 +327,9 @@ class Chain:
                 e = e.prev
             for entry in reversed(path):
                 try:
-                    update.connected.append(self._connect(entry))
+                    connected = self._connect(entry)
+                    if self.keep_connected:
+                        update.connected.append(connected)
                 except StorageError:
                     # The disk failed, not the block: marking it invalid
                     # would refuse it for good. The store refuses every

@@ -210,6 +210,7 @@ class Node:
             ledger.chain.reset_for_reindex()
             emit(log, "reindex.started", blocks=store.block_count())
             ledger.chain.connect_observer = ReindexProgress(ledger.chain, self.metrics)
+            ledger.chain.keep_connected = False
         try:
             ledger.load()
         except DecodeError as exc:  # bytes SQLite kept intact, but wrong
@@ -221,6 +222,7 @@ class Node:
         tip = ledger.chain.tip
         if self.reindex:
             ledger.chain.connect_observer = self.metrics.connect_seconds.observe
+            ledger.chain.keep_connected = True
             emit(
                 log,
                 "reindex.done",
