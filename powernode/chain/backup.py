@@ -50,7 +50,7 @@ def backup_store(
     if out.is_dir():
         raise BackupFailed(f"{out} is a directory; give a file name")
     if out.exists() and not force:
-        raise BackupFailed(f"{out} exists; give force to replace it")
+        raise BackupFailed(f"{out} exists; give force (backup --force) to replace it")
     if not out.parent.is_dir():
         raise BackupFailed(f"cannot write {out}: folder {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.partial")

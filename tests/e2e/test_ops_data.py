@@ -15,7 +15,7 @@ import pytest
 
 from powernode.client import build_register, build_transfer
 from powernode.core.crypto import KeyPair
-from powernode.devnet.datadir import init_datadir, write_genesis
+from powernode.devnet.datadir import init_datadir, write_config, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.process import ProcessNode
 from powernode.devnet.wait import wait_until
@@ -133,7 +133,9 @@ def test_backup_under_load_restores_to_the_same_tip_and_state_root(
     genesis = make_genesis(tmp_path / "genesis.json", keys)
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     init_datadir(a_dir, genesis, key=keys[0])
+    _, a_p2p = write_config(a_dir, p2p=True)
     init_datadir(b_dir, genesis)
+    write_config(b_dir, p2p=True, peers=[f"127.0.0.1:{a_p2p}"])
     out = tmp_path / "backups" / "chain-backup.db"
     out.parent.mkdir()
     with ProcessNode(a_dir) as a:
@@ -154,28 +156,36 @@ def test_backup_under_load_restores_to_the_same_tip_and_state_root(
         # The node writes the file: a path relative to its own folder is refused.
         refused = pn("rpc", "--datadir", str(a_dir), "node.backup", '{"path": "x.db"}')
         one_line_error(refused, "absolute")
-        a.call("miner.stop")
 
-    # A store of another chain, or a file that is no store, is not restored.
-    other_dir = tmp_path / "other"
-    init_datadir(other_dir, make_genesis(tmp_path / "other.json", keys, chain_id="powernode-other"))
-    one_line_error(pn("restore", "--datadir", str(other_dir), "--from", str(out)), "not restoring")
-    one_line_error(
-        pn("restore", "--datadir", str(b_dir), "--from", str(genesis)), "not a powernode store"
-    )
-    assert not (other_dir / "chain.db").exists() and not (b_dir / "chain.db").exists()
-    ok("restore", "--datadir", str(b_dir), "--from", str(out))
-    with ProcessNode(b_dir) as b:
-        b.start()
-        assert tip_of(b) == (r["height"], r["tip"], backup_root)
-        # A restore into a running node's data dir is refused.
+        # A store of another chain, or a file that is no store, is not restored.
+        other_dir = tmp_path / "other"
+        other = make_genesis(tmp_path / "other.json", keys, chain_id="powernode-other")
+        init_datadir(other_dir, other)
         one_line_error(
-            pn("restore", "--datadir", str(b_dir), "--from", str(out), "--force"), "stop it first"
+            pn("restore", "--datadir", str(other_dir), "--from", str(out)), "not restoring"
         )
-        # It continues from there: a new block on the restored chain.
-        b.call("dev.mine", {"blocks": 1})
-        assert b.call("node.info")["height"] == r["height"] + 1
-        assert b.call("chain.block", {"height": r["height"]})["hash"] == r["tip"]
+        one_line_error(
+            pn("restore", "--datadir", str(b_dir), "--from", str(genesis)), "not a powernode store"
+        )
+        assert not (other_dir / "chain.db").exists() and not (b_dir / "chain.db").exists()
+        ok("restore", "--datadir", str(b_dir), "--from", str(out))
+
+        with ProcessNode(b_dir) as b:
+            b.start()
+            # It started at the backup's tip (before syncing on from A)...
+            loaded = [line for line in b.log_text().splitlines() if "chain.loaded" in line]
+            assert len(loaded) == 1
+            assert f"height={r['height']} hash={r['tip']} " in loaded[0]
+            assert state_at(b, r["height"]) == (r["tip"], backup_root)
+            # ...and syncs on from its peer, the original still mining.
+            target = a.call("node.info")["height"]
+            wait_until(lambda: b.call("node.info")["height"] >= target, what="b synced")
+            assert state_at(b, target) == state_at(a, target)
+            # A restore into a running node's data dir is refused.
+            one_line_error(
+                pn("restore", "--datadir", str(b_dir), "--from", str(out), "--force"),
+                "stop it first",
+            )
 
 
 def test_reindex_reaches_the_same_tip_and_state_root(tmp_path: Path, keys: list[KeyPair]) -> None:
