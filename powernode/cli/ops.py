@@ -84,13 +84,19 @@ def datadir_params(datadir: Path) -> ChainParams:
         raise UserError(f"cannot read the genesis file of {datadir}: {exc.strerror}") from None
 
 
+def read_only_uri(path: Path) -> str:
+    """An SQLite URI opening ``path`` read-only (a path with ``?``, ``#`` or
+    ``%`` in it percent-encoded, as a plain ``file:`` string would not be)."""
+    return path.absolute().as_uri() + "?mode=ro"
+
+
 def store_chain(path: Path) -> tuple[bytes, int]:
     """The genesis hash and tip height of the store at ``path``, read
     without writing; UserError for a file that is not a powernode store."""
     if not path.is_file():
         raise UserError(f"{path} is not a file")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(read_only_uri(path), uri=True)
         try:
             genesis = db.execute("SELECT value FROM meta WHERE key='genesis'").fetchone()
             tip = db.execute(
@@ -163,7 +169,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     try:
         # A running node may connect blocks meanwhile: one read transaction
         # reads one snapshot (WAL mode), and only main-chain rows in it.
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
+        db = sqlite3.connect(read_only_uri(db_path), uri=True, isolation_level=None)
         try:
             db.execute("BEGIN")
             rows = db.execute(
