@@ -79,9 +79,16 @@ def test_the_dockerfile_runs_the_node_unprivileged_on_a_data_volume() -> None:
     assert any(
         line.startswith("ENTRYPOINT ") and '"run", "--datadir", "/data"' in line for line in lines
     )
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     for copied in re.findall(r"^COPY (.+) \S+$", text, re.M):
         for name in copied.split():
             assert (ROOT / name).exists(), name
+            # What the image copies is in the build context.
+            assert name.split("/")[0] not in ignored, name
 
 
 def compose_services(text: str) -> dict[str, str]:
