@@ -23,7 +23,7 @@ from powernode.core.errors import BackupFailed
 # Pages copied per step: progress is told between steps (4 MiB of 4 KiB pages).
 PAGES_PER_STEP = 1024
 
-# (pages copied, pages in all) after each step.
+# (pages copied, pages in all) after each step; raising stops the copy.
 Progress = Callable[[int, int], None]
 
 
@@ -62,9 +62,11 @@ def backup_store(
             os.fsync(f.fileno())
         os.replace(tmp, out)
         size = out.stat().st_size
-    except (sqlite3.Error, OSError) as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if not isinstance(exc, sqlite3.Error | OSError):
+            raise  # the progress callback's own (a stop), or a bug
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise BackupFailed(f"cannot write {out}: {why}") from None
     return BackupResult(path=str(out), height=height, tip=tip, bytes=size)

@@ -329,7 +329,7 @@ class Node:
             market_methods(ledger),
             cert_methods(ledger),
             contract_methods(ledger),
-            ops_methods(cfg.db_path),
+            ops_methods(cfg.db_path, self.stopping.is_set),
             http_methods(),
         )
         self.rpc = RpcServer(

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +40,27 @@ OPS_SPECS = {
 
 
 class _Progress:
-    """A ``backup.progress`` line at each tenth of the pages copied."""
+    """A ``backup.progress`` line at each tenth of the pages copied; a node
+    that is stopping ends the copy at the next step (a stop does not wait
+    for a large backup: the partial file is removed)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, stopping: Callable[[], bool]) -> None:
         self.path = path
+        self.stopping = stopping
         self.shown = 0
 
     def __call__(self, done: int, total: int) -> None:
+        if self.stopping():
+            raise BackupFailed("the node is stopping; no copy was written")
         tenth = done * 10 // total if total else 10
         if tenth > self.shown and done < total:
             self.shown = tenth
             emit(log, "backup.progress", path=self.path, pages=done, of=total)
 
 
-def ops_methods(db_path: Path) -> dict[str, Method]:
-    """``node.backup`` of the store at ``db_path``."""
+def ops_methods(db_path: Path, stopping: Callable[[], bool] = lambda: False) -> dict[str, Method]:
+    """``node.backup`` of the store at ``db_path``; ``stopping`` says when
+    the node stops (read from the copy's thread)."""
     busy = threading.Lock()
 
     async def node_backup(p: Params) -> Any:
@@ -71,7 +78,11 @@ def ops_methods(db_path: Path) -> dict[str, Method]:
             t0 = time.perf_counter()
             try:
                 result = await asyncio.to_thread(
-                    backup_store, db_path, out, force=bool(force), progress=_Progress(str(out))
+                    backup_store,
+                    db_path,
+                    out,
+                    force=bool(force),
+                    progress=_Progress(str(out), stopping),
                 )
             except BackupFailed as exc:
                 emit(log, "backup.failed", logging.WARNING, path=out, error=exc.message)

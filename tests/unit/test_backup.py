@@ -92,3 +92,15 @@ def test_refusals_write_nothing(tmp_path: Path) -> None:
     assert existing.read_bytes() == b"keep"
     backup_store(src, existing, force=True)
     assert existing.read_bytes().startswith(b"SQLite format 3")
+
+
+def test_a_copy_stopped_by_its_progress_leaves_no_file(tmp_path: Path) -> None:
+    make_store(tmp_path / "chain.db").close()
+    out = tmp_path / "b.db"
+
+    def stop(done: int, total: int) -> None:
+        raise BackupFailed("the node is stopping")
+
+    with pytest.raises(BackupFailed, match="stopping"):
+        backup_store(tmp_path / "chain.db", out, progress=stop, pages_per_step=10)
+    assert [p.name for p in tmp_path.iterdir()] == ["chain.db"]
