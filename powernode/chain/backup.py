@@ -95,6 +95,18 @@ def _copy(
                 if progress is None
                 else lambda _status, remaining, total: progress(total - remaining, total),
             )
+            # A block is stored (its own commit) before it is connected, so
+            # the snapshot may hold blocks past its tip that no check has
+            # passed yet; a node started from the copy would connect them
+            # at once and start past the backup's tip. The copy keeps the
+            # chain up to its tip; peers give the rest again.
+            dest.execute("BEGIN")
+            dest.execute(
+                "DELETE FROM bodies WHERE hash IN (SELECT hash FROM blocks WHERE height > ?)",
+                (height,),
+            )
+            dest.execute("DELETE FROM blocks WHERE height > ?", (height,))
+            dest.execute("COMMIT")
             # One self-contained file: the copy carries no write-ahead log.
             dest.execute("PRAGMA journal_mode=DELETE")
         finally:

@@ -21,11 +21,22 @@ def make_store(path: Path) -> sqlite3.Connection:
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
     db.execute("CREATE TABLE chain (height INTEGER PRIMARY KEY, hash BLOB NOT NULL)")
     db.execute("CREATE TABLE rows (height INTEGER NOT NULL, data BLOB NOT NULL)")
+    db.execute("CREATE TABLE blocks (hash BLOB PRIMARY KEY, height INTEGER NOT NULL)")
+    db.execute("CREATE TABLE bodies (hash BLOB PRIMARY KEY, raw BLOB NOT NULL)")
     db.execute("INSERT INTO chain VALUES (0, x'00')")
     db.execute("INSERT INTO meta VALUES ('tip', x'00')")
     for _ in range(500):
         db.execute("INSERT INTO rows VALUES (0, randomblob(2000))")
     return db
+
+
+def store_block(db: sqlite3.Connection, height: int) -> None:
+    """A block stored, not connected yet: its own commit, as the store's."""
+    h = height.to_bytes(4, "big")
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT INTO blocks VALUES (?, ?)", (h, height))
+    db.execute("INSERT INTO bodies VALUES (?, randomblob(100))", (h,))
+    db.execute("COMMIT")
 
 
 def connect_block(db: sqlite3.Connection, height: int) -> None:
@@ -40,17 +51,22 @@ def connect_block(db: sqlite3.Connection, height: int) -> None:
 def test_a_copy_made_under_writes_is_one_commit(tmp_path: Path) -> None:
     db = make_store(tmp_path / "chain.db")
     stop = threading.Event()
+    going = threading.Event()  # a few blocks in: the copy starts mid-stream
     written = [0]
 
     def writer() -> None:
         while not stop.is_set():
             written[0] += 1
+            store_block(db, written[0])
             connect_block(db, written[0])
+            if written[0] == 5:
+                going.set()
 
     steps: list[tuple[int, int]] = []
     thread = threading.Thread(target=writer)
     thread.start()
     try:
+        assert going.wait(timeout=60)
         # Small steps: many chances for a commit to land between two of them.
         out = tmp_path / "backup.db"
         r = backup_store(
@@ -72,6 +88,14 @@ def test_a_copy_made_under_writes_is_one_commit(tmp_path: Path) -> None:
         500 + r.height,
     )
     assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    # Blocks stored past the tip (not connected in the snapshot) are left out:
+    # a node started from the copy starts at its tip.
+    assert r.height >= 5
+    assert copy.execute("SELECT max(height), count(*) FROM blocks").fetchone() == (
+        r.height,
+        r.height,
+    )
+    assert copy.execute("SELECT count(*) FROM bodies").fetchone()[0] == r.height
     assert r.bytes == out.stat().st_size
     assert not list(tmp_path.glob(".*partial"))
 
