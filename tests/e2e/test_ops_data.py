@@ -186,6 +186,13 @@ def test_backup_under_load_restores_to_the_same_tip_and_state_root(
                 pn("restore", "--datadir", str(b_dir), "--from", str(out), "--force"),
                 "stop it first",
             )
+        # Stopped: an existing chain.db is replaced only with --force, and
+        # the old store's log goes with it.
+        one_line_error(pn("restore", "--datadir", str(b_dir), "--from", str(out)), "--force")
+        (b_dir / "chain.db-wal").write_bytes(b"an old log")
+        ok("restore", "--datadir", str(b_dir), "--from", str(out), "--force")
+        assert not (b_dir / "chain.db-wal").exists()
+        assert (b_dir / "chain.db").read_bytes() == out.read_bytes()
 
 
 def test_reindex_reaches_the_same_tip_and_state_root(tmp_path: Path, keys: list[KeyPair]) -> None:
