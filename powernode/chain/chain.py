@@ -106,6 +106,10 @@ class Chain:
         self._sources: OrderedDict[bytes, str] = OrderedDict()
         # The clock of the submit being handled (for block.connected's age_s=).
         self._now: int | None = None
+        # False while a reindex re-applies a whole stored chain (node.py):
+        # an activation's update would otherwise hold every block it
+        # connected, and its result, in memory until the end.
+        self.keep_connected = True
 
     # --- loading ------------------------------------------------------------
 
@@ -145,6 +149,22 @@ class Chain:
             if entry.status & HAVE_DATA and not entry.failed and entry.work >= tip.work:
                 self._candidates.add(entry)
         return self.activate_best_chain()
+
+    def reset_for_reindex(self) -> None:
+        """Before ``load``: drop what the store derived from its blocks, so
+        that ``load`` re-applies the stored most-work chain from genesis
+        (``BlockStore.reset_to_genesis``). A store of another chain is
+        refused as ``load`` refuses it, before anything is written."""
+        stored = self.store.get_meta("genesis")
+        if stored is None:
+            return  # a new store: nothing to rebuild
+        if stored != self.genesis.hash:
+            raise GenesisError(
+                f"data dir holds chain {stored.hex()[:16]}, genesis file gives {self.genesis.hash.hex()[:16]}"
+            )
+        self.store.reset_to_genesis(
+            self.genesis, genesis_result(self.params).diff, HAVE_DATA | CONNECTED_ONCE
+        )
 
     # --- queries ------------------------------------------------------------
 
@@ -307,7 +327,9 @@ class Chain:
                 e = e.prev
             for entry in reversed(path):
                 try:
-                    update.connected.append(self._connect(entry))
+                    connected = self._connect(entry)
+                    if self.keep_connected:
+                        update.connected.append(connected)
                 except StorageError:
                     # The disk failed, not the block: marking it invalid
                     # would refuse it for good. The store refuses every

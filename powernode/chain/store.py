@@ -388,6 +388,11 @@ class BlockStore:
                     bytes(h), decode_header(bytes(header)), bool(has_body), status, seq
                 )
 
+    def block_count(self) -> int:
+        with self._io():
+            row = self.db.execute("SELECT count(*) FROM blocks").fetchone()
+        return int(row[0])
+
     def main_chain(self) -> list[bytes]:
         with self._io():
             rows = self.db.execute("SELECT hash FROM chain ORDER BY height").fetchall()
@@ -493,3 +498,23 @@ class BlockStore:
             self._write_state(diff)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('genesis', ?)", (block.hash,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?)", (block.hash,))
+
+    # --- reindex ------------------------------------------------------------
+
+    def reset_to_genesis(self, genesis: Block, diff: list[DiffEntry], status: int) -> None:
+        """Forget everything derived from the stored blocks (state, undo data,
+        receipts, main chain, tx index) and make genesis the tip again, in one
+        transaction; the blocks and their bodies stay, so loading the chain
+        then re-applies the most-work stored chain from genesis, checking
+        each block as on connect (``powernode run --reindex``). Blocks once
+        found invalid are checked again too. A crash during the re-apply
+        leaves a consistent store at the last re-applied block, which the
+        next start carries on from."""
+        with self._transaction() as db:
+            for table in ("state", "undo", "receipts", "chain", "txindex"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("UPDATE blocks SET status = 0")
+            self._put_block(genesis, status, 0)
+            db.execute("INSERT INTO chain VALUES (0, ?)", (genesis.hash,))
+            self._write_state(diff)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?)", (genesis.hash,))

@@ -5,7 +5,7 @@ cannot be read) print one line on stderr and exit 1; only argparse's usage
 errors exit 2 (see ``common``). ``--json`` gives machine-readable output for
 queries.
 
-This module assembles the parser: each command module (``node``, ``market``, ``certs``, ``contracts``, ``proof``)
+This module assembles the parser: each command module (``node``, ``ops``, ``market``, ``certs``, ``contracts``, ``proof``)
 exposes ``add_commands(subparsers)`` and builds on ``common``, which imports
 none of them; adding a group of commands is one more entry in
 ``COMMAND_GROUPS``. ``python -m powernode.cli`` runs ``main`` through
@@ -18,7 +18,7 @@ import argparse
 from collections.abc import Callable
 
 from powernode import __version__
-from powernode.cli import certs, completion, contracts, market, node, proof, rpc_call
+from powernode.cli import certs, completion, contracts, market, node, ops, proof, rpc_call
 from powernode.cli.common import Subparsers, TopParser, add_global_options, run_argv
 
 __all__ = ["build_parser", "main"]
@@ -26,6 +26,7 @@ __all__ = ["build_parser", "main"]
 # In the order `powernode --help` lists them.
 COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     node.add_commands,
+    ops.add_commands,
     market.add_commands,
     certs.add_commands,
     contracts.add_commands,

@@ -221,7 +221,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         fault = from_os_error(exc, cfg.log_path)
         raise UserError(f"cannot open the log {fault.message}") from None
     try:
-        run_node(cfg)
+        run_node(cfg, reindex=a.reindex)
     except (PowernodeError, OSError) as exc:
         # The one line goes to stderr (run_command prints it) and to
         # node.log, where an operator looking at the log finds why the
@@ -382,6 +382,12 @@ def add_commands(sub: Subparsers) -> None:
         "--metrics",
         action="store_true",
         help="serve Prometheus /metrics on [metrics] host:port (overrides the config)",
+    )
+    sp.add_argument(
+        "--reindex",
+        action="store_true",
+        help="rebuild the state, undo data, receipts and tx index from the stored blocks, "
+        "checking each block again, before serving",
     )
     sp.add_argument(
         "--log-format", choices=["text", "json"], help="log line format (overrides the config)"

@@ -617,6 +617,14 @@ class ConfigError(PowernodeError):
     code = "bad_config"
 
 
+class BackupFailed(PowernodeError):
+    """``node.backup`` could not write its copy (the file exists without
+    ``force``, a relative path, a folder that is missing, a full disk): the
+    node itself is not harmed and keeps running."""
+
+    code = "backup_failed"
+
+
 # --- storage ------------------------------------------------------------------
 
 

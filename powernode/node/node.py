@@ -74,6 +74,7 @@ from powernode.node.rpc_methods import (
     peer_methods,
     submit_methods,
 )
+from powernode.node.rpc_ops import OPS_SPECS, ops_methods
 from powernode.node.rpc_ws import PUSH_SPECS, PushHub, http_methods
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
@@ -86,6 +87,8 @@ txlog = logging.getLogger("powernode.mempool")
 
 # Txs per pipeline stage in submit_txs.
 _PIPE_CHUNK = 128
+# How often a reindex logs its progress.
+REINDEX_EVERY_S = 1.0
 
 
 def load_node_key(config: NodeConfig) -> KeyPair:
@@ -116,8 +119,10 @@ def now_s() -> int:
 
 
 class Node:
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, *, reindex: bool = False) -> None:
         self.config = config
+        # ``powernode run --reindex``: rebuild the state from the stored blocks.
+        self.reindex = reindex
         self.stopping = asyncio.Event()
         self._stack = AsyncExitStack()
         self._ledger: Ledger | None = None
@@ -201,6 +206,11 @@ class Node:
         )
         ledger.chain.connect_observer = self.metrics.connect_seconds.observe
         t0 = time.perf_counter()
+        if self.reindex:
+            ledger.chain.reset_for_reindex()
+            emit(log, "reindex.started", blocks=store.block_count())
+            ledger.chain.connect_observer = ReindexProgress(ledger.chain, self.metrics)
+            ledger.chain.keep_connected = False
         try:
             ledger.load()
         except DecodeError as exc:  # bytes SQLite kept intact, but wrong
@@ -210,6 +220,16 @@ class Node:
                 fix=fix_store(cfg.db_path),
             ) from exc
         tip = ledger.chain.tip
+        if self.reindex:
+            ledger.chain.connect_observer = self.metrics.connect_seconds.observe
+            ledger.chain.keep_connected = True
+            emit(
+                log,
+                "reindex.done",
+                height=tip.height,
+                state_root=tip.header.state_root,
+                s=round(time.perf_counter() - t0, 3),
+            )
         emit(
             log,
             "chain.loaded",
@@ -309,6 +329,7 @@ class Node:
             market_methods(ledger),
             cert_methods(ledger),
             contract_methods(ledger),
+            ops_methods(cfg.db_path, self.stopping.is_set),
             http_methods(),
         )
         self.rpc = RpcServer(
@@ -330,6 +351,7 @@ class Node:
                 MARKET_SPECS,
                 CERT_SPECS,
                 CONTRACT_SPECS,
+                OPS_SPECS,
                 PUSH_SPECS,
             ),
             version=VERSION,
@@ -595,6 +617,32 @@ class Node:
                 )
 
 
+class ReindexProgress:
+    """The connect observer while a reindex re-applies the stored chain: a
+    ``reindex.progress`` line every ``REINDEX_EVERY_S`` seconds, with the
+    height reached and the rate since the last line."""
+
+    def __init__(self, chain: Chain, metrics: NodeMetrics) -> None:
+        self.chain = chain
+        self.metrics = metrics
+        self.last = time.monotonic()
+        self.blocks = 0
+
+    def __call__(self, seconds: float) -> None:
+        self.metrics.connect_seconds.observe(seconds)
+        self.blocks += 1
+        now = time.monotonic()
+        if now - self.last >= REINDEX_EVERY_S:
+            emit(
+                log,
+                "reindex.progress",
+                height=self.chain.height,
+                blocks_per_s=round(self.blocks / (now - self.last), 1),
+            )
+            self.last = now
+            self.blocks = 0
+
+
 def _reopen_logs() -> None:
     n = reopen_log_files()
     emit(log, "log.reopened", files=n)
@@ -633,7 +681,7 @@ def _solve(block: Block, max_tries: int) -> int | None:
     return None
 
 
-def run_node(config: NodeConfig) -> None:
+def run_node(config: NodeConfig, *, reindex: bool = False) -> None:
     """Blocking entry point for ``powernode run``."""
     tune_gc()
-    asyncio.run(Node(config).run())
+    asyncio.run(Node(config, reindex=reindex).run())

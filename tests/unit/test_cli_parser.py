@@ -42,6 +42,7 @@ def _choices(command: str, dest: str) -> tuple[str, ...]:
 def test_every_command_is_registered_in_order() -> None:
     assert list(_subcommands()) == [
         *("init", "run", "keygen", "status", "balance", "transfer", "stop", "mine"),
+        *("backup", "restore", "export", "import"),
         *("register", "order", "cancel", "book", "trades", "position", "orders", "stats"),
         "participant",
         *("device", "meter", "cert", "ppa", "contract", "verify-proof"),

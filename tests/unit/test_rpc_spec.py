@@ -30,6 +30,7 @@ from powernode.node.rpc_methods import (
     peer_methods,
     submit_methods,
 )
+from powernode.node.rpc_ops import OPS_SPECS, ops_methods
 from powernode.node.rpc_spec import (
     ID32,
     SAFE_INT,
@@ -66,6 +67,7 @@ TABLES: list[tuple[Callable[..., Any], Mapping[str, Any], Mapping[str, MethodSpe
     (market_methods, market_methods(NONE), MARKET_SPECS),
     (cert_methods, cert_methods(NONE), CERT_SPECS),
     (contract_methods, contract_methods(NONE), CONTRACT_SPECS),
+    (ops_methods, ops_methods(NONE), OPS_SPECS),
     (http_methods, http_methods(), PUSH_SPECS),
 ]
 
