@@ -49,7 +49,9 @@ LAZY = {
         "powernode.node.config",
         "powernode.node.logging_setup",
         "powernode.node.node",
-    }
+    },
+    # backup/restore/export read a data dir's config through the node's loader.
+    "powernode.cli.ops": {"powernode.node.config"},
 }
 
 
