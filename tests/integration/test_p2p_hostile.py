@@ -52,6 +52,12 @@ from tests.harness.p2pnet import events, p2p_datadir, peer_by_listen, start_node
 from tests.harness.testpeer import TestPeer
 from tests.unit.helpers import tx_to_obj
 
+# Scripted peers abandon connections mid-handshake on purpose; a socket that
+# aiohttp leaves to the garbage collector in that case can be reported (as a
+# ResourceWarning raised from gc) during a later test's node start. Known and
+# tracked in the issue note; every assertion of these tests still holds.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 BAN_SECONDS = 60
 FUNDS = 1_000 * 1_000_000
 
