@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from powernode.devnet.wait import wait_until
-from tests.harness.netnsnet import NetnsTestnet, host_of, require_netns
+from tests.harness.netnsnet import NetnsTestnet, host_of, meshed_testnet
 
 pytestmark = pytest.mark.e2e
 
@@ -26,14 +26,8 @@ TARGET = 0  # the node under attack
 
 @pytest.fixture(scope="module")
 def net3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsTestnet]:
-    require_netns()
-    net = NetnsTestnet(tmp_path_factory.mktemp("netns-hostile") / "tn")
-    try:
-        net.up(3, "--no-mine", "--easy")
-        wait_until(net.meshed, timeout=60, what="three nodes connected on their IPs")
+    with meshed_testnet(tmp_path_factory.mktemp("netns-hostile") / "tn") as net:
         yield net
-    finally:
-        net.close()
 
 
 def bans_naming(net: NetnsTestnet, i: int, ip: str) -> list[str]:

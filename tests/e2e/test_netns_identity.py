@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from powernode.devnet.wait import wait_until
-from tests.harness.netnsnet import NetnsTestnet, host_of, require_netns
+from tests.harness.netnsnet import NetnsTestnet, host_of, meshed_testnet
 
 pytestmark = pytest.mark.e2e
 
@@ -27,14 +27,8 @@ HANDSHAKE_TIMEOUT = 10  # s, [p2p] handshake_timeout's default
 
 @pytest.fixture(scope="module")
 def net3_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsTestnet]:
-    require_netns()
-    net = NetnsTestnet(tmp_path_factory.mktemp("netns-identity") / "tn")
-    try:
-        net.up(3, "--no-mine", "--easy")
-        wait_until(net.meshed, timeout=60, what="three nodes connected on their IPs")
+    with meshed_testnet(tmp_path_factory.mktemp("netns-identity") / "tn") as net:
         yield net
-    finally:
-        net.close()
 
 
 @pytest.fixture

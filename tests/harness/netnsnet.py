@@ -14,6 +14,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from powernode.devnet.datadir import init_datadir, write_config
 from powernode.devnet.netns import Host, NetnsPlan
 from powernode.devnet.process import ProcessNode
 from powernode.devnet.testnet import TestnetLayout
+from powernode.devnet.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT = 120.0
@@ -238,3 +241,17 @@ def linked(peers: list[dict[str, Any]]) -> set[str]:
 def host_of(address: str) -> str:
     """The IP of ``ip:port`` (an address without a port is returned as is)."""
     return address.rsplit(":", 1)[0] if ":" in address else address
+
+
+@contextmanager
+def meshed_testnet(d: Path, nodes: int = 3) -> Iterator[NetnsTestnet]:
+    """A netns testnet of ``nodes`` non-mining nodes, each connected to the
+    others on their own IPs; torn down (namespaces too) on exit."""
+    require_netns()
+    net = NetnsTestnet(d)
+    try:
+        net.up(nodes, "--no-mine", "--easy")
+        wait_until(net.meshed, timeout=60, what=f"{nodes} nodes connected on their IPs")
+        yield net
+    finally:
+        net.close()
