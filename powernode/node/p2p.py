@@ -705,6 +705,7 @@ class P2P:
         if peer.direction == "out":
             peer.send(GetAddr())
         self._sync.peer_ready(peer)
+        pass  # XX
 
     # --- upkeep -------------------------------------------------------------
 

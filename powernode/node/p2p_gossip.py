@@ -82,6 +82,11 @@ TXS_FRAME_BYTES = 1 << 20
 # (as Bitcoin Core trickles them): fewer frames, and a tx the peer announced
 # to us meanwhile is not announced back.
 INV_DELAY_S = 0.05
+# A newly connected peer is told this many of our pending txs (geth's
+# syncTransactions): one already known to it costs a hash, and a tx that
+# missed a peer while a link was down (a partition, a reorg announced on a
+# connection that was then replaced) still reaches it.
+POOL_ANNOUNCED_ON_CONNECT = 10_000
 
 
 def _tx_flood(level: int) -> TxFlood:
@@ -357,6 +362,13 @@ class Gossip:
                 self._inv_queue.setdefault(peer.id, []).extend(txids)
         if self._inv_queue and self._inv_flush is None:
             self._inv_flush = loop.call_later(INV_DELAY_S, self.flush_invs)
+
+    def peer_ready(self, peer: Peer) -> None:
+        """Announce our pending txs to a peer that just finished its
+        handshake, each sender's in nonce order."""
+        txids = [tx.txid for tx in self.node.mempool.ordered()[:POOL_ANNOUNCED_ON_CONNECT]]
+        if txids:
+            self._send_inv(peer, txids)
 
     def close(self) -> None:
         if self._inv_flush is not None:

@@ -91,6 +91,25 @@ async def test_late_joiner_catches_up_with_progress(
     assert late.ledger.chain.height == 522
 
 
+async def test_a_new_peer_is_told_the_pending_txs(net: Network) -> None:
+    # Txs that entered the pool before a link existed (as after a partition,
+    # or a reorg's announcement sent on a connection later replaced) reach a
+    # peer once it connects: no one announces them again by themselves.
+    (first,) = await net.start(1)
+    alice, bob = net.users[:2]
+    txs = [
+        build_transfer(alice, chain_id=CHAIN, nonce=n, to=bob.address, amount=3) for n in range(4)
+    ]
+    results = await first.submit_and_relay(txs)
+    assert all(err is None for _, err in results)
+    late = await net.add_node(connect_to=[first])
+    await async_wait_until(
+        lambda: all(tx.txid in late.ledger.mempool for tx in txs),
+        what="the pending txs on the new peer",
+    )
+    assert len(late.ledger.mempool) == 4
+
+
 async def test_partition_and_heal_keeps_every_tx(net: Network) -> None:
     nodes = await net.start(5)
     u0, u1, u2, sink = net.users
