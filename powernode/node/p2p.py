@@ -705,7 +705,7 @@ class P2P:
         if peer.direction == "out":
             peer.send(GetAddr())
         self._sync.peer_ready(peer)
-        pass  # XX
+        self._gossip.peer_ready(peer)
 
     # --- upkeep -------------------------------------------------------------
 
