@@ -12,15 +12,21 @@ import pytest
 from powernode.client import (
     RpcError,
     build_cert_transfer,
+    build_contract_create,
     build_order,
+    build_ppa_propose,
     build_transfer,
     child_cert_id,
     endpoint_from_datadir,
 )
 from powernode.core.crypto import KeyPair
+from powernode.engines.certificates import queries as cert_queries
 from tests.harness.wsrpc import WsRpc
 from tests.integration.conftest import DevNode
 from tests.integration.test_cert_rpc import Seed, cert_node  # noqa: F401
+from tests.integration.test_contract_rpc import DAY, contract_node  # noqa: F401
+from tests.integration.test_contract_rpc import Scenario as ContractScenario
+from tests.integration.test_contract_rpc import mine as contract_mine
 from tests.integration.test_market_rpc import Scenario, market_node, submit_all  # noqa: F401
 
 INVALID_PARAMS = -32602
@@ -245,6 +251,10 @@ async def test_cert_tree_is_the_roots_whole_lineage(cert_node: DevNode) -> None:
         40_000,
         50_000,
     )
+    # Bounded: past max_nodes the tree is cut, depth first, and says so.
+    cut = cert_queries.tree(dev.node.ledger.chain.state, s.root, 0, max_nodes=2)
+    assert cut is not None and cut["truncated"] is True
+    assert [n["id"] for n in cut["nodes"]] == [s.root.hex(), s.child.hex()]
     unknown = await refused(dev, "cert.tree", {"cert": "ab" * 32})
     assert unknown == (-32004, "unknown_cert")
     for bad in ({}, {"cert": "zz"}, {"cert": "ab" * 20}):
@@ -290,3 +300,26 @@ async def test_mempool_topic_tells_txs_entering_and_leaving(dev_node: DevNode) -
         await ws.call("node.info")
         assert ws.pending(sid) == 0
         assert (await rpc.call("mempool.txs"))["size"] == 0
+
+
+async def test_search_finds_ppas_and_contracts(contract_node: DevNode) -> None:  # noqa: F811
+    s = ContractScenario(contract_node)
+    await s.setup()
+    ppa = build_ppa_propose(
+        s.producer, **s.kw(s.producer), buyer=s.consumer.address, device_id=None,
+        share_bps=0, total_wh=10_000, price=400_000, start=s.interval,
+        duration_days=1, period_seconds=DAY, accept_deadline=s.now + 3600,
+    )  # fmt: skip
+    contract = build_contract_create(
+        s.consumer, **s.kw(s.consumer), parties=[s.consumer.address, s.producer.address],
+        escrow=1_000_000, expiry=s.now + DAY,
+        conditions=[["cert_retired_for", bytes(32), "consumer_001"]],
+        actions=[["pay", s.producer.address, 1_000_000]], fee=2_000,
+    )  # fmt: skip
+    await contract_mine(contract_node, [ppa, contract])
+    ppa_id, contract_id = ppa.txid.hex(), contract.txid.hex()
+    assert await search(contract_node, ppa_id) == [("tx", ppa_id), ("ppa", ppa_id)]
+    assert await search(contract_node, contract_id) == [
+        ("tx", contract_id),
+        ("contract", contract_id),
+    ]
