@@ -5,6 +5,7 @@ answers, and their bad params refused as -32602 invalid_params."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from powernode.client import (
 )
 from powernode.core.crypto import KeyPair
 from powernode.engines.certificates import queries as cert_queries
+from tests.harness.network import Network, cut, heal
 from tests.harness.wsrpc import WsRpc
 from tests.integration.conftest import DevNode
 from tests.integration.test_cert_rpc import Seed, cert_node  # noqa: F401
@@ -323,3 +325,29 @@ async def test_search_finds_ppas_and_contracts(contract_node: DevNode) -> None: 
         ("tx", contract_id),
         ("contract", contract_id),
     ]
+
+
+async def test_mempool_topic_tells_txs_a_reorg_brings_back(tmp_path: Path) -> None:
+    users = [KeyPair.generate() for _ in range(2)]
+    net = Network(tmp_path, users)
+    try:
+        a, b = await net.start(2)
+        async with WsRpc(endpoint_from_datadir(a.config.datadir)) as ws:
+            sid = await ws.subscribe("mempool")
+            await cut(a, b)
+            tx = build_transfer(
+                users[0], chain_id=a.ledger.params.chain_id, nonce=0, to=users[1].address, amount=1
+            )
+            ((txid, err),) = await a.submit_and_relay([tx])
+            assert txid == tx.txid and err is None
+            assert (await ws.next(sid))["type"] == "added"
+            await a.mine_now(1)
+            confirmed = {"type": "removed", "ids": [tx.txid.hex()], "reason": "confirmed"}
+            assert await ws.next(sid) == confirmed
+            await b.mine_now(3)
+            await heal(a, b)
+            back = await ws.next(sid)
+            assert back == {**back, "type": "added", "id": tx.txid.hex()}
+            assert tx.txid in a.ledger.mempool
+    finally:
+        await net.stop()
