@@ -29,6 +29,7 @@ from powernode.node.rpc_spec import (
     ID32,
     MethodSpec,
     Param,
+    array_of,
     invalid,
     not_found,
     one_of,
@@ -38,6 +39,8 @@ from powernode.node.rpc_spec import integer as int_schema
 
 TRADES_LIMIT = 100
 TRADES_MAX = 1000
+SLOTS_LIMIT = 50
+SLOTS_MAX = 500
 MAX_LEVELS = 1000
 
 
@@ -58,6 +61,7 @@ MARKET_SPECS = {
         params=(_PRODUCT,),
         result=shape("height:int time:int market_time:int products:obj"),
         errors=(_UNKNOWN_MARKET,),
+        public=True,
     ),
     "market.book": MethodSpec(
         summary="a slot's order book, best price first",
@@ -70,6 +74,7 @@ MARKET_SPECS = {
             "product:str slot:int gate:int closed:bool open_orders:int bids:list asks:list"
         ),
         errors=(_UNKNOWN_MARKET, _OFF_GRID),
+        public=True,
     ),
     "market.stats": MethodSpec(
         summary="trades, volume, value and prices: market-wide, per product or per slot",
@@ -79,6 +84,7 @@ MARKET_SPECS = {
             "max_price:int? open_orders:int"
         ),
         errors=(_UNKNOWN_MARKET, _OFF_GRID),
+        public=True,
     ),
     "market.trades": MethodSpec(
         summary="the latest matching trades, oldest first",
@@ -93,6 +99,7 @@ MARKET_SPECS = {
         ),
         result={"type": "array", "items": dict(_TRADE)},
         errors=(_UNKNOWN_MARKET, _OFF_GRID),
+        public=True,
     ),
     "market.orders": MethodSpec(
         summary="a participant's orders in chain order",
@@ -101,6 +108,7 @@ MARKET_SPECS = {
             Param("status", one_of(ORDER_STATUSES)),
         ),
         result={"type": "array"},
+        public=True,
     ),
     "market.order": MethodSpec(
         summary="an order by its id (the txid that placed it)",
@@ -110,12 +118,14 @@ MARKET_SPECS = {
             "expiry:int tif:str seq:int height:int filled:int remaining:int escrow:amount status:str"
         ),
         errors=(not_found(),),
+        public=True,
     ),
     "market.participant": MethodSpec(
         summary="a registered participant",
         params=(Param("address", ADDRESS, required=True),),
         result=shape("address:hex role:str location:str capacity_w:int registered_height:int"),
         errors=(not_found(),),
+        public=True,
     ),
     "market.position": MethodSpec(
         summary="a participant's energy position, balance and escrows",
@@ -125,11 +135,28 @@ MARKET_SPECS = {
             "not_received_wh:int delivered_wh:int undelivered_wh:int pending_bought_wh:int "
             "pending_sold_wh:int order_escrow:amount settlement_escrow:amount"
         ),
+        public=True,
+    ),
+    "market.slots": MethodSpec(
+        summary="a product's slots with orders or trades, newest first, with their statistics",
+        params=(
+            Param("product", one_of(PRODUCTS), required=True),
+            Param("limit", int_schema(1, SLOTS_MAX), description=f"default {SLOTS_LIMIT}"),
+        ),
+        result=array_of(
+            shape(
+                "slot:int gate:int closed:bool open_orders:int trades:int volume_wh:int "
+                "value:amount avg_price:int? min_price:int? max_price:int?"
+            )
+        ),
+        errors=(_UNKNOWN_MARKET,),
+        public=True,
     ),
     "market.settlement": MethodSpec(
         summary="slots still to settle and the settlements made",
         params=(Param("slot", int_schema()), Param("seller", ADDRESS)),
         result=shape("pending_slots:list settlements:list"),
+        public=True,
     ),
 }
 
@@ -142,7 +169,7 @@ def params_json(mp: MarketParams) -> dict[str, Any]:
 
 def market_methods(ledger: Ledger) -> dict[str, Method]:
     """``market.params``, ``.book``, ``.stats``, ``.trades``, ``.orders``,
-    ``.order``, ``.participant``, ``.position``, ``.settlement``: reads of
+    ``.order``, ``.participant``, ``.position``, ``.settlement``, ``.slots``: reads of
     the tip state."""
 
     def state() -> Any:
@@ -208,6 +235,12 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
             status=status,
         )
 
+    async def market_slots(p: Params) -> Any:
+        product = rp.product(p, 0, required=True)
+        assert product is not None
+        limit = rp.opt_int(p, "limit", 1, lo=1, hi=SLOTS_MAX) or SLOTS_LIMIT
+        return queries.slots(state(), product, limit, params=ledger.params)
+
     async def market_position(p: Params) -> Any:
         addr = rp.address(p, "participant", 0, required=True)
         assert addr is not None
@@ -253,4 +286,5 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
         "market.participant": market_participant,
         "market.position": market_position,
         "market.settlement": market_settlement,
+        "market.slots": market_slots,
     }

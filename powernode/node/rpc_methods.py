@@ -106,8 +106,9 @@ NODE_SPECS = {
         result=shape(
             "version:str chain_id:str genesis:hex dev:bool height:int tip:hex state_root:hex "
             "total_work:str mempool_size:int mining:bool mining_address:hex rpc:str p2p:str "
-            "peers:int syncing:bool best_peer_height:int? uptime_s:int"
+            "peers:int syncing:bool best_peer_height:int? uptime_s:int explorer:bool"
         ),
+        public=True,
     ),
     "node.stop": MethodSpec(summary="stop the node cleanly", result=shape("stopping:bool")),
     "miner.start": MethodSpec(summary="start mining", result=shape("mining:bool")),
@@ -118,6 +119,7 @@ NODE_SPECS = {
 def node_methods(
     *,
     ledger: Ledger,
+    explorer: bool,
     miner: Miner,
     p2p: P2P | None,
     mining_address: bytes,
@@ -149,6 +151,8 @@ def node_methods(
             "syncing": sync.syncing,
             "best_peer_height": sync.best_peer_height,
             "uptime_s": int(time.monotonic() - started_mono),
+            # The web explorer at the RPC port's / (README, "Explorer").
+            "explorer": explorer,
         }
 
     async def node_stop(p: Params) -> Any:
@@ -211,7 +215,7 @@ def log_methods() -> dict[str, Method]:
 
 
 TX = shape(
-    "id:hex chain_id:str type:int sender:hex pubkey:hex nonce:int fee:amount payload:any size:int"
+    "id:hex chain_id:str type:str sender:hex pubkey:hex nonce:int fee:amount payload:any size:int"
 )
 
 CHAIN_SPECS = {
@@ -225,23 +229,30 @@ CHAIN_SPECS = {
         ),
         result=shape(HEADER + " size:int in_main_chain:bool confirmations:int txs:list raw:hex"),
         errors=(not_found(),),
+        public=True,
     ),
     "tx.get": MethodSpec(
         summary="a tx's status: pending, confirmed (with its receipt) or dropped",
         params=(Param("id", ID32, required=True),),
-        result=shape("status:str block:hex height:int index:int receipt:obj error:obj tx:obj"),
+        result=shape(
+            "status:str block:hex height:int index:int confirmations:int receipt:obj error:obj "
+            "tx:obj raw:hex"
+        ),
         errors=(not_found(),),
+        public=True,
     ),
     "account.get": MethodSpec(
         summary="an account's balance and nonce",
         params=(Param("address", ADDRESS, required=True),),
         result=shape("address:hex balance:amount nonce:int next_nonce:int"),
+        public=True,
     ),
     "mempool.info": MethodSpec(
         summary="the mempool's size, bounds and fee floor",
         result=shape(
             "size:int bytes:int max_bytes:int senders:int max_per_sender:int min_fee_rate:amount"
         ),
+        public=True,
     ),
     "block.submit": MethodSpec(
         summary="a block to validate and connect",
@@ -300,11 +311,16 @@ def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str,
         txid = id32(p, "id", 0, "a tx id")
         status = ledger.tx_status(txid)
         entry = ledger.mempool.get(txid)
+        tx: Transaction | None = None
         if entry is not None:
-            status["tx"] = tx_json(entry.tx)
+            tx = entry.tx
         elif "block" in status:
             block = ledger.chain.get_block(bytes.fromhex(status["block"]))
-            status["tx"] = tx_json(block.txs[status["index"]])
+            tx = block.txs[status["index"]]
+        if tx is not None:
+            status["tx"] = tx_json(tx)
+            # The signed tx's bytes, as tx.submit took them (the explorer's "raw").
+            status["raw"] = tx.raw.hex()
         return status
 
     async def account_get(p: Params) -> Any:
@@ -411,6 +427,7 @@ PEER_SPECS = {
             )
         ),
         errors=(_DISABLED,),
+        public=True,
     ),
     "peer.stats": MethodSpec(
         summary="inbound slots now and at their peak, the limits, refusals by reason",
@@ -420,6 +437,7 @@ PEER_SPECS = {
             "max_pending_per_ip:int max_inbound_per_ip:int refused:obj"
         ),
         errors=(_DISABLED,),
+        public=True,
     ),
     "peer.add": MethodSpec(
         summary="dial a peer", params=_PEER, result=shape("added:str"), errors=(_DISABLED,)

@@ -10,8 +10,8 @@ subscription's notices arrive as
 
 Topics and their notices are in push_topics.py (pure); this module keeps
 the clients and routes notices to them. The node tells it what happened
-(``chain_updated``, ``txs_accepted``, ``tx_dropped``) from block connect and
-tx admission: those calls build each notice once, put it in each
+(``chain_updated``, ``pool_changed``, ``txs_accepted``, ``tx_dropped``) from
+block connect and tx admission: those calls build each notice once, put it in each
 subscriber's queue without waiting, and return. A client's own task writes
 its queue to its socket, so a slow client never slows the node: when a
 notice finds its queue (``[rpc] ws_queue`` messages) full it is dropped,
@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
@@ -41,19 +41,24 @@ from powernode.core.errors import (
     SubscriptionLimit,
     WebSocketOnly,
 )
+from powernode.core.tx import Transaction
 from powernode.engines.market.queries import ScanState
 from powernode.logkit import emit
 from powernode.node.push_topics import (
     TOPICS,
     EventsTopic,
+    MempoolTopic,
     ReceiptEvent,
     SettlementsTopic,
     TipsTopic,
     Topic,
     TradesTopic,
     TxTopic,
+    added_notice,
+    confirmed_from_pool,
     parse_topic,
     receipt_events,
+    removed_notice,
     settlement_matches,
     settlements_made,
     tip_notices,
@@ -104,12 +109,14 @@ PUSH_SPECS = {
         ),
         result={"type": "string"},
         errors=(_WS_ONLY, rejected("subscription_limit", "[rpc] ws_max_subscriptions reached")),
+        public=True,
     ),
     "unsubscribe": MethodSpec(
         summary="end a subscription of this WebSocket connection",
         params=(Param("subscription", {"type": "string"}, required=True),),
         result={"type": "boolean"},
         errors=(_WS_ONLY,),
+        public=True,
     ),
 }
 
@@ -136,6 +143,10 @@ def http_methods() -> dict[str, Method]:
     return {"subscribe": subscribe, "unsubscribe": unsubscribe}
 
 
+def _json_pair(notice: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    return notice, json.dumps(notice)
+
+
 def _notice(sid: str, result_json: str) -> str:
     return (
         '{"jsonrpc": "2.0", "method": "subscription", "params": {"subscription": "'
@@ -153,9 +164,13 @@ def _refusal(code: int, message: str) -> str:
 class _Client:
     """One WebSocket connection: its subscriptions and its outgoing queue."""
 
-    def __init__(self, ws: web.WebSocketResponse, peer: str, queue_size: int) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, peer: str, queue_size: int, *, public_only: bool
+    ) -> None:
         self.ws = ws
         self.peer = peer
+        # An explorer client without auth: public methods only (rpc.py).
+        self.public_only = public_only
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.subs: dict[str, Topic] = {}
         # A tx subscription's last status sent, so a status is told once.
@@ -260,18 +275,45 @@ class PushHub:
             for txid in touched:
                 self._tell_tx(txid, self.status_of(txid))
 
-    def txs_accepted(self, txids: list[bytes]) -> None:
+    def txs_accepted(self, txs: list[Transaction]) -> None:
         """Txs that entered the pool (from RPC or a peer)."""
+        if self.wants_mempool:
+            self._publish(MempoolTopic, [_json_pair(added_notice(tx)) for tx in txs])
         if not self._by_tx:
             return
-        for txid in txids:
-            if txid in self._by_tx:
-                self._tell_tx(txid, {"id": txid.hex(), "status": "pending"})
+        for tx in txs:
+            if tx.txid in self._by_tx:
+                self._tell_tx(tx.txid, {"id": tx.txid.hex(), "status": "pending"})
 
     def tx_dropped(self, txid: bytes, exc: PowernodeError) -> None:
         """A tx the node let go of unmined (replaced, evicted, no longer valid)."""
+        if self.wants_mempool:
+            self._publish(MempoolTopic, [_json_pair(removed_notice([txid], exc.code))])
         if txid in self._by_tx:
             self._tell_tx(txid, {"id": txid.hex(), "status": "dropped", "error": exc.to_dict()})
+
+    @property
+    def wants_mempool(self) -> bool:
+        """Whether a client holds a ``mempool`` subscription: only then does
+        the node snapshot its pool around a block (``pool_changed``)."""
+        return any(isinstance(t, MempoolTopic) for c in self.clients for t in c.subs.values())
+
+    def pool_changed(
+        self, update: ChainUpdate, before: frozenset[bytes], pending: Container[bytes]
+    ) -> None:
+        """After ``update``: the txs its blocks took out of the pool
+        (``confirmed``, one notice), and the txs of undone blocks that came
+        back (``added``). ``before``: the pool's ids before the update;
+        ``pending``: the pool now."""
+        if not update or not self.wants_mempool:
+            return
+        mined = confirmed_from_pool(update, before, pending)
+        notices = [_json_pair(removed_notice(mined, "confirmed"))] if mined else []
+        for block in update.disconnected:
+            for tx in block.txs:
+                if tx.txid not in before and tx.txid in pending:
+                    notices.append(_json_pair(added_notice(tx)))
+        self._publish(MempoolTopic, notices)
 
     def status_of(self, txid: bytes) -> dict[str, Any]:
         """``tx.get``'s status of ``txid`` without the tx itself; ``unknown``
@@ -360,8 +402,9 @@ class PushHub:
 
     # --- connections ----------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        """A WebSocket client, from upgrade to close (auth already checked)."""
+    async def handle(self, request: web.Request, public_only: bool) -> web.StreamResponse:
+        """A WebSocket client, from upgrade to close (auth already checked;
+        ``public_only``: a no-auth explorer client)."""
         peer = str(request.remote or "")
         if self._stopping or len(self.clients) >= self.max_clients:
             reason = (
@@ -375,7 +418,7 @@ class PushHub:
             )
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=self.rpc.max_request_bytes)
         await ws.prepare(request)
-        c = _Client(ws, peer, self.queue_size)
+        c = _Client(ws, peer, self.queue_size, public_only=public_only)
         c.methods = self._client_methods(c)
         self.clients.add(c)
         self._gone.clear()
@@ -435,13 +478,18 @@ class PushHub:
                 )
                 return
             answers = await rpc.dispatch_batch(
-                doc, max_response_bytes=rpc.max_response_bytes, methods=c.methods
+                doc,
+                max_response_bytes=rpc.max_response_bytes,
+                methods=c.methods,
+                public_only=c.public_only,
             )
             out = [a for a in answers if a is not None]
             if out:
                 await c.answer("[" + ", ".join(a.decode() for a in out) + "]")
         else:
-            answer = (await rpc.dispatch_batch([doc], methods=c.methods))[0]
+            answer = (
+                await rpc.dispatch_batch([doc], methods=c.methods, public_only=c.public_only)
+            )[0]
             if answer is not None:
                 await c.answer(answer.decode())
         self._flush_fresh(c)
