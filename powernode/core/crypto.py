@@ -88,19 +88,6 @@ def parse_address(text: str) -> bytes:
     return raw
 
 
-def canonical_pubkey(pubkey: bytes) -> bool:
-    """Whether ``pubkey`` is a canonical point encoding (RFC 8032 section
-    5.1.3): y below p, and no sign bit when x is 0 (y = 1 or y = p - 1).
-    Whether the point is on the curve is left to the verifier."""
-    if len(pubkey) != PUBKEY_SIZE:
-        return False
-    n = int.from_bytes(pubkey, "little")
-    y = n & _Y_MASK
-    if y >= _P:
-        return False
-    return not (n >> 255 and y in (1, _P - 1))
-
-
 def point_ok(encoding: bytes) -> bool:
     """Rule 2 for a key or an R: 32 bytes, y < p, not a small-order point.
     (A point with x = 0 is small-order, so its sign bit needs no rule.)"""

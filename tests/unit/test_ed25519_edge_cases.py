@@ -25,7 +25,6 @@ from nacl.exceptions import BadSignatureError
 from powernode.core.crypto import (
     SMALL_ORDER_Y,
     KeyPair,
-    canonical_pubkey,
     point_ok,
     signature_ok,
 )
@@ -64,6 +63,14 @@ def openssl_accepts(pk: bytes, sig: bytes, msg: bytes) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def canonical_pubkey(pubkey: bytes) -> bool:
+    """The previous rule set's pre-check (RFC 8032 section 5.1.3, which
+    OpenSSL does not apply): y < p, and no sign bit when x = 0."""
+    n = int.from_bytes(pubkey, "little")
+    y = n & ((1 << 255) - 1)
+    return len(pubkey) == 32 and y < P and not (n >> 255 and y in (1, P - 1))
 
 
 def previous_rules_accept(pk: bytes, sig: bytes, msg: bytes) -> bool:

@@ -298,6 +298,7 @@ def test_two_registrations_of_one_key_in_a_block(m: Metering) -> None:
 
 
 NONCANONICAL = b"\xff" * 32  # y >= p
+SMALL_ORDER = (1).to_bytes(32, "little")  # the identity: no signature by it verifies
 
 
 @pytest.mark.parametrize(
@@ -317,6 +318,7 @@ NONCANONICAL = b"\xff" * 32  # y >= p
         ["generation", "solar", 1000, "x", 100_001, METER.pubkey],
         ["generation", "solar", 1000, "x", 50, METER.pubkey[:31]],
         ["generation", "solar", 1000, "x", 50, NONCANONICAL],
+        ["generation", "solar", 1000, "x", 50, SMALL_ORDER],
         ["generation", "solar", 1000, "x", 50, METER.pubkey.hex()],
     ],
 )
