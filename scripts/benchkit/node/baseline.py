@@ -32,7 +32,8 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from functools import partial
 from typing import Any, TypeVar
 
@@ -71,7 +72,7 @@ def _split(items: Sequence[T], parts: int) -> list[Sequence[T]]:
 
 
 def _on_pool(
-    pool: ThreadPoolExecutor, fn: Callable[[Sequence[int]], None], parts: Sequence[Sequence[int]]
+    pool: Executor, fn: Callable[[Sequence[T]], None], parts: Sequence[Sequence[T]]
 ) -> None:
     list(pool.map(fn, parts))
 
@@ -89,10 +90,11 @@ def _node_rules(chunk: Sequence[Item]) -> None:
 
 
 def _candidates(
-    seeds: Sequence[bytes], items: Sequence[Item]
+    seeds: Sequence[bytes], items: Sequence[Item], *, every: bool
 ) -> tuple[dict[str, Callable[[Sequence[int]], None]], list[str]]:
     """Per candidate library that is installed, a function verifying the
-    items at the given indexes; and the names of those missing."""
+    items at the given indexes; and the names of those missing. Without
+    ``every``, only the node's verifier (the baseline)."""
     fns: dict[str, Callable[[Sequence[int]], None]] = {}
     missing: list[str] = []
     n_keys = len(seeds)
@@ -101,6 +103,8 @@ def _candidates(
         _sodium([items[i] for i in idx])
 
     fns["pynacl"] = sodium
+    if not every:
+        return fns, missing
 
     def node_rules(idx: Sequence[int]) -> None:
         _node_rules([items[i] for i in idx])
@@ -140,8 +144,16 @@ def _candidates(
 
 
 def bench_baseline(
-    n: int, runs: int, msg_bytes: int, sample_txs: Sequence[Transaction]
+    n: int,
+    runs: int,
+    msg_bytes: int,
+    sample_txs: Sequence[Transaction],
+    *,
+    candidates: bool = False,
 ) -> dict[str, Any]:
+    """The baseline; with ``candidates`` (bench_node) also every candidate
+    verifier and the node's verifier on 2 processes, which the benchmarks
+    that only need the baseline skip (they would triple its time)."""
     seeds = [sha256(b"baseline-%d" % i) for i in range(64)]
     keys = [KeyPair.from_seed(s) for s in seeds]
     items: list[Item] = []
@@ -162,48 +174,52 @@ def bench_baseline(
         "runs": runs,
         "node_path_tx_bytes": txs[0].size,
     }
-    cands, missing = _candidates(seeds, items)
+    cands, missing = _candidates(seeds, items, every=candidates)
     everything = range(n)
     idx_halves = _split(everything, 2)
     halves = _split(items, 2)
     tx_halves = _split(txs, 2)
-    with ThreadPoolExecutor(2) as pool, ProcessPoolExecutor(2) as procs:
-        # Start and warm both threads and both processes.
+    with ThreadPoolExecutor(2) as pool, ExitStack() as stack:
+        # Start and warm both threads (and both processes).
         list(pool.map(_sodium, _split(items[:200], 2)))
-        list(procs.map(_sodium, _split(items[:200], 2)))
         fns: dict[str, Callable[[], object]] = {
-            "verify_per_s_2p": lambda: list(procs.map(_sodium, halves)),
             "node_path_per_s_1t": lambda: node_path(txs),
             "node_path_per_s_2t": lambda: list(pool.map(node_path, tx_halves)),
         }
+        if candidates:
+            procs = stack.enter_context(ProcessPoolExecutor(2))
+            list(procs.map(_sodium, _split(items[:200], 2)))
+            fns["verify_per_s_2p"] = partial(_on_pool, procs, _sodium, halves)
         for name, fn in cands.items():
             fns[f"{name}/1t"] = partial(fn, everything)
             fns[f"{name}/2t"] = partial(_on_pool, pool, fn, idx_halves)
         rates = _best_rates(n, runs, fns)
     ref = rates.get("cryptography/1t")
-    candidates: dict[str, Any] = {}
+    figures: dict[str, Any] = {}
     for name in cands:
         one, two = rates.pop(f"{name}/1t"), rates.pop(f"{name}/2t")
-        candidates[name] = {
+        figures[name] = {
             "per_s_1t": one,
             "per_s_2t": two,
             "ratio_to_cryptography_1t": one / ref if ref else None,
         }
     for name in missing:
-        candidates[name] = {"missing": True}
+        figures[name] = {"missing": True}
     out.update(rates)
     # The baseline is the chosen candidate's figures: timed once, as one of them.
-    out["verify_per_s_1t"] = candidates["pynacl"]["per_s_1t"]
-    out["verify_per_s_2t"] = candidates["pynacl"]["per_s_2t"]
-    out["candidates"] = candidates
+    out["verify_per_s_1t"] = figures["pynacl"]["per_s_1t"]
+    out["verify_per_s_2t"] = figures["pynacl"]["per_s_2t"]
+    if candidates:
+        out["candidates"] = figures
     progress(f"baseline: 1 thread  {out['verify_per_s_1t']:,.0f} verifies/s (libsodium)")
     progress(f"baseline: 2 threads {out['verify_per_s_2t']:,.0f} verifies/s (the baseline)")
-    progress(f"baseline: 2 processes {out['verify_per_s_2p']:,.0f} verifies/s")
+    if candidates:
+        progress(f"baseline: 2 processes {out['verify_per_s_2p']:,.0f} verifies/s")
     progress(
         "baseline: node path Transaction.verify_signature "
         f"{out['node_path_per_s_1t']:,.0f}/s (1 thread), {out['node_path_per_s_2t']:,.0f}/s (2)"
     )
-    for name, c in candidates.items():
+    for name, c in out.get("candidates", {}).items():
         if c.get("missing"):
             progress(f"baseline: candidate {name}: not installed")
             continue
