@@ -115,7 +115,7 @@ def _candidates(
     except ImportError:
         missing.append("cryptography")
     else:
-        ossl = [Ed25519PublicKey.from_public_bytes(items[k][0]) for k in range(n_keys)]
+        ossl = [Ed25519PublicKey.from_public_bytes(KeyPair.from_seed(s).pubkey) for s in seeds]
 
         def openssl(idx: Sequence[int]) -> None:
             for i in idx:
@@ -179,17 +179,18 @@ def bench_baseline(
     idx_halves = _split(everything, 2)
     halves = _split(items, 2)
     tx_halves = _split(txs, 2)
-    with ThreadPoolExecutor(2) as pool, ExitStack() as stack:
-        # Start and warm both threads (and both processes).
-        list(pool.map(_sodium, _split(items[:200], 2)))
-        fns: dict[str, Callable[[], object]] = {
-            "node_path_per_s_1t": lambda: node_path(txs),
-            "node_path_per_s_2t": lambda: list(pool.map(node_path, tx_halves)),
-        }
+    with ExitStack() as stack:
+        fns: dict[str, Callable[[], object]] = {}
         if candidates:
+            # Started (and warmed) before the threads, so the fork copies no
+            # thread of ours.
             procs = stack.enter_context(ProcessPoolExecutor(2))
             list(procs.map(_sodium, _split(items[:200], 2)))
             fns["verify_per_s_2p"] = partial(_on_pool, procs, _sodium, halves)
+        pool = stack.enter_context(ThreadPoolExecutor(2))
+        list(pool.map(_sodium, _split(items[:200], 2)))  # start and warm both threads
+        fns["node_path_per_s_1t"] = lambda: node_path(txs)
+        fns["node_path_per_s_2t"] = lambda: list(pool.map(node_path, tx_halves))
         for name, fn in cands.items():
             fns[f"{name}/1t"] = partial(fn, everything)
             fns[f"{name}/2t"] = partial(_on_pool, pool, fn, idx_halves)
