@@ -45,7 +45,9 @@ def test_the_candidates(bl: ModuleType) -> None:
     # cryptography comes with the test extra; coincurve only if installed by hand.
     assert {"pynacl", "pynacl_node_rules", "cryptography"} <= set(c)
     assert set(c) <= {"pynacl", "pynacl_node_rules", "cryptography", "coincurve"}
-    assert out["verify_per_s_1t"] == c["pynacl"]["per_s_1t"]
+    # The baseline is timed over whole passes, the candidates over slices.
+    assert out["verify_per_s_1t"] > 0 and c["pynacl"]["per_s_1t"] > 0
+    assert out["candidate_slice"] == bl.SLICE
     assert c["cryptography"]["ratio_to_cryptography_1t"] == 1.0
     assert out["verify_per_s_2p"] > 0
 
