@@ -18,7 +18,7 @@ What it measures (in this order; the table is printed in the numbered order):
    verifier candidates (``benchkit/node/baseline.py``): ``cryptography``
    (OpenSSL, the verifier before), PyNaCl raw and behind the node's rules,
    and coincurve's BIP340 Schnorr (its own keys; comparison only), each per
-   core and on 2 threads, best of 250-signature slices interleaved across
+   core and on 2 threads, best of 100-signature slices interleaved across
    candidates, with its per-core ratio to ``cryptography`` (target: PyNaCl
    behind the node's rules, as ``signature_ok`` runs it, at least 1.8); a candidate not installed is shown as such.
 3. Block connect, in process: a 5,000-tx block connected into a fresh

@@ -52,8 +52,9 @@ from powernode.core.tx import Transaction
 
 T = TypeVar("T")
 
-# Signatures per timed slice of the candidate comparison (~20 ms at 15,000/s).
-SLICE = 250
+# Signatures per timed slice of the candidate comparison (~5 ms at 18,000/s: a
+# slice that short often runs undisturbed on a busy machine).
+SLICE = 100
 
 # (public key bytes, signature, message): one Ed25519 item.
 Item = tuple[bytes, bytes, bytes]
@@ -80,7 +81,7 @@ def _best_slice_rates(
     """Like ``_best_rates``, but each timing is one short slice of the items
     (every function on the same slice in turn, ``runs`` passes over all of
     them), and a rate is a slice's size over its best time: on a machine
-    shared with other work, a slice of ~20 ms often runs undisturbed where a
+    shared with other work, a slice of a few ms often runs undisturbed where a
     whole pass never does, so the figure is the library's, not the load's."""
     best = dict.fromkeys(fns, math.inf)
     for _ in range(runs):
