@@ -14,8 +14,9 @@ that is not plain arithmetic is checked here before libsodium sees the bytes
 2. the key A and the signature's R are each a canonical encoding (y < p) of
    a point that is not of small order (``point_ok``): the eight points of
    order 1, 2, 4 or 8 are refused whatever their encoding (with a
-   small-order key anyone can sign; a small-order R lets one signature hold
-   for many messages). The two points with x = 0 are among them, so the rule
+   small-order key anyone can sign; a small-order R comes only from a
+   crafted mixed-order key or a nonce of 0, which gives the private key
+   away). The two points with x = 0 are among them, so the rule
    also covers RFC 8032 section 5.1.3's "x = 0 with the sign bit set";
 3. S < L (RFC 8032 section 5.1.7);
 4. A decodes to a point on the curve, and the cofactorless equation
@@ -26,10 +27,12 @@ libsodium's ``crypto_sign_open`` applies 2 and 3 itself too; checking them
 here makes a library upgrade or a build with other defaults unable to change
 what the chain accepts. The rule set differs from the one before (OpenSSL
 through ``cryptography``, which accepts small-order keys and small-order R)
-only by rule 2's small-order part: a consensus change, hence the chain ids of
-the README's "Consensus changes". ``tests/unit/test_conformance_ed25519.py``
-pins every rule with RFC 8032's, Wycheproof's and ed25519-speccheck's
-vectors and our own.
+only by rule 2's small-order part: a consensus change, hence the chain ids
+``powernode-dev-5`` and ``powernode-testnet-5`` (README, "Standards").
+``tests/unit/test_conformance_ed25519.py`` pins every rule with RFC 8032's,
+Wycheproof's and our own vectors; ``tests/unit/test_ed25519_edge_cases.py``
+adds ed25519-speccheck's and shows where libsodium, OpenSSL and the previous
+rule set decide otherwise.
 """
 
 from __future__ import annotations
