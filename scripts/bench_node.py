@@ -5,13 +5,22 @@ Usage::
     python scripts/bench_node.py            # progress on stderr, table on stdout
     python scripts/bench_node.py --json     # ... and the figures as JSON after the table
     python scripts/bench_node.py --check    # exit 1 if a target is missed
+    python scripts/bench_node.py --baseline-only   # phase 1 alone: the verifier figures
 
 What it measures (in this order; the table is printed in the numbered order):
 
 1. Baseline: raw Ed25519 verifies per second over 140-byte messages with
-   ``cryptography`` directly, on 1 thread and on 2 threads (best of 3 runs).
-   The 2-thread figure is *the baseline*. For diagnosis it also times the
-   node's own per-tx path (``Transaction.verify_signature``) the same way.
+   the node's verifier, libsodium (PyNaCl), directly, on 1 thread and on 2
+   threads (best of ``--baseline-runs`` interleaved runs), and on 2 worker
+   processes. The 2-thread figure is *the baseline*. For diagnosis it also
+   times the node's own per-tx path (``Transaction.verify_signature``) the
+   same way. Beside it, on the same messages, keys and signatures, the
+   verifier candidates (``benchkit/node/baseline.py``): ``cryptography``
+   (OpenSSL, the verifier before), PyNaCl raw and behind the node's rules,
+   and coincurve's BIP340 Schnorr (its own keys; comparison only), each per
+   core and on 2 threads, best of 100-signature slices interleaved across
+   candidates, with its per-core ratio to ``cryptography`` (target: PyNaCl
+   behind the node's rules, as ``signature_ok`` runs it, at least 1.8); a candidate not installed is shown as such.
 3. Block connect, in process: a 5,000-tx block connected into a fresh
    ledger with an empty signature cache (cold) and into one whose mempool
    already admitted the txs with ``submit_tx`` (warm), both with the node's
@@ -82,6 +91,9 @@ INGEST_CHAIN = "powernode-bench"
 HARD_TARGET = "0000000f" + "ff" * 28
 
 TARGET_INGEST_RATIO = 0.6
+# Issue 15: the chosen verifier (libsodium behind the node's rules) per core
+# against cryptography's.
+TARGET_VERIFIER_RATIO = 1.8
 TARGET_WARM_SPEEDUP = 5.0
 TARGET_P99_RATIO = 2.0
 TARGET_FULL_POOL_RATIO = 0.5
@@ -105,7 +117,11 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
 
     # 1. baseline
     with phase("baseline"):
-        results["baseline"] = bench_baseline(args.sigs, 3, 140, all_txs)
+        results["baseline"] = bench_baseline(
+            args.sigs, args.baseline_runs, 140, all_txs, candidates=True
+        )
+    if args.baseline_only:
+        return
 
     # 3. block connect (in process; no node running, so it has the CPU)
     with phase("block_connect"):
@@ -207,6 +223,10 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
 
 def targets(results: dict[str, Any]) -> Targets:
     out: Targets = {}
+    # The node's verifier as it runs: libsodium behind the node's own rules.
+    chosen = results.get("baseline", {}).get("candidates", {}).get("pynacl_node_rules", {})
+    if chosen.get("ratio_to_cryptography_1t") is not None:
+        out["verifier_ratio"] = target(chosen["ratio_to_cryptography_1t"], TARGET_VERIFIER_RATIO)
     ing = results.get("ingest", {})
     if "ratio_to_baseline" in ing:
         out["ingest_ratio"] = target(ing["ratio_to_baseline"], TARGET_INGEST_RATIO)
@@ -237,10 +257,16 @@ def print_table(results: dict[str, Any]) -> None:
 
     b = results.get("baseline")
     if b:
-        rows.append(("1 Ed25519 verify, 1 thread", f"{b['verify_per_s_1t']:,.0f} /s", "", ""))
+        rows.append(
+            ("1 Ed25519 verify (libsodium), 1 thread", f"{b['verify_per_s_1t']:,.0f} /s", "", "")
+        )
         rows.append(
             ("1 Ed25519 verify, 2 threads (baseline)", f"{b['verify_per_s_2t']:,.0f} /s", "", "")
         )
+        if "verify_per_s_2p" in b:
+            rows.append(
+                ("1 Ed25519 verify, 2 processes", f"{b['verify_per_s_2p']:,.0f} /s", "", "")
+            )
         rows.append(
             (
                 "  node path tx.verify_signature, 1 thread",
@@ -257,6 +283,24 @@ def print_table(results: dict[str, Any]) -> None:
                 "",
             )
         )
+        for name, c in b.get("candidates", {}).items():
+            if c.get("missing"):
+                rows.append((f"  candidate {name}", "not installed", "", ""))
+                continue
+            rows.append(
+                (
+                    f"  candidate {name}: per core / 2 threads",
+                    f"{c['per_s_1t']:,.0f} / {c['per_s_2t']:,.0f} /s",
+                    "",
+                    "",
+                )
+            )
+            ratio = c["ratio_to_cryptography_1t"]
+            if ratio is not None and name != "cryptography":
+                target_cols = met("verifier_ratio") if name == "pynacl_node_rules" else ("", "")
+                rows.append(
+                    (f"  candidate {name} / cryptography, per core", f"{ratio:.2f}", *target_cols)
+                )
     ing = results.get("ingest", {})
     for s in ing.get("sweep", []):
         rows.append(
@@ -345,7 +389,7 @@ def print_table(results: dict[str, Any]) -> None:
     env = results["env"]
     print_figures(
         f"powernode node benchmark: {env['cpus']} CPUs, Python {env['python']}, "
-        f"cryptography {env['cryptography']}",
+        f"PyNaCl {env['pynacl']}, cryptography {env['cryptography']}",
         rows,
     )
     if ing.get("mempool_size") is not None:
@@ -365,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--senders", type=int, default=200)
     ap.add_argument("--nonces", type=int, default=100)
     ap.add_argument("--sigs", type=int, default=4000, help="signatures for the baseline")
+    ap.add_argument("--baseline-runs", type=int, default=5, help="baseline: best of this many")
+    ap.add_argument(
+        "--baseline-only", action="store_true", help="run phase 1 only (the verifier figures)"
+    )
     ap.add_argument("--block-senders", type=int, default=50)
     ap.add_argument("--block-nonces", type=int, default=100)
     ap.add_argument("--block-reps", type=int, default=5)

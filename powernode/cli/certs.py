@@ -51,7 +51,7 @@ from powernode.client import (
     format_kwh,
     read_key,
 )
-from powernode.core.crypto import canonical_pubkey
+from powernode.core.crypto import point_ok
 from powernode.core.errors import DecodeError
 from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
 from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
@@ -119,7 +119,7 @@ def pubkey_arg(text: str) -> bytes:
         raw = bytes.fromhex(s) if s.isascii() else b""
     except ValueError:
         raw = b""
-    if len(raw) != 32 or not canonical_pubkey(raw):
+    if len(raw) != 32 or not point_ok(raw):
         raise UserError(
             f"--meter-pubkey must be an Ed25519 public key (64 hex digits), not {clip(text)!r}"
         )

@@ -4,41 +4,67 @@ An account is addressed by the first 20 bytes of SHA-256 of its 32-byte
 public key; transactions carry the public key itself so anyone can verify them
 without a lookup. Addresses are shown as 40 lowercase hex characters.
 
-Signatures are Ed25519 as RFC 8032 section 5.1.7 verifies them (the README's
-"Consensus rules" lists the acceptance rules). OpenSSL, behind
-``cryptography``, enforces S < L and compares R byte for byte with the
-canonical encoding of the point it recomputes (so a non-canonical R fails),
-but it decodes a non-canonical public key (y >= p, or x = 0 with the sign bit
-set) where RFC 8032 section 5.1.3 says decoding fails; ``canonical_pubkey``
-adds that check in front. Small-order keys are accepted, as RFC 8032 accepts
-them. RFC 8032's and Wycheproof's vectors pin all of it
-(``tests/unit/test_conformance_ed25519.py``).
+Signatures are Ed25519 (RFC 8032, pure: no context, no prehash), with libsodium
+(through PyNaCl) doing the curve arithmetic. The acceptance rules are ours,
+not a library's: ``signature_ok`` applies them in this order, and each one
+that is not plain arithmetic is checked here before libsodium sees the bytes
+(the README's "Standards" states the same list):
+
+1. the key is 32 bytes and the signature 64;
+2. the key A and the signature's R are each a canonical encoding (y < p) of
+   a point that is not of small order (``point_ok``): the eight points of
+   order 1, 2, 4 or 8 are refused whatever their encoding (with a
+   small-order key anyone can sign; a small-order R comes only from a
+   crafted mixed-order key or a nonce of 0, which gives the private key
+   away). The two points with x = 0 are among them, so the rule
+   also covers RFC 8032 section 5.1.3's "x = 0 with the sign bit set";
+3. S < L (RFC 8032 section 5.1.7);
+4. A decodes to a point on the curve, and the cofactorless equation
+   [S]B = R + [k]A holds, compared as encodings (k = SHA-512(R || A || M) mod
+   L over the bytes as sent).
+
+libsodium's ``crypto_sign_open`` applies 2 and 3 itself too; checking them
+here makes a library upgrade or a build with other defaults unable to change
+what the chain accepts. The rule set differs from the one before (OpenSSL
+through ``cryptography``, which accepts small-order keys and small-order R)
+only by rule 2's small-order part: a consensus change, hence the chain ids
+``powernode-dev-5`` and ``powernode-testnet-5`` (README, "Standards").
+``tests/unit/test_conformance_ed25519.py`` pins every rule with RFC 8032's,
+Wycheproof's and our own vectors; ``tests/unit/test_ed25519_edge_cases.py``
+adds ed25519-speccheck's and shows where libsodium, OpenSSL and the previous
+rule set decide otherwise.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from nacl.bindings import crypto_sign, crypto_sign_open, crypto_sign_seed_keypair
+from nacl.exceptions import BadSignatureError
+from nacl.utils import random as random_bytes
 
 from powernode.core.errors import BadSignature, DecodeError
 
 PUBKEY_SIZE = 32
 SIG_SIZE = 64
+SEED_SIZE = 32
 ADDRESS_SIZE = 20
 HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
 ZERO_ADDRESS = bytes(ADDRESS_SIZE)
 
 _P = 2**255 - 19
+# The order of the base point's group.
+_L = 2**252 + 27742317777372353535851937790883648493
 _Y_MASK = (1 << 255) - 1
+# One of the two y coordinates of the points of order 8 (the other is p - y):
+# the y of libsodium's published blacklist entry 26e8958f...6d53fc05, checked
+# in the conformance test by computing the torsion points from scratch.
+_Y_ORDER_8 = 0x5FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826
+# The y coordinates of all eight small-order points: the identity (y = 1),
+# order 2 (y = p - 1), order 4 (y = 0, both signs of x), order 8 (both).
+SMALL_ORDER_Y = frozenset({0, 1, _P - 1, _Y_ORDER_8, _P - _Y_ORDER_8})
 
 
 def sha256(data: bytes) -> bytes:
@@ -65,52 +91,43 @@ def parse_address(text: str) -> bytes:
     return raw
 
 
-def canonical_pubkey(pubkey: bytes) -> bool:
-    """Whether ``pubkey`` is a canonical point encoding (RFC 8032 section
-    5.1.3): y below p, and no sign bit when x is 0 (y = 1 or y = p - 1).
-    Whether the point is on the curve is left to OpenSSL's decoder."""
-    if len(pubkey) != PUBKEY_SIZE:
+def point_ok(encoding: bytes) -> bool:
+    """Rule 2 for a key or an R: 32 bytes, y < p, not a small-order point.
+    (A point with x = 0 is small-order, so its sign bit needs no rule.)"""
+    if len(encoding) != PUBKEY_SIZE:
         return False
-    n = int.from_bytes(pubkey, "little")
-    y = n & _Y_MASK
-    if y >= _P:
-        return False
-    return not (n >> 255 and y in (1, _P - 1))
-
-
-@lru_cache(maxsize=65536)
-def _public_key(pubkey: bytes) -> Ed25519PublicKey:
-    if not canonical_pubkey(pubkey):
-        raise ValueError("non-canonical public key encoding")
-    return Ed25519PublicKey.from_public_bytes(pubkey)
-
-
-def verify(pubkey: bytes, signature: bytes, message: bytes) -> None:
-    """Raise BadSignature unless ``signature`` is ``pubkey``'s over ``message``.
-
-    OpenSSL's verify releases the GIL, so callers may run this on worker threads.
-    """
-    try:
-        _public_key(pubkey).verify(signature, message)
-    except (InvalidSignature, ValueError) as exc:
-        raise BadSignature("signature does not verify") from exc
+    y = int.from_bytes(encoding, "little") & _Y_MASK
+    return y < _P and y not in SMALL_ORDER_Y
 
 
 def signature_ok(pubkey: bytes, signature: bytes, message: bytes) -> bool:
-    """``verify`` as a boolean and without the parsed-key cache (parsing costs
-    ~2 us, ~1% of a verify), for the signature worker processes."""
-    if not canonical_pubkey(pubkey):
+    """Whether ``signature`` is ``pubkey``'s over ``message`` under the rules
+    above. libsodium's verify releases the GIL (cffi drops it around the
+    call), so this may run on worker threads as well as in worker processes."""
+    if len(signature) != SIG_SIZE or not point_ok(pubkey) or not point_ok(signature[:32]):
+        return False
+    if int.from_bytes(signature[32:], "little") >= _L:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(pubkey).verify(signature, message)
-    except (InvalidSignature, ValueError):
+        crypto_sign_open(signature + message, pubkey)
+    except BadSignatureError:
         return False
     return True
 
 
+def verify(pubkey: bytes, signature: bytes, message: bytes) -> None:
+    """Raise BadSignature unless ``signature_ok``."""
+    if not signature_ok(pubkey, signature, message):
+        raise BadSignature("signature does not verify")
+
+
 @dataclass(frozen=True, slots=True)
 class KeyPair:
-    private: Ed25519PrivateKey
+    """An Ed25519 key: the 32-byte seed (what key files hold, RFC 8032's
+    private key), libsodium's 64-byte signing key derived from it, and the
+    public key."""
+
+    secret: bytes = field(repr=False)
     pubkey: bytes
 
     @property
@@ -119,27 +136,19 @@ class KeyPair:
 
     @classmethod
     def generate(cls) -> KeyPair:
-        return cls.from_private(Ed25519PrivateKey.generate())
+        return cls.from_seed(random_bytes(SEED_SIZE))
 
     @classmethod
     def from_seed(cls, seed: bytes) -> KeyPair:
-        if len(seed) != 32:
+        if len(seed) != SEED_SIZE:
             raise DecodeError("a private key seed is 32 bytes")
-        return cls.from_private(Ed25519PrivateKey.from_private_bytes(seed))
-
-    @classmethod
-    def from_private(cls, priv: Ed25519PrivateKey) -> KeyPair:
-        pub = priv.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        return cls(private=priv, pubkey=pub)
+        pub, secret = crypto_sign_seed_keypair(seed)
+        return cls(secret=secret, pubkey=pub)
 
     def seed(self) -> bytes:
-        return self.private.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
+        # libsodium's signing key is seed || public key.
+        return self.secret[:SEED_SIZE]
 
     def sign(self, message: bytes) -> bytes:
-        return self.private.sign(message)
+        # crypto_sign returns signature || message.
+        return crypto_sign(message, self.secret)[:SIG_SIZE]

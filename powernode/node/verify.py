@@ -1,8 +1,8 @@
 """Signature checks in worker processes, driven from the node's own thread.
 
-Why processes and not threads: OpenSSL's Ed25519 verify releases the GIL,
-but a thread needs it back for a few microseconds after every signature, and
-while the event loop runs Python (decoding and checking the next txs) a
+Why processes and not threads: libsodium's Ed25519 verify releases the GIL
+(cffi drops it around the call), but a thread needs it back for a few
+microseconds after every signature (and for the rule pre-checks), and while the event loop runs Python (decoding and checking the next txs) a
 verify thread waits for it up to the switch interval. A worker process
 (``sigworker.py``) has its own interpreter, so it verifies at full speed
 whatever the loop does.

@@ -20,6 +20,7 @@ out, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -31,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cryptography
+import nacl
 
 from benchkit.cpu import BUSY_CORES, CpuMonitor
 from benchkit.guard import install_budget, progress, run_guarded
@@ -86,11 +87,21 @@ def git_state() -> dict[str, Any]:
     return {"head": head, "dirty_files_in_powernode": len(dirty)}
 
 
+def _version(dist: str) -> str:
+    """An installed distribution's version; "-" when it is not installed (the
+    node no longer needs ``cryptography``; the benchmarks compare with it)."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
 def machine(*, git: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "cryptography": cryptography.__version__,
+        "cryptography": _version("cryptography"),
+        "pynacl": nacl.__version__,
         "platform": platform.platform(),
     }
     if git:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from powernode.core.crypto import KeyPair, canonical_pubkey, signature_ok, verify
+from powernode.core.crypto import KeyPair, point_ok, signature_ok, verify
 from powernode.core.errors import BadSignature
 from powernode.node.sigworker import check_request, decode_reply
 
@@ -130,15 +130,16 @@ def test_acceptance_rule(t: dict[str, str]) -> None:
     assert node_accepts(pk, sig, msg) == (t["result"] == "valid"), t["comment"]
 
 
-def test_canonical_pubkey() -> None:
+def test_point_ok_encodings() -> None:
     p = 2**255 - 19
 
     def enc(y: int, sign: int = 0) -> bytes:
         return (y | sign << 255).to_bytes(32, "little")
 
-    assert canonical_pubkey(enc(p - 1)) and canonical_pubkey(enc(p - 2, 1))
-    assert not canonical_pubkey(enc(p)) and not canonical_pubkey(enc(2**255 - 1))
-    # x = 0 only for y = 1 and y = p - 1: no sign bit there.
-    assert canonical_pubkey(enc(1)) and not canonical_pubkey(enc(1, 1))
-    assert not canonical_pubkey(enc(p - 1, 1))
-    assert not canonical_pubkey(b"\x01" * 31)
+    # An encoding rule: whether y is on the curve at all is rule 4's.
+    assert point_ok(enc(2)) and point_ok(enc(p - 2, 1))
+    assert not point_ok(enc(p)) and not point_ok(enc(2**255 - 1))
+    # x = 0 only for y = 1 and y = p - 1, both small-order: refused either way.
+    assert not point_ok(enc(1)) and not point_ok(enc(1, 1))
+    assert not point_ok(enc(p - 1)) and not point_ok(enc(p - 1, 1))
+    assert not point_ok(b"\x01" * 31)

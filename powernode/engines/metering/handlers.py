@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from powernode.core.crypto import PUBKEY_SIZE, SIG_SIZE, canonical_pubkey
+from powernode.core.crypto import PUBKEY_SIZE, SIG_SIZE, point_ok
 from powernode.core.errors import (
     BadPayload,
     DeviceNotActive,
@@ -142,8 +142,12 @@ class RegisterHandler:
             raise BadPayload(
                 f"carbon_intensity: expected an integer in 0..{MAX_CARBON_INTENSITY} gCO2/kWh"
             )
-        if type(pubkey) is not bytes or not canonical_pubkey(pubkey):
-            raise BadPayload("meter_pubkey: expected a canonical 32-byte Ed25519 public key")
+        # A key the signature rules refuse (non-canonical, small-order) could
+        # never sign a reading.
+        if type(pubkey) is not bytes or not point_ok(pubkey):
+            raise BadPayload(
+                "meter_pubkey: expected a canonical 32-byte Ed25519 public key, not of small order"
+            )
         return RegisterPayload(kind, source, capacity, location, intensity, pubkey)
 
     def max_debit(self, payload: RegisterPayload, params: ChainParams) -> int:

