@@ -500,7 +500,9 @@ class RpcServer:
                 params = {"_args": params}
             name = call["method"]
             spec = self.specs.get(name)
-            if public_only and spec is not None and not spec.public:
+            known = name in table or name in self.batch_methods
+            # Fails closed: a method with no spec is not public either.
+            if public_only and known and (spec is None or not spec.public):
                 if not notification:
                     answers.put(i, _not_public(id_, name))
                 continue

@@ -68,7 +68,7 @@ class MethodSpec:
     errors: tuple[ErrorSpec, ...] = ()
     # A read anyone may make without auth while the explorer is on (README,
     # "Explorer"); every method must choose, so the default is False and
-    # tests/integration/test_rpc_public.py holds the list.
+    # tests/integration/test_explorer_server.py (PUBLIC) holds the list.
     public: bool = False
 
     def check(self, params: Mapping[str, Any]) -> None:
