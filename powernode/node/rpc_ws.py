@@ -547,7 +547,12 @@ class PushHub:
                 await c.answer("[" + ", ".join(a.decode() for a in out) + "]")
         else:
             answer = (
-                await rpc.dispatch_batch([doc], methods=c.methods, public_only=c.public_only)
+                await rpc.dispatch_batch(
+                    [doc],
+                    max_response_bytes=bounds.max_response_bytes if c.public_only else None,
+                    methods=c.methods,
+                    public_only=c.public_only,
+                )
             )[0]
             if answer is not None:
                 await c.answer(answer.decode())

@@ -22,6 +22,7 @@ from powernode.client import (
 )
 from powernode.core.crypto import KeyPair
 from powernode.engines.certificates import queries as cert_queries
+from powernode.engines.market import queries as market_queries
 from tests.harness.network import Network, cut, heal
 from tests.harness.wsrpc import WsRpc
 from tests.integration.conftest import DevNode
@@ -70,7 +71,9 @@ async def test_chain_blocks_newest_first_as_chain_block_tells(dev_node: DevNode)
         assert await refused(dev_node, "chain.blocks", bad) == (INVALID_PARAMS, "invalid_params")
 
 
-async def test_mempool_txs_in_mining_order(dev_node: DevNode) -> None:
+async def test_mempool_txs_in_mining_order(
+    dev_node: DevNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rpc, cid = dev_node.rpc, dev_node.chain_id
     a, b, c = dev_node.users[:3]
     to = KeyPair.generate().address
@@ -104,6 +107,23 @@ async def test_mempool_txs_in_mining_order(dev_node: DevNode) -> None:
         rich.txid.hex(),
         cheap.txid.hex(),
     ]
+    # One pass over the pool while neither it nor the tip changes.
+    pool = dev_node.node.ledger.mempool
+    passes = []
+    real = type(pool).select
+
+    def counted(self: Any, state_nonce: Any) -> Any:
+        passes.append(1)
+        return real(self, state_nonce)
+
+    monkeypatch.setattr(type(pool), "select", counted)
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "mempool.txs"} for i in range(20)]
+    _, answers = await rpc.raw(batch)
+    assert all(a["result"] == got for a in answers) and passes == []
+    extra = build_transfer(b, chain_id=cid, nonce=1, to=to, amount=1, fee=1_000)
+    await rpc.call("tx.submit", {"raw": extra.raw.hex()})
+    _, answers = await rpc.raw(batch)
+    assert len(passes) == 1 and all(a["result"]["size"] == 5 for a in answers)
     await rpc.call("dev.mine", {"blocks": 1})
     left = await rpc.call("mempool.txs", [10])
     assert left == {**left, "size": 1} and [t["id"] for t in left["txs"]] == [gap.txid.hex()]
@@ -155,6 +175,10 @@ async def test_search_finds_heights_hashes_txs_accounts_and_orders(
     assert await search(dev, pending.txid.hex()) == [("tx", pending.txid.hex())]
     for nothing in ("", "zz", "ab" * 7, "-1", "1.5", "g" * 64, "12345678901234567890123"):
         assert await search(dev, nothing) == [], nothing
+    # Digits that are not ASCII (str.isdigit takes them, int() does not)
+    # and a 0x number (hex, not a height) find nothing, and are no error.
+    for nothing in ("²", "1²", "\u0661", "\u0660", "0x0", "0x1", "0X1"):
+        assert await search(dev, nothing) == [], nothing
     for bad in ({"q": 5}, {"q": None}, {}, {"q": "a" * 131}):
         assert await refused(dev, "search", bad) == (INVALID_PARAMS, "invalid_params"), bad
 
@@ -167,9 +191,22 @@ async def test_search_finds_certs_and_devices(cert_node: DevNode) -> None:  # no
     # A device's id is the tx that registered it.
     device = s.device.hex()
     assert await search(cert_node, device) == [("tx", device), ("device", device)]
+    # cert.list and device.list take a limit: the first of the list.
+    rpc = cert_node.rpc
+    certs = await rpc.call("cert.list")
+    assert len(certs) >= 2 and await rpc.call("cert.list", {"limit": 1}) == certs[:1]
+    devices = await rpc.call("device.list")
+    assert await rpc.call("device.list", {"limit": 1}) == devices[:1]
+    for method in ("cert.list", "device.list"):
+        for bad in (0, 10_001):
+            got = await refused(cert_node, method, {"limit": bad})
+            assert got == (INVALID_PARAMS, "invalid_params")
 
 
-async def test_market_slots_newest_first_with_stats(market_node: DevNode) -> None:  # noqa: F811
+async def test_market_slots_newest_first_with_stats(
+    market_node: DevNode,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     dev = market_node
     s = Scenario(dev)
     await s.run()
@@ -200,6 +237,33 @@ async def test_market_slots_newest_first_with_stats(market_node: DevNode) -> Non
     assert rows[1]["avg_price"] == 550_000 and rows[1]["open_orders"] == 1
     assert rows[0]["trades"] == 0 and rows[0]["open_orders"] == 1
     assert await dev.rpc.call("market.slots", ["spot", 1]) == rows[:1]
+    # One pass over the state per tip, however many calls: the index is kept.
+    passes = []
+    real = market_queries.slot_index
+
+    def counted(state: Any) -> Any:
+        passes.append(1)
+        return real(state)
+
+    monkeypatch.setattr(market_queries, "slot_index", counted)
+    batch = [
+        {"jsonrpc": "2.0", "id": i, "method": "market.slots", "params": {"product": "spot"}}
+        for i in range(20)
+    ]
+    _, answers = await dev.rpc.raw(batch)
+    assert [a["result"] for a in answers] == [rows] * 20
+    assert passes == []  # the index of this tip was made by the calls above
+    await dev.rpc.call("dev.mine", {"blocks": 1})
+    _, answers = await dev.rpc.raw(batch)
+    assert len(passes) == 1 and all(a["result"][0]["slot"] == s.slot + 900 for a in answers)
+    # market.orders takes a limit: the first of the list.
+    orders = await dev.rpc.call("market.orders", {"participant": s.producer.address.hex()})
+    assert len(orders) >= 2
+    got = await dev.rpc.call("market.orders", {"participant": s.producer.address.hex(), "limit": 1})
+    assert got == orders[:1]
+    for bad in (0, 10_001, "1"):
+        params = {"participant": s.producer.address.hex(), "limit": bad}
+        assert await refused(dev, "market.orders", params) == (INVALID_PARAMS, "invalid_params")
     assert await dev.rpc.call("market.slots", {"product": "forward"}) == []
     assert await refused(dev, "market.slots", {"product": "candles"}) == (
         INVALID_PARAMS,
@@ -257,6 +321,16 @@ async def test_cert_tree_is_the_roots_whole_lineage(cert_node: DevNode) -> None:
     cut = cert_queries.tree(dev.node.ledger.chain.state, s.root, 0, max_nodes=2)
     assert cut is not None and cut["truncated"] is True
     assert [n["id"] for n in cut["nodes"]] == [s.root.hex(), s.child.hex()]
+    # And past max_steps in all: the root's 3 steps and the child's first 2.
+    cut = cert_queries.tree(dev.node.ledger.chain.state, s.root, 0, max_steps=5)
+    assert cut is not None and cut["truncated"] is True
+    assert [n["id"] for n in cut["nodes"]] == [s.root.hex(), s.child.hex()]
+    assert [len(n["steps"]) for n in cut["nodes"]] == [3, 2]
+    cut = cert_queries.tree(dev.node.ledger.chain.state, s.root, 0, max_steps=3)
+    assert cut is not None and cut["truncated"] is True
+    assert [len(n["steps"]) for n in cut["nodes"]] == [3]
+    whole = cert_queries.tree(dev.node.ledger.chain.state, s.root, 0, max_steps=8)
+    assert whole is not None and whole["truncated"] is False
     unknown = await refused(dev, "cert.tree", {"cert": "ab" * 32})
     assert unknown == (-32004, "unknown_cert")
     for bad in ({}, {"cert": "zz"}, {"cert": "ab" * 20}):
@@ -325,6 +399,15 @@ async def test_search_finds_ppas_and_contracts(contract_node: DevNode) -> None: 
         ("tx", contract_id),
         ("contract", contract_id),
     ]
+    # ppa.list and contract.list take a limit (by name).
+    rpc = contract_node.rpc
+    for method in ("ppa.list", "contract.list"):
+        rows = await rpc.call(method)
+        assert rows and await rpc.call(method, {"limit": 1}) == rows[:1]
+        assert await refused(contract_node, method, {"limit": 0}) == (
+            INVALID_PARAMS,
+            "invalid_params",
+        )
 
 
 async def test_mempool_topic_tells_txs_a_reorg_brings_back(tmp_path: Path) -> None:
