@@ -625,11 +625,15 @@ class Node:
     ) -> None:
         self.metrics.txs_done(results)
         if self.push is not None:
+            # Told after the whole batch: a tx a later one of the batch
+            # replaced or evicted has been told "removed" already, so only
+            # those still in the pool are told "added" (never after it left).
+            pool = self.ledger.mempool
             self.push.txs_accepted(
                 [
                     item
                     for item, (txid, _) in zip(txs, results, strict=True)
-                    if txid is not None and isinstance(item, Transaction)
+                    if txid is not None and isinstance(item, Transaction) and txid in pool
                 ]
             )
         if not txlog.isEnabledFor(logging.DEBUG):

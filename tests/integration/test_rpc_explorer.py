@@ -366,10 +366,28 @@ async def test_mempool_topic_tells_txs_entering_and_leaving(dev_node: DevNode) -
         assert {"type": "removed", "ids": [first.txid.hex()], "reason": "replaced"} in moved
         assert {m["type"] for m in moved} == {"added", "removed"}
         assert better.txid.hex() in {m.get("id") for m in moved}
+        # A tx and its replacement in one batch: the first is told removed
+        # (replaced) and never added after it left; the second is added.
+        c = dev_node.users[2]
+        once = build_transfer(c, chain_id=cid, nonce=0, to=to, amount=1, fee=1_000)
+        again = build_transfer(c, chain_id=cid, nonce=0, to=to, amount=1, fee=9_000)
+        batch = [
+            {"jsonrpc": "2.0", "id": i, "method": "tx.submit", "params": {"raw": tx.raw.hex()}}
+            for i, tx in enumerate((once, again))
+        ]
+        _, answers = await rpc.raw(batch)
+        assert all("result" in x for x in answers), answers
+        told = [await ws.next(sid) for _ in range(2)]
+        await ws.call("node.info")
+        assert ws.pending(sid) == 0
+        assert {"type": "removed", "ids": [once.txid.hex()], "reason": "replaced"} in told
+        assert [m.get("id") for m in told if m["type"] == "added"] == [again.txid.hex()]
         # A block: one notice for the txs it took out of the pool, in its order.
         await rpc.call("dev.mine", {"blocks": 1})
         block = await rpc.call("chain.block", {"height": 1})
-        assert sorted(block["txs"]) == sorted([better.txid.hex(), other.txid.hex()])
+        assert sorted(block["txs"]) == sorted(
+            [better.txid.hex(), other.txid.hex(), again.txid.hex()]
+        )
         assert await ws.next(sid) == {"type": "removed", "ids": block["txs"], "reason": "confirmed"}
         # An empty block tells nothing.
         await rpc.call("dev.mine", {"blocks": 1})
