@@ -23,7 +23,7 @@ from powernode.client import (
 from powernode.core.crypto import KeyPair
 from powernode.engines.certificates import queries as cert_queries
 from powernode.engines.market import queries as market_queries
-from tests.harness.network import Network, cut, heal
+from tests.harness.network import Network, async_wait_until, cut, heal
 from tests.harness.wsrpc import WsRpc
 from tests.integration.conftest import DevNode
 from tests.integration.test_cert_rpc import Seed, cert_node  # noqa: F401
@@ -452,3 +452,47 @@ async def test_mempool_topic_tells_txs_a_reorg_brings_back(tmp_path: Path) -> No
             assert tx.txid in a.ledger.mempool
     finally:
         await net.stop()
+
+
+async def test_mempool_followers_are_counted_and_the_pool_is_not_copied(
+    dev_node: DevNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether anyone follows the pool is asked on every tx: a count kept as
+    subscriptions come and go, not a pass over every client. Around a block
+    the node records the txs that leave the pool, instead of copying it."""
+    push, ledger = dev_node.node.push, dev_node.node.ledger
+    assert push is not None
+    rpc, cid = dev_node.rpc, dev_node.chain_id
+    seen: list[Any] = []
+    real = type(ledger).submit_block
+
+    def recording(self: Any, *args: Any, **kw: Any) -> Any:
+        seen.append(None if self.mempool.left is None else set(self.mempool.left))
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(type(ledger), "submit_block", recording)
+    await rpc.call("dev.mine", {"blocks": 1})
+    assert seen == [None] and push.mempool_subs == 0
+    async with WsRpc(endpoint_from_datadir(dev_node.datadir)) as ws:
+        sid = await ws.subscribe("mempool")
+        await ws.subscribe("tips")
+        assert push.mempool_subs == 1 and push.wants_mempool
+        assert await ws.call("unsubscribe", [sid]) is True
+        assert push.mempool_subs == 0 and not push.wants_mempool
+        sid = await ws.subscribe("mempool")
+        await ws.subscribe("mempool")
+        assert push.mempool_subs == 2
+        a = dev_node.users[0]
+        tx = build_transfer(a, chain_id=cid, nonce=0, to=a.address, amount=1)
+        await rpc.call("tx.submit", {"raw": tx.raw.hex()})
+        assert (await ws.next(sid))["type"] == "added"
+        await rpc.call("dev.mine", {"blocks": 1})
+        # Recording starts empty, and the confirmed notice still comes.
+        assert seen[-1] == set() and ledger.mempool.left is None
+        assert await ws.next(sid) == {
+            "type": "removed",
+            "ids": [tx.txid.hex()],
+            "reason": "confirmed",
+        }
+    await async_wait_until(lambda: not push.clients, what="the client gone")
+    assert push.mempool_subs == 0
