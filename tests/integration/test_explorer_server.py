@@ -205,6 +205,18 @@ async def test_no_auth_calls_run_public_methods_only(dev_node: DevNode) -> None:
             assert (err["code"], err["data"]["code"]) == (-32600, "unauthorized"), i
         assert by_id[5]["error"]["data"]["code"] == "method_not_found"
         assert by_id[6]["result"]["height"] == 0
+        # A notification (no id) of a method that is not public is not run
+        # either, and, as any notification, gets no answer: alone (204) or in
+        # a batch.
+        mine = {"jsonrpc": "2.0", "method": "dev.mine", "params": {"blocks": 1}}
+        async with http.post(dev_node.node.rpc_url, json=mine) as resp:
+            assert resp.status == 204
+        async with http.post(dev_node.node.rpc_url, json=[mine, call("node.info", 7)]) as resp:
+            assert [a["id"] for a in await resp.json()] == [7]
+        async with http.ws_connect(dev_node.node.rpc_url) as ws:
+            await ws.send_json(mine)
+            await ws.send_json(call("node.info", 8))
+            assert (await ws.receive_json(timeout=30))["id"] == 8
         # Nothing ran: no block mined, the node still serves.
         assert (await dev_node.rpc.call("node.info"))["height"] == 0
         # A wrong header is not "no auth": still refused whole.
