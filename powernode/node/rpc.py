@@ -38,7 +38,7 @@ parsed, most without reading it to its end:
   ("response too large"), notifications among them dropped unrun. The
   calls that ran keep their answers, so the client knows which ran. A single
   call is not capped (its answer is bounded by what the node stores, e.g. a
-  block), as in geth.
+  block), as in geth; for a caller without auth it is (``PublicBounds``).
 
 A body that is parsed is held as bytes, then as text, then as values, one
 after the other, and the batch answer is sent piece by piece as it is let
@@ -55,10 +55,11 @@ a request with no ``Authorization`` header at all (POST, or the WebSocket
 upgrade) is served too, but only its calls of public methods
 (``MethodSpec.public``) run: any other call gets a per-call -32600
 ``unauthorized``. A wrong header is still HTTP 401, so a client that means
-to authenticate learns its secret is wrong; a no-auth request a browser
-sends from another site's page (an ``Origin`` that is not this host) is
-HTTP 403. The explorer's page and files
-are served beside ``/rpc`` (node/explorer_http.py).
+to authenticate learns its secret is wrong. A request from a page whose
+``Origin`` is not one of this node's names is HTTP 403, with auth or not;
+a no-auth request must also name one in its ``Host`` (DNS rebinding), and
+has its own, small bounds (``PublicBounds``, the ``[explorer]`` keys). The
+explorer's page and files are served beside ``/rpc`` (node/explorer_http.py).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -145,6 +147,34 @@ HealthCheck = Callable[[int | None], tuple[int, dict[str, Any]]]
 WebSocketHandler = Callable[[web.Request, bool], Awaitable[web.StreamResponse]]
 
 
+# Names of this machine a no-auth request's Host may give, besides the bound
+# address and the configured ``[explorer] hosts``.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@dataclass(frozen=True, slots=True)
+class PublicBounds:
+    """What one caller without auth (the explorer's public RPC) may make the
+    node hold: the ``[explorer]`` config keys of the same names."""
+
+    max_request_bytes: int = 64 * 1024
+    batch_limit: int = 50
+    max_response_bytes: int = 4 * 1024 * 1024
+    max_parallel: int = 16
+    # Host names a no-auth request may name (its Host header), besides
+    # LOCAL_HOSTS and the bound address; "*": any.
+    hosts: tuple[str, ...] = ()
+
+
+def host_name(netloc: str) -> str | None:
+    """The host of ``host[:port]`` (lowercase, IPv6 without brackets), or
+    None if it is not one."""
+    try:
+        return urlsplit("//" + netloc).hostname
+    except ValueError:
+        return None
+
+
 def _valid_id(id_: Any) -> bool:
     # bool is an int subclass in Python, but JSON's true/false are no ids.
     return id_ is None or type(id_) is str or type(id_) is int
@@ -180,10 +210,13 @@ class _Answers:
     """A batch's answers, each encoded as it is made, so the running size is
     known (and only bytes are kept, not the result objects)."""
 
-    def __init__(self, calls: int, cap: int | None) -> None:
+    def __init__(self, calls: int, cap: int | None, *, cap_each: bool = False) -> None:
         self.parts: list[bytes | None] = [None] * calls
         self.size = 2  # the brackets around the batch
         self.cap = cap
+        # A caller without auth: a single answer past the cap is not sent
+        # either (-32003), so one call cannot make a larger answer.
+        self.cap_each = cap_each
 
     def put(self, i: int, response: dict[str, Any]) -> None:
         data = json.dumps(response).encode()
@@ -191,6 +224,10 @@ class _Answers:
             # The id is echoed as sent, whatever its size (JSON-RPC 2.0).
             response = {**response, "result": big_ints_as_strings(response["result"])}
             data = json.dumps(response).encode()
+        if self.cap_each and self.cap is not None and len(data) > self.cap:
+            data = json.dumps(
+                _error(response.get("id"), RESPONSE_TOO_LARGE, "response too large")
+            ).encode()
         self.parts[i] = data
         self.size += len(data) + 2  # and the ", " that joins it
 
@@ -217,6 +254,7 @@ class RpcServer:
         on_call: OnCall | None = None,
         health: HealthCheck | None = None,
         explorer: bool = False,
+        public: PublicBounds | None = None,
     ) -> None:
         self.specs = {**specs, "rpc.discover": DISCOVER_SPEC}
         self.methods = {**methods, "rpc.discover": self._discover}
@@ -226,6 +264,10 @@ class RpcServer:
         self.version = version
         # Serve the explorer, and no-auth requests their public calls.
         self.explorer = explorer
+        self.public = PublicBounds() if public is None else public
+        self._allowed_hosts = set(LOCAL_HOSTS) | {h.lower() for h in self.public.hosts}
+        # No-auth POSTs being served now (PublicBounds.max_parallel).
+        self._public_running = 0
         self._on_call = on_call
         self._health = health
         self.batch_methods = batch_methods
@@ -268,18 +310,32 @@ class RpcServer:
         add_explorer_routes(app, enabled=self.explorer)
         return app
 
+    def _host_allowed(self, netloc: str) -> bool:
+        name = host_name(netloc)
+        return "*" in self._allowed_hosts or (name is not None and name in self._allowed_hosts)
+
     def _access(self, request: web.Request) -> bool | web.Response:
         """False: every method; True: a no-auth explorer client, public
-        methods only; a Response: the request refused with it. A no-auth
-        request that a browser sent from another site's page (its ``Origin``
-        is not this host) is refused: such a page could otherwise read the
-        node through a WebSocket, which no CORS rule guards."""
+        methods only; a Response: the request refused with it.
+
+        A request from a browser page (it has an ``Origin``) whose host is
+        not one of this node's names is refused, even with auth: a browser
+        may have cached Basic credentials, and a WebSocket is guarded by no
+        CORS rule. A no-auth request must also name an allowed host (Host
+        header): after DNS rebinding, an attacker's page is same-origin with
+        its own name, which resolves here, and its Origin equals its Host."""
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._host_allowed(_netloc(origin)):
+            emit(log, "rpc.refused", logging.DEBUG, code=403, reason="cross-origin")
+            return _cross_origin(origin)
         if self._authorized(request):
             return False
         if not self.explorer or "Authorization" in request.headers:
             return _unauthorized()
-        origin = request.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
+        if not self._host_allowed(request.host):
+            emit(log, "rpc.refused", logging.DEBUG, code=403, reason="host")
+            return _foreign_host(request.host)
+        if origin is not None and _netloc(origin) != request.host.lower():
             emit(log, "rpc.refused", logging.DEBUG, code=403, reason="cross-origin")
             return _cross_origin(origin)
         return True
@@ -315,6 +371,7 @@ class RpcServer:
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await runner.setup()
         self._runner = runner
+        self._allowed_hosts.add(host.lower().strip("[]"))
         await web.TCPSite(runner, host, port, reuse_address=True).start()
         self.url = f"http://{host}:{runner.addresses[0][1]}/rpc"
 
@@ -330,14 +387,14 @@ class RpcServer:
         data = {"code": reason, "message": message} if reason else None
         return web.json_response(_error(None, code, message, data), status=status)
 
-    async def _read_body(self, request: web.Request) -> bytearray:
+    async def _read_body(self, request: web.Request, limit: int) -> bytearray:
         """The body, scanned as it arrives (``Scan``): refused (``Refused``)
         as soon as it is too long or holds too many values, without reading
         the rest. Read here rather than with ``request.read()``, which keeps
         a bytes copy of the whole body as long as the request lives: this
         buffer is dropped once decoded, before the answer is made."""
         length = request.content_length
-        if length is not None and length > self.max_request_bytes:
+        if length is not None and length > limit:
             raise Refused(
                 INVALID_REQUEST, "request too large", status=413, reason=RequestTooLarge.code
             )
@@ -345,7 +402,7 @@ class RpcServer:
         body = bytearray()
         while chunk := await request.content.readany():
             body += chunk
-            if len(body) > self.max_request_bytes:
+            if len(body) > limit:
                 raise Refused(
                     INVALID_REQUEST, "request too large", status=413, reason=RequestTooLarge.code
                 )
@@ -357,9 +414,28 @@ class RpcServer:
         access = self._access(request)
         if isinstance(access, web.Response):
             return access
-        public_only = access
+        if not access:
+            return await self._serve(request, public_only=False)
+        if self._public_running >= self.public.max_parallel:
+            emit(log, "rpc.refused", logging.DEBUG, code=503, reason="busy")
+            return self._refuse(
+                INVALID_REQUEST,
+                f"busy: {self._public_running} requests without auth are being served "
+                "([explorer] max_parallel)",
+                status=503,
+            )
+        self._public_running += 1
         try:
-            body = await self._read_body(request)
+            return await self._serve(request, public_only=True)
+        finally:
+            self._public_running -= 1
+
+    async def _serve(self, request: web.Request, *, public_only: bool) -> web.StreamResponse:
+        """A POST's calls; ``public_only``: with the no-auth bounds, public
+        methods only."""
+        bounds = self.public if public_only else self
+        try:
+            body = await self._read_body(request, bounds.max_request_bytes)
             text = decode(body)
             del body
             doc = loads(text)
@@ -369,15 +445,15 @@ class RpcServer:
         if isinstance(doc, list):
             if not doc:
                 return self._refuse(INVALID_REQUEST, "empty batch")
-            if len(doc) > self.batch_limit:
+            if len(doc) > bounds.batch_limit:
                 # As geth: the whole batch is refused, none of it runs.
                 return self._refuse(
                     INVALID_REQUEST,
-                    f"batch too large: {len(doc)} calls, the limit is {self.batch_limit}",
+                    f"batch too large: {len(doc)} calls, the limit is {bounds.batch_limit}",
                     reason=BatchTooLarge.code,
                 )
             answers = await self.dispatch_batch(
-                doc, max_response_bytes=self.max_response_bytes, public_only=public_only
+                doc, max_response_bytes=bounds.max_response_bytes, public_only=public_only
             )
             del doc
             out = [a for a in answers if a is not None]
@@ -385,7 +461,13 @@ class RpcServer:
             if not out:
                 return web.Response(status=204)
             return await _send_batch(request, out)
-        answer = (await self.dispatch_batch([doc], public_only=public_only))[0]
+        answer = (
+            await self.dispatch_batch(
+                [doc],
+                max_response_bytes=bounds.max_response_bytes if public_only else None,
+                public_only=public_only,
+            )
+        )[0]
         return web.Response(status=204) if answer is None else _json_body(answer)
 
     async def dispatch_batch(
@@ -404,7 +486,7 @@ class RpcServer:
         method that is not public is answered -32600 ``unauthorized``, unrun."""
         table = self.methods if methods is None else methods
         started = time.perf_counter()
-        answers = _Answers(len(calls), max_response_bytes)
+        answers = _Answers(len(calls), max_response_bytes, cap_each=public_only)
         grouped: dict[str, list[tuple[int, Any, Params, bool]]] = {}
         skipped: list[tuple[int, Any, bool]] = []
         yielded = time.perf_counter()
@@ -431,7 +513,9 @@ class RpcServer:
                 params = {"_args": params}
             name = call["method"]
             spec = self.specs.get(name)
-            if public_only and spec is not None and not spec.public:
+            known = name in table or name in self.batch_methods
+            # Fails closed: a method with no spec is not public either.
+            if public_only and known and (spec is None or not spec.public):
                 if not notification:
                     answers.put(i, _not_public(id_, name))
                 continue
@@ -544,6 +628,23 @@ def _cross_origin(origin: str) -> web.Response:
     return web.json_response(
         _error(None, INVALID_REQUEST, message, Unauthorized(message).to_dict()), status=403
     )
+
+
+def _foreign_host(host: str) -> web.Response:
+    message = (
+        f"unauthorized: without auth, the Host must be one of this node's names, not "
+        f"{host[:100]!r} (add it to [explorer] hosts)"
+    )
+    return web.json_response(
+        _error(None, INVALID_REQUEST, message, Unauthorized(message).to_dict()), status=403
+    )
+
+
+def _netloc(url: str) -> str:
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return ""
 
 
 def _not_public(id_: Any, name: str) -> dict[str, Any]:
