@@ -31,23 +31,30 @@ function frame(name, label) {
   });
 }
 
-// A linear scale from [lo, hi] to [a, b]; an empty domain is widened so a
-// single price or a single instant still draws in the middle.
-function scale(lo, hi, a, b) {
+// A linear scale from [lo, hi] to [a, b], its domain widened to round
+// ticks (1, 2 or 5 times a power of ten, at least `minStep`); an empty
+// domain is widened so a single price or instant still draws in the middle.
+function scale(lo, hi, a, b, count = 4, minStep = 1) {
   if (hi <= lo) {
-    const pad = Math.max(Math.abs(lo) * 0.1, 1);
+    const pad = Math.max(Math.abs(lo) * 0.1, minStep);
     lo -= pad;
     hi += pad;
   }
+  const rough = (hi - lo) / count;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = Math.max(minStep, [1, 2, 5, 10].map((m) => m * power).find((v) => v >= rough));
+  lo = Math.floor(lo / step) * step;
+  hi = Math.ceil(hi / step) * step;
   const f = (v) => a + ((v - lo) / (hi - lo)) * (b - a);
   f.lo = lo;
   f.hi = hi;
+  f.step = step;
   return f;
 }
 
-function ticks(sc, count) {
+function ticks(sc) {
   const out = [];
-  for (let i = 0; i <= count; i++) out.push(sc.lo + ((sc.hi - sc.lo) * i) / count);
+  for (let v = sc.lo; v <= sc.hi + sc.step / 2; v += sc.step) out.push(v);
   return out;
 }
 
@@ -98,9 +105,9 @@ export function depthChart(book) {
   const lo = prices.length ? Math.min(...prices) : 0;
   const hi = prices.length ? Math.max(...prices) : 1000000;
   const spread = Math.max((hi - lo) * 0.15, lo * 0.1, 10000);
-  const x = scale(lo - spread, hi + spread, PAD.left, W - PAD.right);
-  const y = scale(0, maxCum * 1.1, H - PAD.bottom, PAD.top);
-  axes(svg, x, y, ticks(x, 4), ticks(y, 4), "price (/kWh)", "cumulative energy (kWh)", priceTick, energyTick);
+  const x = scale(Math.max(0, lo - spread), hi + spread, PAD.left, W - PAD.right, 5, 10000);
+  const y = scale(0, maxCum * 1.1, H - PAD.bottom, PAD.top, 4, 1000);
+  axes(svg, x, y, ticks(x), prices.length ? ticks(y) : [], "price (/kWh)", "cumulative energy (kWh)", priceTick, energyTick);
   if (!prices.length) {
     svg.append(s("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, "no open orders"));
     return svg;
@@ -141,23 +148,23 @@ export function tradesChart(trades) {
   const times = trades.map((t) => Number(t.time));
   const prices = trades.map((t) => Number(t.price));
   const energies = trades.map((t) => Number(t.energy));
-  const x = scale(Math.min(...times, Infinity) - 30, Math.max(...times, -Infinity) + 30, PAD.left + 10, W - PAD.right - 10);
+  const x = scale(Math.min(...times, Infinity) - 30, Math.max(...times, -Infinity) + 30, PAD.left + 10, W - PAD.right - 10, 4, 15);
   const split = PAD.top + (H - PAD.top - PAD.bottom) * 0.62;
   const pLo = trades.length ? Math.min(...prices) : 0;
   const pHi = trades.length ? Math.max(...prices) : 1000000;
   const pPad = Math.max((pHi - pLo) * 0.15, pLo * 0.1, 10000);
-  const y = scale(pLo - pPad, pHi + pPad, split - 8, PAD.top);
+  const y = scale(Math.max(0, pLo - pPad), pHi + pPad, split - 8, PAD.top, 3, 10000);
   const maxE = Math.max(1, ...energies);
   const v = scale(0, maxE, H - PAD.bottom, split + 4);
   if (!trades.length) {
-    axes(svg, scale(0, 1, PAD.left, W - PAD.right), y, [], ticks(y, 3), "time (UTC)", "price (/kWh)", () => "", priceTick);
+    axes(svg, scale(0, 1, PAD.left, W - PAD.right), y, [], [], "time (UTC)", "price (/kWh)", () => "", priceTick);
     svg.append(s("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, "no trades"));
     return svg;
   }
   const timeTick = (t) => fmt.time(Math.round(t)).slice(11);
-  axes(svg, x, y, ticks(x, 3), ticks(y, 3), "time (UTC)", "price (/kWh)", timeTick, priceTick);
-  svg.append(s("text", { x: PAD.left - 6, y: v(maxE) + 4, class: "tick", "text-anchor": "end" }, energyTick(maxE)));
-  svg.append(s("text", { x: W - PAD.right, y: split + 14, class: "tick", "text-anchor": "end" }, "volume (kWh)"));
+  axes(svg, x, y, ticks(x), ticks(y), "time (UTC)", "price (/kWh)", timeTick, priceTick);
+  svg.append(s("line", { x1: PAD.left, y1: split, x2: W - PAD.right, y2: split, class: "axis band" }));
+  svg.append(s("text", { x: W - PAD.right, y: split + 14, class: "tick", "text-anchor": "end" }, `volume (kWh), largest ${energyTick(maxE)}`));
   const barWidth = Math.max(3, Math.min(16, (W - PAD.left - PAD.right) / (trades.length * 2)));
   trades.forEach((t, i) => {
     const g = s("g", {

@@ -89,7 +89,7 @@ export function field(name, value, kind = "text") {
 export function fields(rows) {
   const dl = h("dl", { class: "fields" });
   for (const [label, name, value, kind] of rows) {
-    dl.append(h("dt", {}, label), h("dd", {}, field(name, value, kind)));
+    dl.append(h("div", { class: "f" }, h("dt", {}, label), h("dd", {}, field(name, value, kind))));
   }
   return dl;
 }
