@@ -58,6 +58,7 @@ const FORMATS = {
   contract: fmt.short,
   height: fmt.integer,
   full: fmt.plain,
+  problems: (list) => (Array.isArray(list) && list.length === 0 ? "none" : fmt.plain(list)),
 };
 
 // The content of a value: its formatted text, a link for ids.
