@@ -276,7 +276,7 @@ async function txPage(id) {
         ["error", "tx_error", tx.error],
       ]),
       h("h3", {}, "Payload"),
-      h("pre", { class: "json", dataset: { field: "payload", value: fmt.raw(body.payload) } }, JSON.stringify(body.payload, null, 1)),
+      h("pre", { class: "json", dataset: { field: "payload", value: fmt.raw(body.payload) } }, JSON.stringify(body.payload)),
     ),
     section(
       "Events",
@@ -310,7 +310,9 @@ function eventDetail(event) {
 function eventDetailNodes(event) {
   const parts = [];
   for (const [key, value] of Object.entries(eventDetail(event))) {
-    parts.push(h("span", { class: "kv" }, h("span", { class: "k" }, key + " "), valueContent(value, kindOf(key, value))));
+    parts.push(
+      h("span", { class: "kv", dataset: { key, value: fmt.raw(value) } }, h("span", { class: "k" }, key + " "), valueContent(value, kindOf(key, value))),
+    );
   }
   return parts;
 }
@@ -319,12 +321,14 @@ function kindOf(key, value) {
   if (typeof value !== "number" && typeof value !== "string") return "text";
   if (/(^|_)wh$|^energy$|_wh_/.test(key)) return "energy";
   if (/price/.test(key)) return "price";
-  if (/^(value|paid|fee|amount|refunded|penalty|escrow|balance|owed)$|_fee$/.test(key)) return "money";
+  if (/^(value|paid|fee|amount|refund|refunded|penalty|escrow|balance|owed|reward)$|_fee$/.test(key)) return "money";
   if (/bps$/.test(key)) return "bps";
   if (/^(participant|buyer|seller|owner|sender|to|from|producer|creator|address)$/.test(key) && /^[0-9a-f]{40}$/.test(String(value))) return "account";
   if (/^(cert|parent|child)$/.test(key) && /^[0-9a-f]{64}$/.test(String(value))) return "cert";
   if (/^(device)$/.test(key) && /^[0-9a-f]{64}$/.test(String(value))) return "device";
   if (/^(ppa)$/.test(key) && /^[0-9a-f]{64}$/.test(String(value))) return "ppa";
+  if (/^(contract)$/.test(key) && /^[0-9a-f]{64}$/.test(String(value))) return "contract";
+  if (/^(order|buy|sell|buy_id|sell_id|txid)$/.test(key) && /^[0-9a-f]{64}$/.test(String(value))) return "tx";
   if (/^[0-9a-f]{64}$/.test(String(value))) return "hash";
   if (/^(slot|time|interval|interval_start|start|end)$/.test(key)) return "time";
   return "text";
@@ -864,7 +868,13 @@ async function contractsPage() {
 
 async function contractPage(id) {
   const c = await call("contract.get", { id: id.replace(/^0x/i, "").toLowerCase() });
-  const json = (name, value) => h("pre", { class: "json", dataset: { field: name, value: fmt.raw(value) } }, JSON.stringify(value, null, 1));
+  // Conditions and actions are lists of [name, args...]: one line each.
+  const json = (name, value) =>
+    h(
+      "pre",
+      { class: "json", dataset: { field: name, value: fmt.raw(value) } },
+      Array.isArray(value) ? value.map((item) => JSON.stringify(item)).join("\n") : JSON.stringify(value),
+    );
   return section(
     "Contract",
     fields([
