@@ -60,6 +60,7 @@ from powernode.node.p2p_key import P2P_KEY_FILE
 from powernode.node.rpc import RpcServer
 from powernode.node.rpc_certs import CERT_SPECS, cert_methods
 from powernode.node.rpc_contracts import CONTRACT_SPECS, contract_methods
+from powernode.node.rpc_explorer import EXPLORER_SPECS, explorer_methods
 from powernode.node.rpc_market import MARKET_SPECS, market_methods
 from powernode.node.rpc_methods import (
     CHAIN_SPECS,
@@ -331,6 +332,7 @@ class Node:
             market_methods(ledger),
             cert_methods(ledger),
             contract_methods(ledger),
+            explorer_methods(ledger),
             ops_methods(cfg.db_path, self.stopping.is_set),
             http_methods(),
         )
@@ -353,6 +355,7 @@ class Node:
                 MARKET_SPECS,
                 CERT_SPECS,
                 CONTRACT_SPECS,
+                EXPLORER_SPECS,
                 OPS_SPECS,
                 PUSH_SPECS,
             ),
