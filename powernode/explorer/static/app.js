@@ -4,7 +4,7 @@
 // browser test waits on it). The WebSocket keeps the header's tip and the
 // home page live.
 
-import { batch, call, Live } from "./rpc.js";
+import { batch, call, Live, RpcError } from "./rpc.js";
 import { h, field, fields, table, tableRow, section, valueContent } from "./dom.js";
 import * as fmt from "./format.js";
 import { depthChart, tradesChart } from "./charts.js";
@@ -585,8 +585,16 @@ async function certPage(id) {
   const [tree, verify, proof] = await batch([
     { method: "cert.tree", params: { cert } },
     { method: "cert.verify", params: { cert } },
-    { method: "cert.proof", params: { cert }, optional: true },
+    { method: "cert.proof", params: { cert }, soft: true },
   ]);
+  if (proof instanceof RpcError) {
+    // Some lineages cannot be proven offline (the node says why).
+    return certContent(cert, tree, verify, null, proof.message.replace(/^cert\.proof: /, ""));
+  }
+  return certContent(cert, tree, verify, proof, null);
+}
+
+function certContent(cert, tree, verify, proof, noProof) {
   const download = h(
     "a",
     { href: "#", class: "button", dataset: { action: "download-proof" } },
@@ -594,6 +602,9 @@ async function certPage(id) {
     proof ? h("span", { class: "meta" }, ` (${fmt.bytes(proof.bytes)}, proven to height ${proof.height})`) : null,
   );
   download.addEventListener("click", (event) => downloadProof(event, download, cert));
+  const proofLine = noProof
+    ? h("p", { class: "meta", dataset: { field: "proof_error", value: noProof } }, "No proof file: " + noProof)
+    : h("p", {}, download, h("span", { hidden: true }, field("proof_bytes", proof.bytes, "int"), field("proof_height", proof.height, "height")));
   return [
     section(
       "Certificate",
@@ -617,7 +628,7 @@ async function certPage(id) {
         ["trace length", "trace_length", verify.trace_length, "int"],
         ["problems", "problems", verify.problems, "problems"],
       ]),
-      h("p", {}, download, proof ? h("span", { hidden: true }, field("proof_bytes", proof.bytes, "int"), field("proof_height", proof.height, "height")) : null),
+      proofLine,
     ),
     section("Lineage", lineageTree(tree)),
   ];
@@ -939,7 +950,7 @@ async function peersPage() {
 // ---- search ---------------------------------------------------------------
 
 const MATCH_ROUTES = {
-  block: (id) => `#/block/${id}`,
+  block: (id, m) => `#/block/${m && m.height !== undefined ? m.height : id}`,
   tx: (id) => `#/tx/${id}`,
   order: (id) => `#/tx/${id}`, // an order's id is the tx that placed it
   account: (id) => `#/account/${id}`,
@@ -950,10 +961,11 @@ const MATCH_ROUTES = {
 };
 
 async function searchPage(q) {
-  const result = await call("search", { q });
+  // The node takes at most 130 characters; nothing longer can match.
+  const result = q.length > 130 ? { matches: [] } : await call("search", { q });
   const matches = result.matches.filter((m) => MATCH_ROUTES[m.kind]);
   // An order's id is the tx that placed it: both lead to the same page.
-  const targets = new Set(matches.map((m) => MATCH_ROUTES[m.kind](m.id)));
+  const targets = new Set(matches.map((m) => MATCH_ROUTES[m.kind](m.id, m)));
   if (targets.size === 1) {
     // One match: go straight to its page (replacing the search in history).
     // This load never finishes: the page it opens sets the state, so the
@@ -969,7 +981,7 @@ async function searchPage(q) {
           "matches",
           [
             { col: "kind", label: "kind", kind: "text" },
-            { col: "id", label: "id", kind: "full", render: (m) => h("a", { href: MATCH_ROUTES[m.kind](m.id) }, String(m.id)) },
+            { col: "id", label: "id", kind: "full", render: (m) => h("a", { href: MATCH_ROUTES[m.kind](m.id, m) }, String(m.id)) },
           ],
           matches,
           (m) => `${m.kind}:${m.id}`,
