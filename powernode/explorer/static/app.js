@@ -119,6 +119,7 @@ const MEMPOOL_COLUMNS = [
 ];
 
 async function homePage() {
+  const gen = generation;
   const [info, blocks, pool] = await batch([
     { method: "node.info" },
     { method: "chain.blocks", params: { limit: 20 } },
@@ -128,7 +129,7 @@ async function homePage() {
   const tipCard = section("Tip", homeTipFields(info));
   const blocksCard = section("Recent blocks", table("blocks", BLOCK_COLUMNS, blocks, (b) => b.hash));
   const poolCard = section("Mempool", mempoolContent(pool));
-  const gen = generation;
+  if (gen !== generation) return []; // left before it loaded: install nothing
   let refreshing = false;
   // A new tip: reload the three panels in one call (the block's size and
   // the pool after it are not in the notice).
