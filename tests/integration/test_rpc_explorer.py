@@ -15,8 +15,10 @@ from powernode.client import (
     build_order,
     build_transfer,
     child_cert_id,
+    endpoint_from_datadir,
 )
 from powernode.core.crypto import KeyPair
+from tests.harness.wsrpc import WsRpc
 from tests.integration.conftest import DevNode
 from tests.integration.test_cert_rpc import Seed, cert_node  # noqa: F401
 from tests.integration.test_market_rpc import Scenario, market_node, submit_all  # noqa: F401
@@ -247,3 +249,44 @@ async def test_cert_tree_is_the_roots_whole_lineage(cert_node: DevNode) -> None:
     assert unknown == (-32004, "unknown_cert")
     for bad in ({}, {"cert": "zz"}, {"cert": "ab" * 20}):
         assert await refused(dev, "cert.tree", bad) == (INVALID_PARAMS, "invalid_params")
+
+
+async def test_mempool_topic_tells_txs_entering_and_leaving(dev_node: DevNode) -> None:
+    rpc, cid = dev_node.rpc, dev_node.chain_id
+    a, b = dev_node.users[:2]
+    to = KeyPair.generate().address
+    first = build_transfer(a, chain_id=cid, nonce=0, to=to, amount=1, fee=1_000)
+    other = build_transfer(b, chain_id=cid, nonce=0, to=to, amount=1, fee=2_000)
+    async with WsRpc(endpoint_from_datadir(dev_node.datadir)) as ws:
+        sid = await ws.subscribe("mempool")
+        for tx in (first, other):
+            await rpc.call("tx.submit", {"raw": tx.raw.hex()})
+        added = [await ws.next(sid) for _ in range(2)]
+        assert added == [
+            {
+                "type": "added",
+                "id": tx.txid.hex(),
+                "fee": tx.fee,
+                "size": tx.size,
+                "sender": tx.sender_address.hex(),
+                "tx_type": "transfer",
+            }
+            for tx in (first, other)
+        ]
+        # A replacement: the old one leaves with its drop code, the new one enters.
+        better = build_transfer(a, chain_id=cid, nonce=0, to=to, amount=1, fee=5_000)
+        await rpc.call("tx.submit", {"raw": better.raw.hex()})
+        moved = [await ws.next(sid) for _ in range(2)]
+        assert {"type": "removed", "ids": [first.txid.hex()], "reason": "replaced"} in moved
+        assert {m["type"] for m in moved} == {"added", "removed"}
+        assert better.txid.hex() in {m.get("id") for m in moved}
+        # A block: one notice for the txs it took out of the pool, in its order.
+        await rpc.call("dev.mine", {"blocks": 1})
+        block = await rpc.call("chain.block", {"height": 1})
+        assert sorted(block["txs"]) == sorted([better.txid.hex(), other.txid.hex()])
+        assert await ws.next(sid) == {"type": "removed", "ids": block["txs"], "reason": "confirmed"}
+        # An empty block tells nothing.
+        await rpc.call("dev.mine", {"blocks": 1})
+        await ws.call("node.info")
+        assert ws.pending(sid) == 0
+        assert (await rpc.call("mempool.txs"))["size"] == 0
