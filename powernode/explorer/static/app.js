@@ -115,7 +115,7 @@ const MEMPOOL_COLUMNS = [
   { col: "nonce", label: "nonce", kind: "int" },
   { col: "fee", label: "fee", kind: "money" },
   { col: "size", label: "size", kind: "bytes" },
-  { col: "fee_rate", label: "fee / 1000 B", kind: "money" },
+  { col: "fee_rate", label: "fee rate", kind: "money" },
 ];
 
 async function homePage() {
@@ -145,14 +145,28 @@ async function homePage() {
       if (gen !== generation) return;
       tipCard.replaceChildren(h("h2", {}, "Tip"), homeTipFields(i));
       blocksCard.replaceChildren(h("h2", {}, "Recent blocks"), table("blocks", BLOCK_COLUMNS, b, (x) => x.hash));
-      poolCard.replaceChildren(h("h2", {}, "Mempool"), mempoolContent(p));
+      poolCard.replaceChildren(h("h2", {}, "Mempool"), ...mempoolContent(p));
     } catch {
       // The next tip retries; the panels keep what they showed.
     } finally {
       refreshing = false;
     }
   };
+  // A notice changes the table at once; the pool is then read again (once
+  // for a burst of notices) for what a notice does not carry: nonce, fee
+  // rate and the miner's order.
+  let poolTimer = null;
+  const reloadPool = async () => {
+    poolTimer = null;
+    try {
+      const p = await call("mempool.txs", { limit: 100 });
+      if (gen === generation) poolCard.replaceChildren(h("h2", {}, "Mempool"), ...mempoolContent(p));
+    } catch {
+      // The next notice or tip reads it again.
+    }
+  };
   onMempool = (notice) => {
+    if (poolTimer === null) poolTimer = setTimeout(reloadPool, 300);
     const body = poolCard.querySelector('table[data-table="mempool"] tbody');
     if (!body) return;
     if (notice.type === "added") {
