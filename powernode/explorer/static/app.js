@@ -614,8 +614,9 @@ function certContent(cert, tree, verify, proof, noProof) {
     "a",
     { href: "#", class: "button", dataset: { action: "download-proof" } },
     "Download proof",
-    proof ? h("span", { class: "meta" }, ` (${fmt.bytes(proof.bytes)}, proven to height ${proof.height})`) : null,
+    h("span", { class: "meta" }),
   );
+  if (proof) showProof(download, proof);
   download.addEventListener("click", (event) => downloadProof(event, download, cert));
   const proofLine = noProof
     ? h("p", { class: "meta", dataset: { field: "proof_error", value: noProof } }, "No proof file: " + noProof)
@@ -660,12 +661,18 @@ async function downloadProof(event, link, cert) {
     for (let i = 0; i < data.length; i++) data[i] = parseInt(proof.proof.substr(i * 2, 2), 16);
     link.href = URL.createObjectURL(new Blob([data], { type: "application/octet-stream" }));
     link.download = `cert-${cert}.proof`;
-    link.dataset.bytes = String(proof.bytes);
-    link.dataset.height = String(proof.height);
+    // The tip may have moved since the page loaded: show what is saved.
+    showProof(link, proof);
     link.click();
   } catch (err) {
     link.after(h("span", { class: "problem", dataset: { field: "proof_error" } }, " " + err.message));
   }
+}
+
+function showProof(link, proof) {
+  link.dataset.bytes = String(proof.bytes);
+  link.dataset.height = String(proof.height);
+  link.querySelector(".meta").textContent = ` (${fmt.bytes(proof.bytes)}, proven to height ${proof.height})`;
 }
 
 // The tree: one [data-cert] per certificate, children nested in their
@@ -979,13 +986,11 @@ async function searchPage(q) {
   // The node takes at most 130 characters; nothing longer can match.
   const result = q.length > 130 ? { matches: [] } : await call("search", { q });
   const matches = result.matches.filter((m) => MATCH_ROUTES[m.kind]);
-  // An order's id is the tx that placed it: both lead to the same page.
-  const targets = new Set(matches.map((m) => MATCH_ROUTES[m.kind](m.id, m)));
-  if (targets.size === 1) {
+  if (matches.length === 1) {
     // One match: go straight to its page (replacing the search in history).
     // This load never finishes: the page it opens sets the state, so the
     // search route is never seen as "ready".
-    location.replace([...targets][0]);
+    location.replace(MATCH_ROUTES[matches[0].kind](matches[0].id, matches[0]));
     return new Promise(() => {});
   }
   return section(
