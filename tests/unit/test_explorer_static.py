@@ -88,6 +88,15 @@ def test_index_references_only_files_of_the_folder() -> None:
     assert '<link rel="icon" href="data:,">' in html
 
 
+def test_every_module_is_preloaded() -> None:
+    """The page's modules are fetched at once, not one import level at a
+    time (the home page's first paint waits for all of them)."""
+    html = INDEX.read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/explorer/([^"]+)">', html))
+    modules = {p.name for p in STATIC.glob("*.js")} - {"app.js"}
+    assert preloaded == modules
+
+
 def test_module_imports_resolve_to_files_of_the_folder() -> None:
     for path in STATIC.glob("*.js"):
         for target in re.findall(r'^import .* from "([^"]+)";$', path.read_text(), re.M):
@@ -118,9 +127,10 @@ def test_no_inline_script_or_style() -> None:
 
 
 def test_app_knows_every_route_and_table_of_the_contract() -> None:
-    app = APP.read_text()
+    routes = APP.read_text()
     for route in ROUTES:
-        assert f'"{route}"' in app, route
+        assert f'"{route}"' in routes, route
+    app = "\n".join(p.read_text() for p in STATIC.glob("*.js"))
     for name in TABLES:
         assert re.search(rf'table\(\s*"{name}"', app), name
     for hook in ('data-action="search"',):

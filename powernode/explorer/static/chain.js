@@ -1,0 +1,347 @@
+// Chain pages: the home page (tip, recent blocks, mempool; live), a block,
+// a tx and its events, an account with its market position and orders.
+
+import { batch, call } from "./rpc.js";
+import { h, field, fields, table, tableRow, section, valueContent } from "./dom.js";
+import * as fmt from "./format.js";
+import { slotLink } from "./market.js";
+import { certTable } from "./certs.js";
+import { ppaTable } from "./registry.js";
+
+// ---- home -----------------------------------------------------------------
+
+const BLOCK_COLUMNS = [
+  { col: "height", label: "height", kind: "height" },
+  { col: "hash", label: "hash", kind: "block" },
+  { col: "timestamp", label: "time (UTC)", kind: "time" },
+  { col: "txs", label: "txs", kind: "int" },
+  { col: "size", label: "size", kind: "bytes" },
+  { col: "miner", label: "miner", kind: "account" },
+];
+
+const MEMPOOL_COLUMNS = [
+  { col: "id", label: "tx", kind: "tx" },
+  { col: "type", label: "type", kind: "text" },
+  { col: "sender", label: "sender", kind: "account" },
+  { col: "nonce", label: "nonce", kind: "int" },
+  { col: "fee", label: "fee", kind: "money" },
+  { col: "size", label: "size", kind: "bytes" },
+  { col: "fee_rate", label: "fee rate", kind: "money" },
+];
+
+export async function homePage(ctx) {
+  const [info, blocks, pool] = await batch([
+    { method: "node.info" },
+    { method: "chain.blocks", params: { limit: 20 } },
+    { method: "mempool.txs", params: { limit: 100 } },
+  ]);
+  ctx.setHeader(info);
+  const tipCard = section("Tip", homeTipFields(info));
+  const blocksCard = section("Recent blocks", table("blocks", BLOCK_COLUMNS, blocks, (b) => b.hash));
+  const poolCard = section("Mempool", mempoolContent(pool));
+  let refreshing = false;
+  // A new tip: reload the three panels in one call (the block's size and
+  // the pool after it are not in the notice).
+  ctx.onTip = async () => {
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      const [i, b, p] = await batch([
+        { method: "node.info" },
+        { method: "chain.blocks", params: { limit: 20 } },
+        { method: "mempool.txs", params: { limit: 100 } },
+      ]);
+      if (!ctx.current()) return;
+      tipCard.replaceChildren(h("h2", {}, "Tip"), homeTipFields(i));
+      blocksCard.replaceChildren(h("h2", {}, "Recent blocks"), table("blocks", BLOCK_COLUMNS, b, (x) => x.hash));
+      poolCard.replaceChildren(h("h2", {}, "Mempool"), ...mempoolContent(p));
+    } catch {
+      // The next tip retries; the panels keep what they showed.
+    } finally {
+      refreshing = false;
+    }
+  };
+  // A notice changes the table at once; the pool is then read again (once
+  // for a burst of notices) for what a notice does not carry: nonce, fee
+  // rate and the miner's order.
+  let poolTimer = null;
+  const reloadPool = async () => {
+    poolTimer = null;
+    try {
+      const p = await call("mempool.txs", { limit: 100 });
+      if (ctx.current()) poolCard.replaceChildren(h("h2", {}, "Mempool"), ...mempoolContent(p));
+    } catch {
+      // The next notice or tip reads it again.
+    }
+  };
+  ctx.onMempool = (notice) => {
+    if (poolTimer === null) poolTimer = setTimeout(reloadPool, 300);
+    const body = poolCard.querySelector('table[data-table="mempool"] tbody');
+    if (!body) return;
+    if (notice.type === "added") {
+      if (body.querySelector(`tr[data-id="${notice.id}"]`)) return;
+      const row = { id: notice.id, type: notice.tx_type, sender: notice.sender, nonce: null, fee: notice.fee, size: notice.size, fee_rate: null };
+      body.append(tableRow(MEMPOOL_COLUMNS, row, (r) => r.id));
+    } else if (notice.type === "removed") {
+      for (const id of notice.ids || [notice.id]) {
+        const tr = body.querySelector(`tr[data-id="${id}"]`);
+        if (tr) tr.remove();
+      }
+    }
+    const size = poolCard.querySelector('[data-field="mempool_size"]');
+    if (size) {
+      const n = body.querySelectorAll("tr").length;
+      size.textContent = String(n);
+      size.dataset.value = String(n);
+    }
+    const empty = poolCard.querySelector("p.empty");
+    if (empty) empty.hidden = body.querySelector("tr") !== null;
+  };
+  return [tipCard, h("div", { class: "columns" }, blocksCard, poolCard)];
+}
+
+function homeTipFields(info) {
+  return fields([
+    ["chain", "chain_id", info.chain_id],
+    ["height", "height", info.height, "height"],
+    ["tip", "tip", info.tip, "block"],
+    ["state root", "state_root", info.state_root, "hash"],
+    ["total work", "total_work", info.total_work, "text"],
+    ["peers", "peers", info.peers, "int"],
+    ["mining", "mining", info.mining],
+    ["syncing", "syncing", info.syncing],
+    ["version", "version", info.version],
+  ]);
+}
+
+function mempoolContent(pool) {
+  return [
+    h("p", { class: "meta" }, field("mempool_size", pool.size, "int"), " txs waiting, the miner's order"),
+    table("mempool", MEMPOOL_COLUMNS, pool.txs, (t) => t.id, "the pool is empty"),
+  ];
+}
+
+// ---- block and tx ---------------------------------------------------------
+
+export async function blockPage(ctx, ref) {
+  const params = /^\d+$/.test(ref) ? { height: Number(ref) } : { hash: ref.replace(/^0x/i, "").toLowerCase(), verbose: true };
+  if ("height" in params) params.verbose = true;
+  const block = await call("chain.block", params);
+  const txs = block.txs.map((t) => (typeof t === "string" ? { id: t } : t));
+  const nav = h(
+    "p",
+    { class: "pager" },
+    block.height > 0 ? h("a", { href: `#/block/${block.height - 1}` }, "← previous") : null,
+    " ",
+    h("a", { href: `#/block/${block.height + 1}` }, "next →"),
+  );
+  return [
+    section(
+      `Block ${block.height}`,
+      nav,
+      fields([
+        ["height", "height", block.height, "height"],
+        ["hash", "hash", block.hash, "full"],
+        ["previous", "prev_hash", block.prev_hash, "block"],
+        ["time (UTC)", "timestamp", block.timestamp, "time"],
+        ["miner", "miner", block.miner, "account"],
+        ["txs", "txs", txs.length, "int"],
+        ["size", "size", block.size, "bytes"],
+        ["confirmations", "confirmations", block.confirmations, "int"],
+        ["main chain", "in_main_chain", block.in_main_chain],
+        ["state root", "state_root", block.state_root, "full"],
+        ["tx root", "tx_root", block.tx_root, "full"],
+        ["target", "target", block.target, "full"],
+        ["nonce", "nonce", block.nonce],
+      ]),
+    ),
+    section(
+      "Transactions",
+      table(
+        "txs",
+        [
+          { col: "index", label: "#", kind: "int", value: (t) => txs.indexOf(t) },
+          { col: "id", label: "tx", kind: "tx" },
+          { col: "type", label: "type", kind: "text" },
+          { col: "sender", label: "sender", kind: "account" },
+          { col: "nonce", label: "nonce", kind: "int" },
+          { col: "fee", label: "fee", kind: "money" },
+          { col: "size", label: "size", kind: "bytes" },
+        ],
+        txs,
+        (t) => t.id,
+      ),
+    ),
+  ];
+}
+
+export async function txPage(ctx, id) {
+  const tx = await call("tx.get", { id: id.replace(/^0x/i, "").toLowerCase() });
+  const body = tx.tx || {};
+  const receipt = tx.receipt || {};
+  const events = (receipt.events || []).map((e, i) => ({ ...e, index: i }));
+  const raw = tx.raw ?? body.raw ?? null;
+  const out = [
+    section(
+      "Transaction",
+      fields([
+        ["id", "id", body.id || id, "full"],
+        ["status", "status", tx.status],
+        ["block", "block", tx.block, "block"],
+        ["height", "height", tx.height, "height"],
+        ["index", "index", tx.index, "int"],
+        ["confirmations", "confirmations", tx.confirmations, "int"],
+        ["type", "type", body.type],
+        ["sender", "sender", body.sender, "account"],
+        ["nonce", "nonce", body.nonce, "int"],
+        ["fee", "fee", body.fee, "money"],
+        ["size", "size", body.size, "bytes"],
+        ["receipt", "receipt_status", receipt.status],
+        ["error", "tx_error", tx.error],
+      ]),
+      h("h3", {}, "Payload"),
+      h("pre", { class: "json", dataset: { field: "payload", value: fmt.raw(body.payload) } }, JSON.stringify(body.payload)),
+    ),
+    section(
+      "Events",
+      table(
+        "events",
+        [
+          { col: "index", label: "#", kind: "int" },
+          { col: "event", label: "event", kind: "text" },
+          { col: "detail", label: "detail", kind: "text", value: (e) => eventDetail(e), render: (e) => eventDetailNodes(e) },
+        ],
+        events,
+        (e) => e.index,
+        "no events",
+      ),
+    ),
+  ];
+  if (raw) {
+    out.push(section("Raw", h("pre", { class: "raw mono", dataset: { field: "raw", value: raw } }, raw)));
+  }
+  return out;
+}
+
+function eventDetail(event) {
+  const rest = { ...event };
+  delete rest.event;
+  delete rest.index;
+  return rest;
+}
+
+// An event's fields, each formatted by what its name says it holds.
+function eventDetailNodes(event) {
+  const parts = [];
+  for (const [key, value] of Object.entries(eventDetail(event))) {
+    parts.push(
+      h("span", { class: "kv", dataset: { key, value: fmt.raw(value) } }, h("span", { class: "k" }, key + " "), valueContent(value, kindOf(key, value))),
+    );
+  }
+  return parts;
+}
+
+function kindOf(key, value) {
+  if (typeof value !== "number" && typeof value !== "string") return "text";
+  if (/(^|_)wh$|^energy$|_wh_/.test(key)) return "energy";
+  if (/price/.test(key)) return "price";
+  if (/^(value|paid|fee|amount|refund|refunded|penalty|escrow|balance|owed|reward)$|_fee$/.test(key)) return "money";
+  if (/bps$/.test(key)) return "bps";
+  if (/^(participant|buyer|seller|owner|sender|to|from|producer|creator|address)$/.test(key) && /^[0-9a-f]{40}$/.test(String(value))) return "account";
+  if (/^(cert|parent|child)$/.test(key) && /^[0-9a-f]{64}$/.test(String(value))) return "cert";
+  if (/^(device)$/.test(key) && /^[0-9a-f]{64}$/.test(String(value))) return "device";
+  if (/^(ppa)$/.test(key) && /^[0-9a-f]{64}$/.test(String(value))) return "ppa";
+  if (/^(contract)$/.test(key) && /^[0-9a-f]{64}$/.test(String(value))) return "contract";
+  if (/^(order|buy|sell|buy_id|sell_id|txid)$/.test(key) && /^[0-9a-f]{64}$/.test(String(value))) return "tx";
+  if (/^[0-9a-f]{64}$/.test(String(value))) return "hash";
+  if (/^(slot|time|interval|interval_start|start|end)$/.test(key)) return "time";
+  return "text";
+}
+
+
+// ---- account --------------------------------------------------------------
+
+export async function accountPage(ctx, address) {
+  const a = address.replace(/^0x/i, "").toLowerCase();
+  const [account, position, orders, trades, participant, certs, ppas] = await batch([
+    { method: "account.get", params: { address: a } },
+    { method: "market.position", params: { participant: a }, optional: true },
+    { method: "market.orders", params: { participant: a }, optional: true },
+    { method: "market.trades", params: { participant: a, limit: 100 }, optional: true },
+    { method: "market.participant", params: { address: a }, optional: true },
+    { method: "cert.list", params: { owner: a }, optional: true },
+    { method: "ppa.list", params: { party: a }, optional: true },
+  ]);
+  const out = [
+    section(
+      "Account",
+      fields([
+        ["address", "address", a, "full"],
+        ["balance", "balance", account.balance, "money"],
+        ["nonce", "nonce", account.nonce, "int"],
+        ["next nonce", "next_nonce", account.next_nonce, "int"],
+        ["role", "role", participant ? participant.role : null],
+        ["location", "location", participant ? participant.location : null],
+        ["capacity (W)", "capacity_w", participant ? participant.capacity_w : null, "int"],
+      ]),
+    ),
+  ];
+  if (position) {
+    out.push(
+      section(
+        "Energy position",
+        fields([
+          ["bought", "bought_wh", position.bought_wh, "energy"],
+          ["sold", "sold_wh", position.sold_wh, "energy"],
+          ["received", "received_wh", position.received_wh, "energy"],
+          ["not received", "not_received_wh", position.not_received_wh, "energy"],
+          ["delivered", "delivered_wh", position.delivered_wh, "energy"],
+          ["undelivered", "undelivered_wh", position.undelivered_wh, "energy"],
+          ["pending bought", "pending_bought_wh", position.pending_bought_wh, "energy"],
+          ["pending sold", "pending_sold_wh", position.pending_sold_wh, "energy"],
+          ["order escrow", "order_escrow", position.order_escrow, "money"],
+          ["settlement escrow", "settlement_escrow", position.settlement_escrow, "money"],
+        ]),
+      ),
+    );
+  }
+  out.push(
+    section(
+      "Orders",
+      table(
+        "orders",
+        [
+          { col: "id", label: "order", kind: "tx" },
+          { col: "side", label: "side", kind: "text" },
+          { col: "product", label: "product", kind: "text" },
+          { col: "slot", label: "slot (UTC)", kind: "time", render: (o) => slotLink(o.product, o.slot) },
+          { col: "energy", label: "energy", kind: "energy" },
+          { col: "price", label: "price (/kWh)", kind: "price" },
+          { col: "filled", label: "filled", kind: "energy" },
+          { col: "remaining", label: "remaining", kind: "energy" },
+          { col: "status", label: "status", kind: "text" },
+        ],
+        orders || [],
+        (o) => o.id,
+      ),
+    ),
+    section("Trades", table("trades", accountTradeColumns(a), trades || [], (t) => t.seq)),
+  );
+  if (certs && certs.length) out.push(section("Certificates", certTable(certs)));
+  if (ppas && ppas.length) out.push(section("PPAs", ppaTable(ppas)));
+  return out;
+}
+
+function accountTradeColumns(address) {
+  return [
+    { col: "seq", label: "seq", kind: "int" },
+    { col: "side", label: "side", kind: "text", value: (t) => (t.buyer === address ? "buy" : "sell") },
+    { col: "product", label: "product", kind: "text" },
+    { col: "slot", label: "slot (UTC)", kind: "time", render: (t) => slotLink(t.product, t.slot) },
+    { col: "energy", label: "energy", kind: "energy" },
+    { col: "price", label: "price (/kWh)", kind: "price" },
+    { col: "value", label: "value", kind: "money" },
+    { col: "height", label: "block", kind: "height" },
+    { col: "status", label: "settlement", kind: "text" },
+  ];
+}
