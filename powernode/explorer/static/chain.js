@@ -133,7 +133,9 @@ export async function blockPage(ctx, ref) {
     { class: "pager" },
     block.height > 0 ? h("a", { href: `#/block/${block.height - 1}` }, "← previous") : null,
     " ",
-    h("a", { href: `#/block/${block.height + 1}` }, "next →"),
+    // The tip has no next block yet (a main-chain block has 1 confirmation
+    // when it is the tip).
+    block.in_main_chain && block.confirmations > 1 ? h("a", { href: `#/block/${block.height + 1}` }, "next →") : null,
   );
   return [
     section(
