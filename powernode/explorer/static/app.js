@@ -66,7 +66,7 @@ async function route() {
   try {
     const content = await page(ctx, ...args);
     if (gen !== generation) return;
-    main.replaceChildren(...[content].flat());
+    main.replaceChildren(...[content].flat().filter(Boolean));
     onTip = ctx.onTip;
     onMempool = ctx.onMempool;
     document.body.dataset.state = "ready";

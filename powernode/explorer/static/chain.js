@@ -124,8 +124,9 @@ function mempoolContent(pool) {
 // ---- block and tx ---------------------------------------------------------
 
 export async function blockPage(ctx, ref) {
-  const params = /^\d+$/.test(ref) ? { height: Number(ref) } : { hash: ref.replace(/^0x/i, "").toLowerCase(), verbose: true };
-  if ("height" in params) params.verbose = true;
+  const params = /^\d+$/.test(ref) ? { height: Number(ref) } : { hash: ref.replace(/^0x/i, "").toLowerCase() };
+  params.verbose = true;
+  params.raw = true;
   const block = await call("chain.block", params);
   const txs = block.txs.map((t) => (typeof t === "string" ? { id: t } : t));
   const nav = h(
@@ -174,7 +175,23 @@ export async function blockPage(ctx, ref) {
         (t) => t.id,
       ),
     ),
+    rawSection("Raw block", block.raw),
   ];
+}
+
+// Raw bytes as hex, folded away (a block's can be long).
+function rawSection(title, hex) {
+  if (!hex) return null;
+  return h(
+    "section",
+    { class: "card" },
+    h(
+      "details",
+      {},
+      h("summary", {}, `${title} (${fmt.bytes(hex.length / 2)})`),
+      h("pre", { class: "raw mono", dataset: { field: "raw", value: hex } }, hex),
+    ),
+  );
 }
 
 export async function txPage(ctx, id) {
@@ -219,9 +236,7 @@ export async function txPage(ctx, id) {
       ),
     ),
   ];
-  if (raw) {
-    out.push(section("Raw", h("pre", { class: "raw mono", dataset: { field: "raw", value: raw } }, raw)));
-  }
+  out.push(rawSection("Raw tx", raw));
   return out;
 }
 
