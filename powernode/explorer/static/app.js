@@ -42,7 +42,13 @@ const ROUTES = [
 ];
 
 function parseHash() {
-  const path = decodeURIComponent(location.hash.replace(/^#\/?/, "")).replace(/\/+$/, "");
+  const raw = location.hash.replace(/^#\/?/, "");
+  let path;
+  try {
+    path = decodeURIComponent(raw).replace(/\/+$/, "");
+  } catch {
+    path = raw; // a stray % in a typed URL: matched as it is
+  }
   for (const [pattern, name, page] of ROUTES) {
     const m = path.match(pattern);
     if (m) return { name, page, args: m.slice(1) };
