@@ -56,6 +56,35 @@ function parseHash() {
   return { name: "notfound", page: notFoundPage, args: [path] };
 }
 
+// What a page may use besides the RPC: whether it is still the page being
+// shown, the header, and its live handlers (or refreshOnTip: load it again
+// at each new tip, e.g. an open slot's book or a pending tx).
+function newContext(gen) {
+  return { current: () => gen === generation, setHeader, onTip: null, onMempool: null, refreshOnTip: false };
+}
+
+// A tip handler that loads the page again and swaps its content in place
+// (the state stays "ready"); one load at a time, and it stops when the
+// page no longer asks for it.
+function refresher(gen, page, args) {
+  let busy = false;
+  return async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const ctx = newContext(gen);
+      const content = await page(ctx, ...args);
+      if (gen !== generation) return;
+      main.replaceChildren(...[content].flat().filter(Boolean));
+      if (!ctx.refreshOnTip) onTip = null;
+    } catch {
+      // Kept as it was; the next tip tries again.
+    } finally {
+      busy = false;
+    }
+  };
+}
+
 async function route() {
   const gen = ++generation;
   const { name, page, args } = parseHash();
@@ -66,14 +95,12 @@ async function route() {
   for (const a of document.querySelectorAll("nav a")) {
     a.classList.toggle("active", a.dataset.nav === name.replace(/-slot$/, "").replace(/^(cert|device|ppa|contract)$/, "$1s"));
   }
-  // What a page may use besides the RPC: whether it is still the page
-  // being shown, the header, and its live handlers.
-  const ctx = { current: () => gen === generation, setHeader, onTip: null, onMempool: null };
+  const ctx = newContext(gen);
   try {
     const content = await page(ctx, ...args);
     if (gen !== generation) return;
     main.replaceChildren(...[content].flat().filter(Boolean));
-    onTip = ctx.onTip;
+    onTip = ctx.refreshOnTip ? refresher(gen, page, args) : ctx.onTip;
     onMempool = ctx.onMempool;
     document.body.dataset.state = "ready";
   } catch (err) {

@@ -200,6 +200,8 @@ export async function txPage(ctx, id) {
   const receipt = tx.receipt || {};
   const events = (receipt.events || []).map((e, i) => ({ ...e, index: i }));
   const raw = tx.raw ?? body.raw ?? null;
+  // A pending tx is shown again at each block until it is mined or dropped.
+  ctx.refreshOnTip = tx.status === "pending";
   const out = [
     section(
       "Transaction",

@@ -77,6 +77,8 @@ export async function marketSlotPage(ctx, product, slotText) {
     { method: "market.stats", params: { product, slot } },
     { method: "market.trades", params: { product, slot, limit: 1000 } },
   ]);
+  // Until its gate closes a slot's book and trades change with each block.
+  ctx.refreshOnTip = !book.closed;
   const levelColumns = [
     { col: "price", label: "price (/kWh)", kind: "price" },
     { col: "energy", label: "energy", kind: "energy" },
