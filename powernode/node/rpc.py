@@ -55,7 +55,9 @@ a request with no ``Authorization`` header at all (POST, or the WebSocket
 upgrade) is served too, but only its calls of public methods
 (``MethodSpec.public``) run: any other call gets a per-call -32600
 ``unauthorized``. A wrong header is still HTTP 401, so a client that means
-to authenticate learns its secret is wrong. The explorer's page and files
+to authenticate learns its secret is wrong; a no-auth request a browser
+sends from another site's page (an ``Origin`` that is not this host) is
+HTTP 403. The explorer's page and files
 are served beside ``/rpc`` (node/explorer_http.py).
 """
 
@@ -71,6 +73,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -265,23 +268,30 @@ class RpcServer:
         add_explorer_routes(app, enabled=self.explorer)
         return app
 
-    def _public_only(self, request: web.Request) -> bool | None:
-        """None: refuse the request (401); False: every method; True: a
-        no-auth explorer client, public methods only."""
+    def _access(self, request: web.Request) -> bool | web.Response:
+        """False: every method; True: a no-auth explorer client, public
+        methods only; a Response: the request refused with it. A no-auth
+        request that a browser sent from another site's page (its ``Origin``
+        is not this host) is refused: such a page could otherwise read the
+        node through a WebSocket, which no CORS rule guards."""
         if self._authorized(request):
             return False
-        if self.explorer and "Authorization" not in request.headers:
-            return True
-        return None
+        if not self.explorer or "Authorization" in request.headers:
+            return _unauthorized()
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
+            emit(log, "rpc.refused", logging.DEBUG, code=403, reason="cross-origin")
+            return _cross_origin(origin)
+        return True
 
     async def handle_upgrade(self, request: web.Request) -> web.StreamResponse:
         """``GET /rpc``: the WebSocket, with the same auth as POST."""
         if self.websocket is None:
             raise web.HTTPMethodNotAllowed("GET", ["POST"])
-        public_only = self._public_only(request)
-        if public_only is None:
-            return _unauthorized()
-        return await self.websocket(request, public_only)
+        access = self._access(request)
+        if isinstance(access, web.Response):
+            return access
+        return await self.websocket(request, access)
 
     async def handle_health(self, request: web.Request) -> web.Response:
         """Unauthenticated, as a load balancer or orchestrator asks it: 200
@@ -344,9 +354,10 @@ class RpcServer:
         return body
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        public_only = self._public_only(request)
-        if public_only is None:
-            return _unauthorized()
+        access = self._access(request)
+        if isinstance(access, web.Response):
+            return access
+        public_only = access
         try:
             body = await self._read_body(request)
             text = decode(body)
@@ -522,6 +533,16 @@ def _unauthorized() -> web.Response:
         _error(None, INVALID_REQUEST, "unauthorized", Unauthorized("unauthorized").to_dict()),
         status=401,
         headers={"WWW-Authenticate": 'Basic realm="powernode"'},
+    )
+
+
+def _cross_origin(origin: str) -> web.Response:
+    message = (
+        f"unauthorized: a page from {origin[:100]} may not use this node's RPC without auth "
+        "(only the explorer's own page may)"
+    )
+    return web.json_response(
+        _error(None, INVALID_REQUEST, message, Unauthorized(message).to_dict()), status=403
     )
 
 

@@ -10,8 +10,8 @@ subscription's notices arrive as
 
 Topics and their notices are in push_topics.py (pure); this module keeps
 the clients and routes notices to them. The node tells it what happened
-(``chain_updated``, ``txs_accepted``, ``tx_dropped``) from block connect and
-tx admission: those calls build each notice once, put it in each
+(``chain_updated``, ``pool_changed``, ``txs_accepted``, ``tx_dropped``) from
+block connect and tx admission: those calls build each notice once, put it in each
 subscriber's queue without waiting, and return. A client's own task writes
 its queue to its socket, so a slow client never slows the node: when a
 notice finds its queue (``[rpc] ws_queue`` messages) full it is dropped,
