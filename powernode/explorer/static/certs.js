@@ -145,7 +145,10 @@ function lineageTree(tree) {
     if (children.length) el.append(h("div", { class: "children" }, children.map(render)));
     return el;
   };
-  return h("div", { class: "tree", dataset: { tree: "lineage" } }, roots.map(render));
+  return [
+    h("div", { class: "tree", dataset: { tree: "lineage" } }, roots.map(render)),
+    tree.truncated ? h("p", { class: "meta", dataset: { field: "truncated", value: "true" } }, "The tree is larger than the node lists (1,000 certificates): the rest is not shown.") : null,
+  ];
 }
 
 function stepItem(step) {
