@@ -1,8 +1,8 @@
 // powernode explorer: a read-only single-page app over the node's public
 // JSON-RPC. Hash routes (#/block/5) pick a page; each page loads with one
 // batched RPC call and renders, then sets body[data-state] to "ready" (the
-// browser test waits on it). The WebSocket keeps the header's tip and the
-// home page live.
+// browser test waits on it). The WebSocket keeps the header's tip, the home
+// page, an open slot's page and a pending tx's page live.
 
 import { call, Live } from "./rpc.js";
 import { h, section, table } from "./dom.js";
@@ -136,10 +136,12 @@ function setupSearch() {
     const q = input.value.trim();
     if (!q) return;
     input.value = "";
-    location.hash = `#/search/${encodeURIComponent(q)}`;
+    const target = `#/search/${encodeURIComponent(q)}`;
+    // The same search again changes no hash: run it anew.
+    if (location.hash === target) route();
+    else location.hash = target;
   });
 }
-
 
 // ---- search ---------------------------------------------------------------
 
@@ -180,7 +182,6 @@ async function searchPage(ctx, q) {
         ),
   );
 }
-
 
 async function notFoundPage(ctx, path) {
   throw new Error(`no page at #/${path}`);
