@@ -301,7 +301,7 @@ export async function accountPage(ctx, address) {
         ["next nonce", "next_nonce", account.next_nonce, "int"],
         ["role", "role", participant ? participant.role : null],
         ["location", "location", participant ? participant.location : null],
-        ["capacity (W)", "capacity_w", participant ? participant.capacity_w : null, "int"],
+        ["capacity", "capacity_w", participant ? participant.capacity_w : null, "power"],
       ]),
     ),
   ];

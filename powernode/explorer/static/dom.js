@@ -40,6 +40,7 @@ const LINKS = {
 
 const FORMATS = {
   energy: fmt.energy,
+  power: fmt.power,
   money: fmt.money,
   price: fmt.price,
   bps: fmt.bps,
@@ -74,7 +75,7 @@ export function valueContent(value, kind) {
 
 function valueClass(kind) {
   if (["hash", "block", "tx", "account", "cert", "device", "ppa", "contract", "full"].includes(kind)) return "mono";
-  if (["energy", "money", "price", "int", "bytes", "height", "bps"].includes(kind)) return "num";
+  if (["energy", "power", "money", "price", "int", "bytes", "height", "bps"].includes(kind)) return "num";
   return null;
 }
 

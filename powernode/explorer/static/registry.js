@@ -4,6 +4,7 @@
 import { batch, call } from "./rpc.js";
 import { h, field, fields, table, section, valueContent } from "./dom.js";
 import * as fmt from "./format.js";
+import { certTable } from "./certs.js";
 
 // ---- devices --------------------------------------------------------------
 
@@ -12,7 +13,7 @@ const DEVICE_COLUMNS = [
   { col: "owner", label: "owner", kind: "account" },
   { col: "kind", label: "kind", kind: "text" },
   { col: "source", label: "source", kind: "text" },
-  { col: "capacity_w", label: "capacity (W)", kind: "int" },
+  { col: "capacity_w", label: "capacity", kind: "power" },
   { col: "location", label: "location", kind: "text" },
   { col: "status", label: "status", kind: "text" },
   { col: "readings", label: "readings", kind: "int" },
@@ -27,11 +28,12 @@ export async function devicesPage(ctx) {
 
 export async function devicePage(ctx, id) {
   const device = id.replace(/^0x/i, "").toLowerCase();
-  const [d, readings] = await batch([
+  const [d, readings, certs] = await batch([
     { method: "device.get", params: { device } },
     { method: "meter.readings", params: { device } },
+    { method: "cert.list", params: { device }, optional: true },
   ]);
-  return [
+  const out = [
     section(
       "Device",
       fields([
@@ -39,7 +41,7 @@ export async function devicePage(ctx, id) {
         ["owner", "owner", d.owner, "account"],
         ["kind", "kind", d.kind],
         ["source", "source", d.source],
-        ["capacity (W)", "capacity_w", d.capacity_w, "int"],
+        ["capacity", "capacity_w", d.capacity_w, "power"],
         ["location", "location", d.location],
         ["carbon intensity (gCO2/kWh)", "carbon_intensity", d.carbon_intensity, "int"],
         ["status", "status", d.status],
@@ -70,6 +72,8 @@ export async function devicePage(ctx, id) {
       ),
     ),
   ];
+  if (certs && certs.length) out.push(section("Certificates issued", certTable(certs)));
+  return out;
 }
 
 
