@@ -6,7 +6,7 @@ import { h, field, fields, table, tableRow, section, valueContent } from "./dom.
 import * as fmt from "./format.js";
 import { slotLink } from "./market.js";
 import { certTable } from "./certs.js";
-import { ppaTable } from "./registry.js";
+import { contractTable, deviceTable, ppaTable } from "./registry.js";
 
 // ---- home -----------------------------------------------------------------
 
@@ -282,7 +282,7 @@ function kindOf(key, value) {
 
 export async function accountPage(ctx, address) {
   const a = address.replace(/^0x/i, "").toLowerCase();
-  const [account, position, orders, trades, participant, certs, ppas] = await batch([
+  const [account, position, orders, trades, participant, certs, ppas, devices, contracts] = await batch([
     { method: "account.get", params: { address: a } },
     { method: "market.position", params: { participant: a }, optional: true },
     { method: "market.orders", params: { participant: a }, optional: true },
@@ -290,6 +290,8 @@ export async function accountPage(ctx, address) {
     { method: "market.participant", params: { address: a }, optional: true },
     { method: "cert.list", params: { owner: a }, optional: true },
     { method: "ppa.list", params: { party: a }, optional: true },
+    { method: "device.list", params: { owner: a }, optional: true },
+    { method: "contract.list", params: { party: a }, optional: true },
   ]);
   const out = [
     section(
@@ -348,6 +350,8 @@ export async function accountPage(ctx, address) {
   );
   if (certs && certs.length) out.push(section("Certificates", certTable(certs)));
   if (ppas && ppas.length) out.push(section("PPAs", ppaTable(ppas)));
+  if (devices && devices.length) out.push(section("Devices", deviceTable(devices)));
+  if (contracts && contracts.length) out.push(section("Contracts", contractTable(contracts)));
   return out;
 }
 

@@ -23,7 +23,7 @@ const DEVICE_COLUMNS = [
 
 export async function devicesPage(ctx) {
   const devices = await call("device.list", {});
-  return section("Devices", table("devices", DEVICE_COLUMNS, devices, (d) => d.id, "no devices"));
+  return section("Devices", deviceTable(devices));
 }
 
 export async function devicePage(ctx, id) {
@@ -157,27 +157,32 @@ export async function ppaPage(ctx, id) {
   ];
 }
 
+export function contractTable(contracts) {
+  return table(
+    "contracts",
+    [
+      { col: "id", label: "contract", kind: "contract" },
+      { col: "creator", label: "creator", kind: "account" },
+      { col: "parties", label: "parties", kind: "int", value: (c) => (c.parties || []).length },
+      { col: "funded", label: "funded", kind: "money" },
+      { col: "escrow", label: "escrow", kind: "money" },
+      { col: "expiry", label: "expiry (UTC)", kind: "time" },
+      { col: "status", label: "status", kind: "text" },
+      { col: "created_height", label: "created at", kind: "height" },
+    ],
+    contracts,
+    (c) => c.id,
+    "no contracts",
+  );
+}
+
+export function deviceTable(devices) {
+  return table("devices", DEVICE_COLUMNS, devices, (d) => d.id, "no devices");
+}
+
 export async function contractsPage(ctx) {
   const contracts = await call("contract.list", {});
-  return section(
-    "Contracts",
-    table(
-      "contracts",
-      [
-        { col: "id", label: "contract", kind: "contract" },
-        { col: "creator", label: "creator", kind: "account" },
-        { col: "parties", label: "parties", kind: "int", value: (c) => (c.parties || []).length },
-        { col: "funded", label: "funded", kind: "money" },
-        { col: "escrow", label: "escrow", kind: "money" },
-        { col: "expiry", label: "expiry (UTC)", kind: "time" },
-        { col: "status", label: "status", kind: "text" },
-        { col: "created_height", label: "created at", kind: "height" },
-      ],
-      contracts,
-      (c) => c.id,
-      "no contracts",
-    ),
-  );
+  return section("Contracts", contractTable(contracts));
 }
 
 export async function contractPage(ctx, id) {
