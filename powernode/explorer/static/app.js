@@ -7,10 +7,17 @@
 import { call, Live } from "./rpc.js";
 import { h, section, table } from "./dom.js";
 import * as fmt from "./format.js";
-import { homePage, blockPage, txPage, accountPage } from "./chain.js";
-import { marketPage, marketSlotPage } from "./market.js";
-import { certsPage, certPage } from "./certs.js";
-import { devicesPage, devicePage, ppasPage, ppaPage, contractsPage, contractPage, peersPage } from "./registry.js";
+import { homePage } from "./home.js";
+
+// The home page comes with the shell; the other pages' modules are loaded
+// when first shown (and fetched in the background once the page has
+// loaded), so the first visit fetches only what the home page needs.
+const lazy = (module, name) => () => import(module).then((m) => m[name]);
+const chain = (name) => lazy("./chain.js", name);
+const market = (name) => lazy("./market.js", name);
+const certs = (name) => lazy("./certs.js", name);
+const registry = (name) => lazy("./registry.js", name);
+const LAZY_MODULES = ["./chain.js", "./market.js", "./certs.js", "./registry.js", "./charts.js"];
 
 const main = document.getElementById("main");
 const live = new Live();
@@ -23,22 +30,22 @@ let onMempool = null;
 // ---- routes -------------------------------------------------------------
 
 const ROUTES = [
-  [/^$/, "home", homePage],
-  [/^block\/([^/]+)$/, "block", blockPage],
-  [/^tx\/([^/]+)$/, "tx", txPage],
-  [/^account\/([^/]+)$/, "account", accountPage],
-  [/^market$/, "market", marketPage],
-  [/^market\/([^/]+)\/([^/]+)$/, "market-slot", marketSlotPage],
-  [/^certs$/, "certs", certsPage],
-  [/^cert\/([^/]+)$/, "cert", certPage],
-  [/^devices$/, "devices", devicesPage],
-  [/^device\/([^/]+)$/, "device", devicePage],
-  [/^ppas$/, "ppas", ppasPage],
-  [/^ppa\/([^/]+)$/, "ppa", ppaPage],
-  [/^contracts$/, "contracts", contractsPage],
-  [/^contract\/([^/]+)$/, "contract", contractPage],
-  [/^peers$/, "peers", peersPage],
-  [/^search\/(.*)$/, "search", searchPage],
+  [/^$/, "home", async () => homePage],
+  [/^block\/([^/]+)$/, "block", chain("blockPage")],
+  [/^tx\/([^/]+)$/, "tx", chain("txPage")],
+  [/^account\/([^/]+)$/, "account", chain("accountPage")],
+  [/^market$/, "market", market("marketPage")],
+  [/^market\/([^/]+)\/([^/]+)$/, "market-slot", market("marketSlotPage")],
+  [/^certs$/, "certs", certs("certsPage")],
+  [/^cert\/([^/]+)$/, "cert", certs("certPage")],
+  [/^devices$/, "devices", registry("devicesPage")],
+  [/^device\/([^/]+)$/, "device", registry("devicePage")],
+  [/^ppas$/, "ppas", registry("ppasPage")],
+  [/^ppa\/([^/]+)$/, "ppa", registry("ppaPage")],
+  [/^contracts$/, "contracts", registry("contractsPage")],
+  [/^contract\/([^/]+)$/, "contract", registry("contractPage")],
+  [/^peers$/, "peers", registry("peersPage")],
+  [/^search\/(.*)$/, "search", async () => searchPage],
 ];
 
 function parseHash() {
@@ -49,11 +56,11 @@ function parseHash() {
   } catch {
     path = raw; // a stray % in a typed URL: matched as it is
   }
-  for (const [pattern, name, page] of ROUTES) {
+  for (const [pattern, name, load] of ROUTES) {
     const m = path.match(pattern);
-    if (m) return { name, page, args: m.slice(1) };
+    if (m) return { name, load, args: m.slice(1) };
   }
-  return { name: "notfound", page: notFoundPage, args: [path] };
+  return { name: "notfound", load: async () => notFoundPage, args: [path] };
 }
 
 // What a page may use besides the RPC: whether it is still the page being
@@ -87,7 +94,7 @@ function refresher(gen, page, args) {
 
 async function route() {
   const gen = ++generation;
-  const { name, page, args } = parseHash();
+  const { name, load, args } = parseHash();
   onTip = null;
   onMempool = null;
   document.body.dataset.route = name;
@@ -97,6 +104,7 @@ async function route() {
   }
   const ctx = newContext(gen);
   try {
+    const page = await load();
     const content = await page(ctx, ...args);
     if (gen !== generation) return;
     main.replaceChildren(...[content].flat().filter(Boolean));
@@ -206,6 +214,13 @@ function start() {
   // other pages fetch it alongside (it is small).
   if (parseHash().name !== "home") call("node.info", {}).then(setHeader, () => {});
   route();
+  // Warm the other pages' modules once the first page has loaded, so
+  // navigating needs no module fetch (a module is fetched once per visit).
+  window.addEventListener("load", () => {
+    setTimeout(() => {
+      for (const module of LAZY_MODULES) import(module).catch(() => {});
+    }, 500);
+  });
 }
 
 start();
