@@ -86,8 +86,9 @@ function certContent(cert, tree, verify, proof, noProof) {
   ];
 }
 
-// The proof is fetched when asked for (it can be large) and saved through
-// a Blob URL as cert-<id>.proof; the link keeps that URL afterwards.
+// The proof is fetched again when asked for, so the file is proven to the
+// tip of that moment (the page's load only showed its size), and saved
+// through a Blob URL as cert-<id>.proof; the link keeps that URL after.
 async function downloadProof(event, link, cert) {
   if (link.href.startsWith("blob:")) return; // the browser saves it
   event.preventDefault();
@@ -101,7 +102,9 @@ async function downloadProof(event, link, cert) {
     showProof(link, proof);
     link.click();
   } catch (err) {
-    link.after(h("span", { class: "problem", dataset: { field: "proof_error" } }, " " + err.message));
+    const shown = link.parentElement.querySelector('[data-field="proof_error"]');
+    if (shown) shown.remove();
+    link.after(h("span", { class: "problem", dataset: { field: "proof_error", value: err.message } }, " " + err.message));
   }
 }
 
@@ -161,8 +164,9 @@ function stepItem(step) {
     step.from ? [" from ", field("from", step.from, "account")] : null,
     step.to ? [" to ", field("to", step.to, "account")] : null,
     step.other ? [" · ", valueContent(step.other, /^[0-9a-f]{64}$/.test(step.other) ? "cert" : "text")] : null,
-    " · ",
-    h("a", { href: `#/tx/${step.txid}` }, "block " + step.height),
+    step.txid ? [" · tx ", valueContent(step.txid, "tx")] : null,
+    " in block ",
+    valueContent(step.height, "height"),
     step.time ? " · " + fmt.time(step.time) : null,
     step.note ? h("span", { class: "note" }, " · " + step.note) : null,
   );
