@@ -110,6 +110,9 @@ async function route() {
     main.replaceChildren(...[content].flat().filter(Boolean));
     onTip = ctx.refreshOnTip ? refresher(gen, page, args) : ctx.onTip;
     onMempool = ctx.onMempool;
+    // The tab and the history name the page by its first heading.
+    const heading = main.querySelector("h2");
+    document.title = heading ? `${heading.textContent} · powernode explorer` : "powernode explorer";
     document.body.dataset.state = "ready";
   } catch (err) {
     if (gen !== generation) return;
@@ -139,6 +142,13 @@ function setTipHeight(height) {
 
 function setupSearch() {
   const input = document.querySelector('input[data-action="search"]');
+  // "/" focuses the search box, as on most explorers.
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "/" && document.activeElement !== input) {
+      event.preventDefault();
+      input.focus();
+    }
+  });
   input.addEventListener("keydown", (event) => {
     if (event.key !== "Enter") return;
     const q = input.value.trim();
