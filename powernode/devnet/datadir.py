@@ -101,6 +101,9 @@ max_blocks_in_flight = 64
 enabled = false         # Prometheus /metrics (also `powernode run --metrics`)
 host = "127.0.0.1"
 port = 8647
+
+[explorer]
+enabled = "auto"        # the web explorer at http://RPC-HOST:PORT/: "auto" (dev chains), true, false
 """
 
 

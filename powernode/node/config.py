@@ -96,6 +96,23 @@ class MetricsConfig:
     port: int = DEFAULT_METRICS_PORT
 
 
+# [explorer] enabled: "auto" (on for a dev genesis), true or false.
+EXPLORER_AUTO = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class ExplorerConfig:
+    """The web explorer on the RPC port (node/explorer_http.py): read-only,
+    and no-auth callers may then call the public RPC methods."""
+
+    enabled: bool | str = EXPLORER_AUTO
+
+    def on(self, *, dev: bool) -> bool:
+        """Whether the explorer is served, given the genesis's ``dev`` flag:
+        ``auto`` means every dev chain and the local testnet, never a real one."""
+        return dev if self.enabled == EXPLORER_AUTO else self.enabled is True
+
+
 @dataclass(frozen=True, slots=True)
 class MempoolConfig:
     max_bytes: int = 64 * 1024 * 1024
@@ -196,6 +213,7 @@ class NodeConfig:
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     p2p: P2pConfig = field(default_factory=P2pConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    explorer: ExplorerConfig = field(default_factory=ExplorerConfig)
     # (old key, new key) for each deprecated key the file used.
     deprecated: tuple[tuple[str, str], ...] = ()
 
@@ -237,6 +255,7 @@ _SECTIONS: dict[str, type] = {
     "mempool": MempoolConfig,
     "p2p": P2pConfig,
     "metrics": MetricsConfig,
+    "explorer": ExplorerConfig,
 }
 
 
@@ -248,6 +267,10 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         default = getattr(cls(), key) if where != "" else None
+        if cls is ExplorerConfig and key == "enabled":
+            # The one key of two types: checked by _check_strings.
+            kwargs[key] = value
+            continue
         if isinstance(default, tuple):
             if not isinstance(value, list):
                 raise ConfigError(f"config [{where}] {key}: expected a list")
@@ -325,6 +348,11 @@ def _check_strings(cfg: NodeConfig) -> None:
             raise ConfigError(f"config [{section}] host: expected a host name or IP, not {host!r}")
     if not cfg.genesis.strip():
         raise ConfigError("config genesis: expected a path, not an empty string")
+    enabled = cfg.explorer.enabled
+    if type(enabled) is not bool and enabled != EXPLORER_AUTO:
+        raise ConfigError(
+            f'config [explorer] enabled: expected "auto", true or false, not {enabled!r}'
+        )
     for peer in cfg.p2p.peers:
         if not isinstance(peer, str) or not _is_host_port(peer):
             raise ConfigError(f"config [p2p] peers: {peer!r} is not 'host:port' (port 1..65535)")

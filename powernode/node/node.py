@@ -313,9 +313,11 @@ class Node:
     async def _start_rpc(self, ledger: Ledger, miner: Miner) -> None:
         cfg = self.config
         cookie = RpcServer.new_cookie()
+        explorer = cfg.explorer.on(dev=ledger.params.dev)
         methods = _join(
             node_methods(
                 ledger=ledger,
+                explorer=explorer,
                 miner=miner,
                 p2p=self.p2p,
                 mining_address=self.mining_address,
@@ -357,6 +359,7 @@ class Node:
             version=VERSION,
             on_call=self.metrics.rpc_call,
             health=self._health,
+            explorer=explorer,
         )
         self._stack.push_async_callback(self.rpc.stop)
         push = self.push = PushHub(
@@ -376,6 +379,8 @@ class Node:
         except (OSError, OverflowError) as exc:
             raise listen_error("rpc", cfg.rpc.host, cfg.rpc.port, exc) from exc
         self.rpc_url = self.rpc.url
+        if explorer:
+            emit(log, "explorer.enabled", url=self.rpc_url.removesuffix("rpc"))
         self._stack.callback(self._remove_runtime_files)
         runtime = {
             "pid": os.getpid(),

@@ -50,7 +50,13 @@ go: peak memory is about twice ``max_request_bytes`` plus
 
 Auth as bitcoind: HTTP Basic with user ``__cookie__`` and the secret from
 ``<datadir>/.cookie`` (fresh at every start), or a configured token sent as
-``Authorization: Bearer <token>``.
+``Authorization: Bearer <token>``. With the explorer on (``explorer=True``),
+a request with no ``Authorization`` header at all (POST, or the WebSocket
+upgrade) is served too, but only its calls of public methods
+(``MethodSpec.public``) run: any other call gets a per-call -32600
+``unauthorized``. A wrong header is still HTTP 401, so a client that means
+to authenticate learns its secret is wrong. The explorer's page and files
+are served beside ``/rpc`` (node/explorer_http.py).
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ from powernode.core.errors import (
     Unauthorized,
 )
 from powernode.logkit import emit
+from powernode.node.explorer_http import add_explorer_routes
 from powernode.node.rpc_body import INVALID_REQUEST, Refused, Scan, decode, loads
 from powernode.node.rpc_spec import (
     INTERNAL_ERROR,
@@ -108,8 +115,9 @@ _LONG_NUMBER = re.compile(rb"[\[:,] ?-?[0-9]{16}")
 
 DISCOVER_SPEC = MethodSpec(
     summary="this node's API as an OpenRPC 1.2 document: every method, its params, "
-    "result and errors",
+    "result and errors (x-public: callable without auth while the explorer is on)",
     result=shape("openrpc:str info:obj servers:list methods:list"),
+    public=True,
 )
 
 # A batch yields to the event loop when a call has run this long (s) since
@@ -129,8 +137,9 @@ BatchMethod = Callable[[list[Params]], Awaitable[list[tuple[Any, PowernodeError 
 OnCall = Callable[[str, float, int], None]
 # ``GET /health``: (HTTP status, JSON body), given the query's max_tip_age.
 HealthCheck = Callable[[int | None], tuple[int, dict[str, Any]]]
-# ``GET /rpc`` upgraded to a WebSocket, once authorized (node/rpc_ws.py).
-WebSocketHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# ``GET /rpc`` upgraded to a WebSocket, once authorized (node/rpc_ws.py);
+# the flag: a no-auth client of the explorer, which may call public methods only.
+WebSocketHandler = Callable[[web.Request, bool], Awaitable[web.StreamResponse]]
 
 
 def _valid_id(id_: Any) -> bool:
@@ -204,6 +213,7 @@ class RpcServer:
         version: str,
         on_call: OnCall | None = None,
         health: HealthCheck | None = None,
+        explorer: bool = False,
     ) -> None:
         self.specs = {**specs, "rpc.discover": DISCOVER_SPEC}
         self.methods = {**methods, "rpc.discover": self._discover}
@@ -211,6 +221,8 @@ class RpcServer:
         if missing:
             raise ValueError(f"RPC methods without a spec (rpc_spec.MethodSpec): {missing}")
         self.version = version
+        # Serve the explorer, and no-auth requests their public calls.
+        self.explorer = explorer
         self._on_call = on_call
         self._health = health
         self.batch_methods = batch_methods
@@ -250,15 +262,26 @@ class RpcServer:
         app.router.add_post("/rpc", self.handle)
         app.router.add_get("/rpc", self.handle_upgrade)
         app.router.add_get("/health", self.handle_health)
+        add_explorer_routes(app, enabled=self.explorer)
         return app
+
+    def _public_only(self, request: web.Request) -> bool | None:
+        """None: refuse the request (401); False: every method; True: a
+        no-auth explorer client, public methods only."""
+        if self._authorized(request):
+            return False
+        if self.explorer and "Authorization" not in request.headers:
+            return True
+        return None
 
     async def handle_upgrade(self, request: web.Request) -> web.StreamResponse:
         """``GET /rpc``: the WebSocket, with the same auth as POST."""
         if self.websocket is None:
             raise web.HTTPMethodNotAllowed("GET", ["POST"])
-        if not self._authorized(request):
+        public_only = self._public_only(request)
+        if public_only is None:
             return _unauthorized()
-        return await self.websocket(request)
+        return await self.websocket(request, public_only)
 
     async def handle_health(self, request: web.Request) -> web.Response:
         """Unauthenticated, as a load balancer or orchestrator asks it: 200
@@ -321,7 +344,8 @@ class RpcServer:
         return body
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if not self._authorized(request):
+        public_only = self._public_only(request)
+        if public_only is None:
             return _unauthorized()
         try:
             body = await self._read_body(request)
@@ -341,14 +365,16 @@ class RpcServer:
                     f"batch too large: {len(doc)} calls, the limit is {self.batch_limit}",
                     reason=BatchTooLarge.code,
                 )
-            answers = await self.dispatch_batch(doc, max_response_bytes=self.max_response_bytes)
+            answers = await self.dispatch_batch(
+                doc, max_response_bytes=self.max_response_bytes, public_only=public_only
+            )
             del doc
             out = [a for a in answers if a is not None]
             del answers
             if not out:
                 return web.Response(status=204)
             return await _send_batch(request, out)
-        answer = (await self.dispatch_batch([doc]))[0]
+        answer = (await self.dispatch_batch([doc], public_only=public_only))[0]
         return web.Response(status=204) if answer is None else _json_body(answer)
 
     async def dispatch_batch(
@@ -357,12 +383,14 @@ class RpcServer:
         *,
         max_response_bytes: int | None = None,
         methods: dict[str, Method] | None = None,
+        public_only: bool = False,
     ) -> list[bytes | None]:
         """Each call's answer, JSON-encoded, in request order; None for a
         notification. With ``max_response_bytes``, calls stop being run once
         the answers so far pass it, and the rest are answered -32003.
         ``methods``: the table to run from instead of the server's (a
-        WebSocket adds its own ``subscribe``)."""
+        WebSocket adds its own ``subscribe``). ``public_only``: a call of a
+        method that is not public is answered -32600 ``unauthorized``, unrun."""
         table = self.methods if methods is None else methods
         started = time.perf_counter()
         answers = _Answers(len(calls), max_response_bytes)
@@ -392,6 +420,10 @@ class RpcServer:
                 params = {"_args": params}
             name = call["method"]
             spec = self.specs.get(name)
+            if public_only and spec is not None and not spec.public:
+                if not notification:
+                    answers.put(i, _not_public(id_, name))
+                continue
             if spec is not None and (name in self.batch_methods or name in self.methods):
                 try:
                     spec.check(params)
@@ -491,6 +523,11 @@ def _unauthorized() -> web.Response:
         status=401,
         headers={"WWW-Authenticate": 'Basic realm="powernode"'},
     )
+
+
+def _not_public(id_: Any, name: str) -> dict[str, Any]:
+    message = f"unauthorized: {name} needs the cookie or token; without auth only public methods"
+    return _error(id_, INVALID_REQUEST, message, Unauthorized(message).to_dict())
 
 
 def _json_body(data: bytes) -> web.Response:

@@ -53,26 +53,34 @@ CERT_SPECS = {
             "height:int time:int now:int authorities:list interval_seconds:int "
             "reading_window:int validity:int green_threshold:int sources:list"
         ),
+        public=True,
     ),
     "device.get": MethodSpec(
         summary="a device by id (the txid that registered it)",
         params=(Param("device", ID32, required=True),),
         result=_DEVICE,
         errors=(_UNKNOWN_DEVICE,),
+        public=True,
     ),
     "device.list": MethodSpec(
         summary="devices in order of registration",
         params=(Param("owner", ADDRESS), Param("status", one_of(DEVICE_STATUSES))),
         result={"type": "array", "items": dict(_DEVICE)},
+        public=True,
     ),
     "meter.readings": MethodSpec(
         summary="a device's readings with start <= interval < end",
         params=(Param("device", ID32, required=True), _START, _END),
         result={"type": "array"},
         errors=(_UNKNOWN_DEVICE,),
+        public=True,
     ),
     "cert.get": MethodSpec(
-        summary="a certificate", params=_CERT_ID, result=_CERT, errors=(_UNKNOWN_CERT,)
+        summary="a certificate",
+        params=_CERT_ID,
+        result=_CERT,
+        errors=(_UNKNOWN_CERT,),
+        public=True,
     ),
     "cert.list": MethodSpec(
         summary="certificates matching every filter",
@@ -85,12 +93,14 @@ CERT_SPECS = {
             _END,
         ),
         result={"type": "array", "items": dict(_CERT)},
+        public=True,
     ),
     "cert.trace": MethodSpec(
         summary="a certificate's lineage",
         params=_CERT_ID,
         result=shape("cert:hex root:hex steps:list"),
         errors=(_UNKNOWN_CERT,),
+        public=True,
     ),
     "cert.verify": MethodSpec(
         summary="whether a certificate is valid, and what it certifies",
@@ -102,6 +112,7 @@ CERT_SPECS = {
             "claim:obj?"
         ),
         errors=(_UNKNOWN_CERT,),
+        public=True,
     ),
     "cert.cfe": MethodSpec(
         summary="hour-by-hour matching of consumption with retired certificates",
@@ -113,12 +124,14 @@ CERT_SPECS = {
         result=shape(
             "intervals:list consumed_wh:int retired_wh:int matched_wh:int matched_bps:int"
         ),
+        public=True,
     ),
     "cert.proof": MethodSpec(
         summary="a certificate's proof file as of the tip, in hex",
         params=_CERT_ID,
         result=shape("cert:hex height:int tip:hex bytes:int proof:hex"),
         errors=(_UNKNOWN_CERT,),
+        public=True,
     ),
 }
 

@@ -48,22 +48,26 @@ CONTRACT_SPECS = {
         params=(Param("id", ID32, required=True),),
         result=_PPA,
         errors=(not_found("unknown_ppa", "no such PPA"),),
+        public=True,
     ),
     "ppa.list": MethodSpec(
         summary="PPAs whose seller or buyer is party",
         params=(Param("party", ADDRESS), Param("status", one_of(PPA_STATUSES))),
         result={"type": "array"},
+        public=True,
     ),
     "contract.get": MethodSpec(
         summary="a contract by id (the txid that created it)",
         params=(Param("id", ID32, required=True),),
         result=_CONTRACT,
         errors=(not_found("unknown_contract", "no such contract"),),
+        public=True,
     ),
     "contract.list": MethodSpec(
         summary="contracts whose creator or a party is party",
         params=(Param("party", ADDRESS), Param("status", one_of(CONTRACT_STATUSES))),
         result={"type": "array", "items": dict(_CONTRACT)},
+        public=True,
     ),
 }
 

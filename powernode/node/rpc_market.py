@@ -58,6 +58,7 @@ MARKET_SPECS = {
         params=(_PRODUCT,),
         result=shape("height:int time:int market_time:int products:obj"),
         errors=(_UNKNOWN_MARKET,),
+        public=True,
     ),
     "market.book": MethodSpec(
         summary="a slot's order book, best price first",
@@ -70,6 +71,7 @@ MARKET_SPECS = {
             "product:str slot:int gate:int closed:bool open_orders:int bids:list asks:list"
         ),
         errors=(_UNKNOWN_MARKET, _OFF_GRID),
+        public=True,
     ),
     "market.stats": MethodSpec(
         summary="trades, volume, value and prices: market-wide, per product or per slot",
@@ -79,6 +81,7 @@ MARKET_SPECS = {
             "max_price:int? open_orders:int"
         ),
         errors=(_UNKNOWN_MARKET, _OFF_GRID),
+        public=True,
     ),
     "market.trades": MethodSpec(
         summary="the latest matching trades, oldest first",
@@ -93,6 +96,7 @@ MARKET_SPECS = {
         ),
         result={"type": "array", "items": dict(_TRADE)},
         errors=(_UNKNOWN_MARKET, _OFF_GRID),
+        public=True,
     ),
     "market.orders": MethodSpec(
         summary="a participant's orders in chain order",
@@ -101,6 +105,7 @@ MARKET_SPECS = {
             Param("status", one_of(ORDER_STATUSES)),
         ),
         result={"type": "array"},
+        public=True,
     ),
     "market.order": MethodSpec(
         summary="an order by its id (the txid that placed it)",
@@ -110,12 +115,14 @@ MARKET_SPECS = {
             "expiry:int tif:str seq:int height:int filled:int remaining:int escrow:amount status:str"
         ),
         errors=(not_found(),),
+        public=True,
     ),
     "market.participant": MethodSpec(
         summary="a registered participant",
         params=(Param("address", ADDRESS, required=True),),
         result=shape("address:hex role:str location:str capacity_w:int registered_height:int"),
         errors=(not_found(),),
+        public=True,
     ),
     "market.position": MethodSpec(
         summary="a participant's energy position, balance and escrows",
@@ -125,11 +132,13 @@ MARKET_SPECS = {
             "not_received_wh:int delivered_wh:int undelivered_wh:int pending_bought_wh:int "
             "pending_sold_wh:int order_escrow:amount settlement_escrow:amount"
         ),
+        public=True,
     ),
     "market.settlement": MethodSpec(
         summary="slots still to settle and the settlements made",
         params=(Param("slot", int_schema()), Param("seller", ADDRESS)),
         result=shape("pending_slots:list settlements:list"),
+        public=True,
     ),
 }
 

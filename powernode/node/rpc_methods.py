@@ -106,8 +106,9 @@ NODE_SPECS = {
         result=shape(
             "version:str chain_id:str genesis:hex dev:bool height:int tip:hex state_root:hex "
             "total_work:str mempool_size:int mining:bool mining_address:hex rpc:str p2p:str "
-            "peers:int syncing:bool best_peer_height:int? uptime_s:int"
+            "peers:int syncing:bool best_peer_height:int? uptime_s:int explorer:bool"
         ),
+        public=True,
     ),
     "node.stop": MethodSpec(summary="stop the node cleanly", result=shape("stopping:bool")),
     "miner.start": MethodSpec(summary="start mining", result=shape("mining:bool")),
@@ -118,6 +119,7 @@ NODE_SPECS = {
 def node_methods(
     *,
     ledger: Ledger,
+    explorer: bool,
     miner: Miner,
     p2p: P2P | None,
     mining_address: bytes,
@@ -149,6 +151,8 @@ def node_methods(
             "syncing": sync.syncing,
             "best_peer_height": sync.best_peer_height,
             "uptime_s": int(time.monotonic() - started_mono),
+            # The web explorer at the RPC port's / (README, "Explorer").
+            "explorer": explorer,
         }
 
     async def node_stop(p: Params) -> Any:
@@ -225,23 +229,27 @@ CHAIN_SPECS = {
         ),
         result=shape(HEADER + " size:int in_main_chain:bool confirmations:int txs:list raw:hex"),
         errors=(not_found(),),
+        public=True,
     ),
     "tx.get": MethodSpec(
         summary="a tx's status: pending, confirmed (with its receipt) or dropped",
         params=(Param("id", ID32, required=True),),
         result=shape("status:str block:hex height:int index:int receipt:obj error:obj tx:obj"),
         errors=(not_found(),),
+        public=True,
     ),
     "account.get": MethodSpec(
         summary="an account's balance and nonce",
         params=(Param("address", ADDRESS, required=True),),
         result=shape("address:hex balance:amount nonce:int next_nonce:int"),
+        public=True,
     ),
     "mempool.info": MethodSpec(
         summary="the mempool's size, bounds and fee floor",
         result=shape(
             "size:int bytes:int max_bytes:int senders:int max_per_sender:int min_fee_rate:amount"
         ),
+        public=True,
     ),
     "block.submit": MethodSpec(
         summary="a block to validate and connect",
@@ -411,6 +419,7 @@ PEER_SPECS = {
             )
         ),
         errors=(_DISABLED,),
+        public=True,
     ),
     "peer.stats": MethodSpec(
         summary="inbound slots now and at their peak, the limits, refusals by reason",
@@ -420,6 +429,7 @@ PEER_SPECS = {
             "max_pending_per_ip:int max_inbound_per_ip:int refused:obj"
         ),
         errors=(_DISABLED,),
+        public=True,
     ),
     "peer.add": MethodSpec(
         summary="dial a peer", params=_PEER, result=shape("added:str"), errors=(_DISABLED,)

@@ -66,6 +66,10 @@ class MethodSpec:
     params: tuple[Param, ...] = ()
     result: Schema | None = None
     errors: tuple[ErrorSpec, ...] = ()
+    # A read anyone may make without auth while the explorer is on (README,
+    # "Explorer"); every method must choose, so the default is False and
+    # tests/integration/test_rpc_public.py holds the list.
+    public: bool = False
 
     def check(self, params: Mapping[str, Any]) -> None:
         """InvalidParams for a param the method does not take: an unknown
@@ -197,6 +201,9 @@ def openrpc(specs: Mapping[str, MethodSpec], *, version: str, url: str) -> dict[
                     {"code": e.number, "message": e.message, "data": {"code": e.code}}
                     for e in errors
                 ],
+                # An OpenRPC extension field: callable without auth while
+                # the explorer is on.
+                "x-public": spec.public,
             }
         )
     return {

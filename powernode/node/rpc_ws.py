@@ -104,12 +104,14 @@ PUSH_SPECS = {
         ),
         result={"type": "string"},
         errors=(_WS_ONLY, rejected("subscription_limit", "[rpc] ws_max_subscriptions reached")),
+        public=True,
     ),
     "unsubscribe": MethodSpec(
         summary="end a subscription of this WebSocket connection",
         params=(Param("subscription", {"type": "string"}, required=True),),
         result={"type": "boolean"},
         errors=(_WS_ONLY,),
+        public=True,
     ),
 }
 
@@ -153,9 +155,13 @@ def _refusal(code: int, message: str) -> str:
 class _Client:
     """One WebSocket connection: its subscriptions and its outgoing queue."""
 
-    def __init__(self, ws: web.WebSocketResponse, peer: str, queue_size: int) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, peer: str, queue_size: int, *, public_only: bool
+    ) -> None:
         self.ws = ws
         self.peer = peer
+        # An explorer client without auth: public methods only (rpc.py).
+        self.public_only = public_only
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.subs: dict[str, Topic] = {}
         # A tx subscription's last status sent, so a status is told once.
@@ -360,8 +366,9 @@ class PushHub:
 
     # --- connections ----------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        """A WebSocket client, from upgrade to close (auth already checked)."""
+    async def handle(self, request: web.Request, public_only: bool) -> web.StreamResponse:
+        """A WebSocket client, from upgrade to close (auth already checked;
+        ``public_only``: a no-auth explorer client)."""
         peer = str(request.remote or "")
         if self._stopping or len(self.clients) >= self.max_clients:
             reason = (
@@ -375,7 +382,7 @@ class PushHub:
             )
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=self.rpc.max_request_bytes)
         await ws.prepare(request)
-        c = _Client(ws, peer, self.queue_size)
+        c = _Client(ws, peer, self.queue_size, public_only=public_only)
         c.methods = self._client_methods(c)
         self.clients.add(c)
         self._gone.clear()
@@ -435,13 +442,18 @@ class PushHub:
                 )
                 return
             answers = await rpc.dispatch_batch(
-                doc, max_response_bytes=rpc.max_response_bytes, methods=c.methods
+                doc,
+                max_response_bytes=rpc.max_response_bytes,
+                methods=c.methods,
+                public_only=c.public_only,
             )
             out = [a for a in answers if a is not None]
             if out:
                 await c.answer("[" + ", ".join(a.decode() for a in out) + "]")
         else:
-            answer = (await rpc.dispatch_batch([doc], methods=c.methods))[0]
+            answer = (
+                await rpc.dispatch_batch([doc], methods=c.methods, public_only=c.public_only)
+            )[0]
             if answer is not None:
                 await c.answer(answer.decode())
         self._flush_fresh(c)

@@ -252,3 +252,27 @@ def test_the_readme_gives_every_range() -> None:
     for (section, key), (lo, hi) in RANGES.items():
         name = f"[{section}] {key}" if section else key
         assert f"`{name}` {lo}..{hi}" in text, name
+
+
+@pytest.mark.parametrize(
+    ("value", "dev", "on"),
+    [
+        ('"auto"', True, True),
+        ('"auto"', False, False),
+        ("true", False, True),
+        ("true", True, True),
+        ("false", True, False),
+        ("false", False, False),
+    ],
+)
+def test_the_explorer_is_auto_on_for_dev_chains_or_as_set(
+    tmp_path: Path, value: str, dev: bool, on: bool
+) -> None:
+    cfg = load_config(_with(tmp_path / "n", "explorer", "enabled", value))
+    assert cfg.explorer.on(dev=dev) is on
+
+
+@pytest.mark.parametrize("value", ['"yes"', '"AUTO"', "1", '""', "[]"])
+def test_a_bad_explorer_setting_names_the_key(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r'^config \[explorer\] enabled: expected "auto", true'):
+        load_config(_with(tmp_path / "n", "explorer", "enabled", value))

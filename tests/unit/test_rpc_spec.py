@@ -51,6 +51,7 @@ TABLES: list[tuple[Callable[..., Any], Mapping[str, Any], Mapping[str, MethodSpe
         node_methods,
         node_methods(
             ledger=NONE,
+            explorer=False,
             miner=NONE,
             p2p=None,
             mining_address=b"",
