@@ -3,19 +3,24 @@ as scripts/quickstart runs it: mining on, default difficulty."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from powernode.client import RpcClient, read_key
+from powernode.core.params import ChainParams
 from powernode.state.certproof import verify_proof
 from powernode.state.genesis import parse_genesis_json
 from tests.e2e.test_testnet import run_testnet
+from tests.harness.browser import Browser, ensure_chromium
+from tests.harness.explorer import Explorer
 
 pytestmark = pytest.mark.e2e
 
@@ -31,12 +36,26 @@ def demo(d: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProce
     )
 
 
-@pytest.fixture
-def net3(tmp_path: Path) -> Iterator[Path]:
-    d = tmp_path / "tn"
+@dataclass(frozen=True)
+class DemoRun:
+    """A 3-node testnet (``d``) the demo has run on once; ``out`` is what
+    that first run printed."""
+
+    d: Path
+    out: str
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    # One testnet and one demo for the module: the demo takes minutes (its
+    # settlement waits for a slot and a window), and the explorer test reads
+    # what it left.
+    d = tmp_path_factory.mktemp("demo") / "tn"
     run_testnet("up", "--nodes", "3", d=d)
     try:
-        yield d
+        r = demo(d, timeout=600)  # the trade's settlement waits for its slot and window
+        assert r.returncode == 0, r.stdout + r.stderr
+        yield DemoRun(d, r.stdout)
     finally:
         subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "testnet.py"), "down", "--dir", str(d)],
@@ -45,15 +64,13 @@ def net3(tmp_path: Path) -> Iterator[Path]:
         )
 
 
-def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
-    d = net3
+def test_demo_trades_and_every_node_agrees(demo_run: DemoRun) -> None:
+    d = demo_run.d
     genesis = json.loads((d / "genesis.json").read_text())
     assert all((m["open_hour"], m["close_hour"]) == (0, 24) for m in genesis["markets"].values()), (
         genesis["markets"]
     )
-    r = demo(d, timeout=600)  # the trade's settlement waits for its slot and window
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = r.stdout
+    out = demo_run.out
     # one-minute testnet slots: the seed's capacities scaled to fit its energies
     assert "the seed's 1000 kW and 500 kW scaled to 6000 kW and 3000 kW" in out
     assert "producer_001: producer, Beijing, 6000 kW" in out
@@ -251,6 +268,269 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
             for contract in (dr.group(1), gp.group(1)):
                 assert c.call("contract.get", {"id": contract})["status"] == "executed"
 
+
+def test_explorer_shows_the_demo(demo_run: DemoRun, tmp_path: Path) -> None:
+    """node0's explorer, in a real headless Chromium, shows what the demo did
+    with the values RPC answers; no console error, no request elsewhere."""
+    ensure_chromium()
+    check_explorer(demo_run.d, demo_run.out, tmp_path / "screenshots")
+
+
+def check_explorer(d: Path, out: str, shots: Path) -> None:
+    """The explorer checks, apart from the fixture, so a developer can run
+    them against a testnet the demo ran on (``d``, and ``out`` what it
+    printed)."""
+    state = json.loads((d / "testnet.json").read_text())
+    node0 = state["nodes"][0]
+    host = f"{node0['host']}:{node0['rpc_port']}"
+    producer = read_key(d / "keys" / "demo1.key").address.hex()
+    consumer = read_key(d / "keys" / "demo2.key").address.hex()
+    slot = int(out.split("delivery slot ")[1].split()[0])
+    child = re.search(
+        r"transfers 40 kWh to consumer_001: split off as certificate ([0-9a-f]{64})", out
+    )
+    ppa = re.search(r"producer_001 proposes PPA ([0-9a-f]{64})", out)
+    device = re.search(r"producer_001 registers device ([0-9a-f]{64})", out)
+    assert child and ppa and device, out
+    with (
+        RpcClient.from_datadir(d / "node0") as c,
+        Browser() as b,
+    ):
+        b.allow_downloads(shots / "downloads")
+        x = Explorer(b, f"http://{host}/", shots)
+        try:
+            explorer_pages(
+                x,
+                c,
+                parse_genesis_json((d / "genesis.json").read_bytes()),
+                slot,
+                producer,
+                consumer,
+                child.group(1),
+                ppa.group(1),
+                device.group(1),
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                x.screenshot("failed")
+            raise
+        assert [str(e) for e in b.errors()] == []
+        elsewhere = [
+            u for u in b.requests if not u.startswith((f"http://{host}/", f"ws://{host}/"))
+        ]
+        assert elsewhere == [], elsewhere
+
+
+def explorer_pages(
+    x: Explorer,
+    c: RpcClient,
+    genesis: ChainParams,
+    slot: int,
+    producer: str,
+    consumer: str,
+    child: str,
+    ppa: str,
+    device: str,
+) -> None:
+    # Home: the tip, recent blocks (their hashes as RPC has them at those
+    # heights), the mempool; live over the WebSocket.
+    x.open()
+    timing = x.browser.navigation_timing()
+    print(f"explorer home: load event {timing.load_event:.0f} ms")  # a figure, not a check
+    blocks = x.table("blocks")
+    assert blocks, "no recent blocks"
+    heights = [int(r.value("height")) for r in blocks]
+    assert heights == list(range(heights[0], heights[0] - len(heights), -1))
+    for r in blocks[:3]:
+        assert (
+            r.id
+            == r.value("hash")
+            == c.call("chain.block", {"height": int(r.value("height"))})["hash"]
+        )
+    x.table("mempool")
+    x.browser.wait_for(
+        "document.getElementById('live').classList.contains('up')", what="the WebSocket up"
+    )
+    x.screenshot("explorer-home")
+
+    # The market slot of the seed trade: 50 kWh at 0.55, in the trades
+    # table, the trades chart and the statistics; the book as market.book
+    # has it (closed at its gate since: the ask's unsold 50 kWh expired).
+    (trade,) = c.call("market.trades", {"product": "spot", "slot": slot})
+    stats = c.call("market.stats", {"product": "spot", "slot": slot})
+    book = c.call("market.book", {"product": "spot", "slot": slot})
+    x.show(f"market/spot/{slot}", "market-slot")
+    (row,) = x.table("trades")
+    assert row.id == str(trade["seq"])
+    assert (row.value("energy"), row.text("energy")) == ("50000", "50 kWh")
+    assert row.value("price") == "550000" and row.text("price").startswith("0.55")
+    assert (row.value("buyer"), row.value("seller")) == (consumer, producer)
+    for name in (
+        "trades",
+        "volume_wh",
+        "value",
+        "avg_price",
+        "min_price",
+        "max_price",
+        "open_orders",
+    ):
+        assert x.field(name).value == str(stats[name]), name
+    assert x.field("volume_wh").text == "50 kWh"
+    assert x.field("avg_price").text.startswith("0.55")
+    assert x.field("value").text.startswith("27.50")
+    marks, labels = x.chart("trades")
+    assert [(m.price, m.energy) for m in marks] == [("550000", "50000")]
+    assert labels, "the trades chart has no axis labels"
+    depth, depth_labels = x.chart("depth")
+    assert depth_labels, "the depth chart has no axis labels"
+    for side in ("bids", "asks"):
+        levels = [(r.value("price"), r.value("energy")) for r in x.table(side)]
+        assert levels == [(str(lv["price"]), str(lv["energy"])) for lv in book[side]], side
+    assert sorted((m.price, m.energy) for m in depth) == sorted(
+        (str(lv["price"]), str(lv["energy"])) for lv in book["bids"] + book["asks"]
+    )
+    assert x.field("closed").value == str(book["closed"]).lower()
+    x.screenshot("explorer")  # the README's screenshot
+    x.screenshot("explorer-market-slot")
+
+    x.show("market", "market")
+    slots = {r.id: r for r in x.table("slots")}
+    assert slots[f"spot/{slot}"].value("trades") == "1"
+    assert slots[f"spot/{slot}"].value("volume_wh") == "50000"
+
+    # The seller's account: its ask at 0.50 for 100 kWh, 50 sold, 50 left
+    # (expired at the gate); balances and position as RPC has them.
+    (sell,) = [o for o in c.call("market.orders", {"participant": producer}) if o["slot"] == slot]
+    x.show(f"account/{producer}", "account")
+    orders = {r.id: r for r in x.table("orders")}
+    ask = orders[sell["id"]]
+    assert ask.value("price") == "500000" and ask.text("price").startswith("0.50")
+    assert (ask.value("energy"), ask.value("filled")) == ("100000", "50000")
+    assert ask.text("remaining") == "50 kWh" or ask.value("remaining") == str(sell["remaining"])
+    assert ask.value("status") == sell["status"]
+    x.screenshot("explorer-account-producer")
+
+    x.show(f"account/{consumer}", "account")
+    account = c.call("account.get", {"address": consumer})
+    for name in ("balance", "nonce", "next_nonce"):
+        assert x.field(name).value == str(account[name]), name
+    position = c.call("market.position", {"participant": consumer})
+    for name in ("bought_wh", "received_wh", "settlement_escrow"):
+        assert x.field(name).value == str(position[name]), name
+    assert str(trade["seq"]) in [r.id for r in x.table("trades")]
+
+    # The block of the trade: its txs are chain.block's, in order.
+    block = c.call("chain.block", {"height": trade["height"]})
+    x.show(f"block/{trade['height']}", "block")
+    assert x.field("hash").value == block["hash"]
+    assert [r.id for r in x.table("txs")] == [
+        t if isinstance(t, str) else t["id"] for t in block["txs"]
+    ]
+    x.screenshot("explorer-block")
+
+    # The certificate the consumer retired: its whole lineage as cert.tree
+    # has it, the steps' energies as cert.trace's; the verification; the
+    # proof downloaded is a proof of it.
+    tree = c.call("cert.tree", {"cert": child})
+    verify = c.call("cert.verify", {"cert": child})
+    x.show(f"cert/{child}", "cert")
+    shown = x.lineage()
+    assert [n.id for n in shown] == [n["id"] for n in tree["nodes"]]
+    assert shown[0].parent is None and shown[0].id == tree["root"]
+    for n, want in zip(shown, tree["nodes"], strict=True):
+        assert n.parent == want["parent"] or (n.parent is None and not want["parent"]), n.id
+        assert n.wh == str(want["wh"]), n.id
+        assert [(s.kind, s.wh) for s in n.steps] == [
+            (s["kind"], str(s["wh"])) for s in want["steps"]
+        ], n.id
+        assert n.current == (n.id == child)
+    kinds = {s.kind for n in shown for s in n.steps}
+    assert {"reading", "split", "transfer", "retire"} <= kinds or {
+        "issue",
+        "split",
+        "transfer",
+        "retire",
+    } <= kinds, kinds
+    trace = c.call("cert.trace", {"cert": child})["steps"]
+    (mine,) = [n for n in shown if n.id == child]
+    assert [s.kind for s in mine.steps][-2:] == [s["kind"] for s in trace][-2:]
+    for name in ("valid", "source", "carbon_intensity", "type", "status", "remaining_wh"):
+        want = verify[name]
+        assert x.field(name).value == (str(want).lower() if isinstance(want, bool) else str(want))
+    assert x.field("valid").text == "yes"
+    x.screenshot("explorer-cert")
+    saved = x.browser.download("document.querySelector('[data-action=\"download-proof\"]').click()")
+    assert saved.name == f"cert-{child}.proof"
+    raw = saved.read_bytes()
+    link = x.evaluate(
+        "(() => { const a = document.querySelector('[data-action=\"download-proof\"]');"
+        " return {text: a.textContent, bytes: a.dataset.bytes, height: a.dataset.height}; })()"
+    )
+    assert link["bytes"] == str(len(raw)), link
+    assert f"proven to height {link['height']}" in link["text"] or link["height"] in link["text"]
+    # what a third party checks offline, as the demo's proofs
+    proven = verify_proof(raw, genesis)
+    assert (proven.cert.owner.hex(), proven.cert.wh, proven.cert.status) == (
+        consumer,
+        40_000,
+        "retired",
+    )
+
+    # The PPA at 10.0%.
+    p = c.call("ppa.get", {"id": ppa})
+    x.show(f"ppa/{ppa}", "ppa")
+    assert (x.field("progress_bps").text, x.field("progress_bps").value) == ("10.0%", "1000")
+    for name in ("delivered_wh", "total_wh", "paid", "status", "days_remaining"):
+        assert x.field(name).value == str(p[name]), name
+    assert x.evaluate("document.querySelector('#main [data-bar=\"progress\"]') !== null")
+    assert [r.id for r in x.table("deliveries")] == [str(dl["seq"]) for dl in p["deliveries"]]
+    x.screenshot("explorer-ppa")
+
+    # Devices, contracts, peers: the lists RPC gives.
+    x.show(f"device/{device}", "device")
+    readings = c.call("meter.readings", {"device": device})
+    assert sorted(r.value("produced_wh") for r in x.table("readings")) == sorted(
+        str(r["produced_wh"]) for r in readings
+    )
+    x.show("contracts", "contracts")
+    shown_contracts = {r.id: r.value("status") for r in x.table("contracts")}
+    assert shown_contracts == {k["id"]: k["status"] for k in c.call("contract.list", {})}
+    x.show("peers", "peers")
+    peers = [p for p in c.call("peer.list") if p.get("direction") != "banned"]
+    assert sorted(r.value("node_id") for r in x.table("peers")) == sorted(
+        p["node_id"] for p in peers
+    )
+    x.screenshot("explorer-peers")
+
+    # Search: each lands on its page (or, for several matches, lists them).
+    tx_id = block["txs"][0] if isinstance(block["txs"][0], str) else block["txs"][0]["id"]
+    for q, route, field, want in (
+        (str(trade["height"]), "block", "hash", block["hash"]),
+        (tx_id, "tx", "id", tx_id),
+        (consumer, "account", "address", consumer),
+        (child, "cert", "id", child),
+    ):
+        matches = c.call("search", {"q": q})["matches"]
+        if len(matches) == 1:
+            x.search(q, route)
+            assert x.field(field).value == want, (q, route)
+        else:
+            x.search(q, "search")
+            assert sorted(r.id for r in x.table("matches")) == sorted(
+                f"{m['kind']}:{m['id']}" for m in matches
+            )
+    x.search("0x" + "00" * 32, "search")
+    assert x.evaluate("document.querySelector('#main [data-field=\"nothing\"]') !== null")
+
+
+# Defined (so run) after the tests that read what the first demo left: this
+# one runs the demo again and then stops the miners.
+def test_demo_runs_again_then_says_when_nothing_confirms(demo_run: DemoRun) -> None:
+    d, out = demo_run.d, demo_run.out
+    slot = int(out.split("delivery slot ")[1].split()[0])
+    device = re.search(r"producer_001 registers device ([0-9a-f]{64})", out)
+    assert device, out
+    state = json.loads((d / "testnet.json").read_text())
     # Again on the same testnet (without waiting for a second settlement): a
     # later slot. The first run's leftover ask expired at its gate (one-minute
     # slots), so there is nothing to cancel this time.
