@@ -137,9 +137,14 @@ class Explorer:
         )
 
     def open(self, timeout: float = 60.0) -> None:
-        """Load the app (the home page) and wait until it is ready."""
+        """Load the app (its home page) and wait until that has loaded, or
+        failed to (``show`` checks pages)."""
         self.browser.goto(self.base, timeout=timeout)
-        self._wait_route("home", timeout)
+        self.browser.wait_for(
+            "['ready', 'error'].includes(document.body.dataset.state)",
+            timeout=timeout,
+            what="the explorer to load",
+        )
 
     def show(self, route: str, name: str, *, timeout: float = 60.0) -> None:
         """Go to ``#/route`` in the loaded app and wait for page ``name`` to
