@@ -107,7 +107,9 @@ def cmd_up(a: argparse.Namespace) -> int:
         info = p.call("node.info")
         p.close_rpc()
         where = f"  netns {n.netns}" if n.netns else ""
-        print(f"{p.name}: rpc {info['rpc']}  p2p {info['p2p']}{where}  log {p.log_path}")
+        # The web explorer is on the RPC port's / (the testnet genesis is a dev one).
+        explorer = f"  explorer {info['rpc'].removesuffix('rpc')}" if info.get("explorer") else ""
+        print(f"{p.name}: rpc {info['rpc']}{explorer}  p2p {info['p2p']}{where}  log {p.log_path}")
     print(
         f"testnet {a.chain_id} up in {d}: {counted(a.nodes, 'node')}, mining {'off' if a.no_mine else 'on'}"
     )

@@ -60,6 +60,7 @@ from powernode.node.p2p_key import P2P_KEY_FILE
 from powernode.node.rpc import RpcServer
 from powernode.node.rpc_certs import CERT_SPECS, cert_methods
 from powernode.node.rpc_contracts import CONTRACT_SPECS, contract_methods
+from powernode.node.rpc_explorer import EXPLORER_SPECS, explorer_methods
 from powernode.node.rpc_market import MARKET_SPECS, market_methods
 from powernode.node.rpc_methods import (
     CHAIN_SPECS,
@@ -331,6 +332,7 @@ class Node:
             market_methods(ledger),
             cert_methods(ledger),
             contract_methods(ledger),
+            explorer_methods(ledger),
             ops_methods(cfg.db_path, self.stopping.is_set),
             http_methods(),
         )
@@ -353,6 +355,7 @@ class Node:
                 MARKET_SPECS,
                 CERT_SPECS,
                 CONTRACT_SPECS,
+                EXPLORER_SPECS,
                 OPS_SPECS,
                 PUSH_SPECS,
             ),
@@ -495,6 +498,13 @@ class Node:
     def accept_block(self, block: Block, *, source: str = "") -> tuple[str, ChainUpdate]:
         ledger = self.ledger
         tip_before = ledger.chain.tip
+        # The pool's ids before, only for a mempool subscriber: which txs the
+        # block confirmed out of the pool is known only against them.
+        pool_before = (
+            frozenset(ledger.mempool.by_id)
+            if self.push is not None and self.push.wants_mempool
+            else None
+        )
         outcome, update = ledger.submit_block(
             block, now=now_s(), mono=time.monotonic(), source=source
         )
@@ -507,6 +517,8 @@ class Node:
             self.p2p.chain_updated(update, tip_moved=tip_moved)
         if update and self.push is not None:
             self.push.chain_updated(update, tip_before, ledger.chain.tip)
+            if pool_before is not None:
+                self.push.pool_changed(update, pool_before, ledger.mempool.by_id)
         if update.disconnected:
             emit(
                 log,
@@ -604,7 +616,13 @@ class Node:
     ) -> None:
         self.metrics.txs_done(results)
         if self.push is not None:
-            self.push.txs_accepted([txid for txid, _ in results if txid is not None])
+            self.push.txs_accepted(
+                [
+                    item
+                    for item, (txid, _) in zip(txs, results, strict=True)
+                    if txid is not None and isinstance(item, Transaction)
+                ]
+            )
         if not txlog.isEnabledFor(logging.DEBUG):
             return
         came = "rpc" if source is None else f"peer-{source}"

@@ -9,7 +9,7 @@ subscriptions", is the contract for every shape here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from powernode.chain.index import IndexEntry
 from powernode.core.block import Block
 from powernode.core.crypto import parse_address
 from powernode.core.errors import DecodeError, InvalidParams
+from powernode.core.tx import Transaction
 from powernode.engines.market import queries as market_queries
 from powernode.engines.market.params import PRODUCTS
 from powernode.engines.market.queries import ScanState
@@ -25,7 +26,7 @@ from powernode.engines.settlement.records import SLOT_NS as SETTLEMENT_NS
 from powernode.state.apply import Receipt
 from powernode.state.registry import ENGINES
 
-TOPICS = ("tips", "tx", "trades", "events", "settlements")
+TOPICS = ("tips", "tx", "trades", "events", "settlements", "mempool")
 # The engine whose tx made a receipt (a meter reading's ``cert.issued`` is
 # on ``metering``, as in the engine.block log lines).
 ENGINE_OF: dict[str, str] = {h.tx_type: e.name for e in ENGINES for h in e.handlers}
@@ -70,7 +71,12 @@ class SettlementsTopic:
     seller: str | None  # lowercase hex address
 
 
-Topic = TipsTopic | TxTopic | TradesTopic | EventsTopic | SettlementsTopic
+@dataclass(frozen=True, slots=True)
+class MempoolTopic:
+    """Txs entering and leaving this node's mempool (the explorer's live list)."""
+
+
+Topic = TipsTopic | TxTopic | TradesTopic | EventsTopic | SettlementsTopic | MempoolTopic
 
 # The params each topic takes besides ``topic``: a name outside its set is
 # refused, so a typo does not widen a filter to everything.
@@ -80,6 +86,7 @@ TOPIC_PARAMS: dict[str, frozenset[str]] = {
     "trades": frozenset({"product", "participant"}),
     "events": frozenset({"engine", "event"}),
     "settlements": frozenset({"seller"}),
+    "mempool": frozenset(),
 }
 
 
@@ -101,6 +108,8 @@ def parse_topic(params: dict[str, Any]) -> Topic:
         raise InvalidParams(f"unknown params for topic {topic!r}: {', '.join(sorted(extra))}")
     if topic == "tips":
         return TipsTopic()
+    if topic == "mempool":
+        return MempoolTopic()
     if topic == "tx":
         return TxTopic(_txid(params.get("id")))
     if topic == "trades":
@@ -191,6 +200,37 @@ def reorg_notice(update: ChainUpdate, old_tip: IndexEntry, new_tip: IndexEntry) 
         "disconnected": [_point(b.height, b.hash) for b in update.disconnected],
         "connected": [_point(b.height, b.hash) for b, _ in update.connected],
     }
+
+
+def added_notice(tx: Transaction) -> dict[str, Any]:
+    """A tx that entered the mempool."""
+    return {
+        "type": "added",
+        "id": tx.txid.hex(),
+        "fee": tx.fee,
+        "size": tx.size,
+        "sender": tx.sender_address.hex(),
+        "tx_type": tx.type,
+    }
+
+
+def removed_notice(txids: list[bytes], reason: str) -> dict[str, Any]:
+    """Txs that left the mempool: ``confirmed`` (mined in a block that
+    connected), or the code of why the node let go of them unmined."""
+    return {"type": "removed", "ids": [t.hex() for t in txids], "reason": reason}
+
+
+def confirmed_from_pool(
+    update: ChainUpdate, before: frozenset[bytes], pending: Container[bytes]
+) -> list[bytes]:
+    """The txs of ``update``'s connected blocks that were pending before it
+    (``before``) and are not now (``pending``), in chain order."""
+    return [
+        tx.txid
+        for block, _ in update.connected
+        for tx in block.txs
+        if tx.txid in before and tx.txid not in pending
+    ]
 
 
 def tip_notices(

@@ -126,6 +126,14 @@ CERT_SPECS = {
         ),
         public=True,
     ),
+    "cert.tree": MethodSpec(
+        summary="the whole lineage tree of a certificate's root, root first, depth first "
+        f"(at most {cq.TREE_MAX_NODES} certificates)",
+        params=_CERT_ID,
+        result=shape("root:hex cert:hex nodes:list truncated:bool"),
+        errors=(_UNKNOWN_CERT,),
+        public=True,
+    ),
     "cert.proof": MethodSpec(
         summary="a certificate's proof file as of the tip, in hex",
         params=_CERT_ID,
@@ -138,7 +146,7 @@ CERT_SPECS = {
 
 def cert_methods(ledger: Ledger) -> dict[str, Method]:
     """``cert.params``, ``device.get``, ``device.list``, ``meter.readings``, ``cert.get``,
-    ``cert.list``, ``cert.trace``, ``cert.verify``, ``cert.cfe``, ``cert.proof``:
+    ``cert.list``, ``cert.trace``, ``cert.tree``, ``cert.verify``, ``cert.cfe``, ``cert.proof``:
     reads of the tip state."""
 
     def state() -> Any:
@@ -234,6 +242,9 @@ def cert_methods(ledger: Ledger) -> dict[str, Method]:
     async def cert_trace(p: Params) -> Any:
         return cq.trace(state(), known_cert(p))
 
+    async def cert_tree(p: Params) -> Any:
+        return cq.tree(state(), known_cert(p), now())
+
     async def cert_verify(p: Params) -> Any:
         return cq.verify(state(), known_cert(p), now())
 
@@ -272,6 +283,7 @@ def cert_methods(ledger: Ledger) -> dict[str, Method]:
         "cert.get": cert_get,
         "cert.list": cert_list,
         "cert.trace": cert_trace,
+        "cert.tree": cert_tree,
         "cert.verify": cert_verify,
         "cert.cfe": cert_cfe,
         "cert.proof": cert_proof,

@@ -29,6 +29,7 @@ from powernode.node.rpc_spec import (
     ID32,
     MethodSpec,
     Param,
+    array_of,
     invalid,
     not_found,
     one_of,
@@ -38,6 +39,8 @@ from powernode.node.rpc_spec import integer as int_schema
 
 TRADES_LIMIT = 100
 TRADES_MAX = 1000
+SLOTS_LIMIT = 50
+SLOTS_MAX = 500
 MAX_LEVELS = 1000
 
 
@@ -134,6 +137,21 @@ MARKET_SPECS = {
         ),
         public=True,
     ),
+    "market.slots": MethodSpec(
+        summary="a product's slots with orders or trades, newest first, with their statistics",
+        params=(
+            Param("product", one_of(PRODUCTS), required=True),
+            Param("limit", int_schema(1, SLOTS_MAX), description=f"default {SLOTS_LIMIT}"),
+        ),
+        result=array_of(
+            shape(
+                "slot:int gate:int closed:bool open_orders:int trades:int volume_wh:int "
+                "value:amount avg_price:int? min_price:int? max_price:int?"
+            )
+        ),
+        errors=(_UNKNOWN_MARKET,),
+        public=True,
+    ),
     "market.settlement": MethodSpec(
         summary="slots still to settle and the settlements made",
         params=(Param("slot", int_schema()), Param("seller", ADDRESS)),
@@ -151,7 +169,7 @@ def params_json(mp: MarketParams) -> dict[str, Any]:
 
 def market_methods(ledger: Ledger) -> dict[str, Method]:
     """``market.params``, ``.book``, ``.stats``, ``.trades``, ``.orders``,
-    ``.order``, ``.participant``, ``.position``, ``.settlement``: reads of
+    ``.order``, ``.participant``, ``.position``, ``.settlement``, ``.slots``: reads of
     the tip state."""
 
     def state() -> Any:
@@ -217,6 +235,12 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
             status=status,
         )
 
+    async def market_slots(p: Params) -> Any:
+        product = rp.product(p, 0, required=True)
+        assert product is not None
+        limit = rp.opt_int(p, "limit", 1, lo=1, hi=SLOTS_MAX) or SLOTS_LIMIT
+        return queries.slots(state(), product, limit, params=ledger.params)
+
     async def market_position(p: Params) -> Any:
         addr = rp.address(p, "participant", 0, required=True)
         assert addr is not None
@@ -262,4 +286,5 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
         "market.participant": market_participant,
         "market.position": market_position,
         "market.settlement": market_settlement,
+        "market.slots": market_slots,
     }

@@ -215,7 +215,7 @@ def log_methods() -> dict[str, Method]:
 
 
 TX = shape(
-    "id:hex chain_id:str type:int sender:hex pubkey:hex nonce:int fee:amount payload:any size:int"
+    "id:hex chain_id:str type:str sender:hex pubkey:hex nonce:int fee:amount payload:any size:int"
 )
 
 CHAIN_SPECS = {
@@ -234,7 +234,10 @@ CHAIN_SPECS = {
     "tx.get": MethodSpec(
         summary="a tx's status: pending, confirmed (with its receipt) or dropped",
         params=(Param("id", ID32, required=True),),
-        result=shape("status:str block:hex height:int index:int receipt:obj error:obj tx:obj"),
+        result=shape(
+            "status:str block:hex height:int index:int confirmations:int receipt:obj error:obj "
+            "tx:obj raw:hex"
+        ),
         errors=(not_found(),),
         public=True,
     ),
@@ -308,11 +311,16 @@ def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str,
         txid = id32(p, "id", 0, "a tx id")
         status = ledger.tx_status(txid)
         entry = ledger.mempool.get(txid)
+        tx: Transaction | None = None
         if entry is not None:
-            status["tx"] = tx_json(entry.tx)
+            tx = entry.tx
         elif "block" in status:
             block = ledger.chain.get_block(bytes.fromhex(status["block"]))
-            status["tx"] = tx_json(block.txs[status["index"]])
+            tx = block.txs[status["index"]]
+        if tx is not None:
+            status["tx"] = tx_json(tx)
+            # The signed tx's bytes, as tx.submit took them (the explorer's "raw").
+            status["raw"] = tx.raw.hex()
         return status
 
     async def account_get(p: Params) -> Any:

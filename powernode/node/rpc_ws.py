@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
@@ -41,19 +41,24 @@ from powernode.core.errors import (
     SubscriptionLimit,
     WebSocketOnly,
 )
+from powernode.core.tx import Transaction
 from powernode.engines.market.queries import ScanState
 from powernode.logkit import emit
 from powernode.node.push_topics import (
     TOPICS,
     EventsTopic,
+    MempoolTopic,
     ReceiptEvent,
     SettlementsTopic,
     TipsTopic,
     Topic,
     TradesTopic,
     TxTopic,
+    added_notice,
+    confirmed_from_pool,
     parse_topic,
     receipt_events,
+    removed_notice,
     settlement_matches,
     settlements_made,
     tip_notices,
@@ -136,6 +141,10 @@ def http_methods() -> dict[str, Method]:
         raise WebSocketOnly("subscriptions need the WebSocket: GET /rpc upgraded (ws://)")
 
     return {"subscribe": subscribe, "unsubscribe": unsubscribe}
+
+
+def _json_pair(notice: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    return notice, json.dumps(notice)
 
 
 def _notice(sid: str, result_json: str) -> str:
@@ -266,18 +275,45 @@ class PushHub:
             for txid in touched:
                 self._tell_tx(txid, self.status_of(txid))
 
-    def txs_accepted(self, txids: list[bytes]) -> None:
+    def txs_accepted(self, txs: list[Transaction]) -> None:
         """Txs that entered the pool (from RPC or a peer)."""
+        if self.wants_mempool:
+            self._publish(MempoolTopic, [_json_pair(added_notice(tx)) for tx in txs])
         if not self._by_tx:
             return
-        for txid in txids:
-            if txid in self._by_tx:
-                self._tell_tx(txid, {"id": txid.hex(), "status": "pending"})
+        for tx in txs:
+            if tx.txid in self._by_tx:
+                self._tell_tx(tx.txid, {"id": tx.txid.hex(), "status": "pending"})
 
     def tx_dropped(self, txid: bytes, exc: PowernodeError) -> None:
         """A tx the node let go of unmined (replaced, evicted, no longer valid)."""
+        if self.wants_mempool:
+            self._publish(MempoolTopic, [_json_pair(removed_notice([txid], exc.code))])
         if txid in self._by_tx:
             self._tell_tx(txid, {"id": txid.hex(), "status": "dropped", "error": exc.to_dict()})
+
+    @property
+    def wants_mempool(self) -> bool:
+        """Whether a client holds a ``mempool`` subscription: only then does
+        the node snapshot its pool around a block (``pool_changed``)."""
+        return any(isinstance(t, MempoolTopic) for c in self.clients for t in c.subs.values())
+
+    def pool_changed(
+        self, update: ChainUpdate, before: frozenset[bytes], pending: Container[bytes]
+    ) -> None:
+        """After ``update``: the txs its blocks took out of the pool
+        (``confirmed``, one notice), and the txs of undone blocks that came
+        back (``added``). ``before``: the pool's ids before the update;
+        ``pending``: the pool now."""
+        if not update or not self.wants_mempool:
+            return
+        mined = confirmed_from_pool(update, before, pending)
+        notices = [_json_pair(removed_notice(mined, "confirmed"))] if mined else []
+        for block in update.disconnected:
+            for tx in block.txs:
+                if tx.txid not in before and tx.txid in pending:
+                    notices.append(_json_pair(added_notice(tx)))
+        self._publish(MempoolTopic, notices)
 
     def status_of(self, txid: bytes) -> dict[str, Any]:
         """``tx.get``'s status of ``txid`` without the tx itself; ``unknown``

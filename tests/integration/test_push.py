@@ -101,6 +101,7 @@ async def test_tx_goes_pending_then_confirmed(dev_node: DevNode) -> None:
         confirmed = await ws.next(sid)
         got = await dev_node.rpc.call("tx.get", {"id": txid})
         got.pop("tx")
+        got.pop("raw")
         assert confirmed == {"id": txid, **got}
         assert confirmed["status"] == "confirmed" and confirmed["height"] == 1
         # Later blocks add confirmations, not notices.

@@ -126,6 +126,7 @@ MALFORMED = [
     ("cert.list", "owner"),
     ("cert.list", "device"),
     ("cert.trace", "cert"),
+    ("cert.tree", "cert"),
     ("cert.verify", "cert"),
     ("cert.proof", "cert"),
     ("cert.cfe", "participant"),

@@ -10,6 +10,7 @@ import pytest
 from powernode.core.errors import InvalidParams
 from powernode.node.push_topics import (
     EventsTopic,
+    MempoolTopic,
     TipsTopic,
     TradesTopic,
     TxTopic,
@@ -24,6 +25,8 @@ ADDR = "cd" * 20
 
 def test_topics_parse_by_name_and_position() -> None:
     assert parse_topic({"topic": "tips"}) == TipsTopic()
+    assert parse_topic({"topic": "mempool"}) == parse_topic({"_args": ["mempool"]})
+    assert isinstance(parse_topic({"topic": "mempool"}), MempoolTopic)
     assert parse_topic({"_args": ["tips"]}) == TipsTopic()
     assert parse_topic({"topic": "tx", "id": "0x" + TXID}) == TxTopic(bytes.fromhex(TXID))
     assert parse_topic({"_args": ["tx", TXID]}) == TxTopic(bytes.fromhex(TXID))
@@ -44,6 +47,7 @@ def test_topics_parse_by_name_and_position() -> None:
         ({}, "'topic' must be one of"),
         ({"topic": "blocks"}, "'topic' must be one of"),
         ({"topic": "tips", "id": TXID}, "unknown params for topic 'tips': id"),
+        ({"topic": "mempool", "id": TXID}, "unknown params for topic 'mempool': id"),
         ({"topic": "tx"}, "'id' must be a tx id"),
         ({"topic": "tx", "id": "ab" * 31}, "'id' must be a tx id"),
         ({"topic": "tx", "id": "zz" * 32}, "'id' must be a tx id"),

@@ -17,6 +17,7 @@ from powernode.node import rpc_params
 from powernode.node.push_topics import TOPIC_PARAMS
 from powernode.node.rpc_certs import CERT_SPECS, cert_methods
 from powernode.node.rpc_contracts import CONTRACT_SPECS, contract_methods
+from powernode.node.rpc_explorer import EXPLORER_SPECS, explorer_methods
 from powernode.node.rpc_market import MARKET_SPECS, market_methods
 from powernode.node.rpc_methods import (
     CHAIN_SPECS,
@@ -68,6 +69,7 @@ TABLES: list[tuple[Callable[..., Any], Mapping[str, Any], Mapping[str, MethodSpe
     (market_methods, market_methods(NONE), MARKET_SPECS),
     (cert_methods, cert_methods(NONE), CERT_SPECS),
     (contract_methods, contract_methods(NONE), CONTRACT_SPECS),
+    (explorer_methods, explorer_methods(NONE), EXPLORER_SPECS),
     (ops_methods, ops_methods(NONE), OPS_SPECS),
     (http_methods, http_methods(), PUSH_SPECS),
 ]

@@ -21,6 +21,7 @@ from powernode.engines.certificates.records import (
     SPLIT,
     STATUSES,
     Certificate,
+    Step,
     child_id,
     claimed,
     root_id,
@@ -251,3 +252,57 @@ def cfe(state: ScanState, participant: bytes, start: int, end: int) -> dict[str,
         "matched_wh": total_m,
         "matched_bps": total_m * 10_000 // total_c if total_c else 0,
     }
+
+
+# The most certificates ``tree`` returns: a root split by settlements into
+# thousands of bundles must not make one answer unbounded.
+TREE_MAX_NODES = 1000
+
+
+def _children(cert_id: bytes, c: Certificate, own: list[Step]) -> list[bytes]:
+    """The certificates split off ``c``, in the order they were made: its
+    split steps, except the one that made ``c`` itself (its first, when it
+    has a parent)."""
+    return [
+        s.other
+        for i, s in enumerate(own)
+        if s.kind == SPLIT and s.other and not (i == 0 and c.parent and s.other == c.parent)
+    ]
+
+
+def tree(
+    state: ScanState, cert_id: bytes, now: int, *, max_nodes: int = TREE_MAX_NODES
+) -> dict[str, Any] | None:
+    """The whole lineage tree of a certificate's root: every certificate
+    split off it, and off those, root first and then depth first, children
+    in the order they were made; each with its own steps (as ``trace``
+    gives them). At most ``max_nodes`` certificates (``truncated`` says
+    whether there were more)."""
+    if _get(state, cert_id) is None:
+        return None
+    root = _lineage(state, cert_id)[0][0]
+    nodes: list[dict[str, Any]] = []
+    stack = [root]
+    truncated = False
+    while stack:
+        if len(nodes) >= max_nodes:
+            truncated = True
+            break
+        cid = stack.pop()
+        c = _get(state, cid)
+        if c is None:  # a damaged state; cert.verify names it
+            continue
+        own = steps(state, cid, c)
+        nodes.append(
+            {
+                "id": cid.hex(),
+                "parent": c.parent.hex() if c.parent else None,
+                "owner": c.owner.hex(),
+                "wh": c.wh,
+                "remaining_wh": c.remaining_wh,
+                "status": c.status_at(now),
+                "steps": [s.to_json(cid) for s in own],
+            }
+        )
+        stack.extend(reversed(_children(cid, c, own)))
+    return {"root": root.hex(), "cert": cert_id.hex(), "nodes": nodes, "truncated": truncated}

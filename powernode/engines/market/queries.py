@@ -227,3 +227,23 @@ def stats(state: ScanState, product: str | None = None, slot: int | None = None)
         totals[2] += b.value
         totals[5] += b.count
     return _stats(*totals)
+
+
+def slots(
+    state: ScanState, product: str, limit: int, *, params: ChainParams
+) -> list[dict[str, Any]]:
+    """A product's slots whose book has resting orders or trades, newest slot
+    first, at most ``limit``: each slot's gate, whether it closed, and its
+    statistics (as ``stats`` per slot gives them)."""
+    code = PRODUCTS.index(product)
+    found: list[tuple[int, BookHead]] = []
+    for bk, b in _records(state, BOOK_NS):
+        if bk[0] == code and (b.count or b.trades):
+            found.append((int.from_bytes(bk[1:9], "big"), b))
+    found.sort(key=lambda f: f[0], reverse=True)
+    market = markets(params)[product]
+    out = []
+    for slot, b in found[:limit]:
+        st = _stats(b.trades, b.volume, b.value, b.min_price, b.max_price, b.count)
+        out.append({"slot": slot, "gate": market.gate_time(slot), "closed": b.closed, **st})
+    return out
