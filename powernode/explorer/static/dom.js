@@ -58,6 +58,7 @@ const FORMATS = {
   contract: fmt.short,
   height: fmt.integer,
   full: fmt.plain,
+  problems: (list) => (Array.isArray(list) && list.length === 0 ? "none" : fmt.plain(list)),
 };
 
 // The content of a value: its formatted text, a link for ids.
@@ -89,7 +90,9 @@ export function field(name, value, kind = "text") {
 export function fields(rows) {
   const dl = h("dl", { class: "fields" });
   for (const [label, name, value, kind] of rows) {
-    dl.append(h("div", { class: "f" }, h("dt", {}, label), h("dd", {}, field(name, value, kind))));
+    // A full hash would wrap in a narrow column: it gets a row of its own.
+    const cls = kind === "full" && String(value || "").length > 40 ? "f wide" : "f";
+    dl.append(h("div", { class: cls }, h("dt", {}, label), h("dd", {}, field(name, value, kind))));
   }
   return dl;
 }

@@ -15,7 +15,8 @@ export class RpcError extends Error {
 
 // Runs calls as one JSON-RPC batch (one round trip). Each entry is
 // {method, params, optional}; an optional call that fails gives null instead
-// of failing the whole load (e.g. a participant that never registered).
+// of failing the whole load (e.g. a participant that never registered); a
+// soft one gives its RpcError, for a page that shows why.
 export async function batch(calls) {
   const body = calls.map((c) => ({ jsonrpc: "2.0", id: nextId++, method: c.method, params: c.params || {} }));
   let response;
@@ -40,7 +41,9 @@ export async function batch(calls) {
     const answer = byId.get(body[i].id);
     if (answer && "result" in answer) return answer.result;
     if (call.optional) return null;
-    throw new RpcError(call.method, answer ? answer.error : { message: "no answer" });
+    const error = new RpcError(call.method, answer ? answer.error : { message: "no answer" });
+    if (call.soft) return error;
+    throw error;
   });
 }
 
