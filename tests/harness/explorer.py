@@ -159,29 +159,37 @@ class Explorer:
         )
         if same:  # no hashchange: load it anew
             self.browser.goto(self.base + target, timeout=timeout)
-        self._wait_route(name, timeout)
+        self._wait_route(timeout, name)
 
-    def search(self, q: str, name: str, *, timeout: float = 60.0) -> None:
-        """Type ``q`` into the search box, press Enter, wait for page ``name``."""
+    def search(self, q: str, *names: str, timeout: float = 60.0) -> str:
+        """Type ``q`` into the search box, press Enter, wait for one of the
+        pages ``names`` to be ready; the one reached."""
         self.browser.evaluate(
-            "(() => { const input = document.querySelector('input[data-action=\"search\"]');"
+            "(() => { const input = document.querySelector('input[data-action=search]');"
             " document.body.dataset.state = 'stale';"
             f" input.value = {json.dumps(q)};"
             " input.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));"
             " })()"
         )
-        self._wait_route(name, timeout)
+        return self._wait_route(timeout, *names)
 
-    def _wait_route(self, name: str, timeout: float) -> None:
-        state = self.browser.wait_for(
-            f"document.body.dataset.route === {json.dumps(name)}"
+    def _wait_route(self, timeout: float, *names: str) -> str:
+        route = self.browser.wait_for(
+            f"{json.dumps(list(names))}.includes(document.body.dataset.route)"
             " && ['ready', 'error'].includes(document.body.dataset.state)"
-            " && document.body.dataset.state",
+            # A search with one match is "ready" for a moment before it
+            # opens that match's page: a search page counts once it lists.
+            " && (document.body.dataset.route !== 'search'"
+            " || document.body.dataset.state === 'error'"
+            ' || document.querySelector(\'#main [data-table="matches"], #main [data-field="nothing"]\'))'
+            " && [document.body.dataset.route, document.body.dataset.state]",
             timeout=timeout,
-            what=f"the explorer's {name} page to be ready",
+            what=f"the explorer's {' or '.join(names)} page to be ready",
         )
+        name, state = route
         if state == "error":
             raise PageError(f"the {name} page shows an error: {self.field('error')}")
+        return str(name)
 
     def location_hash(self) -> str:
         return str(self.browser.evaluate("location.hash"))
