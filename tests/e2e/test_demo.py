@@ -276,6 +276,34 @@ def test_explorer_shows_the_demo(demo_run: DemoRun, tmp_path: Path) -> None:
     check_explorer(demo_run.d, demo_run.out, tmp_path / "screenshots")
 
 
+def test_bench_explorer_runs_on_the_demo_testnet(demo_run: DemoRun) -> None:
+    """scripts/bench_explorer.py, two rounds on the demo's testnet, so the
+    benchmark cannot rot (its figures are not checked: timings vary)."""
+    ensure_chromium()
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_explorer.py"),
+            "--dir",
+            str(demo_run.d),
+            "--loads",
+            "2",
+            "--wait-quiet",
+            "0",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "front page: load event" in r.stdout
+    fig = json.loads(r.stdout[r.stdout.index("\n{") + 1 :])
+    assert fig["testnet"] == {"started": False, "dir": str(demo_run.d)}
+    assert fig["front_page"]["ready"]["median"] >= fig["front_page"]["response_end"]["median"] > 0
+    assert fig["requests_elsewhere"] == [] and fig["console_errors"] == []
+
+
 @dataclass(frozen=True)
 class Seen:
     """What the explorer checks need: node0's explorer and RPC, and what the
