@@ -106,6 +106,24 @@ class ExplorerConfig:
     and no-auth callers may then call the public RPC methods."""
 
     enabled: bool | str = EXPLORER_AUTO
+    # Host names (the Host header, port aside) a no-auth request may name,
+    # besides the RPC's bound address and localhost: a page on another name
+    # that resolves here (DNS rebinding) is refused. "*" accepts any.
+    hosts: tuple[str, ...] = ()
+    # What one caller without auth may make the node hold or do: far below
+    # the [rpc] bounds, which are sized for block.submit and bulk tools. The
+    # explorer's own batches are a few kB and under 50 calls.
+    max_request_bytes: int = 64 * 1024
+    batch_limit: int = 50
+    max_response_bytes: int = 4 * 1024 * 1024
+    # No-auth POST /rpc requests being served at once; one more is HTTP 503.
+    max_parallel: int = 16
+    # No-auth WebSocket clients at once (within [rpc] ws_max_clients), so
+    # slots stay free for authenticated tools.
+    ws_max_clients: int = 20
+    # Bytes queued (answers and notices) for one no-auth WebSocket client;
+    # past it the client is dropped as too slow.
+    ws_queue_bytes: int = 8 * 1024 * 1024
 
     def on(self, *, dev: bool) -> bool:
         """Whether the explorer is served, given the genesis's ``dev`` flag:
@@ -172,6 +190,12 @@ RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("rpc", "ws_max_clients"): (1, 10**6),
     ("rpc", "ws_max_subscriptions"): (1, 10**6),
     ("rpc", "ws_queue"): (1, 10**7),
+    ("explorer", "max_request_bytes"): (1, 2**30),
+    ("explorer", "batch_limit"): (1, 10**6),
+    ("explorer", "max_response_bytes"): (1, 2**40),
+    ("explorer", "max_parallel"): (1, 10**6),
+    ("explorer", "ws_max_clients"): (1, 10**6),
+    ("explorer", "ws_queue_bytes"): (1, 2**40),
     ("mining", "refresh"): (1, 3600),
     ("mining", "cpu_percent"): (1, 100),
     ("log", "max_bytes"): (0, 2**50),
@@ -353,6 +377,9 @@ def _check_strings(cfg: NodeConfig) -> None:
         raise ConfigError(
             f'config [explorer] enabled: expected "auto", true or false, not {enabled!r}'
         )
+    for name in cfg.explorer.hosts:
+        if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
+            raise ConfigError(f"config [explorer] hosts: {name!r} is not a host name")
     for peer in cfg.p2p.peers:
         if not isinstance(peer, str) or not _is_host_port(peer):
             raise ConfigError(f"config [p2p] peers: {peer!r} is not 'host:port' (port 1..65535)")

@@ -57,7 +57,7 @@ from powernode.node.metrics import NodeMetrics, Watched
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
 from powernode.node.p2p_key import P2P_KEY_FILE
-from powernode.node.rpc import RpcServer
+from powernode.node.rpc import PublicBounds, RpcServer
 from powernode.node.rpc_certs import CERT_SPECS, cert_methods
 from powernode.node.rpc_contracts import CONTRACT_SPECS, contract_methods
 from powernode.node.rpc_explorer import EXPLORER_SPECS, explorer_methods
@@ -363,6 +363,13 @@ class Node:
             on_call=self.metrics.rpc_call,
             health=self._health,
             explorer=explorer,
+            public=PublicBounds(
+                max_request_bytes=cfg.explorer.max_request_bytes,
+                batch_limit=cfg.explorer.batch_limit,
+                max_response_bytes=cfg.explorer.max_response_bytes,
+                max_parallel=cfg.explorer.max_parallel,
+                hosts=cfg.explorer.hosts,
+            ),
         )
         self._stack.push_async_callback(self.rpc.stop)
         push = self.push = PushHub(
@@ -372,6 +379,8 @@ class Node:
             max_clients=cfg.rpc.ws_max_clients,
             max_subscriptions=cfg.rpc.ws_max_subscriptions,
             queue_size=cfg.rpc.ws_queue,
+            public_max_clients=cfg.explorer.ws_max_clients,
+            public_queue_bytes=cfg.explorer.ws_queue_bytes,
         )
         self.rpc.websocket = push.handle
         ledger.on_dropped = push.tx_dropped

@@ -55,8 +55,11 @@ a request with no ``Authorization`` header at all (POST, or the WebSocket
 upgrade) is served too, but only its calls of public methods
 (``MethodSpec.public``) run: any other call gets a per-call -32600
 ``unauthorized``. A wrong header is still HTTP 401, so a client that means
-to authenticate learns its secret is wrong. The explorer's page and files
-are served beside ``/rpc`` (node/explorer_http.py).
+to authenticate learns its secret is wrong. A request from a page whose
+``Origin`` is not one of this node's names is HTTP 403, with auth or not;
+a no-auth request must also name one in its ``Host`` (DNS rebinding), and
+has its own, small bounds (``PublicBounds``, the ``[explorer]`` keys). The
+explorer's page and files are served beside ``/rpc`` (node/explorer_http.py).
 """
 
 from __future__ import annotations
@@ -70,7 +73,9 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -140,6 +145,34 @@ HealthCheck = Callable[[int | None], tuple[int, dict[str, Any]]]
 # ``GET /rpc`` upgraded to a WebSocket, once authorized (node/rpc_ws.py);
 # the flag: a no-auth client of the explorer, which may call public methods only.
 WebSocketHandler = Callable[[web.Request, bool], Awaitable[web.StreamResponse]]
+
+
+# Names of this machine a no-auth request's Host may give, besides the bound
+# address and the configured ``[explorer] hosts``.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@dataclass(frozen=True, slots=True)
+class PublicBounds:
+    """What one caller without auth (the explorer's public RPC) may make the
+    node hold: the ``[explorer]`` config keys of the same names."""
+
+    max_request_bytes: int = 64 * 1024
+    batch_limit: int = 50
+    max_response_bytes: int = 4 * 1024 * 1024
+    max_parallel: int = 16
+    # Host names a no-auth request may name (its Host header), besides
+    # LOCAL_HOSTS and the bound address; "*": any.
+    hosts: tuple[str, ...] = ()
+
+
+def host_name(netloc: str) -> str | None:
+    """The host of ``host[:port]`` (lowercase, IPv6 without brackets), or
+    None if it is not one."""
+    try:
+        return urlsplit("//" + netloc).hostname
+    except ValueError:
+        return None
 
 
 def _valid_id(id_: Any) -> bool:
@@ -214,6 +247,7 @@ class RpcServer:
         on_call: OnCall | None = None,
         health: HealthCheck | None = None,
         explorer: bool = False,
+        public: PublicBounds | None = None,
     ) -> None:
         self.specs = {**specs, "rpc.discover": DISCOVER_SPEC}
         self.methods = {**methods, "rpc.discover": self._discover}
@@ -223,6 +257,10 @@ class RpcServer:
         self.version = version
         # Serve the explorer, and no-auth requests their public calls.
         self.explorer = explorer
+        self.public = PublicBounds() if public is None else public
+        self._allowed_hosts = set(LOCAL_HOSTS) | {h.lower() for h in self.public.hosts}
+        # No-auth POSTs being served now (PublicBounds.max_parallel).
+        self._public_running = 0
         self._on_call = on_call
         self._health = health
         self.batch_methods = batch_methods
@@ -265,23 +303,44 @@ class RpcServer:
         add_explorer_routes(app, enabled=self.explorer)
         return app
 
-    def _public_only(self, request: web.Request) -> bool | None:
-        """None: refuse the request (401); False: every method; True: a
-        no-auth explorer client, public methods only."""
+    def _host_allowed(self, netloc: str) -> bool:
+        name = host_name(netloc)
+        return "*" in self._allowed_hosts or (name is not None and name in self._allowed_hosts)
+
+    def _access(self, request: web.Request) -> bool | web.Response:
+        """False: every method; True: a no-auth explorer client, public
+        methods only; a Response: the request refused with it.
+
+        A request from a browser page (it has an ``Origin``) whose host is
+        not one of this node's names is refused, even with auth: a browser
+        may have cached Basic credentials, and a WebSocket is guarded by no
+        CORS rule. A no-auth request must also name an allowed host (Host
+        header): after DNS rebinding, an attacker's page is same-origin with
+        its own name, which resolves here, and its Origin equals its Host."""
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._host_allowed(_netloc(origin)):
+            emit(log, "rpc.refused", logging.DEBUG, code=403, reason="cross-origin")
+            return _cross_origin(origin)
         if self._authorized(request):
             return False
-        if self.explorer and "Authorization" not in request.headers:
-            return True
-        return None
+        if not self.explorer or "Authorization" in request.headers:
+            return _unauthorized()
+        if not self._host_allowed(request.host):
+            emit(log, "rpc.refused", logging.DEBUG, code=403, reason="host")
+            return _foreign_host(request.host)
+        if origin is not None and _netloc(origin) != request.host.lower():
+            emit(log, "rpc.refused", logging.DEBUG, code=403, reason="cross-origin")
+            return _cross_origin(origin)
+        return True
 
     async def handle_upgrade(self, request: web.Request) -> web.StreamResponse:
         """``GET /rpc``: the WebSocket, with the same auth as POST."""
         if self.websocket is None:
             raise web.HTTPMethodNotAllowed("GET", ["POST"])
-        public_only = self._public_only(request)
-        if public_only is None:
-            return _unauthorized()
-        return await self.websocket(request, public_only)
+        access = self._access(request)
+        if isinstance(access, web.Response):
+            return access
+        return await self.websocket(request, access)
 
     async def handle_health(self, request: web.Request) -> web.Response:
         """Unauthenticated, as a load balancer or orchestrator asks it: 200
@@ -305,6 +364,7 @@ class RpcServer:
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await runner.setup()
         self._runner = runner
+        self._allowed_hosts.add(host.lower().strip("[]"))
         await web.TCPSite(runner, host, port, reuse_address=True).start()
         self.url = f"http://{host}:{runner.addresses[0][1]}/rpc"
 
@@ -320,14 +380,14 @@ class RpcServer:
         data = {"code": reason, "message": message} if reason else None
         return web.json_response(_error(None, code, message, data), status=status)
 
-    async def _read_body(self, request: web.Request) -> bytearray:
+    async def _read_body(self, request: web.Request, limit: int) -> bytearray:
         """The body, scanned as it arrives (``Scan``): refused (``Refused``)
         as soon as it is too long or holds too many values, without reading
         the rest. Read here rather than with ``request.read()``, which keeps
         a bytes copy of the whole body as long as the request lives: this
         buffer is dropped once decoded, before the answer is made."""
         length = request.content_length
-        if length is not None and length > self.max_request_bytes:
+        if length is not None and length > limit:
             raise Refused(
                 INVALID_REQUEST, "request too large", status=413, reason=RequestTooLarge.code
             )
@@ -335,7 +395,7 @@ class RpcServer:
         body = bytearray()
         while chunk := await request.content.readany():
             body += chunk
-            if len(body) > self.max_request_bytes:
+            if len(body) > limit:
                 raise Refused(
                     INVALID_REQUEST, "request too large", status=413, reason=RequestTooLarge.code
                 )
@@ -344,11 +404,31 @@ class RpcServer:
         return body
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        public_only = self._public_only(request)
-        if public_only is None:
-            return _unauthorized()
+        access = self._access(request)
+        if isinstance(access, web.Response):
+            return access
+        if not access:
+            return await self._serve(request, public_only=False)
+        if self._public_running >= self.public.max_parallel:
+            emit(log, "rpc.refused", logging.DEBUG, code=503, reason="busy")
+            return self._refuse(
+                INVALID_REQUEST,
+                f"busy: {self._public_running} requests without auth are being served "
+                "([explorer] max_parallel)",
+                status=503,
+            )
+        self._public_running += 1
         try:
-            body = await self._read_body(request)
+            return await self._serve(request, public_only=True)
+        finally:
+            self._public_running -= 1
+
+    async def _serve(self, request: web.Request, *, public_only: bool) -> web.StreamResponse:
+        """A POST's calls; ``public_only``: with the no-auth bounds, public
+        methods only."""
+        bounds = self.public if public_only else self
+        try:
+            body = await self._read_body(request, bounds.max_request_bytes)
             text = decode(body)
             del body
             doc = loads(text)
@@ -358,15 +438,15 @@ class RpcServer:
         if isinstance(doc, list):
             if not doc:
                 return self._refuse(INVALID_REQUEST, "empty batch")
-            if len(doc) > self.batch_limit:
+            if len(doc) > bounds.batch_limit:
                 # As geth: the whole batch is refused, none of it runs.
                 return self._refuse(
                     INVALID_REQUEST,
-                    f"batch too large: {len(doc)} calls, the limit is {self.batch_limit}",
+                    f"batch too large: {len(doc)} calls, the limit is {bounds.batch_limit}",
                     reason=BatchTooLarge.code,
                 )
             answers = await self.dispatch_batch(
-                doc, max_response_bytes=self.max_response_bytes, public_only=public_only
+                doc, max_response_bytes=bounds.max_response_bytes, public_only=public_only
             )
             del doc
             out = [a for a in answers if a is not None]
@@ -523,6 +603,33 @@ def _unauthorized() -> web.Response:
         status=401,
         headers={"WWW-Authenticate": 'Basic realm="powernode"'},
     )
+
+
+def _cross_origin(origin: str) -> web.Response:
+    message = (
+        f"unauthorized: a page from {origin[:100]} may not use this node's RPC without auth "
+        "(only the explorer's own page may)"
+    )
+    return web.json_response(
+        _error(None, INVALID_REQUEST, message, Unauthorized(message).to_dict()), status=403
+    )
+
+
+def _foreign_host(host: str) -> web.Response:
+    message = (
+        f"unauthorized: without auth, the Host must be one of this node's names, not "
+        f"{host[:100]!r} (add it to [explorer] hosts)"
+    )
+    return web.json_response(
+        _error(None, INVALID_REQUEST, message, Unauthorized(message).to_dict()), status=403
+    )
+
+
+def _netloc(url: str) -> str:
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return ""
 
 
 def _not_public(id_: Any, name: str) -> dict[str, Any]:

@@ -10,14 +10,21 @@ subscription's notices arrive as
 
 Topics and their notices are in push_topics.py (pure); this module keeps
 the clients and routes notices to them. The node tells it what happened
-(``chain_updated``, ``txs_accepted``, ``tx_dropped``) from block connect and
-tx admission: those calls build each notice once, put it in each
+(``chain_updated``, ``pool_changed``, ``txs_accepted``, ``tx_dropped``) from
+block connect and tx admission: those calls build each notice once, put it in each
 subscriber's queue without waiting, and return. A client's own task writes
 its queue to its socket, so a slow client never slows the node: when a
 notice finds its queue (``[rpc] ws_queue`` messages) full it is dropped,
 closed with 1008 and a reason, and ``ws.dropped`` is logged. Answers to
 the client's own calls wait for room instead (the node stops reading that
 client meanwhile), so a client that pipelines calls is slowed, not dropped.
+
+A client without auth (the explorer's) has tighter bounds (``[explorer]``):
+its messages are at most ``max_request_bytes`` and its batches
+``batch_limit`` calls, at most ``ws_max_clients`` of them connect at once
+(so authenticated tools keep their slots), and the bytes queued for it
+(answers and notices) may not pass ``ws_queue_bytes``: one that does not
+read what it asked for is dropped, not waited on.
 """
 
 from __future__ import annotations
@@ -165,13 +172,23 @@ class _Client:
     """One WebSocket connection: its subscriptions and its outgoing queue."""
 
     def __init__(
-        self, ws: web.WebSocketResponse, peer: str, queue_size: int, *, public_only: bool
+        self,
+        ws: web.WebSocketResponse,
+        peer: str,
+        queue_size: int,
+        *,
+        public_only: bool,
+        max_queued_bytes: int | None = None,
     ) -> None:
         self.ws = ws
         self.peer = peer
         # An explorer client without auth: public methods only (rpc.py).
         self.public_only = public_only
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        # Bytes queued and not yet written (the message being written
+        # included); None: no byte budget (an authenticated client).
+        self.queued_bytes = 0
+        self.max_queued_bytes = max_queued_bytes
         self.subs: dict[str, Topic] = {}
         # A tx subscription's last status sent, so a status is told once.
         self.last_tx: dict[str, tuple[str, str]] = {}
@@ -185,22 +202,39 @@ class _Client:
 
     def send(self, text: str) -> bool:
         """Queue ``text`` without waiting; a full queue drops the client."""
-        if self.closing.is_set():
+        if self.closing.is_set() or not self._budget(text):
             return False
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
-            reason = f"too slow: {self.queue.maxsize} messages queued"
-            emit(log, "ws.dropped", logging.WARNING, peer=self.peer, reason=reason)
-            self.close(CLOSE_POLICY, reason)
+            self._drop(f"too slow: {self.queue.maxsize} messages queued")
             return False
+        self.queued_bytes += len(text)
         return True
+
+    def _budget(self, text: str) -> bool:
+        """Whether ``text`` fits the byte budget; if not, the client is
+        dropped. A message on an empty queue always fits, so one large
+        answer is still sent."""
+        limit = self.max_queued_bytes
+        if limit is None or not self.queued_bytes or self.queued_bytes + len(text) <= limit:
+            return True
+        self._drop(f"too slow: {self.queued_bytes} bytes queued ([explorer] ws_queue_bytes)")
+        return False
+
+    def _drop(self, reason: str) -> None:
+        emit(log, "ws.dropped", logging.WARNING, peer=self.peer, reason=reason)
+        self.close(CLOSE_POLICY, reason)
+
+    def sent(self, text: str) -> None:
+        self.queued_bytes -= len(text)
 
     async def answer(self, text: str) -> None:
         """Queue an answer to the client's own call, waiting for room: a
         client that sends calls faster than it reads the answers only
         slows its own reading (the node stops reading its socket)."""
-        if not self.closing.is_set():
+        if not self.closing.is_set() and self._budget(text):
+            self.queued_bytes += len(text)
             await self.queue.put(text)
 
     def close(self, code: int, reason: str) -> None:
@@ -221,6 +255,8 @@ class PushHub:
         max_clients: int,
         max_subscriptions: int,
         queue_size: int,
+        public_max_clients: int | None = None,
+        public_queue_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.rpc = rpc
         self._tx_status = tx_status
@@ -228,6 +264,14 @@ class PushHub:
         self.max_clients = max_clients
         self.max_subscriptions = max_subscriptions
         self.queue_size = queue_size
+        # No-auth clients: their own cap within max_clients, and a byte
+        # budget each on their queue.
+        self.public_max_clients = max_clients if public_max_clients is None else public_max_clients
+        self.public_queue_bytes = public_queue_bytes
+        self.public_clients = 0
+        # Clients holding a mempool subscription: checked on every tx the
+        # pool takes, so it is a count, not a pass over the clients.
+        self.mempool_subs = 0
         self.clients: set[_Client] = set()
         # txid -> {subscription id: client}: a tx's status goes straight to
         # those who asked, without a pass over every client.
@@ -406,21 +450,34 @@ class PushHub:
         """A WebSocket client, from upgrade to close (auth already checked;
         ``public_only``: a no-auth explorer client)."""
         peer = str(request.remote or "")
-        if self._stopping or len(self.clients) >= self.max_clients:
+        reason = ""
+        if self._stopping:
+            reason = "node stopping"
+        elif len(self.clients) >= self.max_clients:
+            reason = f"too many WebSocket clients ({self.max_clients}, [rpc] ws_max_clients)"
+        elif public_only and self.public_clients >= self.public_max_clients:
             reason = (
-                "node stopping"
-                if self._stopping
-                else f"too many WebSocket clients ({self.max_clients}, [rpc] ws_max_clients)"
+                f"too many WebSocket clients without auth ({self.public_max_clients}, "
+                "[explorer] ws_max_clients)"
             )
+        if reason:
             emit(log, "ws.refused", peer=peer, reason=reason)
             return web.Response(
                 text=_refusal(INVALID_REQUEST, reason), status=503, content_type="application/json"
             )
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=self.rpc.max_request_bytes)
+        bounds = self.rpc.public if public_only else self.rpc
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=bounds.max_request_bytes)
         await ws.prepare(request)
-        c = _Client(ws, peer, self.queue_size, public_only=public_only)
+        c = _Client(
+            ws,
+            peer,
+            self.queue_size,
+            public_only=public_only,
+            max_queued_bytes=self.public_queue_bytes if public_only else None,
+        )
         c.methods = self._client_methods(c)
         self.clients.add(c)
+        self.public_clients += public_only
         self._gone.clear()
         emit(log, "ws.connected", logging.DEBUG, peer=peer, clients=len(self.clients))
         tasks = [
@@ -443,6 +500,7 @@ class PushHub:
         while True:
             text = await c.queue.get()
             await c.ws.send_str(text)
+            c.sent(text)
 
     async def _read(self, c: _Client) -> None:
         async for msg in c.ws:
@@ -456,6 +514,7 @@ class PushHub:
     async def _answer(self, c: _Client, body: bytes) -> None:
         """One message: a call or a batch, answered on the same socket."""
         rpc = self.rpc
+        bounds = rpc.public if c.public_only else rpc
         try:
             scan(body, max_values=rpc.max_values, max_depth=rpc.max_depth)
             doc = loads(body.decode("utf-8", "surrogatepass"))
@@ -469,17 +528,17 @@ class PushHub:
             if not doc:
                 await c.answer(_refusal(INVALID_REQUEST, "empty batch"))
                 return
-            if len(doc) > rpc.batch_limit:
+            if len(doc) > bounds.batch_limit:
                 await c.answer(
                     _refusal(
                         INVALID_REQUEST,
-                        f"batch too large: {len(doc)} calls, the limit is {rpc.batch_limit}",
+                        f"batch too large: {len(doc)} calls, the limit is {bounds.batch_limit}",
                     )
                 )
                 return
             answers = await rpc.dispatch_batch(
                 doc,
-                max_response_bytes=rpc.max_response_bytes,
+                max_response_bytes=bounds.max_response_bytes,
                 methods=c.methods,
                 public_only=c.public_only,
             )
@@ -497,6 +556,8 @@ class PushHub:
     def _forget(self, c: _Client) -> None:
         for sid in list(c.subs):
             self._unsubscribe(c, sid)
+        if c in self.clients:
+            self.public_clients -= c.public_only
         self.clients.discard(c)
         if not self.clients:
             self._gone.set()

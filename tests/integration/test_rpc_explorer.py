@@ -5,6 +5,7 @@ answers, and their bad params refused as -32602 invalid_params."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,15 +13,22 @@ import pytest
 from powernode.client import (
     RpcError,
     build_cert_transfer,
+    build_contract_create,
     build_order,
+    build_ppa_propose,
     build_transfer,
     child_cert_id,
     endpoint_from_datadir,
 )
 from powernode.core.crypto import KeyPair
+from powernode.engines.certificates import queries as cert_queries
+from tests.harness.network import Network, cut, heal
 from tests.harness.wsrpc import WsRpc
 from tests.integration.conftest import DevNode
 from tests.integration.test_cert_rpc import Seed, cert_node  # noqa: F401
+from tests.integration.test_contract_rpc import DAY, contract_node  # noqa: F401
+from tests.integration.test_contract_rpc import Scenario as ContractScenario
+from tests.integration.test_contract_rpc import mine as contract_mine
 from tests.integration.test_market_rpc import Scenario, market_node, submit_all  # noqa: F401
 
 INVALID_PARAMS = -32602
@@ -245,6 +253,10 @@ async def test_cert_tree_is_the_roots_whole_lineage(cert_node: DevNode) -> None:
         40_000,
         50_000,
     )
+    # Bounded: past max_nodes the tree is cut, depth first, and says so.
+    cut = cert_queries.tree(dev.node.ledger.chain.state, s.root, 0, max_nodes=2)
+    assert cut is not None and cut["truncated"] is True
+    assert [n["id"] for n in cut["nodes"]] == [s.root.hex(), s.child.hex()]
     unknown = await refused(dev, "cert.tree", {"cert": "ab" * 32})
     assert unknown == (-32004, "unknown_cert")
     for bad in ({}, {"cert": "zz"}, {"cert": "ab" * 20}):
@@ -290,3 +302,52 @@ async def test_mempool_topic_tells_txs_entering_and_leaving(dev_node: DevNode) -
         await ws.call("node.info")
         assert ws.pending(sid) == 0
         assert (await rpc.call("mempool.txs"))["size"] == 0
+
+
+async def test_search_finds_ppas_and_contracts(contract_node: DevNode) -> None:  # noqa: F811
+    s = ContractScenario(contract_node)
+    await s.setup()
+    ppa = build_ppa_propose(
+        s.producer, **s.kw(s.producer), buyer=s.consumer.address, device_id=None,
+        share_bps=0, total_wh=10_000, price=400_000, start=s.interval,
+        duration_days=1, period_seconds=DAY, accept_deadline=s.now + 3600,
+    )  # fmt: skip
+    contract = build_contract_create(
+        s.consumer, **s.kw(s.consumer), parties=[s.consumer.address, s.producer.address],
+        escrow=1_000_000, expiry=s.now + DAY,
+        conditions=[["cert_retired_for", bytes(32), "consumer_001"]],
+        actions=[["pay", s.producer.address, 1_000_000]], fee=2_000,
+    )  # fmt: skip
+    await contract_mine(contract_node, [ppa, contract])
+    ppa_id, contract_id = ppa.txid.hex(), contract.txid.hex()
+    assert await search(contract_node, ppa_id) == [("tx", ppa_id), ("ppa", ppa_id)]
+    assert await search(contract_node, contract_id) == [
+        ("tx", contract_id),
+        ("contract", contract_id),
+    ]
+
+
+async def test_mempool_topic_tells_txs_a_reorg_brings_back(tmp_path: Path) -> None:
+    users = [KeyPair.generate() for _ in range(2)]
+    net = Network(tmp_path, users)
+    try:
+        a, b = await net.start(2)
+        async with WsRpc(endpoint_from_datadir(a.config.datadir)) as ws:
+            sid = await ws.subscribe("mempool")
+            await cut(a, b)
+            tx = build_transfer(
+                users[0], chain_id=a.ledger.params.chain_id, nonce=0, to=users[1].address, amount=1
+            )
+            ((txid, err),) = await a.submit_and_relay([tx])
+            assert txid == tx.txid and err is None
+            assert (await ws.next(sid))["type"] == "added"
+            await a.mine_now(1)
+            confirmed = {"type": "removed", "ids": [tx.txid.hex()], "reason": "confirmed"}
+            assert await ws.next(sid) == confirmed
+            await b.mine_now(3)
+            await heal(a, b)
+            back = await ws.next(sid)
+            assert back == {**back, "type": "added", "id": tx.txid.hex()}
+            assert tx.txid in a.ledger.mempool
+    finally:
+        await net.stop()
