@@ -14,6 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from powernode.node.rpc_certs import CERT_SPECS
+from powernode.node.rpc_contracts import CONTRACT_SPECS
+from powernode.node.rpc_explorer import EXPLORER_SPECS
+from powernode.node.rpc_market import MARKET_SPECS
+from powernode.node.rpc_methods import CHAIN_SPECS, LOG_SPECS, NODE_SPECS, PEER_SPECS, SUBMIT_SPECS
+from powernode.node.rpc_ops import OPS_SPECS
+from powernode.node.rpc_spec import MethodSpec
+from powernode.node.rpc_ws import PUSH_SPECS
+
 STATIC = Path(__file__).resolve().parents[2] / "powernode" / "explorer" / "static"
 INDEX = STATIC / "index.html"
 APP = STATIC / "app.js"
@@ -79,11 +88,43 @@ def test_index_references_only_files_of_the_folder() -> None:
     assert '<link rel="icon" href="data:,">' in html
 
 
+def static_imports(module: str) -> set[str]:
+    """The modules ``module`` needs before it runs: its static imports,
+    and theirs (file names in the folder)."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        text = (STATIC / todo.pop()).read_text()
+        for target in re.findall(r'^import .* from "\./([^"]+)";$', text, re.M):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def test_what_the_home_page_needs_is_preloaded_and_nothing_more() -> None:
+    """The modules app.js needs at start are fetched at once, not one import
+    level at a time; the other pages' modules are not part of the first
+    load (app.js imports them when their page is shown)."""
+    html = INDEX.read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/explorer/([^"]+)">', html))
+    assert preloaded == static_imports("app.js")
+    later = {p.name for p in STATIC.glob("*.js")} - preloaded - {"app.js"}
+    assert later, "every page's module loads with the home page"
+    app = APP.read_text()
+    for name in later:
+        assert f'"./{name}"' in app, f"{name} is neither loaded at start nor by app.js later"
+
+
 def test_module_imports_resolve_to_files_of_the_folder() -> None:
     for path in STATIC.glob("*.js"):
-        for target in re.findall(r'^import .* from "([^"]+)";$', path.read_text(), re.M):
+        text = path.read_text()
+        for target in re.findall(r'^import .* from "([^"]+)";$', text, re.M):
             assert target.startswith("./"), (path.name, target)
             assert (STATIC / target.removeprefix("./")).is_file(), (path.name, target)
+        # dynamic imports name their module as a "./x.js" string
+        for target in re.findall(r'"\./([^"/]+\.js)"', text):
+            assert (STATIC / target).is_file(), (path.name, target)
 
 
 def test_no_file_names_another_host() -> None:
@@ -109,9 +150,10 @@ def test_no_inline_script_or_style() -> None:
 
 
 def test_app_knows_every_route_and_table_of_the_contract() -> None:
-    app = APP.read_text()
+    routes = APP.read_text()
     for route in ROUTES:
-        assert f'"{route}"' in app, route
+        assert f'"{route}"' in routes, route
+    app = "\n".join(p.read_text() for p in STATIC.glob("*.js"))
     for name in TABLES:
         assert re.search(rf'table\(\s*"{name}"', app), name
     for hook in ('data-action="search"',):
@@ -128,6 +170,35 @@ def test_app_knows_every_route_and_table_of_the_contract() -> None:
     assert '"depth"' in charts and '"trades"' in charts
 
 
+def node_methods() -> dict[str, MethodSpec]:
+    tables = (
+        NODE_SPECS,
+        LOG_SPECS,
+        CHAIN_SPECS,
+        SUBMIT_SPECS,
+        PEER_SPECS,
+        MARKET_SPECS,
+        CERT_SPECS,
+        CONTRACT_SPECS,
+        EXPLORER_SPECS,
+        OPS_SPECS,
+        PUSH_SPECS,
+    )
+    return {name: spec for table in tables for name, spec in table.items()}
+
+
+def test_the_page_calls_only_public_methods() -> None:
+    """The page sends no auth: a method that is not public would answer
+    `unauthorized` (and the page must never write)."""
+    specs = node_methods()
+    source = "\n".join(p.read_text() for p in STATIC.glob("*.js"))
+    called = set(re.findall(r'(?:method: |call\()"([a-z_]+\.[a-z_.]+|search|subscribe)"', source))
+    assert {"node.info", "chain.blocks", "cert.proof", "search", "subscribe"} <= called
+    for name in sorted(called):
+        assert name in specs, name
+        assert specs[name].public, name
+
+
 FORMAT_CASES: dict[str, list[list[object]]] = {
     "energy": [[50000, "50 kWh"], [1500, "1.5 kWh"], [1, "0.001 kWh"], [0, "0 kWh"]],
     "money": [
@@ -139,6 +210,7 @@ FORMAT_CASES: dict[str, list[list[object]]] = {
         ["999999999999999999", "999999999999.999999"],
         [-1500000, "-1.50"],
     ],
+    "power": [[12000000, "12000 kW"], [1500, "1.5 kW"]],
     "bps": [[1000, "10.0%"], [10000, "100.0%"], [5, "0.0%"], [1234, "12.3%"]],
     "time": [[1796605323, "2026-12-07 01:02:03"]],
     "short": [["ab" * 32, "abababab…ababab"]],

@@ -109,7 +109,9 @@ export function depthChart(book) {
   const y = scale(0, maxCum * 1.1, H - PAD.bottom, PAD.top, 4, 1000);
   axes(svg, x, y, ticks(x), prices.length ? ticks(y) : [], "price (/kWh)", "cumulative energy (kWh)", priceTick, energyTick);
   if (!prices.length) {
-    svg.append(s("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, "no open orders"));
+    // After the gate the book is empty: what was not matched has expired.
+    const empty = book.closed ? "the gate has closed: no orders rest in the book" : "no open orders";
+    svg.append(s("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, empty));
     return svg;
   }
   const area = (points, side, edge) => {

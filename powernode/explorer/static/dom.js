@@ -40,6 +40,7 @@ const LINKS = {
 
 const FORMATS = {
   energy: fmt.energy,
+  power: fmt.power,
   money: fmt.money,
   price: fmt.price,
   bps: fmt.bps,
@@ -74,14 +75,19 @@ export function valueContent(value, kind) {
 
 function valueClass(kind) {
   if (["hash", "block", "tx", "account", "cert", "device", "ppa", "contract", "full"].includes(kind)) return "mono";
-  if (["energy", "money", "price", "int", "bytes", "height", "bps"].includes(kind)) return "num";
+  if (["energy", "power", "money", "price", "int", "bytes", "height", "bps"].includes(kind)) return "num";
   return null;
+}
+
+// A shortened hash keeps its full value in the tooltip.
+function setTitle(el, value, kind) {
+  if (valueClass(kind) === "mono" && typeof value === "string" && value.length > 20) el.title = value;
 }
 
 // <span data-field=name data-value=raw>formatted</span>
 export function field(name, value, kind = "text") {
   const el = h("span", { class: valueClass(kind), dataset: { field: name, value: fmt.raw(value) } });
-  if (["hash", "full"].includes(kind) && value) el.title = String(value);
+  setTitle(el, value, kind);
   append(el, [valueContent(value, kind)]);
   return el;
 }
@@ -114,7 +120,7 @@ export function tableRow(columns, row, rowId) {
   for (const c of columns) {
     const value = c.value ? c.value(row) : row[c.col];
     const td = h("td", { class: valueClass(c.kind), dataset: { col: c.col, value: fmt.raw(value) } });
-    if (["hash", "full"].includes(c.kind) && value) td.title = String(value);
+    setTitle(td, value, c.kind);
     append(td, [c.render ? c.render(row) : valueContent(value, c.kind)]);
     tr.append(td);
   }

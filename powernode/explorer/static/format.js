@@ -35,6 +35,12 @@ export function energy(wh) {
   return decimal(wh, 1000n, 3, 0) + " kWh";
 }
 
+// W -> "12000 kW" (fraction trimmed, as energy).
+export function power(w) {
+  if (isBlank(w)) return "–";
+  return decimal(w, 1000n, 3, 0) + " kW";
+}
+
 // Micro-units -> units with at least two decimals (550000 -> "0.55").
 export function money(micro) {
   if (isBlank(micro)) return "–";
