@@ -96,6 +96,10 @@ class Mempool:
         self._seq = 0
         # Changes whenever the contents do; the miner rebuilds only then.
         self.version = 0
+        # The ids of txs that leave the pool, recorded while it is a set (the
+        # node sets one around a chain update while a push client follows
+        # the pool); None: not recorded.
+        self.left: set[bytes] | None = None
         # Each sender's highest-nonce entry: the only one of its entries that
         # eviction may take.
         self._tails: dict[bytes, PoolEntry] = {}
@@ -258,6 +262,8 @@ class Mempool:
 
     def _drop(self, entry: PoolEntry) -> None:
         self.version += 1
+        if self.left is not None:
+            self.left.add(entry.tx.txid)
         sender = entry.sender
         del self.by_id[entry.tx.txid]
         q = self.by_sender[sender]
@@ -299,6 +305,8 @@ class Mempool:
         by_id = self.by_id
         for e in stale:
             del by_id[e.tx.txid]
+        if self.left is not None:
+            self.left.update(e.tx.txid for e in stale)
         self.total_bytes -= sum(len(e.tx.raw) for e in stale)  # len(raw) is tx.size
         self.version += 1
         return stale
@@ -420,6 +428,8 @@ class Mempool:
         return [q[n].tx for _, q in sorted(self.by_sender.items()) for n in sorted(q)]
 
     def clear(self) -> None:
+        if self.left is not None:
+            self.left.update(self.by_id)
         for e in self._heap:
             e.pos = -1
         self._heap.clear()

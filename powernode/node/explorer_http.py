@@ -8,7 +8,9 @@ and there is no listing. Every answer carries a Content-Security-Policy
 that lets the page load its own files and talk to this node only (no
 other origin, no inline script or style), plus ``nosniff`` and
 ``no-referrer``. With the explorer off, both routes answer 404 with a line
-saying how to turn it on.
+saying how to turn it on. Every other 404 of the RPC port (``/explorer``,
+``/explorer/``, a sub-folder, any unknown path) is made here too, with the
+same headers, not aiohttp's bare one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "explorer" / "static"
 INDEX = "index.html"
@@ -91,5 +94,16 @@ def add_explorer_routes(app: web.Application, *, enabled: bool) -> None:
     async def asset(request: web.Request) -> web.Response:
         return _file(request.match_info["name"]) if enabled else _text(404, DISABLED_TEXT)
 
+    @web.middleware
+    async def not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            path = request.path
+            if not enabled and (path == "/explorer" or path.startswith("/explorer/")):
+                return _text(404, DISABLED_TEXT)
+            return _text(404, "not found\n")
+
+    app.middlewares.append(not_found)
     app.router.add_get("/", index)
     app.router.add_get("/explorer/{name}", asset)

@@ -507,16 +507,19 @@ class Node:
     def accept_block(self, block: Block, *, source: str = "") -> tuple[str, ChainUpdate]:
         ledger = self.ledger
         tip_before = ledger.chain.tip
-        # The pool's ids before, only for a mempool subscriber: which txs the
-        # block confirmed out of the pool is known only against them.
-        pool_before = (
-            frozenset(ledger.mempool.by_id)
-            if self.push is not None and self.push.wants_mempool
-            else None
-        )
-        outcome, update = ledger.submit_block(
-            block, now=now_s(), mono=time.monotonic(), source=source
-        )
+        # Only for a mempool subscriber: the ids of the txs that leave the
+        # pool during the update (which of them the blocks confirmed is known
+        # only against them). Recorded as they leave, not by a copy of the
+        # pool per block.
+        pool = ledger.mempool
+        if self.push is not None and self.push.wants_mempool:
+            pool.left = set()
+        try:
+            outcome, update = ledger.submit_block(
+                block, now=now_s(), mono=time.monotonic(), source=source
+            )
+        finally:
+            pool_left, pool.left = pool.left, None
         self.metrics.chain_updated(update)
         log_engine_blocks(update)
         tip_moved = ledger.chain.tip is not tip_before
@@ -526,8 +529,8 @@ class Node:
             self.p2p.chain_updated(update, tip_moved=tip_moved)
         if update and self.push is not None:
             self.push.chain_updated(update, tip_before, ledger.chain.tip)
-            if pool_before is not None:
-                self.push.pool_changed(update, pool_before, ledger.mempool.by_id)
+            if pool_left is not None:
+                self.push.pool_changed(update, pool_left, pool.by_id)
         if update.disconnected:
             emit(
                 log,
@@ -625,11 +628,15 @@ class Node:
     ) -> None:
         self.metrics.txs_done(results)
         if self.push is not None:
+            # Told after the whole batch: a tx a later one of the batch
+            # replaced or evicted has been told "removed" already, so only
+            # those still in the pool are told "added" (never after it left).
+            pool = self.ledger.mempool
             self.push.txs_accepted(
                 [
                     item
                     for item, (txid, _) in zip(txs, results, strict=True)
-                    if txid is not None and isinstance(item, Transaction)
+                    if txid is not None and isinstance(item, Transaction) and txid in pool
                 ]
             )
         if not txlog.isEnabledFor(logging.DEBUG):

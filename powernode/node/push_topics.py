@@ -221,15 +221,15 @@ def removed_notice(txids: list[bytes], reason: str) -> dict[str, Any]:
 
 
 def confirmed_from_pool(
-    update: ChainUpdate, before: frozenset[bytes], pending: Container[bytes]
+    update: ChainUpdate, left: Container[bytes], pending: Container[bytes]
 ) -> list[bytes]:
-    """The txs of ``update``'s connected blocks that were pending before it
-    (``before``) and are not now (``pending``), in chain order."""
+    """The txs of ``update``'s connected blocks that left the pool during it
+    (``left``) and are not back in it (``pending``), in chain order."""
     return [
         tx.txid
         for block, _ in update.connected
         for tx in block.txs
-        if tx.txid in before and tx.txid not in pending
+        if tx.txid in left and tx.txid not in pending
     ]
 
 

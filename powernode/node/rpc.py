@@ -38,7 +38,7 @@ parsed, most without reading it to its end:
   ("response too large"), notifications among them dropped unrun. The
   calls that ran keep their answers, so the client knows which ran. A single
   call is not capped (its answer is bounded by what the node stores, e.g. a
-  block), as in geth.
+  block), as in geth; for a caller without auth it is (``PublicBounds``).
 
 A body that is parsed is held as bytes, then as text, then as values, one
 after the other, and the batch answer is sent piece by piece as it is let
@@ -210,10 +210,13 @@ class _Answers:
     """A batch's answers, each encoded as it is made, so the running size is
     known (and only bytes are kept, not the result objects)."""
 
-    def __init__(self, calls: int, cap: int | None) -> None:
+    def __init__(self, calls: int, cap: int | None, *, cap_each: bool = False) -> None:
         self.parts: list[bytes | None] = [None] * calls
         self.size = 2  # the brackets around the batch
         self.cap = cap
+        # A caller without auth: a single answer past the cap is not sent
+        # either (-32003), so one call cannot make a larger answer.
+        self.cap_each = cap_each
 
     def put(self, i: int, response: dict[str, Any]) -> None:
         data = json.dumps(response).encode()
@@ -221,6 +224,10 @@ class _Answers:
             # The id is echoed as sent, whatever its size (JSON-RPC 2.0).
             response = {**response, "result": big_ints_as_strings(response["result"])}
             data = json.dumps(response).encode()
+        if self.cap_each and self.cap is not None and len(data) > self.cap:
+            data = json.dumps(
+                _error(response.get("id"), RESPONSE_TOO_LARGE, "response too large")
+            ).encode()
         self.parts[i] = data
         self.size += len(data) + 2  # and the ", " that joins it
 
@@ -454,7 +461,13 @@ class RpcServer:
             if not out:
                 return web.Response(status=204)
             return await _send_batch(request, out)
-        answer = (await self.dispatch_batch([doc], public_only=public_only))[0]
+        answer = (
+            await self.dispatch_batch(
+                [doc],
+                max_response_bytes=bounds.max_response_bytes if public_only else None,
+                public_only=public_only,
+            )
+        )[0]
         return web.Response(status=204) if answer is None else _json_body(answer)
 
     async def dispatch_batch(
@@ -473,7 +486,7 @@ class RpcServer:
         method that is not public is answered -32600 ``unauthorized``, unrun."""
         table = self.methods if methods is None else methods
         started = time.perf_counter()
-        answers = _Answers(len(calls), max_response_bytes)
+        answers = _Answers(len(calls), max_response_bytes, cap_each=public_only)
         grouped: dict[str, list[tuple[int, Any, Params, bool]]] = {}
         skipped: list[tuple[int, Any, bool]] = []
         yielded = time.perf_counter()
@@ -500,7 +513,9 @@ class RpcServer:
                 params = {"_args": params}
             name = call["method"]
             spec = self.specs.get(name)
-            if public_only and spec is not None and not spec.public:
+            known = name in table or name in self.batch_methods
+            # Fails closed: a method with no spec is not public either.
+            if public_only and known and (spec is None or not spec.public):
                 if not notification:
                     answers.put(i, _not_public(id_, name))
                 continue

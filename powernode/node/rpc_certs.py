@@ -26,7 +26,17 @@ from powernode.engines.metering.params import SOURCES, cert_params
 from powernode.engines.metering.records import STATUSES as DEVICE_STATUSES
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
-from powernode.node.rpc_spec import ADDRESS, ID32, MethodSpec, Param, not_found, one_of, shape
+from powernode.node.rpc_spec import (
+    ADDRESS,
+    ID32,
+    LIST_LIMIT,
+    LIST_MAX,
+    MethodSpec,
+    Param,
+    not_found,
+    one_of,
+    shape,
+)
 from powernode.node.rpc_spec import integer as int_schema
 
 _DEVICE = shape(
@@ -64,7 +74,7 @@ CERT_SPECS = {
     ),
     "device.list": MethodSpec(
         summary="devices in order of registration",
-        params=(Param("owner", ADDRESS), Param("status", one_of(DEVICE_STATUSES))),
+        params=(Param("owner", ADDRESS), Param("status", one_of(DEVICE_STATUSES)), LIST_LIMIT),
         result={"type": "array", "items": dict(_DEVICE)},
         public=True,
     ),
@@ -91,6 +101,7 @@ CERT_SPECS = {
             Param("source", one_of(SOURCES)),
             _START,
             _END,
+            LIST_LIMIT,
         ),
         result={"type": "array", "items": dict(_CERT)},
         public=True,
@@ -128,7 +139,7 @@ CERT_SPECS = {
     ),
     "cert.tree": MethodSpec(
         summary="the whole lineage tree of a certificate's root, root first, depth first "
-        f"(at most {cq.TREE_MAX_NODES} certificates)",
+        f"(at most {cq.TREE_MAX_NODES} certificates and {cq.TREE_MAX_STEPS} steps)",
         params=_CERT_ID,
         result=shape("root:hex cert:hex nodes:list truncated:bool"),
         errors=(_UNKNOWN_CERT,),
@@ -204,7 +215,8 @@ def cert_methods(ledger: Ledger) -> dict[str, Method]:
     async def device_list(p: Params) -> Any:
         owner = rp.address(p, "owner", 0, required=False)
         status = one_of(p, "status", 1, DEVICE_STATUSES)
-        return mq.devices(state(), owner=owner, status=status)
+        limit = rp.list_limit(p, LIST_MAX)
+        return mq.devices(state(), owner=owner, status=status)[:limit]
 
     async def meter_readings(p: Params) -> Any:
         did = rp.id32(p, "device", 0, "a device id (the txid that registered it)")
@@ -228,6 +240,7 @@ def cert_methods(ledger: Ledger) -> dict[str, Method]:
             device = rp.id32(p, "device", 2, "a device id (the txid that registered it)")
         source = one_of(p, "source", 3, SOURCES)
         start, end = time_range(p, 4)
+        limit = rp.list_limit(p, LIST_MAX)
         return cq.certs(
             state(),
             owner=owner,
@@ -237,7 +250,7 @@ def cert_methods(ledger: Ledger) -> dict[str, Method]:
             start=start,
             end=end,
             now=now(),
-        )
+        )[:limit]
 
     async def cert_trace(p: Params) -> Any:
         return cq.trace(state(), known_cert(p))

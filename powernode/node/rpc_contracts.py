@@ -27,7 +27,17 @@ from powernode.engines.contracts.ppa_records import STATUSES as PPA_STATUSES
 from powernode.engines.metering import clock
 from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
-from powernode.node.rpc_spec import ADDRESS, ID32, MethodSpec, Param, not_found, one_of, shape
+from powernode.node.rpc_spec import (
+    ADDRESS,
+    ID32,
+    LIST_LIMIT,
+    LIST_MAX,
+    MethodSpec,
+    Param,
+    not_found,
+    one_of,
+    shape,
+)
 
 _PPA = shape(
     "id:hex seller:hex buyer:hex device:hex? share_bps:int total_wh:int delivered_wh:int "
@@ -52,7 +62,7 @@ CONTRACT_SPECS = {
     ),
     "ppa.list": MethodSpec(
         summary="PPAs whose seller or buyer is party",
-        params=(Param("party", ADDRESS), Param("status", one_of(PPA_STATUSES))),
+        params=(Param("party", ADDRESS), Param("status", one_of(PPA_STATUSES)), LIST_LIMIT),
         result={"type": "array"},
         public=True,
     ),
@@ -65,7 +75,11 @@ CONTRACT_SPECS = {
     ),
     "contract.list": MethodSpec(
         summary="contracts whose creator or a party is party",
-        params=(Param("party", ADDRESS), Param("status", one_of(CONTRACT_STATUSES))),
+        params=(
+            Param("party", ADDRESS),
+            Param("status", one_of(CONTRACT_STATUSES)),
+            LIST_LIMIT,
+        ),
         result={"type": "array", "items": dict(_CONTRACT)},
         public=True,
     ),
@@ -102,7 +116,8 @@ def contract_methods(ledger: Ledger) -> dict[str, Method]:
     async def ppa_list(p: Params) -> Any:
         party = rp.address(p, "party", 0, required=False)
         status = one_of(p, "status", 1, PPA_STATUSES)
-        return pq.list_ppas(state(), party=party, status=status, now=now())
+        limit = rp.list_limit(p, LIST_MAX)
+        return pq.list_ppas(state(), party=party, status=status, now=now())[:limit]
 
     async def contract_get(p: Params) -> Any:
         cid = rp.id32(p, "id", 0, "a contract id (the txid that created it)")
@@ -114,7 +129,8 @@ def contract_methods(ledger: Ledger) -> dict[str, Method]:
     async def contract_list(p: Params) -> Any:
         party = rp.address(p, "party", 0, required=False)
         status = one_of(p, "status", 1, CONTRACT_STATUSES)
-        return kq.contracts(state(), party=party, status=status, now=now())
+        limit = rp.list_limit(p, LIST_MAX)
+        return kq.contracts(state(), party=party, status=status, now=now())[:limit]
 
     return {
         "ppa.get": ppa_get,

@@ -12,6 +12,8 @@ an API client and "nothing found" is its answer.
 
 from __future__ import annotations
 
+import heapq
+import re
 from typing import Any
 
 from powernode.chain.ledger import Ledger
@@ -46,6 +48,7 @@ _STATE_KINDS = (
     ("contract", CONTRACT_NS),
 )
 SEARCH_KINDS = ("block", "tx", "account", *(kind for kind, _ in _STATE_KINDS))
+_HEIGHT = re.compile(r"[0-9]{1,19}")
 
 _BLOCK_ROW = shape(
     "height:int hash:hex prev_hash:hex timestamp:int txs:int size:int miner:hex state_root:hex"
@@ -129,37 +132,56 @@ def explorer_methods(ledger: Ledger) -> dict[str, Method]:
             )
         return out
 
-    async def mempool_txs(p: Params) -> Any:
-        limit = rp.opt_int(p, "limit", 0, lo=1, hi=MEMPOOL_MAX) or MEMPOOL_LIMIT
+    # The first MEMPOOL_MAX rows of the pool in mining order, kept while
+    # neither the pool nor the tip changes: a batch of mempool.txs calls
+    # (public) costs one pass over the pool's senders, not one per call.
+    pool_rows_at: dict[tuple[int, bytes], list[dict[str, Any]]] = {}
+
+    def pool_rows() -> list[dict[str, Any]]:
         pool = ledger.mempool
-        rows: list[dict[str, Any]] = []
+        key = (pool.version, ledger.chain.tip.hash)
+        rows = pool_rows_at.get(key)
+        if rows is not None:
+            return rows
+        rows = []
         taken: set[bytes] = set()
         # What the miner would take first: best fee rate, each sender's in
         # nonce order (Mempool.select) ...
         for tx in pool.select(lambda sender: ledger.account(sender).nonce):
-            if len(rows) >= limit:
+            if len(rows) >= MEMPOOL_MAX:
                 break
             entry = pool.get(tx.txid)
             if entry is not None:
                 rows.append(_pool_row(entry))
                 taken.add(tx.txid)
         # ... then those it cannot take yet (a nonce gap before them), best
-        # fee rate first, oldest first among equals.
-        if len(rows) < limit and len(taken) < len(pool):
-            rest = sorted(
+        # fee rate first, oldest first among equals (a bounded selection,
+        # not a sort of the whole pool).
+        if len(rows) < MEMPOOL_MAX and len(taken) < len(pool):
+            rest = heapq.nsmallest(
+                MEMPOOL_MAX - len(rows),
                 (e for e in pool.by_id.values() if e.tx.txid not in taken),
                 key=lambda e: (-e.rate, e.seq),
             )
-            rows.extend(_pool_row(e) for e in rest[: limit - len(rows)])
-        return {"size": len(pool), "txs": rows}
+            rows.extend(_pool_row(e) for e in rest)
+        pool_rows_at.clear()
+        pool_rows_at[key] = rows
+        return rows
+
+    async def mempool_txs(p: Params) -> Any:
+        limit = rp.opt_int(p, "limit", 0, lo=1, hi=MEMPOOL_MAX) or MEMPOOL_LIMIT
+        return {"size": len(ledger.mempool), "txs": pool_rows()[:limit]}
 
     def matches(q: str) -> list[dict[str, Any]]:
         chain = ledger.chain
         state = chain.state
-        text = q.strip().lower().removeprefix("0x")
+        stripped = q.strip().lower()
+        text = stripped.removeprefix("0x")
         found: list[dict[str, Any]] = []
-        if text.isdigit() and len(text) <= 19:
-            entry = chain.entry_at(int(text))
+        # ASCII digits only, and no 0x: str.isdigit takes "²", which int()
+        # refuses, and "0x10" is hex, not height 10.
+        if _HEIGHT.fullmatch(stripped):
+            entry = chain.entry_at(int(stripped))
             if entry is not None:
                 found.append({"kind": "block", "id": entry.hash.hex(), "height": entry.height})
         try:

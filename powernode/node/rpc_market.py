@@ -27,6 +27,8 @@ from powernode.node.rpc import Method, Params
 from powernode.node.rpc_spec import (
     ADDRESS,
     ID32,
+    LIST_LIMIT,
+    LIST_MAX,
     MethodSpec,
     Param,
     array_of,
@@ -106,6 +108,7 @@ MARKET_SPECS = {
         params=(
             Param("participant", ADDRESS, required=True),
             Param("status", one_of(ORDER_STATUSES)),
+            LIST_LIMIT,
         ),
         result={"type": "array"},
         public=True,
@@ -178,6 +181,19 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
     def markets() -> dict[str, MarketParams]:
         return market_params_of(ledger.params)
 
+    # market.slots' index of the tip state, kept until the tip moves: a
+    # batch of market.slots calls (public) costs one pass over the state.
+    slots_at: dict[bytes, queries.SlotIndex] = {}
+
+    def slot_index() -> queries.SlotIndex:
+        tip = ledger.chain.tip.hash
+        index = slots_at.get(tip)
+        if index is None:
+            index = queries.slot_index(state())
+            slots_at.clear()
+            slots_at[tip] = index
+        return index
+
     async def market_params(p: Params) -> Any:
         product = rp.product(p, 0, required=False)
         tip = ledger.chain.tip
@@ -239,7 +255,7 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
         product = rp.product(p, 0, required=True)
         assert product is not None
         limit = rp.opt_int(p, "limit", 1, lo=1, hi=SLOTS_MAX) or SLOTS_LIMIT
-        return queries.slots(state(), product, limit, params=ledger.params)
+        return queries.slots(state(), product, limit, params=ledger.params, index=slot_index())
 
     async def market_position(p: Params) -> Any:
         addr = rp.address(p, "participant", 0, required=True)
@@ -259,7 +275,8 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
         status = rp.arg(p, "status", 1)
         if status is not None and status not in ORDER_STATUSES:
             raise InvalidParams(f"'status' must be one of {list(ORDER_STATUSES)}")
-        return queries.orders(state(), owner, status)
+        limit = rp.list_limit(p, LIST_MAX)
+        return queries.orders(state(), owner, status)[:limit]
 
     async def market_order(p: Params) -> Any:
         oid = rp.order_id(p)

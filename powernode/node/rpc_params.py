@@ -63,6 +63,15 @@ def opt_int(params: Params, key: str, pos: int, *, lo: int = 0, hi: int = U63) -
     return v
 
 
+def list_limit(params: Params, hi: int) -> int | None:
+    """The ``limit`` param (by name only, 1..``hi``) of a list method that
+    answers all its rows without it; None when absent."""
+    v = params.get("limit")
+    if v is not None and (type(v) is not int or not 1 <= v <= hi):
+        raise InvalidParams(f"'limit' must be an integer in 1..{hi}")
+    return v
+
+
 def host_port(params: Params) -> str:
     """A peer address, ``host:port``."""
     v = arg(params, "address", 0)

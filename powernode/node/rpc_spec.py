@@ -68,7 +68,7 @@ class MethodSpec:
     errors: tuple[ErrorSpec, ...] = ()
     # A read anyone may make without auth while the explorer is on (README,
     # "Explorer"); every method must choose, so the default is False and
-    # tests/integration/test_rpc_public.py holds the list.
+    # tests/integration/test_explorer_server.py (PUBLIC) holds the list.
     public: bool = False
 
     def check(self, params: Mapping[str, Any]) -> None:
@@ -113,6 +113,17 @@ def hex_of(size: int) -> Schema:
 HEX: Schema = {"type": "string", "pattern": "^(0x)?([0-9a-fA-F]{2})*$"}
 ID32 = hex_of(32)
 ADDRESS = hex_of(20)
+
+# The most rows a list method's ``limit`` may ask for.
+LIST_MAX = 10_000
+# ``limit`` of the list methods that answer all by default (cert.list,
+# device.list, ppa.list, contract.list, market.orders): by name only.
+LIST_LIMIT = Param(
+    "limit",
+    integer(1, LIST_MAX),
+    by_position=False,
+    description=f"at most this many (1..{LIST_MAX}), the first in the list's order; default all",
+)
 BOOL: Schema = {"type": "boolean"}
 HOST_PORT: Schema = {"type": "string", "pattern": "^.+:[0-9]+$"}
 # An integer that may pass 2^53: a decimal string on the wire.

@@ -339,23 +339,26 @@ class PushHub:
     @property
     def wants_mempool(self) -> bool:
         """Whether a client holds a ``mempool`` subscription: only then does
-        the node snapshot its pool around a block (``pool_changed``)."""
-        return any(isinstance(t, MempoolTopic) for c in self.clients for t in c.subs.values())
+        the node record the txs leaving its pool around a block
+        (``pool_changed``). A count, as it is asked for every tx the pool
+        takes or drops."""
+        return self.mempool_subs > 0
 
     def pool_changed(
-        self, update: ChainUpdate, before: frozenset[bytes], pending: Container[bytes]
+        self, update: ChainUpdate, left: Container[bytes], pending: Container[bytes]
     ) -> None:
         """After ``update``: the txs its blocks took out of the pool
         (``confirmed``, one notice), and the txs of undone blocks that came
-        back (``added``). ``before``: the pool's ids before the update;
+        back (``added``: they were in a block, so not in the pool before).
+        ``left``: the ids of txs that left the pool during the update;
         ``pending``: the pool now."""
         if not update or not self.wants_mempool:
             return
-        mined = confirmed_from_pool(update, before, pending)
+        mined = confirmed_from_pool(update, left, pending)
         notices = [_json_pair(removed_notice(mined, "confirmed"))] if mined else []
         for block in update.disconnected:
             for tx in block.txs:
-                if tx.txid not in before and tx.txid in pending:
+                if tx.txid in pending:
                     notices.append(_json_pair(added_notice(tx)))
         self._publish(MempoolTopic, notices)
 
@@ -424,6 +427,8 @@ class PushHub:
             return True
         topic = c.subs.pop(sid, None)
         c.last_tx.pop(sid, None)
+        if isinstance(topic, MempoolTopic):
+            self.mempool_subs -= 1
         if isinstance(topic, TxTopic):
             subs = self._by_tx.get(topic.txid, {})
             subs.pop(sid, None)
@@ -438,6 +443,8 @@ class PushHub:
         fresh, c.fresh = c.fresh, []
         for sid, topic in fresh:
             c.subs[sid] = topic
+            if isinstance(topic, MempoolTopic):
+                self.mempool_subs += 1
             if isinstance(topic, TxTopic):
                 self._by_tx.setdefault(topic.txid, {})[sid] = c
                 status = self.status_of(topic.txid)
@@ -547,7 +554,12 @@ class PushHub:
                 await c.answer("[" + ", ".join(a.decode() for a in out) + "]")
         else:
             answer = (
-                await rpc.dispatch_batch([doc], methods=c.methods, public_only=c.public_only)
+                await rpc.dispatch_batch(
+                    [doc],
+                    max_response_bytes=bounds.max_response_bytes if c.public_only else None,
+                    methods=c.methods,
+                    public_only=c.public_only,
+                )
             )[0]
             if answer is not None:
                 await c.answer(answer.decode())

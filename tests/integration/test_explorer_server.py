@@ -8,10 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
+from aiohttp import web
+from yarl import URL
 
 from powernode.client import endpoint_from_datadir
 from powernode.core.crypto import KeyPair
@@ -134,6 +136,9 @@ async def test_the_page_and_its_files_carry_the_security_headers(dev_node: DevNo
     "path",
     [
         "explorer/",
+        "explorer",
+        "explorer/a/b.js",
+        "no-such-page",
         "explorer/no-such.js",
         "explorer/..%2Fexplorer_http.py",
         "explorer/%2e%2e%2fnode%2fconfig.py",
@@ -145,10 +150,40 @@ async def test_the_page_and_its_files_carry_the_security_headers(dev_node: DevNo
     ],
 )
 async def test_nothing_outside_the_static_folder_is_served(dev_node: DevNode, path: str) -> None:
-    async with aiohttp.ClientSession() as http, http.get(base_url(dev_node) + path) as resp:
+    # Sent as written (encoded=True): the client would otherwise normalise
+    # "explorer/../node/config.py" to "node/config.py" before sending it.
+    url = URL(base_url(dev_node) + path, encoded=True)
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
         assert resp.status == 404, path
         body = await resp.read()
         assert b"import" not in body and b"<html" not in body.lower()
+        # Every 404 carries the security headers, aiohttp's own ones too.
+        assert resp.headers["Content-Security-Policy"] == CSP, path
+        assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+
+
+async def test_a_dot_dot_path_reaches_the_server_as_written(dev_node: DevNode) -> None:
+    """The path the test above sends is the one the server sees."""
+    seen: list[str] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        seen.append(request.raw_path)
+        return cast(web.StreamResponse, await handler(request))
+
+    app = web.Application(middlewares=[record])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        url = URL(f"http://127.0.0.1:{port}/explorer/../node/config.py", encoded=True)
+        async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            assert resp.status == 404
+        assert seen == ["/explorer/../node/config.py"]
+    finally:
+        await runner.cleanup()
 
 
 async def test_no_auth_calls_run_public_methods_only(dev_node: DevNode) -> None:
@@ -170,6 +205,18 @@ async def test_no_auth_calls_run_public_methods_only(dev_node: DevNode) -> None:
             assert (err["code"], err["data"]["code"]) == (-32600, "unauthorized"), i
         assert by_id[5]["error"]["data"]["code"] == "method_not_found"
         assert by_id[6]["result"]["height"] == 0
+        # A notification (no id) of a method that is not public is not run
+        # either, and, as any notification, gets no answer: alone (204) or in
+        # a batch.
+        mine = {"jsonrpc": "2.0", "method": "dev.mine", "params": {"blocks": 1}}
+        async with http.post(dev_node.node.rpc_url, json=mine) as resp:
+            assert resp.status == 204
+        async with http.post(dev_node.node.rpc_url, json=[mine, call("node.info", 7)]) as resp:
+            assert [a["id"] for a in await resp.json()] == [7]
+        async with http.ws_connect(dev_node.node.rpc_url) as ws:
+            await ws.send_json(mine)
+            await ws.send_json(call("node.info", 8))
+            assert (await ws.receive_json(timeout=30))["id"] == 8
         # Nothing ran: no block mined, the node still serves.
         assert (await dev_node.rpc.call("node.info"))["height"] == 0
         # A wrong header is not "no auth": still refused whole.
@@ -195,8 +242,9 @@ async def test_no_auth_websocket_subscribes_but_may_not_write(dev_node: DevNode)
 
 
 @pytest.fixture
-async def closed_node(tmp_path: Path) -> AsyncIterator[Node]:
-    """A dev node with ``[explorer] enabled = false``."""
+async def closed_node(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Node]:
+    """A dev node with ``[explorer] enabled = false`` (its start's log kept)."""
+    caplog.set_level(logging.INFO, logger="powernode")
     genesis = write_genesis(
         tmp_path / "genesis.json",
         dev_genesis({KeyPair.generate().address: 10**9}, chain_id=TEST_CHAIN),
@@ -220,7 +268,7 @@ async def test_off_the_explorer_says_how_to_enable_and_no_auth_is_refused(
 ) -> None:
     url = closed_node.rpc_url
     async with aiohttp.ClientSession() as http:
-        for path in ("", "explorer/index.html"):
+        for path in ("", "explorer/index.html", "explorer/", "explorer"):
             async with http.get(url.removesuffix("rpc") + path) as resp:
                 assert resp.status == 404
                 text = await resp.text()
@@ -234,6 +282,14 @@ async def test_off_the_explorer_says_how_to_enable_and_no_auth_is_refused(
         assert no_auth.value.status == 401
     async with AsyncRpc(endpoint_from_datadir(closed_node.config.datadir)) as rpc:
         assert (await rpc.call("node.info"))["explorer"] is False
+
+
+async def test_off_the_node_logs_no_explorer_url(
+    closed_node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = caplog.get_records("setup")
+    assert [r for r in started if r.getMessage() == "node.started"], "the start was logged"
+    assert [r for r in started if r.getMessage() == "explorer.enabled"] == []
 
 
 async def test_the_node_logs_the_explorer_url_and_node_info_says_so(

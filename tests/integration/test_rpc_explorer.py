@@ -22,7 +22,8 @@ from powernode.client import (
 )
 from powernode.core.crypto import KeyPair
 from powernode.engines.certificates import queries as cert_queries
-from tests.harness.network import Network, cut, heal
+from powernode.engines.market import queries as market_queries
+from tests.harness.network import Network, async_wait_until, cut, heal
 from tests.harness.wsrpc import WsRpc
 from tests.integration.conftest import DevNode
 from tests.integration.test_cert_rpc import Seed, cert_node  # noqa: F401
@@ -70,7 +71,9 @@ async def test_chain_blocks_newest_first_as_chain_block_tells(dev_node: DevNode)
         assert await refused(dev_node, "chain.blocks", bad) == (INVALID_PARAMS, "invalid_params")
 
 
-async def test_mempool_txs_in_mining_order(dev_node: DevNode) -> None:
+async def test_mempool_txs_in_mining_order(
+    dev_node: DevNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rpc, cid = dev_node.rpc, dev_node.chain_id
     a, b, c = dev_node.users[:3]
     to = KeyPair.generate().address
@@ -104,6 +107,23 @@ async def test_mempool_txs_in_mining_order(dev_node: DevNode) -> None:
         rich.txid.hex(),
         cheap.txid.hex(),
     ]
+    # One pass over the pool while neither it nor the tip changes.
+    pool = dev_node.node.ledger.mempool
+    passes = []
+    real = type(pool).select
+
+    def counted(self: Any, state_nonce: Any) -> Any:
+        passes.append(1)
+        return real(self, state_nonce)
+
+    monkeypatch.setattr(type(pool), "select", counted)
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "mempool.txs"} for i in range(20)]
+    _, answers = await rpc.raw(batch)
+    assert all(a["result"] == got for a in answers) and passes == []
+    extra = build_transfer(b, chain_id=cid, nonce=1, to=to, amount=1, fee=1_000)
+    await rpc.call("tx.submit", {"raw": extra.raw.hex()})
+    _, answers = await rpc.raw(batch)
+    assert len(passes) == 1 and all(a["result"]["size"] == 5 for a in answers)
     await rpc.call("dev.mine", {"blocks": 1})
     left = await rpc.call("mempool.txs", [10])
     assert left == {**left, "size": 1} and [t["id"] for t in left["txs"]] == [gap.txid.hex()]
@@ -155,6 +175,10 @@ async def test_search_finds_heights_hashes_txs_accounts_and_orders(
     assert await search(dev, pending.txid.hex()) == [("tx", pending.txid.hex())]
     for nothing in ("", "zz", "ab" * 7, "-1", "1.5", "g" * 64, "12345678901234567890123"):
         assert await search(dev, nothing) == [], nothing
+    # Digits that are not ASCII (str.isdigit takes them, int() does not)
+    # and a 0x number (hex, not a height) find nothing, and are no error.
+    for nothing in ("²", "1²", "\u0661", "\u0660", "0x0", "0x1", "0X1"):
+        assert await search(dev, nothing) == [], nothing
     for bad in ({"q": 5}, {"q": None}, {}, {"q": "a" * 131}):
         assert await refused(dev, "search", bad) == (INVALID_PARAMS, "invalid_params"), bad
 
@@ -167,9 +191,22 @@ async def test_search_finds_certs_and_devices(cert_node: DevNode) -> None:  # no
     # A device's id is the tx that registered it.
     device = s.device.hex()
     assert await search(cert_node, device) == [("tx", device), ("device", device)]
+    # cert.list and device.list take a limit: the first of the list.
+    rpc = cert_node.rpc
+    certs = await rpc.call("cert.list")
+    assert len(certs) >= 2 and await rpc.call("cert.list", {"limit": 1}) == certs[:1]
+    devices = await rpc.call("device.list")
+    assert await rpc.call("device.list", {"limit": 1}) == devices[:1]
+    for method in ("cert.list", "device.list"):
+        for bad in (0, 10_001):
+            got = await refused(cert_node, method, {"limit": bad})
+            assert got == (INVALID_PARAMS, "invalid_params")
 
 
-async def test_market_slots_newest_first_with_stats(market_node: DevNode) -> None:  # noqa: F811
+async def test_market_slots_newest_first_with_stats(
+    market_node: DevNode,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     dev = market_node
     s = Scenario(dev)
     await s.run()
@@ -200,6 +237,33 @@ async def test_market_slots_newest_first_with_stats(market_node: DevNode) -> Non
     assert rows[1]["avg_price"] == 550_000 and rows[1]["open_orders"] == 1
     assert rows[0]["trades"] == 0 and rows[0]["open_orders"] == 1
     assert await dev.rpc.call("market.slots", ["spot", 1]) == rows[:1]
+    # One pass over the state per tip, however many calls: the index is kept.
+    passes = []
+    real = market_queries.slot_index
+
+    def counted(state: Any) -> Any:
+        passes.append(1)
+        return real(state)
+
+    monkeypatch.setattr(market_queries, "slot_index", counted)
+    batch = [
+        {"jsonrpc": "2.0", "id": i, "method": "market.slots", "params": {"product": "spot"}}
+        for i in range(20)
+    ]
+    _, answers = await dev.rpc.raw(batch)
+    assert [a["result"] for a in answers] == [rows] * 20
+    assert passes == []  # the index of this tip was made by the calls above
+    await dev.rpc.call("dev.mine", {"blocks": 1})
+    _, answers = await dev.rpc.raw(batch)
+    assert len(passes) == 1 and all(a["result"][0]["slot"] == s.slot + 900 for a in answers)
+    # market.orders takes a limit: the first of the list.
+    orders = await dev.rpc.call("market.orders", {"participant": s.producer.address.hex()})
+    assert len(orders) >= 2
+    got = await dev.rpc.call("market.orders", {"participant": s.producer.address.hex(), "limit": 1})
+    assert got == orders[:1]
+    for bad in (0, 10_001, "1"):
+        params = {"participant": s.producer.address.hex(), "limit": bad}
+        assert await refused(dev, "market.orders", params) == (INVALID_PARAMS, "invalid_params")
     assert await dev.rpc.call("market.slots", {"product": "forward"}) == []
     assert await refused(dev, "market.slots", {"product": "candles"}) == (
         INVALID_PARAMS,
@@ -257,6 +321,16 @@ async def test_cert_tree_is_the_roots_whole_lineage(cert_node: DevNode) -> None:
     cut = cert_queries.tree(dev.node.ledger.chain.state, s.root, 0, max_nodes=2)
     assert cut is not None and cut["truncated"] is True
     assert [n["id"] for n in cut["nodes"]] == [s.root.hex(), s.child.hex()]
+    # And past max_steps in all: the root's 3 steps and the child's first 2.
+    cut = cert_queries.tree(dev.node.ledger.chain.state, s.root, 0, max_steps=5)
+    assert cut is not None and cut["truncated"] is True
+    assert [n["id"] for n in cut["nodes"]] == [s.root.hex(), s.child.hex()]
+    assert [len(n["steps"]) for n in cut["nodes"]] == [3, 2]
+    cut = cert_queries.tree(dev.node.ledger.chain.state, s.root, 0, max_steps=3)
+    assert cut is not None and cut["truncated"] is True
+    assert [len(n["steps"]) for n in cut["nodes"]] == [3]
+    whole = cert_queries.tree(dev.node.ledger.chain.state, s.root, 0, max_steps=8)
+    assert whole is not None and whole["truncated"] is False
     unknown = await refused(dev, "cert.tree", {"cert": "ab" * 32})
     assert unknown == (-32004, "unknown_cert")
     for bad in ({}, {"cert": "zz"}, {"cert": "ab" * 20}):
@@ -292,10 +366,28 @@ async def test_mempool_topic_tells_txs_entering_and_leaving(dev_node: DevNode) -
         assert {"type": "removed", "ids": [first.txid.hex()], "reason": "replaced"} in moved
         assert {m["type"] for m in moved} == {"added", "removed"}
         assert better.txid.hex() in {m.get("id") for m in moved}
+        # A tx and its replacement in one batch: the first is told removed
+        # (replaced) and never added after it left; the second is added.
+        c = dev_node.users[2]
+        once = build_transfer(c, chain_id=cid, nonce=0, to=to, amount=1, fee=1_000)
+        again = build_transfer(c, chain_id=cid, nonce=0, to=to, amount=1, fee=9_000)
+        batch = [
+            {"jsonrpc": "2.0", "id": i, "method": "tx.submit", "params": {"raw": tx.raw.hex()}}
+            for i, tx in enumerate((once, again))
+        ]
+        _, answers = await rpc.raw(batch)
+        assert all("result" in x for x in answers), answers
+        told = [await ws.next(sid) for _ in range(2)]
+        await ws.call("node.info")
+        assert ws.pending(sid) == 0
+        assert {"type": "removed", "ids": [once.txid.hex()], "reason": "replaced"} in told
+        assert [m.get("id") for m in told if m["type"] == "added"] == [again.txid.hex()]
         # A block: one notice for the txs it took out of the pool, in its order.
         await rpc.call("dev.mine", {"blocks": 1})
         block = await rpc.call("chain.block", {"height": 1})
-        assert sorted(block["txs"]) == sorted([better.txid.hex(), other.txid.hex()])
+        assert sorted(block["txs"]) == sorted(
+            [better.txid.hex(), other.txid.hex(), again.txid.hex()]
+        )
         assert await ws.next(sid) == {"type": "removed", "ids": block["txs"], "reason": "confirmed"}
         # An empty block tells nothing.
         await rpc.call("dev.mine", {"blocks": 1})
@@ -325,6 +417,15 @@ async def test_search_finds_ppas_and_contracts(contract_node: DevNode) -> None: 
         ("tx", contract_id),
         ("contract", contract_id),
     ]
+    # ppa.list and contract.list take a limit (by name).
+    rpc = contract_node.rpc
+    for method in ("ppa.list", "contract.list"):
+        rows = await rpc.call(method)
+        assert rows and await rpc.call(method, {"limit": 1}) == rows[:1]
+        assert await refused(contract_node, method, {"limit": 0}) == (
+            INVALID_PARAMS,
+            "invalid_params",
+        )
 
 
 async def test_mempool_topic_tells_txs_a_reorg_brings_back(tmp_path: Path) -> None:
@@ -351,3 +452,47 @@ async def test_mempool_topic_tells_txs_a_reorg_brings_back(tmp_path: Path) -> No
             assert tx.txid in a.ledger.mempool
     finally:
         await net.stop()
+
+
+async def test_mempool_followers_are_counted_and_the_pool_is_not_copied(
+    dev_node: DevNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether anyone follows the pool is asked on every tx: a count kept as
+    subscriptions come and go, not a pass over every client. Around a block
+    the node records the txs that leave the pool, instead of copying it."""
+    push, ledger = dev_node.node.push, dev_node.node.ledger
+    assert push is not None
+    rpc, cid = dev_node.rpc, dev_node.chain_id
+    seen: list[Any] = []
+    real = type(ledger).submit_block
+
+    def recording(self: Any, *args: Any, **kw: Any) -> Any:
+        seen.append(None if self.mempool.left is None else set(self.mempool.left))
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(type(ledger), "submit_block", recording)
+    await rpc.call("dev.mine", {"blocks": 1})
+    assert seen == [None] and push.mempool_subs == 0
+    async with WsRpc(endpoint_from_datadir(dev_node.datadir)) as ws:
+        sid = await ws.subscribe("mempool")
+        await ws.subscribe("tips")
+        assert push.mempool_subs == 1 and push.wants_mempool
+        assert await ws.call("unsubscribe", [sid]) is True
+        assert push.mempool_subs == 0 and not push.wants_mempool
+        sid = await ws.subscribe("mempool")
+        await ws.subscribe("mempool")
+        assert push.mempool_subs == 2
+        a = dev_node.users[0]
+        tx = build_transfer(a, chain_id=cid, nonce=0, to=a.address, amount=1)
+        await rpc.call("tx.submit", {"raw": tx.raw.hex()})
+        assert (await ws.next(sid))["type"] == "added"
+        await rpc.call("dev.mine", {"blocks": 1})
+        # Recording starts empty, and the confirmed notice still comes.
+        assert seen[-1] == set() and ledger.mempool.left is None
+        assert await ws.next(sid) == {
+            "type": "removed",
+            "ids": [tx.txid.hex()],
+            "reason": "confirmed",
+        }
+    await async_wait_until(lambda: not push.clients, what="the client gone")
+    assert push.mempool_subs == 0

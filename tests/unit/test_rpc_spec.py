@@ -277,3 +277,47 @@ def test_subscribe_declares_exactly_the_filters_of_every_topic() -> None:
     declared = {p.name for p in PUSH_SPECS["subscribe"].params}
     assert declared == {"topic"}.union(*TOPIC_PARAMS.values())
     assert PUSH_SPECS["subscribe"].params[0].schema["enum"] == list(TOPIC_PARAMS)
+
+
+def test_a_method_without_a_spec_is_not_public() -> None:
+    """The public check fails closed: a method a table holds without a spec
+    (a WebSocket adds its own) is not run for a caller without auth, and an
+    unknown name is still method_not_found."""
+    import asyncio
+    import json
+
+    from powernode.node.rpc import RpcServer
+
+    ran: list[str] = []
+
+    async def handler(p: dict[str, Any]) -> Any:
+        ran.append("x")
+        return None
+
+    server = RpcServer(
+        methods={},
+        batch_methods={},
+        specs={},
+        cookie="c",
+        token="",
+        max_request_bytes=1000,
+        batch_limit=10,
+        max_response_bytes=1000,
+        max_depth=8,
+        max_values=100,
+        version="0",
+        explorer=True,
+    )
+    calls = [
+        {"jsonrpc": "2.0", "id": 1, "method": "test.unspecced"},
+        {"jsonrpc": "2.0", "method": "test.unspecced"},
+        {"jsonrpc": "2.0", "id": 2, "method": "no.such"},
+    ]
+    answers = asyncio.run(
+        server.dispatch_batch(calls, methods={"test.unspecced": handler}, public_only=True)
+    )
+    first, notification, unknown = (None if a is None else json.loads(a) for a in answers)
+    assert ran == []
+    assert first is not None and first["error"]["data"]["code"] == "unauthorized"
+    assert notification is None
+    assert unknown is not None and unknown["error"]["data"]["code"] == "method_not_found"

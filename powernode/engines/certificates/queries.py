@@ -257,6 +257,9 @@ def cfe(state: ScanState, participant: bytes, start: int, end: int) -> dict[str,
 # The most certificates ``tree`` returns: a root split by settlements into
 # thousands of bundles must not make one answer unbounded.
 TREE_MAX_NODES = 1000
+# The most steps it reads in all: one certificate may hold thousands of
+# steps (each split, transfer), each a state read.
+TREE_MAX_STEPS = 10_000
 
 
 def _children(cert_id: bytes, c: Certificate, own: list[Step]) -> list[bytes]:
@@ -271,28 +274,40 @@ def _children(cert_id: bytes, c: Certificate, own: list[Step]) -> list[bytes]:
 
 
 def tree(
-    state: ScanState, cert_id: bytes, now: int, *, max_nodes: int = TREE_MAX_NODES
+    state: ScanState,
+    cert_id: bytes,
+    now: int,
+    *,
+    max_nodes: int = TREE_MAX_NODES,
+    max_steps: int = TREE_MAX_STEPS,
 ) -> dict[str, Any] | None:
     """The whole lineage tree of a certificate's root: every certificate
     split off it, and off those, root first and then depth first, children
     in the order they were made; each with its own steps (as ``trace``
-    gives them). At most ``max_nodes`` certificates (``truncated`` says
-    whether there were more)."""
+    gives them). At most ``max_nodes`` certificates and ``max_steps`` steps
+    in all: the certificate that reaches the step cap is the last, with its
+    first steps only (``truncated`` says whether anything was left out)."""
     if _get(state, cert_id) is None:
         return None
     root = _lineage(state, cert_id)[0][0]
     nodes: list[dict[str, Any]] = []
     stack = [root]
     truncated = False
+    steps_left = max_steps
     while stack:
-        if len(nodes) >= max_nodes:
+        if len(nodes) >= max_nodes or steps_left <= 0:
             truncated = True
             break
         cid = stack.pop()
         c = _get(state, cid)
         if c is None:  # a damaged state; cert.verify names it
             continue
-        own = steps(state, cid, c)
+        own = []
+        for seq in range(min(c.steps, steps_left)):
+            s = step(state, cid, seq)
+            assert s is not None, "a certificate's steps are stored 0..steps-1"
+            own.append(s)
+        steps_left -= len(own)
         nodes.append(
             {
                 "id": cid.hex(),
@@ -304,5 +319,8 @@ def tree(
                 "steps": [s.to_json(cid) for s in own],
             }
         )
+        if len(own) < c.steps:
+            truncated = True
+            break
         stack.extend(reversed(_children(cid, c, own)))
     return {"root": root.hex(), "cert": cert_id.hex(), "nodes": nodes, "truncated": truncated}

@@ -229,21 +229,42 @@ def stats(state: ScanState, product: str | None = None, slot: int | None = None)
     return _stats(*totals)
 
 
+SlotIndex = dict[str, list[int]]
+
+
+def slot_index(state: ScanState) -> SlotIndex:
+    """Each product's slots whose book has resting orders or trades, newest
+    first: one pass over the state, which a caller keeps for as long as the
+    state does not change (``slots`` then reads ``limit`` books only)."""
+    found: SlotIndex = {product: [] for product in PRODUCTS}
+    for bk, b in _records(state, BOOK_NS):
+        if b.count or b.trades:
+            found[PRODUCTS[bk[0]]].append(int.from_bytes(bk[1:9], "big"))
+    for listed in found.values():
+        listed.sort(reverse=True)
+    return found
+
+
 def slots(
-    state: ScanState, product: str, limit: int, *, params: ChainParams
+    state: ScanState,
+    product: str,
+    limit: int,
+    *,
+    params: ChainParams,
+    index: SlotIndex | None = None,
 ) -> list[dict[str, Any]]:
     """A product's slots whose book has resting orders or trades, newest slot
     first, at most ``limit``: each slot's gate, whether it closed, and its
-    statistics (as ``stats`` per slot gives them)."""
-    code = PRODUCTS.index(product)
-    found: list[tuple[int, BookHead]] = []
-    for bk, b in _records(state, BOOK_NS):
-        if bk[0] == code and (b.count or b.trades):
-            found.append((int.from_bytes(bk[1:9], "big"), b))
-    found.sort(key=lambda f: f[0], reverse=True)
+    statistics (as ``stats`` per slot gives them). ``index``: ``slot_index``
+    of this same state, so only ``limit`` books are read."""
+    if index is None:
+        index = slot_index(state)
     market = markets(params)[product]
     out = []
-    for slot, b in found[:limit]:
+    for slot in index[product][:limit]:
+        b: BookHead | None = state.get((BOOK_NS, book_key(product, slot)))
+        if b is None:  # an index of another state: not a slot of this one
+            continue
         st = _stats(b.trades, b.volume, b.value, b.min_price, b.max_price, b.count)
         out.append({"slot": slot, "gate": market.gate_time(slot), "closed": b.closed, **st})
     return out
