@@ -191,9 +191,6 @@ class Explorer:
             raise PageError(f"the {name} page shows an error: {self.field('error')}")
         return str(name)
 
-    def location_hash(self) -> str:
-        return str(self.browser.evaluate("location.hash"))
-
     def field(self, name: str) -> Value:
         doc = self.browser.evaluate(f"{_FIELD_JS}({json.dumps(name)})")
         assert doc is not None, f"no [data-field={name}] on the page"
