@@ -3,19 +3,24 @@ as scripts/quickstart runs it: mining on, default difficulty."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from powernode.client import RpcClient, read_key
+from powernode.core.params import ChainParams
 from powernode.state.certproof import verify_proof
 from powernode.state.genesis import parse_genesis_json
 from tests.e2e.test_testnet import run_testnet
+from tests.harness.browser import Browser, ensure_chromium
+from tests.harness.explorer import Explorer
 
 pytestmark = pytest.mark.e2e
 
@@ -31,12 +36,26 @@ def demo(d: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProce
     )
 
 
-@pytest.fixture
-def net3(tmp_path: Path) -> Iterator[Path]:
-    d = tmp_path / "tn"
+@dataclass(frozen=True)
+class DemoRun:
+    """A 3-node testnet (``d``) the demo has run on once; ``out`` is what
+    that first run printed."""
+
+    d: Path
+    out: str
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    # One testnet and one demo for the module: the demo takes minutes (its
+    # settlement waits for a slot and a window), and the explorer test reads
+    # what it left.
+    d = tmp_path_factory.mktemp("demo") / "tn"
     run_testnet("up", "--nodes", "3", d=d)
     try:
-        yield d
+        r = demo(d, timeout=600)  # the trade's settlement waits for its slot and window
+        assert r.returncode == 0, r.stdout + r.stderr
+        yield DemoRun(d, r.stdout)
     finally:
         subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "testnet.py"), "down", "--dir", str(d)],
@@ -45,15 +64,13 @@ def net3(tmp_path: Path) -> Iterator[Path]:
         )
 
 
-def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
-    d = net3
+def test_demo_trades_and_every_node_agrees(demo_run: DemoRun) -> None:
+    d = demo_run.d
     genesis = json.loads((d / "genesis.json").read_text())
     assert all((m["open_hour"], m["close_hour"]) == (0, 24) for m in genesis["markets"].values()), (
         genesis["markets"]
     )
-    r = demo(d, timeout=600)  # the trade's settlement waits for its slot and window
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = r.stdout
+    out = demo_run.out
     # one-minute testnet slots: the seed's capacities scaled to fit its energies
     assert "the seed's 1000 kW and 500 kW scaled to 6000 kW and 3000 kW" in out
     assert "producer_001: producer, Beijing, 6000 kW" in out
@@ -251,6 +268,349 @@ def test_demo_trades_and_every_node_agrees(net3: Path) -> None:
             for contract in (dr.group(1), gp.group(1)):
                 assert c.call("contract.get", {"id": contract})["status"] == "executed"
 
+
+def test_explorer_shows_the_demo(demo_run: DemoRun, tmp_path: Path) -> None:
+    """node0's explorer, in a real headless Chromium, shows what the demo did
+    with the values RPC answers; no console error, no request elsewhere."""
+    ensure_chromium()
+    check_explorer(demo_run.d, demo_run.out, tmp_path / "screenshots")
+
+
+def test_bench_explorer_runs_on_the_demo_testnet(demo_run: DemoRun) -> None:
+    """scripts/bench_explorer.py, two rounds on the demo's testnet, so the
+    benchmark cannot rot (its figures are not checked: timings vary)."""
+    ensure_chromium()
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_explorer.py"),
+            "--dir",
+            str(demo_run.d),
+            "--loads",
+            "2",
+            "--wait-quiet",
+            "0",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "front page: load event" in r.stdout
+    fig = json.loads(r.stdout[r.stdout.index("\n{") + 1 :])
+    assert fig["testnet"] == {"started": False, "dir": str(demo_run.d)}
+    assert fig["front_page"]["ready"]["median"] >= fig["front_page"]["response_end"]["median"] > 0
+    assert fig["requests_elsewhere"] == [] and fig["console_errors"] == []
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the explorer checks need: node0's explorer and RPC, and what the
+    demo made (parsed from its output)."""
+
+    x: Explorer
+    c: RpcClient
+    genesis: ChainParams
+    slot: int
+    producer: str
+    consumer: str
+    child: str  # the 40 kWh certificate consumer_001 retired
+    ppa: str
+    device: str
+
+
+def check_explorer(d: Path, out: str, shots: Path, pages: Sequence[str] = ()) -> None:
+    """The explorer checks, apart from the fixture, so a developer can run
+    them (or only the ``pages`` named) against a testnet the demo ran on
+    (``d``; ``out`` is what it printed)."""
+    state = json.loads((d / "testnet.json").read_text())
+    node0 = state["nodes"][0]
+    host = f"{node0['host']}:{node0['rpc_port']}"
+    child = re.search(
+        r"transfers 40 kWh to consumer_001: split off as certificate ([0-9a-f]{64})", out
+    )
+    ppa = re.search(r"producer_001 proposes PPA ([0-9a-f]{64})", out)
+    device = re.search(r"producer_001 registers device ([0-9a-f]{64})", out)
+    assert child and ppa and device, out
+    with RpcClient.from_datadir(d / "node0") as c, Browser() as b:
+        b.allow_downloads(shots / "downloads")
+        seen = Seen(
+            x=Explorer(b, f"http://{host}/", shots),
+            c=c,
+            genesis=parse_genesis_json((d / "genesis.json").read_bytes()),
+            slot=int(out.split("delivery slot ")[1].split()[0]),
+            producer=read_key(d / "keys" / "demo1.key").address.hex(),
+            consumer=read_key(d / "keys" / "demo2.key").address.hex(),
+            child=child.group(1),
+            ppa=ppa.group(1),
+            device=device.group(1),
+        )
+        try:
+            seen.x.open()
+            for name, check in EXPLORER_PAGES.items():
+                if not pages or name in pages:
+                    check(seen)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                seen.x.screenshot("failed")
+            raise
+        assert [str(e) for e in b.errors()] == []
+        # the page talks to node0 only (its page, scripts, RPC and WebSocket)
+        elsewhere = [
+            u for u in b.requests if not u.startswith((f"http://{host}/", f"ws://{host}/"))
+        ]
+        assert elsewhere == [], elsewhere
+
+
+def explorer_home(s: Seen) -> None:
+    # The tip, recent blocks (their hashes as RPC has them at those heights),
+    # the mempool; live over the WebSocket.
+    x, c = s.x, s.c
+    x.show("", "home")
+    timing = x.browser.navigation_timing()
+    print(f"explorer home: load event {timing.load_event:.0f} ms")  # a figure, not a check
+    blocks = x.table("blocks")
+    assert blocks, "no recent blocks"
+    heights = [int(r.value("height")) for r in blocks]
+    assert heights == list(range(heights[0], heights[0] - len(heights), -1))
+    for r in blocks[-3:]:  # deep enough not to be reorganised meanwhile
+        want = c.call("chain.block", {"height": int(r.value("height"))})["hash"]
+        assert r.id == r.value("hash") == want
+    x.table("mempool")
+    # live: subscribed over a WebSocket to the node's /rpc, the next block
+    # appears without a reload (the miners are on)
+    assert x.base.replace("http://", "ws://", 1) + "rpc" in x.browser.requests
+    top = 'document.querySelector(\'#main table[data-table="blocks"] td[data-col="height"]\')'
+    x.browser.wait_for(
+        f"Number({top}.dataset.value) > {heights[0]}", timeout=120, what="a new block shown live"
+    )
+    x.screenshot("explorer-home")
+
+
+def explorer_market(s: Seen) -> None:
+    # The seed trade's slot: 50 kWh at 0.55, in the trades table, the trades
+    # chart and the statistics; the book as market.book has it (closed at
+    # its gate since, where the ask's unsold 50 kWh expired).
+    x, c, slot = s.x, s.c, s.slot
+    (trade,) = c.call("market.trades", {"product": "spot", "slot": slot})
+    stats = c.call("market.stats", {"product": "spot", "slot": slot})
+    book = c.call("market.book", {"product": "spot", "slot": slot})
+    x.show(f"market/spot/{slot}", "market-slot")
+    (row,) = x.table("trades")
+    assert row.id == str(trade["seq"])
+    assert (row.value("energy"), row.text("energy")) == ("50000", "50 kWh")
+    assert row.value("price") == "550000" and row.text("price").startswith("0.55")
+    assert (row.value("buyer"), row.value("seller")) == (s.consumer, s.producer)
+    for name in (
+        "trades",
+        "volume_wh",
+        "value",
+        "avg_price",
+        "min_price",
+        "max_price",
+        "open_orders",
+    ):
+        assert x.field(name).value == str(stats[name]), name
+    assert x.field("volume_wh").text == "50 kWh"
+    assert x.field("avg_price").text.startswith("0.55")
+    assert x.field("value").text.startswith("27.50")
+    marks, labels = x.chart("trades")
+    assert [(m.price, m.energy) for m in marks] == [("550000", "50000")]
+    assert labels, "the trades chart has no axis labels"
+    depth, depth_labels = x.chart("depth")
+    assert depth_labels, "the depth chart has no axis labels"
+    for side in ("bids", "asks"):
+        levels = [(r.value("price"), r.value("energy")) for r in x.table(side)]
+        assert levels == [(str(lv["price"]), str(lv["energy"])) for lv in book[side]], side
+    assert sorted((m.price, m.energy) for m in depth) == sorted(
+        (str(lv["price"]), str(lv["energy"])) for lv in book["bids"] + book["asks"]
+    )
+    assert x.field("closed").value == str(book["closed"]).lower()
+    x.screenshot("explorer")  # the README's screenshot
+    x.screenshot("explorer-market-slot")
+
+    x.show("market", "market")
+    slots = {r.id: r for r in x.table("slots")}
+    assert slots[f"spot/{slot}"].value("trades") == "1"
+    assert slots[f"spot/{slot}"].value("volume_wh") == "50000"
+
+
+def explorer_accounts(s: Seen) -> None:
+    # The seller's account: its ask at 0.50 for 100 kWh, 50 sold, the other
+    # 50 left (expired at the gate); the buyer's balance, nonces, position
+    # and trade as RPC has them.
+    x, c = s.x, s.c
+    (sell,) = [
+        o for o in c.call("market.orders", {"participant": s.producer}) if o["slot"] == s.slot
+    ]
+    x.show(f"account/{s.producer}", "account")
+    ask = {r.id: r for r in x.table("orders")}[sell["id"]]
+    assert ask.value("price") == "500000" and ask.text("price").startswith("0.50")
+    assert (ask.value("energy"), ask.value("filled")) == ("100000", "50000")
+    assert (ask.value("remaining"), ask.value("status")) == (str(sell["remaining"]), sell["status"])
+
+    (trade,) = c.call("market.trades", {"product": "spot", "slot": s.slot})
+    x.show(f"account/{s.consumer}", "account")
+    account = c.call("account.get", {"address": s.consumer})
+    for name in ("balance", "nonce", "next_nonce"):
+        assert x.field(name).value == str(account[name]), name
+    position = c.call("market.position", {"participant": s.consumer})
+    for name in ("bought_wh", "received_wh", "settlement_escrow"):
+        assert x.field(name).value == str(position[name]), name
+    assert str(trade["seq"]) in [r.id for r in x.table("trades")]
+    x.screenshot("explorer-account")
+
+
+def explorer_block(s: Seen) -> None:
+    # The block of the trade: its txs are chain.block's, in order; one of
+    # them on its tx page, with its events and raw bytes.
+    x, c = s.x, s.c
+    (trade,) = c.call("market.trades", {"product": "spot", "slot": s.slot})
+    block = c.call("chain.block", {"height": trade["height"]})
+    x.show(f"block/{trade['height']}", "block")
+    assert (x.field("height").value, x.field("hash").value) == (str(trade["height"]), block["hash"])
+    txids = [t if isinstance(t, str) else t["id"] for t in block["txs"]]
+    assert [r.id for r in x.table("txs")] == txids
+    x.screenshot("explorer-block")
+
+    tx = c.call("tx.get", {"id": trade["buy_id"]})
+    x.show(f"tx/{trade['buy_id']}", "tx")
+    assert x.field("id").value == trade["buy_id"]
+    assert x.field("status").value == tx["status"]
+    events = (tx.get("receipt") or {}).get("events", [])
+    assert [r.value("event") for r in x.table("events")] == [e["event"] for e in events]
+    assert x.field("raw").value == tx["raw"]  # the signed tx, hex
+
+
+def explorer_cert(s: Seen) -> None:
+    # The certificate consumer_001 retired: the whole lineage as cert.tree
+    # has it (reading/issue, split, transfer, retire, with cert.trace's
+    # energies); its verification; the proof the page saves is a proof of it.
+    x, c = s.x, s.c
+    tree = c.call("cert.tree", {"cert": s.child})
+    verify = c.call("cert.verify", {"cert": s.child})
+    x.show(f"cert/{s.child}", "cert")
+    shown = x.lineage()
+    assert [n.id for n in shown] == [n["id"] for n in tree["nodes"]]
+    assert shown[0].parent is None and shown[0].id == tree["root"]
+    for n, want in zip(shown, tree["nodes"], strict=True):
+        assert n.parent == (want["parent"] or None), n.id
+        assert n.wh == str(want["wh"]), n.id
+        assert [(st.kind, st.wh) for st in n.steps] == [
+            (st["kind"], str(st["wh"])) for st in want["steps"]
+        ], n.id
+        assert n.current == (n.id == s.child), n.id
+    kinds = {st.kind for n in shown for st in n.steps}
+    assert {"split", "transfer", "retire"} <= kinds and kinds & {"reading", "issue"}, kinds
+    trace = c.call("cert.trace", {"cert": s.child})["steps"]
+    (mine,) = [n for n in shown if n.id == s.child]
+    assert [(st.kind, st.wh) for st in mine.steps] == [
+        (st["kind"], str(st["wh"])) for st in trace if st["cert"] == s.child
+    ]
+    for name in ("valid", "source", "carbon_intensity", "type", "status", "remaining_wh"):
+        want = verify[name]
+        assert x.field(name).value == (str(want).lower() if isinstance(want, bool) else str(want))
+    assert x.field("valid").text == "yes"
+    assert x.field("problems").value in ("", "[]")
+    x.screenshot("explorer-cert")
+
+    link = "document.querySelector('[data-action=\"download-proof\"]')"
+    saved = x.browser.download(f"{link}.click()")
+    assert saved.name == f"cert-{s.child}.proof"
+    raw = saved.read_bytes()
+    shown_link = x.evaluate(
+        f"(() => {{ const a = {link};"
+        " return {text: a.textContent, bytes: a.dataset.bytes, height: a.dataset.height}; })()"
+    )
+    assert shown_link["bytes"] == str(len(raw)), shown_link
+    assert shown_link["height"] in shown_link["text"], shown_link
+    # what a third party checks offline, as the demo's proofs
+    proven = verify_proof(raw, s.genesis)
+    assert (proven.cert.owner.hex(), proven.cert.wh, proven.cert.status) == (
+        s.consumer,
+        40_000,
+        "retired",
+    )
+
+
+def explorer_ppa(s: Seen) -> None:
+    # The PPA at 10.0%, with the values ppa.get gives.
+    x = s.x
+    p = s.c.call("ppa.get", {"id": s.ppa})
+    x.show(f"ppa/{s.ppa}", "ppa")
+    progress = x.field("progress_bps")
+    assert (progress.text, progress.value) == ("10.0%", "1000")
+    for name in ("delivered_wh", "total_wh", "paid", "status", "days_remaining"):
+        assert x.field(name).value == str(p[name]), name
+    assert x.evaluate("document.querySelector('#main [data-bar=\"progress\"]') !== null")
+    assert [r.id for r in x.table("deliveries")] == [str(dl["seq"]) for dl in p["deliveries"]]
+    x.screenshot("explorer-ppa")
+
+
+def explorer_lists(s: Seen) -> None:
+    # The device's readings, the contracts, the peers: as RPC lists them.
+    x, c = s.x, s.c
+    x.show(f"device/{s.device}", "device")
+    readings = c.call("meter.readings", {"device": s.device})
+    assert sorted(r.value("produced_wh") for r in x.table("readings")) == sorted(
+        str(r["produced_wh"]) for r in readings
+    )
+    x.show("contracts", "contracts")
+    contracts = {r.id: r.value("status") for r in x.table("contracts")}
+    assert contracts == {k["id"]: k["status"] for k in c.call("contract.list", {})}
+    x.show("peers", "peers")
+    peers = [p["node_id"] for p in c.call("peer.list") if p.get("direction") != "banned"]
+    assert len(peers) == 2
+    assert sorted(r.value("node_id") for r in x.table("peers")) == sorted(peers)
+    x.screenshot("explorer-peers")
+
+
+def explorer_search(s: Seen) -> None:
+    # A height, a tx id, an address and a certificate id each land on their
+    # page (several matches: a list of them, as search answers); an unknown
+    # id finds nothing.
+    x, c = s.x, s.c
+    (trade,) = c.call("market.trades", {"product": "spot", "slot": s.slot})
+    block = c.call("chain.block", {"height": trade["height"]})
+    for q, route, name, want in (
+        (str(trade["height"]), "block", "hash", block["hash"]),  # its match: the hash
+        (trade["sell_id"], "tx", "id", trade["sell_id"]),
+        (s.consumer, "account", "address", s.consumer),
+        (s.child, "cert", "id", s.child),
+    ):
+        matches = c.call("search", {"q": q})["matches"]
+        assert f"{route}:{want}" in [f"{m['kind']}:{m['id']}" for m in matches], (q, matches)
+        # where all matches lead to one page, the page opens it
+        if x.search(q, route, "search") == route:
+            assert x.field(name).value == want, (q, route)
+        else:
+            shown = [r.id for r in x.table("matches")]
+            assert sorted(shown) == sorted(f"{m['kind']}:{m['id']}" for m in matches), q
+    x.search("0x" + "00" * 32, "search")
+    assert x.evaluate("document.querySelector('#main [data-field=\"nothing\"]') !== null")
+
+
+EXPLORER_PAGES: dict[str, Callable[[Seen], None]] = {
+    "home": explorer_home,
+    "market": explorer_market,
+    "accounts": explorer_accounts,
+    "block": explorer_block,
+    "cert": explorer_cert,
+    "ppa": explorer_ppa,
+    "lists": explorer_lists,
+    "search": explorer_search,
+}
+
+
+# Defined (so run) after the tests that read what the first demo left: this
+# one runs the demo again and then stops the miners.
+def test_demo_runs_again_then_says_when_nothing_confirms(demo_run: DemoRun) -> None:
+    d, out = demo_run.d, demo_run.out
+    slot = int(out.split("delivery slot ")[1].split()[0])
+    device = re.search(r"producer_001 registers device ([0-9a-f]{64})", out)
+    assert device, out
+    state = json.loads((d / "testnet.json").read_text())
     # Again on the same testnet (without waiting for a second settlement): a
     # later slot. The first run's leftover ask expired at its gate (one-minute
     # slots), so there is nothing to cancel this time.
