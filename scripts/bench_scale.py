@@ -78,7 +78,9 @@ def curves(r: dict[str, Any]) -> list[Curve]:
                          tuple(x["account_get"]["p99_ms"] for x in a), True))  # fmt: skip
         out.append(Curve("node.info p99", "accounts", "ms", n,
                          tuple(x["node_info"]["p99_ms"] for x in a), True))  # fmt: skip
-        out.append(Curve("node start-up", "accounts", "s", n, tuple(x["start_s"] for x in a), False))
+        out.append(
+            Curve("node start-up", "accounts", "s", n, tuple(x["start_s"] for x in a), False)
+        )
         out.append(Curve("node RSS", "accounts", "MiB", n, tuple(x["rss_mib"] for x in a), False))
     if "market" in r:
         m = r["market"]
@@ -103,8 +105,9 @@ def curves(r: dict[str, Any]) -> list[Curve]:
         n = tuple(x["pending"] for x in p)
         out.append(Curve("mempool admission", "pending txs", "us/tx", n,
                          tuple(x["admit_us_per_tx"] for x in p), True))  # fmt: skip
-        out.append(Curve("block template", "pending txs", "ms", n,
-                         tuple(x["template_ms"] for x in p), True, "at most a block's txs"))  # fmt: skip
+        out.append(Curve("block template", "pending txs", "us/tx", n,
+                         tuple(x["template_us_per_tx"] for x in p), True,
+                         f"{p[-1]['template_txs']:,} txs at the largest"))  # fmt: skip
     if "readings" in r:
         g = r["readings"]["throughput"]
         out.append(Curve("reading apply", "readings stored", "us/reading",

@@ -61,7 +61,10 @@ def one_size(workdir: Path, accounts: int, block_txs: int, reps: int, calls: int
     filler = filler_addresses(max(0, accounts - SENDERS))
     progress(f"accounts {accounts:,}: genesis with {accounts:,} allocations")
     doc = funded_genesis(
-        CHAIN_ID, [k.address for k in senders] + filler, timestamp=now - 600, max_block_txs=block_txs
+        CHAIN_ID,
+        [k.address for k in senders] + filler,
+        timestamp=now - 600,
+        max_block_txs=block_txs,
     )
     t0 = time.perf_counter()
     params = parse_genesis(doc)
@@ -73,7 +76,11 @@ def one_size(workdir: Path, accounts: int, block_txs: int, reps: int, calls: int
         for r in range(reps):
             for n in range(r * nonces, (r + 1) * nonces):
                 for i, k in enumerate(senders):
-                    to = filler[(n * SENDERS + i) * 7919 % len(filler)] if filler else senders[0].address
+                    to = (
+                        filler[(n * SENDERS + i) * 7919 % len(filler)]
+                        if filler
+                        else senders[0].address
+                    )
                     tx = build_transfer(k, chain_id=CHAIN_ID, nonce=n, to=to, amount=1000, fee=FEE)
                     a.submit_tx(tx, now=now)
             blocks.append(mine(a, now + r))
@@ -109,7 +116,9 @@ def one_size(workdir: Path, accounts: int, block_txs: int, reps: int, calls: int
         out["rss_mib"] = rss_mib(node.pid)
         conn = RawRpc(node.endpoint, timeout=120.0)
         try:
-            acct = _latency_bodies((filler or [senders[0].address])[:: max(1, len(filler) // 200)][:200])
+            acct = _latency_bodies(
+                (filler or [senders[0].address])[:: max(1, len(filler) // 200)][:200]
+            )
             info = [request_body("node.info", {})]
             _cycled_latencies(conn, acct, 100)  # warm up
             _cycled_latencies(conn, info, 100)
@@ -126,5 +135,7 @@ def one_size(workdir: Path, accounts: int, block_txs: int, reps: int, calls: int
     return out
 
 
-def run(workdir: Path, sizes: list[int], block_txs: int, reps: int, calls: int) -> list[dict[str, Any]]:
+def run(
+    workdir: Path, sizes: list[int], block_txs: int, reps: int, calls: int
+) -> list[dict[str, Any]]:
     return [one_size(workdir / f"accounts-{n}", n, block_txs, reps, calls) for n in sizes]

@@ -62,7 +62,9 @@ def build(workdir: Path, heights: list[int], txs_per_block: int) -> dict[str, An
         for h in range(1, top + 1):
             for _ in range(txs_per_block):
                 k, n = keys[j % SENDERS], j // SENDERS
-                tx = build_transfer(k, chain_id=CHAIN_ID, nonce=n, to=sink[j % 1000], amount=1, fee=FEE)
+                tx = build_transfer(
+                    k, chain_id=CHAIN_ID, nonce=n, to=sink[j % 1000], amount=1, fee=FEE
+                )
                 ledger.submit_tx(tx, now=t_genesis + 2 * h)
                 j += 1
             mine(ledger, t_genesis + 2 * h)
@@ -73,7 +75,9 @@ def build(workdir: Path, heights: list[int], txs_per_block: int) -> dict[str, An
                 dst.close()
                 copies[h] = {"path": path, "bytes": path.stat().st_size, "txs": j}
             if h % max(1, top // 10) == 0:
-                progress(f"chain: {h:,} of {top:,} blocks built ({h / (time.monotonic() - t0):,.0f}/s)")
+                progress(
+                    f"chain: {h:,} of {top:,} blocks built ({h / (time.monotonic() - t0):,.0f}/s)"
+                )
     finally:
         close_ledger(ledger)
     return {"genesis": doc, "copies": copies, "txs_per_block": txs_per_block}
@@ -91,7 +95,9 @@ def startup(workdir: Path, built: dict[str, Any], heights: list[int]) -> list[di
         if height != h:
             raise RuntimeError(f"node on the {h}-block chain reports height {height}")
         out.append({"blocks": h, "start_s": secs, "rss_mib": rss, "db_bytes": copy["bytes"]})
-        progress(f"start-up at {h:,} blocks: {secs:.2f} s, RSS {rss:.0f} MiB, db {copy['bytes']:,} bytes")
+        progress(
+            f"start-up at {h:,} blocks: {secs:.2f} s, RSS {rss:.0f} MiB, db {copy['bytes']:,} bytes"
+        )
     return out
 
 
@@ -105,7 +111,9 @@ def db_bytes_per_tx(built: dict[str, Any], heights: list[int]) -> dict[str, Any]
 
 
 def sync(workdir: Path, built: dict[str, Any], blocks: int, timeout: float) -> dict[str, Any]:
-    src_dir = node_datadir(workdir / "sync-source", built["genesis"], built["copies"][blocks]["path"], p2p=True)
+    src_dir = node_datadir(
+        workdir / "sync-source", built["genesis"], built["copies"][blocks]["path"], p2p=True
+    )
     with ProcessNode(src_dir, name="sync-source") as source:
         source.start(timeout=1800)
         p2p = source.call("node.info")["p2p"]
@@ -126,7 +134,9 @@ def sync(workdir: Path, built: dict[str, Any], blocks: int, timeout: float) -> d
                     progress(f"sync: joiner at {height:,} of {blocks:,}")
                 return height >= blocks
 
-            wait_until(at_tip, timeout=timeout, interval=0.05, what="the joiner at the source's tip")
+            wait_until(
+                at_tip, timeout=timeout, interval=0.05, what="the joiner at the source's tip"
+            )
             t_end = time.monotonic()
     txs = blocks * built["txs_per_block"]
     secs = t_end - t0
@@ -146,5 +156,3 @@ def sync(workdir: Path, built: dict[str, Any], blocks: int, timeout: float) -> d
         f"{out['second_half_blocks_per_s']:,.0f} blocks/s)"
     )
     return out
-
-

@@ -22,7 +22,6 @@ from powernode.devnet.datadir import init_datadir, write_genesis
 from powernode.devnet.devchain import DEV_CERTIFICATES, dev_genesis, solve
 from powernode.devnet.process import ProcessNode
 from powernode.node.runtime import freeze_loaded_objects
-from powernode.state.genesis import parse_genesis
 
 MINER = sha256(b"bench-scale-miner")[:20]
 FEE = 1000

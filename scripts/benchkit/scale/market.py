@@ -35,7 +35,9 @@ DAY = 86_400
 class Book:
     def __init__(self, slots: int) -> None:
         self.slots = slots
-        self.keys = [KeyPair.from_seed(sha256(b"bench-scale-mkt-%d" % i)) for i in range(PARTICIPANTS)]
+        self.keys = [
+            KeyPair.from_seed(sha256(b"bench-scale-mkt-%d" % i)) for i in range(PARTICIPANTS)
+        ]
         self.nonces = [0] * PARTICIPANTS
         lead = (SLOT0 - T0) + 900 * slots + DAY
         doc = dev_genesis(
@@ -54,7 +56,9 @@ class Book:
     def sign(self, who: int, kind: str, payload: list[Any]) -> Transaction:
         n = self.nonces[who]
         self.nonces[who] = n + 1
-        return sign_tx(self.keys[who], chain_id=CHAIN_ID, tx_type=kind, nonce=n, fee=FEE, payload=payload)
+        return sign_tx(
+            self.keys[who], chain_id=CHAIN_ID, tx_type=kind, nonce=n, fee=FEE, payload=payload
+        )
 
     def order(self, i: int, side: str, ticks: int) -> Transaction:
         slot = SLOT0 + 900 * (i % self.slots)
@@ -87,7 +91,9 @@ def one_size(resting: int, slots: int, block_orders: int, reps: int) -> dict[str
             if j % 2 == 0:
                 block.append(book.order(i, "buy", 95))
             else:
-                block.append(book.order(i, "buy" if j % 4 == 1 else "sell", 45 if j % 4 == 1 else 55))
+                block.append(
+                    book.order(i, "buy" if j % 4 == 1 else "sell", 45 if j % 4 == 1 else 55)
+                )
         timed.append(block)
     times = []
     at = T0 + 100
@@ -103,7 +109,9 @@ def one_size(resting: int, slots: int, block_orders: int, reps: int) -> dict[str
         "block_ms_median": median(times),
         "us_per_order": median(times) * 1000 / block_orders,
     }
-    progress(f"market {resting:,} resting: block of {block_orders:,} orders {out['block_ms_median']:.1f} ms")
+    progress(
+        f"market {resting:,} resting: block of {block_orders:,} orders {out['block_ms_median']:.1f} ms"
+    )
     return out
 
 

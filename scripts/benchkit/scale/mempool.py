@@ -5,7 +5,8 @@ nonce-major as wallets' traffic arrives), untimed; then ``probe`` more,
 each from a sender new to the pool, are admitted one by one through
 ``Ledger.submit_tx`` (the RPC's and gossip's path: decode done, signature
 check through the cache, state and pool checks, insert) and timed. A block
-template over the full pool is timed too (it takes at most a block's worth).
+template over the full pool is timed too, per tx it takes (at most a block's
+worth: ``max_block_txs``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from benchkit.guard import median, progress
 from benchkit.node.txs import key_for
-from benchkit.scale.common import FEE, close_ledger, funded_genesis, open_ledger, MINER
+from benchkit.scale.common import FEE, MINER, close_ledger, funded_genesis, open_ledger
 from powernode.client import build_transfer
 from powernode.core.crypto import sha256
 from powernode.state.genesis import parse_genesis
@@ -50,9 +51,10 @@ def one_size(workdir: Path, pending: int, probe: int) -> dict[str, Any]:
             ledger.submit_tx(tx, now=now)
         admit = time.perf_counter() - t0
         tmpl_ms = []
+        tmpl_txs = 0
         for _ in range(3):
             t1 = time.perf_counter()
-            ledger.template(MINER, now=now + 1 + len(tmpl_ms))
+            tmpl_txs = len(ledger.template(MINER, now=now + 1 + len(tmpl_ms)).txs)
             tmpl_ms.append((time.perf_counter() - t1) * 1000)
     finally:
         close_ledger(ledger)
@@ -61,9 +63,11 @@ def one_size(workdir: Path, pending: int, probe: int) -> dict[str, Any]:
         "probe": probe,
         "admit_us_per_tx": admit * 1e6 / probe,
         "template_ms": median(tmpl_ms),
+        "template_txs": tmpl_txs,
+        "template_us_per_tx": median(tmpl_ms) * 1000 / max(tmpl_txs, 1),
     }
     progress(f"mempool {pending:,}: admission {out['admit_us_per_tx']:.0f} us/tx, "
-             f"template {out['template_ms']:.0f} ms")  # fmt: skip
+             f"template {out['template_ms']:.0f} ms for {tmpl_txs:,} txs")  # fmt: skip
     (workdir / f"pool-{pending}.db").unlink(missing_ok=True)
     return out
 
