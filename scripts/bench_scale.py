@@ -158,7 +158,10 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
     if "accounts" in only:
         r["accounts"] = accounts.run(wd / "accounts", args.accounts, args.block_txs, 3, args.calls)
     if only & {"chain", "sync"}:
-        heights = sorted(set(args.blocks) | ({args.sync_blocks} if "sync" in only else set()))
+        heights = sorted(
+            (set(args.blocks) if "chain" in only else set())
+            | ({args.sync_blocks} if "sync" in only else set())
+        )
         built = chains.build(wd / "chain", heights, args.chain_txs)
         if "chain" in only:
             r["chain"] = {"startup": chains.startup(wd / "chain", built, args.blocks),
