@@ -49,6 +49,9 @@ def test_quick_run_measures_every_row() -> None:
     r = json.loads(out[out.index("\n{") + 1 :])
     assert "error" not in r
     assert [x["accounts"] for x in r["accounts"]] == [1000, 2000, 4000]
+    for row in r["accounts"]:
+        assert row["block_txs"] == 200
+        assert {"account_get", "node_info", "cert_list", "market_orders"} <= set(row)
     assert [x["blocks"] for x in r["chain"]["startup"]] == [50, 100, 200]
     assert r["chain"]["db"]["bytes_per_tx"] > 0
     assert r["sync"]["blocks"] == 200 and r["sync"]["txs"] == 400
@@ -57,4 +60,5 @@ def test_quick_run_measures_every_row() -> None:
     assert r["readings"]["db"]["bytes_per_reading"] > 0
     names = set(r["targets"])
     assert {"block connect (warm) vs accounts", "node start-up vs blocks"} <= names
+    assert {"market.orders p50 vs accounts", "block template vs pending txs"} <= names
     assert "Scale curves" in out and "mempool admission" in out
