@@ -153,7 +153,7 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
     only = set(args.only.split(",")) if args.only else set(ROWS)
     r["sizes"] = {k: v for k, v in vars(args).items() if k not in ("json", "check", "keep")}
     if "mempool" in only:
-        r["mempool"] = mempool.run(wd / "mempool", args.pending, args.probe)
+        r["mempool"] = mempool.run(wd / "mempool", args.pending, args.probe, args.per_sender)
     if "market" in only:
         r["market"] = market.run(args.resting, args.slots, args.market_block, 3)
     if "readings" in only:
@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sync-timeout", type=float, default=3600.0)
     ap.add_argument("--pending", type=sizes, default="1000,10000,100000")
     ap.add_argument("--probe", type=int, default=1000, help="txs admitted (timed) per pool size")
+    ap.add_argument("--per-sender", type=int, default=100, help="pending txs per sender")
     ap.add_argument("--readings", type=sizes, default="1000,10000,100000")
     ap.add_argument("--devices", type=int, default=1000)
     args = parse_args(ap, argv)

@@ -1,12 +1,13 @@
 """Row: mempool admission against the number of pending txs.
 
-A ledger's mempool is filled with ``pending`` transfers (100 per sender,
-nonce-major as wallets' traffic arrives), untimed; then ``probe`` more,
+A ledger's mempool is filled with ``pending`` transfers (``per_sender``
+each, 100 by default, nonce-major as wallets' traffic arrives), untimed; then ``probe`` more,
 each from a sender new to the pool, are admitted one by one through
 ``Ledger.submit_tx`` (the RPC's and gossip's path: decode done, signature
 check through the cache, state and pool checks, insert) and timed. A block
 template over the full pool is timed too, per tx it takes (at most a block's
-worth: ``max_block_txs``).
+worth: ``max_block_txs``). The template's selection starts from one entry
+per sender in the pool, so ``per_sender`` 1 shows what many senders cost it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ CHAIN_ID = "bench-scale-mempool"
 PER_SENDER = 100
 
 
-def one_size(workdir: Path, pending: int, probe: int) -> dict[str, Any]:
-    senders = -(-pending // PER_SENDER)
+def one_size(
+    workdir: Path, pending: int, probe: int, per_sender: int = PER_SENDER
+) -> dict[str, Any]:
+    senders = -(-pending // per_sender)
     keys = [key_for("scale-pool", i) for i in range(senders + probe)]
     now = int(time.time())
     doc = funded_genesis(CHAIN_ID, [k.address for k in keys], timestamp=now - 600)
@@ -36,7 +39,7 @@ def one_size(workdir: Path, pending: int, probe: int) -> dict[str, Any]:
     sink = sha256(b"bench-scale-pool-sink")[:20]
     progress(f"mempool {pending:,}: signing {pending + probe:,} transfers")
     fill = [build_transfer(keys[s], chain_id=CHAIN_ID, nonce=n, to=sink, amount=1, fee=FEE)
-            for n in range(PER_SENDER) for s in range(senders)][:pending]  # fmt: skip
+            for n in range(per_sender) for s in range(senders)][:pending]  # fmt: skip
     probes = [build_transfer(k, chain_id=CHAIN_ID, nonce=0, to=sink, amount=1, fee=FEE)
               for k in keys[senders:]]  # fmt: skip
     ledger = open_ledger(workdir / f"pool-{pending}.db", params, mempool_bytes=1 << 30)
@@ -72,6 +75,6 @@ def one_size(workdir: Path, pending: int, probe: int) -> dict[str, Any]:
     return out
 
 
-def run(workdir: Path, sizes: list[int], probe: int) -> list[dict[str, Any]]:
+def run(workdir: Path, sizes: list[int], probe: int, per_sender: int) -> list[dict[str, Any]]:
     workdir.mkdir(parents=True, exist_ok=True)
-    return [one_size(workdir, n, probe) for n in sizes]
+    return [one_size(workdir, n, probe, per_sender) for n in sizes]
