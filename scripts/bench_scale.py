@@ -20,6 +20,8 @@ Rows (sizes as ``A,B,C``; ``--quick`` runs small ones):
 - mempool: admission per tx, and a block template, at ``--pending`` pending txs.
 - readings: meter readings per second through ``apply_block`` for windows of
   ``--readings`` readings on one growing state; chain.db bytes per reading.
+- e2e (only with ``--only e2e``): readings per second end to end on a 4-node
+  testnet, one figure (``--e2e-devices`` meters reporting one interval).
 
 A per-item cost is linear when it stays flat (ratio about 1); a total is
 linear when its ratio is at most the size ratio. The machine is shared and
@@ -36,12 +38,13 @@ from typing import Any
 
 from benchkit.guard import progress
 from benchkit.runner import BenchRun, Targets, bench_parser, parse_args
-from benchkit.scale import accounts, chains, market, mempool, readings
+from benchkit.scale import accounts, chains, e2e, market, mempool, readings
 from benchkit.scale.common import Curve
 
 from powernode.node.runtime import tune_gc
 
 ROWS = ("accounts", "market", "chain", "sync", "mempool", "readings")
+OPT_IN = ("e2e",)  # run only when named in --only
 QUICK = {
     "accounts": "1000,2000,4000",
     "block_txs": 200,
@@ -144,6 +147,10 @@ def print_table(r: dict[str, Any]) -> None:
         db = r.get(key, {}).get("db", {})
         if label in db:
             print(f"chain.db {label.replace('_', ' ')}: {db[label]:,.0f}")
+    if "e2e" in r:
+        e = r["e2e"]
+        print(f"readings end to end, 4-node testnet: {e['readings_per_s']:,.0f}/s "
+              f"({e['readings']:,} readings confirmed in {e['seconds']:.1f} s)")  # fmt: skip
     if "error" in r:
         print(f"RUN FAILED: {r['error']}")
 
@@ -161,6 +168,8 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
         r["readings"]["db"] = readings.bytes_per_reading(wd / "readings", 100, 10)
     if "accounts" in only:
         r["accounts"] = accounts.run(wd / "accounts", args.accounts, args.block_txs, 3, args.calls)
+    if "e2e" in only:
+        r["e2e"] = e2e.run(wd / "e2e", args.e2e_devices, args.e2e_owners, 45.0)
     if only & {"chain", "sync"}:
         heights = sorted(
             (set(args.blocks) if "chain" in only else set())
@@ -201,12 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-sender", type=int, default=100, help="pending txs per sender")
     ap.add_argument("--readings", type=sizes, default="1000,10000,100000")
     ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--e2e-devices", type=int, default=4000, help="meters of the e2e row")
+    ap.add_argument("--e2e-owners", type=int, default=200, help="their owners (demo keys)")
     args = parse_args(ap, argv)
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, sizes(v) if isinstance(v, str) else v)
-    if args.only and not set(args.only.split(",")) <= set(ROWS):
-        ap.error(f"--only: rows are {','.join(ROWS)}")
+    if args.only and not set(args.only.split(",")) <= set(ROWS + OPT_IN):
+        ap.error(f"--only: rows are {','.join(ROWS + OPT_IN)}")
     bench = BenchRun(args, workdir="powernode-scale-")
     tune_gc()  # the node process's GC settings
     code = bench.execute(lambda: run(args, bench))
