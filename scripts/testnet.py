@@ -476,5 +476,23 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.fn(args))
 
 
+def run(argv: list[str] | None = None) -> int:
+    """``main``, but a reader that goes away (``status | head -1``) ends the
+    script quietly, as it ends other CLIs, instead of with a traceback."""
+    try:
+        try:
+            return main(argv)
+        finally:
+            # stdout to a pipe is block-buffered: a closed pipe shows here at
+            # the latest, not in the interpreter's own flush at exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Nothing more can reach the reader; point stdout at /dev/null so the
+        # flush at exit does not fail again, and exit as a process killed
+        # by SIGPIPE would (128 + 13).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -8,14 +8,17 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from powernode.client import RpcClient, read_key
+from powernode.client import RpcClient, build_cancel, build_order, next_slot, read_key
+from powernode.core.crypto import KeyPair
 from powernode.core.params import ChainParams
+from powernode.devnet.wait import wait_until
 from powernode.state.certproof import verify_proof
 from powernode.state.genesis import parse_genesis_json
 from tests.e2e.test_testnet import run_testnet
@@ -315,6 +318,8 @@ class Seen:
     slot: int
     producer: str
     consumer: str
+    seller: KeyPair  # producer_001's key (demo1), for the resting asks
+    buyer: KeyPair  # consumer_001's key (demo2), for the resting bids
     child: str  # the 40 kWh certificate consumer_001 retired
     ppa: str
     device: str
@@ -342,6 +347,8 @@ def check_explorer(d: Path, out: str, shots: Path, pages: Sequence[str] = ()) ->
             slot=int(out.split("delivery slot ")[1].split()[0]),
             producer=read_key(d / "keys" / "demo1.key").address.hex(),
             consumer=read_key(d / "keys" / "demo2.key").address.hex(),
+            seller=read_key(d / "keys" / "demo1.key"),
+            buyer=read_key(d / "keys" / "demo2.key"),
             child=child.group(1),
             ppa=ppa.group(1),
             device=device.group(1),
@@ -427,8 +434,7 @@ def explorer_market(s: Seen) -> None:
         (str(lv["price"]), str(lv["energy"])) for lv in book["bids"] + book["asks"]
     )
     assert x.field("closed").value == str(book["closed"]).lower()
-    x.screenshot("explorer")  # the README's screenshot
-    x.screenshot("explorer-market-slot")
+    x.screenshot("explorer-market-slot")  # the README's trades picture
 
     x.show("market", "market")
     slots = {r.id: r for r in x.table("slots")}
@@ -591,9 +597,135 @@ def explorer_search(s: Seen) -> None:
     assert x.evaluate("document.querySelector('#main [data-field=\"nothing\"]') !== null")
 
 
+# Resting orders for a book to show (slot chosen in explorer_book): two asks
+# of producer_001 at one price and one at another, two bids of consumer_001;
+# none crosses. (side, energy Wh, price per kWh in micro-units) each; within
+# the two accounts' capacity in a one-minute slot (100 and 50 kWh).
+BOOK_ORDERS = (
+    ("sell", 20_000, 700_000),
+    ("sell", 15_000, 800_000),
+    ("sell", 10_000, 800_000),
+    ("buy", 20_000, 450_000),
+    ("buy", 10_000, 400_000),
+)
+
+
+def confirmed(c: RpcClient, txids: list[str], what: str) -> None:
+    """Wait until node0 has every tx in a block, each run ok."""
+
+    def all_in() -> bool:
+        st = [c.call("tx.get", {"id": t}) for t in txids]
+        assert not [t for t in st if t["status"] == "dropped"], st
+        return all(t["status"] == "confirmed" for t in st)
+
+    wait_until(all_in, timeout=180, interval=0.5, what=what)
+    for t in txids:
+        receipt = c.call("tx.get", {"id": t})["receipt"]
+        assert receipt["status"] == "ok", (what, receipt)
+
+
+def explorer_book(s: Seen) -> None:
+    # By now the demo's slot is closed and its book empty: a book to look at
+    # is placed here, in a slot several ahead so its gate stays open while
+    # the page is read; the orders are cancelled after (the demo's rerun
+    # expects no open order of its accounts).
+    x, c = s.x, s.c
+    chain_id = c.call("node.info")["chain_id"]
+    r = c.call("market.params", {"product": "spot"})
+    mp = r["products"]["spot"]
+    used = {
+        o["slot"]
+        for who in (s.producer, s.consumer)
+        for o in c.call("market.orders", {"participant": who})
+    }
+    slot = next_slot(
+        max(int(time.time()), r["time"]),
+        slot_seconds=mp["slot_seconds"],
+        gate_closure_seconds=mp["gate_closure_seconds"],
+        min_lead_seconds=mp["min_lead_seconds"],
+        margin=5 * 60,  # five one-minute testnet slots: room to place, read and cancel
+    )
+    while slot in used:
+        slot += mp["slot_seconds"]
+    nonces = {
+        key.address: c.call("account.get", {"address": key.address.hex()})["next_nonce"]
+        for key in (s.seller, s.buyer)
+    }
+    placed: list[tuple[KeyPair, str]] = []
+    for side, energy, price in BOOK_ORDERS:
+        key = s.seller if side == "sell" else s.buyer
+        tx = build_order(
+            key,
+            chain_id=chain_id,
+            nonce=nonces[key.address],
+            product="spot",
+            side=side,
+            slot=slot,
+            energy_wh=energy,
+            price=price,
+            source="solar" if side == "sell" else "any",
+        )
+        nonces[key.address] += 1
+        placed.append((key, c.submit(tx)))
+    confirmed(c, [t for _, t in placed], "the resting orders confirmed")
+
+    book = c.call("market.book", {"product": "spot", "slot": slot})
+    assert not book["closed"], book  # the gate is still ahead
+    # what was placed rests there, nothing matched: best price first
+    assert [(lv["price"], lv["energy"], lv["orders"]) for lv in book["asks"]] == [
+        (700_000, 20_000, 1),
+        (800_000, 25_000, 2),
+    ], book
+    assert [(lv["price"], lv["energy"], lv["orders"]) for lv in book["bids"]] == [
+        (450_000, 20_000, 1),
+        (400_000, 10_000, 1),
+    ], book
+    x.show(f"market/spot/{slot}", "market-slot")
+    assert x.field("closed").value == "false"
+    assert x.field("open_orders").value == str(book["open_orders"]) == str(len(BOOK_ORDERS))
+    for side in ("bids", "asks"):
+        rows = [(r.value("price"), r.value("energy"), r.value("orders")) for r in x.table(side)]
+        assert rows == [
+            (str(lv["price"]), str(lv["energy"]), str(lv["orders"])) for lv in book[side]
+        ], side
+    asks = {r.value("price"): r for r in x.table("asks")}
+    assert asks["800000"].text("price").startswith("0.80")
+    assert asks["800000"].text("energy") == "25 kWh"
+    # The depth chart: a mark per level, each side's energy summed from the
+    # best price outwards, the level's order count in its tooltip.
+    depth, labels = x.chart("depth")
+    assert labels, "the depth chart has no axis labels"
+    for side, levels in (("bid", book["bids"]), ("ask", book["asks"])):
+        marks = [m for m in depth if m.side == side]
+        total, want = 0, []
+        for lv in levels:
+            total += lv["energy"]
+            want.append((str(lv["price"]), str(lv["energy"]), str(total)))
+        assert [(m.price, m.energy, m.cumulative) for m in marks] == want, side
+        for m, lv in zip(marks, levels, strict=True):
+            assert f"({lv['orders']} order" in m.title, (m, lv)
+    assert len(depth) == len(book["bids"]) + len(book["asks"])
+    x.screenshot("explorer")  # the README's screenshot: a book with both sides
+
+    nonces = {
+        key.address: c.call("account.get", {"address": key.address.hex()})["next_nonce"]
+        for key in (s.seller, s.buyer)
+    }
+    cancels = []
+    for key, order in placed:
+        tx = build_cancel(
+            key, chain_id=chain_id, nonce=nonces[key.address], order_id=bytes.fromhex(order)
+        )
+        nonces[key.address] += 1
+        cancels.append(c.submit(tx))
+    confirmed(c, cancels, "the resting orders cancelled")
+    assert c.call("market.book", {"product": "spot", "slot": slot})["asks"] == []
+
+
 EXPLORER_PAGES: dict[str, Callable[[Seen], None]] = {
     "home": explorer_home,
     "market": explorer_market,
+    "book": explorer_book,
     "accounts": explorer_accounts,
     "block": explorer_block,
     "cert": explorer_cert,

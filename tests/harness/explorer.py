@@ -67,10 +67,15 @@ class CertNode:
 
 @dataclass(frozen=True)
 class Mark:
-    """A chart's bar or point."""
+    """A chart's bar or point; ``side``, ``cumulative`` and ``title`` are ""
+    where the mark has none (a depth chart's have: bid/ask, the energy up to
+    its level, its tooltip)."""
 
     price: str
     energy: str
+    side: str = ""
+    cumulative: str = ""
+    title: str = ""
 
 
 class PageError(AssertionError):
@@ -117,8 +122,11 @@ _MARKS_JS = """((name) => {
   const svg = document.querySelector(`#main svg[data-chart="${name}"]`);
   if (!svg) return null;
   return {
-    marks: [...svg.querySelectorAll("[data-price][data-energy]")].map((m) =>
-      ({price: m.dataset.price, energy: m.dataset.energy})),
+    marks: [...svg.querySelectorAll("[data-price][data-energy]")].map((m) => ({
+      price: m.dataset.price, energy: m.dataset.energy, side: m.dataset.side ?? "",
+      cumulative: m.dataset.cumulative ?? "",
+      title: m.querySelector("title")?.textContent.trim() ?? "",
+    })),
     labels: [...svg.querySelectorAll("text")].map((t) => t.textContent.trim()).filter(Boolean),
   };
 })"""
@@ -222,7 +230,11 @@ class Explorer:
         """A chart's marks and its text (axis labels, ticks)."""
         doc = self.browser.evaluate(f"{_MARKS_JS}({json.dumps(name)})")
         assert doc is not None, f"no svg[data-chart={name}] on the page"
-        return [Mark(m["price"], m["energy"]) for m in doc["marks"]], list(doc["labels"])
+        marks = [
+            Mark(m["price"], m["energy"], m["side"], m["cumulative"], m["title"])
+            for m in doc["marks"]
+        ]
+        return marks, list(doc["labels"])
 
     def evaluate(self, expression: str) -> Any:
         return self.browser.evaluate(expression)
