@@ -320,6 +320,9 @@ class Ledger:
         pending = [tx for tx in pool.ordered() if tx.sender_address in touched]
         for tx in pending:
             pool.remove(tx.txid)
+        # A pending tx the new branch mined left the pool confirmed: offering
+        # it again would only record it as dropped (nonce_too_low).
+        pending = [tx for tx in pending if tx.txid not in in_new]
         back = self.readmit(resurrect + pending, now=now)
         emit(
             log,

@@ -121,7 +121,8 @@ def pubkey_arg(text: str) -> bytes:
         raw = b""
     if len(raw) != 32 or not point_ok(raw):
         raise UserError(
-            f"--meter-pubkey must be an Ed25519 public key (64 hex digits), not {clip(text)!r}"
+            f"--meter-pubkey must be an Ed25519 public key (64 hex digits, canonical, "
+            f"not of small order), not {clip(text)!r}"
         )
     return raw
 

@@ -82,11 +82,13 @@ TXS_FRAME_BYTES = 1 << 20
 # (as Bitcoin Core trickles them): fewer frames, and a tx the peer announced
 # to us meanwhile is not announced back.
 INV_DELAY_S = 0.05
-# A newly connected peer is told this many of our pending txs (geth's
+# A newly connected peer is told up to this many of our pending txs (geth's
 # syncTransactions): one already known to it costs a hash, and a tx that
 # missed a peer while a link was down (a partition, a reorg announced on a
-# connection that was then replaced) still reaches it.
-POOL_ANNOUNCED_ON_CONNECT = 10_000
+# connection that was then replaced) still reaches it. Few enough that a
+# peer whose fee floor is above all of them blames us well below its
+# disconnect level, and the work per handshake stays small.
+POOL_ANNOUNCED_ON_CONNECT = 1_000
 
 
 def _tx_flood(level: int) -> TxFlood:
@@ -366,7 +368,14 @@ class Gossip:
     def peer_ready(self, peer: Peer) -> None:
         """Announce our pending txs to a peer that just finished its
         handshake, each sender's in nonce order."""
-        txids = [tx.txid for tx in self.node.mempool.ordered()[:POOL_ANNOUNCED_ON_CONNECT]]
+        txids: list[bytes] = []
+        # Senders in arrival order, not sorted: the work is bounded by the
+        # cap, not by the pool (a handshake costs the peer nothing).
+        for queue in self.node.mempool.by_sender.values():
+            txids.extend(queue[n].tx.txid for n in sorted(queue))
+            if len(txids) >= POOL_ANNOUNCED_ON_CONNECT:
+                del txids[POOL_ANNOUNCED_ON_CONNECT:]
+                break
         if txids:
             self._send_inv(peer, txids)
 

@@ -386,3 +386,24 @@ def test_reorg_rechecks_only_the_accounts_it_touched(
     # CAROL's nonce moved on the new branch: her old pending tx was re-checked and dropped
     assert carol_pending.txid not in a.mempool
     assert a.tx_status(carol_pending.txid)["status"] == "dropped"
+
+
+def test_a_pending_tx_the_winning_branch_mined_is_confirmed_not_dropped(
+    factory: LedgerFactory, params: ChainParams
+) -> None:
+    a = factory.open(params)
+    b = factory.open(params)
+    a1 = mine(a, T + 5)  # A's own branch, which loses
+    tx = transfer(ALICE, DAVE, 1_000, nonce=0)
+    a.submit_tx(tx, now=T + 5)  # pending on A ...
+    b.submit_tx(tx, now=T)
+    b1 = mine(b, T + 5, MINER_B)  # ... and mined on B's heavier branch
+    b2 = mine(b, T + 10, MINER_B)
+    told: list[bytes] = []
+    a.on_dropped = lambda txid, exc: told.append(txid)
+    a.submit_block(b1, now=T + 20, mono=MONO)
+    outcome, update = a.submit_block(b2, now=T + 20, mono=MONO)
+    assert outcome == "connected" and [x.hash for x in update.disconnected] == [a1.hash]
+    assert tx.txid not in a.mempool
+    assert a.tx_status(tx.txid)["status"] == "confirmed"
+    assert tx.txid not in a.dropped and told == []  # never told dropped (nonce_too_low)
