@@ -68,6 +68,19 @@ class Scraper(threading.Thread):
         self.join()
 
 
+def funded_node_dir(root: Path, keys: list[KeyPair], chain_id: str) -> Path:
+    """A dev node's data dir under ``root``: every key funded, the RPC on a
+    free port (bench_push.py starts its node the same way)."""
+    genesis = write_genesis(
+        root / "genesis.json", dev_genesis({k.address: 10**12 for k in keys}, chain_id=chain_id)
+    )
+    datadir = root / "node"
+    init_datadir(datadir, genesis)
+    cfg = datadir / "config.toml"
+    cfg.write_text(cfg.read_text().replace("port = 8647", f"port = {free_port()}"))
+    return datadir
+
+
 def latencies(conn: RawRpc, calls: int) -> list[float]:
     body = request_body("node.info", {})
     out = []
@@ -129,13 +142,7 @@ def main() -> int:
     out: dict[str, Any] = {"args": vars(a)}
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
         root = Path(tmp)
-        genesis = write_genesis(
-            root / "genesis.json", dev_genesis({k.address: 10**12 for k in keys}, chain_id=CHAIN)
-        )
-        datadir = root / "node"
-        init_datadir(datadir, genesis)
-        cfg = datadir / "config.toml"
-        cfg.write_text(cfg.read_text().replace("port = 8647", f"port = {free_port()}"))
+        datadir = funded_node_dir(root, keys, CHAIN)
         with ProcessNode(datadir) as node:
             node.start("--metrics")
             url = json.loads((datadir / "node.json").read_text())["metrics"]

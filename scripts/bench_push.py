@@ -42,14 +42,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_metrics import Scraper
+from bench_metrics import Scraper, funded_node_dir
 from benchkit.guard import percentile, progress
 from benchkit.rpc import RawRpc, request_body
 
 from powernode.client import Endpoint, build_transfer
 from powernode.core.crypto import KeyPair
-from powernode.devnet.datadir import free_port, init_datadir, write_genesis
-from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.process import ProcessNode
 from powernode.ws_client import OP_TEXT, WsClient, WsClosed, encode_frame
 
@@ -219,13 +217,7 @@ def main() -> int:
     out: dict[str, Any] = {"args": vars(a)}
     with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
         root = Path(tmp)
-        genesis = write_genesis(
-            root / "genesis.json", dev_genesis({k.address: 10**12 for k in keys}, chain_id=CHAIN)
-        )
-        datadir = root / "node"
-        init_datadir(datadir, genesis)
-        cfg = datadir / "config.toml"
-        cfg.write_text(cfg.read_text().replace("port = 8647", f"port = {free_port()}"))
+        datadir = funded_node_dir(root, keys, CHAIN)
         with ProcessNode(datadir) as node:
             node.start("--metrics")
             metrics_url = json.loads((datadir / "node.json").read_text())["metrics"]
