@@ -76,6 +76,7 @@ from powernode.node.rpc_methods import (
     submit_methods,
 )
 from powernode.node.rpc_ops import OPS_SPECS, ops_methods
+from powernode.node.rpc_spec import MethodSpec
 from powernode.node.rpc_ws import PUSH_SPECS, PushHub, http_methods
 from powernode.node.runtime import freeze_loaded_objects, tune_gc
 from powernode.node.verify import Verifier
@@ -346,19 +347,7 @@ class Node:
             max_response_bytes=cfg.rpc.max_response_bytes,
             max_depth=cfg.rpc.max_depth,
             max_values=cfg.rpc.max_values,
-            specs=_join(
-                NODE_SPECS,
-                LOG_SPECS,
-                CHAIN_SPECS,
-                SUBMIT_SPECS,
-                PEER_SPECS,
-                MARKET_SPECS,
-                CERT_SPECS,
-                CONTRACT_SPECS,
-                EXPLORER_SPECS,
-                OPS_SPECS,
-                PUSH_SPECS,
-            ),
+            specs=method_specs(),
             version=VERSION,
             on_call=self.metrics.rpc_call,
             health=self._health,
@@ -699,6 +688,24 @@ def _signature_error(tx: Transaction) -> PowernodeError:
     except PowernodeError as exc:
         return exc
     return BadSignature("signature does not verify")  # the worker and this thread disagree
+
+
+def method_specs() -> dict[str, MethodSpec]:
+    """Every RPC method's declaration, as the node serves them (the
+    WebSocket's own ``subscribe``/``unsubscribe`` included)."""
+    return _join(
+        NODE_SPECS,
+        LOG_SPECS,
+        CHAIN_SPECS,
+        SUBMIT_SPECS,
+        PEER_SPECS,
+        MARKET_SPECS,
+        CERT_SPECS,
+        CONTRACT_SPECS,
+        EXPLORER_SPECS,
+        OPS_SPECS,
+        PUSH_SPECS,
+    )
 
 
 def _join(*tables: Mapping[str, M]) -> dict[str, M]:

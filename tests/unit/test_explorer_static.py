@@ -14,14 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from powernode.node.rpc_certs import CERT_SPECS
-from powernode.node.rpc_contracts import CONTRACT_SPECS
-from powernode.node.rpc_explorer import EXPLORER_SPECS
-from powernode.node.rpc_market import MARKET_SPECS
-from powernode.node.rpc_methods import CHAIN_SPECS, LOG_SPECS, NODE_SPECS, PEER_SPECS, SUBMIT_SPECS
-from powernode.node.rpc_ops import OPS_SPECS
-from powernode.node.rpc_spec import MethodSpec
-from powernode.node.rpc_ws import PUSH_SPECS
+from powernode.node.node import method_specs
 
 STATIC = Path(__file__).resolve().parents[2] / "powernode" / "explorer" / "static"
 INDEX = STATIC / "index.html"
@@ -170,27 +163,10 @@ def test_app_knows_every_route_and_table_of_the_contract() -> None:
     assert '"depth"' in charts and '"trades"' in charts
 
 
-def node_methods() -> dict[str, MethodSpec]:
-    tables = (
-        NODE_SPECS,
-        LOG_SPECS,
-        CHAIN_SPECS,
-        SUBMIT_SPECS,
-        PEER_SPECS,
-        MARKET_SPECS,
-        CERT_SPECS,
-        CONTRACT_SPECS,
-        EXPLORER_SPECS,
-        OPS_SPECS,
-        PUSH_SPECS,
-    )
-    return {name: spec for table in tables for name, spec in table.items()}
-
-
 def test_the_page_calls_only_public_methods() -> None:
     """The page sends no auth: a method that is not public would answer
     `unauthorized` (and the page must never write)."""
-    specs = node_methods()
+    specs = method_specs()
     source = "\n".join(p.read_text() for p in STATIC.glob("*.js"))
     called = set(re.findall(r'(?:method: |call\()"([a-z_]+\.[a-z_.]+|search|subscribe)"', source))
     assert {"node.info", "chain.blocks", "cert.proof", "search", "subscribe"} <= called
