@@ -2,11 +2,13 @@
 
 Synchronous and single-threaded: the node calls it from its event loop. The
 in-memory state always equals the state at ``tip`` and the store's tip; both
-move together, one block at a time, each move one store transaction.
+move together, one block at a time, each move one store transaction (or,
+inside ``batch()``, a savepoint of the batch's one transaction).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -165,6 +167,13 @@ class Chain:
         self.store.reset_to_genesis(
             self.genesis, genesis_result(self.params).diff, HAVE_DATA | CONNECTED_ONCE
         )
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Submit many blocks in one store transaction (a run while syncing:
+        one commit instead of two per block). Until it ends, the in-memory
+        tip is ahead of what a crash would leave; the caller does not let
+        anything else run (no await) inside it."""
+        return self.store.batch()
 
     # --- queries ------------------------------------------------------------
 

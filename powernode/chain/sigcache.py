@@ -34,6 +34,17 @@ class SigCache:
         if len(ids) > self.max_entries:
             del ids[next(iter(ids))]
 
+    def missing(self, txs: Sequence[Transaction]) -> list[Transaction]:
+        """The txs whose signature is not known good yet."""
+        ids = self._ids
+        return [tx for tx in txs if tx.txid not in ids]
+
+    def add_checked(self, txs: Sequence[Transaction], bad: set[int]) -> None:
+        """Remember ``txs`` as checked, but those at the ``bad`` indexes."""
+        for i, tx in enumerate(txs):
+            if i not in bad:
+                self.add(tx.txid)
+
     def clear(self) -> None:
         self._ids.clear()
 

@@ -10,7 +10,8 @@ which then simply are not there (the store stays consistent).
 Every write goes through ``BlockStore._transaction()``; the connection is in
 autocommit mode (``isolation_level=None``), so sqlite3 never opens or commits
 a transaction behind the store's back, and nothing the store writes is ever
-committed half-way.
+committed half-way. ``batch()`` wraps many write calls (a run of blocks
+connected while syncing) in one transaction, each call a savepoint in it.
 
 Every SQLite error the store meets (a full disk, a read-only mount, a damaged
 page) is raised as a typed ``StorageError`` naming the file and the fix
@@ -121,6 +122,9 @@ class BlockStore:
         self.fault: StorageError | None = None
         self._db: sqlite3.Connection | None = None
         self._json_each = False
+        # Inside ``batch()``: each write method's transaction is a savepoint
+        # of the batch's one transaction.
+        self._batched = False
 
     def open(self, *, check: bool = False) -> None:
         """Open the store, creating it if missing; with ``check``, run
@@ -307,6 +311,10 @@ class BlockStore:
         write method can never commit part of another's work. IMMEDIATE takes
         the write lock at BEGIN, so a busy database fails there, before any
         statement ran."""
+        if self._batched:
+            with self._savepoint() as db:
+                yield db
+            return
         with self._io():
             db = self.db
             if db.in_transaction:
@@ -323,6 +331,53 @@ class BlockStore:
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
                 raise
+
+    @contextlib.contextmanager
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        """A write method's transaction inside ``batch()``: all of its writes
+        or none of them, committed with the batch."""
+        with self._io():
+            db = self.db
+            db.execute("SAVEPOINT write")
+            try:
+                yield db
+                db.execute("RELEASE write")
+            except BaseException:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK TO write")
+                        db.execute("RELEASE write")
+                raise
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many write calls in one transaction (a run of blocks connected
+        while syncing): each call stays all or nothing (a savepoint), and
+        the batch commits once, at its end, so a ``kill -9`` during it
+        leaves the store as it was before the batch. It commits what the
+        calls completed also when an exception ends it early (the caller's
+        memory already moved with each completed call), unless the store
+        met a fault: then nothing of the batch is written."""
+        if self._batched:
+            raise RuntimeError("store batches do not nest")
+        with self._io():
+            db = self.db
+            if db.in_transaction:
+                raise RuntimeError("store transactions do not nest")
+            db.execute("BEGIN IMMEDIATE")
+            self._batched = True
+            try:
+                yield
+            except BaseException:
+                self._batched = False
+                if self.fault is None:
+                    db.execute("COMMIT")
+                elif db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
+            self._batched = False
+            db.execute("COMMIT")
 
     def close(self) -> None:
         if self._db is not None:

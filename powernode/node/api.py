@@ -53,6 +53,13 @@ class NodeApi(Protocol):
         error for an invalid block."""
         ...
 
+    async def check_signatures(self, txs: Sequence[Transaction]) -> None:
+        """Check ahead the signatures of a block's txs not in the signature
+        cache (in the verify workers, off the event loop) and cache the good
+        ones, so its connect finds them warm. A bad one is left for the
+        connect to find: the block is refused there, as always."""
+        ...
+
     async def submit_and_relay(
         self, txs: Sequence[Transaction | PowernodeError], *, source: int | None = None
     ) -> list[TxResult]:

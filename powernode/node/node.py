@@ -164,6 +164,12 @@ class Node:
     def decode_tx(self, raw: bytes) -> Transaction:
         return self.ledger.decoder.decode(raw)
 
+    async def check_signatures(self, txs: Sequence[Transaction]) -> None:
+        cache = self.ledger.sigcache
+        todo = cache.missing(txs)
+        if todo:
+            cache.add_checked(todo, await self.verifier.bad_indexes(todo))
+
     # --- lifecycle ----------------------------------------------------------
 
     async def start(self) -> None:

@@ -142,7 +142,13 @@ class P2P:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.listen = ""
-        self._sync = Sync(node, self.peers, max_blocks_in_flight=config.max_blocks_in_flight)
+        self._sync = Sync(
+            node,
+            self.peers,
+            max_blocks_in_flight=config.max_blocks_in_flight,
+            spawn=self._spawn,
+            punish=self._punish,
+        )
         self._gossip = Gossip(
             node,
             self.peers,
@@ -183,6 +189,7 @@ class P2P:
 
     async def stop(self) -> None:
         self._gossip.close()
+        self._sync.close()
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()

@@ -333,7 +333,9 @@ class Gossip:
         except PowernodeError as exc:
             raise ProtocolError(f"block: {exc.code}: {exc.message}", code=exc.code) from exc
         peer.known_blocks.add(block.hash)
-        peer.in_flight.pop(block.hash, None)
+        # While syncing, a block we asked for connects later, in a run.
+        if peer.in_flight.pop(block.hash, None) is not None and self.sync.take_block(peer, block):
+            return
         try:
             outcome, _ = self.node.accept_block(block, source=peer.key)
         except TimeTooNew as exc:
