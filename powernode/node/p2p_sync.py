@@ -246,6 +246,7 @@ class Sync:
             return False
         if not self._queue and block.height >= self.target_height:
             return False
+        self._log_progress()  # sync.started counts from the height before the run
         checked = asyncio.ensure_future(self.node.check_signatures(block.txs))
         self._queue.append(_Queued(peer, block, checked))
         self._queued.add(block.hash)
