@@ -39,6 +39,7 @@ from powernode.core.errors import (
     UnconnectingHeaders,
     proves_misbehaviour,
 )
+from powernode.core.tx import Transaction
 from powernode.logkit import emit
 from powernode.node.api import NodeApi, Spawn
 from powernode.node.peer import Peer, now_ms
@@ -58,6 +59,10 @@ MAX_UNCONNECTING = 10
 # short enough that RPC and peers wait at most about this long.
 RUN_BLOCKS = 64
 RUN_MS = 250
+# The blocks received in one turn of the event loop are checked together (one
+# request to the workers, split over them), up to about this many txs a
+# request: a block's connect waits for its whole request.
+CHECK_TXS = 2048
 
 Punish = Callable[[Peer, ProtocolError], None]
 
@@ -69,7 +74,9 @@ class _Queued:
 
     peer: Peer
     block: Block
-    checked: asyncio.Task[None]
+    # The check of its signatures (shared by the blocks checked together);
+    # None until it starts.
+    checked: asyncio.Future[None] | None = None
 
 
 def _queue(peer: Peer, hashes: list[bytes]) -> None:
@@ -101,6 +108,7 @@ class Sync:
         self._queued: set[bytes] = set()
         self._queued_from: dict[int, int] = {}  # peer id -> blocks in the queue
         self._connecting = False  # the task connecting the queue is running
+        self._unchecked: list[_Queued] = []  # queued, their check not started yet
         # Runs committed, and the blocks in them (tests and benchmarks read them).
         self.runs = 0
         self.run_blocks = 0
@@ -247,8 +255,11 @@ class Sync:
         if not self._queue and block.height >= self.target_height:
             return False
         self._log_progress()  # sync.started counts from the height before the run
-        checked = asyncio.ensure_future(self.node.check_signatures(block.txs))
-        self._queue.append(_Queued(peer, block, checked))
+        item = _Queued(peer, block)
+        self._queue.append(item)
+        if not self._unchecked:
+            asyncio.get_running_loop().call_soon(self._start_checks)
+        self._unchecked.append(item)
         self._queued.add(block.hash)
         self._queued_from[peer.id] = self._queued_from.get(peer.id, 0) + 1
         peer.height = max(peer.height, block.height)
@@ -257,15 +268,34 @@ class Sync:
             self._spawn(self._connect_queue(), "sync-connect")
         return True
 
+    def _start_checks(self) -> None:
+        """Start the checks of the blocks queued since the last call, a
+        request per ``CHECK_TXS`` txs or so."""
+        items, self._unchecked = self._unchecked, []
+        group: list[_Queued] = []
+        txs: list[Transaction] = []
+        for item in items:
+            group.append(item)
+            txs.extend(item.block.txs)
+            if len(txs) >= CHECK_TXS or item is items[-1]:
+                checked = asyncio.ensure_future(self.node.check_signatures(txs))
+                for g in group:
+                    g.checked = checked
+                group, txs = [], []
+
     async def _connect_queue(self) -> None:
         queue = self._queue
         ok = False
         try:
             while queue:
+                checked = queue[0].checked
+                if checked is None:
+                    self._start_checks()
+                    checked = queue[0].checked
                 # A failed check (a verifier fault) is not the block's: its
                 # connect checks the signatures again and decides.
                 with contextlib.suppress(Exception):
-                    await queue[0].checked
+                    await checked  # type: ignore[misc]
                 if queue:
                     self._connect_run()
             ok = True
@@ -287,7 +317,8 @@ class Sync:
         with self.chain.batch():
             while queue and len(done) < RUN_BLOCKS:
                 item = queue[0]
-                if done and (not item.checked.done() or time.perf_counter() > limit):
+                checked = item.checked
+                if done and (checked is None or not checked.done() or time.perf_counter() > limit):
                     break
                 queue.popleft()
                 self._dequeued(item)
@@ -299,7 +330,6 @@ class Sync:
         emit(
             log,
             "sync.run",
-            logging.DEBUG,
             height=self.chain.height,
             blocks=len(done),
             ms=(time.perf_counter() - started) * 1000,
@@ -340,8 +370,10 @@ class Sync:
     def close(self) -> None:
         """Forget the queue (the node stops): its checks are cancelled."""
         for item in self._queue:
-            item.checked.cancel()
+            if item.checked is not None:
+                item.checked.cancel()
         self._queue.clear()
+        self._unchecked.clear()
         self._queued.clear()
         self._queued_from.clear()
 

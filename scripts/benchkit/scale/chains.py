@@ -12,16 +12,20 @@ into memory.
 The late joiner: a node on the ``sync_blocks`` copy (P2P on) and a fresh
 node with it as its only peer; blocks/s and tx/s from the joiner's first
 RPC answer to the other's tip, and over each half of the chain (a rate
-that falls in the second half grows with the chain).
+that falls in the second half grows with the chain). Also the joiner's CPU
+per block over the sync, its main process and its signature workers apart:
+on a busy machine the rates follow the load, the CPU per block much less.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+from benchkit.cpu import child_pids
 from benchkit.guard import progress
 from benchkit.node.txs import key_for
 from benchkit.scale.common import (
@@ -110,6 +114,24 @@ def db_bytes_per_tx(built: dict[str, Any], heights: list[int]) -> dict[str, Any]
             "bytes_per_tx": (hi["bytes"] - lo["bytes"]) / txs if txs else 0.0}  # fmt: skip
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) ``pid`` has used; 0 once it is gone."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = data[data.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK
+
+
+_CLK = os.sysconf("SC_CLK_TCK")
+
+
+def _joiner_cpu(pid: int) -> tuple[float, float]:
+    """(main process, signature workers) CPU seconds so far."""
+    return _cpu_s(pid), sum(_cpu_s(c) for c in child_pids(pid))
+
+
 def sync(workdir: Path, built: dict[str, Any], blocks: int, timeout: float) -> dict[str, Any]:
     src_dir = node_datadir(
         workdir / "sync-source", built["genesis"], built["copies"][blocks]["path"], p2p=True
@@ -122,6 +144,7 @@ def sync(workdir: Path, built: dict[str, Any], blocks: int, timeout: float) -> d
         with ProcessNode(joiner_dir, name="sync-joiner") as joiner:
             joiner.start(timeout=120)
             t0 = time.monotonic()
+            cpu0 = _joiner_cpu(joiner.pid)
             marks: dict[str, float] = {}
             last = [t0]
 
@@ -138,6 +161,7 @@ def sync(workdir: Path, built: dict[str, Any], blocks: int, timeout: float) -> d
                 at_tip, timeout=timeout, interval=0.05, what="the joiner at the source's tip"
             )
             t_end = time.monotonic()
+            cpu1 = _joiner_cpu(joiner.pid)
     txs = blocks * built["txs_per_block"]
     secs = t_end - t0
     half = marks.get("half", t_end)
@@ -149,10 +173,15 @@ def sync(workdir: Path, built: dict[str, Any], blocks: int, timeout: float) -> d
         "tx_per_s": txs / secs,
         "first_half_blocks_per_s": (blocks // 2) / max(half - t0, 1e-3),
         "second_half_blocks_per_s": (blocks - blocks // 2) / max(t_end - half, 1e-3),
+        "main_cpu_ms_per_block": (cpu1[0] - cpu0[0]) * 1000 / blocks,
+        "workers_cpu_ms_per_block": (cpu1[1] - cpu0[1]) * 1000 / blocks,
+        "load_average": os.getloadavg()[0],
     }
     progress(
         f"sync: {blocks:,} blocks in {secs:.1f} s: {out['blocks_per_s']:,.0f} blocks/s, "
         f"{out['tx_per_s']:,.0f} tx/s (halves {out['first_half_blocks_per_s']:,.0f} / "
-        f"{out['second_half_blocks_per_s']:,.0f} blocks/s)"
+        f"{out['second_half_blocks_per_s']:,.0f} blocks/s); joiner CPU per block: "
+        f"{out['main_cpu_ms_per_block']:.2f} ms main, {out['workers_cpu_ms_per_block']:.2f} ms "
+        f"workers (load average {out['load_average']:.1f})"
     )
     return out
