@@ -109,6 +109,9 @@ class Sync:
         self._queued_from: dict[int, int] = {}  # peer id -> blocks in the queue
         self._connecting = False  # the task connecting the queue is running
         self._unchecked: list[_Queued] = []  # queued, their check not started yet
+        # Peers a queued block of proved misbehaving: the rest of what they
+        # sent is dropped unconnected, and they are punished once.
+        self._blamed: set[int] = set()
         # Runs committed, and the blocks in them (tests and benchmarks read them).
         self.runs = 0
         self.run_blocks = 0
@@ -157,6 +160,8 @@ class Sync:
 
     def peer_gone(self, peer: Peer) -> None:
         self._asked_headers.pop(peer.id, None)
+        if peer.id not in self._queued_from:
+            self._blamed.discard(peer.id)
         orphaned = [h for h in [*peer.in_flight, *peer.to_fetch] if not self._have(h)]
         if not orphaned:
             return
@@ -322,6 +327,8 @@ class Sync:
                     break
                 queue.popleft()
                 self._dequeued(item)
+                if item.peer.id in self._blamed:
+                    continue
                 outcome = self._submit(item.peer, item.block)
                 if outcome:
                     done.append((item.peer, item.block, outcome))
@@ -348,6 +355,8 @@ class Sync:
             self._queued_from[item.peer.id] = n
         else:
             self._queued_from.pop(item.peer.id, None)
+            if item.peer.id not in self.peers:
+                self._blamed.discard(item.peer.id)
 
     def _submit(self, peer: Peer, block: Block) -> str:
         """Submit a queued block as gossip submits one it receives: the
@@ -359,8 +368,11 @@ class Sync:
             emit(log, "block.early", peer=peer.key, hash=block.hash, reason=exc.code)
             return ""
         except InvalidBlock as exc:
-            if proves_misbehaviour(exc) and self._punish is not None and peer.id in self.peers:
-                self._punish(peer, ProtocolError(f"invalid block: {exc.message}", code=exc.code))
+            if proves_misbehaviour(exc) and self._punish is not None:
+                self._blamed.add(peer.id)
+                if peer.id in self.peers:
+                    why = ProtocolError(f"invalid block: {exc.message}", code=exc.code)
+                    self._punish(peer, why)
             return ""
         entry = self.chain.index.get(block.hash)
         if entry is not None:
@@ -376,6 +388,7 @@ class Sync:
         self._unchecked.clear()
         self._queued.clear()
         self._queued_from.clear()
+        self._blamed.clear()
 
     # --- periodic -----------------------------------------------------------
 
