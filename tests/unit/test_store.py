@@ -5,6 +5,7 @@ transaction."""
 from __future__ import annotations
 
 import functools
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -284,8 +285,92 @@ def test_transactions_do_not_nest(factory: LedgerFactory, params: ChainParams) -
     assert dump(store) == before
 
 
+def test_a_batch_is_one_commit_and_a_crash_inside_it_leaves_the_last_one(
+    factory: LedgerFactory, params: ChainParams, tmp_path: Path
+) -> None:
+    """Blocks submitted inside ``Chain.batch()`` are committed together at
+    its end: a copy of the files taken mid-batch (what a kill -9 leaves)
+    opens at the tip before the batch, consistent; after it, at its last
+    block, with one COMMIT for the whole run."""
+    a = factory.open(params)
+    store = a.chain.store
+    b1 = mine(a, T)
+    committed = dump(store)
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    with a.chain.batch():
+        for n in range(3):
+            a.submit_tx(transfer(ALICE, BOB, 1_000 + n, nonce=n), now=T + n)
+            mine(a, T + 1 + n)
+        assert a.chain.height == 4  # memory runs ahead of the store
+        mid = tmp_path / "killed.db"
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{store.path}{suffix}").exists():
+                shutil.copyfile(f"{store.path}{suffix}", f"{mid}{suffix}")
+        reader = sqlite3.connect(store.path)
+        assert reader.execute("SELECT value FROM meta WHERE key='tip'").fetchone() == (b1.hash,)
+        reader.close()
+    store.db.set_trace_callback(None)
+    assert [q for q in statements if q in ("BEGIN IMMEDIATE", "COMMIT")] == [
+        "BEGIN IMMEDIATE",
+        "COMMIT",
+    ]
+    assert store.get_meta("tip") == a.chain.tip.hash
+    killed = factory.open(params, mid)
+    assert killed.chain.tip.hash == b1.hash
+    assert dump(killed.chain.store) == committed
+    assert killed.chain.state.data == replay(factory, params, [b1], T).chain.state.data
+    # And the batch's blocks are there after a restart, as one-at-a-time left them.
+    path = store.path
+    tip, state = a.chain.tip.hash, dict(a.chain.state.data)
+    factory.close_all()
+    again = factory.open(params, path)
+    assert again.chain.tip.hash == tip and again.chain.state.data == state
+
+
+def test_a_failure_inside_a_batch_keeps_the_calls_that_completed(
+    factory: LedgerFactory, params: ChainParams
+) -> None:
+    """A write call that fails inside a batch is undone alone (its
+    savepoint); the batch still commits the blocks connected before it, as
+    the chain in memory holds them, and the error reaches the caller."""
+    a = factory.open(params)
+    store = a.chain.store
+    with pytest.raises(sqlite3.IntegrityError, match="injected failure"), a.chain.batch():
+        b1 = mine(a, T)
+        a.submit_tx(transfer(ALICE, BOB, 1_000, nonce=0), now=T + 1)
+        fail_on_insert(store, "meta", "NEW.key = 'tip'")
+        mine(a, T + 1)
+    store.db.execute("DROP TRIGGER temp.fail_meta")
+    assert not store.db.in_transaction
+    assert store.get_meta("tip") == b1.hash == a.chain.tip.hash
+    assert store.main_chain() == [a.chain.genesis.hash, b1.hash]
+    path = store.path
+    state = dict(a.chain.state.data)
+    factory.close_all()
+    again = factory.open(params, path)
+    # The failed block was stored in its own savepoint and connects now.
+    assert again.chain.height == 2
+    assert again.chain.store.main_chain()[1] == b1.hash
+    assert state == replay(factory, params, [b1], T).chain.state.data
+
+
+def test_batches_do_not_nest(factory: LedgerFactory, params: ChainParams) -> None:
+    store = factory.open(params).chain.store
+    before = dump(store)
+    with pytest.raises(RuntimeError, match="do not nest"), store.batch():
+        store.set_meta("outer", b"\x01")
+        with store.batch():
+            pass
+    assert not store.db.in_transaction
+    # The outer batch's completed call is kept (no fault): memory may hold it.
+    assert store.get_meta("outer") == b"\x01"
+    assert dump(store) != before
+
+
 # Every public method of BlockStore, by whether it writes.
 WRITERS = {
+    "batch",
     "open",
     "set_meta",
     "put_block",
@@ -341,7 +426,10 @@ def test_no_write_outside_a_transaction(
             result = method(self, *args, **kw)
             called.append(name)
             store_conns.append(id(self.db))
-            assert not self.db.in_transaction, f"{name} returned inside a transaction"
+            # Inside a batch the batch's one transaction stays open.
+            assert self._batched or not self.db.in_transaction, (
+                f"{name} returned inside a transaction"
+            )
             return result
 
         return wrapper
@@ -376,7 +464,11 @@ def test_no_write_outside_a_transaction(
     plain.chain.reset_for_reindex()  # a reindex: the next load re-applies
     factory.close_all()
     # The invalid branch (more work) is checked again and fails again.
-    assert factory.open(params, path).chain.tip.hash == a2.hash
+    final = factory.open(params, path)
+    assert final.chain.tip.hash == a2.hash
+    with final.chain.batch():  # a run of blocks in one transaction (sync)
+        mine(final, T + 6)
+        mine(final, T + 7)
 
     assert set(called) == WRITERS
     assert len(set(store_conns)) == 5
@@ -390,6 +482,8 @@ def test_no_write_outside_a_transaction(
             if sql == "BEGIN IMMEDIATE":
                 assert not open_tx
                 open_tx = True
+            elif verb in ("SAVEPOINT", "RELEASE") or sql.startswith("ROLLBACK TO"):
+                assert open_tx, f"savepoint outside a transaction: {sql[:80]}"
             elif verb in ("COMMIT", "ROLLBACK"):
                 assert open_tx
                 open_tx = False
