@@ -1,0 +1,147 @@
+"""A late joiner's sync: signatures checked ahead, blocks connected in runs.
+
+In-process nodes on loopback. The joiner must reach the same state as the
+node it syncs from, with every signature found in the cache when its block
+connects (checked ahead, in the verify workers) and blocks committed several
+to a run; a block with a bad signature met in a run is refused with the code
+it gets anywhere else, and its peer banned.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from powernode.chain.ledger import Ledger
+from powernode.chain.store import BlockStore
+from powernode.client import build_transfer
+from powernode.core.block import Block, make_block
+from powernode.core.crypto import ZERO_ADDRESS, KeyPair
+from powernode.core.tx import Transaction
+from powernode.devnet.devchain import solve
+from powernode.protocol.messages import Headers
+from powernode.state.genesis import parse_genesis_json
+from tests.harness.network import Network, async_wait_until, sync_all
+from tests.harness.p2pnet import events
+from tests.integration.test_p2p_hostile import (
+    Net,
+    assert_banned,
+    assert_still_serves,
+    ready,
+    tampered,
+)
+from tests.integration.test_p2p_hostile import (
+    net as net,  # the fixture: a node with an honest peer
+)
+
+CHAIN = "powernode-test"
+
+
+@pytest.fixture
+async def network(tmp_path: Path) -> AsyncIterator[Network]:
+    nodes = Network(tmp_path, [KeyPair.generate() for _ in range(4)])
+    try:
+        yield nodes
+    finally:
+        await nodes.stop()
+
+
+async def test_late_joiner_checks_signatures_ahead_and_connects_in_runs(
+    network: Network, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="powernode")
+    (first,) = await network.start(1)
+    users = network.users
+    txs = 0
+    for n in range(30):
+        batch = [
+            build_transfer(u, chain_id=CHAIN, nonce=n, to=users[0].address, amount=1)
+            for u in users[1:]
+        ]
+        results = await first.submit_and_relay(batch)
+        assert all(err is None for _, err in results)
+        txs += len(batch)
+        await first.mine_now(1)
+    await first.mine_now(300)
+    late = await network.add_node(connect_to=[first])
+    await sync_all([first, late], timeout=120)
+    assert late.ledger.chain.tip.hash == first.ledger.chain.tip.hash
+    assert late.ledger.chain.state.data == first.ledger.chain.state.data
+    # Every signature was checked ahead: none was left for its block's connect.
+    cache = late.ledger.sigcache
+    assert cache.misses == 0 and cache.hits == txs
+    runs = events(caplog, "sync.run")
+    sizes = [r.fields["blocks"] for r in runs]  # type: ignore[attr-defined]
+    assert runs and max(sizes) > 1, sizes
+    assert sum(sizes) <= 330
+    # Once caught up, a new block connects at once, not in a run.
+    before = len(events(caplog, "sync.run"))
+    await first.mine_now(1)
+    await sync_all([first, late])
+    assert late.ledger.chain.height == 331
+    assert len(events(caplog, "sync.run")) == before
+
+
+def _unchecked_ledger(genesis: Path, path: Path) -> tuple[Ledger, BlockStore]:
+    """A ledger that takes any signature: it builds a chain holding a forged one."""
+    store = BlockStore(path)
+    store.open()
+
+    def accept_any(txs: object) -> None:
+        return None
+
+    ledger = Ledger(
+        params=parse_genesis_json(genesis.read_bytes()), store=store, verify_batch=accept_any
+    )
+    ledger.load()
+    return ledger, store
+
+
+def _mine(ledger: Ledger, txs: list[Transaction]) -> Block:
+    now = int(time.time())
+    for tx in txs:
+        ledger.submit_tx(tx, now=now)
+    tmpl = ledger.template(ZERO_ADDRESS, now=now)
+    block = make_block(solve(tmpl.header), tmpl.txs)
+    outcome, _ = ledger.submit_block(block, now=now, mono=time.monotonic())
+    assert outcome == "connected"
+    return block
+
+
+async def test_a_bad_signature_met_in_a_run_bans_its_peer(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A peer offers a 30-block chain whose block 10 carries a forged
+    signature (everything else valid, and blocks built on it): the node
+    connects blocks 1 to 9, refuses block 10 as ``bad_signature``, bans the
+    peer, connects nothing it sent after, and goes on serving."""
+    chain_id = net.node.ledger.params.chain_id
+    ledger, store = _unchecked_ledger(net.genesis, net.tmp / "forger.db")
+    try:
+        blocks = []
+        for n in range(30):
+            tx = build_transfer(net.user, chain_id=chain_id, nonce=n, to=os.urandom(20), amount=5)
+            blocks.append(_mine(ledger, [tampered(tx) if n == 9 else tx]))
+    finally:
+        store.close()
+    bad = blocks[9]
+    async with net.hostile() as peer:
+        peer.blocks = {b.hash: b.raw for b in blocks}
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send(Headers([b.header.encode() for b in blocks]))
+        await assert_banned(net, caplog, peer, "bad_signature")
+    (invalid,) = events(caplog, "block.invalid", hash=bad.hash)
+    assert invalid.fields["reason"] == "bad_signature"  # type: ignore[attr-defined]
+    chain = net.node.ledger.chain
+    await async_wait_until(lambda: chain.height >= 9, what="the blocks before the bad one")
+    assert chain.height == 9 and chain.tip.hash == blocks[8].hash
+    after = [e for b in blocks[9:] if (e := chain.index.get(b.hash)) is not None]
+    assert not any(chain.in_active(e) for e in after)
+    assert events(caplog, "sync.run")
+    await assert_still_serves(net)
