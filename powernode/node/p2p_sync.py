@@ -268,6 +268,8 @@ class Sync:
         self._queued.add(block.hash)
         self._queued_from[peer.id] = self._queued_from.get(peer.id, 0) + 1
         peer.height = max(peer.height, block.height)
+        # Keep the download going while the queue connects.
+        self.request_more(peer)
         if not self._connecting:
             self._connecting = True
             self._spawn(self._connect_queue(), "sync-connect")
