@@ -115,6 +115,7 @@ class Sync:
         # Runs committed, and the blocks in them (tests and benchmarks read them).
         self.runs = 0
         self.run_blocks = 0
+        self.peak_queued = 0  # the most blocks the queue held at once
         self.target_height = 0
         self._last_progress = time.monotonic()
         self._progress_height = 0
@@ -262,6 +263,7 @@ class Sync:
         self._log_progress()  # sync.started counts from the height before the run
         item = _Queued(peer, block)
         self._queue.append(item)
+        self.peak_queued = max(self.peak_queued, len(self._queue))
         if not self._unchecked:
             asyncio.get_running_loop().call_soon(self._start_checks)
         self._unchecked.append(item)

@@ -68,7 +68,7 @@ async def test_late_joiner_checks_signatures_ahead_and_connects_in_runs(
         txs += len(batch)
         await first.mine_now(1)
     await first.mine_now(300)
-    late = await network.add_node(connect_to=[first])
+    late = await network.add_node(connect_to=[first], max_blocks_in_flight=16)
     await sync_all([first, late], timeout=120)
     assert late.ledger.chain.tip.hash == first.ledger.chain.tip.hash
     assert late.ledger.chain.state.data == first.ledger.chain.state.data
@@ -79,6 +79,11 @@ async def test_late_joiner_checks_signatures_ahead_and_connects_in_runs(
     sizes = [r.fields["blocks"] for r in runs]  # type: ignore[attr-defined]
     assert runs and max(sizes) > 1, sizes
     assert sum(sizes) <= 330
+    # Memory stays bounded: at most max_blocks_in_flight asked for and as
+    # many again waiting to connect.
+    sync = late.p2p._sync  # type: ignore[union-attr]
+    assert 1 < sync.peak_queued <= 2 * 16
+    assert sync.runs == len(runs) and sync.run_blocks == sum(sizes)
     # Once caught up, a new block connects at once, not in a run.
     before = len(events(caplog, "sync.run"))
     await first.mine_now(1)
