@@ -106,7 +106,9 @@ def curves(r: dict[str, Any]) -> list[Curve]:
         half = s["blocks"] // 2
         out.append(Curve("sync rate (each half)", "height", "ms/block", (half, s["blocks"]),
                          (1000 / s["first_half_blocks_per_s"], 1000 / s["second_half_blocks_per_s"]),
-                         True, f"{s['blocks_per_s']:,.0f} blocks/s, {s['tx_per_s']:,.0f} tx/s"))  # fmt: skip
+                         True, f"{s['blocks_per_s']:,.0f} blocks/s, {s['tx_per_s']:,.0f} tx/s, "
+                         f"CPU/block {s['main_cpu_ms_per_block']:.2f} ms main + "
+                         f"{s['workers_cpu_ms_per_block']:.2f} workers"))  # fmt: skip
     if "mempool" in r:
         p = r["mempool"]
         n = tuple(x["pending"] for x in p)

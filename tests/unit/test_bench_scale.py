@@ -55,6 +55,7 @@ def test_quick_run_measures_every_row() -> None:
     assert [x["blocks"] for x in r["chain"]["startup"]] == [50, 100, 200]
     assert r["chain"]["db"]["bytes_per_tx"] > 0
     assert r["sync"]["blocks"] == 200 and r["sync"]["txs"] == 400
+    assert r["sync"]["main_cpu_ms_per_block"] > 0 and r["sync"]["workers_cpu_ms_per_block"] >= 0
     assert [x["pending"] for x in r["mempool"]] == [500, 1000, 2000]
     assert [x["resting"] for x in r["market"]] == [500, 1000, 2000]
     assert r["readings"]["db"]["bytes_per_reading"] > 0
