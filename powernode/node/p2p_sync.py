@@ -35,6 +35,7 @@ from powernode.core.errors import (
     InvalidBlock,
     PowernodeError,
     ProtocolError,
+    StorageError,
     TimeTooNew,
     UnconnectingHeaders,
     proves_misbehaviour,
@@ -308,6 +309,10 @@ class Sync:
                 if queue:
                     self._connect_run()
             ok = True
+        except StorageError:
+            # The store failed, not the blocks nor their peers: the node is
+            # stopping on it (Node.fail); the queue is dropped below.
+            pass
         finally:
             self._connecting = False
             if not ok:

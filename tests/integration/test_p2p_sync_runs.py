@@ -26,7 +26,7 @@ from powernode.core.tx import Transaction
 from powernode.devnet.devchain import solve
 from powernode.protocol.messages import Headers
 from powernode.state.genesis import parse_genesis_json
-from tests.harness.network import Network, async_wait_until, sync_all
+from tests.harness.network import Network, async_wait_until, connect, sync_all
 from tests.harness.p2pnet import events
 from tests.integration.test_p2p_hostile import (
     Net,
@@ -150,3 +150,41 @@ async def test_a_bad_signature_met_in_a_run_bans_its_peer(
     assert not any(chain.in_active(e) for e in after)
     assert events(caplog, "sync.run")
     await assert_still_serves(net)
+
+
+async def test_a_storage_fault_inside_a_run_stops_the_node_and_blames_no_one(
+    network: Network, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store fills up in the middle of a sync: the run that meets it is
+    rolled back whole, the node stops on the fault, and no block, peer or
+    task is blamed; the store is left at the end of the last run committed."""
+    caplog.set_level(logging.INFO)
+    (a,) = await network.start(1)
+    await a.mine_now(300)
+    b = await network.add_node()
+    store = b.ledger.chain.store
+    # SQLite's own full disk: room for a few runs, not for the chain.
+    (pages,) = store.db.execute("PRAGMA page_count").fetchone()
+    store.db.execute(f"PRAGMA max_page_count = {pages + 12}")
+    await connect(b, a)
+    await async_wait_until(
+        lambda: b.failure is not None and b.stopping.is_set(), timeout=60, what="b to fail"
+    )
+    assert b.failure is not None and b.failure.code == "disk_full"
+    assert not any(e.failed for e in b.ledger.chain.index.entries.values()), "no block blamed"
+    assert events(caplog, "peer.banned") == [] and events(caplog, "block.invalid") == []
+    assert events(caplog, "p2p.task_failed") == []
+    tracebacks = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.exc_info]
+    assert tracebacks == []
+    # What is committed is the end of a run (or genesis), never part of one.
+    committed = {0} | {r.fields["height"] for r in events(caplog, "sync.run")}  # type: ignore[attr-defined]
+    tip = BlockStore(store.path)
+    tip.open()
+    try:
+        stored = tip.get_meta("tip")
+        assert stored is not None
+        height = b.ledger.chain.index.entries[stored].height
+    finally:
+        tip.close()
+    print(f"stored tip at {height}, runs committed at {sorted(committed)}")
+    assert height in committed and height < 300
