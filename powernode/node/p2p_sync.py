@@ -341,6 +341,8 @@ class Sync:
                 outcome = self._submit(item.peer, item.block)
                 if outcome:
                     done.append((item.peer, item.block, outcome))
+        if not done:
+            return  # only blocks of a peer found lying, dropped
         self.runs += 1
         self.run_blocks += len(done)
         emit(
