@@ -64,6 +64,10 @@ RUN_MS = 250
 # request to the workers, split over them), up to about this many txs a
 # request: a block's connect waits for its whole request.
 CHECK_TXS = 2048
+# At most this many txs checked ahead and not yet connected: their entries
+# must stay in the signature cache (250,000) until their block connects, so
+# with large blocks the later blocks of the queue wait for their check.
+AHEAD_TXS = 100_000
 
 Punish = Callable[[Peer, ProtocolError], None]
 
@@ -109,7 +113,9 @@ class Sync:
         self._queued: set[bytes] = set()
         self._queued_from: dict[int, int] = {}  # peer id -> blocks in the queue
         self._connecting = False  # the task connecting the queue is running
-        self._unchecked: list[_Queued] = []  # queued, their check not started yet
+        self._unchecked: deque[_Queued] = deque()  # queued, their check not started yet
+        self._check_soon = False  # a _start_checks call is scheduled
+        self._ahead = 0  # txs of queued blocks whose check started
         # Peers a queued block of proved misbehaving: the rest of what they
         # sent is dropped unconnected, and they are punished once.
         self._blamed: set[int] = set()
@@ -117,6 +123,7 @@ class Sync:
         self.runs = 0
         self.run_blocks = 0
         self.peak_queued = 0  # the most blocks the queue held at once
+        self.peak_ahead = 0  # the most txs checked ahead at once
         self.target_height = 0
         self._last_progress = time.monotonic()
         self._progress_height = 0
@@ -265,9 +272,10 @@ class Sync:
         item = _Queued(peer, block)
         self._queue.append(item)
         self.peak_queued = max(self.peak_queued, len(self._queue))
-        if not self._unchecked:
-            asyncio.get_running_loop().call_soon(self._start_checks)
         self._unchecked.append(item)
+        if not self._check_soon:
+            self._check_soon = True
+            asyncio.get_running_loop().call_soon(self._start_checks)
         self._queued.add(block.hash)
         self._queued_from[peer.id] = self._queued_from.get(peer.id, 0) + 1
         peer.height = max(peer.height, block.height)
@@ -278,20 +286,26 @@ class Sync:
             self._spawn(self._connect_queue(), "sync-connect")
         return True
 
-    def _start_checks(self) -> None:
-        """Start the checks of the blocks queued since the last call, a
-        request per ``CHECK_TXS`` txs or so."""
-        items, self._unchecked = self._unchecked, []
-        group: list[_Queued] = []
-        txs: list[Transaction] = []
-        for item in items:
-            group.append(item)
-            txs.extend(item.block.txs)
-            if len(txs) >= CHECK_TXS or item is items[-1]:
-                checked = asyncio.ensure_future(self.node.check_signatures(txs))
-                for g in group:
-                    g.checked = checked
-                group, txs = [], []
+    def _start_checks(self, *, force: bool = False) -> None:
+        """Start the checks of the queued blocks not checked yet, a request
+        per ``CHECK_TXS`` txs or so, while fewer than ``AHEAD_TXS`` txs are
+        checked ahead (with ``force``, at least one request: the queue's
+        head waits for it)."""
+        self._check_soon = False
+        pending = self._unchecked
+        while pending and (force or self._ahead < AHEAD_TXS):
+            force = False
+            group: list[_Queued] = []
+            txs: list[Transaction] = []
+            while pending and len(txs) < CHECK_TXS:
+                item = pending.popleft()
+                group.append(item)
+                txs.extend(item.block.txs)
+            self._ahead += len(txs)
+            self.peak_ahead = max(self.peak_ahead, self._ahead)
+            checked = asyncio.ensure_future(self.node.check_signatures(txs))
+            for g in group:
+                g.checked = checked
 
     async def _connect_queue(self) -> None:
         queue = self._queue
@@ -300,7 +314,7 @@ class Sync:
             while queue:
                 checked = queue[0].checked
                 if checked is None:
-                    self._start_checks()
+                    self._start_checks(force=True)
                     checked = queue[0].checked
                 # A failed check (a verifier fault) is not the block's: its
                 # connect checks the signatures again and decides.
@@ -328,12 +342,15 @@ class Sync:
         started = time.perf_counter()
         limit = started + RUN_MS / 1000
         done: list[tuple[Peer, Block, str]] = []
+        taken = 0
         with self.chain.batch():
-            while queue and len(done) < RUN_BLOCKS:
+            while queue and taken < RUN_BLOCKS:
                 item = queue[0]
                 checked = item.checked
-                if done and (checked is None or not checked.done() or time.perf_counter() > limit):
+                # The head's check was awaited; the rest must be done already.
+                if taken and (checked is None or not checked.done() or time.perf_counter() > limit):
                     break
+                taken += 1
                 queue.popleft()
                 self._dequeued(item)
                 if item.peer.id in self._blamed:
@@ -341,6 +358,8 @@ class Sync:
                 outcome = self._submit(item.peer, item.block)
                 if outcome:
                     done.append((item.peer, item.block, outcome))
+        if self._unchecked:
+            self._start_checks()  # room was made ahead
         if not done:
             return  # only blocks of a peer found lying, dropped
         self.runs += 1
@@ -361,6 +380,8 @@ class Sync:
 
     def _dequeued(self, item: _Queued) -> None:
         self._queued.discard(item.block.hash)
+        if item.checked is not None:
+            self._ahead -= len(item.block.txs)
         n = self._queued_from.get(item.peer.id, 0) - 1
         if n > 0:
             self._queued_from[item.peer.id] = n
@@ -397,6 +418,7 @@ class Sync:
                 item.checked.cancel()
         self._queue.clear()
         self._unchecked.clear()
+        self._ahead = 0
         self._queued.clear()
         self._queued_from.clear()
         self._blamed.clear()

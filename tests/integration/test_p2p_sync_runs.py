@@ -24,6 +24,7 @@ from powernode.core.block import Block, make_block
 from powernode.core.crypto import ZERO_ADDRESS, KeyPair
 from powernode.core.tx import Transaction
 from powernode.devnet.devchain import solve
+from powernode.node import p2p_sync
 from powernode.protocol.messages import Headers
 from powernode.state.genesis import parse_genesis_json
 from tests.harness.network import Network, async_wait_until, connect, sync_all
@@ -90,6 +91,33 @@ async def test_late_joiner_checks_signatures_ahead_and_connects_in_runs(
     await sync_all([first, late])
     assert late.ledger.chain.height == 331
     assert len(events(caplog, "sync.run")) == before
+
+
+async def test_checks_ahead_stay_within_their_bound(
+    network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for only a few txs checked ahead, the later blocks of the
+    queue wait for their check until runs make room: the joiner still gets
+    there, every signature still checked before its connect, and nothing is
+    left counted ahead once the queue is empty."""
+    monkeypatch.setattr(p2p_sync, "AHEAD_TXS", 6)  # two blocks of 3 txs
+    monkeypatch.setattr(p2p_sync, "CHECK_TXS", 3)  # a request per block
+    (first,) = await network.start(1)
+    users = network.users
+    for n in range(40):
+        batch = [
+            build_transfer(u, chain_id=CHAIN, nonce=n, to=users[0].address, amount=1)
+            for u in users[1:]
+        ]
+        await first.submit_and_relay(batch)
+        await first.mine_now(1)
+    late = await network.add_node(connect_to=[first])
+    await sync_all([first, late], timeout=120)
+    assert late.ledger.chain.state.data == first.ledger.chain.state.data
+    assert late.ledger.sigcache.misses == 0 and late.ledger.sigcache.hits == 40 * 3
+    sync = late.p2p._sync  # type: ignore[union-attr]
+    assert sync.runs > 1 and sync.queued == 0 and sync._ahead == 0
+    assert sync.peak_ahead <= 6 + 3  # the bound, passed by at most one forced request
 
 
 def _unchecked_ledger(genesis: Path, path: Path) -> tuple[Ledger, BlockStore]:
