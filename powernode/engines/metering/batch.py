@@ -23,6 +23,7 @@ skipped (``meter.skipped``) and the others count.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any, NamedTuple
 
 from powernode.core.crypto import PUBKEY_SIZE, SIG_SIZE
@@ -53,6 +54,10 @@ _SHAPE = (
     "[device_id (32 bytes), produced_wh, consumed_wh, meter_pubkey (32 bytes), "
     "meter_sig (64 bytes)], device ids strictly ascending"
 )
+
+
+# ReportPayload(...) built in C: a batch decodes up to 100.
+_new_entry = partial(tuple.__new__, ReportPayload)
 
 
 class BatchPayload(NamedTuple):
@@ -88,7 +93,7 @@ def parse_batch(payload: Any) -> BatchPayload | None:
             return None
         if type(sig) is not bytes or len(sig) != SIG_SIZE:
             return None
-        out.append(ReportPayload(did, start, produced, consumed, pubkey, sig))
+        out.append(_new_entry((did, start, produced, consumed, pubkey, sig)))
         last = did
     return BatchPayload(start, tuple(out))
 
