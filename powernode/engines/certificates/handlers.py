@@ -67,7 +67,7 @@ from powernode.engines.certificates.records import (
 from powernode.engines.market.handlers import settled
 from powernode.engines.metering import clock
 from powernode.engines.metering import records as meter_records
-from powernode.engines.metering.batch import BatchPayload, recorded_entries
+from powernode.engines.metering.batch import BatchPayload, produced_entries
 from powernode.engines.metering.params import CertParams, cert_params
 
 _MAX_U64 = 2**64 - 1
@@ -189,13 +189,13 @@ def issue_from_batch(
     view: StateAccess, ctx: ExecContext, tx: Transaction, payload: BatchPayload
 ) -> list[Event]:
     """Runs after a ``meter.batch`` was applied: ``issue_for_reading`` for
-    each entry it recorded as a reading (a skipped entry issues nothing)."""
+    each entry with production it recorded as a reading (a skipped entry
+    issues nothing)."""
     cp = cert_params(ctx.params)
     now = clock.now(view, ctx)
     events: list[Event] = []
-    for entry in recorded_entries(view, tx, payload):
-        if entry.produced_wh:
-            events += issue_for_reading(view, ctx, tx, cp, now, entry)
+    for entry in produced_entries(view, tx, payload):
+        events += issue_for_reading(view, ctx, tx, cp, now, entry)
     return events
 
 
