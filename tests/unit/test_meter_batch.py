@@ -23,7 +23,17 @@ from powernode.node.verify import encode_request
 from powernode.state.registry import verify_tx
 from tests.unit.cert_helpers import issue_tx, root_id
 from tests.unit.helpers import MONO, LedgerFactory, transfer
-from tests.unit.market_helpers import ALICE, BOB, CAROL, DAVE, FEE, KWH, UNIT, market_tx
+from tests.unit.market_helpers import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    FEE,
+    KWH,
+    UNIT,
+    market_tx,
+    register_tx,
+)
 from tests.unit.metering_helpers import (
     AUTHORITY,
     DEVICE_CAP_WH,
@@ -222,6 +232,22 @@ def test_the_sender_must_be_a_participant(m: Ppas) -> None:
     tx = batch_tx(AUTHORITY, T0, entries(devs), nonce=m.nonce(AUTHORITY))
     assert m.refused(tx) == "not_registered"
     m.assert_fails_in_block(AUTHORITY, tx, "not_registered")
+
+
+def test_a_pending_registration_of_the_sender_lets_its_batch_wait_for_the_block(
+    m: Ppas,
+) -> None:
+    devs = fleet(m, 2)
+    m.mine(INTERVAL_END)
+    reg = register_tx(AUTHORITY, "consumer", nonce=m.nonce(AUTHORITY))
+    m.submit(reg)
+    tx = batch_tx(AUTHORITY, T0, entries(devs), nonce=m.nonce(AUTHORITY))
+    m.submit(tx)  # its registration may confirm first: only the block can tell
+    m.queue(reg)
+    m.queue(tx)
+    m.mine()
+    m.ok(reg, tx)
+    assert len(m.events(tx, "meter.reading")) == 2
 
 
 # --- in a block: a bad entry is skipped ---------------------------------------
