@@ -50,7 +50,7 @@ MAX_BATCH_READINGS = 100
 
 _MAX_U64 = 2**64 - 1
 _SHAPE = (
-    "meter.batch payload is [interval_start, readings]; readings 1..100 entries "
+    f"meter.batch payload is [interval_start, readings]; readings 1..{MAX_BATCH_READINGS} entries "
     "[device_id (32 bytes), produced_wh, consumed_wh, meter_pubkey (32 bytes), "
     "meter_sig (64 bytes)], device ids strictly ascending"
 )
