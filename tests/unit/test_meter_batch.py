@@ -403,15 +403,77 @@ def test_a_skipped_entry_delivers_nothing(m: Ppas) -> None:
     assert m.ppa(pa)["delivered_wh"] == 0 and m.allocated(a, T0) == 0
 
 
-def test_the_miner_leaves_out_a_batch_an_earlier_tx_made_a_duplicate(m: Ppas) -> None:
+def test_a_report_arriving_after_the_batch_does_not_get_it_dropped(m: Ppas) -> None:
     devs = fleet(m, 2)
     m.mine(INTERVAL_END)
-    (a, ka), _ = devs
-    report = report_tx(ALICE, ka, a, T0, KWH, nonce=m.nonce(ALICE))
+    (a, ka), (b, _) = devs
     batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))
-    m.submit(report)
-    m.submit(batch)  # admission cannot see the report still in the mempool
+    report = report_tx(ALICE, ka, a, T0, KWH, nonce=m.nonce(ALICE))
+    m.submit(batch)
+    m.submit(report)  # admission cannot see the batch still in the mempool
+    before = m.balance(BOB)
     block = m.mine()  # the template: the report first (the same fee on fewer bytes)
-    assert [tx.txid for tx in block.txs] == [report.txid]
+    assert [tx.txid for tx in block.txs] == [report.txid, batch.txid]
+    m.ok(report, batch)
+    assert m.balance(BOB) == before - FEE
+    assert m.events(batch, "meter.skipped") == [
+        {"event": "meter.skipped", "device": a.hex(), "interval": T0, "code": "duplicate_reading"}
+    ]
+    assert [e["device"] for e in m.events(batch, "meter.reading")] == [b.hex()]
+    ra, rb = records.reading(m.state, a, T0), records.reading(m.state, b, T0)
+    assert ra is not None and ra.txid == report.txid
+    assert rb is not None and rb.txid == batch.txid
+
+
+def test_the_miner_leaves_out_a_batch_every_entry_of_which_fails(m: Ppas) -> None:
+    devs = fleet(m, 2)
+    m.mine(INTERVAL_END)
+    (a, ka), (b, kb) = devs
+    batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))
+    m.submit(batch)
+    reports = [report_tx(ALICE, ka, a, T0, KWH, nonce=m.nonce(ALICE))]
+    m.submit(reports[0])
+    reports.append(report_tx(ALICE, kb, b, T0, KWH, nonce=m.nonce(ALICE)))
+    m.submit(reports[1])
+    block = m.mine()
+    assert [tx.txid for tx in block.txs] == [r.txid for r in reports]
     status = m.ledger.tx_status(batch.txid)
-    assert status["status"] == "dropped" and status["error"]["code"] == "duplicate_reading"
+    assert status["status"] == "dropped"
+    # the code and entry of its first entry
+    assert status["error"]["code"] == "duplicate_reading"
+    assert status["error"]["message"].startswith(f"entry 0 (device {a.hex()}): ")
+
+
+# --- block weight: a batch counts its entries toward max_block_txs ------------
+
+
+def test_a_block_over_the_weight_limit_is_invalid(factory: LedgerFactory) -> None:
+    m = open_ppas(factory, max_block_txs=5)
+    devs = fleet(m, 3)
+    m.mine(INTERVAL_END)
+    batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))  # weighs 3
+    pays = [transfer(ALICE, DAVE, 1, nonce=m.nonce(ALICE) + i, fee=FEE) for i in range(3)]
+    heavy = m.make_block([batch, *pays], m.now + 5)  # 4 txs weighing 6
+    with pytest.raises(PowernodeError) as info:
+        m.ledger.submit_block(heavy, now=m.now + 5, mono=MONO)
+    assert info.value.code == "oversize_block"
+    assert "weighs 6 txs" in info.value.message
+    assert m.ledger.chain.tip.hash != heavy.hash
+    m.connect(m.make_block([batch, *pays[:2]], m.now + 5))  # weighing 5: the limit
+    m.ok(batch, *pays[:2])
+
+
+def test_the_template_stops_at_a_batch_over_the_weight_limit(factory: LedgerFactory) -> None:
+    m = open_ppas(factory, max_block_txs=5)
+    devs = fleet(m, 3)
+    m.mine(INTERVAL_END)
+    batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))
+    pays = [transfer(ALICE, DAVE, 1, nonce=m.nonce(ALICE) + i, fee=FEE) for i in range(3)]
+    for tx in (batch, *pays):
+        m.submit(tx)
+    block = m.mine()  # the transfers first (higher fee rate), then no room for 3 more
+    assert [tx.txid for tx in block.txs] == [tx.txid for tx in pays]
+    assert batch.txid in m.ledger.mempool.by_id  # kept for the next block, not dropped
+    block = m.mine()
+    assert [tx.txid for tx in block.txs] == [batch.txid]
+    m.ok(batch)
