@@ -16,11 +16,12 @@ import pytest
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import BadMeterSignature, PowernodeError, proves_misbehaviour
 from powernode.core.tx import MAX_TX_BYTES
+from powernode.engines.accounts import ACCOUNT_NS
 from powernode.engines.metering import records
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
 from powernode.node.sigworker import check_request, decode_reply
 from powernode.node.verify import encode_request
-from powernode.state.registry import verify_tx
+from powernode.state.registry import HANDLERS, verify_tx
 from tests.unit.cert_helpers import issue_tx, root_id
 from tests.unit.helpers import MONO, LedgerFactory, transfer
 from tests.unit.market_helpers import (
@@ -477,3 +478,152 @@ def test_the_template_stops_at_a_batch_over_the_weight_limit(factory: LedgerFact
     block = m.mine()
     assert [tx.txid for tx in block.txs] == [batch.txid]
     m.ok(batch)
+
+
+# --- a meter key the signature rules refuse -----------------------------------
+
+# y = 1 (the identity, order 1), and y = 2**255 - 1 (>= p: not canonical).
+SMALL_ORDER_KEY = bytes([1]) + bytes(31)
+NON_CANONICAL_KEY = b"\xff" * 31 + b"\x7f"
+# R = the identity, S = 0: the equation holds for any message under a
+# small-order key, which is why the rules refuse such keys.
+IDENTITY_SIG = SMALL_ORDER_KEY + bytes(32)
+
+
+@pytest.mark.parametrize("bad_key", [SMALL_ORDER_KEY, NON_CANONICAL_KEY])
+def test_an_entry_under_a_key_the_signature_rules_refuse(m: Ppas, bad_key: bytes) -> None:
+    devs = fleet(m, 2)
+    m.mine(INTERVAL_END)
+    (a, _), (b, kb) = devs
+    forged = [a, KWH, 0, bad_key, IDENTITY_SIG]
+    batch = batch_tx(BOB, T0, [forged, batch_entry(kb, b, T0, KWH)], nonce=m.nonce(BOB))
+    report = report_tx(
+        BOB, kb, a, T0, nonce=m.nonce(BOB), payload=[a, T0, KWH, 0, bad_key, IDENTITY_SIG]
+    )
+    # decode takes the key (32 bytes, as meter.report's); no device holds it
+    # (device.register refuses it), so admission, which runs the reading
+    # rules before signatures, refuses with wrong_meter_key, naming the entry
+    exc = refusal(m, batch)
+    assert exc.code == "wrong_meter_key"
+    assert exc.message.startswith(f"entry 0 (device {a.hex()}): ")
+    assert refusal(m, report).code == "wrong_meter_key"
+    # in a block the co-signature never verifies: the block is invalid, as
+    # for any bad co-signature, not the entry skipped
+    for tx in (batch, report):
+        with pytest.raises(BadMeterSignature):
+            verify_tx(tx)
+        block = m.make_block([tx], m.now + 5)
+        with pytest.raises(PowernodeError) as info:
+            m.ledger.submit_block(block, now=m.now + 5, mono=MONO)
+        assert info.value.code == "bad_meter_signature"
+        assert m.ledger.chain.tip.hash != block.hash
+
+
+# --- the u64 bound of an entry's amounts --------------------------------------
+
+
+@pytest.mark.parametrize("field", [1, 2])  # produced_wh, consumed_wh
+def test_an_entry_amount_is_an_unsigned_64_bit_integer(field: int) -> None:
+    handler = HANDLERS["meter.batch"]
+    top = [*GOOD]
+    top[field] = 2**64 - 1
+    p = handler.decode([T0, [top]])  # the largest u64: taken at decode
+    assert (p.readings[0].produced_wh, p.readings[0].consumed_wh)[field - 1] == 2**64 - 1
+    over = [*GOOD]
+    over[field] = 2**64
+    with pytest.raises(PowernodeError) as info:
+        handler.decode([T0, [over]])
+    assert info.value.code == "bad_payload"
+
+
+# --- a batch is its readings as reports ---------------------------------------
+
+
+def _same_but_txids(value: Any, txids: set[bytes]) -> Any:
+    """``value`` with every tx id in it (a reading's, a certificate's tx)
+    replaced by one marker, nested tuples and lists included."""
+    if isinstance(value, bytes):
+        return b"<tx>" if value in txids else value
+    if isinstance(value, tuple | list):
+        return tuple(_same_but_txids(v, txids) for v in value)
+    return value
+
+
+def test_readings_as_one_batch_or_as_reports_make_the_same_state(m: Ppas) -> None:
+    gen = fleet(m, 3)
+    load_meter = METERS[4]
+    load = m.active_device(BOB, load_meter, kind="consumption")
+    (a, _), (b, _), _ = gen
+    m.active(ALICE, BOB, device=a)
+    m.active(ALICE, DAVE, device=b, share_bps=5_000)
+    m.mine(INTERVAL_END)
+    readings = [(d, k, (i + 1) * 10 * KWH, 0) for i, (d, k) in enumerate(gen)]
+    readings.append((load, load_meter, 0, 7 * KWH))
+    n = m.nonce(CAROL)
+    batch = batch_tx(CAROL, T0, [batch_entry(k, d, T0, p, c) for d, k, p, c in readings], nonce=n)
+    reports = [
+        report_tx(CAROL, k, d, T0, p, c, nonce=n + i) for i, (d, k, p, c) in enumerate(readings)
+    ]
+    at = m.now + 5
+    as_batch, _ = m.execute([batch], at)
+    as_reports, _ = m.execute(reports, at)
+    assert all(r.ok for r in (*as_batch.receipts, *as_reports.receipts))
+    txids = {batch.txid, *(r.txid for r in reports)}
+
+    def engines_state(changed: dict[Any, Any]) -> dict[Any, Any]:
+        # accounts differ by design: one fee and one nonce against four
+        return {
+            _same_but_txids(k, txids): _same_but_txids(v, txids)
+            for k, v in changed.items()
+            if k[0] != ACCOUNT_NS
+        }
+
+    got = engines_state(as_batch.changed)
+    assert got == engines_state(as_reports.changed)
+    namespaces = {k[0] for k in got}
+    assert {records.READING_NS, records.TOTALS_NS} <= namespaces
+    assert len(namespaces) >= 4  # certificates and the PPAs' deliveries too
+
+    def events(receipts: Any) -> list[Any]:
+        return sorted(repr(_same_but_txids(tuple(sorted(e.items())), txids))
+                      for r in receipts for e in r.events)  # fmt: skip
+
+    evs = events(as_batch.receipts)
+    assert evs == events(as_reports.receipts)
+    assert sum("ppa.delivered" in e for e in evs) == 2
+    assert sum("cert.issued" in e for e in evs) == 3
+    # the one difference the relayer sees: one fee instead of four
+    acct = as_batch.changed[(ACCOUNT_NS, CAROL.address)]
+    acct_reports = as_reports.changed[(ACCOUNT_NS, CAROL.address)]
+    assert acct.balance - acct_reports.balance == 3 * FEE
+    assert acct_reports.nonce - acct.nonce == 3
+
+
+def test_a_full_batch_of_100_entries_in_a_block(m: Ppas) -> None:
+    meters = [
+        KeyPair.from_seed(b"full-batch-meter" + i.to_bytes(16, "big"))
+        for i in range(MAX_BATCH_READINGS)
+    ]
+    regs = [m.register_device(ALICE, k) for k in meters]
+    m.mine()
+    m.ok(*regs)
+    apps = [m.approve(r.txid) for r in regs]
+    m.mine()
+    m.ok(*apps)
+    devs = sorted((r.txid, k) for r, k in zip(regs, meters, strict=True))
+    m.mine(INTERVAL_END)
+    batch = batch_tx(BOB, T0, entries(devs, 1), nonce=m.nonce(BOB))
+    assert len(batch.payload[1]) == MAX_BATCH_READINGS
+    m.submit(batch)
+    before = m.balance(BOB)
+    block = m.mine()  # the miner's template: 100 entries weigh 100 of max_block_txs
+    assert [tx.txid for tx in block.txs] == [batch.txid]
+    m.ok(batch)
+    assert m.balance(BOB) == before - FEE
+    assert len(m.events(batch, "meter.reading")) == MAX_BATCH_READINGS
+    assert len(m.events(batch, "cert.issued")) == MAX_BATCH_READINGS
+    assert m.events(batch, "meter.skipped") == []
+    for i, (d, _) in enumerate(devs):
+        r = records.reading(m.state, d, T0)
+        assert r is not None and (r.txid, r.produced_wh) == (batch.txid, i + 1)
+        assert m.cert(root_id(d, T0))["wh"] == i + 1
