@@ -15,9 +15,11 @@ Each entry is a reading as if a ``meter.report`` had carried it: the same
 rule functions (``check_reading``), the same writer (``record_reading``),
 and the other engines' per-reading work through their ``meter.batch``
 hooks, which take each entry with production this tx recorded
-(``produced_entries``) to the function they run for a ``meter.report``. Admission refuses the whole tx
-for the first entry that breaks a rule; in a block such an entry is
-skipped (``meter.skipped``) and the others count.
+(``produced_entries``) to the function they run for a ``meter.report``.
+Admission refuses the whole tx for the first entry that breaks a rule; in a
+block such an entry is skipped (``meter.skipped``) and the others count; the
+miner takes a batch while one entry would still record (``template_check``).
+A batch weighs its entries toward ``max_block_txs`` (``weight``).
 """
 
 from __future__ import annotations
