@@ -426,6 +426,24 @@ def test_a_report_arriving_after_the_batch_does_not_get_it_dropped(m: Ppas) -> N
     assert rb is not None and rb.txid == batch.txid
 
 
+def test_a_device_retired_after_admission_costs_the_batch_its_entry_only(m: Ppas) -> None:
+    devs = fleet(m, 2)
+    m.mine(INTERVAL_END)
+    (a, _), (b, _) = devs
+    batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))
+    m.submit(batch)
+    retire = m.retire_device(ALICE, a)
+    m.mine()  # exactly the retirement
+    m.ok(retire)
+    block = m.mine()  # the template, on a tip where entry 0 now fails
+    assert [tx.txid for tx in block.txs] == [batch.txid]
+    m.ok(batch)
+    assert [(e["device"], e["code"]) for e in m.events(batch, "meter.skipped")] == [
+        (a.hex(), "device_not_active")
+    ]
+    assert [e["device"] for e in m.events(batch, "meter.reading")] == [b.hex()]
+
+
 def test_the_miner_leaves_out_a_batch_every_entry_of_which_fails(m: Ppas) -> None:
     devs = fleet(m, 2)
     m.mine(INTERVAL_END)
