@@ -234,7 +234,7 @@ class _Answers:
             # the bytes json.dumps gives, without its per-call set-up. A
             # string result holds no number for _LONG_NUMBER to rewrite.
             data = _RESULT_ANSWER % (
-                (str(id_) if type(id_) is int else encode_basestring_ascii(id_)).encode(),
+                (encode_basestring_ascii(id_) if isinstance(id_, str) else str(id_)).encode(),
                 encode_basestring_ascii(result).encode(),
             )
         else:

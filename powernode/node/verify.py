@@ -70,12 +70,13 @@ def encode_request(txs: Sequence[Transaction]) -> bytes:
     for tx in txs:
         if tx.type in COSIGNERS:
             sigs = tx_signatures(tx)
+            # One byte: up to 255 signatures per tx (bytes() raises past it).
             parts.append(bytes((len(sigs),)))
             for pubkey, sig, msg in sigs:
-                parts += (pubkey, sig, len(msg).to_bytes(2, "big"), msg)
+                parts += (pubkey, len(msg).to_bytes(2, "big"), sig, msg)
         else:
             msg = tx.signing_bytes()
-            parts += (b"\x01", tx.sender, tx.signature, len(msg).to_bytes(2, "big"), msg)
+            parts += (b"\x01", tx.sender, len(msg).to_bytes(2, "big"), tx.signature, msg)
     return b"".join(parts)
 
 
