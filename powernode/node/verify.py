@@ -90,24 +90,48 @@ def _check_local(txs: Sequence[Transaction]) -> list[int]:
     return bad
 
 
-class _Request:
-    __slots__ = ("error", "future", "result", "txs")
+class _Batch:
+    """One ``bad_indexes`` call: its requests (one per chunk) and the future
+    its caller awaits, resolved when the last request is answered. A plain
+    future, not a task gathering one per request: the loop pays for no task,
+    no coroutine and no gather per call (gossip brings txs a few at a time)."""
 
-    def __init__(self, txs: Sequence[Transaction]) -> None:
+    __slots__ = ("bad", "future", "left")
+
+    def __init__(self, future: asyncio.Future[set[int]], parts: int) -> None:
+        self.future = future
+        self.left = parts
+        self.bad: set[int] = set()
+
+    def part_done(self, req: _Request) -> None:
+        fut = self.future
+        if req.error is not None:
+            self.left = -1
+            if not fut.done() and not fut.get_loop().is_closed():
+                fut.set_exception(req.error)
+            return
+        assert req.result is not None
+        offset = req.offset
+        self.bad.update(offset + i for i in req.result)
+        self.left -= 1
+        if self.left == 0 and not fut.done() and not fut.get_loop().is_closed():
+            fut.set_result(self.bad)
+
+
+class _Request:
+    __slots__ = ("batch", "error", "offset", "result", "txs")
+
+    def __init__(self, txs: Sequence[Transaction], offset: int = 0) -> None:
         self.txs = txs
+        self.offset = offset  # of txs[0] in its batch
         self.result: list[int] | None = None
         self.error: Exception | None = None
-        self.future: asyncio.Future[list[int]] | None = None
+        self.batch: _Batch | None = None
 
     def resolve(self, bad: list[int], error: Exception | None = None) -> None:
         self.result, self.error = bad, error
-        fut = self.future
-        if fut is None or fut.done() or fut.get_loop().is_closed():
-            return
-        if error is None:
-            fut.set_result(bad)
-        else:
-            fut.set_exception(error)
+        if self.batch is not None:
+            self.batch.part_done(self)
 
     def check_here(self) -> None:
         """Answer on this thread (its worker is gone): a bug in the check
@@ -171,8 +195,8 @@ class _Worker:
                 old.remove_writer(self._wfd)
         self._writing = False
 
-    def submit(self, txs: Sequence[Transaction]) -> _Request:
-        req = _Request(txs)
+    def submit(self, txs: Sequence[Transaction], offset: int = 0) -> _Request:
+        req = _Request(txs, offset)
         if self._dead:
             req.check_here()
             return req
@@ -326,32 +350,28 @@ class Verifier:
         out = []
         for start in range(0, len(txs), size):
             w = next(self._next)
-            out.append((start, w, w.submit(txs[start : start + size])))
+            out.append((start, w, w.submit(txs[start : start + size], start)))
         return out
 
-    async def bad_indexes(self, txs: Sequence[Transaction]) -> set[int]:
+    def bad_indexes(self, txs: Sequence[Transaction]) -> asyncio.Future[set[int]]:
         """Indexes of txs whose signature fails, checked off the event loop
-        (even one: the loop stays free to serve while it is checked)."""
-        if not txs:
-            return set()
+        (even one: the loop stays free to serve while it is checked). Call
+        it on the loop, await what it returns (it starts at once)."""
         loop = asyncio.get_running_loop()
+        fut: asyncio.Future[set[int]] = loop.create_future()
+        if not txs:
+            fut.set_result(set())
+            return fut
         for w in self._workers:
             w.bind(loop)
         parts = self._submit(txs)
-        waits = []
+        batch = _Batch(fut, len(parts))
         for _, _, req in parts:
             if req.result is None:
-                req.future = loop.create_future()
-                waits.append(req.future)
-        if waits:
-            await asyncio.gather(*waits)
-        out: set[int] = set()
-        for start, _, req in parts:
-            if req.error is not None:
-                raise req.error
-            assert req.result is not None
-            out.update(start + i for i in req.result)
-        return out
+                req.batch = batch
+            else:  # answered already (its worker is gone)
+                batch.part_done(req)
+        return fut
 
     def verify_blocking(self, txs: Sequence[Transaction]) -> None:
         """For the chain's synchronous block connect: parallel, raises on the first bad."""

@@ -42,6 +42,18 @@ async def test_bad_indexes_finds_every_bad_signature(verifier: Verifier, n: int)
     assert await verifier.bad_indexes([]) == set()
 
 
+async def test_a_cancelled_check_does_not_disturb_the_next(verifier: Verifier) -> None:
+    # The caller went away (a client hung up mid-batch): its chunks are
+    # still answered by the workers, in order, and the answers dropped.
+    dropped = verifier.bad_indexes(_txs(300))
+    dropped.cancel()
+    txs = _txs(50)
+    txs[3] = tamper_signature(txs[3])
+    async with asyncio.timeout(10):
+        assert await verifier.bad_indexes(txs) == {3}
+    assert dropped.cancelled()
+
+
 def test_verify_blocking_raises_for_the_first_bad(verifier: Verifier) -> None:
     txs = _txs(200)
     verifier.verify_blocking(txs)  # all good
@@ -75,6 +87,11 @@ async def test_a_blocking_check_answers_the_async_requests_before_it(verifier: V
         assert await asyncio.gather(*tasks) == [{5}, {6}, {7}]
 
 
+async def _on_a_loop(verifier: Verifier, txs: list[Transaction]) -> set[int]:
+    # bad_indexes starts the check at once, so it is called on the loop.
+    return await verifier.bad_indexes(txs)
+
+
 def test_answers_survive_a_dead_worker(verifier: Verifier) -> None:
     for w in verifier._workers:
         assert w._proc is not None
@@ -83,7 +100,7 @@ def test_answers_survive_a_dead_worker(verifier: Verifier) -> None:
     txs = _txs(200)
     txs[7] = tamper_signature(txs[7])
     # the chunks go to dead workers: checked on the node's threads instead
-    assert asyncio.run(verifier.bad_indexes(txs)) == {7}
+    assert asyncio.run(_on_a_loop(verifier, txs)) == {7}
     with pytest.raises(BadSignature):
         verifier.verify_blocking(txs)
 
