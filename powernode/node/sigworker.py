@@ -19,13 +19,14 @@ signature check, so it starts in a fraction of a second.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from typing import IO
 
 from powernode.core.crypto import PUBKEY_SIZE, SIG_SIZE, SpanVerifier
 
 _SIG_AT = PUBKEY_SIZE + 2
+_READ_BYTES = 1 << 20
 MAX_SIGNATURES = 255  # per tx: the count is one byte
 MAX_MESSAGE = 2**16 - 1  # the length is two bytes
 _verifier = SpanVerifier()
@@ -68,24 +69,34 @@ def frame(body: bytes) -> bytes:
     return len(body).to_bytes(4, "big") + body
 
 
-def read_frame(stream: IO[bytes]) -> bytes | None:
-    """The next frame's body; None at end of stream."""
-    head = stream.read(4)
-    if len(head) < 4:
-        return None
-    n = int.from_bytes(head, "big")
-    body = stream.read(n)
-    return body if len(body) == n else None
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def main() -> None:
     # Ctrl-C at a terminal reaches the whole process group; the node stops
     # its workers itself (by closing their stdin).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    inp, out = sys.stdin.buffer, sys.stdout.buffer
-    while (body := read_frame(inp)) is not None:
-        out.write(frame(check_request(body)))
-        out.flush()
+    rfd, wfd = sys.stdin.fileno(), sys.stdout.fileno()
+    # Read whatever has come (one system call for a burst of requests, not
+    # two per request) and answer each complete request at once, so the
+    # node gets the first answer while later requests are checked.
+    buf = bytearray()
+    while data := os.read(rfd, _READ_BYTES):
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 4:
+            end = pos + 4 + int.from_bytes(buf[pos : pos + 4], "big")
+            if end > len(buf):
+                break
+            try:
+                _write_all(wfd, frame(check_request(bytes(buf[pos + 4 : end]))))
+            except BrokenPipeError:  # the node is gone: nobody to answer
+                return
+            pos = end
+        del buf[:pos]
 
 
 if __name__ == "__main__":
