@@ -22,11 +22,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 from powernode.core.crypto import PUBKEY_SIZE, SIG_SIZE, SpanVerifier
 
 _SIG_AT = PUBKEY_SIZE + 2
 _READ_BYTES = 1 << 20
+# The longest a worker holds answers it could send (see main).
+_ANSWER_EVERY_S = 0.002
 MAX_SIGNATURES = 255  # per tx: the count is one byte
 MAX_MESSAGE = 2**16 - 1  # the length is two bytes
 _verifier = SpanVerifier()
@@ -69,34 +72,47 @@ def frame(body: bytes) -> bytes:
     return len(body).to_bytes(4, "big") + body
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def main() -> None:
     # Ctrl-C at a terminal reaches the whole process group; the node stops
     # its workers itself (by closing their stdin).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     rfd, wfd = sys.stdin.fileno(), sys.stdout.fileno()
     # Read whatever has come (one system call for a burst of requests, not
-    # two per request) and answer each complete request at once, so the
-    # node gets the first answer while later requests are checked.
+    # two per request), and answer the requests it held in one write (one
+    # wake-up of the node), unless they take long: then every
+    # ``_ANSWER_EVERY_S``, so the node gets the first answers while later
+    # requests are checked.
     buf = bytearray()
+    answers = bytearray()
     while data := os.read(rfd, _READ_BYTES):
         buf += data
         pos = 0
+        since = time.monotonic()
         while len(buf) - pos >= 4:
             end = pos + 4 + int.from_bytes(buf[pos : pos + 4], "big")
             if end > len(buf):
                 break
-            try:
-                _write_all(wfd, frame(check_request(bytes(buf[pos + 4 : end]))))
-            except BrokenPipeError:  # the node is gone: nobody to answer
-                return
+            answers += frame(check_request(bytes(buf[pos + 4 : end])))
             pos = end
+            if time.monotonic() - since >= _ANSWER_EVERY_S:
+                if not _send(wfd, answers):
+                    return
+                since = time.monotonic()
         del buf[:pos]
+        if answers and not _send(wfd, answers):
+            return
+
+
+def _send(fd: int, answers: bytearray) -> bool:
+    """Write and clear ``answers``; False if the node is gone."""
+    data = bytes(answers)
+    answers.clear()
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except BrokenPipeError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

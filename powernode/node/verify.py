@@ -156,6 +156,7 @@ class _Worker:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writing = False
+        self._flush_soon = False
 
     def start(self) -> None:
         # The worker must import this very package, also from a checkout
@@ -202,10 +203,19 @@ class _Worker:
             return req
         self._pending.append(req)
         self._out += sigworker.frame(encode_request(txs))
-        self._flush()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._flush()
+        elif not self._flush_soon:
+            # Written at the end of this turn of the loop: the requests of
+            # every check started in it (a few txs each, from gossip) go in
+            # one write, and wake the worker once.
+            self._flush_soon = True
+            loop.call_soon(self._flush)
         return req
 
     def _flush(self) -> None:
+        self._flush_soon = False
         out = self._out
         while out:
             try:
