@@ -90,7 +90,7 @@ INGEST_CHAIN = "powernode-bench"
 # in the latency phase hashes without ever connecting a block.
 HARD_TARGET = "0000000f" + "ff" * 28
 
-TARGET_INGEST_RATIO = 0.6
+TARGET_INGEST_RATIO = 0.85
 # Issue 15: the chosen verifier (libsodium behind the node's rules) per core
 # against cryptography's.
 TARGET_VERIFIER_RATIO = 1.8

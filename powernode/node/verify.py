@@ -2,10 +2,32 @@
 
 Why processes and not threads: libsodium's Ed25519 verify releases the GIL
 (cffi drops it around the call), but a thread needs it back for a few
-microseconds after every signature (and for the rule pre-checks), and while the event loop runs Python (decoding and checking the next txs) a
-verify thread waits for it up to the switch interval. A worker process
+microseconds after every signature (and for the rule pre-checks), and while
+the event loop runs Python (decoding and checking the next txs) a verify
+thread waits for it up to the switch interval. A worker process
 (``sigworker.py``) has its own interpreter, so it verifies at full speed
-whatever the loop does.
+whatever the loop does. Re-measured for issue 15 (bench_node's baseline):
+two bare threads verify about 25,600 signatures/s on the 2-core box, two
+processes about 27,800, before any loop competes for the GIL; in the node
+the loop runs Python for about 15-20 us of every ingested tx, which verify
+threads would wait behind. So the node keeps processes, and the cost
+around a worker was cut instead (below).
+
+What a check costs around the signature itself, and how it is kept small:
+
+- a request carries only what the worker needs, per signature ``pubkey ||
+  length || signature || message`` with the signature and the message
+  contiguous, so the worker hands libsodium the signed message in place in
+  the request (``core.crypto.SpanVerifier``: no copy, no allocation per
+  signature);
+- requests made in one turn of the event loop are written to a worker at
+  the end of that turn, in one write; the worker reads whatever has come in
+  one read and answers what it read together, in one write (at least every
+  ``sigworker._ANSWER_EVERY_S``), so a burst of small checks (gossip brings
+  txs a few at a time) costs a few system calls and wake-ups, not several
+  per check;
+- ``bad_indexes`` returns a plain future that the last answer of its
+  chunks resolves: no task, coroutine or gather per check.
 
 Why no feeder or reader threads: the pipes to the workers are non-blocking
 and the event loop writes requests and reads replies itself (``add_reader``
