@@ -207,6 +207,8 @@ class _Worker:
         self._unbind()
         loop.add_reader(self._rfd, self._on_readable)
         self._loop = loop
+        # A flush the old loop scheduled and never ran is redone here.
+        self._flush_soon = False
         if self._out:
             self._flush()
 
