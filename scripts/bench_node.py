@@ -31,7 +31,10 @@ What it measures (in this order; the table is printed in the numbered order):
    ``tx.submit`` batches. A short sweep over batch size and client
    connections runs first on a throwaway node; the fastest setting is then
    used on a fresh node for the full 20,000.
-   Every tx must be accepted and ``mempool.info`` must say 20,000.
+   Every tx must be accepted and ``mempool.info`` must say 20,000. Beside
+   the rate, the node's CPU per ingested tx (its own process, and its
+   signature workers), read from ``/proc``: the figure a shared machine
+   still gives.
 4. RPC latency: p50/p99 of sequential ``node.info`` and ``account.get`` calls
    over one keep-alive connection on that same node (so its mempool holds the
    20,000 txs), with the miner idle and then running on a hard target.
@@ -68,7 +71,7 @@ from benchkit.guard import progress
 from benchkit.node.baseline import bench_baseline
 from benchkit.node.connect import bench_block_connect
 from benchkit.node.fullpool import bench_full_pool, fullpool_keys
-from benchkit.node.ingest import ingest_sweep, submit_all
+from benchkit.node.ingest import ingest_sweep, node_cpu, submit_all
 from benchkit.node.latency import bench_latency
 from benchkit.node.txs import bench_genesis, key_for, nonce_major, sign_grid
 from benchkit.runner import (
@@ -90,7 +93,7 @@ INGEST_CHAIN = "powernode-bench"
 # in the latency phase hashes without ever connecting a block.
 HARD_TARGET = "0000000f" + "ff" * 28
 
-TARGET_INGEST_RATIO = 0.6
+TARGET_INGEST_RATIO = 0.85
 # Issue 15: the chosen verifier (libsodium behind the node's rules) per core
 # against cryptography's.
 TARGET_VERIFIER_RATIO = 1.8
@@ -168,8 +171,10 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
             f"ingest: node up on port {urlsplit(ep.url).port}; submitting {len(all_txs):,} txs, "
             f"batch {batch} x {connections} conn"
         )
+        cpu0 = node_cpu(node.pid)
         with phase("ingest"):
             r = submit_all(ep, all_txs, batch, connections)
+        cpu1 = node_cpu(node.pid)
         with RpcClient(ep) as c:
             pool = c.call("mempool.info")
         ingest.update(
@@ -180,6 +185,15 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
             mempool_size=pool["size"],
             ratio_to_baseline=r.rate / results["baseline"]["verify_per_s_2t"],
         )
+        if r.accepted:
+            main_us, workers_us = (
+                (b - a) / r.accepted * 1e6 for a, b in zip(cpu0, cpu1, strict=True)
+            )
+            ingest["cpu_us_per_tx"] = {
+                "main": main_us,
+                "workers": workers_us,
+                "total": main_us + workers_us,
+            }
         progress(
             f"ingest: {r.accepted:,} accepted in {r.seconds:.2f} s = {r.rate:,.0f} tx/s; "
             f"mempool {pool['size']:,}"
@@ -325,6 +339,16 @@ def print_table(results: dict[str, Any]) -> None:
         rows.append(
             ("2 ingest / baseline", f"{ing['ratio_to_baseline']:.2f}", *met("ingest_ratio"))
         )
+        cpu = ing.get("cpu_us_per_tx")
+        if cpu:
+            rows.append(
+                (
+                    "  node CPU per ingested tx: event loop / sig workers / total",
+                    f"{cpu['main']:.1f} / {cpu['workers']:.1f} / {cpu['total']:.1f} us",
+                    "",
+                    "",
+                )
+            )
     bc = results.get("block_connect")
     if bc:
         n = f"{bc['txs']:,}-tx block"

@@ -8,7 +8,7 @@ stand in for it with anything that has these members.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from powernode.chain.chain import Chain, ChainUpdate
@@ -19,6 +19,10 @@ from powernode.core.tx import Transaction
 
 # One result per submitted tx: its id if admitted, else why not.
 TxResult = tuple[bytes | None, PowernodeError | None]
+# A tx to admit: decoded, refused already (its error is its result), or
+# still to decode (called when the admission pipeline reaches it, so the
+# signature workers start on the first txs while later ones are bytes).
+TxInput = Transaction | PowernodeError | Callable[[], Transaction]
 
 
 class Spawn(Protocol):
@@ -61,8 +65,10 @@ class NodeApi(Protocol):
         ...
 
     async def submit_and_relay(
-        self, txs: Sequence[Transaction | PowernodeError], *, source: int | None = None
+        self, txs: Sequence[TxInput], *, source: int | None = None
     ) -> list[TxResult]:
         """Admit txs to the mempool (one result per input, in order) and
-        announce the admitted ones to every peer but ``source`` (a peer id)."""
+        announce the admitted ones to every peer but ``source`` (a peer id).
+        An input still to decode that raises a typed error gets it as its
+        result."""
         ...

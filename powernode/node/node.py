@@ -48,7 +48,7 @@ from powernode.core.errors import (
 from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction
 from powernode.logkit import emit
-from powernode.node.api import TxResult
+from powernode.node.api import TxInput, TxResult
 from powernode.node.config import NodeConfig
 from powernode.node.engine_log import log_engine_blocks
 from powernode.node.health import health, sync_state
@@ -553,14 +553,24 @@ class Node:
 
     # --- transactions -------------------------------------------------------
 
-    async def submit_txs(self, txs: Sequence[Transaction | PowernodeError]) -> list[TxResult]:
-        """Admit many txs; one result per input, in order.
+    async def submit_txs(self, txs: Sequence[TxInput]) -> list[TxResult]:
+        """Admit many txs; one result per input, in order."""
+        return (await self._admit(txs))[1]
+
+    async def _admit(
+        self, txs: Sequence[TxInput]
+    ) -> tuple[list[Transaction | PowernodeError], list[TxResult]]:
+        """``submit_txs``, and each input as admission saw it (decoded, or
+        the error that refused it).
 
         Pipelined in chunks: while the worker processes check one chunk's
-        signatures, the loop runs the state checks of the next, so the loop's
-        work and the verification overlap instead of taking turns.
+        signatures, the loop decodes and runs the state checks of the next,
+        so the loop's work and the verification overlap instead of taking
+        turns (an input still to decode is decoded when its chunk comes, so
+        the workers start after one chunk, not after the whole batch).
         """
         ledger = self.ledger
+        seen: list[Transaction | PowernodeError] = []
         results: list[TxResult] = [(None, None)] * len(txs)
         in_flight: list[
             tuple[list[tuple[int, Checked]], list[Transaction], asyncio.Future[set[int]]]
@@ -571,6 +581,12 @@ class Node:
                 chunk: list[tuple[int, Checked]] = []
                 for i in range(start, min(start + _PIPE_CHUNK, len(txs))):
                     item = txs[i]
+                    if callable(item):
+                        try:
+                            item = item()
+                        except PowernodeError as exc:
+                            item = exc
+                    seen.append(item)
                     if isinstance(item, PowernodeError):
                         results[i] = (None, item)
                         continue
@@ -600,15 +616,15 @@ class Node:
             # end with it rather than run for nobody.
             for _, _, fut in in_flight:
                 fut.cancel()
-        return results
+        return seen, results
 
     async def submit_and_relay(
-        self, txs: Sequence[Transaction | PowernodeError], *, source: int | None = None
+        self, txs: Sequence[TxInput], *, source: int | None = None
     ) -> list[TxResult]:
         """``submit_txs``, then announce what was admitted to peers (except
         the one it came from)."""
-        results = await self.submit_txs(txs)
-        self._txs_done(txs, results, source)
+        seen, results = await self._admit(txs)
+        self._txs_done(seen, results, source)
         if self.p2p is not None:
             accepted = [txid for txid, _ in results if txid is not None]
             if accepted:

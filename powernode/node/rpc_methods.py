@@ -388,14 +388,12 @@ def submit_methods(node: NodeApi) -> dict[str, BatchMethod]:
     """``tx.submit``, a batch method: a batch's txs are checked together, so
     their signatures verify in parallel."""
 
+    def decoder(p: Params) -> Callable[[], Transaction]:
+        # Decoded when admission reaches it: see TxInput.
+        return lambda: node.decode_tx(hex_bytes(p, "raw"))
+
     async def tx_submit_batch(items: list[Params]) -> list[tuple[Any, PowernodeError | None]]:
-        txs: list[Transaction | PowernodeError] = []
-        for p in items:
-            try:
-                txs.append(node.decode_tx(hex_bytes(p, "raw")))
-            except PowernodeError as exc:
-                txs.append(exc)
-        results = await node.submit_and_relay(txs)
+        results = await node.submit_and_relay([decoder(p) for p in items])
         return [(txid.hex() if txid else None, err) for txid, err in results]
 
     return {"tx.submit": tx_submit_batch}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from powernode.core.errors import InvalidParams
@@ -70,11 +71,21 @@ class MethodSpec:
     # "Explorer"); every method must choose, so the default is False and
     # tests/integration/test_explorer_server.py (PUBLIC) holds the list.
     public: bool = False
+    # The params' names, for check (it runs for every call of a batch).
+    names: frozenset[str] = dataclass_field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = frozenset(p.name for p in self.params)
+        if "_args" in names:  # the positional params' key (see check)
+            raise ValueError("a param may not be named _args")
+        object.__setattr__(self, "names", names)
 
     def check(self, params: Mapping[str, Any]) -> None:
         """InvalidParams for a param the method does not take: an unknown
         name, or more positional params than it has (a typo would otherwise
         be ignored and the call run with the default)."""
+        if params.keys() <= self.names:  # named params, all known
+            return
         args = params.get("_args")
         if args is not None:
             positional = [p.name for p in self.params if p.by_position]

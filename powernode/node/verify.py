@@ -2,10 +2,32 @@
 
 Why processes and not threads: libsodium's Ed25519 verify releases the GIL
 (cffi drops it around the call), but a thread needs it back for a few
-microseconds after every signature (and for the rule pre-checks), and while the event loop runs Python (decoding and checking the next txs) a
-verify thread waits for it up to the switch interval. A worker process
+microseconds after every signature (and for the rule pre-checks), and while
+the event loop runs Python (decoding and checking the next txs) a verify
+thread waits for it up to the switch interval. A worker process
 (``sigworker.py``) has its own interpreter, so it verifies at full speed
-whatever the loop does.
+whatever the loop does. Re-measured for issue 15 (bench_node's baseline):
+two bare threads verify about 25,600 signatures/s on the 2-core box, two
+processes about 27,800, before any loop competes for the GIL; in the node
+the loop runs Python for about 15-20 us of every ingested tx, which verify
+threads would wait behind. So the node keeps processes, and the cost
+around a worker was cut instead (below).
+
+What a check costs around the signature itself, and how it is kept small:
+
+- a request carries only what the worker needs, per signature ``pubkey ||
+  length || signature || message`` with the signature and the message
+  contiguous, so the worker hands libsodium the signed message in place in
+  the request (``core.crypto.SpanVerifier``: no copy, no allocation per
+  signature);
+- requests made in one turn of the event loop are written to a worker at
+  the end of that turn, in one write; the worker reads whatever has come in
+  one read and answers what it read together, in one write (at least every
+  ``sigworker._ANSWER_EVERY_S``), so a burst of small checks (gossip brings
+  txs a few at a time) costs a few system calls and wake-ups, not several
+  per check;
+- ``bad_indexes`` returns a plain future that the last answer of its
+  chunks resolves: no task, coroutine or gather per check.
 
 Why no feeder or reader threads: the pipes to the workers are non-blocking
 and the event loop writes requests and reads replies itself (``add_reader``
@@ -70,12 +92,13 @@ def encode_request(txs: Sequence[Transaction]) -> bytes:
     for tx in txs:
         if tx.type in COSIGNERS:
             sigs = tx_signatures(tx)
+            # One byte: up to 255 signatures per tx (bytes() raises past it).
             parts.append(bytes((len(sigs),)))
             for pubkey, sig, msg in sigs:
-                parts += (pubkey, sig, len(msg).to_bytes(2, "big"), msg)
+                parts += (pubkey, len(msg).to_bytes(2, "big"), sig, msg)
         else:
             msg = tx.signing_bytes()
-            parts += (b"\x01", tx.sender, tx.signature, len(msg).to_bytes(2, "big"), msg)
+            parts += (b"\x01", tx.sender, len(msg).to_bytes(2, "big"), tx.signature, msg)
     return b"".join(parts)
 
 
@@ -89,24 +112,48 @@ def _check_local(txs: Sequence[Transaction]) -> list[int]:
     return bad
 
 
-class _Request:
-    __slots__ = ("error", "future", "result", "txs")
+class _Batch:
+    """One ``bad_indexes`` call: its requests (one per chunk) and the future
+    its caller awaits, resolved when the last request is answered. A plain
+    future, not a task gathering one per request: the loop pays for no task,
+    no coroutine and no gather per call (gossip brings txs a few at a time)."""
 
-    def __init__(self, txs: Sequence[Transaction]) -> None:
+    __slots__ = ("bad", "future", "left")
+
+    def __init__(self, future: asyncio.Future[set[int]], parts: int) -> None:
+        self.future = future
+        self.left = parts
+        self.bad: set[int] = set()
+
+    def part_done(self, req: _Request) -> None:
+        fut = self.future
+        if req.error is not None:
+            self.left = -1
+            if not fut.done() and not fut.get_loop().is_closed():
+                fut.set_exception(req.error)
+            return
+        assert req.result is not None
+        offset = req.offset
+        self.bad.update(offset + i for i in req.result)
+        self.left -= 1
+        if self.left == 0 and not fut.done() and not fut.get_loop().is_closed():
+            fut.set_result(self.bad)
+
+
+class _Request:
+    __slots__ = ("batch", "error", "offset", "result", "txs")
+
+    def __init__(self, txs: Sequence[Transaction], offset: int = 0) -> None:
         self.txs = txs
+        self.offset = offset  # of txs[0] in its batch
         self.result: list[int] | None = None
         self.error: Exception | None = None
-        self.future: asyncio.Future[list[int]] | None = None
+        self.batch: _Batch | None = None
 
     def resolve(self, bad: list[int], error: Exception | None = None) -> None:
         self.result, self.error = bad, error
-        fut = self.future
-        if fut is None or fut.done() or fut.get_loop().is_closed():
-            return
-        if error is None:
-            fut.set_result(bad)
-        else:
-            fut.set_exception(error)
+        if self.batch is not None:
+            self.batch.part_done(self)
 
     def check_here(self) -> None:
         """Answer on this thread (its worker is gone): a bug in the check
@@ -131,6 +178,7 @@ class _Worker:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writing = False
+        self._flush_soon = False
 
     def start(self) -> None:
         # The worker must import this very package, also from a checkout
@@ -159,6 +207,8 @@ class _Worker:
         self._unbind()
         loop.add_reader(self._rfd, self._on_readable)
         self._loop = loop
+        # A flush the old loop scheduled and never ran is redone here.
+        self._flush_soon = False
         if self._out:
             self._flush()
 
@@ -170,17 +220,26 @@ class _Worker:
                 old.remove_writer(self._wfd)
         self._writing = False
 
-    def submit(self, txs: Sequence[Transaction]) -> _Request:
-        req = _Request(txs)
+    def submit(self, txs: Sequence[Transaction], offset: int = 0) -> _Request:
+        req = _Request(txs, offset)
         if self._dead:
             req.check_here()
             return req
         self._pending.append(req)
         self._out += sigworker.frame(encode_request(txs))
-        self._flush()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._flush()
+        elif not self._flush_soon:
+            # Written at the end of this turn of the loop: the requests of
+            # every check started in it (a few txs each, from gossip) go in
+            # one write, and wake the worker once.
+            self._flush_soon = True
+            loop.call_soon(self._flush)
         return req
 
     def _flush(self) -> None:
+        self._flush_soon = False
         out = self._out
         while out:
             try:
@@ -325,32 +384,28 @@ class Verifier:
         out = []
         for start in range(0, len(txs), size):
             w = next(self._next)
-            out.append((start, w, w.submit(txs[start : start + size])))
+            out.append((start, w, w.submit(txs[start : start + size], start)))
         return out
 
-    async def bad_indexes(self, txs: Sequence[Transaction]) -> set[int]:
+    def bad_indexes(self, txs: Sequence[Transaction]) -> asyncio.Future[set[int]]:
         """Indexes of txs whose signature fails, checked off the event loop
-        (even one: the loop stays free to serve while it is checked)."""
-        if not txs:
-            return set()
+        (even one: the loop stays free to serve while it is checked). Call
+        it on the loop, await what it returns (it starts at once)."""
         loop = asyncio.get_running_loop()
+        fut: asyncio.Future[set[int]] = loop.create_future()
+        if not txs:
+            fut.set_result(set())
+            return fut
         for w in self._workers:
             w.bind(loop)
         parts = self._submit(txs)
-        waits = []
+        batch = _Batch(fut, len(parts))
         for _, _, req in parts:
             if req.result is None:
-                req.future = loop.create_future()
-                waits.append(req.future)
-        if waits:
-            await asyncio.gather(*waits)
-        out: set[int] = set()
-        for start, _, req in parts:
-            if req.error is not None:
-                raise req.error
-            assert req.result is not None
-            out.update(start + i for i in req.result)
-        return out
+                req.batch = batch
+            else:  # answered already (its worker is gone)
+                batch.part_done(req)
+        return fut
 
     def verify_blocking(self, txs: Sequence[Transaction]) -> None:
         """For the chain's synchronous block connect: parallel, raises on the first bad."""

@@ -150,6 +150,41 @@ async def test_bad_transactions_get_typed_errors(dev_node: DevNode) -> None:
     assert (await rpc.call("node.info"))["height"] == 1
 
 
+async def test_a_batch_longer_than_a_pipeline_chunk_answers_each_call_in_place(
+    dev_node: DevNode,
+) -> None:
+    """tx.submit decodes each chunk of a batch as admission reaches it: a
+    call that does not decode, or whose signature fails, in any chunk gets
+    its own error; every other call its txid."""
+    alice, bob = dev_node.users[0], dev_node.users[1]
+    txs = [
+        build_transfer(k, chain_id=dev_node.chain_id, nonce=n, to=carol, amount=10)
+        for n in range(150)
+        for k, carol in ((alice, bob.address), (bob, alice.address))
+    ]
+    raws = [t.raw.hex() for t in txs]
+    bad = {5: "zz", 140: "93010203", 290: "c1"}  # in the first, second and third chunk
+    for i, text in bad.items():
+        raws[i] = text
+    forged = txs[200].raw[:-1] + bytes([txs[200].raw[-1] ^ 1])  # its last signature byte
+    raws[200] = forged.hex()
+    calls = [
+        {"jsonrpc": "2.0", "id": i, "method": "tx.submit", "params": {"raw": r}}
+        for i, r in enumerate(raws)
+    ]
+    _, resp = await dev_node.rpc.raw(calls)
+    by_id = {r["id"]: r for r in resp}
+    assert len(by_id) == len(calls)
+    assert {i: by_id[i]["error"]["data"]["code"] for i in bad} == dict.fromkeys(bad, "malformed")
+    assert by_id[200]["error"]["data"]["code"] == "bad_signature"
+    # A sender's txs after a refused nonce wait in the pool (queued), so
+    # every other call is admitted.
+    ok = [i for i in range(len(txs)) if i not in bad and i != 200]
+    assert all(by_id[i]["result"] == txs[i].txid.hex() for i in ok)
+    info = await dev_node.rpc.call("mempool.info")
+    assert info["size"] == len(ok)
+
+
 async def test_mixed_batch_of_submissions(dev_node: DevNode) -> None:
     alice, bob = dev_node.users[0], dev_node.users[1]
     txs = [

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -13,7 +16,7 @@ import pytest
 
 from powernode.core.errors import BadSignature
 from powernode.core.tx import Transaction
-from powernode.node import verify
+from powernode.node import sigworker, verify
 from powernode.node.verify import Verifier, encode_request
 from tests.unit.helpers import ALICE, BOB, tamper_signature, transfer
 
@@ -40,6 +43,18 @@ async def test_bad_indexes_finds_every_bad_signature(verifier: Verifier, n: int)
         txs[i] = tamper_signature(txs[i])
     assert await verifier.bad_indexes(txs) == bad
     assert await verifier.bad_indexes([]) == set()
+
+
+async def test_a_cancelled_check_does_not_disturb_the_next(verifier: Verifier) -> None:
+    # The caller went away (a client hung up mid-batch): its chunks are
+    # still answered by the workers, in order, and the answers dropped.
+    dropped = verifier.bad_indexes(_txs(300))
+    dropped.cancel()
+    txs = _txs(50)
+    txs[3] = tamper_signature(txs[3])
+    async with asyncio.timeout(10):
+        assert await verifier.bad_indexes(txs) == {3}
+    assert dropped.cancelled()
 
 
 def test_verify_blocking_raises_for_the_first_bad(verifier: Verifier) -> None:
@@ -75,6 +90,11 @@ async def test_a_blocking_check_answers_the_async_requests_before_it(verifier: V
         assert await asyncio.gather(*tasks) == [{5}, {6}, {7}]
 
 
+async def _on_a_loop(verifier: Verifier, txs: list[Transaction]) -> set[int]:
+    # bad_indexes starts the check at once, so it is called on the loop.
+    return await verifier.bad_indexes(txs)
+
+
 def test_answers_survive_a_dead_worker(verifier: Verifier) -> None:
     for w in verifier._workers:
         assert w._proc is not None
@@ -83,7 +103,7 @@ def test_answers_survive_a_dead_worker(verifier: Verifier) -> None:
     txs = _txs(200)
     txs[7] = tamper_signature(txs[7])
     # the chunks go to dead workers: checked on the node's threads instead
-    assert asyncio.run(verifier.bad_indexes(txs)) == {7}
+    assert asyncio.run(_on_a_loop(verifier, txs)) == {7}
     with pytest.raises(BadSignature):
         verifier.verify_blocking(txs)
 
@@ -100,8 +120,6 @@ def test_stop_ends_the_workers() -> None:
 
 
 def test_worker_request_round_trip() -> None:
-    from powernode.node import sigworker
-
     txs = _txs(5)
     txs[3] = tamper_signature(txs[3])
     reply = sigworker.check_request(encode_request(txs))
@@ -140,3 +158,47 @@ def test_only_the_starting_thread_drives_the_verifier(verifier: Verifier) -> Non
     t.join(30)
     assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
     verifier.verify_blocking(_txs(50))  # still fine from its own thread
+
+
+def test_the_worker_reads_requests_split_and_joined_anyhow() -> None:
+    """A request may arrive in pieces, several in one read: each is answered
+    once whole, in order."""
+    batches = [_txs(3), _txs(5), _txs(2)]
+    batches[1][4] = tamper_signature(batches[1][4])
+    frames = [sigworker.frame(encode_request(b)) for b in batches]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "powernode.node.sigworker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        bufsize=0,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    out = proc.stdout
+
+    def replies(n: int) -> list[list[int]]:
+        got: list[list[int]] = []
+        buf = b""
+        while len(got) < n:
+            ready, _, _ = select.select([out], [], [], 10.0)
+            assert ready, "the worker did not answer"
+            chunk = out.read(1 << 16)
+            assert chunk, "the worker exited"
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
+                end = 4 + int.from_bytes(buf[:4], "big")
+                got.append(sigworker.decode_reply(buf[4:end]))
+                buf = buf[end:]
+        assert buf == b""
+        return got
+
+    try:
+        half = len(frames[1]) // 2
+        proc.stdin.write(frames[0] + frames[1][:half])  # one whole, one half
+        assert replies(1) == [[]]
+        proc.stdin.write(frames[1][half:] + frames[2])  # the rest, and one more
+        assert replies(2) == [[4], []]
+    finally:
+        proc.stdin.close()
+        code = proc.wait(timeout=10)
+        out.close()
+    assert code == 0

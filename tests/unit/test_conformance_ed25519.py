@@ -19,7 +19,7 @@ import pytest
 
 from powernode.core.crypto import KeyPair, point_ok, signature_ok, verify
 from powernode.core.errors import BadSignature
-from powernode.node.sigworker import check_request, decode_reply
+from powernode.node.sigworker import check_request, decode_reply, signature_frame
 
 DATA = Path(__file__).parents[1] / "data"
 RFC8032 = DATA / "ed25519" / "rfc8032-7.1.json"
@@ -40,6 +40,10 @@ def node_accepts(pubkey: bytes, signature: bytes, message: bytes) -> bool:
     except BadSignature:
         in_process = False
     assert in_process == ok, "verify and signature_ok disagree"
+    if len(pubkey) == 32 and len(signature) == 64 and len(message) < 2**16:
+        # The signature worker's path (what a tx's sizes let reach it).
+        body = b"\x01" + signature_frame(pubkey, signature, message)
+        assert decode_reply(check_request(body)) == ([] if ok else [0]), "the worker disagrees"
     return ok
 
 
@@ -113,9 +117,7 @@ def test_signature_worker_gives_the_same_answers() -> None:
     # carrying every Wycheproof vector whose signature has the wire size.
     sized = [c for c in WYCHEPROOF_CASES if len(c[3]) == 64 and len(c[2]) < 2**16]
     # Each vector framed as a tx carrying one signature.
-    body = b"".join(
-        b"\x01" + pk + sig + len(msg).to_bytes(2, "big") + msg for _, pk, msg, sig, _ in sized
-    )
+    body = b"".join(b"\x01" + signature_frame(pk, sig, msg) for _, pk, msg, sig, _ in sized)
     rejected = set(decode_reply(check_request(body)))
     expected = {i for i, c in enumerate(sized) if c[4] == "invalid"}
     assert rejected == expected and expected

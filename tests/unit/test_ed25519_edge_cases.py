@@ -28,6 +28,7 @@ from powernode.core.crypto import (
     point_ok,
     signature_ok,
 )
+from powernode.node.sigworker import check_request, decode_reply, signature_frame
 
 DATA = Path(__file__).parents[1] / "data"
 SPECCHECK = DATA / "ed25519-speccheck" / "cases.json"
@@ -117,6 +118,16 @@ def test_speccheck_case(i: int, pk: bytes, sig: bytes, msg: bytes) -> None:
         for f in (signature_ok, libsodium_accepts, openssl_accepts, previous_rules_accept)
     )
     assert got == SPECCHECK_VERDICTS[i]
+
+
+def test_the_signature_worker_decides_every_speccheck_case_as_signature_ok() -> None:
+    # The worker checks signatures in place in its request (SpanVerifier):
+    # the cases where libraries differ must not differ between the paths.
+    cases = speccheck_cases()
+    body = b"".join(b"\x01" + signature_frame(pk, sig, msg) for _, pk, sig, msg in cases)
+    refused = decode_reply(check_request(body))
+    assert refused == [i for i, pk, sig, msg in cases if not signature_ok(pk, sig, msg)]
+    assert 0 < len(refused) < len(cases)
 
 
 def test_speccheck_has_the_twelve_cases() -> None:

@@ -12,7 +12,7 @@ import pytest
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import GenesisError
 from powernode.core.params import GenesisSection, parse_params
-from powernode.node.sigworker import check_request, decode_reply
+from powernode.node.sigworker import check_request, decode_reply, signature_frame
 from powernode.state.registry import ENGINES
 from tests.unit.helpers import genesis_doc
 
@@ -58,8 +58,7 @@ def test_section_after_gets_earlier_params() -> None:
 
 
 def _sig(key: KeyPair, msg: bytes, *, good: bool = True) -> bytes:
-    sig = key.sign(msg if good else msg + b"x")
-    return key.pubkey + sig + len(msg).to_bytes(2, "big") + msg
+    return signature_frame(key.pubkey, key.sign(msg if good else msg + b"x"), msg)
 
 
 def test_worker_flags_a_tx_whose_cosignature_fails() -> None:

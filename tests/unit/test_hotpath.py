@@ -6,6 +6,7 @@ precheck for tx types that have none, and the account a ``Checked`` carries."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import msgpack
@@ -18,6 +19,7 @@ from powernode.core.errors import InsufficientFunds, InvalidBlock, PowernodeErro
 from powernode.core.execution import ExecContext
 from powernode.core.tx import Transaction, decode_tx
 from powernode.engines.accounts import ACCOUNT_NS, Account, TransferHandler
+from powernode.node.rpc import _Answers
 from powernode.state.apply import BodyBuilder, apply_tx
 from powernode.state.registry import HANDLERS
 from powernode.state.view import StateView
@@ -223,3 +225,17 @@ def test_the_pool_rules_run_again_on_add(ledger: Ledger) -> None:
     with pytest.raises(InsufficientFunds):
         ledger.add_checked(b, now=T)
     assert len(ledger.mempool) == 1
+
+
+@pytest.mark.parametrize(
+    "id_",
+    [0, 7, -3, 10**20, "a", "", 'q"uo\\te', "é ☃ \x00", "\ud800"],
+)
+@pytest.mark.parametrize("result", ["ab" * 32, "", 'x"y\\z', "é\n☃", "12345678901234567"])
+def test_a_string_answer_is_the_bytes_json_dumps_gives(id_: Any, result: str) -> None:
+    """The RPC's shortcut for tx.submit's answers (a string result each)."""
+    response = {"jsonrpc": "2.0", "id": id_, "result": result}
+    answers = _Answers(1, None)
+    answers.put(0, response)
+    assert answers.parts[0] == json.dumps(response).encode()
+    assert answers.size == 2 + len(json.dumps(response)) + 2

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from benchkit.cpu import Phases
+from benchkit.cpu import Phases, _process_cpu, child_pids
 from benchkit.guard import progress
 from benchkit.node.txs import nonce_major
 from benchkit.rpc import RawRpc
@@ -27,6 +27,13 @@ SWEEP = ((200, 1), (500, 1), (1000, 1), (200, 2), (500, 2), (1000, 2))
 
 
 # --- 2. ingest -------------------------------------------------------------------
+
+
+def node_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of a node process (its event loop and other
+    threads) and of its signature workers: per ingested tx, the figure a
+    machine shared with other jobs still gives (a wall-clock rate does not)."""
+    return _process_cpu(pid), sum(_process_cpu(c) for c in child_pids(pid))
 
 
 @dataclass
