@@ -81,10 +81,12 @@ def curves(r: dict[str, Any]) -> list[Curve]:
                          tuple(x["account_get"]["p99_ms"] for x in a), True))  # fmt: skip
         out.append(Curve("node.info p99", "accounts", "ms", n,
                          tuple(x["node_info"]["p99_ms"] for x in a), True))  # fmt: skip
-        for key, name in (("cert_list", "cert.list p50"), ("market_orders", "market.orders p50")):
+        for key, name in (("cert_list", "cert.list p50"), ("cert_cfe", "cert.cfe p50"),
+                          ("market_orders", "market.orders p50"),
+                          ("market_trades", "market.trades p50")):  # fmt: skip
             if key in a[0]:
                 out.append(Curve(name, "accounts", "ms", n, tuple(x[key]["p50_ms"] for x in a),
-                                 True, "scans the whole state"))  # fmt: skip
+                                 True, "reads its own namespaces"))  # fmt: skip
         out.append(
             Curve("node start-up", "accounts", "s", n, tuple(x["start_s"] for x in a), False)
         )

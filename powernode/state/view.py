@@ -118,8 +118,8 @@ class MemoryState:
         return MappingProxyType(self._ns.get(ns, _EMPTY))
 
     def namespaces(self) -> list[str]:
-        """Namespaces holding at least one record, in the order first written."""
-        return [ns for ns, d in self._ns.items() if d]
+        """Namespaces holding at least one record, sorted."""
+        return sorted(ns for ns, d in self._ns.items() if d)
 
     def __len__(self) -> int:
         return sum(len(d) for d in self._ns.values())
