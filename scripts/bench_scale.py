@@ -85,8 +85,9 @@ def curves(r: dict[str, Any]) -> list[Curve]:
                           ("market_orders", "market.orders p50"),
                           ("market_trades", "market.trades p50")):  # fmt: skip
             if key in a[0]:
+                cpu = " / ".join(f"{x[key].get('cpu_ms', 0):.2f}" for x in a)
                 out.append(Curve(name, "accounts", "ms", n, tuple(x[key]["p50_ms"] for x in a),
-                                 True, "reads its own namespaces"))  # fmt: skip
+                                 True, f"node CPU {cpu} ms a call"))  # fmt: skip
         out.append(
             Curve("node start-up", "accounts", "s", n, tuple(x["start_s"] for x in a), False)
         )

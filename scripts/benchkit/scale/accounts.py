@@ -9,8 +9,9 @@ figure is the state's, not Ed25519's. Then a node process starts on the
 resulting chain.db (start-up time, RSS) and answers ``account.get`` (over
 200 different funded addresses) and ``node.info`` one after another on one
 keep-alive connection, then the listings of one participant: ``cert.list``,
-``cert.cfe``, ``market.orders`` and ``market.trades`` (p50 over ``calls / 20``
-calls). The listings read only their own namespaces of the tip state, so
+``cert.cfe``, ``market.orders`` and ``market.trades`` (p50 over ``calls / 10``
+calls), and the node process's CPU per call (from ``/proc``, 10 ms ticks over
+the calls). The listings read only their own namespaces of the tip state, so
 they should stay flat as the accounts grow.
 """
 
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchkit.cpu import _process_cpu
 from benchkit.guard import median, progress
 from benchkit.node.latency import _latencies, _summary
 from benchkit.node.txs import key_for
@@ -138,7 +140,12 @@ def one_size(workdir: Path, accounts: int, block_txs: int, reps: int, calls: int
             for name, method, params in listings:
                 body = [request_body(method, params)]
                 _cycled_latencies(conn, body, 5)
-                out[name] = _summary(_cycled_latencies(conn, body, max(20, calls // 20)))
+                n = max(20, calls // 10)
+                cpu0 = _process_cpu(node.pid)
+                out[name] = _summary(_cycled_latencies(conn, body, n))
+                # The node's own CPU per call: what the listing costs it,
+                # less swayed than latency by other processes on the cores.
+                out[name]["cpu_ms"] = (_process_cpu(node.pid) - cpu0) * 1000 / n
         finally:
             conn.close()
     progress(
