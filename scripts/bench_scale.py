@@ -8,7 +8,9 @@ Rows (sizes as ``A,B,C``; ``--quick`` runs small ones):
 
 - accounts: a block of ``--block-txs`` transfers connected (warm: its txs
   admitted first) at ``--accounts`` funded accounts (genesis allocations);
-  then a node process on that chain: ``account.get`` and ``node.info`` p99.
+  then a node process on that chain: ``account.get`` and ``node.info`` p99;
+  the listings ``cert.list``, ``cert.cfe``, ``market.orders`` and
+  ``market.trades`` of one participant, p50 and the node's CPU per call.
 - market: a block of ``--market-block`` orders (half crossing, half resting)
   through ``apply_block`` at ``--resting`` resting orders over ``--slots``
   delivery slots.
