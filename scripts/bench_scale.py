@@ -8,7 +8,9 @@ Rows (sizes as ``A,B,C``; ``--quick`` runs small ones):
 
 - accounts: a block of ``--block-txs`` transfers connected (warm: its txs
   admitted first) at ``--accounts`` funded accounts (genesis allocations);
-  then a node process on that chain: ``account.get`` and ``node.info`` p99.
+  then a node process on that chain: ``account.get`` and ``node.info`` p99;
+  the listings ``cert.list``, ``cert.cfe``, ``market.orders`` and
+  ``market.trades`` of one participant, p50 and the node's CPU per call.
 - market: a block of ``--market-block`` orders (half crossing, half resting)
   through ``apply_block`` at ``--resting`` resting orders over ``--slots``
   delivery slots.
@@ -81,10 +83,13 @@ def curves(r: dict[str, Any]) -> list[Curve]:
                          tuple(x["account_get"]["p99_ms"] for x in a), True))  # fmt: skip
         out.append(Curve("node.info p99", "accounts", "ms", n,
                          tuple(x["node_info"]["p99_ms"] for x in a), True))  # fmt: skip
-        for key, name in (("cert_list", "cert.list p50"), ("market_orders", "market.orders p50")):
+        for key, name in (("cert_list", "cert.list p50"), ("cert_cfe", "cert.cfe p50"),
+                          ("market_orders", "market.orders p50"),
+                          ("market_trades", "market.trades p50")):  # fmt: skip
             if key in a[0]:
+                cpu = " / ".join(f"{x[key].get('cpu_ms', 0):.2f}" for x in a)
                 out.append(Curve(name, "accounts", "ms", n, tuple(x[key]["p50_ms"] for x in a),
-                                 True, "scans the whole state"))  # fmt: skip
+                                 True, f"node CPU {cpu} ms a call"))  # fmt: skip
         out.append(
             Curve("node start-up", "accounts", "s", n, tuple(x["start_s"] for x in a), False)
         )

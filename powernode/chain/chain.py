@@ -20,7 +20,6 @@ from powernode.chain.orphans import OrphanPool
 from powernode.chain.sigcache import SigCache, verify_serial
 from powernode.chain.storage_faults import fix_store
 from powernode.chain.store import BlockStore
-from powernode.core import encoding
 from powernode.core.block import Block, BlockHeader, check_block, decode_block, median_time_past
 from powernode.core.errors import (
     BadHeight,
@@ -133,8 +132,7 @@ class Chain:
                 self.index.add(se.header, status, se.seq)
             except KeyError:
                 emit(log, "index.skip", logging.WARNING, hash=se.hash, reason="parent_missing")
-        for ns, key, raw in self.store.iter_state():
-            self.state.data[(ns, key)] = STATE_CODECS[ns](encoding.decode(raw))
+        self.state.apply_entries(self.store.iter_state(), STATE_CODECS)
         tip_hash = self.store.get_meta("tip")
         tip = self.index.get(tip_hash) if tip_hash else None
         if tip is None:

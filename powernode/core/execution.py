@@ -28,6 +28,14 @@ class StateAccess(StateRead, Protocol):
     def put(self, key: StateKey, value: Any) -> None: ...
 
 
+class StateListing(StateRead, Protocol):
+    """A state that also lists one namespace (the tip's ``MemoryState``):
+    what the engines' listing queries read, so that a listing costs the
+    records of its namespaces, never the whole state."""
+
+    def namespace(self, ns: str) -> Mapping[bytes, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ExecContext:
     """What a tx may know about the block that executes it: no wall clock.

@@ -152,14 +152,13 @@ class Replay:
                     )
             if replay.chain.tip.hash != node.chain.tip.hash:
                 raise ReplayMismatch("the replay ends at another tip")
-            if replay.chain.state.data != node.chain.state.data:
+            replayed, stored = replay.chain.state.snapshot(), node.chain.state.snapshot()
+            if replayed != stored:
                 diff = {
-                    k
-                    for k in replay.chain.state.data.keys() | node.chain.state.data.keys()
-                    if replay.chain.state.data.get(k) != node.chain.state.data.get(k)
+                    k for k in replayed.keys() | stored.keys() if replayed.get(k) != stored.get(k)
                 }
                 raise ReplayMismatch(f"stored state differs from the replay in {len(diff)} records")
-            supply = sum(v.balance for (ns, _), v in node.chain.state.data.items() if ns == "acct")
+            supply = sum(v.balance for v in node.chain.state.namespace("acct").values())
             allocated = sum(a for _, a in self.params.allocations)
             expected = allocated + self.params.block_reward * node.chain.height
             if supply != expected:

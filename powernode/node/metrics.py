@@ -275,19 +275,13 @@ class _StateCollector(Collector):
         devices: Tally[str] = Tally()
         ppas: Tally[str] = Tally()
         contracts: Tally[str] = Tally()
-        readings = settlements = 0
-        # One pass over the tip state for every count by status.
-        for (ns, _), value in list(state.data.items()):
-            if ns == READING_NS:
-                readings += 1
-            elif ns == DEVICE_NS:
-                devices[value.status] += 1
-            elif ns == PPA_NS:
-                ppas[value.status] += 1
-            elif ns == CONTRACT_NS:
-                contracts[value.status] += 1
-            elif ns == SLOT_NS:
-                settlements += 1
+        # Counts are namespace sizes; counts by status read that namespace
+        # only (never the accounts or the readings themselves).
+        readings = len(state.namespace(READING_NS))
+        settlements = len(state.namespace(SLOT_NS))
+        for tally, ns in ((devices, DEVICE_NS), (ppas, PPA_NS), (contracts, CONTRACT_NS)):
+            for value in state.namespace(ns).values():
+                tally[value.status] += 1
         yield _by_status("powernode_devices", "Metering devices, by status", devices)
         yield _gauge("powernode_meter_readings", "Meter readings on chain", readings)
         c = cert_queries.stats(state)

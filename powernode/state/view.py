@@ -8,7 +8,8 @@ the prior values (to disconnect the block in a reorg).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from powernode.core import encoding
@@ -86,29 +87,78 @@ class StateView:
 
 
 class MemoryState:
-    """The whole state as a dict of decoded values; what chain/ keeps at the tip."""
+    """The whole state, decoded: what chain/ keeps at the tip.
 
-    __slots__ = ("data",)
+    One dict per namespace, so a listing reads the records of its own
+    namespaces (``namespace``) and never scans the rest; ``get`` is still
+    two dict lookups. Every write goes through ``apply_entries`` or
+    ``apply_values``, so the namespaces are the state and nothing else is
+    kept to drift from it. Within a namespace, records keep the order they
+    were written in (what a flat dict gave); answers never rely on it, they
+    sort explicitly.
+    """
 
-    def __init__(self, data: dict[StateKey, Any] | None = None) -> None:
-        self.data: dict[StateKey, Any] = {} if data is None else data
+    __slots__ = ("_ns",)
+
+    def __init__(self, data: Mapping[StateKey, Any] | None = None) -> None:
+        self._ns: dict[str, dict[bytes, Any]] = {}
+        if data:
+            self.apply_values(data)
 
     def get(self, key: StateKey) -> Any:
-        return self.data.get(key)
+        ns, k = key
+        try:
+            return self._ns[ns].get(k)
+        except KeyError:  # a namespace never written
+            return None
+
+    def namespace(self, ns: str) -> Mapping[bytes, Any]:
+        """The records of ``ns`` (key -> value), read-only and live: valid
+        until the next write to the state."""
+        return MappingProxyType(self._ns.get(ns, _EMPTY))
+
+    def namespaces(self) -> list[str]:
+        """Namespaces holding at least one record, sorted."""
+        return sorted(ns for ns, d in self._ns.items() if d)
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self._ns.values())
+
+    def items(self) -> Iterator[tuple[StateKey, Any]]:
+        """Every record, namespace by namespace (tools and tests)."""
+        for ns, d in self._ns.items():
+            for k, v in d.items():
+                yield (ns, k), v
+
+    def snapshot(self) -> dict[StateKey, Any]:
+        """A flat copy of the whole state, for comparing two states (tests,
+        replay checks); O(state), never on a request path."""
+        return dict(self.items())
+
+    def _space(self, ns: str) -> dict[bytes, Any]:
+        d = self._ns.get(ns)
+        if d is None:
+            d = self._ns[ns] = {}
+        return d
 
     def apply_entries(
-        self, entries: list[DiffEntry], codecs: Mapping[str, Callable[[Any], Any]]
+        self, entries: Iterable[DiffEntry], codecs: Mapping[str, Callable[[Any], Any]]
     ) -> None:
-        """Write a diff or an undo list (canonical bytes) into the dict."""
+        """Write a diff, an undo list or a stored state (canonical bytes)."""
         for ns, key, raw in entries:
             if raw is None:
-                self.data.pop((ns, key), None)
+                self._space(ns).pop(key, None)
             else:
-                self.data[(ns, key)] = codecs[ns](encoding.decode(raw))
+                self._space(ns)[key] = codecs[ns](encoding.decode(raw))
 
     def apply_values(self, values: Mapping[StateKey, Any]) -> None:
-        for k, v in values.items():
+        """Write decoded values; ``None`` deletes the key."""
+        for (ns, key), v in values.items():
             if v is None:
-                self.data.pop(k, None)
+                self._space(ns).pop(key, None)
             else:
-                self.data[k] = v
+                self._space(ns)[key] = v
+
+
+# What ``namespace`` shows for a namespace never written; never written to.
+_EMPTY: dict[bytes, Any] = {}

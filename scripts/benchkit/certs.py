@@ -245,8 +245,8 @@ def reading_signatures(txs: Sequence[Transaction], n: int) -> dict[str, Any]:
 def state_bytes(state: MemoryState, namespaces: Sequence[str]) -> dict[str, int]:
     """Bytes of the stored form (namespace, key, packed value) per namespace."""
     out = dict.fromkeys(namespaces, 0)
-    for (ns, key), value in state.data.items():
-        if ns in out:
+    for ns in out:
+        for key, value in state.namespace(ns).items():
             obj = value.to_obj() if hasattr(value, "to_obj") else value
             out[ns] += len(ns) + len(key) + len(encoding.encode(obj))
     return out

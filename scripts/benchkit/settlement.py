@@ -153,7 +153,7 @@ def build(n: int, sellers: int) -> World:
 
 
 def money(state: MemoryState) -> int:
-    held = sum(v.balance for (ns, _), v in state.data.items() if ns == ACCOUNT_NS)
+    held = sum(v.balance for v in state.namespace(ACCOUNT_NS).values())
     return held + queries.held_total(state)
 
 
@@ -161,7 +161,7 @@ def bench_settlement(n: int = 10_000, sellers: int = 100, reps: int = 3) -> dict
     t0 = time.perf_counter()
     w = build(n, sellers)
     setup = time.perf_counter() - t0
-    trades = sum(1 for (ns, _) in w.state.data if ns == TRADE_NS)
+    trades = len(w.state.namespace(TRADE_NS))
     assert trades == n, f"setup made {trades} trades, not {n}"
     ctx = ExecContext(10_000, SLOT + 900 + WINDOW + 1, MINER, w.params)
     best = float("inf")
@@ -181,7 +181,7 @@ def bench_settlement(n: int = 10_000, sellers: int = 100, reps: int = 3) -> dict
     view.diff(changed)
     diff_s = time.perf_counter() - t
     before = money(w.state)
-    after_state = MemoryState(dict(w.state.data))
+    after_state = MemoryState(w.state.snapshot())
     after_state.apply_values(changed)
     problems = []
     if money(after_state) != before:

@@ -113,7 +113,7 @@ async def test_heavier_branch_over_rpc_wins(
     reorgs = [r for r in caplog.records if r.getMessage() == "chain.reorg"]
     assert reorgs and reorgs[-1].fields["undone"] == 2 and reorgs[-1].fields["applied"] == 3
     # The node's state equals the builder's replay of the same blocks.
-    assert dev_node.node.ledger.chain.state.data == b.ledger.chain.state.data
+    assert dev_node.node.ledger.chain.state.snapshot() == b.ledger.chain.state.snapshot()
     # Mining on the new tip includes the resurrected txs exactly once.
     await rpc.call("dev.mine", {"blocks": 1})
     for tx in own:

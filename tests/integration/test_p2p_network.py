@@ -60,7 +60,7 @@ async def test_random_mining_converges(net: Network) -> None:
         await rng.choice(nodes).mine_now(rng.randint(1, 2))
     await sync_all(nodes)
     assert len({n.ledger.chain.tip.header.state_root for n in nodes}) == 1
-    states = [n.ledger.chain.state.data for n in nodes]
+    states = [n.ledger.chain.state.snapshot() for n in nodes]
     assert all(s == states[0] for s in states)
 
 
@@ -80,7 +80,7 @@ async def test_late_joiner_catches_up_with_progress(
     assert first.ledger.chain.height == 520
     late = await net.add_node(connect_to=[first])
     await sync_all([first, late], timeout=120)
-    assert late.ledger.chain.state.data == first.ledger.chain.state.data
+    assert late.ledger.chain.state.snapshot() == first.ledger.chain.state.snapshot()
     events = [r.getMessage() for r in caplog.records if r.name == "powernode.sync"]
     assert "sync.started" in events and "sync.progress" in events and "sync.done" in events
     done = [r for r in caplog.records if r.getMessage() == "sync.done"][-1]
@@ -142,7 +142,7 @@ async def test_partition_and_heal_keeps_every_tx(net: Network) -> None:
     winner = side_b[0].ledger
     for n in nodes:
         assert n.ledger.chain.tip.hash == winner.chain.tip.hash
-        assert n.ledger.chain.state.data == winner.chain.state.data
+        assert n.ledger.chain.state.snapshot() == winner.chain.state.snapshot()
     # Side A's txs are pending again (u1's) or lost to a conflict (u0's
     # nonce 0 went to side B's spend): none lost, none applied twice.
     for tx in tx_a[1:]:

@@ -94,7 +94,7 @@ class Contracts(Certs):
         """Every account balance plus every escrow: the market's order and
         settlement escrows, the PPAs' and the declarative contracts'."""
         state = self.state
-        total = sum(v.balance for (ns, _), v in state.data.items() if ns == "acct")
+        total = sum(v.balance for v in state.namespace("acct").values())
         return (
             total
             + self.held()

@@ -129,7 +129,7 @@ def mine(ledger: Ledger, now: int, miner: KeyPair = MINER) -> Block:
 
 
 def total_supply(ledger: Ledger) -> int:
-    return sum(v.balance for (ns, _), v in ledger.chain.state.data.items() if ns == "acct")
+    return sum(v.balance for v in ledger.chain.state.namespace("acct").values())
 
 
 # --- ledgers on disk ----------------------------------------------------------

@@ -103,7 +103,7 @@ class Chainlet:
         return result
 
     def supply(self) -> int:
-        return sum(v.balance for (ns, _), v in self.state.data.items() if ns == "acct")
+        return sum(v.balance for v in self.state.namespace("acct").values())
 
 
 @pytest.fixture
@@ -338,12 +338,12 @@ def test_apply_block_refuses_invalid_tx_with_inner_code(params: ChainParams) -> 
     block, _ = c.build([transfer(ALICE, DAVE, 1, nonce=0)])
     bad_tx = transfer(BOB, DAVE, 1, nonce=3)
     bad = make_block(block.header, (*block.txs, bad_tx))
-    before = dict(c.state.data)
+    before = c.state.snapshot()
     with pytest.raises(BadTxInBlock) as ei:
         apply_block(c.state, c.root, bad, params)
     assert ei.value.code == "bad_tx_in_block"
     assert "nonce_too_high" in ei.value.message and "tx 1" in ei.value.message
-    assert c.state.data == before
+    assert c.state.snapshot() == before
 
 
 def test_apply_block_refuses_wrong_state_root(params: ChainParams) -> None:
@@ -388,16 +388,16 @@ def test_apply_block_refuses_wrong_state_root(params: ChainParams) -> None:
 
 def test_undo_restores_the_parent_state(params: ChainParams) -> None:
     c = Chainlet(params)
-    before = dict(c.state.data)
+    before = c.state.snapshot()
     block, _ = c.build([transfer(ALICE, DAVE, 1_000, nonce=0), transfer(BOB, ALICE, 5, nonce=0)])
     result = c.connect(block)
-    assert c.state.data != before
+    assert c.state.snapshot() != before
     c.state.apply_entries(result.undo, STATE_CODECS)
-    assert c.state.data == before
+    assert c.state.snapshot() == before
     c.state.apply_entries(result.diff, STATE_CODECS)
     again = genesis_state(params)
     again.apply_values(result.changed)
-    assert c.state.data == again.data
+    assert c.state.snapshot() == again.snapshot()
 
 
 tx_specs = st.lists(
@@ -430,7 +430,7 @@ def test_supply_is_conserved(blocks: list[list[tuple[int, int, int, int]]]) -> N
         next_nonce = [nonce(c.state, k) for k in keys]
         assert sum(r.fee for r in result.receipts) == sum(tx.fee for tx in block.txs)
         assert c.supply() == 3 * ALLOC + REWARD * c.height
-        assert all(v.balance >= 0 for v in c.state.data.values())
+        assert all(v.balance >= 0 for v in c.state.snapshot().values())
 
 
 # --- state root -------------------------------------------------------------------
@@ -491,7 +491,7 @@ def test_checkpoint_and_revert() -> None:
     v.revert(0)
     assert v.get(("n", b"a")) == Account(1, 0)
     assert v.changed() == {} and v.diff() == [] and v.undo() == []
-    assert base.data == {("n", b"a"): Account(1, 0)}
+    assert base.snapshot() == {("n", b"a"): Account(1, 0)}
 
 
 def test_delete_shows_in_diff_and_undo() -> None:
@@ -501,11 +501,11 @@ def test_delete_shows_in_diff_and_undo() -> None:
     v.put(("acct", b"b"), Account(5, 0))
     assert v.diff() == [("acct", b"a", None), ("acct", b"b", b"\x92\x05\x00")]
     assert v.undo() == [("acct", b"a", b"\x92\x01\x02"), ("acct", b"b", None)]
-    after = MemoryState(dict(base.data))
+    after = MemoryState(base.snapshot())
     after.apply_entries(v.diff(), STATE_CODECS)
-    assert after.data == {("acct", b"b"): Account(5, 0)}
+    assert after.snapshot() == {("acct", b"b"): Account(5, 0)}
     after.apply_entries(v.undo(), STATE_CODECS)
-    assert after.data == base.data
+    assert after.snapshot() == base.snapshot()
 
 
 ops = st.lists(
@@ -547,9 +547,9 @@ def test_stateview_matches_a_model(script: list[tuple[str, Any, Any]]) -> None:
             model = dict(snap)
         for key in [("acct", b"a"), ("acct", b"b"), ("acct", b"c")]:
             assert v.get(key) == model.get(key)
-    assert base.data == base_data  # the base is never written
+    assert base.snapshot() == base_data  # the base is never written
     applied = MemoryState(dict(base_data))
     applied.apply_entries(v.diff(), STATE_CODECS)
-    assert applied.data == model
+    assert applied.snapshot() == model
     applied.apply_entries(v.undo(), STATE_CODECS)
-    assert applied.data == base_data
+    assert applied.snapshot() == base_data

@@ -32,15 +32,15 @@ def test_readings_issue_certificates_and_the_check_can_fail(bc: ModuleType) -> N
     ck = bc.check_issuance(chain, fleet, readings)
     assert ck["problems"] == [] and ck["certified_wh"] == ck["metered_wh"] > 0
     # thermal earned none: 3 of every 4 devices certify
-    roots = [k for k in chain.state.data if k[0] == "crt.cert"]
+    roots = [("crt.cert", k) for k in chain.state.namespace("crt.cert")]
     assert len(roots) == 18
     cert_txs = bc.sign_cert_txs(chain, fleet, readings)
     kit.run_blocks(chain, cert_txs, 7, lambda b: kit.T0 + 10_000 + b, "t")
     assert chain.failed == 0
-    assert len([k for k in chain.state.data if k[0] == "crt.cert"]) == 18 * 3  # two splits each
+    assert len(chain.state.namespace("crt.cert")) == 18 * 3  # two splits each
 
     key = ("crt.cert", kit.root_id(fleet.devices[0], kit.T0))
-    del chain.state.data[key]
+    chain.state.apply_values({key: None})
     assert (
         bc.check_issuance(chain, fleet, readings)["problems"][0]
         == "1 readings issued no certificate"

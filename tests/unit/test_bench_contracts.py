@@ -41,8 +41,8 @@ def test_readings_deliver_to_ppas_and_the_check_can_fail(kit: ModuleType) -> Non
     assert kit.check_contracts(chain, creates)["problems"] == []
 
     key = ("ppa.ppa", ids[0])
-    p = chain.state.data[key]
-    chain.state.data[key] = p._replace(delivered_wh=p.delivered_wh + 1)
+    p = chain.state.get(key)
+    chain.state.apply_values({key: p._replace(delivered_wh=p.delivered_wh + 1)})
     problems = kit.check_ppas(chain, ids, readings)["problems"]
     assert any("delivered" in x for x in problems), problems
 

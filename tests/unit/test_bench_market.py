@@ -66,9 +66,8 @@ def test_the_three_runs_agree_and_the_check_can_fail(bm: ModuleType) -> None:
     assert bm.cross_check(s, worse, states, r)["problems"] == ["(b) trades differ from (a)'s"]
     worse = outs | {"a": a._replace(resting=[*a.resting, (s.slots[0], 0, 1)])}
     assert len(bm.cross_check(s, worse, states, r)["problems"]) >= 2
-    state = b_state.data
-    acct = next(k for k in state if k[0] == "acct")
-    state[acct] = state[acct]._replace(balance=state[acct].balance + 1)
+    acct, was = next(iter(b_state.namespace("acct").items()))
+    b_state.apply_values({("acct", acct): was._replace(balance=was.balance + 1)})
     assert any("(b) balances" in p for p in bm.cross_check(s, outs, states, r)["problems"])
 
 

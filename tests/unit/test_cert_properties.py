@@ -315,7 +315,7 @@ def view_of(ledger: Ledger) -> dict[str, Any]:
 def assert_same_state(a: Ledger, b: Ledger) -> None:
     assert a.chain.tip.hash == b.chain.tip.hash
     assert a.chain.tip.header.state_root == b.chain.tip.header.state_root
-    assert a.chain.state.data == b.chain.state.data
+    assert a.chain.state.snapshot() == b.chain.state.snapshot()
     assert view_of(a) == view_of(b)
 
 
@@ -400,19 +400,19 @@ def test_undo_lists_restore_every_earlier_state(blocks: list[Any]) -> None:
     g = genesis_result(PARAMS)
     state.apply_entries(g.diff, STATE_CODECS)
     root = g.state_root
-    snapshots = [dict(state.data)]
+    snapshots = [state.snapshot()]
     results = []
     for blk in chain:
         result = apply_block(state, root, blk, PARAMS)
         state.apply_entries(result.diff, STATE_CODECS)
         root = result.state_root
         results.append(result)
-        snapshots.append(dict(state.data))
-    assert state.data == m.ledger.chain.state.data
+        snapshots.append(state.snapshot())
+    assert state.snapshot() == m.ledger.chain.state.snapshot()
     for result, before in zip(reversed(results), reversed(snapshots[:-1]), strict=True):
         state.apply_entries(result.undo, STATE_CODECS)
-        assert state.data == before
-    assert state.data == snapshots[0]
+        assert state.snapshot() == before
+    assert state.snapshot() == snapshots[0]
 
 
 @settings(

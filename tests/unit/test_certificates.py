@@ -509,13 +509,13 @@ def test_verify(w: World) -> None:
 def test_verify_finds_a_damaged_state(w: World) -> None:
     m = w.m
     key = ("crt.cert", w.retired)
-    good = m.state.data[key]
-    m.state.data[key] = good._replace(remaining_wh=good.remaining_wh - 1)
+    good = m.state.get(key)
+    m.state.apply_values({key: good._replace(remaining_wh=good.remaining_wh - 1)})
     try:
         v = m.verify(w.retired)
         assert v["valid"] is False and v["problems"] == ["the certificate's amounts do not add up"]
     finally:
-        m.state.data[key] = good
+        m.state.apply_values({key: good})
 
 
 def test_cfe_matches_hour_by_hour(w: World) -> None:

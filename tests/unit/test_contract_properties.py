@@ -292,7 +292,7 @@ def check_invariants(m: Contracts) -> None:
     state = m.state
     height = m.ledger.chain.tip.height
     assert m.money() == genesis_money(m.params) + height * m.params.block_reward
-    records = [(cid, c) for (ns, cid), c in state.data.items() if ns == CONTRACT_NS]
+    records = [(cid, c) for (ns, cid), c in state.snapshot().items() if ns == CONTRACT_NS]
     assert m.held() == sum(c.escrow for _, c in records)
     assert contract_queries.stats(state)["contracts"] == len(records)
     for cid, c in records:
@@ -319,7 +319,7 @@ def view_of(ledger: Ledger) -> dict[str, Any]:
 def assert_same_state(a: Ledger, b: Ledger) -> None:
     assert a.chain.tip.hash == b.chain.tip.hash
     assert a.chain.tip.header.state_root == b.chain.tip.header.state_root
-    assert a.chain.state.data == b.chain.state.data
+    assert a.chain.state.snapshot() == b.chain.state.snapshot()
     assert view_of(a) == view_of(b)
 
 

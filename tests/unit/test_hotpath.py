@@ -204,7 +204,7 @@ def test_a_block_that_fails_after_moving_the_tip_voids_checked_accounts(
 
     def moved_then_failed(block: Any, *, now: int, mono: float, source: str = "") -> Any:
         # As a reorg onto a branch found invalid can: the tip state moved.
-        ledger.chain.state.data[(ACCOUNT_NS, ALICE.address)] = Account(3, 0)
+        ledger.chain.state.apply_values({(ACCOUNT_NS, ALICE.address): Account(3, 0)})
         raise InvalidBlock("bad branch")
 
     block = template(ledger, T)

@@ -403,11 +403,11 @@ def test_bad_state_root(ledger: Ledger) -> None:
     ledger.submit_tx(transfer(ALICE, DAVE, 1, nonce=0), now=T)
     good = template(ledger, T)
     bad = rebuild(good, state_root=b"\x00" * 32)
-    before = dict(ledger.chain.state.data)
+    before = ledger.chain.state.snapshot()
     with pytest.raises(BadStateRoot) as ei:
         ledger.submit_block(bad, now=T, mono=MONO)
     assert ei.value.code == "bad_state_root"
-    assert ledger.chain.height == 0 and ledger.chain.state.data == before
+    assert ledger.chain.height == 0 and ledger.chain.state.snapshot() == before
     assert ledger.chain.index.get(bad.hash).failed  # type: ignore[union-attr]
     # submitting it again is refused without re-executing it
     with pytest.raises(InvalidBlock) as ei2:
@@ -553,7 +553,7 @@ def test_orphan_then_parent(factory: LedgerFactory, params: ChainParams) -> None
     assert outcome == "connected"
     assert [b.hash for b, _ in update.connected] == [b1.hash, b2.hash, b3.hash]
     assert dst.chain.tip.hash == b3.hash and len(dst.chain.orphans) == 0
-    assert dst.chain.state.data == src.chain.state.data
+    assert dst.chain.state.snapshot() == src.chain.state.snapshot()
 
 
 def test_invalid_orphan_is_dropped_when_parent_arrives(
@@ -685,7 +685,7 @@ def test_own_block_connects_from_the_template_result(ledger: Ledger) -> None:
     tip = ledger.chain.tip
     expected = apply_block(ledger.chain.state, tip.header.state_root, block, ledger.params)
     seen = _spy_prepared(ledger)
-    before = dict(ledger.chain.state.data)
+    before = ledger.chain.state.snapshot()
 
     outcome, update = ledger.submit_block(block, now=T, mono=MONO)
 
@@ -697,7 +697,7 @@ def test_own_block_connects_from_the_template_result(ledger: Ledger) -> None:
     assert got.receipts == expected.receipts
     # The stored undo takes the state back exactly.
     ledger.chain._disconnect_tip()
-    assert ledger.chain.state.data == before
+    assert ledger.chain.state.snapshot() == before
 
 
 def test_a_block_other_than_the_builders_body_is_executed(ledger: Ledger) -> None:

@@ -92,7 +92,7 @@ def test_own_block_of_market_txs_seals_what_executing_it_gives(tmp_path: Path) -
     block = make_block(solve(tmpl.header), tmpl.txs)
     tip = L.chain.tip
     expected = apply_block(L.chain.state, tip.header.state_root, block, L.params)
-    before = dict(L.chain.state.data)
+    before = L.chain.state.snapshot()
     seen = []
     inner = L.chain.prepared
     assert inner is not None
@@ -106,4 +106,4 @@ def test_own_block_of_market_txs_seals_what_executing_it_gives(tmp_path: Path) -
     assert (got.diff, got.undo, got.receipts) == (expected.diff, expected.undo, expected.receipts)
     assert any(e.get("event") == "trade" for r in got.receipts for e in r.events)
     L.chain._disconnect_tip()
-    assert L.chain.state.data == before
+    assert L.chain.state.snapshot() == before

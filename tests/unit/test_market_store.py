@@ -58,7 +58,7 @@ def test_books_survive_a_restart_and_keep_clearing(tmp_path: Path) -> None:
     mine(a, now + 5)
     a.submit_tx(_order(BOB, 1, "buy", 50_000, 600_000), now=now + 10)
     mine(a, now + 10)
-    before = dict(a.chain.state.data)
+    before = a.chain.state.snapshot()
     book_before = queries.book(a.chain.state, "spot", SLOT)
     assert book_before["asks"] == [
         {"price": 500_000, "energy": 50_000, "orders": 1},
@@ -68,7 +68,7 @@ def test_books_survive_a_restart_and_keep_clearing(tmp_path: Path) -> None:
     path = a.chain.store.path
     a.chain.store.close()
     b = factory.open(params, path=path)
-    assert b.chain.state.data == before
+    assert b.chain.state.snapshot() == before
     assert queries.book(b.chain.state, "spot", SLOT) == book_before
 
     # Past the gate: the reserve auction clears at one price, spot orders expire.
@@ -78,6 +78,6 @@ def test_books_survive_a_restart_and_keep_clearing(tmp_path: Path) -> None:
     assert queries.escrow_total(b.chain.state) == 0
     assert queries.book(b.chain.state, "spot", SLOT)["asks"] == []
     fresh = replay(factory, params, active_blocks(b), now=SLOT)
-    assert fresh.chain.state.data == b.chain.state.data
+    assert fresh.chain.state.snapshot() == b.chain.state.snapshot()
     assert get_account(b.chain.state, BOB.address) == get_account(fresh.chain.state, BOB.address)
     factory.close_all()

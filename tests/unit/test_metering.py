@@ -696,7 +696,7 @@ def test_clock_is_the_later_of_the_market_clock_and_the_block_time() -> None:
     state = MemoryState()
     ctx = ExecContext(height=1, timestamp=T0, miner=bytes(20), params=params)
     assert clock.now(state, ctx) == T0
-    state.data[(META_NS, b"")] = Meta(clock=T0 + 100)
+    state.apply_values({(META_NS, b""): Meta(clock=T0 + 100)})
     assert clock.now(state, ctx) == T0 + 100
     later = ExecContext(height=1, timestamp=T0 + 200, miner=bytes(20), params=params)
     assert clock.now(state, later) == T0 + 200
@@ -737,7 +737,7 @@ def test_records_round_trip_through_their_codecs(m: Metering, dev: bytes) -> Non
     m.report(ALICE, METER, dev, T0, produced=KWH)
     m.mine()
     seen = set()
-    for (ns, _key), v in m.state.data.items():
+    for (ns, _key), v in m.state.snapshot().items():
         if ns in records.STATE_CODECS:
             seen.add(ns)
             assert records.STATE_CODECS[ns](encoding.decode(encoding.encode(v.to_obj()))) == v
@@ -813,7 +813,7 @@ def test_replay_and_reorg_restore_devices_and_readings_exactly(factory: LedgerFa
     a.mine()
     chain = active_blocks(a.ledger)
     fresh = replay(factory, a.params, chain, a.now)
-    assert fresh.chain.state.data == a.state.data
+    assert fresh.chain.state.snapshot() == a.state.snapshot()
     # a competing branch from block 1 (the participants): METER belongs to
     # another device there, and interval T0 has another reading
     b = Metering(replay(factory, a.params, chain[:1], a.now))
@@ -826,7 +826,7 @@ def test_replay_and_reorg_restore_devices_and_readings_exactly(factory: LedgerFa
     for blk in active_blocks(b.ledger)[1:]:
         a.ledger.submit_block(blk, now=b.now, mono=MONO)
     assert a.ledger.chain.tip.hash == b.ledger.chain.tip.hash
-    assert a.state.data == b.state.data
+    assert a.state.snapshot() == b.state.snapshot()
     assert records.key_owner(a.state, METER.pubkey) == theirs
     assert queries.device(a.state, dev) is None
     assert [r["consumed_wh"] for r in queries.readings(a.state, theirs)] == [3 * KWH]

@@ -109,7 +109,9 @@ def test_genesis_state_holds_the_allocations() -> None:
     result = genesis_result(p)
     state = MemoryState()
     state.apply_entries(result.diff, STATE_CODECS)
-    assert state.data == {("acct", addr): Account(amount, 0) for addr, amount in p.allocations}
+    assert state.snapshot() == {
+        ("acct", addr): Account(amount, 0) for addr, amount in p.allocations
+    }
     assert result.receipts == () and result.undo == [(ns, k, None) for ns, k, _ in result.diff]
 
 

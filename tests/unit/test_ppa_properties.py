@@ -238,7 +238,7 @@ def check_invariants(m: Ppas, devices: list[bytes]) -> None:
 def assert_same_state(a: Ledger, b: Ledger) -> None:
     assert a.chain.tip.hash == b.chain.tip.hash
     assert a.chain.tip.header.state_root == b.chain.tip.header.state_root
-    assert a.chain.state.data == b.chain.state.data
+    assert a.chain.state.snapshot() == b.chain.state.snapshot()
 
 
 def open_prop(factory: Any) -> tuple[Ppas, list[bytes]]:
@@ -320,18 +320,18 @@ def test_undo_lists_restore_every_earlier_state(blocks: list[Any]) -> None:
     g = genesis_result(PARAMS)
     state.apply_entries(g.diff, STATE_CODECS)
     root = g.state_root
-    snapshots = [dict(state.data)]
+    snapshots = [state.snapshot()]
     results = []
     for blk in chain:
         result = apply_block(state, root, blk, PARAMS)
         state.apply_entries(result.diff, STATE_CODECS)
         root = result.state_root
         results.append(result)
-        snapshots.append(dict(state.data))
-    assert state.data == m.ledger.chain.state.data
+        snapshots.append(state.snapshot())
+    assert state.snapshot() == m.ledger.chain.state.snapshot()
     for result, before in zip(reversed(results), reversed(snapshots[:-1]), strict=True):
         state.apply_entries(result.undo, STATE_CODECS)
-        assert state.data == before
+        assert state.snapshot() == before
 
 
 @settings(

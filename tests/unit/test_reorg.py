@@ -47,7 +47,7 @@ def reopen(factory: LedgerFactory, params: ChainParams, ledger: Ledger) -> Ledge
 def assert_same_chain(a: Ledger, b: Ledger) -> None:
     assert a.chain.tip.hash == b.chain.tip.hash
     assert [e.hash for e in a.chain.active] == [e.hash for e in b.chain.active]
-    assert a.chain.state.data == b.chain.state.data
+    assert a.chain.state.snapshot() == b.chain.state.snapshot()
     assert a.chain.store.main_chain() == [e.hash for e in a.chain.active]
 
 
@@ -127,11 +127,11 @@ def test_lighter_branch_is_kept_aside(factory: LedgerFactory, params: ChainParam
     for i in range(3):
         mine(a, T + 5 * i)
     side = [mine(b, T + 5 * i, MINER_B) for i in range(2)]
-    before = dict(a.chain.state.data)
+    before = a.chain.state.snapshot()
     for blk in side:
         outcome, update = a.submit_block(blk, now=T + 20, mono=MONO)
         assert outcome == "side" and not update
-    assert a.chain.state.data == before and a.chain.height == 3
+    assert a.chain.state.snapshot() == before and a.chain.height == 3
     assert all(blk.hash in a.chain.index for blk in side)
 
 
@@ -338,7 +338,7 @@ def test_reorg_onto_invalid_branch_rolls_back(factory: LedgerFactory, params: Ch
     a.submit_tx(kept, now=T)
     a1 = mine(a, T - 5)  # timestamps on the 5 s schedule keep every target equal
     a2 = mine(a, T)
-    before = dict(a.chain.state.data)
+    before = a.chain.state.snapshot()
     b1 = mine(b, T - 5, MINER_B)
     good2 = template(b, T, MINER_B)
     bad2 = rebuild(good2, state_root=b"\x00" * 32)
@@ -353,7 +353,7 @@ def test_reorg_onto_invalid_branch_rolls_back(factory: LedgerFactory, params: Ch
     assert a.chain.index.get(bad2.hash).failed  # type: ignore[union-attr]
     assert a.chain.tip.hash == a2.hash
     assert [e.hash for e in a.chain.active[1:]] == [a1.hash, a2.hash]
-    assert a.chain.state.data == before
+    assert a.chain.state.snapshot() == before
     assert a.chain.index.get(b3.hash).failed  # type: ignore[union-attr]
     assert a.tx_status(kept.txid)["block"] == a1.hash.hex()
     assert_same_chain(a, replay(factory, params, [a1, a2], T + 5))

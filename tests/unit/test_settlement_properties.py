@@ -243,7 +243,7 @@ def check(m: Settle) -> None:
 
 def same_state(a: Ledger, b: Ledger) -> None:
     assert a.chain.tip.hash == b.chain.tip.hash
-    assert a.chain.state.data == b.chain.state.data
+    assert a.chain.state.snapshot() == b.chain.state.snapshot()
 
 
 PROPERTY_SETTINGS = settings(

@@ -197,7 +197,7 @@ def test_a_full_disk_refuses_the_block_whole_and_the_store_stays_stopped(
             reopened.chain.get_block(entry.hash), now=T + 500, mono=MONO
         )
         assert outcome == "connected"
-    assert replayed.chain.state.data == reopened.chain.state.data
+    assert replayed.chain.state.snapshot() == reopened.chain.state.snapshot()
 
 
 def test_a_page_gone_bad_under_a_running_store_is_a_sticky_store_corrupt(

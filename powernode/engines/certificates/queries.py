@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from itertools import pairwise
-from typing import Any, Protocol
+from typing import Any
 
+from powernode.core.execution import StateListing
 from powernode.engines.certificates.records import (
     CERT_NS,
     ISSUE,
@@ -32,13 +33,8 @@ from powernode.engines.certificates.records import (
 from powernode.engines.metering import queries as meter_queries
 from powernode.engines.metering import records as meter_records
 
-
-class ScanState(Protocol):
-    """A state that can be read by key and listed (MemoryState)."""
-
-    data: dict[tuple[str, bytes], Any]
-
-    def get(self, key: tuple[str, bytes]) -> Any: ...
+# A state that can be read by key and list a namespace (MemoryState).
+ScanState = StateListing
 
 
 def _get(state: ScanState, cert_id: bytes) -> Certificate | None:
@@ -73,9 +69,7 @@ def certs(
     if status is not None and status not in STATUSES:
         raise ValueError(f"status: expected one of {list(STATUSES)}")
     found: list[tuple[int, bytes, int, bytes, Certificate]] = []
-    for (ns, cid), c in state.data.items():
-        if ns != CERT_NS:
-            continue
+    for cid, c in state.namespace(CERT_NS).items():
         if owner is not None and c.owner != owner:
             continue
         if device is not None and c.device != device:
@@ -227,8 +221,8 @@ def cfe(state: ScanState, participant: bytes, start: int, end: int) -> dict[str,
         for r in meter_queries.readings(state, bytes.fromhex(dev["id"]), start, end):
             if r["consumed_wh"]:
                 consumed[r["interval"]] += r["consumed_wh"]
-    for (ns, key), wh in state.data.items():
-        if ns != RET_NS or key[:20] != participant:
+    for key, wh in state.namespace(RET_NS).items():
+        if key[:20] != participant:
             continue
         interval = int.from_bytes(key[20:28], "big")
         if start <= interval < end:

@@ -7,8 +7,9 @@ expired depends on it.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
+from powernode.core.execution import StateListing
 from powernode.engines.contracts import contract_vocab as vocab
 from powernode.engines.contracts.contract_records import (
     CONTRACT_NS,
@@ -19,11 +20,8 @@ from powernode.engines.contracts.contract_records import (
     totals,
 )
 
-
-class ScanState(Protocol):
-    data: dict[tuple[str, bytes], Any]
-
-    def get(self, key: tuple[str, bytes]) -> Any: ...
+# A state that can be read by key and list a namespace (MemoryState).
+ScanState = StateListing
 
 
 def _term_json(t: vocab.Term) -> list[Any]:
@@ -66,9 +64,7 @@ def contracts(
     if status is not None and status not in STATUSES:
         raise ValueError(f"status: expected one of {list(STATUSES)}")
     found: list[tuple[int, bytes, Contract]] = []
-    for (ns, cid), c in state.data.items():
-        if ns != CONTRACT_NS:
-            continue
+    for cid, c in state.namespace(CONTRACT_NS).items():
         if party is not None and party != c.creator and party not in c.parties:
             continue
         if status is not None and c.status_at(now) != status:

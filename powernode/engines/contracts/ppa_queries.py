@@ -9,8 +9,9 @@ go here).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
+from powernode.core.execution import StateListing
 from powernode.engines.contracts.ppa_records import (
     ACTIVE,
     DAY,
@@ -25,13 +26,8 @@ from powernode.engines.contracts.ppa_records import (
     totals,
 )
 
-
-class ScanState(Protocol):
-    """A state that can be read by key and listed (MemoryState)."""
-
-    data: dict[tuple[str, bytes], Any]
-
-    def get(self, key: tuple[str, bytes]) -> Any: ...
+# A state that can be read by key and list a namespace (MemoryState).
+ScanState = StateListing
 
 
 def days_remaining(p: Ppa, now: int) -> int:
@@ -121,9 +117,7 @@ def list_ppas(
     if status is not None and status not in STATUSES:
         raise ValueError(f"status: expected one of {list(STATUSES)}")
     found: list[tuple[int, bytes, Ppa]] = []
-    for (ns, pid), p in state.data.items():
-        if ns != PPA_NS:
-            continue
+    for pid, p in state.namespace(PPA_NS).items():
         if party is not None and party not in (p.seller, p.buyer):
             continue
         if status is not None and p.status != status:

@@ -2,15 +2,16 @@
 
 Pure functions: the node's RPC calls them with its tip state. Lookups by key
 are direct; listings (a participant's orders, trades by filter) scan the
-market's records in the state dict, which is fine at testnet scale and is
-where a secondary index would go.
+records of their own namespace only (``StateListing.namespace``), so they
+cost what the market holds, not the size of the whole state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
+from powernode.core.execution import StateListing
 from powernode.core.params import ChainParams
 from powernode.engines.accounts import get_account
 from powernode.engines.market.book import BUY, SELL, BookHead, OrderBook
@@ -37,12 +38,8 @@ from powernode.engines.market.session import StateLevels
 _META_KEY = (META_NS, b"")
 
 
-class ScanState(Protocol):
-    """A state that can be read by key and listed (MemoryState)."""
-
-    data: dict[tuple[str, bytes], Any]
-
-    def get(self, key: tuple[str, bytes]) -> Any: ...
+# A state that can be read by key and list a namespace (MemoryState).
+ScanState = StateListing
 
 
 def _meta(state: ScanState) -> Meta:
@@ -94,9 +91,8 @@ def order(state: ScanState, order_id: bytes) -> dict[str, Any] | None:
 
 
 def _records(state: ScanState, ns: str) -> Iterator[tuple[bytes, Any]]:
-    for (n, k), v in list(state.data.items()):
-        if n == ns:
-            yield k, v
+    """The records of one namespace: a listing costs that namespace only."""
+    yield from state.namespace(ns).items()
 
 
 def orders(

@@ -1,14 +1,15 @@
 """Read-only metering queries over a state (the chain's tip), JSON-ready.
 
 Pure functions, as ``market.queries``: lookups by key are direct; listings
-scan the metering namespaces of the state dict (fine at testnet scale).
+scan the metering namespace they list, never the whole state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
+from powernode.core.execution import StateListing
 from powernode.engines.metering.records import (
     DEVICE_NS,
     OWNER_NS,
@@ -18,19 +19,12 @@ from powernode.engines.metering.records import (
     totals,
 )
 
-
-class ScanState(Protocol):
-    """A state that can be read by key and listed (MemoryState)."""
-
-    data: dict[tuple[str, bytes], Any]
-
-    def get(self, key: tuple[str, bytes]) -> Any: ...
+# A state that can be read by key and list a namespace (MemoryState).
+ScanState = StateListing
 
 
 def _records(state: ScanState, ns: str) -> Iterator[tuple[bytes, Any]]:
-    for (n, k), v in list(state.data.items()):
-        if n == ns:
-            yield k, v
+    yield from state.namespace(ns).items()
 
 
 def _device_json(state: ScanState, device_id: bytes, d: Device) -> dict[str, Any]:

@@ -14,9 +14,7 @@ def settlements(
 ) -> list[dict[str, Any]]:
     """The (seller, slot) settlements done, by slot then seller."""
     found: list[tuple[bytes, SlotSettlement]] = []
-    for (ns, k), v in list(state.data.items()):
-        if ns != SLOT_NS:
-            continue
+    for k, v in state.namespace(SLOT_NS).items():
         if slot is not None and int.from_bytes(k[:8], "big") != slot:
             continue
         if seller is not None and k[8:] != seller:

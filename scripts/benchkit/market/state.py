@@ -59,7 +59,7 @@ def genesis_state(s: Stream) -> tuple[MemoryState, bytes]:
 
 
 def outcome_of(s: Stream, state: MemoryState, index: Callable[[bytes], int]) -> Outcome:
-    recs = sorted(v for (ns, _), v in state.data.items() if ns == TRADE_NS)
+    recs = sorted(state.namespace(TRADE_NS).values())
     trades = [(index(t.buy_id), index(t.sell_id), t.energy, t.price) for t in recs]
     resting = []
     for slot in s.slots:
@@ -73,7 +73,7 @@ def outcome_of(s: Stream, state: MemoryState, index: Callable[[bytes], int]) -> 
 def money(state: MemoryState) -> int:
     """Every balance plus the market's escrows (orders and settlement): only
     block rewards may change it."""
-    held = sum(v.balance for (ns, _), v in state.data.items() if ns == ACCOUNT_NS)
+    held = sum(v.balance for v in state.namespace(ACCOUNT_NS).values())
     return held + queries.held_total(state)
 
 

@@ -8,9 +8,11 @@ signatures are in the cache), as on a node that saw the txs gossiped: the
 figure is the state's, not Ed25519's. Then a node process starts on the
 resulting chain.db (start-up time, RSS) and answers ``account.get`` (over
 200 different funded addresses) and ``node.info`` one after another on one
-keep-alive connection, then ``cert.list`` and ``market.orders`` of one owner
-(listings: the engines' queries filter by scanning the whole state, so these
-are expected to grow with the accounts; p50 over ``calls / 20`` calls).
+keep-alive connection, then the listings of one participant: ``cert.list``,
+``cert.cfe``, ``market.orders`` and ``market.trades`` (p50 over ``calls / 10``
+calls), and the node process's CPU per call (from ``/proc``, 10 ms ticks over
+the calls). The listings read only their own namespaces of the tip state, so
+they should stay flat as the accounts grow.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchkit.cpu import _process_cpu
 from benchkit.guard import median, progress
 from benchkit.node.latency import _latencies, _summary
 from benchkit.node.txs import key_for
@@ -126,25 +129,30 @@ def one_size(workdir: Path, accounts: int, block_txs: int, reps: int, calls: int
             _cycled_latencies(conn, info, 100)
             out["account_get"] = _summary(_cycled_latencies(conn, acct, calls))
             out["node_info"] = _summary(_cycled_latencies(conn, info, calls))
-            # Listings filter by scanning the whole state (engines' queries):
-            # fewer calls, as each costs the state's size.
+            # Listings: fewer calls, as they cost more than a lookup.
             addr = senders[0].address.hex()
             listings = (
                 ("cert_list", "cert.list", {"owner": addr}),
+                ("cert_cfe", "cert.cfe", {"participant": addr, "start": 0, "end": now}),
                 ("market_orders", "market.orders", {"participant": addr}),
+                ("market_trades", "market.trades", {"participant": addr}),
             )
             for name, method, params in listings:
                 body = [request_body(method, params)]
                 _cycled_latencies(conn, body, 5)
-                out[name] = _summary(_cycled_latencies(conn, body, max(20, calls // 20)))
+                n = max(20, calls // 10)
+                cpu0 = _process_cpu(node.pid)
+                out[name] = _summary(_cycled_latencies(conn, body, n))
+                # The node's own CPU per call: what the listing costs it,
+                # less swayed than latency by other processes on the cores.
+                out[name]["cpu_ms"] = (_process_cpu(node.pid) - cpu0) * 1000 / n
         finally:
             conn.close()
     progress(
         f"accounts {accounts:,}: node start {out['start_s']:.1f} s, RSS {out['rss_mib']:.0f} MiB, "
         f"account.get p99 {out['account_get']['p99_ms']:.2f} ms, "
         f"node.info p99 {out['node_info']['p99_ms']:.2f} ms, "
-        f"cert.list p50 {out['cert_list']['p50_ms']:.1f} ms, "
-        f"market.orders p50 {out['market_orders']['p50_ms']:.1f} ms"
+        + ", ".join(f"{m} p50 {out[k]['p50_ms']:.2f} ms" for k, m, _ in listings)
     )
     shutil.rmtree(workdir, ignore_errors=True)
     return out
