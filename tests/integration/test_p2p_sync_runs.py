@@ -72,7 +72,7 @@ async def test_late_joiner_checks_signatures_ahead_and_connects_in_runs(
     late = await network.add_node(connect_to=[first], max_blocks_in_flight=16)
     await sync_all([first, late], timeout=120)
     assert late.ledger.chain.tip.hash == first.ledger.chain.tip.hash
-    assert late.ledger.chain.state.data == first.ledger.chain.state.data
+    assert late.ledger.chain.state.snapshot() == first.ledger.chain.state.snapshot()
     # Every signature was checked ahead: none was left for its block's connect.
     cache = late.ledger.sigcache
     assert cache.misses == 0 and cache.hits == txs
@@ -113,7 +113,7 @@ async def test_checks_ahead_stay_within_their_bound(
         await first.mine_now(1)
     late = await network.add_node(connect_to=[first])
     await sync_all([first, late], timeout=120)
-    assert late.ledger.chain.state.data == first.ledger.chain.state.data
+    assert late.ledger.chain.state.snapshot() == first.ledger.chain.state.snapshot()
     assert late.ledger.sigcache.misses == 0 and late.ledger.sigcache.hits == 40 * 3
     sync = late.p2p._sync  # type: ignore[union-attr]
     assert sync.runs > 1 and sync.queued == 0 and sync._ahead == 0

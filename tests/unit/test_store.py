@@ -319,13 +319,13 @@ def test_a_batch_is_one_commit_and_a_crash_inside_it_leaves_the_last_one(
     killed = factory.open(params, mid)
     assert killed.chain.tip.hash == b1.hash
     assert dump(killed.chain.store) == committed
-    assert killed.chain.state.data == replay(factory, params, [b1], T).chain.state.data
+    assert killed.chain.state.snapshot() == replay(factory, params, [b1], T).chain.state.snapshot()
     # And the batch's blocks are there after a restart, as one-at-a-time left them.
     path = store.path
-    tip, state = a.chain.tip.hash, dict(a.chain.state.data)
+    tip, state = a.chain.tip.hash, a.chain.state.snapshot()
     factory.close_all()
     again = factory.open(params, path)
-    assert again.chain.tip.hash == tip and again.chain.state.data == state
+    assert again.chain.tip.hash == tip and again.chain.state.snapshot() == state
 
 
 def test_a_failure_inside_a_batch_keeps_the_calls_that_completed(
@@ -346,13 +346,13 @@ def test_a_failure_inside_a_batch_keeps_the_calls_that_completed(
     assert store.get_meta("tip") == b1.hash == a.chain.tip.hash
     assert store.main_chain() == [a.chain.genesis.hash, b1.hash]
     path = store.path
-    state = dict(a.chain.state.data)
+    state = a.chain.state.snapshot()
     factory.close_all()
     again = factory.open(params, path)
     # The failed block was stored in its own savepoint and connects now.
     assert again.chain.height == 2
     assert again.chain.store.main_chain()[1] == b1.hash
-    assert state == replay(factory, params, [b1], T).chain.state.data
+    assert state == replay(factory, params, [b1], T).chain.state.snapshot()
 
 
 def test_batches_do_not_nest(factory: LedgerFactory, params: ChainParams) -> None:
