@@ -28,7 +28,8 @@ here makes a library upgrade or a build with other defaults unable to change
 what the chain accepts. The rule set differs from the one before (OpenSSL
 through ``cryptography``, which accepts small-order keys and small-order R)
 only by rule 2's small-order part: a consensus change, hence the chain ids
-``powernode-dev-5`` and ``powernode-testnet-5`` (README, "Standards").
+``powernode-dev-5`` and ``powernode-testnet-5`` (README, "Standards"; a later
+tx type moved them on again).
 ``tests/unit/test_conformance_ed25519.py`` pins every rule with RFC 8032's,
 Wycheproof's and our own vectors; ``tests/unit/test_ed25519_edge_cases.py``
 adds ed25519-speccheck's and shows where libsodium, OpenSSL and the previous

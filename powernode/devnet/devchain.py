@@ -70,7 +70,7 @@ def testnet_target(miner_cpu: int = 100) -> str:
 def dev_genesis(
     allocations: Mapping[bytes, int],
     *,
-    chain_id: str = "powernode-dev-5",
+    chain_id: str = "powernode-dev-6",
     timestamp: int | None = None,
     block_time: int = 2,
     target: str = DEV_TARGET,

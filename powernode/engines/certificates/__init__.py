@@ -9,6 +9,7 @@ from powernode.engines.certificates.handlers import (
     IssueHandler,
     RetireHandler,
     TransferHandler,
+    issue_from_batch,
     issue_from_reading,
 )
 from powernode.engines.certificates.records import STATE_CODECS
@@ -21,7 +22,7 @@ ENGINE = Engine(
     state_codecs=STATE_CODECS,
     # The genesis `certificates` section is the metering engine's (it owns
     # the params both engines read, through metering.params.cert_params).
-    after_tx={"meter.report": issue_from_reading},
+    after_tx={"meter.report": issue_from_reading, "meter.batch": issue_from_batch},
 )
 
 __all__ = ["ENGINE"]

@@ -7,7 +7,8 @@ Payloads (msgpack arrays, in this order):
     cert.retire    [cert_id, wh, beneficiary, purpose, period_start, period_end]
 
 A reading (``meter.report``, engines/metering) issues its certificate through
-``issue_from_reading``, the engine's ``after_tx`` hook, in the same tx.
+``issue_from_reading``, the engine's ``after_tx`` hook, in the same tx; each
+reading a ``meter.batch`` recorded does the same (``issue_from_batch``).
 Every rule a handler applies runs in one check function that both admission
 (``precheck``, against the tip) and ``apply`` call, so the two cannot drift.
 """
@@ -65,6 +66,7 @@ from powernode.engines.certificates.records import (
 from powernode.engines.market.handlers import settled
 from powernode.engines.metering import clock
 from powernode.engines.metering import records as meter_records
+from powernode.engines.metering.batch import BatchPayload, recorded_entries
 from powernode.engines.metering.params import CertParams, cert_params
 
 _MAX_U64 = 2**64 - 1
@@ -151,7 +153,7 @@ def _issue_root(
     return cid
 
 
-# --- issuance from a reading (after_tx on meter.report) --------------------------------------
+# --- issuance from a reading (after_tx on meter.report and meter.batch) ----------------------
 
 
 def issue_from_reading(
@@ -179,6 +181,18 @@ def issue_from_reading(
     now = clock.now(view, ctx)
     cid = _issue_root(view, ctx, tx, cp, device_id, device, interval, produced, READING, now)
     return [{"event": "cert.issued", "cert": cid, "wh": produced}]
+
+
+def issue_from_batch(
+    view: StateAccess, ctx: ExecContext, tx: Transaction, payload: BatchPayload
+) -> list[Event]:
+    """Runs after a ``meter.batch`` was applied: ``issue_from_reading`` for
+    each entry it recorded as a reading (a skipped entry issues nothing)."""
+    events: list[Event] = []
+    for entry in recorded_entries(view, tx, payload):
+        if entry.produced_wh:
+            events += issue_from_reading(view, ctx, tx, entry)
+    return events
 
 
 # --- cert.issue ---------------------------------------------------------------

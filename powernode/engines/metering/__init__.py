@@ -1,10 +1,12 @@
 """The metering engine: devices with their own meter keys, and signed meter
-readings, one per (device, interval). See ``handlers`` for the tx types,
+readings, one per (device, interval). See ``handlers`` for the tx types
+(``batch`` for ``meter.batch``, many meters' readings in one tx),
 ``records`` for the state and ``params`` for the genesis ``certificates``
 section it parses (for itself and the certificates engine).
 """
 
 from powernode.core.execution import Engine
+from powernode.engines.metering.batch import BatchHandler, BatchPayload
 from powernode.engines.metering.clock import begin_block
 from powernode.engines.metering.handlers import (
     ApproveHandler,
@@ -18,10 +20,23 @@ from powernode.engines.metering.records import STATE_CODECS, reading_message
 
 ENGINE = Engine(
     name=ENGINE_NAME,
-    handlers=(RegisterHandler(), ApproveHandler(), RetireHandler(), ReportHandler()),
+    handlers=(
+        RegisterHandler(),
+        ApproveHandler(),
+        RetireHandler(),
+        ReportHandler(),
+        BatchHandler(),
+    ),
     state_codecs=STATE_CODECS,
     begin_block=begin_block,
     genesis=GENESIS,
 )
 
-__all__ = ["ENGINE", "CertParams", "ReportPayload", "cert_params", "reading_message"]
+__all__ = [
+    "ENGINE",
+    "BatchPayload",
+    "CertParams",
+    "ReportPayload",
+    "cert_params",
+    "reading_message",
+]

@@ -292,17 +292,22 @@ def parse_report(payload: Any) -> ReportPayload | None:
 def check_report(view: StateRead, ctx: ExecContext, p: ReportPayload) -> tuple[Device, int]:
     """Every consensus rule of a reading, in the order of the codes'
     documentation; returns the device and the metering clock."""
+    now = clock.now(view, ctx)
+    return check_reading(view, cert_params(ctx.params), now, p), now
+
+
+def check_reading(view: StateRead, cp: CertParams, now: int, p: ReportPayload) -> Device:
+    """``check_report`` with the params and the clock already looked up (a
+    ``meter.batch`` looks them up once for all its entries)."""
     d = _existing(view, p.device_id)
     if p.meter_pubkey != d.meter_pubkey:
         raise WrongMeterKey("the reading is not from the device's meter key")
     if d.status != ACTIVE:
         raise DeviceNotActive(f"device is {d.status}")
-    cp = cert_params(ctx.params)
     size = cp.interval_seconds
     start = p.interval_start
     if start % size:
         raise IntervalNotAligned(f"interval {start} is not aligned to {size} s")
-    now = clock.now(view, ctx)
     end = start + size
     if end > now:
         raise IntervalNotEnded(f"interval {start} ends at {end}; the clock is at {now}")
@@ -322,7 +327,38 @@ def check_report(view: StateRead, ctx: ExecContext, p: ReportPayload) -> tuple[D
             f"reading of {max(p.produced_wh, p.consumed_wh)} Wh is above the device's "
             f"{d.capacity_w} W x {size} s = {cap} Wh"
         )
-    return d, now
+    return d
+
+
+def record_reading(
+    view: StateAccess, ctx: ExecContext, tx: Transaction, now: int, p: ReportPayload
+) -> Event:
+    """Store a checked reading (relayed by ``tx``'s sender, in ``tx``) and move
+    its device's totals; returns its ``meter.reading`` event. The one writer
+    of readings, whichever tx type carried it."""
+    did = p.device_id
+    start = p.interval_start
+    view.put(
+        (READING_NS, reading_key(did, start)),
+        Reading(p.produced_wh, p.consumed_wh, tx.sender_address, tx.txid, ctx.height, now),
+    )
+    t = totals(view, did)
+    view.put(
+        (TOTALS_NS, did),
+        DeviceTotals(
+            t.readings + 1,
+            t.produced_wh + p.produced_wh,
+            t.consumed_wh + p.consumed_wh,
+            max(t.last_interval, start),
+        ),
+    )
+    return {
+        "event": "meter.reading",
+        "device": did,
+        "interval": start,
+        "produced": p.produced_wh,
+        "consumed": p.consumed_wh,
+    }
 
 
 class ReportHandler:
@@ -360,28 +396,4 @@ class ReportHandler:
         self, view: StateAccess, ctx: ExecContext, tx: Transaction, p: ReportPayload
     ) -> list[Event]:
         _, now = check_report(view, ctx, p)
-        did = p.device_id
-        start = p.interval_start
-        view.put(
-            (READING_NS, reading_key(did, start)),
-            Reading(p.produced_wh, p.consumed_wh, tx.sender_address, tx.txid, ctx.height, now),
-        )
-        t = totals(view, did)
-        view.put(
-            (TOTALS_NS, did),
-            DeviceTotals(
-                t.readings + 1,
-                t.produced_wh + p.produced_wh,
-                t.consumed_wh + p.consumed_wh,
-                max(t.last_interval, start),
-            ),
-        )
-        return [
-            {
-                "event": "meter.reading",
-                "device": did,
-                "interval": start,
-                "produced": p.produced_wh,
-                "consumed": p.consumed_wh,
-            }
-        ]
+        return [record_reading(view, ctx, tx, now, p)]
