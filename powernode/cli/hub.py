@@ -39,10 +39,9 @@ from powernode.core.crypto import KeyPair, point_ok, signature_ok
 from powernode.core.errors import DecodeError
 from powernode.core.tx import Transaction, sign_tx
 from powernode.core.units import clip, parse_decimal, parse_units
+from powernode.engines.metering.batch import MAX_BATCH_READINGS
 from powernode.engines.metering.records import reading_message
 
-# The chain's cap on a meter.batch's readings (engines/metering).
-MAX_BATCH_READINGS = 100
 U64_MAX = 2**64 - 1
 # A reading line's fields, in the order `meter sign` prints them.
 FIELDS = ("chain_id", "device", "interval", "produced_wh", "consumed_wh", "meter_pubkey", "sig")
@@ -94,6 +93,11 @@ def cmd_meter_sign(a: argparse.Namespace) -> int:
 # --- meter batch: reading the file ----------------------------------------------
 
 
+def _shown(v: Any) -> str:
+    """A value from the file as JSON, clipped: any type, one line."""
+    return clip(json.dumps(v))
+
+
 def _field(obj: dict[str, Any], name: str, n: int) -> Any:
     if name not in obj:
         raise UserError(f"line {n}: no {name!r} (a line is what 'powernode meter sign' prints)")
@@ -103,7 +107,7 @@ def _field(obj: dict[str, Any], name: str, n: int) -> Any:
 def _u64(obj: dict[str, Any], name: str, n: int) -> int:
     v = _field(obj, name, n)
     if type(v) is not int or not 0 <= v <= U64_MAX:
-        raise UserError(f"line {n}: {name} must be a whole number 0..{U64_MAX}, not {clip(v)!r}")
+        raise UserError(f"line {n}: {name} must be a whole number 0..{U64_MAX}, not {_shown(v)}")
     return v
 
 
@@ -116,7 +120,7 @@ def _hex(obj: dict[str, Any], name: str, size: int, n: int) -> bytes:
         except ValueError:
             raw = b""
     if len(raw) != size:
-        raise UserError(f"line {n}: {name} must be {size * 2} hex digits, not {clip(v)!r}")
+        raise UserError(f"line {n}: {name} must be {size * 2} hex digits, not {_shown(v)}")
     return raw
 
 
@@ -132,7 +136,7 @@ def parse_reading(text: str, n: int, chain_id: str) -> SignedReading:
     line_chain = _field(obj, "chain_id", n)
     if line_chain != chain_id:
         raise UserError(
-            f"line {n}: signed for chain {clip(line_chain)!r}, but the node runs {chain_id!r}"
+            f"line {n}: signed for chain {_shown(line_chain)}, but the node runs {chain_id!r}"
         )
     r = SignedReading(
         device=_hex(obj, "device", 32, n),
@@ -259,9 +263,10 @@ def send_batches(
         try:
             sent.append((c.submit(tx), interval, len(rs)))
         except RpcError as exc:
+            lines = sorted(r.line for r in rs)
             refused = (
                 f"the batch of {counted(len(rs), 'reading')} for interval {interval} (lines "
-                f"{', '.join(str(r.line) for r in rs[:5])}{'..' if len(rs) > 5 else ''}) was "
+                f"{', '.join(map(str, lines[:5]))}{'..' if len(rs) > 5 else ''}) was "
                 f"refused: {exc}; nothing after it was sent"
             )
             break
