@@ -232,7 +232,7 @@ def summary_text(s: dict[str, Any]) -> str:
     line = f"{tx_line(s)}: interval {s['interval']}, {counted(s['entries'], 'reading')}"
     if s["status"] == "confirmed" and s.get("receipt", {}).get("status") == "ok":
         line += (
-            f", {s['applied']} applied, {s['skipped'] and len(s['skipped'])} skipped, "
+            f", {s['applied']} applied, {len(s['skipped'])} skipped, "
             f"{counted(s['certificates'], 'certificate')} issued"
         )
         wh = sum(
