@@ -4,7 +4,7 @@ certificate lineage traced and proven, and the state a fleet's readings
 take.
 
     python scripts/bench_certs.py [--quick] [--devices N] [--intervals N] [--hub-intervals N]
-                                  [--json]
+                                  [--e2e-devices N] [--json]
 
 Setup (untimed): ``--owners`` participants register ``--devices`` generation
 devices (solar, wind, hydro, thermal in turn; thermal earns no certificate),
@@ -34,6 +34,12 @@ e. Aggregate form (``--hub-intervals`` intervals of the same fleet): the
    reading of each form (``verify_tx``, one thread: 2 per report, 1 + 1/100
    per batch entry); tx and state bytes per reading. Printed with ratios to
    the Ed25519 baseline of the same run.
+f. End to end (``--e2e-devices``, 0 skips it): one ``powernode run`` node
+   (dev chain, mining, signature workers) receives over RPC a data hub's
+   meter.batch txs for that many devices' readings of one interval, then
+   the same fleet's readings of another interval as meter.report txs:
+   readings/s from the first send until every reading is in the chain, and
+   the node's CPU (process and signature workers) per reading.
 
 Checks: no receipt fails; every reading of a certifying source issued its
 certificate and the certified Wh equal the metered Wh. Exit status 0; 1 with
@@ -66,6 +72,7 @@ from benchkit.certs import (
 from benchkit.cpu import print_phase_load
 from benchkit.guard import progress
 from benchkit.hub import batch_vs_report
+from benchkit.hub_e2e import run as hub_e2e
 from benchkit.node.baseline import bench_baseline
 from benchkit.runner import BenchRun, Targets, bench_parser, parse_args, target
 
@@ -163,6 +170,10 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
     )
     mon.end("e")
     r["check"]["problems"] += r["hub"]["problems"]
+    if args.e2e_devices:
+        mon.begin()
+        r["hub_e2e"] = hub_e2e(bench.workdir, args.e2e_devices, args.e2e_owners, 600.0)
+        mon.end("f")
     if chain.failed:
         r["check"]["problems"].append(f"{chain.failed} failed receipts: {chain.failures[:3]}")
 
@@ -312,6 +323,24 @@ def hub_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"state {rep['state_bytes_per_reading']:.0f} / {bat['state_bytes_per_reading']:.0f}",
         )
     )
+    e = r.get("hub_e2e")
+    if e:
+        rows.append((f"f end to end, one node, {e['devices']:,} devices", "report / batch", ""))
+        rep, bat = e["report"], e["batch"]
+        rows.append(
+            (
+                "  readings/s, first send to all in chain",
+                f"{rep['readings_per_s']:,.0f} / {bat['readings_per_s']:,.0f}",
+                f"x{e['ratio']:.2f}",
+            )
+        )
+        rows.append(
+            (
+                "  node CPU us/reading (with sig workers)",
+                f"{rep['node_cpu_us_per_reading']:.0f} / {bat['node_cpu_us_per_reading']:.0f}",
+                "",
+            )
+        )
     return rows
 
 
@@ -325,13 +354,17 @@ def targets(r: dict[str, Any]) -> Targets:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = bench_parser(__doc__, budget=900.0)
+    ap = bench_parser(__doc__, budget=1800.0)
     ap.add_argument("--owners", type=int, default=100)
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--intervals", type=int, default=100)
     ap.add_argument("--block-txs", type=int, default=5000)
     ap.add_argument("--lineage", type=int, default=1000, help="splits of the deep lineage")
     ap.add_argument("--sigs", type=int, default=4000, help="signatures for the baseline")
+    ap.add_argument(
+        "--e2e-devices", type=int, default=10_000, help="devices of phase f (0: skip it)"
+    )
+    ap.add_argument("--e2e-owners", type=int, default=20, help="owners of phase f's devices")
     ap.add_argument(
         "--hub-intervals", type=int, default=10, help="intervals of phase e (batch vs report)"
     )
@@ -340,10 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.owners, args.devices, args.intervals = 10, 100, 20
         args.lineage, args.sigs, args.hub_intervals = 200, 1000, 3
+        args.e2e_devices, args.e2e_owners = 200, 4
     if min(args.owners, args.devices, args.intervals, args.block_txs, args.lineage) < 1:
         ap.error("--owners, --devices, --intervals, --block-txs and --lineage must be positive")
     if args.hub_intervals < 1:
         ap.error("--hub-intervals must be positive")
+    if args.e2e_devices < 0 or args.e2e_owners < 1:
+        ap.error("--e2e-devices: 0 or more; --e2e-owners: at least 1")
     if args.owners < 2 or args.devices % args.owners:
         ap.error("--owners: at least 2, and --devices a multiple of it")
     bench = BenchRun(args, workdir="powernode-bench-certs-")

@@ -61,7 +61,7 @@ def test_deep_lineage_trace_has_every_split(bc: ModuleType) -> None:
 def test_command_line_run_prints_the_table() -> None:
     args = (
         "--owners 2 --devices 8 --intervals 3 --block-txs 10 --lineage 20 --sigs 50 "
-        "--wait-quiet 0 --json"
+        "--e2e-devices 20 --e2e-owners 2 --wait-quiet 0 --json"
     )
     out = subprocess.run(
         [sys.executable, str(SCRIPTS / "bench_certs.py"), *args.split()],
@@ -79,6 +79,8 @@ def test_command_line_run_prints_the_table() -> None:
         "meter.report vs meter.batch of 8",
         "verify CPU us/reading",
         "of baseline",
+        "f end to end, one node, 20 devices",
+        "readings/s, first send to all in chain",
     )
     for line in lines:
         assert line in out.stdout
