@@ -3,7 +3,8 @@ certificates under a mixed workload.
 
 Transfers, market registrations and orders, device registrations and
 approvals, signed meter readings (each relayed to a different node than its
-owner's other txs), certificate splits, transfers and retirements go over RPC
+owner's other txs; half of them in ``meter.batch`` txs of every device's
+reading of an interval, relayed by a consumer as a data hub), certificate splits, transfers and retirements go over RPC
 to the four nodes in turn while every node mines (forks and reorgs happen).
 When every tx is confirmed and the miners have stopped, the nodes must hold
 one tip and one state root, and the same answers from every device, reading
@@ -52,6 +53,7 @@ CONSUMER_METERS = [KeyPair.from_seed(sha256(b"cert-e2e-cmeter-%d" % i)) for i in
 SOURCES = ["solar", "wind", "hydro"]
 CAPACITY_W = 1_000_000  # 250 kWh per 15-minute interval
 READINGS_PER_DEVICE = 4
+BATCHED = 2  # intervals whose readings all go in one meter.batch
 WAVE = 12
 
 
@@ -197,16 +199,21 @@ def test_four_mining_nodes_agree_on_devices_readings_and_certificates(
         now = int(time.time())
         last_ended = (now // INTERVAL - 1) * INTERVAL
         intervals = [last_ended - INTERVAL * j for j in range(READINGS_PER_DEVICE)]
+        # The older half of the intervals go as meter.report txs; each
+        # interval of the newer half as one meter.batch of every device's
+        # reading, relayed by a consumer acting as a data hub.
+        reported, batched = intervals[BATCHED:], intervals[:BATCHED]
         roots: list[tuple[int, bytes, int]] = []  # (producer, cert id, wh)
+        entries: dict[int, list[list[Any]]] = {t: [] for t in batched}
         for i, (p, d) in enumerate(zip(PRODUCERS, devices, strict=True)):
             for t in intervals:
                 produced = rng.randint(1, 250) * KWH
                 msg = reading_message(d, t, produced, 0)
-                w.add(
-                    p,
-                    "meter.report",
-                    [d, t, produced, 0, METERS[i].pubkey, METERS[i].sign(msg)],
-                )
+                entry = [d, produced, 0, METERS[i].pubkey, METERS[i].sign(msg)]
+                if t in entries:
+                    entries[t].append(entry)
+                else:
+                    w.add(p, "meter.report", [entry[0], t, *entry[1:]])
                 roots.append((i, root_cert_id(d, t), produced))
             w.add(p, "transfer", [CONSUMERS[i].address, rng.randint(1, 5) * 1_000_000])
         for i, (k, d) in enumerate(zip(CONSUMERS, consumer_devices, strict=True)):
@@ -214,7 +221,16 @@ def test_four_mining_nodes_agree_on_devices_readings_and_certificates(
                 consumed = rng.randint(0, 200) * KWH
                 msg = reading_message(d, t, 0, consumed)
                 meter = CONSUMER_METERS[i]
-                w.add(k, "meter.report", [d, t, 0, consumed, meter.pubkey, meter.sign(msg)])
+                entry = [d, 0, consumed, meter.pubkey, meter.sign(msg)]
+                if t in entries:
+                    entries[t].append(entry)
+                else:
+                    w.add(k, "meter.report", [entry[0], t, *entry[1:]])
+        batches = [
+            w.add(CONSUMERS[j % len(CONSUMERS)], "meter.batch", [t, sorted(entries[t])])
+            for j, t in enumerate(batched)
+        ]
+        assert len(reported) + len(batches) == READINGS_PER_DEVICE
         slot = -(-(now + 900 + 300) // 900) * 900
         for i, p in enumerate(PRODUCERS):
             w.add(p, "order.place", ["spot", "sell", slot, 5 * KWH, 100_000, SOURCES[i], 0, "GTC"])
@@ -295,6 +311,13 @@ def test_four_mining_nodes_agree_on_devices_readings_and_certificates(
             assert trace["steps"][0]["kind"] == "reading", trace
         for d in all_devices:
             assert len(v[("meter.readings", ("device", d.hex()))]) == READINGS_PER_DEVICE
+        # every entry of every batch became a reading (none skipped)
+        batch_txids = {b.txid.hex() for b in batches}
+        in_batches = [
+            r for d in all_devices for r in v[("meter.readings", ("device", d.hex()))]
+            if r["txid"] in batch_txids
+        ]  # fmt: skip
+        assert len(in_batches) == BATCHED * len(all_devices)
         # Consumers retired certificate energy of the intervals they consumed in.
         cfe = [
             v[("cert.cfe", ("end", span[1]), ("participant", k.address.hex()), ("start", span[0]))]

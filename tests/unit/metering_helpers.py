@@ -70,6 +70,8 @@ __all__ = [
     "T0",
     "Metering",
     "approve_tx",
+    "batch_entry",
+    "batch_tx",
     "certificates_section",
     "meter_key",
     "metering_params",
@@ -174,6 +176,39 @@ def report_tx(
     return market_tx(relayer, "meter.report", payload, nonce=nonce, fee=fee)
 
 
+def batch_entry(
+    meter: KeyPair,
+    device_id: bytes,
+    interval_start: int,
+    produced: int = 0,
+    consumed: int = 0,
+    *,
+    chain_id: str = CHAIN_ID,
+    signer: KeyPair | None = None,
+) -> list[Any]:
+    """A ``meter.batch`` entry: the meter signs exactly what it would sign for
+    a ``meter.report`` of the reading."""
+    did, _, p, c, pub, sig = report_payload(
+        meter, device_id, interval_start, produced, consumed, chain_id=chain_id, signer=signer
+    )
+    return [did, p, c, pub, sig]
+
+
+def batch_tx(
+    relayer: KeyPair,
+    interval_start: int,
+    entries: list[list[Any]],
+    *,
+    nonce: int,
+    fee: int = FEE,
+    ordered: bool = True,
+) -> Transaction:
+    """A ``meter.batch`` of ``entries`` (put in ascending device order unless
+    ``ordered`` is off, for the ordering tests)."""
+    readings = sorted(entries, key=lambda e: e[0]) if ordered else entries
+    return market_tx(relayer, "meter.batch", [interval_start, readings], nonce=nonce, fee=fee)
+
+
 # --- the driver ---------------------------------------------------------------
 
 
@@ -206,6 +241,13 @@ class Metering(Market):
                 nonce=self.nonce(relayer), **kw,
             )
         )  # fmt: skip
+
+    def batch(
+        self, relayer: KeyPair, interval_start: int, entries: list[list[Any]], **kw: Any
+    ) -> Transaction:
+        return self.queue(
+            batch_tx(relayer, interval_start, entries, nonce=self.nonce(relayer), **kw)
+        )
 
     def active_device(self, owner: KeyPair, meter: KeyPair | bytes, **kw: Any) -> bytes:
         """Register a device of ``owner`` (``kw``: register_device_tx's),

@@ -59,7 +59,10 @@ from tests.unit.metering_helpers import (
     METER_B,
     T0,
     Metering,
+    batch_entry,
+    batch_tx,
     certificates_section,
+    meter_key,
     open_metering,
     report_payload,
 )
@@ -68,6 +71,7 @@ from tests.unit.metering_helpers import (
 # meets it by chance once in 4,096 tries, so the byte-flip test can tell a
 # header that still meets its target (and must then prove the same) from
 # one that does not. ~4,096 hashes a block: a fraction of a second.
+OTHER_METER = meter_key(7)
 HARD = {"initial_target": "000" + "f" * 61, "pow_limit": "f" * 64}
 
 
@@ -85,13 +89,23 @@ def retire_tx(
 class Story:
     """The ledger and the ids the tests prove."""
 
-    def __init__(self, factory: LedgerFactory, **overrides: Any) -> None:
+    def __init__(self, factory: LedgerFactory, *, batch: bool = False, **overrides: Any) -> None:
         self.m = m = open_metering(factory, **overrides)
         self.device = m.active_device(ALICE, METER)
+        # With ``batch``, the reading is one entry of a meter.batch that
+        # also carries another device's.
+        self.other = m.active_device(CAROL, OTHER_METER) if batch else b""
         m.mine(INTERVAL_END)
         # Coin transfers around the reading: its branch is not empty.
         filler(self, 2)
-        self.reading = m.report(ALICE, METER, self.device, T0, produced=100 * KWH)
+        if batch:
+            entries = [
+                batch_entry(METER, self.device, T0, 100 * KWH),
+                batch_entry(OTHER_METER, self.other, T0, 7 * KWH),
+            ]
+            self.reading = m.batch(BOB, T0, entries)
+        else:
+            self.reading = m.report(ALICE, METER, self.device, T0, produced=100 * KWH)
         filler(self, 1)
         m.mine()
         m.ok(self.reading)
@@ -246,6 +260,44 @@ def test_after_splits_of_splits_whole_transfers_and_part_retirements(
         r2.txid,
     ]
     assert later.txid not in ids and later.txid in lineage_txids(s.m.ledger.chain, s.root)
+
+
+def test_a_certificate_from_a_batch_entry(factory: LedgerFactory) -> None:
+    s = Story(factory, batch=True)
+    got = assert_proves_the_node_state(s, s.root, s.proof(s.root))
+    assert [st["kind"] for st in got["steps"]] == ["reading"]
+    assert got["steps"][0]["txid"] == s.reading.txid.hex()
+    assert got["cert"]["wh"] == 100 * KWH and got["unchecked"] == []
+    # the other entry's certificate has its own proof from the same tx
+    other = root_id(s.other, T0)
+    assert assert_proves_the_node_state(s, other, s.proof(other))["cert"]["wh"] == 7 * KWH
+    child = the_demo(s)
+    got = assert_proves_the_node_state(s, child, s.proof(child))
+    assert [st["kind"] for st in got["steps"]] == ["reading", "split", "transfer", "retire"]
+
+
+def test_a_forged_batch_is_refused(factory: LedgerFactory) -> None:
+    s = Story(factory, batch=True)
+    blocks = active_blocks(s.m.ledger)
+    txids = lineage_txids(s.m.ledger.chain, s.root)
+    assert verify_proof(assemble(s.params, blocks, s.root, txids), s.params)
+    reading = s.reading
+
+    def forged(entries: list[list[Any]]) -> str:
+        new = batch_tx(BOB, T0, entries, nonce=reading.nonce)
+        ids = [new.txid if t == reading.txid else t for t in txids]
+        with pytest.raises(BadProof) as info:
+            verify_proof(assemble(s.params, forge(blocks, reading, new), s.root, ids), s.params)
+        return info.value.code
+
+    other = batch_entry(OTHER_METER, s.other, T0, 7 * KWH)
+    # the device's entry signed by another key
+    wrong = batch_entry(METER, s.device, T0, 100 * KWH, signer=METER_B)
+    assert forged([wrong, other]) == "proof_bad_signature"
+    # correctly signed by a meter that is not the device's
+    assert forged([batch_entry(METER_B, s.device, T0, 100 * KWH), other]) == "proof_bad_lineage"
+    # no entry of the device at all
+    assert forged([other]) == "proof_bad_lineage"
 
 
 def test_manual_issue(factory: LedgerFactory) -> None:

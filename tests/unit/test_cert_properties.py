@@ -2,7 +2,8 @@
 
 Each example starts from the market cast (registered participants) and
 mines a few blocks of random device registrations, approvals and
-retirements, meter readings, manual issues, transfers and retirements of
+retirements, meter readings (``meter.report`` and ``meter.batch``, whose bad
+entries are skipped), manual issues, transfers and retirements of
 certificates (valid or not: an invalid one is a failed receipt), at block
 times that step forward by random amounts so intervals end, readings come
 late, and certificates expire. After every block:
@@ -54,6 +55,8 @@ from tests.unit.metering_helpers import (
     AUTHORITY,
     INTERVAL,
     approve_tx,
+    batch_entry,
+    batch_tx,
     meter_key,
     metering_params,
     register_device_tx,
@@ -88,8 +91,12 @@ def random_action(rng: Random) -> tuple[Any, ...]:
         return ("approve", rng.randrange(50), rng.random() < 0.9)
     if r < 0.30:
         return ("retire_device", rng.randrange(50), rng.random() < 0.8)
-    if r < 0.55:
+    if r < 0.45:
         return ("report", rng.randrange(50), rng.randrange(6), rng.random(), rng.random())
+    if r < 0.55:
+        # a batch of several devices' readings of one interval
+        picks = [(rng.randrange(50), rng.random(), rng.random()) for _ in range(rng.randint(1, 4))]
+        return ("batch", rng.randrange(50), rng.randrange(4), picks)
     if r < 0.68:
         return ("issue", rng.randrange(50), rng.randrange(6), rng.random(), rng.random() < 0.9)
     if r < 0.85:
@@ -148,7 +155,7 @@ def queue_actions(m: Certs, actions: list[Any], devices: list[bytes]) -> None:
             ))  # fmt: skip
             devices.append(tx.txid)
             continue
-        if kind in ("approve", "retire_device", "report", "issue") and not devices:
+        if kind in ("approve", "retire_device", "report", "batch", "issue") and not devices:
             continue
         if kind == "approve":
             _, k, by_authority = a
@@ -172,6 +179,23 @@ def queue_actions(m: Certs, actions: list[Any], devices: list[bytes]) -> None:
             relayer = PEOPLE[k % 4]
             m.queue(report_tx(relayer, meter, device_id, last - back * INTERVAL, produced,
                               consumed, nonce=m.nonce(relayer)))  # fmt: skip
+        elif kind == "batch":
+            _, k, back, picks = a
+            start = last - back * INTERVAL
+            entries: dict[bytes, list[Any]] = {}
+            for pk, fp, fc in picks:
+                device_id = pick(pk, active)
+                dev = meter_queries.device(m.state, device_id)
+                if dev is None:  # an unknown device: the entry is skipped
+                    entries[device_id] = batch_entry(METERS[0], device_id, start, 1)
+                    continue
+                cap = dev["capacity_w"] * INTERVAL // 3600
+                produced = amount(fp, cap) if dev["kind"] != "consumption" else 0
+                consumed = amount(fc, cap) if dev["kind"] != "generation" and fc < 0.6 else 0
+                meter = next(x for x in METERS if x.pubkey.hex() == dev["meter_pubkey"])
+                entries[device_id] = batch_entry(meter, device_id, start, produced, consumed)
+            relayer = (*PEOPLE, ERIN)[k % 5]  # ERIN is not a participant: fails
+            m.queue(batch_tx(relayer, start, list(entries.values()), nonce=m.nonce(relayer)))
         elif kind == "issue":
             _, k, back, fw, by_authority = a
             device_id = pick(k, active)
@@ -333,6 +357,7 @@ def test_the_streams_reach_every_tx_type() -> None:
     succeeds somewhere, and certificates get split and retired."""
     ok: set[str] = set()
     kinds: set[str] = set()
+    batch_events: set[str] = set()
     with ledger_factory() as f:
         for seed in range(6):
             m = open_prop(f)
@@ -342,11 +367,15 @@ def test_the_streams_reach_every_tx_type() -> None:
                 for tx in blk.txs:
                     if m.receipt(tx)["status"] == "ok":
                         ok.add(tx.type)
+                    if tx.type == "meter.batch":
+                        batch_events.update(e["event"] for e in m.events(tx))
             for c in m.certs():
                 kinds.update(s["kind"] for s in m.trace(bytes.fromhex(c["id"]))["steps"])
-    assert {"device.register", "device.approve", "meter.report", "cert.issue",
+    assert {"device.register", "device.approve", "meter.report", "meter.batch", "cert.issue",
             "cert.transfer", "cert.retire"} <= ok, ok  # fmt: skip
     assert {"reading", "issue", "split", "transfer", "retire"} <= kinds, kinds
+    # batches both record readings (and issue from them) and skip entries
+    assert {"meter.reading", "meter.skipped", "cert.issued"} <= batch_events, batch_events
 
 
 @settings(

@@ -4,7 +4,8 @@ Each example starts from the market cast with three active devices (ALICE's
 solar, BOB's consumption meter, CAROL's prosumer meter) and mines a few
 blocks of random contract creates (random parties, escrow, expiry, and
 conditions and actions from the whole vocabulary), approvals, executions
-(with the fee right or one short) and cancels, mixed with meter readings,
+(with the fee right or one short) and cancels, mixed with meter readings
+(``meter.report`` and ``meter.batch``),
 certificate transfers (some to contracts' addresses) and retirements, and
 money transfers, at block times that step forward so contracts expire.
 Invalid ones are failed receipts. After every block:
@@ -47,6 +48,8 @@ from tests.unit.market_helpers import ALICE, BOB, CAROL, DAVE, ERIN, KWH, genesi
 from tests.unit.metering_helpers import (
     AUTHORITY,
     INTERVAL,
+    batch_entry,
+    batch_tx,
     meter_key,
     metering_params,
     report_tx,
@@ -66,7 +69,7 @@ UNIT = 1_000_000
 
 
 KINDS = ("create", "create", "approve", "execute", "execute", "execute", "cancel", "report",
-         "report", "deposit", "deposit", "cert_transfer", "retire", "transfer")  # fmt: skip
+         "report", "batch", "deposit", "deposit", "cert_transfer", "retire", "transfer")  # fmt: skip
 
 
 def random_stream(seed: int) -> list[tuple[int, list[tuple[str, int]]]]:
@@ -206,6 +209,17 @@ def queue_actions(
             interval = last - rng.randint(0, 3) * INTERVAL
             m.queue(report_tx(relayer, METERS[i], dev, interval, produced, consumed,
                               nonce=m.nonce(relayer)))  # fmt: skip
+            continue
+        if kind == "batch":
+            # some of the three devices' readings of one interval in one tx
+            interval = last - rng.randint(0, 3) * INTERVAL
+            entries = []
+            for i in sorted(rng.sample(range(3), rng.randint(1, 3))):
+                produced = rng.choice((0, 20 * KWH, 60 * KWH)) if i != 1 else 0
+                consumed = rng.choice((0, 5 * KWH, 45 * KWH)) if i != 0 else 0
+                entries.append(batch_entry(METERS[i], devices[i], interval, produced, consumed))
+            relayer = rng.choice(PEOPLE)
+            m.queue(batch_tx(relayer, interval, entries, nonce=m.nonce(relayer)))
             continue
         if kind == "transfer":
             a, b = rng.sample(PEOPLE, 2)

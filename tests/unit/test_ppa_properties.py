@@ -4,7 +4,7 @@ Each example starts from the market cast with two approved solar devices
 (ALICE's and CAROL's) and mines blocks of random PPA txs (proposals with and
 without a device, accepts, rejects, funds, manual deliveries, confirms,
 terminations; valid or not: an invalid one is a failed receipt) and meter
-readings of the devices, at block times that step forward by random amounts
+readings of the devices (``meter.report``, or both in one ``meter.batch``), at block times that step forward by random amounts
 so deadlines lapse, confirmation windows and grace periods end and terms
 close. After every block:
 
@@ -51,7 +51,13 @@ from tests.unit.market_helpers import (
     UNIT,
     genesis_money,
 )
-from tests.unit.metering_helpers import AUTHORITY, INTERVAL, meter_key, metering_params
+from tests.unit.metering_helpers import (
+    AUTHORITY,
+    INTERVAL,
+    batch_entry,
+    meter_key,
+    metering_params,
+)
 from tests.unit.ppa_helpers import Ppas, open_ppas, propose_payload
 
 CERTIFICATES = {"authorities": [AUTHORITY.address.hex()], "reading_window": 3_600}
@@ -82,7 +88,10 @@ def random_action(rng: Random) -> tuple[Any, ...]:
         return ("confirm", rng.randrange(100), rng.randrange(4))
     if r < 0.68:
         return ("terminate", rng.randrange(100), rng.random() < 0.5)
-    return ("report", rng.randrange(2), rng.random(), rng.randrange(2))
+    if r < 0.86:
+        return ("report", rng.randrange(2), rng.random(), rng.randrange(2))
+    # both devices' readings of one interval in one meter.batch
+    return ("batch", rng.random(), rng.random(), rng.randrange(2))
 
 
 def random_stream(seed: int) -> list[tuple[int, list[Any]]]:
@@ -134,6 +143,19 @@ def queue_actions(
             reported.add((d, interval))
             produced = max(1, int(250 * KWH * frac))
             m.report(SELLERS[d], METERS[d], devices[d], interval, produced=produced)
+            continue
+        if kind == "batch":
+            _, f0, f1, back = a
+            interval = last - back * INTERVAL
+            entries = []
+            for d, frac in enumerate((f0, f1)):
+                if (d, interval) in reported:
+                    continue
+                reported.add((d, interval))
+                produced = max(1, int(250 * KWH * frac))
+                entries.append(batch_entry(METERS[d], devices[d], interval, produced))
+            if entries:
+                m.batch(PEOPLE[3], interval, entries)
             continue
         if not ids:
             continue
@@ -256,6 +278,7 @@ def test_the_streams_reach_every_tx_type_and_state() -> None:
     ok: set[str] = set()
     states: set[str] = set()
     kinds: set[str] = set()
+    batch_events: set[str] = set()
     with ledger_factory() as f:
         for seed in range(16):
             m, devices = open_prop(f)
@@ -265,6 +288,8 @@ def test_the_streams_reach_every_tx_type_and_state() -> None:
                 for tx in blk.txs:
                     if m.receipt(tx)["status"] == "ok":
                         ok.add(tx.type)
+                    if tx.type == "meter.batch":
+                        batch_events.update(e["event"] for e in m.events(tx))
                 states.update(p["status"] for p in m.ppas())
             for p in m.ppas():
                 kinds.update(d["kind"] for d in m.ppa(bytes.fromhex(p["id"]))["deliveries"])
@@ -273,6 +298,7 @@ def test_the_streams_reach_every_tx_type_and_state() -> None:
     assert {"proposed", "lapsed", "rejected", "active", "completed", "expired",
             "defaulted", "terminated"} <= states, states  # fmt: skip
     assert {"metered", "manual"} <= kinds
+    assert "ppa.delivered" in batch_events  # a batch's readings deliver too
 
 
 @settings(

@@ -2,8 +2,9 @@
 
 The lineage is, in chain order: the ``device.register`` that made the
 device (its id is that tx's id), the ``device.approve`` by an authority,
-the root issuance (a ``meter.report`` whose reading issued the root
-certificate, or a manual ``cert.issue``), then every ``cert.transfer`` and
+the root issuance (a ``meter.report``, or a ``meter.batch`` with an entry
+of the device, whose reading issued the root certificate, or a manual
+``cert.issue``), then every ``cert.transfer`` and
 ``cert.retire`` that touched the certificate or one of its ancestors (each
 ancestor up to the split that made the next one, the certificate itself to
 the tip). Each tx is checked against the certificates rules that need only
@@ -40,11 +41,13 @@ from powernode.engines.certificates.records import (
     child_id,
     root_id,
 )
+from powernode.engines.metering.handlers import ReportPayload
 from powernode.engines.metering.params import CertParams, cert_params
 from powernode.engines.metering.records import CONSUMPTION, GENERATION
 from powernode.state.registry import handler_for
 
 TX_REGISTER, TX_APPROVE, TX_REPORT = "device.register", "device.approve", "meter.report"
+TX_BATCH = "meter.batch"
 TX_ISSUE, TX_TRANSFER, TX_RETIRE = "cert.issue", "cert.transfer", "cert.retire"
 _MAX_CLAIM_TEXT = {"beneficiary": 128, "purpose": 256}
 
@@ -152,6 +155,23 @@ def _decoded(p: Placed) -> Any:
         raise _bad(p, f"{p.tx.type} payload refused: {exc.code}: {exc.message}") from exc
 
 
+def _reading_of(p: Placed, device_id: bytes) -> ReportPayload:
+    """The reading of ``device_id`` that the root issuance ``p`` carries: a
+    ``meter.report``'s payload, or the entry of a ``meter.batch`` for the
+    device (at most one: ids are strictly ascending)."""
+    decoded = _decoded(p)
+    if p.tx.type == TX_REPORT:
+        if decoded.device_id != device_id:
+            raise _bad(p, "reports for another device")
+        out: ReportPayload = decoded
+        return out
+    for entry in decoded.readings:
+        if entry.device_id == device_id:
+            found: ReportPayload = entry
+            return found
+    raise _bad(p, "the batch has no reading of the device")
+
+
 class _Clock:
     """The bounds of a handler's ``now`` at a block (see the module doc)."""
 
@@ -221,11 +241,14 @@ class _Replay:
 
     def root(self, p: Placed, dev: Device) -> Cert:
         tx = p.tx
-        if tx.type == TX_REPORT:
-            _decoded(p)
-            device_id, start, produced, consumed, meter_pubkey, _sig = tx.payload
-            if device_id != dev.id:
-                raise _bad(p, "reports for another device")
+        if tx.type in (TX_REPORT, TX_BATCH):
+            reading = _reading_of(p, dev.id)
+            start, produced, consumed = (
+                reading.interval_start,
+                reading.produced_wh,
+                reading.consumed_wh,
+            )
+            meter_pubkey = reading.meter_pubkey
             if meter_pubkey != dev.meter_pubkey:
                 raise _bad(p, "signed by another meter key than the device's")
             if dev.kind == CONSUMPTION and produced > 0:
@@ -248,7 +271,10 @@ class _Replay:
                 raise _bad(p, "cert.issue by an address that is not a genesis authority")
             self._interval(p, dev, start, wh, "amount")
         else:
-            raise _bad(p, f"expected {TX_REPORT} or {TX_ISSUE} after the approval, got {tx.type}")
+            raise _bad(
+                p,
+                f"expected {TX_REPORT}, {TX_BATCH} or {TX_ISSUE} after the approval, got {tx.type}",
+            )
         interval = self.cp.interval_seconds
         return Cert(
             id=root_id(dev.id, start),
@@ -370,7 +396,7 @@ def replay(
     certs = {root.id: root}
     # As the engine records it: a reading's step names no sender (the meter
     # signed it, anyone relayed it), a manual issue names its authority.
-    if lineage[2].tx.type == TX_REPORT:
+    if lineage[2].tx.type in (TX_REPORT, TX_BATCH):
         first, frm = READING, b""
     else:
         first, frm = ISSUE, lineage[2].tx.sender_address
