@@ -32,8 +32,10 @@ e. Aggregate form (``--hub-intervals`` intervals of the same fleet): the
    on its own copy of the fleet's chain, through ``apply_block`` (CPU us per
    reading, this thread: it is the block connect); the signatures per
    reading of each form (``verify_tx``, one thread: 2 per report, 1 + 1/100
-   per batch entry); tx and state bytes per reading. Printed with ratios to
-   the Ed25519 baseline of the same run.
+   per batch entry); tx and state bytes per reading, and chain.db bytes per
+   reading (at most 200 devices' readings of 5 intervals connected into a
+   real chain store). Printed with ratios to the Ed25519 baseline of the
+   same run.
 f. End to end (``--e2e-devices``, 0 skips it): one ``powernode run`` node
    (dev chain, mining, signature workers) receives over RPC a data hub's
    meter.batch txs for that many devices' readings of one interval, then
@@ -71,7 +73,7 @@ from benchkit.certs import (
 )
 from benchkit.cpu import print_phase_load
 from benchkit.guard import progress
-from benchkit.hub import batch_vs_report
+from benchkit.hub import batch_vs_report, db_bytes_per_reading
 from benchkit.hub_e2e import run as hub_e2e
 from benchkit.node.baseline import bench_baseline
 from benchkit.runner import BenchRun, Targets, bench_parser, parse_args, target
@@ -167,6 +169,9 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
     mon.begin()
     r["hub"] = batch_vs_report(
         args.owners, args.devices, args.hub_intervals, args.block_txs, min(args.sigs, 4000)
+    )
+    r["hub"]["db_bytes_per_reading"] = db_bytes_per_reading(
+        bench.workdir, min(args.devices, 200), min(args.hub_intervals, 5)
     )
     mon.end("e")
     r["check"]["problems"] += r["hub"]["problems"]
@@ -323,6 +328,11 @@ def hub_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"state {rep['state_bytes_per_reading']:.0f} / {bat['state_bytes_per_reading']:.0f}",
         )
     )
+    db = h.get("db_bytes_per_reading")
+    if db:
+        rows.append(
+            ("  chain.db bytes per reading", f"{db['report']:,.0f} / {db['batch']:,.0f}", "")
+        )
     e = r.get("hub_e2e")
     if e:
         rows.append((f"f end to end, one node, {e['devices']:,} devices", "report / batch", ""))

@@ -12,8 +12,10 @@ what holds on a machine other processes share.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from benchkit.certs import (
@@ -29,6 +31,8 @@ from benchkit.certs import (
     state_bytes,
 )
 from benchkit.guard import progress
+from powernode.chain.chain import Chain as RealChain
+from powernode.chain.store import BlockStore
 from powernode.core.tx import Transaction
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
 from powernode.state.registry import verify_tx
@@ -75,9 +79,9 @@ def verify_cost(txs: Sequence[Transaction], readings_per_tx: int, n: int) -> dic
 
 
 def one_form(
-    chain: Chain, txs: list[Transaction], readings: int, block_txs: int, what: str
+    chain: Chain, txs: list[Transaction], readings: int, block_txs: int, after: int, what: str
 ) -> dict[str, Any]:
-    fig = run_blocks(chain, txs, block_txs, lambda b: chain.time + 1, what)  # every interval ended
+    fig = run_blocks(chain, txs, block_txs, lambda b: after + b, what)
     cpu = fig["cpu_s"]
     fig |= {
         "readings": readings,
@@ -103,13 +107,12 @@ def batch_vs_report(
     reports = sign_readings(rep_fleet, intervals)
     batches = sign_batches(bat_fleet, intervals)
     n = len(reports)
-    start = T0 + intervals * INTERVAL + 10  # every interval ended
-    rep_chain.time = bat_chain.time = max(rep_chain.time, start)
+    after = T0 + intervals * INTERVAL + 10  # every interval ended
     per_batch = min(MAX_BATCH_READINGS, devices)
     out: dict[str, Any] = {"readings": n, "batch_size": per_batch}
-    out["report"] = one_form(rep_chain, reports, n, block_readings, "e meter.report")
+    out["report"] = one_form(rep_chain, reports, n, block_readings, after, "e meter.report")
     out["batch"] = one_form(
-        bat_chain, batches, n, max(1, block_readings // per_batch), "e meter.batch"
+        bat_chain, batches, n, max(1, block_readings // per_batch), after, "e meter.batch"
     )
     out["report"]["failed"] = rep_chain.failed
     out["batch"]["failed"] = bat_chain.failed
@@ -142,4 +145,48 @@ def batch_vs_report(
         f"{out['report']['verify']['us_per_reading']:.1f}, batch "
         f"{out['batch']['verify']['us_per_reading']:.1f} us/reading"
     )
+    return out
+
+
+def _backup_bytes(store: BlockStore, path: Path) -> int:
+    with sqlite3.connect(path) as dst:
+        store.db.backup(dst)
+    dst.close()
+    return path.stat().st_size
+
+
+def db_bytes_per_reading(workdir: Path, devices: int, intervals: int) -> dict[str, float]:
+    """chain.db bytes per reading of each form: a small fleet's setup blocks,
+    then its readings (as reports, or as batches), connected into a real
+    chain store; the store's size (an SQLite backup, so no free pages) after
+    the setup and after the readings."""
+    out: dict[str, float] = {}
+    for form in ("report", "batch"):
+        chain, fleet = setup_fleet(2, max(1, devices // 2), keep=True)
+        setup_blocks = len(chain.blocks)
+        txs = (
+            sign_readings(fleet, intervals) if form == "report" else sign_batches(fleet, intervals)
+        )
+        readings = intervals * len(fleet.devices)
+        after = T0 + intervals * INTERVAL + 10  # every interval ended
+        per_block = 5000 if form == "report" else 50
+        run_blocks(chain, txs, per_block, lambda b, a=after: a + b, f"e bytes {form}")
+        d = workdir / f"hub-bytes-{form}"
+        d.mkdir(parents=True, exist_ok=True)
+        store = BlockStore(d / "chain.db")
+        store.open()
+        try:
+            real = RealChain(params=chain.params, store=store)
+            real.load()
+            before = 0
+            for i, block in enumerate(chain.blocks):
+                real.submit_block(block, now=block.header.timestamp, mono=0.0)
+                if real.height != i + 1:
+                    raise RuntimeError(f"hub bytes: {form} block {i + 1} not connected")
+                if i + 1 == setup_blocks:
+                    before = _backup_bytes(store, d / "before.db")
+            after = _backup_bytes(store, d / "after.db")
+        finally:
+            store.close()
+        out[form] = (after - before) / readings
     return out

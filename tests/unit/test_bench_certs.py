@@ -79,6 +79,7 @@ def test_command_line_run_prints_the_table() -> None:
         "meter.report vs meter.batch of 8",
         "verify CPU us/reading",
         "of baseline",
+        "chain.db bytes per reading",
         "f end to end, one node, 20 devices",
         "readings/s, first send to all in chain",
     )
