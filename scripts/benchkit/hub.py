@@ -33,9 +33,10 @@ from benchkit.certs import (
 from benchkit.guard import progress
 from powernode.chain.chain import Chain as RealChain
 from powernode.chain.store import BlockStore
+from powernode.core.crypto import signature_ok
 from powernode.core.tx import Transaction
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
-from powernode.state.registry import verify_tx
+from powernode.state.registry import COSIGNERS, verify_tx
 
 
 def produced_wh(d: int, t: int) -> int:
@@ -78,6 +79,20 @@ def verify_cost(txs: Sequence[Transaction], readings_per_tx: int, n: int) -> dic
     return {"readings": readings, "cpu_s": cpu, "us_per_reading": cpu * 1e6 / readings}
 
 
+def ed25519_cpu(txs: Sequence[Transaction], n: int) -> dict[str, Any]:
+    """The Ed25519 baseline in CPU time: ``n`` raw signature checks (the
+    chain's verifier, no tx around them) of readings' meter signatures, on
+    this thread. Beside the wall-clock baseline, which a busy machine
+    distorts far more than the CPU time each check takes."""
+    cosig = COSIGNERS["meter.report"]
+    sample = [cosig(txs[i % len(txs)])[0] for i in range(n)]
+    c0 = time.thread_time()
+    for pubkey, sig, msg in sample:
+        signature_ok(pubkey, sig, msg)
+    cpu = time.thread_time() - c0
+    return {"signatures": n, "cpu_s": cpu, "us_per_sig": cpu * 1e6 / n, "per_cpu_s": n / cpu}
+
+
 def one_form(
     chain: Chain, txs: list[Transaction], readings: int, block_txs: int, after: int, what: str
 ) -> dict[str, Any]:
@@ -116,6 +131,7 @@ def batch_vs_report(
     )
     out["report"]["failed"] = rep_chain.failed
     out["batch"]["failed"] = bat_chain.failed
+    out["ed25519"] = ed25519_cpu(reports, sigs)
     out["report"]["verify"] = verify_cost(reports, 1, sigs)
     out["batch"]["verify"] = verify_cost(batches, per_batch, sigs)
     for form in ("report", "batch"):
