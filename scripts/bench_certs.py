@@ -356,6 +356,15 @@ def hub_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "",
             )
         )
+        for what in ("main", "workers"):
+            rows.append(
+                (
+                    f"    of which the node's {'process' if what == 'main' else 'sig workers'}",
+                    f"{rep[what + '_cpu_us_per_reading']:.0f} / "
+                    f"{bat[what + '_cpu_us_per_reading']:.0f}",
+                    "",
+                )
+            )
     return rows
 
 

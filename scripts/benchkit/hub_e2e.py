@@ -41,10 +41,10 @@ INTERVAL = 60
 CAPACITY_W = 6_000_000
 
 
-def node_cpu(pid: int) -> float:
-    """CPU seconds of the node process and its live descendants (the
-    signature workers)."""
-    return sum(_process_cpu(p) for p in {pid} | _descendants({pid}))
+def node_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of the node process (its event loop, the block connect,
+    the miner thread) and of its live descendants (the signature workers)."""
+    return _process_cpu(pid), sum(_process_cpu(p) for p in _descendants({pid}))
 
 
 def _confirmed(c: RpcClient, want: dict[bytes, int]) -> bool:
@@ -69,7 +69,8 @@ def _timed(node: ProcessNode, c: RpcClient, txs: list[Transaction], want: dict[b
     t_sent = time.monotonic()
     _wait(c, want, timeout, what)
     secs = time.monotonic() - t0
-    cpu = node_cpu(pid) - cpu0
+    main, workers = (b - a for a, b in zip(cpu0, node_cpu(pid), strict=True))
+    cpu = main + workers
     fig = {
         "txs": len(txs),
         "readings": readings,
@@ -78,6 +79,8 @@ def _timed(node: ProcessNode, c: RpcClient, txs: list[Transaction], want: dict[b
         "readings_per_s": readings / secs,
         "node_cpu_s": cpu,
         "node_cpu_us_per_reading": cpu * 1e6 / readings,
+        "main_cpu_us_per_reading": main * 1e6 / readings,
+        "workers_cpu_us_per_reading": workers * 1e6 / readings,
     }
     progress(f"f {what}: {readings:,} readings in {secs:.1f} s, {fig['readings_per_s']:,.0f}/s, "
              f"node CPU {fig['node_cpu_us_per_reading']:.0f} us/reading")  # fmt: skip
