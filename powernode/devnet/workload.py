@@ -154,22 +154,35 @@ def accept_and_order(w: Signer, ps: Parties, ppas: Sequence[bytes], slot: int) -
 
 
 def report(
-    w: Signer, ps: Parties, devs: Devices, slot: int, contracts: Sequence[bytes], executor: KeyPair
+    w: Signer,
+    ps: Parties,
+    devs: Devices,
+    slot: int,
+    contracts: Sequence[bytes],
+    executor: KeyPair,
+    *,
+    batched: bool = False,
 ) -> None:
     """Phase 4 (once the slot's interval has ended): producer i's meter reports
     20 + 10i kWh produced, each consumer's 15 kWh consumed; ``executor`` runs
-    every contract."""
+    every contract. ``batched``: the production readings travel in one
+    ``meter.batch`` that ``executor`` relays, instead of one ``meter.report``
+    each."""
+    entries = []
     for i, p, k in ps.pairs():
-        w.add(
-            p,
-            "meter.report",
-            reading(w.chain_id, devs.production[i], ps.meters[i], slot, (20 + 10 * i) * KWH, 0),
-        )
+        r = reading(w.chain_id, devs.production[i], ps.meters[i], slot, (20 + 10 * i) * KWH, 0)
+        if batched:
+            device, _, produced, consumed, pubkey, sig = r
+            entries.append([device, produced, consumed, pubkey, sig])
+        else:
+            w.add(p, "meter.report", r)
         w.add(
             k,
             "meter.report",
             reading(w.chain_id, devs.consumption[i], ps.cmeters[i], slot, 0, 15 * KWH),
         )
+    if entries:
+        w.add(executor, "meter.batch", [slot, sorted(entries)])
     for x in contracts:
         w.add(executor, "contract.execute", [x], fee=CONTRACT_FEE)
 

@@ -1,6 +1,6 @@
 """Four real node processes, all mining, agree on every engine at once:
 transfers, market orders and their settlement against meter readings,
-devices and readings, certificates (issued, bundled to a buyer, moved by a
+devices and readings (production in a ``meter.batch``), certificates (issued, bundled to a buyer, moved by a
 PPA), power purchase agreements and declarative contracts.
 
 The chain trades one-minute slots (gate at the slot's start) and meters
@@ -133,9 +133,10 @@ def test_four_mining_nodes_agree_on_every_engine(net: ProcessNetwork) -> None:
         phase(2)
 
         # 4. readings of the slot's interval once it has ended (production for
-        # the PPA share and the trades; consumption), then the contracts run
+        # the PPA share and the trades, in one meter.batch a consumer relays;
+        # consumption, one meter.report each), then the contracts run
         wait_until(lambda: chain_now(cs[0]) >= slot + INTERVAL, timeout=240, what="the slot ends")
-        workload.report(w, PARTIES, devs, slot, contracts, CONSUMERS[0])
+        workload.report(w, PARTIES, devs, slot, contracts, CONSUMERS[0], batched=True)
         phase(3)
 
         # 5. the slot settles (by block time, once its reading window has passed)
@@ -182,6 +183,11 @@ def test_four_mining_nodes_agree_on_every_engine(net: ProcessNetwork) -> None:
             assert got["status"] == "active" and got["delivered_wh"] > 0, got
         for x in contracts:
             assert v[("contract.get", ("id", x.hex()))]["status"] == "executed"
+        # one tx (the batch) carried every production reading
+        carriers = {
+            r["txid"] for d in devs.production for r in v[("meter.readings", ("device", d.hex()))]
+        }
+        assert len(carriers) == 1, carriers
         kinds = {s["kind"] for key, t in v.items() if key[0] == "cert.trace" for s in t["steps"]}
         assert {"reading", "bundle", "ppa"} <= kinds, kinds
         reorgs = sum(node.log_text().count("chain.reorg") for node in net.nodes)
