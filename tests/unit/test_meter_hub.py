@@ -3,7 +3,7 @@ order the chain requires), at most MAX_BATCH_READINGS per tx."""
 
 from __future__ import annotations
 
-from powernode.cli.hub import SignedReading, batches
+from powernode.cli.hub import SignedReading, batch_summary, batches, summary_text
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
 
 
@@ -30,3 +30,29 @@ def test_batches_group_by_interval_sort_devices_and_cut_at_the_cap() -> None:
     ]
     devices = [r.device for _, b in out[1:] for r in b]
     assert devices == sorted(devices) and len(set(devices)) == n
+
+
+def test_a_batch_summary_counts_applied_and_names_skipped_entries() -> None:
+    ok, skipped = "ab" * 32, "cd" * 32
+    status = {
+        "id": "ee" * 32,
+        "status": "confirmed",
+        "height": 7,
+        "receipt": {
+            "status": "ok",
+            "events": [
+                {"event": "meter.reading", "device": ok, "interval": 900},
+                {"event": "meter.skipped", "device": skipped, "interval": 900,
+                 "code": "duplicate_reading"},
+                {"event": "cert.issued", "cert": "11" * 32, "wh": 1500},
+            ],
+        },
+    }  # fmt: skip
+    s = batch_summary(status, 900, 2)
+    assert (s["applied"], s["certificates"]) == (1, 1)
+    assert s["skipped"] == [{"device": skipped, "code": "duplicate_reading"}]
+    assert summary_text(s).splitlines() == [
+        f"tx {'ee' * 32} confirmed in block 7: interval 900, 2 readings, 1 applied, "
+        "1 skipped, 1 certificate issued (1.5 kWh)",
+        f"  skipped device {skipped}: duplicate_reading",
+    ]
