@@ -808,7 +808,7 @@ def hub_part(demo: Demo) -> None:
     ]
     demo.confirm([demo.submit(tx) for tx in approvals], "hub device approvals")
     devices = [tx.txid for tx in regs]
-    interval = free_interval(demo, devices[0])
+    interval = hub_interval(demo)
     lines = [
         json.dumps(reading_json(meter, demo.chain_id, device, interval, wh, 0))
         for device, meter, (_, wh) in zip(devices, meters, HUB_DEVICES, strict=True)
@@ -841,6 +841,19 @@ def hub_part(demo: Demo) -> None:
         if (c["wh"], c["source"], c["owner"]) != (wh, source, demo.producer.address.hex()):
             raise DemoFailed(f"certificate of device {d.hex()}: {c}")
         print(f"    {source:<6} device {d.hex()[:16]}.. {format_kwh(c['wh'])} kWh, {c['type']}")
+
+
+def hub_interval(demo: Demo) -> int:
+    """The latest interval ended by the chain's clock if its reading window
+    stays open 20 s more (time for the batch to be mined), else the current
+    one once it has ended (then within 20 s on a testnet, whose window is
+    one interval): the new devices have no readings yet."""
+    cp = demo.rpc.call("cert.params")
+    size, window, now = int(cp["interval_seconds"]), int(cp["reading_window"]), int(cp["now"])
+    interval = now // size * size - size
+    if interval + size + window >= now + 20:
+        return interval
+    return wait_interval_end(demo, interval + size, size)
 
 
 # === PPA AND CONTRACTS ===============================================================
