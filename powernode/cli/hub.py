@@ -249,11 +249,15 @@ def summary_text(s: dict[str, Any]) -> str:
 
 
 def send_batches(
-    c: RpcClient, a: argparse.Namespace, key: KeyPair, chain_id: str, readings: list[SignedReading]
+    c: RpcClient,
+    a: argparse.Namespace,
+    key: KeyPair,
+    chain_id: str,
+    fee: int,
+    readings: list[SignedReading],
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Submit every batch (consecutive nonces), then wait for each; stops at
     the first batch the node refuses (later nonces would leave a gap)."""
-    fee = parse_units(a.fee, "fee")
     _, nonce = tx_context(c, key)
     sent: list[tuple[str, int, int]] = []
     refused = None
@@ -283,11 +287,12 @@ def send_batches(
 
 
 def cmd_meter_batch(a: argparse.Namespace) -> int:
+    fee = parse_units(a.fee, "fee")  # the typed input, before a key or a node
     key = signing_key(a)
     with rpc_client(a) as c:
         chain_id = c.chain_id()
         readings = read_readings(Path(a.file), chain_id)
-        out, refused = send_batches(c, a, key, chain_id, readings)
+        out, refused = send_batches(c, a, key, chain_id, fee, readings)
     if a.json:
         print(json.dumps(out, indent=2))
     elif out:
