@@ -545,6 +545,8 @@ ROWS = [
     row("device-get-id-long", f"device get {'ab' * 33} --datadir @keyed", "DEVICE_ID"),
     row("device-list-owner-bad", "device list --datadir @keyed --owner xyz",
         "--owner: address is not hex"),
+    row("meter-batch-fee-negative", "meter batch --datadir @keyed --file @afile --fee -1",
+        "fee: not a non-negative"),
     row("meter-sign-interval-word", f"{SIGN} --interval soon --meter-key @keyed/node.key",
         "--interval"),
     row("meter-sign-produced-nan", f"{SIGN} --produced nan --meter-key @keyed/node.key",
