@@ -12,6 +12,11 @@ from typing import Any
 
 import pytest
 
+from powernode.client import RpcClient, read_key
+from powernode.core.tx import sign_tx
+from powernode.devnet.wait import wait_until
+from powernode.devnet.workload import root_cert_id
+from powernode.engines.metering import reading_message
 from tests.e2e.test_cert_cli import mining_node, pj  # noqa: F401  (the fixture)
 from tests.e2e.test_cli import assert_user_error, pn
 
@@ -107,3 +112,68 @@ def test_proof_round_trip(mining_node: Path, tmp_path: Path) -> None:  # noqa: F
     assert_user_error(
         pn("cert", "proof", "ab" * 32, "--out", str(bad), *dd, check=False), "unknown_cert"
     )
+
+
+def test_proof_of_a_certificate_from_a_batch_entry(
+    mining_node: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A data hub's ``meter.batch`` (sent over RPC) carries two devices'
+    readings; the certificate of one entry has a proof that verifies offline,
+    whose root step is the batch."""
+    d = mining_node
+    dd = ("--datadir", str(d))
+    wait = ("--wait", "30")
+
+    def ok(*args: str) -> dict[str, Any]:
+        r = pj(*args, *dd, *wait)
+        assert r["status"] == "confirmed" and r["receipt"]["status"] == "ok", r
+        return r
+
+    ok("register", "--role", "producer", "--location", "Beijing", "--capacity-kw", "1000")
+    meters = [tmp_path / f"meter{i}.key" for i in range(2)]
+    devices = []
+    for path in meters:
+        pn("keygen", "--out", str(path))
+        dev = ok(
+            "device", "register", "--kind", "generation", "--source", "solar",
+            "--capacity-kw", "1000", "--location", "Beijing", "--carbon-intensity", "50",
+            "--meter-key", str(path),
+        )["device"]  # fmt: skip
+        ok("device", "approve", dev)
+        devices.append(bytes.fromhex(dev))
+    hub = read_key(d / "node.key")
+    with RpcClient.from_datadir(d) as c:
+        params = c.call("cert.params")
+        size = int(params["interval_seconds"])
+        interval = int(params["now"]) // size * size - size
+        chain_id = c.call("node.info")["chain_id"]
+        nonce = c.call("account.get", {"address": hub.address.hex()})["nonce"]
+        entries = []
+        for i, (dev, path) in enumerate(zip(devices, meters, strict=True)):
+            meter = read_key(path)
+            wh = (100 + i) * 1000
+            sig = meter.sign(reading_message(chain_id, dev, interval, wh, 0))
+            entries.append([dev, wh, 0, meter.pubkey, sig])
+        tx = sign_tx(
+            hub, chain_id=chain_id, tx_type="meter.batch", nonce=nonce, fee=1000,
+            payload=[interval, sorted(entries)],
+        )  # fmt: skip
+        c.submit(tx)
+        wait_until(
+            lambda: c.call("tx.get", {"id": tx.txid.hex()})["status"] == "confirmed",
+            timeout=30,
+            what="the batch confirmed",
+        )
+        receipt = c.call("tx.get", {"id": tx.txid.hex()})["receipt"]
+    assert receipt["status"] == "ok", receipt
+    assert [e["event"] for e in receipt["events"]].count("meter.reading") == 2
+    root = root_cert_id(devices[1], interval).hex()
+    out = tmp_path / "batch.proof"
+    pn("cert", "proof", root, "--out", str(out), *dd)
+    got = json.loads(
+        pn("verify-proof", str(out), "--genesis", str(d / "genesis.json"), "--json").stdout
+    )
+    assert got["valid"] is True
+    assert got["cert"]["wh"] == 101_000 and got["cert"]["device"] == devices[1].hex()
+    assert [(s["kind"], s["txid"]) for s in got["steps"]] == [("reading", tx.txid.hex())]

@@ -34,6 +34,7 @@ from powernode.core.crypto import KeyPair
 from powernode.core.tx import Transaction, sign_tx
 from powernode.devnet.datadir import init_datadir, write_genesis
 from powernode.devnet.devchain import ALWAYS_OPEN_MARKETS, dev_genesis
+from powernode.engines.metering import reading_message
 from powernode.node.config import load_config
 from powernode.node.node import Node
 from tests.harness import TEST_CHAIN
@@ -505,3 +506,41 @@ async def test_a_reading_signed_by_another_key_is_refused_with_its_code(
     assert info.value.reason == "bad_meter_signature"
     with pytest.raises(RpcError):  # not pending: the pool did not take it
         await dev.rpc.call("tx.get", {"id": tx.txid.hex()})
+
+
+async def test_a_batch_is_refused_over_rpc_naming_its_entry(cert_node: DevNode) -> None:
+    """tx.submit of a ``meter.batch``: the first entry that breaks a rule
+    refuses the whole tx with its code, the message naming the entry; one
+    bad co-signature refuses it with ``bad_meter_signature``."""
+    dev = cert_node
+    s = Seed(dev)
+    await s.run()
+    start = s.interval - INTERVAL  # ended, no reading yet
+
+    def entry(device: bytes, meter: KeyPair, produced: int, consumed: int) -> list[Any]:
+        msg = reading_message(dev.chain_id, device, start, produced, consumed)
+        return [device, produced, consumed, meter.pubkey, meter.sign(msg)]
+
+    nonce = s.nonce(s.producer)  # a refused tx leaves the nonce unused
+
+    def batch(entries: list[list[Any]]) -> Transaction:
+        return sign_tx(
+            s.producer, chain_id=dev.chain_id, tx_type="meter.batch",
+            nonce=nonce, fee=1000, payload=[start, sorted(entries)],
+        )  # fmt: skip
+
+    good = [entry(s.device, s.meter, 1_000, 0), entry(s.consumer_device, s.consumer_meter, 0, 9)]
+    # the consumption device reports production: wrong_device_kind
+    wrong = [good[0], entry(s.consumer_device, s.consumer_meter, 5, 0)]
+    tx = batch(wrong)
+    index = sorted(wrong).index(wrong[1])
+    with pytest.raises(RpcError) as info:
+        await dev.rpc.call("tx.submit", {"raw": tx.raw.hex()})
+    assert info.value.reason == "wrong_device_kind"
+    assert f"entry {index} (device {s.consumer_device.hex()})" in str(info.value)
+    forged = [good[0], [*good[1][:4], KeyPair.generate().sign(b"x")]]
+    with pytest.raises(RpcError) as info:
+        await dev.rpc.call("tx.submit", {"raw": batch(forged).raw.hex()})
+    assert info.value.reason == "bad_meter_signature"
+    (status,) = await mine(dev, [batch(good)])
+    assert [e["event"] for e in status["receipt"]["events"]][:2] == ["meter.reading"] * 2

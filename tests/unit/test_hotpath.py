@@ -165,6 +165,7 @@ def test_which_tx_types_have_admission_checks() -> None:
         "device.approve",
         "device.retire",
         "meter.report",
+        "meter.batch",
         "cert.issue",
         "cert.transfer",
         "cert.retire",

@@ -375,3 +375,17 @@ def test_a_skipped_entry_delivers_nothing(m: Ppas) -> None:
     m.ok(tx)
     assert m.events(tx, "ppa.delivered") == []
     assert m.ppa(pa)["delivered_wh"] == 0 and m.allocated(a, T0) == 0
+
+
+def test_the_miner_leaves_out_a_batch_an_earlier_tx_made_a_duplicate(m: Ppas) -> None:
+    devs = fleet(m, 2)
+    m.mine(INTERVAL_END)
+    (a, ka), _ = devs
+    report = report_tx(ALICE, ka, a, T0, KWH, nonce=m.nonce(ALICE))
+    batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))
+    m.submit(report)
+    m.submit(batch)  # admission cannot see the report still in the mempool
+    block = m.mine()  # the template: the report first (the same fee on fewer bytes)
+    assert [tx.txid for tx in block.txs] == [report.txid]
+    status = m.ledger.tx_status(batch.txid)
+    assert status["status"] == "dropped" and status["error"]["code"] == "duplicate_reading"

@@ -57,6 +57,7 @@ from powernode.engines.certificates.records import (
     cert,
     claimed,
     claimed_key,
+    new_cert,
     put_totals,
     ret_key,
     root_id,
@@ -66,7 +67,7 @@ from powernode.engines.certificates.records import (
 from powernode.engines.market.handlers import settled
 from powernode.engines.metering import clock
 from powernode.engines.metering import records as meter_records
-from powernode.engines.metering.batch import BatchPayload, recorded_entries
+from powernode.engines.metering.batch import BatchPayload, produced_entries
 from powernode.engines.metering.params import CertParams, cert_params
 
 _MAX_U64 = 2**64 - 1
@@ -112,27 +113,19 @@ def _issue_root(
     claim on the interval and the totals. The caller has checked that the
     interval is not claimed."""
     cid = root_id(device_id, interval_start)
-    c = Certificate(
-        owner=device.owner,
-        producer=device.owner,
-        device=device_id,
-        source=device.source,
-        location=device.location,
-        carbon_intensity=device.carbon_intensity,
-        ctype=cert_type(device.carbon_intensity, cp),
-        interval_start=interval_start,
-        interval_seconds=cp.interval_seconds,
-        wh=wh,
-        remaining_wh=wh,
-        status=ACTIVE,
-        parent=b"",
-        issued_txid=tx.txid,
-        issued_height=ctx.height,
-        issued_time=now,
-        expires=interval_start + cp.interval_seconds + cp.validity,
-        claim=None,
-        steps=0,
-    )
+    owner = device.owner
+    # Certificate(owner, producer, device, source, location, carbon_intensity,
+    # ctype, interval_start, interval_seconds, wh, remaining_wh, status,
+    # parent, issued_txid, issued_height, issued_time, expires, claim, steps),
+    # built in C: a block of batches issues thousands.
+    c = new_cert(
+        (
+            owner, owner, device_id, device.source, device.location, device.carbon_intensity,
+            cert_type(device.carbon_intensity, cp), interval_start, cp.interval_seconds, wh, wh,
+            ACTIVE, b"", tx.txid, ctx.height, now,
+            interval_start + cp.interval_seconds + cp.validity, None, 0,
+        )
+    )  # fmt: skip
     # A reading's step names no sender (the meter signed it, anyone relayed
     # it); a manual issue names the authority that issued it.
     frm = tx.sender_address if kind == ISSUE else b""
@@ -160,25 +153,34 @@ def issue_from_reading(
     view: StateAccess, ctx: ExecContext, tx: Transaction, payload: Any
 ) -> list[Event]:
     """Runs after a ``meter.report`` was applied: the reading is stored and
-    its device is active. A production reading of a device whose source
-    earns certificates certifies its Wh to the device owner, unless the
-    interval was already certified manually."""
-    produced = payload.produced_wh
+    its device is active."""
+    if payload.produced_wh <= 0:
+        return []
+    return issue_for_reading(view, ctx, tx, cert_params(ctx.params), clock.now(view, ctx), payload)
+
+
+def issue_for_reading(
+    view: StateAccess, ctx: ExecContext, tx: Transaction, cp: CertParams, now: int, p: Any
+) -> list[Event]:
+    """A stored reading ``p`` (a ``meter.report``'s payload or a batch's
+    entry) of an active device: a production reading of a device whose
+    source earns certificates certifies its Wh to the device owner, unless
+    the interval was already certified manually. The one issuance rule of
+    both tx types; ``cp`` and ``now`` are looked up once per tx."""
+    produced = p.produced_wh
     if produced <= 0:
         return []
-    cp = cert_params(ctx.params)
-    device_id = payload.device_id
+    device_id = p.device_id
     device = meter_records.device(view, device_id)
-    assert device is not None, "meter.report applied for a device that does not exist"
+    assert device is not None, "a reading was stored for a device that does not exist"
     if device.source not in cp.sources:
         return []
-    interval = payload.interval_start
+    interval = p.interval_start
     if claimed(view, device_id, interval) is not None:
         return [
             {"event": "cert.skipped", "device": device_id, "interval": interval,
              "reason": "already_certified"}
         ]  # fmt: skip
-    now = clock.now(view, ctx)
     cid = _issue_root(view, ctx, tx, cp, device_id, device, interval, produced, READING, now)
     return [{"event": "cert.issued", "cert": cid, "wh": produced}]
 
@@ -186,12 +188,14 @@ def issue_from_reading(
 def issue_from_batch(
     view: StateAccess, ctx: ExecContext, tx: Transaction, payload: BatchPayload
 ) -> list[Event]:
-    """Runs after a ``meter.batch`` was applied: ``issue_from_reading`` for
-    each entry it recorded as a reading (a skipped entry issues nothing)."""
+    """Runs after a ``meter.batch`` was applied: ``issue_for_reading`` for
+    each entry with production it recorded as a reading (a skipped entry
+    issues nothing)."""
+    cp = cert_params(ctx.params)
+    now = clock.now(view, ctx)
     events: list[Event] = []
-    for entry in recorded_entries(view, tx, payload):
-        if entry.produced_wh:
-            events += issue_from_reading(view, ctx, tx, entry)
+    for entry in produced_entries(view, tx, payload):
+        events += issue_for_reading(view, ctx, tx, cp, now, entry)
     return events
 
 

@@ -252,7 +252,7 @@ class CertTotals(NamedTuple):
 
 # Certificate(...) without the NamedTuple's Python __new__ (see
 # accounts.new_account): every certificate tx rewrites one or two.
-_new_cert = partial(tuple.__new__, Certificate)
+new_cert = partial(tuple.__new__, Certificate)
 
 
 # --- access -------------------------------------------------------------------
@@ -296,7 +296,7 @@ def add_step(view: StateAccess, cert_id: bytes, c: Certificate, s: Step) -> Cert
     """Append ``s`` to the history of ``c`` and write both; returns the new record."""
     n = c.steps
     view.put((STEP_NS, step_key(cert_id, n)), s)
-    c = _new_cert((*c[:18], n + 1))  # c._replace(steps=n + 1), in C
+    c = new_cert((*c[:18], n + 1))  # c._replace(steps=n + 1), in C
     view.put((CERT_NS, cert_id), c)
     return c
 
@@ -322,10 +322,10 @@ def split_off(
     owner = parent.owner
     # parent._replace(owner=to, wh=wh, remaining_wh=wh, parent=parent_id,
     # issued_txid=ref, issued_height=height, issued_time=now, steps=0)
-    child = _new_cert(
+    child = new_cert(
         (to, *parent[1:9], wh, wh, parent[11], parent_id, ref, height, now, *parent[16:18], 0)
     )
-    parent = _new_cert((*parent[:10], parent.remaining_wh - wh, *parent[11:]))
+    parent = new_cert((*parent[:10], parent.remaining_wh - wh, *parent[11:]))
     add_step(view, parent_id, parent, Step(SPLIT, ref, height, now, owner, to, wh, cid, ""))
     child = add_step(view, cid, child, Step(SPLIT, ref, height, now, owner, to, wh, parent_id, ""))
     t = totals(view)

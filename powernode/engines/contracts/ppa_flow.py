@@ -55,7 +55,7 @@ from powernode.engines.contracts.ppa_records import (
     unbind,
 )
 from powernode.engines.metering import clock
-from powernode.engines.metering.batch import BatchPayload, recorded_entries
+from powernode.engines.metering.batch import BatchPayload, produced_entries
 from powernode.engines.metering.handlers import ReportPayload
 from powernode.engines.metering.params import cert_params
 
@@ -262,12 +262,11 @@ def deliver_from_reading(
 def deliver_from_batch(
     view: StateAccess, ctx: ExecContext, tx: Transaction, payload: BatchPayload
 ) -> list[Event]:
-    """After ``meter.batch``: ``deliver_from_reading`` for each entry it
-    recorded as a reading (a skipped entry delivers nothing)."""
+    """After ``meter.batch``: ``deliver_from_reading`` for each entry with
+    production it recorded as a reading (a skipped entry delivers nothing)."""
     events: list[Event] = []
-    for entry in recorded_entries(view, tx, payload):
-        if entry.produced_wh:
-            events += deliver_from_reading(view, ctx, tx, entry)
+    for entry in produced_entries(view, tx, payload):
+        events += deliver_from_reading(view, ctx, tx, entry)
     return events
 
 

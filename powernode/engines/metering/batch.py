@@ -14,8 +14,8 @@ up to a hundred readings, which is where the per-reading cost falls.
 Each entry is a reading as if a ``meter.report`` had carried it: the same
 rule functions (``check_reading``), the same writer (``record_reading``),
 and the other engines' per-reading work through their ``meter.batch``
-hooks, which take each entry this tx recorded (``recorded_entries``) to the
-function they run for a ``meter.report``. Admission refuses the whole tx
+hooks, which take each entry with production this tx recorded
+(``produced_entries``) to the function they run for a ``meter.report``. Admission refuses the whole tx
 for the first entry that breaks a rule; in a block such an entry is
 skipped (``meter.skipped``) and the others count.
 """
@@ -23,6 +23,7 @@ skipped (``meter.skipped``) and the others count.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any, NamedTuple
 
 from powernode.core.crypto import PUBKEY_SIZE, SIG_SIZE
@@ -53,6 +54,10 @@ _SHAPE = (
     "[device_id (32 bytes), produced_wh, consumed_wh, meter_pubkey (32 bytes), "
     "meter_sig (64 bytes)], device ids strictly ascending"
 )
+
+
+# ReportPayload(...) built in C: a batch decodes up to 100.
+_new_entry = partial(tuple.__new__, ReportPayload)
 
 
 class BatchPayload(NamedTuple):
@@ -88,7 +93,7 @@ def parse_batch(payload: Any) -> BatchPayload | None:
             return None
         if type(sig) is not bytes or len(sig) != SIG_SIZE:
             return None
-        out.append(ReportPayload(did, start, produced, consumed, pubkey, sig))
+        out.append(_new_entry((did, start, produced, consumed, pubkey, sig)))
         last = did
     return BatchPayload(start, tuple(out))
 
@@ -98,11 +103,15 @@ def _check_sender(view: StateRead, sender: bytes) -> None:
         raise NotRegistered("register as a market participant before relaying a batch")
 
 
-def recorded_entries(view: StateRead, tx: Transaction, p: BatchPayload) -> Iterator[ReportPayload]:
-    """The entries of ``p`` that ``tx`` stored as readings (not skipped), in
-    order: the other engines' hooks after a batch run on exactly these."""
+def produced_entries(view: StateRead, tx: Transaction, p: BatchPayload) -> Iterator[ReportPayload]:
+    """The entries of ``p`` with production that ``tx`` stored as readings
+    (not skipped), in order: what the certificates and PPA hooks after a
+    batch act on. Production is tested first, so a consumption meter's entry
+    costs the hooks no state lookup."""
     txid = tx.txid
     for e in p.readings:
+        if not e.produced_wh:
+            continue
         r = view.get((READING_NS, reading_key(e.device_id, e.interval_start)))
         if r is not None and r.txid == txid:
             yield e
