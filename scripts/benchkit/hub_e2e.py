@@ -18,11 +18,12 @@ from each device's owner, sent in batched RPC calls of 1,000 from one thread.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from benchkit.cpu import _descendants, _process_cpu
+from benchkit.cpu import child_pids
 from benchkit.guard import progress
 from benchkit.net.common import submit
 from powernode.client import RpcClient
@@ -41,10 +42,21 @@ INTERVAL = 60
 CAPACITY_W = 6_000_000
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of ``pid`` (and of its children it has
+    reaped); 0 once it is gone."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = data[data.rfind(")") + 2 :].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def node_cpu(pid: int) -> tuple[float, float]:
     """CPU seconds of the node process (its event loop, the block connect,
-    the miner thread) and of its live descendants (the signature workers)."""
-    return _process_cpu(pid), sum(_process_cpu(p) for p in _descendants({pid}))
+    the miner thread) and of its live children (the signature workers)."""
+    return cpu_seconds(pid), sum(cpu_seconds(p) for p in child_pids(pid))
 
 
 def _confirmed(c: RpcClient, want: dict[bytes, int]) -> bool:
