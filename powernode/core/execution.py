@@ -91,6 +91,29 @@ class CoSigned(Protocol):
         ...
 
 
+class TemplateChecked(Protocol):
+    """What a handler adds whose tx a miner should judge at its place in a
+    block by a looser rule than admission's ``precheck`` (an optional
+    attribute: without it the template runs ``precheck``). Miner policy, not
+    consensus: a ``meter.batch`` is worth including while one entry would
+    still record, though admission wants every entry to."""
+
+    def template_check(
+        self, view: StateAccess, ctx: ExecContext, tx: Transaction, payload: Any
+    ) -> None: ...
+
+
+class Weighed(Protocol):
+    """What a handler adds whose tx counts as more than one tx toward
+    ``max_block_txs`` (an optional attribute: without it a tx counts 1).
+    Consensus: a block over the limit is invalid."""
+
+    def weight(self, payload: Any) -> int:
+        """The tx's weight from its undecoded payload; must not raise (a
+        payload ``decode`` refuses still gets a weight, at least 1)."""
+        ...
+
+
 class AfterTx(Protocol):
     """Work an engine does right after another engine's tx of one type has
     applied (certificates issued by a meter reading): same tx, same revert

@@ -29,13 +29,19 @@ from typing import Any, NamedTuple
 from powernode.core import encoding
 from powernode.core.block import Block
 from powernode.core.crypto import sha256
-from powernode.core.errors import BadStateRoot, BadTxInBlock, InternalFault, PowernodeError
+from powernode.core.errors import (
+    BadStateRoot,
+    BadTxInBlock,
+    InternalFault,
+    OversizeBlock,
+    PowernodeError,
+)
 from powernode.core.execution import Event, ExecContext
 from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
 from powernode.engines.accounts import ACCOUNT_NS, credit, new_account
 from powernode.state.envelope import Envelope, check_envelope
-from powernode.state.registry import AFTER_TX, BLOCK_HOOKS
+from powernode.state.registry import AFTER_TX, BLOCK_HOOKS, TEMPLATE_CHECKS, WEIGHTS, tx_weight
 from powernode.state.view import DiffEntry, StateReader, StateView
 
 _ROOT_TAG = b"powernode-state"
@@ -154,11 +160,25 @@ def seal(
     )
 
 
+def check_weight(txs: Iterable[Transaction], params: ChainParams) -> None:
+    """Consensus: a block's txs weigh at most ``max_block_txs`` (a tx weighs
+    1, a ``meter.batch`` its entries: the limit was set for txs of one
+    reading at most)."""
+    weight = sum(map(tx_weight, txs))
+    if weight > params.max_block_txs:
+        raise OversizeBlock(
+            f"block weighs {weight} txs (a meter.batch counts its entries), "
+            f"limit {params.max_block_txs}"
+        )
+
+
 def apply_block(
     state: StateReader, parent_root: bytes, block: Block, params: ChainParams
 ) -> BlockResult:
     """Execute ``block`` on ``state`` (the parent's state); raise InvalidBlock if
-    any tx envelope is invalid or the resulting root differs from the header's."""
+    it weighs more than ``max_block_txs``, any tx envelope is invalid or the
+    resulting root differs from the header's."""
+    check_weight(block.txs, params)
     ctx = context_for(block, params)
     view = StateView(state)
     begin_block(view, ctx)
@@ -199,7 +219,11 @@ class BodyBuilder:
     or that its engine's admission checks (``precheck``, run after the
     envelope) refuse at this point of the block (an order whose gate has
     closed since it entered the mempool, say), is left out and reported,
-    rather than included as a failed tx that pays its fee for nothing.
+    rather than included as a failed tx that pays its fee for nothing. A
+    handler with a ``template_check`` is judged by it instead of its
+    precheck (a ``meter.batch`` goes in while one entry would still record).
+    The body stops at the first tx that would take it past
+    ``max_block_txs`` by weight (see ``check_weight``) or ``max_bytes``.
     """
 
     def __init__(
@@ -216,6 +240,7 @@ class BodyBuilder:
         self.rejected: list[tuple[Transaction, PowernodeError]] = []
         self.fees = 0
         self.size = 0
+        self.weight = 0
         self.broken = False
 
     def add(self, candidates: Iterable[Transaction]) -> None:
@@ -224,16 +249,19 @@ class BodyBuilder:
         view, ctx = self.view, self.ctx
         txs, receipts, ids = self.txs, self.receipts, self.ids
         max_txs, max_bytes = ctx.params.max_block_txs, self.max_bytes
+        weights, template_checks = WEIGHTS, TEMPLATE_CHECKS
         for tx in candidates:
             if tx.txid in ids:
                 continue
             size = len(tx.raw) + 8  # tx.size, without the property call
-            if len(txs) >= max_txs or self.size + size > max_bytes:
+            weigh = weights.get(tx.type)
+            weight = 1 if weigh is None else weigh(tx.payload)
+            if self.weight + weight > max_txs or self.size + size > max_bytes:
                 break
             cp = view.checkpoint()
             try:
                 env = check_envelope(view, ctx.params, tx)
-                precheck = env.handler.precheck
+                precheck = template_checks.get(tx.type) or env.handler.precheck
                 if precheck is not None:
                     precheck(view, ctx, tx, env.payload)
                 receipt = execute(view, ctx, tx, env)
@@ -253,6 +281,7 @@ class BodyBuilder:
             ids.add(tx.txid)
             self.fees += tx.fee
             self.size += size
+            self.weight += weight
 
     def finish(self) -> Template:
         """The body so far, sealed (miner reward included), and what was

@@ -10,10 +10,19 @@ sections in it, so a new engine goes at the end.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from powernode.core.crypto import verify
 from powernode.core.errors import BadMeterSignature, BadSignature, UnknownTxType
-from powernode.core.execution import AfterTx, BlockHook, CoSig, Engine, StateCodec, TxHandler
+from powernode.core.execution import (
+    AfterTx,
+    BlockHook,
+    CoSig,
+    Engine,
+    Precheck,
+    StateCodec,
+    TxHandler,
+)
 from powernode.core.tx import Transaction
 from powernode.engines import accounts, certificates, contracts, market, metering, settlement
 
@@ -62,6 +71,23 @@ if _unknown_after:
 COSIGNERS: Mapping[str, Callable[[Transaction], tuple[CoSig, ...]]] = {
     t: h.cosignatures for t, h in HANDLERS.items() if hasattr(h, "cosignatures")
 }
+
+# tx type -> the miner's looser check at the tx's place in a block, for the
+# types that have one (others: their precheck).
+TEMPLATE_CHECKS: Mapping[str, Precheck] = {
+    t: h.template_check for t, h in HANDLERS.items() if hasattr(h, "template_check")
+}
+# tx type -> its weight toward max_block_txs, for the types that weigh more
+# than 1 (consensus).
+WEIGHTS: Mapping[str, Callable[[Any], int]] = {
+    t: h.weight for t, h in HANDLERS.items() if hasattr(h, "weight")
+}
+
+
+def tx_weight(tx: Transaction) -> int:
+    """What ``tx`` counts toward ``max_block_txs``."""
+    weigh = WEIGHTS.get(tx.type)
+    return 1 if weigh is None else weigh(tx.payload)
 
 
 def tx_signatures(tx: Transaction) -> tuple[CoSig, ...]:

@@ -268,6 +268,8 @@ def test_a_certificate_from_a_batch_entry(factory: LedgerFactory) -> None:
     assert [st["kind"] for st in got["steps"]] == ["reading"]
     assert got["steps"][0]["txid"] == s.reading.txid.hex()
     assert got["cert"]["wh"] == 100 * KWH and got["unchecked"] == []
+    # what the file cannot show of a batch: its entry was recorded, not skipped
+    assert any("meter.batch" in x and "rather than skipping it" in x for x in got["cannot_prove"])
     # the other entry's certificate has its own proof from the same tx
     other = root_id(s.other, T0)
     assert assert_proves_the_node_state(s, other, s.proof(other))["cert"]["wh"] == 7 * KWH

@@ -13,6 +13,7 @@ from powernode.core.crypto import KeyPair
 from powernode.core.errors import GenesisError
 from powernode.core.params import GenesisSection, parse_params
 from powernode.node.sigworker import check_request, decode_reply
+from powernode.state.registry import ENGINES
 from tests.unit.helpers import genesis_doc
 
 
@@ -72,3 +73,13 @@ def test_worker_flags_a_tx_whose_cosignature_fails() -> None:
         ]
     )
     assert decode_reply(check_request(body)) == [1, 2]
+
+
+def test_every_engine_hooking_meter_report_hooks_meter_batch_too() -> None:
+    # A batch entry is a reading as if a meter.report had carried it: an
+    # engine acting on readings that hooked only one of the two would see
+    # some readings and miss the others (and the other way round).
+    report = [e.name for e in ENGINES if "meter.report" in e.after_tx]
+    batch = [e.name for e in ENGINES if "meter.batch" in e.after_tx]
+    assert report == batch
+    assert report  # certificates and contracts act on readings

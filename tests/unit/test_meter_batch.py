@@ -16,14 +16,25 @@ import pytest
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import BadMeterSignature, PowernodeError, proves_misbehaviour
 from powernode.core.tx import MAX_TX_BYTES
+from powernode.engines.accounts import ACCOUNT_NS
 from powernode.engines.metering import records
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
 from powernode.node.sigworker import check_request, decode_reply
 from powernode.node.verify import encode_request
-from powernode.state.registry import verify_tx
+from powernode.state.registry import HANDLERS, verify_tx
 from tests.unit.cert_helpers import issue_tx, root_id
 from tests.unit.helpers import MONO, LedgerFactory, transfer
-from tests.unit.market_helpers import ALICE, BOB, CAROL, DAVE, FEE, KWH, UNIT, market_tx
+from tests.unit.market_helpers import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    FEE,
+    KWH,
+    UNIT,
+    market_tx,
+    register_tx,
+)
 from tests.unit.metering_helpers import (
     AUTHORITY,
     DEVICE_CAP_WH,
@@ -224,6 +235,22 @@ def test_the_sender_must_be_a_participant(m: Ppas) -> None:
     m.assert_fails_in_block(AUTHORITY, tx, "not_registered")
 
 
+def test_a_pending_registration_of_the_sender_lets_its_batch_wait_for_the_block(
+    m: Ppas,
+) -> None:
+    devs = fleet(m, 2)
+    m.mine(INTERVAL_END)
+    reg = register_tx(AUTHORITY, "consumer", nonce=m.nonce(AUTHORITY))
+    m.submit(reg)
+    tx = batch_tx(AUTHORITY, T0, entries(devs), nonce=m.nonce(AUTHORITY))
+    m.submit(tx)  # its registration may confirm first: only the block can tell
+    m.queue(reg)
+    m.queue(tx)
+    m.mine()
+    m.ok(reg, tx)
+    assert len(m.events(tx, "meter.reading")) == 2
+
+
 # --- in a block: a bad entry is skipped ---------------------------------------
 
 
@@ -377,15 +404,244 @@ def test_a_skipped_entry_delivers_nothing(m: Ppas) -> None:
     assert m.ppa(pa)["delivered_wh"] == 0 and m.allocated(a, T0) == 0
 
 
-def test_the_miner_leaves_out_a_batch_an_earlier_tx_made_a_duplicate(m: Ppas) -> None:
+def test_a_report_arriving_after_the_batch_does_not_get_it_dropped(m: Ppas) -> None:
     devs = fleet(m, 2)
     m.mine(INTERVAL_END)
-    (a, ka), _ = devs
-    report = report_tx(ALICE, ka, a, T0, KWH, nonce=m.nonce(ALICE))
+    (a, ka), (b, _) = devs
     batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))
-    m.submit(report)
-    m.submit(batch)  # admission cannot see the report still in the mempool
+    report = report_tx(ALICE, ka, a, T0, KWH, nonce=m.nonce(ALICE))
+    m.submit(batch)
+    m.submit(report)  # admission cannot see the batch still in the mempool
+    before = m.balance(BOB)
     block = m.mine()  # the template: the report first (the same fee on fewer bytes)
-    assert [tx.txid for tx in block.txs] == [report.txid]
+    assert [tx.txid for tx in block.txs] == [report.txid, batch.txid]
+    m.ok(report, batch)
+    assert m.balance(BOB) == before - FEE
+    assert m.events(batch, "meter.skipped") == [
+        {"event": "meter.skipped", "device": a.hex(), "interval": T0, "code": "duplicate_reading"}
+    ]
+    assert [e["device"] for e in m.events(batch, "meter.reading")] == [b.hex()]
+    ra, rb = records.reading(m.state, a, T0), records.reading(m.state, b, T0)
+    assert ra is not None and ra.txid == report.txid
+    assert rb is not None and rb.txid == batch.txid
+
+
+def test_a_device_retired_after_admission_costs_the_batch_its_entry_only(m: Ppas) -> None:
+    devs = fleet(m, 2)
+    m.mine(INTERVAL_END)
+    (a, _), (b, _) = devs
+    batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))
+    m.submit(batch)
+    retire = m.retire_device(ALICE, a)
+    m.mine()  # exactly the retirement
+    m.ok(retire)
+    block = m.mine()  # the template, on a tip where entry 0 now fails
+    assert [tx.txid for tx in block.txs] == [batch.txid]
+    m.ok(batch)
+    assert [(e["device"], e["code"]) for e in m.events(batch, "meter.skipped")] == [
+        (a.hex(), "device_not_active")
+    ]
+    assert [e["device"] for e in m.events(batch, "meter.reading")] == [b.hex()]
+
+
+def test_the_miner_leaves_out_a_batch_every_entry_of_which_fails(m: Ppas) -> None:
+    devs = fleet(m, 2)
+    m.mine(INTERVAL_END)
+    (a, ka), (b, kb) = devs
+    batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))
+    m.submit(batch)
+    reports = [report_tx(ALICE, ka, a, T0, KWH, nonce=m.nonce(ALICE))]
+    m.submit(reports[0])
+    reports.append(report_tx(ALICE, kb, b, T0, KWH, nonce=m.nonce(ALICE)))
+    m.submit(reports[1])
+    block = m.mine()
+    assert [tx.txid for tx in block.txs] == [r.txid for r in reports]
     status = m.ledger.tx_status(batch.txid)
-    assert status["status"] == "dropped" and status["error"]["code"] == "duplicate_reading"
+    assert status["status"] == "dropped"
+    # the code and entry of its first entry
+    assert status["error"]["code"] == "duplicate_reading"
+    assert status["error"]["message"].startswith(f"entry 0 (device {a.hex()}): ")
+
+
+# --- block weight: a batch counts its entries toward max_block_txs ------------
+
+
+def test_a_block_over_the_weight_limit_is_invalid(factory: LedgerFactory) -> None:
+    m = open_ppas(factory, max_block_txs=5)
+    devs = fleet(m, 3)
+    m.mine(INTERVAL_END)
+    batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))  # weighs 3
+    pays = [transfer(ALICE, DAVE, 1, nonce=m.nonce(ALICE) + i, fee=FEE) for i in range(3)]
+    heavy = m.make_block([batch, *pays], m.now + 5)  # 4 txs weighing 6
+    with pytest.raises(PowernodeError) as info:
+        m.ledger.submit_block(heavy, now=m.now + 5, mono=MONO)
+    assert info.value.code == "oversize_block"
+    assert "weighs 6 txs" in info.value.message
+    assert m.ledger.chain.tip.hash != heavy.hash
+    m.connect(m.make_block([batch, *pays[:2]], m.now + 5))  # weighing 5: the limit
+    m.ok(batch, *pays[:2])
+
+
+def test_the_template_stops_at_a_batch_over_the_weight_limit(factory: LedgerFactory) -> None:
+    m = open_ppas(factory, max_block_txs=5)
+    devs = fleet(m, 3)
+    m.mine(INTERVAL_END)
+    batch = batch_tx(BOB, T0, entries(devs), nonce=m.nonce(BOB))
+    pays = [transfer(ALICE, DAVE, 1, nonce=m.nonce(ALICE) + i, fee=FEE) for i in range(3)]
+    for tx in (batch, *pays):
+        m.submit(tx)
+    block = m.mine()  # the transfers first (higher fee rate), then no room for 3 more
+    assert [tx.txid for tx in block.txs] == [tx.txid for tx in pays]
+    assert batch.txid in m.ledger.mempool.by_id  # kept for the next block, not dropped
+    block = m.mine()
+    assert [tx.txid for tx in block.txs] == [batch.txid]
+    m.ok(batch)
+
+
+# --- a meter key the signature rules refuse -----------------------------------
+
+# y = 1 (the identity, order 1), and y = 2**255 - 1 (>= p: not canonical).
+SMALL_ORDER_KEY = bytes([1]) + bytes(31)
+NON_CANONICAL_KEY = b"\xff" * 31 + b"\x7f"
+# R = the identity, S = 0: the equation holds for any message under a
+# small-order key, which is why the rules refuse such keys.
+IDENTITY_SIG = SMALL_ORDER_KEY + bytes(32)
+
+
+@pytest.mark.parametrize("bad_key", [SMALL_ORDER_KEY, NON_CANONICAL_KEY])
+def test_an_entry_under_a_key_the_signature_rules_refuse(m: Ppas, bad_key: bytes) -> None:
+    devs = fleet(m, 2)
+    m.mine(INTERVAL_END)
+    (a, _), (b, kb) = devs
+    forged = [a, KWH, 0, bad_key, IDENTITY_SIG]
+    batch = batch_tx(BOB, T0, [forged, batch_entry(kb, b, T0, KWH)], nonce=m.nonce(BOB))
+    report = report_tx(
+        BOB, kb, a, T0, nonce=m.nonce(BOB), payload=[a, T0, KWH, 0, bad_key, IDENTITY_SIG]
+    )
+    # decode takes the key (32 bytes, as meter.report's); no device holds it
+    # (device.register refuses it), so admission, which runs the reading
+    # rules before signatures, refuses with wrong_meter_key, naming the entry
+    exc = refusal(m, batch)
+    assert exc.code == "wrong_meter_key"
+    assert exc.message.startswith(f"entry 0 (device {a.hex()}): ")
+    assert refusal(m, report).code == "wrong_meter_key"
+    # in a block the co-signature never verifies: the block is invalid, as
+    # for any bad co-signature, not the entry skipped
+    for tx in (batch, report):
+        with pytest.raises(BadMeterSignature):
+            verify_tx(tx)
+        block = m.make_block([tx], m.now + 5)
+        with pytest.raises(PowernodeError) as info:
+            m.ledger.submit_block(block, now=m.now + 5, mono=MONO)
+        assert info.value.code == "bad_meter_signature"
+        assert m.ledger.chain.tip.hash != block.hash
+
+
+# --- the u64 bound of an entry's amounts --------------------------------------
+
+
+@pytest.mark.parametrize("field", [1, 2])  # produced_wh, consumed_wh
+def test_an_entry_amount_is_an_unsigned_64_bit_integer(field: int) -> None:
+    handler = HANDLERS["meter.batch"]
+    top = [*GOOD]
+    top[field] = 2**64 - 1
+    p = handler.decode([T0, [top]])  # the largest u64: taken at decode
+    assert (p.readings[0].produced_wh, p.readings[0].consumed_wh)[field - 1] == 2**64 - 1
+    over = [*GOOD]
+    over[field] = 2**64
+    with pytest.raises(PowernodeError) as info:
+        handler.decode([T0, [over]])
+    assert info.value.code == "bad_payload"
+
+
+# --- a batch is its readings as reports ---------------------------------------
+
+
+def _same_but_txids(value: Any, txids: set[bytes]) -> Any:
+    """``value`` with every tx id in it (a reading's, a certificate's tx)
+    replaced by one marker, nested tuples and lists included."""
+    if isinstance(value, bytes):
+        return b"<tx>" if value in txids else value
+    if isinstance(value, tuple | list):
+        return tuple(_same_but_txids(v, txids) for v in value)
+    return value
+
+
+def test_readings_as_one_batch_or_as_reports_make_the_same_state(m: Ppas) -> None:
+    gen = fleet(m, 3)
+    load_meter = METERS[4]
+    load = m.active_device(BOB, load_meter, kind="consumption")
+    (a, _), (b, _), _ = gen
+    m.active(ALICE, BOB, device=a)
+    m.active(ALICE, DAVE, device=b, share_bps=5_000)
+    m.mine(INTERVAL_END)
+    readings = [(d, k, (i + 1) * 10 * KWH, 0) for i, (d, k) in enumerate(gen)]
+    readings.append((load, load_meter, 0, 7 * KWH))
+    n = m.nonce(CAROL)
+    batch = batch_tx(CAROL, T0, [batch_entry(k, d, T0, p, c) for d, k, p, c in readings], nonce=n)
+    reports = [
+        report_tx(CAROL, k, d, T0, p, c, nonce=n + i) for i, (d, k, p, c) in enumerate(readings)
+    ]
+    at = m.now + 5
+    as_batch, _ = m.execute([batch], at)
+    as_reports, _ = m.execute(reports, at)
+    assert all(r.ok for r in (*as_batch.receipts, *as_reports.receipts))
+    txids = {batch.txid, *(r.txid for r in reports)}
+
+    def engines_state(changed: dict[Any, Any]) -> dict[Any, Any]:
+        # accounts differ by design: one fee and one nonce against four
+        return {
+            _same_but_txids(k, txids): _same_but_txids(v, txids)
+            for k, v in changed.items()
+            if k[0] != ACCOUNT_NS
+        }
+
+    got = engines_state(as_batch.changed)
+    assert got == engines_state(as_reports.changed)
+    namespaces = {k[0] for k in got}
+    assert {records.READING_NS, records.TOTALS_NS} <= namespaces
+    assert len(namespaces) >= 4  # certificates and the PPAs' deliveries too
+
+    def events(receipts: Any) -> list[Any]:
+        return sorted(repr(_same_but_txids(tuple(sorted(e.items())), txids))
+                      for r in receipts for e in r.events)  # fmt: skip
+
+    evs = events(as_batch.receipts)
+    assert evs == events(as_reports.receipts)
+    assert sum("ppa.delivered" in e for e in evs) == 2
+    assert sum("cert.issued" in e for e in evs) == 3
+    # the one difference the relayer sees: one fee instead of four
+    acct = as_batch.changed[(ACCOUNT_NS, CAROL.address)]
+    acct_reports = as_reports.changed[(ACCOUNT_NS, CAROL.address)]
+    assert acct.balance - acct_reports.balance == 3 * FEE
+    assert acct_reports.nonce - acct.nonce == 3
+
+
+def test_a_full_batch_of_100_entries_in_a_block(m: Ppas) -> None:
+    meters = [
+        KeyPair.from_seed(b"full-batch-meter" + i.to_bytes(16, "big"))
+        for i in range(MAX_BATCH_READINGS)
+    ]
+    regs = [m.register_device(ALICE, k) for k in meters]
+    m.mine()
+    m.ok(*regs)
+    apps = [m.approve(r.txid) for r in regs]
+    m.mine()
+    m.ok(*apps)
+    devs = sorted((r.txid, k) for r, k in zip(regs, meters, strict=True))
+    m.mine(INTERVAL_END)
+    batch = batch_tx(BOB, T0, entries(devs, 1), nonce=m.nonce(BOB))
+    assert len(batch.payload[1]) == MAX_BATCH_READINGS
+    m.submit(batch)
+    before = m.balance(BOB)
+    block = m.mine()  # the miner's template: 100 entries weigh 100 of max_block_txs
+    assert [tx.txid for tx in block.txs] == [batch.txid]
+    m.ok(batch)
+    assert m.balance(BOB) == before - FEE
+    assert len(m.events(batch, "meter.reading")) == MAX_BATCH_READINGS
+    assert len(m.events(batch, "cert.issued")) == MAX_BATCH_READINGS
+    assert m.events(batch, "meter.skipped") == []
+    for i, (d, _) in enumerate(devs):
+        r = records.reading(m.state, d, T0)
+        assert r is not None and (r.txid, r.produced_wh) == (batch.txid, i + 1)
+        assert m.cert(root_id(d, T0))["wh"] == i + 1

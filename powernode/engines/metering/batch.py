@@ -15,9 +15,11 @@ Each entry is a reading as if a ``meter.report`` had carried it: the same
 rule functions (``check_reading``), the same writer (``record_reading``),
 and the other engines' per-reading work through their ``meter.batch``
 hooks, which take each entry with production this tx recorded
-(``produced_entries``) to the function they run for a ``meter.report``. Admission refuses the whole tx
-for the first entry that breaks a rule; in a block such an entry is
-skipped (``meter.skipped``) and the others count.
+(``produced_entries``) to the function they run for a ``meter.report``.
+Admission refuses the whole tx for the first entry that breaks a rule; in a
+block such an entry is skipped (``meter.skipped``) and the others count; the
+miner takes a batch while one entry would still record (``template_check``).
+A batch weighs its entries toward ``max_block_txs`` (``weight``).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ MAX_BATCH_READINGS = 100
 
 _MAX_U64 = 2**64 - 1
 _SHAPE = (
-    "meter.batch payload is [interval_start, readings]; readings 1..100 entries "
+    f"meter.batch payload is [interval_start, readings]; readings 1..{MAX_BATCH_READINGS} entries "
     "[device_id (32 bytes), produced_wh, consumed_wh, meter_pubkey (32 bytes), "
     "meter_sig (64 bytes)], device ids strictly ascending"
 )
@@ -117,6 +119,11 @@ def produced_entries(view: StateRead, tx: Transaction, p: BatchPayload) -> Itera
             yield e
 
 
+def _naming(i: int, e: ReportPayload, exc: PowernodeError) -> PowernodeError:
+    """``exc`` (same class and code) with its message naming the entry."""
+    return type(exc)(f"entry {i} (device {e.device_id.hex()}): {exc.message}", code=exc.code)
+
+
 class BatchHandler:
     tx_type = TX_TYPE
 
@@ -142,23 +149,56 @@ class BatchHandler:
     def max_debit(self, payload: BatchPayload, params: ChainParams) -> int:
         return 0
 
+    def weight(self, payload: Any) -> int:
+        # Its entries: max_block_txs was set for txs of one reading at most.
+        # A payload decode refuses is weighed by what it holds, at least 1.
+        if type(payload) is list and len(payload) == 2 and type(payload[1]) is list:
+            return max(1, len(payload[1]))
+        return 1
+
     def precheck(
         self, view: StateAccess, ctx: ExecContext, tx: Transaction, p: BatchPayload
     ) -> None:
-        # The sender's registration may still be pending with an earlier tx
-        # of its own: then only the block judges it (as device.register).
-        if settled(view, tx):
-            _check_sender(view, tx.sender_address)
+        """Admission: every entry must pass against the tip; the first that
+        fails refuses the whole tx."""
+        self._check_sender_settled(view, tx)
         cp = cert_params(ctx.params)
         now = clock.now(view, ctx)
         for i, e in enumerate(p.readings):
             try:
                 check_reading(view, cp, now, e)
             except PowernodeError as exc:
-                # Same class and code, the message naming the entry.
-                raise type(exc)(
-                    f"entry {i} (device {e.device_id.hex()}): {exc.message}", code=exc.code
-                ) from None
+                raise _naming(i, e, exc) from None
+
+    def template_check(
+        self, view: StateAccess, ctx: ExecContext, tx: Transaction, p: BatchPayload
+    ) -> None:
+        """The miner's rule at the batch's place in the block: worth including
+        while one entry would still record (the block skips the others), so
+        a cheap tx that makes one entry a duplicate cannot get the whole batch
+        dropped unpaid; refused, with its first entry's error, only when
+        every entry would be skipped."""
+        self._check_sender_settled(view, tx)
+        cp = cert_params(ctx.params)
+        now = clock.now(view, ctx)
+        first: PowernodeError | None = None
+        for i, e in enumerate(p.readings):
+            try:
+                check_reading(view, cp, now, e)
+            except PowernodeError as exc:
+                if first is None:
+                    first = _naming(i, e, exc)
+                continue
+            return
+        if first is not None:
+            raise first
+
+    @staticmethod
+    def _check_sender_settled(view: StateAccess, tx: Transaction) -> None:
+        # The sender's registration may still be pending with an earlier tx
+        # of its own: then only the block judges it (as device.register).
+        if settled(view, tx):
+            _check_sender(view, tx.sender_address)
 
     def apply(
         self, view: StateAccess, ctx: ExecContext, tx: Transaction, p: BatchPayload

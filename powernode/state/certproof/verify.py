@@ -58,6 +58,9 @@ CANNOT_PROVE = (
     " --min-work / --min-confirmations",
     "that each lineage tx succeeded: headers commit to txs, not to receipts; the replay"
     " re-checks every rule that needs only the lineage, not those that need other state",
+    "for a root issued from a meter.batch, that the batch recorded the device's entry"
+    " rather than skipping it (meter.skipped, e.g. an earlier reading of the interval in"
+    " its block): receipts are not in the file either",
     "that the registering tx succeeded (its sender a market participant, its meter key"
     " unused by another device) and that the device was not retired before the issuance",
     "that no tx left out of the file (a split of an ancestor off this lineage) changed"
