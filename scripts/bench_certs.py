@@ -3,7 +3,8 @@ certificate) and certificate txs through block application, a deep
 certificate lineage traced and proven, and the state a fleet's readings
 take.
 
-    python scripts/bench_certs.py [--quick] [--devices N] [--intervals N] [--json]
+    python scripts/bench_certs.py [--quick] [--devices N] [--intervals N] [--hub-intervals N]
+                                  [--e2e-devices N] [--json]
 
 Setup (untimed): ``--owners`` participants register ``--devices`` generation
 devices (solar, wind, hydro, thermal in turn; thermal earns no certificate),
@@ -25,6 +26,22 @@ c. A certificate ``--lineage`` splits deep (two owners handing a shrinking
    store holding those blocks, and verified offline.
 d. State bytes: the stored form of the metering and certificate namespaces
    after (a), per 100,000 readings.
+e. Aggregate form (``--hub-intervals`` intervals of the same fleet): the
+   readings as ``meter.batch`` txs (a data hub relaying 100 meter-signed
+   readings per tx) against the same readings as ``meter.report`` txs, each
+   on its own copy of the fleet's chain, through ``apply_block`` (CPU us per
+   reading, this thread: it is the block connect); the signatures per
+   reading of each form (``verify_tx``, one thread: 2 per report, 1 + 1/100
+   per batch entry); tx and state bytes per reading, and chain.db bytes per
+   reading (at most 200 devices' readings of 5 intervals connected into a
+   real chain store). Printed with ratios to an Ed25519 baseline of the
+   same run in CPU time (raw checks on one thread, per CPU-second).
+f. End to end (``--e2e-devices``, 0 skips it): one ``powernode run`` node
+   (dev chain, mining, signature workers) receives over RPC a data hub's
+   meter.batch txs for that many devices' readings of one interval, then
+   the same fleet's readings of another interval as meter.report txs:
+   readings/s from the first send until every reading is in the chain, and
+   the node's CPU (process and signature workers) per reading.
 
 Checks: no receipt fails; every reading of a certifying source issued its
 certificate and the certified Wh equal the metered Wh. Exit status 0; 1 with
@@ -56,6 +73,8 @@ from benchkit.certs import (
 )
 from benchkit.cpu import print_phase_load
 from benchkit.guard import progress
+from benchkit.hub import batch_vs_report, db_bytes_per_reading
+from benchkit.hub_e2e import run as hub_e2e
 from benchkit.node.baseline import bench_baseline
 from benchkit.runner import BenchRun, Targets, bench_parser, parse_args, target
 
@@ -146,6 +165,20 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
         f"{r['lineage']['verify_ms']:.1f} ms, {r['lineage']['proof_bytes']:,} bytes"
     )
     mon.end("c")
+
+    mon.begin()
+    r["hub"] = batch_vs_report(
+        args.owners, args.devices, args.hub_intervals, args.block_txs, min(args.sigs, 4000)
+    )
+    r["hub"]["db_bytes_per_reading"] = db_bytes_per_reading(
+        bench.workdir, min(args.devices, 200), min(args.hub_intervals, 5)
+    )
+    mon.end("e")
+    r["check"]["problems"] += r["hub"]["problems"]
+    if args.e2e_devices:
+        mon.begin()
+        r["hub_e2e"] = hub_e2e(bench.workdir, args.e2e_devices, args.e2e_owners, 600.0)
+        mon.end("f")
     if chain.failed:
         r["check"]["problems"].append(f"{chain.failed} failed receipts: {chain.failures[:3]}")
 
@@ -201,6 +234,9 @@ def print_table(r: dict[str, Any]) -> None:
         )
         rows.append(("  a / baseline", f"{a['ratio_to_baseline']:.2f}", ""))
         rows.append(
+            ("  a CPU us/reading (1 thread)", f"{a['cpu_s'] * 1e6 / max(1, a['txs']):.1f}", "")
+        )
+        rows.append(
             ("  block p50 / p99", f"{a['block_ms_p50']:.0f} / {a['block_ms_p99']:.0f} ms", "")
         )
     c = r.get("cert_txs")
@@ -223,6 +259,7 @@ def print_table(r: dict[str, Any]) -> None:
     s = r.get("state")
     if s:
         rows.append(("d state bytes per 100,000 readings", f"{s['bytes_per_100k_readings']:,}", ""))
+    rows += hub_rows(r)
     for name, value, goal in rows:
         print(f"{name:<48} {value:>18}  {goal}".rstrip())
     ck = r.get("check")
@@ -240,6 +277,97 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"RUN FAILED: {r['error']}")
 
 
+def hub_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Phase e: per reading, the two forms side by side, and what one core
+    does against the Ed25519 baseline's verifies (2 threads) of this run."""
+    h = r.get("hub")
+    if not h:
+        return []
+    # The CPU-time baseline (one thread, raw checks) of this phase: a busy
+    # machine distorts the wall-clock one far more.
+    base = h["ed25519"]["per_cpu_s"]
+    rows = [
+        ("e Ed25519 verify per CPU-second (1 thread)", f"{base:,.0f} /s", "e's baseline"),
+        (f"e {h['readings']:,} readings, meter.report vs meter.batch of {h['batch_size']}",
+         "report / batch", ""),
+    ]  # fmt: skip
+    rep, bat = h["report"], h["batch"]
+    rows.append(
+        (
+            "  apply CPU us/reading (1 thread)",
+            f"{rep['apply_us_per_reading']:.1f} / {bat['apply_us_per_reading']:.1f}",
+            f"x{h['apply_ratio']:.2f}",
+        )
+    )
+    rows.append(
+        (
+            "  verify CPU us/reading (1 thread)",
+            f"{rep['verify']['us_per_reading']:.1f} / {bat['verify']['us_per_reading']:.1f}",
+            f"x{h['verify_ratio']:.2f}",
+        )
+    )
+    rows.append(
+        (
+            "  apply + verify CPU us/reading",
+            f"{rep['total_us_per_reading']:.1f} / {bat['total_us_per_reading']:.1f}",
+            f"x{rep['total_us_per_reading'] / bat['total_us_per_reading']:.2f}",
+        )
+    )
+    for what, key in (("apply", "apply_us_per_reading"), ("verify", None)):
+        per_s = [1e6 / (f[key] if key else f["verify"]["us_per_reading"]) for f in (rep, bat)]
+        ratio = f"{per_s[0] / base:.2f} / {per_s[1] / base:.2f} of baseline" if base else ""
+        rows.append(
+            (f"  readings/CPU-s, {what} (1 core)", f"{per_s[0]:,.0f} / {per_s[1]:,.0f}", ratio)
+        )
+    rows.append(
+        (
+            "  apply readings/s wall (block p50 ms)",
+            f"{rep['readings_per_s']:,.0f} / {bat['readings_per_s']:,.0f}",
+            f"{rep['block_ms_p50']:.0f} / {bat['block_ms_p50']:.0f} ms",
+        )
+    )
+    rows.append(
+        (
+            "  tx bytes / state bytes per reading",
+            f"{rep['tx_bytes_per_reading']:.0f} / {bat['tx_bytes_per_reading']:.0f}",
+            f"state {rep['state_bytes_per_reading']:.0f} / {bat['state_bytes_per_reading']:.0f}",
+        )
+    )
+    db = h.get("db_bytes_per_reading")
+    if db:
+        rows.append(
+            ("  chain.db bytes per reading", f"{db['report']:,.0f} / {db['batch']:,.0f}", "")
+        )
+    e = r.get("hub_e2e")
+    if e:
+        rows.append((f"f end to end, one node, {e['devices']:,} devices", "report / batch", ""))
+        rep, bat = e["report"], e["batch"]
+        rows.append(
+            (
+                "  readings/s, first send to all in chain",
+                f"{rep['readings_per_s']:,.0f} / {bat['readings_per_s']:,.0f}",
+                f"x{e['ratio']:.2f}",
+            )
+        )
+        rows.append(
+            (
+                "  node CPU us/reading (with sig workers)",
+                f"{rep['node_cpu_us_per_reading']:.0f} / {bat['node_cpu_us_per_reading']:.0f}",
+                "",
+            )
+        )
+        for what in ("main", "workers"):
+            rows.append(
+                (
+                    f"    of which the node's {'process' if what == 'main' else 'sig workers'}",
+                    f"{rep[what + '_cpu_us_per_reading']:.0f} / "
+                    f"{bat[what + '_cpu_us_per_reading']:.0f}",
+                    "",
+                )
+            )
+    return rows
+
+
 def targets(r: dict[str, Any]) -> Targets:
     out: Targets = {}
     if "readings" in r:
@@ -250,20 +378,32 @@ def targets(r: dict[str, Any]) -> Targets:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = bench_parser(__doc__, budget=900.0)
+    ap = bench_parser(__doc__, budget=1800.0)
     ap.add_argument("--owners", type=int, default=100)
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--intervals", type=int, default=100)
     ap.add_argument("--block-txs", type=int, default=5000)
     ap.add_argument("--lineage", type=int, default=1000, help="splits of the deep lineage")
     ap.add_argument("--sigs", type=int, default=4000, help="signatures for the baseline")
+    ap.add_argument(
+        "--e2e-devices", type=int, default=10_000, help="devices of phase f (0: skip it)"
+    )
+    ap.add_argument("--e2e-owners", type=int, default=20, help="owners of phase f's devices")
+    ap.add_argument(
+        "--hub-intervals", type=int, default=10, help="intervals of phase e (batch vs report)"
+    )
     ap.add_argument("--quick", action="store_true", help="100 devices, 20 intervals, 200 splits")
     args = parse_args(ap, argv)
     if args.quick:
         args.owners, args.devices, args.intervals = 10, 100, 20
-        args.lineage, args.sigs = 200, 1000
+        args.lineage, args.sigs, args.hub_intervals = 200, 1000, 3
+        args.e2e_devices, args.e2e_owners = 200, 4
     if min(args.owners, args.devices, args.intervals, args.block_txs, args.lineage) < 1:
         ap.error("--owners, --devices, --intervals, --block-txs and --lineage must be positive")
+    if args.hub_intervals < 1:
+        ap.error("--hub-intervals must be positive")
+    if args.e2e_devices < 0 or args.e2e_owners < 1:
+        ap.error("--e2e-devices: 0 or more; --e2e-owners: at least 1")
     if args.owners < 2 or args.devices % args.owners:
         ap.error("--owners: at least 2, and --devices a multiple of it")
     bench = BenchRun(args, workdir="powernode-bench-certs-")

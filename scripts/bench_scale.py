@@ -23,7 +23,8 @@ Rows (sizes as ``A,B,C``; ``--quick`` runs small ones):
 - readings: meter readings per second through ``apply_block`` for windows of
   ``--readings`` readings on one growing state; chain.db bytes per reading.
 - e2e (only with ``--only e2e``): readings per second end to end on a 4-node
-  testnet, one figure (``--e2e-devices`` meters reporting one interval).
+  testnet (``--e2e-devices`` meters reporting one interval), then the same
+  fleet's next interval as meter.batch txs of 100.
 
 A per-item cost is linear when it stays flat (ratio about 1); a total is
 linear when its ratio is at most the size ratio. The machine is shared and
@@ -158,6 +159,10 @@ def print_table(r: dict[str, Any]) -> None:
         e = r["e2e"]
         print(f"readings end to end, 4-node testnet: {e['readings_per_s']:,.0f}/s "
               f"({e['readings']:,} readings confirmed in {e['seconds']:.1f} s)")  # fmt: skip
+        if "batch" in e:
+            b = e["batch"]
+            print(f"  the same as meter.batch txs of 100: {b['readings_per_s']:,.0f}/s "
+                  f"({b['readings']:,} readings in {b['txs']} txs, {b['seconds']:.1f} s)")  # fmt: skip
     if "error" in r:
         print(f"RUN FAILED: {r['error']}")
 

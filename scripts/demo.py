@@ -56,6 +56,14 @@ from pathlib import Path
 from typing import Any
 
 from powernode.cli.certs import trace_text, verify_text
+from powernode.cli.hub import (
+    batch_summary,
+    batches,
+    build_meter_batch,
+    read_readings,
+    reading_json,
+    summary_text,
+)
 from powernode.cli.market import (
     book_text,
     event_lines,
@@ -375,6 +383,7 @@ class Demo:
         device, meter = self.certificates()
         if self.settle:
             self.settlement(slot, mp, t, device, meter)
+        hub_part(self)
         ppa_part(self)
         contracts_part(self)
         tips = {n: c.call("node.info") for n, c in self.clients.items()}
@@ -758,6 +767,93 @@ def prove(demo: Demo, cert: bytes) -> str | None:
         f"every node's proof proves the same certificate: {format_kwh(TRANSFER_WH)} kWh, "
         f"retired for consumer_001\n$ {shown}\n{indent(run.stdout.rstrip())}"
     )
+
+
+# === DATA HUB ========================================================================
+# Issue 15 item 4: a data hub relays meters' signed readings as one meter.batch.
+HUB_DEVICES = (("wind", 5_000), ("hydro", 7_500), ("solar", 10_000))  # source, Wh read
+
+
+def hub_part(demo: Demo) -> None:
+    """producer_001 registers three more devices (wind, hydro, solar), the
+    authority approves them; each meter signs its reading of an ended
+    interval offline (what `powernode meter sign` prints); producer_001, as
+    the data hub, relays the three as one meter.batch (what `powernode meter
+    batch` sends: one tx, one fee); each reading issues its certificate, read
+    back from every node."""
+    print("\ndata hub: three meters sign their readings, one meter.batch relays them")
+    _, auth = demo.authority()
+    meters = [KeyPair.generate() for _ in HUB_DEVICES]
+    regs = []
+    nonce = demo.nonce(demo.producer)
+    for i, ((source, _), meter) in enumerate(zip(HUB_DEVICES, meters, strict=True)):
+        regs.append(
+            build_device_register(
+                demo.producer,
+                chain_id=demo.chain_id,
+                nonce=nonce + i,
+                kind="generation",
+                source=source,
+                capacity_w=demo.device_w,
+                location="Beijing",
+                carbon_intensity=DEVICE_CARBON,
+                meter_pubkey=meter.pubkey,
+            )
+        )
+    demo.confirm([demo.submit(tx) for tx in regs], "hub device registrations")
+    nonce = demo.nonce(auth)
+    approvals = [
+        build_device_approve(auth, chain_id=demo.chain_id, nonce=nonce + i, device_id=tx.txid)
+        for i, tx in enumerate(regs)
+    ]
+    demo.confirm([demo.submit(tx) for tx in approvals], "hub device approvals")
+    devices = [tx.txid for tx in regs]
+    interval = hub_interval(demo)
+    lines = [
+        json.dumps(reading_json(meter, demo.chain_id, device, interval, wh, 0))
+        for device, meter, (_, wh) in zip(devices, meters, HUB_DEVICES, strict=True)
+    ]
+    path = demo.dir / "hub-readings.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    print(
+        f"  {len(lines)} signed readings for interval {interval} ({when(interval)}) in {path.name}"
+    )
+    ((batch_interval, readings),) = batches(read_readings(path, demo.chain_id))
+    tx = build_meter_batch(
+        demo.producer,
+        chain_id=demo.chain_id,
+        nonce=demo.nonce(demo.producer),
+        interval_start=batch_interval,
+        readings=readings,
+        fee=1000,
+    )
+    st = demo.send(tx, "hub batch")
+    summary = batch_summary({"id": tx.txid.hex(), **st}, batch_interval, len(readings))
+    print("  producer_001 relays them: " + summary_text(summary))
+    if (summary["applied"], summary["skipped"]) != (len(HUB_DEVICES), []):
+        raise DemoFailed(f"the batch did not apply every reading: {summary}")
+    seen = demo.same_everywhere(
+        {d.hex(): ("cert.get", {"cert": cert_id_of(d, interval).hex()}) for d in devices}
+    )
+    print(f"  certified, the same on every node ({', '.join(demo.clients)}):")
+    for d, (source, wh) in zip(devices, HUB_DEVICES, strict=True):
+        c = seen[d.hex()]
+        if (c["wh"], c["source"], c["owner"]) != (wh, source, demo.producer.address.hex()):
+            raise DemoFailed(f"certificate of device {d.hex()}: {c}")
+        print(f"    {source:<6} device {d.hex()[:16]}.. {format_kwh(c['wh'])} kWh, {c['type']}")
+
+
+def hub_interval(demo: Demo) -> int:
+    """The latest interval ended by the chain's clock if its reading window
+    stays open 20 s more (time for the batch to be mined), else the current
+    one once it has ended (then within 20 s on a testnet, whose window is
+    one interval): the new devices have no readings yet."""
+    cp = demo.rpc.call("cert.params")
+    size, window, now = int(cp["interval_seconds"]), int(cp["reading_window"]), int(cp["now"])
+    interval = now // size * size - size
+    if interval + size + window >= now + 20:
+        return interval
+    return wait_interval_end(demo, interval + size, size)
 
 
 # === PPA AND CONTRACTS ===============================================================

@@ -1,5 +1,6 @@
 """The ``powernode`` metering and certificate commands: ``device``
-(register, approve, retire, list, get), ``meter`` (report, readings) and
+(register, approve, retire, list, get), ``meter`` (report, readings; sign
+and batch are in ``hub``) and
 ``cert`` (issue, transfer, retire, list, get, trace, verify, cfe, proof).
 
 On the command line energy is in kWh (exact to the Wh), capacity in kW and
@@ -37,6 +38,7 @@ from powernode.cli.common import (
     tx_line,
     whole_number,
 )
+from powernode.cli.hub import add_hub_commands
 from powernode.client import (
     RpcClient,
     build_cert_issue,
@@ -623,7 +625,7 @@ def add_commands(sub: Subparsers) -> None:
     )
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    met = group(sub, "meter", "meter readings: report, readings")
+    met = group(sub, "meter", "meter readings: report, readings, sign, batch")
     sp = add_command(
         met, "report", cmd_meter_report, "sign a reading with the meter key and send it"
     )
@@ -668,6 +670,7 @@ def add_commands(sub: Subparsers) -> None:
     sp.add_argument("--start", type=unix_time("--start"), help="from this interval (unix)")
     sp.add_argument("--end", type=unix_time("--end"), help="before this interval (unix)")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_hub_commands(met)
 
     crt = group(
         sub, "cert", "certificates: issue, transfer, retire, list, get, trace, verify, cfe, proof"

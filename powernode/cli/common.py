@@ -394,7 +394,11 @@ def submit_and_wait(c: RpcClient, tx: Transaction, wait: float) -> dict[str, Any
     against a newer tip, e.g. a second order over the capacity), with the
     reason in ``error`` when the node still knows it; ``pending`` when the
     time ran out."""
-    txid = c.submit(tx)
+    return await_tx(c, c.submit(tx), wait)
+
+
+def await_tx(c: RpcClient, txid: str, wait: float) -> dict[str, Any]:
+    """A submitted tx's status as ``submit_and_wait`` tells it."""
     if not wait:
         return {"id": txid, "status": "pending"}
     try:

@@ -290,6 +290,7 @@ DEVICE = (
 )
 DEVREG = f"{DEVICE} --meter-pubkey {METER_PUB}"
 REPORT = f"meter report --datadir @keyed --device {ID} --interval last --produced 1"
+SIGN = f"meter sign --device {ID} --interval 900 --produced 1 --chain-id powernode-dev-6"
 RETIRE = f"cert retire {ID} --datadir @keyed --energy-kwh 1 --beneficiary b"
 PROPOSE = f"ppa propose --datadir @keyed --buyer {ADDR} --total-kwh 1 --price 0.5 --days 1"
 CREATE = "contract create --datadir @keyed --escrow 1 --expiry +60"
@@ -544,6 +545,18 @@ ROWS = [
     row("device-get-id-long", f"device get {'ab' * 33} --datadir @keyed", "DEVICE_ID"),
     row("device-list-owner-bad", "device list --datadir @keyed --owner xyz",
         "--owner: address is not hex"),
+    row("meter-batch-fee-negative", "meter batch --datadir @keyed --file @afile --fee -1",
+        "fee: not a non-negative"),
+    row("meter-sign-interval-word", f"{SIGN} --interval soon --meter-key @keyed/node.key",
+        "--interval"),
+    row("meter-sign-produced-nan", f"{SIGN} --produced nan --meter-key @keyed/node.key",
+        "--produced (kWh)"),
+    row("meter-sign-nothing", f"{SIGN} --produced 0 --meter-key @keyed/node.key",
+        "needs --produced or --consumed"),
+    row("meter-sign-key-missing", f"{SIGN} --meter-key @missing", "not found"),
+    row("meter-sign-key-binary", f"{SIGN} --meter-key @bin", "not a text file"),
+    row("meter-sign-device-short", "meter sign --device abcd --interval 900 --produced 1 "
+        "--chain-id c --meter-key @keyed/node.key", "DEVICE_ID"),
     row("meter-interval-word", f"{REPORT} --interval soon --meter-key @keyed/node.key",
         "--interval must be"),
     row("meter-interval-decimal", f"{REPORT} --interval 1.5 --meter-key @keyed/node.key",
@@ -797,6 +810,16 @@ ROWS = [
         "unknown_device"),
     row("node-device-approve-unknown", f"device approve {ID} --datadir @node", "unknown_device"),
     row("node-cert-get-unknown", f"cert get {ID} --datadir @node", "unknown_cert"),
+    row("node-meter-batch-file-missing", "meter batch --datadir @node --file @missing",
+        "not found"),
+    row("node-meter-batch-file-directory", "meter batch --datadir @node --file @adir",
+        "Is a directory"),
+    row("node-meter-batch-file-binary", "meter batch --datadir @node --file @bin",
+        "not a text file"),
+    row("node-meter-batch-file-not-json", "meter batch --datadir @node --file @afile",
+        "line 1: not a JSON object"),
+    row("node-meter-batch-file-empty", "meter batch --datadir @node --file @empty",
+        "no readings"),
     row("node-cert-trace-unknown", f"cert trace {ID} --datadir @node", "unknown_cert"),
     row("node-cert-transfer-unknown", f"cert transfer {ID} --datadir @node --to {ADDR} "
         "--energy-kwh 1", "unknown_cert"),

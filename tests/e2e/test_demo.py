@@ -112,6 +112,22 @@ def test_demo_trades_and_every_node_agrees(demo_run: DemoRun) -> None:
             assert (sell["status"], sell["filled"], sell["energy"]) == ("expired", 50_000, 100_000)
             assert c.call("market.participant", {"address": producer})["location"] == "Beijing"
 
+    # The data hub: three meter-signed readings relayed as one meter.batch,
+    # each certified; read back here from a node.
+    assert "data hub: three meters sign their readings, one meter.batch relays them" in out
+    hub = re.search(
+        r"producer_001 relays them: tx ([0-9a-f]{64}) confirmed in block \d+: interval \d+, "
+        r"3 readings, 3 applied, 0 skipped, 3 certificates issued \(22\.5 kWh\)",
+        out,
+    )
+    assert hub, out
+    hub_certs = re.findall(r"(wind|hydro|solar) +device [0-9a-f]{16}\.\. ([\d.]+) kWh, green", out)
+    assert hub_certs == [("wind", "5"), ("hydro", "7.5"), ("solar", "10")], out
+    with RpcClient.from_datadir(d / "node1") as c:
+        hub_tx = c.call("tx.get", {"id": hub.group(1)})
+        assert hub_tx["tx"]["type"] == "meter.batch"
+        assert [e["event"] for e in hub_tx["receipt"]["events"]].count("cert.issued") == 3
+
     # The certificate continuation: device, approval, reading, certificate,
     # a 40 kWh split transferred and retired, the trace; read back here from
     # every node.
