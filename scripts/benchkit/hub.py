@@ -148,8 +148,8 @@ def batch_vs_report(
         for form, chain in (("report", rep_chain), ("batch", bat_chain))
         if chain.failed
     ]
-    certs_r = sum(1 for k in rep_chain.state.data if k[0] == "crt.cert")
-    certs_b = sum(1 for k in bat_chain.state.data if k[0] == "crt.cert")
+    certs_r = len(rep_chain.state.namespace("crt.cert"))
+    certs_b = len(bat_chain.state.namespace("crt.cert"))
     if certs_r != certs_b:
         out["problems"].append(f"certificates: {certs_r} from reports, {certs_b} from batches")
     if rep_chain.root != bat_chain.root:
