@@ -202,3 +202,20 @@ def test_the_worker_reads_requests_split_and_joined_anyhow() -> None:
         code = proc.wait(timeout=10)
         out.close()
     assert code == 0
+
+
+def test_chunks_are_cut_by_signatures_not_txs(verifier: Verifier) -> None:
+    """Two full meter.batch txs (101 signatures each) and two transfers: each
+    batch is a request of its own, so no worker holds half a second of work
+    while the other waits, and a small block of batches is not checked on
+    the calling thread."""
+    from tests.unit.test_meter_batch import full_batch
+
+    batches = [full_batch(ALICE), full_batch(BOB)]
+    txs = [*batches, *_txs(2)]
+    parts = verifier._submit(txs)
+    for _, w, req in parts:
+        assert w.wait(req) == []
+    assert [start for start, _, _ in parts] == [0, 1, 2]
+    assert [len(req.txs) for _, _, req in parts] == [1, 1, 2]
+    verifier.verify_blocking(batches)  # two txs, 202 signatures: to the workers
