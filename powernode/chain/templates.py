@@ -22,7 +22,7 @@ from powernode.core.execution import ExecContext
 from powernode.core.merkle import merkle_root
 from powernode.core.params import ChainParams
 from powernode.core.pow import target_to_bytes
-from powernode.engines.accounts import Account
+from powernode.engines.accounts import Account, get_account
 from powernode.logkit import emit
 from powernode.state.apply import BlockResult, BodyBuilder, apply_block
 
@@ -130,7 +130,12 @@ class Templates:
         tip = chain.tip
         builder = self.builder_for(miner, now)
         ctx = builder.ctx
-        builder.add(self.ledger.mempool.select(lambda a: self.ledger.account(a).nonce))
+        # Candidates start at each sender's nonce in the builder's view, not
+        # the tip's: the txs a kept builder holds already are not walked
+        # through the pool's fee heap again at every refresh (that walk cost
+        # work in proportion to the whole pool per template).
+        view = builder.view
+        builder.add(self.ledger.mempool.select(lambda a: get_account(view, a).nonce))
         tmpl = builder.finish()
         for tx, exc in tmpl.rejected:
             if (

@@ -222,3 +222,32 @@ def test_the_pool_rules_run_again_on_add(ledger: Ledger) -> None:
     with pytest.raises(InsufficientFunds):
         ledger.add_checked(b, now=T)
     assert len(ledger.mempool) == 1
+
+
+def test_a_kept_template_is_offered_only_the_new_txs(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A refresh extends the kept builder: the pool's walk starts after what it
+    # holds, so the txs already in are not offered (and skipped) again.
+    offered: list[list[bytes]] = []
+    plain = BodyBuilder.add
+
+    def recording(self: BodyBuilder, candidates: Any) -> None:
+        txs = list(candidates)
+        offered.append([tx.txid for tx in txs])
+        plain(self, txs)
+
+    monkeypatch.setattr(BodyBuilder, "add", recording)
+    first = [transfer(ALICE, BOB, 1, nonce=n) for n in range(3)] + [
+        transfer(BOB, CAROL, 1, nonce=0)
+    ]
+    for tx in first:
+        ledger.submit_tx(tx, now=T)
+    assert len(template(ledger, T).txs) == 4
+    later = [transfer(ALICE, BOB, 1, nonce=3), transfer(CAROL, BOB, 1, nonce=0)]
+    for tx in later:
+        ledger.submit_tx(tx, now=T)
+    block = template(ledger, T)
+    assert sorted(offered[-1]) == sorted(tx.txid for tx in later)
+    assert [tx.txid for tx in block.txs[:4]] == [tx.txid for tx in template(ledger, T).txs[:4]]
+    assert {tx.txid for tx in block.txs} == {tx.txid for tx in first + later}
