@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-time", type=int, default=2, help="load: genesis block_time")
     # Offered above the target: the figure's window runs from the first
     # submit to the last confirmation, so it includes the drain after the
-    # last send, and an offer of exactly 2,000 could never show 2,000.
-    ap.add_argument("--load-rate", type=float, default=2400.0, help="load: offered tx/s")
+    # last send, and an offer of exactly 4,000 could never show 4,000.
+    ap.add_argument("--load-rate", type=float, default=4400.0, help="load: offered tx/s")
     ap.add_argument("--load-duration", type=float, default=60.0, help="load: seconds")
     ap.add_argument("--senders", type=int, default=400, help="load: fresh sender keys")
     ap.add_argument("--batch", type=int, default=100, help="load: txs per tx.submit batch")
