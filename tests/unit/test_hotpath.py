@@ -16,6 +16,7 @@ from powernode.chain.txdecode import TxDecoder
 from powernode.core.crypto import address_of, sha256
 from powernode.core.errors import InsufficientFunds, InvalidBlock, PowernodeError
 from powernode.core.execution import ExecContext
+from powernode.core.merkle import merkle_root
 from powernode.core.tx import Transaction, decode_tx
 from powernode.engines.accounts import ACCOUNT_NS, Account, TransferHandler
 from powernode.state.apply import BodyBuilder, apply_tx
@@ -251,3 +252,5 @@ def test_a_kept_template_is_offered_only_the_new_txs(
     assert sorted(offered[-1]) == sorted(tx.txid for tx in later)
     assert [tx.txid for tx in block.txs[:4]] == [tx.txid for tx in template(ledger, T).txs[:4]]
     assert {tx.txid for tx in block.txs} == {tx.txid for tx in first + later}
+    # Its tx root, extended from the first template's, is the whole tree's.
+    assert block.header.tx_root == merkle_root([tx.txid for tx in block.txs])
