@@ -515,7 +515,10 @@ class Node:
         if tip_moved and self.miner is not None:
             self.miner.new_tip()
         if update and self.p2p is not None:
-            self.p2p.chain_updated(update, tip_moved=tip_moved)
+            # A block with no peer source was made here (mined, or submitted
+            # over RPC): no peer has it, so it goes out whole.
+            made_here = None if source else block
+            self.p2p.chain_updated(update, tip_moved=tip_moved, made_here=made_here)
         if update and self.push is not None:
             self.push.chain_updated(update, tip_before, ledger.chain.tip)
             if pool_left is not None:

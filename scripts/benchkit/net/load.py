@@ -77,7 +77,10 @@ class LoadProbe:
     def _record(self, exe: str) -> None:
         pid = self.pids[self.profile_node]
         cmd = [exe, "record", "-p", str(pid), "-d", str(int(self.profile_s)), "-r", "50"]
-        cmd += ["--threads", "--format", "raw", "-o", str(self.raw)]
+        # --gil: samples of the thread holding the GIL only, so time spent
+        # waiting (for the verify workers, a core, a socket) is not counted
+        # as work.
+        cmd += ["--threads", "--gil", "--format", "raw", "-o", str(self.raw)]
         self.proc = subprocess.Popen(
             cmd,
             stdout=subprocess.DEVNULL,
