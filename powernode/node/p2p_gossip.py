@@ -241,35 +241,39 @@ class Gossip:
         t = now_ms()
         mine = peer.asked_txs
         allowance = peer.relay.allowance(t)
-        keep: list[bytes] = []
+        keep: list[tuple[bytes, bytes]] = []
         unasked = 0
         for raw in raws:
             # A tx's id is the hash of its bytes: known before decoding.
             h = hashlib.sha256(raw).digest()
             if h in mine:
                 del mine[h]
-                keep.append(raw)
+                keep.append((h, raw))
             else:
                 unasked += 1
                 if unasked <= allowance:
-                    keep.append(raw)
+                    keep.append((h, raw))
         if unasked:
             level = peer.relay.charge_unasked(unasked, t)
             if peer.relay.over(level):
                 raise _tx_flood(level)
         txs = []
-        checking = self._checking
-        for raw in keep:
+        checking, mempool, confirmed = self._checking, self.node.mempool, self.recent_confirmed
+        for h, raw in keep:
+            peer.known_txs.add(h)
+            self._asked.pop(h, None)
+            # Another peer's copy is being checked, or the tx got in (or into
+            # a block) while this copy travelled: the same bytes, so nothing
+            # to decode or check. (Under load a block often overtakes the
+            # last of its txs.)
+            if h in checking or h in mempool or h in confirmed:
+                continue
             try:
                 tx = self.node.decode_tx(raw)
             except PowernodeError as exc:
                 raise Malformed(f"tx: {exc.code}") from exc
-            txid = tx.txid
-            peer.known_txs.add(txid)
-            self._asked.pop(txid, None)
-            if txid not in checking:  # else another peer's copy is being checked
-                checking[txid] = tx
-                txs.append(tx)
+            checking[h] = tx
+            txs.append(tx)
         if not txs:
             return
         backlog = self._backlog.get(peer.id)

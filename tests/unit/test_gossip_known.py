@@ -57,3 +57,20 @@ def test_a_block_takes_txs_waiting_to_be_checked_without_decoding_them() -> None
     assert again.txs == block.txs
     # The two waiting were taken as they are; only the third was decoded.
     assert decoded == [txs[2].raw]
+
+
+def test_a_tx_already_confirmed_or_pending_is_not_decoded_again() -> None:
+    decoded: list[bytes] = []
+    g, spawned = _gossip(decoded)
+    confirmed, pending, fresh = (transfer(ALICE, BOB, 1, nonce=n) for n in range(3))
+    g.recent_confirmed.update([confirmed.txid])
+    g.node.mempool.add(pending, ALICE.address, 11)
+    peer = Peer(ws=cast(Any, None), proto=cast(Any, None), addr="127.0.0.1:1", direction="in")
+    sent = [confirmed, pending, fresh]
+    peer.asked_txs.update(dict.fromkeys(tx.txid for tx in sent))
+    g._on_txs(peer, [tx.raw for tx in sent])
+    # Only the new one is decoded and queued for checking; the peer is known
+    # to have all three, and none was sent unasked.
+    assert decoded == [fresh.raw] and spawned
+    assert list(g._checking) == [fresh.txid]
+    assert all(tx.txid in peer.known_txs for tx in sent) and not peer.asked_txs
