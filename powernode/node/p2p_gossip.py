@@ -78,6 +78,13 @@ MAX_ASKED_PER_PEER = 4 * MAX_TX_BACKLOG
 FEE_REFUSALS = (MempoolFull, FeeTooLow, ReplacementUnderpriced)
 # Bytes of txs per ``txs`` answer frame.
 TXS_FRAME_BYTES = 1 << 20
+# Txs of one peer's backlog sent to admission (and the signature workers)
+# at a time. A block that comes meanwhile verifies its txs not yet checked
+# itself; those already handed to the workers are then verified twice, those
+# still queued are refused afterwards for their used nonce without a
+# signature check. So few in flight at once, and admitted txs are relayed
+# sooner.
+CHECK_BATCH = 1_024
 # Tx announcements wait this long and go out together, one ``inv`` per peer
 # (as Bitcoin Core trickles them): fewer frames, and a tx the peer announced
 # to us meanwhile is not announced back.
@@ -290,8 +297,8 @@ class Gossip:
         checking = self._checking
         blamed = False
         try:
-            while batch := self._backlog.get(peer.id):
-                self._backlog[peer.id] = []
+            while queued := self._backlog.get(peer.id):
+                batch, self._backlog[peer.id] = queued[:CHECK_BATCH], queued[CHECK_BATCH:]
                 try:
                     results = await self.node.submit_and_relay(batch, source=peer.id)
                 finally:

@@ -13,7 +13,7 @@ from powernode.core.block import decode_block, make_block
 from powernode.core.merkle import merkle_root
 from powernode.core.tx import Transaction, decode_tx
 from powernode.node.api import NodeApi
-from powernode.node.p2p_gossip import Gossip
+from powernode.node.p2p_gossip import CHECK_BATCH, Gossip
 from powernode.node.p2p_sync import Sync
 from powernode.node.peer import Peer
 from tests.unit.helpers import ALICE, BOB, transfer
@@ -74,3 +74,21 @@ def test_a_tx_already_confirmed_or_pending_is_not_decoded_again() -> None:
     assert decoded == [fresh.raw] and spawned
     assert list(g._checking) == [fresh.txid]
     assert all(tx.txid in peer.known_txs for tx in sent) and not peer.asked_txs
+
+
+async def test_a_long_backlog_is_checked_a_bounded_batch_at_a_time() -> None:
+    batches: list[int] = []
+
+    async def submit_and_relay(txs: list[Transaction], *, source: int | None = None) -> list[Any]:
+        batches.append(len(txs))
+        return [(tx.txid, None) for tx in txs]
+
+    g, _ = _gossip([])
+    g.node.submit_and_relay = submit_and_relay  # type: ignore[attr-defined]
+    peer = Peer(ws=cast(Any, None), proto=cast(Any, None), addr="127.0.0.1:1", direction="in")
+    txs = [transfer(ALICE, BOB, 1, nonce=n) for n in range(CHECK_BATCH + 5)]
+    g._backlog[peer.id] = list(txs)
+    g._checking.update({tx.txid: tx for tx in txs})
+    await g._check_backlog(peer)
+    assert batches == [CHECK_BATCH, 5]
+    assert not g._checking and peer.id not in g._backlog
