@@ -426,7 +426,10 @@ class Gossip:
         new tip, and announce again the txs of undone blocks. A new tip that
         is ``made_here`` (mined by this node, or submitted to it over RPC) is
         sent whole, not announced."""
-        self.recent_confirmed.update([tx.txid for b, _ in update.connected for tx in b.txs])
+        confirmed = [tx.txid for b, _ in update.connected for tx in b.txs]
+        self.recent_confirmed.update(confirmed)
+        if confirmed and self._backlog:
+            self._drop_confirmed_from_backlogs(set(confirmed))
         if tip_moved:
             # A tx refused on the old tip (say, its nonce was ahead) may be
             # fine on the new one, as Bitcoin Core resets its recent rejects.
@@ -443,6 +446,16 @@ class Gossip:
             back = [tx.txid for b in update.disconnected for tx in b.txs if tx.txid in mempool]
             if back:
                 self.announce_txs(back, source=None, force=True)
+
+    def _drop_confirmed_from_backlogs(self, confirmed: set[bytes]) -> None:
+        """Txs a block overtook while they waited in a peer's backlog: the
+        block has them, so admission would only refuse them (their nonce is
+        used) after a state check each."""
+        for peer_id, queued in self._backlog.items():
+            gone = [tx for tx in queued if tx.txid in confirmed]
+            if gone:
+                self._backlog[peer_id] = [tx for tx in queued if tx.txid not in confirmed]
+                _forget(self._checking, gone)
 
     def _push_block(self, block: Block) -> None:
         """Send a block made here to every peer at once (Bitcoin's

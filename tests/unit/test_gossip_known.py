@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from types import SimpleNamespace
 from typing import Any, cast
 
+from powernode.chain.chain import ChainUpdate
 from powernode.chain.mempool import Mempool
 from powernode.core.block import decode_block, make_block
 from powernode.core.merkle import merkle_root
@@ -92,3 +93,16 @@ async def test_a_long_backlog_is_checked_a_bounded_batch_at_a_time() -> None:
     await g._check_backlog(peer)
     assert batches == [CHECK_BATCH, 5]
     assert not g._checking and peer.id not in g._backlog
+
+
+def test_txs_a_block_overtook_leave_the_backlog_unchecked() -> None:
+    g, _ = _gossip([])
+    peer = Peer(ws=cast(Any, None), proto=cast(Any, None), addr="127.0.0.1:1", direction="in")
+    txs = [transfer(ALICE, BOB, 1, nonce=n) for n in range(4)]
+    g._backlog[peer.id] = list(txs)
+    g._checking.update({tx.txid: tx for tx in txs})
+    block = make_block(header(tx_root=merkle_root([tx.txid for tx in txs[:3]])), txs[:3])
+    g.chain_updated(ChainUpdate(connected=[(block, cast(Any, None))]), tip_moved=False)
+    assert g._backlog[peer.id] == [txs[3]]
+    assert list(g._checking) == [txs[3].txid]
+    assert all(tx.txid in g.recent_confirmed for tx in txs[:3])
