@@ -19,10 +19,11 @@ from powernode.chain.mempool import Mempool
 from powernode.core.block import BLOCK_VERSION, Block, make_block, make_header
 from powernode.core.errors import NonceTooHigh, PowernodeError
 from powernode.core.execution import ExecContext
-from powernode.core.merkle import merkle_root
+from powernode.core.merkle import MerkleAccumulator
 from powernode.core.params import ChainParams
 from powernode.core.pow import target_to_bytes
-from powernode.engines.accounts import Account
+from powernode.core.tx import Transaction
+from powernode.engines.accounts import Account, get_account
 from powernode.logkit import emit
 from powernode.state.apply import BlockResult, BodyBuilder, apply_block
 
@@ -55,6 +56,9 @@ class Templates:
         self.ledger = ledger
         # The template under construction: (tip, miner, started, builder).
         self._kept: tuple[IndexEntry, bytes, int, BodyBuilder] | None = None
+        # The tx root of that builder's txs, extended as it grows (a refresh
+        # hashes the new txs' leaves, not the whole tree again).
+        self._tx_root: tuple[BodyBuilder, MerkleAccumulator] | None = None
 
     def builder_for(self, miner: bytes, now: int) -> BodyBuilder:
         """The template builder to extend, or a new one: a new tip, another
@@ -102,7 +106,7 @@ class Templates:
             or any(x.txid != y.txid for x, y in zip(b.txs, block.txs, strict=True))
         ):
             return None
-        self._kept = None
+        self._kept = self._tx_root = None
         result = b.seal_block()
         if result.state_root != h.state_root:
             return None
@@ -122,6 +126,15 @@ class Templates:
                 return executed
         return result
 
+    def _root_of(self, builder: BodyBuilder, txs: tuple[Transaction, ...]) -> bytes:
+        """The tx root of ``txs``, the builder's body so far (it only grows)."""
+        kept = self._tx_root
+        if kept is None or kept[0] is not builder:
+            kept = self._tx_root = (builder, MerkleAccumulator())
+        acc = kept[1]
+        acc.extend([tx.txid for tx in txs[len(acc) :]])
+        return acc.root()
+
     def template(self, miner: bytes, *, now: int) -> Block:
         """A block on the tip with the best-paying txs; the nonce is unsolved.
         Built incrementally: while the tip stays, txs that arrived since the
@@ -130,7 +143,12 @@ class Templates:
         tip = chain.tip
         builder = self.builder_for(miner, now)
         ctx = builder.ctx
-        builder.add(self.ledger.mempool.select(lambda a: self.ledger.account(a).nonce))
+        # Candidates start at each sender's nonce in the builder's view, not
+        # the tip's: the txs a kept builder holds already are not walked
+        # through the pool's fee heap again at every refresh (that walk cost
+        # work in proportion to the whole pool per template).
+        view = builder.view
+        builder.add(self.ledger.mempool.select(lambda a: get_account(view, a).nonce))
         tmpl = builder.finish()
         for tx, exc in tmpl.rejected:
             if (
@@ -150,7 +168,7 @@ class Templates:
             ctx.timestamp,
             target_to_bytes(chain.expected_target(tip)),
             0,
-            merkle_root([tx.txid for tx in tmpl.txs]),
+            self._root_of(builder, tmpl.txs),
             tmpl.result.state_root,
             miner,
         )

@@ -50,6 +50,59 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+class MerkleAccumulator:
+    """``merkle_root`` of a list that only grows, kept up to date as items
+    are appended: a miner's template gains txs at every refresh, and hashing
+    the whole tree again each time cost work in proportion to the template.
+
+    ``_done[k]`` holds the nodes of level k whose subtrees are complete (both
+    children final); they never change as items are appended. ``root``
+    hashes only what hangs off their right edge: O(log n) nodes."""
+
+    def __init__(self) -> None:
+        self._done: list[list[bytes]] = [[]]
+
+    def __len__(self) -> int:
+        return len(self._done[0])
+
+    def extend(self, items: Sequence[bytes]) -> None:
+        sha = hashlib.sha256
+        done = self._done
+        done[0].extend(sha(_LEAF + x).digest() for x in items)
+        k = 0
+        while len(done[k]) >= 2:
+            if k + 1 == len(done):
+                done.append([])
+            below, above = done[k], done[k + 1]
+            for j in range(len(above), len(below) // 2):
+                above.append(sha(_INNER + below[2 * j] + below[2 * j + 1]).digest())
+            k += 1
+
+    def root(self) -> bytes:
+        done = self._done
+        if not done[0]:
+            return EMPTY_ROOT
+        # Each level's nodes past its complete ones, built from the level
+        # below's leftovers exactly as merkle_root builds a level.
+        rest: list[bytes] = []
+        for k, level in enumerate(done):
+            above = len(done[k + 1]) if k + 1 < len(done) else 0
+            rest = _level_above(level[2 * above :] + rest)
+        # Past the top complete level: finish the tree on what is left.
+        while len(rest) > 1:
+            rest = _level_above(rest)
+        return rest[0]
+
+
+def _level_above(level: list[bytes]) -> list[bytes]:
+    sha = hashlib.sha256
+    pairs = zip(level[0:-1:2], level[1::2], strict=True)
+    out = [sha(_INNER + left + right).digest() for left, right in pairs]
+    if len(level) % 2:
+        out.append(level[-1])
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class MerkleProof:
     """Path from an item (a tx id) to the root: each step is (sibling, sibling_is_left)."""

@@ -6,6 +6,12 @@ loop touches) and handed to the thread; a found block goes back with
 the loop stays responsive while the thread hashes. A new tip bumps
 ``generation``, which makes the thread drop its template within a few
 hundred attempts; a changed mempool is picked up at the next refresh.
+
+The CPU cap (``cpu_share``) counts the thread's own CPU time, not wall time:
+on a busy machine the thread spends much of its wall time waiting for a core
+or for the GIL, and resting in proportion to that wall time made the miner
+hash at a small fraction of its share exactly when the node was busiest
+(blocks came late and filled up, and confirmed tx/s fell with the load).
 """
 
 from __future__ import annotations
@@ -36,13 +42,17 @@ class Miner:
         refresh: float,
         state_key: Callable[[], object],
         cpu_share: float = 1.0,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self._loop = loop
         self._make_template = make_template
         self._on_found = on_found
         self._refresh = refresh
-        # After hashing for t seconds the thread rests t * _rest_factor.
+        # After hashing for t seconds of its CPU time the thread rests
+        # t * _rest_factor (wall time): its CPU stays at cpu_share of a core.
         self._rest_factor = 1.0 / cpu_share - 1.0 if 0 < cpu_share < 1 else 0.0
+        # The calling thread's CPU seconds (a parameter for tests).
+        self._cpu_clock = cpu_clock
         # Read from the miner thread: a stale read costs one extra rebuild at most.
         self._state_key = state_key
         self._thread: threading.Thread | None = None
@@ -102,9 +112,9 @@ class Miner:
             deadline = time.monotonic() + self._refresh
             nonce = nonce_base
             found = None
-            rest = self._rest_factor
+            rest, cpu_clock = self._rest_factor, self._cpu_clock
             while found is None:
-                started = time.monotonic()
+                started = cpu_clock()
                 for n in range(nonce, nonce + _CHECK_EVERY):
                     if pow_hash(commitment, n) <= target:
                         found = n
@@ -112,7 +122,7 @@ class Miner:
                 self.hashes += _CHECK_EVERY
                 nonce += _CHECK_EVERY
                 if rest:
-                    self._stop.wait((time.monotonic() - started) * rest)
+                    self._stop.wait((cpu_clock() - started) * rest)
                 if self._stop.is_set() or gen != self.generation:
                     break
                 if time.monotonic() > deadline:

@@ -509,6 +509,15 @@ class Node:
         pool = ledger.mempool
         if self.push is not None and self.push.wants_mempool:
             pool.left = set()
+        # A peer's block on our tip: the miner stops hashing on the old tip
+        # now, not after the connect (hundreds of ms for a big block under
+        # load), since a block it found meanwhile could only compete with
+        # this one at the same height and cost someone a reorg.
+        paused = (
+            bool(source) and self.miner is not None and block.header.prev_hash == tip_before.hash
+        )
+        if paused and self.miner is not None:
+            self.miner.new_tip()
         try:
             outcome, update = ledger.submit_block(
                 block, now=now_s(), mono=time.monotonic(), source=source
@@ -518,10 +527,13 @@ class Node:
         self.metrics.chain_updated(update)
         log_engine_blocks(update)
         tip_moved = ledger.chain.tip is not tip_before
-        if tip_moved and self.miner is not None:
+        if tip_moved and self.miner is not None and not paused:
             self.miner.new_tip()
         if update and self.p2p is not None:
-            self.p2p.chain_updated(update, tip_moved=tip_moved)
+            # A block with no peer source was made here (mined, or submitted
+            # over RPC): no peer has it, so it goes out whole.
+            made_here = None if source else block
+            self.p2p.chain_updated(update, tip_moved=tip_moved, made_here=made_here)
         if update and self.push is not None:
             self.push.chain_updated(update, tip_before, ledger.chain.tip)
             if pool_left is not None:

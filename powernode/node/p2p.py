@@ -42,6 +42,7 @@ import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from powernode.chain.chain import ChainUpdate
+from powernode.core.block import Block
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import (
     Malformed,
@@ -367,9 +368,12 @@ class P2P:
         """Announce newly admitted txs to every peer but ``source`` (a peer id)."""
         self._gossip.announce_txs(txids, source=source)
 
-    def chain_updated(self, update: ChainUpdate, *, tip_moved: bool) -> None:
-        """Tell peers what the chain did (a new tip, txs back from undone blocks)."""
-        self._gossip.chain_updated(update, tip_moved=tip_moved)
+    def chain_updated(
+        self, update: ChainUpdate, *, tip_moved: bool, made_here: Block | None = None
+    ) -> None:
+        """Tell peers what the chain did (a new tip, txs back from undone
+        blocks); a tip ``made_here`` is sent whole (see Gossip)."""
+        self._gossip.chain_updated(update, tip_moved=tip_moved, made_here=made_here)
 
     def _connected_to(self, addr: str, entry: AddrEntry) -> bool:
         ids = {entry.verified, entry.expect} - {b""}

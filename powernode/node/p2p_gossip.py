@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from itertools import islice
 
 from powernode.chain.chain import ChainUpdate
-from powernode.core.block import decode_block, decode_header
+from powernode.core.block import Block, decode_block, decode_header
 from powernode.core.errors import (
     FeeTooLow,
     Flood,
@@ -78,6 +78,13 @@ MAX_ASKED_PER_PEER = 4 * MAX_TX_BACKLOG
 FEE_REFUSALS = (MempoolFull, FeeTooLow, ReplacementUnderpriced)
 # Bytes of txs per ``txs`` answer frame.
 TXS_FRAME_BYTES = 1 << 20
+# Txs of one peer's backlog sent to admission (and the signature workers)
+# at a time. A block that comes meanwhile verifies its txs not yet checked
+# itself; those already handed to the workers are then verified twice, those
+# still queued are refused afterwards for their used nonce without a
+# signature check. So few in flight at once, and admitted txs are relayed
+# sooner.
+CHECK_BATCH = 1_024
 # Tx announcements wait this long and go out together, one ``inv`` per peer
 # (as Bitcoin Core trickles them): fewer frames, and a tx the peer announced
 # to us meanwhile is not announced back.
@@ -89,6 +96,11 @@ INV_DELAY_S = 0.05
 # peer whose fee floor is above all of them blames us well below its
 # disconnect level, and the work per handshake stays small.
 POOL_ANNOUNCED_ON_CONNECT = 1_000
+
+
+def _forget(checking: dict[bytes, Transaction], txs: list[Transaction]) -> None:
+    for tx in txs:
+        checking.pop(tx.txid, None)
 
 
 def _tx_flood(level: int) -> TxFlood:
@@ -122,9 +134,10 @@ class Gossip:
         self._asked: dict[bytes, float] = {}
         # Per peer, txs received and waiting to be checked as one batch.
         self._backlog: dict[int, list[Transaction]] = {}
-        # Txs received and not yet admitted or refused: announced again by
-        # another peer meanwhile, they are not downloaded (and verified) twice.
-        self._checking: set[bytes] = set()
+        # Txs received and not yet admitted or refused, by id: announced
+        # again by another peer meanwhile, they are not downloaded (and
+        # verified) twice; in a block that comes meanwhile, not decoded twice.
+        self._checking: dict[bytes, Transaction] = {}
         # Per peer, tx ids to announce at the next flush.
         self._inv_queue: dict[int, list[bytes]] = {}
         self._inv_flush: asyncio.TimerHandle | None = None
@@ -235,35 +248,39 @@ class Gossip:
         t = now_ms()
         mine = peer.asked_txs
         allowance = peer.relay.allowance(t)
-        keep: list[bytes] = []
+        keep: list[tuple[bytes, bytes]] = []
         unasked = 0
         for raw in raws:
             # A tx's id is the hash of its bytes: known before decoding.
             h = hashlib.sha256(raw).digest()
             if h in mine:
                 del mine[h]
-                keep.append(raw)
+                keep.append((h, raw))
             else:
                 unasked += 1
                 if unasked <= allowance:
-                    keep.append(raw)
+                    keep.append((h, raw))
         if unasked:
             level = peer.relay.charge_unasked(unasked, t)
             if peer.relay.over(level):
                 raise _tx_flood(level)
         txs = []
-        checking = self._checking
-        for raw in keep:
+        checking, mempool, confirmed = self._checking, self.node.mempool, self.recent_confirmed
+        for h, raw in keep:
+            peer.known_txs.add(h)
+            self._asked.pop(h, None)
+            # Another peer's copy is being checked, or the tx got in (or into
+            # a block) while this copy travelled: the same bytes, so nothing
+            # to decode or check. (Under load a block often overtakes the
+            # last of its txs.)
+            if h in checking or h in mempool or h in confirmed:
+                continue
             try:
                 tx = self.node.decode_tx(raw)
             except PowernodeError as exc:
                 raise Malformed(f"tx: {exc.code}") from exc
-            txid = tx.txid
-            peer.known_txs.add(txid)
-            self._asked.pop(txid, None)
-            if txid not in checking:  # else another peer's copy is being checked
-                checking.add(txid)
-                txs.append(tx)
+            checking[h] = tx
+            txs.append(tx)
         if not txs:
             return
         backlog = self._backlog.get(peer.id)
@@ -271,7 +288,7 @@ class Gossip:
             self._backlog[peer.id] = txs
             self._spawn(self._check_backlog(peer), f"txs-{peer.id}")
         elif len(backlog) + len(txs) > MAX_TX_BACKLOG:
-            checking.difference_update(tx.txid for tx in txs)
+            _forget(checking, txs)
             raise Flood(f"more than {MAX_TX_BACKLOG} txs waiting to be checked")
         else:
             backlog.extend(txs)
@@ -280,12 +297,12 @@ class Gossip:
         checking = self._checking
         blamed = False
         try:
-            while batch := self._backlog.get(peer.id):
-                self._backlog[peer.id] = []
+            while queued := self._backlog.get(peer.id):
+                batch, self._backlog[peer.id] = queued[:CHECK_BATCH], queued[CHECK_BATCH:]
                 try:
                     results = await self.node.submit_and_relay(batch, source=peer.id)
                 finally:
-                    checking.difference_update(tx.txid for tx in batch)
+                    _forget(checking, batch)
                 cheap = 0
                 for tx, (_, err) in zip(batch, results, strict=True):
                     if err is None:
@@ -312,7 +329,7 @@ class Gossip:
         finally:
             # No await since the loop saw the backlog empty: nothing is lost.
             left = self._backlog.pop(peer.id, None) or []
-            checking.difference_update(tx.txid for tx in left)
+            _forget(checking, left)
 
     def _peer_has(self, peer: Peer, hashes: list[bytes]) -> None:
         """Raise the peer's height to the highest of these blocks we know
@@ -324,8 +341,10 @@ class Gossip:
                 peer.has(entry)
 
     def _known_tx(self, txid: bytes) -> Transaction | None:
+        """A tx of a block that arrives, already decoded here: in the pool,
+        or received and waiting to be checked."""
         entry = self.node.mempool.get(txid)
-        return None if entry is None else entry.tx
+        return self._checking.get(txid) if entry is None else entry.tx
 
     def _on_block(self, peer: Peer, raw: bytes) -> None:
         try:
@@ -402,15 +421,26 @@ class Gossip:
             peer.known_txs.update(chunk)
             peer.send(Inv("tx", chunk))
 
-    def chain_updated(self, update: ChainUpdate, *, tip_moved: bool) -> None:
+    def chain_updated(
+        self, update: ChainUpdate, *, tip_moved: bool, made_here: Block | None = None
+    ) -> None:
         """After the chain changed: remember what got confirmed, announce a
-        new tip, and announce again the txs of undone blocks."""
-        self.recent_confirmed.update([tx.txid for b, _ in update.connected for tx in b.txs])
+        new tip, and announce again the txs of undone blocks. A new tip that
+        is ``made_here`` (mined by this node, or submitted to it over RPC) is
+        sent whole, not announced."""
+        confirmed = [tx.txid for b, _ in update.connected for tx in b.txs]
+        self.recent_confirmed.update(confirmed)
+        if confirmed and self._backlog:
+            self._drop_confirmed_from_backlogs(set(confirmed))
         if tip_moved:
             # A tx refused on the old tip (say, its nonce was ahead) may be
             # fine on the new one, as Bitcoin Core resets its recent rejects.
             self.recent_rejects = KnownSet(REJECTS_KEPT)
-            self._announce_block(self.node.chain.tip.hash)
+            tip = self.node.chain.tip.hash
+            if made_here is not None and made_here.hash == tip:
+                self._push_block(made_here)
+            else:
+                self._announce_block(tip)
         if update.disconnected:
             # Txs of undone blocks are pending again; peers on the winning
             # branch may never have seen them, so announce them afresh.
@@ -418,6 +448,30 @@ class Gossip:
             back = [tx.txid for b in update.disconnected for tx in b.txs if tx.txid in mempool]
             if back:
                 self.announce_txs(back, source=None, force=True)
+
+    def _drop_confirmed_from_backlogs(self, confirmed: set[bytes]) -> None:
+        """Txs a block overtook while they waited in a peer's backlog: the
+        block has them, so admission would only refuse them (their nonce is
+        used) after a state check each."""
+        for peer_id, queued in self._backlog.items():
+            gone = [tx for tx in queued if tx.txid in confirmed]
+            if gone:
+                self._backlog[peer_id] = [tx for tx in queued if tx.txid not in confirmed]
+                _forget(self._checking, gone)
+
+    def _push_block(self, block: Block) -> None:
+        """Send a block made here to every peer at once (Bitcoin's
+        high-bandwidth compact-block relay, with the block whole): no peer has
+        it yet, and an ``inv`` would cost a round trip through both event
+        loops (ours busy building the next template) before the block could
+        even start to travel; every such delay is a window for a competing
+        block at the same height, and a reorg for someone."""
+        msg: BlockMsg | None = None
+        for peer in self.peers.values():
+            if block.hash not in peer.known_blocks:
+                peer.known_blocks.add(block.hash)
+                msg = msg or BlockMsg(block.raw)
+                peer.send(msg)
 
     def _announce_block(self, block_hash: bytes) -> None:
         for peer in self.peers.values():

@@ -17,6 +17,7 @@ from powernode.chain.txdecode import TxDecoder
 from powernode.core.crypto import address_of, sha256
 from powernode.core.errors import InsufficientFunds, InvalidBlock, PowernodeError
 from powernode.core.execution import ExecContext
+from powernode.core.merkle import merkle_root
 from powernode.core.tx import Transaction, decode_tx
 from powernode.engines.accounts import ACCOUNT_NS, Account, TransferHandler
 from powernode.node.rpc import _Answers
@@ -239,3 +240,34 @@ def test_a_string_answer_is_the_bytes_json_dumps_gives(id_: Any, result: str) ->
     answers.put(0, response)
     assert answers.parts[0] == json.dumps(response).encode()
     assert answers.size == 2 + len(json.dumps(response)) + 2
+
+
+def test_a_kept_template_is_offered_only_the_new_txs(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A refresh extends the kept builder: the pool's walk starts after what it
+    # holds, so the txs already in are not offered (and skipped) again.
+    offered: list[list[bytes]] = []
+    plain = BodyBuilder.add
+
+    def recording(self: BodyBuilder, candidates: Any) -> None:
+        txs = list(candidates)
+        offered.append([tx.txid for tx in txs])
+        plain(self, txs)
+
+    monkeypatch.setattr(BodyBuilder, "add", recording)
+    first = [transfer(ALICE, BOB, 1, nonce=n) for n in range(3)] + [
+        transfer(BOB, CAROL, 1, nonce=0)
+    ]
+    for tx in first:
+        ledger.submit_tx(tx, now=T)
+    assert len(template(ledger, T).txs) == 4
+    later = [transfer(ALICE, BOB, 1, nonce=3), transfer(CAROL, BOB, 1, nonce=0)]
+    for tx in later:
+        ledger.submit_tx(tx, now=T)
+    block = template(ledger, T)
+    assert sorted(offered[-1]) == sorted(tx.txid for tx in later)
+    assert [tx.txid for tx in block.txs[:4]] == [tx.txid for tx in template(ledger, T).txs[:4]]
+    assert {tx.txid for tx in block.txs} == {tx.txid for tx in first + later}
+    # Its tx root, extended from the first template's, is the whole tree's.
+    assert block.header.tx_root == merkle_root([tx.txid for tx in block.txs])

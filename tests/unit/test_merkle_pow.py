@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from powernode.core.crypto import ZERO_HASH, sha256
-from powernode.core.merkle import MerkleProof, merkle_proof, merkle_root
+from powernode.core.merkle import MerkleAccumulator, MerkleProof, merkle_proof, merkle_root
 from powernode.core.pow import (
     MAX_TARGET,
     asert_target,
@@ -53,6 +53,17 @@ def test_known_small_trees() -> None:
     assert merkle_root([a, b]) == p(la, lb)
     # an odd node is carried up, not paired with itself
     assert merkle_root([a, b, c]) == p(p(la, lb), lc)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_accumulator_root_is_the_root_of_every_prefix(chunk: int) -> None:
+    items = leaves(300)
+    acc = MerkleAccumulator()
+    assert acc.root() == merkle_root([])
+    for end in range(chunk, 300 + chunk, chunk):
+        acc.extend(items[len(acc) : end])
+        assert len(acc) == min(end, 300)
+        assert acc.root() == merkle_root(items[:end])
 
 
 @pytest.mark.parametrize("n", range(1, 18))

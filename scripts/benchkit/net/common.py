@@ -13,7 +13,7 @@ from powernode.core.crypto import sha256
 from powernode.core.tx import Transaction
 from powernode.devnet.wait import WaitTimeout, wait_until
 
-TARGET_TX_PER_S = 2000.0
+TARGET_TX_PER_S = 4000.0
 FEE = 1000
 
 

@@ -77,7 +77,10 @@ class LoadProbe:
     def _record(self, exe: str) -> None:
         pid = self.pids[self.profile_node]
         cmd = [exe, "record", "-p", str(pid), "-d", str(int(self.profile_s)), "-r", "50"]
-        cmd += ["--threads", "--format", "raw", "-o", str(self.raw)]
+        # --gil: samples of the thread holding the GIL only, so time spent
+        # waiting (for the verify workers, a core, a socket) is not counted
+        # as work.
+        cmd += ["--threads", "--gil", "--format", "raw", "-o", str(self.raw)]
         self.proc = subprocess.Popen(
             cmd,
             stdout=subprocess.DEVNULL,
@@ -128,6 +131,11 @@ class LoadProbe:
             )
             out["run_seconds"] = self.t2 - self.t0
             out["run_node_cpu_seconds"] = used
+            by_role: dict[str, float] = {}
+            for n, roles in self.final.items():
+                for r, v in roles.items():
+                    by_role[r] = by_role.get(r, 0.0) + v - self.before.get(n, {}).get(r, 0.0)
+            out["run_cpu_seconds_by_role"] = by_role
         return out
 
 
@@ -255,6 +263,17 @@ def phase_load(
         if r["cpu"].get("run_node_cpu_seconds") and r["confirmed"]:
             # Every node handles every tx: CPU per tx per node, all roles.
             r["node_cpu_us_per_tx"] = 1e6 * r["cpu"]["run_node_cpu_seconds"] / r["confirmed"] / 4
+            # By role: the miner's hashing is a share of a core per node
+            # (--miner-cpu), spent whatever the load, so it is shown apart
+            # and left out of the per-tx figure that follows the txs.
+            by_role = {
+                role: 1e6 * secs / r["confirmed"] / 4
+                for role, secs in r["cpu"]["run_cpu_seconds_by_role"].items()
+            }
+            r["node_cpu_us_per_tx_by_role"] = by_role
+            r["node_cpu_us_per_tx_without_miner"] = sum(
+                v for role, v in by_role.items() if role != "miner"
+            )
         if probe.raw.exists():
             r["profile"] = summarize_pyspy_raw(probe.raw)
             r["profile"]["node"] = probe.profile_node

@@ -78,6 +78,17 @@ def _load_rows(name: str, ld: dict[str, Any]) -> list[Row]:
                 "",
             )
         )
+    if ld.get("node_cpu_us_per_tx_by_role"):
+        by_role = ld["node_cpu_us_per_tx_by_role"]
+        rows.append(
+            (
+                f"{name}:   the same by thread group (us); without the miner's hashing",
+                ", ".join(f"{k} {v:,.0f}" for k, v in sorted(by_role.items()))
+                + f"; {ld['node_cpu_us_per_tx_without_miner']:,.0f} us",
+                "",
+                "",
+            )
+        )
     tc = ld.get("cpu", {}).get("total_cores", {})
     if tc:
         rows.append(
