@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from itertools import islice
 
 from powernode.chain.chain import ChainUpdate
+from powernode.chain.index import IndexEntry
 from powernode.core.block import Block, decode_block, decode_header
 from powernode.core.errors import (
     FeeTooLow,
@@ -264,7 +265,7 @@ class Gossip:
             level = peer.relay.charge_unasked(unasked, t)
             if peer.relay.over(level):
                 raise _tx_flood(level)
-        txs = []
+        txs: list[Transaction] = []
         checking, mempool, confirmed = self._checking, self.node.mempool, self.recent_confirmed
         for h, raw in keep:
             peer.known_txs.add(h)
@@ -278,6 +279,10 @@ class Gossip:
             try:
                 tx = self.node.decode_tx(raw)
             except PowernodeError as exc:
+                # The txs of this frame taken so far will never reach a
+                # backlog: left in ``checking`` they would be refused by id
+                # from every other peer, for good.
+                _forget(checking, txs)
                 raise Malformed(f"tx: {exc.code}") from exc
             checking[h] = tx
             txs.append(tx)
@@ -428,6 +433,9 @@ class Gossip:
         new tip, and announce again the txs of undone blocks. A new tip that
         is ``made_here`` (mined by this node, or submitted to it over RPC) is
         sent whole, not announced."""
+        # A reorg's undone txs are not confirmed any more: a peer's copy of
+        # one must be decoded and checked again, not dropped by its id.
+        self.recent_confirmed.discard([tx.txid for b in update.disconnected for tx in b.txs])
         confirmed = [tx.txid for b, _ in update.connected for tx in b.txs]
         self.recent_confirmed.update(confirmed)
         if confirmed and self._backlog:
@@ -438,7 +446,7 @@ class Gossip:
             self.recent_rejects = KnownSet(REJECTS_KEPT)
             tip = self.node.chain.tip.hash
             if made_here is not None and made_here.hash == tip:
-                self._push_block(made_here)
+                self._push_block(made_here, self.node.chain.tip)
             else:
                 self._announce_block(tip)
         if update.disconnected:
@@ -459,7 +467,7 @@ class Gossip:
                 self._backlog[peer_id] = [tx for tx in queued if tx.txid not in confirmed]
                 _forget(self._checking, gone)
 
-    def _push_block(self, block: Block) -> None:
+    def _push_block(self, block: Block, entry: IndexEntry) -> None:
         """Send a block made here to every peer at once (Bitcoin's
         high-bandwidth compact-block relay, with the block whole): no peer has
         it yet, and an ``inv`` would cost a round trip through both event
@@ -472,6 +480,12 @@ class Gossip:
                 peer.known_blocks.add(block.hash)
                 msg = msg or BlockMsg(block.raw)
                 peer.send(msg)
+                # It never asks for the block nor sends it back, so nothing
+                # else would tell us it has it: a peer at the block's parent
+                # (or above) connects it on arrival. A peer further behind
+                # would hold it as an orphan, so its height stays as it was.
+                if peer.height >= entry.height - 1:
+                    peer.has(entry)
 
     def _announce_block(self, block_hash: bytes) -> None:
         for peer in self.peers.values():

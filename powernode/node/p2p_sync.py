@@ -322,6 +322,10 @@ class Sync:
                     await checked  # type: ignore[misc]
                 if queue:
                     self._connect_run()
+                    # The next head's check may be done already, and so
+                    # would the await above: without this, run after run
+                    # would keep RPC and peers waiting past one run's bound.
+                    await asyncio.sleep(0)
             ok = True
         except StorageError:
             # The store failed, not the blocks nor their peers: the node is

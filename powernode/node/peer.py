@@ -59,6 +59,11 @@ class KnownSet:
     def __contains__(self, h: bytes) -> bool:
         return h in self._young or h in self._old
 
+    def discard(self, hashes: list[bytes]) -> None:
+        for h in hashes:
+            self._young.discard(h)
+            self._old.discard(h)
+
 
 # Per-peer tx relay budget (RelayBudget): blame points drain at this rate;
 # past SLOW_AT the peer is slowed, past DROP_AT disconnected.

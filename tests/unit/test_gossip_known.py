@@ -8,13 +8,15 @@ from collections.abc import Coroutine
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
+
 from powernode.chain.chain import ChainUpdate
 from powernode.chain.mempool import Mempool
 from powernode.core.block import decode_block, make_block
 from powernode.core.merkle import merkle_root
 from powernode.core.tx import Transaction, decode_tx
 from powernode.node.api import NodeApi
-from powernode.node.p2p_gossip import CHECK_BATCH, Gossip
+from powernode.node.p2p_gossip import CHECK_BATCH, Gossip, Malformed
 from powernode.node.p2p_sync import Sync
 from powernode.node.peer import Peer
 from tests.unit.helpers import ALICE, BOB, transfer
@@ -106,3 +108,36 @@ def test_txs_a_block_overtook_leave_the_backlog_unchecked() -> None:
     assert g._backlog[peer.id] == [txs[3]]
     assert list(g._checking) == [txs[3].txid]
     assert all(tx.txid in g.recent_confirmed for tx in txs[:3])
+
+
+def test_a_frame_with_an_undecodable_tx_leaves_nothing_waiting() -> None:
+    """A peer that sends another's tx and then junk in one frame is refused,
+    and the good tx is not left marked as being checked: another peer's copy
+    of it must still be decoded and admitted, not dropped by its id."""
+    decoded: list[bytes] = []
+    g, spawned = _gossip(decoded)
+    tx = transfer(ALICE, BOB, 1, nonce=0)
+    junk = b"\xc1not a tx"
+    bad = Peer(ws=cast(Any, None), proto=cast(Any, None), addr="127.0.0.1:1", direction="in")
+    bad.asked_txs.update(dict.fromkeys([tx.txid]))
+    with pytest.raises(Malformed):
+        g._on_txs(bad, [tx.raw, junk])
+    assert tx.txid not in g._checking and not spawned
+    good = Peer(ws=cast(Any, None), proto=cast(Any, None), addr="127.0.0.1:2", direction="in")
+    good.asked_txs.update(dict.fromkeys([tx.txid]))
+    g._on_txs(good, [tx.raw])
+    assert list(g._checking) == [tx.txid] and spawned
+
+
+def test_txs_a_reorg_undid_are_no_longer_taken_as_confirmed() -> None:
+    decoded: list[bytes] = []
+    g, spawned = _gossip(decoded)
+    tx = transfer(ALICE, BOB, 1, nonce=0)
+    block = make_block(header(tx_root=merkle_root([tx.txid])), [tx])
+    g.recent_confirmed.update([tx.txid])
+    g.chain_updated(ChainUpdate(disconnected=[block]), tip_moved=False)
+    assert tx.txid not in g.recent_confirmed
+    peer = Peer(ws=cast(Any, None), proto=cast(Any, None), addr="127.0.0.1:1", direction="in")
+    peer.asked_txs.update(dict.fromkeys([tx.txid]))
+    g._on_txs(peer, [tx.raw])
+    assert decoded == [tx.raw] and spawned
