@@ -12,6 +12,7 @@ same run: a reading carries two (the relayer's and the meter's).
 from __future__ import annotations
 
 import gc
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -321,3 +322,32 @@ def proof_figures(workdir: Path, depth: int) -> dict[str, Any]:
         "proof_txs": depth + 3,
         "proof_headers": len(chain.blocks),
     }
+
+
+def stored_growth(chain: Chain, setup_blocks: int, workdir: Path, label: str) -> int:
+    """Bytes ``chain``'s blocks after its first ``setup_blocks`` add to a real
+    chain store: its blocks connected into ``workdir/chain.db``, measured as
+    SQLite backups (so no free pages) after the setup and at the end."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    store = BlockStore(workdir / "chain.db")
+    store.open()
+    try:
+        real = RealChain(params=chain.params, store=store)
+        real.load()
+        before = 0
+        for i, block in enumerate(chain.blocks):
+            real.submit_block(block, now=block.header.timestamp, mono=0.0)
+            if real.height != i + 1:
+                raise RuntimeError(f"{label}: block {i + 1} not connected")
+            if i + 1 == setup_blocks:
+                before = _backup_bytes(store, workdir / "before.db")
+        return _backup_bytes(store, workdir / "after.db") - before
+    finally:
+        store.close()
+
+
+def _backup_bytes(store: BlockStore, path: Path) -> int:
+    with sqlite3.connect(path) as dst:
+        store.db.backup(dst)
+    dst.close()
+    return path.stat().st_size

@@ -12,7 +12,6 @@ what holds on a machine other processes share.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,10 +28,9 @@ from benchkit.certs import (
     setup_fleet,
     sign_readings,
     state_bytes,
+    stored_growth,
 )
 from benchkit.guard import progress
-from powernode.chain.chain import Chain as RealChain
-from powernode.chain.store import BlockStore
 from powernode.core.crypto import signature_ok
 from powernode.core.tx import Transaction
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
@@ -164,13 +162,6 @@ def batch_vs_report(
     return out
 
 
-def _backup_bytes(store: BlockStore, path: Path) -> int:
-    with sqlite3.connect(path) as dst:
-        store.db.backup(dst)
-    dst.close()
-    return path.stat().st_size
-
-
 def db_bytes_per_reading(workdir: Path, devices: int, intervals: int) -> dict[str, float]:
     """chain.db bytes per reading of each form: a small fleet's setup blocks,
     then its readings (as reports, or as batches), connected into a real
@@ -187,22 +178,8 @@ def db_bytes_per_reading(workdir: Path, devices: int, intervals: int) -> dict[st
         after = T0 + intervals * INTERVAL + 10  # every interval ended
         per_block = 5000 if form == "report" else 50
         run_blocks(chain, txs, per_block, lambda b, a=after: a + b, f"e bytes {form}")
-        d = workdir / f"hub-bytes-{form}"
-        d.mkdir(parents=True, exist_ok=True)
-        store = BlockStore(d / "chain.db")
-        store.open()
-        try:
-            real = RealChain(params=chain.params, store=store)
-            real.load()
-            before = 0
-            for i, block in enumerate(chain.blocks):
-                real.submit_block(block, now=block.header.timestamp, mono=0.0)
-                if real.height != i + 1:
-                    raise RuntimeError(f"hub bytes: {form} block {i + 1} not connected")
-                if i + 1 == setup_blocks:
-                    before = _backup_bytes(store, d / "before.db")
-            after = _backup_bytes(store, d / "after.db")
-        finally:
-            store.close()
-        out[form] = (after - before) / readings
+        grown = stored_growth(
+            chain, setup_blocks, workdir / f"hub-bytes-{form}", f"hub bytes: {form}"
+        )
+        out[form] = grown / readings
     return out

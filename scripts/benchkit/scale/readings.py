@@ -15,14 +15,19 @@ store, the store's size (SQLite backup) before and after the readings.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-from benchkit.certs import INTERVAL, T0, Fleet, reading_message, run_blocks, setup_fleet
+from benchkit.certs import (
+    INTERVAL,
+    T0,
+    Fleet,
+    reading_message,
+    run_blocks,
+    setup_fleet,
+    stored_growth,
+)
 from benchkit.guard import progress
-from powernode.chain.chain import Chain as RealChain
-from powernode.chain.store import BlockStore
 from powernode.core.tx import Transaction
 
 OWNERS = 100
@@ -61,34 +66,11 @@ def throughput(sizes: list[int], devices: int, block_txs: int) -> list[dict[str,
     return out
 
 
-def _backup_bytes(store: BlockStore, path: Path) -> int:
-    with sqlite3.connect(path) as dst:
-        store.db.backup(dst)
-    dst.close()
-    return path.stat().st_size
-
-
 def bytes_per_reading(workdir: Path, devices: int, intervals: int) -> dict[str, Any]:
     chain, fleet = setup_fleet(10, max(1, devices // 10), keep=True)
     setup_blocks = len(chain.blocks)
     txs = sign_window(fleet, 0, intervals)
     after = T0 + intervals * INTERVAL + 10
     run_blocks(chain, txs, 5000, lambda b: after + b, "readings for bytes")
-    workdir.mkdir(parents=True, exist_ok=True)
-    store = BlockStore(workdir / "readings.db")
-    store.open()
-    try:
-        real = RealChain(params=chain.params, store=store)
-        real.load()
-        before = 0
-        for i, block in enumerate(chain.blocks):
-            real.submit_block(block, now=block.header.timestamp, mono=0.0)
-            if real.height != i + 1:
-                raise RuntimeError(f"readings bytes: block {i + 1} not connected")
-            if i + 1 == setup_blocks:
-                before = _backup_bytes(store, workdir / "before.db")
-        after_bytes = _backup_bytes(store, workdir / "after.db")
-    finally:
-        store.close()
-    return {"readings": len(txs), "bytes": after_bytes - before,
-            "bytes_per_reading": (after_bytes - before) / len(txs)}  # fmt: skip
+    grown = stored_growth(chain, setup_blocks, workdir, "readings bytes")
+    return {"readings": len(txs), "bytes": grown, "bytes_per_reading": grown / len(txs)}
