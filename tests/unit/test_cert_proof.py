@@ -660,3 +660,19 @@ def test_min_work_option_parses_big_numbers() -> None:
     for bad in ("-1", "1e9", "0x10", str(2**256 + 1), "", "\u0661"):
         with pytest.raises(UserError):
             work_arg(bad)
+
+
+def test_proved_lines_count_with_their_noun(factory: LedgerFactory) -> None:
+    # README, "Using the CLI": counts in text output agree with their noun.
+    s = Story(factory)
+    child = the_demo(s)
+    raw = s.proof(child)
+    proof = parse_proof(raw)
+    last = proof.txs[-1].height
+    cut = verify_proof(replace(proof, headers=proof.headers[:last]).encode(), s.params)
+    assert cut.confirmations == 1
+    lines = cut.proved()
+    assert lines[-1].endswith("last lineage block has 1 confirmation")
+    assert f"{cut.headers} headers from genesis" in lines[1]
+    assert f"{cut.lineage_txs} lineage txs, each in its block" in lines[2]
+    assert "the lineage replays (4 steps)" in lines[-1]

@@ -72,6 +72,12 @@ CANNOT_PROVE = (
 )
 
 
+def _counted(n: int, noun: str) -> str:
+    # The CLI prints these lines, and its counts agree with their noun
+    # (README, "Using the CLI"); cli.common.counted is a layer above.
+    return f"{n} {noun if n == 1 else noun + 's'}"
+
+
 @dataclass(frozen=True, slots=True)
 class ProofResult:
     chain_id: str
@@ -106,10 +112,10 @@ class ProofResult:
         kwh = f"{c.wh / 1000:g}"  # display only; every check above is in integer Wh
         out = [
             f"chain {self.chain_id}, genesis {self.genesis_hash.hex()}",
-            f"{self.headers} headers from genesis to tip {self.tip_height}"
+            f"{_counted(self.headers, 'header')} from genesis to tip {self.tip_height}"
             f" ({self.tip_hash.hex()}), linked, PoW and ASERT targets checked;"
             f" chain work {self.chain_work}",
-            f"{self.lineage_txs} lineage txs, each in its block (Merkle branch to the"
+            f"{_counted(self.lineage_txs, 'lineage tx')}, each in its block (Merkle branch to the"
             f" header's tx root) and signed (the reading by the device's meter key)",
             f"device {d.id.hex()} registered by {d.owner.hex()} at height"
             f" {d.registered_height} ({d.source}, {d.location}, {d.carbon_intensity} gCO2/kWh,"
@@ -128,8 +134,8 @@ class ProofResult:
                 f"{cl.period_end}, by {cl.retired_by.hex()}"
             )
         out.append(
-            f"the lineage replays ({len(self.steps)} steps); last lineage block has"
-            f" {self.confirmations} confirmations"
+            f"the lineage replays ({_counted(len(self.steps), 'step')}); last lineage block has"
+            f" {_counted(self.confirmations, 'confirmation')}"
         )
         return out
 
