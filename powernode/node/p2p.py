@@ -92,7 +92,12 @@ def is_oversize(error: object) -> bool:
 
 
 class _Refused(Exception):
-    """A connection we end after the handshake without blaming the peer."""
+    """A connection we end after the handshake without blaming the peer now:
+    closed with ``code`` (4003 for a banned id or address, else 4000)."""
+
+    def __init__(self, reason: str, code: int = CLOSE_REFUSED) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 @dataclass(slots=True)
@@ -535,7 +540,7 @@ class P2P:
             self._cool_down(peer)
         except _Refused as exc:
             reason = str(exc)
-            code, why = CLOSE_REFUSED, reason
+            code, why = exc.code, reason
             emit(log, "peer.refused", peer=peer.key, node=peer.node_id.hex(), reason=reason)
         except (ConnectionError, aiohttp.ClientError) as exc:
             reason = type(exc).__name__
@@ -664,9 +669,9 @@ class P2P:
         node_id = remote.node_id
         now = time.monotonic()
         if self.bans.node(node_id, now):
-            raise _Refused("banned")
+            raise _Refused("banned", CLOSE_BANNED)
         if peer.direction == "in" and remote.listen and self.bans.addr(remote.listen, now):
-            raise _Refused("banned")
+            raise _Refused("banned", CLOSE_BANNED)
         if self._cooldown_nodes.get(node_id, 0.0) > now:
             raise _Refused("cooldown")
         if peer.direction == "out":

@@ -150,6 +150,25 @@ async def test_rpc_ban_by_node_id(pair: Pair) -> None:
     assert await pair.rpc.call("peer.unban", {"node_id": b_id}) == {"unbanned": True}
 
 
+async def test_close_frames_say_refused_protocol_fault_or_banned(pair: Pair) -> None:
+    # README, "Peer protocol": the close code says why we hung up: 4001 for
+    # a hello of another version, 4003 for a node id under a ban (after its
+    # auth), with the reason as text.
+    old = TestPeer.for_node(pair.a, version=1)
+    async with old:
+        await old.connect()
+        assert await old.wait_disconnected() == 4001
+        assert old.close_reason == "version_mismatch ours=2 theirs=1"
+    key = KeyPair.generate()
+    got = await pair.rpc.call("peer.ban", {"node_id": key.pubkey.hex(), "seconds": 60})
+    assert got["banned"] == key.pubkey.hex()
+    banned = TestPeer.for_node(pair.a, key=key)
+    async with banned:
+        await banned.connect()
+        assert await banned.wait_disconnected() == 4003
+        assert banned.close_reason == "banned"
+
+
 async def test_a_claimed_listen_address_is_checked_by_a_dial_back(
     pair: Pair, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
