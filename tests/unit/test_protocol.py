@@ -309,6 +309,24 @@ def test_lists_at_their_limits_are_fine() -> None:
     assert decode_message(frame("addr", ["a:1"] * MAX_ADDRS))
 
 
+def test_the_readme_frame_bounds() -> None:
+    # README, "Peer protocol", Frames: the figures a peer is held to.
+    assert (MAX_INV, MAX_HEADERS, MAX_LOCATOR, MAX_ADDRS) == (5_000, 2_000, 64, 1_000)
+    with pytest.raises(OversizeFrame):
+        decode_message(frame("txs", [b"t"] * 2_001))
+    assert len(decode_message(frame("txs", [b"t"] * 2_000)).raws) == 2_000  # type: ignore[attr-defined]
+    assert decode_message(frame("tx", b"t" * 16 * 1024))
+    too_long = [
+        frame("tx", b"t" * (16 * 1024 + 1)),
+        frame("txs", [b"t" * (16 * 1024 + 1)]),
+        frame("headers", [b"h" * 513]),
+        frame("addr", ["a" * 129]),
+    ]
+    for raw in too_long:
+        with pytest.raises(Malformed):
+            decode_message(raw)
+
+
 def test_frame_over_max_bytes() -> None:
     raw = TxMsg(b"\x00" * 1000).encode()
     assert decode_message(raw, max_bytes=len(raw)) == TxMsg(b"\x00" * 1000)
