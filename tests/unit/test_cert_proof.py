@@ -335,7 +335,7 @@ def test_work_and_confirmation_bars(factory: LedgerFactory) -> None:
     short = replace(proof, headers=proof.headers[:last]).encode()
     cut = verify_proof(short, s.params)
     assert cut.confirmations == 1 and cut.chain_work < r.chain_work
-    with pytest.raises(ProofTooLittleWork):
+    with pytest.raises(ProofTooLittleWork, match="^1 confirmation, 2 asked for$"):
         verify_proof(short, s.params, min_confirmations=2)
 
 

@@ -290,7 +290,9 @@ def verify_proof(
     if chain.work < min_work:
         raise ProofTooLittleWork(f"chain work {chain.work} is below the {min_work} asked for")
     if confirmations < min_confirmations:
-        raise ProofTooLittleWork(f"{confirmations} confirmations, {min_confirmations} asked for")
+        raise ProofTooLittleWork(
+            f"{_counted(confirmations, 'confirmation')}, {min_confirmations} asked for"
+        )
     return ProofResult(
         chain_id=params.chain_id,
         genesis_hash=genesis.hash,
