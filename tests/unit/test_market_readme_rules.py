@@ -300,3 +300,43 @@ def test_a_killed_fok_takes_no_escrow_or_capacity(factory: LedgerFactory) -> Non
     assert m.refused(place_tx(BOB, "buy", nonce=m.nonce(BOB), energy=1_000)) == (
         "capacity_exceeded"
     )
+
+
+# --- Receipt events -----------------------------------------------------------------------------
+
+
+def test_receipt_events_of_the_market_txs(m: Market) -> None:
+    """README, Receipt events: "`registered`, or `reregistered` for a
+    participant already registered"; "`order_placed` ..., then per trade it
+    made, in order, `trade`"; "`order_cancelled` (by `order.cancel`, or an
+    `IOC` remainder)"; "`order_filled` only for a filled buy that gets
+    escrow back"."""
+    again = m.register(ALICE, "producer")
+    m.mine()
+    assert [e["event"] for e in m.events(again)] == ["reregistered"]
+    # A sell filled at its own price gets no order_filled (no escrow back),
+    # nor does a buy filled at its limit.
+    sell = m.place(ALICE, "sell", energy=10 * KWH, price=500_000)
+    m.mine()
+    buy = m.place(BOB, "buy", energy=10 * KWH, price=500_000)
+    m.mine()
+    assert [e["event"] for e in m.events(buy)] == ["order_placed", "trade"]
+    (t,) = m.events(buy, "trade")
+    assert (t["buy"], t["sell"], t["energy"], t["price"]) == (
+        fid(buy),
+        fid(sell),
+        10 * KWH,
+        500_000,
+    )
+    ioc = m.place(DAVE, "buy", energy=5 * KWH, price=500_000, tif="IOC")
+    rest = m.place(CAROL, "buy", energy=5 * KWH, price=400_000)
+    m.mine()
+    assert [e["event"] for e in m.events(ioc)] == ["order_placed", "order_cancelled"]
+    assert (
+        m.events(ioc, "order_cancelled")[0]["refund"] == m.events(ioc, "order_placed")[0]["escrow"]
+    )
+    gone = m.cancel(CAROL, rest.txid)
+    m.mine()
+    assert m.events(gone) == [
+        {"event": "order_cancelled", "order": fid(rest), "refund": 2_000_000},
+    ]
