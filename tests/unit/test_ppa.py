@@ -158,6 +158,15 @@ def test_a_manual_delivery_is_paid_when_confirmed(m: Ppas) -> None:
     assert p["progress_bps"] == 1_000
     assert p["deliveries"][0]["status"] == "confirmed"
     assert m.balance(ALICE) == alice + 50 * UNIT
+    # README, ppa.confirm: event ppa.confirmed (ppa, seq, paid, owed, status).
+    (e,) = m.events(c)
+    assert (e["event"], e["seq"], e["paid"], e["owed"], e["status"]) == (
+        "ppa.confirmed",
+        0,
+        50 * UNIT,
+        0,
+        "active",
+    )
 
 
 def test_an_unconfirmed_delivery_is_accepted_after_the_window_by_block_time(m: Ppas) -> None:
