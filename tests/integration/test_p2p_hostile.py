@@ -604,6 +604,31 @@ async def test_headers_that_do_not_connect_are_not_downloaded(net: Net) -> None:
     await assert_still_serves(net)
 
 
+async def test_ten_unconnecting_header_batches_in_a_row_are_tolerated_the_11th_bans(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    # README, Catching up: "up to 10 such batches in a row; the 11th bans
+    # the peer (`unconnecting_headers`)".
+    g = net.node.ledger.chain.genesis.header
+
+    def batch() -> Headers:
+        h = make_header(
+            g.version, 1, os.urandom(32), g.timestamp, g.target, 0, bytes(32), bytes(32), bytes(20)
+        )
+        return Headers([h.encode()])
+
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        for _ in range(10):
+            await peer.send(batch())
+        assert await peer.ping_or_disconnect(), "dropped within the 10 tolerated batches"
+        await peer.send(batch())
+        assert not await peer.ping_or_disconnect()
+        await assert_banned(net, caplog, peer, "unconnecting_headers")
+    await assert_still_serves(net)
+
+
 async def test_silent_addresses_do_not_hold_outbound_slots(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
