@@ -754,3 +754,20 @@ def test_peer_protocol_only_raises_protocol_errors(raws: list[bytes], shake: boo
         assert all(isinstance(m, Message) for m in out)
         for f in p.data_to_send():
             decode_message(f)
+
+
+def test_the_readme_inventory_bucket() -> None:
+    # README, Peer protocol: "hashes in `inv` and `getdata` beyond a bucket
+    # of 50,000 that refills at 20,000 a second, per peer".
+    p = handshaken()
+    for _ in range(10):
+        p.receive(Inv("tx", hashes(MAX_INV)).encode(), 0)
+    with pytest.raises(Flood):
+        p.receive(GetData("tx", hashes(1)).encode(), 0)
+    p = handshaken()
+    for _ in range(10):
+        p.receive(Inv("tx", hashes(MAX_INV)).encode(), 0)
+    for _ in range(4):  # one second later: 20,000 more
+        p.receive(GetData("tx", hashes(MAX_INV)).encode(), 1_000)
+    with pytest.raises(Flood):
+        p.receive(Inv("tx", hashes(1)).encode(), 1_000)
