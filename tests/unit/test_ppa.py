@@ -29,6 +29,7 @@ from tests.unit.ppa_helpers import (
     Ppas,
     delivery_id,
     open_ppas,
+    ppa_tx,
     propose_payload,
 )
 
@@ -534,3 +535,24 @@ def test_funding_the_last_debt_completes_a_fully_delivered_ppa(m: Ppas) -> None:
     p = m.ppa(pid)
     assert (p["status"], p["paid"], p["owed"], p["escrow"]) == ("completed", 100 * UNIT, 0, 0)
     assert m.balance(BOB) == bob - FEE - 90 * UNIT  # the 10 left over came back
+
+
+def test_the_miner_leaves_out_a_second_terminate_ask_admitted_while_the_first_was_pending(
+    m: Ppas,
+) -> None:
+    """README, Consensus in brief: the miner leaves out a tx that fails its
+    admission checks at its place in the block (dropped, no fee), e.g. the
+    second of two ppa.terminate asks by one party."""
+    pid = m.active(ALICE, BOB)
+    n = m.nonce(ALICE)
+    first = ppa_tx(ALICE, "ppa.terminate", [pid], nonce=n)
+    second = ppa_tx(ALICE, "ppa.terminate", [pid], nonce=n + 1)
+    m.submit(first)
+    m.submit(second)  # admission sees the tip, where ALICE has not asked yet
+    before = m.balance(ALICE)
+    block = m.mine()
+    assert [tx.txid for tx in block.txs] == [first.txid]
+    status = m.ledger.tx_status(second.txid)
+    assert status["status"] == "dropped"
+    assert status["error"]["code"] == "ppa_already_terminating"
+    assert m.balance(ALICE) == before - first.fee
