@@ -335,7 +335,7 @@ def test_work_and_confirmation_bars(factory: LedgerFactory) -> None:
     short = replace(proof, headers=proof.headers[:last]).encode()
     cut = verify_proof(short, s.params)
     assert cut.confirmations == 1 and cut.chain_work < r.chain_work
-    with pytest.raises(ProofTooLittleWork, match="^1 confirmation, 2 asked for$"):
+    with pytest.raises(ProofTooLittleWork, match=r"^1 confirmation, 2 asked for$"):
         verify_proof(short, s.params, min_confirmations=2)
 
 
@@ -676,3 +676,20 @@ def test_proved_lines_count_with_their_noun(factory: LedgerFactory) -> None:
     assert f"{cut.headers} headers from genesis" in lines[1]
     assert f"{cut.lineage_txs} lineage txs, each in its block" in lines[2]
     assert "the lineage replays (4 steps)" in lines[-1]
+
+
+def test_the_json_answer_has_the_readme_fields(factory: LedgerFactory) -> None:
+    # README, Certificate proofs: what `verify-proof --json` prints.
+    s = Story(factory)
+    got = verify_proof(s.proof(s.root), s.params).to_json()
+    assert list(got) == [
+        "valid", "chain_id", "genesis", "tip", "chain_work", "confirmations", "cert", "steps",
+        "proved", "unchecked", "cannot_prove",
+    ]  # fmt: skip
+    assert set(got["tip"]) == {"height", "hash", "time"}
+    node = cert_queries.cert(s.m.state, s.root, s.m.ledger.chain.tip.header.timestamp)
+    assert node is not None
+    assert set(got["cert"]) == set(node) - {"issued_time", "steps"} | {"root"}
+    assert set(got["steps"][0]) == {
+        "cert", "kind", "txid", "height", "from", "to", "wh", "other", "note",
+    }  # fmt: skip
