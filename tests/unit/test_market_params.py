@@ -291,3 +291,33 @@ def test_custom_slot_length_and_gate(factory: LedgerFactory) -> None:
     m.submit(tx)
     m.mine()
     m.ok(tx)
+
+
+@pytest.mark.parametrize(
+    ("spot", "ok"),
+    [
+        ({"utc_offset_seconds": 50_400}, True),
+        ({"utc_offset_seconds": -50_401}, False),
+        ({"buyer_fee_bps": 1_000, "seller_fee_bps": 1_000}, True),
+        ({"seller_fee_bps": 1_001}, False),
+        ({"shortfall_penalty_bps": 10_000}, True),
+        ({"shortfall_penalty_bps": 10_001}, False),
+        ({"open_hour": 22, "close_hour": 8}, True),  # overnight
+        ({"open_hour": 9, "close_hour": 9}, False),
+        ({"gate_closure_seconds": 0}, True),
+        ({"gate_closure_seconds": 90}, False),  # not whole minutes
+        ({"max_lead_seconds": 300}, False),  # not above the gate closure
+        ({"min_order_wh": 10**12, "max_order_wh": 10**12}, True),
+        ({"max_order_wh": 10**12 + 1}, False),
+        ({"max_price": 10**12, "min_price": 10_000}, True),
+        ({"min_price": 15_000}, False),  # not a multiple of the tick
+        ({"max_lead_seconds": 5 * 365 * 86_400}, True),
+        ({"max_lead_seconds": 5 * 365 * 86_400 + 1}, False),
+    ],
+)
+def test_the_readme_params_table_bounds(spot: dict[str, Any], ok: bool) -> None:
+    # README, The market, Params: the bounds column.
+    if ok:
+        assert markets_of({"spot": spot})["spot"]
+    else:
+        refused({"spot": spot})
