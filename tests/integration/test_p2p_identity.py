@@ -22,7 +22,7 @@ from powernode.devnet.datadir import free_port, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.node.node import Node
 from powernode.node.p2p_key import load_or_create_p2p_key
-from powernode.protocol.messages import GetAddr
+from powernode.protocol.messages import Addr, GetAddr
 from tests.harness import TEST_CHAIN
 from tests.harness.arpc import AsyncRpc
 from tests.harness.network import async_wait_until, connect, linked
@@ -167,6 +167,28 @@ async def test_close_frames_say_refused_protocol_fault_or_banned(pair: Pair) -> 
         await banned.connect()
         assert await banned.wait_disconnected() == 4003
         assert banned.close_reason == "banned"
+
+
+async def test_the_address_book_holds_at_most_1000_learned_addresses(pair: Pair) -> None:
+    # README, Addresses: "at most 1,000 addresses: once full, addresses
+    # learned from `addr` ... are not taken (those of `peers` and `peer.add`
+    # always are)"; entries that are not host:port with a numeric port are
+    # skipped.
+    net = p2p(pair.a)
+    room = 1_000 - len(net.addrbook)
+    peer = TestPeer.for_node(pair.a)
+    async with peer:
+        await peer.connect()
+        learned = [f"127.0.9.{i // 250}:{20_000 + i}" for i in range(room + 5)]
+        await peer.send(Addr(["nonsense", "127.0.0.1:port", *learned[:900]]))
+        await peer.send(Addr(learned[900:]))
+        await peer.sync_with_ping()
+    assert "nonsense" not in net.addrbook and "127.0.0.1:port" not in net.addrbook
+    assert len(net.addrbook) == 1_000
+    assert learned[room - 1] in net.addrbook and learned[room] not in net.addrbook
+    got = await pair.rpc.call("peer.add", {"address": "127.0.9.99:1"})
+    assert got is not None
+    assert "127.0.9.99:1" in net.addrbook
 
 
 async def test_a_claimed_listen_address_is_checked_by_a_dial_back(
