@@ -209,13 +209,6 @@ def build_meter_batch(
 # --- meter batch: sending and telling ------------------------------------------------
 
 
-def naming_lines(lines: list[int]) -> str:
-    """The file lines of a batch, the first five, the word agreeing with
-    the count: ``line 3``, ``lines 1, 3``, ``lines 1, 2, 3, 4, 5..``."""
-    shown = ", ".join(map(str, lines[:5])) + (".." if len(lines) > 5 else "")
-    return f"{'line' if len(lines) == 1 else 'lines'} {shown}"
-
-
 def batch_summary(status: dict[str, Any], interval: int, entries: int) -> dict[str, Any]:
     """A batch tx's status with what its receipt says of its readings."""
     events = status.get("receipt", {}).get("events", [])
@@ -275,10 +268,11 @@ def send_batches(
         try:
             sent.append((c.submit(tx), interval, len(rs)))
         except RpcError as exc:
+            lines = sorted(r.line for r in rs)
             refused = (
-                f"the batch of {counted(len(rs), 'reading')} for interval {interval}"
-                f" ({naming_lines(sorted(r.line for r in rs))}) was refused: {exc};"
-                " nothing after it was sent"
+                f"the batch of {counted(len(rs), 'reading')} for interval {interval} (lines "
+                f"{', '.join(map(str, lines[:5]))}{'..' if len(rs) > 5 else ''}) was "
+                f"refused: {exc}; nothing after it was sent"
             )
             break
         nonce += 1

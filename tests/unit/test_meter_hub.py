@@ -3,7 +3,7 @@ order the chain requires), at most MAX_BATCH_READINGS per tx."""
 
 from __future__ import annotations
 
-from powernode.cli.hub import SignedReading, batch_summary, batches, naming_lines, summary_text
+from powernode.cli.hub import SignedReading, batch_summary, batches, summary_text
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
 
 
@@ -56,9 +56,3 @@ def test_a_batch_summary_counts_applied_and_names_skipped_entries() -> None:
         "1 skipped, 1 certificate issued (1.5 kWh)",
         f"  skipped device {skipped}: duplicate_reading",
     ]
-
-
-def test_a_refused_batch_names_its_lines_agreeing_with_the_count() -> None:
-    assert naming_lines([3]) == "line 3"
-    assert naming_lines([1, 3]) == "lines 1, 3"
-    assert naming_lines(list(range(1, 8))) == "lines 1, 2, 3, 4, 5.."
