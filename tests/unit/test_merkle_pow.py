@@ -8,6 +8,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from powernode.core import encoding
+from powernode.core.block import make_header
 from powernode.core.crypto import ZERO_HASH, sha256
 from powernode.core.merkle import MerkleAccumulator, MerkleProof, merkle_proof, merkle_root
 from powernode.core.pow import (
@@ -321,3 +323,19 @@ def test_target_tracks_exponential(h: int, offset: int) -> None:
 def test_target_always_within_bounds(anchor: int, h: int, offset: int, limit: int) -> None:
     t = asert(h, T0 + offset, anchor=anchor, limit=limit)
     assert 1 <= t <= limit
+
+
+def test_the_readme_pow_formula() -> None:
+    # README, Consensus in brief: PBKDF2-HMAC-SHA256 over SHA-256 of the
+    # header array without its nonce, then the nonce as 8 bytes big-endian,
+    # salt "powernode-pow-v1", 64 iterations; the hash is SHA-256 of the
+    # header's canonical bytes; work is 2^256 // (target + 1).
+    h = make_header(1, 7, b"\x01" * 32, 1_700_000_000, b"\x0f" + b"\xff" * 31, 12345,
+                    b"\x02" * 32, b"\x03" * 32, b"\x04" * 20)  # fmt: skip
+    fields = [1, 7, b"\x01" * 32, 1_700_000_000, b"\x0f" + b"\xff" * 31, b"\x02" * 32,
+              b"\x03" * 32, b"\x04" * 20]  # fmt: skip
+    password = hashlib.sha256(encoding.encode(fields)).digest() + (12345).to_bytes(8, "big")
+    want = hashlib.pbkdf2_hmac("sha256", password, b"powernode-pow-v1", 64)
+    assert pow_hash(h.pow_commitment(), h.nonce) == int.from_bytes(want, "big")
+    assert h.hash == hashlib.sha256(encoding.encode([*fields[:5], 12345, *fields[5:]])).digest()
+    assert block_work(h.target_int) == 2**256 // (int.from_bytes(h.target, "big") + 1)
