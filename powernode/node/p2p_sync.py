@@ -117,7 +117,8 @@ class Sync:
         self._check_soon = False  # a _start_checks call is scheduled
         self._ahead = 0  # txs of queued blocks whose check started
         # Peers a queued block of proved misbehaving: the rest of what they
-        # sent is dropped unconnected, and they are punished once.
+        # sent is dropped unconnected, and they are punished once, whether
+        # still connected or not.
         self._blamed: set[int] = set()
         # Runs committed, and the blocks in them (tests and benchmarks read them).
         self.runs = 0
@@ -406,9 +407,11 @@ class Sync:
         except InvalidBlock as exc:
             if proves_misbehaviour(exc) and self._punish is not None:
                 self._blamed.add(peer.id)
-                if peer.id in self.peers:
-                    why = ProtocolError(f"invalid block: {exc.message}", code=exc.code)
-                    self._punish(peer, why)
+                # Connected or not: a peer that hung up once its blocks were
+                # queued is banned by what it proved (node id, IP) all the
+                # same, so it cannot come straight back with them.
+                why = ProtocolError(f"invalid block: {exc.message}", code=exc.code)
+                self._punish(peer, why)
             return ""
         entry = self.chain.index.get(block.hash)
         if entry is not None:
