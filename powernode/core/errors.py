@@ -888,6 +888,16 @@ class BadHeaders(ProtocolError):
     code = "bad_headers"
 
 
+class Stalling(ProtocolError):
+    """The peer's handshake claimed more work than our chain, and it sent no
+    headers backing that claim in time: it holds a sync slot (and our
+    ``syncing`` state) for nothing. Disconnected, not banned, as Bitcoin Core
+    and geth drop a stalling peer: an honest node may be slow."""
+
+    code = "stalling"
+    bans_peer = False
+
+
 class UnconnectingHeaders(ProtocolError):
     """Too many ``headers`` batches in a row that link to no block we know."""
 

@@ -6,6 +6,13 @@ blocks behind them are fetched from the peer that announced them, at most
 they arrive parent first. A peer that stalls loses its requests to another
 peer; it is not punished.
 
+A hello's height and work are claims that cost nothing: they make us ask
+for headers, nothing more. How far behind we are (``target_height``) is the
+best height connected peers have backed with proof of work (headers, or
+blocks of ours they have), so a claim cannot send tip blocks through the
+queue. A peer whose claim stays unbacked for ``CLAIM_TIMEOUT_S`` is dropped
+as stalling (not banned), as Bitcoin Core and geth drop one.
+
 While behind, a block we asked for does not connect as it arrives: it waits
 in a queue (at most ``max_blocks_in_flight`` more per peer) while the verify
 workers check its txs' signatures, filling the signature cache, and one task
@@ -35,6 +42,7 @@ from powernode.core.errors import (
     InvalidBlock,
     PowernodeError,
     ProtocolError,
+    Stalling,
     StorageError,
     TimeTooNew,
     UnconnectingHeaders,
@@ -49,6 +57,10 @@ from powernode.protocol.messages import GetData, GetHeaders
 log = logging.getLogger("powernode.sync")
 
 STALL_MS = 20_000
+# How long a peer whose hello claims more work than our chain has to send
+# the headers backing it: header batches come back to back (2,000 each,
+# about 0.1 s to check), so an honest peer needs a fraction of this.
+CLAIM_TIMEOUT_S = 60.0
 PROGRESS_EVERY_S = 2.0
 # Blocks queued per peer; more are asked for once these arrive.
 MAX_TO_FETCH = 20_000
@@ -125,7 +137,11 @@ class Sync:
         self.run_blocks = 0
         self.peak_queued = 0  # the most blocks the queue held at once
         self.peak_ahead = 0  # the most txs checked ahead at once
+        # The best height a connected peer has backed with proof of work.
         self.target_height = 0
+        # Peer id -> (deadline, monotonic s; the height its hello claimed),
+        # while the claim is above what the peer has backed.
+        self._claims: dict[int, tuple[float, int]] = {}
         self._last_progress = time.monotonic()
         self._progress_height = 0
         self._asked_headers: dict[int, float] = {}  # peer id -> when (monotonic s)
@@ -165,11 +181,13 @@ class Sync:
 
     def peer_ready(self, peer: Peer) -> None:
         if peer.work > self.chain.tip.work:
-            self.target_height = max(self.target_height, peer.height)
+            # Only a claim: the headers it answers with are what count.
+            self._claims[peer.id] = (time.monotonic() + CLAIM_TIMEOUT_S, peer.height)
             self.ask_headers(peer, force=True)
 
     def peer_gone(self, peer: Peer) -> None:
         self._asked_headers.pop(peer.id, None)
+        self._claims.pop(peer.id, None)
         if peer.id not in self._queued_from:
             self._blamed.discard(peer.id)
         orphaned = [h for h in [*peer.in_flight, *peer.to_fetch] if not self._have(h)]
@@ -219,6 +237,7 @@ class Sync:
             prev_hash, prev_height, prev_time = h.hash, h.height, h.timestamp
         last = headers[-1]
         peer.height = max(peer.height, last.height)
+        peer.proven_height = max(peer.proven_height, last.height)
         self.target_height = max(self.target_height, last.height)
         _queue(
             peer,
@@ -445,13 +464,41 @@ class Sync:
                 _queue(target, stalled)
                 emit(log, "sync.stalled", peer=peer.key, blocks=len(stalled), moved_to=target.key)
                 self.request_more(target)
-        best = max((p.height for p in peers), default=0)
-        self.target_height = max(self.target_height, best)
+        # What connected peers have proven, not what they claimed, nor what
+        # a peer since gone once proved.
+        self.target_height = max((p.proven_height for p in peers), default=0)
+        self._check_claims(peers)
         self._log_progress()
         # Keep asking the best peer while behind and nothing is on its way.
         idle = not self._queue and not any(p.in_flight or p.to_fetch for p in peers)
         if self.chain.height < self.target_height and peers and idle:
             self.ask_headers(max(peers, key=lambda p: p.height))
+
+    def _check_claims(self, peers: list[Peer]) -> None:
+        """Drop as stalling a peer whose hello claimed more work than our
+        chain and that has not backed the claim with headers in time."""
+        if not self._claims:
+            return
+        now = time.monotonic()
+        tip_work = self.chain.tip.work
+        for peer in peers:
+            claim = self._claims.get(peer.id)
+            if claim is None:
+                continue
+            deadline, height = claim
+            # Backed, or moot: our chain has the work it claimed.
+            if peer.proven_height >= height or tip_work >= peer.work:
+                del self._claims[peer.id]
+            elif now > deadline:
+                del self._claims[peer.id]
+                if self._punish is not None:
+                    self._punish(
+                        peer,
+                        Stalling(
+                            f"claimed height {height}, backed {peer.proven_height} "
+                            f"after {CLAIM_TIMEOUT_S:.0f} s"
+                        ),
+                    )
 
     def _log_progress(self) -> None:
         """While behind: a progress line every 2 s or 100 blocks; when caught
