@@ -96,10 +96,13 @@ class _Queued:
     checked: asyncio.Future[None] | None = None
 
 
-def _queue(peer: Peer, hashes: list[bytes]) -> None:
+def _queue(peer: Peer, hashes: list[bytes]) -> list[bytes]:
+    """Queue what room allows; returns the hashes queued."""
     room = MAX_TO_FETCH - len(peer.to_fetch)
-    for h in hashes[: max(room, 0)]:
+    queued = hashes[: max(room, 0)]
+    for h in queued:
         peer.to_fetch[h] = None
+    return queued
 
 
 class Sync:
@@ -239,10 +242,13 @@ class Sync:
         peer.height = max(peer.height, last.height)
         peer.proven_height = max(peer.proven_height, last.height)
         self.target_height = max(self.target_height, last.height)
-        _queue(
+        queued = _queue(
             peer,
             [h.hash for h in headers if not self._have(h.hash) and not self._requested(h.hash)],
         )
+        # Checked above, before anything was asked for: the block's own
+        # check need not hash it again.
+        self.chain.note_pow_checked(queued)
         self.request_more(peer)
         if len(headers) >= 2000:
             self.ask_headers(peer, after=last.hash, force=True)
