@@ -381,6 +381,18 @@ class BlockStore:
         self._batched = False
         self._end_batch(db, commit=True)
 
+    def commit_batch(self) -> None:
+        """Inside ``batch()``: commit what it holds so far and go on in a new
+        transaction, so a long batch (a reindex) commits in runs and a crash
+        loses only the run under way. The caller calls it between write
+        calls, where memory matches what is committed."""
+        if not self._batched:
+            raise RuntimeError("commit_batch outside a batch")
+        with self._io():
+            db = self.db
+            db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+
     def _end_batch(self, db: sqlite3.Connection, *, commit: bool) -> None:
         """COMMIT the batch's transaction, or (after a fault) roll it back.
         A COMMIT refused is a fault (a fault swallowed inside the batch is
@@ -584,8 +596,8 @@ class BlockStore:
         then re-applies the most-work stored chain from genesis, checking
         each block as on connect (``powernode run --reindex``). Blocks once
         found invalid are checked again too. A crash during the re-apply
-        leaves a consistent store at the last re-applied block, which the
-        next start carries on from."""
+        (committed in runs: ``commit_batch``) leaves a consistent store at
+        the end of the last run, which the next start carries on from."""
         with self._transaction() as db:
             for table in ("state", "undo", "receipts", "chain", "txindex"):
                 db.execute(f"DELETE FROM {table}")
