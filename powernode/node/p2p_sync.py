@@ -198,7 +198,7 @@ class Sync:
             return
         others = [p for p in self.peers.values() if p is not peer]
         if others:
-            best = max(others, key=lambda p: p.height)
+            best = max(others, key=lambda p: p.proven_height)
             _queue(best, orphaned)
             self.request_more(best)
 
@@ -466,7 +466,7 @@ class Sync:
                 for h in stalled:
                     del peer.in_flight[h]
                 others = [p for p in peers if p is not peer]
-                target = max(others, key=lambda p: p.height) if others else peer
+                target = max(others, key=lambda p: p.proven_height) if others else peer
                 _queue(target, stalled)
                 emit(log, "sync.stalled", peer=peer.key, blocks=len(stalled), moved_to=target.key)
                 self.request_more(target)
@@ -478,7 +478,7 @@ class Sync:
         # Keep asking the best peer while behind and nothing is on its way.
         idle = not self._queue and not any(p.in_flight or p.to_fetch for p in peers)
         if self.chain.height < self.target_height and peers and idle:
-            self.ask_headers(max(peers, key=lambda p: p.height))
+            self.ask_headers(max(peers, key=lambda p: p.proven_height))
 
     def _check_claims(self, peers: list[Peer]) -> None:
         """Drop as stalling a peer whose hello claimed more work than our
