@@ -4,7 +4,8 @@ Headers arrive in batches of up to 2,000 after our block locator; the
 blocks behind them are fetched from the peer that announced them, at most
 ``max_blocks_in_flight`` at a time, and, since one WebSocket keeps order,
 they arrive parent first. A peer that stalls loses its requests to another
-peer; it is not punished.
+peer; one that sends none of the blocks it announced two rounds in a row
+(silent for ``STALL_MS``, or ``notfound``) is dropped as stalling.
 
 A hello's height and work are claims that cost nothing: they make us ask
 for headers, nothing more. How far behind we are (``target_height``) is the
@@ -61,6 +62,11 @@ STALL_MS = 20_000
 # the headers backing it: header batches come back to back (2,000 each,
 # about 0.1 s to check), so an honest peer needs a fraction of this.
 CLAIM_TIMEOUT_S = 60.0
+# Rounds in a row in which a peer sent none of the blocks asked of it (its
+# requests stalled, or it answered notfound for blocks it announced) before
+# it is dropped as stalling: once may be a busy honest node, twice holds the
+# sync (and its target) on blocks that never come.
+MAX_UNSERVED = 2
 PROGRESS_EVERY_S = 2.0
 # Blocks queued per peer; more are asked for once these arrive.
 MAX_TO_FETCH = 20_000
@@ -145,6 +151,11 @@ class Sync:
         # Peer id -> (deadline, monotonic s; the height its hello claimed),
         # while the claim is above what the peer has backed.
         self._claims: dict[int, tuple[float, int]] = {}
+        # Peer id -> rounds in a row it served none of the blocks asked of it.
+        self._unserved: dict[int, int] = {}
+        # Peer id -> blocks asked of it that another peer announced (moved
+        # from a peer that stalled or left): its notfound for them is fair.
+        self._moved_to: dict[int, set[bytes]] = {}
         self._last_progress = time.monotonic()
         self._progress_height = 0
         self._asked_headers: dict[int, float] = {}  # peer id -> when (monotonic s)
@@ -191,6 +202,8 @@ class Sync:
     def peer_gone(self, peer: Peer) -> None:
         self._asked_headers.pop(peer.id, None)
         self._claims.pop(peer.id, None)
+        self._unserved.pop(peer.id, None)
+        self._moved_to.pop(peer.id, None)
         if peer.id not in self._queued_from:
             self._blamed.discard(peer.id)
         orphaned = [h for h in [*peer.in_flight, *peer.to_fetch] if not self._have(h)]
@@ -198,9 +211,39 @@ class Sync:
             return
         others = [p for p in self.peers.values() if p is not peer]
         if others:
-            best = max(others, key=lambda p: p.proven_height)
-            _queue(best, orphaned)
-            self.request_more(best)
+            self._move(orphaned, max(others, key=lambda p: p.proven_height))
+
+    def _move(self, hashes: list[bytes], to: Peer) -> None:
+        """Ask ``to`` for blocks another peer announced."""
+        self._moved_to.setdefault(to.id, set()).update(_queue(to, hashes))
+        self.request_more(to)
+
+    def _served(self, peer: Peer, block_hash: bytes) -> None:
+        self._unserved.pop(peer.id, None)
+        moved = self._moved_to.get(peer.id)
+        if moved is not None:
+            moved.discard(block_hash)
+
+    def _unserved_round(self, peer: Peer, why: str) -> None:
+        """``peer`` sent none of the blocks asked of it this round: dropped
+        as stalling after ``MAX_UNSERVED`` such rounds in a row."""
+        n = self._unserved.get(peer.id, 0) + 1
+        self._unserved[peer.id] = n
+        if n >= MAX_UNSERVED and self._punish is not None and peer.id in self.peers:
+            del self._unserved[peer.id]
+            self._punish(peer, Stalling(f"{why}, {n} rounds in a row"))
+
+    def on_notfound(self, peer: Peer, hashes: list[bytes]) -> None:
+        """``peer`` will not send these blocks: those it announced itself
+        (not moved to it from another peer) are a round it served nothing."""
+        moved = self._moved_to.get(peer.id, set())
+        announced = [h for h in hashes if h in peer.in_flight and h not in moved]
+        for h in hashes:
+            if h in peer.in_flight:
+                del peer.in_flight[h]
+                moved.discard(h)
+        if announced:
+            self._unserved_round(peer, f"notfound for {len(announced)} blocks it announced")
 
     def on_block_inv(self, peer: Peer, hashes: list[bytes]) -> None:
         want = [h for h in hashes if not self._have(h) and not self._requested(h)]
@@ -254,6 +297,7 @@ class Sync:
             self.ask_headers(peer, after=last.hash, force=True)
 
     def on_block(self, peer: Peer, block: Block, outcome: str) -> None:
+        self._served(peer, block.hash)
         self._log_progress()
         if outcome == "orphan":
             # We lack its ancestors: ask this peer what leads to it.
@@ -290,6 +334,7 @@ class Sync:
         queue it, start the check of its signatures and return True: it
         connects later, in a run. False: the caller submits it now (a block
         at the tip, or no task may be started)."""
+        self._served(peer, block.hash)
         if self._spawn is None:
             return False
         if not self._queue and block.height >= self.target_height:
@@ -467,9 +512,13 @@ class Sync:
                     del peer.in_flight[h]
                 others = [p for p in peers if p is not peer]
                 target = max(others, key=lambda p: p.proven_height) if others else peer
-                _queue(target, stalled)
                 emit(log, "sync.stalled", peer=peer.key, blocks=len(stalled), moved_to=target.key)
-                self.request_more(target)
+                if target is peer:
+                    _queue(peer, stalled)
+                    self.request_more(peer)
+                else:
+                    self._move(stalled, target)
+                self._unserved_round(peer, f"{len(stalled)} blocks asked for not sent in time")
         # What connected peers have proven, not what they claimed, nor what
         # a peer since gone once proved.
         self.target_height = max((p.proven_height for p in peers), default=0)

@@ -8,6 +8,7 @@ import pytest
 
 from powernode.node import p2p_sync
 from powernode.protocol.messages import Inv
+from tests.harness.builder import ChainBuilder
 from tests.harness.network import async_wait_until
 from tests.harness.p2pnet import events, peer_by_listen
 from tests.integration.test_p2p_hostile import Net, builder, ready
@@ -92,3 +93,62 @@ async def test_a_claim_backed_by_headers_is_synced_and_its_peer_kept(
         assert not peer.is_closed
         assert peer_by_listen(net.node, peer.hello.listen) is not None
     assert events(caplog, "peer.dropped", node=peer.hello.node_id.hex()) == []
+
+
+async def _ignore(msg: object) -> None:
+    return None
+
+
+@pytest.mark.parametrize("answer", ["notfound", "silence"])
+async def test_a_peer_that_never_sends_the_blocks_its_headers_announce_is_dropped(
+    net: Net, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    """A peer backs its claim with 10 valid headers, then answers the node's
+    requests for their blocks with ``notfound`` (or not at all): after two
+    such rounds it is dropped as ``stalling``, not banned, and its headers
+    stop steering the node: a block another peer announces at the tip then
+    connects at once. The honest peer asked for them meanwhile (it never
+    announced them) is not blamed for its ``notfound``."""
+    monkeypatch.setattr(p2p_sync, "STALL_MS", 1_000)
+    assert net.node.p2p is not None and net.honest.p2p is not None
+    sync = net.node.p2p._sync
+    chain = net.node.ledger.chain
+    b = builder(net)
+    try:
+        announced = b.mine(10)
+    finally:
+        b.close()
+    other = ChainBuilder(net.genesis, net.tmp / "other")
+    try:
+        tip_block = other.next_block(miner=b"\x07" * 20)
+    finally:
+        other.close()
+    async with net.hostile(height=10, work=MUCH_WORK) as liar:
+        liar.headers = [blk.header.encode() for blk in announced]
+        if answer == "silence":
+            liar.on_getdata = _ignore  # type: ignore[method-assign]
+        await liar.connect()
+        await ready(net, liar)
+        await liar.wait_disconnected(timeout=60)
+        node = liar.hello.node_id.hex()
+        (dropped,) = events(caplog, "peer.dropped", node=node)
+        assert dropped.fields["reason"] == "stalling"  # type: ignore[attr-defined]
+        assert events(caplog, "peer.banned", node=node) == []
+        assert len([m for m in liar.messages("getdata") if m.kind == "block"]) >= 2  # type: ignore[attr-defined]
+    await async_wait_until(
+        lambda: peer_by_listen(net.node, liar.hello.listen) is None,
+        what="the node to forget the liar",
+    )
+    assert chain.height == 0
+    honest = net.honest.p2p.node_id.hex()
+    assert events(caplog, "peer.dropped", node=honest) == []
+    assert peer_by_listen(net.node, net.honest.p2p.listen) is not None
+    await async_wait_until(lambda: sync.target_height == 0, what="the target to follow")
+    async with net.hostile() as relay:
+        relay.blocks = {tip_block.hash: tip_block.raw}
+        await relay.connect()
+        await ready(net, relay)
+        await relay.send(Inv("block", [tip_block.hash]))
+        await async_wait_until(lambda: chain.height == 1, what="the announced block")
+    assert chain.tip.hash == tip_block.hash
+    assert sync.runs == 0
