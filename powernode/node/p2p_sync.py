@@ -102,6 +102,16 @@ class _Queued:
     checked: asyncio.Future[None] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """What a peer's hello claimed beyond our chain, to be backed by
+    ``deadline`` (monotonic s)."""
+
+    deadline: float
+    height: int
+    work: int  # 0: it claimed no more work than ours, only a greater height
+
+
 def _queue(peer: Peer, hashes: list[bytes]) -> list[bytes]:
     """Queue what room allows; returns the hashes queued."""
     room = MAX_TO_FETCH - len(peer.to_fetch)
@@ -148,9 +158,9 @@ class Sync:
         self.peak_ahead = 0  # the most txs checked ahead at once
         # The best height a connected peer has backed with proof of work.
         self.target_height = 0
-        # Peer id -> (deadline, monotonic s; the height its hello claimed),
-        # while the claim is above what the peer has backed.
-        self._claims: dict[int, tuple[float, int]] = {}
+        # Peer id -> the claim of its hello above our chain, while the peer
+        # has not backed it.
+        self._claims: dict[int, _Claim] = {}
         # Peer id -> rounds in a row it served none of the blocks asked of it.
         self._unserved: dict[int, int] = {}
         # Peer id -> blocks asked of it that another peer announced (moved
@@ -194,9 +204,16 @@ class Sync:
     # --- events from P2P ----------------------------------------------------
 
     def peer_ready(self, peer: Peer) -> None:
-        if peer.work > self.chain.tip.work:
+        tip = self.chain.tip
+        # A height above ours shows in ``syncing`` even with less work, so it
+        # must be backed too.
+        if peer.work > tip.work or peer.height > tip.height:
             # Only a claim: the headers it answers with are what count.
-            self._claims[peer.id] = (time.monotonic() + CLAIM_TIMEOUT_S, peer.height)
+            self._claims[peer.id] = _Claim(
+                deadline=time.monotonic() + CLAIM_TIMEOUT_S,
+                height=peer.height,
+                work=peer.work if peer.work > tip.work else 0,
+            )
             self.ask_headers(peer, force=True)
 
     def peer_gone(self, peer: Peer) -> None:
@@ -530,27 +547,32 @@ class Sync:
             self.ask_headers(max(peers, key=lambda p: p.proven_height))
 
     def _check_claims(self, peers: list[Peer]) -> None:
-        """Drop as stalling a peer whose hello claimed more work than our
-        chain and that has not backed the claim with headers in time."""
+        """Drop as stalling a peer whose hello claimed more than our chain
+        (work or height) and that has not backed the claim in time."""
         if not self._claims:
             return
         now = time.monotonic()
-        tip_work = self.chain.tip.work
+        tip = self.chain.tip
         for peer in peers:
             claim = self._claims.get(peer.id)
             if claim is None:
                 continue
-            deadline, height = claim
-            # Backed, or moot: our chain has the work it claimed.
-            if peer.proven_height >= height or tip_work >= peer.work:
+            # Backed, or moot: our chain has reached what it claimed (its
+            # height, or the work it claimed: an honest peer may have moved
+            # to a shorter chain with more work since its hello).
+            if (
+                peer.proven_height >= claim.height
+                or tip.height >= claim.height
+                or (claim.work and tip.work >= claim.work)
+            ):
                 del self._claims[peer.id]
-            elif now > deadline:
+            elif now > claim.deadline:
                 del self._claims[peer.id]
                 if self._punish is not None:
                     self._punish(
                         peer,
                         Stalling(
-                            f"claimed height {height}, backed {peer.proven_height} "
+                            f"claimed height {claim.height}, backed {peer.proven_height} "
                             f"after {CLAIM_TIMEOUT_S:.0f} s"
                         ),
                     )

@@ -21,14 +21,15 @@ CLAIM_TIMEOUT_S = 3.0
 MUCH_WORK = (1 << 200).to_bytes(32, "big")
 
 
+@pytest.mark.parametrize("work", [MUCH_WORK, bytes(32)], ids=["more_work", "height_only"])
 async def test_a_claimed_height_nobody_backs_steers_nothing_and_its_peer_is_dropped(
-    net: Net, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    net: Net, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, work: bytes
 ) -> None:
-    """A peer claims a chain a million blocks high and sends no headers: the
-    node asks it for headers, but a block announced at its tip by another
-    peer connects at once (no sync run), and once the claim's time is out
-    the liar is dropped as ``stalling``, not banned, and the node is no
-    longer ``syncing``."""
+    """A peer claims a chain a million blocks high (with more work than
+    ours, or none) and sends no headers: the node asks it for headers, but
+    a block announced at its tip by another peer connects at once (no sync
+    run), and once the claim's time is out the liar is dropped as
+    ``stalling``, not banned, and the node is no longer ``syncing``."""
     monkeypatch.setattr(p2p_sync, "CLAIM_TIMEOUT_S", CLAIM_TIMEOUT_S)
     assert net.node.p2p is not None
     sync = net.node.p2p._sync
@@ -38,7 +39,7 @@ async def test_a_claimed_height_nobody_backs_steers_nothing_and_its_peer_is_drop
         block = b.next_block()
     finally:
         b.close()
-    async with net.hostile(height=1_000_000, work=MUCH_WORK) as liar:
+    async with net.hostile(height=1_000_000, work=work) as liar:
         await liar.connect()
         await ready(net, liar)
         await liar.wait_for_message("getheaders")
