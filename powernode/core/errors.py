@@ -889,10 +889,11 @@ class BadHeaders(ProtocolError):
 
 
 class Stalling(ProtocolError):
-    """The peer's handshake claimed more work than our chain, and it sent no
-    headers backing that claim in time: it holds a sync slot (and our
-    ``syncing`` state) for nothing. Disconnected, not banned, as Bitcoin Core
-    and geth drop a stalling peer: an honest node may be slow."""
+    """The peer's handshake claimed more than our chain (work or height) and
+    it sent no headers backing the claim in time, or it sent none of the
+    blocks its headers announced two rounds in a row: it holds the sync
+    (and our ``syncing`` state) for nothing. Disconnected, not banned, as
+    Bitcoin Core and geth drop a stalling peer: an honest node may be slow."""
 
     code = "stalling"
     bans_peer = False

@@ -58,8 +58,8 @@ from powernode.protocol.messages import GetData, GetHeaders
 log = logging.getLogger("powernode.sync")
 
 STALL_MS = 20_000
-# How long a peer whose hello claims more work than our chain has to send
-# the headers backing it: header batches come back to back (2,000 each,
+# How long a peer whose hello claims more work or height than our chain has
+# to send the headers backing it: header batches come back to back (2,000 each,
 # about 0.1 s to check), so an honest peer needs a fraction of this.
 CLAIM_TIMEOUT_S = 60.0
 # Rounds in a row in which a peer sent none of the blocks asked of it (its
