@@ -117,6 +117,10 @@ class Chain:
         # an activation's update would otherwise hold every block it
         # connected, and its result, in memory until the end.
         self.keep_connected = True
+        # True while a reindex re-applies the stored blocks (node.py): each
+        # block is checked again as when it came (size, PoW, merkle root),
+        # not only executed.
+        self.recheck_blocks = False
 
     # --- loading ------------------------------------------------------------
 
@@ -378,6 +382,10 @@ class Chain:
         started = time.perf_counter()
         block = self.get_block(entry.hash)
         assert entry.prev is not None and entry.prev is self.tip
+        if self.recheck_blocks:
+            check_block(
+                block, max_txs=self.params.max_block_txs, max_bytes=self.params.max_block_bytes
+            )
         try:
             self.sigcache.verify_all(block.txs, self.verify_batch)
         except PowernodeError as exc:

@@ -225,6 +225,7 @@ class Node:
                 ledger.chain, self.metrics, commit=store.commit_batch
             )
             ledger.chain.keep_connected = False
+            ledger.chain.recheck_blocks = True
         try:
             # A reindex commits in runs, as sync does (ReindexProgress ends
             # each): one commit per run, not per block.
@@ -240,6 +241,7 @@ class Node:
         if self.reindex:
             ledger.chain.connect_observer = self.metrics.connect_seconds.observe
             ledger.chain.keep_connected = True
+            ledger.chain.recheck_blocks = False
             emit(
                 log,
                 "reindex.done",

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from powernode.chain.index import HAVE_DATA
 from powernode.chain.store import BlockStore
 from powernode.client import build_transfer
-from powernode.core.crypto import KeyPair
+from powernode.core.block import make_block
+from powernode.core.crypto import ZERO_ADDRESS, KeyPair
 from powernode.devnet.datadir import init_datadir, write_genesis
-from powernode.devnet.devchain import dev_genesis
+from powernode.devnet.devchain import dev_genesis, solve
 from powernode.node import node as node_module
 from powernode.node.config import load_config
 from powernode.node.node import Node
@@ -107,3 +110,36 @@ async def test_a_reindex_commits_in_runs_and_a_crash_in_one_resumes(
         assert again.ledger.chain.state.snapshot() == node.ledger.chain.state.snapshot()
     finally:
         await again.stop()
+
+
+async def test_a_reindex_checks_each_stored_blocks_proof_of_work(tmp_path: Path) -> None:
+    """As the README says, a reindex checks each stored block as on connect,
+    proof of work included: a stored block on the tip whose PoW misses its
+    target is refused (``bad_pow``, marked invalid), and the tip stays."""
+    genesis = write_genesis(tmp_path / "genesis.json", dev_genesis({}, chain_id=TEST_CHAIN))
+    d = tmp_path / "node"
+    init_datadir(d, genesis)
+    node = Node(load_config(d))
+    await node.start()
+    try:
+        await node.mine_now(3)
+        tip = node.ledger.chain.tip
+        tmpl = node.ledger.template(ZERO_ADDRESS, now=int(time.time()))
+        bad = make_block(solve(tmpl.header, want_valid=False), tmpl.txs)
+    finally:
+        await node.stop()
+    store = BlockStore(d / "chain.db")
+    store.open()
+    try:
+        store.put_block(bad, HAVE_DATA, 10_000)
+    finally:
+        store.close()
+    node = Node(load_config(d), reindex=True)
+    await node.start()
+    try:
+        chain = node.ledger.chain
+        assert chain.tip.hash == tip.hash
+        entry = chain.index.get(bad.hash)
+        assert entry is not None and entry.failed
+    finally:
+        await node.stop()
