@@ -357,7 +357,13 @@ class BlockStore:
         leaves the store as it was before the batch. It commits what the
         calls completed also when an exception ends it early (the caller's
         memory already moved with each completed call), unless the store
-        met a fault: then nothing of the batch is written."""
+        met a fault: then nothing of the batch is written.
+
+        Only the store's own statements (its calls, the batch's BEGIN and
+        COMMIT) are watched for storage faults, as outside a batch: an
+        error the caller's code raises between its calls (an ``OSError``
+        of its own) reaches the caller as it is, and is no fault of the
+        store's."""
         if self._batched:
             raise RuntimeError("store batches do not nest")
         with self._io():
@@ -365,19 +371,46 @@ class BlockStore:
             if db.in_transaction:
                 raise RuntimeError("store transactions do not nest")
             db.execute("BEGIN IMMEDIATE")
-            self._batched = True
+        self._batched = True
+        try:
+            yield
+        except BaseException:
+            self._batched = False
+            self._end_batch(db, commit=self.fault is None)
+            raise
+        self._batched = False
+        self._end_batch(db, commit=True)
+
+    def commit_batch(self) -> None:
+        """Inside ``batch()``: commit what it holds so far and go on in a new
+        transaction, so a long batch (a reindex) commits in runs and a crash
+        loses only the run under way. The caller calls it between write
+        calls, where memory matches what is committed."""
+        if not self._batched:
+            raise RuntimeError("commit_batch outside a batch")
+        with self._io():
+            db = self.db
+            db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+
+    def _end_batch(self, db: sqlite3.Connection, *, commit: bool) -> None:
+        """COMMIT the batch's transaction, or (after a fault) roll it back.
+        A COMMIT refused is a fault (a fault swallowed inside the batch is
+        raised again here), and the transaction is rolled back, as a write
+        call's is outside a batch."""
+        if commit:
             try:
-                yield
-            except BaseException:
-                self._batched = False
-                if self.fault is None:
+                with self._io():
                     db.execute("COMMIT")
-                elif db.in_transaction:
+                return
+            except BaseException:
+                if db.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
                 raise
-            self._batched = False
-            db.execute("COMMIT")
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
 
     def close(self) -> None:
         if self._db is not None:
@@ -563,8 +596,8 @@ class BlockStore:
         then re-applies the most-work stored chain from genesis, checking
         each block as on connect (``powernode run --reindex``). Blocks once
         found invalid are checked again too. A crash during the re-apply
-        leaves a consistent store at the last re-applied block, which the
-        next start carries on from."""
+        (committed in runs: ``commit_batch``) leaves a consistent store at
+        the end of the last run, which the next start carries on from."""
         with self._transaction() as db:
             for table in ("state", "undo", "receipts", "chain", "txindex"):
                 db.execute(f"DELETE FROM {table}")

@@ -201,13 +201,16 @@ def decode_block(
     return Block(header=header, txs=tuple(txs), raw=raw)
 
 
-def check_block(block: Block, *, max_txs: int, max_bytes: int) -> None:
-    """Checks that need nothing but the block: size, PoW, merkle root, no duplicate tx."""
+def check_block(block: Block, *, max_txs: int, max_bytes: int, pow_checked: bool = False) -> None:
+    """Checks that need nothing but the block: size, PoW, merkle root, no
+    duplicate tx. ``pow_checked``: this very header (its hash) passed its PoW
+    check already, in the headers batch that announced it."""
     if len(block.raw) > max_bytes:
         raise OversizeBlock(f"block is {len(block.raw)} bytes, limit {max_bytes}")
     if len(block.txs) > max_txs:
         raise OversizeBlock(f"block has {len(block.txs)} txs, limit {max_txs}")
-    block.header.check_pow()
+    if not pow_checked:
+        block.header.check_pow()
     ids = block.txids()
     if len(set(ids)) != len(ids):
         raise DuplicateTx("block contains the same tx twice")

@@ -888,6 +888,17 @@ class BadHeaders(ProtocolError):
     code = "bad_headers"
 
 
+class Stalling(ProtocolError):
+    """The peer's handshake claimed more than our chain (work or height) and
+    it sent no headers backing the claim in time, or it sent none of the
+    blocks its headers announced two rounds in a row: it holds the sync
+    (and our ``syncing`` state) for nothing. Disconnected, not banned, as
+    Bitcoin Core and geth drop a stalling peer: an honest node may be slow."""
+
+    code = "stalling"
+    bans_peer = False
+
+
 class UnconnectingHeaders(ProtocolError):
     """Too many ``headers`` batches in a row that link to no block we know."""
 

@@ -24,8 +24,8 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, nullcontext
 from typing import Any, TypeVar
 
 from powernode.chain.chain import Chain, ChainUpdate
@@ -91,6 +91,10 @@ txlog = logging.getLogger("powernode.mempool")
 _PIPE_CHUNK = 128
 # How often a reindex logs its progress.
 REINDEX_EVERY_S = 1.0
+# A reindex commits its blocks in runs, as sync does (node/p2p_sync.py's
+# RUN_BLOCKS, RUN_MS): the commit is shared out, and a crash loses one run.
+REINDEX_RUN_BLOCKS = 64
+REINDEX_RUN_S = 0.25
 
 
 def load_node_key(config: NodeConfig) -> KeyPair:
@@ -217,10 +221,16 @@ class Node:
         if self.reindex:
             ledger.chain.reset_for_reindex()
             emit(log, "reindex.started", blocks=store.block_count())
-            ledger.chain.connect_observer = ReindexProgress(ledger.chain, self.metrics)
+            ledger.chain.connect_observer = ReindexProgress(
+                ledger.chain, self.metrics, commit=store.commit_batch
+            )
             ledger.chain.keep_connected = False
+            ledger.chain.recheck_blocks = True
         try:
-            ledger.load()
+            # A reindex commits in runs, as sync does (ReindexProgress ends
+            # each): one commit per run, not per block.
+            with store.batch() if self.reindex else nullcontext():
+                ledger.load()
         except DecodeError as exc:  # bytes SQLite kept intact, but wrong
             raise StoreCorrupt(
                 f"holds data that does not decode ({exc.message})",
@@ -231,6 +241,7 @@ class Node:
         if self.reindex:
             ledger.chain.connect_observer = self.metrics.connect_seconds.observe
             ledger.chain.keep_connected = True
+            ledger.chain.recheck_blocks = False
             emit(
                 log,
                 "reindex.done",
@@ -682,18 +693,37 @@ class Node:
 class ReindexProgress:
     """The connect observer while a reindex re-applies the stored chain: a
     ``reindex.progress`` line every ``REINDEX_EVERY_S`` seconds, with the
-    height reached and the rate since the last line."""
+    height reached and the rate since the last line; and, with ``commit``
+    (the store's ``commit_batch``: the reindex runs in one batch), the end
+    of a run of blocks every ``REINDEX_RUN_BLOCKS`` blocks or
+    ``REINDEX_RUN_S`` seconds, committed together."""
 
-    def __init__(self, chain: Chain, metrics: NodeMetrics) -> None:
+    def __init__(
+        self, chain: Chain, metrics: NodeMetrics, *, commit: Callable[[], None] | None = None
+    ) -> None:
         self.chain = chain
         self.metrics = metrics
+        self.commit = commit
         self.last = time.monotonic()
         self.blocks = 0
+        self.run_started = self.last
+        self.run_blocks = 0
+        self.runs = 0  # runs committed (tests read it)
 
     def __call__(self, seconds: float) -> None:
         self.metrics.connect_seconds.observe(seconds)
         self.blocks += 1
         now = time.monotonic()
+        self.run_blocks += 1
+        # Called between blocks (each block's writes are done), where the
+        # store and memory agree: a good point to commit.
+        if self.commit is not None and (
+            self.run_blocks >= REINDEX_RUN_BLOCKS or now - self.run_started >= REINDEX_RUN_S
+        ):
+            self.commit()
+            self.runs += 1
+            self.run_blocks = 0
+            self.run_started = now
         if now - self.last >= REINDEX_EVERY_S:
             emit(
                 log,

@@ -627,10 +627,15 @@ class P2P:
             self._cooldown_nodes[peer.node_id] = until
 
     def _punish(self, peer: Peer, exc: ProtocolError) -> None:
-        """For gossip's tasks, which are not the peer's reader: disconnect
-        ``peer`` (a ban closes it; anything else is closed here), banning it
-        if ``exc`` says so."""
-        peer.close_reason = self.misbehaved(peer, exc)
+        """For gossip's and sync's tasks, which are not the peer's reader:
+        disconnect ``peer`` (a ban closes it; anything else is closed here),
+        banning it if ``exc`` says so. A peer already gone (sync meets its
+        queued block later) is banned by the node id and IP it proved."""
+        connected = self.peers.get(peer.id) is peer
+        reason = self.misbehaved(peer, exc)
+        if not connected:
+            return
+        peer.close_reason = reason
         if not exc.bans_peer:
             self._close_soon(peer, code=CLOSE_PROTOCOL, why=exc.code)
 

@@ -199,6 +199,8 @@ class Gossip:
                 raise Malformed(f"bad header: {exc.message}") from exc
             self.sync.on_headers(peer, headers)
         elif isinstance(msg, NotFound):
+            if msg.kind == "block":
+                self.sync.on_notfound(peer, msg.hashes)
             for h in msg.hashes:
                 peer.in_flight.pop(h, None)
                 if msg.kind == "tx":

@@ -4,7 +4,15 @@ Headers arrive in batches of up to 2,000 after our block locator; the
 blocks behind them are fetched from the peer that announced them, at most
 ``max_blocks_in_flight`` at a time, and, since one WebSocket keeps order,
 they arrive parent first. A peer that stalls loses its requests to another
-peer; it is not punished.
+peer; one that sends none of the blocks it announced two rounds in a row
+(silent for ``STALL_MS``, or ``notfound``) is dropped as stalling.
+
+A hello's height and work are claims that cost nothing: they make us ask
+for headers, nothing more. How far behind we are (``target_height``) is the
+best height connected peers have backed with proof of work (headers, or
+blocks of ours they have), so a claim cannot send tip blocks through the
+queue. A peer whose claim stays unbacked for ``CLAIM_TIMEOUT_S`` is dropped
+as stalling (not banned), as Bitcoin Core and geth drop one.
 
 While behind, a block we asked for does not connect as it arrives: it waits
 in a queue (at most ``max_blocks_in_flight`` more per peer) while the verify
@@ -35,6 +43,7 @@ from powernode.core.errors import (
     InvalidBlock,
     PowernodeError,
     ProtocolError,
+    Stalling,
     StorageError,
     TimeTooNew,
     UnconnectingHeaders,
@@ -49,6 +58,15 @@ from powernode.protocol.messages import GetData, GetHeaders
 log = logging.getLogger("powernode.sync")
 
 STALL_MS = 20_000
+# How long a peer whose hello claims more work or height than our chain has
+# to send the headers backing it: header batches come back to back (2,000 each,
+# about 0.1 s to check), so an honest peer needs a fraction of this.
+CLAIM_TIMEOUT_S = 60.0
+# Rounds in a row in which a peer sent none of the blocks asked of it (its
+# requests stalled, or it answered notfound for blocks it announced) before
+# it is dropped as stalling: once may be a busy honest node, twice holds the
+# sync (and its target) on blocks that never come.
+MAX_UNSERVED = 2
 PROGRESS_EVERY_S = 2.0
 # Blocks queued per peer; more are asked for once these arrive.
 MAX_TO_FETCH = 20_000
@@ -84,10 +102,23 @@ class _Queued:
     checked: asyncio.Future[None] | None = None
 
 
-def _queue(peer: Peer, hashes: list[bytes]) -> None:
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """What a peer's hello claimed beyond our chain, to be backed by
+    ``deadline`` (monotonic s)."""
+
+    deadline: float
+    height: int
+    work: int  # 0: it claimed no more work than ours, only a greater height
+
+
+def _queue(peer: Peer, hashes: list[bytes]) -> list[bytes]:
+    """Queue what room allows; returns the hashes queued."""
     room = MAX_TO_FETCH - len(peer.to_fetch)
-    for h in hashes[: max(room, 0)]:
+    queued = hashes[: max(room, 0)]
+    for h in queued:
         peer.to_fetch[h] = None
+    return queued
 
 
 class Sync:
@@ -117,14 +148,24 @@ class Sync:
         self._check_soon = False  # a _start_checks call is scheduled
         self._ahead = 0  # txs of queued blocks whose check started
         # Peers a queued block of proved misbehaving: the rest of what they
-        # sent is dropped unconnected, and they are punished once.
+        # sent is dropped unconnected, and they are punished once, whether
+        # still connected or not.
         self._blamed: set[int] = set()
         # Runs committed, and the blocks in them (tests and benchmarks read them).
         self.runs = 0
         self.run_blocks = 0
         self.peak_queued = 0  # the most blocks the queue held at once
         self.peak_ahead = 0  # the most txs checked ahead at once
+        # The best height a connected peer has backed with proof of work.
         self.target_height = 0
+        # Peer id -> the claim of its hello above our chain, while the peer
+        # has not backed it.
+        self._claims: dict[int, _Claim] = {}
+        # Peer id -> rounds in a row it served none of the blocks asked of it.
+        self._unserved: dict[int, int] = {}
+        # Peer id -> blocks asked of it that another peer announced (moved
+        # from a peer that stalled or left): its notfound for them is fair.
+        self._moved_to: dict[int, set[bytes]] = {}
         self._last_progress = time.monotonic()
         self._progress_height = 0
         self._asked_headers: dict[int, float] = {}  # peer id -> when (monotonic s)
@@ -163,12 +204,23 @@ class Sync:
     # --- events from P2P ----------------------------------------------------
 
     def peer_ready(self, peer: Peer) -> None:
-        if peer.work > self.chain.tip.work:
-            self.target_height = max(self.target_height, peer.height)
+        tip = self.chain.tip
+        # A height above ours shows in ``syncing`` even with less work, so it
+        # must be backed too.
+        if peer.work > tip.work or peer.height > tip.height:
+            # Only a claim: the headers it answers with are what count.
+            self._claims[peer.id] = _Claim(
+                deadline=time.monotonic() + CLAIM_TIMEOUT_S,
+                height=peer.height,
+                work=peer.work if peer.work > tip.work else 0,
+            )
             self.ask_headers(peer, force=True)
 
     def peer_gone(self, peer: Peer) -> None:
         self._asked_headers.pop(peer.id, None)
+        self._claims.pop(peer.id, None)
+        self._unserved.pop(peer.id, None)
+        self._moved_to.pop(peer.id, None)
         if peer.id not in self._queued_from:
             self._blamed.discard(peer.id)
         orphaned = [h for h in [*peer.in_flight, *peer.to_fetch] if not self._have(h)]
@@ -176,9 +228,39 @@ class Sync:
             return
         others = [p for p in self.peers.values() if p is not peer]
         if others:
-            best = max(others, key=lambda p: p.height)
-            _queue(best, orphaned)
-            self.request_more(best)
+            self._move(orphaned, max(others, key=lambda p: p.proven_height))
+
+    def _move(self, hashes: list[bytes], to: Peer) -> None:
+        """Ask ``to`` for blocks another peer announced."""
+        self._moved_to.setdefault(to.id, set()).update(_queue(to, hashes))
+        self.request_more(to)
+
+    def _served(self, peer: Peer, block_hash: bytes) -> None:
+        self._unserved.pop(peer.id, None)
+        moved = self._moved_to.get(peer.id)
+        if moved is not None:
+            moved.discard(block_hash)
+
+    def _unserved_round(self, peer: Peer, why: str) -> None:
+        """``peer`` sent none of the blocks asked of it this round: dropped
+        as stalling after ``MAX_UNSERVED`` such rounds in a row."""
+        n = self._unserved.get(peer.id, 0) + 1
+        self._unserved[peer.id] = n
+        if n >= MAX_UNSERVED and self._punish is not None and peer.id in self.peers:
+            del self._unserved[peer.id]
+            self._punish(peer, Stalling(f"{why}, {n} rounds in a row"))
+
+    def on_notfound(self, peer: Peer, hashes: list[bytes]) -> None:
+        """``peer`` will not send these blocks: those it announced itself
+        (not moved to it from another peer) are a round it served nothing."""
+        moved = self._moved_to.get(peer.id, set())
+        announced = [h for h in hashes if h in peer.in_flight and h not in moved]
+        for h in hashes:
+            if h in peer.in_flight:
+                del peer.in_flight[h]
+                moved.discard(h)
+        if announced:
+            self._unserved_round(peer, f"notfound for {len(announced)} blocks it announced")
 
     def on_block_inv(self, peer: Peer, hashes: list[bytes]) -> None:
         want = [h for h in hashes if not self._have(h) and not self._requested(h)]
@@ -218,16 +300,21 @@ class Sync:
             prev_hash, prev_height, prev_time = h.hash, h.height, h.timestamp
         last = headers[-1]
         peer.height = max(peer.height, last.height)
+        peer.proven_height = max(peer.proven_height, last.height)
         self.target_height = max(self.target_height, last.height)
-        _queue(
+        queued = _queue(
             peer,
             [h.hash for h in headers if not self._have(h.hash) and not self._requested(h.hash)],
         )
+        # Checked above, before anything was asked for: the block's own
+        # check need not hash it again.
+        self.chain.note_pow_checked(queued)
         self.request_more(peer)
         if len(headers) >= 2000:
             self.ask_headers(peer, after=last.hash, force=True)
 
     def on_block(self, peer: Peer, block: Block, outcome: str) -> None:
+        self._served(peer, block.hash)
         self._log_progress()
         if outcome == "orphan":
             # We lack its ancestors: ask this peer what leads to it.
@@ -264,6 +351,7 @@ class Sync:
         queue it, start the check of its signatures and return True: it
         connects later, in a run. False: the caller submits it now (a block
         at the tip, or no task may be started)."""
+        self._served(peer, block.hash)
         if self._spawn is None:
             return False
         if not self._queue and block.height >= self.target_height:
@@ -406,9 +494,11 @@ class Sync:
         except InvalidBlock as exc:
             if proves_misbehaviour(exc) and self._punish is not None:
                 self._blamed.add(peer.id)
-                if peer.id in self.peers:
-                    why = ProtocolError(f"invalid block: {exc.message}", code=exc.code)
-                    self._punish(peer, why)
+                # Connected or not: a peer that hung up once its blocks were
+                # queued is banned by what it proved (node id, IP) all the
+                # same, so it cannot come straight back with them.
+                why = ProtocolError(f"invalid block: {exc.message}", code=exc.code)
+                self._punish(peer, why)
             return ""
         entry = self.chain.index.get(block.hash)
         if entry is not None:
@@ -438,17 +528,54 @@ class Sync:
                 for h in stalled:
                     del peer.in_flight[h]
                 others = [p for p in peers if p is not peer]
-                target = max(others, key=lambda p: p.height) if others else peer
-                _queue(target, stalled)
+                target = max(others, key=lambda p: p.proven_height) if others else peer
                 emit(log, "sync.stalled", peer=peer.key, blocks=len(stalled), moved_to=target.key)
-                self.request_more(target)
-        best = max((p.height for p in peers), default=0)
-        self.target_height = max(self.target_height, best)
+                if target is peer:
+                    _queue(peer, stalled)
+                    self.request_more(peer)
+                else:
+                    self._move(stalled, target)
+                self._unserved_round(peer, f"{len(stalled)} blocks asked for not sent in time")
+        # What connected peers have proven, not what they claimed, nor what
+        # a peer since gone once proved.
+        self.target_height = max((p.proven_height for p in peers), default=0)
+        self._check_claims(peers)
         self._log_progress()
         # Keep asking the best peer while behind and nothing is on its way.
         idle = not self._queue and not any(p.in_flight or p.to_fetch for p in peers)
         if self.chain.height < self.target_height and peers and idle:
-            self.ask_headers(max(peers, key=lambda p: p.height))
+            self.ask_headers(max(peers, key=lambda p: p.proven_height))
+
+    def _check_claims(self, peers: list[Peer]) -> None:
+        """Drop as stalling a peer whose hello claimed more than our chain
+        (work or height) and that has not backed the claim in time."""
+        if not self._claims:
+            return
+        now = time.monotonic()
+        tip = self.chain.tip
+        for peer in peers:
+            claim = self._claims.get(peer.id)
+            if claim is None:
+                continue
+            # Backed, or moot: our chain has reached what it claimed (its
+            # height, or the work it claimed: an honest peer may have moved
+            # to a shorter chain with more work since its hello).
+            if (
+                peer.proven_height >= claim.height
+                or tip.height >= claim.height
+                or (claim.work and tip.work >= claim.work)
+            ):
+                del self._claims[peer.id]
+            elif now > claim.deadline:
+                del self._claims[peer.id]
+                if self._punish is not None:
+                    self._punish(
+                        peer,
+                        Stalling(
+                            f"claimed height {claim.height}, backed {peer.proven_height} "
+                            f"after {CLAIM_TIMEOUT_S:.0f} s"
+                        ),
+                    )
 
     def _log_progress(self) -> None:
         """While behind: a progress line every 2 s or 100 blocks; when caught

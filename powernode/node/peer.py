@@ -167,6 +167,10 @@ class Peer:
     # raised by every block it has (see ``has``); never lowered.
     height: int = 0
     work: int = 0
+    # The best height the peer has backed with proof of work: headers that
+    # form a chain from one of our blocks, or a block of our index it has.
+    # Sync follows this, never the hello's claim, which costs nothing.
+    proven_height: int = 0
     _queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     _writer: asyncio.Task[None] | None = None
 
@@ -231,6 +235,7 @@ class Peer:
         it back a block it gave them."""
         self.height = max(self.height, entry.height)
         self.work = max(self.work, entry.work)
+        self.proven_height = max(self.proven_height, entry.height)
 
     def info(self, at_ms: int) -> dict[str, object]:
         remote = self.proto.remote

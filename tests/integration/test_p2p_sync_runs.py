@@ -9,10 +9,12 @@ it gets anywhere else, and its peer banned.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ import pytest
 from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
 from powernode.client import build_transfer
+from powernode.core import block as block_module
 from powernode.core.block import Block, make_block
 from powernode.core.crypto import ZERO_ADDRESS, KeyPair
 from powernode.core.tx import Transaction
@@ -28,10 +31,11 @@ from powernode.node import p2p_sync
 from powernode.protocol.messages import Headers
 from powernode.state.genesis import parse_genesis_json
 from tests.harness.network import Network, async_wait_until, connect, sync_all
-from tests.harness.p2pnet import events
+from tests.harness.p2pnet import events, peer_by_listen
 from tests.integration.test_p2p_hostile import (
     Net,
     assert_banned,
+    assert_refused_when_back,
     assert_still_serves,
     ready,
     tampered,
@@ -216,3 +220,75 @@ async def test_a_storage_fault_inside_a_run_stops_the_node_and_blames_no_one(
         tip.close()
     print(f"stored tip at {height}, runs committed at {sorted(committed)}")
     assert height in committed and height < 300
+
+
+async def test_a_peer_gone_before_its_bad_queued_block_connects_is_banned_all_the_same(
+    net: Net, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The peer of the test above hangs up once the node has received its
+    blocks and before the run that meets the forged one: the ban lands on
+    its proven node id all the same, so it cannot come back at once, and
+    nothing it sent after the bad block connects."""
+    chain_id = net.node.ledger.params.chain_id
+    ledger, store = _unchecked_ledger(net.genesis, net.tmp / "forger.db")
+    try:
+        blocks = []
+        for n in range(12):
+            tx = build_transfer(net.user, chain_id=chain_id, nonce=n, to=os.urandom(20), amount=5)
+            blocks.append(_mine(ledger, [tampered(tx) if n == 9 else tx]))
+    finally:
+        store.close()
+    # The signature checks wait until the peer is gone: the queue holds its
+    # blocks unconnected meanwhile.
+    release = asyncio.Event()
+    check = net.node.check_signatures
+
+    async def held_check(txs: Sequence[Transaction]) -> None:
+        await release.wait()
+        await check(txs)
+
+    monkeypatch.setattr(net.node, "check_signatures", held_check)
+    sync = net.node.p2p._sync  # type: ignore[union-attr]
+    async with net.hostile() as peer:
+        peer.blocks = {b.hash: b.raw for b in blocks}
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send(Headers([b.header.encode() for b in blocks]))
+        await async_wait_until(lambda: sync.queued == len(blocks), what="the blocks queued")
+    listen = peer.hello.listen
+    await async_wait_until(
+        lambda: peer_by_listen(net.node, listen) is None, what="the node to forget the peer"
+    )
+    assert net.node.ledger.chain.height == 0
+    release.set()
+    chain = net.node.ledger.chain
+    await async_wait_until(lambda: sync.queued == 0, what="the queue to be connected")
+    assert chain.height == 9 and chain.tip.hash == blocks[8].hash
+    (record,) = events(caplog, "peer.banned", node=peer.hello.node_id.hex())
+    assert record.fields["reason"] == "bad_signature"  # type: ignore[attr-defined]
+    assert net.node.p2p is not None and net.node.p2p.banned_node(peer.hello.node_id)
+    await assert_refused_when_back(net, caplog, peer)
+    await assert_still_serves(net)
+
+
+async def test_a_synced_blocks_proof_of_work_is_checked_once(
+    network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A joiner checks each header's proof of work in its headers batch,
+    before asking for anything, and the block's own check does not hash it
+    again (it did, about 7% of a joiner's CPU)."""
+    (first,) = await network.start(1)
+    await first.mine_now(40)
+    hashed: Counter[tuple[bytes, int]] = Counter()
+    real = block_module.pow_hash
+
+    def counting(commitment: bytes, nonce: int) -> int:
+        hashed[(commitment, nonce)] += 1
+        return real(commitment, nonce)
+
+    monkeypatch.setattr(block_module, "pow_hash", counting)
+    late = await network.add_node(connect_to=[first])
+    await sync_all([first, late], timeout=120)
+    assert late.ledger.chain.height == 40
+    assert len(hashed) == 40, "every header checked"
+    assert set(hashed.values()) == {1}, "and each once"

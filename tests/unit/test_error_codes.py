@@ -115,8 +115,9 @@ def test_which_codes_ban_a_peer() -> None:
     assert banning - protocol == BANNING
     # Another network (or protocol version) is not misbehaviour; a tx flood
     # is disconnected, not banned (an honest node with a lower fee floor
-    # relays cheap txs too).
-    assert protocol - banning == {"wrong_network", "version_mismatch", "tx_flood"}
+    # relays cheap txs too), and a peer stalling on its claimed height is
+    # dropped (an honest node may be slow).
+    assert protocol - banning == {"wrong_network", "version_mismatch", "tx_flood", "stalling"}
     assert "bad_auth" in banning
     # Stale or early data, the node's own faults and RPC mistakes never ban.
     for code in ("nonce_too_low", "time_too_new", "internal_error", "invalid_params", "error"):

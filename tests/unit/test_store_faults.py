@@ -9,6 +9,7 @@ write past it fails with SQLITE_FULL as on a full file system.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -198,6 +199,74 @@ def test_a_full_disk_refuses_the_block_whole_and_the_store_stays_stopped(
         )
         assert outcome == "connected"
     assert replayed.chain.state.snapshot() == reopened.chain.state.snapshot()
+
+
+def _maybe_batch(store: BlockStore, batched: bool) -> contextlib.AbstractContextManager[None]:
+    return store.batch() if batched else contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["alone", "in_a_batch"])
+def test_an_error_of_the_callers_own_between_store_calls_is_no_store_fault(
+    factory: LedgerFactory, params: ChainParams, batched: bool
+) -> None:
+    """An ``OSError`` (no space) raised by the caller's own code between two
+    store calls (a file of its own) reaches it as it is, inside a batch (a
+    sync run) exactly as outside one: the store is not stopped, nobody is
+    told of a fault, and the call completed before it is kept."""
+    store = factory.open(params).chain.store
+    faults: list[StorageError] = []
+    store.on_fault = faults.append
+    with pytest.raises(OSError) as caught, _maybe_batch(store, batched):
+        store.set_meta("before", b"\x01")
+        raise OSError(errno.ENOSPC, "No space left on device", "elsewhere")
+    assert type(caught.value) is OSError
+    assert store.fault is None and faults == []
+    assert not store.db.in_transaction
+    assert store.get_meta("before") == b"\x01"
+    store.set_meta("after", b"\x02")  # still writing
+    assert store.get_meta("after") == b"\x02"
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["alone", "in_a_batch"])
+def test_a_full_disk_inside_a_batch_is_the_same_fault_as_outside_one(
+    factory: LedgerFactory, params: ChainParams, batched: bool
+) -> None:
+    """The store fills up: the call that meets it raises ``disk_full``, told
+    once; every later call (a caller that swallowed the first one included)
+    and the batch's end raise the same fault, and what is on disk is what
+    was committed before: the calls before the fault alone, the state
+    before the batch in a batch."""
+    path = factory.path()
+    store = factory.open(params, path).chain.store
+    faults: list[StorageError] = []
+    store.on_fault = faults.append
+    (pages,) = store.db.execute("PRAGMA page_count").fetchone()
+    store.db.execute(f"PRAGMA max_page_count = {pages + 2}")
+    written = 0
+    with pytest.raises(DiskFull) as caught, _maybe_batch(store, batched):
+        for n in range(1_000):
+            try:
+                store.set_meta(f"k{n}", os.urandom(3_000))
+            except DiskFull as first:
+                with pytest.raises(DiskFull) as again:
+                    store.get_meta("tip")
+                assert again.value is first
+                break  # swallowed: the batch's end must still refuse
+            written += 1
+        else:
+            pytest.fail("the store never filled up")
+        if not batched:
+            raise faults[0]
+    assert faults == [caught.value]
+    assert written > 0
+    factory.close_all()
+    reopened = BlockStore(path)
+    reopened.open()
+    try:
+        kept = [n for n in range(written) if reopened.get_meta(f"k{n}") is not None]
+    finally:
+        reopened.close()
+    assert kept == ([] if batched else list(range(written)))
 
 
 def test_a_page_gone_bad_under_a_running_store_is_a_sticky_store_corrupt(
