@@ -29,8 +29,7 @@ from prometheus_client.registry import Collector
 from powernode.chain.chain import ChainUpdate
 from powernode.chain.ledger import Ledger
 from powernode.engines.certificates import queries as cert_queries
-from powernode.engines.contracts import contract_queries, ppa_queries
-from powernode.engines.contracts import contract_records, ppa_records
+from powernode.engines.contracts import contract_queries, contract_records, ppa_queries, ppa_records
 from powernode.engines.contracts.contract_records import CONTRACT_NS
 from powernode.engines.contracts.ppa_records import PPA_NS
 from powernode.engines.market import queries as market_queries
