@@ -119,7 +119,7 @@ def add_global_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--rpcwait-timeout",
-        type=wait_seconds,
+        type=seconds_option("--rpcwait-timeout"),
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help=f"how long --rpcwait waits (default {DEFAULT_RPCWAIT_SECONDS:g})",
@@ -227,15 +227,24 @@ def port_number(what: str) -> Callable[[str], int]:
     return whole_number(what, lo=1, hi=65535)
 
 
-def wait_seconds(text: str) -> float:
-    """``--wait``: decimal seconds (to the millisecond), 0..MAX_WAIT_SECONDS."""
-    try:
-        ms = parse_decimal(text, 3, "--wait")
-    except DecodeError as exc:
-        raise UserError(f"{exc.message} (seconds, e.g. 10 or 0.5)") from None
-    if ms > MAX_WAIT_SECONDS * 1000:
-        raise UserError(f"--wait: at most {MAX_WAIT_SECONDS} seconds")
-    return ms / 1000
+def seconds_option(option: str) -> Callable[[str], float]:
+    """An option of decimal seconds (to the millisecond), 0..MAX_WAIT_SECONDS,
+    whose errors name ``option``."""
+
+    def parse(text: str) -> float:
+        try:
+            ms = parse_decimal(text, 3, option)
+        except DecodeError as exc:
+            raise UserError(f"{exc.message} (seconds, e.g. 10 or 0.5)") from None
+        if ms > MAX_WAIT_SECONDS * 1000:
+            raise UserError(f"{option}: at most {MAX_WAIT_SECONDS} seconds")
+        return ms / 1000
+
+    return parse
+
+
+# ``--wait``: how long a tx command waits for its tx.
+wait_seconds = seconds_option("--wait")
 
 
 def add_wait_option(sp: argparse.ArgumentParser) -> None:
