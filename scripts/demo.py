@@ -340,7 +340,8 @@ class Demo:
 
     def run(self) -> None:
         names = ", ".join(self.clients)
-        print(f"market demo on {len(self.clients)} nodes ({names}); txs go to {self.entry}")
+        nodes = f"{len(self.clients)} node{'' if len(self.clients) == 1 else 's'}"
+        print(f"market demo on {nodes} ({names}); txs go to {self.entry}")
         self.cancel_leftovers()
         self.register()
         slot, mp = self.next_open_slot()

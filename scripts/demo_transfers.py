@@ -41,7 +41,9 @@ def main() -> int:
             sender, chain_id=chain_id, nonce=nonce + i, to=r.address, amount=(i + 1) * 250_000
         )
         ids.append(clients[first].submit(tx))
-    print(f"submitted {len(ids)} transfers from {sender.address.hex()[:12]}.. to {first}")
+    print(
+        f"submitted {len(ids)} transfer{'' if len(ids) == 1 else 's'} from {sender.address.hex()[:12]}.. to {first}"
+    )
     deadline = time.monotonic() + a.timeout
     pending = {(name, txid) for name in clients for txid in ids}
     seen: dict[str, dict[str, int]] = {}

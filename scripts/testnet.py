@@ -328,7 +328,7 @@ def cmd_down(a: argparse.Namespace) -> int:
             gone = netns.destroy(tn.netns)
         except NetnsError as exc:
             raise SystemExit(f"testnet: {exc}") from None
-        print(f"network: {len(gone)} namespaces removed")
+        print(f"network: {len(gone)} namespace{'' if len(gone) == 1 else 's'} removed")
         tn.partition = []
     tn.save()
     return 0

@@ -183,7 +183,8 @@ class Ledger:
         sender = tx.sender_address
         if tx.nonce >= acct.nonce + pool.max_per_sender:
             raise NonceTooHigh(
-                f"nonce {tx.nonce} is more than {pool.max_per_sender} ahead of account nonce {acct.nonce}"
+                f"nonce {tx.nonce} is {pool.max_per_sender} or more ahead of account nonce "
+                f"{acct.nonce} (nonces {acct.nonce}..{acct.nonce + pool.max_per_sender - 1} may wait)"
             )
         old, pending = pool.slot(sender, tx.nonce)
         if old is not None and (

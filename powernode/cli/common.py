@@ -9,7 +9,7 @@ Exit status: 0 done; 1 any failure, told in one line
 ``--wait`` ran out (one line too); 2 only for argparse's usage
 errors (an unknown command or option, a missing required option, a value
 outside an option's ``choices``), which print argparse's usage block; 130
-on Ctrl-C. A bad *value* for a number option is a 1, not a 2: the option's
+on Ctrl-C; 141, quietly, when stdout's reader went away (``| head -1``). A bad *value* for a number option is a 1, not a 2: the option's
 type function raises ``UserError``, which argparse does not catch (it
 catches only ValueError, TypeError and ArgumentTypeError), so ``main``
 reports it like any other mistake.
@@ -23,6 +23,7 @@ import argparse
 import base64
 import json
 import os
+import select
 import sys
 import time
 from collections.abc import Callable
@@ -118,7 +119,7 @@ def add_global_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--rpcwait-timeout",
-        type=wait_seconds,
+        type=seconds_option("--rpcwait-timeout"),
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help=f"how long --rpcwait waits (default {DEFAULT_RPCWAIT_SECONDS:g})",
@@ -226,15 +227,24 @@ def port_number(what: str) -> Callable[[str], int]:
     return whole_number(what, lo=1, hi=65535)
 
 
-def wait_seconds(text: str) -> float:
-    """``--wait``: decimal seconds (to the millisecond), 0..MAX_WAIT_SECONDS."""
-    try:
-        ms = parse_decimal(text, 3, "--wait")
-    except DecodeError as exc:
-        raise UserError(f"{exc.message} (seconds, e.g. 10 or 0.5)") from None
-    if ms > MAX_WAIT_SECONDS * 1000:
-        raise UserError(f"--wait: at most {MAX_WAIT_SECONDS} seconds")
-    return ms / 1000
+def seconds_option(option: str) -> Callable[[str], float]:
+    """An option of decimal seconds (to the millisecond), 0..MAX_WAIT_SECONDS,
+    whose errors name ``option``."""
+
+    def parse(text: str) -> float:
+        try:
+            ms = parse_decimal(text, 3, option)
+        except DecodeError as exc:
+            raise UserError(f"{exc.message} (seconds, e.g. 10 or 0.5)") from None
+        if ms > MAX_WAIT_SECONDS * 1000:
+            raise UserError(f"{option}: at most {MAX_WAIT_SECONDS} seconds")
+        return ms / 1000
+
+    return parse
+
+
+# ``--wait``: how long a tx command waits for its tx.
+wait_seconds = seconds_option("--wait")
 
 
 def add_wait_option(sp: argparse.ArgumentParser) -> None:
@@ -277,7 +287,23 @@ def run_command(args: argparse.Namespace) -> int:
     unreachable node or a file that cannot be read or written becomes one
     line on stderr and exit status 1."""
     try:
-        return int(args.fn(args))
+        try:
+            return int(args.fn(args))
+        finally:
+            # stdout to a pipe is block-buffered: a reader that went away
+            # shows here at the latest, not in the interpreter's flush at exit
+            # (stdout is None when the command was started with it closed)
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError as exc:
+        if not _stdout_reader_gone():
+            error_line(args.command, os_error_text(exc))
+            return 1
+        # `powernode ... | head -1`: nothing more can reach the reader. End
+        # quietly, as a command killed by SIGPIPE would (128 + 13), with
+        # stdout on /dev/null so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_EXIT
     except (UserError, PowernodeError, RpcError, RpcUnavailable) as exc:
         error_line(args.command, str(exc))
         return 1
@@ -288,6 +314,23 @@ def run_command(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+# The exit status of a command whose reader went away: that of a process
+# killed by SIGPIPE (128 + 13), as `head` leaves other CLIs.
+SIGPIPE_EXIT = 141
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe with no reader left (poll reports POLLERR on
+    such a write end), so a BrokenPipeError is the reader's doing and not a
+    socket's."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def os_error_text(exc: OSError) -> str:

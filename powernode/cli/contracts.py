@@ -244,7 +244,7 @@ def _terms(items: Any, vocabulary: dict[str, tuple[str, ...]], what: str, most: 
         kinds = vocabulary[tag]
         if len(args) != len(kinds):
             raise UserError(
-                f"{where}: {tag} takes {len(kinds)} values after the tag, not {len(args)}"
+                f"{where}: {tag} takes {counted(len(kinds), 'value')} after the tag, not {len(args)}"
             )
         out.append([tag, *(_term_value(k, v, where) for k, v in zip(kinds, args, strict=True))])
     return out

@@ -209,6 +209,15 @@ def build_meter_batch(
 # --- meter batch: sending and telling ------------------------------------------------
 
 
+def file_lines(numbers: list[int]) -> str:
+    """The file lines of a batch, in order, the first five: ``line 3``,
+    ``lines 1, 3``, ``lines 1, 2, 3, 4, 5..``."""
+    shown = sorted(numbers)
+    more = ".." if len(shown) > 5 else ""
+    noun = "line" if len(shown) == 1 else "lines"
+    return f"{noun} {', '.join(map(str, shown[:5]))}{more}"
+
+
 def batch_summary(status: dict[str, Any], interval: int, entries: int) -> dict[str, Any]:
     """A batch tx's status with what its receipt says of its readings."""
     events = status.get("receipt", {}).get("events", [])
@@ -268,11 +277,10 @@ def send_batches(
         try:
             sent.append((c.submit(tx), interval, len(rs)))
         except RpcError as exc:
-            lines = sorted(r.line for r in rs)
             refused = (
-                f"the batch of {counted(len(rs), 'reading')} for interval {interval} (lines "
-                f"{', '.join(map(str, lines[:5]))}{'..' if len(rs) > 5 else ''}) was "
-                f"refused: {exc}; nothing after it was sent"
+                f"the batch of {counted(len(rs), 'reading')} for interval {interval} "
+                f"({file_lines([r.line for r in rs])}) was refused: {exc}; "
+                "nothing after it was sent"
             )
             break
         nonce += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -199,12 +200,12 @@ def cmd_order(a: argparse.Namespace) -> int:
         raise UserError(f"a sell order needs --source ({SOURCE_LIST})")
     if source == ANY_SOURCE and a.side == SELL:
         raise UserError(f"source {ANY_SOURCE!r} is for buy orders; a sell names its source")
-    expiry: int = a.expiry
     fee = parse_units(a.fee, "fee")
     # The typed input is checked before the key file is read.
     key = signing_key(a)
     with rpc_client(a) as c:
         mp, now = market_params(c, a.product)
+        expiry = a.expiry.at(now) if isinstance(a.expiry, MinutesFromNow) else a.expiry
         slot = _slot_from(a.slot, mp, now)
         check_order(mp, energy, price)
         chain_id, nonce = tx_context(c, key)
@@ -238,16 +239,28 @@ def cmd_order(a: argparse.Namespace) -> int:
 MAX_EXPIRY_MINUTES = 366 * 24 * 60
 
 
-def expiry_arg(text: str) -> int:
+@dataclass(frozen=True, slots=True)
+class MinutesFromNow:
+    """``--expiry +MINUTES``, resolved once the command knows its now: the
+    later of this machine's clock and the tip's time, as ``--slot next``
+    (a dev chain mined fast runs ahead of the wall clock, and an expiry
+    counted from the wall clock would already be past there)."""
+
+    minutes: int
+
+    def at(self, now: int) -> int:
+        return (now // 60 + self.minutes) * 60
+
+
+def expiry_arg(text: str) -> int | MinutesFromNow:
     """``--expiry``: 0 (or 'none'), a whole-minute unix time, or +MINUTES
-    from now (resolved here, while parsing), in ASCII digits."""
+    from now, in ASCII digits."""
     s = text.strip()
     if s in ("0", "none"):
         return 0
     try:
         if s.startswith("+"):
-            minutes = parse_whole(s[1:], "--expiry", hi=MAX_EXPIRY_MINUTES)
-            return (int(time.time()) // 60 + minutes) * 60
+            return MinutesFromNow(parse_whole(s[1:], "--expiry", hi=MAX_EXPIRY_MINUTES))
         t = parse_whole(s, "--expiry")
     except DecodeError:
         t = -1

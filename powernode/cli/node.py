@@ -192,7 +192,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             line = f"cannot read {config_path}: {exc.strerror}"
         else:
             line = f"{config_path} is not UTF-8 text"
-        log_early_failure(a.datadir / "node.log", line)
+        log_early_failure(a.datadir / "node.log", line, reason=ConfigError.code)
         raise UserError(line) from None
     if a.mine:
         cfg = replace(cfg, mining=replace(cfg.mining, enabled=True))
@@ -227,7 +227,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         # node.log, where an operator looking at the log finds why the
         # node stopped (unless node.log is what failed).
         line = exc.message if isinstance(exc, PowernodeError) else os_error_text(exc)
-        reason = exc.code if isinstance(exc, PowernodeError) else "os_error"
+        # An OSError no storage check named is still an I/O error: the
+        # storage table's catch-all code, so `reason` is always a README code.
+        reason = exc.code if isinstance(exc, PowernodeError) else StorageError.code
         if isinstance(exc, StorageError):
             log_to_file_only("node.failed", error=line, reason=reason, file=exc.path, fix=exc.fix)
         else:
@@ -236,7 +238,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
-def log_early_failure(log_path: Path, line: str) -> None:
+def log_early_failure(log_path: Path, line: str, *, reason: str) -> None:
     """A config that does not load stops ``run`` before its log is set up;
     its one line still ends ``node.log`` as a ``node.failed`` event, where an
     operator reading the log looks for why the node did not start. In the
@@ -247,7 +249,7 @@ def log_early_failure(log_path: Path, line: str) -> None:
         setup_logging(fmt="text", level="info", file=log_path)
     except OSError:
         return  # no log to write to: the line on stderr is all there is
-    log_to_file_only("node.failed", error=line)
+    log_to_file_only("node.failed", error=line, reason=reason)
 
 
 def refuse_second_node(runtime: Path, datadir: Path) -> None:

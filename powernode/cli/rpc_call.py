@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from typing import Any
 
@@ -23,9 +24,22 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 def parse_value(text: str) -> Any:
     """JSON if ``text`` is JSON, else the text itself."""
     try:
-        return json.loads(text, parse_constant=_not_json)
+        value = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):
         return text
+    # A number past a float's range (1e999) parses as infinity, which no JSON
+    # request can carry: the node would answer parse_error for the whole call.
+    return value if _finite(value) else text
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
 
 
 def _not_json(constant: str) -> Any:

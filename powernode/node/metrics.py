@@ -29,10 +29,11 @@ from prometheus_client.registry import Collector
 from powernode.chain.chain import ChainUpdate
 from powernode.chain.ledger import Ledger
 from powernode.engines.certificates import queries as cert_queries
-from powernode.engines.contracts import contract_queries, ppa_queries
+from powernode.engines.contracts import contract_queries, contract_records, ppa_queries, ppa_records
 from powernode.engines.contracts.contract_records import CONTRACT_NS
 from powernode.engines.contracts.ppa_records import PPA_NS
 from powernode.engines.market import queries as market_queries
+from powernode.engines.metering import records as metering_records
 from powernode.engines.metering.records import DEVICE_NS, READING_NS
 from powernode.engines.settlement.queries import pending as pending_slots
 from powernode.engines.settlement.records import SLOT_NS
@@ -161,6 +162,15 @@ def _gauge(name: str, doc: str, value: float, labels: dict[str, str] | None = No
     return g
 
 
+# A contract past its expiry stays stored as open until a tx closes it:
+# `expired` is judged by the clock at read time, never stored.
+_CONTRACT_STORED_STATUSES = (
+    contract_records.OPEN,
+    contract_records.EXECUTED,
+    contract_records.CANCELLED,
+)
+
+
 def _by_status(name: str, doc: str, counts: Tally[str]) -> Metric:
     g = GaugeMetricFamily(name, doc, labels=["status"])
     for status, n in sorted(counts.items()):
@@ -272,9 +282,12 @@ class _StateCollector(Collector):
         yield _gauge(
             "powernode_market_open_orders", "Orders resting in the books", m["open_orders"]
         )
-        devices: Tally[str] = Tally()
-        ppas: Tally[str] = Tally()
-        contracts: Tally[str] = Tally()
+        # Every status a record can be stored with starts at 0, so each
+        # series exists from the first scrape (a dashboard or an alert on
+        # powernode_devices{status="active"} sees 0, not an absent series).
+        devices = Tally(dict.fromkeys(metering_records.STATUSES, 0))
+        ppas = Tally(dict.fromkeys(ppa_records.STATUSES, 0))
+        contracts = Tally(dict.fromkeys(_CONTRACT_STORED_STATUSES, 0))
         # Counts are namespace sizes; counts by status read that namespace
         # only (never the accounts or the readings themselves).
         readings = len(state.namespace(READING_NS))

@@ -404,7 +404,7 @@ class PushHub:
             held = len(c.subs) + len(c.fresh)
             if held >= self.max_subscriptions:
                 raise SubscriptionLimit(
-                    f"this connection holds {held} subscriptions, the limit "
+                    f"this connection holds {held} subscription{'' if held == 1 else 's'}, the limit "
                     "([rpc] ws_max_subscriptions)"
                 )
             sid = "0x" + secrets.token_hex(16)

@@ -461,6 +461,9 @@ ROWS = [
     row("wait-register", f"{REGISTER} --capacity-kw 1 --wait nan", "--wait"),
     row("wait-order", f"order --datadir @keyed {ORDER} --wait inf", "--wait"),
     row("wait-cancel", f"{CANCEL} --wait -5", "--wait"),
+    # --rpcwait-timeout names itself, not --wait
+    row("rpcwait-timeout-neg", "status --datadir @dd --rpcwait-timeout -1", "--rpcwait-timeout"),
+    row("rpcwait-timeout-big", "status --datadir @dd --rpcwait-timeout 86401", "--rpcwait-timeout"),
     # --- amounts, fees, energy, prices, capacity ----------------------------------------
     *(row(f"amount-{i}", f"transfer --datadir @keyed --to {ADDR} --amount {q(text)}", needle)
       for i, (text, needle) in enumerate(AMOUNT_BAD)),

@@ -54,3 +54,22 @@ def test_testnet_status_exits_quietly_when_its_reader_is_gone(tmp_path: Path) ->
         rc = proc.wait(timeout=60)
     assert err == ""  # no traceback, no "Exception ignored" line either
     assert rc == 128 + 13  # as if killed by SIGPIPE, as other CLIs end there
+
+
+def test_powernode_command_exits_quietly_when_its_reader_is_gone(tmp_path: Path) -> None:
+    """README, "Exit status": `powernode ... | head -1` ends with 141 and
+    nothing on stderr, as scripts/testnet.py does (it was one "Broken pipe"
+    error line and exit 1)."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "powernode.cli", "keygen"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # gone before the command writes its lines
+        err = proc.stderr.read()
+        rc = proc.wait(timeout=60)
+    assert err == ""
+    assert rc == 128 + 13

@@ -14,6 +14,7 @@ import pytest
 from powernode.cli import build_parser
 from powernode.cli.common import UserError, chosen_address, counted
 from powernode.cli.market import participant_text
+from powernode.cli.ops import import_text
 from powernode.client import RpcClient, endpoint_from_datadir
 from powernode.core.crypto import KeyPair
 
@@ -108,3 +109,11 @@ def test_from_datadir_takes_a_str_and_a_path(tmp_path: Path) -> None:
     from_path = RpcClient.from_datadir(tmp_path)
     assert from_str.endpoint == from_path.endpoint == endpoint_from_datadir(str(tmp_path))
     assert from_str.endpoint.url == "http://127.0.0.1:8645/rpc"
+
+
+def test_import_summary_counts_agree_with_their_noun() -> None:
+    # README, Using the CLI: counts agree with their noun ("imported 1 blocks" was printed)
+    one = {"blocks": 1, "outcomes": {"connected": 1}, "height": 3}
+    assert import_text(one) == "imported 1 block (1 connected), node height 3"
+    two = {"blocks": 2, "outcomes": {"duplicate": 1, "connected": 1}, "height": 4}
+    assert import_text(two) == "imported 2 blocks (1 connected, 1 duplicate), node height 4"

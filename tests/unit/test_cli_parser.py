@@ -152,3 +152,18 @@ def test_certificate_groups_and_their_actions() -> None:
         0,
     )
     assert a.device == bytes.fromhex("ab" * 32) and a.datadir == DEFAULT_DATADIR
+
+
+def test_order_expiry_in_minutes_counts_from_the_commands_now() -> None:
+    """README, order --expiry +MINUTES: counted from the start of the minute
+    of the command's now (the later of this machine's clock and the tip's
+    time), not from the wall clock at parse time, which a dev chain mined
+    fast runs ahead of (the expiry was then already past there)."""
+    from powernode.cli.market import MinutesFromNow
+
+    args = ["order", "--side", "buy", "--energy-kwh", "1", "--price", "1", "--expiry", "+10"]
+    parsed = build_parser().parse_args(args).expiry
+    assert parsed == MinutesFromNow(10)
+    chain_ahead = 2_000_000_000 + 7_199  # two hours ahead of any wall clock of the test
+    assert parsed.at(chain_ahead) == (chain_ahead // 60 + 10) * 60
+    assert parsed.at(chain_ahead) > chain_ahead

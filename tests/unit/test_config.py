@@ -4,6 +4,8 @@ refused with the key named."""
 from __future__ import annotations
 
 import re
+import tomllib
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from powernode.core.errors import ConfigError
 from powernode.devnet.datadir import render_config
 from powernode.node.config import (
+    _SECTIONS,
     DEFAULT_P2P_PORT,
     DEFAULT_RPC_PORT,
     RANGES,
@@ -276,3 +279,21 @@ def test_the_explorer_is_auto_on_for_dev_chains_or_as_set(
 def test_a_bad_explorer_setting_names_the_key(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError, match=r'^config \[explorer\] enabled: expected "auto", true'):
         load_config(_with(tmp_path / "n", "explorer", "enabled", value))
+
+
+def test_the_example_config_shows_every_key(tmp_path: Path) -> None:
+    """README, Config keys: configs/node.example.toml shows every key (set,
+    or commented out as `# key =`); six [p2p] keys were missing."""
+    example = Path(__file__).resolve().parents[2] / "configs" / "node.example.toml"
+    text = example.read_text()
+    data = tomllib.loads(text)
+    for f in fields(NodeConfig):
+        if f.name in ("datadir", "deprecated"):
+            continue
+        section = _SECTIONS.get(f.name)
+        if section is None:
+            assert f.name in data, f"the example config has no {f.name}"
+            continue
+        for key in (g.name for g in fields(section)):
+            shown = key in data.get(f.name, {}) or re.search(rf"(?m)^# {key} =", text)
+            assert shown, f"the example config has no [{f.name}] {key}"

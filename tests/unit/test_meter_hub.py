@@ -3,7 +3,7 @@ order the chain requires), at most MAX_BATCH_READINGS per tx."""
 
 from __future__ import annotations
 
-from powernode.cli.hub import SignedReading, batch_summary, batches, summary_text
+from powernode.cli.hub import SignedReading, batch_summary, batches, file_lines, summary_text
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
 
 
@@ -56,3 +56,10 @@ def test_a_batch_summary_counts_applied_and_names_skipped_entries() -> None:
         "1 skipped, 1 certificate issued (1.5 kWh)",
         f"  skipped device {skipped}: duplicate_reading",
     ]
+
+
+def test_refused_batch_names_its_file_lines_with_the_right_noun() -> None:
+    # README: counts in text output agree with their noun ("lines 1" was printed)
+    assert file_lines([4]) == "line 4"
+    assert file_lines([3, 1]) == "lines 1, 3"
+    assert file_lines([6, 5, 4, 3, 2, 1]) == "lines 1, 2, 3, 4, 5.."

@@ -54,3 +54,23 @@ def test_engine_counts_read_their_namespaces_only() -> None:
     assert got[("powernode_ppas", (("status", "active"),))] == 1
     assert got[("powernode_contracts", (("status", "open"),))] == 1
     assert "acct" not in state.listed
+
+
+def test_status_series_exist_at_zero_on_an_empty_chain() -> None:
+    """README, "Watching a node": every metric of the table is scraped; a
+    count by status is 0 for a status no record has, not an absent series."""
+    state = CountingState({})
+    w: Any = SimpleNamespace(ledger=SimpleNamespace(chain=SimpleNamespace(state=state)))
+    collector = _StateCollector.__new__(_StateCollector)
+    collector.w = w
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in collector._engines()
+        for s in m.samples
+    }
+    for status in ("pending", "active", "retired"):
+        assert got[("powernode_devices", (("status", status),))] == 0
+    for status in ("proposed", "active", "completed", "terminated"):
+        assert got[("powernode_ppas", (("status", status),))] == 0
+    for status in ("open", "executed", "cancelled"):
+        assert got[("powernode_contracts", (("status", status),))] == 0
