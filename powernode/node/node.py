@@ -161,8 +161,8 @@ class Node:
     def mempool(self) -> Mempool:
         return self.ledger.mempool
 
-    def decode_tx(self, raw: bytes) -> Transaction:
-        return self.ledger.decoder.decode(raw)
+    def decode_tx(self, raw: bytes, txid: bytes | None = None) -> Transaction:
+        return self.ledger.decoder.decode(raw, txid)
 
     async def check_signatures(self, txs: Sequence[Transaction]) -> None:
         cache = self.ledger.sigcache
@@ -587,6 +587,7 @@ class Node:
         in_flight: list[
             tuple[list[tuple[int, Checked]], list[Transaction], asyncio.Future[set[int]]]
         ] = []
+        check, add, sigcache = ledger.check_tx, ledger.add_checked, ledger.sigcache
         try:
             now = now_s()
             for start in range(0, len(txs), _PIPE_CHUNK):
@@ -603,10 +604,10 @@ class Node:
                         results[i] = (None, item)
                         continue
                     try:
-                        chunk.append((i, ledger.check_tx(item, now=now)))
+                        chunk.append((i, check(item, now=now)))
                     except PowernodeError as exc:
                         results[i] = (None, exc)
-                todo = [c.tx for _, c in chunk if c.tx.txid not in ledger.sigcache]
+                todo = sigcache.missing([c.tx for _, c in chunk])
                 checks = asyncio.ensure_future(self.verifier.bad_indexes(todo))
                 in_flight.append((chunk, todo, checks))
                 # Let the verifier start on this chunk before checking the next.
@@ -616,11 +617,11 @@ class Node:
                 bad_ids = {todo[j].txid for j in bad}
                 now = now_s()
                 for i, c in chunk:
-                    if c.tx.txid in bad_ids:
+                    if bad_ids and c.tx.txid in bad_ids:
                         results[i] = (None, _signature_error(c.tx))
                         continue
                     try:
-                        results[i] = (ledger.add_checked(c, now=now), None)
+                        results[i] = (add(c, now=now), None)
                     except PowernodeError as exc:
                         results[i] = (None, exc)
         finally:

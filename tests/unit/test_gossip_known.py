@@ -24,9 +24,11 @@ from tests.unit.test_block import header
 
 
 def _gossip(decoded: list[bytes]) -> tuple[Gossip, list[str]]:
-    def decode(raw: bytes) -> Transaction:
+    def decode(raw: bytes, txid: bytes | None = None) -> Transaction:
         decoded.append(raw)
-        return decode_tx(raw)
+        tx = decode_tx(raw)
+        assert txid is None or txid == tx.txid
+        return tx
 
     spawned: list[str] = []
 
