@@ -151,7 +151,9 @@ class Mempool:
         evicted to stay in bounds. If the pool is full and ``tx`` pays least,
         the pool is left exactly as it was and MempoolFull is raised. Either
         way the fee floor rises past what left or was refused."""
-        if self.refuses(tx, sender):
+        size = len(tx.raw)
+        # ``refuses`` is False for a tx that fits: asked only when it does not.
+        if self.total_bytes + size > self.max_bytes and self.refuses(tx, sender):
             # What the general path below would do, without moving anything.
             self._bump(fee_rate(tx))
             raise MempoolFull("mempool is full and this tx pays too little to displace any other")
@@ -159,7 +161,8 @@ class Mempool:
         old = None if q is None else q.get(tx.nonce)
         if old is not None:
             self._drop(old)
-        entry = PoolEntry(tx, sender, cost, fee_rate(tx), self._seq)
+        # The rate as fee_rate(tx) computes it, inline: one call less per tx.
+        entry = PoolEntry(tx, sender, cost, tx.fee * 1000 // (size or 1), self._seq)
         self._seq += 1
         self._insert(entry)
         if self.total_bytes <= self.max_bytes:
@@ -247,7 +250,9 @@ class Mempool:
             tail = self._tails[sender]
             if tx.nonce > tail.tx.nonce:
                 self._tails[sender] = entry
-                self._heap_swap(tail, entry)
+                # _heap_swap, inline: a sender's next nonce comes this way.
+                pos, tail.pos = tail.pos, -1
+                self._place(pos, entry)
         q[tx.nonce] = entry
         self.by_id[tx.txid] = entry
         self.total_bytes += len(tx.raw)  # tx.size
