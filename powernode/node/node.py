@@ -162,7 +162,10 @@ class Node:
         return self.ledger.mempool
 
     def decode_tx(self, raw: bytes, txid: bytes | None = None) -> Transaction:
-        return self.ledger.decoder.decode(raw, txid)
+        ledger = self._ledger  # not the property: this runs for every tx received
+        if ledger is None:
+            raise RuntimeError("node not started")
+        return ledger.decoder.decode(raw, txid)
 
     async def check_signatures(self, txs: Sequence[Transaction]) -> None:
         cache = self.ledger.sigcache
@@ -651,11 +654,11 @@ class Node:
         source: int | None,
     ) -> None:
         self.metrics.txs_done(results)
-        if self.push is not None:
+        if self.push is not None and self.push.wants_txs:
             # Told after the whole batch: a tx a later one of the batch
             # replaced or evicted has been told "removed" already, so only
             # those still in the pool are told "added" (never after it left).
-            pool = self.ledger.mempool
+            pool = self.ledger.mempool.by_id
             self.push.txs_accepted(
                 [
                     item
