@@ -20,7 +20,7 @@ import msgpack
 
 from powernode.chain.chain import Chain, ChainUpdate, VerifyBatch
 from powernode.chain.index import IndexEntry
-from powernode.chain.mempool import Mempool, fee_rate
+from powernode.chain.mempool import Mempool, PoolEntry, fee_rate
 from powernode.chain.sigcache import SigCache, verify_serial
 from powernode.chain.store import BlockStore
 from powernode.chain.templates import Templates
@@ -173,12 +173,13 @@ class Ledger:
         now: int,
         limits: bool,
         predict_full: bool,
-    ) -> None:
+    ) -> PoolEntry | None:
         """The pool's rules, on top of the envelope's: the nonce window,
         replacement, the cost with the sender's pending txs, and (with
         ``limits``) the fee floor. With ``predict_full``, a tx the full pool
         would refuse as its cheapest is refused here already: the caller has
-        not checked its signature yet, and need not."""
+        not checked its signature yet, and need not. Returns the pending tx
+        it would replace, if any."""
         pool = self.mempool
         sender = tx.sender_address
         if tx.nonce >= acct.nonce + pool.max_per_sender:
@@ -199,7 +200,7 @@ class Ledger:
                 f"balance {show_units(acct.balance)} < {show_units(needed)} needed with pending txs"
             )
         if not limits:
-            return
+            return old
         floor = pool.min_fee_rate(now)
         if floor and fee_rate(tx) < floor:
             raise MempoolFull(
@@ -208,6 +209,7 @@ class Ledger:
             )
         if predict_full and pool.refuses(tx, sender):
             raise MempoolFull("mempool is full and this tx pays too little to displace any other")
+        return old
 
     def add_checked(self, checked: Checked, *, now: int, limits: bool = True) -> bytes:
         """Admit a tx whose signature the caller has verified. The pool may have
@@ -218,13 +220,13 @@ class Ledger:
         self.sigcache.add(tx.txid)
         if checked.epoch != self._epoch:
             checked = self._check(tx, now, limits=limits, predict_full=False)
+            old, _ = self.mempool.slot(checked.sender, tx.nonce)
         else:
             if tx.txid in self.mempool.by_id:
                 raise AlreadyKnown("tx is already in the mempool")
-            self._check_against_pool(
+            old = self._check_against_pool(
                 tx, checked.cost, checked.account, now=now, limits=limits, predict_full=False
             )
-        old, _ = self.mempool.slot(checked.sender, tx.nonce)
         evicted = self.mempool.add(tx, checked.sender, checked.cost)
         self.dropped.pop(tx.txid, None)
         if old is not None:

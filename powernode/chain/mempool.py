@@ -10,6 +10,11 @@ eviction order (fee rate, newest first on a tie), which every add and remove
 keeps up to date, so finding, evicting or refusing the cheapest costs
 O(log senders), not a look at every sender. (Looking at every sender made a
 full pool a stall: every refused cheap tx cost work proportional to the pool.)
+The heap is built only when the pool first needs it (a tx that does not fit)
+and let go when a block leaves the pool under half full: below that nothing
+is evicted or refused for room, and keeping the heap cost every add about
+log2(senders) steps (a new tail of equal rate is the newest, so it rises to
+the root). Built, it is the one the adds would have kept: the order is total.
 
 The fee floor is Bitcoin Core's rolling minimum fee: whatever the pool
 evicts, or refuses for being full, raises the minimum fee rate to enter to
@@ -48,6 +53,11 @@ def fee_rate(tx: Transaction) -> int:
     return tx.fee * 1000 // (len(tx.raw) or 1)  # len(tx.raw) is tx.size
 
 
+def _eviction_key(e: PoolEntry) -> tuple[int, int]:
+    """Eviction order as a sort key: the lower rate first, then the newer."""
+    return (e.rate, -e.seq)
+
+
 def decay(value: int, elapsed: int, halflife: int) -> int:
     """``value`` x 2^(-elapsed / halflife), rounded down, in integers only.
 
@@ -70,7 +80,7 @@ class PoolEntry:
     rate: int  # fee per 1000 bytes, the ordering key
     seq: int  # arrival order, the tie-breaker
     # Where this entry sits in the eviction heap while it is its sender's
-    # tail; -1 otherwise (only tails can be evicted).
+    # tail and the heap is kept; -1 otherwise (only tails can be evicted).
     pos: int = -1
 
 
@@ -107,6 +117,9 @@ class Mempool:
         # eviction heap" below): the root is the next to go. Each knows its index (PoolEntry.pos), so
         # a tail that changes is moved in O(log n), never searched for.
         self._heap: list[PoolEntry] = []
+        # Whether ``_heap`` is kept (see the module doc); while not, it is
+        # empty and every entry's ``pos`` is -1.
+        self._heaped = False
         # The rolling minimum fee rate (see the module doc); 0 when none.
         self._rolling = 0
         self._rolling_at = 0  # when the decay was last applied (unix s)
@@ -151,7 +164,9 @@ class Mempool:
         evicted to stay in bounds. If the pool is full and ``tx`` pays least,
         the pool is left exactly as it was and MempoolFull is raised. Either
         way the fee floor rises past what left or was refused."""
-        if self.refuses(tx, sender):
+        size = len(tx.raw)
+        # ``refuses`` is False for a tx that fits: asked only when it does not.
+        if self.total_bytes + size > self.max_bytes and self.refuses(tx, sender):
             # What the general path below would do, without moving anything.
             self._bump(fee_rate(tx))
             raise MempoolFull("mempool is full and this tx pays too little to displace any other")
@@ -159,7 +174,8 @@ class Mempool:
         old = None if q is None else q.get(tx.nonce)
         if old is not None:
             self._drop(old)
-        entry = PoolEntry(tx, sender, cost, fee_rate(tx), self._seq)
+        # The rate as fee_rate(tx) computes it, inline: one call less per tx.
+        entry = PoolEntry(tx, sender, cost, tx.fee * 1000 // (size or 1), self._seq)
         self._seq += 1
         self._insert(entry)
         if self.total_bytes <= self.max_bytes:
@@ -190,7 +206,7 @@ class Mempool:
         tail = self._tails.get(sender)
         if tail is not None and tx.nonce <= tail.tx.nonce:
             return False
-        heap = self._heap
+        heap = self._eviction_heap()
         # Its entry would be a tail, and the newest: on an equal rate it goes
         # before the root; the root is at or before every other tail.
         return not heap or fee_rate(tx) <= heap[0].rate
@@ -226,6 +242,8 @@ class Mempool:
         if not self._block_since_bump:
             self._block_since_bump = True
             self._rolling_at = now
+        if self._heaped and self.total_bytes < self.max_bytes // 2:
+            self._drop_heap()
 
     def _bump(self, rate: int) -> None:
         floor = rate + self.incremental_rate
@@ -242,12 +260,14 @@ class Mempool:
         if q is None:  # not setdefault: it would build a dict per call
             q = self.by_sender[sender] = {}
             self._tails[sender] = entry
-            self._heap_push(entry)
+            if self._heaped:
+                self._heap_push(entry)
         else:
             tail = self._tails[sender]
             if tx.nonce > tail.tx.nonce:
                 self._tails[sender] = entry
-                self._heap_swap(tail, entry)
+                if self._heaped:
+                    self._heap_swap(tail, entry)
         q[tx.nonce] = entry
         self.by_id[tx.txid] = entry
         self.total_bytes += len(tx.raw)  # tx.size
@@ -273,10 +293,11 @@ class Mempool:
             del self.by_sender[sender]
             del self._sender_cost[sender]
             del self._tails[sender]
-            self._heap_remove(entry)
+            if self._heaped:
+                self._heap_remove(entry)
         else:
             self._sender_cost[sender] -= entry.cost
-            if entry.pos >= 0:
+            if self._tails[sender] is entry:
                 # It was the tail: the next lower nonce present takes its place.
                 n = nonce - 1
                 stop = nonce - _GAP_WALK
@@ -284,7 +305,8 @@ class Mempool:
                     n -= 1
                 tail = q[n] if n in q else q[max(q)]
                 self._tails[sender] = tail
-                self._heap_swap(entry, tail)
+                if self._heaped:
+                    self._heap_swap(entry, tail)
         self.total_bytes -= len(entry.tx.raw)  # tx.size
 
     def drop_stale(self, sender: bytes, state_nonce: int) -> list[PoolEntry]:
@@ -301,7 +323,9 @@ class Mempool:
         # The whole queue (the usual case after a block): drop it at once.
         del self.by_sender[sender]
         del self._sender_cost[sender]
-        self._heap_remove(self._tails.pop(sender))
+        tail = self._tails.pop(sender)
+        if self._heaped:
+            self._heap_remove(tail)
         by_id = self.by_id
         for e in stale:
             del by_id[e.tx.txid]
@@ -313,7 +337,7 @@ class Mempool:
 
     def _evict(self) -> list[PoolEntry]:
         evicted: list[PoolEntry] = []
-        heap = self._heap
+        heap = self._eviction_heap()
         while self.total_bytes > self.max_bytes and heap:
             victim = heap[0]
             self._drop(victim)
@@ -326,6 +350,22 @@ class Mempool:
     # and came later (the old linear scan's min over (rate, -seq)). seq
     # is unique, so the order is total and eviction is deterministic. The
     # comparisons are written out, not a key tuple: they run on every add.
+
+    def _eviction_heap(self) -> list[PoolEntry]:
+        """The heap, built first if it is not kept: every tail in eviction
+        order (a sorted list is a heap), each told its index."""
+        if not self._heaped:
+            heap = self._heap = sorted(self._tails.values(), key=_eviction_key)
+            for i, e in enumerate(heap):
+                e.pos = i
+            self._heaped = True
+        return self._heap
+
+    def _drop_heap(self) -> None:
+        for e in self._heap:
+            e.pos = -1
+        self._heap = []
+        self._heaped = False
 
     def _heap_push(self, e: PoolEntry) -> None:
         heap = self._heap
@@ -389,20 +429,23 @@ class Mempool:
 
     def cheapest(self) -> PoolEntry | None:
         """The entry eviction would take next (None if the pool is empty)."""
-        return self._heap[0] if self._heap else None
+        heap = self._eviction_heap()
+        return heap[0] if heap else None
 
     def check_index(self) -> None:
         """Assert the eviction index matches the contents (for tests): one
         heap node per sender, its highest nonce; every other entry outside;
         each node at its recorded index; the heap in eviction order."""
         heap = self._heap
-        assert len(heap) == len(self.by_sender) == len(self._tails)
+        assert len(self.by_sender) == len(self._tails)
+        assert len(heap) == (len(self._tails) if self._heaped else 0)
         for sender, q in self.by_sender.items():
             tail = q[max(q)]
             assert self._tails[sender] is tail
-            assert 0 <= tail.pos < len(heap) and heap[tail.pos] is tail
+            if self._heaped:
+                assert 0 <= tail.pos < len(heap) and heap[tail.pos] is tail
             for e in q.values():
-                assert e is tail or e.pos == -1
+                assert (e is tail and self._heaped) or e.pos == -1
         for i in range(1, len(heap)):
             p, c = heap[(i - 1) >> 1], heap[i]
             assert p.rate < c.rate or (p.rate == c.rate and p.seq > c.seq), (i, p, c)
@@ -430,9 +473,7 @@ class Mempool:
     def clear(self) -> None:
         if self.left is not None:
             self.left.update(self.by_id)
-        for e in self._heap:
-            e.pos = -1
-        self._heap.clear()
+        self._drop_heap()
         self._tails.clear()
         self.by_id.clear()
         self.by_sender.clear()

@@ -72,7 +72,9 @@ class TxDecoder:
             addr = self._addresses[pubkey] = address_of(pubkey)
         return addr
 
-    def decode(self, raw: bytes) -> Transaction:
+    def decode(self, raw: bytes, txid: bytes | None = None) -> Transaction:
+        """``raw`` decoded; ``txid``, if given, must be ``raw``'s SHA-256
+        (gossip hashes a tx's bytes before it decodes them: not twice)."""
         if type(raw) is not bytes:
             raise DecodeError("expected bytes")
         if len(raw) > MAX_TX_BYTES:
@@ -110,6 +112,6 @@ class TxDecoder:
         _s_payload(tx, payload)
         _s_signature(tx, sig)
         _s_raw(tx, raw)
-        _s_txid(tx, _sha256(raw).digest())
+        _s_txid(tx, _sha256(raw).digest() if txid is None else txid)
         _s_sender_address(tx, self.address(sender))
         return tx

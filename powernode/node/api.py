@@ -44,9 +44,10 @@ class NodeApi(Protocol):
         """The pending txs (read only: change it through ``submit_and_relay``)."""
         ...
 
-    def decode_tx(self, raw: bytes) -> Transaction:
+    def decode_tx(self, raw: bytes, txid: bytes | None = None) -> Transaction:
         """A tx from its bytes, as ``core.tx.decode_tx`` gives it (with the
-        ledger's fast decoder: ``chain/txdecode.py``); raises a typed error."""
+        ledger's fast decoder: ``chain/txdecode.py``); raises a typed error.
+        ``txid``, if given, is the SHA-256 of ``raw``, already computed."""
         ...
 
     def accept_block(self, block: Block, *, source: str = "") -> tuple[str, ChainUpdate]:

@@ -165,8 +165,11 @@ class Node:
     def mempool(self) -> Mempool:
         return self.ledger.mempool
 
-    def decode_tx(self, raw: bytes) -> Transaction:
-        return self.ledger.decoder.decode(raw)
+    def decode_tx(self, raw: bytes, txid: bytes | None = None) -> Transaction:
+        ledger = self._ledger  # not the property: this runs for every tx received
+        if ledger is None:
+            raise RuntimeError("node not started")
+        return ledger.decoder.decode(raw, txid)
 
     async def check_signatures(self, txs: Sequence[Transaction]) -> None:
         cache = self.ledger.sigcache
@@ -598,6 +601,7 @@ class Node:
         in_flight: list[
             tuple[list[tuple[int, Checked]], list[Transaction], asyncio.Future[set[int]]]
         ] = []
+        check, add, sigcache = ledger.check_tx, ledger.add_checked, ledger.sigcache
         try:
             now = now_s()
             for start in range(0, len(txs), _PIPE_CHUNK):
@@ -614,10 +618,10 @@ class Node:
                         results[i] = (None, item)
                         continue
                     try:
-                        chunk.append((i, ledger.check_tx(item, now=now)))
+                        chunk.append((i, check(item, now=now)))
                     except PowernodeError as exc:
                         results[i] = (None, exc)
-                todo = [c.tx for _, c in chunk if c.tx.txid not in ledger.sigcache]
+                todo = sigcache.missing([c.tx for _, c in chunk])
                 checks = asyncio.ensure_future(self.verifier.bad_indexes(todo))
                 in_flight.append((chunk, todo, checks))
                 # Let the verifier start on this chunk before checking the next.
@@ -627,11 +631,11 @@ class Node:
                 bad_ids = {todo[j].txid for j in bad}
                 now = now_s()
                 for i, c in chunk:
-                    if c.tx.txid in bad_ids:
+                    if bad_ids and c.tx.txid in bad_ids:
                         results[i] = (None, _signature_error(c.tx))
                         continue
                     try:
-                        results[i] = (ledger.add_checked(c, now=now), None)
+                        results[i] = (add(c, now=now), None)
                     except PowernodeError as exc:
                         results[i] = (None, exc)
         finally:
@@ -661,11 +665,11 @@ class Node:
         source: int | None,
     ) -> None:
         self.metrics.txs_done(results)
-        if self.push is not None:
+        if self.push is not None and self.push.wants_txs:
             # Told after the whole batch: a tx a later one of the batch
             # replaced or evicted has been told "removed" already, so only
             # those still in the pool are told "added" (never after it left).
-            pool = self.ledger.mempool
+            pool = self.ledger.mempool.by_id
             self.push.txs_accepted(
                 [
                     item

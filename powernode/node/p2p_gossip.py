@@ -153,17 +153,14 @@ class Gossip:
                     return  # a slowed peer is asked for nothing; others may be
                 # In-memory checks only: an inv costs the peer nothing, so it
                 # must cost us little (no store lookups per announced hash).
+                # Under load each tx is announced by every other peer: one
+                # pass per filter, over what the previous one left.
                 now = time.monotonic()
-                mempool, asked, checking = self.node.mempool, self._asked, self._checking
-                want = [
-                    h
-                    for h in msg.hashes
-                    if h not in mempool
-                    and h not in checking
-                    and h not in self.recent_confirmed
-                    and h not in self.recent_rejects
-                    and now - asked.get(h, -ASK_TIMEOUT_S) >= ASK_TIMEOUT_S
-                ]
+                pool, asked, checking = self.node.mempool.by_id, self._asked, self._checking
+                want = [h for h in msg.hashes if h not in pool and h not in checking]
+                if want:
+                    want = self.recent_rejects.unknown(self.recent_confirmed.unknown(want))
+                    want = [h for h in want if now - asked.get(h, -ASK_TIMEOUT_S) >= ASK_TIMEOUT_S]
                 if want:
                     for h in want:
                         asked[h] = now
@@ -251,35 +248,41 @@ class Gossip:
         t = now_ms()
         mine = peer.asked_txs
         allowance = peer.relay.allowance(t)
-        keep: list[tuple[bytes, bytes]] = []
+        # Kept txs by id (a copy repeated in the frame is kept once).
+        keep: dict[bytes, bytes] = {}
         unasked = 0
+        sha256 = hashlib.sha256
         for raw in raws:
             # A tx's id is the hash of its bytes: known before decoding.
-            h = hashlib.sha256(raw).digest()
+            h = sha256(raw).digest()
             if h in mine:
                 del mine[h]
-                keep.append((h, raw))
+                keep[h] = raw
             else:
                 unasked += 1
                 if unasked <= allowance:
-                    keep.append((h, raw))
+                    keep[h] = raw
         if unasked:
             level = peer.relay.charge_unasked(unasked, t)
             if peer.relay.over(level):
                 raise _tx_flood(level)
+        if not keep:
+            return
+        peer.known_txs.update(list(keep))
+        asked = self._asked
+        for h in keep:
+            asked.pop(h, None)
+        checking, pool = self._checking, self.node.mempool.by_id
+        # Another peer's copy is being checked, or the tx got in (or into a
+        # block) while this copy travelled: the same bytes, so nothing to
+        # decode or check. (Under load a block often overtakes the last of
+        # its txs.)
+        new = self.recent_confirmed.unknown(h for h in keep if h not in checking and h not in pool)
         txs: list[Transaction] = []
-        checking, mempool, confirmed = self._checking, self.node.mempool, self.recent_confirmed
-        for h, raw in keep:
-            peer.known_txs.add(h)
-            self._asked.pop(h, None)
-            # Another peer's copy is being checked, or the tx got in (or into
-            # a block) while this copy travelled: the same bytes, so nothing
-            # to decode or check. (Under load a block often overtakes the
-            # last of its txs.)
-            if h in checking or h in mempool or h in confirmed:
-                continue
+        decode = self.node.decode_tx
+        for h in new:
             try:
-                tx = self.node.decode_tx(raw)
+                tx = decode(keep[h], h)
             except PowernodeError as exc:
                 # The txs of this frame taken so far will never reach a
                 # backlog: left in ``checking`` they would be refused by id
@@ -419,8 +422,7 @@ class Gossip:
         for peer_id, txids in queued.items():
             peer = self.peers.get(peer_id)
             if peer is not None:
-                known = peer.known_txs
-                self._send_inv(peer, [h for h in dict.fromkeys(txids) if h not in known])
+                self._send_inv(peer, peer.known_txs.unknown(dict.fromkeys(txids)))
 
     def _send_inv(self, peer: Peer, txids: list[bytes]) -> None:
         for i in range(0, len(txids), MAX_INV):

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import ClientWebSocketResponse, WSCloseCode, web
@@ -58,6 +59,13 @@ class KnownSet:
 
     def __contains__(self, h: bytes) -> bool:
         return h in self._young or h in self._old
+
+    def unknown(self, hashes: Iterable[bytes]) -> list[bytes]:
+        """Those of ``hashes`` not in the set, in their order: one pass with
+        the sets at hand, not a method call per hash (a peer's ``inv`` and
+        each relay to a peer run every tx through several of these)."""
+        young, old = self._young, self._old
+        return [h for h in hashes if h not in young and h not in old]
 
     def discard(self, hashes: list[bytes]) -> None:
         for h in hashes:

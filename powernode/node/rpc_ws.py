@@ -319,6 +319,12 @@ class PushHub:
             for txid in touched:
                 self._tell_tx(txid, self.status_of(txid))
 
+    @property
+    def wants_txs(self) -> bool:
+        """Whether ``txs_accepted`` would tell anyone anything: a mempool
+        subscriber, or a tx followed (the node skips the call otherwise)."""
+        return self.wants_mempool or bool(self._by_tx)
+
     def txs_accepted(self, txs: list[Transaction]) -> None:
         """Txs that entered the pool (from RPC or a peer)."""
         if self.wants_mempool:

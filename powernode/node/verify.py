@@ -62,6 +62,7 @@ from pathlib import Path
 
 import powernode
 from powernode.core.errors import PowernodeError
+from powernode.core.execution import CoSig
 from powernode.core.tx import Transaction
 from powernode.logkit import emit
 from powernode.node import sigworker
@@ -85,17 +86,28 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _STOP_WAIT_S = 10.0
 
 
-def encode_request(txs: Sequence[Transaction]) -> bytes:
-    """A worker request for ``txs`` (framing in ``sigworker``). Here, not in
-    the worker module: the registry pulls in every engine, which would slow
-    the worker's start."""
+# Per tx of a check, its signatures if its type has co-signers (built once,
+# for the weight that splits the check and for the request), else None.
+Cosigned = Sequence[tuple[CoSig, ...] | None]
+
+
+def cosigned(txs: Sequence[Transaction]) -> list[tuple[CoSig, ...] | None]:
+    return [tx_signatures(tx) if tx.type in COSIGNERS else None for tx in txs]
+
+
+def encode_request(txs: Sequence[Transaction], sigs: Cosigned | None = None) -> bytes:
+    """A worker request for ``txs`` (framing in ``sigworker``); ``sigs``:
+    ``cosigned(txs)`` if the caller has it. Here, not in the worker module:
+    the registry pulls in every engine, which would slow the worker's
+    start."""
     parts: list[bytes] = []
-    for tx in txs:
+    for i, tx in enumerate(txs):
         if tx.type in COSIGNERS:
-            sigs = tx_signatures(tx)
+            sigs_i = None if sigs is None else sigs[i]
+            tx_sigs = tx_signatures(tx) if sigs_i is None else sigs_i
             # One byte: up to 255 signatures per tx (bytes() raises past it).
-            parts.append(bytes((len(sigs),)))
-            for pubkey, sig, msg in sigs:
+            parts.append(bytes((len(tx_sigs),)))
+            for pubkey, sig, msg in tx_sigs:
                 parts += (pubkey, len(msg).to_bytes(2, "big"), sig, msg)
         else:
             msg = tx.signing_bytes()
@@ -226,13 +238,15 @@ class _Worker:
                 old.remove_writer(self._wfd)
         self._writing = False
 
-    def submit(self, txs: Sequence[Transaction], offset: int = 0) -> _Request:
+    def submit(
+        self, txs: Sequence[Transaction], offset: int = 0, sigs: Cosigned | None = None
+    ) -> _Request:
         req = _Request(txs, offset)
         if self._dead:
             req.check_here()
             return req
         self._pending.append(req)
-        self._out += sigworker.frame(encode_request(txs))
+        self._out += sigworker.frame(encode_request(txs, sigs))
         loop = self._loop
         if loop is None or loop.is_closed():
             self._flush()
@@ -386,7 +400,16 @@ class Verifier:
         if threading.get_ident() != self._owner:
             # Requests and replies are matched by order on shared buffers.
             raise RuntimeError("the verifier is driven by the thread that started it")
-        weights = [_weight(tx) for tx in txs]
+        sigs = cosigned(txs)
+        if not any(sigs):
+            # One signature per tx (the common case): equal slices, no walk.
+            size = max(_INLINE, min(_CHUNK, -(-len(txs) // self.processes)))
+            out = []
+            for start in range(0, len(txs), size):
+                w = next(self._next)
+                out.append((start, w, w.submit(txs[start : start + size], start)))
+            return out
+        weights = [1 if s is None else len(s) for s in sigs]
         size = max(_INLINE, min(_CHUNK, -(-sum(weights) // self.processes)))
         out = []
         start = filled = 0
@@ -394,7 +417,7 @@ class Verifier:
             filled += w_i
             if filled >= size or i == len(txs) - 1:
                 w = next(self._next)
-                out.append((start, w, w.submit(txs[start : i + 1], start)))
+                out.append((start, w, w.submit(txs[start : i + 1], start, sigs[start : i + 1])))
                 start, filled = i + 1, 0
         return out
 

@@ -53,6 +53,25 @@ class Message:
         return encoding.encode(self.to_obj())
 
 
+# What a list of byte strings holds, as ``set(map(type, items))`` finds it:
+# such a list needs no type walk per entry (gossip sends and receives every
+# tx id in several of them).
+_BYTES_ONLY = frozenset((bytes,))
+
+
+def _all_bytes(items: list[Any]) -> bool:
+    return set(map(type, items)) <= _BYTES_ONLY
+
+
+def _encode_items(name: str, fields: list[Any], items: list[Any]) -> bytes:
+    """``[name, *fields, items]`` encoded, ``items`` a list of bytes (ids or
+    raw txs): checked in one pass, not walked entry by entry."""
+    obj = [name, *fields, items]
+    if type(items) is list and _all_bytes(items) and all(f in KINDS for f in fields):
+        return encoding.encode_trusted(obj)
+    return encoding.encode(obj)
+
+
 @dataclass(frozen=True, slots=True)
 class Hello(Message):
     name: ClassVar[str] = "hello"
@@ -94,6 +113,9 @@ class Inv(Message):
     kind: str
     hashes: list[bytes]
 
+    def encode(self) -> bytes:
+        return _encode_items(self.name, [self.kind], self.hashes)
+
 
 @dataclass(frozen=True, slots=True)
 class GetData(Message):
@@ -101,12 +123,18 @@ class GetData(Message):
     kind: str
     hashes: list[bytes]
 
+    def encode(self) -> bytes:
+        return _encode_items(self.name, [self.kind], self.hashes)
+
 
 @dataclass(frozen=True, slots=True)
 class NotFound(Message):
     name: ClassVar[str] = "notfound"
     kind: str
     hashes: list[bytes]
+
+    def encode(self) -> bytes:
+        return _encode_items(self.name, [self.kind], self.hashes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +150,9 @@ class Txs(Message):
 
     name: ClassVar[str] = "txs"
     raws: list[bytes]
+
+    def encode(self) -> bytes:
+        return _encode_items(self.name, [], self.raws)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +185,15 @@ class Addr(Message):
     addrs: list[str]
 
 
+_LEN_32 = frozenset((32,))
+
+
 def _hashes(obj: Any, what: str, limit: int) -> list[bytes]:
     items = encoding.as_list(obj, None, what)
     if len(items) > limit:
         raise OversizeFrame(f"{what}: {len(items)} entries, limit {limit}")
+    if _all_bytes(items) and set(map(len, items)) <= _LEN_32:
+        return items  # the common case in one pass; the loop below names what is wrong
     return [encoding.as_bytes(h, what, size=32) for h in items]
 
 
@@ -214,6 +250,8 @@ def _decode_fields(name: str, f: list[Any]) -> Message:
         items = encoding.as_list(f[0], None, "txs")
         if len(items) > MAX_TXS:
             raise OversizeFrame(f"txs: {len(items)} entries, limit {MAX_TXS}")
+        if _all_bytes(items) and max(map(len, items), default=0) <= MAX_TX_BYTES:
+            return Txs(items)  # the common case in one pass, as _hashes
         return Txs([encoding.as_bytes(t, "tx", max_size=MAX_TX_BYTES) for t in items])
     if name == "block":
         need(1)

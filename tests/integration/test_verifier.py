@@ -219,3 +219,28 @@ def test_chunks_are_cut_by_signatures_not_txs(verifier: Verifier) -> None:
     assert [start for start, _, _ in parts] == [0, 1, 2]
     assert [len(req.txs) for _, _, req in parts] == [1, 1, 2]
     verifier.verify_blocking(batches)  # two txs, 202 signatures: to the workers
+
+
+def test_a_cosigned_tx_has_its_signatures_built_once_per_check(
+    verifier: Verifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weight that splits a check and the worker request read the same
+    list of a meter.batch's signatures: built once, not once for each."""
+    from tests.unit.test_meter_batch import full_batch
+
+    txs = [full_batch(ALICE), *_txs(3)]
+    expected = encode_request(txs)
+    built: list[Transaction] = []
+    real = verify.tx_signatures
+
+    def counted(tx: Transaction) -> tuple[tuple[bytes, bytes, bytes], ...]:
+        built.append(tx)
+        return real(tx)
+
+    monkeypatch.setattr(verify, "tx_signatures", counted)
+    assert encode_request(txs, verify.cosigned(txs)) == expected
+    built.clear()
+    parts = verifier._submit(txs)
+    assert built == [txs[0]]
+    for _, w, req in parts:
+        assert w.wait(req) == []

@@ -4,6 +4,7 @@ checked (a block often comes before its last txs are through admission)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Coroutine
 from types import SimpleNamespace
 from typing import Any, cast
@@ -18,14 +19,19 @@ from powernode.core.tx import Transaction, decode_tx
 from powernode.node.api import NodeApi
 from powernode.node.p2p_gossip import CHECK_BATCH, Gossip, Malformed
 from powernode.node.p2p_sync import Sync
-from powernode.node.peer import Peer
+from powernode.node.peer import KnownSet, Peer
+from powernode.protocol.messages import GetData, Inv, Message
 from tests.unit.helpers import ALICE, BOB, transfer
 from tests.unit.test_block import header
 
 
-def _gossip(decoded: list[bytes]) -> tuple[Gossip, list[str]]:
-    def decode(raw: bytes) -> Transaction:
+def _gossip(
+    decoded: list[bytes], ids: list[bytes | None] | None = None
+) -> tuple[Gossip, list[str]]:
+    def decode(raw: bytes, txid: bytes | None = None) -> Transaction:
         decoded.append(raw)
+        if ids is not None:
+            ids.append(txid)
         return decode_tx(raw)
 
     spawned: list[str] = []
@@ -141,3 +147,56 @@ def test_txs_a_reorg_undid_are_no_longer_taken_as_confirmed() -> None:
     peer.asked_txs.update(dict.fromkeys([tx.txid]))
     g._on_txs(peer, [tx.raw])
     assert decoded == [tx.raw] and spawned
+
+
+def test_a_received_tx_is_hashed_once_its_id_handed_to_the_decoder() -> None:
+    decoded: list[bytes] = []
+    ids: list[bytes | None] = []
+    g, _ = _gossip(decoded, ids)
+    txs = [transfer(ALICE, BOB, 1, nonce=n) for n in range(2)]
+    peer = Peer(ws=cast(Any, None), proto=cast(Any, None), addr="127.0.0.1:1", direction="in")
+    peer.asked_txs.update(dict.fromkeys(tx.txid for tx in txs))
+    g._on_txs(peer, [tx.raw for tx in txs])
+    assert ids == [tx.txid for tx in txs]
+    assert [g._checking[tx.txid] for tx in txs] == txs
+
+
+class _Outbox:
+    """A peer protocol that keeps what is sent, as messages."""
+
+    ready = True
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    def send(self, msg: Message) -> None:
+        self.sent.append(msg)
+
+    def data_to_send(self) -> list[bytes]:
+        return []
+
+
+def test_an_inv_asks_only_for_txs_not_known_in_any_way() -> None:
+    g, _ = _gossip([])
+    pending, confirmed, rejected, checking, asked, fresh = (
+        transfer(ALICE, BOB, 1, nonce=n) for n in range(6)
+    )
+    g.node.mempool.add(pending, ALICE.address, 11)
+    g.recent_confirmed.update([confirmed.txid])
+    g.recent_rejects.add(rejected.txid)
+    g._checking[checking.txid] = checking
+    g._asked[asked.txid] = time.monotonic()
+    out = _Outbox()
+    peer = Peer(ws=cast(Any, None), proto=cast(Any, out), addr="127.0.0.1:1", direction="in")
+    every = [pending, confirmed, rejected, checking, asked, fresh]
+    g.on_message(peer, Inv("tx", [tx.txid for tx in every]))
+    assert out.sent == [GetData("tx", [fresh.txid])]
+    assert list(peer.asked_txs) == [fresh.txid]
+    assert all(tx.txid in peer.known_txs for tx in every)
+
+
+def test_known_set_unknown_keeps_order_and_sees_both_generations() -> None:
+    known = KnownSet(limit=2)
+    known.update([b"a", b"b"])  # fills the young generation: it becomes the old
+    known.add(b"c")
+    assert known.unknown([b"d", b"a", b"c", b"e", b"b"]) == [b"d", b"e"]

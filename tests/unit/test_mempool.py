@@ -115,6 +115,9 @@ op = st.one_of(
     ),
     st.tuples(st.just("remove"), st.integers(0, 1000)),
     st.tuples(st.just("stale"), st.integers(0, 5), st.integers(0, 8)),
+    # A block: a pool under half full lets its eviction heap go (rebuilt
+    # when a tx next does not fit); the choices must not change.
+    st.tuples(st.just("block")),
 )
 
 
@@ -140,6 +143,8 @@ def test_indexed_eviction_matches_the_linear_scan(ops: list[tuple[Any, ...]], li
                 txid = ids[o[1] % len(ids)]
                 pool.remove(txid)
                 oracle.remove(txid)
+        elif o[0] == "block":
+            pool.block_connected(0)
         else:
             _, s, n = o
             got = pool.drop_stale(sender(s), n)

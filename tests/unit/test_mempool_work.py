@@ -59,6 +59,9 @@ def full_pool(n: int, rng: random.Random) -> Mempool:
     for i in range(n):
         pool.add(ftx(0, 1000 + rng.randrange(1000), SIZE), sender(i), 0)
     assert pool.total_bytes == pool.max_bytes
+    # The first tx that does not fit builds the eviction heap, once (a sort
+    # of the tails): the figures below are the work per add after that.
+    pool.cheapest()
     return pool
 
 
@@ -122,3 +125,27 @@ def test_deep_sender_queues_keep_their_tails(counting: type[_Reads]) -> None:
     # The cheapest senders lost their highest nonces first, never a head.
     for q in pool.by_sender.values():
         assert sorted(q) == list(range(min(q), min(q) + len(q)))
+
+
+def test_the_eviction_heap_is_built_once_when_the_pool_fills(counting: type[_Reads]) -> None:
+    """Below the bound no heap is kept (adds do not pay for it); the first
+    tx that does not fit builds it from the tails, once, and the adds after
+    it keep it, each touching O(log n) entries."""
+    n = 8_000
+    pool = Mempool(max_bytes=n * SIZE)
+    counting.n = 0
+    for i in range(n):
+        pool.add(ftx(0, 1000 + i % 1000, SIZE), sender(i), 0)
+    assert counting.n == 0  # no rate read: no heap kept while it fits
+    pool.check_index()
+    cheap = [(ftx(0, 10, SIZE), sender(n + i)) for i in range(201)]
+    first = reads_per_op(pool, counting, cheap[:1])
+    assert first >= n  # the build: every tail's rate
+    assert reads_per_op(pool, counting, cheap[1:]) <= 8 * math.log2(n) + 8
+    pool.check_index()
+    # A block that leaves it under half full lets the heap go.
+    for i in range(n // 2 + 1):
+        pool.remove(pool.by_sender[sender(i)][0].tx.txid)
+    pool.block_connected(0)
+    assert not pool._heaped
+    pool.check_index()

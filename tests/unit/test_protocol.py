@@ -18,6 +18,8 @@ from powernode.core import encoding
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import (
     BadAuth,
+    DecodeError,
+    FloatNotAllowed,
     Flood,
     Malformed,
     OversizeFrame,
@@ -253,6 +255,10 @@ WRONG_TYPES = {
     "inv hashes not a list": frame("inv", "tx", H1),
     "inv hash short": frame("inv", "tx", [H1[:31]]),
     "inv hash str": frame("inv", "tx", ["11" * 32]),
+    "inv one short hash among good ones": frame("inv", "tx", [H1, H2, H1[:31]]),
+    "inv one int among hashes": frame("inv", "tx", [H1, 7]),
+    "txs entry not bytes": frame("txs", [b"raw", 5]),
+    "txs entry too big": frame("txs", [b"raw", b"\x00" * (16 * 1024 + 1)]),
     "getdata hash long": frame("getdata", "block", [H1 + b"\x00"]),
     "notfound hashes nil": frame("notfound", "tx", None),
     "tx raw as str": frame("tx", "raw"),
@@ -771,3 +777,32 @@ def test_the_readme_inventory_bucket() -> None:
         p.receive(GetData("tx", hashes(MAX_INV)).encode(), 1_000)
     with pytest.raises(Flood):
         p.receive(Inv("tx", hashes(1)).encode(), 1_000)
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        Inv("tx", [H1, H2]),
+        GetData("block", [H2]),
+        NotFound("tx", []),
+        Txs([b"raw", b"other"]),
+        Txs([]),
+    ],
+)
+def test_id_and_tx_lists_encode_as_the_general_encoder_does(msg: Message) -> None:
+    """Their one-pass encoding (no type walk per entry) gives the same bytes."""
+    assert msg.encode() == encoding.encode(msg.to_obj())
+
+
+@pytest.mark.parametrize(
+    ("msg", "error"),
+    [
+        (Inv("tx", [H1, 1.5]), FloatNotAllowed),  # type: ignore[list-item]
+        (Txs([b"raw", {"a": 1}]), DecodeError),  # type: ignore[list-item]
+    ],
+)
+def test_a_list_holding_what_is_not_bytes_is_still_refused_on_encode(
+    msg: Message, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        msg.encode()
