@@ -485,6 +485,10 @@ class Node:
         return self.ledger.template(self.mining_address, now=now_s())
 
     def _on_mined(self, block: Block) -> None:
+        # Found on our tip: it goes to the peers before its connect here (a
+        # block found on a tip that moved meanwhile is only stored, unsent).
+        if self.p2p is not None and block.header.prev_hash == self.ledger.chain.tip.hash:
+            self.p2p.push_mined(block)
         try:
             outcome, _ = self.accept_block(block)
         except PowernodeError as exc:
