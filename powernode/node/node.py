@@ -487,8 +487,15 @@ class Node:
     def _on_mined(self, block: Block) -> None:
         # Found on our tip: it goes to the peers before its connect here (a
         # block found on a tip that moved meanwhile is only stored, unsent).
+        # The connect waits one turn of the loop, so the peers' writers the
+        # push woke put it on the wire first (they are ahead in the queue).
         if self.p2p is not None and block.header.prev_hash == self.ledger.chain.tip.hash:
             self.p2p.push_mined(block)
+            asyncio.get_running_loop().call_soon(self._connect_mined, block)
+        else:
+            self._connect_mined(block)
+
+    def _connect_mined(self, block: Block) -> None:
         try:
             outcome, _ = self.accept_block(block)
         except PowernodeError as exc:

@@ -3,6 +3,7 @@ connected here; one found on a tip that moved meanwhile is not sent early."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,7 +38,7 @@ def _node(tmp_path: Path, ledger: Ledger) -> tuple[Node, _P2P]:
     return node, p2p
 
 
-def test_a_mined_block_is_pushed_before_it_connects(
+async def test_a_mined_block_is_pushed_before_it_connects(
     tmp_path: Path, factory: LedgerFactory, params: Any
 ) -> None:
     ledger = factory.open(params)
@@ -45,6 +46,9 @@ def test_a_mined_block_is_pushed_before_it_connects(
     parent = ledger.chain.tip.hash
     block = template(ledger, GENESIS_TIME + 5)
     node._on_mined(block)
+    # The connect comes at the loop's next turn, after the peers' writers.
+    assert ledger.chain.tip.hash == parent
+    await asyncio.sleep(0)
     assert ledger.chain.tip.hash == block.hash
     # Sent while the tip was still its parent, then told once more after the
     # connect (which counts the peers it went to as at its height).
