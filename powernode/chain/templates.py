@@ -126,6 +126,21 @@ class Templates:
                 return executed
         return result
 
+    def root_known(self, block: Block) -> bool:
+        """Whether ``block``'s tx root is the one the kept builder's tree gave
+        for exactly the block's txs (the same objects, in order): a block
+        mined from our template, whose root need not be hashed again."""
+        kept = self._tx_root
+        if kept is None:
+            return False
+        builder, acc = kept
+        txs = block.txs
+        return (
+            len(acc) == len(txs) == len(builder.txs)
+            and all(x is y for x, y in zip(builder.txs, txs, strict=True))
+            and acc.root() == block.header.tx_root
+        )
+
     def _root_of(self, builder: BodyBuilder, txs: tuple[Transaction, ...]) -> bytes:
         """The tx root of ``txs``, the builder's body so far (it only grows)."""
         kept = self._tx_root
