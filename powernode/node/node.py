@@ -33,6 +33,7 @@ from powernode.chain.ledger import Checked, Ledger
 from powernode.chain.mempool import Mempool
 from powernode.chain.storage_faults import fix_store, from_os_error
 from powernode.chain.store import BlockStore
+from powernode.chain.templates import TEMPLATE_SLICE
 from powernode.core.block import Block, make_block
 from powernode.core.crypto import KeyPair, parse_address
 from powernode.core.errors import (
@@ -482,7 +483,16 @@ class Node:
     # --- mining -------------------------------------------------------------
 
     async def _template(self) -> Block:
-        return self.ledger.template(self.mining_address, now=now_s())
+        # Built in slices, the loop free in between (a peer's block that
+        # arrives meanwhile pauses the miner and connects; the next slice
+        # then starts a builder on the new tip). Bounded, so a pool that
+        # keeps filling cannot keep the miner waiting.
+        ledger, now = self.ledger, now_s()
+        for _ in range(ledger.params.max_block_txs // TEMPLATE_SLICE + 1):
+            if ledger.templates.extend(self.mining_address, now=now, limit=TEMPLATE_SLICE):
+                break
+            await asyncio.sleep(0)
+        return ledger.template(self.mining_address, now=now)
 
     def _on_mined(self, block: Block) -> None:
         # Found on our tip: it goes to the peers before its connect here (a
