@@ -218,9 +218,9 @@ def test_testnet_target_gives_the_block_time_at_the_measured_hash_rate() -> None
     def work(target: str) -> int:
         return block_work(int(target, 16))
 
-    # 4 miners at 10%: 4,400 hashes a second, so a 2 s block takes 8,800.
-    assert work(devchain.testnet_target(10, miners=4, block_time=2)) == 8_800
-    assert MINER_HASHES_PER_S_PER_PCT * 10 * 4 * 2 == 8_800
+    # 4 miners at 10%: 4,000 hashes a second, so a 2 s block takes 8,000.
+    assert work(devchain.testnet_target(10, miners=4, block_time=2)) == 8_000
+    assert MINER_HASHES_PER_S_PER_PCT * 10 * 4 * 2 == 8_000
     # Each of cap, miners and block time scales the work a block takes.
     base = work(devchain.testnet_target(10))
     assert work(devchain.testnet_target(20)) == 2 * base
