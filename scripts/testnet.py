@@ -86,7 +86,11 @@ def cmd_up(a: argparse.Namespace) -> int:
         {k.address: DEV_FUNDS for k in demo},
         chain_id=a.chain_id,
         block_time=a.block_time,
-        target=DEV_TARGET if a.easy else testnet_target(a.miner_cpu),
+        target=(
+            DEV_TARGET
+            if a.easy
+            else testnet_target(a.miner_cpu, miners=a.nodes, block_time=a.block_time)
+        ),
         pow_limit=DEV_TARGET,
         asert_halflife=600,
         markets=TESTNET_MARKETS,

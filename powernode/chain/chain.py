@@ -103,6 +103,9 @@ class Chain:
         # Set by the ledger: the result of a block it mined from its own
         # template, sealed from that template (chain/templates.py).
         self.prepared: Prepared | None = None
+        # Set by the ledger: whether a block's tx root is one its own template
+        # computed from exactly the block's txs (not hashed again then).
+        self.own_tx_root: Callable[[Block], bool] | None = None
         # Set by the node: told the seconds each block connect took (metrics).
         self.connect_observer: Callable[[float], None] | None = None
         # The peer each submitted block came from, until it connects (for
@@ -289,6 +292,7 @@ class Chain:
             max_txs=self.params.max_block_txs,
             max_bytes=self.params.max_block_bytes,
             pow_checked=self._pow_checked.pop(block.hash, False),
+            tx_root_known=self.own_tx_root is not None and self.own_tx_root(block),
         )
         if block.header.prev_hash not in self.index:
             if block.height == 0:

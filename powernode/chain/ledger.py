@@ -116,6 +116,7 @@ class Ledger:
         self.on_dropped: Callable[[bytes, PowernodeError], None] | None = None
         self.templates = Templates(self)
         self.chain.prepared = self.templates.mined_result
+        self.chain.own_tx_root = self.templates.root_known
 
     def load(self) -> None:
         self._epoch += 1  # the tip state moves (see Checked.account)

@@ -315,10 +315,21 @@ class Mempool:
         if not q:
             return []
         stale = [e for n, e in q.items() if n < state_nonce]
+        if not stale:
+            return stale
         if len(stale) < len(q):
-            # The tail (highest nonce) is not stale, so it stays the tail.
+            # The tail (highest nonce) is not stale, so it stays the tail and
+            # the eviction heap is untouched: the stale entries go at once
+            # (``_drop`` each cost a block connect about a microsecond a tx).
+            by_id = self.by_id
             for e in stale:
-                self._drop(e)
+                del by_id[e.tx.txid]
+                del q[e.tx.nonce]
+            self._sender_cost[sender] -= sum(e.cost for e in stale)
+            if self.left is not None:
+                self.left.update(e.tx.txid for e in stale)
+            self.total_bytes -= sum(len(e.tx.raw) for e in stale)  # len(raw) is tx.size
+            self.version += 1
             return stale
         # The whole queue (the usual case after a block): drop it at once.
         del self.by_sender[sender]

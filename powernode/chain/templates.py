@@ -11,6 +11,7 @@ executing them a second time.
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import Protocol
 
 from powernode.chain.chain import Chain
@@ -35,6 +36,11 @@ TEMPLATE_MAX_AGE_S = 10
 # One own block in this many (by height) is also executed from scratch and
 # compared with what its template sealed (see mined_result).
 SELF_CHECK_EVERY = 16
+# The node's miner builds its template this many candidate txs at a time,
+# yielding to the event loop in between (``extend``): a template over a
+# big pool is tens to hundreds of ms, and a peer's block waiting behind it
+# is time in which our miner hashes on a tip that is already beaten.
+TEMPLATE_SLICE = 1000
 
 
 class TemplateSource(Protocol):
@@ -126,6 +132,21 @@ class Templates:
                 return executed
         return result
 
+    def root_known(self, block: Block) -> bool:
+        """Whether ``block``'s tx root is the one the kept builder's tree gave
+        for exactly the block's txs (the same objects, in order): a block
+        mined from our template, whose root need not be hashed again."""
+        kept = self._tx_root
+        if kept is None:
+            return False
+        builder, acc = kept
+        txs = block.txs
+        return (
+            len(acc) == len(txs) == len(builder.txs)
+            and all(x is y for x, y in zip(builder.txs, txs, strict=True))
+            and acc.root() == block.header.tx_root
+        )
+
     def _root_of(self, builder: BodyBuilder, txs: tuple[Transaction, ...]) -> bytes:
         """The tx root of ``txs``, the builder's body so far (it only grows)."""
         kept = self._tx_root
@@ -134,6 +155,22 @@ class Templates:
         acc = kept[1]
         acc.extend([tx.txid for tx in txs[len(acc) :]])
         return acc.root()
+
+    def extend(self, miner: bytes, *, now: int, limit: int) -> bool:
+        """Apply at most ``limit`` more candidates to the template builder
+        (``builder_for``: a new one if the tip moved); whether it is done,
+        the pool holding no more candidates for it, the body full, or a
+        candidate refused (it would come first again in the next slice:
+        ``template`` deals with it). Then ``template`` finishes it: a
+        template built in slices is the one ``template`` alone builds (the
+        same builder, the same candidates in the same order), the event
+        loop free between slices."""
+        builder = self.builder_for(miner, now)
+        view = builder.view
+        before = len(builder.txs)
+        candidates = self.ledger.mempool.select(lambda a: get_account(view, a).nonce)
+        builder.add(islice(candidates, limit))
+        return len(builder.txs) - before < limit or builder.broken
 
     def template(self, miner: bytes, *, now: int) -> Block:
         """A block on the tip with the best-paying txs; the nonce is unsolved.

@@ -33,6 +33,7 @@ from powernode.chain.ledger import Checked, Ledger
 from powernode.chain.mempool import Mempool
 from powernode.chain.storage_faults import fix_store, from_os_error
 from powernode.chain.store import BlockStore
+from powernode.chain.templates import TEMPLATE_SLICE
 from powernode.core.block import Block, make_block
 from powernode.core.crypto import KeyPair, parse_address
 from powernode.core.errors import (
@@ -496,9 +497,29 @@ class Node:
     # --- mining -------------------------------------------------------------
 
     async def _template(self) -> Block:
-        return self.ledger.template(self.mining_address, now=now_s())
+        # Built in slices, the loop free in between (a peer's block that
+        # arrives meanwhile pauses the miner and connects; the next slice
+        # then starts a builder on the new tip). Bounded, so a pool that
+        # keeps filling cannot keep the miner waiting.
+        ledger, now = self.ledger, now_s()
+        for _ in range(ledger.params.max_block_txs // TEMPLATE_SLICE + 1):
+            if ledger.templates.extend(self.mining_address, now=now, limit=TEMPLATE_SLICE):
+                break
+            await asyncio.sleep(0)
+        return ledger.template(self.mining_address, now=now)
 
     def _on_mined(self, block: Block) -> None:
+        # Found on our tip: it goes to the peers before its connect here (a
+        # block found on a tip that moved meanwhile is only stored, unsent).
+        # The connect waits one turn of the loop, so the peers' writers the
+        # push woke put it on the wire first (they are ahead in the queue).
+        if self.p2p is not None and block.header.prev_hash == self.ledger.chain.tip.hash:
+            self.p2p.push_mined(block)
+            asyncio.get_running_loop().call_soon(self._connect_mined, block)
+        else:
+            self._connect_mined(block)
+
+    def _connect_mined(self, block: Block) -> None:
         try:
             outcome, _ = self.accept_block(block)
         except PowernodeError as exc:

@@ -380,6 +380,11 @@ class P2P:
         blocks); a tip ``made_here`` is sent whole (see Gossip)."""
         self._gossip.chain_updated(update, tip_moved=tip_moved, made_here=made_here)
 
+    def push_mined(self, block: Block) -> None:
+        """Send a block our miner found on our tip to every peer before it
+        is connected here (see Gossip.push_mined)."""
+        self._gossip.push_mined(block)
+
     def _connected_to(self, addr: str, entry: AddrEntry) -> bool:
         ids = {entry.verified, entry.expect} - {b""}
         return any(p.addr == addr or p.node_id in ids for p in self.peers.values())

@@ -142,6 +142,10 @@ class Gossip:
         # Per peer, tx ids to announce at the next flush.
         self._inv_queue: dict[int, list[bytes]] = {}
         self._inv_flush: asyncio.TimerHandle | None = None
+        # The block last mined here and sent before its connect (push_mined),
+        # and the peers it went to: once it connects they count as at its
+        # height, as peers it is pushed to after the connect do.
+        self._pushed_early: tuple[bytes, set[int]] = (b"", set())
 
     def on_message(self, peer: Peer, msg: Message) -> None:
         """Handle one message of a ready peer (all but address exchange,
@@ -471,25 +475,48 @@ class Gossip:
                 self._backlog[peer_id] = [tx for tx in queued if tx.txid not in confirmed]
                 _forget(self._checking, gone)
 
-    def _push_block(self, block: Block, entry: IndexEntry) -> None:
-        """Send a block made here to every peer at once (Bitcoin's
-        high-bandwidth compact-block relay, with the block whole): no peer has
-        it yet, and an ``inv`` would cost a round trip through both event
-        loops (ours busy building the next template) before the block could
-        even start to travel; every such delay is a window for a competing
-        block at the same height, and a reorg for someone."""
+    def push_mined(self, block: Block) -> None:
+        """Send a block our miner just found on our tip to every peer, before
+        it is connected here: its txs were executed in the template it was
+        mined from, and the connect (hundreds of ms for a big block on a busy
+        loop) is time in which a peer's miner could find a competing block
+        at the same height, and cost someone a reorg."""
+        sent: set[int] = set()
         msg: BlockMsg | None = None
         for peer in self.peers.values():
             if block.hash not in peer.known_blocks:
                 peer.known_blocks.add(block.hash)
                 msg = msg or BlockMsg(block.raw)
                 peer.send(msg)
-                # It never asks for the block nor sends it back, so nothing
-                # else would tell us it has it: a peer at the block's parent
-                # (or above) connects it on arrival. A peer further behind
-                # would hold it as an orphan, so its height stays as it was.
-                if peer.height >= entry.height - 1:
-                    peer.has(entry)
+                sent.add(peer.id)
+        self._pushed_early = (block.hash, sent)
+
+    def _push_block(self, block: Block, entry: IndexEntry) -> None:
+        """Send a block made here to every peer at once (Bitcoin's
+        high-bandwidth compact-block relay, with the block whole): no peer has
+        it yet, and an ``inv`` would cost a round trip through both event
+        loops (ours busy building the next template) before the block could
+        even start to travel; every such delay is a window for a competing
+        block at the same height, and a reorg for someone. (A block our miner
+        found went out already, before its connect: see push_mined.)"""
+        early_hash, early = self._pushed_early
+        if early_hash != block.hash:
+            early = set()
+        self._pushed_early = (b"", set())
+        msg: BlockMsg | None = None
+        for peer in self.peers.values():
+            pushed = peer.id in early
+            if not pushed and block.hash not in peer.known_blocks:
+                peer.known_blocks.add(block.hash)
+                msg = msg or BlockMsg(block.raw)
+                peer.send(msg)
+                pushed = True
+            # It never asks for the block nor sends it back, so nothing
+            # else would tell us it has it: a peer at the block's parent
+            # (or above) connects it on arrival. A peer further behind
+            # would hold it as an orphan, so its height stays as it was.
+            if pushed and peer.height >= entry.height - 1:
+                peer.has(entry)
 
     def _announce_block(self, block_hash: bytes) -> None:
         for peer in self.peers.values():

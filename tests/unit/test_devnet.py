@@ -19,7 +19,7 @@ import pytest
 from powernode.client import Endpoint, RpcUnavailable, read_key
 from powernode.core.block import BlockHeader
 from powernode.core.crypto import KeyPair
-from powernode.core.pow import pow_hash
+from powernode.core.pow import block_work, pow_hash
 from powernode.devnet import (
     devchain,  # not its testnet_target: pytest would collect it
     netns,
@@ -28,7 +28,7 @@ from powernode.devnet.datadir import free_port, init_datadir, write_genesis
 from powernode.devnet.devchain import (
     ALWAYS_OPEN_MARKETS,
     DEV_TARGET,
-    TESTNET_TARGET,
+    MINER_HASHES_PER_S_PER_PCT,
     dev_genesis,
     solve,
 )
@@ -214,11 +214,22 @@ def test_genesis_file_round_trips(tmp_path: Path) -> None:
     assert parse_genesis_json(path.read_bytes()) == parse_genesis_json(json.dumps(doc).encode())
 
 
-def test_testnet_target_eases_with_the_miner_cap_but_not_past_dev() -> None:
-    full, tenth = int(devchain.testnet_target(100), 16), int(devchain.testnet_target(10), 16)
-    assert full == int(TESTNET_TARGET, 16)
-    assert tenth == full * 10  # a tenth of the hashing, ten times the target
-    assert int(devchain.testnet_target(1), 16) <= int(DEV_TARGET, 16)
+def test_testnet_target_gives_the_block_time_at_the_measured_hash_rate() -> None:
+    def work(target: str) -> int:
+        return block_work(int(target, 16))
+
+    # 4 miners at 10%: 4,000 hashes a second, so a 2 s block takes 8,000.
+    assert work(devchain.testnet_target(10, miners=4, block_time=2)) == 8_000
+    assert MINER_HASHES_PER_S_PER_PCT * 10 * 4 * 2 == 8_000
+    # Each of cap, miners and block time scales the work a block takes.
+    base = work(devchain.testnet_target(10))
+    assert work(devchain.testnet_target(20)) == 2 * base
+    assert work(devchain.testnet_target(10, miners=2)) * 2 == base
+    assert work(devchain.testnet_target(10, block_time=6)) == 3 * base
+
+
+def test_testnet_target_is_never_easier_than_dev() -> None:
+    assert int(devchain.testnet_target(1, miners=1, block_time=1), 16) <= int(DEV_TARGET, 16)
 
 
 # --- the PoW solver -----------------------------------------------------------------

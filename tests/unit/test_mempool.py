@@ -354,3 +354,27 @@ def test_reorg_readmission_ignores_the_floor(factory: LedgerFactory) -> None:
         ledger.submit_tx(tx, now=T)
     assert ledger.readmit([tx], now=T) == 1
     assert tx.txid in pool
+
+
+def test_dropping_part_of_a_senders_queue_keeps_its_books() -> None:
+    """The stale head of a queue goes at once (a block took it): what the
+    sender's other txs may take, the bytes, the version and the record of
+    what left are what dropping them one by one gives."""
+    pool = Mempool(max_bytes=100_000)
+    txs = [ftx(n, 10 + n) for n in range(6)]
+    for n, tx in enumerate(txs):
+        pool.add(tx, sender(1), 1_000 * (n + 1))
+    pool.add(ftx(0, 5), sender(2), 7)
+    version, size = pool.version, pool.total_bytes
+    pool.left = set()
+    gone = pool.drop_stale(sender(1), 4)
+    assert {e.tx.txid for e in gone} == {tx.txid for tx in txs[:4]}
+    assert pool.left == {tx.txid for tx in txs[:4]}
+    assert pool.version > version
+    assert pool.total_bytes == size - sum(len(tx.raw) for tx in txs[:4])
+    # Nonces 4 and 5 are left, at 5,000 and 6,000.
+    assert pool.slot(sender(1), 9) == (None, 11_000)
+    assert sorted(pool.by_sender[sender(1)]) == [4, 5]
+    assert all(tx.txid not in pool.by_id for tx in txs[:4])
+    pool.check_index()
+    assert pool.drop_stale(sender(1), 4) == []

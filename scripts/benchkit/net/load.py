@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import threading
@@ -27,6 +28,7 @@ from benchkit.guard import median, progress
 from benchkit.load.sign import LoadConfig, Prepared
 from benchkit.net.testnet import Testnet, log_events
 from powernode.client import RpcError, RpcUnavailable
+from powernode.core.pow import block_work
 
 # --- d. load ----------------------------------------------------------------------------
 
@@ -201,6 +203,31 @@ LOAD_MODES = {
 }
 
 
+def miner_rates(tn: Testnet) -> dict[str, Any]:
+    """Each node's PoW hashes per second while it mined (its miner stopped
+    over RPC: the ``miner.started`` to ``miner.stopped hashes=`` lines of its
+    log), and the block interval the genesis target gives at their sum: what
+    ``testnet_target`` is calibrated against (powernode/devnet/devchain.py)."""
+    rates: dict[str, float] = {}
+    for n in tn.names:
+        with tn.client(n) as c:
+            c.call("miner.stop")
+        events = log_events(tn.datadir(n) / "node.log", {"miner.started", "miner.stopped"})
+        started = [t for t, e, _ in events if e == "miner.started"]
+        stopped = [(t, int(f.get("hashes", 0))) for t, e, f in events if e == "miner.stopped"]
+        if started and stopped and stopped[-1][0] > started[0]:
+            rates[n] = stopped[-1][1] / (stopped[-1][0] - started[0])
+    genesis = json.loads((tn.root / "genesis.json").read_text())
+    work = block_work(int(genesis["initial_target"], 16))
+    total = sum(rates.values())
+    return {
+        "hashes_per_s": rates,
+        "work_per_block": work,
+        "expected_interval_s": work / total if total else None,
+        "genesis_block_time": genesis["block_time"],
+    }
+
+
 def phase_load(
     workdir: Path,
     args: argparse.Namespace,
@@ -251,6 +278,8 @@ def phase_load(
             if pacer is not None:
                 pacer.stop()
         probe.close()
+        if not dev:
+            r["miners"] = miner_rates(tn)
         r["mode"] = mode
         r["mining"] = LOAD_MODES[mode]
         r["miner_cpu"] = args.miner_cpu

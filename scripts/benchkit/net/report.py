@@ -247,6 +247,14 @@ def print_table(results: dict[str, Any]) -> None:
         if ld.get("peer_problems"):
             print(f"  peer problems: {'; '.join(ld['peer_problems'][:5])}")
         print(f"  chain.reorg events in the 4 logs: {ld.get('reorg_events', 0)}")
+        mn = ld.get("miners")
+        if mn and mn.get("expected_interval_s"):
+            print(
+                "  miners' PoW hashes/s while mining: "
+                + ", ".join(f"{n} {v:,.0f}" for n, v in mn["hashes_per_s"].items())
+                + f"; genesis target's interval at that rate {mn['expected_interval_s']:.2f} s"
+                f" (block_time {mn['genesis_block_time']} s)"
+            )
         prof = ld.get("profile")
         if prof and prof.get("loop_samples"):
             print(
