@@ -557,6 +557,7 @@ class P2P:
             reason = peer.close_reason or reason
             if self.peers.pop(peer.id, None) is not None:
                 self._sync.peer_gone(peer)
+                self._gossip.peer_gone(peer)
                 emit(
                     log,
                     "peer.disconnected",
@@ -702,6 +703,7 @@ class P2P:
                 raise _Refused("duplicate_connection")
             self.peers.pop(dup.id, None)
             self._sync.peer_gone(dup)
+            self._gossip.peer_gone(dup)
             emit(
                 log,
                 "peer.disconnected",
@@ -770,6 +772,7 @@ class P2P:
                         peer.proto.ping(random.getrandbits(63), t)
                         peer.flush()
             self._sync.tick()
+            self._gossip.tick()
             await asyncio.sleep(0.5)
 
     def slot_stats(self) -> dict[str, object]:

@@ -68,7 +68,9 @@ CONFIRMED_KEPT = 200_000
 # Txs received from one peer and not yet checked; more means the peer sends
 # far more than it was asked for.
 MAX_TX_BACKLOG = 20_000
-# A tx asked of one peer is not asked of another announcer for this long.
+# A tx asked of one peer is not asked of another announcer for this long;
+# then, unless it came, it is asked of another peer that announced it (as
+# it is at once when the peer asked disconnects or answers ``notfound``).
 ASK_TIMEOUT_S = 5.0
 # Txs asked of one peer and not yet sent, remembered (the oldest forgotten
 # first): a peer that never answers cannot grow the record without bound.
@@ -167,6 +169,9 @@ class Gossip:
                     want = [h for h in want if now - asked.get(h, -ASK_TIMEOUT_S) >= ASK_TIMEOUT_S]
                 if want:
                     for h in want:
+                        # Re-inserted, so the record stays in the order
+                        # asked (``tick`` reads the overdue ones off its head).
+                        asked.pop(h, None)
                         asked[h] = now
                     if len(asked) > 4 * MAX_TX_BACKLOG:
                         self._asked = {h: t for h, t in asked.items() if now - t < ASK_TIMEOUT_S}
@@ -204,9 +209,16 @@ class Gossip:
                 self.sync.on_notfound(peer, msg.hashes)
             for h in msg.hashes:
                 peer.in_flight.pop(h, None)
-                if msg.kind == "tx":
+            if msg.kind == "tx":
+                mine = peer.asked_txs
+                gone = [h for h in msg.hashes if h in mine]
+                for h in gone:
+                    del mine[h]
                     self._asked.pop(h, None)
-                    peer.asked_txs.pop(h, None)
+                # It has not got them (any more): not a source to ask again,
+                # and one to announce them to if we get them.
+                peer.known_txs.discard(gone)
+                self._ask_elsewhere(gone, failed=peer)
 
     def _serve(self, peer: Peer, msg: GetData) -> None:
         missing = []
@@ -399,6 +411,68 @@ class Gossip:
                 self._inv_queue.setdefault(peer.id, []).extend(txids)
         if self._inv_queue and self._inv_flush is None:
             self._inv_flush = loop.call_later(INV_DELAY_S, self.flush_invs)
+
+    def peer_gone(self, peer: Peer) -> None:
+        """A peer left (P2P took it off the table): the txs asked of it and
+        not received are asked of another peer that announced them, as
+        Bitcoin Core's TxRequestTracker does, instead of waiting for a new
+        announcement (maybe never: a connection replaced by a duplicate can
+        take the only answer with it)."""
+        hashes = list(peer.asked_txs)
+        peer.asked_txs.clear()
+        for h in hashes:
+            self._asked.pop(h, None)
+        self._ask_elsewhere(hashes, failed=peer)
+
+    def tick(self) -> None:
+        """Upkeep (P2P calls it every half second): a tx asked more than
+        ASK_TIMEOUT_S ago and not received is asked of another announcer.
+        The record is in the order asked, so only the overdue head is read."""
+        asked = self._asked
+        if not asked:
+            return
+        cutoff = time.monotonic() - ASK_TIMEOUT_S
+        late = []
+        for h, t in asked.items():
+            if t > cutoff:
+                break
+            late.append(h)
+        for h in late:
+            del asked[h]
+        # The peer first asked keeps the hash in its ``asked_txs``, so it is
+        # not asked again, and a late answer from it is still taken as asked.
+        self._ask_elsewhere(late, failed=None)
+
+    def _ask_elsewhere(self, hashes: list[bytes], *, failed: Peer | None) -> None:
+        """Ask for each of ``hashes`` still wanted one peer that announced it
+        (it is in that peer's known set) and has not been asked for it."""
+        if not hashes:
+            return
+        pool, checking = self.node.mempool.by_id, self._checking
+        wanted = [h for h in hashes if h not in pool and h not in checking]
+        wanted = self.recent_rejects.unknown(self.recent_confirmed.unknown(wanted))
+        if not wanted:
+            return
+        t = now_ms()
+        sources = [
+            p
+            for p in self.peers.values()
+            if p is not failed and p.proto.ready and not p.relay.slowed(t)
+        ]
+        now = time.monotonic()
+        by_peer: dict[int, list[bytes]] = {}
+        for h in wanted:
+            for p in sources:
+                if h in p.known_txs and h not in p.asked_txs:
+                    by_peer.setdefault(p.id, []).append(h)
+                    p.asked_txs[h] = None
+                    self._asked.pop(h, None)
+                    self._asked[h] = now
+                    break
+        for peer_id, ids in by_peer.items():
+            peer = self.peers[peer_id]
+            for i in range(0, len(ids), MAX_INV):
+                peer.send(GetData("tx", ids[i : i + MAX_INV]))
 
     def peer_ready(self, peer: Peer) -> None:
         """Announce our pending txs to a peer that just finished its
