@@ -101,6 +101,10 @@ INV_DELAY_S = 0.05
 POOL_ANNOUNCED_ON_CONNECT = 1_000
 
 
+# What ``_asked`` answers for a tx never asked: long enough ago.
+_NEVER = (-ASK_TIMEOUT_S, 0)
+
+
 def _forget(checking: dict[bytes, Transaction], txs: list[Transaction]) -> None:
     for tx in txs:
         checking.pop(tx.txid, None)
@@ -134,7 +138,10 @@ class Gossip:
         self.recent_confirmed = KnownSet(CONFIRMED_KEPT)
         # txid -> when it was asked for (monotonic s), so a tx announced by
         # several peers is downloaded once.
-        self._asked: dict[bytes, float] = {}
+        # Kept in the order asked (an entry asked again is moved to the end),
+        # so ``tick`` reads the overdue ones off its head; with the id of the
+        # peer last asked, whose failure alone may end the wait.
+        self._asked: dict[bytes, tuple[float, int]] = {}
         # Per peer, txs received and waiting to be checked as one batch.
         self._backlog: dict[int, list[Transaction]] = {}
         # Txs received and not yet admitted or refused, by id: announced
@@ -166,15 +173,14 @@ class Gossip:
                 want = [h for h in msg.hashes if h not in pool and h not in checking]
                 if want:
                     want = self.recent_rejects.unknown(self.recent_confirmed.unknown(want))
-                    want = [h for h in want if now - asked.get(h, -ASK_TIMEOUT_S) >= ASK_TIMEOUT_S]
+                    want = [h for h in want if now - asked.get(h, _NEVER)[0] >= ASK_TIMEOUT_S]
                 if want:
+                    entry = (now, peer.id)
                     for h in want:
-                        # Re-inserted, so the record stays in the order
-                        # asked (``tick`` reads the overdue ones off its head).
                         asked.pop(h, None)
-                        asked[h] = now
+                        asked[h] = entry
                     if len(asked) > 4 * MAX_TX_BACKLOG:
-                        self._asked = {h: t for h, t in asked.items() if now - t < ASK_TIMEOUT_S}
+                        self.tick()  # the overdue ones, asked elsewhere or let go
                     mine = peer.asked_txs
                     mine.update(dict.fromkeys(want))
                     if len(mine) > MAX_ASKED_PER_PEER:
@@ -214,11 +220,10 @@ class Gossip:
                 gone = [h for h in msg.hashes if h in mine]
                 for h in gone:
                     del mine[h]
-                    self._asked.pop(h, None)
                 # It has not got them (any more): not a source to ask again,
                 # and one to announce them to if we get them.
                 peer.known_txs.discard(gone)
-                self._ask_elsewhere(gone, failed=peer)
+                self._ask_elsewhere(self._waiting_on(peer, gone), failed=peer)
 
     def _serve(self, peer: Peer, msg: GetData) -> None:
         missing = []
@@ -420,9 +425,17 @@ class Gossip:
         take the only answer with it)."""
         hashes = list(peer.asked_txs)
         peer.asked_txs.clear()
-        for h in hashes:
-            self._asked.pop(h, None)
-        self._ask_elsewhere(hashes, failed=peer)
+        self._ask_elsewhere(self._waiting_on(peer, hashes), failed=peer)
+
+    def _waiting_on(self, peer: Peer, hashes: list[bytes]) -> list[bytes]:
+        """Those of ``hashes`` whose current request is the one to ``peer``,
+        taken off the record (one asked of another peer since, after a
+        timeout, keeps its own wait)."""
+        asked, pid = self._asked, peer.id
+        out = [h for h in hashes if (e := asked.get(h)) is not None and e[1] == pid]
+        for h in out:
+            del asked[h]
+        return out
 
     def tick(self) -> None:
         """Upkeep (P2P calls it every half second): a tx asked more than
@@ -433,7 +446,7 @@ class Gossip:
             return
         cutoff = time.monotonic() - ASK_TIMEOUT_S
         late = []
-        for h, t in asked.items():
+        for h, (t, _) in asked.items():
             if t > cutoff:
                 break
             late.append(h)
@@ -444,35 +457,37 @@ class Gossip:
         self._ask_elsewhere(late, failed=None)
 
     def _ask_elsewhere(self, hashes: list[bytes], *, failed: Peer | None) -> None:
-        """Ask for each of ``hashes`` still wanted one peer that announced it
-        (it is in that peer's known set) and has not been asked for it."""
+        """Ask for each of ``hashes`` still wanted one ready, unslowed peer
+        known to have it (it announced it, or we sent it) and not yet asked
+        for it; one with no such peer waits for a new announcement. Peers
+        outermost, with set intersections: a peer that announced many hashes
+        it never serves costs a few set operations per peer, not a lookup
+        per hash and peer."""
         if not hashes:
             return
         pool, checking = self.node.mempool.by_id, self._checking
         wanted = [h for h in hashes if h not in pool and h not in checking]
-        wanted = self.recent_rejects.unknown(self.recent_confirmed.unknown(wanted))
-        if not wanted:
-            return
+        pending = set(self.recent_rejects.unknown(self.recent_confirmed.unknown(wanted)))
         t = now_ms()
-        sources = [
-            p
-            for p in self.peers.values()
-            if p is not failed and p.proto.ready and not p.relay.slowed(t)
-        ]
         now = time.monotonic()
-        by_peer: dict[int, list[bytes]] = {}
-        for h in wanted:
-            for p in sources:
-                if h in p.known_txs and h not in p.asked_txs:
-                    by_peer.setdefault(p.id, []).append(h)
-                    p.asked_txs[h] = None
-                    self._asked.pop(h, None)
-                    self._asked[h] = now
-                    break
-        for peer_id, ids in by_peer.items():
-            peer = self.peers[peer_id]
-            for i in range(0, len(ids), MAX_INV):
-                peer.send(GetData("tx", ids[i : i + MAX_INV]))
+        asked = self._asked
+        for p in list(self.peers.values()):
+            if not pending:
+                break
+            if p is failed or not p.proto.ready or p.relay.slowed(t):
+                continue
+            ids = p.known_txs.among(pending).difference(p.asked_txs)
+            if not ids:
+                continue
+            pending -= ids
+            ordered = [h for h in wanted if h in ids]
+            p.asked_txs.update(dict.fromkeys(ordered))
+            entry = (now, p.id)
+            for h in ordered:
+                asked.pop(h, None)
+                asked[h] = entry
+            for i in range(0, len(ordered), MAX_INV):
+                p.send(GetData("tx", ordered[i : i + MAX_INV]))
 
     def peer_ready(self, peer: Peer) -> None:
         """Announce our pending txs to a peer that just finished its

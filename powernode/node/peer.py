@@ -67,6 +67,10 @@ class KnownSet:
         young, old = self._young, self._old
         return [h for h in hashes if h not in young and h not in old]
 
+    def among(self, hashes: set[bytes]) -> set[bytes]:
+        """Those of ``hashes`` in the set (set intersections, no call per hash)."""
+        return (hashes & self._young) | (hashes & self._old)
+
     def discard(self, hashes: list[bytes]) -> None:
         for h in hashes:
             self._young.discard(h)

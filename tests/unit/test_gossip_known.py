@@ -185,7 +185,7 @@ def test_an_inv_asks_only_for_txs_not_known_in_any_way() -> None:
     g.recent_confirmed.update([confirmed.txid])
     g.recent_rejects.add(rejected.txid)
     g._checking[checking.txid] = checking
-    g._asked[asked.txid] = time.monotonic()
+    g._asked[asked.txid] = (time.monotonic(), 0)
     out = _Outbox()
     peer = Peer(ws=cast(Any, None), proto=cast(Any, out), addr="127.0.0.1:1", direction="in")
     every = [pending, confirmed, rejected, checking, asked, fresh]

@@ -6,16 +6,18 @@ connection that was then replaced, until someone announces it again."""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
+
+import powernode.node.p2p_gossip as gossip_mod
 from powernode.chain.mempool import Mempool
 from powernode.core.tx import decode_tx
 from powernode.node.api import NodeApi
 from powernode.node.p2p_gossip import ASK_TIMEOUT_S, Gossip
 from powernode.node.p2p_sync import Sync
-from powernode.node.peer import Peer
+from powernode.node.peer import Peer, now_ms
 from powernode.protocol.messages import GetData, Inv, NotFound
 from tests.unit.helpers import ALICE, BOB, transfer
 from tests.unit.test_gossip_known import _Outbox
@@ -67,19 +69,67 @@ def test_notfound_asks_another_announcer_not_the_same_peer() -> None:
     assert len(out_a.sent) == 1 and len(out_b.sent) == 1
 
 
-def test_an_overdue_request_is_asked_of_another_announcer_and_only_overdue_ones() -> None:
+def test_an_overdue_request_is_asked_of_another_announcer_and_only_overdue_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(gossip_mod.time, "monotonic", lambda: clock[0])
     g, (a, b), (_, out_b) = _net(2)
     old, young = (transfer(ALICE, BOB, 1, nonce=n) for n in range(2))
-    g.on_message(a, Inv("tx", [old.txid, young.txid]))
+    g.on_message(a, Inv("tx", [old.txid]))
+    clock[0] += 3
+    g.on_message(a, Inv("tx", [young.txid]))
     g.on_message(b, Inv("tx", [old.txid, young.txid]))
-    g._asked[old.txid] = time.monotonic() - ASK_TIMEOUT_S - 1
-    g._asked = {old.txid: g._asked.pop(old.txid), **g._asked}
+    clock[0] += ASK_TIMEOUT_S - 1  # old is overdue, young is not
     g.tick()
     assert out_b.sent == [GetData("tx", [old.txid])]
     # a may still answer late: its request stays on record as asked.
     assert old.txid in a.asked_txs
     g.tick()  # b's request is fresh: nothing more
     assert len(out_b.sent) == 1
+    clock[0] += 3
+    g.tick()  # now young is overdue too
+    assert out_b.sent[1:] == [GetData("tx", [young.txid])]
+
+
+def test_the_first_peer_leaving_after_a_timeout_leaves_the_second_request_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(gossip_mod.time, "monotonic", lambda: clock[0])
+    g, (a, b, c), (_, out_b, out_c) = _net(3)
+    tx = transfer(ALICE, BOB, 1, nonce=0)
+    for p in (a, b, c):
+        g.on_message(p, Inv("tx", [tx.txid]))
+    clock[0] += ASK_TIMEOUT_S + 0.5
+    g.tick()
+    asked_b = out_b.sent + out_c.sent
+    assert asked_b == [GetData("tx", [tx.txid])]
+    second = b if out_b.sent else c
+    third_out = out_c if out_b.sent else out_b
+    # The first peer goes, or says notfound: the request now with the second
+    # peer keeps its wait; the third is not asked at once.
+    g.on_message(a, NotFound("tx", [tx.txid]))
+    del cast(dict[int, Peer], g.peers)[a.id]
+    g.peer_gone(a)
+    assert third_out.sent == []
+    assert g._asked[tx.txid][1] == second.id
+    clock[0] += ASK_TIMEOUT_S + 0.5
+    g.tick()  # the second did not answer either: the third is asked
+    assert third_out.sent == [GetData("tx", [tx.txid])]
+
+
+def test_a_slowed_or_not_ready_peer_is_not_asked() -> None:
+    g, (a, b, c), (_, out_b, out_c) = _net(3)
+    tx = transfer(ALICE, BOB, 1, nonce=0)
+    for p in (a, b, c):
+        g.on_message(p, Inv("tx", [tx.txid]))
+    b.relay.charge(b.relay.slow_at + 1, now_ms())
+    out_c.ready = False
+    del cast(dict[int, Peer], g.peers)[a.id]
+    g.peer_gone(a)
+    assert out_b.sent == [] and out_c.sent == []
+    assert tx.txid not in g._asked  # waits for a new announcement
 
 
 def test_a_wanted_tx_that_arrived_meanwhile_is_not_asked_again() -> None:
