@@ -10,6 +10,7 @@ load what ``render_config`` writes with the node's loader.
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import socket
 from collections.abc import Sequence
@@ -22,11 +23,46 @@ from powernode.core.crypto import KeyPair
 LOOPBACK = "127.0.0.1"
 
 
+# Ports picked below the kernel's ephemeral range, in a band this wide.
+PORT_BAND = 12_000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# Ports this process handed out (its nodes may not have bound them yet).
+_handed: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out as a connection's source port
+    (Linux; 32768 where it cannot be read)."""
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port nothing listens on right now. Another process can take it
-    before ours binds it; ``scripts/testnet.py up`` retries on fresh ports
-    when that happens."""
-    with socket.socket() as s:
+    """A TCP port nothing listens on right now, picked below the ephemeral
+    range: a port the kernel chose (bind to 0) is one it also hands out as
+    the source port of outgoing connections, so between this call and the
+    node's bind one of this machine's own connections could take it (a test
+    suite makes thousands). Another process can still bind it first;
+    ``scripts/testnet.py up`` retries on fresh ports when that happens."""
+    top = _ephemeral_low()
+    bottom = max(1024, top - PORT_BAND)
+    rng = random.SystemRandom()
+    if len(_handed) > PORT_BAND // 2:
+        _handed.clear()
+    for _ in range(64):
+        port = rng.randrange(bottom, top)
+        if port in _handed:
+            continue  # not bound yet, maybe: two listeners must not get one port
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed.add(port)
+        return port
+    with socket.socket() as s:  # a crowded band: any port the kernel gives
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
