@@ -136,11 +136,10 @@ class Gossip:
         self._punish = punish
         self.recent_rejects = KnownSet(REJECTS_KEPT)
         self.recent_confirmed = KnownSet(CONFIRMED_KEPT)
-        # txid -> when it was asked for (monotonic s), so a tx announced by
-        # several peers is downloaded once.
-        # Kept in the order asked (an entry asked again is moved to the end),
-        # so ``tick`` reads the overdue ones off its head; with the id of the
-        # peer last asked, whose failure alone may end the wait.
+        # txid -> when it was asked for (monotonic s) and of which peer, so a
+        # tx announced by several peers is downloaded once. In the order
+        # asked (``_record_asked``), so ``tick`` reads the overdue ones off
+        # its head; the peer last asked is the one whose failure ends the wait.
         self._asked: dict[bytes, tuple[float, int]] = {}
         # Per peer, txs received and waiting to be checked as one batch.
         self._backlog: dict[int, list[Transaction]] = {}
@@ -169,16 +168,12 @@ class Gossip:
                 # Under load each tx is announced by every other peer: one
                 # pass per filter, over what the previous one left.
                 now = time.monotonic()
-                pool, asked, checking = self.node.mempool.by_id, self._asked, self._checking
-                want = [h for h in msg.hashes if h not in pool and h not in checking]
+                asked = self._asked
+                want = self._still_wanted(msg.hashes)
                 if want:
-                    want = self.recent_rejects.unknown(self.recent_confirmed.unknown(want))
                     want = [h for h in want if now - asked.get(h, _NEVER)[0] >= ASK_TIMEOUT_S]
                 if want:
-                    entry = (now, peer.id)
-                    for h in want:
-                        asked.pop(h, None)
-                        asked[h] = entry
+                    self._record_asked(want, peer, now)
                     if len(asked) > 4 * MAX_TX_BACKLOG:
                         self.tick()  # the overdue ones, asked elsewhere or let go
                     mine = peer.asked_txs
@@ -463,14 +458,10 @@ class Gossip:
         outermost, with set intersections: a peer that announced many hashes
         it never serves costs a few set operations per peer, not a lookup
         per hash and peer."""
-        if not hashes:
-            return
-        pool, checking = self.node.mempool.by_id, self._checking
-        wanted = [h for h in hashes if h not in pool and h not in checking]
-        pending = set(self.recent_rejects.unknown(self.recent_confirmed.unknown(wanted)))
+        wanted = self._still_wanted(hashes)
+        pending = set(wanted)
         t = now_ms()
         now = time.monotonic()
-        asked = self._asked
         for p in list(self.peers.values()):
             if not pending:
                 break
@@ -482,12 +473,27 @@ class Gossip:
             pending -= ids
             ordered = [h for h in wanted if h in ids]
             p.asked_txs.update(dict.fromkeys(ordered))
-            entry = (now, p.id)
-            for h in ordered:
-                asked.pop(h, None)
-                asked[h] = entry
+            self._record_asked(ordered, p, now)
             for i in range(0, len(ordered), MAX_INV):
                 p.send(GetData("tx", ordered[i : i + MAX_INV]))
+
+    def _still_wanted(self, hashes: list[bytes]) -> list[bytes]:
+        """Those of ``hashes`` unknown here in every way: not pending, not
+        being checked, not recently confirmed or refused. In-memory checks
+        only, one pass per filter over what the previous one left."""
+        pool, checking = self.node.mempool.by_id, self._checking
+        want = [h for h in hashes if h not in pool and h not in checking]
+        if not want:
+            return want
+        return self.recent_rejects.unknown(self.recent_confirmed.unknown(want))
+
+    def _record_asked(self, hashes: list[bytes], peer: Peer, now: float) -> None:
+        """Record ``hashes`` as asked of ``peer`` now, each moved to the end
+        so the record stays in the order asked."""
+        asked, entry = self._asked, (now, peer.id)
+        for h in hashes:
+            asked.pop(h, None)
+            asked[h] = entry
 
     def peer_ready(self, peer: Peer) -> None:
         """Announce our pending txs to a peer that just finished its
