@@ -173,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--confirm-timeout", type=float, default=90.0)
     ap.add_argument("--profile-seconds", type=float, default=20.0, help="0: no py-spy profile")
     ap.add_argument(
+        "--profile-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="keep node0's raw py-spy profile (collapsed stacks) in FILE",
+    )
+    ap.add_argument(
         "--variant",
         choices=("dev-mine", "one-miner", "none"),
         default="dev-mine",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -307,6 +308,8 @@ def phase_load(
             r["profile"] = summarize_pyspy_raw(probe.raw)
             r["profile"]["node"] = probe.profile_node
             r["profile"]["seconds"] = args.profile_seconds
+            if args.profile_out is not None:
+                shutil.copyfile(probe.raw, args.profile_out)
         warn = []
         for n in tn.names:
             for _, e, f in log_events(tn.datadir(n) / "node.log", {"peer.banned", "peer.dropped"}):
