@@ -42,6 +42,7 @@ from powernode.node.api import TxResult
 from powernode.node.health import sync_state
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
+from powernode.node.p2p_gossip import REASK_REASONS
 from powernode.node.verify import Verifier
 
 log = logging.getLogger("powernode.metrics")
@@ -252,6 +253,15 @@ class _StateCollector(Collector):
         if sync.best_peer_height is not None:
             best.add_metric([], sync.best_peer_height)
         yield best
+        reasked = CounterMetricFamily(
+            "powernode_tx_reasked",
+            "Txs asked again of another peer, by why the first request failed",
+            labels=["reason"],
+        )
+        counts = p2p.tx_reasked if p2p is not None else {}
+        for reason in REASK_REASONS:
+            reasked.add_metric([reason], counts.get(reason, 0))
+        yield reasked
 
     def _miner(self) -> Iterator[Metric]:
         miner = self.w.miner

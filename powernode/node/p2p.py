@@ -33,7 +33,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -368,6 +368,12 @@ class P2P:
                 self._close_soon(peer, code=CLOSE_REFUSED, why="removed")
                 closed += 1
         return closed
+
+    @property
+    def tx_reasked(self) -> Mapping[str, int]:
+        """Txs asked again of another peer since start, by why the first
+        request failed (``p2p_gossip.REASK_REASONS``)."""
+        return self._gossip.reasked
 
     def announce_txs(self, txids: list[bytes], *, source: int | None = None) -> None:
         """Announce newly admitted txs to every peer but ``source`` (a peer id)."""

@@ -101,6 +101,10 @@ INV_DELAY_S = 0.05
 POOL_ANNOUNCED_ON_CONNECT = 1_000
 
 
+# Why a tx is asked again of another peer: the peer asked left, answered
+# ``notfound``, or did not send it within ASK_TIMEOUT_S.
+REASK_REASONS = ("peer_gone", "notfound", "timeout")
+
 # What ``_asked`` answers for a tx never asked: long enough ago.
 _NEVER = (-ASK_TIMEOUT_S, 0)
 
@@ -141,6 +145,9 @@ class Gossip:
         # asked (``_record_asked``), so ``tick`` reads the overdue ones off
         # its head; the peer last asked is the one whose failure ends the wait.
         self._asked: dict[bytes, tuple[float, int]] = {}
+        # Txs asked again of another peer since start, by REASK_REASONS (the
+        # node's metrics read it at scrape time).
+        self.reasked: dict[str, int] = dict.fromkeys(REASK_REASONS, 0)
         # Per peer, txs received and waiting to be checked as one batch.
         self._backlog: dict[int, list[Transaction]] = {}
         # Txs received and not yet admitted or refused, by id: announced
@@ -218,7 +225,7 @@ class Gossip:
                 # It has not got them (any more): not a source to ask again,
                 # and one to announce them to if we get them.
                 peer.known_txs.discard(gone)
-                self._ask_elsewhere(self._waiting_on(peer, gone), failed=peer)
+                self._ask_elsewhere(self._waiting_on(peer, gone), failed=peer, reason="notfound")
 
     def _serve(self, peer: Peer, msg: GetData) -> None:
         missing = []
@@ -420,7 +427,7 @@ class Gossip:
         take the only answer with it)."""
         hashes = list(peer.asked_txs)
         peer.asked_txs.clear()
-        self._ask_elsewhere(self._waiting_on(peer, hashes), failed=peer)
+        self._ask_elsewhere(self._waiting_on(peer, hashes), failed=peer, reason="peer_gone")
 
     def _waiting_on(self, peer: Peer, hashes: list[bytes]) -> list[bytes]:
         """Those of ``hashes`` whose current request is the one to ``peer``,
@@ -449,9 +456,9 @@ class Gossip:
             del asked[h]
         # The peer first asked keeps the hash in its ``asked_txs``, so it is
         # not asked again, and a late answer from it is still taken as asked.
-        self._ask_elsewhere(late, failed=None)
+        self._ask_elsewhere(late, failed=None, reason="timeout")
 
-    def _ask_elsewhere(self, hashes: list[bytes], *, failed: Peer | None) -> None:
+    def _ask_elsewhere(self, hashes: list[bytes], *, failed: Peer | None, reason: str) -> None:
         """Ask for each of ``hashes`` still wanted one ready, unslowed peer
         known to have it (it announced it, or we sent it) and not yet asked
         for it; one with no such peer waits for a new announcement. Peers
@@ -476,6 +483,14 @@ class Gossip:
             self._record_asked(ordered, p, now)
             for i in range(0, len(ordered), MAX_INV):
                 p.send(GetData("tx", ordered[i : i + MAX_INV]))
+        asked = len(wanted) - len(pending)
+        self.reasked[reason] += asked
+        if wanted:
+            # A timeout means a peer sits on requests: worth an operator's
+            # eye. The others are races of a busy network.
+            where = {} if failed is None else {"peer": failed.key}
+            level = logging.INFO if reason == "timeout" else logging.DEBUG
+            emit(log, "tx.reasked", level, reason=reason, **where, txs=asked, waiting=len(pending))
 
     def _still_wanted(self, hashes: list[bytes]) -> list[bytes]:
         """Those of ``hashes`` unknown here in every way: not pending, not

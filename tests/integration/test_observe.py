@@ -175,6 +175,9 @@ async def test_metrics_agree_with_rpc_and_count_events(
     assert m['powernode_txs_rejected_total{code="already_known"}'] == 1
     assert m['powernode_rpc_calls_total{method="tx.submit"}'] == 4
     assert m['powernode_info{chain_id="powernode-test",version="' + info["version"] + '"}'] == 1
+    # A quiet pair asks no tx twice; each reason has its series, at 0.
+    for reason in ("peer_gone", "notfound", "timeout"):
+        assert m[f'powernode_tx_reasked_total{{reason="{reason}"}}'] == 0
 
     await a.rpc.call("dev.mine", {"blocks": 2})
     m = await a.metrics()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from powernode.core.block import Block
 from powernode.node import p2p_sync
 from powernode.protocol.messages import Inv
 from tests.harness.builder import ChainBuilder
@@ -21,6 +22,15 @@ CLAIM_TIMEOUT_S = 3.0
 MUCH_WORK = (1 << 200).to_bytes(32, "big")
 
 
+def _mined(net: Net, n: int) -> list[Block]:
+    """``n`` blocks on the node's genesis, mined off-line: the node has none."""
+    b = builder(net)
+    try:
+        return b.mine(n)
+    finally:
+        b.close()
+
+
 @pytest.mark.parametrize("work", [MUCH_WORK, bytes(32)], ids=["more_work", "height_only"])
 async def test_a_claimed_height_nobody_backs_steers_nothing_and_its_peer_is_dropped(
     net: Net, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, work: bytes
@@ -34,11 +44,7 @@ async def test_a_claimed_height_nobody_backs_steers_nothing_and_its_peer_is_drop
     assert net.node.p2p is not None
     sync = net.node.p2p._sync
     chain = net.node.ledger.chain
-    b = builder(net)
-    try:
-        block = b.next_block()
-    finally:
-        b.close()
+    (block,) = _mined(net, 1)
     async with net.hostile(height=1_000_000, work=work) as liar:
         await liar.connect()
         await ready(net, liar)
@@ -76,11 +82,7 @@ async def test_a_claim_backed_by_headers_is_synced_and_its_peer_kept(
     assert net.node.p2p is not None
     sync = net.node.p2p._sync
     chain = net.node.ledger.chain
-    b = builder(net)
-    try:
-        blocks = b.mine(30)
-    finally:
-        b.close()
+    blocks = _mined(net, 30)
     async with net.hostile(height=30, work=MUCH_WORK) as peer:
         peer.blocks = {blk.hash: blk.raw for blk in blocks}
         peer.headers = [blk.header.encode() for blk in blocks]
@@ -114,11 +116,7 @@ async def test_a_peer_that_never_sends_the_blocks_its_headers_announce_is_droppe
     assert net.node.p2p is not None and net.honest.p2p is not None
     sync = net.node.p2p._sync
     chain = net.node.ledger.chain
-    b = builder(net)
-    try:
-        announced = b.mine(10)
-    finally:
-        b.close()
+    announced = _mined(net, 10)
     other = ChainBuilder(net.genesis, net.tmp / "other")
     try:
         tip_block = other.next_block(miner=b"\x07" * 20)

@@ -36,7 +36,7 @@ TXS = (transfer(ALICE, BOB, 1, nonce=0), transfer(BOB, CAROL, 2, nonce=0))
 
 
 def header(**fields: Any) -> Any:
-    base = dict(
+    base: dict[str, Any] = dict(
         version=1,
         height=1,
         prev_hash=b"\x11" * 32,

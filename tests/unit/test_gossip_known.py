@@ -93,7 +93,7 @@ async def test_a_long_backlog_is_checked_a_bounded_batch_at_a_time() -> None:
         return [(tx.txid, None) for tx in txs]
 
     g, _ = _gossip([])
-    g.node.submit_and_relay = submit_and_relay  # type: ignore[attr-defined]
+    g.node.submit_and_relay = submit_and_relay  # type: ignore[method-assign,assignment]
     peer = Peer(ws=cast(Any, None), proto=cast(Any, None), addr="127.0.0.1:1", direction="in")
     txs = [transfer(ALICE, BOB, 1, nonce=n) for n in range(CHECK_BATCH + 5)]
     g._backlog[peer.id] = list(txs)

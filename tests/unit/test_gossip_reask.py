@@ -6,6 +6,7 @@ connection that was then replaced, until someone announces it again."""
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -54,6 +55,7 @@ def test_a_tx_asked_of_a_peer_that_leaves_is_asked_of_another_announcer() -> Non
     assert out_b.sent == [GetData("tx", [tx.txid])]
     assert out_c.sent == []  # c never announced it
     assert tx.txid in b.asked_txs and not a.asked_txs
+    assert g.reasked == {"peer_gone": 1, "notfound": 0, "timeout": 0}
 
 
 def test_notfound_asks_another_announcer_not_the_same_peer() -> None:
@@ -67,6 +69,8 @@ def test_notfound_asks_another_announcer_not_the_same_peer() -> None:
     # b has nothing either: no announcer is left, nobody is asked again.
     g.on_message(b, NotFound("tx", [tx.txid]))
     assert len(out_a.sent) == 1 and len(out_b.sent) == 1
+    # Counted once: the second notfound found no one to ask.
+    assert g.reasked == {"peer_gone": 0, "notfound": 1, "timeout": 0}
 
 
 def test_an_overdue_request_is_asked_of_another_announcer_and_only_overdue_ones(
@@ -90,6 +94,7 @@ def test_an_overdue_request_is_asked_of_another_announcer_and_only_overdue_ones(
     clock[0] += 3
     g.tick()  # now young is overdue too
     assert out_b.sent[1:] == [GetData("tx", [young.txid])]
+    assert g.reasked["timeout"] == 2
 
 
 def test_the_first_peer_leaving_after_a_timeout_leaves_the_second_request_waiting(
@@ -130,6 +135,7 @@ def test_a_slowed_or_not_ready_peer_is_not_asked() -> None:
     g.peer_gone(a)
     assert out_b.sent == [] and out_c.sent == []
     assert tx.txid not in g._asked  # waits for a new announcement
+    assert g.reasked["peer_gone"] == 0  # nobody was asked
 
 
 def test_a_wanted_tx_that_arrived_meanwhile_is_not_asked_again() -> None:
@@ -141,3 +147,22 @@ def test_a_wanted_tx_that_arrived_meanwhile_is_not_asked_again() -> None:
     del cast(dict[int, Peer], g.peers)[a.id]
     g.peer_gone(a)
     assert out_b.sent == []
+
+
+def test_a_timeout_reask_is_logged_for_the_operator_with_what_waits(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(gossip_mod.time, "monotonic", lambda: clock[0])
+    g, (a, b), _ = _net(2)
+    txs = [transfer(ALICE, BOB, 1, nonce=n) for n in range(3)]
+    g.on_message(a, Inv("tx", [tx.txid for tx in txs]))
+    g.on_message(b, Inv("tx", [txs[0].txid]))  # b can serve only one of them
+    clock[0] += ASK_TIMEOUT_S + 0.5
+    with caplog.at_level(logging.INFO, logger="powernode.p2p"):
+        g.tick()
+    lines = [r for r in caplog.records if r.getMessage() == "tx.reasked"]
+    assert len(lines) == 1
+    fields = cast(Any, lines[0]).fields
+    assert lines[0].levelno == logging.INFO
+    assert fields == {"reason": "timeout", "txs": 1, "waiting": 2}
