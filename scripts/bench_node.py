@@ -31,7 +31,11 @@ What it measures (in this order; the table is printed in the numbered order):
    ``tx.submit`` batches. A short sweep over batch size and client
    connections runs first on a throwaway node; the fastest setting is then
    used on a fresh node for the full 20,000.
-   Every tx must be accepted and ``mempool.info`` must say 20,000. Beside
+   Every tx must be accepted and ``mempool.info`` must say 20,000. The
+   2-thread baseline is measured again once the node has stopped, and the
+   ingest ratio is taken against the higher of the two measurements (the
+   whole-pass figure swings by up to a third between minutes on a shared
+   box; a ratio to one low pass could meet the target by luck). Beside
    the rate, the node's CPU per ingested tx (its own process, and its
    signature workers), read from ``/proc``: the figure a shared machine
    still gives.
@@ -183,7 +187,6 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
             errors=dict(r.errors),
             tx_per_s=r.rate,
             mempool_size=pool["size"],
-            ratio_to_baseline=r.rate / results["baseline"]["verify_per_s_2t"],
         )
         if r.accepted:
             main_us, workers_us = (
@@ -214,6 +217,18 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
             )
         progress("stopping the node")
     results["node_exit_code"] = node.exit_code
+
+    # The baseline again, right after the ingest: on a shared or throttled
+    # box the whole-pass 2-thread figure swings by a third from minute to
+    # minute, so a ratio against one low measurement could pass by luck.
+    # The ratio uses the higher of the two.
+    with phase("baseline_again"):
+        again = bench_baseline(args.sigs, args.baseline_runs, 140, all_txs)
+    first = results["baseline"]["verify_per_s_2t"]
+    ingest["baseline_again_per_s_2t"] = again["verify_per_s_2t"]
+    ingest["baseline_used_per_s_2t"] = base = max(first, again["verify_per_s_2t"])
+    if r.rate:
+        ingest["ratio_to_baseline"] = r.rate / base
 
     # 5. a full mempool, on a node of its own
     if not args.skip_full_pool:
@@ -336,9 +351,23 @@ def print_table(results: dict[str, Any]) -> None:
         )
         rows.append(("  ingest wall time", f"{ing['seconds']:.2f} s", "", ""))
         rows.append((f"  batch size and connections: {ing['choice']}", "", "", ""))
-        rows.append(
-            ("2 ingest / baseline", f"{ing['ratio_to_baseline']:.2f}", *met("ingest_ratio"))
-        )
+        if "baseline_again_per_s_2t" in ing:
+            rows.append(
+                (
+                    "  baseline measured again after the ingest",
+                    f"{ing['baseline_again_per_s_2t']:,.0f} /s",
+                    "",
+                    "",
+                )
+            )
+        if "ratio_to_baseline" in ing:
+            rows.append(
+                (
+                    "2 ingest / baseline (the higher of the two)",
+                    f"{ing['ratio_to_baseline']:.2f}",
+                    *met("ingest_ratio"),
+                )
+            )
         cpu = ing.get("cpu_us_per_tx")
         if cpu:
             rows.append(
