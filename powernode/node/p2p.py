@@ -774,7 +774,10 @@ class P2P:
                     if peer.proto.ping_outstanding(t) > 4 * self.cfg.ping_interval * 1000:
                         emit(log, "peer.timeout", peer=peer.key)
                         self._close_soon(peer, code=CLOSE_PROTOCOL, why="ping_timeout")
-                    elif peer.proto.ready:
+                    elif peer.proto.ready and not peer.proto.ping_outstanding(t):
+                        # Not while one waits: a new ping would restart the
+                        # clock of the one unanswered, and a peer that never
+                        # answers would never time out.
                         peer.proto.ping(random.getrandbits(63), t)
                         peer.flush()
             self._sync.tick()
