@@ -11,9 +11,19 @@ import logging
 from typing import Any
 
 
-def emit(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
+def emit(
+    logger: logging.Logger,
+    event: str,
+    level: int = logging.INFO,
+    *,
+    exc_info: bool = False,
+    **fields: Any,
+) -> None:
+    """Log ``event`` with ``fields``; ``exc_info`` (from an ``except`` block)
+    adds the exception's traceback, which the formatter renders as one
+    more field, ``exc``, still on the event's one line."""
     if logger.isEnabledFor(level):
-        logger.log(level, event, extra={"fields": fields})
+        logger.log(level, event, exc_info=exc_info, extra={"fields": fields})
 
 
 def render_value(v: Any) -> str:

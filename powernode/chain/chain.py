@@ -403,7 +403,14 @@ class Chain:
         except Exception as exc:
             # A bug in execution, not a storage failure (those propagate):
             # set the block aside rather than retry it on every activation.
-            log.exception("block.internal_error height=%d hash=%s", entry.height, entry.hash.hex())
+            emit(
+                log,
+                "block.internal_error",
+                logging.ERROR,
+                exc_info=True,
+                height=entry.height,
+                hash=entry.hash,
+            )
             raise InternalFault(f"{type(exc).__name__}: {exc}") from exc
         entry.status |= CONNECTED_ONCE
         self.store.connect(

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from itertools import islice
+from typing import Any
 
 from powernode.chain.chain import ChainUpdate
 from powernode.chain.index import IndexEntry
@@ -488,7 +489,7 @@ class Gossip:
         if wanted:
             # A timeout means a peer sits on requests: worth an operator's
             # eye. The others are races of a busy network.
-            where = {} if failed is None else {"peer": failed.key}
+            where: dict[str, Any] = {} if failed is None else {"peer": failed.key}
             level = logging.INFO if reason == "timeout" else logging.DEBUG
             emit(log, "tx.reasked", level, reason=reason, **where, txs=asked, waiting=len(pending))
 

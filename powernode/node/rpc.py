@@ -595,8 +595,7 @@ class RpcServer:
         try:
             results = await self.batch_methods[name]([p for _, _, p, _ in items])
         except Exception:
-            emit(log, "rpc.internal_error", logging.ERROR, method=name)
-            log.exception("rpc.internal_error")
+            emit(log, "rpc.internal_error", logging.ERROR, exc_info=True, method=name)
             self._called(name, started, len(items), "internal_error")
             return [(i, _error(id_, INTERNAL_ERROR, "internal error"), n) for i, id_, _, n in items]
         self._called(name, started, len(items), "")
@@ -629,7 +628,7 @@ class RpcServer:
             self._called(name, started, 1, exc.code)
             return error_response(id_, exc)
         except Exception:
-            log.exception("rpc.internal_error method=%s", name)
+            emit(log, "rpc.internal_error", logging.ERROR, exc_info=True, method=name)
             self._called(name, started, 1, "internal_error")
             return _error(id_, INTERNAL_ERROR, "internal error")
         self._called(name, started, 1, "")

@@ -4,6 +4,7 @@ template is dropped, and the chain goes on."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def _buggy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_block_that_hits_a_bug_is_set_aside_and_the_chain_goes_on(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     cursed = transfer(ALICE, DAVE, CURSED, nonce=0)
     ledger.submit_tx(cursed, now=T)
@@ -58,6 +59,10 @@ def test_block_that_hits_a_bug_is_set_aside_and_the_chain_goes_on(
     with pytest.raises(InternalFault) as ei:
         ledger.submit_block(bad, now=T, mono=MONO)
     assert ei.value.code == "internal_error" and ledger.chain.height == 0
+    # One event with fields (README's log table), the traceback attached.
+    (rec,) = [r for r in caplog.records if r.getMessage() == "block.internal_error"]
+    assert rec.levelno == logging.ERROR and rec.exc_info is not None
+    assert rec.fields == {"height": 1, "hash": bad.hash}  # type: ignore[attr-defined]
     # Not retried forever: a competing block at the same height connects.
     ledger.mempool.clear()
     ledger.submit_tx(transfer(BOB, DAVE, 5, nonce=0), now=T)
