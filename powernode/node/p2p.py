@@ -640,16 +640,18 @@ class P2P:
 
     def _punish(self, peer: Peer, exc: ProtocolError) -> None:
         """For gossip's and sync's tasks, which are not the peer's reader:
-        disconnect ``peer`` (a ban closes it; anything else is closed here),
-        banning it if ``exc`` says so. A peer already gone (sync meets its
+        disconnect ``peer`` with its fault's code, banning it if ``exc``
+        says so. A peer already gone (sync meets its
         queued block later) is banned by the node id and IP it proved."""
         connected = self.peers.get(peer.id) is peer
-        reason = self.misbehaved(peer, exc)
-        if not connected:
-            return
-        peer.close_reason = reason
-        if not exc.bans_peer:
+        if connected:
+            # Closed with its fault's code (4001) before a ban's close of
+            # every connection of its id (4003) is queued: what its reader
+            # would have said, had the fault been found there.
             self._close_soon(peer, code=CLOSE_PROTOCOL, why=exc.code)
+        reason = self.misbehaved(peer, exc)
+        if connected:
+            peer.close_reason = reason
 
     # --- address exchange ---------------------------------------------------
 

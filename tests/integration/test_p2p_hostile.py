@@ -116,12 +116,16 @@ async def banned_in_rpc(net: Net) -> set[str]:
 
 
 async def assert_banned(
-    net: Net, caplog: pytest.LogCaptureFixture, peer: TestPeer, reason: str
+    net: Net, caplog: pytest.LogCaptureFixture, peer: TestPeer, reason: str, *, code: int = 4001
 ) -> None:
     """``peer`` was banned by its proven node id, and by that alone: it is
     on the node's host, so its IP (every local node's) is not banned."""
     listen, node = peer.hello.listen, peer.hello.node_id.hex()
-    await peer.wait_disconnected()
+    # README, Peer protocol: 4001 and the fault's code, for a fault that bans
+    # too (a frame over the size limit: 1009, from the WebSocket layer).
+    assert await peer.wait_disconnected() == code
+    if code == 4001:
+        assert peer.close_reason == reason
     (record,) = events(caplog, "peer.banned", node=node)
     assert record.fields["reason"] == reason  # type: ignore[attr-defined]
     assert record.fields["ip"] == ""  # type: ignore[attr-defined]
@@ -323,7 +327,7 @@ async def test_oversize_frame_is_banned(net: Net, caplog: pytest.LogCaptureFixtu
         # The node refuses the frame on its header, so our send may be cut short.
         with contextlib.suppress(ConnectionError, aiohttp.ClientError):
             await peer.send(BlockMsg(b"\x00" * limit))
-        await assert_banned(net, caplog, peer, "oversize_frame")
+        await assert_banned(net, caplog, peer, "oversize_frame", code=1009)
         assert peer.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
     await assert_refused_when_back(net, caplog, peer)
     await assert_still_serves(net)
