@@ -31,7 +31,7 @@ DEFAULT_METRICS_PORT = 8647
 class RpcConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_RPC_PORT
-    # A fixed token instead of the per-start cookie (optional).
+    # A fixed token, accepted besides the per-start cookie (optional).
     token: str = ""
     # What one request may make the node hold (README, "Request bounds";
     # node/rpc.py). A block.submit of the largest block is 16 MiB of hex.
@@ -381,7 +381,7 @@ def _check_strings(cfg: NodeConfig) -> None:
         if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
             raise ConfigError(f"config [explorer] hosts: {name!r} is not a host name")
     for peer in cfg.p2p.peers:
-        if not isinstance(peer, str) or not _is_host_port(peer):
+        if not isinstance(peer, str) or not is_host_port(peer):
             raise ConfigError(f"config [p2p] peers: {peer!r} is not 'host:port' (port 1..65535)")
     if cfg.mining.address:
         try:
@@ -392,7 +392,9 @@ def _check_strings(cfg: NodeConfig) -> None:
             ) from None
 
 
-def _is_host_port(text: str) -> bool:
+def is_host_port(text: str) -> bool:
+    """A peer address as the config and the peer RPCs take it: ``host:port``,
+    a port in 1..65535, no spaces in the host."""
     host, sep, port = text.rpartition(":")
     return (
         bool(sep and host.strip("[]"))

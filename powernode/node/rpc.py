@@ -118,6 +118,7 @@ log = logging.getLogger("powernode.rpc")
 # integers as strings (a string that happens to hold ": 1234567890123456"
 # only costs the re-encoding).
 _LONG_NUMBER = re.compile(rb"[\[:,] ?-?[0-9]{16}")
+_LONG_NUMBER_TEXT = re.compile(r"[\[:,] ?-?[0-9]{16}")
 # json.dumps's bytes for {"jsonrpc": "2.0", "id": ID, "result": STRING}.
 _RESULT_ANSWER = b'{"jsonrpc": "2.0", "id": %b, "result": %b}'
 
@@ -200,6 +201,24 @@ def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any
         data = {"code": _CODES.get(code, "error"), "message": message}
     err: dict[str, Any] = {"code": code, "message": message, "data": data}
     return {"jsonrpc": "2.0", "id": id_, "error": err}
+
+
+def result_json(result: Any) -> str:
+    """``result`` as JSON text, an integer past 2^53 - 1 as a decimal string
+    (the rule every answer keeps; the WebSocket's notices use this)."""
+    text = json.dumps(result)
+    if _LONG_NUMBER_TEXT.search(text):
+        text = json.dumps(big_ints_as_strings(result))
+    return text
+
+
+def refusal(code: int, message: str, reason: str | None = None) -> dict[str, Any]:
+    """The answer to a request turned away whole (over HTTP or a WebSocket),
+    logged as ``rpc.refused``; ``reason``: the stable code in
+    ``error.data.code`` when not the number's own."""
+    emit(log, "rpc.refused", logging.DEBUG, code=code, reason=message)
+    data = {"code": reason, "message": message} if reason else None
+    return _error(None, code, message, data)
 
 
 def error_response(id_: Any, exc: PowernodeError) -> dict[str, Any]:
@@ -407,9 +426,7 @@ class RpcServer:
     def _refuse(
         self, code: int, message: str, status: int = 200, reason: str | None = None
     ) -> web.Response:
-        emit(log, "rpc.refused", logging.DEBUG, code=code, reason=message)
-        data = {"code": reason, "message": message} if reason else None
-        return web.json_response(_error(None, code, message, data), status=status)
+        return web.json_response(refusal(code, message, reason), status=status)
 
     async def _read_body(self, request: web.Request, limit: int) -> bytearray:
         """The body, scanned as it arrives (``Scan``): refused (``Refused``)

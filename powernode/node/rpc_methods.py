@@ -10,6 +10,7 @@ micro-units.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,7 +33,7 @@ from powernode.node.logging_setup import (
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
 from powernode.node.rpc import BatchMethod, Method, Params
-from powernode.node.rpc_params import address, arg, hex_bytes, host_port, id32, integer
+from powernode.node.rpc_params import address, arg, flag, hex_bytes, host_port, id32, integer
 from powernode.node.rpc_spec import (
     ADDRESS,
     BOOL,
@@ -299,11 +300,11 @@ def chain_methods(node: NodeApi, ledger: Ledger, mine_now: MineNow) -> dict[str,
         out["size"] = len(block.raw)
         out["in_main_chain"] = bool(entry and chain.in_active(entry))
         out["confirmations"] = (chain.height - block.height + 1) if out["in_main_chain"] else 0
-        if p.get("verbose"):
+        if flag(p, "verbose"):
             out["txs"] = [tx_json(tx) for tx in block.txs]
         else:
             out["txs"] = [t.hex() for t in block.txids()]
-        if p.get("raw"):
+        if flag(p, "raw"):
             out["raw"] = block.raw.hex()
         return out
 
@@ -456,8 +457,16 @@ PEER_SPECS = {
         errors=(_DISABLED,),
     ),
     "peer.unban": MethodSpec(
-        summary="lift a ban, by address or node id",
-        params=_TARGET,
+        summary="lift a ban, by address, node id or IP",
+        params=(
+            *_TARGET,
+            Param(
+                "ip",
+                {"type": "string"},
+                by_position=False,
+                description="an IP under a ban of its own (peer.list kind ip) instead",
+            ),
+        ),
         result=shape("unbanned:bool"),
         errors=(_DISABLED,),
     ),
@@ -486,7 +495,7 @@ def peer_methods(p2p: P2P | None) -> dict[str, Method]:
 
     async def peer_remove(p: Params) -> Any:
         addr = host_port(p)
-        return {"removed": addr, "disconnected": net().remove_address(addr)}
+        return {"removed": addr, "disconnected": net().remove_address(addr) > 0}
 
     def ban_target(p: Params) -> tuple[str, bytes]:
         """``{"address": "host:port"}`` or ``{"node_id": hex}``: the address
@@ -505,6 +514,15 @@ def peer_methods(p2p: P2P | None) -> dict[str, Method]:
         return {"banned": addr, "seconds": seconds, "nodes": [n.hex() for n in nodes]}
 
     async def peer_unban(p: Params) -> Any:
+        if "ip" in p:
+            ip = p["ip"]
+            try:
+                text = str(ipaddress.ip_address(ip)) if isinstance(ip, str) else ""
+            except ValueError:
+                text = ""
+            if not text:
+                raise InvalidParams("'ip' must be an IPv4 or IPv6 address")
+            return {"unbanned": net().unban(text)}
         addr, node_id = ban_target(p)
         return {"unbanned": net().unban(node_id.hex() if node_id else addr)}
 

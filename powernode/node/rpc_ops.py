@@ -20,7 +20,7 @@ from powernode.chain.backup import backup_store
 from powernode.core.errors import BackupFailed, InvalidParams
 from powernode.logkit import emit
 from powernode.node.rpc import Method, Params
-from powernode.node.rpc_params import arg
+from powernode.node.rpc_params import arg, flag
 from powernode.node.rpc_spec import BOOL, MethodSpec, Param, rejected, shape
 
 log = logging.getLogger("powernode.node")
@@ -65,11 +65,9 @@ def ops_methods(db_path: Path, stopping: Callable[[], bool] = lambda: False) -> 
 
     async def node_backup(p: Params) -> Any:
         path = arg(p, "path", 0)
-        force = arg(p, "force", 1)
         if not isinstance(path, str) or not path:
             raise InvalidParams("'path' must be a file path (a string)")
-        if force is not None and not isinstance(force, bool):
-            raise InvalidParams("'force' must be true or false")
+        force = flag(p, "force", 1)
         out = Path(path)
         if not busy.acquire(blocking=False):
             raise BackupFailed("a backup is already running; try again when it is done")

@@ -13,6 +13,7 @@ from typing import Any
 from powernode.core.crypto import parse_address
 from powernode.core.errors import DecodeError, InvalidParams
 from powernode.engines.market.params import PRODUCTS, MarketParams
+from powernode.node.config import is_host_port
 from powernode.node.rpc import Params
 
 U63 = 2**63 - 1
@@ -63,6 +64,17 @@ def opt_int(params: Params, key: str, pos: int, *, lo: int = 0, hi: int = U63) -
     return v
 
 
+def flag(params: Params, key: str, pos: int | None = None) -> bool:
+    """A boolean param (false when absent); anything but true or false is
+    ``invalid_params``, not read as truthy."""
+    v = params.get(key) if pos is None else arg(params, key, pos)
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise InvalidParams(f"'{key}' must be true or false")
+    return v
+
+
 def list_limit(params: Params, hi: int) -> int | None:
     """The ``limit`` param (by name only, 1..``hi``) of a list method that
     answers all its rows without it; None when absent."""
@@ -73,11 +85,10 @@ def list_limit(params: Params, hi: int) -> int | None:
 
 
 def host_port(params: Params) -> str:
-    """A peer address, ``host:port``."""
+    """A peer address, ``host:port``, by the rule ``[p2p] peers`` uses."""
     v = arg(params, "address", 0)
-    host, _, port = str(v).rpartition(":")
-    if not isinstance(v, str) or not host or not port.isdigit():
-        raise InvalidParams("'address' must be 'host:port'")
+    if not isinstance(v, str) or not is_host_port(v):
+        raise InvalidParams("'address' must be 'host:port' (a port in 1..65535, no spaces)")
     return v
 
 

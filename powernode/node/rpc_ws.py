@@ -42,6 +42,7 @@ from aiohttp import WSMsgType, web
 from powernode.chain.chain import ChainUpdate
 from powernode.chain.index import IndexEntry
 from powernode.core.errors import (
+    BatchTooLarge,
     InvalidParams,
     NotFound,
     PowernodeError,
@@ -72,7 +73,14 @@ from powernode.node.push_topics import (
     trade_matches,
     trades_made,
 )
-from powernode.node.rpc import INVALID_REQUEST, Method, Params, RpcServer
+from powernode.node.rpc import (
+    INVALID_REQUEST,
+    Method,
+    Params,
+    RpcServer,
+    refusal,
+    result_json,
+)
 from powernode.node.rpc_body import Refused, loads, scan
 from powernode.node.rpc_spec import ADDRESS, ID32, MethodSpec, Param, one_of, rejected
 
@@ -151,21 +159,22 @@ def http_methods() -> dict[str, Method]:
 
 
 def _json_pair(notice: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    return notice, json.dumps(notice)
+    return notice, result_json(notice)
 
 
-def _notice(sid: str, result_json: str) -> str:
+def _notice(sid: str, result_text: str) -> str:
     return (
         '{"jsonrpc": "2.0", "method": "subscription", "params": {"subscription": "'
         + sid
         + '", "result": '
-        + result_json
+        + result_text
         + "}}"
     )
 
 
-def _refusal(code: int, message: str) -> str:
-    return json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}})
+def _refusal(code: int, message: str, reason: str | None = None) -> str:
+    # The same answer, error.data included, as HTTP gives (rpc.refusal).
+    return json.dumps(refusal(code, message, reason))
 
 
 class _Client:
@@ -291,17 +300,17 @@ class PushHub:
         wanted = {type(t) for c in self.clients for t in c.subs.values()}
         if TipsTopic in wanted:
             tips = tip_notices(update, old_tip, new_tip)
-            self._publish(TipsTopic, [(n, json.dumps(n)) for n in tips])
+            self._publish(TipsTopic, [(n, result_json(n)) for n in tips])
         if TradesTopic in wanted:
             trades = trades_made(update, self._state())
-            self._publish(TradesTopic, [(t, json.dumps(t)) for t in trades], trade_matches)
+            self._publish(TradesTopic, [(t, result_json(t)) for t in trades], trade_matches)
         if SettlementsTopic in wanted:
             settled = settlements_made(update)
             self._publish(
-                SettlementsTopic, [(x, json.dumps(x)) for x in settled], settlement_matches
+                SettlementsTopic, [(x, result_json(x)) for x in settled], settlement_matches
             )
         if EventsTopic in wanted:
-            events = [(ev, json.dumps(ev.to_json())) for ev in receipt_events(update)]
+            events = [(ev, result_json(ev.to_json())) for ev in receipt_events(update)]
             self._publish(EventsTopic, events, ReceiptEvent.matches)
         if self._by_tx:
             touched = {
@@ -396,7 +405,7 @@ class PushHub:
 
     def _tell_tx(self, txid: bytes, status: dict[str, Any]) -> None:
         key = (str(status["status"]), str(status.get("block", "")))
-        text = json.dumps(status)
+        text = result_json(status)
         for sid, c in list(self._by_tx.get(txid, {}).items()):
             if c.last_tx.get(sid) != key:
                 c.last_tx[sid] = key
@@ -455,7 +464,7 @@ class PushHub:
                 self._by_tx.setdefault(topic.txid, {})[sid] = c
                 status = self.status_of(topic.txid)
                 c.last_tx[sid] = (str(status["status"]), str(status.get("block", "")))
-                c.send(_notice(sid, json.dumps(status)))
+                c.send(_notice(sid, result_json(status)))
 
     # --- connections ----------------------------------------------------------
 
@@ -535,7 +544,7 @@ class PushHub:
             await c.answer(_refusal(-32700, "parse error: not UTF-8"))
             return
         except Refused as exc:
-            await c.answer(_refusal(exc.code, exc.message))
+            await c.answer(_refusal(exc.code, exc.message, exc.reason))
             return
         if isinstance(doc, list):
             if not doc:
@@ -546,6 +555,7 @@ class PushHub:
                     _refusal(
                         INVALID_REQUEST,
                         f"batch too large: {len(doc)} calls, the limit is {bounds.batch_limit}",
+                        BatchTooLarge.code,
                     )
                 )
                 return

@@ -47,6 +47,13 @@ async def test_old_config_key_and_node_errors_over_rpc(
                 ("dev.mine", {"blocks": 1}, -32000, "not_dev_mode"),
                 ("peer.list", {}, -32000, "p2p_disabled"),
                 ("peer.add", {"address": "nowhere"}, -32602, "invalid_params"),
+                # The rule [p2p] peers has: a port in 1..65535, no spaces.
+                ("peer.add", {"address": "127.0.0.1:99999"}, -32602, "invalid_params"),
+                ("peer.add", {"address": "127.0.0.1:0"}, -32602, "invalid_params"),
+                ("peer.add", {"address": "bad host:80"}, -32602, "invalid_params"),
+                # A flag is true or false, not a truthy string.
+                ("chain.block", {"height": 0, "verbose": "false"}, -32602, "invalid_params"),
+                ("chain.block", {"height": 0, "raw": 1}, -32602, "invalid_params"),
                 ("chain.block", {"height": 5}, -32004, "not_found"),
             ]:
                 with pytest.raises(RpcError) as info:

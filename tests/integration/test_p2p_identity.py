@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import stat
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from powernode.client import endpoint_from_datadir
+from powernode.client import RpcError, endpoint_from_datadir
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError
 from powernode.devnet.datadir import free_port, write_genesis
@@ -150,6 +151,25 @@ async def test_rpc_ban_by_node_id(pair: Pair) -> None:
     assert await pair.rpc.call("peer.unban", {"node_id": b_id}) == {"unbanned": True}
 
 
+async def test_rpc_unban_lifts_an_ip_ban(pair: Pair) -> None:
+    """An IP ban (a misbehaving peer on another host; ``kind`` ``ip`` in
+    ``peer.list``) is lifted by ``peer.unban`` with ``ip``."""
+    bans = p2p(pair.a).bans
+    bans.ban_ip("10.9.9.9", time.monotonic() + 60)
+    listed = {
+        (p["kind"], p["address"])
+        for p in await pair.rpc.call("peer.list")
+        if p["direction"] == "banned"
+    }
+    assert ("ip", "10.9.9.9") in listed
+    assert await pair.rpc.call("peer.unban", {"ip": "10.9.9.9"}) == {"unbanned": True}
+    assert not bans.ip("10.9.9.9", time.monotonic())
+    assert await pair.rpc.call("peer.unban", {"ip": "10.9.9.9"}) == {"unbanned": False}
+    with pytest.raises(RpcError) as err:
+        await pair.rpc.call("peer.unban", {"ip": "10.9.9"})
+    assert err.value.code == -32602
+
+
 async def test_close_frames_say_refused_protocol_fault_or_banned(pair: Pair) -> None:
     # README, "Peer protocol": the close code says why we hung up: 4001 for
     # a hello of another version, 4003 for a node id under a ban (after its
@@ -189,6 +209,9 @@ async def test_the_address_book_holds_at_most_1000_learned_addresses(pair: Pair)
     got = await pair.rpc.call("peer.add", {"address": "127.0.9.99:1"})
     assert got is not None
     assert "127.0.9.99:1" in net.addrbook
+    # README: peer.remove's `disconnected` is a bool (no connection to it here).
+    removed = await pair.rpc.call("peer.remove", {"address": "127.0.9.99:1"})
+    assert removed == {"removed": "127.0.9.99:1", "disconnected": False}
 
 
 async def test_a_claimed_listen_address_is_checked_by_a_dial_back(

@@ -173,6 +173,23 @@ async def test_ordinary_calls_and_unsubscribe_over_the_socket(dev_node: DevNode)
             m for m in ws.log if isinstance(m, dict) and m.get("id") is None and "error" in m
         )
         assert refused["error"]["code"] == -32700 and "nested deeper" in refused["error"]["message"]
+        # As over HTTP, the envelope's own refusals carry error.data's code.
+        assert set(refused["error"]["data"]) == {"code", "message"}
+        limit = dev_node.node.config.rpc.batch_limit
+        await ws.ws.send_json(
+            [{"jsonrpc": "2.0", "id": i, "method": "node.info"} for i in range(limit + 1)]
+        )
+
+        def too_large() -> list[dict[str, Any]]:
+            return [
+                m
+                for m in ws.log
+                if isinstance(m, dict)
+                and "batch too large" in m.get("error", {}).get("message", "")
+            ]
+
+        await async_wait_until(lambda: too_large() != [], what="the batch refusal")
+        assert too_large()[0]["error"]["data"]["code"] == "batch_too_large"
 
         with pytest.raises(RpcError) as info_err:
             await ws.call("subscribe", {"topic": "weather"})

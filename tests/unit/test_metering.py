@@ -122,6 +122,9 @@ def test_every_key_parses() -> None:
         ({"authorities": "ab" * 20}, "certificates.authorities"),
         ({"authorities": ["zz" * 20]}, "certificates.authorities"),
         ({"authorities": ["ab" * 19]}, "certificates.authorities"),
+        # 40 hex characters, not 20 bytes somehow written (bytes.fromhex skips spaces).
+        ({"authorities": ["ab " * 20]}, "certificates.authorities"),
+        ({"authorities": [" " + "ab" * 20]}, "certificates.authorities"),
         ({"authorities": [7]}, "certificates.authorities"),
         ({"authorities": ["ab" * 20, "0x" + "ab" * 20]}, "listed twice"),
         ({"interval_seconds": 0}, "certificates.interval_seconds"),

@@ -99,6 +99,9 @@ def _int(values: Mapping[str, Any], key: str, default: int, lo: int, hi: int) ->
     return v
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def _authorities(raw: Any) -> tuple[bytes, ...]:
     if type(raw) is not tuple:
         raise _bad("authorities", "expected a list of addresses")
@@ -106,12 +109,11 @@ def _authorities(raw: Any) -> tuple[bytes, ...]:
     for item in raw:
         if type(item) is not str:
             raise _bad("authorities", f"expected a hex address, got {item!r}")
-        try:
-            addr = bytes.fromhex(item.removeprefix("0x"))
-        except ValueError:
-            raise _bad("authorities", f"not a hex address: {item!r}") from None
-        if len(addr) != ADDRESS_SIZE:
-            raise _bad("authorities", f"expected a {ADDRESS_SIZE}-byte address, got {item!r}")
+        digits = item.removeprefix("0x")
+        # Exactly 40 hex digits: bytes.fromhex alone would skip spaces.
+        if len(digits) != 2 * ADDRESS_SIZE or not all(c in _HEX for c in digits):
+            raise _bad("authorities", f"expected {2 * ADDRESS_SIZE} hex characters, got {item!r}")
+        addr = bytes.fromhex(digits)
         if addr in out:
             raise _bad("authorities", f"address {addr.hex()} listed twice")
         out.append(addr)
