@@ -185,6 +185,10 @@ class Peer:
     proven_height: int = 0
     _queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     _writer: asyncio.Task[None] | None = None
+    # The close frame's (code, why): the first close asked for is the one
+    # sent. A fault's 4001 and its ban's 4003 may both be asked for; on a
+    # socket we dialled the second could otherwise reach the wire first.
+    _close_frame: tuple[int, str] | None = None
 
     @property
     def listen(self) -> str:
@@ -224,7 +228,11 @@ class Peer:
 
     async def close(self, *, code: int = WSCloseCode.OK, why: str = "") -> None:
         """Close the connection; ``code`` and ``why`` go in the WebSocket
-        close frame, so the peer can log why we hung up."""
+        close frame, so the peer can log why we hung up. The first call's
+        code and reason are the ones sent, whichever call gets there."""
+        if self._close_frame is None:
+            self._close_frame = (code, why)
+        code, why = self._close_frame
         self._queue.put_nowait(None)
         # A socket that is already gone may fail to close; it is closed anyway.
         with contextlib.suppress(Exception):

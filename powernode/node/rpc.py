@@ -458,7 +458,6 @@ class RpcServer:
         if not access:
             return await self._serve(request, public_only=False)
         if self._public_running >= self.public.max_parallel:
-            emit(log, "rpc.refused", logging.DEBUG, code=503, reason="busy")
             return self._refuse(
                 INVALID_REQUEST,
                 f"busy: {self._public_running} requests without auth are being served "

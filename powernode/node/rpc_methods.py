@@ -522,7 +522,10 @@ def peer_methods(p2p: P2P | None) -> dict[str, Method]:
                 text = ""
             if not text:
                 raise InvalidParams("'ip' must be an IPv4 or IPv6 address")
-            return {"unbanned": net().unban(text)}
+            # Bans are kept under the socket's own text for the IP, which
+            # may not be the normalised form (an IPv4-mapped IPv6 address).
+            bans = net().bans
+            return {"unbanned": bans.unban_ip(ip) or bans.unban_ip(text)}
         addr, node_id = ban_target(p)
         return {"unbanned": net().unban(node_id.hex() if node_id else addr)}
 
