@@ -26,6 +26,7 @@ from powernode.cli.common import (
     add_command,
     add_tx_options,
     address_arg,
+    capacity_arg,
     chosen_address,
     counted,
     emit,
@@ -65,7 +66,6 @@ DEVICE_SOURCES = (*SOURCES, NO_SOURCE)
 # The chain's bounds (engines/metering, engines/certificates), checked here
 # too so a bad value is refused before a key is read or a node asked.
 MAX_CARBON_INTENSITY = 100_000
-MAX_CAPACITY_W = 10**12
 MAX_BENEFICIARY = 128
 MAX_PURPOSE = 256
 
@@ -103,16 +103,6 @@ def kwh_arg(what: str, *, positive: bool) -> Callable[[str], int]:
         return wh
 
     return parse
-
-
-def capacity_arg(text: str) -> int:
-    try:
-        w = parse_decimal(text, 3, "--capacity-kw")
-    except DecodeError as exc:
-        raise UserError(exc.message) from None
-    if not 1 <= w <= MAX_CAPACITY_W:
-        raise UserError(f"--capacity-kw must be 0.001..{MAX_CAPACITY_W // 1000} kW")
-    return w
 
 
 def pubkey_arg(text: str) -> bytes:

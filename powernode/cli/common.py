@@ -178,6 +178,22 @@ def hex_id(text: str, what: str) -> bytes:
     return raw
 
 
+# The chain's bound on a participant's and a device's capacity
+# (engines/market, engines/metering), checked before a key is read.
+MAX_CAPACITY_W = 10**12
+
+
+def capacity_arg(text: str) -> int:
+    """``--capacity-kw``: kW with up to 3 decimals, as Wh per hour (W)."""
+    try:
+        w = parse_decimal(text, 3, "--capacity-kw")
+    except DecodeError as exc:
+        raise UserError(exc.message) from None
+    if not 1 <= w <= MAX_CAPACITY_W:
+        raise UserError(f"--capacity-kw must be 0.001..{MAX_CAPACITY_W // 1000} kW")
+    return w
+
+
 def address_arg(what: str) -> Callable[[str], bytes]:
     """An address option's type: a bad one is a UserError naming ``what``."""
 

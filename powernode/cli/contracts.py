@@ -486,11 +486,14 @@ def cmd_ppa_list(a: argparse.Namespace) -> int:
 
 
 def cmd_contract_create(a: argparse.Namespace) -> int:
-    conditions, actions = read_terms(Path(a.terms))
+    # The typed options first, then the file, then the key (README: every
+    # number is checked before any file is read).
     parties = list(dict.fromkeys(a.party or []))
     if len(parties) > MAX_PARTIES:
         raise UserError(f"at most {MAX_PARTIES} --party")
-    fee = contract_fee(a, len(conditions) + len(actions))
+    given_fee = None if a.fee is None else parse_units(a.fee, "fee")
+    conditions, actions = read_terms(Path(a.terms))
+    fee = contract_fee(a, len(conditions) + len(actions)) if given_fee is None else given_fee
     key = signing_key(a)
     with rpc_client(a) as c:
         expiry = resolve(a.expiry, chain_now(c))

@@ -21,6 +21,8 @@ from powernode.cli.common import (
     add_address_options,
     add_command,
     add_tx_options,
+    address_arg,
+    capacity_arg,
     chosen_address,
     emit,
     report_tx,
@@ -44,9 +46,8 @@ from powernode.client import (
     parse_kwh,
     parse_price,
 )
-from powernode.core.crypto import parse_address
 from powernode.core.errors import DecodeError
-from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
+from powernode.core.units import clip, parse_units, parse_whole
 from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.params import PRODUCTS
 from powernode.engines.market.records import (
@@ -168,12 +169,10 @@ def tx_text(s: dict[str, Any]) -> str:
 
 
 def cmd_register(a: argparse.Namespace) -> int:
-    capacity_w = parse_decimal(a.capacity_kw, 3, "capacity (kW)")
-    if capacity_w <= 0:
-        raise UserError("capacity must be positive")
+    capacity_w = a.capacity_kw
     location = a.location.strip()
     if not 1 <= len(location) <= 64:
-        raise UserError("location must be 1..64 characters")
+        raise UserError("--location must be 1..64 characters")
     fee = parse_units(a.fee, "fee")
     # The typed input is checked before the key file is read.
     key = signing_key(a)
@@ -344,7 +343,9 @@ def trade_line(t: dict[str, Any]) -> str:
 def cmd_trades(a: argparse.Namespace) -> int:
     params: dict[str, Any] = {"limit": a.limit}
     if a.participant:
-        params["participant"] = parse_address(a.participant).hex()
+        params["participant"] = a.participant.hex()
+    if a.slot is not None and not a.product:
+        raise UserError("--slot needs --product")
     for k in ("from_height", "to_height"):
         if getattr(a, k) is not None:
             params[k] = getattr(a, k)
@@ -394,6 +395,8 @@ def stats_text(s: dict[str, Any]) -> str:
 
 def cmd_stats(a: argparse.Namespace) -> int:
     params: dict[str, Any] = {}
+    if a.slot is not None and not a.product:
+        raise UserError("--slot needs --product")
     with rpc_client(a) as c:
         if a.product:
             params["product"] = a.product
@@ -456,7 +459,9 @@ def add_commands(sub: Subparsers) -> None:
         "--role", required=True, choices=ROLES, help="what the participant does on the market"
     )
     sp.add_argument("--location", required=True, help="location or grid zone, e.g. Beijing")
-    sp.add_argument("--capacity-kw", required=True, help="capacity in kW, e.g. 1000 or 2.5")
+    sp.add_argument(
+        "--capacity-kw", required=True, type=capacity_arg, help="capacity in kW, e.g. 1000 or 2.5"
+    )
     add_tx_options(sp)
 
     sp = add_command(sub, "order", cmd_order, "sign and submit a market order")
@@ -504,7 +509,9 @@ def add_commands(sub: Subparsers) -> None:
     sp.add_argument(
         "--slot", type=slot_arg, help="delivery slot start (unix) or 'next'; needs --product"
     )
-    sp.add_argument("--participant", help="only trades of this address")
+    sp.add_argument(
+        "--participant", type=address_arg("--participant"), help="only trades of this address"
+    )
     sp.add_argument(
         "--from-height",
         type=whole_number("--from-height"),

@@ -21,6 +21,7 @@ from powernode.cli.common import (
     add_address_options,
     add_command,
     add_wait_option,
+    address_arg,
     chosen_address,
     counted,
     emit,
@@ -34,7 +35,7 @@ from powernode.cli.common import (
     whole_number,
 )
 from powernode.client import build_transfer, read_bytes, write_key
-from powernode.core.crypto import KeyPair, parse_address
+from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError, GenesisError, PowernodeError, StorageError
 from powernode.core.units import format_units, parse_units
 from powernode.devnet.datadir import render_config, write_genesis
@@ -326,7 +327,7 @@ def cmd_balance(a: argparse.Namespace) -> int:
 
 
 def cmd_transfer(a: argparse.Namespace) -> int:
-    to = parse_address(a.to)
+    to = a.to
     amount = parse_units(a.amount)
     fee = parse_units(a.fee, "fee")
     if amount <= 0:
@@ -422,7 +423,7 @@ def add_commands(sub: Subparsers) -> None:
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sp = add_command(sub, "transfer", cmd_transfer, "sign and submit a transfer")
-    sp.add_argument("--to", required=True, help="recipient address (hex)")
+    sp.add_argument("--to", required=True, type=address_arg("--to"), help="recipient address (hex)")
     sp.add_argument("--amount", required=True, help="amount in units, e.g. 1.5")
     sp.add_argument("--fee", default="0.001", help="fee in units (default 0.001)")
     sp.add_argument("--key", help="sender key file (default: the node key)")

@@ -476,10 +476,11 @@ ROWS = [
     row("price-nan", "order --datadir @keyed --side buy --energy-kwh 1 --price nan", "price"),
     row("price-huge", f"order --datadir @keyed --side buy --energy-kwh 1 --price {HUGE}",
         "too large"),
-    row("capacity-superscript", f"{REGISTER} --capacity-kw {SUP2}", "capacity (kW)"),
-    row("capacity-zero", f"{REGISTER} --capacity-kw 0", "capacity must be positive"),
+    row("capacity-superscript", f"{REGISTER} --capacity-kw {SUP2}", "--capacity-kw"),
+    row("capacity-zero", f"{REGISTER} --capacity-kw 0", "--capacity-kw must be 0.001.."),
+    row("capacity-huge", f"{REGISTER} --capacity-kw 1000000001", "--capacity-kw must be 0.001.."),
     row("location-blank", "register --datadir @keyed --role producer --location ' ' "
-        "--capacity-kw 1", "location must be"),
+        "--capacity-kw 1", "--location must be"),
     row("sell-without-source", "order --datadir @keyed --side sell --energy-kwh 1 --price 1",
         "needs --source"),
     # --- slots, expiries, heights, levels, limits ---------------------------------------
@@ -499,14 +500,17 @@ ROWS = [
     row("to-height-superscript", f"trades --datadir @dd --to-height {SUP3}", "--to-height"),
     row("to-height-huge", f"trades --datadir @dd --to-height {'9' * 25}", "--to-height"),
     # --- addresses and ids --------------------------------------------------------------
-    row("to-not-hex", "transfer --datadir @keyed --to xyz --amount 1", "address is not hex"),
+    row("to-not-hex", "transfer --datadir @keyed --to xyz --amount 1", "--to: address is not hex"),
     row("to-19-bytes", f"transfer --datadir @keyed --to {'00' * 19} --amount 1",
-        "address must be 20 bytes"),
+        "--to: address must be 20 bytes"),
     row("balance-address-superscript", f"balance {SUP2 * 40} --datadir @keyed",
         "address is not hex"),
     row("participant-address-short", "participant 0x --datadir @keyed", "address must be"),
     row("trades-participant-bad", f"trades --datadir @dd --participant {'g' * 40}",
-        "address is not hex"),
+        "--participant: address is not hex"),
+    # Checked before the node is looked for (@dd has none running).
+    row("trades-slot-without-product", "trades --datadir @dd --slot 5", "--slot needs --product"),
+    row("stats-slot-without-product", "stats --datadir @dd --slot 5", "--slot needs --product"),
     row("cancel-id-short", f"cancel {'00' * 31} --datadir @keyed", "ORDER_ID"),
     row("cancel-id-superscript", f"cancel {SUP2 * 64} --datadir @keyed", "ORDER_ID"),
     # --- devices, meter readings, certificates ------------------------------------------
@@ -714,6 +718,8 @@ ROWS = [
     row("contract-expiry-never", "contract create --datadir @keyed --terms @g --escrow 1 "
         "--expiry never", "--expiry must be"),
     row("contract-party-bad", f"{CREATE} --terms @g --party xyz", "--party"),
+    # The typed options before the terms file is read (it does not exist here).
+    row("contract-fee-before-terms", f"{CREATE} --terms @missing --fee nan", "fee:"),
     row("contract-execute-id-bad", "contract execute 12 --datadir @keyed", "CONTRACT_ID"),
     row("contract-show-id-short", f"contract show {ID[:62]} --datadir @keyed", "CONTRACT_ID"),
     row("contract-list-party-bad", "contract list --datadir @keyed --party z", "--party"),

@@ -178,9 +178,9 @@ def test_bad_input_gets_one_clear_line(mining_node: tuple[Path, ProcessNode]) ->
     err("capacity_exceeded", *sell, "--energy-kwh", "1", "--price", "1")  # 1 kW: 0.25 kWh a slot
     err("64-hex-digit", "cancel", "1234")
     err("order_not_found", "cancel", "00" * 32)
-    err("capacity (kW)", "register", "--role", "producer", "--location", "X", "--capacity-kw", "-3")
+    err("--capacity-kw", "register", "--role", "producer", "--location", "X", "--capacity-kw", "-3")
     err(
-        "capacity must be positive",
+        "--capacity-kw must be 0.001..",
         "register",
         "--role",
         "producer",

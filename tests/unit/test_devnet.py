@@ -427,3 +427,11 @@ def test_pid_alive() -> None:
         assert proc.stdout is not None
         proc.stdout.close()
     assert not pid_alive(proc.pid) and not pid_alive(None) and not pid_alive(0)
+
+
+def test_testnet_target_of_a_refused_block_time_is_left_to_the_genesis_check() -> None:
+    """README, Local testnet: a --block-time of 0 stops ``up`` with the node's
+    one-line error, not a ZeroDivisionError while the target is computed."""
+    assert devchain.testnet_target(100, miners=3, block_time=0) == devchain.testnet_target(
+        100, miners=3, block_time=1
+    )
