@@ -191,12 +191,18 @@ def resolve(when: When, now: int) -> int:
     return now + when[1] if isinstance(when, tuple) else when
 
 
-def contract_fee(a: argparse.Namespace, terms: int) -> int:
-    """``--fee`` if given, else the least a contract tx of ``terms``
+def given_fee(a: argparse.Namespace) -> int | None:
+    """``--fee``, parsed (a bad one is refused before anything is read);
+    None when not given."""
+    return None if a.fee is None else parse_units(a.fee, "fee")
+
+
+def contract_fee(given: int | None, terms: int) -> int:
+    """The ``--fee`` given, else the least a contract tx of ``terms``
     conditions and actions may pay (TERM_FEE each), and never below the
     usual default of 0.001."""
-    if a.fee is not None:
-        return parse_units(a.fee, "fee")
+    if given is not None:
+        return given
     return max(DEFAULT_FEE, TERM_FEE * terms)
 
 
@@ -491,9 +497,9 @@ def cmd_contract_create(a: argparse.Namespace) -> int:
     parties = list(dict.fromkeys(a.party or []))
     if len(parties) > MAX_PARTIES:
         raise UserError(f"at most {MAX_PARTIES} --party")
-    given_fee = None if a.fee is None else parse_units(a.fee, "fee")
+    given = given_fee(a)
     conditions, actions = read_terms(Path(a.terms))
-    fee = contract_fee(a, len(conditions) + len(actions)) if given_fee is None else given_fee
+    fee = contract_fee(given, len(conditions) + len(actions))
     key = signing_key(a)
     with rpc_client(a) as c:
         expiry = resolve(a.expiry, chain_now(c))
@@ -523,12 +529,11 @@ def cmd_contract_create(a: argparse.Namespace) -> int:
 
 def contract_id_tx(tx_type: str) -> Callable[[argparse.Namespace], int]:
     def cmd(a: argparse.Namespace) -> int:
-        if a.fee is not None:
-            parse_units(a.fee, "fee")  # a bad --fee is refused before anything is read
+        given = given_fee(a)
         key = signing_key(a)
         with rpc_client(a) as c:
-            fee = contract_fee(a, 0)
-            if a.fee is None and tx_type == "contract.execute":
+            fee = contract_fee(given, 0)
+            if given is None and tx_type == "contract.execute":
                 # An execution pays per term of the contract: its min_fee.
                 found = c.call("contract.get", {"id": a.contract_id.hex()})
                 fee = max(fee, int(found["min_fee"]))

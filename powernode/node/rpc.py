@@ -118,7 +118,7 @@ log = logging.getLogger("powernode.rpc")
 # integers as strings (a string that happens to hold ": 1234567890123456"
 # only costs the re-encoding).
 _LONG_NUMBER = re.compile(rb"[\[:,] ?-?[0-9]{16}")
-_LONG_NUMBER_TEXT = re.compile(r"[\[:,] ?-?[0-9]{16}")
+_LONG_NUMBER_TEXT = re.compile(_LONG_NUMBER.pattern.decode())  # the same, over str
 # json.dumps's bytes for {"jsonrpc": "2.0", "id": ID, "result": STRING}.
 _RESULT_ANSWER = b'{"jsonrpc": "2.0", "id": %b, "result": %b}'
 

@@ -524,8 +524,7 @@ def peer_methods(p2p: P2P | None) -> dict[str, Method]:
                 raise InvalidParams("'ip' must be an IPv4 or IPv6 address")
             # Bans are kept under the socket's own text for the IP, which
             # may not be the normalised form (an IPv4-mapped IPv6 address).
-            bans = net().bans
-            return {"unbanned": bans.unban_ip(ip) or bans.unban_ip(text)}
+            return {"unbanned": net().unban(ip) or net().unban(text)}
         addr, node_id = ban_target(p)
         return {"unbanned": net().unban(node_id.hex() if node_id else addr)}
 
