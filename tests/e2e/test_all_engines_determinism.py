@@ -32,7 +32,8 @@ from tests.e2e.test_cert_determinism import send
 from tests.e2e.test_market_determinism import TARGET, confirmed, converge, height
 from tests.harness.procnet import ProcessNetwork
 
-pytestmark = pytest.mark.e2e
+# Minutes of waiting on the chain's clock: handed out first (tests/conftest.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.minutes]
 
 CHAIN_ID = "powernode-all-e2e"
 SLOT = 60

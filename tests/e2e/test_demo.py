@@ -25,7 +25,8 @@ from tests.e2e.test_testnet import run_testnet
 from tests.harness.browser import Browser, ensure_chromium
 from tests.harness.explorer import Explorer
 
-pytestmark = pytest.mark.e2e
+# Minutes of waiting on the chain's clock: handed out first (tests/conftest.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.minutes]
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# Minutes of waiting on the chain's clock: handed out first (tests/conftest.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.minutes]
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
 

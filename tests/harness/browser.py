@@ -48,6 +48,7 @@ import pytest
 
 from powernode.devnet.wait import WaitAbort, WaitTimeout
 from tests.harness.network import async_wait_until
+from tests.harness.packages import apt_install
 
 T = TypeVar("T")
 
@@ -129,10 +130,7 @@ def ensure_chromium() -> str:
         pytest.skip(f"$CHROMIUM={os.environ['CHROMIUM']} is not an executable")
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("no Chromium here (install the chromium package, or set $CHROMIUM)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
-        assert r.returncode == 0, f"{' '.join(cmd)} failed: {r.stderr[-2000:]}"
+    apt_install("chromium", lambda: chromium_path() is not None)
     found = chromium_path()
     assert found is not None, "apt-get installed chromium but there is no /usr/bin/chromium"
     return found

@@ -28,6 +28,7 @@ from powernode.devnet.netns import Host, NetnsPlan
 from powernode.devnet.process import ProcessNode
 from powernode.devnet.testnet import TestnetLayout
 from powernode.devnet.wait import wait_until
+from tests.harness.packages import apt_install
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT = 120.0
@@ -38,9 +39,7 @@ def require_netns() -> None:
         pytest.skip("network namespaces need root (CI runs these tests as root)")
     if shutil.which("ip") is None:
         # Like the project's other system packages: installed when missing.
-        for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "iproute2"]):
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-            assert r.returncode == 0, f"{' '.join(cmd)} failed: {r.stderr[-2000:]}"
+        apt_install("iproute2", lambda: shutil.which("ip") is not None, timeout=600)
     probe = f"pnprobe{os.getpid()}"
     r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
     if r.returncode != 0:
