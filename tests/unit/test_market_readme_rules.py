@@ -274,6 +274,43 @@ def test_a_cancel_whose_order_was_filled_earlier_in_the_same_block_is_dropped_or
     assert m.refused(cancel) == "order_not_open"
 
 
+def test_the_mempool_judges_time_by_the_next_blocks_time_not_the_tips_clock(m: Market) -> None:
+    """README, Time: "The mempool judges them by the time the next block
+    would carry, the later of the market clock, the node's wall clock and
+    the earliest timestamp the next block may have: on an idle chain whose
+    tip lags the wall clock, an order whose gate has passed by the wall
+    clock is refused (`gate_closed`) though the tip's clock has not reached
+    it"."""
+    soon = T0 + 900  # its gate closes at T0 + 600
+    clock = m.market_time()
+    assert clock < soon - 300
+    early = place_tx(ALICE, "sell", nonce=m.nonce(ALICE), slot=soon, price=500_000)
+    assert m.refused(early, now=soon - 300) == "gate_closed"
+    assert m.market_time() == clock  # the tip's clock is where it was
+    m.submit(early, now=soon - 301)  # a second before the gate: admitted
+    assert early.txid in m.ledger.mempool.by_id
+
+
+def test_a_cancel_behind_a_pending_tx_skips_only_an_order_not_at_the_tip_yet(m: Market) -> None:
+    """README, Admission: "except the ones on the sender's own records while
+    an earlier tx of the sender is still pending: registration, capacity,
+    and a cancel's order that is not at the tip yet (a cancel of an order
+    the tip holds is still checked for `not_order_owner` and
+    `order_not_open`)"."""
+    theirs = m.place(BOB, "buy", energy=10 * KWH, price=400_000)
+    m.mine()
+    m.ok(theirs)
+    pending = m.place_signed(ALICE, "sell", energy=10 * KWH, price=500_000)
+    m.submit(pending)  # ALICE now has a tx pending
+    # an order the tip does not hold yet: perhaps placed by a pending tx
+    unknown = cancel_tx(ALICE, bytes(32), nonce=m.nonce(ALICE))
+    # the tip holds BOB's order: the owner rule still applies
+    foreign = cancel_tx(ALICE, theirs.txid, nonce=m.nonce(ALICE))
+    assert m.refused(foreign) == "not_order_owner"
+    m.submit(unknown)
+    assert unknown.txid in m.ledger.mempool.by_id
+
+
 def test_a_killed_fok_takes_no_escrow_or_capacity(factory: LedgerFactory) -> None:
     """README, Order status: "`killed`: only a `FOK` that could not fill in
     full when placed (it trades nothing and takes no escrow or capacity)";
@@ -287,6 +324,9 @@ def test_a_killed_fok_takes_no_escrow_or_capacity(factory: LedgerFactory) -> Non
     gtc = m.place(BOB, "buy", energy=100 * KWH, price=400_000)
     m.mine()
     m.ok(fok, gtc)
+    # its receipt shows no escrow taken, not the escrow it would have taken
+    (placed,) = m.events(fok, "order_placed")
+    assert placed["escrow"] == 0
     assert m.events(fok, "order_killed") == [
         {"event": "order_killed", "order": fok.txid.hex(), "refund": 0}
     ]
