@@ -17,7 +17,7 @@ from typing import Any
 
 from powernode.cli.common import Subparsers, UserError, add_command, whole_number
 from powernode.client import read_bytes
-from powernode.core.errors import BadProof
+from powernode.core.errors import BadProof, GenesisError
 from powernode.core.units import U63, clip
 from powernode.state.certproof import MAX_PROOF_BYTES, ProofResult, verify_proof
 from powernode.state.genesis import parse_genesis_json
@@ -48,7 +48,10 @@ def summary(r: ProofResult) -> str:
 
 def cmd_verify_proof(a: argparse.Namespace) -> int:
     genesis = read_bytes(Path(a.genesis), "genesis file", max_bytes=MAX_GENESIS_BYTES)
-    params = parse_genesis_json(genesis)
+    try:
+        params = parse_genesis_json(genesis)
+    except GenesisError as exc:
+        raise UserError(f"{a.genesis}: {exc.message}") from None
     raw = read_bytes(Path(a.file), "proof file", max_bytes=MAX_PROOF_BYTES)
     try:
         # The clock only refuses headers from beyond the chain's max_future,

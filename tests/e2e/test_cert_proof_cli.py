@@ -109,6 +109,10 @@ def test_proof_round_trip(mining_node: Path, tmp_path: Path) -> None:  # noqa: F
     # Files that are not there, or not proofs.
     refused("not found", str(tmp_path / "none"), "--genesis", genesis)
     refused("invalid proof (bad_proof)", genesis, "--genesis", genesis)
+    # A genesis file that is not one: the error line names the file.
+    refused(f"{out}: genesis is not valid JSON", str(out), "--genesis", str(out))
+    bad.write_text('{"chain_id": "powernode-x"}')
+    refused(f"{bad}: genesis", str(out), "--genesis", str(bad))
     assert_user_error(
         pn("cert", "proof", "ab" * 32, "--out", str(bad), *dd, check=False), "unknown_cert"
     )
