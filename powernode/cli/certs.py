@@ -56,6 +56,7 @@ from powernode.client import (
 )
 from powernode.core.crypto import point_ok
 from powernode.core.errors import DecodeError
+from powernode.core.hextext import from_hex
 from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
 from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
 from powernode.engines.metering.params import NO_SOURCE, SOURCES
@@ -108,7 +109,7 @@ def kwh_arg(what: str, *, positive: bool) -> Callable[[str], int]:
 def pubkey_arg(text: str) -> bytes:
     s = text.strip().removeprefix("0x")
     try:
-        raw = bytes.fromhex(s) if s.isascii() else b""
+        raw = from_hex(s)
     except ValueError:
         raw = b""
     if len(raw) != 32 or not point_ok(raw):

@@ -42,6 +42,7 @@ from powernode.client import (
 )
 from powernode.core.crypto import KeyPair, parse_address
 from powernode.core.errors import ConfigError, DecodeError, PowernodeError
+from powernode.core.hextext import from_hex
 from powernode.core.tx import Transaction
 from powernode.core.units import U63, clip, parse_decimal, parse_whole
 from powernode.ws_client import WsUnavailable, wait_for_tx
@@ -170,7 +171,7 @@ def hex_id(text: str, what: str) -> bytes:
     what ``what`` is."""
     s = text.strip().removeprefix("0x")
     try:
-        raw = bytes.fromhex(s) if s.isascii() else b""
+        raw = from_hex(s)
     except ValueError:
         raw = b""
     if len(raw) != 32:

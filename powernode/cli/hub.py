@@ -38,6 +38,7 @@ from powernode.cli.common import (
 from powernode.client import RpcClient, RpcError, format_kwh, read_key, read_text
 from powernode.core.crypto import KeyPair, point_ok, signature_ok
 from powernode.core.errors import DecodeError
+from powernode.core.hextext import from_hex
 from powernode.core.tx import Transaction, sign_tx
 from powernode.core.units import clip, parse_decimal, parse_units
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
@@ -117,7 +118,7 @@ def _hex(obj: dict[str, Any], name: str, size: int, n: int) -> bytes:
     raw = b""
     if isinstance(v, str) and v.isascii():
         try:
-            raw = bytes.fromhex(v)
+            raw = from_hex(v)
         except ValueError:
             raw = b""
     if len(raw) != size:

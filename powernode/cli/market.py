@@ -47,6 +47,7 @@ from powernode.client import (
     parse_price,
 )
 from powernode.core.errors import DecodeError
+from powernode.core.hextext import from_hex
 from powernode.core.units import clip, parse_units, parse_whole
 from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.params import PRODUCTS
@@ -273,7 +274,7 @@ def expiry_arg(text: str) -> int | MinutesFromNow:
 
 def cmd_cancel(a: argparse.Namespace) -> int:
     try:
-        oid = bytes.fromhex(a.order_id.removeprefix("0x"))
+        oid = from_hex(a.order_id.removeprefix("0x"))
     except ValueError:
         oid = b""
     if len(oid) != 32:

@@ -47,6 +47,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.utils import random as random_bytes
 
 from powernode.core.errors import BadSignature, DecodeError
+from powernode.core.hextext import from_hex
 
 PUBKEY_SIZE = 32
 SIG_SIZE = 64
@@ -85,7 +86,7 @@ def parse_address(text: str) -> bytes:
     """Address from its hex form; a clear DecodeError for anything else."""
     s = text.strip().lower().removeprefix("0x")
     try:
-        raw = bytes.fromhex(s)
+        raw = from_hex(s)
     except ValueError as exc:
         raise DecodeError(f"address is not hex: {text!r}") from exc
     if len(raw) != ADDRESS_SIZE:

@@ -52,6 +52,7 @@ from powernode.core.errors import (
     VersionMismatch,
     WrongNetwork,
 )
+from powernode.core.hextext import from_hex
 from powernode.logkit import emit
 from powernode.node.api import NodeApi
 from powernode.node.config import P2pConfig
@@ -821,6 +822,6 @@ def _node_id_of(text: str) -> bytes | None:
     if len(text) != 64:
         return None
     try:
-        return bytes.fromhex(text)
+        return from_hex(text)
     except ValueError:
         return None

@@ -18,6 +18,7 @@ from powernode.chain.index import IndexEntry
 from powernode.core.block import Block
 from powernode.core.crypto import parse_address
 from powernode.core.errors import DecodeError, InvalidParams
+from powernode.core.hextext import from_hex
 from powernode.core.tx import Transaction
 from powernode.engines.market import queries as market_queries
 from powernode.engines.market.params import PRODUCTS
@@ -132,7 +133,7 @@ def parse_topic(params: dict[str, Any]) -> Topic:
 def _txid(v: Any) -> bytes:
     if isinstance(v, str):
         try:
-            raw = bytes.fromhex(v.removeprefix("0x"))
+            raw = from_hex(v.removeprefix("0x"))
         except ValueError:
             raw = b""
         if len(raw) == 32:

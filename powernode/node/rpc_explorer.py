@@ -20,6 +20,7 @@ from powernode.chain.ledger import Ledger
 from powernode.chain.mempool import PoolEntry, fee_rate
 from powernode.core.crypto import address_hex
 from powernode.core.errors import InvalidParams
+from powernode.core.hextext import from_hex
 from powernode.engines.accounts import ACCOUNT_NS
 from powernode.engines.certificates.records import CERT_NS
 from powernode.engines.contracts.contract_records import CONTRACT_NS
@@ -185,7 +186,7 @@ def explorer_methods(ledger: Ledger) -> dict[str, Method]:
             if entry is not None:
                 found.append({"kind": "block", "id": entry.hash.hex(), "height": entry.height})
         try:
-            raw = bytes.fromhex(text) if len(text) in (40, 64) else b""
+            raw = from_hex(text) if len(text) in (40, 64) else b""
         except ValueError:
             raw = b""
         if len(raw) == 20:

@@ -12,6 +12,7 @@ from typing import Any
 
 from powernode.core.crypto import parse_address
 from powernode.core.errors import DecodeError, InvalidParams
+from powernode.core.hextext import from_hex
 from powernode.engines.market.params import PRODUCTS, MarketParams
 from powernode.node.config import is_host_port
 from powernode.node.rpc import Params
@@ -34,7 +35,7 @@ def hex_bytes(params: Params, key: str, pos: int = 0, *, size: int | None = None
     if not isinstance(v, str):
         raise InvalidParams(f"'{key}' must be a hex string")
     try:
-        raw = bytes.fromhex(v.removeprefix("0x"))
+        raw = from_hex(v.removeprefix("0x"))
     except ValueError:
         raise DecodeError(f"'{key}' is not valid hex") from None
     if size is not None and len(raw) != size:
@@ -122,7 +123,7 @@ def order_id(params: Params) -> bytes:
     try:
         if not isinstance(v, str):
             raise ValueError
-        raw = bytes.fromhex(v.removeprefix("0x"))
+        raw = from_hex(v.removeprefix("0x"))
     except ValueError:
         raise InvalidParams("'id' must be an order id: 32 bytes as hex") from None
     if len(raw) != 32:
@@ -137,7 +138,7 @@ def id32(params: Params, key: str, pos: int, what: str) -> bytes:
     try:
         if not isinstance(v, str):
             raise ValueError
-        raw = bytes.fromhex(v.removeprefix("0x"))
+        raw = from_hex(v.removeprefix("0x"))
     except ValueError:
         raw = b""
     if len(raw) != 32:

@@ -513,6 +513,10 @@ ROWS = [
     row("stats-slot-without-product", "stats --datadir @dd --slot 5", "--slot needs --product"),
     row("cancel-id-short", f"cancel {'00' * 31} --datadir @keyed", "ORDER_ID"),
     row("cancel-id-superscript", f"cancel {SUP2 * 64} --datadir @keyed", "ORDER_ID"),
+    # Hex digits only: bytes.fromhex alone would take spaces between bytes.
+    row("cancel-id-spaced", f"cancel '{' '.join(['ab'] * 32)}' --datadir @keyed", "ORDER_ID"),
+    row("to-spaced", f"transfer --datadir @keyed --to '{' '.join(['ab'] * 20)}' --amount 1",
+        "--to: address is not hex"),
     # --- devices, meter readings, certificates ------------------------------------------
     row("device-generation-source-none", f"{DEVREG} --source none", "names its --source"),
     row("device-generation-no-source",

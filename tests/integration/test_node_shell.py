@@ -55,6 +55,10 @@ async def test_old_config_key_and_node_errors_over_rpc(
                 ("chain.block", {"height": 0, "verbose": "false"}, -32602, "invalid_params"),
                 ("chain.block", {"height": 0, "raw": 1}, -32602, "invalid_params"),
                 ("chain.block", {"height": 5}, -32004, "not_found"),
+                # Hex is hex digits: not bytes with spaces between them.
+                ("tx.get", {"id": " ".join(["ab"] * 32)}, -32602, "invalid_params"),
+                ("account.get", {"address": " ".join(["ab"] * 20)}, -32602, "invalid_params"),
+                ("market.order", {"id": "ab " + "cd" * 31}, -32602, "invalid_params"),
             ]:
                 with pytest.raises(RpcError) as info:
                     await rpc.call(method, params)

@@ -99,7 +99,8 @@ def test_parse_address() -> None:
     assert parse_address(a.hex()) == a
     assert parse_address("0x" + a.hex().upper()) == a
     assert parse_address("  " + a.hex() + "\n") == a
-    for bad in ("", "zz" * 20, a.hex()[:-2], a.hex() + "00", "0x", "g" + a.hex()[1:]):
+    spaced = " ".join(a.hex()[i : i + 2] for i in range(0, 40, 2))
+    for bad in ("", "zz" * 20, a.hex()[:-2], a.hex() + "00", "0x", "g" + a.hex()[1:], spaced):
         with pytest.raises(DecodeError):
             parse_address(bad)
 

@@ -1,0 +1,17 @@
+"""Hex text from users (RPC params, CLI arguments, files they write) as
+bytes, strictly: ``bytes.fromhex`` alone skips whitespace between bytes, so
+``"ab cd"`` would pass for ``"abcd"`` where the docs promise hex digits."""
+
+from __future__ import annotations
+
+import re
+
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+
+
+def from_hex(text: str) -> bytes:
+    """The bytes of ``text``, an even number of hex digits and nothing else
+    (no ``0x``, no spaces); ValueError otherwise."""
+    if _HEX.fullmatch(text) is None:
+        raise ValueError(f"not an even number of hex digits: {text[:80]!r}")
+    return bytes.fromhex(text)
