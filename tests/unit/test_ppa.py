@@ -485,6 +485,9 @@ def test_every_error_at_admission_and_as_a_failed_receipt(factory: LedgerFactory
         ("ppa.propose", propose_payload(BOB, period_seconds=31 * DAY)),
         ("ppa.propose", propose_payload(BOB, accept_deadline=T0 + 30 * DAY)),
         ("ppa.propose", propose_payload(BOB, device=b"\x01" * 5)),
+        # a term ending at 2^63 or later: its close would not fit a u64
+        ("ppa.propose", propose_payload(BOB, start=2**63 - DAY, duration_days=1)),
+        ("ppa.propose", propose_payload(BOB, start=2**64 - 1 - 43_200, duration_days=1)),
         ("ppa.accept", [b"\x01" * 31]),
         ("ppa.fund", [b"\x01" * 32, 0]),
         ("ppa.deliver", [b"\x01" * 32, 0, T0]),

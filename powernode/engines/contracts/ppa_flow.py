@@ -66,6 +66,7 @@ MAX_DURATION_DAYS = 10_000  # about 27 years
 MIN_PERIOD_SECONDS = 60
 MAX_TOTAL_WH = 10**15  # 1 TWh
 MAX_PRICE = 10**12  # micro-units per kWh
+MAX_TERM_END = 2**63  # a term ends before this (its close time stays a u64)
 
 
 def first_period_cost(p: Ppa) -> int:
