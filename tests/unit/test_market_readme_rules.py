@@ -324,9 +324,9 @@ def test_a_killed_fok_takes_no_escrow_or_capacity(factory: LedgerFactory) -> Non
     gtc = m.place(BOB, "buy", energy=100 * KWH, price=400_000)
     m.mine()
     m.ok(fok, gtc)
-    # its receipt shows no escrow taken, not the escrow it would have taken
+    # its order_placed shows the escrow it would have taken; it took none
     (placed,) = m.events(fok, "order_placed")
-    assert placed["escrow"] == 0
+    assert placed["escrow"] == 60_000_000 == 100 * KWH * 600_000 // 1000
     assert m.events(fok, "order_killed") == [
         {"event": "order_killed", "order": fok.txid.hex(), "refund": 0}
     ]

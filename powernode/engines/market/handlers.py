@@ -263,17 +263,15 @@ class PlaceHandler:
         seq = s.c.order_seq
         s.c.order_seq = seq + 1
         inc = Resting(oid, owner, SIDE_CODE[p.side], p.price, p.energy, p.source, seq, escrow)
-        killed = p.tif == "FOK" and (book is None or book.fillable(inc) < p.energy)
-        # A killed FOK takes no escrow, and its receipt says so.
         s.events.append(
             {"event": "order_placed", "order": oid, "side": p.side, "energy": p.energy,
-             "price": p.price, "escrow": 0 if killed else escrow}
+             "price": p.price, "escrow": escrow}
         )  # fmt: skip
         record = Order(
             owner, p.product, p.side, p.slot, p.energy, p.price, p.source, p.expiry, p.tif,
             seq, ctx.height, 0, escrow, OPEN,
         )  # fmt: skip
-        if killed:
+        if p.tif == "FOK" and (book is None or book.fillable(inc) < p.energy):
             s.put_order(oid, record._replace(escrow=0, status=KILLED))
             s.events.append({"event": "order_killed", "order": oid, "refund": 0})
             s.flush()
