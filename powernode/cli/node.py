@@ -218,9 +218,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         )
     except OSError as exc:
         # A read-only or full data dir shows here first: told as the store
-        # would tell it (the fault's code and the fix).
-        fault = from_os_error(exc, cfg.log_path)
-        raise UserError(f"cannot open the log {fault.message}") from None
+        # would tell it, in the storage faults' one-line form (FILE: WHAT
+        # (CODE); FIX), FILE being node.log.
+        raise UserError(from_os_error(exc, cfg.log_path).message) from None
     try:
         run_node(cfg, reindex=a.reindex)
     except (PowernodeError, OSError) as exc:

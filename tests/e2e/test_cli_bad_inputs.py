@@ -470,10 +470,11 @@ ROWS = [
     row("fee-negative", f"{SEND} --fee -0.5", "fee: not a non-negative"),
     row("fee-exponent", f"{CANCEL} --fee 1e-3", "fee: not a non-negative"),
     row("energy-fullwidth", f"order --datadir @keyed --side buy --energy-kwh {FULLWIDTH_1} "
-        "--price 1", "energy (kWh)"),
+        "--price 1", "--energy-kwh: not a non-negative decimal number"),
     row("energy-too-fine", "order --datadir @keyed --side buy --energy-kwh 0.0001 --price 1",
         "at most 3 decimal places"),
-    row("price-nan", "order --datadir @keyed --side buy --energy-kwh 1 --price nan", "price"),
+    row("price-nan", "order --datadir @keyed --side buy --energy-kwh 1 --price nan",
+        "--price: not a non-negative decimal number"),
     row("price-huge", f"order --datadir @keyed --side buy --energy-kwh 1 --price {HUGE}",
         "too large"),
     row("capacity-superscript", f"{REGISTER} --capacity-kw {SUP2}", "--capacity-kw"),
@@ -799,7 +800,7 @@ ROWS = [
         setup=config_edit("refresh = 2", "refresh = 0"), proc=True, logged=True),
     row("config-mempool-bytes-zero", "run --datadir @dd", "config [mempool] max_bytes",
         setup=config_edit("max_bytes = 67108864", "max_bytes = 0"), proc=True, logged=True),
-    row("run-node-log-directory", "run --datadir @dd", "cannot open the log",
+    row("run-node-log-directory", "run --datadir @dd", "node.log: cannot write",
         setup=initialised(lambda d: (d / "node.log").mkdir()), proc=True),
     row("run-second-node", "run --datadir @dd", "already runs", setup=live_pid, proc=True),
     # --- usage errors: argparse's, exit 2 -----------------------------------------------
