@@ -400,12 +400,15 @@ class RpcServer:
         raw = request.query.get("max_tip_age")
         max_age: int | None = None
         if raw is not None:
-            if not raw.isdigit():
+            # ASCII digits only (str.isdigit also takes "²", which int()
+            # refuses); any age past 10^18 s is no bound at all, and keeps
+            # int() clear of its digit limit.
+            if not (raw.isascii() and raw.isdigit()):
                 return web.json_response(
                     {"status": "error", "reason": "max_tip_age must be a non-negative integer"},
                     status=400,
                 )
-            max_age = int(raw)
+            max_age = int(raw) if len(raw) <= 18 else 10**18
         status, body = self._health(max_age)
         return web.json_response(body, status=status)
 

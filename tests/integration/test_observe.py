@@ -145,8 +145,13 @@ async def test_health_is_unauthenticated_and_follows_sync(pair: tuple[Watched, W
     # An operator's own staleness bound: the dev genesis is old.
     status, body = await a.health("?max_tip_age=0")
     assert (status, body["reason"]) == (503, "tip_stale")
-    async with a.http.get(a.health_url + "?max_tip_age=soon") as resp:
-        assert resp.status == 400
+    # Not a non-negative integer: 400, also for digits int() refuses.
+    for bad in ("soon", "-1", "%C2%B2", "1.5"):
+        async with a.http.get(a.health_url + "?max_tip_age=" + bad) as resp:
+            assert resp.status == 400, bad
+    # A bound past any chain's age: no bound, and no digit limit hit.
+    status, body = await a.health("?max_tip_age=" + "9" * 5000)
+    assert status == 200, body
 
 
 async def test_metrics_agree_with_rpc_and_count_events(
