@@ -8,6 +8,7 @@ with ``_`` are comments.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 from powernode.core import encoding
 from powernode.core.crypto import ADDRESS_SIZE, sha256
 from powernode.core.errors import GenesisError
+from powernode.core.hextext import from_hex
 from powernode.core.pow import MAX_TARGET
 from powernode.core.units import MAX_MONEY
 
@@ -135,14 +137,18 @@ def _int(d: dict[str, Any], key: str, *, lo: int = 0, hi: int = 2**63 - 1) -> in
     return v
 
 
+_TARGET_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
 def _target(d: dict[str, Any], key: str) -> int:
     v = d[key]
     if type(v) is not str:
         raise GenesisError(f"genesis {key}: expected a hex string")
-    try:
-        t = int(v.removeprefix("0x"), 16)
-    except ValueError as exc:
-        raise GenesisError(f"genesis {key}: not hex: {v!r}") from exc
+    digits = v.removeprefix("0x")
+    # Hex digits only: int(..., 16) would also take spaces and underscores.
+    if _TARGET_HEX.fullmatch(digits) is None:
+        raise GenesisError(f"genesis {key}: not hex: {v!r}")
+    t = int(digits, 16)
     if not 1 <= t <= MAX_TARGET:
         raise GenesisError(f"genesis {key}: out of range")
     return t
@@ -236,8 +242,10 @@ def parse_params(doc: Any, engines: Sequence[SectionOwner]) -> ChainParams:
         raise GenesisError("genesis allocations: expected an object of address: amount")
     parsed: dict[bytes, int] = {}
     for addr_hex, amount in allocs.items():
+        if addr_hex.startswith("_"):
+            continue  # a comment, as at the top level
         try:
-            addr = bytes.fromhex(addr_hex.removeprefix("0x"))
+            addr = from_hex(addr_hex.removeprefix("0x"))
         except ValueError as exc:
             raise GenesisError(f"genesis allocation: bad address {addr_hex!r}") from exc
         if len(addr) != ADDRESS_SIZE:

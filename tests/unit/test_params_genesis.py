@@ -33,6 +33,19 @@ def test_defaults() -> None:
 
 def test_comment_keys_are_ignored() -> None:
     assert parse_genesis({**genesis_doc(), "_comment": "hi"}) == make_params()
+    # in allocations too (the README: keys starting with _ are comments)
+    doc = genesis_doc()
+    doc["allocations"] = {"_note": "the two test users", **doc["allocations"]}
+    assert parse_genesis(doc) == make_params()
+
+
+def test_an_allocation_address_is_hex_digits_only() -> None:
+    doc = genesis_doc()
+    addr = next(iter(doc["allocations"]))
+    spaced = " ".join(addr[i : i + 2] for i in range(0, len(addr), 2))
+    doc["allocations"] = {spaced: 1}
+    with pytest.raises(GenesisError, match="bad address"):
+        parse_genesis(doc)
 
 
 def test_genesis_is_deterministic() -> None:
@@ -201,3 +214,9 @@ def test_genesis_json_garbage_is_a_genesis_error(text: str | bytes) -> None:
 def test_duplicate_allocation_address_refused(other: str) -> None:
     with pytest.raises(GenesisError):
         parse_genesis({**genesis_doc(), "allocations": {"aa" * 20: 5, other: 7}})
+
+
+@pytest.mark.parametrize("target", ["f f", " ff", "f_f", "ff\n", "", "0x", "xyz"])
+def test_a_target_is_hex_digits_only(target: str) -> None:
+    with pytest.raises(GenesisError, match="initial_target: not hex"):
+        parse_genesis({**genesis_doc(), "initial_target": target})
