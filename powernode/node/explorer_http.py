@@ -103,6 +103,12 @@ def add_explorer_routes(app: web.Application, *, enabled: bool) -> None:
             if not enabled and (path == "/explorer" or path.startswith("/explorer/")):
                 return _text(404, DISABLED_TEXT)
             return _text(404, "not found\n")
+        except web.HTTPMethodNotAllowed as exc:
+            # aiohttp's own 405 would go out without the headers every
+            # other answer of the port carries.
+            resp = _text(405, "method not allowed\n")
+            resp.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+            return resp
 
     app.middlewares.append(not_found)
     app.router.add_get("/", index)

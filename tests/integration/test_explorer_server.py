@@ -162,6 +162,21 @@ async def test_nothing_outside_the_static_folder_is_served(dev_node: DevNode, pa
         assert resp.headers["X-Content-Type-Options"] == "nosniff", path
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("POST", "", "GET"), ("POST", "explorer/app.js", "GET"), ("DELETE", "rpc", "POST")],
+)
+async def test_a_method_a_path_does_not_take_is_405_with_the_headers(
+    dev_node: DevNode, method: str, path: str, allowed: str
+) -> None:
+    url = base_url(dev_node) + path
+    async with aiohttp.ClientSession() as http, http.request(method, url) as resp:
+        assert resp.status == 405, path
+        assert allowed in resp.headers["Allow"].split(","), resp.headers["Allow"]
+        assert resp.headers["Content-Security-Policy"] == CSP, path
+        assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+
+
 async def test_a_dot_dot_path_reaches_the_server_as_written(dev_node: DevNode) -> None:
     """The path the test above sends is the one the server sees."""
     seen: list[str] = []
