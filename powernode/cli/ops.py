@@ -157,6 +157,8 @@ def cmd_export(a: argparse.Namespace) -> int:
     params = datadir_params(d)
     db_path = d / DB_NAME
     genesis, tip = store_chain(db_path)
+    if tip == 0:
+        raise UserError(f"the chain in {d} has no blocks past genesis: nothing to export")
     first = a.first
     last = tip if a.last is None else a.last
     if last > tip:

@@ -258,3 +258,16 @@ def test_export_import_bootstraps_a_fresh_node(tmp_path: Path, keys: list[KeyPai
     garbage = tmp_path / "garbage.pwn"
     garbage.write_bytes(b"not an export")
     one_line_error(pn("import", "--datadir", str(c_dir), str(garbage)), "not a powernode")
+    # Bytes after the last block: said once every block is sent.
+    trailing = tmp_path / "trailing.pwn"
+    trailing.write_bytes(raw + b"x")
+    with ProcessNode(c_dir) as c:
+        c.start()
+        one_line_error(
+            pn("import", "--datadir", str(c_dir), str(trailing)), "bytes after the last block"
+        )
+        assert tip_of(c) == want
+    # A store with nothing past genesis has nothing to export.
+    none = tmp_path / "none.pwn"
+    one_line_error(pn("export", "--datadir", str(x_dir), "--out", str(none)), "nothing to export")
+    assert not none.exists()

@@ -390,6 +390,8 @@ def test_a_read_only_data_dir_at_start_then_writable_again(mounts: Mounts, tmp_p
         proc = run_to_exit(datadir)
         line = assert_one_line_failure(proc.returncode, proc.stderr, "read_only")
         assert "writable" in line
+        # The table's form, FILE: WHAT (CODE); FIX, FILE being node.log.
+        assert line.startswith(f"{ERROR_LINE}{datadir / 'node.log'}: cannot write: "), line
 
         mounts.remount(where, "rw")
         node.start()
