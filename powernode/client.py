@@ -111,8 +111,12 @@ def read_text(path: Path, what: str) -> str:
         raise ConfigError(f"{what} {path} is not a text file") from None
 
 
+# How long a call may take before the client gives up on it.
+CALL_TIMEOUT_S = 60.0
+
+
 class RpcClient:
-    def __init__(self, endpoint: Endpoint, *, timeout: float = 60.0) -> None:
+    def __init__(self, endpoint: Endpoint, *, timeout: float = CALL_TIMEOUT_S) -> None:
         self.endpoint = endpoint
         parts = urlsplit(endpoint.url)
         self._host = parts.hostname or "127.0.0.1"

@@ -19,7 +19,13 @@ from collections.abc import Callable
 
 from powernode import __version__
 from powernode.cli import certs, completion, contracts, market, node, ops, proof, rpc_call
-from powernode.cli.common import Subparsers, TopParser, add_global_options, run_argv
+from powernode.cli.common import (
+    CommandParser,
+    Subparsers,
+    TopParser,
+    add_global_options,
+    run_argv,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -45,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_options(p)
     # Subcommands parse into a namespace of their own; only the top parser
     # fills the global defaults (common.TopParser).
-    sub = p.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=CommandParser)
     for add_commands in COMMAND_GROUPS:
         add_commands(sub)
     completion.add_commands(sub, build_parser)

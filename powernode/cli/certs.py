@@ -310,7 +310,7 @@ def cmd_device_register(a: argparse.Namespace) -> int:
         raise UserError(f"a {a.kind} device names its --source ({', '.join(SOURCES)})")
     if a.kind == CONSUMPTION and source != NO_SOURCE:
         raise UserError(f"a consumption device has no energy source (--source {NO_SOURCE})")
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     # The typed input is checked before a key file is read.
     meter_pubkey = a.meter_pubkey if a.meter_pubkey else read_key(Path(a.meter_key)).pubkey
     key = signing_key(a)
@@ -335,7 +335,7 @@ def cmd_device_register(a: argparse.Namespace) -> int:
 
 def device_tx(build: Callable[..., Any]) -> Callable[[argparse.Namespace], int]:
     def cmd(a: argparse.Namespace) -> int:
-        fee = parse_units(a.fee, "fee")
+        fee = parse_units(a.fee, "--fee")
         key = signing_key(a)
         with rpc_client(a) as c:
             chain_id, nonce = tx_context(c, key)
@@ -371,7 +371,7 @@ def cmd_device_get(a: argparse.Namespace) -> int:
 def cmd_meter_report(a: argparse.Namespace) -> int:
     if a.produced == 0 and a.consumed == 0:
         raise UserError("a reading needs --produced or --consumed above 0")
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     # The typed input is checked before the key files are read.
     meter_key = read_key(Path(a.meter_key))
     key = signing_key(a)
@@ -410,7 +410,7 @@ def cmd_meter_readings(a: argparse.Namespace) -> int:
 
 
 def cmd_cert_issue(a: argparse.Namespace) -> int:
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     key = signing_key(a)
     with rpc_client(a) as c:
         interval = resolve_interval(c, a.interval)
@@ -429,7 +429,7 @@ def cmd_cert_issue(a: argparse.Namespace) -> int:
 
 
 def cmd_cert_transfer(a: argparse.Namespace) -> int:
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     key = signing_key(a)
     with rpc_client(a) as c:
         cert = c.call("cert.get", {"cert": a.cert_id.hex()})
@@ -470,7 +470,7 @@ def cmd_cert_retire(a: argparse.Namespace) -> int:
         raise UserError("give both --period-start and --period-end, or neither")
     if a.period_start is not None and a.period_start >= a.period_end:
         raise UserError("--period-start must be before --period-end")
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     key = signing_key(a)
     with rpc_client(a) as c:
         cert = c.call("cert.get", {"cert": a.cert_id.hex()})

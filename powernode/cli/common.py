@@ -32,6 +32,7 @@ from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from powernode.client import (
+    CALL_TIMEOUT_S,
     Endpoint,
     RpcClient,
     RpcError,
@@ -54,7 +55,7 @@ DATADIR_ENV = "POWERNODE_DATADIR"
 DEFAULT_RPCWAIT_SECONDS = 60.0
 
 Command: TypeAlias = Callable[[argparse.Namespace], int]
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Subparsers: TypeAlias = "argparse._SubParsersAction[CommandParser]"
 
 
 class UserError(Exception):
@@ -127,7 +128,18 @@ def add_global_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-class TopParser(argparse.ArgumentParser):
+class CommandParser(argparse.ArgumentParser):
+    """Every parser of the CLI: an option is spelled out in full. argparse
+    would otherwise take any unique prefix (``--energy`` for
+    ``--energy-kwh``), so a misspelt option could run a command instead of
+    being refused as unknown (exit 2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+class TopParser(CommandParser):
     """The ``powernode`` parser: after parsing, the global options that were
     not given get their defaults (``--datadir`` from ``$POWERNODE_DATADIR``
     when set). Only the top parser does this: a subcommand's parser filling
@@ -363,17 +375,18 @@ def error_line(command: str, message: str) -> None:
 # --- the node and the key -----------------------------------------------------
 
 
-def rpc_client(a: argparse.Namespace) -> RpcClient:
+def rpc_client(a: argparse.Namespace, *, timeout: float = CALL_TIMEOUT_S) -> RpcClient:
     """A client for the node: the one running in ``--datadir`` (its URL and
     cookie are there), or at ``--rpc-url`` / with ``--rpc-cookie``. With
     ``--rpcwait``, first wait up to ``--rpcwait-timeout`` seconds for it to
-    answer (a node still starting has no node.json, or refuses connections)."""
+    answer (a node still starting has no node.json, or refuses connections).
+    ``timeout`` bounds each call."""
     if not a.rpcwait:
-        return RpcClient(node_endpoint(a))
+        return RpcClient(node_endpoint(a), timeout=timeout)
     deadline = time.monotonic() + a.rpcwait_timeout
     while True:
         try:
-            client = RpcClient(node_endpoint(a))
+            client = RpcClient(node_endpoint(a), timeout=timeout)
             try:
                 client.call("node.info")
             except BaseException:

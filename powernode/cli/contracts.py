@@ -54,7 +54,6 @@ from powernode.client import (
     format_kwh,
     format_money,
     format_price,
-    parse_price,
     read_bytes,
 )
 from powernode.core.errors import DecodeError
@@ -128,9 +127,9 @@ def kwh_arg(what: str) -> Callable[[str], int]:
 
 def price_arg(text: str) -> int:
     try:
-        price = parse_price(text)
+        price = parse_decimal(text, 6, "--price")  # as parse_price, naming the option
     except DecodeError as exc:
-        raise UserError(f"--price: {exc.message}") from None
+        raise UserError(exc.message) from None
     if price <= 0:
         raise UserError("--price must be positive")
     return price
@@ -194,7 +193,7 @@ def resolve(when: When, now: int) -> int:
 def given_fee(a: argparse.Namespace) -> int | None:
     """``--fee``, parsed (a bad one is refused before anything is read);
     None when not given."""
-    return None if a.fee is None else parse_units(a.fee, "fee")
+    return None if a.fee is None else parse_units(a.fee, "--fee")
 
 
 def contract_fee(given: int | None, terms: int) -> int:
@@ -372,7 +371,7 @@ def tx_text(s: dict[str, Any]) -> str:
 def cmd_ppa_propose(a: argparse.Namespace) -> int:
     if (a.device is None) != (a.share is None):
         raise UserError("--device and --share go together (a PPA without a device has neither)")
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     key = signing_key(a)
     with rpc_client(a) as c:
         now = chain_now(c)
@@ -409,7 +408,7 @@ def cmd_ppa_propose(a: argparse.Namespace) -> int:
 
 def ppa_id_tx(tx_type: str) -> Callable[[argparse.Namespace], int]:
     def cmd(a: argparse.Namespace) -> int:
-        fee = parse_units(a.fee, "fee")
+        fee = parse_units(a.fee, "--fee")
         key = signing_key(a)
         with rpc_client(a) as c:
             chain_id, nonce = tx_context(c, key)
@@ -423,7 +422,7 @@ def ppa_id_tx(tx_type: str) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_ppa_fund(a: argparse.Namespace) -> int:
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     key = signing_key(a)
     with rpc_client(a) as c:
         chain_id, nonce = tx_context(c, key)
@@ -435,7 +434,7 @@ def cmd_ppa_fund(a: argparse.Namespace) -> int:
 
 
 def cmd_ppa_deliver(a: argparse.Namespace) -> int:
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     key = signing_key(a)
     with rpc_client(a) as c:
         chain_id, nonce = tx_context(c, key)
@@ -453,7 +452,7 @@ def cmd_ppa_deliver(a: argparse.Namespace) -> int:
 
 
 def cmd_ppa_confirm(a: argparse.Namespace) -> int:
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     key = signing_key(a)
     with rpc_client(a) as c:
         chain_id, nonce = tx_context(c, key)

@@ -296,7 +296,7 @@ def send_batches(
 
 
 def cmd_meter_batch(a: argparse.Namespace) -> int:
-    fee = parse_units(a.fee, "fee")  # the typed input, before a key or a node
+    fee = parse_units(a.fee, "--fee")  # the typed input, before a key or a node
     key = signing_key(a)
     with rpc_client(a) as c:
         chain_id = c.chain_id()

@@ -172,7 +172,7 @@ def cmd_register(a: argparse.Namespace) -> int:
     location = a.location.strip()
     if not 1 <= len(location) <= 64:
         raise UserError("--location must be 1..64 characters")
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     # The typed input is checked before the key file is read.
     key = signing_key(a)
     with rpc_client(a) as c:
@@ -199,7 +199,7 @@ def cmd_order(a: argparse.Namespace) -> int:
         raise UserError(f"a sell order needs --source ({SOURCE_LIST})")
     if source == ANY_SOURCE and a.side == SELL:
         raise UserError(f"source {ANY_SOURCE!r} is for buy orders; a sell names its source")
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     # The typed input is checked before the key file is read.
     key = signing_key(a)
     with rpc_client(a) as c:
@@ -278,7 +278,7 @@ def cmd_cancel(a: argparse.Namespace) -> int:
         oid = b""
     if len(oid) != 32:
         raise UserError("ORDER_ID is the 64-hex-digit id of the tx that placed the order")
-    fee = parse_units(a.fee, "fee")
+    fee = parse_units(a.fee, "--fee")
     # The typed input is checked before the key file is read.
     key = signing_key(a)
     with rpc_client(a) as c:

@@ -328,10 +328,10 @@ def cmd_balance(a: argparse.Namespace) -> int:
 
 def cmd_transfer(a: argparse.Namespace) -> int:
     to = a.to
-    amount = parse_units(a.amount)
-    fee = parse_units(a.fee, "fee")
+    amount = parse_units(a.amount, "--amount")
+    fee = parse_units(a.fee, "--fee")
     if amount <= 0:
-        raise UserError("amount must be positive")
+        raise UserError("--amount must be positive")
     # The typed input is checked before the key file is read.
     key = signing_key(a)
     with rpc_client(a) as c:

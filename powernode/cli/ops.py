@@ -27,10 +27,9 @@ from powernode.cli.common import (
     add_command,
     counted,
     emit,
-    node_endpoint,
+    rpc_client,
     whole_number,
 )
-from powernode.client import RpcClient
 from powernode.core.errors import ConfigError, GenesisError
 from powernode.core.params import ChainParams
 from powernode.devnet.process import pid_alive
@@ -47,7 +46,7 @@ DB_NAME = "chain.db"
 def cmd_backup(a: argparse.Namespace) -> int:
     # The node writes the file: a relative path means the caller's folder.
     out = Path(a.out).expanduser().absolute()
-    with RpcClient(node_endpoint(a), timeout=BACKUP_TIMEOUT_S) as c:
+    with rpc_client(a, timeout=BACKUP_TIMEOUT_S) as c:
         r = c.call("node.backup", {"path": str(out), "force": a.force})
     emit(
         a,
@@ -218,7 +217,7 @@ def cmd_import(a: argparse.Namespace) -> int:
             header = read_header(f)
         except BlockFileError as exc:
             raise UserError(f"{src}: {exc}") from None
-        with RpcClient(node_endpoint(a)) as c:
+        with rpc_client(a) as c:
             info = c.call("node.info")
             if bytes.fromhex(info["genesis"]) != header.genesis:
                 raise UserError(

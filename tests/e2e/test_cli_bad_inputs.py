@@ -464,11 +464,18 @@ ROWS = [
     # --rpcwait-timeout names itself, not --wait
     row("rpcwait-timeout-neg", "status --datadir @dd --rpcwait-timeout -1", "--rpcwait-timeout"),
     row("rpcwait-timeout-big", "status --datadir @dd --rpcwait-timeout 86401", "--rpcwait-timeout"),
+    # --rpcwait is a global option: backup (no node in @dd) waits too
+    row("backup-rpcwait", "backup --datadir @dd --out x.db --rpcwait --rpcwait-timeout 0.5",
+        "(waited 0.5 s with --rpcwait)"),
     # --- amounts, fees, energy, prices, capacity ----------------------------------------
     *(row(f"amount-{i}", f"transfer --datadir @keyed --to {ADDR} --amount {q(text)}", needle)
       for i, (text, needle) in enumerate(AMOUNT_BAD)),
-    row("fee-negative", f"{SEND} --fee -0.5", "fee: not a non-negative"),
-    row("fee-exponent", f"{CANCEL} --fee 1e-3", "fee: not a non-negative"),
+    row("amount-names-its-option", f"transfer --datadir @keyed --to {ADDR} --amount 1e3",
+        "--amount: not a non-negative decimal"),
+    row("amount-zero-names-its-option", f"transfer --datadir @keyed --to {ADDR} --amount 0",
+        "--amount must be positive"),
+    row("fee-negative", f"{SEND} --fee -0.5", "--fee: not a non-negative"),
+    row("fee-exponent", f"{CANCEL} --fee 1e-3", "--fee: not a non-negative"),
     row("energy-fullwidth", f"order --datadir @keyed --side buy --energy-kwh {FULLWIDTH_1} "
         "--price 1", "--energy-kwh: not a non-negative decimal number"),
     row("energy-too-fine", "order --datadir @keyed --side buy --energy-kwh 0.0001 --price 1",
@@ -546,7 +553,7 @@ ROWS = [
     row("device-meter-key-binary", f"{DEVICE} --meter-key @bin", "not a text file"),
     row("device-meter-key-short", f"{DEVICE} --meter-key @short", "hex private key"),
     row("device-key-directory", f"{DEVREG} --key @adir", "Is a directory"),
-    row("device-fee-negative", f"{DEVREG} --fee -1", "fee: not a non-negative"),
+    row("device-fee-negative", f"{DEVREG} --fee -1", "--fee: not a non-negative"),
     row("device-wait-nan", f"{DEVREG} --wait nan", "--wait"),
     row("device-approve-id-short", "device approve abcd --datadir @keyed", "DEVICE_ID"),
     row("device-approve-id-superscript", f"device approve {SUP2 * 64} --datadir @keyed",
@@ -558,7 +565,7 @@ ROWS = [
     row("device-list-owner-bad", "device list --datadir @keyed --owner xyz",
         "--owner: address is not hex"),
     row("meter-batch-fee-negative", "meter batch --datadir @keyed --file @afile --fee -1",
-        "fee: not a non-negative"),
+        "--fee: not a non-negative"),
     row("meter-sign-interval-word", f"{SIGN} --interval soon --meter-key @keyed/node.key",
         "--interval"),
     row("meter-sign-produced-nan", f"{SIGN} --produced nan --meter-key @keyed/node.key",
@@ -659,7 +666,8 @@ ROWS = [
         "at most 3 decimal places"),
     row("ppa-propose-price-zero", PROPOSE.replace("--price 0.5", "--price 0"),
         "--price must be positive"),
-    row("ppa-propose-price-exponent", PROPOSE.replace("--price 0.5", "--price 1e3"), "--price"),
+    row("ppa-propose-price-exponent", PROPOSE.replace("--price 0.5", "--price 1e3"),
+        "error: --price: not a non-negative decimal"),
     row("ppa-propose-days-zero", PROPOSE.replace("--days 1", "--days 0"), "--days"),
     row("ppa-propose-days-huge", PROPOSE.replace("--days 1", f"--days {HUGE}"), "--days"),
     row("ppa-propose-start-bad", f"{PROPOSE} --start soon", "--start must be a unix time"),

@@ -167,3 +167,25 @@ def test_order_expiry_in_minutes_counts_from_the_commands_now() -> None:
     chain_ahead = 2_000_000_000 + 7_199  # two hours ahead of any wall clock of the test
     assert parsed.at(chain_ahead) == (chain_ahead // 60 + 10) * 60
     assert parsed.at(chain_ahead) > chain_ahead
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--dat", "/tmp/x", "status"],
+        ["status", "--data", "/tmp/x"],
+        ["order", "--side", "buy", "--energy", "1", "--price", "0.5"],
+        ["order", "--side", "buy", "--energy-kwh", "1", "--pri", "0.5"],
+        ["cert", "list", "--own", "ab" * 20],
+        ["contract", "list", "--part", "ab" * 20],
+    ],
+)
+def test_an_option_is_spelt_out_in_full(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: an unknown option is a usage error, exit 2; argparse would
+    take any unique prefix of a long option unless told not to."""
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(argv)
+    assert info.value.code == 2
+    assert "error:" in capsys.readouterr().err
