@@ -116,8 +116,12 @@ def run(args: argparse.Namespace, bench: BenchRun) -> None:
                 load.start()
                 start = node.call("node.info")["height"]
                 blocks = rng.randint(1, 3)
+
+                def grown(s: int = start, b: int = blocks) -> bool:
+                    return node.call("node.info")["height"] >= s + b
+
                 wait_until(
-                    lambda s=start, b=blocks: node.call("node.info")["height"] >= s + b,
+                    grown,
                     timeout=60,
                     what="blocks under load",
                 )

@@ -36,6 +36,7 @@ from benchkit.rpc import RawRpc, request_body
 
 from powernode.client import build_transfer
 from powernode.core.crypto import KeyPair
+from powernode.core.tx import Transaction
 from powernode.devnet.datadir import free_port, init_datadir, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.process import ProcessNode
@@ -103,7 +104,7 @@ def fill(node: ProcessNode, keys: list[KeyPair], blocks: int, pending: int) -> N
             submit(conn, batch)
             conn.call("dev.mine", {"blocks": 1})
             nonce += 1
-        left = []
+        left: list[Transaction] = []
         while len(left) < pending:
             left += [build_transfer(k, chain_id=CHAIN, nonce=nonce, to=to, amount=1) for k in keys]
             nonce += 1

@@ -38,6 +38,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from benchkit.guard import percentile, progress
@@ -85,10 +86,10 @@ def cases(sizes: list[int], block: int, txs: int) -> list[tuple[str, Callable[[]
     for size in sizes:
         mb = f"{size / MB:.0f} MB"
         out += [
-            (f"batch of ints, {mb}", lambda s=size: int_batch(s)),
-            (f"batch of {{}}, {mb}", lambda s=size: object_batch(s)),
-            (f"params of {{}}, {mb}", lambda s=size: object_params(s)),
-            (f"params of strings, {mb}", lambda s=size: string_params(s)),
+            (f"batch of ints, {mb}", partial(int_batch, size)),
+            (f"batch of {{}}, {mb}", partial(object_batch, size)),
+            (f"params of {{}}, {mb}", partial(object_params, size)),
+            (f"params of strings, {mb}", partial(string_params, size)),
         ]
     out += [
         (f"{DEPTH:,} nested [", lambda: deep(b"[", DEPTH)),

@@ -130,10 +130,10 @@ def run_load(
     loads: list[NodeLoad] = []
     conns = max(1, cfg.conns)
     for i, (name, ep) in enumerate(endpoints):
-        for c in range(conns):
-            ld = NodeLoad(name if conns == 1 else f"{name}/{c}", ep)
+        for ci in range(conns):
+            ld = NodeLoad(name if conns == 1 else f"{name}/{ci}", ep)
             ld.batches = make_batches(
-                [signed[s] for s in range(i, k, n) if (s // n) % conns == c], cfg.batch
+                [signed[s] for s in range(i, k, n) if (s // n) % conns == ci], cfg.batch
             )
             if ld.batches:  # more connections than senders: no idle ones
                 loads.append(ld)

@@ -367,11 +367,11 @@ class Soak:
         every = a.event_every
         next_event = min(15.0, every)
         kinds = [self.kill_event, self.partition_event]
-        n = 0
+        fired = 0
         while self.now() < end:
             if self.now() >= next_event and end - self.now() > 20:
-                kinds[n % 2]()
-                n += 1
+                kinds[fired % 2]()
+                fired += 1
                 next_event = self.now() + every
             self.step()
         self.finish()

@@ -12,8 +12,10 @@ what holds on a machine other processes share.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +179,7 @@ def db_bytes_per_reading(workdir: Path, devices: int, intervals: int) -> dict[st
         readings = intervals * len(fleet.devices)
         after = T0 + intervals * INTERVAL + 10  # every interval ended
         per_block = 5000 if form == "report" else 50
-        run_blocks(chain, txs, per_block, lambda b, a=after: a + b, f"e bytes {form}")
+        run_blocks(chain, txs, per_block, partial(operator.add, after), f"e bytes {form}")
         grown = stored_growth(
             chain, setup_blocks, workdir / f"hub-bytes-{form}", f"hub bytes: {form}"
         )

@@ -81,8 +81,12 @@ def test_kill9_under_load_restarts_at_last_block(tmp_path: Path) -> None:
             load = TransferLoad(node, senders, TEST_CHAIN)
             load.start()
             start_height = node.call("node.info")["height"]
+
+            def grown(h: int = start_height) -> bool:
+                return node.call("node.info")["height"] >= h + 3
+
             wait_until(
-                lambda h=start_height: node.call("node.info")["height"] >= h + 3,
+                grown,
                 timeout=60,
                 what="blocks under load",
             )

@@ -13,11 +13,12 @@ not is asserted here; ``test_netns_identity.py`` has the rest.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
 from powernode.devnet.wait import wait_until
-from tests.harness.netnsnet import NetnsTestnet, host_of, meshed_testnet
+from tests.harness.netnsnet import NetnsTestnet, Tip, host_of, meshed_testnet
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +44,7 @@ def assert_honest_nodes_unharmed(net: NetnsTestnet) -> None:
     assert net.meshed()
     height = net.tips([0])[0][2]
     net.rpc(1).call("dev.mine", {"blocks": 1})
-    tip = wait_until(net.converged, timeout=60, what="the new block on every node")
+    tip = cast(Tip, wait_until(net.converged, timeout=60, what="the new block on every node"))
     assert tip[2] == height + 1
 
 

@@ -57,13 +57,15 @@ def test_impostor_neither_replaces_nor_gets_banned_the_honest_node(net3: NetnsTe
         assert out.get("copied_listen") == net.p2p(honest), out
         # It claimed the id, sent junk, and the node hung up on it.
         assert out["closed"], out
+
         # The honest node keeps its place (the node may check the claimed
         # address by dialling it, and keep either of two proven links): the
         # link to the honest IP stands, none to the impostor's.
+        def honest_kept(t: int = target, h: int = honest, stranger: str = g.ip) -> bool:
+            return net.ip(h) in (linked := net.linked_ips(t)) and stranger not in linked
+
         wait_until(
-            lambda t=target, h=honest, stranger=g.ip: (
-                net.ip(h) in (linked := net.linked_ips(t)) and stranger not in linked
-            ),
+            honest_kept,
             timeout=30,
             what=f"node{target} linked to node{honest}'s IP and not to the impostor's",
         )

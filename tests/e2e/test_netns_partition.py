@@ -12,16 +12,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from powernode.client import build_transfer
+from powernode.client import RpcClient, build_transfer
 from powernode.core.crypto import KeyPair
 from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.process import pid_alive
 from powernode.devnet.testnet import TestnetLayout
 from powernode.devnet.wait import wait_until
-from tests.harness.netnsnet import NetnsTestnet, require_netns, run_testnet, run_testnet_raw
+from tests.harness.netnsnet import (
+    NetnsTestnet,
+    Tip,
+    require_netns,
+    run_testnet,
+    run_testnet_raw,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -86,8 +93,8 @@ def test_partition_with_a_double_spend_heals_to_one_chain(net5: NetnsTestnet) ->
 
     net.rpc(SIDE_A[1]).call("dev.mine", {"blocks": 2})
     net.rpc(SIDE_B[1]).call("dev.mine", {"blocks": 4})  # more work: side B wins
-    tip_a = wait_until(lambda: net.converged(SIDE_A), timeout=60, what="side A agreeing")
-    tip_b = wait_until(lambda: net.converged(SIDE_B), timeout=60, what="side B agreeing")
+    tip_a = cast(Tip, wait_until(lambda: net.converged(SIDE_A), timeout=60, what="side A agreeing"))
+    tip_b = cast(Tip, wait_until(lambda: net.converged(SIDE_B), timeout=60, what="side B agreeing"))
     assert (tip_a[2], tip_b[2]) == (4, 6)
     assert tip_a[0] != tip_b[0]
 
@@ -112,7 +119,7 @@ def test_partition_with_a_double_spend_heals_to_one_chain(net5: NetnsTestnet) ->
         assert net.tx_status(i, ids_a[0]) != "confirmed"
         assert c.call("node.info")["mempool_size"] == 0
 
-        def nonce(k: KeyPair, c=c) -> int:  # type: ignore[no-untyped-def]
+        def nonce(k: KeyPair, c: RpcClient = c) -> int:
             return int(c.call("account.get", {"address": k.address.hex()})["next_nonce"])
 
         assert (nonce(u0), nonce(u1), nonce(u2)) == (1, 3, 2)
@@ -156,7 +163,9 @@ def test_isolated_node_misses_blocks_until_healed(tmp_path: Path) -> None:
         assert "node2 isolated" in run_testnet(net.d, "isolate", "2")
         assert "partitioned: node0,node1 | node2" in run_testnet(net.d, "status")
         net.rpc(0).call("dev.mine", {"blocks": 2})
-        top = wait_until(lambda: net.converged([0, 1]), timeout=60, what="node1 with the blocks")
+        top = cast(
+            Tip, wait_until(lambda: net.converged([0, 1]), timeout=60, what="node1 with the blocks")
+        )
         assert top[2] == 2
         assert net.tips([2])[0][2] == 0  # the blocks cannot reach node2
         net.rpc(2).call("dev.mine", {"blocks": 1})  # a block of its own, on its own

@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -102,13 +102,16 @@ def test_five_processes_converge_and_share_txs(net5: Path) -> None:
                 what="tx gossip",
             )
             rng.choice(cs).call("dev.mine", {"blocks": rng.randint(1, 3)})
-        rows = wait_until(lambda: converged(d, 5), timeout=60, what="one tip and one state root")
+        rows = cast(
+            "list[dict[str, Any]]",
+            wait_until(lambda: converged(d, 5), timeout=60, what="one tip and one state root"),
+        )
         cs[0].call("dev.mine", {"blocks": 1})
         wait_until(
-            lambda: converged(d, 5) and converged(d, 5)[0]["mempool"] == 0,
+            lambda: converged(d, 5) and converged(d, 5)[0]["mempool"] == 0,  # type: ignore[index]
             timeout=60,
             what="all mined",
-        )  # type: ignore[index]
+        )
         for c in cs:
             assert all(c.call("tx.get", {"id": t})["status"] == "confirmed" for t in sent)
             assert c.call("account.get", {"address": sink.hex()})["balance"] == 1000 * len(sent)
@@ -179,7 +182,10 @@ def test_kill9_one_node_under_load_then_it_catches_up(net5: Path) -> None:
         load.join(30)
     with RpcClient.from_datadir(d / "node0") as c:
         c.call("dev.mine", {"blocks": 1})
-    rows = wait_until(lambda: converged(d, 5), timeout=90, what="convergence after restart")
+    rows = cast(
+        "list[dict[str, Any]]",
+        wait_until(lambda: converged(d, 5), timeout=90, what="convergence after restart"),
+    )
     assert rows[3]["height"] == rows[0]["height"]
     node3_log = (d / "node3" / "node.log").read_text()
     assert node3_log.count("node.started") == 2

@@ -37,7 +37,7 @@ class AsyncRpc:
             text = await resp.text()
             return resp.status, (await resp.json(content_type=None)) if text else None
 
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+    async def call(self, method: str, params: dict[str, Any] | list[Any] | None = None) -> Any:
         doc = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or {}}
         _, resp = await self.raw(doc)
         if "error" in resp:

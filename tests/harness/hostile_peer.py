@@ -48,7 +48,8 @@ def own_listen(ip: str) -> str:
 
 def new_peer(target: str) -> TestPeer:
     # The hello TestPeer holds is never sent: each action sends its own.
-    return TestPeer(target, Hello(**{f.name: None for f in dataclasses.fields(Hello)}))
+    blank: dict[str, Any] = {f.name: None for f in dataclasses.fields(Hello)}
+    return TestPeer(target, Hello(**blank))
 
 
 class Refused(Exception):

@@ -33,6 +33,8 @@ from tests.harness.packages import apt_install
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT = 120.0
 
+Tip = tuple[str, str, int]  # a node's (tip hash, state root, height)
+
 
 def require_netns() -> None:
     if os.geteuid() != 0:
@@ -147,14 +149,14 @@ class NetnsTestnet:
             for i in range(self.n)
         )
 
-    def tips(self, nodes: list[int] | None = None) -> list[tuple[str, str, int]]:
+    def tips(self, nodes: list[int] | None = None) -> list[Tip]:
         out = []
         for i in range(self.n) if nodes is None else nodes:
             info = self.rpc(i).call("node.info")
             out.append((info["tip"], info["state_root"], info["height"]))
         return out
 
-    def converged(self, nodes: list[int] | None = None) -> tuple[str, str, int] | None:
+    def converged(self, nodes: list[int] | None = None) -> Tip | None:
         """The one (tip, state root, height) of ``nodes`` (all), or None."""
         tips = set(self.tips(nodes))
         return next(iter(tips)) if len(tips) == 1 else None

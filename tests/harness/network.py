@@ -16,7 +16,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 from powernode.core.crypto import KeyPair
 from powernode.devnet.datadir import init_datadir, write_genesis
@@ -24,18 +24,39 @@ from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.wait import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Poll
 from powernode.node.config import load_config
 from powernode.node.node import Node
+from powernode.node.p2p import P2P
 from tests.harness import TEST_CHAIN
 
 T = TypeVar("T")
 
 
+@overload
 async def async_wait_until(
-    cond: Callable[[], T | Awaitable[T]],
+    cond: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = ...,
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+@overload
+async def async_wait_until(
+    cond: Callable[[], T | None],
+    *,
+    timeout: float = ...,
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+async def async_wait_until(
+    cond: Callable[[], Any],
     *,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = DEFAULT_INTERVAL,
     what: str = "condition",
-) -> T:
+) -> Any:
     """``wait_until`` for the event loop: the same ``Poll`` rule and
     ``WaitTimeout``, sleeping with ``asyncio.sleep`` so the nodes run
     meanwhile; ``cond`` may be a coroutine function."""
@@ -50,7 +71,7 @@ async def async_wait_until(
                 raise
         else:
             if result:
-                return result  # type: ignore[return-value]
+                return result
         await asyncio.sleep(poll.pause())
 
 
@@ -81,7 +102,7 @@ class Network:
         connect_to = list(connect_to)
         datadir = self.root / f"node{len(self.nodes)}"
         init_datadir(datadir, self.genesis)
-        enable_p2p(datadir, **{"ban_seconds": 600, **p2p})
+        enable_p2p(datadir, peers=(), **{"ban_seconds": 600, **p2p})
         node = Node(load_config(datadir))
         await node.start()
         self.nodes.append(node)
@@ -99,7 +120,7 @@ class Network:
             await node.stop()
 
 
-def p2p_of(node: Node):  # type: ignore[no-untyped-def]
+def p2p_of(node: Node) -> P2P:
     assert node.p2p is not None, "p2p is off on this node"
     return node.p2p
 

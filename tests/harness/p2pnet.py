@@ -23,7 +23,7 @@ from tests.harness.network import enable_p2p
 def p2p_datadir(datadir: Path, genesis: Path, *, key: KeyPair | None = None, **p2p: int) -> Path:
     """A data dir with P2P on; ``p2p`` overrides integer ``[p2p]`` keys."""
     init_datadir(datadir, genesis, key=key)
-    enable_p2p(datadir, **p2p)
+    enable_p2p(datadir, peers=(), **p2p)
     text = (datadir / "config.toml").read_text()
     assert "[p2p]\nenabled = true" in text, "config layout changed"
     for k, v in p2p.items():

@@ -20,8 +20,8 @@ class WsRpc:
         self._ids = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
-        # Every message in arrival order (answers and notices), for order checks.
-        self.log: list[dict[str, Any]] = []
+        # Every message in arrival order (answers, notices and batch answers), for order checks.
+        self.log: list[dict[str, Any] | list[Any]] = []
         self._notices: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
         self._answers: dict[Any, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None

@@ -227,7 +227,7 @@ async def test_book_trades_stats_and_params(market_node: DevNode) -> None:
         "buyer_fee": 0,
         "seller_fee": 0,
     }
-    hits = {
+    hits: dict[str, dict[str, Any]] = {
         "product": {"product": "spot"},
         "slot": {"product": "spot", "slot": s.slot},
         "buyer": {"participant": s.consumer.address.hex()},
@@ -237,7 +237,7 @@ async def test_book_trades_stats_and_params(market_node: DevNode) -> None:
     }
     for what, params in hits.items():
         assert await rpc.call("market.trades", params) == trades, what
-    misses = {
+    misses: dict[str, dict[str, Any]] = {
         "product": {"product": "forward"},
         "slot": {"product": "spot", "slot": s.slot + 900},
         "participant": {"participant": s.outsider.address.hex()},
@@ -339,7 +339,16 @@ def test_builders_make_the_engine_payloads() -> None:
     )
     assert (reg.type, reg.nonce, reg.fee) == ("participant.register", 3, 7)
     assert reg.payload == ["prosumer", "Zone A", 2500]
-    fields = ["forward", "buy", 1_800_000_000, 1_500, 520_000, "any", 1_799_999_940, "IOC"]
+    fields: list[Any] = [
+        "forward",
+        "buy",
+        1_800_000_000,
+        1_500,
+        520_000,
+        "any",
+        1_799_999_940,
+        "IOC",
+    ]
     names = ("product", "side", "slot", "energy_wh", "price", "source", "expiry", "tif")
     order = build_order(key, chain_id="c", nonce=4, **dict(zip(names, fields, strict=True)))
     assert order.type == "order.place" and order.payload == fields

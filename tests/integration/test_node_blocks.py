@@ -111,7 +111,7 @@ async def test_heavier_branch_over_rpc_wins(
         assert (await rpc.call("tx.get", {"id": tx.txid.hex()}))["status"] == "pending"
     assert (await rpc.call("tx.get", {"id": theirs.txid.hex()}))["status"] == "confirmed"
     reorgs = [r for r in caplog.records if r.getMessage() == "chain.reorg"]
-    assert reorgs and reorgs[-1].fields["undone"] == 2 and reorgs[-1].fields["applied"] == 3
+    assert reorgs and reorgs[-1].fields["undone"] == 2 and reorgs[-1].fields["applied"] == 3  # type: ignore[attr-defined]
     # The node's state equals the builder's replay of the same blocks.
     assert dev_node.node.ledger.chain.state.snapshot() == b.ledger.chain.state.snapshot()
     # Mining on the new tip includes the resurrected txs exactly once.
@@ -144,7 +144,7 @@ async def test_clean_restart_keeps_chain_and_mempool(
         assert node.ledger.chain.tip.hash.hex() == before["tip"]
         assert sorted(t.txid for t in node.ledger.mempool.ordered()) == sorted(t.txid for t in txs)
         loaded = [r for r in caplog.records if r.getMessage() == "mempool.loaded"]
-        assert loaded[-1].fields["txs"] == 4
+        assert loaded[-1].fields["txs"] == 4  # type: ignore[attr-defined]
     finally:
         await node.stop()
     # The fixture's own stop must still be safe after ours.

@@ -4,6 +4,7 @@ typed RPC errors, and telling an oversize frame by its type."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -43,7 +44,7 @@ async def test_old_config_key_and_node_errors_over_rpc(
         assert node.verifier.processes == 1
 
         async with AsyncRpc(endpoint_from_datadir(datadir)) as rpc:
-            for method, params, code, reason in [
+            cases: list[tuple[str, dict[str, Any], int, str]] = [
                 ("dev.mine", {"blocks": 1}, -32000, "not_dev_mode"),
                 ("peer.list", {}, -32000, "p2p_disabled"),
                 ("peer.add", {"address": "nowhere"}, -32602, "invalid_params"),
@@ -59,7 +60,8 @@ async def test_old_config_key_and_node_errors_over_rpc(
                 ("tx.get", {"id": " ".join(["ab"] * 32)}, -32602, "invalid_params"),
                 ("account.get", {"address": " ".join(["ab"] * 20)}, -32602, "invalid_params"),
                 ("market.order", {"id": "ab " + "cd" * 31}, -32602, "invalid_params"),
-            ]:
+            ]
+            for method, params, code, reason in cases:
                 with pytest.raises(RpcError) as info:
                     await rpc.call(method, params)
                 assert (info.value.code, info.value.reason) == (code, reason), method

@@ -17,6 +17,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -30,6 +31,7 @@ from powernode.core.tx import Transaction, decode_tx
 from powernode.devnet.datadir import free_port, write_genesis
 from powernode.devnet.devchain import dev_genesis, solve
 from powernode.node.node import Node
+from powernode.node.p2p import P2P
 from powernode.protocol.messages import (
     MAX_HEADERS,
     MAX_INV,
@@ -71,7 +73,7 @@ class Net:
     tmp: Path
     user: KeyPair  # funded in genesis
 
-    def hostile(self, *, key: KeyPair | None = None, **hello: object) -> TestPeer:
+    def hostile(self, *, key: KeyPair | None = None, **hello: Any) -> TestPeer:
         """A scripted peer for ``node`` with a node id of its own (``key``'s,
         fresh by default); advertises a listen address of its own unless
         told otherwise."""
@@ -658,7 +660,7 @@ async def test_silent_addresses_do_not_hold_outbound_slots(
         await async_wait_until(lambda: len(held) == 2, what="the node to dial both addresses")
         node.p2p.add_address(other.p2p.listen)
         await async_wait_until(
-            lambda: peer_by_listen(node, other.p2p.listen),  # type: ignore[union-attr]
+            lambda: peer_by_listen(node, cast(P2P, other.p2p).listen),
             timeout=4,
             what="the node to dial a good address",
         )

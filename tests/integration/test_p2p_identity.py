@@ -22,6 +22,7 @@ from powernode.core.errors import ConfigError
 from powernode.devnet.datadir import free_port, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.node.node import Node
+from powernode.node.p2p import P2P
 from powernode.node.p2p_key import load_or_create_p2p_key
 from powernode.protocol.messages import Addr, GetAddr
 from tests.harness import TEST_CHAIN
@@ -55,7 +56,7 @@ async def pair(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterato
         await a.stop()
 
 
-def p2p(node: Node):  # type: ignore[no-untyped-def]
+def p2p(node: Node) -> P2P:
     assert node.p2p is not None
     return node.p2p
 

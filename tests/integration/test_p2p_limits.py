@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import pytest
@@ -22,6 +23,7 @@ import pytest
 from powernode.devnet.datadir import write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.node.node import Node
+from powernode.node.p2p import P2P
 from tests.harness import TEST_CHAIN
 from tests.harness.network import async_wait_until
 from tests.harness.p2pnet import events, p2p_datadir, start_node
@@ -118,7 +120,7 @@ async def test_300_simultaneous_hellos_never_exceed_the_inbound_limit(node: Node
         stop.set()
         await sampler
         await close_all(held)
-    await async_wait_until(lambda: node.p2p.slots.held == 0, what="slots given back")  # type: ignore[union-attr]
+    await async_wait_until(lambda: cast(P2P, node.p2p).slots.held == 0, what="slots given back")
     assert node.p2p.slots.pending == 0
 
 

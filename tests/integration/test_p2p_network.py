@@ -11,6 +11,7 @@ import pytest
 
 from powernode.client import build_transfer
 from powernode.core.crypto import KeyPair
+from powernode.core.tx import Transaction
 from tests.harness.network import (
     Network,
     async_wait_until,
@@ -146,10 +147,11 @@ async def test_partition_and_heal_keeps_every_tx(net: Network) -> None:
     # Side A's txs are pending again (u1's) or lost to a conflict (u0's
     # nonce 0 went to side B's spend): none lost, none applied twice.
     for tx in tx_a[1:]:
-        await async_wait_until(
-            lambda t=tx: all(t.txid in n.ledger.mempool for n in nodes),
-            what="resurrected tx gossiped",
-        )
+
+        def gossiped(t: Transaction = tx) -> bool:
+            return all(t.txid in n.ledger.mempool for n in nodes)
+
+        await async_wait_until(gossiped, what="resurrected tx gossiped")
     await nodes[0].mine_now(1)
     await sync_all(nodes)
     for n in nodes:

@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -30,6 +30,7 @@ from powernode.core.tx import Transaction
 from powernode.devnet.datadir import free_port, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.node.node import Node
+from powernode.node.p2p import P2P
 from powernode.node.peer import TX_DROP_AT, TX_SLOW_AT, TX_UNASKED_POINTS, now_ms
 from powernode.protocol.messages import MAX_TXS, Inv, Txs
 from tests.harness import TEST_CHAIN
@@ -229,7 +230,7 @@ async def test_honest_peer_relaying_a_few_refused_txs_is_left_alone(
             what="the node to ask for the txs",
         )
         await async_wait_until(
-            lambda: all(tx.txid in net.node.p2p._gossip.recent_rejects for tx in cheap),  # type: ignore[union-attr]
+            lambda: all(tx.txid in cast(P2P, net.node.p2p)._gossip.recent_rejects for tx in cheap),
             what="the node to refuse the cheap txs",
         )
         assert pool_is_the_filler(net)
@@ -265,7 +266,7 @@ async def test_peer_relaying_many_refused_txs_is_slowed_then_not_asked(
         me = peer_by_listen(net.node, peer.hello.listen)
         assert me is not None
         await async_wait_until(
-            lambda: all(tx.txid in net.node.p2p._gossip.recent_rejects for tx in cheap),  # type: ignore[union-attr]
+            lambda: all(tx.txid in cast(P2P, net.node.p2p)._gossip.recent_rejects for tx in cheap),
             timeout=30,
             what="the node to refuse the cheap txs",
         )

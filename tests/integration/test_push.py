@@ -369,7 +369,7 @@ async def test_a_client_that_never_reads_is_dropped_and_the_node_goes_on(
                 await async_wait_until(mined_until_dropped, timeout=60, what="ws.dropped")
                 height = node.ledger.chain.height
                 dropped = events(caplog, "ws.dropped")[0]
-                assert dropped.fields["reason"] == "too slow: 8 messages queued"
+                assert dropped.fields["reason"] == "too slow: 8 messages queued"  # type: ignore[attr-defined]
                 await async_wait_until(
                     lambda: len(node.push.clients) == 1 if node.push else False,
                     what="slow client gone",
@@ -379,7 +379,7 @@ async def test_a_client_that_never_reads_is_dropped_and_the_node_goes_on(
                 assert node.ledger.chain.height == height + 2
                 info = await fast.call("node.info")
                 assert info["height"] == height + 2
-                seen = []
+                seen: list[Any] = []
                 while not seen or seen[-1]["height"] < height + 2:
                     seen.append(await fast.next(sid))
                 assert [n["height"] for n in seen] == list(range(1, height + 3))

@@ -261,6 +261,7 @@ async def test_market_slots_newest_first_with_stats(
     assert len(orders) >= 2
     got = await dev.rpc.call("market.orders", {"participant": s.producer.address.hex(), "limit": 1})
     assert got == orders[:1]
+    bad: Any
     for bad in (0, 10_001, "1"):
         params = {"participant": s.producer.address.hex(), "limit": bad}
         assert await refused(dev, "market.orders", params) == (INVALID_PARAMS, "invalid_params")

@@ -341,6 +341,7 @@ async def test_more_json_values_than_max_values_is_refused(small: DevNode) -> No
     status, raw = await post(small, ok)
     # Parsed and dispatched: node.info takes no params, so -32602, not -32600.
     assert status == 200 and strict(raw)["error"]["data"]["code"] == "invalid_params"
+    params: list[Any]
     for params in (list(range(limit)), ["ab"] * limit, [{}] * limit):
         err = await refused(small, call("node.info", params, id_=1))
         message = f"request too large: more than {limit} JSON values"

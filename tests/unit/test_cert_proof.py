@@ -72,7 +72,7 @@ from tests.unit.metering_helpers import (
 # header that still meets its target (and must then prove the same) from
 # one that does not. ~4,096 hashes a block: a fraction of a second.
 OTHER_METER = meter_key(7)
-HARD = {"initial_target": "000" + "f" * 61, "pow_limit": "f" * 64}
+HARD: dict[str, Any] = {"initial_target": "000" + "f" * 61, "pow_limit": "f" * 64}
 
 
 def transfer_tx(m: Metering, sender: KeyPair, cid: bytes, to: KeyPair, wh: int) -> Transaction:

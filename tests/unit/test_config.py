@@ -7,6 +7,7 @@ import re
 import tomllib
 from dataclasses import fields
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -22,8 +23,14 @@ from powernode.node.config import (
     load_config,
 )
 
+
+class _Ports(TypedDict):
+    rpc_port: int
+    p2p_port: int
+
+
 # What ``powernode init`` writes without port options.
-INIT_PORTS = {"rpc_port": DEFAULT_RPC_PORT, "p2p_port": DEFAULT_P2P_PORT}
+INIT_PORTS: _Ports = {"rpc_port": DEFAULT_RPC_PORT, "p2p_port": DEFAULT_P2P_PORT}
 
 
 def _write(d: Path, text: str) -> Path:

@@ -161,14 +161,14 @@ def test_signature_covers_every_field(index: int, value: Any) -> None:
         changed.verify_signature()
 
 
-_BASE = {
+_BASE: dict[str, Any] = {
     "chain_id": CHAIN_ID,
     "tx_type": "transfer",
     "nonce": 0,
     "fee": 10,
     "payload": [b"\x01" * 20, 5],
 }
-_VARIANTS = {
+_VARIANTS: dict[str, Any] = {
     "chain_id": "other",
     "tx_type": "other",
     "nonce": 1,

@@ -149,13 +149,13 @@ def test_the_entrypoint_makes_a_data_dir_listening_everywhere_with_peers(
     )
     # A second start leaves the data dir as it is.
     before = (data / "config.toml").read_text()
-    r = subprocess.run(
+    again = subprocess.run(
         ["sh", str(script), "true"],
         env={**env, "POWERNODE_PEERS": "x:1"},
         capture_output=True,
         timeout=60,
     )
-    assert r.returncode == 0 and (data / "config.toml").read_text() == before
+    assert again.returncode == 0 and (data / "config.toml").read_text() == before
 
 
 def test_the_license_file_is_the_one_pyproject_names() -> None:

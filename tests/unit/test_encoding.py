@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -280,7 +281,7 @@ def _block_raw() -> bytes:
 
 _BLOCK = _block_raw()
 _HEADER = decode_block(_BLOCK).header.encode()
-DECODERS = {
+DECODERS: dict[str, Callable[[bytes], object]] = {
     "decode": encoding.decode,
     "decode_tx": decode_tx,
     "decode_block": decode_block,

@@ -31,7 +31,10 @@ def _base(**extra: Any) -> dict[str, Any]:
 
 def test_flat_section_items_are_sorted_without_comments() -> None:
     seen: list[Any] = []
-    eng = FakeEngine("a", GenesisSection("alpha", lambda raw: seen.append(raw) or raw, flat=True))
+    eng = FakeEngine(
+        "a",
+        GenesisSection("alpha", lambda raw: seen.append(raw) or raw, flat=True),  # type: ignore[func-returns-value]
+    )
     params = parse_params(_base(alpha={"z": 1, "_note": "x", "b": ["p", "q"]}), [eng])
     assert seen == [(("b", ("p", "q")), ("z", 1))]
     assert params.sections == (("alpha", (("b", ("p", "q")), ("z", 1))),)

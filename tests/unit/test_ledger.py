@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from powernode.chain.index import IndexEntry
 from powernode.chain.ledger import Ledger
 from powernode.chain.templates import TEMPLATE_MAX_AGE_S
-from powernode.core.block import make_block
+from powernode.core.block import Block, make_block
 from powernode.core.errors import (
     AlreadyKnown,
     BadMerkleRoot,
@@ -32,6 +33,7 @@ from powernode.core.errors import (
 from powernode.core.params import ChainParams
 from powernode.core.pow import target_to_bytes
 from powernode.core.tx import sign_tx
+from powernode.state.apply import BlockResult
 from tests.unit.helpers import (
     ALICE,
     BOB,
@@ -667,7 +669,7 @@ def _spy_prepared(ledger: Ledger) -> list[object]:
     inner = ledger.chain.prepared
     assert inner is not None
 
-    def spy(block, parent):  # type: ignore[no-untyped-def]
+    def spy(block: Block, parent: IndexEntry) -> BlockResult | None:
         out = inner(block, parent)
         seen.append(out)
         return out

@@ -96,7 +96,7 @@ def test_own_block_of_market_txs_seals_what_executing_it_gives(tmp_path: Path) -
     seen = []
     inner = L.chain.prepared
     assert inner is not None
-    L.chain.prepared = lambda b, p: seen.append(inner(b, p)) or seen[-1]
+    L.chain.prepared = lambda b, p: seen.append(inner(b, p)) or seen[-1]  # type: ignore[func-returns-value]
 
     outcome, update = L.submit_block(block, now=m.now + 5, mono=0.0)
 

@@ -59,7 +59,12 @@ SELLER_ROLES = ("producer", "prosumer")
 CAPACITY_W = 800_000  # 200 kWh per slot, so capacity limits bite now and then
 # (product, slot): two spot slots with gates at T0 + 1500 and T0 + 3300, a
 # reserve auction at T0 + 600, and a forward slot that never closes here
-BOOKS = (("spot", T0 + 1800), ("spot", T0 + 3600), ("reserve", T0 + 900), ("forward", T0 + 2 * DAY))
+BOOKS: tuple[tuple[str, int], ...] = (
+    ("spot", T0 + 1800),
+    ("spot", T0 + 3600),
+    ("reserve", T0 + 900),
+    ("forward", T0 + 2 * DAY),
+)
 MARKETS = {
     "spot": {"price_tick": 1, "min_price": 1, "buyer_fee_bps": 25, "seller_fee_bps": 15},
     "forward": {"price_tick": 1, "min_price": 1, "buyer_fee_bps": 5},

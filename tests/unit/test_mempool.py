@@ -129,10 +129,12 @@ def test_indexed_eviction_matches_the_linear_scan(ops: list[tuple[Any, ...]], li
         if o[0] == "add":
             _, s, nonce, fee, size = o
             tx = ftx(nonce, fee, size)
-            results = []
+            results: list[list[bytes] | None] = []
             for p in (pool, oracle):
                 try:
-                    evicted = p.add(tx, sender(s)) if p is oracle else p.add(tx, sender(s), 0)
+                    evicted = (
+                        oracle.add(tx, sender(s)) if p is oracle else pool.add(tx, sender(s), 0)
+                    )
                     results.append([e.tx.txid for e in evicted])
                 except MempoolFull:
                     results.append(None)

@@ -29,18 +29,23 @@ class _Reads:
     n = 0
 
 
+# PoolEntry's slot descriptor for ``rate`` (to mypy, ``rate`` is only an
+# instance attribute, not a descriptor on the class).
+_RATE_SLOT: Any = vars(PoolEntry)["rate"]
+
+
 class CountingEntry(PoolEntry):
     """A PoolEntry that counts reads of its fee rate (every comparison of two
     entries, in any eviction scheme, reads both rates)."""
 
-    @property  # type: ignore[override]
+    @property
     def rate(self) -> int:
         _Reads.n += 1
-        return PoolEntry.rate.__get__(self)  # type: ignore[attr-defined,no-any-return]
+        return _RATE_SLOT.__get__(self)
 
     @rate.setter
     def rate(self, value: int) -> None:
-        PoolEntry.rate.__set__(self, value)  # type: ignore[attr-defined]
+        _RATE_SLOT.__set__(self, value)
 
 
 @pytest.fixture

@@ -241,7 +241,7 @@ def test_reorg_equals_replay(
 
 def test_restart_midway_equals_replay(factory: LedgerFactory, params: ChainParams) -> None:
     a = factory.open(params)
-    blocks = []
+    blocks: list[Block] = []
     senders = (ALICE, BOB, CAROL)
     for i in range(6):
         if i == 3:

@@ -255,7 +255,7 @@ def test_the_server_refuses_a_method_without_a_spec() -> None:
     async def handler(p: dict[str, Any]) -> Any:
         return None
 
-    limits = {
+    limits: dict[str, Any] = {
         "cookie": "c",
         "token": "",
         "max_request_bytes": 1000,

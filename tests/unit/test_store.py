@@ -225,7 +225,7 @@ def test_failure_inside_connect_leaves_the_store_unchanged(
         before.update(dump(store))
         real_connect(*args)
 
-    store.connect = connect  # type: ignore[method-assign]
+    store.connect = connect  # type: ignore[method-assign, assignment]
     if failure == "sql":
         # the new tip is the last write of a connect: everything else is in
         # the transaction when it fails

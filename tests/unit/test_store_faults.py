@@ -293,7 +293,7 @@ def test_a_page_gone_bad_under_a_running_store_is_a_sticky_store_corrupt(
 
 def _sqlite_error(code: int, text: str) -> sqlite3.Error:
     exc = sqlite3.OperationalError(text)
-    exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+    exc.sqlite_errorcode = code
     return exc
 
 

@@ -137,8 +137,8 @@ def one_size(workdir: Path, accounts: int, block_txs: int, reps: int, calls: int
                 ("market_orders", "market.orders", {"participant": addr}),
                 ("market_trades", "market.trades", {"participant": addr}),
             )
-            for name, method, params in listings:
-                body = [request_body(method, params)]
+            for name, method, call_params in listings:
+                body = [request_body(method, call_params)]
                 _cycled_latencies(conn, body, 5)
                 n = max(20, calls // 10)
                 cpu0 = _process_cpu(node.pid)

@@ -126,7 +126,7 @@ def run(workdir: Path, devices: int, owners: int, timeout: float) -> dict[str, A
         t_sent = time.monotonic()
         _wait(tn, want, readings, timeout, "readings confirmed")
         secs = time.monotonic() - t0
-        out = {
+        out: dict[str, Any] = {
             "devices": len(fleet),
             "readings": len(readings),
             "send_s": t_sent - t0,

@@ -53,7 +53,7 @@ def one_size(
         for tx in probes:
             ledger.submit_tx(tx, now=now)
         admit = time.perf_counter() - t0
-        tmpl_ms = []
+        tmpl_ms: list[float] = []
         tmpl_txs = 0
         for _ in range(3):
             t1 = time.perf_counter()

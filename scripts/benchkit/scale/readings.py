@@ -15,6 +15,8 @@ store, the store's size (SQLite backup) before and after the readings.
 
 from __future__ import annotations
 
+import operator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,7 @@ def throughput(sizes: list[int], devices: int, block_txs: int) -> list[dict[str,
         progress(f"readings: signing {intervals * devices:,} readings ({intervals} intervals)")
         txs = sign_window(fleet, first, intervals)
         after = T0 + (first + intervals) * INTERVAL + 10
-        fig = run_blocks(chain, txs, block_txs, lambda b, a=after: a + b, f"readings {n:,}")
+        fig = run_blocks(chain, txs, block_txs, partial(operator.add, after), f"readings {n:,}")
         if fig["failed"]:
             raise RuntimeError(f"readings: {fig['failed']} failed receipts: {chain.failures[:3]}")
         out.append({"stored_before": first * devices, "readings": len(txs), "devices": devices,

@@ -205,8 +205,12 @@ class Cluster:
                     raise
                 h = self.call(0, "node.info")["height"]
                 self.call(0, "miner.start")
+
+                def mined(h: int = h) -> bool:
+                    return self.call(0, "node.info")["height"] > h
+
                 wait_until(
-                    lambda h=h: self.call(0, "node.info")["height"] > h,
+                    mined,
                     timeout=timeout / 4,
                     what="node0 to mine a tie-breaking block",
                 )
