@@ -21,7 +21,7 @@ first block where it happens.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -79,7 +79,7 @@ class Receipt(NamedTuple):
         return [r[1:] for r in receipts]
 
     @classmethod
-    def from_obj(cls, txid: bytes, obj: list[Any]) -> Receipt:
+    def from_obj(cls, txid: bytes, obj: Sequence[Any]) -> Receipt:
         return cls(txid, obj[0], obj[1], obj[2], obj[3], tuple(obj[4]))
 
 

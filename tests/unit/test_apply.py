@@ -179,8 +179,7 @@ def test_receipt_obj_round_trip(params: ChainParams) -> None:
     view = StateView(genesis_state(params))
     for tx in (transfer(ALICE, DAVE, 1, nonce=0), transfer(BOB, DAVE, ALLOC, nonce=0)):
         r = apply_tx(view, ctx(params), tx)
-        # to_obj gives a tuple; from_obj is annotated list[Any] but only indexes it
-        assert Receipt.from_obj(tx.txid, r.to_obj()) == r  # type: ignore[arg-type]
+        assert Receipt.from_obj(tx.txid, r.to_obj()) == r
 
 
 def _hand_built(payload: list[Any], **kw: Any) -> Transaction:
