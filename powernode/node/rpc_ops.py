@@ -70,7 +70,9 @@ def ops_methods(db_path: Path, stopping: Callable[[], bool] = lambda: False) -> 
         force = flag(p, "force", 1)
         out = Path(path)
         if not busy.acquire(blocking=False):
-            raise BackupFailed("a backup is already running; try again when it is done")
+            exc = BackupFailed("a backup is already running; try again when it is done")
+            emit(log, "backup.failed", logging.WARNING, path=out, error=exc.message)
+            raise exc
         try:
             emit(log, "backup.started", path=out)
             t0 = time.perf_counter()
