@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from powernode.logkit import render_fields
+from powernode.state.registry import ENGINES
 
 
 def _ts(record: logging.LogRecord) -> str:
@@ -121,6 +122,8 @@ class LogFile(logging.handlers.RotatingFileHandler):
             self.on_failure(exc, self.path)
 
 
+# An engine's category is its name, but for this shorter one.
+_ENGINE_CATEGORY = {"certificates": "certs"}
 # Category -> the loggers (the column after the level) whose lines it covers.
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "node": ("powernode.node",),
@@ -131,12 +134,14 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "miner": ("powernode.miner",),
     "verify": ("powernode.verify",),
     "metrics": ("powernode.metrics",),
-    # The engines: one engine.block line per connected block (node/engine_log.py).
-    "accounts": ("powernode.accounts",),
-    "market": ("powernode.market",),
-    "metering": ("powernode.metering",),
-    "certs": ("powernode.certificates",),
-    "contracts": ("powernode.contracts",),
+    # The engines: one engine.block line per connected block
+    # (node/engine_log.py), under each engine that has tx types, named after
+    # it, so a new engine's category comes with its registry line.
+    **{
+        _ENGINE_CATEGORY.get(e.name, e.name): (f"powernode.{e.name}",)
+        for e in ENGINES
+        if e.handlers
+    },
 }
 LEVELS = ("debug", "info", "warning", "error")
 
