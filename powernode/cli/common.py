@@ -286,10 +286,15 @@ def add_wait_option(sp: argparse.ArgumentParser) -> None:
     )
 
 
-def add_tx_options(sp: argparse.ArgumentParser) -> None:
-    """The options of a command that signs and submits a tx."""
+def add_tx_options(
+    sp: argparse.ArgumentParser, *, fee_default: str | None = "0.001", fee_help: str = ""
+) -> None:
+    """The options of a command that signs and submits a tx. A command whose
+    ``fee_default`` is None works its fee out when ``--fee`` is not given,
+    as ``fee_help`` says."""
     sp.add_argument("--key", help="signing key file (default: the node key)")
-    sp.add_argument("--fee", default="0.001", help="fee in units (default 0.001)")
+    default = fee_help or str(fee_default)
+    sp.add_argument("--fee", default=fee_default, help=f"fee in units (default: {default})")
     add_wait_option(sp)
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
 

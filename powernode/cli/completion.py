@@ -11,7 +11,10 @@ from collections.abc import Callable
 from powernode.cli.common import Subparsers, add_command
 
 # Options whose value is a path: bash completes file names for them.
-_PATH_DESTS = {"datadir", "out", "key", "genesis", "rpc_cookie", "terms", "meter_key", "file"}
+# Options whose value is a path (by dest; restore --from stores to "src").
+_PATH_DESTS = {
+    "datadir", "out", "key", "genesis", "rpc_cookie", "terms", "meter_key", "file", "src"
+}  # fmt: skip
 
 
 def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

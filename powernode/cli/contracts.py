@@ -196,6 +196,10 @@ def given_fee(a: argparse.Namespace) -> int | None:
     return None if a.fee is None else parse_units(a.fee, "--fee")
 
 
+# What a contract tx pays without --fee (contract_fee), for --help.
+TERMS_FEE_HELP = "0.001 per condition and action"
+
+
 def contract_fee(given: int | None, terms: int) -> int:
     """The ``--fee`` given, else the least a contract tx of ``terms``
     conditions and actions may pay (TERM_FEE each), and never below the
@@ -691,8 +695,7 @@ def add_commands(sub: Subparsers) -> None:
     sp.add_argument(
         "--expiry", required=True, type=time_arg("--expiry"), help="unix time or +SECONDS"
     )
-    add_tx_options(sp)
-    sp.set_defaults(fee=None)  # default: the contract's minimum (contract_fee)
+    add_tx_options(sp, fee_default=None, fee_help=f"{TERMS_FEE_HELP}, at least 0.001")
 
     for name, tx_type, help in (
         ("approve", "contract.approve", "a party approves (for an approved_by condition)"),
@@ -703,8 +706,12 @@ def add_commands(sub: Subparsers) -> None:
         sp.add_argument(
             "contract_id", metavar="CONTRACT_ID", type=contract_id_arg, help="the contract id (hex)"
         )
-        add_tx_options(sp)
-        sp.set_defaults(fee=None)
+        paid = (
+            f"the contract's min_fee: {TERMS_FEE_HELP}, at least 0.001"
+            if name == "execute"
+            else "0.001"
+        )
+        add_tx_options(sp, fee_default=None, fee_help=paid)
 
     sp = add_command(con, "show", cmd_contract_show, "a contract's terms and status")
     sp.add_argument(

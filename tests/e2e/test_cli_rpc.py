@@ -180,3 +180,8 @@ def test_bash_completion_is_generated_from_the_parser(tmp_path: Path) -> None:
     assert sorted(complete("order", "--side", "")) == ["buy", "sell"]
     assert "register" in complete("device", "")
     assert "--rpcwait" in complete("status", "--rpc")
+    # A path option completes file names, restore --from as well.
+    (tmp_path / "chain-copy.db").write_bytes(b"")
+    assert complete("restore", "--from", str(tmp_path / "chain-c")) == [
+        str(tmp_path / "chain-copy.db")
+    ]
