@@ -57,7 +57,7 @@ from powernode.client import (
     read_bytes,
 )
 from powernode.core.errors import DecodeError
-from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
+from powernode.core.units import MAX_MONEY, U64, clip, parse_decimal, parse_units, parse_whole
 from powernode.engines.contracts.contract_records import STATUSES as CONTRACT_STATUSES
 from powernode.engines.contracts.contract_records import contract_address
 from powernode.engines.contracts.contract_vocab import (
@@ -223,15 +223,15 @@ def _term_value(kind: str, v: Any, where: str) -> Any:
             raise UserError(f"{where}: expected an address (40 hex digits)")
         return address_arg(where)(v)
     if kind in ("time", "wh"):
-        if type(v) is not int or v < 0:
-            raise UserError(f"{where}: expected a whole number")
+        if type(v) is not int or not 0 <= v <= U64:
+            raise UserError(f"{where}: expected a whole number 0..2^64-1")
         return v
     if kind == "amount":
-        if type(v) is int and v > 0:
+        if type(v) is int and 0 < v <= MAX_MONEY:
             return v
         if isinstance(v, str):
             return money_arg(where)(v)
-        raise UserError(f'{where}: expected micro-units (an integer) or units ("5.00")')
+        raise UserError(f'{where}: expected micro-units (an integer 1..10^18) or units ("5.00")')
     if not isinstance(v, str) or not v.strip():  # text
         raise UserError(f"{where}: expected a non-empty string")
     return v

@@ -21,6 +21,7 @@ _WHOLE = re.compile(r"[0-9]+", re.ASCII)
 # Python's 4300-digit limit on int(str), whose ValueError would escape.
 MAX_DIGITS = 30
 U63 = 2**63 - 1
+U64 = 2**64 - 1
 
 COIN = 1_000_000
 # A supply cap, as Bitcoin's MAX_MONEY: any amount above it is malformed, which

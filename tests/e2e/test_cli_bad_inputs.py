@@ -720,6 +720,12 @@ ROWS = [
         setup=terms({"conditions": [["after", -1]], "actions": [["refund"]]})),
     row("contract-terms-amount-float", f"{CREATE} --terms @g", "expected micro-units",
         setup=terms({"actions": [["pay", ADDR, 1.5]]})),
+    # Bounds the chain holds too, found here with the term they are in.
+    row("contract-terms-time-past-64-bits", f"{CREATE} --terms @g",
+        "conditions[0]: expected a whole number 0..2^64-1",
+        setup=terms({"conditions": [["after", 2**64]], "actions": [["refund"]]})),
+    row("contract-terms-amount-past-cap", f"{CREATE} --terms @g", "actions[0]: expected micro-units",
+        setup=terms({"actions": [["pay", ADDR, 10**18 + 1]]})),
     row("contract-terms-amount-text", f"{CREATE} --terms @g", "not a non-negative decimal",
         setup=terms({"actions": [["pay", ADDR, "lots"]]})),
     row("contract-terms-address-bad", f"{CREATE} --terms @g", "actions[0]: address",
