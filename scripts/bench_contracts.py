@@ -248,11 +248,21 @@ def targets(r: dict[str, Any]) -> Targets:
     return out
 
 
+def phases_arg(text: str) -> tuple[str, ...]:
+    """``--phases``: names of PHASES, comma-separated; another name is a
+    usage error, not a run of nothing."""
+    names = tuple(p for p in text.split(",") if p)
+    unknown = [p for p in names if p not in PHASES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected names of {','.join(PHASES)}, got {text!r}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = bench_parser(__doc__, budget=900.0)
     ap.add_argument(
         "--phases",
-        type=lambda v: tuple(p for p in v.split(",") if p),
+        type=phases_arg,
         default=PHASES,
         help=f"comma-separated, of {','.join(PHASES)} (default all)",
     )
@@ -272,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parse_args(ap, argv)
     if args.quick:
-        args.owners, args.devices, args.intervals, args.contracts, args.sigs = (
+        args.trades, args.owners, args.devices, args.intervals, args.contracts, args.sigs = (
+            1000,
             10,
             100,
             10,

@@ -68,3 +68,14 @@ def test_command_line_run_prints_the_table() -> None:
         assert line in out.stdout
     assert "paid" in out.stdout and ": exact" in out.stdout
     assert "20 of 20 contracts executed" in out.stdout
+
+
+def test_an_unknown_phase_is_a_usage_error() -> None:
+    r = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_contracts.py"), "--phases", "settle,nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "--phases" in r.stderr and "'settle,nope'" in r.stderr

@@ -9,6 +9,9 @@ from benchkit.cpu import print_phase_load
 from benchkit.net.common import TARGET_TX_PER_S
 from benchkit.runner import Row, print_figures
 
+# Rows of each profile table: what summarize_pyspy_raw keeps (its top).
+PROFILE_ROWS = 15
+
 # --- output --------------------------------------------------------------------------
 
 
@@ -264,7 +267,7 @@ def print_table(results: dict[str, Any]) -> None:
                 + ")"
             )
             print("  self (top of stack):")
-            for fn, _, share in prof["loop_self"][:12]:
+            for fn, _, share in prof["loop_self"][:PROFILE_ROWS]:
                 print(f"    {100 * share:5.1f}%  {fn}")
             print("  inclusive (powernode code):")
             shown = 0
@@ -273,7 +276,7 @@ def print_table(results: dict[str, Any]) -> None:
                     continue
                 print(f"    {100 * share:5.1f}%  {fn}")
                 shown += 1
-                if shown >= 12:
+                if shown >= PROFILE_ROWS:
                     break
     load = results.get("load_phases", {})
     if load:
