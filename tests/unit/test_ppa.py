@@ -485,9 +485,6 @@ def test_every_error_at_admission_and_as_a_failed_receipt(factory: LedgerFactory
         ("ppa.propose", propose_payload(BOB, period_seconds=31 * DAY)),
         ("ppa.propose", propose_payload(BOB, accept_deadline=T0 + 30 * DAY)),
         ("ppa.propose", propose_payload(BOB, device=b"\x01" * 5)),
-        # a term ending at 2^63 or later: its close would not fit a u64
-        ("ppa.propose", propose_payload(BOB, start=2**63 - DAY, duration_days=1)),
-        ("ppa.propose", propose_payload(BOB, start=2**64 - 1 - 43_200, duration_days=1)),
         ("ppa.accept", [b"\x01" * 31]),
         ("ppa.fund", [b"\x01" * 32, 0]),
         ("ppa.deliver", [b"\x01" * 32, 0, T0]),
@@ -559,3 +556,13 @@ def test_the_miner_leaves_out_a_second_terminate_ask_admitted_while_the_first_wa
     assert status["status"] == "dropped"
     assert status["error"]["code"] == "ppa_already_terminating"
     assert m.balance(ALICE) == before - first.fee
+
+
+def test_a_term_ending_past_the_last_u64_time_can_be_accepted(factory: LedgerFactory) -> None:
+    """A proposal whose close (end + reading window) would pass 2^64 - 1 is
+    valid; its accept schedules the close at 2^64 - 1 instead of failing
+    (it raised an OverflowError, so no block could hold the accept)."""
+    m = open_ppas(factory)
+    pid = m.active(ALICE, BOB, start=2**64 - 1 - 43_200, duration_days=1, period_seconds=DAY)
+    got = m.ppa(pid)
+    assert got["status"] == "active" and got["escrow"] > 0

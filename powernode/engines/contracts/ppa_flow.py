@@ -66,7 +66,7 @@ MAX_DURATION_DAYS = 10_000  # about 27 years
 MIN_PERIOD_SECONDS = 60
 MAX_TOTAL_WH = 10**15  # 1 TWh
 MAX_PRICE = 10**12  # micro-units per kWh
-MAX_TERM_END = 2**63  # a term ends before this (its close time stays a u64)
+LAST_TIME = 2**64 - 1  # the latest time a schedule key holds (a u64)
 
 
 def first_period_cost(p: Ppa) -> int:
@@ -79,8 +79,11 @@ def first_period_cost(p: Ppa) -> int:
 
 def close_time(view: StateAccess, ctx: ExecContext, p: Ppa) -> int:
     """When an active PPA closes: the end of its term plus the reading
-    window, when no reading of an interval in the term can still arrive."""
-    return p.end + cert_params(ctx.params).reading_window
+    window, when no reading of an interval in the term can still arrive. A
+    term whose close would pass the last u64 time closes at that time
+    (never, in practice): such a proposal is valid, and its accept must not
+    fail scheduling the close."""
+    return min(p.end + cert_params(ctx.params).reading_window, LAST_TIME)
 
 
 def _settled(

@@ -185,10 +185,6 @@ class ProposeHandler(_Base):
         _uint(days, "duration_days", 1, flow.MAX_DURATION_DAYS)
         _uint(period, "period_seconds", flow.MIN_PERIOD_SECONDS, days * DAY)
         _uint(deadline, "accept_deadline")
-        if start + days * DAY >= flow.MAX_TERM_END:
-            # The close is scheduled at the end plus the reading window, as
-            # a u64: an end this late could never be accepted.
-            raise BadPayload("start: the term must end before 2^63")
         if deadline >= start + days * DAY:
             raise BadPayload("accept_deadline: must be before the end of the term")
         return ProposePayload(buyer, dev, share, total, price, start, days, period, deadline)
