@@ -202,6 +202,22 @@ async def test_memory_while_a_hostile_request_is_served_is_bounded(
     assert (await dev_node.rpc.call("node.info"))["height"] == 0
 
 
+async def test_memory_while_a_huge_hex_param_is_checked_is_bounded(dev_node: DevNode) -> None:
+    """A raw block of 8 MB of hex digits: checking them is a scan, not a
+    regex keeping state per byte pair (that took about 500 MB for this)."""
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "block.submit", "params": {"raw": "%s"}}' % (
+        b"ab" * 4_000_000
+    )
+    if not _reset_peak():
+        pytest.skip("no /proc/self/clear_refs to reset the peak RSS")
+    before = _peak_kb()
+    status, raw = await post(dev_node, body)
+    grew_mb = (_peak_kb() - before) / 1024
+    assert status == 200 and "error" in strict(raw), raw[:200]
+    assert grew_mb < 64, f"peak RSS grew {grew_mb:.0f} MB while checking 8 MB of hex"
+    assert (await dev_node.rpc.call("node.info"))["height"] == 0
+
+
 # --- answer size -------------------------------------------------------------------
 
 
