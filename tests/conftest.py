@@ -27,16 +27,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     file's tests together and in their own order."""
     count: dict[str, int] = {}
     first: dict[str, int] = {}
+    waits: set[str] = set()  # a scope with any test marked minutes goes first whole
     for i, item in enumerate(items):
         scope = scope_of(item.nodeid)
         count[scope] = count.get(scope, 0) + 1
         first.setdefault(scope, i)
+        if item.get_closest_marker("minutes") is not None:
+            waits.add(scope)
     at = {id(item): i for i, item in enumerate(items)}
 
     def key(item: pytest.Item) -> tuple[bool, int, int, int]:
         scope = scope_of(item.nodeid)
-        waits = item.get_closest_marker("minutes") is not None
-        return (not waits, -count[scope], first[scope], at[id(item)])
+        return (scope not in waits, -count[scope], first[scope], at[id(item)])
 
     items.sort(key=key)
 

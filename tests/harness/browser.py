@@ -123,16 +123,22 @@ def ensure_chromium() -> str:
     """The Chromium to run; as root without one, installs the distribution's
     ``chromium`` package first (as the netns tests install iproute2);
     otherwise skips the calling test, saying why."""
-    found = chromium_path()
-    if found is not None:
-        return found
     if os.environ.get("CHROMIUM"):
-        pytest.skip(f"$CHROMIUM={os.environ['CHROMIUM']} is not an executable")
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip("no Chromium here (install the chromium package, or set $CHROMIUM)")
-    apt_install("chromium", lambda: chromium_path() is not None)
+        found = chromium_path()
+        if found is None:
+            pytest.skip(f"$CHROMIUM={os.environ['CHROMIUM']} is not an executable")
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get") is not None:
+        # Looked for under the install lock: another test worker may be
+        # installing it this moment, and the binary is there before the
+        # libraries it needs.
+        apt_install("chromium", lambda: chromium_path() is not None)
+        found = chromium_path()
+        assert found is not None, "apt-get installed chromium but there is no /usr/bin/chromium"
+        return found
     found = chromium_path()
-    assert found is not None, "apt-get installed chromium but there is no /usr/bin/chromium"
+    if found is None:
+        pytest.skip("no Chromium here (install the chromium package, or set $CHROMIUM)")
     return found
 
 

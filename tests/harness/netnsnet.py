@@ -39,9 +39,9 @@ Tip = tuple[str, str, int]  # a node's (tip hash, state root, height)
 def require_netns() -> None:
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root (CI runs these tests as root)")
-    if shutil.which("ip") is None:
-        # Like the project's other system packages: installed when missing.
-        apt_install("iproute2", lambda: shutil.which("ip") is not None, timeout=600)
+    # Like the project's other system packages: installed when missing, and
+    # looked for under the install lock (another worker may be installing it).
+    apt_install("iproute2", lambda: shutil.which("ip") is not None, timeout=600)
     probe = f"pnprobe{os.getpid()}"
     r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
     if r.returncode != 0:
