@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError, DecodeError
+from powernode.core.hextext import from_hex
 from powernode.core.tx import Transaction, sign_tx
 from powernode.core.units import parse_decimal
 from powernode.engines.certificates.records import child_id, root_id
@@ -241,7 +242,7 @@ def write_key(path: Path, key: KeyPair) -> None:
 def read_key(path: Path) -> KeyPair:
     text = read_text(path, "key file").strip()
     try:
-        return KeyPair.from_seed(bytes.fromhex(text))
+        return KeyPair.from_seed(from_hex(text))
     except (ValueError, DecodeError):
         # fromhex: not hex; from_seed: hex, but not 32 bytes.
         raise ConfigError(f"{path} does not hold a hex private key (64 hex digits)") from None

@@ -35,6 +35,15 @@ class BackupResult:
     bytes: int
 
 
+def _check_target(out: Path, force: bool) -> None:
+    if out.is_dir():
+        raise BackupFailed(f"{out} is a directory; give a file name")
+    if out.exists() and not force:
+        raise BackupFailed(f"{out} exists; give force (backup --force) to replace it")
+    if not out.parent.is_dir():
+        raise BackupFailed(f"cannot write {out}: folder {out.parent} does not exist")
+
+
 def backup_store(
     src: Path,
     out: Path,
@@ -47,12 +56,12 @@ def backup_store(
     with the reason when no copy was made."""
     if not out.is_absolute():
         raise BackupFailed(f"{out}: give an absolute path (the file is written by the node)")
-    if out.is_dir():
-        raise BackupFailed(f"{out} is a directory; give a file name")
-    if out.exists() and not force:
-        raise BackupFailed(f"{out} exists; give force (backup --force) to replace it")
-    if not out.parent.is_dir():
-        raise BackupFailed(f"cannot write {out}: folder {out.parent} does not exist")
+    if "\x00" in str(out):
+        raise BackupFailed(f"cannot write {out!r}: a file name holds no NUL character")
+    try:
+        _check_target(out, force)
+    except OSError as exc:  # a name too long for the file system
+        raise BackupFailed(f"cannot write {out}: {exc.strerror or exc}") from None
     tmp = out.with_name(f".{out.name}.partial")
     try:
         with contextlib.suppress(FileNotFoundError):

@@ -143,6 +143,8 @@ def money_arg(what: str) -> Callable[[str], int]:
             raise UserError(exc.message) from None
         if amount <= 0:
             raise UserError(f"{what} must be positive")
+        if amount > MAX_MONEY:
+            raise UserError(f"{what} is above the supply cap ({MAX_MONEY // 10**6:,} units)")
         return amount
 
     return parse

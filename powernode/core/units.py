@@ -49,7 +49,8 @@ def parse_decimal(text: str, places: int, what: str) -> int:
     frac = frac.rstrip("0")
     if len(frac) > places:
         raise DecodeError(f"{what}: at most {places} decimal places: {clip(text)!r}")
-    value = int(whole or "0") * 10**places + int(frac.ljust(places, "0") or "0")
+    # Leading zeros stripped: int() refuses texts past 4,300 digits, zeros too.
+    value = int(whole.lstrip("0") or "0") * 10**places + int(frac.ljust(places, "0") or "0")
     if negative and value:
         raise DecodeError(f"{what}: not a non-negative decimal number: {clip(text)!r}")
     return value
@@ -67,9 +68,10 @@ def parse_whole(text: str, what: str, *, lo: int = 0, hi: int = U63) -> int:
         raise DecodeError(
             f"{what}: expected a whole number{_span(lo, hi)} in digits 0-9, not {clip(text)!r}"
         )
-    if len(s.lstrip("0")) > MAX_DIGITS or not lo <= int(s) <= hi:
+    digits = s.lstrip("0") or "0"  # int() refuses texts past 4,300 digits, zeros too
+    if len(digits) > MAX_DIGITS or not lo <= int(digits) <= hi:
         raise DecodeError(f"{what}: {clip(s)} is outside {lo}..{hi}")
-    return int(s)
+    return int(digits)
 
 
 def _span(lo: int, hi: int) -> str:

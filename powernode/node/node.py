@@ -46,6 +46,7 @@ from powernode.core.errors import (
     StorageError,
     StoreCorrupt,
 )
+from powernode.core.hextext import from_hex
 from powernode.core.pow import pow_hash
 from powernode.core.tx import Transaction
 from powernode.logkit import emit
@@ -100,7 +101,7 @@ REINDEX_RUN_S = 0.25
 
 def load_node_key(config: NodeConfig) -> KeyPair:
     try:
-        return KeyPair.from_seed(bytes.fromhex(config.key_path.read_text().strip()))
+        return KeyPair.from_seed(from_hex(config.key_path.read_text().strip()))
     except FileNotFoundError as exc:
         raise ConfigError(f"no node key at {config.key_path}; run 'powernode init'") from exc
     except OSError as exc:  # a directory, unreadable

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError, DecodeError
+from powernode.core.hextext import from_hex
 
 P2P_KEY_FILE = "p2p.key"
 
@@ -29,7 +30,7 @@ def load_or_create_p2p_key(path: Path) -> KeyPair:
         why = exc.strerror if isinstance(exc, OSError) else "not text"
         raise ConfigError(f"cannot read the peer key {path}: {why}") from None
     try:
-        return KeyPair.from_seed(bytes.fromhex(text.strip()))
+        return KeyPair.from_seed(from_hex(text.strip()))
     except (ValueError, DecodeError):
         raise ConfigError(
             f"{path} does not hold a hex private key (64 hex digits); delete it for a new node id"

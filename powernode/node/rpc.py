@@ -408,7 +408,8 @@ class RpcServer:
                     {"status": "error", "reason": "max_tip_age must be a non-negative integer"},
                     status=400,
                 )
-            max_age = int(raw) if len(raw) <= 18 else 10**18
+            digits = raw.lstrip("0") or "0"
+            max_age = int(digits) if len(digits) <= 18 else 10**18
         status, body = self._health(max_age)
         return web.json_response(body, status=status)
 

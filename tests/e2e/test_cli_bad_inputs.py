@@ -80,9 +80,13 @@ def paths(tmp: Path, node: Path | None) -> dict[str, str]:
     (tmp / "bin").write_bytes(b"\xff\xfe\x00\x9c not text")
     (tmp / "empty").write_bytes(b"")
     (tmp / "short.key").write_text("ab" * 31 + "\n")
+    (tmp / "spaced.key").write_text(" ".join(["ab"] * 32) + "\n")  # bytes.fromhex takes it
     (tmp / "keyed").mkdir()
     (tmp / "keyed" / "node.key").write_text(KeyPair.generate().seed().hex() + "\n")
-    names = ("adir", "afile", "bin", "empty", "short.key", "keyed", "missing", "dd", "g.json")
+    names = (
+        "adir", "afile", "bin", "empty", "short.key", "spaced.key", "keyed", "missing", "dd",
+        "g.json",
+    )  # fmt: skip
     out = {n.removesuffix(".key").removesuffix(".json"): str(tmp / n) for n in names}
     out["tmp"] = str(tmp)
     out["node"] = str(node) if node else "/nonexistent-node-dir"
@@ -401,6 +405,7 @@ ROWS = [
     row("key-empty", "balance --datadir @keyed --key @empty", "hex private key"),
     row("key-binary", "balance --datadir @keyed --key @bin", "not a text file"),
     row("key-31-bytes", "balance --datadir @keyed --key @short", "hex private key"),
+    row("key-spaced", "balance --datadir @keyed --key @spaced", "hex private key"),
     row("key-not-hex", "balance --datadir @keyed --key @afile", "hex private key"),
     row("key-dev-zero", "balance --datadir @keyed --key /dev/zero", "larger than"),
     row("key-dev-null", "balance --datadir @keyed --key /dev/null", "hex private key"),
@@ -726,6 +731,10 @@ ROWS = [
         setup=terms({"conditions": [["after", 2**64]], "actions": [["refund"]]})),
     row("contract-terms-amount-past-cap", f"{CREATE} --terms @g", "actions[0]: expected micro-units",
         setup=terms({"actions": [["pay", ADDR, 10**18 + 1]]})),
+    row("contract-terms-units-past-cap", f"{CREATE} --terms @g", "above the supply cap",
+        setup=terms({"actions": [["pay", ADDR, "1000000000001"]]})),
+    row("contract-escrow-past-cap", CREATE.replace("--escrow 1", "--escrow 1000000000001"),
+        "--escrow is above the supply cap"),
     row("contract-terms-amount-text", f"{CREATE} --terms @g", "not a non-negative decimal",
         setup=terms({"actions": [["pay", ADDR, "lots"]]})),
     row("contract-terms-address-bad", f"{CREATE} --terms @g", "actions[0]: address",

@@ -152,6 +152,9 @@ async def test_health_is_unauthenticated_and_follows_sync(pair: tuple[Watched, W
     # A bound past any chain's age: no bound, and no digit limit hit.
     status, body = await a.health("?max_tip_age=" + "9" * 5000)
     assert status == 200, body
+    # Leading zeros are no digits of the bound: still 0, still stale.
+    status, body = await a.health("?max_tip_age=" + "0" * 30)
+    assert (status, body["reason"]) == (503, "tip_stale")
 
 
 async def test_metrics_agree_with_rpc_and_count_events(

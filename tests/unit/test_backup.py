@@ -110,6 +110,9 @@ def test_refusals_write_nothing(tmp_path: Path) -> None:
         (existing, "exists"),
         (tmp_path / "missing" / "b.db", "does not exist"),
         (tmp_path, "directory"),
+        # what the file system refuses to even look up: still BackupFailed
+        (tmp_path / ("x" * 5000), "cannot write"),
+        (tmp_path / "nul\x00.db", "cannot write"),
     ):
         with pytest.raises(BackupFailed, match=why):
             backup_store(src, out)

@@ -198,6 +198,9 @@ def test_parse_decimal_refuses_past_max_digits_without_int_limit() -> None:
     # 4300-digit limit); the parser says what was refused, clipped.
     assert parse_decimal("9" * MAX_DIGITS, 0, "x") == int("9" * MAX_DIGITS)
     assert parse_decimal("0" * 100 + "1", 0, "x") == 1  # leading zeros are not digits that count
+    # ... nor past int()'s limit: 5000 zeros then a digit is that digit
+    assert parse_decimal("0" * 5000 + "7.5", 1, "x") == 75
+    assert parse_whole("0" * 5000 + "7", "n") == 7
     with pytest.raises(DecodeError, match=r"^price: too large: '9{40}\.\.\.'$"):
         parse_decimal("9" * 5000, 6, "price")
 
