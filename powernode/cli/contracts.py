@@ -165,19 +165,22 @@ def share_arg(text: str) -> int:
 When = int | tuple[str, int]
 
 
-def time_arg(what: str) -> Callable[[str], When]:
+def time_arg(what: str, *, now_ok: bool = False) -> Callable[[str], When]:
+    """A unix time or ``+SECONDS`` from the chain's clock (at most 10^10);
+    ``now`` too where the chain takes the present (a term's start), not
+    where it wants a time after it (a deadline, an expiry)."""
+    forms = "a unix time, 'now' or +SECONDS" if now_ok else "a unix time or +SECONDS"
+
     def parse(text: str) -> When:
         s = text.strip()
         try:
-            if s == "now":
+            if s == "now" and now_ok:
                 return ("+", 0)
             if s.startswith("+"):
                 return ("+", parse_whole(s[1:], what, hi=10**10))
             return parse_whole(s, what)
         except DecodeError:
-            raise UserError(
-                f"{what} must be a unix time, 'now' or +SECONDS, not {clip(text)!r}"
-            ) from None
+            raise UserError(f"{what} must be {forms}, not {clip(text)!r}") from None
 
     return parse
 
@@ -611,7 +614,10 @@ def add_commands(sub: Subparsers) -> None:
     )
     sp.add_argument("--price", required=True, type=price_arg, help="units per kWh, e.g. 0.50")
     sp.add_argument(
-        "--start", type=time_arg("--start"), default=("+", 0), help="unix time, now, +SECONDS"
+        "--start",
+        type=time_arg("--start", now_ok=True),
+        default=("+", 0),
+        help="unix time, now, +SECONDS",
     )
     sp.add_argument(
         "--days",

@@ -677,6 +677,11 @@ ROWS = [
     row("ppa-propose-days-huge", PROPOSE.replace("--days 1", f"--days {HUGE}"), "--days"),
     row("ppa-propose-start-bad", f"{PROPOSE} --start soon", "--start must be a unix time"),
     row("ppa-propose-start-minus", f"{PROPOSE} --start +-5", "--start must be a unix time"),
+    # now is a start, never a deadline after now: refused before the node is asked
+    row("ppa-propose-accept-by-now", f"{PROPOSE} --accept-by now",
+        "--accept-by must be a unix time or +SECONDS"),
+    row("contract-expiry-now", f"{CREATE.replace('--expiry +60', '--expiry now')} --terms @g",
+        "--expiry must be a unix time or +SECONDS"),
     row("ppa-propose-accept-by-arabic", f"{PROPOSE} --accept-by {ARABIC_INDIC_1200}",
         "--accept-by"),
     row("ppa-propose-period-short", f"{PROPOSE} --period 59", "--period"),
