@@ -491,9 +491,10 @@ def format_decimal(n: int, places: int, *, min_places: int = 0) -> str:
     return f"{sign}{q}.{frac}" if frac else f"{sign}{q}"
 
 
-def parse_price(text: str) -> int:
-    """A price in units per kWh ('0.50') to micro-units per kWh (500000)."""
-    return parse_decimal(text, 6, "price")
+def parse_price(text: str, what: str = "price") -> int:
+    """A price in units per kWh ('0.50') to micro-units per kWh (500000);
+    an error names ``what`` (a CLI option, say)."""
+    return parse_decimal(text, 6, what)
 
 
 def format_price(micro_per_kwh: int) -> str:
@@ -501,9 +502,10 @@ def format_price(micro_per_kwh: int) -> str:
     return format_decimal(micro_per_kwh, 6, min_places=2)
 
 
-def parse_kwh(text: str) -> int:
-    """Energy in kWh ('100', '0.5') to Wh (100000, 500); finer than 1 Wh is an error."""
-    return parse_decimal(text, 3, "energy (kWh)")
+def parse_kwh(text: str, what: str = "energy (kWh)") -> int:
+    """Energy in kWh ('100', '0.5') to Wh (100000, 500); finer than 1 Wh is an
+    error, naming ``what``."""
+    return parse_decimal(text, 3, what)
 
 
 def format_kwh(wh: int) -> str:

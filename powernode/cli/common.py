@@ -38,14 +38,17 @@ from powernode.client import (
     RpcError,
     RpcUnavailable,
     endpoint_from_datadir,
+    read_bytes,
     read_key,
     read_text,
 )
 from powernode.core.crypto import KeyPair, parse_address
-from powernode.core.errors import ConfigError, DecodeError, PowernodeError
+from powernode.core.errors import ConfigError, DecodeError, GenesisError, PowernodeError
 from powernode.core.hextext import from_hex
+from powernode.core.params import ChainParams
 from powernode.core.tx import Transaction
 from powernode.core.units import U63, clip, parse_decimal, parse_whole
+from powernode.state.genesis import parse_genesis_json
 from powernode.ws_client import WsUnavailable, wait_for_tx
 
 DEFAULT_DATADIR = Path.home() / ".powernode"
@@ -205,6 +208,25 @@ def capacity_arg(text: str) -> int:
     if not 1 <= w <= MAX_CAPACITY_W:
         raise UserError(f"--capacity-kw must be 0.001..{MAX_CAPACITY_W // 1000} kW")
     return w
+
+
+# The largest genesis file the CLI reads: a guard against `--genesis
+# /dev/zero` more than a limit on real chains (a dev genesis is a few KiB).
+MAX_GENESIS_BYTES = 64 * 1024 * 1024
+
+
+def read_genesis(src: Path) -> tuple[bytes, ChainParams]:
+    """A genesis file's bytes and the params the chain's own parser makes of
+    them; a file that is missing, too large or not a genesis is one
+    UserError naming it (and the key at fault)."""
+    try:
+        raw = read_bytes(src, "genesis file", max_bytes=MAX_GENESIS_BYTES)
+    except ConfigError as exc:
+        raise UserError(exc.message) from None
+    try:
+        return raw, parse_genesis_json(raw)
+    except GenesisError as exc:
+        raise UserError(f"{src}: {exc.message}") from None
 
 
 def address_arg(what: str) -> Callable[[str], bytes]:

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from powernode.cli.common import Subparsers, add_command
 
-# Options whose value is a path: bash completes file names for them.
-# Options whose value is a path (by dest; restore --from stores to "src").
+# Options whose value is a path, by dest (restore --from stores to "src"):
+# bash completes file names for them.
 _PATH_DESTS = {
     "datadir", "out", "key", "genesis", "rpc_cookie", "terms", "meter_key", "file", "src"
 }  # fmt: skip

@@ -54,6 +54,7 @@ from powernode.client import (
     format_kwh,
     format_money,
     format_price,
+    parse_price,
     read_bytes,
 )
 from powernode.core.errors import DecodeError
@@ -127,7 +128,7 @@ def kwh_arg(what: str) -> Callable[[str], int]:
 
 def price_arg(text: str) -> int:
     try:
-        price = parse_decimal(text, 6, "--price")  # as parse_price, naming the option
+        price = parse_price(text, "--price")
     except DecodeError as exc:
         raise UserError(exc.message) from None
     if price <= 0:

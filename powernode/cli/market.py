@@ -43,10 +43,12 @@ from powernode.client import (
     format_money,
     format_price,
     next_slot,
+    parse_kwh,
+    parse_price,
 )
 from powernode.core.errors import DecodeError
 from powernode.core.hextext import from_hex
-from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
+from powernode.core.units import clip, parse_units, parse_whole
 from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.params import PRODUCTS
 from powernode.engines.market.records import (
@@ -191,9 +193,8 @@ def cmd_register(a: argparse.Namespace) -> int:
 
 
 def cmd_order(a: argparse.Namespace) -> int:
-    # Parsed as parse_kwh and parse_price do, with the option named in an error.
-    energy = parse_decimal(a.energy_kwh, 3, "--energy-kwh")
-    price = parse_decimal(a.price, 6, "--price")
+    energy = parse_kwh(a.energy_kwh, "--energy-kwh")
+    price = parse_price(a.price, "--price")
     source = a.source or (ANY_SOURCE if a.side == BUY else None)
     if source is None:
         raise UserError(f"a sell order needs --source ({SOURCE_LIST})")

@@ -27,6 +27,7 @@ from powernode.cli.common import (
     emit,
     os_error_text,
     port_number,
+    read_genesis,
     report_tx,
     rpc_client,
     signing_key,
@@ -34,19 +35,14 @@ from powernode.cli.common import (
     tx_context,
     whole_number,
 )
-from powernode.client import build_transfer, read_bytes, write_key
+from powernode.client import build_transfer, write_key
 from powernode.core.crypto import KeyPair
-from powernode.core.errors import ConfigError, GenesisError, PowernodeError, StorageError
+from powernode.core.errors import ConfigError, PowernodeError, StorageError
 from powernode.core.units import format_units, parse_units
 from powernode.devnet.datadir import render_config, write_genesis
 from powernode.devnet.devchain import DEV_FUNDS, dev_genesis
-from powernode.state.genesis import parse_genesis_json
 
 # --- commands -----------------------------------------------------------------
-
-# The largest genesis file init reads: a guard against `--genesis /dev/zero`
-# more than a limit on real chains (a dev genesis is a few KiB).
-MAX_GENESIS_BYTES = 64 * 1024 * 1024
 
 
 def cmd_init(a: argparse.Namespace) -> int:
@@ -55,7 +51,8 @@ def cmd_init(a: argparse.Namespace) -> int:
         raise UserError("give --dev for a new dev chain, or --genesis FILE to join a chain")
     check_new_datadir(d)
     # Everything the user gave is checked before anything is written.
-    genesis = read_genesis(Path(a.genesis)) if a.genesis else None
+    # (a bad genesis is refused at init, naming the key, not at the first run)
+    genesis = read_genesis(Path(a.genesis))[0] if a.genesis else None
     key = KeyPair.generate()
     with building_dir(d) as tmp:
         write_key(tmp / "node.key", key)
@@ -93,21 +90,6 @@ def check_new_datadir(d: Path) -> None:
     if names:
         shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         raise UserError(f"{d} is not empty ({shown}); give --datadir a new or empty directory")
-
-
-def read_genesis(src: Path) -> bytes:
-    """The bytes of ``--genesis FILE``, once the chain's own parser accepts
-    them: a bad genesis is refused at init, naming the key, not at the first
-    ``run``."""
-    try:
-        raw = read_bytes(src, "genesis file", max_bytes=MAX_GENESIS_BYTES)
-    except ConfigError as exc:
-        raise UserError(exc.message) from None
-    try:
-        parse_genesis_json(raw)
-    except GenesisError as exc:
-        raise UserError(f"{src}: {exc.message}") from None
-    return raw
 
 
 @contextmanager

@@ -15,15 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from powernode.cli.common import Subparsers, UserError, add_command, whole_number
+from powernode.cli.common import Subparsers, UserError, add_command, read_genesis, whole_number
 from powernode.client import read_bytes
-from powernode.core.errors import BadProof, GenesisError
+from powernode.core.errors import BadProof
 from powernode.core.units import U63, clip
 from powernode.state.certproof import MAX_PROOF_BYTES, ProofResult, verify_proof
-from powernode.state.genesis import parse_genesis_json
-
-# A genesis file is a few KiB; the bound only stops `--genesis /dev/zero`.
-MAX_GENESIS_BYTES = 64 * 1024 * 1024
 
 
 def work_arg(text: str) -> int:
@@ -47,11 +43,7 @@ def summary(r: ProofResult) -> str:
 
 
 def cmd_verify_proof(a: argparse.Namespace) -> int:
-    genesis = read_bytes(Path(a.genesis), "genesis file", max_bytes=MAX_GENESIS_BYTES)
-    try:
-        params = parse_genesis_json(genesis)
-    except GenesisError as exc:
-        raise UserError(f"{a.genesis}: {exc.message}") from None
+    _, params = read_genesis(Path(a.genesis))
     raw = read_bytes(Path(a.file), "proof file", max_bytes=MAX_PROOF_BYTES)
     try:
         # The clock only refuses headers from beyond the chain's max_future,

@@ -11,9 +11,14 @@ import re
 _HEX = re.compile(r"[0-9a-fA-F]*")
 
 
+def is_hex(text: str) -> bool:
+    """Whether ``text`` is hex digits and nothing else (any number of them)."""
+    return _HEX.fullmatch(text) is not None
+
+
 def from_hex(text: str) -> bytes:
     """The bytes of ``text``, an even number of hex digits and nothing else
     (no ``0x``, no spaces); ValueError otherwise."""
-    if len(text) % 2 or _HEX.fullmatch(text) is None:
+    if len(text) % 2 or not is_hex(text):
         raise ValueError(f"not an even number of hex digits: {text[:80]!r}")
     return bytes.fromhex(text)

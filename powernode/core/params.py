@@ -8,7 +8,6 @@ with ``_`` are comments.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,7 +15,7 @@ from typing import Any, Protocol
 from powernode.core import encoding
 from powernode.core.crypto import ADDRESS_SIZE, sha256
 from powernode.core.errors import GenesisError
-from powernode.core.hextext import from_hex
+from powernode.core.hextext import from_hex, is_hex
 from powernode.core.pow import MAX_TARGET
 from powernode.core.units import MAX_MONEY
 
@@ -137,16 +136,13 @@ def _int(d: dict[str, Any], key: str, *, lo: int = 0, hi: int = 2**63 - 1) -> in
     return v
 
 
-_TARGET_HEX = re.compile(r"[0-9a-fA-F]+")
-
-
 def _target(d: dict[str, Any], key: str) -> int:
     v = d[key]
     if type(v) is not str:
         raise GenesisError(f"genesis {key}: expected a hex string")
     digits = v.removeprefix("0x")
     # Hex digits only: int(..., 16) would also take spaces and underscores.
-    if _TARGET_HEX.fullmatch(digits) is None:
+    if not digits or not is_hex(digits):
         raise GenesisError(f"genesis {key}: not hex: {v!r}")
     t = int(digits, 16)
     if not 1 <= t <= MAX_TARGET:

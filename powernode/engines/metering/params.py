@@ -21,6 +21,7 @@ from typing import Any
 
 from powernode.core.crypto import ADDRESS_SIZE
 from powernode.core.errors import GenesisError
+from powernode.core.hextext import is_hex
 from powernode.core.params import ChainParams, GenesisSection
 from powernode.engines.market.params import ENGINE_NAME as MARKET_ENGINE
 from powernode.engines.market.params import MarketParams
@@ -99,9 +100,6 @@ def _int(values: Mapping[str, Any], key: str, default: int, lo: int, hi: int) ->
     return v
 
 
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
 def _authorities(raw: Any) -> tuple[bytes, ...]:
     if type(raw) is not tuple:
         raise _bad("authorities", "expected a list of addresses")
@@ -110,8 +108,7 @@ def _authorities(raw: Any) -> tuple[bytes, ...]:
         if type(item) is not str:
             raise _bad("authorities", f"expected a hex address, got {item!r}")
         digits = item.removeprefix("0x")
-        # Exactly 40 hex digits: bytes.fromhex alone would skip spaces.
-        if len(digits) != 2 * ADDRESS_SIZE or not all(c in _HEX for c in digits):
+        if len(digits) != 2 * ADDRESS_SIZE or not is_hex(digits):
             raise _bad("authorities", f"expected {2 * ADDRESS_SIZE} hex characters, got {item!r}")
         addr = bytes.fromhex(digits)
         if addr in out:
