@@ -438,7 +438,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PCT",
         help="cap each node's miner at PCT%% of a core (the target gets easier to match)",
     )
-    sp.add_argument("--easy", action="store_true", help="trivial difficulty (tests)")
+    sp.add_argument(
+        "--easy",
+        action="store_true",
+        help="trivial difficulty, with --no-mine: blocks only on dev.mine (tests)",
+    )
     sp.add_argument(
         "--netns",
         action="store_true",
@@ -477,6 +481,14 @@ def main(argv: list[str] | None = None) -> int:
     sp = add("heal", "(--netns) end partitions and isolations: one network again")
     sp.set_defaults(fn=cmd_heal)
     args = ap.parse_args(argv)
+    if args.fn is cmd_up and args.easy and not args.no_mine:
+        # At a trivial target every miner finds blocks as fast as it hashes,
+        # each on its own branch: hundreds of blocks a second and reorgs
+        # hundreds of blocks deep, which no scripted run can rely on.
+        ap.error(
+            "up: --easy needs --no-mine (blocks only on dev.mine); with miners on, "
+            "--block-time sets the pace"
+        )
     return int(args.fn(args))
 
 

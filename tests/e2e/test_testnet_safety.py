@@ -72,6 +72,12 @@ def test_up_refuses_fewer_than_one_node(tmp_path: Path, nodes: str) -> None:
     assert not (tmp_path / "t").exists()
 
 
+def test_up_takes_easy_only_without_miners(tmp_path: Path) -> None:
+    r = up("--dir", str(tmp_path / "t"), "--easy")
+    assert r.returncode == 2 and "--easy needs --no-mine" in r.stderr
+    assert not (tmp_path / "t").exists()
+
+
 def test_what_up_may_replace(tmp_path: Path) -> None:
     refuse = load_script().refuse_foreign_dir
     refuse(tmp_path / "missing", force=False)
