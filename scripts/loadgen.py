@@ -13,7 +13,8 @@ order (the details are in the ``scripts/benchkit/load/`` modules):
    ``--sign-procs`` processes) before the first one is sent; fresh
    ``--senders`` keys, or the demo keys with ``--demo-keys``.
 2. Funding (``send``). Each fresh sender gets one transfer from a demo
-   key; the run waits until every node reports every funding tx confirmed.
+   key; the run waits until every node reports every funding tx confirmed
+   under one more block (2 confirmations: a tx at the tip may be reorged away).
 3. Sending (``send``). Each sender talks to one node, in ``tx.submit``
    batches of ``--batch`` over ``--conns`` connections per node, at
    ``--rate`` or (``--max``) as fast as the node answers.

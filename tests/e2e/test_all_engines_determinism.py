@@ -136,7 +136,13 @@ def test_four_mining_nodes_agree_on_every_engine(net: ProcessNetwork) -> None:
         # 4. readings of the slot's interval once it has ended (production for
         # the PPA share and the trades, in one meter.batch a consumer relays;
         # consumption, one meter.report each), then the contracts run
-        wait_until(lambda: chain_now(cs[0]) >= slot + INTERVAL, timeout=240, what="the slot ends")
+        # (on every node: the readings go to all of them, and a node whose
+        # tip is older would refuse them as interval_not_ended)
+        wait_until(
+            lambda: min(chain_now(c) for c in cs) >= slot + INTERVAL,
+            timeout=240,
+            what="the slot ends",
+        )
         workload.report(w, PARTIES, devs, slot, contracts, CONSUMERS[0], batched=True)
         phase(3)
 

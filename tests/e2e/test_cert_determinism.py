@@ -34,7 +34,14 @@ from powernode.core.tx import Transaction, sign_tx
 from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.wait import wait_until
 from powernode.devnet.workload import root_cert_id
-from tests.e2e.test_market_determinism import MARKETS, TARGET, confirmed, converge, height
+from tests.e2e.test_market_determinism import (
+    MARKETS,
+    TARGET,
+    buried,
+    confirmed,
+    converge,
+    height,
+)
 from tests.harness.procnet import ProcessNetwork
 
 pytestmark = pytest.mark.e2e
@@ -111,7 +118,8 @@ def net(tmp_path: Path) -> Iterator[ProcessNetwork]:
 
 def send(net: ProcessNetwork, cs: list[RpcClient], txs: list[Transaction], offset: int) -> None:
     """Round robin over the nodes in waves with blocks between them; wait
-    until every tx is confirmed."""
+    until every node has every tx under a block (the next phase may go to
+    any node and need these txs)."""
     for start in range(0, len(txs), WAVE):
         target = height(cs[0]) + 1
         for i in range(start, min(start + WAVE, len(txs))):
@@ -119,7 +127,7 @@ def send(net: ProcessNetwork, cs: list[RpcClient], txs: list[Transaction], offse
             assert c.submit(txs[i]) == txs[i].txid.hex()
         wait_until(lambda: height(cs[0]) >= target, timeout=30, what="a block between waves")  # noqa: B023
     ids = [tx.txid.hex() for tx in txs]
-    wait_until(lambda: confirmed(cs[0], ids), timeout=90, what="every tx of the phase confirmed")
+    wait_until(lambda: buried(cs, ids), timeout=90, what="every tx of the phase on every node")
 
 
 def cert_view(

@@ -150,6 +150,21 @@ def confirmed(c: RpcClient, txids: list[str]) -> list[dict[str, Any]] | None:
     return got
 
 
+def buried(cs: list[RpcClient], txids: list[str], depth: int = 2) -> bool:
+    """Every node has every tx on its main chain under ``depth - 1`` blocks.
+    With several miners a node may sit on a rival block for a while, and a
+    tip may be reorged away: a next phase whose txs need these (another
+    account's device, PPA or certificate) is refused by a node without them."""
+    for c in cs:
+        got = c.batch([("tx.get", {"id": t}) for t in txids])
+        if any(
+            isinstance(g, RpcError) or g["status"] != "confirmed" or g["confirmations"] < depth
+            for g in got
+        ):
+            return False
+    return True
+
+
 def height(c: RpcClient) -> int:
     return int(c.call("node.info")["height"])
 

@@ -179,7 +179,9 @@ def test_backup_under_load_restores_to_the_same_tip_and_state_root(
             assert state_at(b, r["height"]) == (r["tip"], backup_root)
             # ...and syncs on from its peer, the original still mining.
             target = a.call("node.info")["height"]
-            wait_until(lambda: b.call("node.info")["height"] >= target, what="b synced")
+            wait_until(
+                lambda: b.call("node.info")["height"] >= target, timeout=120, what="b synced"
+            )
             assert state_at(b, target) == state_at(a, target)
             # A restore into a running node's data dir is refused.
             one_line_error(

@@ -661,7 +661,9 @@ async def test_silent_addresses_do_not_hold_outbound_slots(
         node.p2p.add_address(other.p2p.listen)
         await async_wait_until(
             lambda: peer_by_listen(node, cast(P2P, other.p2p).listen),
-            timeout=4,
+            # Held forever, the slots would never free; 15 s leaves a busy
+            # box room for the 1 s handshake timeout and a maintenance pass.
+            timeout=15,
             what="the node to dial a good address",
         )
     finally:

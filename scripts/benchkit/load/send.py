@@ -3,7 +3,9 @@ funded from the demo keys, and the threads that send the pre-signed batches.
 
 Funding. Each fresh sender gets one transfer from a demo key
 (``DIR/keys/demoK.key``; the demo keys take turns, at most 200 pending
-each); the run waits until every node reports every funding tx confirmed.
+each); the run waits until every node reports every funding tx confirmed
+with ``FUND_DEPTH`` confirmations (a tx at the tip may be reorged away by a
+rival block, and its sender's transfers refused for want of funds).
 
 Sending. Each sender talks to one node (sender i to node i mod n, as a
 wallet talks to its node), so its nonces arrive in order; each node gets its
@@ -45,6 +47,7 @@ from powernode.devnet.wait import WaitTimeout, wait_until
 
 FUND_MARGIN = 1_000_000  # one unit on top of what a sender will spend
 FUND_PER_ROUND = 200  # funding txs per demo key per round (max_per_sender is 256)
+FUND_DEPTH = 2  # confirmations every node must show for a funding tx
 
 
 # --- per-node load and results -----------------------------------------------------
@@ -97,7 +100,8 @@ def demo_keys(d: Path) -> list[KeyPair]:
 def wait_confirmed(
     endpoints: Sequence[tuple[str, Endpoint]], txids: list[str], timeout: float, log: Log
 ) -> None:
-    """Until every node reports every tx in ``txids`` confirmed (tx.get in batches)."""
+    """Until every node reports every tx in ``txids`` confirmed with
+    ``FUND_DEPTH`` confirmations (tx.get in batches)."""
     clients = {name: RpcClient(ep, timeout=60) for name, ep in endpoints}
     pending = {name: list(txids) for name in clients}
     last_log = time.monotonic()
@@ -110,7 +114,11 @@ def wait_confirmed(
                 chunk = pending[name][i : i + 500]
                 res = c.batch([("tx.get", {"id": t}) for t in chunk])
                 for t, r in zip(chunk, res, strict=True):
-                    if isinstance(r, RpcError) or r.get("status") != "confirmed":
+                    if (
+                        isinstance(r, RpcError)
+                        or r.get("status") != "confirmed"
+                        or r.get("confirmations", 0) < FUND_DEPTH
+                    ):
                         left.append(t)
             pending[name] = left
         if any(pending.values()) and time.monotonic() - last_log > 5:
