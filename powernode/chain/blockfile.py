@@ -20,7 +20,9 @@ import json
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from powernode.core.hextext import from_hex
 
 MAGIC = b"PWNBLK01"
 # Larger than the largest block the chain allows (16 MiB), with room to spare.
@@ -67,6 +69,19 @@ def _exactly(f: BinaryIO, n: int, what: str) -> bytes:
     return data
 
 
+def _text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError("not a string")
+    return v
+
+
+def _height(v: Any) -> int:
+    # json gives 1.0 or true for what export writes as 1: not ours
+    if type(v) is not int:
+        raise TypeError("not a whole number")
+    return v
+
+
 def read_header(f: BinaryIO) -> BlockFileHeader:
     if f.read(len(MAGIC)) != MAGIC:
         raise BlockFileError("not a powernode block export (no PWNBLK01 magic)")
@@ -77,10 +92,10 @@ def read_header(f: BinaryIO) -> BlockFileHeader:
     try:
         doc = json.loads(raw)
         header = BlockFileHeader(
-            chain_id=str(doc["chain_id"]),
-            genesis=bytes.fromhex(doc["genesis"]),
-            first=int(doc["from"]),
-            last=int(doc["to"]),
+            chain_id=_text(doc["chain_id"]),
+            genesis=from_hex(_text(doc["genesis"])),
+            first=_height(doc["from"]),
+            last=_height(doc["to"]),
         )
     except (ValueError, KeyError, TypeError):
         raise BlockFileError("its header is not the JSON an export writes") from None

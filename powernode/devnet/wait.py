@@ -93,7 +93,7 @@ class Poll:
 
 
 def wait_until(
-    cond: Callable[[], T],
+    cond: Callable[[], T | None],
     *,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = DEFAULT_INTERVAL,

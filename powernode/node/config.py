@@ -13,6 +13,7 @@ error texts would still need rewriting into this one-line form.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -378,8 +379,11 @@ def _check_strings(cfg: NodeConfig) -> None:
             f'config [explorer] enabled: expected "auto", true or false, not {enabled!r}'
         )
     for name in cfg.explorer.hosts:
-        if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
-            raise ConfigError(f"config [explorer] hosts: {name!r} is not a host name")
+        if not _is_host_name(name):
+            raise ConfigError(
+                f"config [explorer] hosts: {name!r} is not a host name "
+                "(a name or IP without a port, an IPv6 address without brackets)"
+            )
     for peer in cfg.p2p.peers:
         if not isinstance(peer, str) or not is_host_port(peer):
             raise ConfigError(f"config [p2p] peers: {peer!r} is not 'host:port' (port 1..65535)")
@@ -390,6 +394,20 @@ def _check_strings(cfg: NodeConfig) -> None:
             raise ConfigError(
                 f'config [mining] address: {exc.message} (40 hex digits, or "" for the node key\'s)'
             ) from None
+
+
+def _is_host_name(name: Any) -> bool:
+    """A Host header's host as the RPC server compares it (port and IPv6
+    brackets stripped): an entry with a port or brackets would never match."""
+    if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
+        return False
+    if ":" in name:
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            return False
+        return True
+    return not any(c in name for c in "[]/@")
 
 
 def is_host_port(text: str) -> bool:

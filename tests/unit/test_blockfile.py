@@ -4,6 +4,7 @@ and a file that is not one, or is cut short, is refused by name."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -73,3 +74,20 @@ def test_a_header_without_a_range_is_refused() -> None:
     write_header(f, BlockFileHeader(chain_id="unit", genesis=bytes(32), first=5, last=4))
     with pytest.raises(BlockFileError, match="no range"):
         read_all(f.getvalue())
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"chain_id": "unit", "genesis": "00 " * 32, "from": 1, "to": 1},
+        {"chain_id": "unit", "genesis": "00" * 32, "from": 1.0, "to": 1},
+        {"chain_id": "unit", "genesis": "00" * 32, "from": True, "to": 1},
+        {"chain_id": "unit", "genesis": "00" * 32, "from": "1", "to": 1},
+        {"chain_id": 7, "genesis": "00" * 32, "from": 1, "to": 1},
+    ],
+)
+def test_a_header_field_export_never_writes_is_refused(doc: dict[str, object]) -> None:
+    raw = json.dumps(doc).encode()
+    data = MAGIC + len(raw).to_bytes(4, "big") + raw
+    with pytest.raises(BlockFileError, match="not the JSON an export writes"):
+        read_header(io.BytesIO(data))

@@ -240,6 +240,11 @@ def test_every_number_is_checked_against_its_range(
         ("mining", "address", '"abcd"', r"^config \[mining\] address: address must be 20 bytes"),
         ("", "genesis", '""', r"^config genesis: expected a path"),
         ("rpc", "port", "true", r"^config \[rpc\] port: expected int"),
+        # A Host is compared without its port and IPv6 brackets: such an
+        # entry would never match.
+        ("explorer", "hosts", '["node.example:8645"]', r"hosts: 'node.example:8645' is not"),
+        ("explorer", "hosts", '["[fe80::1]"]', r"hosts: '\[fe80::1\]' is not"),
+        ("explorer", "hosts", '["a b"]', r"^config \[explorer\] hosts: 'a b'"),
     ],
 )
 def test_strings_that_must_parse_are_checked_at_load(
@@ -252,6 +257,8 @@ def test_strings_that_must_parse_are_checked_at_load(
 def test_good_strings_load(tmp_path: Path) -> None:
     d = _with(tmp_path / "a", "p2p", "peers", '["127.0.0.1:8646", "node.example:1", "[::1]:9"]')
     assert load_config(d).p2p.peers == ("127.0.0.1:8646", "node.example:1", "[::1]:9")
+    d = _with(tmp_path / "c", "explorer", "hosts", '["node.example", "fe80::1", "10.0.0.5", "*"]')
+    assert load_config(d).explorer.hosts == ("node.example", "fe80::1", "10.0.0.5", "*")
     d = _with(tmp_path / "b", "mining", "address", '"0x' + "ab" * 20 + '"')
     assert load_config(d).mining.address == "0x" + "ab" * 20
 

@@ -2,7 +2,7 @@
 // verification and proof download.
 
 import { batch, call, RpcError } from "./rpc.js";
-import { h, field, fields, table, section, valueContent } from "./dom.js";
+import { h, field, fields, table, section, valueContent, LIST_LIMIT, listNote } from "./dom.js";
 import * as fmt from "./format.js";
 
 // ---- certificates ---------------------------------------------------------
@@ -27,8 +27,8 @@ export function certTable(certs) {
 }
 
 export async function certsPage(ctx) {
-  const certs = await call("cert.list", {});
-  return section("Certificates", certTable(certs));
+  const certs = await call("cert.list", { limit: LIST_LIMIT });
+  return section("Certificates", certTable(certs), listNote("certs", certs));
 }
 
 export async function certPage(ctx, id) {

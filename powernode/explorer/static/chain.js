@@ -2,7 +2,7 @@
 // position, orders and what else it holds.
 
 import { batch, call } from "./rpc.js";
-import { h, fields, table, section, valueContent } from "./dom.js";
+import { h, fields, table, section, valueContent, LIST_LIMIT } from "./dom.js";
 import * as fmt from "./format.js";
 import { slotLink } from "./market.js";
 import { certTable } from "./certs.js";
@@ -172,13 +172,13 @@ export async function accountPage(ctx, address) {
   const [account, position, orders, trades, participant, certs, ppas, devices, contracts] = await batch([
     { method: "account.get", params: { address: a } },
     { method: "market.position", params: { participant: a }, optional: true },
-    { method: "market.orders", params: { participant: a }, optional: true },
+    { method: "market.orders", params: { participant: a, limit: LIST_LIMIT }, optional: true },
     { method: "market.trades", params: { participant: a, limit: 100 }, optional: true },
     { method: "market.participant", params: { address: a }, optional: true },
-    { method: "cert.list", params: { owner: a }, optional: true },
-    { method: "ppa.list", params: { party: a }, optional: true },
-    { method: "device.list", params: { owner: a }, optional: true },
-    { method: "contract.list", params: { party: a }, optional: true },
+    { method: "cert.list", params: { owner: a, limit: LIST_LIMIT }, optional: true },
+    { method: "ppa.list", params: { party: a, limit: LIST_LIMIT }, optional: true },
+    { method: "device.list", params: { owner: a, limit: LIST_LIMIT }, optional: true },
+    { method: "contract.list", params: { party: a, limit: LIST_LIMIT }, optional: true },
   ]);
   const out = [
     section(

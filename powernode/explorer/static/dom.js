@@ -127,6 +127,20 @@ export function tableRow(columns, row, rowId) {
   return tr;
 }
 
+// The most rows a list page asks for: a list past the bound of an answer
+// without auth ([explorer] max_response_bytes) would fail the whole page.
+export const LIST_LIMIT = 1000;
+
+// Under a table that got LIST_LIMIT rows: there may be more.
+export function listNote(name, rows) {
+  if (!rows || rows.length < LIST_LIMIT) return null;
+  return h(
+    "p",
+    { class: "meta", dataset: { note: name } },
+    `The first ${LIST_LIMIT.toLocaleString("en-US")} shown; RPC's limit and filters give the rest.`,
+  );
+}
+
 export function section(title, ...children) {
   return h("section", { class: "card" }, h("h2", {}, title), ...children);
 }

@@ -1,8 +1,8 @@
 // Registry pages: devices and their readings, PPAs with their progress,
 // contracts, and the node's peers.
 
-import { batch, call } from "./rpc.js";
-import { h, field, fields, table, section, valueContent } from "./dom.js";
+import { batch, call, RpcError } from "./rpc.js";
+import { h, field, fields, table, section, valueContent, LIST_LIMIT, listNote } from "./dom.js";
 import * as fmt from "./format.js";
 import { certTable } from "./certs.js";
 
@@ -22,17 +22,22 @@ const DEVICE_COLUMNS = [
 ];
 
 export async function devicesPage(ctx) {
-  const devices = await call("device.list", {});
-  return section("Devices", deviceTable(devices));
+  const devices = await call("device.list", { limit: LIST_LIMIT });
+  return section("Devices", deviceTable(devices), listNote("devices", devices));
 }
 
 export async function devicePage(ctx, id) {
   const device = id.replace(/^0x/i, "").toLowerCase();
-  const [d, readings, certs] = await batch([
+  const [d, params, certs] = await batch([
     { method: "device.get", params: { device } },
-    { method: "meter.readings", params: { device } },
-    { method: "cert.list", params: { device }, optional: true },
+    { method: "cert.params" },
+    { method: "cert.list", params: { device, limit: LIST_LIMIT }, optional: true },
   ]);
+  // The latest LIST_LIMIT intervals at most (one reading each): a meter's
+  // whole history would outgrow the bound of an answer without auth.
+  const span = (LIST_LIMIT - 1) * Number(params.interval_seconds);
+  const start = d.last_interval == null ? 0 : Math.max(0, Number(d.last_interval) - span);
+  const readings = await call("meter.readings", { device, start });
   const out = [
     section(
       "Device",
@@ -70,9 +75,19 @@ export async function devicePage(ctx, id) {
         (r) => r.interval,
         "no readings",
       ),
+      Number(d.readings) > readings.length
+        ? h(
+            "p",
+            { class: "meta", dataset: { note: "readings" } },
+            `Readings of the latest ${LIST_LIMIT.toLocaleString("en-US")} intervals; ` +
+              `${Number(d.readings).toLocaleString("en-US")} in all.`,
+          )
+        : null,
     ),
   ];
-  if (certs && certs.length) out.push(section("Certificates issued", certTable(certs)));
+  if (certs && certs.length) {
+    out.push(section("Certificates issued", certTable(certs), listNote("certs", certs)));
+  }
   return out;
 }
 
@@ -100,8 +115,8 @@ export function ppaTable(ppas) {
 }
 
 export async function ppasPage(ctx) {
-  const ppas = await call("ppa.list", {});
-  return section("Power purchase agreements", ppaTable(ppas));
+  const ppas = await call("ppa.list", { limit: LIST_LIMIT });
+  return section("Power purchase agreements", ppaTable(ppas), listNote("ppas", ppas));
 }
 
 export async function ppaPage(ctx, id) {
@@ -181,8 +196,8 @@ export function deviceTable(devices) {
 }
 
 export async function contractsPage(ctx) {
-  const contracts = await call("contract.list", {});
-  return section("Contracts", contractTable(contracts));
+  const contracts = await call("contract.list", { limit: LIST_LIMIT });
+  return section("Contracts", contractTable(contracts), listNote("contracts", contracts));
 }
 
 export async function contractPage(ctx, id) {
@@ -223,7 +238,19 @@ export async function contractPage(ctx, id) {
 // ---- peers ----------------------------------------------------------------
 
 export async function peersPage(ctx) {
-  const [peers, stats] = await batch([{ method: "peer.list" }, { method: "peer.stats" }]);
+  const [peers, stats] = await batch([
+    { method: "peer.list", soft: true },
+    { method: "peer.stats", soft: true },
+  ]);
+  // A node without P2P (init --dev's default) has no peers: that is its
+  // state, not a page that failed to load.
+  if ([peers, stats].some((r) => r instanceof RpcError && r.code === "p2p_disabled")) {
+    return section(
+      "Peers",
+      h("p", { class: "empty", dataset: { field: "p2p", value: "off" } }, "P2P is off on this node: no peers."),
+    );
+  }
+  for (const r of [peers, stats]) if (r instanceof RpcError) throw r;
   return [
     section(
       "This node",
