@@ -174,6 +174,7 @@ def node_status(tn: TestnetLayout, n: TestnetNode) -> dict[str, Any]:
         state_root=info["state_root"],
         peers=sum(1 for p in peers if p.get("direction") in ("in", "out")),
         mempool=info["mempool_size"],
+        mempool_size=info["mempool_size"],  # node.info's name for it
         mining=info["mining"],
         rpc=info["rpc"],
     )
