@@ -439,6 +439,16 @@ def explorer_market(s: Seen) -> None:
     assert x.field("volume_wh").text == "50 kWh"
     assert x.field("avg_price").text.startswith("0.55")
     assert x.field("value").text.startswith("27.50")
+    # The demo waited for the slot's settlement: the seller's record, as
+    # market.settlement gives it.
+    settled = c.call("market.settlement", {"slot": slot})
+    assert x.field("settlement_pending").value == "false"
+    shown = {r.id: r for r in x.table("settlements")}
+    assert sorted(shown) == sorted(r["seller"] for r in settled["settlements"]) == [s.producer]
+    for rec in settled["settlements"]:
+        for col in ("height", "delivered_wh", "paid", "refunded", "penalty", "bundled_wh"):
+            assert shown[rec["seller"]].value(col) == str(rec[col]), col
+    assert shown[s.producer].text("delivered_wh") == "50 kWh"
     marks, labels = x.chart("trades")
     assert [(m.price, m.energy) for m in marks] == [("550000", "50000")]
     assert labels, "the trades chart has no axis labels"

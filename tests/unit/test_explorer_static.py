@@ -57,6 +57,7 @@ TABLES = [
     "readings",
     "ppas",
     "deliveries",
+    "settlements",
     "contracts",
     "peers",
     "matches",

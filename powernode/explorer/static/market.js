@@ -72,11 +72,13 @@ export async function marketPage(ctx) {
 
 export async function marketSlotPage(ctx, product, slotText) {
   const slot = Number(slotText);
-  const [book, stats, trades] = await batch([
+  const [book, stats, trades, settlement] = await batch([
     { method: "market.book", params: { product, slot, levels: 100 } },
     { method: "market.stats", params: { product, slot } },
     { method: "market.trades", params: { product, slot, limit: 1000 } },
+    { method: "market.settlement", params: { slot } },
   ]);
+  const pending = settlement.pending_slots.some((s) => Number(s) === slot);
   // Until its gate closes a slot's book and trades change with each block.
   ctx.refreshOnTip = !book.closed;
   const levelColumns = [
@@ -132,6 +134,30 @@ export async function marketSlotPage(ctx, product, slotText) {
         trades,
         (t) => t.seq,
         "no trades",
+      ),
+    ),
+    // Per seller, what the slot's settlement did (all products of the slot:
+    // settlement is by slot and seller).
+    section(
+      "Settlement",
+      fields([["pending", "settlement_pending", pending]]),
+      table(
+        "settlements",
+        [
+          { col: "seller", label: "seller", kind: "account" },
+          { col: "height", label: "block", kind: "height" },
+          { col: "metered_wh", label: "metered", kind: "energy" },
+          { col: "ppa_wh", label: "to PPAs", kind: "energy" },
+          { col: "sold_wh", label: "sold", kind: "energy" },
+          { col: "delivered_wh", label: "delivered", kind: "energy" },
+          { col: "paid", label: "paid", kind: "money" },
+          { col: "refunded", label: "refunded", kind: "money" },
+          { col: "penalty", label: "penalty", kind: "money" },
+          { col: "bundled_wh", label: "certificates bundled", kind: "energy" },
+        ],
+        settlement.settlements,
+        (r) => r.seller,
+        pending ? "not settled yet" : "nothing to settle",
       ),
     ),
   ];
