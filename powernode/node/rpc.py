@@ -101,13 +101,13 @@ from powernode.node.rpc_spec import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
     NOT_FOUND,
+    OPENRPC_DOC,
     PARSE_ERROR,
     REJECTED,
     RESPONSE_TOO_LARGE,
     MethodSpec,
     big_ints_as_strings,
     openrpc,
-    shape,
 )
 
 log = logging.getLogger("powernode.rpc")
@@ -125,7 +125,7 @@ _RESULT_ANSWER = b'{"jsonrpc": "2.0", "id": %b, "result": %b}'
 DISCOVER_SPEC = MethodSpec(
     summary="this node's API as an OpenRPC 1.2 document: every method, its params, "
     "result and errors (x-public: callable without auth while the explorer is on)",
-    result=shape("openrpc:str info:obj servers:list methods:list"),
+    result=OPENRPC_DOC,
     public=True,
 )
 

@@ -28,27 +28,40 @@ from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
 from powernode.node.rpc_spec import (
     ADDRESS,
+    HEX,
     ID32,
     LIST_LIMIT,
     LIST_MAX,
+    STR,
     MethodSpec,
     Param,
+    array_of,
     not_found,
     one_of,
     shape,
 )
 from powernode.node.rpc_spec import integer as int_schema
 
+# approved_height and retired_height are 0 until then (Device's record).
 _DEVICE = shape(
     "id:hex owner:hex kind:str source:str capacity_w:int location:str carbon_intensity:int "
-    "meter_pubkey:hex status:str registered_height:int approved_height:int? "
-    "retired_height:int? readings:int produced_wh:int consumed_wh:int last_interval:int?"
+    "meter_pubkey:hex status:str registered_height:int approved_height:int "
+    "retired_height:int readings:int produced_wh:int consumed_wh:int last_interval:int?"
 )
+_READING = shape(
+    "device:hex interval:int produced_wh:int consumed_wh:int relayer:hex txid:hex height:int "
+    "time:int"
+)
+_CLAIM = shape("beneficiary:str purpose:str period_start:int period_end:int retired_by:hex")
 _CERT = shape(
     "id:hex owner:hex producer:hex device:hex source:str location:str carbon_intensity:int "
     "type:str interval_start:int interval_end:int interval_seconds:int wh:int remaining_wh:int "
     "status:str parent:hex? issued_txid:hex issued_height:int issued_time:int expires:int "
-    "claim:obj? steps:int"
+    "claim:obj? steps:int",
+    claim=_CLAIM,
+)
+_STEP = shape(
+    "cert:hex kind:str txid:hex height:int time:int from:hex? to:hex? wh:int other:hex? note:str"
 )
 _UNKNOWN_DEVICE = not_found("unknown_device", "no such device")
 _UNKNOWN_CERT = not_found("unknown_cert", "no such certificate")
@@ -61,7 +74,9 @@ CERT_SPECS = {
         summary="the metering clock and the genesis certificates params",
         result=shape(
             "height:int time:int now:int authorities:list interval_seconds:int "
-            "reading_window:int validity:int green_threshold:int sources:list"
+            "reading_window:int validity:int green_threshold:int sources:list",
+            authorities=HEX,
+            sources=STR,
         ),
         public=True,
     ),
@@ -75,13 +90,13 @@ CERT_SPECS = {
     "device.list": MethodSpec(
         summary="devices in order of registration",
         params=(Param("owner", ADDRESS), Param("status", one_of(DEVICE_STATUSES)), LIST_LIMIT),
-        result={"type": "array", "items": dict(_DEVICE)},
+        result=array_of(_DEVICE),
         public=True,
     ),
     "meter.readings": MethodSpec(
         summary="a device's readings with start <= interval < end",
         params=(Param("device", ID32, required=True), _START, _END),
-        result={"type": "array"},
+        result=array_of(_READING),
         errors=(_UNKNOWN_DEVICE,),
         public=True,
     ),
@@ -103,13 +118,13 @@ CERT_SPECS = {
             _END,
             LIST_LIMIT,
         ),
-        result={"type": "array", "items": dict(_CERT)},
+        result=array_of(_CERT),
         public=True,
     ),
     "cert.trace": MethodSpec(
         summary="a certificate's lineage",
         params=_CERT_ID,
-        result=shape("cert:hex root:hex steps:list"),
+        result=shape("cert:hex root:hex steps:list", steps=_STEP),
         errors=(_UNKNOWN_CERT,),
         public=True,
     ),
@@ -117,10 +132,12 @@ CERT_SPECS = {
         summary="whether a certificate is valid, and what it certifies",
         params=_CERT_ID,
         result=shape(
-            "valid:bool problems:list usable:bool source:str carbon_intensity:int type:str "
-            "trace_length:int interval_start:int interval_end:int location:str status:str "
-            "remaining_wh:int owner:hex producer:hex device:hex wh:int expires:int root:hex "
-            "claim:obj?"
+            "id:hex valid:bool problems:list usable:bool source:str carbon_intensity:int "
+            "type:str trace_length:int interval_start:int interval_end:int location:str "
+            "status:str remaining_wh:int owner:hex producer:hex device:hex wh:int expires:int "
+            "root:hex claim:obj?",
+            problems=STR,
+            claim=_CLAIM,
         ),
         errors=(_UNKNOWN_CERT,),
         public=True,
@@ -133,7 +150,9 @@ CERT_SPECS = {
             Param("end", int_schema(), required=True),
         ),
         result=shape(
-            "intervals:list consumed_wh:int retired_wh:int matched_wh:int matched_bps:int"
+            "participant:hex start:int end:int intervals:list consumed_wh:int retired_wh:int "
+            "matched_wh:int matched_bps:int",
+            intervals=shape("interval:int consumed_wh:int retired_wh:int matched_wh:int"),
         ),
         public=True,
     ),
@@ -141,7 +160,13 @@ CERT_SPECS = {
         summary="the whole lineage tree of a certificate's root, root first, depth first "
         f"(at most {cq.TREE_MAX_NODES} certificates and {cq.TREE_MAX_STEPS} steps)",
         params=_CERT_ID,
-        result=shape("root:hex cert:hex nodes:list truncated:bool"),
+        result=shape(
+            "root:hex cert:hex nodes:list truncated:bool",
+            nodes=shape(
+                "id:hex parent:hex? owner:hex wh:int remaining_wh:int status:str steps:list",
+                steps=_STEP,
+            ),
+        ),
         errors=(_UNKNOWN_CERT,),
         public=True,
     ),

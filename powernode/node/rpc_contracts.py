@@ -29,27 +29,44 @@ from powernode.node import rpc_params as rp
 from powernode.node.rpc import Method, Params
 from powernode.node.rpc_spec import (
     ADDRESS,
+    HEX,
     ID32,
+    INT,
     LIST_LIMIT,
     LIST_MAX,
     MethodSpec,
     Param,
+    array_of,
+    map_of,
     not_found,
     one_of,
     shape,
 )
 
-_PPA = shape(
+# A PPA as ppa.list gives it; ppa.get adds its deliveries.
+_PPA_FIELDS = (
     "id:hex seller:hex buyer:hex device:hex? share_bps:int total_wh:int delivered_wh:int "
     "pending_wh:int progress_bps:int price:int paid:amount owed:amount escrow:amount start:int "
     "end:int duration_days:int period_seconds:int accept_deadline:int days_remaining:int "
-    "status:str shortfall_wh:int grace_until:int terminate_requested_by:hex? "
-    "proposed_height:int closed_time:int deliveries_count:int deliveries:list"
+    "status:str shortfall_wh:int grace_until:int terminate_requested_by:list "
+    "proposed_height:int closed_time:int deliveries_count:int"
 )
+_DELIVERY = shape(
+    "seq:int id:hex kind:str wh:int interval_start:int status:str value:amount cert_wh:int "
+    "cert:hex? height:int time:int confirm_by:int"
+)
+_PPA_ROW = shape(_PPA_FIELDS, terminate_requested_by=HEX)
+_PPA = shape(_PPA_FIELDS + " deliveries:list", terminate_requested_by=HEX, deliveries=_DELIVERY)
+# A condition or action as created: [tag, arg, ...], ids and addresses in hex.
+_TERM = {"type": "array"}
 _CONTRACT = shape(
     "id:hex address:hex creator:hex parties:list funded:amount escrow:amount expiry:int "
-    "conditions:list actions:list status:str approvals:list created_height:int "
-    "created_time:int closed_height:int? closed_txid:hex? min_fee:amount"
+    "conditions:list actions:list status:str approvals:obj created_height:int "
+    "created_time:int closed_height:int? closed_txid:hex? min_fee:amount",
+    parties=HEX,
+    conditions=_TERM,
+    actions=_TERM,
+    approvals=map_of(INT),
 )
 
 CONTRACT_SPECS = {
@@ -63,7 +80,7 @@ CONTRACT_SPECS = {
     "ppa.list": MethodSpec(
         summary="PPAs whose seller or buyer is party",
         params=(Param("party", ADDRESS), Param("status", one_of(PPA_STATUSES)), LIST_LIMIT),
-        result={"type": "array"},
+        result=array_of(_PPA_ROW),
         public=True,
     ),
     "contract.get": MethodSpec(
@@ -80,7 +97,7 @@ CONTRACT_SPECS = {
             Param("status", one_of(CONTRACT_STATUSES)),
             LIST_LIMIT,
         ),
-        result={"type": "array", "items": dict(_CONTRACT)},
+        result=array_of(_CONTRACT),
         public=True,
     ),
 }

@@ -71,7 +71,7 @@ EXPLORER_SPECS = {
         params=(
             Param("limit", int_schema(1, MEMPOOL_MAX), description=f"default {MEMPOOL_LIMIT}"),
         ),
-        result=shape("size:int txs:list"),
+        result=shape("size:int txs:list", txs=_POOL_ROW),
         public=True,
     ),
     "search": MethodSpec(
@@ -85,7 +85,8 @@ EXPLORER_SPECS = {
                 description="the text searched",
             ),
         ),
-        result=shape("q:str matches:list"),
+        # height: a block's only
+        result=shape("q:str matches:list", matches=shape("kind:str id:hex height:int")),
         public=True,
     ),
 }

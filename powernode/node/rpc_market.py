@@ -27,12 +27,14 @@ from powernode.node.rpc import Method, Params
 from powernode.node.rpc_spec import (
     ADDRESS,
     ID32,
+    INT,
     LIST_LIMIT,
     LIST_MAX,
     MethodSpec,
     Param,
     array_of,
     invalid,
+    map_of,
     not_found,
     one_of,
     shape,
@@ -56,12 +58,30 @@ _TRADE = shape(
     "status:str delivered_wh:int paid:amount refunded:amount penalty:amount bundled_wh:int "
     "settled_height:int escrow:amount"
 )
+_ORDER = shape(
+    "id:hex owner:hex product:str side:str slot:int energy:int price:int source:str "
+    "expiry:int tif:str seq:int height:int filled:int remaining:int escrow:amount status:str"
+)
+# A product's params as market.params gives them (MarketParams less its name).
+_MARKET_PARAMS = shape(
+    "slot_seconds:int gate_closure_seconds:int min_order_wh:int max_order_wh:int "
+    "price_tick:int min_price:int max_price:int open_hour:int close_hour:int "
+    "utc_offset_seconds:int min_lead_seconds:int max_lead_seconds:int price_rule:str "
+    "buyer_fee_bps:int seller_fee_bps:int shortfall_penalty_bps:int"
+)
+_LEVEL = shape("price:int energy:int orders:int")
+_SETTLEMENT = shape(
+    "slot:int seller:hex height:int time:int metered_wh:int ppa_wh:int sold_wh:int "
+    "delivered_wh:int paid:amount refunded:amount penalty:amount bundled_wh:int trades:int"
+)
 
 MARKET_SPECS = {
     "market.params": MethodSpec(
         summary="the market params of each product (or one)",
         params=(_PRODUCT,),
-        result=shape("height:int time:int market_time:int products:obj"),
+        result=shape(
+            "height:int time:int market_time:int products:obj", products=map_of(_MARKET_PARAMS)
+        ),
         errors=(_UNKNOWN_MARKET,),
         public=True,
     ),
@@ -73,7 +93,9 @@ MARKET_SPECS = {
             Param("levels", int_schema(1, MAX_LEVELS)),
         ),
         result=shape(
-            "product:str slot:int gate:int closed:bool open_orders:int bids:list asks:list"
+            "product:str slot:int gate:int closed:bool open_orders:int bids:list asks:list",
+            bids=_LEVEL,
+            asks=_LEVEL,
         ),
         errors=(_UNKNOWN_MARKET, _OFF_GRID),
         public=True,
@@ -99,7 +121,7 @@ MARKET_SPECS = {
             Param("limit", int_schema(1, TRADES_MAX), description=f"default {TRADES_LIMIT}"),
             Param("status", one_of(TRADE_STATUSES)),
         ),
-        result={"type": "array", "items": dict(_TRADE)},
+        result=array_of(_TRADE),
         errors=(_UNKNOWN_MARKET, _OFF_GRID),
         public=True,
     ),
@@ -110,16 +132,13 @@ MARKET_SPECS = {
             Param("status", one_of(ORDER_STATUSES)),
             LIST_LIMIT,
         ),
-        result={"type": "array"},
+        result=array_of(_ORDER),
         public=True,
     ),
     "market.order": MethodSpec(
         summary="an order by its id (the txid that placed it)",
         params=(Param("id", ID32, required=True),),
-        result=shape(
-            "id:hex owner:hex product:str side:str slot:int energy:int price:int source:str "
-            "expiry:int tif:str seq:int height:int filled:int remaining:int escrow:amount status:str"
-        ),
+        result=_ORDER,
         errors=(not_found(),),
         public=True,
     ),
@@ -158,7 +177,9 @@ MARKET_SPECS = {
     "market.settlement": MethodSpec(
         summary="slots still to settle and the settlements made",
         params=(Param("slot", int_schema()), Param("seller", ADDRESS)),
-        result=shape("pending_slots:list settlements:list"),
+        result=shape(
+            "pending_slots:list settlements:list", pending_slots=INT, settlements=_SETTLEMENT
+        ),
         public=True,
     ),
 }

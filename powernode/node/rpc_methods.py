@@ -37,13 +37,18 @@ from powernode.node.rpc_params import address, arg, flag, hex_bytes, host_port, 
 from powernode.node.rpc_spec import (
     ADDRESS,
     BOOL,
+    ERROR_OBJ,
     HEX,
     HOST_PORT,
     ID32,
+    INT,
+    STR,
     MethodSpec,
     Param,
     array_of,
+    map_of,
     not_found,
+    nullable,
     one_of,
     rejected,
     shape,
@@ -185,7 +190,7 @@ LOG_SPECS = {
             Param("category", one_of(list(CATEGORIES)), description="a log category"),
             Param("level", one_of([*LEVELS, "default"]), description="any case"),
         ),
-        result=shape("level:str categories:obj"),
+        result=shape("level:str categories:obj", categories=map_of(nullable(STR))),
     )
 }
 
@@ -218,6 +223,12 @@ def log_methods() -> dict[str, Method]:
 TX = shape(
     "id:hex chain_id:str type:str sender:hex pubkey:hex nonce:int fee:amount payload:any size:int"
 )
+# A receipt's events differ by event (README, "Receipt events").
+RECEIPT = shape(
+    "status:str fee:amount events:list error:obj",
+    events={"type": "object"},
+    error=ERROR_OBJ,
+)
 
 CHAIN_SPECS = {
     "chain.block": MethodSpec(
@@ -228,16 +239,24 @@ CHAIN_SPECS = {
             Param("verbose", BOOL, description="whole txs, not ids", by_position=False),
             Param("raw", BOOL, description="also the block's bytes", by_position=False),
         ),
-        result=shape(HEADER + " size:int in_main_chain:bool confirmations:int txs:list raw:hex"),
+        result=shape(
+            HEADER + " size:int in_main_chain:bool confirmations:int txs:list raw:hex",
+            txs={"oneOf": [dict(HEX), dict(TX)]},  # ids, or whole txs with verbose
+        ),
         errors=(not_found(),),
         public=True,
     ),
     "tx.get": MethodSpec(
         summary="a tx's status: pending, confirmed (with its receipt) or dropped",
         params=(Param("id", ID32, required=True),),
+        # height and confirmations are null for a block the index lost
+        # (Ledger.tx_status), never on a sound store.
         result=shape(
-            "status:str block:hex height:int index:int confirmations:int receipt:obj error:obj "
-            "tx:obj raw:hex"
+            "status:str block:hex height:int? index:int confirmations:int? receipt:obj "
+            "error:obj tx:obj raw:hex",
+            receipt=RECEIPT,
+            error=ERROR_OBJ,
+            tx=TX,
         ),
         errors=(not_found(),),
         public=True,
@@ -270,7 +289,7 @@ CHAIN_SPECS = {
             Param("blocks", int_schema(1, 10_000), description="default 1"),
             Param("address", ADDRESS, description="reward address (default the node's)"),
         ),
-        result=shape("hashes:list height:int"),
+        result=shape("hashes:list height:int", hashes=HEX),
         errors=(
             rejected("not_dev_mode", "not a dev chain"),
             rejected("mining_failed", "no nonce found"),
@@ -433,7 +452,8 @@ PEER_SPECS = {
         result=shape(
             "node_id:str inbound:int outbound:int inbound_held:int pending:int "
             "peak_inbound_held:int peak_inbound_peers:int max_inbound:int max_pending:int "
-            "max_pending_per_ip:int max_inbound_per_ip:int refused:obj"
+            "max_pending_per_ip:int max_inbound_per_ip:int refused:obj",
+            refused=map_of(INT),
         ),
         errors=(_DISABLED,),
         public=True,
@@ -453,7 +473,7 @@ PEER_SPECS = {
             *_TARGET,
             Param("seconds", int_schema(1, 10**8), description="default [p2p] ban_seconds"),
         ),
-        result=shape("banned:str seconds:int nodes:list"),
+        result=shape("banned:str seconds:int nodes:list", nodes=HEX),
         errors=(_DISABLED,),
     ),
     "peer.unban": MethodSpec(

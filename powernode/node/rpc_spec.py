@@ -156,20 +156,49 @@ _TYPES: dict[str, Schema] = {
 }
 
 
-def shape(fields: str) -> Schema:
+def nullable(schema: Schema) -> Schema:
+    return {"oneOf": [dict(schema), {"type": "null"}]}
+
+
+def shape(fields: str, **nested: Schema) -> Schema:
     """An object result from ``"name:type name:type? ..."`` (types: int,
-    amount, str, hex, bool, list, obj, big, any; ``?``: may be null)."""
+    amount, str, hex, bool, list, obj, big, any; ``?``: may be null).
+    ``nested`` names a ``list`` field's items or an ``obj`` field's own
+    schema, by the field's name, where the field's content is fixed."""
     props: dict[str, Any] = {}
     for field in fields.split():
         name, _, kind = field.partition(":")
-        nullable = kind.endswith("?")
-        schema = dict(_TYPES[kind.rstrip("?") or "any"])
-        props[name] = {"oneOf": [schema, {"type": "null"}]} if nullable else schema
+        may_be_null = kind.endswith("?")
+        kind = kind.rstrip("?") or "any"
+        schema: Schema = dict(_TYPES[kind])
+        inner = nested.get(name)
+        if inner is not None:
+            if kind == "list":
+                schema = array_of(inner)
+            elif kind == "obj":
+                schema = dict(inner)
+            else:
+                raise ValueError(f"{name}: only a list or obj field has a nested schema")
+        props[name] = nullable(schema) if may_be_null else schema
+    if not nested.keys() <= props.keys():
+        raise ValueError(f"nested schemas of no field: {sorted(nested.keys() - props.keys())}")
     return {"type": "object", "properties": props}
 
 
 def array_of(item: Schema) -> Schema:
     return {"type": "array", "items": dict(item)}
+
+
+def map_of(value: Schema) -> Schema:
+    """An object keyed by names the data holds (addresses, categories),
+    each value of schema ``value``."""
+    return {"type": "object", "additionalProperties": dict(value)}
+
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+# An error as ``{"code", "message"}`` (PowernodeError.to_dict).
+ERROR_OBJ = shape("code:str message:str")
 
 
 # --- errors -----------------------------------------------------------------------
@@ -234,6 +263,20 @@ def openrpc(specs: Mapping[str, MethodSpec], *, version: str, url: str) -> dict[
         "servers": [{"name": "this node", "url": url}],
         "methods": methods,
     }
+
+
+# The shape of what ``openrpc`` returns (``rpc.discover``'s result).
+OPENRPC_DOC = shape(
+    "openrpc:str info:obj servers:list methods:list",
+    info=shape("title:str version:str"),
+    servers=shape("name:str url:str"),
+    methods=shape(
+        "name:str summary:str paramStructure:str params:list result:obj errors:list x-public:bool",
+        params=shape("name:str required:bool schema:obj description:str x-by-name-only:bool"),
+        result=shape("name:str schema:obj"),
+        errors=shape("code:int message:str data:obj", data=shape("code:str")),
+    ),
+)
 
 
 def big_ints_as_strings(obj: Any) -> Any:

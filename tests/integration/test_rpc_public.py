@@ -90,7 +90,7 @@ async def test_no_auth_posts_have_their_own_small_bounds(node: Node) -> None:
         assert ["result" in a for a in answers] == [True, True, False, False, False]
         assert answers[-1]["error"]["data"]["code"] == "response_too_large"
         assert all("result" in a for a in (await rpc.raw(params))[1])
-        # A single answer past it is not sent either (rpc.discover: ~55 kB),
+        # A single answer past it is not sent either (rpc.discover: ~66 kB),
         # over POST and the WebSocket; with auth it is.
         async with http.post(url, json=call("rpc.discover")) as resp:
             assert (await resp.json())["error"]["data"]["code"] == "response_too_large"
@@ -157,7 +157,7 @@ async def test_a_no_auth_websocket_client_that_does_not_read_is_dropped(tmp_path
     try:
         async with aiohttp.ClientSession() as http, http.ws_connect(node.rpc_url) as ws:
             await async_wait_until(lambda: len(push.clients) == 1, what="the client connected")
-            batch = [call("rpc.discover", i) for i in range(5)]  # ~275 kB of answers
+            batch = [call("rpc.discover", i) for i in range(5)]  # ~330 kB of answers
             for _ in range(2000):
                 if not push.clients:
                     break

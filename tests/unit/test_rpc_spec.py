@@ -38,6 +38,7 @@ from powernode.node.rpc_spec import (
     MethodSpec,
     Param,
     big_ints_as_strings,
+    map_of,
     openrpc,
     shape,
 )
@@ -237,6 +238,20 @@ def test_the_openrpc_document_has_every_method_with_params_result_and_errors() -
     # A method without params cannot answer invalid_params.
     assert "invalid_params" not in {e["data"]["code"] for e in methods["node.info"]["errors"]}
     assert methods["chain.block"]["result"]["schema"]["properties"]["nonce"]["type"] == "string"
+
+
+def test_shape_declares_nested_rows_and_refuses_a_misplaced_one() -> None:
+    row = shape("a:int b:hex?")
+    got = shape("rows:list one:obj? n:int", rows=row, one=row)
+    assert got["properties"]["rows"] == {"type": "array", "items": row}
+    assert got["properties"]["one"] == {"oneOf": [row, {"type": "null"}]}
+    assert got["properties"]["n"] == {"type": "integer"}
+    assert row["properties"]["b"]["oneOf"][1] == {"type": "null"}
+    assert map_of(row) == {"type": "object", "additionalProperties": row}
+    with pytest.raises(ValueError, match="only a list or obj"):
+        shape("n:int", n=row)
+    with pytest.raises(ValueError, match="no field"):
+        shape("rows:list", rwos=row)
 
 
 def test_integers_past_2_53_become_strings_and_others_stay() -> None:
