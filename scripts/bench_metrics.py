@@ -56,13 +56,15 @@ class Scraper(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._halt.is_set():
+        # At least one scrape, however soon it is stopped: a phase's figures
+        # need one (a short --calls could end before the first).
+        while True:
             t0 = time.perf_counter()
             with urllib.request.urlopen(self.url, timeout=30) as resp:
                 self.size = len(resp.read())
             self.ms.append((time.perf_counter() - t0) * 1000)
-            if self.interval:
-                self._halt.wait(self.interval)
+            if self._halt.wait(self.interval):
+                break
 
     def stop(self) -> None:
         self._halt.set()
