@@ -97,7 +97,8 @@ def read_header(f: BinaryIO) -> BlockFileHeader:
             first=_height(doc["from"]),
             last=_height(doc["to"]),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
+        # (RecursionError: JSON nested thousands deep, which json refuses so)
         raise BlockFileError("its header is not the JSON an export writes") from None
     if len(header.genesis) != 32 or not 0 <= header.first <= header.last:
         raise BlockFileError("its header names no chain or no range of blocks")

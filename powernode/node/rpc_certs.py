@@ -52,7 +52,8 @@ _READING = shape(
     "device:hex interval:int produced_wh:int consumed_wh:int relayer:hex txid:hex height:int "
     "time:int"
 )
-_CLAIM = shape("beneficiary:str purpose:str period_start:int period_end:int retired_by:hex")
+# A claim period is any u64 the retire gave: past 2^53 a decimal string.
+_CLAIM = shape("beneficiary:str purpose:str period_start:amount period_end:amount retired_by:hex")
 _CERT = shape(
     "id:hex owner:hex producer:hex device:hex source:str location:str carbon_intensity:int "
     "type:str interval_start:int interval_end:int interval_seconds:int wh:int remaining_wh:int "
@@ -150,7 +151,7 @@ CERT_SPECS = {
             Param("end", int_schema(), required=True),
         ),
         result=shape(
-            "participant:hex start:int end:int intervals:list consumed_wh:int retired_wh:int "
+            "participant:hex start:amount end:amount intervals:list consumed_wh:int retired_wh:int "
             "matched_wh:int matched_bps:int",
             intervals=shape("interval:int consumed_wh:int retired_wh:int matched_wh:int"),
         ),

@@ -43,13 +43,14 @@ from powernode.node.rpc_spec import (
     shape,
 )
 
-# A PPA as ppa.list gives it; ppa.get adds its deliveries.
+# A PPA as ppa.list gives it; ppa.get adds its deliveries. Its times may be
+# any u64 a tx gave (past 2^53 a decimal string on the wire): amount.
 _PPA_FIELDS = (
     "id:hex seller:hex buyer:hex device:hex? share_bps:int total_wh:int delivered_wh:int "
-    "pending_wh:int progress_bps:int price:int paid:amount owed:amount escrow:amount start:int "
-    "end:int duration_days:int period_seconds:int accept_deadline:int days_remaining:int "
-    "status:str shortfall_wh:int grace_until:int terminate_requested_by:list "
-    "proposed_height:int closed_time:int deliveries_count:int"
+    "pending_wh:int progress_bps:int price:int paid:amount owed:amount escrow:amount "
+    "start:amount end:amount duration_days:int period_seconds:int accept_deadline:amount "
+    "days_remaining:int status:str shortfall_wh:int grace_until:amount "
+    "terminate_requested_by:list proposed_height:int closed_time:amount deliveries_count:int"
 )
 _DELIVERY = shape(
     "seq:int id:hex kind:str wh:int interval_start:int status:str value:amount cert_wh:int "
@@ -60,7 +61,7 @@ _PPA = shape(_PPA_FIELDS + " deliveries:list", terminate_requested_by=HEX, deliv
 # A condition or action as created: [tag, arg, ...], ids and addresses in hex.
 _TERM = {"type": "array"}
 _CONTRACT = shape(
-    "id:hex address:hex creator:hex parties:list funded:amount escrow:amount expiry:int "
+    "id:hex address:hex creator:hex parties:list funded:amount escrow:amount expiry:amount "
     "conditions:list actions:list status:str approvals:obj created_height:int "
     "created_time:int closed_height:int? closed_txid:hex? min_fee:amount",
     parties=HEX,

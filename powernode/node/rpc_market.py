@@ -60,7 +60,7 @@ _TRADE = shape(
 )
 _ORDER = shape(
     "id:hex owner:hex product:str side:str slot:int energy:int price:int source:str "
-    "expiry:int tif:str seq:int height:int filled:int remaining:int escrow:amount status:str"
+    "expiry:amount tif:str seq:int height:int filled:int remaining:int escrow:amount status:str"
 )
 # A product's params as market.params gives them (MarketParams less its name).
 _MARKET_PARAMS = shape(

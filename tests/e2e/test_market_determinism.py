@@ -158,7 +158,9 @@ def buried(cs: list[RpcClient], txids: list[str], depth: int = 2) -> bool:
     for c in cs:
         got = c.batch([("tx.get", {"id": t}) for t in txids])
         if any(
-            isinstance(g, RpcError) or g["status"] != "confirmed" or g["confirmations"] < depth
+            isinstance(g, RpcError)
+            or g["status"] != "confirmed"
+            or (g["confirmations"] or 0) < depth
             for g in got
         ):
             return False

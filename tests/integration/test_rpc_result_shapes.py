@@ -57,7 +57,8 @@ from powernode.core.tx import Transaction
 from powernode.devnet.datadir import init_datadir, write_genesis
 from powernode.devnet.devchain import ALWAYS_OPEN_MARKETS, dev_genesis
 from powernode.node.config import load_config
-from powernode.node.node import Node
+from powernode.node.node import Node, method_specs
+from powernode.node.rpc_spec import big_ints_as_strings
 from tests.harness import TEST_CHAIN
 from tests.harness.arpc import AsyncRpc
 from tests.integration.conftest import FUNDS, DevNode
@@ -520,3 +521,38 @@ async def test_every_read_result_matches_its_declared_shape(shapes_node: DevNode
     declared = set().union(*(declared_paths(s.schemas[m], m) for m in reads))
     unseen = declared - s.checker.seen - UNREACHED
     assert not unseen, f"declared shapes never seen with content: {sorted(unseen)}"
+
+
+def _field_schema(schema: dict[str, Any], path: list[str]) -> dict[str, Any]:
+    """The schema of the field at ``path`` ("[]": a list's items), a
+    nullable one's non-null alternative."""
+    for step in path:
+        if "oneOf" in schema and {"type": "null"} in schema["oneOf"]:
+            schema = next(a for a in schema["oneOf"] if a != {"type": "null"})
+        schema = schema["items"] if step == "[]" else schema["properties"][step]
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "value"),
+    [
+        # times a tx may set to any u64 (or a param to 2^63 - 1): past
+        # 2^53 - 1 every answer carries them as decimal strings
+        ("cert.verify", ["claim", "period_end"], 2**64 - 1),
+        ("cert.list", ["[]", "claim", "period_start"], 2**64 - 2),
+        ("cert.cfe", ["end"], 2**63 - 1),
+        ("market.orders", ["[]", "expiry"], 2**63 - 60),
+        ("ppa.list", ["[]", "start"], 2**64 - 1),
+        ("ppa.get", ["accept_deadline"], 2**64 - 1),
+        ("contract.get", ["expiry"], 2**64 - 1),
+    ],
+)
+def test_a_time_past_2_53_is_declared_as_the_string_it_becomes(
+    method: str, path: list[str], value: int
+) -> None:
+    result = method_specs()[method].result
+    assert result is not None
+    schema = _field_schema(dict(result), path)
+    on_the_wire = big_ints_as_strings(value)
+    assert on_the_wire == str(value)
+    assert Checker().problems(on_the_wire, schema, method) == []

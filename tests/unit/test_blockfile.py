@@ -91,3 +91,10 @@ def test_a_header_field_export_never_writes_is_refused(doc: dict[str, object]) -
     data = MAGIC + len(raw).to_bytes(4, "big") + raw
     with pytest.raises(BlockFileError, match="not the JSON an export writes"):
         read_header(io.BytesIO(data))
+
+
+def test_a_header_of_deeply_nested_json_is_refused_by_name() -> None:
+    raw = b"[" * 30_000 + b"]" * 30_000  # within the 64 KiB a header may be
+    data = MAGIC + len(raw).to_bytes(4, "big") + raw
+    with pytest.raises(BlockFileError, match="not the JSON an export writes"):
+        read_header(io.BytesIO(data))

@@ -2,7 +2,7 @@
 // position, orders and what else it holds.
 
 import { batch, call } from "./rpc.js";
-import { h, fields, table, section, valueContent, LIST_LIMIT } from "./dom.js";
+import { h, fields, table, section, valueContent, LIST_LIMIT, listNote } from "./dom.js";
 import * as fmt from "./format.js";
 import { slotLink } from "./market.js";
 import { certTable } from "./certs.js";
@@ -232,13 +232,16 @@ export async function accountPage(ctx, address) {
         orders || [],
         (o) => o.id,
       ),
+      listNote("orders", orders),
     ),
     section("Trades", table("trades", accountTradeColumns(a), trades || [], (t) => t.seq)),
   );
-  if (certs && certs.length) out.push(section("Certificates", certTable(certs)));
-  if (ppas && ppas.length) out.push(section("PPAs", ppaTable(ppas)));
-  if (devices && devices.length) out.push(section("Devices", deviceTable(devices)));
-  if (contracts && contracts.length) out.push(section("Contracts", contractTable(contracts)));
+  if (certs && certs.length) out.push(section("Certificates", certTable(certs), listNote("certs", certs)));
+  if (ppas && ppas.length) out.push(section("PPAs", ppaTable(ppas), listNote("ppas", ppas)));
+  if (devices && devices.length) out.push(section("Devices", deviceTable(devices), listNote("devices", devices)));
+  if (contracts && contracts.length) {
+    out.push(section("Contracts", contractTable(contracts), listNote("contracts", contracts)));
+  }
   return out;
 }
 

@@ -79,8 +79,9 @@ export async function marketSlotPage(ctx, product, slotText) {
     { method: "market.settlement", params: { slot } },
   ]);
   const pending = settlement.pending_slots.some((s) => Number(s) === slot);
-  // Until its gate closes a slot's book and trades change with each block.
-  ctx.refreshOnTip = !book.closed;
+  // Until its gate closes a slot's book and trades change with each block;
+  // until it settles (after the gate) its settlement can come with any.
+  ctx.refreshOnTip = !book.closed || pending;
   const levelColumns = [
     { col: "price", label: "price (/kWh)", kind: "price" },
     { col: "energy", label: "energy", kind: "energy" },

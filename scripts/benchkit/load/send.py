@@ -117,7 +117,7 @@ def wait_confirmed(
                     if (
                         isinstance(r, RpcError)
                         or r.get("status") != "confirmed"
-                        or r.get("confirmations", 0) < FUND_DEPTH
+                        or (r.get("confirmations") or 0) < FUND_DEPTH
                     ):
                         left.append(t)
             pending[name] = left
