@@ -28,18 +28,11 @@ from powernode.client import (
     build_register,
     cert_id_of,
     child_cert_id,
-    endpoint_from_datadir,
 )
 from powernode.core.crypto import KeyPair
 from powernode.core.tx import Transaction, sign_tx
-from powernode.devnet.datadir import init_datadir, write_genesis
-from powernode.devnet.devchain import ALWAYS_OPEN_MARKETS, dev_genesis
 from powernode.engines.metering import reading_message
-from powernode.node.config import load_config
-from powernode.node.node import Node
-from tests.harness import TEST_CHAIN
-from tests.harness.arpc import AsyncRpc
-from tests.integration.conftest import FUNDS, DevNode
+from tests.integration.conftest import DevNode, authority_node
 
 INVALID_PARAMS, NOT_FOUND = -32602, -32004
 INTERVAL = 900
@@ -48,25 +41,8 @@ INTERVAL = 900
 @pytest.fixture
 async def cert_node(tmp_path: Path, users: list[KeyPair]) -> AsyncIterator[DevNode]:
     """A dev node (miner off): users[3] is the only certificate authority."""
-    doc = dev_genesis(
-        {u.address: FUNDS for u in users}, chain_id=TEST_CHAIN, markets=ALWAYS_OPEN_MARKETS
-    )
-    doc["certificates"] = {
-        "authorities": [users[3].address.hex()],
-        "interval_seconds": INTERVAL,
-        "reading_window": 1800,
-        "validity": 604800,
-    }
-    genesis = write_genesis(tmp_path / "genesis.json", doc)
-    datadir = tmp_path / "node"
-    init_datadir(datadir, genesis)
-    node = Node(load_config(datadir))
-    await node.start()
-    try:
-        async with AsyncRpc(endpoint_from_datadir(datadir)) as rpc:
-            yield DevNode(node, rpc, genesis, datadir, users, TEST_CHAIN)
-    finally:
-        await node.stop()
+    async with authority_node(tmp_path, users, interval_seconds=INTERVAL) as dev:
+        yield dev
 
 
 async def mine(dev: DevNode, txs: list[Transaction]) -> list[dict[str, Any]]:

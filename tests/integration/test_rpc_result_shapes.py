@@ -49,19 +49,13 @@ from powernode.client import (
     build_transfer,
     cert_id_of,
     child_cert_id,
-    endpoint_from_datadir,
     next_slot,
 )
 from powernode.core.crypto import KeyPair
 from powernode.core.tx import Transaction
-from powernode.devnet.datadir import init_datadir, write_genesis
-from powernode.devnet.devchain import ALWAYS_OPEN_MARKETS, dev_genesis
-from powernode.node.config import load_config
-from powernode.node.node import Node, method_specs
+from powernode.node.node import method_specs
 from powernode.node.rpc_spec import big_ints_as_strings
-from tests.harness import TEST_CHAIN
-from tests.harness.arpc import AsyncRpc
-from tests.integration.conftest import FUNDS, DevNode
+from tests.integration.conftest import DevNode, authority_node
 
 INTERVAL = 900
 DAY = 86_400
@@ -236,25 +230,8 @@ def open_shapes(schema: dict[str, Any], path: str) -> set[str]:
 async def shapes_node(tmp_path: Path, users: list[KeyPair]) -> AsyncIterator[DevNode]:
     """A dev node (miner off, P2P listening without peers): users[3] is the
     only certificate authority; markets trade around the clock."""
-    doc = dev_genesis(
-        {u.address: FUNDS for u in users}, chain_id=TEST_CHAIN, markets=ALWAYS_OPEN_MARKETS
-    )
-    doc["certificates"] = {
-        "authorities": [users[3].address.hex()],
-        "interval_seconds": INTERVAL,
-        "reading_window": 1800,
-        "validity": 604800,
-    }
-    genesis = write_genesis(tmp_path / "genesis.json", doc)
-    datadir = tmp_path / "node"
-    init_datadir(datadir, genesis, p2p=True)
-    node = Node(load_config(datadir))
-    await node.start()
-    try:
-        async with AsyncRpc(endpoint_from_datadir(datadir)) as rpc:
-            yield DevNode(node, rpc, genesis, datadir, users, TEST_CHAIN)
-    finally:
-        await node.stop()
+    async with authority_node(tmp_path, users, interval_seconds=INTERVAL, p2p=True) as dev:
+        yield dev
 
 
 class Shapes:
