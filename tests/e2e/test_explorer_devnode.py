@@ -6,44 +6,25 @@ bound of an answer without auth)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from powernode.devnet.datadir import free_port
-from powernode.devnet.process import ProcessNode
+from powernode.client import endpoint_from_datadir
+from tests.e2e.test_cert_cli import mining_node, pj
 from tests.e2e.test_cli import pn
 from tests.harness.browser import Browser, ensure_chromium
 from tests.harness.explorer import Explorer
 
 pytestmark = pytest.mark.e2e
-
-
-def pj(*args: str) -> Any:
-    return json.loads(pn(*args, "--json").stdout)
-
-
-@pytest.fixture
-def dev_node(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    d = tmp_path / "node"
-    port = free_port()
-    pn("init", "--datadir", str(d), "--dev", "--rpc-port", str(port))
-    node = ProcessNode(d, extra_args=("--mine",))
-    node.start()
-    try:
-        yield d, port
-    finally:
-        node.stop()
+__all__ = ["mining_node"]  # the fixture, used by name
 
 
 def test_a_dev_nodes_explorer_shows_peers_off_and_a_devices_latest_readings(
-    dev_node: tuple[Path, int], tmp_path: Path
+    mining_node: Path, tmp_path: Path
 ) -> None:
     ensure_chromium()
-    d, port = dev_node
+    d = mining_node
     dd = ("--datadir", str(d))
     wait = ("--wait", "30")
     pj(
@@ -71,7 +52,8 @@ def test_a_dev_nodes_explorer_shows_peers_off_and_a_devices_latest_readings(
     )  # fmt: skip
     assert reading["receipt"]["status"] == "ok", reading
     with Browser() as b:
-        x = Explorer(b, f"http://127.0.0.1:{port}/", tmp_path / "shots")
+        base = endpoint_from_datadir(d).url.removesuffix("rpc")  # http://127.0.0.1:PORT/
+        x = Explorer(b, base, tmp_path / "shots")
         x.open()
         x.show("peers", "peers")
         assert x.field("p2p").value == "off"
