@@ -136,17 +136,19 @@ LIST_LIMIT = Param(
     description=f"at most this many (1..{LIST_MAX}), the first in the list's order; default all",
 )
 BOOL: Schema = {"type": "boolean"}
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
 HOST_PORT: Schema = {"type": "string", "pattern": "^.+:[0-9]+$"}
 # An integer that may pass 2^53: a decimal string on the wire.
 BIG_INT: Schema = {"type": "string", "pattern": "^[0-9]+$"}
 # An integer bounded in practice but not by type (money up to the 10^18
 # supply cap): a number, or a decimal string past 2^53 - 1.
-AMOUNT: Schema = {"oneOf": [{"type": "integer"}, BIG_INT]}
+AMOUNT: Schema = {"oneOf": [INT, BIG_INT]}
 
 _TYPES: dict[str, Schema] = {
-    "int": {"type": "integer"},
+    "int": INT,
     "amount": AMOUNT,
-    "str": {"type": "string"},
+    "str": STR,
     "hex": HEX,
     "bool": BOOL,
     "list": {"type": "array"},
@@ -195,8 +197,6 @@ def map_of(value: Schema) -> Schema:
     return {"type": "object", "additionalProperties": dict(value)}
 
 
-STR: Schema = {"type": "string"}
-INT: Schema = {"type": "integer"}
 # An error as ``{"code", "message"}`` (PowernodeError.to_dict).
 ERROR_OBJ = shape("code:str message:str")
 

@@ -156,13 +156,8 @@ def buried(cs: list[RpcClient], txids: list[str], depth: int = 2) -> bool:
     tip may be reorged away: a next phase whose txs need these (another
     account's device, PPA or certificate) is refused by a node without them."""
     for c in cs:
-        got = c.batch([("tx.get", {"id": t}) for t in txids])
-        if any(
-            isinstance(g, RpcError)
-            or g["status"] != "confirmed"
-            or (g["confirmations"] or 0) < depth
-            for g in got
-        ):
+        got = confirmed(c, txids)
+        if got is None or any((g["confirmations"] or 0) < depth for g in got):
             return False
     return True
 

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,24 @@ async def dev_node(tmp_path: Path, users: list[KeyPair]) -> AsyncIterator[DevNod
 
 
 @asynccontextmanager
+async def running_node(
+    tmp_path: Path, users: list[KeyPair], genesis_doc: dict[str, Any], *, p2p: bool = False
+) -> AsyncIterator[DevNode]:
+    """An in-process node (miner off) of the chain ``genesis_doc`` describes,
+    stopped on exit. ``p2p``: listening, no peers."""
+    genesis = write_genesis(tmp_path / "genesis.json", genesis_doc)
+    datadir = tmp_path / "node"
+    init_datadir(datadir, genesis, p2p=p2p)
+    node = Node(load_config(datadir))
+    await node.start()
+    try:
+        async with AsyncRpc(endpoint_from_datadir(datadir)) as rpc:
+            yield DevNode(node, rpc, genesis, datadir, users, TEST_CHAIN)
+    finally:
+        await node.stop()
+
+
+@asynccontextmanager
 async def authority_node(
     tmp_path: Path, users: list[KeyPair], *, interval_seconds: int = 900, p2p: bool = False
 ) -> AsyncIterator[DevNode]:
@@ -71,13 +90,5 @@ async def authority_node(
         "reading_window": 1800,
         "validity": 604800,
     }
-    genesis = write_genesis(tmp_path / "genesis.json", doc)
-    datadir = tmp_path / "node"
-    init_datadir(datadir, genesis, p2p=p2p)
-    node = Node(load_config(datadir))
-    await node.start()
-    try:
-        async with AsyncRpc(endpoint_from_datadir(datadir)) as rpc:
-            yield DevNode(node, rpc, genesis, datadir, users, TEST_CHAIN)
-    finally:
-        await node.stop()
+    async with running_node(tmp_path, users, doc, p2p=p2p) as dev:
+        yield dev

@@ -18,7 +18,6 @@ from powernode.client import (
     build_cancel,
     build_order,
     build_register,
-    endpoint_from_datadir,
     format_kwh,
     format_money,
     format_price,
@@ -29,13 +28,9 @@ from powernode.client import (
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import DecodeError
 from powernode.core.tx import Transaction, decode_tx
-from powernode.devnet.datadir import init_datadir, write_genesis
 from powernode.devnet.devchain import ALWAYS_OPEN_MARKETS, dev_genesis
-from powernode.node.config import load_config
-from powernode.node.node import Node
 from tests.harness import TEST_CHAIN
-from tests.harness.arpc import AsyncRpc
-from tests.integration.conftest import FUNDS, DevNode
+from tests.integration.conftest import FUNDS, DevNode, running_node
 
 INVALID_PARAMS, NOT_FOUND = -32602, -32004
 
@@ -46,16 +41,8 @@ async def market_node(tmp_path: Path, users: list[KeyPair]) -> AsyncIterator[Dev
     doc = dev_genesis(
         {u.address: FUNDS for u in users}, chain_id=TEST_CHAIN, markets=ALWAYS_OPEN_MARKETS
     )
-    genesis = write_genesis(tmp_path / "genesis.json", doc)
-    datadir = tmp_path / "node"
-    init_datadir(datadir, genesis)
-    node = Node(load_config(datadir))
-    await node.start()
-    try:
-        async with AsyncRpc(endpoint_from_datadir(datadir)) as rpc:
-            yield DevNode(node, rpc, genesis, datadir, users, TEST_CHAIN)
-    finally:
-        await node.stop()
+    async with running_node(tmp_path, users, doc) as dev:
+        yield dev
 
 
 async def submit_all(dev: DevNode, txs: list[Transaction]) -> None:

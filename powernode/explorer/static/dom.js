@@ -137,7 +137,7 @@ export function listNote(name, rows) {
   return h(
     "p",
     { class: "meta", dataset: { note: name } },
-    `The first ${LIST_LIMIT.toLocaleString("en-US")} shown; RPC's limit and filters give the rest.`,
+    `The first ${fmt.integer(LIST_LIMIT)} shown; RPC's limit and filters give the rest.`,
   );
 }
 

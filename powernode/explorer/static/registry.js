@@ -79,8 +79,7 @@ export async function devicePage(ctx, id) {
         ? h(
             "p",
             { class: "meta", dataset: { note: "readings" } },
-            `Readings of the latest ${LIST_LIMIT.toLocaleString("en-US")} intervals; ` +
-              `${Number(d.readings).toLocaleString("en-US")} in all.`,
+            `Readings of the latest ${fmt.integer(LIST_LIMIT)} intervals; ${fmt.integer(d.readings)} in all.`,
           )
         : null,
     ),
