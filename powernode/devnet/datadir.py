@@ -87,7 +87,7 @@ check_db = true         # check chain.db (SQLite quick_check) at every start
 [rpc]
 host = "127.0.0.1"
 port = {rpc_port}
-# token = ""            # fixed token instead of the per-start .cookie
+# token = ""            # a fixed token, accepted besides the per-start .cookie
 # Bounds on one request (README, "Request bounds"): what a client can make the node hold.
 max_request_bytes = 67108864   # body; longer is refused (HTTP 413)
 batch_limit = 1000             # calls in one batch

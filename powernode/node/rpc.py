@@ -212,13 +212,26 @@ def result_json(result: Any) -> str:
     return text
 
 
-def refusal(code: int, message: str, reason: str | None = None) -> dict[str, Any]:
+def refusal(
+    code: int, message: str, reason: str | None = None, status: int = 200
+) -> dict[str, Any]:
     """The answer to a request turned away whole (over HTTP or a WebSocket),
     logged as ``rpc.refused``; ``reason``: the stable code in
     ``error.data.code`` when not the number's own."""
-    emit(log, "rpc.refused", logging.DEBUG, code=code, reason=message)
-    data = {"code": reason, "message": message} if reason else None
-    return _error(None, code, message, data)
+    answer = _error(None, code, message, {"code": reason, "message": message} if reason else None)
+    _log_refused(answer, status)
+    return answer
+
+
+def _log_refused(answer: dict[str, Any], status: int = 200) -> None:
+    """``rpc.refused`` for a request turned away whole: the JSON-RPC number,
+    the stable code (``reason``, as in ``error.data.code``), the text, and
+    the HTTP status when the answer has its own."""
+    err = answer["error"]
+    fields: dict[str, Any] = {"code": err["code"], "reason": err["data"]["code"]}
+    if status != 200:
+        fields["status"] = status
+    emit(log, "rpc.refused", logging.DEBUG, **fields, msg=err["message"])
 
 
 def error_response(id_: Any, exc: PowernodeError) -> dict[str, Any]:
@@ -369,18 +382,15 @@ class RpcServer:
         its own name, which resolves here, and its Origin equals its Host."""
         origin = request.headers.get("Origin")
         if origin is not None and not self._host_allowed(_netloc(origin)):
-            emit(log, "rpc.refused", logging.DEBUG, code=403, reason="cross-origin")
-            return _cross_origin(origin)
+            return _cross_origin(origin, authorized=self._authorized(request))
         if self._authorized(request):
             return False
         if not self.explorer or "Authorization" in request.headers:
             return _unauthorized()
         if not self._host_allowed(request.host):
-            emit(log, "rpc.refused", logging.DEBUG, code=403, reason="host")
             return _foreign_host(request.host)
         if origin is not None and _netloc(origin) != request.host.lower():
-            emit(log, "rpc.refused", logging.DEBUG, code=403, reason="cross-origin")
-            return _cross_origin(origin)
+            return _cross_origin(origin, authorized=False)
         return True
 
     async def handle_upgrade(self, request: web.Request) -> web.StreamResponse:
@@ -430,7 +440,7 @@ class RpcServer:
     def _refuse(
         self, code: int, message: str, status: int = 200, reason: str | None = None
     ) -> web.Response:
-        return web.json_response(refusal(code, message, reason), status=status)
+        return web.json_response(refusal(code, message, reason, status), status=status)
 
     async def _read_body(self, request: web.Request, limit: int) -> bytearray:
         """The body, scanned as it arrives (``Scan``): refused (``Refused``)
@@ -655,22 +665,30 @@ class RpcServer:
         return {"jsonrpc": "2.0", "id": id_, "result": result}
 
 
+def _refused_http(message: str, status: int, **headers: str) -> web.Response:
+    """A request refused whole for want of auth (401) or from a foreign page
+    or host (403), logged as ``rpc.refused``."""
+    answer = _error(None, INVALID_REQUEST, message, Unauthorized(message).to_dict())
+    _log_refused(answer, status)
+    return web.json_response(answer, status=status, headers=headers or None)
+
+
 def _unauthorized() -> web.Response:
-    return web.json_response(
-        _error(None, INVALID_REQUEST, "unauthorized", Unauthorized("unauthorized").to_dict()),
-        status=401,
-        headers={"WWW-Authenticate": 'Basic realm="powernode"'},
-    )
+    return _refused_http("unauthorized", 401, **{"WWW-Authenticate": 'Basic realm="powernode"'})
 
 
-def _cross_origin(origin: str) -> web.Response:
-    message = (
-        f"unauthorized: a page from {origin[:100]} may not use this node's RPC without auth "
-        "(only the explorer's own page may)"
-    )
-    return web.json_response(
-        _error(None, INVALID_REQUEST, message, Unauthorized(message).to_dict()), status=403
-    )
+def _cross_origin(origin: str, *, authorized: bool) -> web.Response:
+    if authorized:
+        message = (
+            f"unauthorized: a page from {origin[:100]} may not use this node's RPC, even with "
+            "auth (pages from this node's own names may: [explorer] hosts)"
+        )
+    else:
+        message = (
+            f"unauthorized: a page from {origin[:100]} may not use this node's RPC without auth "
+            "(only the explorer's own page may)"
+        )
+    return _refused_http(message, 403)
 
 
 def _foreign_host(host: str) -> web.Response:
@@ -678,9 +696,7 @@ def _foreign_host(host: str) -> web.Response:
         f"unauthorized: without auth, the Host must be one of this node's names, not "
         f"{host[:100]!r} (add it to [explorer] hosts)"
     )
-    return web.json_response(
-        _error(None, INVALID_REQUEST, message, Unauthorized(message).to_dict()), status=403
-    )
+    return _refused_http(message, 403)
 
 
 def _netloc(url: str) -> str:

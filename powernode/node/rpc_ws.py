@@ -86,9 +86,11 @@ from powernode.node.rpc_spec import ADDRESS, ID32, MethodSpec, Param, one_of, re
 
 log = logging.getLogger("powernode.rpc")
 
-# WebSocket close codes (RFC 6455): going away (the node stops), policy
+# WebSocket close codes (RFC 6455): going away (the node stops), protocol
+# error (a frame aiohttp refused without a code of its own), policy
 # violation (a client too slow to keep up).
 CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_POLICY = 1008
 # Pings keep idle connections alive through proxies and find dead peers.
 HEARTBEAT_S = 30.0
@@ -530,7 +532,13 @@ class PushHub:
                 await self._answer(c, msg.data.encode())
             elif msg.type == WSMsgType.BINARY:
                 await self._answer(c, msg.data)
-            else:  # an error frame: the connection is done
+            else:
+                if msg.type == WSMsgType.ERROR:
+                    # aiohttp has closed the socket itself (1009 for a
+                    # message over max_request_bytes): the node closed
+                    # first, and ws.closed says with what.
+                    code = getattr(msg.data, "code", 0) or CLOSE_PROTOCOL_ERROR
+                    c.close(int(code), str(msg.data)[:120])
                 return
 
     async def _answer(self, c: _Client, body: bytes) -> None:

@@ -21,17 +21,50 @@ from powernode.state.registry import ENGINES
 from powernode.state.view import MemoryState, StateView
 
 
-def _no_floats(text: str) -> Any:
-    raise GenesisError(f"genesis: floats are not allowed ({text})")
+class _Float:
+    """A float as the JSON text had it: kept only until the parse names its
+    key and refuses it (never reaches the params)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _float_path(value: Any, path: str) -> tuple[str, str] | None:
+    """The key path and text of the first float in ``value``, in document
+    order, or None."""
+    if isinstance(value, _Float):
+        return path, value.text
+    if isinstance(value, dict):
+        items: Any = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for sub_path, sub in items:
+        found = _float_path(sub, sub_path)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_genesis_json(text: str | bytes) -> ChainParams:
     try:
-        doc = json.loads(text, parse_float=_no_floats)
+        doc = json.loads(text, parse_float=_Float, parse_constant=_Float)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GenesisError(f"genesis is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise GenesisError("genesis is nested too deeply") from exc
+    try:
+        found = _float_path(doc, "")
+    except RecursionError as exc:
+        raise GenesisError("genesis is nested too deeply") from exc
+    if found is not None:
+        where, number = found
+        raise GenesisError(
+            f"genesis{' ' + where if where else ''}: floats are not allowed ({number})"
+        )
     return parse_genesis(doc)
 
 

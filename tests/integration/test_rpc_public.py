@@ -7,6 +7,7 @@ site's page (DNS rebinding, cached credentials) from reading the node."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from powernode.node.node import Node
 from tests.harness import TEST_CHAIN
 from tests.harness.arpc import AsyncRpc
 from tests.harness.network import async_wait_until
+from tests.harness.p2pnet import events
 
 
 def call(method: str, id_: int = 1, **params: Any) -> dict[str, Any]:
@@ -171,12 +173,53 @@ async def test_a_no_auth_websocket_client_that_does_not_read_is_dropped(tmp_path
         await node.stop()
 
 
-async def test_a_no_auth_websocket_message_past_the_cap_closes_it(node: Node) -> None:
+async def test_a_no_auth_websocket_message_past_the_cap_closes_it(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="powernode.rpc")
     async with aiohttp.ClientSession() as http, http.ws_connect(node.rpc_url) as ws:
         await ws.send_str(" " * 5000 + '{"jsonrpc": "2.0", "id": 1, "method": "node.info"}')
         msg = await ws.receive(timeout=30)
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         assert ws.close_code == 1009
+    # The node closed it, and its log says with what (not 0: "the client").
+    await async_wait_until(lambda: events(caplog, "ws.closed"), what="ws.closed logged")
+    (closed,) = events(caplog, "ws.closed")
+    assert closed.fields["code"] == 1009  # type: ignore[attr-defined]
+
+
+async def test_refused_requests_are_logged_with_their_stable_code(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    """rpc.refused: the JSON-RPC number, the stable code of error.data.code,
+    the HTTP status where it is not 200, and the message; 401 and 403
+    included."""
+    caplog.set_level(logging.DEBUG, logger="powernode.rpc")
+    url = node.rpc_url
+    port = url.removesuffix("/rpc").rpartition(":")[2]
+    auth = endpoint_from_datadir(node.config.datadir).auth
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json=[call("node.info", i) for i in range(6)]) as resp:
+            assert resp.status == 200
+        async with http.post(url, json=call("node.info"), headers={"Host": f"evil:{port}"}) as resp:
+            assert resp.status == 403
+        async with http.post(
+            url, json=call("node.info"), headers={"Authorization": "Basic bm9wZTpub3Bl"}
+        ) as resp:
+            assert resp.status == 401
+        foreign = {"Authorization": auth, "Origin": "http://evil.example"}
+        async with http.post(url, json=call("node.info"), headers=foreign) as resp:
+            assert resp.status == 403
+            message = (await resp.json())["error"]["message"]
+            assert "even with auth" in message, message
+    logged = [r.fields for r in events(caplog, "rpc.refused")]  # type: ignore[attr-defined]
+    assert [(f["code"], f["reason"], f.get("status")) for f in logged] == [
+        (-32600, "batch_too_large", None),
+        (-32600, "unauthorized", 403),
+        (-32600, "unauthorized", 401),
+        (-32600, "unauthorized", 403),
+    ]
+    assert "limit is 5" in logged[0]["msg"] and "evil" in logged[1]["msg"]
 
 
 async def test_no_auth_needs_an_allowed_host(node: Node) -> None:

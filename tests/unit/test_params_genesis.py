@@ -188,12 +188,23 @@ def test_bad_params(doc: Any, needle: str) -> None:
     ("text", "needle"),
     [
         ("{", "not valid JSON"),
-        ('{"chain_id": "x", "timestamp": 1e3, "initial_target": "ff", "pow_limit": "ff"}', "float"),
+        (
+            '{"chain_id": "x", "timestamp": 1e3, "initial_target": "ff", "pow_limit": "ff"}',
+            "genesis timestamp: floats are not allowed (1e3)",
+        ),
+        (
+            '{"chain_id": "x", "certificates": {"authorities": ["ab", 2.5]}}',
+            "genesis certificates.authorities[1]: floats are not allowed (2.5)",
+        ),
+        ('{"chain_id": "x", "markets": {"energy": {"tick": -Infinity}}}', "markets.energy.tick:"),
         (
             '{"chain_id": "x", "timestamp": 10.0, "initial_target": "ff", "pow_limit": "ff"}',
             "float",
         ),
-        ('{"chain_id": "x", "timestamp": NaN, "initial_target": "ff", "pow_limit": "ff"}', "float"),
+        (
+            '{"chain_id": "x", "timestamp": NaN, "initial_target": "ff", "pow_limit": "ff"}',
+            "genesis timestamp: floats are not allowed (NaN)",
+        ),
         ("[1, 2]", "object"),
         ("", "not valid JSON"),
     ],
