@@ -223,7 +223,9 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
         return {
             "height": tip.height,
             "time": tip.header.timestamp,
-            "market_time": queries.market_time(state()),
+            # Before the market's first order nothing stores a clock, and
+            # the rules take the block's own time: the tip's, here.
+            "market_time": max(queries.market_time(state()), tip.header.timestamp),
             "products": {name: params_json(ms[name]) for name in wanted},
         }
 

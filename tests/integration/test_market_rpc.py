@@ -440,3 +440,12 @@ async def test_position_settlement_and_trade_status(market_node: DevNode) -> Non
     )
     assert (await error_of(dev, "market.trades", {"status": "done"}))[0] == INVALID_PARAMS
     assert (await error_of(dev, "market.settlement", {"slot": -1}))[0] == INVALID_PARAMS
+
+
+async def test_market_time_before_the_first_order_is_the_tips_time(market_node: DevNode) -> None:
+    """No order yet: no clock is stored, and the rules take the block's own
+    time, so market.params says the tip's time, not 0."""
+    await market_node.rpc.call("dev.mine", {"blocks": 2})
+    params = await market_node.rpc.call("market.params", {})
+    assert params["height"] == 2
+    assert params["market_time"] == params["time"] > 0

@@ -472,6 +472,21 @@ def test_every_error_at_admission_and_as_a_failed_receipt(factory: LedgerFactory
     m.assert_fails_in_block(case.sender, tx, case.code)
 
 
+def test_accept_needs_the_first_period_and_its_fee_at_admission(m: Ppas) -> None:
+    """The mempool cannot know a PPA's first period's cost (``max_debit`` is
+    0), so admission asks for it and the fee together: a buyer who has the
+    cost but not the fee too is refused, not mined as a failed tx."""
+    have = m.balance(DAVE)
+    # One 30-day period is the whole term, at 1 micro-unit per Wh: cost = total.
+    short = m.proposed(ALICE, DAVE, total_wh=have, price=1000)
+    assert m.refused(m.accept(DAVE, short, sign=True)) == "insufficient_funds"
+    exact = m.proposed(ALICE, DAVE, total_wh=have - FEE, price=1000)
+    tx = m.accept(DAVE, exact)
+    m.mine()
+    m.ok(tx)
+    assert m.ppa(exact)["escrow"] == have - FEE and m.balance(DAVE) == 0
+
+
 @pytest.mark.parametrize(
     "tx_type,payload",
     [

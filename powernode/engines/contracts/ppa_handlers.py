@@ -109,10 +109,11 @@ def _state(p: Ppa, *allowed: str) -> None:
         raise PpaWrongState(f"the PPA is {p.status}; this needs {' or '.join(allowed)}")
 
 
-def _afford(view: StateRead, who: bytes, amount: int) -> None:
+def _afford(view: StateRead, who: bytes, amount: int, fee: int = 0) -> None:
     have = get_account(view, who).balance
-    if have < amount:
-        raise InsufficientFunds(f"the buyer has {have}, needs {amount}")
+    if have < amount + fee:
+        also = f" and the fee {fee}" if fee else ""
+        raise InsufficientFunds(f"the buyer has {have}, needs {amount}{also}")
 
 
 class _Base:
@@ -221,14 +222,19 @@ def _decode_id(payload: list[Any]) -> IdPayload:
     return IdPayload(_id(_args(payload, 1, "[ppa_id]")[0]))
 
 
-def _check_accept(view: StateRead, ctx: ExecContext, sender: bytes, pid: bytes) -> Ppa:
+def _check_accept(
+    view: StateRead, ctx: ExecContext, sender: bytes, pid: bytes, fee: int = 0
+) -> Ppa:
+    """``fee``: the tx's fee, when asked before it is charged (admission and
+    the template: the mempool cannot know the first period's cost, so a
+    buyer who can pay it but not the fee too would only get a failed tx)."""
     p = _existing(view, pid)
     _buyer(p, sender, "accept it")
     _state(p, PROPOSED)
     now = clock.now(view, ctx)
     if now >= p.accept_deadline:
         raise PpaDeadlinePassed(f"the PPA's acceptance deadline {p.accept_deadline} has passed")
-    _afford(view, sender, flow.first_period_cost(p))
+    _afford(view, sender, flow.first_period_cost(p), fee)
     return p
 
 
@@ -239,7 +245,7 @@ class AcceptHandler(_Base):
         return _decode_id(payload)
 
     def precheck(self, view: StateAccess, ctx: ExecContext, tx: Transaction, p: IdPayload) -> None:
-        _check_accept(view, ctx, tx.sender_address, p.ppa_id)
+        _check_accept(view, ctx, tx.sender_address, p.ppa_id, tx.fee)
 
     def apply(
         self, view: StateAccess, ctx: ExecContext, tx: Transaction, p: IdPayload
