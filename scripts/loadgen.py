@@ -46,7 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchkit.guard import install_budget, progress, run_guarded
+from benchkit.guard import BenchRefused, install_budget, progress, run_guarded
 from benchkit.load.report import print_summary, summarize
 from benchkit.load.send import (
     FUND_MARGIN,
@@ -102,7 +102,7 @@ def run_load(
     # 1. + 2. senders and pre-signed txs
     demo = demo_keys(cfg.dir)
     if not demo:
-        raise SystemExit("loadgen: the testnet has no demo keys")
+        raise BenchRefused("loadgen: the testnet has no demo keys")
     if prepared is None:
         nonce0 = None
         if cfg.demo_keys:

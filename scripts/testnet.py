@@ -73,6 +73,9 @@ def cmd_up(a: argparse.Namespace) -> int:
         raise SystemExit(f"testnet: {d} is already running; 'down' it first")
     if a.netns and (why := netns.unavailable()) is not None:
         raise SystemExit(f"testnet: --netns: {why}")
+    if a.netns and a.nodes > netns.MAX_NODES:
+        # Before DIR is replaced: a refused run deletes nothing.
+        raise SystemExit(f"testnet: --netns: a netns testnet has at most {netns.MAX_NODES} nodes")
     # Namespaces a crashed earlier run of this directory left (with any
     # process still in them) go first, whichever mode this run uses.
     try:
@@ -152,6 +155,21 @@ def at_least_one(text: str) -> int:
     """``--nodes``: a whole number, 1 or more."""
     if not text.strip().isascii() or not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, not {text!r}")
+    return int(text)
+
+
+def percent(text: str) -> int:
+    """``--miner-cpu``: a whole number of 1..100."""
+    n = whole_number(text)
+    if not 1 <= n <= 100:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1..100, not {text!r}")
+    return n
+
+
+def whole_number(text: str) -> int:
+    """``--accounts``: a whole number, 0 or more."""
+    if not text.strip().isascii() or not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}")
     return int(text)
 
 
@@ -427,15 +445,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="delete --dir even if it is not empty and not a testnet this script made",
     )
-    sp.add_argument("--accounts", type=int, default=5, help="funded demo accounts")
+    sp.add_argument("--accounts", type=whole_number, default=5, help="funded demo accounts")
     sp.add_argument("--chain-id", default="powernode-testnet-6")
     sp.add_argument("--block-time", type=int, default=2)
     sp.add_argument("--no-mine", action="store_true", help="start with mining off")
     sp.add_argument(
         "--miner-cpu",
-        type=int,
+        type=percent,
         default=100,
-        choices=range(1, 101),
         metavar="PCT",
         help="cap each node's miner at PCT%% of a core (the target gets easier to match)",
     )

@@ -776,6 +776,7 @@ class P2P:
                 for peer in list(self.peers.values()):
                     if peer.proto.ping_outstanding(t) > 4 * self.cfg.ping_interval * 1000:
                         emit(log, "peer.timeout", peer=peer.key)
+                        peer.close_reason = "ping_timeout"  # peer.disconnected's reason
                         self._close_soon(peer, code=CLOSE_PROTOCOL, why="ping_timeout")
                     elif peer.proto.ready and not peer.proto.ping_outstanding(t):
                         # Not while one waits: a new ping would restart the

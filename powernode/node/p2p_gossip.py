@@ -384,7 +384,9 @@ class Gossip:
         try:
             block = decode_block(raw, known=self._known_tx, decode=self.node.decode_tx)
         except PowernodeError as exc:
-            raise ProtocolError(f"block: {exc.code}: {exc.message}", code=exc.code) from exc
+            # Bytes that are no block break the message's shape, as a tx's
+            # do (``_on_txs``): the same code, whatever the decoder said.
+            raise Malformed(f"block: {exc.code}: {exc.message}") from exc
         peer.known_blocks.add(block.hash)
         # While syncing, a block we asked for connects later, in a run.
         if peer.in_flight.pop(block.hash, None) is not None and self.sync.take_block(peer, block):

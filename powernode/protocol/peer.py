@@ -201,8 +201,11 @@ class PeerProtocol:
             raise WrongNetwork(f"peer is on chain {hello.chain_id!r}, we are on {local.chain_id!r}")
         if hello.genesis != local.genesis:
             raise WrongNetwork(f"peer's genesis {hello.genesis.hex()[:16]} is not ours")
-        if hello.node_id == local.node_id:
-            raise WrongNetwork("connected to ourselves")
+        # Before the node id: a reflection echoes our id too. A real
+        # connection to ourselves does not carry this connection's
+        # challenge back (each side of it drew its own).
         if hello.challenge == local.challenge:
             # Our own challenge sent back: a reflection, never an honest peer.
             raise Unexpected("our own challenge")
+        if hello.node_id == local.node_id:
+            raise WrongNetwork("connected to ourselves")

@@ -35,6 +35,11 @@ class BenchAborted(Exception):
     """The run hit its time budget or was told to stop (SIGTERM)."""
 
 
+class BenchRefused(Exception):
+    """What the run needs is not there (no testnet, no running node): one
+    line for the user to act on, no traceback."""
+
+
 _aborting = False
 
 
@@ -71,6 +76,10 @@ def run_guarded(body: Callable[[], None], record: dict[str, Any]) -> int:
         return 0
     except BenchAborted as exc:
         record["error"] = f"aborted: {exc}"
+        return 2
+    except BenchRefused as exc:
+        progress(str(exc))
+        record["error"] = str(exc)
         return 2
     except KeyboardInterrupt:
         record["error"] = "interrupted"

@@ -55,3 +55,14 @@ def test_loadgen_spreads_senders_over_connections_and_confirms_every_tx(net2: Pa
     assert sorted(per_conn) == ["node0/0", "node0/1", "node1/0", "node1/1"]
     assert all(v["accepted"] == 60 and v["error"] is None for v in per_conn.values())
     assert out["latency_s"]["p50"] is not None and out["confirmed_tx_per_s"] > 0
+
+
+def test_loadgen_without_a_testnet_is_an_error_in_one_line(tmp_path: Path) -> None:
+    """Exit 2, as any error, with the reason in the JSON's ``error``; no
+    traceback."""
+    r = _script(
+        "loadgen.py", "--dir", str(tmp_path / "none"), "--rate", "1", "--count", "1", "--json"
+    )
+    assert r.returncode == 2, r.stderr
+    assert "no testnet in" in json.loads(r.stdout)["error"]
+    assert "Traceback" not in r.stderr

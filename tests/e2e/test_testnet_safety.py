@@ -72,6 +72,24 @@ def test_up_refuses_fewer_than_one_node(tmp_path: Path, nodes: str) -> None:
     assert not (tmp_path / "t").exists()
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--accounts", "-1", "a whole number"),
+        ("--accounts", "x", "a whole number"),
+        ("--miner-cpu", "0", "1..100"),
+        ("--miner-cpu", "101", "1..100"),
+    ],
+)
+def test_up_refuses_a_bad_count_in_one_line(
+    tmp_path: Path, flag: str, value: str, expected: str
+) -> None:
+    r = up("--dir", str(tmp_path / "t"), flag, value)
+    assert r.returncode == 2 and flag in r.stderr and expected in r.stderr
+    assert len(r.stderr.splitlines()[-1]) < 200  # not argparse's list of 100 choices
+    assert not (tmp_path / "t").exists()
+
+
 def test_up_takes_easy_only_without_miners(tmp_path: Path) -> None:
     r = up("--dir", str(tmp_path / "t"), "--easy")
     assert r.returncode == 2 and "--easy needs --no-mine" in r.stderr

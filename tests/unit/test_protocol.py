@@ -569,6 +569,16 @@ def test_our_own_challenge_sent_back_is_refused() -> None:
         p.receive(hello(challenge=local.challenge).encode(), 0)
 
 
+def test_our_own_hello_echoed_whole_is_a_reflection_not_ourselves() -> None:
+    """An echo carries our node id too; it is still the reflection (banned),
+    not a connection to ourselves (whose sides draw their own challenges)."""
+    local = hello()
+    p = PeerProtocol(local=local, key=KeyPair.generate(), dialler=False)
+    with pytest.raises(Unexpected, match="challenge") as info:
+        p.receive(local.encode(), 0)
+    assert info.value.bans_peer
+
+
 def test_a_different_height_listen_or_agent_is_fine() -> None:
     p = PeerProtocol(local=hello(), key=KeyPair.generate(), dialler=False)
     remote = hello(height=10**9, work=b"\xff" * 32, listen="", agent="other/9")

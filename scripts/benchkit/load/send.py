@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchkit.guard import progress
+from benchkit.guard import BenchRefused, progress
 from benchkit.load.sign import Batch, Log
 from benchkit.rpc import RawRpc
 from powernode.client import (
@@ -74,7 +74,7 @@ def testnet_nodes(d: Path, only: Sequence[str] | None = None) -> list[tuple[str,
     try:
         tn = TestnetLayout.load(d)
     except NoTestnet:
-        raise SystemExit(
+        raise BenchRefused(
             f"loadgen: no testnet in {d} (run 'scripts/testnet.py up' first)"
         ) from None
     out: list[tuple[str, Endpoint]] = []
@@ -86,7 +86,7 @@ def testnet_nodes(d: Path, only: Sequence[str] | None = None) -> list[tuple[str,
         except RpcUnavailable:
             progress(f"loadgen: {n.name} is not running; skipped")
     if not out:
-        raise SystemExit(f"loadgen: no running node in {d}")
+        raise BenchRefused(f"loadgen: no running node in {d}")
     return out
 
 
