@@ -35,7 +35,11 @@ class BackupResult:
     bytes: int
 
 
-def _check_target(out: Path, force: bool) -> None:
+def _check_target(src: Path, out: Path, force: bool) -> None:
+    own = src.resolve()
+    if out.resolve() in {own, own.with_name(own.name + "-wal"), own.with_name(own.name + "-shm")}:
+        # --force would replace the running store under the node.
+        raise BackupFailed(f"{out} is the node's own store; give a file outside it")
     if out.is_dir():
         raise BackupFailed(f"{out} is a directory; give a file name")
     if out.exists() and not force:
@@ -59,7 +63,7 @@ def backup_store(
     if "\x00" in str(out):
         raise BackupFailed(f"cannot write {out!r}: a file name holds no NUL character")
     try:
-        _check_target(out, force)
+        _check_target(src, out, force)
     except OSError as exc:  # a name too long for the file system
         raise BackupFailed(f"cannot write {out}: {exc.strerror or exc}") from None
     tmp = out.with_name(f".{out.name}.partial")

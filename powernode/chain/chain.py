@@ -24,7 +24,6 @@ from powernode.core.block import Block, BlockHeader, check_block, decode_block, 
 from powernode.core.errors import (
     BadHeight,
     BadTarget,
-    GenesisError,
     InternalFault,
     InvalidBlock,
     KnownInvalid,
@@ -33,6 +32,7 @@ from powernode.core.errors import (
     PowernodeError,
     StorageError,
     StoreCorrupt,
+    StoreUnusable,
     TimeTooNew,
     TimeTooOld,
 )
@@ -136,9 +136,7 @@ class Chain:
                 self.genesis, genesis_result(self.params).diff, HAVE_DATA | CONNECTED_ONCE
             )
         elif stored != self.genesis.hash:
-            raise GenesisError(
-                f"data dir holds chain {stored.hex()[:16]}, genesis file gives {self.genesis.hash.hex()[:16]}"
-            )
+            raise self._other_chain(stored)
         for se in self.store.iter_index():
             status = (HAVE_DATA if se.has_body else 0) | se.status
             try:
@@ -163,6 +161,17 @@ class Chain:
                 self._candidates.add(entry)
         return self.activate_best_chain()
 
+    def _other_chain(self, stored: bytes) -> StoreUnusable:
+        """A store of another genesis than the node's genesis file: a backup
+        of another chain restored by hand, or a genesis file replaced."""
+        path = self.store.path
+        return StoreUnusable(
+            f"holds the chain of genesis {stored.hex()[:16]}, but the genesis file gives "
+            f"{self.genesis.hash.hex()[:16]}",
+            path=str(path),
+            fix=f"put back the genesis file {path.name} was made with, or {fix_store(path)}",
+        )
+
     def reset_for_reindex(self) -> None:
         """Before ``load``: drop what the store derived from its blocks, so
         that ``load`` re-applies the stored most-work chain from genesis
@@ -172,9 +181,7 @@ class Chain:
         if stored is None:
             return  # a new store: nothing to rebuild
         if stored != self.genesis.hash:
-            raise GenesisError(
-                f"data dir holds chain {stored.hex()[:16]}, genesis file gives {self.genesis.hash.hex()[:16]}"
-            )
+            raise self._other_chain(stored)
         self.store.reset_to_genesis(
             self.genesis, genesis_result(self.params).diff, HAVE_DATA | CONNECTED_ONCE
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
@@ -413,6 +414,13 @@ class Ledger:
     def _set_aside(path: Path, reason: str) -> None:
         kept = path.with_name(path.name + ".corrupt")
         try:
+            # A later bad file replaces the one kept before, of whatever
+            # kind (rename cannot put a directory over a file, or over a
+            # directory that is not empty).
+            if kept.is_dir() and not kept.is_symlink():
+                shutil.rmtree(kept)
+            elif path.is_dir() and kept.exists():
+                kept.unlink()
             os.replace(path, kept)
         except OSError:
             kept = path  # left where it is; the next clean stop replaces a file

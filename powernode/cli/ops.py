@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -112,6 +111,22 @@ def store_chain(path: Path) -> tuple[bytes, int]:
     return bytes(genesis[0]), int(tip[0])
 
 
+def copy_store(src: Path, dst: Path) -> None:
+    """``src`` into a new file ``dst`` through SQLite's backup API, not as
+    bytes: a store in WAL mode holds its latest commits in ``src-wal``,
+    which a copy of the main file alone would leave out."""
+    dst.unlink(missing_ok=True)
+    source = sqlite3.connect(read_only_uri(src), uri=True)
+    try:
+        target = sqlite3.connect(dst)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+
+
 def cmd_restore(a: argparse.Namespace) -> int:
     d: Path = a.datadir
     src = Path(a.src)
@@ -131,7 +146,12 @@ def cmd_restore(a: argparse.Namespace) -> int:
         raise UserError(f"{db} exists; give --force to replace it with the backup")
     tmp = d / f"{DB_NAME}.restore"
     try:
-        shutil.copyfile(src, tmp)
+        copy_store(src, tmp)
+        # What was copied, not what was read before: the source may be a
+        # live store that moved on meanwhile.
+        genesis, height = store_chain(tmp)
+        if genesis != want:
+            raise UserError(f"{src} changed chain while it was copied; not restoring")
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         # The old store's log and index go first: a -wal left beside the
@@ -140,10 +160,13 @@ def cmd_restore(a: argparse.Namespace) -> int:
             with contextlib.suppress(FileNotFoundError):
                 (d / f"{DB_NAME}{suffix}").unlink()
         os.replace(tmp, db)
-    except OSError as exc:
+    except (OSError, sqlite3.Error, UserError) as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise UserError(f"cannot restore into {d}: {exc.strerror}") from None
+        if isinstance(exc, UserError):
+            raise
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise UserError(f"cannot restore into {d}: {why}") from None
     print(f"restored {src} into {db}: height {height}; start the node with 'powernode run'")
     return 0
 

@@ -273,3 +273,29 @@ def test_export_import_bootstraps_a_fresh_node(tmp_path: Path, keys: list[KeyPai
     none = tmp_path / "none.pwn"
     one_line_error(pn("export", "--datadir", str(x_dir), "--out", str(none)), "nothing to export")
     assert not none.exists()
+
+
+def test_restore_from_a_live_stores_copy_takes_its_log_too(
+    tmp_path: Path, keys: list[KeyPair]
+) -> None:
+    """A copy of a running node's chain.db and chain.db-wal: the latest
+    blocks are in the -wal. The restored store is at the height restore
+    prints, the copy's tip, not the main file's older one."""
+    genesis = make_genesis(tmp_path / "genesis.json", keys)
+    a_dir, b_dir, src = tmp_path / "a", tmp_path / "b", tmp_path / "src"
+    init_datadir(a_dir, genesis)
+    init_datadir(b_dir, genesis)
+    src.mkdir()
+    with ProcessNode(a_dir) as a:
+        a.start()
+        mixed_blocks(a, keys, rounds=6)
+        height, tip, _ = tip_of(a)
+        wal = a_dir / "chain.db-wal"
+        assert wal.stat().st_size > 0  # the test needs commits still in the log
+        (src / "chain.db").write_bytes((a_dir / "chain.db").read_bytes())
+        (src / "chain.db-wal").write_bytes(wal.read_bytes())
+    out = ok("restore", "--datadir", str(b_dir), "--from", str(src / "chain.db"))
+    assert f"height {height};" in out, out
+    with ProcessNode(b_dir) as b:
+        b.start()
+        assert tip_of(b)[:2] == (height, tip)

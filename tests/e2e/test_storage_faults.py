@@ -15,6 +15,7 @@ Mounting needs root: these tests skip when not root.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -266,6 +267,15 @@ def _foreign(db: Path) -> None:
     other.close()
 
 
+def _other_chain(db: Path) -> None:
+    """The genesis file replaced under the store (or, the same to the node,
+    a backup of another chain put in by hand)."""
+    genesis = db.parent / "genesis.json"
+    doc = json.loads(genesis.read_text())
+    doc["timestamp"] += 1
+    genesis.write_text(json.dumps(doc))
+
+
 def _bad_header(db: Path) -> None:
     """A row SQLite keeps intact whose bytes are not a header."""
     other = sqlite3.connect(db)
@@ -283,8 +293,9 @@ def _bad_header(db: Path) -> None:
         (_empty, "store_corrupt"),
         (_directory, "store_unusable"),
         (_foreign, "store_unusable"),
+        (_other_chain, "store_unusable"),
     ],
-    ids=["garbage", "bad_header", "truncated", "empty", "directory", "other_schema"],
+    ids=["garbage", "bad_header", "truncated", "empty", "directory", "other_schema", "other_chain"],
 )
 def test_a_damaged_store_stops_the_start_with_one_line(
     stopped_node: Path, tmp_path: Path, damage: object, fault: str

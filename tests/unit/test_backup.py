@@ -117,6 +117,14 @@ def test_refusals_write_nothing(tmp_path: Path) -> None:
         with pytest.raises(BackupFailed, match=why):
             backup_store(src, out)
     assert existing.read_bytes() == b"keep"
+    # The node's own store (or its log and index), even with force, and by
+    # any name that leads there.
+    store = src.read_bytes()
+    for own in (src, tmp_path / "chain.db-wal", tmp_path / "sub" / ".." / "chain.db"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(BackupFailed, match="own store"):
+            backup_store(src, own, force=True)
+    assert src.read_bytes() == store
     backup_store(src, existing, force=True)
     assert existing.read_bytes().startswith(b"SQLite format 3")
 

@@ -339,15 +339,24 @@ def _truncated_pool(ledger: Ledger, path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-40])
 
 
+@pytest.mark.parametrize("kept_before", ["none", "file", "directory"])
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "not_a_list", "directory"])
 def test_a_damaged_mempool_file_is_set_aside_and_the_pool_starts_empty(
     factory: LedgerFactory,
     params: ChainParams,
     tmp_path: Path,
     kind: str,
+    kept_before: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Set aside whatever an earlier bad file left as mempool.dat.corrupt
+    (a later one replaces it, of whatever kind)."""
     path = tmp_path / "mempool.dat"
+    old = path.with_name("mempool.dat.corrupt")
+    if kept_before == "file":
+        old.write_bytes(b"older")
+    elif kept_before == "directory":
+        (old / "sub").mkdir(parents=True)
     if kind == "truncated":
         _truncated_pool(factory.open(params), path)
     elif kind == "garbage":
@@ -361,7 +370,8 @@ def test_a_damaged_mempool_file_is_set_aside_and_the_pool_starts_empty(
         assert ledger.load_mempool(path, now=T) == 0
     assert len(ledger.mempool) == 0
     assert not path.exists()
-    assert path.with_name("mempool.dat.corrupt").exists()
+    assert old.exists() and old.is_dir() == (kind == "directory")
+    assert not (old / "sub").exists() and (old.is_dir() or old.read_bytes() != b"older")
     (record,) = [r for r in caplog.records if r.getMessage() == "mempool.load_failed"]
     fields = record.fields  # type: ignore[attr-defined]
     assert fields["file"] == str(path) and fields["kept"].endswith("mempool.dat.corrupt")
