@@ -24,11 +24,19 @@ from powernode.state.certproof import MAX_PROOF_BYTES, ProofResult, verify_proof
 
 def work_arg(text: str) -> int:
     """``--min-work``: chain work can pass the 30 digits ``whole_number``
-    allows (it sums 2^256 / (target + 1) over blocks), so up to 2^256."""
+    allows (it sums 2^256 / (target + 1) over blocks), so up to 2^256;
+    decimal, or hex with ``0x`` as ``node.info``'s ``total_work`` gives it."""
     s = text.strip()
-    if not (s.isascii() and s.isdigit()) or len(s) > 78 or int(s) > 2**256:
-        raise UserError(f"--min-work: expected a whole number 0..2^256, not {clip(text)!r}")
-    return int(s)
+    digits, base = (s[2:], 16) if s[:2].lower() == "0x" else (s, 10)
+    ok = digits.isascii() and (
+        digits.isdigit() if base == 10 else all(c in "0123456789abcdefABCDEF" for c in digits)
+    )
+    if not ok or not digits or len(digits) > 78 or int(digits, base) > 2**256:
+        raise UserError(
+            f"--min-work: expected a whole number 0..2^256 (decimal, or hex with 0x), "
+            f"not {clip(text)!r}"
+        )
+    return int(digits, base)
 
 
 def summary(r: ProofResult) -> str:

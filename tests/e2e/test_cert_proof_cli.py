@@ -103,6 +103,7 @@ def test_proof_round_trip(mining_node: Path, tmp_path: Path) -> None:  # noqa: F
     # Bars the chain does not meet.
     work = got["chain_work"]
     pn("verify-proof", str(out), "--genesis", genesis, "--min-work", str(work))
+    pn("verify-proof", str(out), "--genesis", genesis, "--min-work", hex(work))
     refused("proof_too_little_work", str(out), "--genesis", genesis, "--min-work", str(work + 1))
     refused("proof_too_little_work", str(out), "--genesis", genesis, "--min-confirmations",
             str(got["confirmations"] + 1))  # fmt: skip

@@ -657,7 +657,10 @@ def test_version_must_be_the_integer(factory: LedgerFactory) -> None:
 
 def test_min_work_option_parses_big_numbers() -> None:
     assert work_arg(str(2**200)) == 2**200
-    for bad in ("-1", "1e9", "0x10", str(2**256 + 1), "", "\u0661"):
+    # node.info's total_work is hex with 0x: the same number is taken as given.
+    assert work_arg("0x180") == work_arg("0X180") == 384
+    assert work_arg(hex(2**256)) == 2**256
+    for bad in ("-1", "1e9", "0x", "0x-1", "0xg", hex(2**256 + 1), str(2**256 + 1), "", "\u0661"):
         with pytest.raises(UserError):
             work_arg(bad)
 

@@ -34,8 +34,9 @@ from powernode.core.tx import MAX_TX_BYTES
 MAGIC = "powernode-cert-proof"
 VERSION = 1
 # 64 MiB holds ~380,000 headers (about 175 bytes each): the bound a reader
-# allocates at most. An RPC answer carries the proof as hex, so a node's
-# max_response_bytes (25 MiB by default) is the tighter bound in practice.
+# allocates at most. An RPC answer carries the proof as hex; a single call
+# with auth is not capped by max_response_bytes (a batch is), while one
+# without auth is, at [explorer] max_response_bytes (4 MiB by default).
 MAX_PROOF_BYTES = 64 * 1024 * 1024
 MAX_HEADERS = 380_000
 # A lineage of 100,000 txs is far beyond any real certificate (each split
