@@ -400,6 +400,17 @@ class RpcServer:
         access = self._access(request)
         if isinstance(access, web.Response):
             return access
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            # A browser or curl opening the URL: say what it is, in JSON
+            # like every other refusal (aiohttp's own answer is bare text).
+            return web.json_response(
+                refusal(
+                    INVALID_REQUEST,
+                    "GET /rpc is the WebSocket (ws://.../rpc); send JSON-RPC calls with POST",
+                    status=400,
+                ),
+                status=400,
+            )
         return await self.websocket(request, access)
 
     async def handle_health(self, request: web.Request) -> web.Response:

@@ -258,3 +258,10 @@ async def test_any_host_with_a_star(tmp_path: Path) -> None:
                 assert resp.status == 200
     finally:
         await node.stop()
+
+
+async def test_a_get_without_an_upgrade_is_told_what_the_url_is(node: Node) -> None:
+    async with aiohttp.ClientSession() as http, http.get(node.rpc_url) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+        assert error["code"] == -32600 and "WebSocket" in error["message"]
