@@ -44,7 +44,8 @@ Output: one line per event (``[seconds] event key=value ...``), a progress
 line every 15 s, then a table: events survived, txs, checks passed and
 failed, RSS start/peak/end per node. Exit status 0 when every check passed,
 1 when one failed, 2 when the soak itself could not run, 130 on Ctrl-C.
-The work dir is removed unless ``--keep`` or a check failed.
+A temporary work dir is removed after a run that exits 0 without
+``--keep``; a ``--dir`` given is never removed.
 """
 
 from __future__ import annotations
@@ -428,11 +429,10 @@ class Soak:
         out = ["", "soak: events survived", "-" * (w + 12)]
         out += [f"{name:<{w}}  {value:>10}" for name, value in rows]
         out.append("txs by type: " + ", ".join(f"{k} {v}" for k, v in sorted(ld.kinds.items())))
-        if ld.refused:
-            out.append(
-                "refusals by reason: "
-                + ", ".join(f"{k} {v}" for k, v in sorted(ld.refused.items()))
-            )
+        out.append(
+            "refusals by reason: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(ld.refused.items())) or "none")
+        )
         out += [
             "",
             f"{'node':<6}{'rss start':>11}{'peak':>9}{'end':>9}{'early max':>11}{'late max':>10}  (MiB)",
