@@ -277,12 +277,23 @@ def main(argv: list[str] | None = None) -> int:
     budget = a.budget or (a.fund_timeout + cfg.planned() / 5000 + sending + a.confirm_timeout + 120)
     install_budget(budget)
     result: dict[str, Any] = {}
-    code = run_guarded(lambda: result.update(run_load(cfg)), result)
+    refused: list[BenchRefused] = []
+
+    def body() -> None:
+        try:
+            result.update(run_load(cfg))
+        except BenchRefused as exc:
+            refused.append(exc)
+            raise
+
+    code = run_guarded(body, result)
     result.setdefault(
         "config",
         {"nodes": [], "rate": a.rate, "senders": a.senders, "sender_keys": "", "batch": a.batch},
     )
-    print_summary(result, sys.stderr if a.json else sys.stdout)
+    if not refused:
+        # A run that could not start (no testnet, ...) said why in one line.
+        print_summary(result, sys.stderr if a.json else sys.stdout)
     if a.json:
         print(json.dumps(result, indent=2))
     if code == 0 and not result.get("confirmed"):

@@ -160,10 +160,10 @@ def at_least_one(text: str) -> int:
 
 def percent(text: str) -> int:
     """``--miner-cpu``: a whole number of 1..100."""
-    n = whole_number(text)
-    if not 1 <= n <= 100:
+    s = text.strip()
+    if not (s.isascii() and s.isdigit()) or not 1 <= int(s) <= 100:
         raise argparse.ArgumentTypeError(f"expected a whole number of 1..100, not {text!r}")
-    return n
+    return int(s)
 
 
 def whole_number(text: str) -> int:

@@ -20,7 +20,7 @@ from powernode.chain.ledger import Ledger
 from powernode.chain.store import BlockStore
 from powernode.client import RpcClient, RpcError, RpcUnavailable, build_transfer
 from powernode.core.crypto import KeyPair
-from powernode.core.errors import GenesisError
+from powernode.core.errors import StoreUnusable
 from powernode.devnet.process import ProcessNode
 from powernode.state.genesis import parse_genesis_json
 
@@ -133,7 +133,7 @@ class Replay:
             node = Ledger(params=self.params, store=store)
             try:
                 node.load()
-            except GenesisError as exc:
+            except StoreUnusable as exc:
                 raise ReplayMismatch(f"the store is of another chain: {exc}") from exc
             active = node.chain.active
             replay = self._ledger or self._fresh()

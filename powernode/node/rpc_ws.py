@@ -86,12 +86,12 @@ from powernode.node.rpc_spec import ADDRESS, ID32, MethodSpec, Param, one_of, re
 
 log = logging.getLogger("powernode.rpc")
 
-# WebSocket close codes (RFC 6455): going away (the node stops), protocol
-# error (a frame aiohttp refused without a code of its own), policy
-# violation (a client too slow to keep up).
+# WebSocket close codes (RFC 6455): going away (the node stops), policy
+# violation (a client too slow to keep up), and abnormal closure (the
+# connection lost without a close frame: never sent, only recorded).
 CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_POLICY = 1008
+CLOSE_ABNORMAL = 1006
 # Pings keep idle connections alive through proxies and find dead peers.
 HEARTBEAT_S = 30.0
 # How long a closing handshake may take before the socket is cut.
@@ -174,9 +174,9 @@ def _notice(sid: str, result_text: str) -> str:
     )
 
 
-def _refusal(code: int, message: str, reason: str | None = None) -> str:
+def _refusal(code: int, message: str, reason: str | None = None, status: int = 200) -> str:
     # The same answer, error.data included, as HTTP gives (rpc.refusal).
-    return json.dumps(refusal(code, message, reason))
+    return json.dumps(refusal(code, message, reason, status))
 
 
 class _Client:
@@ -487,7 +487,9 @@ class PushHub:
         if reason:
             emit(log, "ws.refused", peer=peer, reason=reason)
             return web.Response(
-                text=_refusal(INVALID_REQUEST, reason), status=503, content_type="application/json"
+                text=_refusal(INVALID_REQUEST, reason, status=503),
+                status=503,
+                content_type="application/json",
             )
         bounds = self.rpc.public if public_only else self.rpc
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=bounds.max_request_bytes)
@@ -537,7 +539,11 @@ class PushHub:
                     # aiohttp has closed the socket itself (1009 for a
                     # message over max_request_bytes): the node closed
                     # first, and ws.closed says with what.
-                    code = getattr(msg.data, "code", 0) or CLOSE_PROTOCOL_ERROR
+                    # The frame error's own code (1009, 1007, 1002; the
+                    # socket's record says 1006 by now), else aiohttp's
+                    # record: 1006 for a client lost without a close frame
+                    # (no pong to its heartbeat).
+                    code = getattr(msg.data, "code", 0) or c.ws.close_code or CLOSE_ABNORMAL
                     c.close(int(code), str(msg.data)[:120])
                 return
 

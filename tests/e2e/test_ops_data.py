@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from powernode.cli.common import UserError
+from powernode.cli.ops import store_chain
 from powernode.client import build_register, build_transfer
 from powernode.core.crypto import KeyPair
 from powernode.devnet.datadir import init_datadir, write_config, write_genesis
@@ -294,6 +296,15 @@ def test_restore_from_a_live_stores_copy_takes_its_log_too(
         assert wal.stat().st_size > 0  # the test needs commits still in the log
         (src / "chain.db").write_bytes((a_dir / "chain.db").read_bytes())
         (src / "chain.db-wal").write_bytes(wal.read_bytes())
+    # The main file alone is behind: what a byte copy of it would restore.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "chain.db").write_bytes((src / "chain.db").read_bytes())
+    try:
+        behind = store_chain(alone / "chain.db")[1] < height
+    except UserError:  # not even a store yet: all of it is in the log
+        behind = True
+    assert behind
     out = ok("restore", "--datadir", str(b_dir), "--from", str(src / "chain.db"))
     assert f"height {height};" in out, out
     with ProcessNode(b_dir) as b:

@@ -363,6 +363,19 @@ async def test_second_hello_is_banned(net: Net, caplog: pytest.LogCaptureFixture
     await assert_still_serves(net)
 
 
+async def test_block_bytes_that_do_not_decode_are_malformed_frame(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A block frame whose bytes are no block breaks the message's shape, as
+    a tx's do: malformed_frame, whatever the block decoder called it."""
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send(BlockMsg(bytes(range(200))))
+        await assert_banned(net, caplog, peer, "malformed_frame")
+    await assert_still_serves(net)
+
+
 async def test_block_with_bad_pow_is_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
     b = builder(net)
     try:

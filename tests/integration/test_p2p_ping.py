@@ -61,6 +61,12 @@ async def test_a_peer_that_never_answers_pings_is_dropped_not_banned(
     assert waited >= 4 * PING_INTERVAL - 1.5
     assert len(mute.messages("ping")) >= 1
     assert events(caplog, "peer.timeout") != []
+    await async_wait_until(
+        lambda: events(caplog, "peer.disconnected"), what="the disconnect logged"
+    )
+    assert [e.fields["reason"] for e in events(caplog, "peer.disconnected")] == [  # type: ignore[attr-defined]
+        "ping_timeout"
+    ]
     assert events(caplog, "peer.banned") == []
     assert node.p2p is not None and not node.p2p.banned_node(mute.hello.node_id)
 

@@ -265,3 +265,24 @@ async def test_a_get_without_an_upgrade_is_told_what_the_url_is(node: Node) -> N
         assert resp.status == 400
         error = (await resp.json())["error"]
         assert error["code"] == -32600 and "WebSocket" in error["message"]
+
+
+async def test_a_client_that_stops_answering_pings_is_logged_as_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No pong to the node's heartbeat: the node drops it, and ws.closed says
+    1006 (lost, no close frame), not 0 ("it closed first")."""
+    from powernode.node import rpc_ws
+
+    monkeypatch.setattr(rpc_ws, "HEARTBEAT_S", 0.5)
+    caplog.set_level(logging.DEBUG, logger="powernode.rpc")
+    node = await _node(tmp_path, "")
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(node.rpc_url, autoping=False):
+            await async_wait_until(
+                lambda: events(caplog, "ws.closed"), timeout=30, what="the node to drop it"
+            )
+        (closed,) = events(caplog, "ws.closed")
+        assert closed.fields["code"] == 1006  # type: ignore[attr-defined]
+    finally:
+        await node.stop()

@@ -263,7 +263,9 @@ def test_reopen_with_other_genesis_refused(factory: LedgerFactory, params: Chain
     a.chain.store.close()
     with pytest.raises(Exception) as ei:
         factory.open(make_params(chain_id="other"), path=path)
-    assert getattr(ei.value, "code", None) == "bad_genesis"
+    # The store is refused as unusable, naming the two chains.
+    assert getattr(ei.value, "code", None) == "store_unusable"
+    assert "holds the chain of genesis" in str(ei.value)
 
 
 class Crash(Exception):
