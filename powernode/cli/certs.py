@@ -14,6 +14,7 @@ off, from its parent and the splitting tx).
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +60,7 @@ from powernode.core.errors import DecodeError
 from powernode.core.hextext import from_hex
 from powernode.core.units import clip, parse_decimal, parse_units, parse_whole
 from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
+from powernode.engines.certificates.records import root_id
 from powernode.engines.metering.params import NO_SOURCE, SOURCES
 from powernode.engines.metering.records import CONSUMPTION, KINDS
 from powernode.engines.metering.records import STATUSES as DEVICE_STATUSES
@@ -139,11 +141,13 @@ def cert_params(c: RpcClient) -> dict[str, Any]:
 
 def resolve_interval(c: RpcClient, interval: Interval) -> int:
     """A unix time on the metering grid; 'last' is the latest interval that
-    has ended by the chain's clock (the one a reading can be sent for now)."""
+    has ended by the chain's clock or this machine's, whichever is later
+    (the one a reading can be sent for now: admission judges by the next
+    block's time, which on a dev chain left idle is the wall clock)."""
     cp = cert_params(c)
     size = int(cp["interval_seconds"])
     if isinstance(interval, str):
-        return int(cp["now"]) // size * size - size
+        return max(int(cp["now"]), int(time.time())) // size * size - size
     if interval % size:
         raise UserError(
             f"--interval {interval} is not a multiple of the {size} s metering interval"
@@ -425,7 +429,12 @@ def cmd_cert_issue(a: argparse.Namespace) -> int:
             fee=fee,
         )
         status = submit_and_wait(c, tx, a.wait)
-    return report_tx(a, {"device": a.device.hex(), "interval": interval, **status}, tx_text)
+    made = {
+        "device": a.device.hex(),
+        "interval": interval,
+        "cert": root_id(a.device, interval).hex(),
+    }
+    return report_tx(a, {**made, **status}, tx_text)
 
 
 def cmd_cert_transfer(a: argparse.Namespace) -> int:

@@ -177,6 +177,11 @@ def test_device_reading_certificate_lifecycle(mining_node: Path, tmp_path: Path)
         "--energy-kwh", "1", "--key", consumer_key)  # fmt: skip
     err("already_certified", "cert", "issue", "--device", device, "--interval", str(interval),
         "--energy-kwh", "1")  # fmt: skip
+    # An authority's manual issue for an interval with no reading; --json
+    # names the certificate it made.
+    issued = ok("cert", "issue", "--device", device, "--interval", str(interval - 900),
+                "--energy-kwh", "1")  # fmt: skip
+    assert pj("cert", "get", issued["cert"], *dd)["wh"] == 1_000
     err("not a multiple of the 900 s", "meter", "report", "--device", device, "--interval",
         str(interval + 1), "--produced", "1", "--meter-key", meter_key)  # fmt: skip
     err("meter_key_in_use", "device", "register", "--kind", "generation", "--source", "wind",
