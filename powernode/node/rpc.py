@@ -697,7 +697,7 @@ def _cross_origin(origin: str, *, authorized: bool) -> web.Response:
     else:
         message = (
             f"unauthorized: a page from {origin[:100]} may not use this node's RPC without auth "
-            "(only the explorer's own page may)"
+            "(only pages from this node's own names may: [explorer] hosts)"
         )
     return _refused_http(message, 403)
 

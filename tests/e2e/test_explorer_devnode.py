@@ -6,6 +6,7 @@ bound of an answer without auth)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from powernode.client import endpoint_from_datadir
 from tests.e2e.test_cert_cli import mining_node, pj
 from tests.e2e.test_cli import pn
 from tests.harness.browser import Browser, ensure_chromium
-from tests.harness.explorer import Explorer
+from tests.harness.explorer import Explorer, PageError
 
 pytestmark = pytest.mark.e2e
 __all__ = ["mining_node"]  # the fixture, used by name
@@ -64,3 +65,13 @@ def test_a_dev_nodes_explorer_shows_peers_off_and_a_devices_latest_readings(
         assert len(rows) == 1 and rows[0].value("produced_wh") == "2000"
         # One reading: the latest 1,000 intervals are all it has.
         assert not b.evaluate("!!document.querySelector('#main [data-note=readings]')")
+        # A block's "previous" goes to its parent by hash (a block off the
+        # main chain has a parent the main chain's block at that height is
+        # not); an error page's title says so, not the last page's.
+        two = json.loads(pn("rpc", "chain.block", "height=2", *dd).stdout)
+        x.show("block/2", "block")
+        prev = b.evaluate("document.querySelector('#main .pager a').getAttribute('href')")
+        assert prev == f"#/block/{two['prev_hash']}", prev
+        with pytest.raises(PageError):
+            x.show("block/999999999", "block")
+        assert b.evaluate("document.title") == "Could not load this page · powernode explorer"

@@ -120,6 +120,7 @@ async function route() {
     main.replaceChildren(
       h("section", { class: "card error" }, h("h2", {}, "Could not load this page"), h("p", { dataset: { field: "error" } }, err.message)),
     );
+    document.title = "Could not load this page · powernode explorer";
     document.body.dataset.state = "error";
   }
 }
@@ -164,7 +165,9 @@ function setupSearch() {
 // ---- search ---------------------------------------------------------------
 
 const MATCH_ROUTES = {
-  block: (id, m) => `#/block/${m && m.height !== undefined ? m.height : id}`,
+  // A height asked for opens that height; a hash opens that block, which
+  // may be off the main chain (its height is then another block's).
+  block: (id, m, q) => `#/block/${/^[0-9]+$/.test((q || "").trim()) && m ? m.height : id}`,
   tx: (id) => `#/tx/${id}`,
   order: (id) => `#/tx/${id}`, // an order's id is the tx that placed it
   account: (id) => `#/account/${id}`,
@@ -182,7 +185,7 @@ async function searchPage(ctx, q) {
     // One match: go straight to its page (replacing the search in history).
     // This load never finishes: the page it opens sets the state, so the
     // search route is never seen as "ready".
-    location.replace(MATCH_ROUTES[matches[0].kind](matches[0].id, matches[0]));
+    location.replace(MATCH_ROUTES[matches[0].kind](matches[0].id, matches[0], q));
     return new Promise(() => {});
   }
   return section(
@@ -193,7 +196,7 @@ async function searchPage(ctx, q) {
           "matches",
           [
             { col: "kind", label: "kind", kind: "text" },
-            { col: "id", label: "id", kind: "full", render: (m) => h("a", { href: MATCH_ROUTES[m.kind](m.id, m) }, String(m.id)) },
+            { col: "id", label: "id", kind: "full", render: (m) => h("a", { href: MATCH_ROUTES[m.kind](m.id, m, q) }, String(m.id)) },
           ],
           matches,
           (m) => `${m.kind}:${m.id}`,

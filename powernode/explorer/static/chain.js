@@ -19,7 +19,9 @@ export async function blockPage(ctx, ref) {
   const nav = h(
     "p",
     { class: "pager" },
-    block.height > 0 ? h("a", { href: `#/block/${block.height - 1}` }, "← previous") : null,
+    // By hash: the parent of a block off the main chain is not the main
+    // chain's block at that height.
+    block.height > 0 ? h("a", { href: `#/block/${block.prev_hash}` }, "← previous") : null,
     " ",
     // The tip has no next block yet (a main-chain block has 1 confirmation
     // when it is the tip).
