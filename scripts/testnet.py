@@ -32,6 +32,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -151,26 +152,18 @@ def nodes_of(d: Path) -> list[TestnetNode]:
         return []
 
 
-def at_least_one(text: str) -> int:
-    """``--nodes``: a whole number, 1 or more."""
-    if not text.strip().isascii() or not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, not {text!r}")
-    return int(text)
+def whole(lo: int = 0, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``lo``..``hi`` (ASCII digits),
+    refused in one line that says the range."""
+    what = f" of {lo}..{hi}" if hi is not None else f" of {lo} or more" if lo else ""
 
+    def parse(text: str) -> int:
+        s = text.strip()
+        if not (s.isascii() and s.isdigit()) or int(s) < lo or (hi is not None and int(s) > hi):
+            raise argparse.ArgumentTypeError(f"expected a whole number{what}, not {text!r}")
+        return int(s)
 
-def percent(text: str) -> int:
-    """``--miner-cpu``: a whole number of 1..100."""
-    s = text.strip()
-    if not (s.isascii() and s.isdigit()) or not 1 <= int(s) <= 100:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1..100, not {text!r}")
-    return int(s)
-
-
-def whole_number(text: str) -> int:
-    """``--accounts``: a whole number, 0 or more."""
-    if not text.strip().isascii() or not text.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}")
-    return int(text)
+    return parse
 
 
 def node_status(tn: TestnetLayout, n: TestnetNode) -> dict[str, Any]:
@@ -439,19 +432,19 @@ def main(argv: list[str] | None = None) -> int:
         return sp
 
     sp = add("up", "create and start a testnet")
-    sp.add_argument("--nodes", type=at_least_one, default=3, help="how many nodes (1 or more)")
+    sp.add_argument("--nodes", type=whole(1), default=3, help="how many nodes (1 or more)")
     sp.add_argument(
         "--force",
         action="store_true",
         help="delete --dir even if it is not empty and not a testnet this script made",
     )
-    sp.add_argument("--accounts", type=whole_number, default=5, help="funded demo accounts")
+    sp.add_argument("--accounts", type=whole(), default=5, help="funded demo accounts")
     sp.add_argument("--chain-id", default="powernode-testnet-6")
     sp.add_argument("--block-time", type=int, default=2)
     sp.add_argument("--no-mine", action="store_true", help="start with mining off")
     sp.add_argument(
         "--miner-cpu",
-        type=percent,
+        type=whole(1, 100),
         default=100,
         metavar="PCT",
         help="cap each node's miner at PCT%% of a core (the target gets easier to match)",

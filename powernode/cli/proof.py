@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import string
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ def work_arg(text: str) -> int:
     s = text.strip()
     digits, base = (s[2:], 16) if s[:2].lower() == "0x" else (s, 10)
     ok = digits.isascii() and (
-        digits.isdigit() if base == 10 else all(c in "0123456789abcdefABCDEF" for c in digits)
+        digits.isdigit() if base == 10 else all(c in string.hexdigits for c in digits)
     )
     if not ok or not digits or len(digits) > 78 or int(digits, base) > 2**256:
         raise UserError(

@@ -689,16 +689,11 @@ def _unauthorized() -> web.Response:
 
 
 def _cross_origin(origin: str, *, authorized: bool) -> web.Response:
-    if authorized:
-        message = (
-            f"unauthorized: a page from {origin[:100]} may not use this node's RPC, even with "
-            "auth (pages from this node's own names may: [explorer] hosts)"
-        )
-    else:
-        message = (
-            f"unauthorized: a page from {origin[:100]} may not use this node's RPC without auth "
-            "(only pages from this node's own names may: [explorer] hosts)"
-        )
+    message = (
+        f"unauthorized: a page from {origin[:100]} may not use this node's RPC "
+        f"{'even with auth' if authorized else 'without auth'} "
+        "(only pages from this node's own names may: [explorer] hosts)"
+    )
     return _refused_http(message, 403)
 
 

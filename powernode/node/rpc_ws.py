@@ -536,13 +536,12 @@ class PushHub:
                 await self._answer(c, msg.data)
             else:
                 if msg.type == WSMsgType.ERROR:
-                    # aiohttp has closed the socket itself (1009 for a
-                    # message over max_request_bytes): the node closed
-                    # first, and ws.closed says with what.
-                    # The frame error's own code (1009, 1007, 1002; the
-                    # socket's record says 1006 by now), else aiohttp's
-                    # record: 1006 for a client lost without a close frame
-                    # (no pong to its heartbeat).
+                    # aiohttp has closed the socket itself, so the node
+                    # closed first and ws.closed says with what: the frame
+                    # error's own code (1009 for a message over
+                    # max_request_bytes, 1007, 1002; the socket's record
+                    # says 1006 by then), else that record, 1006 for a
+                    # client lost without a close frame (no pong).
                     code = getattr(msg.data, "code", 0) or c.ws.close_code or CLOSE_ABNORMAL
                     c.close(int(code), str(msg.data)[:120])
                 return
