@@ -75,3 +75,9 @@ def test_a_dev_nodes_explorer_shows_peers_off_and_a_devices_latest_readings(
         with pytest.raises(PageError):
             x.show("block/999999999", "block")
         assert b.evaluate("document.title") == "Could not load this page · powernode explorer"
+        # A slot that is not a number is no slot (not a missing one), and an
+        # empty search says what to type rather than "no page".
+        with pytest.raises(PageError, match="a slot is its start time in unix seconds"):
+            x.show("market/spot/abc", "market-slot")
+        x.show("search/", "search")
+        assert "Type a block height or hash" in x.field("nothing").text

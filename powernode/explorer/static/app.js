@@ -45,7 +45,7 @@ const ROUTES = [
   [/^contracts$/, "contracts", registry("contractsPage")],
   [/^contract\/([^/]+)$/, "contract", registry("contractPage")],
   [/^peers$/, "peers", registry("peersPage")],
-  [/^search\/(.*)$/, "search", async () => searchPage],
+  [/^search(?:\/(.*))?$/, "search", async () => searchPage],
 ];
 
 function parseHash() {
@@ -177,7 +177,14 @@ const MATCH_ROUTES = {
   contract: (id) => `#/contract/${id}`,
 };
 
-async function searchPage(ctx, q) {
+async function searchPage(ctx, q = "") {
+  q = q.trim();
+  if (!q) {
+    return section(
+      "Search",
+      h("p", { class: "empty", dataset: { field: "nothing" } }, "Type a block height or hash, a tx, order, certificate, device, PPA or contract id, or an address in the search box."),
+    );
+  }
   // The node takes at most 130 characters; nothing longer can match.
   const result = q.length > 130 ? { matches: [] } : await call("search", { q });
   const matches = result.matches.filter((m) => MATCH_ROUTES[m.kind]);

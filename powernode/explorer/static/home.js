@@ -73,21 +73,25 @@ export async function homePage(ctx) {
     if (poolTimer === null) poolTimer = setTimeout(reloadPool, 300);
     const body = poolCard.querySelector('table[data-table="mempool"] tbody');
     if (!body) return;
+    // The size counts every notice, not the table's rows: the table shows
+    // the first 100 txs, the pool may hold many more.
+    let delta = 0;
     if (notice.type === "added") {
       if (body.querySelector(`tr[data-id="${notice.id}"]`)) return;
       const row = { id: notice.id, type: notice.tx_type, sender: notice.sender, nonce: null, fee: notice.fee, size: notice.size, fee_rate: null };
       body.append(tableRow(MEMPOOL_COLUMNS, row, (r) => r.id));
+      delta = 1;
     } else if (notice.type === "removed") {
-      for (const id of notice.ids || [notice.id]) {
+      const ids = notice.ids || [notice.id];
+      for (const id of ids) {
         const tr = body.querySelector(`tr[data-id="${id}"]`);
         if (tr) tr.remove();
       }
+      delta = -ids.length;
     }
     const size = poolCard.querySelector('[data-field="mempool_size"]');
     if (size) {
-      const n = body.querySelectorAll("tr").length;
-      size.textContent = String(n);
-      size.dataset.value = String(n);
+      size.replaceWith(field("mempool_size", Math.max(0, Number(size.dataset.value) + delta), "int"));
     }
     const empty = poolCard.querySelector("p.empty");
     if (empty) empty.hidden = body.querySelector("tr") !== null;

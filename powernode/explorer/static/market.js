@@ -71,6 +71,8 @@ export async function marketPage(ctx) {
 }
 
 export async function marketSlotPage(ctx, product, slotText) {
+  // A slot is its start, unix seconds: anything else is no slot at all.
+  if (!/^[0-9]{1,15}$/.test(slotText)) throw new Error(`no slot ${slotText}: a slot is its start time in unix seconds`);
   const slot = Number(slotText);
   const [book, stats, trades, settlement] = await batch([
     { method: "market.book", params: { product, slot, levels: 100 } },
