@@ -30,7 +30,7 @@ def slot_key(slot: int, seller: bytes) -> bytes:
 
 class SlotSettlement(NamedTuple):
     height: int  # the settling block
-    time: int  # the market clock then
+    time: int  # the metering clock of the settling block
     metered_wh: int  # produced by the seller's active generation devices in the slot
     ppa_wh: int  # of that, taken by PPAs bound to those devices
     sold_wh: int  # the energy of the seller's trades of the slot
