@@ -35,11 +35,38 @@ class BackupResult:
     bytes: int
 
 
+# The data dir's own files beside the store (see the README's "Data dir"):
+# a backup written over one (a key, the config, the log) would break the
+# node, with or without force.
+DATADIR_FILES = frozenset(
+    {
+        "config.toml",
+        "genesis.json",
+        "node.key",
+        "p2p.key",
+        ".cookie",
+        "node.json",
+        "node.lock",
+        "mempool.dat",
+        "mempool.dat.corrupt",
+        "mempool.tmp",
+    }
+)
+
+
 def _check_target(src: Path, out: Path, force: bool) -> None:
     own = src.resolve()
-    if out.resolve() in {own, own.with_name(own.name + "-wal"), own.with_name(own.name + "-shm")}:
-        # --force would replace the running store under the node.
+    target = out.resolve()
+    if target.parent == own.parent and target.name in {
+        own.name + suffix for suffix in ("", "-wal", "-shm", "-journal", ".new", ".restore")
+    }:
+        # --force would replace the running store (or its log, index, or a
+        # restore or new store in the making) under the node.
         raise BackupFailed(f"{out} is the node's own store; give a file outside it")
+    if target.parent == own.parent and (
+        target.name in DATADIR_FILES or target.name.startswith("node.log")
+    ):
+        raise BackupFailed(f"{out} is one of the data dir's own files; give another name")
     if out.is_dir():
         raise BackupFailed(f"{out} is a directory; give a file name")
     if out.exists() and not force:
@@ -55,9 +82,11 @@ def backup_store(
     force: bool = False,
     progress: Progress | None = None,
     pages_per_step: int = PAGES_PER_STEP,
+    started: Callable[[], None] | None = None,
 ) -> BackupResult:
     """Copy the store at ``src`` to ``out`` (an absolute path); BackupFailed
-    with the reason when no copy was made."""
+    with the reason when no copy was made. ``started`` is called once the
+    target has passed its checks, as the copy begins."""
     if not out.is_absolute():
         raise BackupFailed(f"{out}: give an absolute path (the file is written by the node)")
     if "\x00" in str(out):
@@ -66,6 +95,8 @@ def backup_store(
         _check_target(src, out, force)
     except OSError as exc:  # a name too long for the file system
         raise BackupFailed(f"cannot write {out}: {exc.strerror or exc}") from None
+    if started is not None:
+        started()
     tmp = out.with_name(f".{out.name}.partial")
     try:
         with contextlib.suppress(FileNotFoundError):

@@ -35,6 +35,7 @@ from powernode.cli.common import (
     tx_context,
     whole_number,
 )
+from powernode.cli.datadir_lock import DatadirLocked, lock_datadir
 from powernode.client import build_transfer, write_key
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError, PowernodeError, StorageError
@@ -164,7 +165,13 @@ def cmd_run(a: argparse.Namespace) -> int:
             f"{a.datadir} is not initialised; run 'powernode init --datadir {a.datadir} --dev'"
         )
     # Before the config is read: node.log is the running node's, and a
-    # config that does not load must not write its failure there.
+    # config that does not load must not write its failure there. The lock
+    # covers a node still loading its chain (no node.json yet); it is held
+    # until this process ends.
+    try:
+        lock_datadir(a.datadir)
+    except DatadirLocked as exc:
+        raise UserError(f"{exc.node} already runs in {a.datadir}") from None
     refuse_second_node(a.datadir / "node.json", a.datadir)
     try:
         cfg = load_config(a.datadir)

@@ -29,6 +29,7 @@ from powernode.cli.common import (
     rpc_client,
     whole_number,
 )
+from powernode.cli.datadir_lock import DatadirLocked, lock_datadir
 from powernode.core.errors import ConfigError, GenesisError
 from powernode.core.params import ChainParams
 from powernode.devnet.process import pid_alive
@@ -131,6 +132,12 @@ def cmd_restore(a: argparse.Namespace) -> int:
     d: Path = a.datadir
     src = Path(a.src)
     params = datadir_params(d)
+    # Held until this command ends: no node starts on the store being
+    # replaced, and one still loading its chain (no node.json yet) is seen.
+    try:
+        lock_datadir(d)
+    except DatadirLocked as exc:
+        raise UserError(f"{exc.node} runs in {d}; stop it first ('powernode stop')") from None
     pid = running_pid(d)
     if pid is not None:
         raise UserError(f"a node (pid {pid}) runs in {d}; stop it first ('powernode stop')")

@@ -43,6 +43,7 @@ from powernode.node.health import sync_state
 from powernode.node.miner import Miner
 from powernode.node.p2p import P2P
 from powernode.node.p2p_gossip import REASK_REASONS
+from powernode.node.urls import http_url
 from powernode.node.verify import Verifier
 
 log = logging.getLogger("powernode.metrics")
@@ -143,7 +144,7 @@ class NodeMetrics:
         await runner.setup()
         self._runner = runner
         await web.TCPSite(runner, host, port, reuse_address=True).start()
-        self.url = f"http://{host}:{runner.addresses[0][1]}/metrics"
+        self.url = http_url(host, runner.addresses[0][1], "metrics")
         emit(log, "metrics.listening", url=self.url)
 
     async def stop(self) -> None:

@@ -109,6 +109,7 @@ from powernode.node.rpc_spec import (
     big_ints_as_strings,
     openrpc,
 )
+from powernode.node.urls import http_url
 
 log = logging.getLogger("powernode.rpc")
 
@@ -441,7 +442,7 @@ class RpcServer:
         self._runner = runner
         self._allowed_hosts.add(host.lower().strip("[]"))
         await web.TCPSite(runner, host, port, reuse_address=True).start()
-        self.url = f"http://{host}:{runner.addresses[0][1]}/rpc"
+        self.url = http_url(host, runner.addresses[0][1], "rpc")
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -74,7 +74,6 @@ def ops_methods(db_path: Path, stopping: Callable[[], bool] = lambda: False) -> 
             emit(log, "backup.failed", logging.WARNING, path=out, error=exc.message)
             raise exc
         try:
-            emit(log, "backup.started", path=out)
             t0 = time.perf_counter()
             try:
                 result = await asyncio.to_thread(
@@ -83,6 +82,9 @@ def ops_methods(db_path: Path, stopping: Callable[[], bool] = lambda: False) -> 
                     out,
                     force=bool(force),
                     progress=_Progress(str(out), stopping),
+                    # Logged from the copy's thread once the target passed
+                    # its checks: a refusal is backup.failed alone.
+                    started=lambda: emit(log, "backup.started", path=out),
                 )
             except BackupFailed as exc:
                 emit(log, "backup.failed", logging.WARNING, path=out, error=exc.message)

@@ -125,8 +125,25 @@ def test_refusals_write_nothing(tmp_path: Path) -> None:
         with pytest.raises(BackupFailed, match="own store"):
             backup_store(src, own, force=True)
     assert src.read_bytes() == store
-    backup_store(src, existing, force=True)
+    # The data dir's other files beside the store: a key, the config, the
+    # log, a restore in the making. Refused with force, and without it where
+    # the file does not exist yet (p2p.key before P2P is first turned on).
+    for name in ("node.key", "config.toml", "node.log.2", "chain.db.restore", "p2p.key"):
+        target = tmp_path / name
+        if name != "p2p.key":
+            target.write_bytes(b"mine")
+        with pytest.raises(BackupFailed, match="own (store|files)"):
+            backup_store(src, target, force=True)
+        assert not target.exists() if name == "p2p.key" else target.read_bytes() == b"mine"
+    started: list[bool] = []
+    with pytest.raises(BackupFailed):
+        backup_store(src, existing, started=lambda: started.append(True))
+    assert started == [], "a refused backup was told as started"
+    backup_store(src, existing, force=True, started=lambda: started.append(True))
+    assert started == [True]
     assert existing.read_bytes().startswith(b"SQLite format 3")
+    # A backup of its own name in the data dir is a backup like any other.
+    backup_store(src, tmp_path / "chain.db.bak")
 
 
 def test_a_copy_stopped_by_its_progress_leaves_no_file(tmp_path: Path) -> None:
