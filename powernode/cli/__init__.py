@@ -9,7 +9,8 @@ This module assembles the parser: each command module (``node``, ``ops``, ``mark
 exposes ``add_commands(subparsers)`` and builds on ``common``, which imports
 none of them; adding a group of commands is one more entry in
 ``COMMAND_GROUPS``. ``python -m powernode.cli`` runs ``main`` through
-``__main__``; the console script calls ``powernode.cli:main``.
+``__main__``; the console script calls it through ``powernode.launcher``,
+which takes Ctrl-C and SIGTERM before this package's imports.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from powernode.core.errors import ConfigError, PowernodeError, StorageError
 from powernode.core.units import format_units, parse_units
 from powernode.devnet.datadir import render_config, write_genesis
 from powernode.devnet.devchain import DEV_FUNDS, dev_genesis
+from powernode.interrupts import sigterm_as_interrupt
 
 # --- commands -----------------------------------------------------------------
 
@@ -150,6 +151,16 @@ def remove_empty_dirs(made: list[Path]) -> None:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    # Ctrl-C or SIGTERM before the node handles them itself (while the
+    # chain loads, say) is the same clean stop as after: 0, no traceback.
+    sigterm_as_interrupt()
+    try:
+        return _run(a)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _run(a: argparse.Namespace) -> int:
     # Imported here: powernode.node pulls in asyncio and aiohttp, which
     # every other command can do without.
     from powernode.chain.storage_faults import from_os_error

@@ -132,7 +132,7 @@ def test_refusals_write_nothing(tmp_path: Path) -> None:
         target = tmp_path / name
         if name != "p2p.key":
             target.write_bytes(b"mine")
-        with pytest.raises(BackupFailed, match="own (store|files)"):
+        with pytest.raises(BackupFailed, match=r"own (store|files)"):
             backup_store(src, target, force=True)
         assert not target.exists() if name == "p2p.key" else target.read_bytes() == b"mine"
     started: list[bool] = []
