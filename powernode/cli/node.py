@@ -97,14 +97,20 @@ def check_new_datadir(d: Path) -> None:
 @contextmanager
 def building_dir(d: Path) -> Iterator[Path]:
     """A fresh directory next to ``d`` to fill; when the block ends it
-    becomes ``d`` in one rename (which replaces ``d`` only if ``d`` is an
-    empty directory), and if the block fails (Ctrl-C included), or the
+    becomes ``d`` in one rename (an existing empty ``d`` is filled from
+    inside instead: ``building_inside``), and if the block fails (Ctrl-C included), or the
     rename does, it is removed along with any parent directories made for
     it: init completes or leaves nothing behind. Killed outright, it leaves
     at most the hidden ``.NAME.init-*`` directory, never a half-made data
     dir. The data dir gets mkdtemp's mode 0700: it holds the node key and
     the RPC cookie."""
     target = d.resolve()  # a symlinked data dir: build next to what it points at
+    if target.is_dir():
+        # An empty directory made for it (the systemd unit's steps): built
+        # inside, so init needs no write access to its parent.
+        with building_inside(d, target) as tmp:
+            yield tmp
+        return
     made = make_parents(target.parent)
     try:
         try:
@@ -122,6 +128,38 @@ def building_dir(d: Path) -> Iterator[Path]:
             raise
     except BaseException:
         remove_empty_dirs(made)
+        raise
+
+
+@contextmanager
+def building_inside(d: Path, target: Path) -> Iterator[Path]:
+    """``building_dir`` for an existing empty ``target``: a hidden directory
+    inside it to fill, whose entries then move up one by one,
+    ``config.toml`` last (the file that makes a data dir initialised), and
+    ``target`` gets mode 0700. If anything fails what moved is removed
+    again, leaving ``target`` empty."""
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".init-", dir=target))
+    except OSError as exc:
+        raise UserError(f"cannot create {d}: {exc.strerror}") from None
+    moved: list[Path] = []
+    try:
+        yield tmp
+        try:
+            for name in sorted(os.listdir(tmp), key=lambda n: (n == "config.toml", n)):
+                os.rename(tmp / name, target / name)
+                moved.append(target / name)
+            tmp.rmdir()
+            os.chmod(target, 0o700)
+        except OSError as exc:
+            raise UserError(f"cannot create {d}: {exc.strerror}") from None
+    except BaseException:
+        for path in moved:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

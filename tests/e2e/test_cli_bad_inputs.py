@@ -21,6 +21,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -1014,8 +1015,8 @@ def test_init_failing_midway_leaves_nothing(
 def test_init_fills_an_empty_dir_through_a_symlink(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An empty directory is a new data dir (replaced in the one rename); a
-    symlink to it stays a symlink, and no temporary dir is left beside it."""
+    """An empty directory is a new data dir (filled from inside); a symlink
+    to it stays a symlink, and no temporary dir is left beside it."""
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     assert main(["init", "--datadir", str(tmp_path / "link"), "--dev", "--rpc-port", "18645"]) == 0
@@ -1029,6 +1030,50 @@ def test_init_fills_an_empty_dir_through_a_symlink(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
     assert (tmp_path / "real" / "node.key").stat().st_mode & 0o777 == 0o600
     assert "port = 18645" in (tmp_path / "real" / "config.toml").read_text()
+
+
+def test_init_fills_an_existing_empty_dir_from_inside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An existing empty data dir (made for a service user, under a parent
+    that user may not write) is filled from inside: nothing is made beside
+    it, and it ends mode 0700."""
+    d = tmp_path / "var" / "powernode"
+    d.mkdir(parents=True, mode=0o755)
+    made_in: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(**kw: Any) -> str:
+        made_in.append(str(kw["dir"]))
+        if Path(kw["dir"]) == d.parent:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_mkdtemp(**kw)
+
+    monkeypatch.setattr(cli_node.tempfile, "mkdtemp", mkdtemp)
+    assert main(["init", "--datadir", str(d), "--dev"]) == 0
+    assert "initialised" in capsys.readouterr().out
+    assert made_in == [str(d)]
+    assert sorted(p.name for p in d.iterdir()) == ["config.toml", "genesis.json", "node.key"]
+    assert d.stat().st_mode & 0o777 == 0o700
+    assert sorted(p.name for p in d.parent.iterdir()) == ["powernode"]
+
+
+def test_init_failing_inside_an_existing_dir_leaves_it_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = tmp_path / "node"
+    d.mkdir()
+    real_rename = os.rename
+
+    def rename(src: Any, dst: Any) -> None:
+        if Path(dst).name == "config.toml":  # the last to move
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(cli_node.os, "rename", rename)
+    assert main(["init", "--datadir", str(d), "--dev"]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(d.iterdir()) == []
 
 
 def test_init_genesis_copies_the_file_it_checked(
