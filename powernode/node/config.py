@@ -284,6 +284,21 @@ _SECTIONS: dict[str, type] = {
 }
 
 
+# A key's type in the words of the file the operator wrote (TOML's), not
+# Python's ("int", "True").
+_TOML_TYPES: dict[type, str] = {int: "an integer", str: "a string", bool: "true or false"}
+
+
+def _toml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value)
+
+
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     names = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(names))
@@ -302,7 +317,8 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
             value = tuple(value)
         elif default is not None and type(value) is not type(default):
             raise ConfigError(
-                f"config [{where}] {key}: expected {type(default).__name__}, got {value!r}"
+                f"config [{where}] {key}: expected {_TOML_TYPES.get(type(default), 'a value')}, "
+                f"not {_toml_text(value)}"
             )
         kwargs[key] = value
     return cls(**kwargs)

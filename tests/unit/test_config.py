@@ -239,7 +239,11 @@ def test_every_number_is_checked_against_its_range(
         ("mining", "address", '"xyz"', r"^config \[mining\] address: address is not hex"),
         ("mining", "address", '"abcd"', r"^config \[mining\] address: address must be 20 bytes"),
         ("", "genesis", '""', r"^config genesis: expected a path"),
-        ("rpc", "port", "true", r"^config \[rpc\] port: expected int"),
+        ("rpc", "port", "true", r"^config \[rpc\] port: expected an integer, not true$"),
+        ("rpc", "port", '"8645"', r"^config \[rpc\] port: expected an integer, not '8645'$"),
+        ("log", "level", "3", r"^config \[log\] level: expected a string, not 3$"),
+        ("mining", "enabled", '"yes"', r"^config \[mining\] enabled: expected true or false"),
+        ("rpc", "port", "[1]", r"^config \[rpc\] port: expected an integer, not a list$"),
         # A Host is compared without its port and IPv6 brackets: such an
         # entry would never match.
         ("explorer", "hosts", '["node.example:8645"]', r"hosts: 'node.example:8645' is not"),
