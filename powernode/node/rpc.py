@@ -348,15 +348,16 @@ class RpcServer:
         return secrets.token_hex(32)
 
     def _authorized(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Basic "):
+        # The scheme's name is case-insensitive (RFC 9110 11.1): "basic" is "Basic".
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "basic":
             try:
-                given = base64.b64decode(header[6:], validate=True).decode()
+                given = base64.b64decode(credentials, validate=True).decode()
             except (ValueError, UnicodeDecodeError):
                 return False
             return hmac.compare_digest(given, f"__cookie__:{self._cookie}")
-        if header.startswith("Bearer ") and self._token:
-            return hmac.compare_digest(header[7:], self._token)
+        if scheme.lower() == "bearer" and self._token:
+            return hmac.compare_digest(credentials, self._token)
         return False
 
     def app(self) -> web.Application:

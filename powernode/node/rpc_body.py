@@ -155,10 +155,12 @@ def scan(body: bytes, *, max_values: int, max_depth: int, piece: int = 64 * 1024
 
 
 def decode(body: bytes | bytearray) -> str:
-    """The text of ``body`` as ``json.loads`` would decode it (``Scan``
-    checked that it is UTF-8)."""
+    """The text of ``body``: strict UTF-8 (RFC 8259), a leading BOM
+    skipped, as over HTTP so over the WebSocket. ``Scan`` let through only
+    bytes that look like UTF-8; an encoded surrogate (``ED A0 80``), which
+    UTF-8 does not allow, is refused here."""
     try:
-        return body.decode(json.detect_encoding(body), "surrogatepass")
+        return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Refused(PARSE_ERROR, "parse error: not UTF-8") from exc
 

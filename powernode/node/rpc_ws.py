@@ -81,7 +81,7 @@ from powernode.node.rpc import (
     refusal,
     result_json,
 )
-from powernode.node.rpc_body import Refused, loads, scan
+from powernode.node.rpc_body import Refused, decode, loads, scan
 from powernode.node.rpc_spec import ADDRESS, ID32, MethodSpec, Param, one_of, rejected
 
 log = logging.getLogger("powernode.rpc")
@@ -552,10 +552,7 @@ class PushHub:
         bounds = rpc.public if c.public_only else rpc
         try:
             scan(body, max_values=rpc.max_values, max_depth=rpc.max_depth)
-            doc = loads(body.decode("utf-8", "surrogatepass"))
-        except UnicodeDecodeError:
-            await c.answer(_refusal(-32700, "parse error: not UTF-8"))
-            return
+            doc = loads(decode(body))
         except Refused as exc:
             await c.answer(_refusal(exc.code, exc.message, exc.reason))
             return

@@ -88,6 +88,15 @@ async def test_jsonrpc_protocol_errors(dev_node: DevNode) -> None:
     )
     assert status == 401
     assert (await rpc.call("node.info"))["height"] == 0
+    # The scheme's name is case-insensitive (RFC 9110): the cookie under
+    # "basic" or "BASIC" is the cookie.
+    secret = base64.b64decode(rpc.endpoint.auth.split(" ", 1)[1])
+    for scheme in ("basic", "BASIC"):
+        status, resp = await rpc.raw(
+            {"jsonrpc": "2.0", "id": 2, "method": "node.info"},
+            headers={"Authorization": f"{scheme} " + base64.b64encode(secret).decode()},
+        )
+        assert status == 200 and resp["result"]["height"] == 0, (scheme, status)
 
 
 async def test_bad_transactions_get_typed_errors(dev_node: DevNode) -> None:

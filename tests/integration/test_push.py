@@ -221,6 +221,39 @@ async def test_trades_by_product_and_participant(market_node: DevNode) -> None: 
         assert ws.pending(forward) == 0 and ws.pending(outsider) == 0
 
 
+async def test_the_socket_reads_bodies_as_http_does(dev_node: DevNode) -> None:
+    """Strict UTF-8 with a leading BOM skipped, over both transports: an
+    encoded surrogate (not UTF-8) is a parse error on each."""
+    call = b'{"jsonrpc": "2.0", "id": 7, "method": "node.info"}'
+    surrogate = (
+        b'{"jsonrpc": "2.0", "id": 8, "method": "node.info", "params": {"x": "\xed\xa0\x80"}}'
+    )
+    async with ws_of(dev_node) as ws:
+        assert ws.ws is not None
+        await ws.ws.send_bytes(b"\xef\xbb\xbf" + call)
+        await async_wait_until(
+            lambda: any(isinstance(m, dict) and m.get("id") == 7 for m in ws.log), what="answer"
+        )
+        answer = next(m for m in ws.log if isinstance(m, dict) and m.get("id") == 7)
+        assert answer["result"]["height"] == 0
+        await ws.ws.send_bytes(surrogate)
+        await async_wait_until(
+            lambda: any(isinstance(m, dict) and "error" in m for m in ws.log), what="refusal"
+        )
+        refused = next(m for m in ws.log if isinstance(m, dict) and "error" in m)
+        assert refused["id"] is None
+        assert refused["error"]["code"] == -32700
+        assert refused["error"]["message"] == "parse error: not UTF-8"
+    ep = endpoint_from_datadir(dev_node.datadir)
+    headers = {"Authorization": ep.auth}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(ep.url, data=surrogate, headers=headers) as r,
+    ):
+        body = await r.json()
+    assert body["error"]["code"] == -32700 and body["error"]["message"] == "parse error: not UTF-8"
+
+
 async def test_engine_events_by_engine_and_name(dev_node: DevNode) -> None:
     alice, bob = dev_node.users[:2]
     cid = dev_node.chain_id

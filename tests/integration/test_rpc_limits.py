@@ -10,9 +10,11 @@ few calls reach each bound."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import json
 import re
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -366,6 +368,27 @@ async def test_more_json_values_than_max_values_is_refused(small: DevNode) -> No
             "message": message,
             "data": {"code": "request_too_large", "message": message},
         }
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_a_compressed_body_is_read_and_bounded_decompressed(
+    small: DevNode, coding: str
+) -> None:
+    def pack(raw: bytes) -> bytes:
+        return gzip.compress(raw) if coding == "gzip" else zlib.compress(raw)
+
+    headers = {"Content-Type": "application/json", "Content-Encoding": coding}
+    url = small.rpc.endpoint.url
+    body = pack(json.dumps(call("node.info", id_=1)).encode())
+    async with small.rpc.session.post(url, data=body, headers=headers) as r:
+        assert r.status == 200 and strict(await r.read())["result"]["height"] == 0
+    # Under the cap on the wire, over it once decompressed: refused.
+    cap = SMALL["max_request_bytes"]
+    bomb = pack(json.dumps(call("node.info", ["x" * cap], id_=2)).encode())
+    assert len(bomb) < cap // 10
+    async with small.rpc.session.post(url, data=bomb, headers=headers) as r:
+        assert r.status == 413
+        assert strict(await r.read())["error"]["data"]["code"] == "request_too_large"
 
 
 async def test_a_body_over_max_request_bytes_is_413(small: DevNode) -> None:
