@@ -218,10 +218,14 @@ def _run(a: argparse.Namespace) -> int:
     # covers a node still loading its chain (no node.json yet); it is held
     # until this process ends.
     try:
-        lock_datadir(a.datadir)
+        lock = lock_datadir(a.datadir)
     except DatadirLocked as exc:
         raise UserError(f"{exc.node} already runs in {a.datadir}") from None
-    refuse_second_node(a.datadir / "node.json", a.datadir)
+    if lock is None:
+        # No lock on this file system: node.json is all there is to go by.
+        # With the lock held, a node.json naming a live process is stale
+        # (its pid reused since a kill -9) and the new node replaces it.
+        refuse_second_node(a.datadir / "node.json", a.datadir)
     try:
         cfg = load_config(a.datadir)
     except (OSError, UnicodeDecodeError, ConfigError) as exc:

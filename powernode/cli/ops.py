@@ -135,10 +135,11 @@ def cmd_restore(a: argparse.Namespace) -> int:
     # Held until this command ends: no node starts on the store being
     # replaced, and one still loading its chain (no node.json yet) is seen.
     try:
-        lock_datadir(d)
+        lock = lock_datadir(d)
     except DatadirLocked as exc:
         raise UserError(f"{exc.node} runs in {d}; stop it first ('powernode stop')") from None
-    pid = running_pid(d)
+    # Without a lock (a file system without flock) node.json is the sign.
+    pid = running_pid(d) if lock is None else None
     if pid is not None:
         raise UserError(f"a node (pid {pid}) runs in {d}; stop it first ('powernode stop')")
     genesis, height = store_chain(src)

@@ -32,6 +32,7 @@ import pytest
 
 from powernode.cli import build_parser, main
 from powernode.cli import node as cli_node
+from powernode.cli.datadir_lock import lock_datadir
 from powernode.core.crypto import KeyPair
 from powernode.devnet.datadir import LOOPBACK, free_port
 from powernode.devnet.devchain import DEV_FUNDS, dev_genesis
@@ -232,9 +233,20 @@ def p2p_port_taken(tmp: Path) -> None:
     initialised(edit)(tmp)
 
 
-def live_pid(tmp: Path) -> None:
-    """node.json naming a live process: this test's."""
-    initialised(lambda d: (d / "node.json").write_text(json.dumps({"pid": os.getpid()})))(tmp)
+# Data dir locks this test process holds (as a running node would) until it ends.
+_HELD_LOCKS: list[int] = []
+
+
+def locked(tmp: Path) -> None:
+    """The data dir's node.lock held, as by a node still loading its chain:
+    by this process."""
+
+    def hold(d: Path) -> None:
+        fd = lock_datadir(d)
+        assert fd is not None
+        _HELD_LOCKS.append(fd)
+
+    initialised(hold)(tmp)
 
 
 def not_json_server(tmp: Path) -> None:
@@ -831,7 +843,7 @@ ROWS = [
         setup=config_edit("max_bytes = 67108864", "max_bytes = 0"), proc=True, logged=True),
     row("run-node-log-directory", "run --datadir @dd", "node.log: cannot write",
         setup=initialised(lambda d: (d / "node.log").mkdir()), proc=True),
-    row("run-second-node", "run --datadir @dd", "already runs", setup=live_pid, proc=True),
+    row("run-second-node", "run --datadir @dd", "already runs", setup=locked, proc=True),
     # --- usage errors: argparse's, exit 2 -----------------------------------------------
     row("usage-no-command", "", "required", status=2),
     row("usage-unknown-command", "frobnicate", "invalid choice", status=2),

@@ -4,6 +4,7 @@ chain has written no ``node.json`` yet, and a second ``run`` or a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -80,3 +81,18 @@ def test_a_running_node_holds_the_lock_until_it_stops(tmp_path: Path) -> None:
     fd = lock_datadir(d)
     assert fd is not None
     os.close(fd)
+
+
+def test_a_stale_node_json_naming_a_live_process_does_not_block_a_start(tmp_path: Path) -> None:
+    """After a kill -9 and a reboot, node.json may name a pid some other
+    process now has; with node.lock free, that file is stale."""
+    d = tmp_path / "node"
+    pn("init", "--datadir", str(d), "--dev", "--rpc-port", str(free_port()))
+    (d / "node.json").write_text(json.dumps({"pid": os.getpid(), "rpc": "http://127.0.0.1:1/rpc"}))
+    node = ProcessNode(d)
+    node.start()
+    try:
+        assert json.loads((d / "node.json").read_text())["pid"] == node.pid
+        assert node.call("node.info")["height"] == 0
+    finally:
+        node.stop()
