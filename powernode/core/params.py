@@ -231,7 +231,7 @@ def parse_params(doc: Any, engines: Sequence[SectionOwner]) -> ChainParams:
     if type(chain_id) is not str or not 1 <= len(chain_id) <= 64:
         raise GenesisError("genesis chain_id: expected a string of 1..64 characters")
     block_time = _int(d, "block_time", lo=1, hi=86400)
-    if d["max_future"] is None:
+    if "max_future" not in doc:  # a written null is a wrong type, not the default
         d["max_future"] = 12 * block_time
     allocs = d["allocations"]
     if not isinstance(allocs, dict):
@@ -248,7 +248,8 @@ def parse_params(doc: Any, engines: Sequence[SectionOwner]) -> ChainParams:
             raise GenesisError(f"genesis allocation: bad address {addr_hex!r}")
         if addr in parsed:
             raise GenesisError(f"genesis allocation: address {addr.hex()} listed twice")
-        parsed[addr] = _int({"amount": amount}, "amount", hi=MAX_GENESIS_SUPPLY)
+        key = f"allocations.{addr_hex}"
+        parsed[addr] = _int({key: amount}, key, hi=MAX_GENESIS_SUPPLY)
     if sum(parsed.values()) > MAX_GENESIS_SUPPLY:
         raise GenesisError(
             f"genesis allocations exceed half the supply cap ({MAX_GENESIS_SUPPLY} micro-units)"

@@ -49,9 +49,31 @@ def _float_path(value: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are each given once: JSON parsers differ on a
+    repeated key (Python's keeps the last), so two nodes reading one file
+    must not have to agree on which."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def parse_genesis_json(text: str | bytes) -> ChainParams:
     try:
-        doc = json.loads(text, parse_float=_Float, parse_constant=_Float)
+        doc = json.loads(
+            text, parse_float=_Float, parse_constant=_Float, object_pairs_hook=_unique_keys
+        )
+    except _DuplicateKey as exc:
+        raise GenesisError(f"genesis: key {exc.key!r} is given twice in one object") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GenesisError(f"genesis is not valid JSON: {exc}") from exc
     except RecursionError as exc:

@@ -166,9 +166,12 @@ def test_parse_genesis_json_round_trip() -> None:
         ({**genesis_doc(), "allocations": []}, "allocations"),
         ({**genesis_doc(), "allocations": {"zz": 1}}, "zz"),
         ({**genesis_doc(), "allocations": {"aa" * 19: 1}}, "aa"),
-        ({**genesis_doc(), "allocations": {"aa" * 20: -1}}, "amount"),
+        ({**genesis_doc(), "allocations": {"aa" * 20: -1}}, f"allocations.{'aa' * 20}: expected"),
         ({**genesis_doc(), "allocations": {"aa" * 20: 1.0}}, "float"),
-        ({**genesis_doc(), "allocations": {"aa" * 20: MAX_MONEY + 1}}, "amount"),
+        ({**genesis_doc(), "allocations": {"aa" * 20: MAX_MONEY + 1}}, f"allocations.{'aa' * 20}"),
+        ({**genesis_doc(), "allocations": {"aa" * 20: None}}, f"allocations.{'aa' * 20}"),
+        # A written null is a value of the wrong type, not the default.
+        ({**genesis_doc(), "max_future": None}, "max_future: expected an integer"),
         (
             {**genesis_doc(), "allocations": {"aa" * 20: MAX_GENESIS_SUPPLY, "bb" * 20: 1}},
             "supply cap",
@@ -207,6 +210,9 @@ def test_bad_params(doc: Any, needle: str) -> None:
         ),
         ("[1, 2]", "object"),
         ("", "not valid JSON"),
+        # JSON parsers differ on a repeated key: refused, at any depth.
+        ('{"chain_id": "x", "chain_id": "y"}', "genesis: key 'chain_id' is given twice"),
+        ('{"allocations": {"' + "ab" * 20 + '": 1, "' + "ab" * 20 + '": 2}}', "given twice"),
     ],
 )
 def test_bad_genesis_json(text: str, needle: str) -> None:
