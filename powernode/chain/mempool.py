@@ -161,8 +161,10 @@ class Mempool:
 
     def add(self, tx: Transaction, sender: bytes, cost: int) -> list[PoolEntry]:
         """Insert (replacing the same sender+nonce if present); returns what was
-        evicted to stay in bounds. If the pool is full and ``tx`` pays least,
-        the pool is left exactly as it was and MempoolFull is raised. Either
+        evicted to stay in bounds. If the pool is full and ``tx`` pays least
+        (it would be evicted itself, or would evict a tx paying at least its
+        own rate), the pool is left exactly as it was and MempoolFull is
+        raised. Either
         way the fee floor rises past what left or was refused."""
         size = len(tx.raw)
         # ``refuses`` is False for a tx that fits: asked only when it does not.
@@ -181,7 +183,12 @@ class Mempool:
         if self.total_bytes <= self.max_bytes:
             return []
         evicted = self._evict()
-        if any(e is entry for e in evicted):
+        # A tx that fills a sender's nonce gap is no tail, so eviction never
+        # takes it: it must still not push out a tx that pays as much as it
+        # does (by the order above it would go first, were it a tail).
+        if any(e is entry or e.rate >= entry.rate for e in evicted):
+            if all(e is not entry for e in evicted):
+                self._drop(entry)
             # Put back in the reverse order of leaving: each sender's lower
             # nonces first, so every tail is where it was.
             for e in reversed(evicted):

@@ -68,7 +68,9 @@ class LinearPool:
             victim = min(tails, key=lambda e: (e.rate, -e.seq))
             self._drop(victim)
             evicted.append(victim)
-        if any(e is entry for e in evicted):
+        if any(e is entry or e.rate >= entry.rate for e in evicted):
+            if all(e is not entry for e in evicted):
+                self._drop(entry)
             for e in evicted:
                 if e is not entry:
                     self._insert(e)
@@ -177,6 +179,30 @@ def test_cheapest_is_a_tail_never_a_head() -> None:
     pool.remove(tail.txid)
     cheapest = pool.cheapest()
     assert cheapest is not None and cheapest.tx is head
+    pool.check_index()
+
+
+def test_a_tx_filling_a_nonce_gap_displaces_only_cheaper_txs() -> None:
+    """Not a tail, it is never evicted itself: it is refused where it would
+    push out a tx paying at least as much (it was taken at fee 0, evicting
+    another sender's well-paying tx)."""
+    pool = Mempool(max_bytes=5 * SIZE)
+    s1 = sender(1)
+    pool.add(ftx(0, 2000, SIZE), s1, 0)
+    pool.add(ftx(2, 2000, SIZE), s1, 0)  # a gap at nonce 1
+    others = [ftx(0, 2000, SIZE) for _ in range(3)]
+    for i, tx in enumerate(others):
+        pool.add(tx, sender(10 + i), 0)
+    before = set(pool.by_id)
+    with pytest.raises(MempoolFull):
+        pool.add(ftx(1, 0, SIZE), s1, 0)
+    assert set(pool.by_id) == before
+    pool.check_index()
+    # Paying more than the cheapest tail, it displaces that one.
+    gap = ftx(1, 3000, SIZE)
+    evicted = pool.add(gap, s1, 0)
+    assert len(evicted) == 1 and evicted[0].rate < gap.fee * 1000 // SIZE
+    assert gap.txid in pool.by_id
     pool.check_index()
 
 
