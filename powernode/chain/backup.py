@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,18 +55,33 @@ DATADIR_FILES = frozenset(
 )
 
 
+def _own_files(src: Path) -> set[Path]:
+    """The store's files, by the path the node opens and by where a
+    symlinked ``chain.db`` leads."""
+    stores = {src.parent.resolve() / src.name, src.resolve()}
+    return {
+        store.with_name(store.name + suffix)
+        for store in stores
+        for suffix in ("", "-wal", "-shm", "-journal", ".new", ".restore")
+    }
+
+
+def _is_datadir_file(src: Path, target: Path) -> bool:
+    if target.parent != src.parent.resolve():
+        return False
+    return (
+        target.name in DATADIR_FILES
+        or re.fullmatch(r"node\.log(\.[0-9]+)?", target.name) is not None
+    )
+
+
 def _check_target(src: Path, out: Path, force: bool) -> None:
-    own = src.resolve()
     target = out.resolve()
-    if target.parent == own.parent and target.name in {
-        own.name + suffix for suffix in ("", "-wal", "-shm", "-journal", ".new", ".restore")
-    }:
+    if target in _own_files(src):
         # --force would replace the running store (or its log, index, or a
         # restore or new store in the making) under the node.
         raise BackupFailed(f"{out} is the node's own store; give a file outside it")
-    if target.parent == own.parent and (
-        target.name in DATADIR_FILES or target.name.startswith("node.log")
-    ):
+    if _is_datadir_file(src, target):
         raise BackupFailed(f"{out} is one of the data dir's own files; give another name")
     if out.is_dir():
         raise BackupFailed(f"{out} is a directory; give a file name")

@@ -35,7 +35,7 @@ from powernode.cli.common import (
     tx_context,
     whole_number,
 )
-from powernode.cli.datadir_lock import DatadirLocked, lock_datadir
+from powernode.cli.datadir_lock import DatadirLocked, lock_datadir, node_json_pid, wait_unlocked
 from powernode.client import build_transfer, write_key
 from powernode.core.crypto import KeyPair
 from powernode.core.errors import ConfigError, PowernodeError, StorageError
@@ -75,6 +75,11 @@ def cmd_init(a: argparse.Namespace) -> int:
     return 0
 
 
+# What init writes besides config.toml, which building_inside moves in last:
+# all a killed init can leave in a directory it was filling.
+INIT_MOVES_FIRST = ("genesis.json", "node.key")
+
+
 def check_new_datadir(d: Path) -> None:
     """``init`` writes a new data dir: ``d`` may be missing or an empty
     directory, nothing else (a half-used dir, say a node.key left by some
@@ -89,6 +94,17 @@ def check_new_datadir(d: Path) -> None:
             f"start it with 'powernode run --datadir {d}'"
         )
     names = sorted(p.name for p in d.iterdir())
+    debris = [n for n in names if n.startswith(".init-")]
+    if debris and set(names) - set(debris) <= set(INIT_MOVES_FIRST):
+        # An init into this empty directory was killed while filling it:
+        # what is here is its own work, begun again from nothing.
+        for name in names:
+            path = d / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        names = sorted(p.name for p in d.iterdir())
     if names:
         shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         raise UserError(f"{d} is not empty ({shown}); give --datadir a new or empty directory")
@@ -150,7 +166,10 @@ def building_inside(d: Path, target: Path) -> Iterator[Path]:
                 os.rename(tmp / name, target / name)
                 moved.append(target / name)
             tmp.rmdir()
-            os.chmod(target, 0o700)
+            # A directory another user owns (made for this one to write)
+            # keeps the mode its owner gave it.
+            with contextlib.suppress(PermissionError):
+                os.chmod(target, 0o700)
         except OSError as exc:
             raise UserError(f"cannot create {d}: {exc.strerror}") from None
     except BaseException:
@@ -221,11 +240,12 @@ def _run(a: argparse.Namespace) -> int:
         lock = lock_datadir(a.datadir)
     except DatadirLocked as exc:
         raise UserError(f"{exc.node} already runs in {a.datadir}") from None
-    if lock is None:
-        # No lock on this file system: node.json is all there is to go by.
-        # With the lock held, a node.json naming a live process is stale
-        # (its pid reused since a kill -9) and the new node replaces it.
-        refuse_second_node(a.datadir / "node.json", a.datadir)
+    # node.json still names a node that took no lock (an earlier version's,
+    # or any node where flock is missing); with the lock held, a pid another
+    # program has since a kill -9 makes it stale, and the new node replaces it.
+    pid = node_json_pid(a.datadir, locked=lock is not None)
+    if pid is not None:
+        raise UserError(f"a node (pid {pid}) already runs in {a.datadir}")
     try:
         cfg = load_config(a.datadir)
     except (OSError, UnicodeDecodeError, ConfigError) as exc:
@@ -293,23 +313,6 @@ def log_early_failure(log_path: Path, line: str, *, reason: str) -> None:
     except OSError:
         return  # no log to write to: the line on stderr is all there is
     log_to_file_only("node.failed", error=line, reason=reason)
-
-
-def refuse_second_node(runtime: Path, datadir: Path) -> None:
-    """UserError if ``node.json`` names a live process; a file a killed node
-    left (or one no node wrote) is stale, and the new node replaces it."""
-    try:
-        pid = json.loads(runtime.read_text())["pid"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    # os.kill(0 or a negative pid, 0) would ask about a process group.
-    if type(pid) is not int or pid <= 0:
-        return
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError, OverflowError):
-        return  # no such process, or another user's: not our node
-    raise UserError(f"a node (pid {pid}) already runs in {datadir}")
 
 
 def cmd_keygen(a: argparse.Namespace) -> int:
@@ -383,10 +386,20 @@ def cmd_transfer(a: argparse.Namespace) -> int:
     return report_tx(a, status)
 
 
+# How long `powernode stop` waits for the node to exit: systemd's stop timeout
+# in the unit this project ships (TimeoutStopSec=120).
+STOP_WAIT_S = 120
+
+
 def cmd_stop(a: argparse.Namespace) -> int:
     with rpc_client(a) as c:
         c.call("node.stop")
-    print("stopping")
+    print("stopping", flush=True)
+    # The node answers first, then saves its mempool and closes its store:
+    # a node found by its data dir is waited for until it has let the data
+    # dir go, so `stop && restore` (or `stop && run`) finds it free.
+    if a.rpc_url is None and not wait_unlocked(a.datadir, STOP_WAIT_S):
+        raise UserError(f"the node in {a.datadir} is still stopping after {STOP_WAIT_S} s")
     return 0
 
 

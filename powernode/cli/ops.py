@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sqlite3
 import time
@@ -29,10 +28,9 @@ from powernode.cli.common import (
     rpc_client,
     whole_number,
 )
-from powernode.cli.datadir_lock import DatadirLocked, lock_datadir
+from powernode.cli.datadir_lock import DatadirLocked, lock_datadir, node_json_pid
 from powernode.core.errors import ConfigError, GenesisError
 from powernode.core.params import ChainParams
-from powernode.devnet.process import pid_alive
 from powernode.state.genesis import genesis_block, parse_genesis_json
 
 # A backup of a large store takes minutes; the call waits for it.
@@ -57,15 +55,6 @@ def cmd_backup(a: argparse.Namespace) -> int:
         ),
     )
     return 0
-
-
-def running_pid(datadir: Path) -> int | None:
-    """The pid of a node running in ``datadir`` (its ``node.json``), if any."""
-    try:
-        pid = json.loads((datadir / "node.json").read_text())["pid"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return pid if type(pid) is int and pid > 0 and pid_alive(pid) else None
 
 
 def datadir_params(datadir: Path) -> ChainParams:
@@ -130,16 +119,25 @@ def copy_store(src: Path, dst: Path) -> None:
 
 def cmd_restore(a: argparse.Namespace) -> int:
     d: Path = a.datadir
-    src = Path(a.src)
     params = datadir_params(d)
     # Held until this command ends: no node starts on the store being
     # replaced, and one still loading its chain (no node.json yet) is seen.
     try:
-        lock = lock_datadir(d)
+        lock = lock_datadir(d, holder="restore")
     except DatadirLocked as exc:
         raise UserError(f"{exc.node} runs in {d}; stop it first ('powernode stop')") from None
-    # Without a lock (a file system without flock) node.json is the sign.
-    pid = running_pid(d) if lock is None else None
+    try:
+        return _restore(a, d, params, locked=lock is not None)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _restore(a: argparse.Namespace, d: Path, params: ChainParams, *, locked: bool) -> int:
+    src = Path(a.src)
+    # A node that took no lock (an earlier version's, or where flock is
+    # missing) is still named by node.json.
+    pid = node_json_pid(d, locked=locked)
     if pid is not None:
         raise UserError(f"a node (pid {pid}) runs in {d}; stop it first ('powernode stop')")
     genesis, height = store_chain(src)

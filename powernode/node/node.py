@@ -313,6 +313,10 @@ class Node:
         """Start, serve until SIGINT/SIGTERM, an RPC ``node.stop`` or a
         storage fault, stop; then raise the fault, if there was one."""
         loop = asyncio.get_running_loop()
+        # Put back once the node has stopped (the loop's removal would leave
+        # SIGTERM's default, which kills a process still tearing down): for
+        # `powernode run`, SIGTERM as an interrupt, the clean stop.
+        before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
         # SIGHUP reopens node.log (after logrotate moved it), as daemons do.
@@ -331,6 +335,9 @@ class Node:
             await self.stop()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            for sig, handler in before.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
         if self.failure is not None:
             raise self.failure
 

@@ -348,16 +348,22 @@ class RpcServer:
         return secrets.token_hex(32)
 
     def _authorized(self, request: web.Request) -> bool:
-        # The scheme's name is case-insensitive (RFC 9110 11.1): "basic" is "Basic".
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        # The scheme's name is case-insensitive and may be followed by more
+        # than one space (RFC 9110 11.1, 11.4): "basic  x" is "Basic x".
+        scheme, _, rest = request.headers.get("Authorization", "").partition(" ")
+        credentials = rest.lstrip(" ")
+        # Compared as bytes: compare_digest refuses a str that is not ASCII
+        # (a TypeError, which would answer 500, not 401).
         if scheme.lower() == "basic":
             try:
-                given = base64.b64decode(credentials, validate=True).decode()
-            except (ValueError, UnicodeDecodeError):
+                given = base64.b64decode(credentials, validate=True)
+            except ValueError:
                 return False
-            return hmac.compare_digest(given, f"__cookie__:{self._cookie}")
+            return hmac.compare_digest(given, f"__cookie__:{self._cookie}".encode())
         if scheme.lower() == "bearer" and self._token:
-            return hmac.compare_digest(credentials, self._token)
+            return hmac.compare_digest(
+                credentials.encode("utf-8", "surrogateescape"), self._token.encode()
+            )
         return False
 
     def app(self) -> web.Application:

@@ -922,9 +922,13 @@ def expand(arg: str, where: dict[str, str]) -> str:
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under ``root``, with a file's bytes (None for a directory)."""
+    """Every path under ``root``, with a file's bytes (None for a directory);
+    but ``node.lock``, which ``run`` takes before anything can fail, and
+    which stays (the README's "Data dir")."""
     out: dict[str, bytes | None] = {}
     for p in sorted(root.rglob("*")):
+        if p.name == "node.lock":
+            continue
         rel = str(p.relative_to(root))
         out[rel] = None if p.is_dir() else p.read_bytes()
     return out
@@ -1068,6 +1072,28 @@ def test_init_fills_an_existing_empty_dir_from_inside(
     assert sorted(p.name for p in d.iterdir()) == ["config.toml", "genesis.json", "node.key"]
     assert d.stat().st_mode & 0o777 == 0o700
     assert sorted(p.name for p in d.parent.iterdir()) == ["powernode"]
+
+
+def test_init_begins_again_where_a_killed_init_left_its_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kill while init filled an existing empty dir leaves its hidden
+    build dir, and perhaps the files it had moved in: a new init clears
+    them and starts over. Anything else there still makes the dir not empty."""
+    d = tmp_path / "node"
+    (d / ".init-x1y2").mkdir(parents=True)
+    (d / ".init-x1y2" / "config.toml").write_text("half")
+    (d / "node.key").write_text("moved in before the kill")
+    assert main(["init", "--datadir", str(d), "--dev"]) == 0
+    assert "initialised" in capsys.readouterr().out
+    assert sorted(p.name for p in d.iterdir()) == ["config.toml", "genesis.json", "node.key"]
+    assert "moved in" not in (d / "node.key").read_text()
+    other = tmp_path / "other"
+    (other / ".init-a").mkdir(parents=True)
+    (other / "notes.txt").write_text("mine")
+    assert main(["init", "--datadir", str(other), "--dev"]) == 1
+    assert "is not empty" in capsys.readouterr().err
+    assert (other / "notes.txt").read_text() == "mine"
 
 
 def test_init_failing_inside_an_existing_dir_leaves_it_empty(

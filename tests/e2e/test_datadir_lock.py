@@ -74,13 +74,38 @@ def test_a_running_node_holds_the_lock_until_it_stops(tmp_path: Path) -> None:
     try:
         with pytest.raises(DatadirLocked) as held:
             lock_datadir(d)
-        assert held.value.pid == node.pid
+        assert held.value.pid == node.pid and held.value.node == f"a node (pid {node.pid})"
         assert (d / "node.lock").stat().st_mode & 0o777 == 0o600
+        # `stop` returns once the node has let the data dir go: a restore
+        # (or a run) right after it finds the data dir free.
+        assert pn("stop", "--datadir", str(d)).stdout.strip() == "stopping"
+        fd = lock_datadir(d)
+        assert fd is not None
+        os.close(fd)
     finally:
         node.stop()
-    fd = lock_datadir(d)
-    assert fd is not None
-    os.close(fd)
+    assert node.exit_code == 0
+
+
+def test_a_node_that_took_no_lock_is_still_seen_by_its_node_json(tmp_path: Path) -> None:
+    """A node of an earlier version (no node.lock) still running in the data
+    dir: its node.json names a live `powernode run`, so run and restore
+    refuse, with the lock free."""
+    d = tmp_path / "node"
+    pn("init", "--datadir", str(d), "--dev", "--rpc-port", str(free_port()))
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()", "powernode.cli", "run"],
+        stdin=subprocess.PIPE,
+    ) as old:
+        try:
+            (d / "node.json").write_text(json.dumps({"pid": old.pid}))
+            one_line(pn("run", "--datadir", str(d), check=False), f"a node (pid {old.pid})")
+            restore = pn("restore", "--from", str(d / "x.db"), "--datadir", str(d), check=False)
+            one_line(restore, f"a node (pid {old.pid}) runs in {d}")
+        finally:
+            assert old.stdin is not None
+            old.stdin.close()
+            old.wait(30)
 
 
 def test_a_stale_node_json_naming_a_live_process_does_not_block_a_start(tmp_path: Path) -> None:

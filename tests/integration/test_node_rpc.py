@@ -97,6 +97,21 @@ async def test_jsonrpc_protocol_errors(dev_node: DevNode) -> None:
             headers={"Authorization": f"{scheme} " + base64.b64encode(secret).decode()},
         )
         assert status == 200 and resp["result"]["height"] == 0, (scheme, status)
+    # More than one space after the scheme is allowed (RFC 9110 1*SP).
+    status, _ = await rpc.raw(
+        {"jsonrpc": "2.0", "id": 3, "method": "node.info"},
+        headers={"Authorization": "Basic   " + base64.b64encode(secret).decode()},
+    )
+    assert status == 200
+    # Credentials that are not ASCII are wrong ones (401), not a server error.
+    for header in (
+        "Basic " + base64.b64encode("__cookie__:é".encode()).decode(),
+        "Basic " + base64.b64encode(b"__cookie__:\xff").decode(),
+    ):
+        status, _ = await rpc.raw(
+            {"jsonrpc": "2.0", "id": 4, "method": "node.info"}, headers={"Authorization": header}
+        )
+        assert status == 401, (header, status)
 
 
 async def test_bad_transactions_get_typed_errors(dev_node: DevNode) -> None:

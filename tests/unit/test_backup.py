@@ -142,8 +142,10 @@ def test_refusals_write_nothing(tmp_path: Path) -> None:
     backup_store(src, existing, force=True, started=lambda: started.append(True))
     assert started == [True]
     assert existing.read_bytes().startswith(b"SQLite format 3")
-    # A backup of its own name in the data dir is a backup like any other.
+    # A backup of its own name in the data dir is a backup like any other,
+    # even one whose name starts as the log's does.
     backup_store(src, tmp_path / "chain.db.bak")
+    backup_store(src, tmp_path / "node.logbook.db")
 
 
 def test_a_copy_stopped_by_its_progress_leaves_no_file(tmp_path: Path) -> None:
