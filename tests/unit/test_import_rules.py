@@ -52,6 +52,9 @@ LAZY = {
     },
     # backup/restore/export read a data dir's config through the node's loader.
     "powernode.cli.ops": {"powernode.node.config"},
+    # The console script takes Ctrl-C and SIGTERM before the CLI's imports,
+    # which take half a second: importing it is the point of the function.
+    "powernode.launcher": {"powernode.cli"},
 }
 
 
