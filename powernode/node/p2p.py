@@ -62,6 +62,7 @@ from powernode.node.p2p_key import load_or_create_p2p_key
 from powernode.node.p2p_slots import InboundSlots
 from powernode.node.p2p_sync import Sync
 from powernode.node.peer import Peer, now_ms
+from powernode.node.urls import host_port
 from powernode.protocol.messages import (
     CHALLENGE_SIZE,
     PROTOCOL_VERSION,
@@ -181,7 +182,7 @@ class P2P:
         site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port, reuse_address=True)
         await site.start()
         # The port actually bound (the config may say 0: any free one).
-        self.listen = f"{self.cfg.host}:{self._runner.addresses[0][1]}"
+        self.listen = host_port(self.cfg.host, self._runner.addresses[0][1])
         self._session = aiohttp.ClientSession()
         for addr in self.cfg.peers:
             self.addrbook.setdefault(addr, AddrEntry()).trusted = True

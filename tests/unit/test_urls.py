@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from powernode.client import endpoint_from_datadir
-from powernode.node.urls import http_url
+from powernode.node.urls import host_port, http_url
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,9 @@ def test_the_cli_reads_an_ipv6_nodes_url(tmp_path: Path) -> None:
     )
     (tmp_path / ".cookie").write_text("__cookie__:secret")
     assert endpoint_from_datadir(tmp_path).url == "http://[::1]:21745/rpc"
+
+
+def test_host_port_splits_back() -> None:
+    assert host_port("127.0.0.1", 8646) == "127.0.0.1:8646"
+    assert host_port("::1", 8646) == "[::1]:8646"
+    assert host_port("[::1]", 8646).rpartition(":")[0].strip("[]") == "::1"
