@@ -31,6 +31,7 @@ from powernode.cli.common import (
     chosen_address,
     counted,
     emit,
+    event_line,
     hex_id,
     report_tx,
     rpc_client,
@@ -296,8 +297,7 @@ def event_lines(status: dict[str, Any]) -> list[str]:
         elif kind == "cert.skipped":
             out.append(f"  no certificate issued: {e.get('reason')}")
         elif isinstance(kind, str):
-            rest = "  ".join(f"{k} {v}" for k, v in e.items() if k != "event")
-            out.append(f"  {kind}  {rest}")
+            out.append(event_line(e))
     return out
 
 
@@ -535,17 +535,30 @@ def cert_query(method: str, text: Callable[[Any], str]) -> Callable[[argparse.Na
 def cmd_cert_proof(a: argparse.Namespace) -> int:
     """Fetch the certificate's proof (``cert.proof``) and write it to
     ``--out``; ``powernode verify-proof`` checks it offline."""
+    out = Path(a.out)
+    # Checked before the node is asked: a proof of a long chain is large.
+    if not a.out:
+        raise UserError("--out: give a file name")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file name")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    if out.exists() and not a.force:
+        raise UserError(f"{out} exists; give --force to replace it")
     with rpc_client(a) as c:
         r = c.call("cert.proof", {"cert": a.cert_id.hex()})
     try:
         raw = bytes.fromhex(r["proof"])
     except (KeyError, TypeError, ValueError):
         raise UserError("the node's cert.proof answer holds no hex proof") from None
-    out = Path(a.out)
     # Written whole or not at all: a file cut short would only be refused later.
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(raw)
-    tmp.replace(out)
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        tmp.write_bytes(raw)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     info = {k: r.get(k) for k in ("cert", "height", "tip", "bytes")} | {"out": str(out)}
     emit(
         a,
@@ -776,4 +789,5 @@ def add_commands(sub: Subparsers) -> None:
     )
     sp.add_argument("cert_id", metavar="CERT_ID", type=cert_id_arg, help="the certificate id (hex)")
     sp.add_argument("--out", required=True, metavar="FILE", help="where to write the proof")
+    sp.add_argument("--force", action="store_true", help="replace FILE if it exists")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")

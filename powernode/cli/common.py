@@ -38,6 +38,8 @@ from powernode.client import (
     RpcError,
     RpcUnavailable,
     endpoint_from_datadir,
+    format_kwh,
+    format_money,
     read_bytes,
     read_key,
     read_text,
@@ -393,6 +395,28 @@ def os_error_text(exc: OSError) -> str:
     """'PATH: Is a directory' rather than '[Errno 21] Is a directory: PATH'."""
     reason = exc.strerror or str(exc) or type(exc).__name__
     return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+
+
+# Receipt event fields that hold money (micro-units) or energy (Wh): shown
+# in units and kWh, as every amount the CLI takes or prints.
+MONEY_FIELDS = frozenset(
+    {"amount", "escrow", "paid", "value", "refund", "refunded", "penalty", "owed", "fee"}
+)
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """A receipt event no command words on its own: its name, then each
+    field, money in units and energy in kWh."""
+
+    def shown(key: str, value: Any) -> str:
+        if type(value) is int and key in MONEY_FIELDS:
+            return f"{key} {format_money(value)}"
+        if type(value) is int and (key == "wh" or key.endswith("_wh")):
+            return f"{key} {format_kwh(value)} kWh"
+        return f"{key} {value}"
+
+    rest = "  ".join(shown(k, v) for k, v in event.items() if k != "event")
+    return f"  {event['event']}  {rest}"
 
 
 def error_line(command: str, message: str) -> None:

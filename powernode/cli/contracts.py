@@ -32,6 +32,7 @@ from powernode.cli.common import (
     address_arg,
     counted,
     emit,
+    event_line,
     hex_id,
     report_tx,
     rpc_client,
@@ -366,8 +367,7 @@ def event_lines(status: dict[str, Any]) -> list[str]:
     for e in status.get("receipt", {}).get("events", []):
         kind = e.get("event")
         if isinstance(kind, str):
-            rest = "  ".join(f"{k} {v}" for k, v in e.items() if k != "event")
-            out.append(f"  {kind}  {rest}")
+            out.append(event_line(e))
     return out
 
 

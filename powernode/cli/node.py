@@ -316,6 +316,9 @@ def log_early_failure(log_path: Path, line: str, *, reason: str) -> None:
 
 
 def cmd_keygen(a: argparse.Namespace) -> int:
+    if a.out == "":
+        # `--out "$F"` with F unset must not fall back to printing the key.
+        raise UserError("--out: give a file name (an empty one would print the key instead)")
     if a.json and not a.out:
         # JSON output goes to scripts and logs, which must not hold a
         # private key; without a file the key would be lost.
@@ -336,7 +339,7 @@ def cmd_keygen(a: argparse.Namespace) -> int:
     where = str(Path(a.out).resolve()) if a.out else None
     result = {"address": key.address.hex(), "pubkey": key.pubkey.hex(), "file": where}
     if a.json:
-        print(json.dumps(result))
+        print(json.dumps(result, indent=2))
     else:
         print(f"address {result['address']}")
         # A meter's key is registered by its public key (device register).

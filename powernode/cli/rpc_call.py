@@ -81,8 +81,10 @@ def build_params(c: RpcClient, method: str, items: list[str]) -> dict[str, Any] 
     named, positional = split_args(items)
     texts = list(named.values()) or positional
     values = [parse_value(t) for t in texts]
-    if any(not isinstance(v, str) for v in values):
-        # Only then ask the node which params are strings.
+    if any(not (isinstance(v, str) and v == t) for t, v in zip(texts, values, strict=True)):
+        # Some text was read as JSON (a number, or a quoted string): only
+        # then ask the node which params are strings, whose text stays as
+        # typed whatever the other values are.
         strings, order = string_params(c, method)
         names = list(named) or order
         values = [

@@ -48,3 +48,14 @@ def test_keygen_text_without_out_prints_the_key_once(tmp_path: Path) -> None:
     assert r.returncode == 0
     private = next(line for line in r.stdout.splitlines() if line.startswith("private"))
     assert len(private.split()[1]) == 64
+
+
+def test_an_empty_out_is_refused_not_taken_as_no_out() -> None:
+    """`--out "$F"` with F unset: refused, and no key printed."""
+    for args in (("keygen", "--out", ""), ("keygen", "--json", "--out", "")):
+        r = pn(*args)
+        assert r.returncode == 1 and r.stdout == "", (args, r.stdout)
+        assert r.stderr.strip().splitlines() == [
+            "powernode keygen: error: --out: give a file name (an empty one would print the "
+            "key instead)"
+        ]

@@ -86,6 +86,13 @@ def test_a_param_declared_a_string_keeps_the_text_typed(node: Path) -> None:
     # the node looks it up (not found) instead of refusing its type.
     r = pn("rpc", "--datadir", str(node), "tx.get", "id=" + "1" * 64, check=False)
     one_line_error(r, "powernode rpc: error: not_found")
+    # The same whatever the other values are: a quoted address for a string
+    # param stays as typed (quotes and all), alone or beside a number.
+    quoted = '"' + "ab" * 20 + '"'
+    for extra in ((), ("limit=5",)):
+        r = pn("rpc", "--datadir", str(node), "market.trades", f"participant={quoted}", *extra,
+               check=False)  # fmt: skip
+        one_line_error(r, "powernode rpc: error: invalid_params")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from powernode.cli import build_parser
-from powernode.cli.common import DEFAULT_DATADIR
+from powernode.cli.common import DEFAULT_DATADIR, event_line
 from powernode.engines.certificates.records import STATUSES as CERT_STATUSES
 from powernode.engines.market.level import ANY_SOURCE
 from powernode.engines.market.params import PRODUCTS
@@ -189,3 +189,13 @@ def test_an_option_is_spelt_out_in_full(
         build_parser().parse_args(argv)
     assert info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_receipt_events_show_money_in_units_and_energy_in_kwh() -> None:
+    line = event_line(
+        {"event": "ppa.funded", "ppa": "ab", "amount": 1_000_000, "escrow": 5_000_000, "seq": 3}
+    )
+    assert line == "  ppa.funded  ppa ab  amount 1.00  escrow 5.00  seq 3"
+    assert event_line({"event": "cert.transferred", "cert": "cd", "to": "ef", "wh": 40_000}) == (
+        "  cert.transferred  cert cd  to ef  wh 40 kWh"
+    )
