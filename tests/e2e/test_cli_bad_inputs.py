@@ -620,6 +620,14 @@ ROWS = [
     row("meter-readings-start-bad", f"meter readings --datadir @keyed --device {ID} --start x",
         "--start"),
     row("meter-readings-device-bad", "meter readings --datadir @keyed --device xyz", "DEVICE_ID"),
+    # cert proof's --out is checked before the node is asked (none runs here).
+    row("cert-proof-out-directory", f"cert proof {ID} --datadir @dd --out @adir",
+        "is a directory; give a file name"),
+    row("cert-proof-out-no-folder", f"cert proof {ID} --datadir @dd --out @missing/x.proof",
+        "does not exist"),
+    row("cert-proof-out-exists", f"cert proof {ID} --datadir @dd --out @afile",
+        "exists; give --force"),
+    row("cert-proof-out-empty", f"cert proof {ID} --datadir @dd --out=", "--out: give a file"),
     row("cert-issue-zero", f"cert issue --datadir @keyed --device {ID} --interval last "
         "--energy-kwh 0", "--energy-kwh must be positive"),
     row("cert-issue-interval-bad", f"cert issue --datadir @keyed --device {ID} --interval "
