@@ -400,6 +400,8 @@ def cmd_meter_report(a: argparse.Namespace) -> int:
 
 def cmd_meter_readings(a: argparse.Namespace) -> int:
     params: dict[str, Any] = {"device": a.device.hex()}
+    if a.start is not None and a.end is not None and a.start > a.end:
+        raise UserError("--start must not be after --end")
     if a.start is not None:
         params["start"] = a.start
     if a.end is not None:

@@ -112,7 +112,9 @@ def _slot_from(slot: Slot, mp: dict[str, Any], now: int) -> int:
             min_lead_seconds=mp["min_lead_seconds"],
         )
     if slot % mp["slot_seconds"]:
-        raise UserError(f"slot {slot} is not a multiple of the {mp['slot_seconds']} s slot length")
+        raise UserError(
+            f"--slot {slot} is not a multiple of the {mp['slot_seconds']} s slot length"
+        )
     return slot
 
 
@@ -121,16 +123,17 @@ def check_order(mp: dict[str, Any], energy: int, price: int) -> None:
     checks them again (and the rest) when the order arrives."""
     if not mp["min_order_wh"] <= energy <= mp["max_order_wh"]:
         raise UserError(
-            f"energy {format_kwh(energy)} kWh outside {format_kwh(mp['min_order_wh'])}.."
+            f"--energy-kwh {format_kwh(energy)} outside {format_kwh(mp['min_order_wh'])}.."
             f"{format_kwh(mp['max_order_wh'])} kWh"
         )
     if price % mp["price_tick"]:
         raise UserError(
-            f"price {format_price(price)} is not a multiple of the tick {format_price(mp['price_tick'])}"
+            f"--price {format_price(price)} is not a multiple of the tick "
+            f"{format_price(mp['price_tick'])}"
         )
     if not mp["min_price"] <= price <= mp["max_price"]:
         raise UserError(
-            f"price {format_price(price)} outside {format_price(mp['min_price'])}.."
+            f"--price {format_price(price)} outside {format_price(mp['min_price'])}.."
             f"{format_price(mp['max_price'])} per kWh"
         )
 
@@ -260,14 +263,15 @@ def expiry_arg(text: str) -> int | MinutesFromNow:
         return 0
     try:
         if s.startswith("+"):
-            return MinutesFromNow(parse_whole(s[1:], "--expiry", hi=MAX_EXPIRY_MINUTES))
+            # +0 is now, which no order can expire at: at least a minute.
+            return MinutesFromNow(parse_whole(s[1:], "--expiry", lo=1, hi=MAX_EXPIRY_MINUTES))
         t = parse_whole(s, "--expiry")
     except DecodeError:
         t = -1
     if t <= 0 or t % 60:
         raise UserError(
             f"--expiry must be 0, a whole-minute unix time, or +MINUTES from now "
-            f"(at most +{MAX_EXPIRY_MINUTES}), not {clip(text)!r}"
+            f"(+1 to +{MAX_EXPIRY_MINUTES}), not {clip(text)!r}"
         )
     return t
 
@@ -347,6 +351,8 @@ def cmd_trades(a: argparse.Namespace) -> int:
         params["participant"] = a.participant.hex()
     if a.slot is not None and not a.product:
         raise UserError("--slot needs --product")
+    if a.from_height is not None and a.to_height is not None and a.from_height > a.to_height:
+        raise UserError("--from-height must not be above --to-height")
     for k in ("from_height", "to_height"):
         if getattr(a, k) is not None:
             params[k] = getattr(a, k)

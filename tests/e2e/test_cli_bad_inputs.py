@@ -867,7 +867,11 @@ ROWS = [
     row("node-trades-slot-without-product", "trades --datadir @node --slot next",
         "--slot needs --product"),
     row("node-trades-heights-reversed", "trades --datadir @node --from-height 5 --to-height 1",
-        "from_height"),
+        "--from-height must not be above --to-height"),
+    row("meter-readings-reversed", f"meter readings --device {ID} --datadir @dd --start 10 "
+        "--end 5", "--start must not be after --end"),
+    row("order-expiry-plus-zero", "order --datadir @dd --side buy --energy-kwh 1 --price 1 "
+        "--slot next --expiry +0", "(+1 to +527040), not '+0'"),
     row("node-device-get-unknown", f"device get {ID} --datadir @node", "unknown_device"),
     row("node-meter-readings-unknown", f"meter readings --device {ID} --datadir @node",
         "unknown_device"),
