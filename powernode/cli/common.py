@@ -518,7 +518,18 @@ def submit_and_wait(c: RpcClient, tx: Transaction, wait: float) -> dict[str, Any
     against a newer tip, e.g. a second order over the capacity), with the
     reason in ``error`` when the node still knows it; ``pending`` when the
     time ran out."""
-    return await_tx(c, c.submit(tx), wait)
+    try:
+        return await_tx(c, c.submit(tx), wait)
+    except KeyboardInterrupt:
+        # A Ctrl-C ends the wait, not the tx (the node may have it from the
+        # moment it was sent): its id is then what the user needs. Exit 130,
+        # as any Ctrl-C.
+        txid = tx.txid.hex()
+        print(
+            f"interrupted: tx {txid} may still confirm (powernode rpc tx.get id={txid})",
+            file=sys.stderr,
+        )
+        raise
 
 
 def await_tx(c: RpcClient, txid: str, wait: float) -> dict[str, Any]:

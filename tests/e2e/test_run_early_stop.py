@@ -1,6 +1,7 @@
-"""``powernode run`` stopped by Ctrl-C or SIGTERM before its node is up
-(while the CLI loads, or the config is read) stops cleanly: status 0 and
-no traceback, as once the node runs."""
+"""Stops from outside a command's work: ``powernode run`` stopped by Ctrl-C
+or SIGTERM before its node is up (while the CLI loads, or the config is
+read) stops cleanly, status 0 and no traceback, as once the node runs; a
+tx command's ``--wait`` stopped by Ctrl-C names the tx it sent."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from powernode.devnet.datadir import free_port
+from powernode.devnet.process import ProcessNode
+from powernode.devnet.wait import wait_until
 from tests.e2e.test_cli import pn
 
 pytestmark = pytest.mark.e2e
@@ -95,3 +98,32 @@ def test_the_console_script_stops_cleanly_while_it_loads(tmp_path: Path, sig: in
             proc.communicate()
     assert proc.returncode == 0, (proc.returncode, stderr)
     assert "Traceback" not in stderr, stderr
+
+
+def test_ctrl_c_in_a_wait_names_the_tx_it_sent(tmp_path: Path) -> None:
+    """The tx is out before the wait: a Ctrl-C ends the wait (130) and says
+    which tx may still confirm."""
+    d = tmp_path / "node"
+    pn("init", "--datadir", str(d), "--dev", "--rpc-port", str(free_port()))
+    node = ProcessNode(d)  # not mining: the tx stays pending
+    node.start()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "powernode.cli", "transfer", "--datadir", str(d),
+             "--to", "ab" * 20, "--amount", "1", "--wait", "120"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: node.call("mempool.info")["size"] == 1, timeout=60)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        txid = node.call("mempool.txs")["txs"][0]["id"]
+    finally:
+        node.stop()
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert f"interrupted: tx {txid} may still confirm (powernode rpc tx.get id={txid})" in err, err
+    assert "Traceback" not in err
