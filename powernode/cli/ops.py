@@ -83,6 +83,8 @@ def read_only_uri(path: Path) -> str:
 def store_chain(path: Path) -> tuple[bytes, int]:
     """The genesis hash and tip height of the store at ``path``, read
     without writing; UserError for a file that is not a powernode store."""
+    if not path.exists():
+        raise UserError(f"{path} not found")
     if not path.is_file():
         raise UserError(f"{path} is not a file")
     try:
@@ -194,6 +196,10 @@ def cmd_export(a: argparse.Namespace) -> int:
     if first > last:
         raise UserError(f"--from {first} is past --to {last}")
     out = Path(a.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file name")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist")
     if out.exists() and not a.force:
         raise UserError(f"{out} exists; give --force to replace it")
     tmp = out.with_name(f".{out.name}.partial")

@@ -851,6 +851,10 @@ ROWS = [
         setup=config_edit("max_bytes = 67108864", "max_bytes = 0"), proc=True, logged=True),
     row("run-node-log-directory", "run --datadir @dd", "node.log: cannot write",
         setup=initialised(lambda d: (d / "node.log").mkdir()), proc=True),
+    row("restore-from-missing", "restore --from @missing --datadir @dd --force", "not found",
+        setup=initialised()),
+    row("restore-from-directory", "restore --from @adir --datadir @dd --force", "is not a file",
+        setup=initialised()),
     row("run-second-node", "run --datadir @dd", "already runs", setup=locked, proc=True),
     # --- usage errors: argparse's, exit 2 -----------------------------------------------
     row("usage-no-command", "", "required", status=2),
