@@ -43,6 +43,21 @@ def _value_cases(p: argparse.ArgumentParser) -> list[str]:
     return arms
 
 
+def _words(p: argparse.ArgumentParser) -> str:
+    """The ``compgen`` arguments for the next word of a command: its
+    options, a positional's fixed choices (``completion bash``), and file
+    names where a positional is a path (``import FILE``)."""
+    words = _options(p)
+    files = False
+    for a in p._actions:
+        if a.option_strings or isinstance(a, argparse._SubParsersAction):
+            continue
+        if a.choices:
+            words += [str(c) for c in a.choices]
+        files = files or a.dest in _PATH_DESTS
+    return ("-f " if files else "") + f'-W "{" ".join(words)}"'
+
+
 def _valued(p: argparse.ArgumentParser) -> set[str]:
     """Every option, here or in a subcommand, that takes a value."""
     out = {s for a in p._actions if a.nargs != 0 for s in a.option_strings}
@@ -79,15 +94,13 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
                 lines.append('      case "$prev" in')
                 lines += _value_cases(ap)
                 lines.append("      esac")
-                words = " ".join(_options(ap))
-                lines.append(f'      COMPREPLY=($(compgen -W "{words}" -- "$cur")); return;;')
+                lines.append(f'      COMPREPLY=($(compgen {_words(ap)} -- "$cur")); return;;')
         else:
             lines.append(f"    {name}:*)")
             lines.append('      case "$prev" in')
             lines += _value_cases(sp)
             lines.append("      esac")
-            words = " ".join(_options(sp))
-            lines.append(f'      COMPREPLY=($(compgen -W "{words}" -- "$cur")); return;;')
+            lines.append(f'      COMPREPLY=($(compgen {_words(sp)} -- "$cur")); return;;')
     lines += [
         "  esac",
         '  case "$prev" in',

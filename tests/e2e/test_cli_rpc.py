@@ -192,3 +192,10 @@ def test_bash_completion_is_generated_from_the_parser(tmp_path: Path) -> None:
     assert complete("restore", "--from", str(tmp_path / "chain-c")) == [
         str(tmp_path / "chain-copy.db")
     ]
+    # So does a positional path (import FILE, verify-proof FILE), and a
+    # positional's choices are offered (completion bash).
+    assert complete("import", str(tmp_path / "chain-c")) == [str(tmp_path / "chain-copy.db")]
+    assert complete("verify-proof", str(tmp_path / "chain-c")) == [
+        str(tmp_path / "chain-copy.db")
+    ]
+    assert complete("completion", "b") == ["bash"]
