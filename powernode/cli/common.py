@@ -471,7 +471,10 @@ def node_endpoint(a: argparse.Namespace) -> Endpoint:
     cookie = a.rpc_cookie if a.rpc_cookie is not None else a.datadir / ".cookie"
     if a.rpc_cookie is None and not cookie.exists():
         raise RpcUnavailable(f"no RPC cookie at {cookie}; give --rpc-cookie FILE or --datadir")
-    return Endpoint(url=url if parts.path else url + "/rpc", auth=cookie_auth(cookie))
+    # http://HOST:PORT and http://HOST:PORT/ mean the node's /rpc.
+    if parts.path in ("", "/"):
+        url = parts._replace(path="/rpc").geturl()
+    return Endpoint(url=url, auth=cookie_auth(cookie))
 
 
 def cookie_auth(path: Path) -> str:

@@ -130,6 +130,11 @@ def test_rpc_url_and_cookie_reach_a_node_outside_the_datadir(node: Path, tmp_pat
     other = str(tmp_path / "elsewhere")
     args = ("--datadir", other, "--rpc-url", url, "--rpc-cookie", cookie)
     assert json.loads(pn(*args, "status", "--json").stdout)["rpc"] == url
+    # The node's address alone, with or without a slash, means its /rpc.
+    base = url.removesuffix("rpc")
+    for given in (base, base.rstrip("/")):
+        got = pn("--datadir", other, "--rpc-url", given, "--rpc-cookie", cookie, "status", "--json")
+        assert json.loads(got.stdout)["rpc"] == url
     # Without --rpc-cookie the cookie is looked for in the data dir.
     one_line_error(pn("--datadir", other, "--rpc-url", url, "status", check=False), "--rpc-cookie")
     one_line_error(pn(*args[:2], "--rpc-url", "ftp://x", "status", check=False), "--rpc-url")
@@ -195,7 +200,5 @@ def test_bash_completion_is_generated_from_the_parser(tmp_path: Path) -> None:
     # So does a positional path (import FILE, verify-proof FILE), and a
     # positional's choices are offered (completion bash).
     assert complete("import", str(tmp_path / "chain-c")) == [str(tmp_path / "chain-copy.db")]
-    assert complete("verify-proof", str(tmp_path / "chain-c")) == [
-        str(tmp_path / "chain-copy.db")
-    ]
+    assert complete("verify-proof", str(tmp_path / "chain-c")) == [str(tmp_path / "chain-copy.db")]
     assert complete("completion", "b") == ["bash"]
