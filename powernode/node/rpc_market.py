@@ -237,7 +237,15 @@ def market_methods(ledger: Ledger) -> dict[str, Method]:
         slot = rp.slot(markets(), product, p, 1)
         assert slot is not None
         levels = rp.opt_int(p, "levels", 2, lo=1, hi=MAX_LEVELS)
-        return queries.book(state(), product, slot, levels, params=ledger.params)
+        view = state()
+        result = queries.book(view, product, slot, levels, params=ledger.params)
+        # A book is marked closed by its gate's hook, which only books that
+        # held orders get: a slot that never had one is closed all the same
+        # once the market clock reaches its gate (as an order would find it).
+        clock = max(queries.market_time(view), ledger.chain.tip.header.timestamp)
+        if result["gate"] is not None and clock >= result["gate"]:
+            result["closed"] = True
+        return result
 
     def product_and_slot(p: Params) -> tuple[str | None, int | None]:
         """The optional ``product`` (position 0) and ``slot`` (1) filters."""

@@ -182,7 +182,13 @@ async def test_book_trades_stats_and_params(market_node: DevNode) -> None:
     assert book["bids"] == []
     assert await rpc.call("market.book", ["spot", s.slot, 1]) == book
     empty = await rpc.call("market.book", {"product": "spot", "slot": s.slot + 900})
-    assert empty["asks"] == [] and empty["bids"] == []
+    assert empty["asks"] == [] and empty["bids"] == [] and empty["closed"] is False
+    # A slot that never had an order is closed once the clock reaches its
+    # gate, as one that had orders is.
+    clock = (await rpc.call("market.params"))["market_time"]
+    past = clock // 900 * 900 - 900
+    gone = await rpc.call("market.book", {"product": "spot", "slot": past})
+    assert gone["gate"] <= clock and gone["closed"] is True and gone["open_orders"] == 0
     cases: list[tuple[dict[str, Any], str]] = [
         ({"product": "candles", "slot": s.slot}, "unknown_market"),
         ({"product": "spot", "slot": s.slot + 1}, "slot_not_aligned"),
