@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument(
         "-n",
         "--lines",
-        type=int,
+        type=whole(),
         default=20,
         help="earlier lines to show first (of all nodes, by time)",
     )

@@ -258,6 +258,8 @@ class P2P:
         return self.bans.addr(addr, time.monotonic())
 
     def _close_soon(self, peer: Peer, *, code: int, why: str) -> None:
+        # Our reason, for peer.disconnected (else it would say "closed").
+        peer.close_reason = peer.close_reason or why.partition(":")[0]
         self._spawn(peer.close(code=code, why=why), f"close-{peer.id}")
 
     def ban_peer(self, peer: Peer, seconds: float, reason: str) -> None:
@@ -342,8 +344,12 @@ class P2P:
         """Lift a ban given as ``host:port`` (with the node ids banned with
         it), a node id (hex) or an IP."""
         nid = _node_id_of(key)
+        # The operator lets it back now: the cooldown its fault started
+        # goes with the ban.
         if nid is not None:
+            self._cooldown_nodes.pop(nid, None)
             return self.bans.unban_node(nid)
+        self._cooldown_ips.pop(key, None)
         return self.bans.unban_addr(key) or self.bans.unban_ip(key)
 
     # --- addresses ----------------------------------------------------------
@@ -618,6 +624,9 @@ class P2P:
             return f"{exc.code} ours={exc.ours} theirs={exc.theirs}"
         if exc.bans_peer:
             self.ban_peer(peer, self.cfg.ban_seconds, exc.code)
+            # Past the ban too (lifted early by peer.unban, or shorter than
+            # the cooldown), it does not come straight back.
+            self._cool_down(peer)
         else:
             emit(
                 log,

@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from powernode.core.crypto import KeyPair
+from powernode.devnet.devchain import dev_genesis
+from powernode.devnet.testnet import TestnetLayout
+from tests.harness import TEST_CHAIN
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,3 +71,16 @@ def test_loadgen_without_a_testnet_is_an_error_in_one_line(tmp_path: Path) -> No
     assert r.returncode == 2, r.stderr
     assert "no testnet in" in json.loads(r.stdout)["error"]
     assert "Traceback" not in r.stderr
+
+
+def test_loadgen_with_every_node_down_is_one_line(tmp_path: Path) -> None:
+    """A testnet that is down: the one refusal, not a line per node too."""
+    d = tmp_path / "tn"
+    keys = [KeyPair.generate()]
+    TestnetLayout.create(
+        d, dev_genesis({k.address: 10**12 for k in keys}, chain_id=TEST_CHAIN), nodes=3, demo=keys
+    )
+    r = _script("loadgen.py", "--dir", str(d), "--rate", "1", "--count", "1", "--json")
+    assert r.returncode == 2, r.stderr
+    assert "no running node in" in json.loads(r.stdout)["error"]
+    assert r.stderr.strip().count("\n") == 0 and "no running node in" in r.stderr, r.stderr

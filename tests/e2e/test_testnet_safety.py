@@ -120,3 +120,13 @@ def test_quickstart_caps_the_miners_cpu() -> None:
     text = (ROOT / "scripts" / "quickstart").read_text()
     up_line = next(line for line in text.splitlines() if "testnet.py up" in line)
     assert '--miner-cpu "${MINER_CPU:-25}"' in up_line
+
+
+def test_logs_refuses_a_negative_line_count(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), "logs", "--dir", str(tmp_path), "--no-follow", "-n", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "a whole number" in r.stderr, r.stderr

@@ -556,6 +556,48 @@ async def test_ban_ends_and_unban_lets_the_peer_back(
         await ready(net, back)
 
 
+async def test_a_ban_starts_the_cooldown_too(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    """A ban that ends before the cooldown (a ban_seconds set below
+    reconnect_cooldown) does not let the peer straight back; peer.unban,
+    the operator's word, does."""
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        await peer.send_raw(b"\xc1")
+        await assert_banned(net, caplog, peer, "malformed_frame")
+    assert net.node.p2p is not None
+    # The ban's time runs out (here: taken away as its expiry would).
+    assert net.node.p2p.bans.unban_node(peer.hello.node_id)
+    async with net.hostile(key=peer.key) as back:
+        await back.connect()
+        assert await back.wait_disconnected() == 4000
+        assert back.close_reason == "cooldown"
+    assert await net.rpc.call("peer.unban", {"node_id": peer.hello.node_id.hex()}) == {
+        "unbanned": False
+    }
+    async with net.hostile(key=peer.key) as again:
+        await again.connect()
+        await ready(net, again)
+
+
+async def test_peer_disconnected_says_why_we_hung_up(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with net.hostile() as peer:
+        await peer.connect()
+        await ready(net, peer)
+        node = peer.hello.node_id.hex()
+        assert await net.rpc.call("peer.ban", {"node_id": node, "seconds": 60})
+        assert await peer.wait_disconnected() == 4003
+    await async_wait_until(
+        lambda: events(caplog, "peer.disconnected", node=node), what="peer.disconnected"
+    )
+    (gone,) = events(caplog, "peer.disconnected", node=node)
+    assert gone.fields["reason"] == "banned"  # type: ignore[attr-defined]
+    (banned,) = events(caplog, "peer.banned", node=node)
+    assert banned.fields["reason"] == "manual"  # type: ignore[attr-defined]
+
+
 async def test_headers_with_bad_pow_are_banned(net: Net, caplog: pytest.LogCaptureFixture) -> None:
     b = builder(net)
     try:

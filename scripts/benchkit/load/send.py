@@ -78,15 +78,19 @@ def testnet_nodes(d: Path, only: Sequence[str] | None = None) -> list[tuple[str,
             f"loadgen: no testnet in {d} (run 'scripts/testnet.py up' first)"
         ) from None
     out: list[tuple[str, Endpoint]] = []
+    down: list[str] = []
     for n in tn.nodes:
         if only and n.name not in only:
             continue
         try:
             out.append((n.name, endpoint_from_datadir(tn.datadir(n.name))))
         except RpcUnavailable:
-            progress(f"loadgen: {n.name} is not running; skipped")
+            down.append(n.name)
     if not out:
+        # One line, the refusal: which nodes are down is all of them.
         raise BenchRefused(f"loadgen: no running node in {d}")
+    for name in down:
+        progress(f"loadgen: {name} is not running; skipped")
     return out
 
 
