@@ -189,7 +189,7 @@ def test_root_only(factory: LedgerFactory) -> None:
     assert [st["kind"] for st in got["steps"]] == ["reading"]
     assert got["confirmations"] == 1
     assert got["unchecked"] == []
-    assert any("no tx after the tip" in x for x in got["cannot_prove"])
+    assert any("after the file's last lineage tx" in x for x in got["cannot_prove"])
 
 
 def test_after_the_demo_split_and_retirement(factory: LedgerFactory) -> None:
@@ -457,7 +457,7 @@ def test_flipped_bytes_in_each_part_give_their_reason(factory: LedgerFactory) ->
     # it was before that tx: what "cannot prove" says first.
     older = verify_proof(replace(proof, txs=proof.txs[:-1]).encode(), s.params)
     assert (older.cert.status, older.cert.owner) == ("active", BOB.address)
-    assert "no tx after the tip" in older.cannot_prove[0]
+    assert "after the file's last lineage tx" in older.cannot_prove[0]
     # Another certificate id.
     assert refused(replace(proof, cert_id=bytes(32))) == "proof_bad_lineage"
 

@@ -51,8 +51,8 @@ from powernode.state.registry import verify_tx
 
 # Said of every proof: no file can show what is not in it.
 CANNOT_PROVE = (
-    "that no tx after the tip in this file touched the certificate (a later transfer or"
-    " retirement, or its expiry, would not be in it)",
+    "that no other tx touched the certificate after the file's last lineage tx, up to the"
+    " tip or later (a later transfer, split or retirement, or its expiry, would not be in it)",
     "that these headers are the chain the network follows: only that they carry the work"
     " shown; compare the tip and work with a node or explorer you trust, or require"
     " --min-work / --min-confirmations",
