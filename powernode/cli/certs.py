@@ -33,6 +33,7 @@ from powernode.cli.common import (
     emit,
     event_line,
     hex_id,
+    out_file,
     report_tx,
     rpc_client,
     signing_key,
@@ -537,16 +538,8 @@ def cert_query(method: str, text: Callable[[Any], str]) -> Callable[[argparse.Na
 def cmd_cert_proof(a: argparse.Namespace) -> int:
     """Fetch the certificate's proof (``cert.proof``) and write it to
     ``--out``; ``powernode verify-proof`` checks it offline."""
-    out = Path(a.out)
     # Checked before the node is asked: a proof of a long chain is large.
-    if not a.out:
-        raise UserError("--out: give a file name")
-    if out.is_dir():
-        raise UserError(f"--out {out} is a directory; give a file name")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: folder {out.parent} does not exist")
-    if out.exists() and not a.force:
-        raise UserError(f"{out} exists; give --force to replace it")
+    out = out_file(a.out, force=a.force)
     with rpc_client(a) as c:
         r = c.call("cert.proof", {"cert": a.cert_id.hex()})
     try:

@@ -419,6 +419,22 @@ def event_line(event: dict[str, Any]) -> str:
     return f"  {event['event']}  {rest}"
 
 
+def out_file(text: str, *, force: bool) -> Path:
+    """An ``--out FILE`` a command is about to write whole, checked before
+    any work: a name, not a directory, in a folder that exists, and not an
+    existing file unless ``force``."""
+    if not text:
+        raise UserError("--out: give a file name")
+    out = Path(text)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file name")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; give --force to replace it")
+    return out
+
+
 def error_line(command: str, message: str) -> None:
     print(f"powernode {command}: error: {message}", file=sys.stderr)
 

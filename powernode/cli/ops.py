@@ -25,6 +25,7 @@ from powernode.cli.common import (
     add_command,
     counted,
     emit,
+    out_file,
     rpc_client,
     whole_number,
 )
@@ -195,13 +196,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         raise UserError(f"--to {last}: the chain in {d} ends at height {tip}")
     if first > last:
         raise UserError(f"--from {first} is past --to {last}")
-    out = Path(a.out)
-    if out.is_dir():
-        raise UserError(f"--out {out} is a directory; give a file name")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: folder {out.parent} does not exist")
-    if out.exists() and not a.force:
-        raise UserError(f"{out} exists; give --force to replace it")
+    out = out_file(a.out, force=a.force)
     tmp = out.with_name(f".{out.name}.partial")
     header = BlockFileHeader(chain_id=params.chain_id, genesis=genesis, first=first, last=last)
     try:
