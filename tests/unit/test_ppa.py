@@ -215,11 +215,11 @@ def test_the_term_ends_short_expired_with_the_rest_refunded(m: Ppas) -> None:
     m.mine()
     bob = m.balance(BOB)
     end = T0 + DAY
-    m.mine(end + READING_WINDOW - 1)
+    m.mine(end + READING_WINDOW)  # a reading may still come in this second
     p = m.ppa(pid)
     assert p["status"] == "active" and p["days_remaining"] == 0
     assert p["deliveries"][0]["status"] == "auto"  # its window ended earlier
-    m.mine(end + READING_WINDOW)
+    m.mine(end + READING_WINDOW + 1)
     p = m.ppa(pid)
     assert p["status"] == "expired"
     assert p["shortfall_wh"] == TOTAL - 100 * KWH
@@ -234,10 +234,46 @@ def test_a_pending_delivery_is_accepted_when_the_ppa_closes(m: Ppas) -> None:
     m.mine(end + READING_WINDOW - 10)
     m.deliver(ALICE, pid, TOTAL, interval=end - INTERVAL)
     m.mine()
-    m.mine(end + READING_WINDOW)
+    m.mine(end + READING_WINDOW + 1)
     p = m.ppa(pid)
     assert p["status"] == "completed" and p["paid"] == 500 * UNIT
     assert p["deliveries"][0]["status"] == "accepted"
+
+
+def test_a_reading_in_the_last_second_of_its_window_is_delivered(m: Ppas) -> None:
+    dev = m.active_device(ALICE, METER)
+    pid = m.active(ALICE, BOB, device=dev, duration_days=1, period_seconds=DAY)
+    last = T0 + DAY - INTERVAL  # the term's last interval
+    tx = m.report(ALICE, METER, dev, last, produced=10 * KWH)
+    m.mine(last + INTERVAL + READING_WINDOW)  # the reading's last second
+    m.ok(tx)
+    [ev] = m.events(tx, "ppa.delivered")
+    assert ev["wh"] == 10 * KWH and ev["interval"] == last
+    m.mine(m.now + 1)
+    p = m.ppa(pid)
+    assert p["status"] == "expired" and p["delivered_wh"] == 10 * KWH
+
+
+def test_an_unaligned_terms_last_interval_is_delivered_after_the_terms_window(
+    m: Ppas,
+) -> None:
+    # A term starting mid-interval ends mid-interval: its last interval ends
+    # INTERVAL - 300 s after the term, and its reading may come that much
+    # later than the term's end + reading_window.
+    dev = m.active_device(ALICE, METER)
+    start = T0 + 300
+    pid = m.active(ALICE, BOB, device=dev, start=start, duration_days=1, period_seconds=DAY)
+    end = start + DAY
+    last = end - 300  # aligned; it holds the term's last second
+    m.mine(end + READING_WINDOW + 60)
+    assert m.ppa_status(pid) == "active"
+    tx = m.report(ALICE, METER, dev, last, produced=10 * KWH)
+    m.mine(last + INTERVAL + READING_WINDOW)
+    m.ok(tx)
+    [ev] = m.events(tx, "ppa.delivered")
+    assert ev["interval"] == last
+    m.mine(last + INTERVAL + READING_WINDOW + 1)
+    assert m.ppa_status(pid) == "expired"
 
 
 def test_short_escrow_defaults_after_the_grace_period(m: Ppas) -> None:
@@ -287,7 +323,7 @@ def test_owing_at_the_end_of_the_term_is_a_default(m: Ppas) -> None:
     m.mine(INTERVAL_END)
     m.deliver(ALICE, pid, 240 * KWH)
     m.mine()
-    m.mine(T0 + DAY + READING_WINDOW)  # past the confirm window and the grace too
+    m.mine(T0 + DAY + READING_WINDOW + 1)  # past the confirm window and the grace too
     assert m.ppa_status(pid) == "defaulted"
 
 

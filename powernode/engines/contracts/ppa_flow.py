@@ -78,12 +78,17 @@ def first_period_cost(p: Ppa) -> int:
 
 
 def close_time(view: StateAccess, ctx: ExecContext, p: Ppa) -> int:
-    """When an active PPA closes: the end of its term plus the reading
-    window, when no reading of an interval in the term can still arrive. A
-    term whose close would pass the last u64 time closes at that time
-    (never, in practice): such a proposal is valid, and its accept must not
-    fail scheduling the close."""
-    return min(p.end + cert_params(ctx.params).reading_window, LAST_TIME)
+    """When an active PPA closes: one second after the last reading it can
+    take would be too late. Its last interval is the one holding the term's
+    last second (it ends after the term when the term is not aligned to the
+    metering interval), and a reading is taken while now <= interval end +
+    reading_window, that second included. A term whose close would pass the
+    last u64 time closes at that time (never, in practice): such a proposal
+    is valid, and its accept must not fail scheduling the close."""
+    cp = cert_params(ctx.params)
+    size = cp.interval_seconds
+    last_end = -(-p.end // size) * size  # the end rounded up to an interval
+    return min(last_end + cp.reading_window + 1, LAST_TIME)
 
 
 def _settled(
