@@ -377,6 +377,13 @@ def targets(r: dict[str, Any]) -> Targets:
     return out
 
 
+# --quick's sizes; an option given on the command line keeps its value.
+QUICK = {
+    "owners": 10, "devices": 100, "intervals": 20, "lineage": 200, "sigs": 1000,
+    "hub_intervals": 3, "e2e_devices": 200, "e2e_owners": 4,
+}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = bench_parser(__doc__, budget=1800.0)
     ap.add_argument("--owners", type=int, default=100)
@@ -393,11 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         "--hub-intervals", type=int, default=10, help="intervals of phase e (batch vs report)"
     )
     ap.add_argument("--quick", action="store_true", help="100 devices, 20 intervals, 200 splits")
-    args = parse_args(ap, argv)
-    if args.quick:
-        args.owners, args.devices, args.intervals = 10, 100, 20
-        args.lineage, args.sigs, args.hub_intervals = 200, 1000, 3
-        args.e2e_devices, args.e2e_owners = 200, 4
+    args = parse_args(ap, argv, quick=QUICK)
     if min(args.owners, args.devices, args.intervals, args.block_txs, args.lineage) < 1:
         ap.error("--owners, --devices, --intervals, --block-txs and --lineage must be positive")
     if args.hub_intervals < 1:

@@ -258,6 +258,11 @@ def phases_arg(text: str) -> tuple[str, ...]:
     return names
 
 
+# --quick's sizes; an option given on the command line keeps its value.
+QUICK = {"trades": 1000, "owners": 10, "devices": 100, "intervals": 10, "contracts": 1000,
+         "sigs": 1000}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = bench_parser(__doc__, budget=900.0)
     ap.add_argument(
@@ -280,16 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="1,000 trades, 100 devices, 10 intervals, 1,000 contracts",
     )
-    args = parse_args(ap, argv)
-    if args.quick:
-        args.trades, args.owners, args.devices, args.intervals, args.contracts, args.sigs = (
-            1000,
-            10,
-            100,
-            10,
-            1000,
-            1000,
-        )
+    args = parse_args(ap, argv, quick=QUICK)
     if min(args.owners, args.devices, args.intervals, args.block_txs, args.contracts) < 1:
         ap.error("--owners, --devices, --intervals, --contracts and --block-txs must be positive")
     if args.owners < 2 or args.devices % args.owners:

@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchkit.guard import median, percentile, progress
+from benchkit.guard import BenchRefused, median, percentile, progress
 from benchkit.runner import (
     REPO,
     BenchRun,
@@ -151,6 +151,8 @@ def summary(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 def measure(args: argparse.Namespace, bench: BenchRun) -> None:
     r = bench.results
+    if chromium_path() is None:
+        raise BenchRefused("no Chromium here: install the chromium package, or set $CHROMIUM")
     host = running_node0(args.dir)
     if host is None:
         d = bench.workdir / "tn"
@@ -165,8 +167,6 @@ def measure(args: argparse.Namespace, bench: BenchRun) -> None:
         r["testnet"] = {"started": False, "dir": str(args.dir)}
     base = f"http://{host}/"
     r["url"] = base
-    if chromium_path() is None:
-        raise RuntimeError("no Chromium here: install the chromium package, or set $CHROMIUM")
     with Browser() as b:
         b.call(lambda a: a.send("Network.setCacheDisabled", {"cacheDisabled": True}))
         b.add_init_script(READY_PROBE)

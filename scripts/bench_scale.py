@@ -224,10 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--e2e-devices", type=int, default=4000, help="meters of the e2e row")
     ap.add_argument("--e2e-owners", type=int, default=200, help="their owners (demo keys)")
-    args = parse_args(ap, argv)
-    if args.quick:
-        for k, v in QUICK.items():
-            setattr(args, k, sizes(v) if isinstance(v, str) else v)
+    args = parse_args(ap, argv, quick=QUICK)
     if args.only and not set(args.only.split(",")) <= set(ROWS + OPT_IN):
         ap.error(f"--only: rows are {','.join(ROWS + OPT_IN)}")
     bench = BenchRun(args, workdir="powernode-scale-")

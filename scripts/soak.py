@@ -489,8 +489,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         a.seed = random.randrange(1 << 30)
     if a.event_every is None:
         a.event_every = 20.0 if a.minutes <= 5 else 45.0
-    if a.minutes <= 0 or a.rate <= 0 or a.event_every <= 0 or not 1 <= a.miner_cpu <= 100:
-        ap.error("--minutes, --rate and --event-every must be positive, --miner-cpu 1..100")
+    positive = ("minutes", "rate", "event_every", "round_every", "drain", "settle_timeout",
+                "rss_ratio")  # fmt: skip
+    bad = [f"--{k.replace('_', '-')}" for k in positive if not getattr(a, k) > 0]
+    if bad or a.rss_slack_mib < 0 or not 1 <= a.miner_cpu <= 100:
+        ap.error(
+            "--minutes, --rate, --event-every, --round-every, --drain, --settle-timeout and "
+            "--rss-ratio must be positive, --rss-slack-mib 0 or more, --miner-cpu 1..100"
+            + (f" (not: {', '.join(bad)})" if bad else "")
+        )
     return a
 
 

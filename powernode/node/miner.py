@@ -26,6 +26,7 @@ from typing import Any
 from powernode.core.block import Block, make_block
 from powernode.core.pow import pow_hash
 from powernode.logkit import emit
+from powernode.node.runtime import name_os_thread
 
 log = logging.getLogger("powernode.miner")
 
@@ -98,6 +99,7 @@ class Miner:
             return None
 
     def _run(self) -> None:
+        name_os_thread("miner")
         nonce_base = int.from_bytes(threading.get_ident().to_bytes(8, "little")[:4], "big") << 32
         while not self._stop.is_set():
             gen = self.generation

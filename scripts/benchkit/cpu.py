@@ -130,30 +130,49 @@ def pyspy_path() -> str | None:
 
 
 def thread_names(pid: int, timeout: float = 20.0) -> dict[int, str]:
-    """OS thread id -> Python thread name, from ``py-spy dump`` (empty if
-    py-spy is missing or fails)."""
+    """OS thread id -> Python thread name, from ``py-spy dump``; without
+    py-spy (or if it fails), the names the OS holds: the main thread (the
+    event loop) is the one whose id is the pid, and the node names its
+    miner thread ``miner`` in the OS too."""
     exe = pyspy_path()
-    if exe is None:
-        return {}
-    try:
-        r = subprocess.run(
-            [exe, "dump", "-p", str(pid)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {}
     out: dict[int, str] = {}
-    for line in r.stdout.splitlines():
-        # Thread 16909 (idle): "miner"
-        if line.startswith("Thread ") and '"' in line:
-            head, _, rest = line.partition(" (")
-            tid = head.split()[1]
-            name = rest.split('"')[1] if rest.count('"') >= 2 else ""
-            with contextlib.suppress(ValueError):
-                out[int(tid, 0)] = name
+    if exe is not None:
+        try:
+            r = subprocess.run(
+                [exe, "dump", "-p", str(pid)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            r = None
+        for line in r.stdout.splitlines() if r is not None else ():
+            # Thread 16909 (idle): "miner"
+            if line.startswith("Thread ") and '"' in line:
+                head, _, rest = line.partition(" (")
+                tid = head.split()[1]
+                name = rest.split('"')[1] if rest.count('"') >= 2 else ""
+                with contextlib.suppress(ValueError):
+                    out[int(tid, 0)] = name
+    if out:
+        return out
+    return os_thread_names(pid)
+
+
+def os_thread_names(pid: int) -> dict[int, str]:
+    """OS thread id -> name from ``/proc``, the main thread as ``MainThread``."""
+    out: dict[int, str] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+        except OSError:
+            continue
+        out[int(tid)] = "MainThread" if int(tid) == pid else comm
     return out
 
 

@@ -56,9 +56,16 @@ def bench_parser(
 
 
 def parse_args(
-    ap: argparse.ArgumentParser, argv: list[str] | None, *, workdir: bool = True
+    ap: argparse.ArgumentParser,
+    argv: list[str] | None,
+    *,
+    workdir: bool = True,
+    quick: dict[str, Any] | None = None,
 ) -> argparse.Namespace:
-    """Add ``--keep`` (for a benchmark with a work dir) and ``--wait-quiet``, parse."""
+    """Add ``--keep`` (for a benchmark with a work dir) and ``--wait-quiet``,
+    parse. With ``quick`` (the benchmark has ``--quick``), ``--quick`` makes
+    those values the defaults: an option given on the command line keeps
+    its value."""
     if workdir:
         ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument(
@@ -67,7 +74,11 @@ def parse_args(
         default=20.0,
         help="wait up to this many s for other processes to go quiet (0: don't)",
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if quick and args.quick:
+        ap.set_defaults(**quick)
+        args = ap.parse_args(argv)
+    return args
 
 
 def git_state() -> dict[str, Any]:
