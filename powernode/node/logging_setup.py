@@ -13,6 +13,14 @@ When ``node.log`` cannot be written (a full disk, a read-only mount), its
 handler stops writing it and tells the node once (``watch_log_file``), which
 stops with one line; logging's own "--- Logging error ---" report, a
 traceback on stderr for every later line, never appears.
+
+The libraries the node runs on (aiohttp, asyncio) log through Python's root
+logger, whose default output is a multi-line traceback on stderr, in no
+format of ours and not in ``node.log``. ``LibraryLog`` takes those records
+(WARNING and up) and writes each as one node event, ``library.message``;
+a malformed HTTP request from a client, which aiohttp logs as an error with
+a traceback, is the client's fault, not the node's: ``http.bad_request``,
+at debug.
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from powernode.logkit import render_fields
+from aiohttp.http_exceptions import HttpProcessingError
+
+from powernode.logkit import emit, render_fields
 from powernode.state.registry import ENGINES
 
 
@@ -177,6 +187,40 @@ def setup_logging(
         set_category_level(name, (categories or {}).get(name))
     aio = logging.getLogger("aiohttp.access")
     aio.setLevel(logging.WARNING)
+    top = logging.getLogger()
+    for h in [h for h in top.handlers if isinstance(h, LibraryLog)]:
+        top.removeHandler(h)
+    top.addHandler(LibraryLog())
+    top.setLevel(logging.WARNING)
+
+
+_RPC_LOG = logging.getLogger("powernode.rpc")
+_NODE_LOG = logging.getLogger("powernode.node")
+
+
+class LibraryLog(logging.Handler):
+    """A library's log record (aiohttp, asyncio: Python's root logger) as
+    one node event on the node's own handlers."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("powernode"):
+            return  # the node's own loggers do not propagate; never twice
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and record.name == "aiohttp.server":
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else ""
+            emit(
+                _RPC_LOG,
+                "http.bad_request",
+                logging.DEBUG,
+                peer=peer,
+                status=exc.code,
+                reason=exc.message,
+            )
+            return
+        fields: dict[str, Any] = {"source": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            fields["exc"] = logging.Formatter().formatException(record.exc_info)
+        emit(_NODE_LOG, "library.message", record.levelno, **fields)
 
 
 def set_category_level(category: str, level: str | None) -> None:

@@ -561,8 +561,8 @@ class P2P:
             reason = str(exc)
             code, why = exc.code, reason
             emit(log, "peer.refused", peer=peer.key, node=peer.node_id.hex(), reason=reason)
-        except (ConnectionError, aiohttp.ClientError) as exc:
-            reason = type(exc).__name__
+        except (ConnectionError, aiohttp.ClientError):
+            reason = "connection_lost"
         except StorageError as exc:
             # Not the peer's fault: the store failed, and the node is
             # stopping on it (Node.fail).
@@ -589,7 +589,7 @@ class P2P:
         if msg.type == WSMsgType.ERROR:
             if is_oversize(msg.data):
                 return self.misbehaved(peer, OversizeFrame(str(msg.data)))
-            return f"error: {msg.data}"
+            return "ws_error"
         if msg.type != WSMsgType.BINARY:
             return self.misbehaved(peer, Malformed("text frame"))
         try:

@@ -225,7 +225,8 @@ def refusal(
 
 
 def _log_refused(answer: dict[str, Any], status: int = 200) -> None:
-    """``rpc.refused`` for a request turned away whole: the JSON-RPC number,
+    """``rpc.refused`` for a request turned away whole (or a call of one
+    without auth that names a private method): the JSON-RPC number,
     the stable code (``reason``, as in ``error.data.code``), the text, and
     the HTTP status when the answer has its own."""
     err = answer["error"]
@@ -589,8 +590,10 @@ class RpcServer:
             known = name in table or name in self.batch_methods
             # Fails closed: a method with no spec is not public either.
             if public_only and known and (spec is None or not spec.public):
+                refusal = _not_public(id_, name)
+                _log_refused(refusal)
                 if not notification:
-                    answers.put(i, _not_public(id_, name))
+                    answers.put(i, refusal)
                 continue
             if spec is not None and (name in self.batch_methods or name in self.methods):
                 try:
@@ -647,7 +650,10 @@ class RpcServer:
             emit(log, "rpc.internal_error", logging.ERROR, exc_info=True, method=name)
             self._called(name, started, len(items), "internal_error")
             return [(i, _error(id_, INTERNAL_ERROR, "internal error"), n) for i, id_, _, n in items]
-        self._called(name, started, len(items), "")
+        # The first refused call's code: a batch of one refused tx.submit
+        # logs its reason as a single call would.
+        first = next((err.code for _, err in results if err), "")
+        self._called(name, started, len(items), first)
         return [
             (
                 i,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -15,6 +16,7 @@ from powernode.devnet.datadir import LOOPBACK, init_datadir, write_genesis
 from powernode.devnet.devchain import dev_genesis
 from powernode.devnet.process import NodeExited, ProcessNode
 from powernode.devnet.testnet import TestnetLayout
+from powernode.devnet.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -70,3 +72,26 @@ def test_a_start_up_failure_is_the_one_line_on_stderr(tmp_path: Path) -> None:
 def test_a_testnet_runs_its_nodes_with_the_flag(tmp_path: Path) -> None:
     tn = TestnetLayout.create(tmp_path, dev_genesis({KeyPair.generate().address: 10**9}), nodes=1)
     assert "--no-log-stderr" in tn.process("node0").extra_args
+
+
+def test_a_malformed_http_request_is_one_event_not_a_traceback(tmp_path: Path) -> None:
+    # aiohttp reports a request that is not HTTP as an error with a
+    # traceback, on Python's own stderr handler; the node logs it as the
+    # client's fault, one line, and only at debug.
+    datadir = _datadir(tmp_path)
+    with ProcessNode(datadir, extra_args=("--debug", "rpc")) as node:
+        node.start()
+        url = urlsplit(node.endpoint.url)
+        with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+            s.sendall(b"GET /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+            assert s.recv(4096).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+        wait_until(
+            lambda: "http.bad_request" in (datadir / "node.log").read_text(),
+            timeout=10,
+            what="the bad request's log line",
+        )
+        assert node.stop() == 0
+    lines = node.stderr_path.read_text().splitlines()
+    assert all(EVENT.match(line) for line in lines), [x for x in lines if not EVENT.match(x)]
+    (bad,) = [x for x in (datadir / "node.log").read_text().splitlines() if "http.bad_request" in x]
+    assert " DEBUG   rpc http.bad_request peer=127.0.0.1 status=400 reason=" in bad

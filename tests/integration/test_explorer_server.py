@@ -353,3 +353,23 @@ async def test_another_sites_page_may_not_read_without_auth(dev_node: DevNode) -
         call("node.info"), headers={"Origin": "http://localhost:1"}
     )
     assert status == 200 and resp["result"]["height"] == 0
+
+
+async def test_a_private_call_without_auth_and_a_refused_submit_are_logged(
+    dev_node: DevNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="powernode.rpc")
+    async with aiohttp.ClientSession() as http:
+        batch = [call("node.info", 1), call("dev.mine", 2, blocks=1)]
+        async with http.post(dev_node.node.rpc_url, json=batch) as resp:
+            assert resp.status == 200
+    (refused,) = events(caplog, "rpc.refused", reason="unauthorized")
+    fields = getattr(refused, "fields", {})
+    assert fields["code"] == -32600 and "status" not in fields
+    assert "dev.mine" in fields["msg"]
+    assert not events(caplog, "rpc.call", method="dev.mine")  # it did not run
+    # tx.submit runs as a group: its line names the refused call's code
+    caplog.clear()
+    status, _ = await dev_node.rpc.raw([call("tx.submit", 3, raw="00ff")])
+    assert status == 200
+    assert len(events(caplog, "rpc.call", method="tx.submit", error="malformed")) == 1

@@ -3,16 +3,18 @@ the text line's level column."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from powernode.logkit import emit
+from powernode.logkit import emit, render_value
 from powernode.node.engine_log import LOGGERS
 from powernode.node.logging_setup import (
     CATEGORIES,
+    LibraryLog,
     log_levels,
     reopen_log_files,
     set_category_level,
@@ -35,6 +37,9 @@ def restore_logging() -> Iterator[None]:
     ROOT.setLevel(logging.NOTSET)
     for category in CATEGORIES:
         set_category_level(category, None)
+    top = logging.getLogger()
+    for handler in [h for h in top.handlers if isinstance(h, LibraryLog)]:
+        top.removeHandler(handler)
 
 
 def test_rotates_by_size_keeping_backups(tmp_path: Path) -> None:
@@ -108,3 +113,78 @@ def test_every_engine_with_txs_has_a_category() -> None:
     for logger in LOGGERS.values():
         assert logger.name in covered, f"no log category covers {logger.name}"
     assert set(LOGGERS) == {e.name for e in ENGINES if e.handlers}
+
+
+# --- a value never breaks its line; libraries' records are node events ------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("plain", "plain"),
+        ("", '""'),
+        (None, '""'),
+        (True, "true"),
+        (False, "false"),
+        (b"\x01\xff", "01ff"),
+        (1.23456, "1.235"),
+        ("a b", '"a b"'),
+        ('say "hi"=x', '"say \\"hi\\"=x"'),
+        ("x\n2026-12-08T00:00:00.000Z WARNING node chain.reorg", None),
+        ("a\rb\tc\\d", '"a\\rb\\tc\\\\d"'),
+        ("\u2028\x00\x85", '"\\u2028\\u0000\\u0085"'),
+        ("ünïcode", "ünïcode"),
+    ],
+)
+def test_a_value_is_written_on_one_line(value: object, text: str | None) -> None:
+    out = render_value(value)
+    if text is not None:
+        assert out == text
+    assert len(out.splitlines()) == 1 and out.isprintable()
+
+
+def test_a_peers_newline_cannot_forge_a_log_line(tmp_path: Path) -> None:
+    log_file = tmp_path / "node.log"
+    setup_logging(fmt="text", level="info", file=log_file)
+    forged = "evil\n2026-12-08T00:00:00.000Z WARNING node node.stopped"
+    emit(logging.getLogger("powernode.p2p"), "peer.connected", peer="1.2.3.4:1", agent=forged)
+    (line,) = log_file.read_text().splitlines()
+    assert ' agent="evil\\n2026-12-08T00:00:00.000Z WARNING node node.stopped"' in line
+
+
+def test_a_librarys_record_is_one_node_event(tmp_path: Path) -> None:
+    log_file = tmp_path / "node.log"
+    setup_logging(fmt="text", level="info", file=log_file, stderr=False)
+    try:
+        raise ZeroDivisionError("boom")
+    except ZeroDivisionError:
+        logging.getLogger("asyncio").exception("Task exception was never retrieved")
+    logging.getLogger("aiohttp.client").info("below WARNING: not logged")
+    (line,) = log_file.read_text().splitlines()
+    assert " ERROR   node library.message source=asyncio " in line
+    assert 'msg="Task exception was never retrieved"' in line
+    assert "exc=" in line and "ZeroDivisionError: boom" in line
+
+
+def test_a_malformed_http_request_is_the_clients_fault_at_debug(tmp_path: Path) -> None:
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    log_file = tmp_path / "node.log"
+    setup_logging(fmt="json", level="info", file=log_file, stderr=False)
+
+    def bad_request() -> None:
+        try:
+            raise BadHttpMessage("bad Content-Length")
+        except BadHttpMessage:
+            logging.getLogger("aiohttp.server").exception(
+                "Error handling request from %s", "127.0.0.1"
+            )
+
+    bad_request()
+    assert log_file.read_text() == ""  # debug, and the rpc category is at info
+    set_category_level("rpc", "debug")
+    bad_request()
+    (line,) = log_file.read_text().splitlines()
+    ev = json.loads(line)
+    assert (ev["level"], ev["logger"], ev["event"]) == ("debug", "rpc", "http.bad_request")
+    assert (ev["peer"], ev["status"], ev["reason"]) == ("127.0.0.1", 400, "bad Content-Length")

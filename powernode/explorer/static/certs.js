@@ -33,30 +33,24 @@ export async function certsPage(ctx) {
 
 export async function certPage(ctx, id) {
   const cert = id.replace(/^0x/i, "").toLowerCase();
-  const [tree, verify, proof] = await batch([
+  // The proof is not loaded with the page: it grows with the chain (every
+  // header since the lineage began), so it is fetched only when asked for.
+  const [tree, verify] = await batch([
     { method: "cert.tree", params: { cert } },
     { method: "cert.verify", params: { cert } },
-    { method: "cert.proof", params: { cert }, soft: true },
   ]);
-  if (proof instanceof RpcError) {
-    // Some lineages cannot be proven offline (the node says why).
-    return certContent(cert, tree, verify, null, proof.message.replace(/^cert\.proof: /, ""));
-  }
-  return certContent(cert, tree, verify, proof, null);
+  return certContent(cert, tree, verify);
 }
 
-function certContent(cert, tree, verify, proof, noProof) {
+function certContent(cert, tree, verify) {
   const download = h(
     "a",
     { href: "#", class: "button", dataset: { action: "download-proof" } },
     "Download proof",
     h("span", { class: "meta" }),
   );
-  if (proof) showProof(download, proof);
   download.addEventListener("click", (event) => downloadProof(event, download, cert));
-  const proofLine = noProof
-    ? h("p", { class: "meta", dataset: { field: "proof_error", value: noProof } }, "No proof file: " + noProof)
-    : h("p", {}, download, h("span", { hidden: true }, field("proof_bytes", proof.bytes, "int"), field("proof_height", proof.height, "height")));
+  const proofLine = h("p", {}, download);
   return [
     section(
       "Certificate",
@@ -86,9 +80,10 @@ function certContent(cert, tree, verify, proof, noProof) {
   ];
 }
 
-// The proof is fetched again when asked for, so the file is proven to the
-// tip of that moment (the page's load only showed its size), and saved
-// through a Blob URL as cert-<id>.proof; the link keeps that URL after.
+// The proof is fetched when asked for, so the file is proven to the tip of
+// that moment, and saved through a Blob URL as cert-<id>.proof; the link
+// keeps that URL after. A lineage the node cannot prove (or a proof larger
+// than the answer bound) shows the node's reason beside the link.
 async function downloadProof(event, link, cert) {
   if (link.href.startsWith("blob:")) return; // the browser saves it
   event.preventDefault();
@@ -98,7 +93,6 @@ async function downloadProof(event, link, cert) {
     for (let i = 0; i < data.length; i++) data[i] = parseInt(proof.proof.substr(i * 2, 2), 16);
     link.href = URL.createObjectURL(new Blob([data], { type: "application/octet-stream" }));
     link.download = `cert-${cert}.proof`;
-    // The tip may have moved since the page loaded: show what is saved.
     showProof(link, proof);
     link.click();
   } catch (err) {

@@ -136,7 +136,7 @@ export function depthChart(book) {
         "data-cumulative": String(p.cum),
       });
       g.append(s("circle", { cx: x(p.price), cy: y(p.cum), r: 4 }));
-      g.append(s("title", {}, `${side} ${fmt.price(p.level.price)}/kWh: ${fmt.energy(p.level.energy)} (${p.level.orders} orders)`));
+      g.append(s("title", {}, `${side} ${fmt.price(p.level.price)}/kWh: ${fmt.energy(p.level.energy)} (${p.level.orders} ${p.level.orders === 1 ? "order" : "orders"})`));
       svg.append(g);
     }
   }

@@ -21,7 +21,7 @@ const MEMPOOL_COLUMNS = [
   { col: "nonce", label: "nonce", kind: "int" },
   { col: "fee", label: "fee", kind: "money" },
   { col: "size", label: "size", kind: "bytes" },
-  { col: "fee_rate", label: "fee rate", kind: "money" },
+  { col: "fee_rate", label: "fee rate (/1000 B)", kind: "money" },
 ];
 
 export async function homePage(ctx) {
