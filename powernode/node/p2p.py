@@ -55,7 +55,7 @@ from powernode.core.errors import (
 from powernode.core.hextext import from_hex
 from powernode.logkit import emit
 from powernode.node.api import NodeApi
-from powernode.node.config import P2pConfig
+from powernode.node.config import P2pConfig, is_host_port
 from powernode.node.p2p_bans import Bans
 from powernode.node.p2p_gossip import Gossip
 from powernode.node.p2p_key import load_or_create_p2p_key
@@ -363,9 +363,10 @@ class P2P:
             entry.next_dial = 0.0
 
     def _learn_address(self, addr: str, *, expect: bytes = b"") -> None:
-        """An address we were told of: dialled once, to check it."""
+        """An address we were told of: dialled once, to check it. One that
+        is not ``host:port`` (as a peer's config would hold it) is ignored."""
         known = addr in self.addrbook or len(self.addrbook) >= MAX_ADDRBOOK
-        if addr and addr != self.listen and not known:
+        if addr and is_host_port(addr) and addr != self.listen and not known:
             self.addrbook[addr] = AddrEntry(expect=expect)
 
     def remove_address(self, addr: str) -> int:
@@ -686,9 +687,7 @@ class P2P:
 
     def _learn_addrs(self, addrs: list[str]) -> None:
         for a in addrs:
-            host, _, port = a.rpartition(":")
-            if host and port.isdigit():
-                self._learn_address(a)
+            self._learn_address(a)
 
     def _dialler(self, peer: Peer) -> bytes:
         return self.node_id if peer.direction == "out" else peer.node_id

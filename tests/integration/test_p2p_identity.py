@@ -201,10 +201,11 @@ async def test_the_address_book_holds_at_most_1000_learned_addresses(pair: Pair)
     async with peer:
         await peer.connect()
         learned = [f"127.0.9.{i // 250}:{20_000 + i}" for i in range(room + 5)]
-        await peer.send(Addr(["nonsense", "127.0.0.1:port", *learned[:900]]))
+        bad = ["nonsense", "127.0.0.1:port", "127.0.0.1:0", "evil\n127.0.0.1:1", "a b:1"]
+        await peer.send(Addr([*bad, *learned[:900]]))
         await peer.send(Addr(learned[900:]))
         await peer.sync_with_ping()
-    assert "nonsense" not in net.addrbook and "127.0.0.1:port" not in net.addrbook
+    assert not set(bad) & set(net.addrbook)
     assert len(net.addrbook) == 1_000
     assert learned[room - 1] in net.addrbook and learned[room] not in net.addrbook
     got = await pair.rpc.call("peer.add", {"address": "127.0.9.99:1"})
@@ -228,6 +229,11 @@ async def test_a_claimed_listen_address_is_checked_by_a_dial_back(
     c = await start_node(p2p_datadir(tmp_path / "c", tmp_path / "genesis.json"))
     try:
         c_listen = p2p(c).listen
+        # A claimed listen address that is not host:port is not taken.
+        async with TestPeer.for_node(pair.a, listen="evil\n127.0.0.1:1") as liar:
+            await liar.connect()
+            await liar.sync_with_ping()
+        assert "evil\n127.0.0.1:1" not in p2p(pair.a).addrbook
         async with TestPeer.for_node(pair.a, listen=c_listen) as claimant:
             await claimant.connect()
             await claimant.sync_with_ping()
