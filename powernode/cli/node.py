@@ -221,7 +221,7 @@ def _run(a: argparse.Namespace) -> int:
     # Imported here: powernode.node pulls in asyncio and aiohttp, which
     # every other command can do without.
     from powernode.chain.storage_faults import from_os_error
-    from powernode.node.config import load_config
+    from powernode.node.config import check_ports, load_config
     from powernode.node.logging_setup import CATEGORIES, log_to_file_only, setup_logging
     from powernode.node.node import run_node
 
@@ -261,6 +261,11 @@ def _run(a: argparse.Namespace) -> int:
         cfg = replace(cfg, mining=replace(cfg.mining, enabled=True))
     if a.metrics:
         cfg = replace(cfg, metrics=replace(cfg.metrics, enabled=True))
+        try:
+            check_ports(cfg)
+        except ConfigError as exc:
+            log_early_failure(a.datadir / "node.log", exc.message, reason=ConfigError.code)
+            raise UserError(exc.message) from None
     categories = dict(cfg.log.category_levels)
     for category in a.debug or ():
         if category not in CATEGORIES:

@@ -47,7 +47,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.utils import random as random_bytes
 
 from powernode.core.errors import BadSignature, DecodeError
-from powernode.core.hextext import from_hex
+from powernode.core.hextext import from_hex, is_hex
 
 PUBKEY_SIZE = 32
 SIG_SIZE = 64
@@ -85,12 +85,15 @@ def address_hex(addr: bytes) -> str:
 def parse_address(text: str) -> bytes:
     """Address from its hex form; a clear DecodeError for anything else."""
     s = text.strip().lower().removeprefix("0x")
+    if is_hex(s) and len(s) != 2 * ADDRESS_SIZE:
+        raise DecodeError(
+            f"address must be {ADDRESS_SIZE} bytes ({2 * ADDRESS_SIZE} hex digits), "
+            f"got {len(s)} hex digits"
+        )
     try:
         raw = from_hex(s)
     except ValueError as exc:
         raise DecodeError(f"address is not hex: {text!r}") from exc
-    if len(raw) != ADDRESS_SIZE:
-        raise DecodeError(f"address must be {ADDRESS_SIZE} bytes, got {len(raw)}")
     return raw
 
 

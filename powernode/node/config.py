@@ -313,7 +313,9 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
             continue
         if isinstance(default, tuple):
             if not isinstance(value, list):
-                raise ConfigError(f"config [{where}] {key}: expected a list")
+                raise ConfigError(
+                    f"config [{where}] {key}: expected a list, not {_toml_text(value)}"
+                )
             value = tuple(value)
         elif default is not None and type(value) is not type(default):
             raise ConfigError(
@@ -347,16 +349,20 @@ def load_config(datadir: Path) -> NodeConfig:
             top[key] = _build(_SECTIONS[key], value, key)
         elif key == "genesis":
             if not isinstance(value, str):
-                raise ConfigError("config genesis: expected a path string")
+                raise ConfigError(
+                    f"config genesis: expected a string (a path), not {_toml_text(value)}"
+                )
             top[key] = value
         elif key == "check_db":
             if type(value) is not bool:
-                raise ConfigError("config check_db: expected true or false")
+                raise ConfigError(
+                    f"config check_db: expected true or false, not {_toml_text(value)}"
+                )
             top[key] = value
         elif key == "verify_processes":
             if type(value) is not int:
                 written = next((o for o, n in deprecated if n == key), key)
-                raise ConfigError(f"config {written}: expected an integer 1..64, not {value!r}")
+                raise ConfigError(f"config {written}: expected an integer, not {_toml_text(value)}")
             top[key] = value
         else:
             raise ConfigError(f"config: unknown key {key!r}")
@@ -368,8 +374,9 @@ def load_config(datadir: Path) -> NodeConfig:
             name = f"[{section}] {written}" if section else written
             raise ConfigError(f"config {name}: expected an integer {lo}..{hi}, not {value}")
     _check_strings(cfg)
-    if cfg.log.format not in ("text", "json"):
-        raise ConfigError("config [log] format: expected 'text' or 'json'")
+    if cfg.log.format.lower() not in ("text", "json"):
+        raise ConfigError(f"config [log] format: expected 'text' or 'json', not {cfg.log.format!r}")
+    check_ports(cfg)
     # Checked here, not left to logging.setLevel, whose ValueError would
     # end `powernode run` in a traceback.
     if cfg.log.level.lower() not in LOG_LEVELS:
@@ -437,6 +444,26 @@ def is_host_port(text: str) -> bool:
         and port.isdigit()
         and 1 <= int(port) <= 65535
     )
+
+
+def check_ports(cfg: NodeConfig) -> None:
+    """Two of the node's listeners on one host and port: the second would
+    fail to bind, blamed on whichever started first, so name both here
+    (ConfigError). ``run --metrics`` checks again after enabling metrics."""
+    seen: dict[tuple[str, int], str] = {}
+    for name, on, host, port in (
+        ("[rpc] port", True, cfg.rpc.host, cfg.rpc.port),
+        ("[p2p] port", cfg.p2p.enabled, cfg.p2p.host, cfg.p2p.port),
+        ("[metrics] port", cfg.metrics.enabled, cfg.metrics.host, cfg.metrics.port),
+    ):
+        if not on or port == 0:
+            continue
+        other = seen.setdefault((host.lower(), port), name)
+        if other != name:
+            raise ConfigError(
+                f"config {name}: {port} is also {other} on {host}; each listener needs "
+                f"a port of its own"
+            )
 
 
 def _check_log(log: LogConfig) -> None:

@@ -169,7 +169,7 @@ def setup_logging(
     """Log to ``file`` and, with ``stderr``, to stderr too. Without it (``run
     --no-log-stderr``, as a testnet starts its nodes) stderr keeps only what
     is not a log line: the one-line failure and a crash's traceback."""
-    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    formatter: logging.Formatter = JsonFormatter() if fmt.lower() == "json" else TextFormatter()
     root = logging.getLogger("powernode")
     root.handlers.clear()
     root.setLevel(level.upper())

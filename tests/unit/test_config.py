@@ -108,7 +108,7 @@ def test_old_and_new_name_together_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("key", ["verify_processes", "verify_threads"])
 def test_bad_worker_count_names_the_key_written(tmp_path: Path, key: str) -> None:
     text = render_config(**INIT_PORTS).replace("verify_processes = 2", f"{key} = 0")
-    with pytest.raises(ConfigError, match=f"config {key}: expected an integer 1..64"):
+    with pytest.raises(ConfigError, match=f"config {key}: expected an integer 1..64, not 0"):
         load_config(_write(tmp_path / "n", text))
 
 
@@ -238,6 +238,12 @@ def test_every_number_is_checked_against_its_range(
         ("p2p", "peers", "[5]", r"peers: 5 is not"),
         ("mining", "address", '"xyz"', r"^config \[mining\] address: address is not hex"),
         ("mining", "address", '"abcd"', r"^config \[mining\] address: address must be 20 bytes"),
+        (
+            "mining",
+            "address",
+            '"' + "a" * 39 + '"',
+            r"^config \[mining\] address: address must be 20 bytes \(40 hex digits\), got 39 hex",
+        ),
         ("", "genesis", '""', r"^config genesis: expected a path"),
         ("rpc", "port", "true", r"^config \[rpc\] port: expected an integer, not true$"),
         ("rpc", "port", '"8645"', r"^config \[rpc\] port: expected an integer, not '8645'$"),
@@ -315,3 +321,51 @@ def test_the_example_config_shows_every_key(tmp_path: Path) -> None:
         for key in (g.name for g in fields(section)):
             shown = key in data.get(f.name, {}) or re.search(rf"(?m)^# {key} =", text)
             assert shown, f"the example config has no [{f.name}] {key}"
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        # every key's type error in the one form, in TOML's words
+        ("verify_processes = 2", "verify_processes = true", "config verify_processes: expected an integer, not true"),
+        ("verify_processes = 2", 'verify_threads = "5"', "config verify_threads: expected an integer, not '5'"),
+        ('genesis = "genesis.json"', "genesis = 5", "config genesis: expected a string (a path), not 5"),
+        ("check_db = true", "check_db = 1", "config check_db: expected true or false, not 1"),
+        ("levels = []", 'levels = "net=debug"', "config [log] levels: expected a list, not 'net=debug'"),
+        ('format = "text"', 'format = "yaml"', "config [log] format: expected 'text' or 'json', not 'yaml'"),
+    ],
+)  # fmt: skip
+def test_type_errors_name_the_value_as_written(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    text = render_config(**INIT_PORTS)
+    assert old in text
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path / "n", text.replace(old, new)))
+    assert info.value.message == message
+
+
+def test_the_log_format_is_any_case(tmp_path: Path) -> None:
+    text = render_config(**INIT_PORTS).replace('format = "text"', 'format = "JSON"')
+    assert load_config(_write(tmp_path / "n", text)).log.format == "JSON"
+
+
+def test_two_listeners_on_one_port_are_named(tmp_path: Path) -> None:
+    text = render_config(**INIT_PORTS)
+    rpc_port = re.search(r"(?ms)^\[rpc\].*?^port = (\d+)", text)
+    assert rpc_port is not None
+    clash = re.sub(
+        r"(?ms)^(\[metrics\]\nenabled = )false(.*?^port = )\d+",
+        rf"\g<1>true\g<2>{rpc_port.group(1)}",
+        text,
+    )
+    assert clash != text
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path / "n", clash))
+    assert info.value.message == (
+        f"config [metrics] port: {rpc_port.group(1)} is also [rpc] port on 127.0.0.1; "
+        "each listener needs a port of its own"
+    )
+    # off, the metrics port may be anything
+    off = clash.replace("[metrics]\nenabled = true", "[metrics]\nenabled = false")
+    assert load_config(_write(tmp_path / "m", off)).metrics.enabled is False
