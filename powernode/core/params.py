@@ -125,6 +125,8 @@ _DEFAULTS: dict[str, Any] = {
     "allocations": {},
 }
 _REQUIRED = ("chain_id", "timestamp", "initial_target", "pow_limit")
+# The chain's own genesis keys: no engine's section may take one of them.
+CHAIN_KEYS: frozenset[str] = frozenset(_DEFAULTS) | frozenset(_REQUIRED)
 
 
 def _int(d: dict[str, Any], key: str, *, lo: int = 0, hi: int = 2**63 - 1) -> int:

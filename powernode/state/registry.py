@@ -23,7 +23,8 @@ from powernode.core.execution import (
     StateCodec,
     TxHandler,
 )
-from powernode.core.tx import Transaction
+from powernode.core.params import CHAIN_KEYS
+from powernode.core.tx import MAX_TYPE_LEN, Transaction
 from powernode.engines import accounts, certificates, contracts, market, metering, settlement
 
 ENGINES: tuple[Engine, ...] = (
@@ -44,10 +45,27 @@ def _unique(kind: str, names: list[str]) -> None:
         seen.add(n)
 
 
-_unique("engine name", [e.name for e in ENGINES])
-_unique("tx type", [h.tx_type for e in ENGINES for h in e.handlers])
-_unique("state namespace", [ns for e in ENGINES for ns in e.state_codecs])
-_unique("genesis key", [e.genesis.key for e in ENGINES if e.genesis is not None])
+def check_engines(engines: tuple[Engine, ...]) -> None:
+    """What the registry refuses, at import (RuntimeError): two engines
+    claiming one name, tx type, namespace or genesis key; a tx type no tx
+    can carry (1..MAX_TYPE_LEN characters); a genesis key that is one of
+    the chain's own, or a comment's (``_`` first)."""
+    _unique("engine name", [e.name for e in engines])
+    _unique("tx type", [h.tx_type for e in engines for h in e.handlers])
+    _unique("state namespace", [ns for e in engines for ns in e.state_codecs])
+    _unique("genesis key", [e.genesis.key for e in engines if e.genesis is not None])
+    for e in engines:
+        for h in e.handlers:
+            if not 1 <= len(h.tx_type) <= MAX_TYPE_LEN:
+                raise RuntimeError(
+                    f"engine {e.name}: tx type {h.tx_type!r} is not 1..{MAX_TYPE_LEN} characters"
+                )
+        key = e.genesis.key if e.genesis is not None else None
+        if key is not None and (key in CHAIN_KEYS or key.startswith("_")):
+            raise RuntimeError(f"engine {e.name}: genesis key {key!r} is the chain's own")
+
+
+check_engines(ENGINES)
 
 HANDLERS: Mapping[str, TxHandler] = {h.tx_type: h for e in ENGINES for h in e.handlers}
 STATE_CODECS: Mapping[str, StateCodec] = {

@@ -607,7 +607,7 @@ def test_template_demand_response_reward(w: World) -> None:
     m = w.m
     slot = T0 + 4 * INTERVAL
     slot_end = slot + 2 * INTERVAL
-    final = slot_end + READING_WINDOW
+    final = slot_end + READING_WINDOW + 1  # past the window's last second, as the README's
     reward = m.create(
         DAVE, parties=[BOB], escrow=5 * UNIT, expiry=final + DAY,
         conditions=[["after", final], ["consumed_at_most", w.cons, slot, slot_end, 40 * KWH]],

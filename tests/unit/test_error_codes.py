@@ -142,3 +142,20 @@ def test_which_codes_ban_a_peer() -> None:
 )
 def test_proves_misbehaviour(exc: PowernodeError, bans: bool) -> None:
     assert proves_misbehaviour(exc) is bans
+
+
+def test_every_error_class_of_the_node_lives_in_core_errors() -> None:
+    # A code defined elsewhere (an engine's own package) would reach RPC
+    # clients without being in the README's list or all_codes(); "Adding an
+    # engine" says a new code goes in core/errors.py.
+    import powernode.node.node  # noqa: F401  (every engine, the node and its shell)
+
+    stack: list[type[PowernodeError]] = [PowernodeError]
+    outside: list[str] = []
+    while stack:
+        cls = stack.pop()
+        mod = cls.__module__
+        if mod.startswith("powernode.") and mod != "powernode.core.errors":
+            outside.append(f"{mod}.{cls.__qualname__}")
+        stack.extend(cls.__subclasses__())
+    assert outside == []
