@@ -129,6 +129,21 @@ def unpack(raw: bytes, max_bytes: int) -> Any:
         raise DecodeError(f"not valid msgpack: {type(exc).__name__}") from exc
 
 
+def peek_head(raw: bytes, n: int) -> list[Any] | None:
+    """The first ``n`` items of the array ``raw`` starts with (fewer if it
+    has fewer), read without parsing the rest; None when ``raw`` does not
+    start as an array of such items. For a file format that names itself
+    (a magic, a version) before its body: the reader can say what the file
+    is before it judges the body. Nothing is checked for canonical form."""
+    up = msgpack.Unpacker(raw=False, max_buffer_size=len(raw) or 1, max_map_len=0, max_ext_len=0)
+    up.feed(raw)
+    try:
+        size = up.read_array_header()
+        return [up.unpack() for _ in range(min(n, size))]
+    except Exception:  # anything else: not such a head; decode will say why
+        return None
+
+
 def check_canonical(obj: Any, raw: bytes) -> None:
     """Refuse ``raw`` unless it is the canonical encoding of ``obj`` (what it
     decoded to, type-checked)."""

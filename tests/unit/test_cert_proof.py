@@ -46,6 +46,7 @@ from powernode.state.certproof import (
     parse_proof,
     verify_proof,
 )
+from powernode.state.certproof import format as proof_format
 from powernode.state.certproof.format import MAX_PROOF_BYTES
 from powernode.state.genesis import genesis_block
 from tests.unit.helpers import ALICE, BOB, CAROL, LedgerFactory, active_blocks, transfer
@@ -316,6 +317,8 @@ def test_manual_issue(factory: LedgerFactory) -> None:
     got = assert_proves_the_node_state(s, cid, s.proof(cid))
     assert [st["kind"] for st in got["steps"]] == ["issue"]
     assert got["cert"]["wh"] == 30 * KWH
+    # no meter signed this root: the proof does not say one did
+    assert not any("meter key)" in x for x in verify_proof(s.proof(cid), s.params).proved())
 
 
 def test_work_and_confirmation_bars(factory: LedgerFactory) -> None:
@@ -696,3 +699,47 @@ def test_the_json_answer_has_the_readme_fields(factory: LedgerFactory) -> None:
     assert set(got["steps"][0]) == {
         "cert", "kind", "txid", "height", "from", "to", "wh", "other", "note",
     }  # fmt: skip
+
+
+def test_magic_and_version_are_read_before_the_body(factory: LedgerFactory) -> None:
+    # A later version's body need not decode as this one's: the reader says
+    # which version it met, not that the body is malformed.
+    s = Story(factory)
+    later_with_a_map = (
+        b"\x93" + encoding.encode(MAGIC) + encoding.encode(VERSION + 1) + b"\x81\x01\x02"
+    )
+    with pytest.raises(BadProof, match=f"proof version {VERSION + 1} is not supported"):
+        verify_proof(later_with_a_map, s.params)
+    # a non-canonical body (a 1 written in 9 bytes) of a later version, too
+    noncanonical = (
+        b"\x93"
+        + encoding.encode(MAGIC)
+        + encoding.encode(VERSION + 1)
+        + b"\xcf"
+        + (1).to_bytes(8, "big")
+    )
+    with pytest.raises(BadProof, match="version"):
+        verify_proof(noncanonical, s.params)
+    with pytest.raises(BadProof, match="no magic"):
+        verify_proof(
+            b"\x92" + encoding.encode("other") + b"\xcf" + (1).to_bytes(8, "big"), s.params
+        )
+
+
+def test_a_lineage_txs_bounds_are_checked_before_any_header_is_hashed(
+    factory: LedgerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Story(factory)
+    obj = parse_proof(s.proof(s.root)).to_obj()
+    obj[6][0][4] = [b"\x00" * 32] * 18  # an audit path of 18 hashes
+    hashed: list[object] = []
+    monkeypatch.setattr(proof_format, "header_from_obj", lambda o: hashed.append(o))
+    with pytest.raises(BadProof, match="branch of 18 hashes"):
+        verify_proof(encoding.encode(obj), s.params)
+    assert hashed == []
+
+
+def test_a_root_no_meter_signed_is_not_said_to_be_signed_by_one(factory: LedgerFactory) -> None:
+    s = Story(factory)
+    read = verify_proof(s.proof(s.root), s.params)
+    assert any("(the reading by the device's meter key)" in x for x in read.proved())

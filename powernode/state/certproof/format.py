@@ -100,6 +100,14 @@ def _lineage_tx(obj: Any, i: int) -> LineageTx:
     return LineageTx(height, index, count, raw, branch)
 
 
+def _check_head(head: list[Any]) -> None:
+    if len(head) < 2 or head[0] != MAGIC:
+        raise BadProof("not a powernode certificate proof (no magic)")
+    # ``type`` too: msgpack's true would pass for 1 in a comparison.
+    if type(head[1]) is not int or head[1] != VERSION:
+        raise BadProof(f"proof version {head[1]!r} is not supported (this reads {VERSION})")
+
+
 def parse_proof(raw: bytes) -> CertProof:
     """The proof in ``raw``, or BadProof saying what is wrong with the file.
     Only the shape is checked here; ``verify_proof`` checks what it proves."""
@@ -107,13 +115,17 @@ def parse_proof(raw: bytes) -> CertProof:
         raise BadProof("a proof is bytes")
     if len(raw) > MAX_PROOF_BYTES:
         raise BadProof(f"proof is {len(raw)} bytes, limit {MAX_PROOF_BYTES}")
+    # The magic and version first, read without the rest (README: a reader
+    # knows a proof and its version before anything else): a later
+    # version's body need not decode as this one's.
+    head = encoding.peek_head(raw, 2)
+    if head is not None:
+        _check_head(head)
     try:
         obj = encoding.decode(raw, max_bytes=MAX_PROOF_BYTES)
-        if type(obj) is not list or len(obj) < 2 or obj[0] != MAGIC:
+        if type(obj) is not list:
             raise BadProof("not a powernode certificate proof (no magic)")
-        # ``type`` too: msgpack's true would pass for 1 in a comparison.
-        if type(obj[1]) is not int or obj[1] != VERSION:
-            raise BadProof(f"proof version {obj[1]!r} is not supported (this reads {VERSION})")
+        _check_head(obj[:2])
         f = encoding.as_list(obj, 7, "proof")
         chain_id = encoding.as_str(f[2], "proof chain_id", max_len=64)
         genesis_hash = encoding.as_bytes(f[3], "proof genesis_hash", size=HASH_SIZE)
@@ -124,8 +136,9 @@ def parse_proof(raw: bytes) -> CertProof:
         tx_objs = encoding.as_list(f[6], None, "proof txs")
         if len(tx_objs) > MAX_LINEAGE_TXS:
             raise BadProof(f"{len(tx_objs)} lineage txs, limit {MAX_LINEAGE_TXS}")
-        headers = tuple(header_from_obj(h) for h in header_objs)
+        # The lineage txs' bounds before any header is hashed.
         txs = tuple(_lineage_tx(t, i) for i, t in enumerate(tx_objs))
+        headers = tuple(header_from_obj(h) for h in header_objs)
     except BadProof:
         raise
     except PowernodeError as exc:

@@ -305,7 +305,12 @@ class _Replay:
         cid = tx.payload[0]
         cert = certs.get(cid)
         if cert is None:
-            raise _bad(p, "moves a certificate that is not in this lineage")
+            raise _bad(
+                p,
+                "moves a certificate that is not in this lineage (if a settlement or PPA"
+                " delivery split it off, the lineage includes a settlement step, which a proof"
+                " cannot replay)",
+            )
         sender = tx.sender_address
         if sender != cert.owner:
             raise _bad(

@@ -65,6 +65,9 @@ CANNOT_PROVE = (
     " unused by another device) and that the device was not retired before the issuance",
     "that no tx left out of the file (a split of an ancestor off this lineage) changed"
     " an ancestor's remaining Wh",
+    "that no settlement or PPA delivery (made by a block hook, in no tx) split energy off"
+    " the certificate or an ancestor before a lineage tx: a file that leaves such a step"
+    " out can still verify, with the remaining Wh it would have had without it",
     "that the (device, interval) had no earlier certificate or reading that took its"
     " claim (one issuance per interval is enforced by consensus, from state)",
     "anything about the device's real output: only that its registered meter key"
@@ -107,6 +110,12 @@ class ProofResult:
             return "expired"
         return self.cert.status
 
+    @property
+    def _from_reading(self) -> bool:
+        """Whether the root was issued from a meter reading (else by an
+        authority's cert.issue, which no meter signed)."""
+        return any(st.kind == "reading" for st in self.steps)
+
     def proved(self) -> list[str]:
         c, d = self.cert, self.device
         kwh = f"{c.wh / 1000:g}"  # display only; every check above is in integer Wh
@@ -116,7 +125,8 @@ class ProofResult:
             f" ({self.tip_hash.hex()}), linked, PoW and ASERT targets checked;"
             f" chain work {self.chain_work}",
             f"{_counted(self.lineage_txs, 'lineage tx')}, each in its block (Merkle branch to the"
-            f" header's tx root) and signed (the reading by the device's meter key)",
+            f" header's tx root) and signed"
+            + (" (the reading by the device's meter key)" if self._from_reading else ""),
             f"device {d.id.hex()} registered by {d.owner.hex()} at height"
             f" {d.registered_height} ({d.source}, {d.location}, {d.carbon_intensity} gCO2/kWh,"
             f" {d.capacity_w} W), approved by authority {d.approved_by.hex()} at height"
