@@ -492,7 +492,9 @@ class PushHub:
                 content_type="application/json",
             )
         bounds = self.rpc.public if public_only else self.rpc
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=bounds.max_request_bytes)
+        # aiohttp refuses a message of max_msg_size itself; the bound is the
+        # largest message taken, as for a body.
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=bounds.max_request_bytes + 1)
         await ws.prepare(request)
         c = _Client(
             ws,

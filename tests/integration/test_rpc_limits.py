@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from powernode.client import build_transfer, endpoint_from_datadir
@@ -389,6 +390,41 @@ async def test_a_compressed_body_is_read_and_bounded_decompressed(
     async with small.rpc.session.post(url, data=bomb, headers=headers) as r:
         assert r.status == 413
         assert strict(await r.read())["error"]["data"]["code"] == "request_too_large"
+
+
+def _call_of_size(size: int, id_: int) -> bytes:
+    """A node.info call of exactly ``size`` bytes (padded with spaces)."""
+    raw = json.dumps(call("node.info", id_=id_)).encode()
+    assert len(raw) <= size
+    return raw + b" " * (size - len(raw))
+
+
+async def test_a_compressed_body_is_bounded_by_its_decompressed_size_only(
+    small: DevNode,
+) -> None:
+    # gzip level 0 makes the wire bytes longer than the body: a body of
+    # exactly the cap is taken, though its Content-Length is past it.
+    cap = SMALL["max_request_bytes"]
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    url = small.rpc.endpoint.url
+    wire = gzip.compress(_call_of_size(cap, 1), compresslevel=0)
+    assert len(wire) > cap
+    async with small.rpc.session.post(url, data=wire, headers=headers) as r:
+        assert r.status == 200 and strict(await r.read())["id"] == 1
+    wire = gzip.compress(_call_of_size(cap + 1, 2), compresslevel=0)
+    async with small.rpc.session.post(url, data=wire, headers=headers) as r:
+        assert r.status == 413
+
+
+async def test_a_websocket_message_of_exactly_the_bound_is_taken(small: DevNode) -> None:
+    cap = SMALL["max_request_bytes"]
+    async with small.rpc.session.ws_connect(small.rpc.endpoint.url) as ws:
+        await ws.send_bytes(_call_of_size(cap, 1))
+        assert (await ws.receive_json(timeout=30))["id"] == 1
+        await ws.send_bytes(_call_of_size(cap + 1, 2))
+        msg = await ws.receive(timeout=30)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert ws.close_code == 1009
 
 
 async def test_a_body_over_max_request_bytes_is_413(small: DevNode) -> None:
