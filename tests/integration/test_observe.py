@@ -238,9 +238,10 @@ async def test_category_level_set_over_rpc_changes_what_is_logged(
         assert acc.fields == {"id": tx2.txid, "source": "rpc"}  # type: ignore[attr-defined]
         (rej,) = events(caplog, "tx.rejected", reason="already_known")
         assert rej.fields["id"] == tx.txid  # type: ignore[attr-defined]
-        # tx.submit runs as a batch of its calls: the refusal is the tx's, not the run's.
+        # tx.submit runs as a batch of its calls; its line names the first
+        # refused call's code, as a single method's names what it raised.
         calls = events(caplog, "rpc.call", method="tx.submit")
-        assert [c.fields["error"] for c in calls] == ["", ""]  # type: ignore[attr-defined]
+        assert [c.fields["error"] for c in calls] == ["already_known", ""]  # type: ignore[attr-defined]
         assert all(c.fields["ms"] >= 0 for c in calls)  # type: ignore[attr-defined]
 
         # Back to the base level: debug lines stop.
