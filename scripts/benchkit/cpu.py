@@ -160,37 +160,34 @@ def thread_names(pid: int, timeout: float = 20.0) -> dict[int, str]:
     return os_thread_names(pid)
 
 
-def os_thread_names(pid: int) -> dict[int, str]:
-    """OS thread id -> name from ``/proc``, the main thread as ``MainThread``."""
-    out: dict[int, str] = {}
+def _task_files(pid: int, name: str) -> Iterator[tuple[int, str]]:
+    """(thread id, text of /proc/PID/task/TID/NAME) for each thread of
+    ``pid`` whose file could be read (threads come and go meanwhile)."""
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return out
+        return
     for tid in tids:
         try:
-            comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            with open(f"/proc/{pid}/task/{tid}/{name}") as f:
+                yield int(tid), f.read()
         except OSError:
             continue
-        out[int(tid)] = "MainThread" if int(tid) == pid else comm
-    return out
+
+
+def os_thread_names(pid: int) -> dict[int, str]:
+    """OS thread id -> name from ``/proc``, the main thread as ``MainThread``."""
+    return {
+        tid: "MainThread" if tid == pid else comm.strip() for tid, comm in _task_files(pid, "comm")
+    }
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
     """CPU seconds (user + system) of each thread of ``pid``."""
     out: dict[int, float] = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                data = f.read()
-        except OSError:
-            continue
+    for tid, data in _task_files(pid, "stat"):
         fields = data[data.rfind(")") + 2 :].split()
-        out[int(tid)] = (int(fields[11]) + int(fields[12])) / _CLK
+        out[tid] = (int(fields[11]) + int(fields[12])) / _CLK
     return out
 
 
