@@ -294,6 +294,11 @@ class Chain:
             if known.failed:
                 raise KnownInvalid("block was already found invalid")
             return "duplicate", ChainUpdate()
+        # Before the block's own checks: another chain's genesis (its tx root
+        # a params commitment, its PoW at that chain's target) is told as
+        # what it is, not as the check it happens to fail first.
+        if block.height == 0:
+            raise InvalidBlock("not this chain's genesis block", code="bad_genesis")
         check_block(
             block,
             max_txs=self.params.max_block_txs,
@@ -302,8 +307,6 @@ class Chain:
             tx_root_known=self.own_tx_root is not None and self.own_tx_root(block),
         )
         if block.header.prev_hash not in self.index:
-            if block.height == 0:
-                raise InvalidBlock("a second genesis block", code="bad_genesis")
             self.orphans.add(block, mono)
             return "orphan", ChainUpdate()
         self._accept(block, now)

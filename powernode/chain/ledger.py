@@ -24,7 +24,7 @@ from powernode.chain.index import IndexEntry
 from powernode.chain.mempool import Mempool, PoolEntry, fee_rate
 from powernode.chain.sigcache import SigCache, verify_serial
 from powernode.chain.store import BlockStore
-from powernode.chain.templates import Templates
+from powernode.chain.templates import Templates, never_fits
 from powernode.chain.txdecode import TxDecoder
 from powernode.core.block import Block
 from powernode.core.errors import (
@@ -34,6 +34,7 @@ from powernode.core.errors import (
     NonceTooHigh,
     NonceTooLow,
     NotFound,
+    OversizeTx,
     PowernodeError,
     Replaced,
     ReplacementUnderpriced,
@@ -157,6 +158,8 @@ class Ledger:
     def _check(self, tx: Transaction, now: int, *, limits: bool, predict_full: bool) -> Checked:
         if tx.txid in self.mempool.by_id:
             raise AlreadyKnown("tx is already in the mempool")
+        if why := never_fits(tx, self.params):
+            raise OversizeTx(why)
         env = check_envelope(self.chain.state, self.params, tx, queued=True)
         self._check_against_pool(
             tx, env.cost, env.account, now=now, limits=limits, predict_full=predict_full

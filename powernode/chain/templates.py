@@ -17,7 +17,13 @@ from typing import Protocol
 from powernode.chain.chain import Chain
 from powernode.chain.index import IndexEntry
 from powernode.chain.mempool import Mempool
-from powernode.core.block import BLOCK_VERSION, Block, make_block, make_header
+from powernode.core.block import (
+    BLOCK_VERSION,
+    HEADER_MAX_BYTES,
+    Block,
+    make_block,
+    make_header,
+)
 from powernode.core.errors import NonceTooHigh, PowernodeError
 from powernode.core.execution import ExecContext
 from powernode.core.merkle import MerkleAccumulator
@@ -27,12 +33,17 @@ from powernode.core.tx import Transaction
 from powernode.engines.accounts import Account, get_account
 from powernode.logkit import emit
 from powernode.state.apply import BlockResult, BodyBuilder, apply_block
+from powernode.state.registry import tx_weight
 
 log = logging.getLogger("powernode.ledger")
 
 # A template is extended for at most this long, then rebuilt (fresh
 # timestamp, fee order re-applied from scratch).
 TEMPLATE_MAX_AGE_S = 10
+# What a template leaves of max_block_bytes for the header (at most
+# HEADER_MAX_BYTES by consensus) and the block's framing: its array and the
+# txs array's headers (each tx's own bin header is in the 8 bytes a tx counts).
+HEADER_RESERVE = HEADER_MAX_BYTES + 16
 # One own block in this many (by height) is also executed from scratch and
 # compared with what its template sealed (see mined_result).
 SELF_CHECK_EVERY = 16
@@ -55,6 +66,26 @@ class TemplateSource(Protocol):
     def next_context(self, now: int, miner: bytes = ...) -> ExecContext: ...
 
     def note_dropped(self, txid: bytes, exc: PowernodeError) -> None: ...
+
+
+def never_fits(tx: Transaction, params: ChainParams) -> str:
+    """Why no block template can ever hold ``tx`` (its weight toward
+    ``max_block_txs``, or its bytes, is more than a whole block's), or "".
+    The pool refuses such a tx: the template stops at the first tx that
+    does not fit, so one that never does would hold back every tx after it."""
+    weight = tx_weight(tx)
+    if weight > params.max_block_txs:
+        return (
+            f"tx weighs {weight} toward max_block_txs ({params.max_block_txs}): "
+            "no block can hold it"
+        )
+    room = params.max_block_bytes - HEADER_RESERVE
+    if len(tx.raw) + 8 > room:
+        return (
+            f"tx is {len(tx.raw)} bytes; a block of max_block_bytes "
+            f"({params.max_block_bytes}) holds {max(room - 8, 0)} bytes of one tx"
+        )
+    return ""
 
 
 class Templates:
@@ -87,7 +118,7 @@ class Templates:
             self.ledger.chain.state,
             tip.header.state_root,
             ctx,
-            max_bytes=self.ledger.params.max_block_bytes - 1024,
+            max_bytes=self.ledger.params.max_block_bytes - HEADER_RESERVE,
         )
         self._kept = (tip, miner, now, b)
         return b

@@ -10,7 +10,7 @@ import pytest
 from powernode.chain.index import IndexEntry
 from powernode.chain.ledger import Ledger
 from powernode.chain.templates import TEMPLATE_MAX_AGE_S
-from powernode.core.block import Block, make_block
+from powernode.core.block import Block, decode_block, make_block
 from powernode.core.errors import (
     AlreadyKnown,
     BadMerkleRoot,
@@ -24,6 +24,8 @@ from powernode.core.errors import (
     NonceTooHigh,
     NonceTooLow,
     NotFound,
+    Oversize,
+    OversizeTx,
     PowernodeError,
     ReplacementUnderpriced,
     TimeTooNew,
@@ -35,6 +37,7 @@ from powernode.core.params import ChainParams
 from powernode.core.pow import target_to_bytes
 from powernode.core.tx import sign_tx
 from powernode.state.apply import BlockResult
+from powernode.state.genesis import genesis_block
 from tests.harness.p2pnet import events
 from tests.unit.helpers import (
     ALICE,
@@ -557,6 +560,59 @@ def test_second_genesis_refused(ledger: Ledger) -> None:
     with pytest.raises(InvalidBlock) as ei:
         ledger.submit_block(fake, now=T, mono=MONO)
     assert ei.value.code == "bad_genesis"
+
+
+def test_any_height_0_block_but_ours_is_bad_genesis(ledger: Ledger) -> None:
+    # Another chain's genesis fails PoW or the tx root as often as not (its
+    # tx root is a params commitment): it is still told as a genesis.
+    other = genesis_block(make_params(chain_id="another-chain"))
+    assert other.hash != genesis_block(ledger.params).hash
+    for block in (other, rebuild(template(ledger, T), height=0)):  # a known parent too
+        with pytest.raises(InvalidBlock) as ei:
+            ledger.submit_block(block, now=T, mono=MONO)
+        assert ei.value.code == "bad_genesis"
+    assert ledger.submit_block(genesis_block(ledger.params), now=T, mono=MONO)[0] == "duplicate"
+
+
+def test_a_header_over_512_bytes_in_a_block_is_oversize(ledger: Ledger) -> None:
+    b = template(ledger, T)
+    obj = b.header.to_obj()
+    obj.append(b"\x00" * 600)  # a tenth field, past the bound
+    raw = msgpack.packb([obj, [tx.raw for tx in b.txs]])
+    with pytest.raises(Oversize):
+        decode_block(raw)
+
+
+def test_a_small_block_still_takes_txs(factory: LedgerFactory) -> None:
+    # max_block_bytes at its least (1,024): a template still holds a transfer,
+    # and a tx too large for any block is refused at admission, not left to
+    # hold back the txs after it.
+    small = factory.open(make_params(max_block_bytes=1024))
+    small.submit_tx(transfer(ALICE, BOB, 1, nonce=0), now=T)
+    b = mine(small, T)
+    assert len(b.txs) == 1 and len(b.raw) <= 1024
+    big = sign_tx(
+        ALICE, chain_id=small.params.chain_id, tx_type="transfer", nonce=1, fee=10,
+        payload=[BOB.address, 1, "x" * 600],
+    )  # fmt: skip
+    with pytest.raises(OversizeTx, match="holds"):
+        small.submit_tx(big, now=T)
+
+
+def test_a_tx_heavier_than_a_block_is_refused_at_admission(factory: LedgerFactory) -> None:
+    # A meter.batch weighs its entries toward max_block_txs; one heavier than
+    # a whole block could never be mined, and the template stops at the
+    # first tx that does not fit: the pool refuses it instead.
+    light = factory.open(make_params(max_block_txs=3))
+    batch = sign_tx(
+        ALICE, chain_id=light.params.chain_id, tx_type="meter.batch", nonce=0, fee=10,
+        payload=[1_767_268_800, [[b"", 0, 0, b"", b""]] * 4],
+    )  # fmt: skip
+    with pytest.raises(OversizeTx, match=r"weighs 4 toward max_block_txs \(3\)"):
+        light.submit_tx(batch, now=T)
+    # a transfer behind it is mined as ever
+    light.submit_tx(transfer(BOB, ALICE, 1, nonce=0), now=T)
+    assert len(mine(light, T).txs) == 1
 
 
 def test_orphan_then_parent(factory: LedgerFactory, params: ChainParams) -> None:
