@@ -152,7 +152,8 @@ def resolve_interval(c: RpcClient, interval: Interval) -> int:
         return max(int(cp["now"]), int(time.time())) // size * size - size
     if interval % size:
         raise UserError(
-            f"--interval {interval} is not a multiple of the {size} s metering interval"
+            f"interval_not_aligned: --interval {interval} is not a multiple of the {size} s "
+            "metering interval"
         )
     return interval
 

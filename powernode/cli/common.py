@@ -591,9 +591,27 @@ def tx_line(s: dict[str, Any]) -> str:
     line = f"tx {s['id']} {s['status']}"
     if s.get("height") is not None:
         line += f" in block {s['height']}"
-    if s.get("receipt", {}).get("status") == "failed":
+    if (s.get("receipt") or {}).get("status") == "failed":
         line += " (failed)"
     return line
+
+
+def tx_failure(status: dict[str, Any]) -> str:
+    """Why a submitted tx came to nothing, in the words of its error line
+    (``was mined but failed: CODE: ...``, ``was dropped unmined: CODE: ...
+    (nothing charged)``), or "" for a tx confirmed ok or still pending."""
+    err = (status.get("receipt") or {}).get("error")
+    if err:
+        return f"was mined but failed: {err['code']}: {err['message']}"
+    if status["status"] == "dropped":
+        reason = status.get("error")
+        detail = (
+            f"{reason['code']}: {reason['message']}"
+            if reason
+            else "it no longer passes the node's checks"
+        )
+        return f"was dropped unmined: {detail} (nothing charged)"
+    return ""
 
 
 def report_tx(
@@ -603,25 +621,15 @@ def report_tx(
     its effect not applied) or dropped unmined also gets an error line on
     stderr and exit status 1."""
     emit(a, status, text)
-    err = status.get("receipt", {}).get("error")
-    if err:
-        why = f"was mined but failed: {err['code']}: {err['message']}"
-    elif status["status"] == "dropped":
-        reason = status.get("error")
-        detail = (
-            f"{reason['code']}: {reason['message']}"
-            if reason
-            else "it no longer passes the node's checks"
-        )
-        why = f"was dropped unmined: {detail} (nothing charged)"
-    elif status["status"] == "pending" and getattr(a, "wait", 0):
+    why = tx_failure(status)
+    if why:
+        error_line(a.command, f"tx {status['id']} {why}")
+        return 1
+    if status["status"] == "pending" and getattr(a, "wait", 0):
         error_line(
             a.command,
             f"tx {status['id']} not confirmed within --wait {a.wait:g} s: still pending "
             "(it may yet be mined; check with tx.get before sending it again)",
         )
         return EXIT_WAIT_TIMEOUT
-    else:
-        return 0
-    error_line(a.command, f"tx {status['id']} {why}")
-    return 1
+    return 0

@@ -32,6 +32,7 @@ from powernode.cli.common import (
     rpc_client,
     signing_key,
     tx_context,
+    tx_failure,
     tx_line,
     whole_number,
 )
@@ -39,7 +40,7 @@ from powernode.client import RpcClient, RpcError, format_kwh, read_key, read_tex
 from powernode.core.crypto import KeyPair, point_ok, signature_ok
 from powernode.core.errors import DecodeError
 from powernode.core.hextext import from_hex
-from powernode.core.tx import Transaction, sign_tx
+from powernode.core.tx import MAX_CHAIN_ID_LEN, Transaction, sign_tx
 from powernode.core.units import clip, parse_decimal, parse_units
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
 from powernode.engines.metering.records import reading_message
@@ -124,6 +125,13 @@ def _hex(obj: dict[str, Any], name: str, size: int, n: int) -> bytes:
     if len(raw) != size:
         raise UserError(f"line {n}: {name} must be {size * 2} hex digits, not {_shown(v)}")
     return raw
+
+
+def chain_id_arg(text: str) -> str:
+    """A chain id as a tx carries it: 1..64 characters, taken as typed."""
+    if not 1 <= len(text) <= MAX_CHAIN_ID_LEN:
+        raise UserError(f"--chain-id must be 1..{MAX_CHAIN_ID_LEN} characters")
+    return text
 
 
 def parse_reading(text: str, n: int, chain_id: str) -> SignedReading:
@@ -221,7 +229,7 @@ def file_lines(numbers: list[int]) -> str:
 
 def batch_summary(status: dict[str, Any], interval: int, entries: int) -> dict[str, Any]:
     """A batch tx's status with what its receipt says of its readings."""
-    events = status.get("receipt", {}).get("events", [])
+    events = (status.get("receipt") or {}).get("events", [])
     skipped = [
         {"device": e.get("device"), "code": e.get("code")}
         for e in events
@@ -230,6 +238,9 @@ def batch_summary(status: dict[str, Any], interval: int, entries: int) -> dict[s
     applied = sum(1 for e in events if e.get("event") == "meter.reading")
     certs = sum(1 for e in events if e.get("event") == "cert.issued")
     return {
+        # height and receipt always (null until mined), as --json promises
+        "height": None,
+        "receipt": None,
         **status,
         "interval": interval,
         "entries": entries,
@@ -241,7 +252,7 @@ def batch_summary(status: dict[str, Any], interval: int, entries: int) -> dict[s
 
 def summary_text(s: dict[str, Any]) -> str:
     line = f"{tx_line(s)}: interval {s['interval']}, {counted(s['entries'], 'reading')}"
-    if s["status"] == "confirmed" and s.get("receipt", {}).get("status") == "ok":
+    if s["status"] == "confirmed" and (s.get("receipt") or {}).get("status") == "ok":
         line += (
             f", {s['applied']} applied, {len(s['skipped'])} skipped, "
             f"{counted(s['certificates'], 'certificate')} issued"
@@ -308,9 +319,8 @@ def cmd_meter_batch(a: argparse.Namespace) -> int:
         print("\n".join(summary_text(s) for s in out))
     code = 0
     for s in out:
-        err = s.get("receipt", {}).get("error")
-        if err or s["status"] == "dropped":
-            why = f"{err['code']}: {err['message']}" if err else "dropped unmined"
+        why = tx_failure(s)
+        if why:
             error_line(a.command, f"tx {s['id']} {why}")
             code = 1
         elif s["status"] == "pending" and a.wait and code == 0:
@@ -356,7 +366,10 @@ def add_hub_commands(met: Subparsers) -> None:
     )
     sp.add_argument("--meter-key", required=True, help="the device's meter key file")
     sp.add_argument(
-        "--chain-id", required=True, help="the chain the reading is for (node.info's chain_id)"
+        "--chain-id",
+        required=True,
+        type=chain_id_arg,
+        help="the chain the reading is for (node.info's chain_id)",
     )
 
     sp = add_command(

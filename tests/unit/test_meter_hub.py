@@ -3,7 +3,17 @@ order the chain requires), at most MAX_BATCH_READINGS per tx."""
 
 from __future__ import annotations
 
-from powernode.cli.hub import SignedReading, batch_summary, batches, file_lines, summary_text
+import pytest
+
+from powernode.cli.common import UserError, tx_failure
+from powernode.cli.hub import (
+    SignedReading,
+    batch_summary,
+    batches,
+    chain_id_arg,
+    file_lines,
+    summary_text,
+)
 from powernode.engines.metering.batch import MAX_BATCH_READINGS
 
 
@@ -63,3 +73,28 @@ def test_refused_batch_names_its_file_lines_with_the_right_noun() -> None:
     assert file_lines([4]) == "line 4"
     assert file_lines([3, 1]) == "lines 1, 3"
     assert file_lines([6, 5, 4, 3, 2, 1]) == "lines 1, 2, 3, 4, 5.."
+
+
+def test_a_pending_or_dropped_batch_row_has_height_and_receipt_null() -> None:
+    # README: --json rows carry id, status, height, receipt, ... for every batch.
+    pending = batch_summary({"id": "ab", "status": "pending"}, 900, 2)
+    assert pending["height"] is None and pending["receipt"] is None
+    assert summary_text(pending) == "tx ab pending: interval 900, 2 readings"
+    dropped = {
+        "id": "cd",
+        "status": "dropped",
+        "error": {"code": "duplicate_reading", "message": "m"},
+    }
+    row = batch_summary(dropped, 900, 1)
+    assert row["height"] is None and row["receipt"] is None
+    # its error line names the code, as every tx command's does
+    assert tx_failure(row) == "was dropped unmined: duplicate_reading: m (nothing charged)"
+    assert tx_failure(pending) == ""
+
+
+def test_meter_sign_takes_a_chain_id_of_1_to_64_characters() -> None:
+    assert chain_id_arg("powernode-dev-6") == "powernode-dev-6"
+    assert chain_id_arg("x" * 64) == "x" * 64
+    for bad in ("", "x" * 65):
+        with pytest.raises(UserError, match=r"--chain-id must be 1\.\.64 characters"):
+            chain_id_arg(bad)
