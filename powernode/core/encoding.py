@@ -59,15 +59,41 @@ def _check(obj: Any, depth: int) -> None:
 def check_decoded_list(items: list[Any], depth: int) -> None:
     """``decode``'s type checks for the items of a decoded list at ``depth``:
     msgpack's ints are always in range, so the common leaves need no more
-    than a type test."""
+    than a type test. A float anywhere is ``float_not_allowed``, whatever
+    else is wrong and wherever it sits (before a too-deep branch, say)."""
+    try:
+        _check_items(items, depth)
+    except DecodeError as exc:
+        _float_first(items, exc)
+        raise
+
+
+def _check_items(items: list[Any], depth: int) -> None:
     for item in items:
         t = type(item)
         if t is list:
             if depth + 1 >= MAX_DEPTH:
                 raise DecodeError("nesting too deep")
-            check_decoded_list(item, depth + 1)
+            _check_items(item, depth + 1)
         elif t is not bytes and t is not int and t is not str:
             _check(item, depth + 1)  # floats, empty maps, empty ext: refused
+
+
+def _float_first(obj: Any, exc: DecodeError) -> None:
+    """Raise FloatNotAllowed instead of ``exc`` when ``obj`` holds a float
+    anywhere (the error path only: a walk of the whole tree)."""
+    if isinstance(exc, FloatNotAllowed):
+        return
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if type(o) is float:
+            raise FloatNotAllowed("floats are not allowed in consensus data") from exc
+        if type(o) is list or type(o) is tuple:
+            stack.extend(o)
+        elif type(o) is dict:
+            stack.extend(o.keys())
+            stack.extend(o.values())
 
 
 def encode(obj: Any) -> bytes:
@@ -98,7 +124,11 @@ def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     if type(obj) is list:
         check_decoded_list(obj, 0)
     else:
-        _check(obj, 0)
+        try:
+            _check(obj, 0)
+        except DecodeError as exc:
+            _float_first(obj, exc)
+            raise
     # check_canonical, inlined: decode runs per p2p frame and state entry.
     if _pack(obj) != raw:
         raise DecodeError("non-canonical encoding")

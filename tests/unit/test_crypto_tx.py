@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from powernode.chain.txdecode import TxDecoder
 from powernode.core import encoding
 from powernode.core.crypto import (
     ADDRESS_SIZE,
@@ -307,3 +308,22 @@ def test_decode_tx_trailing_bytes() -> None:
     tx = transfer(ALICE, BOB, 1, nonce=0)
     with pytest.raises(DecodeError):
         decode_tx(tx.raw + b"\x00")
+
+
+@pytest.mark.parametrize("where", ["after", "before"])
+def test_a_float_anywhere_is_float_not_allowed_beside_a_too_deep_branch(where: str) -> None:
+    # README: a float anywhere in a tx is float_not_allowed, whatever else is
+    # wrong with it and in whichever order a walk would meet the two.
+    deep: list[Any] = [1]
+    for _ in range(20):
+        deep = [deep]
+    f = _fields()
+    f[5] = [deep, 1.5] if where == "after" else [1.5, deep]
+    raw = msgpack.packb(f, use_bin_type=True)
+    for decode in (decode_tx, TxDecoder().decode):
+        with pytest.raises(FloatNotAllowed):
+            decode(raw)
+    # without the float, the depth is what is wrong
+    f[5] = [deep]
+    with pytest.raises(DecodeError, match="nesting too deep"):
+        decode_tx(msgpack.packb(f, use_bin_type=True))
