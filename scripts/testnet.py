@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         help="delete --dir even if it is not empty and not a testnet this script made",
     )
     sp.add_argument("--accounts", type=whole(), default=5, help="funded demo accounts")
-    sp.add_argument("--chain-id", default="powernode-testnet-6")
+    sp.add_argument("--chain-id", default="powernode-testnet-7")
     sp.add_argument("--block-time", type=int, default=2)
     sp.add_argument("--no-mine", action="store_true", help="start with mining off")
     sp.add_argument(

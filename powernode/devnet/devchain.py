@@ -82,7 +82,7 @@ def testnet_target(miner_cpu: int = 100, *, miners: int = 4, block_time: int = 2
 def dev_genesis(
     allocations: Mapping[bytes, int],
     *,
-    chain_id: str = "powernode-dev-6",
+    chain_id: str = "powernode-dev-7",
     timestamp: int | None = None,
     block_time: int = 2,
     target: str = DEV_TARGET,

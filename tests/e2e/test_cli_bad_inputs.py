@@ -307,7 +307,7 @@ DEVICE = (
 )
 DEVREG = f"{DEVICE} --meter-pubkey {METER_PUB}"
 REPORT = f"meter report --datadir @keyed --device {ID} --interval last --produced 1"
-SIGN = f"meter sign --device {ID} --interval 900 --produced 1 --chain-id powernode-dev-6"
+SIGN = f"meter sign --device {ID} --interval 900 --produced 1 --chain-id powernode-dev-7"
 RETIRE = f"cert retire {ID} --datadir @keyed --energy-kwh 1 --beneficiary b"
 PROPOSE = f"ppa propose --datadir @keyed --buyer {ADDR} --total-kwh 1 --price 0.5 --days 1"
 CREATE = "contract create --datadir @keyed --escrow 1 --expiry +60"

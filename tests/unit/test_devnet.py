@@ -204,7 +204,7 @@ def test_dev_genesis_defaults_are_a_fresh_trivial_dev_chain() -> None:
     assert doc["initial_target"] == doc["pow_limit"] == DEV_TARGET
     assert doc["markets"] == {p: dict(m) for p, m in ALWAYS_OPEN_MARKETS.items()}
     params = parse_genesis_json(json.dumps(doc).encode())
-    assert params.dev and params.chain_id == "powernode-dev-6"
+    assert params.dev and params.chain_id == "powernode-dev-7"
 
 
 def test_genesis_file_round_trips(tmp_path: Path) -> None:

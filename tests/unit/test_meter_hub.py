@@ -93,7 +93,7 @@ def test_a_pending_or_dropped_batch_row_has_height_and_receipt_null() -> None:
 
 
 def test_meter_sign_takes_a_chain_id_of_1_to_64_characters() -> None:
-    assert chain_id_arg("powernode-dev-6") == "powernode-dev-6"
+    assert chain_id_arg("powernode-dev-7") == "powernode-dev-7"
     assert chain_id_arg("x" * 64) == "x" * 64
     for bad in ("", "x" * 65):
         with pytest.raises(UserError, match=r"--chain-id must be 1\.\.64 characters"):

@@ -757,7 +757,7 @@ def test_dev_genesis_makes_every_funded_key_an_authority() -> None:
     assert set(p.authorities) == {k.address for k in keys}
     assert (p.interval_seconds, p.reading_window, p.validity) == (900, 1800, 604_800)
     assert p.sources == ("solar", "wind", "hydro") and p.green_threshold == 100
-    assert doc["chain_id"] == "powernode-dev-6"
+    assert doc["chain_id"] == "powernode-dev-7"
     # a caller may give its own section
     own = dev_genesis({keys[0].address: 1}, certificates={"validity": 7200})
     assert cert_params(parse_genesis_json(json.dumps(own))) == CertParams(validity=7200)
@@ -766,7 +766,7 @@ def test_dev_genesis_makes_every_funded_key_an_authority() -> None:
 def test_the_dev_genesis_file_has_the_dev_section() -> None:
     path = Path(__file__).resolve().parents[2] / "configs" / "genesis-dev.json"
     params = parse_genesis_json(path.read_bytes())
-    assert params.chain_id == "powernode-dev-6"
+    assert params.chain_id == "powernode-dev-7"
     p = cert_params(params)
     assert p.authorities == tuple(a for a, _ in params.allocations)
     assert (p.interval_seconds, p.reading_window, p.validity) == (900, 1800, 604_800)
@@ -780,13 +780,13 @@ def test_init_dev_makes_the_node_key_an_authority(
     assert cmd_init(args) == 0
     address = capsys.readouterr().out.split("node address ")[1].split()[0]
     params = parse_genesis_json((d / "genesis.json").read_bytes())
-    assert params.chain_id == "powernode-dev-6"
+    assert params.chain_id == "powernode-dev-7"
     assert cert_params(params).authorities == (bytes.fromhex(address),)
 
 
 def test_the_testnet_script_uses_the_new_chain_id() -> None:
     script = Path(__file__).resolve().parents[2] / "scripts" / "testnet.py"
-    assert 'default="powernode-testnet-6"' in script.read_text()
+    assert 'default="powernode-testnet-7"' in script.read_text()
 
 
 def test_the_miner_leaves_out_a_second_reading_of_an_interval(m: Metering, dev: bytes) -> None:
