@@ -32,7 +32,7 @@ from powernode.core.pow import target_to_bytes
 from powernode.core.tx import Transaction
 from powernode.engines.accounts import Account, get_account
 from powernode.logkit import emit
-from powernode.state.apply import BlockResult, BodyBuilder, apply_block
+from powernode.state.apply import TX_FRAMING, BlockResult, BodyBuilder, apply_block
 from powernode.state.registry import tx_weight
 
 log = logging.getLogger("powernode.ledger")
@@ -42,7 +42,7 @@ log = logging.getLogger("powernode.ledger")
 TEMPLATE_MAX_AGE_S = 10
 # What a template leaves of max_block_bytes for the header (at most
 # HEADER_MAX_BYTES by consensus) and the block's framing: its array and the
-# txs array's headers (each tx's own bin header is in the 8 bytes a tx counts).
+# txs array's headers (each tx's own bin header is in its TX_FRAMING).
 HEADER_RESERVE = HEADER_MAX_BYTES + 16
 # One own block in this many (by height) is also executed from scratch and
 # compared with what its template sealed (see mined_result).
@@ -80,10 +80,10 @@ def never_fits(tx: Transaction, params: ChainParams) -> str:
             "no block can hold it"
         )
     room = params.max_block_bytes - HEADER_RESERVE
-    if len(tx.raw) + 8 > room:
+    if len(tx.raw) + TX_FRAMING > room:
         return (
             f"tx is {len(tx.raw)} bytes; a block of max_block_bytes "
-            f"({params.max_block_bytes}) holds {max(room - 8, 0)} bytes of one tx"
+            f"({params.max_block_bytes}) holds {max(room - TX_FRAMING, 0)} bytes of one tx"
         )
     return ""
 

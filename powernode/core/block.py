@@ -186,7 +186,8 @@ def decode_block(
         raise OversizeBlock(f"block is {len(raw)} bytes, limit {max_bytes}")
     obj = encoding.decode(raw, max_bytes=max_bytes)
     f = encoding.as_list(obj, 2, "block")
-    # The header's own bound, as decode_header (P2P headers) applies it.
+    # The header's own bound, as decode_header (P2P headers) applies it
+    # (re-encoding is linear in what the block's own size bound let in).
     if len(encoding.encode_trusted(f[0])) > HEADER_MAX_BYTES:
         raise Oversize(f"block header is over {HEADER_MAX_BYTES} bytes")
     header = header_from_obj(f[0])

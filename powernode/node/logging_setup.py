@@ -187,6 +187,10 @@ def setup_logging(
         set_category_level(name, (categories or {}).get(name))
     aio = logging.getLogger("aiohttp.access")
     aio.setLevel(logging.WARNING)
+    # aiohttp tells a first request that is not HTTP at all (TLS bytes, a
+    # bad method) at debug: LibraryLog turns it into http.bad_request and
+    # drops its other records below WARNING.
+    logging.getLogger("aiohttp.server").setLevel(logging.DEBUG)
     top = logging.getLogger()
     for h in [h for h in top.handlers if isinstance(h, LibraryLog)]:
         top.removeHandler(h)
@@ -205,6 +209,14 @@ class LibraryLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith("powernode"):
             return  # the node's own loggers do not propagate; never twice
+        try:
+            self._adopt(record)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)  # as every handler: never into the library
+
+    def _adopt(self, record: logging.LogRecord) -> None:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError) and record.name == "aiohttp.server":
             peer = record.args[0] if isinstance(record.args, tuple) and record.args else ""
@@ -217,6 +229,8 @@ class LibraryLog(logging.Handler):
                 reason=exc.message,
             )
             return
+        if record.levelno < logging.WARNING:
+            return  # a library's own debug and info lines are not the node's
         fields: dict[str, Any] = {"source": record.name, "msg": record.getMessage()}
         if record.exc_info:
             fields["exc"] = logging.Formatter().formatException(record.exc_info)

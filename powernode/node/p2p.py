@@ -681,7 +681,7 @@ class P2P:
         for p in self.peers.values():
             if p.direction == "out":
                 addrs.append(p.addr)
-            elif p.listen and _host(p.listen) == p.ip:
+            elif p.listen and is_host_port(p.listen) and _host(p.listen) == p.ip:
                 addrs.append(p.listen)
         peer.send(Addr(sorted(set(addrs))[:1000]))
 

@@ -477,13 +477,27 @@ class RpcServer:
             )
         scan = Scan(max_values=self.max_values, max_depth=self.max_depth)
         body = bytearray()
-        while chunk := await request.content.readany():
-            body += chunk
-            if len(body) > limit:
-                raise Refused(
-                    INVALID_REQUEST, "request too large", status=413, reason=RequestTooLarge.code
-                )
-            scan.feed(chunk)
+        try:
+            while chunk := await request.content.readany():
+                body += chunk
+                if len(body) > limit:
+                    raise Refused(
+                        INVALID_REQUEST,
+                        "request too large",
+                        status=413,
+                        reason=RequestTooLarge.code,
+                    )
+                scan.feed(chunk)
+        except web.RequestPayloadError as exc:
+            # A body that does not decompress (Content-Encoding) or whose
+            # chunks break HTTP: the client's fault, answered as a parse error.
+            # The rest of the body is not read: marked ended, aiohttp sends
+            # the answer instead of failing to drain it (and logging that),
+            # then closes the connection, whose stream is past repair.
+            request.content.feed_eof()
+            raise Refused(
+                PARSE_ERROR, f"parse error: the body does not decode: {exc}", close=True
+            ) from None
         scan.finish()
         return body
 
@@ -517,7 +531,10 @@ class RpcServer:
             doc = loads(text)
             del text
         except Refused as exc:
-            return self._refuse(exc.code, exc.message, exc.status, exc.reason)
+            refused = self._refuse(exc.code, exc.message, exc.status, exc.reason)
+            if exc.close:
+                refused.force_close()
+            return refused
         if isinstance(doc, list):
             if not doc:
                 return self._refuse(INVALID_REQUEST, "empty batch")
@@ -592,10 +609,10 @@ class RpcServer:
             known = name in table or name in self.batch_methods
             # Fails closed: a method with no spec is not public either.
             if public_only and known and (spec is None or not spec.public):
-                refusal = _not_public(id_, name)
-                _log_refused(refusal)
+                answer = _not_public(id_, name)
+                _log_refused(answer)
                 if not notification:
-                    answers.put(i, refusal)
+                    answers.put(i, answer)
                 continue
             if spec is not None and (name in self.batch_methods or name in self.methods):
                 try:

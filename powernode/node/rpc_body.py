@@ -21,12 +21,20 @@ class Refused(Exception):
     """A request turned away whole, with the JSON-RPC error that says why."""
 
     def __init__(
-        self, code: int, message: str, *, status: int = 200, reason: str | None = None
+        self,
+        code: int,
+        message: str,
+        *,
+        status: int = 200,
+        reason: str | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status  # HTTP
+        # The connection cannot carry another request (its body broke HTTP).
+        self.close = close
         # The stable code in error.data.code, when not the number's own.
         self.reason = reason
 

@@ -208,6 +208,11 @@ class Template:
     rejected: tuple[tuple[Transaction, PowernodeError], ...]
 
 
+# What a tx adds to a block's bytes besides its own: its bin header in the
+# block's txs array (at most 5 bytes), counted as 8.
+TX_FRAMING = 8
+
+
 class BodyBuilder:
     """A block body built in steps: ``add`` applies candidates on one view,
     ``finish`` seals what is there so far without closing the builder, so a
@@ -253,7 +258,7 @@ class BodyBuilder:
         for tx in candidates:
             if tx.txid in ids:
                 continue
-            size = len(tx.raw) + 8  # tx.size, without the property call
+            size = len(tx.raw) + TX_FRAMING
             weigh = weights.get(tx.type)
             weight = 1 if weigh is None else weigh(tx.payload)
             if self.weight + weight > max_txs or self.size + size > max_bytes:

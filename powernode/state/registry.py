@@ -61,8 +61,10 @@ def check_engines(engines: tuple[Engine, ...]) -> None:
                     f"engine {e.name}: tx type {h.tx_type!r} is not 1..{MAX_TYPE_LEN} characters"
                 )
         key = e.genesis.key if e.genesis is not None else None
-        if key is not None and (key in CHAIN_KEYS or key.startswith("_")):
+        if key is not None and key in CHAIN_KEYS:
             raise RuntimeError(f"engine {e.name}: genesis key {key!r} is the chain's own")
+        if key is not None and key.startswith("_"):
+            raise RuntimeError(f"engine {e.name}: genesis key {key!r} is a comment's (a _ first)")
 
 
 check_engines(ENGINES)

@@ -416,6 +416,22 @@ async def test_a_compressed_body_is_bounded_by_its_decompressed_size_only(
         assert r.status == 413
 
 
+async def test_a_body_that_does_not_decompress_is_a_parse_error(
+    small: DevNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    async with small.rpc.session.post(
+        small.rpc.endpoint.url, data=b"not gzip at all", headers=headers
+    ) as r:
+        assert r.status == 200
+        err = strict(await r.read())["error"]
+    assert err["code"] == -32700 and err["data"]["code"] == "parse_error"
+    assert err["message"].startswith("parse error: the body does not decode")
+    assert (await small.rpc.call("node.info"))["height"] == 0
+    # the client's fault: aiohttp reported no error of its own
+    assert not [r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno >= 40]
+
+
 async def test_a_websocket_message_of_exactly_the_bound_is_taken(small: DevNode) -> None:
     cap = SMALL["max_request_bytes"]
     async with small.rpc.session.ws_connect(small.rpc.endpoint.url) as ws:

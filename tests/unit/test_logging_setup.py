@@ -188,3 +188,39 @@ def test_a_malformed_http_request_is_the_clients_fault_at_debug(tmp_path: Path) 
     ev = json.loads(line)
     assert (ev["level"], ev["logger"], ev["event"]) == ("debug", "rpc", "http.bad_request")
     assert (ev["peer"], ev["status"], ev["reason"]) == ("127.0.0.1", 400, "bad Content-Length")
+
+
+def test_a_librarys_debug_lines_stay_out_and_a_failure_does_not_raise_into_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_file = tmp_path / "node.log"
+    setup_logging(fmt="text", level="debug", file=log_file, stderr=False)
+    chatty = logging.getLogger("somelib")
+    chatty.setLevel(logging.DEBUG)
+    chatty.debug("chatty debug")
+    chatty.info("chatty info")
+    assert "library.message" not in log_file.read_text()
+
+    def broken(self: LibraryLog, record: logging.LogRecord) -> None:
+        raise ValueError("a bug in the adapter")
+
+    monkeypatch.setattr(LibraryLog, "_adopt", broken)
+    chatty.warning("still logged by the library without an exception")
+    assert "Logging error" in capsys.readouterr().err
+
+
+def test_a_first_request_that_is_not_http_is_a_bad_request(tmp_path: Path) -> None:
+    from aiohttp.http_exceptions import BadHttpMethod
+
+    log_file = tmp_path / "node.log"
+    setup_logging(fmt="text", level="info", file=log_file, stderr=False)
+    set_category_level("rpc", "debug")
+    try:
+        raise BadHttpMethod("\\x16\\x03\\x01")
+    except BadHttpMethod as exc:
+        # as aiohttp tells it: at debug, on aiohttp.server
+        logging.getLogger("aiohttp.server").debug(
+            "Error handling request from %s", "127.0.0.1", exc_info=exc
+        )
+    (line,) = log_file.read_text().splitlines()
+    assert " DEBUG   rpc http.bad_request peer=127.0.0.1 status=400 " in line

@@ -51,10 +51,18 @@ def test_a_tx_type_longer_than_a_tx_carries_is_refused() -> None:
     assert h.tx_type  # the chain's own are fine
 
 
-@pytest.mark.parametrize("key", ["block_time", "chain_id", "allocations", "_comment"])
-def test_a_genesis_key_of_the_chain_is_refused(key: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("block_time", "is the chain's own"),
+        ("chain_id", "is the chain's own"),
+        ("allocations", "is the chain's own"),
+        ("_comment", "is a comment's"),
+    ],
+)
+def test_a_genesis_key_of_the_chain_is_refused(key: str, why: str) -> None:
     toy = replace(
         ACCOUNTS, name="toy", handlers=(), state_codecs={}, genesis=GenesisSection(key, _parse)
     )
-    with pytest.raises(RuntimeError, match=f"genesis key '{key}' is the chain's own"):
+    with pytest.raises(RuntimeError, match=f"genesis key '{key}' {why}"):
         check_engines((*ENGINES, toy))

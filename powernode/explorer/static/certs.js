@@ -98,7 +98,9 @@ async function downloadProof(event, link, cert) {
   } catch (err) {
     const shown = link.parentElement.querySelector('[data-field="proof_error"]');
     if (shown) shown.remove();
-    link.after(h("span", { class: "problem", dataset: { field: "proof_error", value: err.message } }, " " + err.message));
+    // The node's reason, without the method's name in front.
+    const why = err.message.replace(/^cert\.proof: /, "");
+    link.after(h("span", { class: "problem", dataset: { field: "proof_error", value: why } }, " " + why));
   }
 }
 
