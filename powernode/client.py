@@ -536,7 +536,7 @@ def next_slot(
 # --- PPAs and declarative contracts -------------------------------------------
 #
 # Payloads as engines/contracts decodes them (README, "Power purchase
-# agreements" and "Declarative contracts"): a PPA's and a contract's id is
+# agreements" and "Contracts"): a PPA's and a contract's id is
 # the id of the tx that proposed / created it; energy in Wh, prices in
 # micro-units per kWh, money in micro-units, times in unix seconds.
 

@@ -25,7 +25,8 @@ from typing import Any, BinaryIO
 from powernode.core.hextext import from_hex
 
 MAGIC = b"PWNBLK01"
-# Larger than the largest block the chain allows (16 MiB), with room to spare.
+# Larger than the largest block the chain allows (HARD_MAX_BLOCK_BYTES, 8 MiB),
+# with room to spare.
 MAX_BLOCK_BYTES = 32 * 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 _LEN = struct.Struct(">I")
