@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from powernode.logkit import emit, render_fields
 from powernode.state.registry import ENGINES
@@ -218,15 +219,20 @@ class LibraryLog(logging.Handler):
 
     def _adopt(self, record: logging.LogRecord) -> None:
         exc = record.exc_info[1] if record.exc_info else None
+        # A body that breaks its encoding, met where the node did not read
+        # it (aiohttp drains it after the answer): the HTTP error inside.
+        if isinstance(exc, RequestPayloadError) and isinstance(exc.__cause__, HttpProcessingError):
+            exc = exc.__cause__
         if isinstance(exc, HttpProcessingError) and record.name == "aiohttp.server":
-            peer = record.args[0] if isinstance(record.args, tuple) and record.args else ""
+            args = record.args
+            peer = args[0] if isinstance(args, tuple) and args and "%s" in str(record.msg) else ""
             emit(
                 _RPC_LOG,
                 "http.bad_request",
                 logging.DEBUG,
                 peer=peer,
                 status=exc.code,
-                reason=exc.message,
+                reason=" ".join(str(exc.message).split()),
             )
             return
         if record.levelno < logging.WARNING:

@@ -489,14 +489,16 @@ class RpcServer:
                     )
                 scan.feed(chunk)
         except web.RequestPayloadError as exc:
-            # A body that does not decompress (Content-Encoding) or whose
-            # chunks break HTTP: the client's fault, answered as a parse error.
+            # A body that does not decompress (Content-Encoding): the
+            # client's fault, answered as a parse error, in aiohttp's words
+            # without its status and line breaks.
             # The rest of the body is not read: marked ended, aiohttp sends
             # the answer instead of failing to drain it (and logging that),
             # then closes the connection, whose stream is past repair.
             request.content.feed_eof()
+            why = " ".join(str(getattr(exc.__cause__, "message", None) or exc).split())
             raise Refused(
-                PARSE_ERROR, f"parse error: the body does not decode: {exc}", close=True
+                PARSE_ERROR, f"parse error: the body does not decode: {why}", close=True
             ) from None
         scan.finish()
         return body

@@ -224,3 +224,26 @@ def test_a_first_request_that_is_not_http_is_a_bad_request(tmp_path: Path) -> No
         )
     (line,) = log_file.read_text().splitlines()
     assert " DEBUG   rpc http.bad_request peer=127.0.0.1 status=400 " in line
+
+
+def test_a_body_that_breaks_its_encoding_drained_after_the_answer_is_a_bad_request(
+    tmp_path: Path,
+) -> None:
+    # aiohttp drains an unread body after the answer; a corrupt gzip body
+    # then fails there, as a RequestPayloadError around the HTTP error.
+    from aiohttp.http_exceptions import ContentEncodingError
+    from aiohttp.web_protocol import RequestPayloadError
+
+    log_file = tmp_path / "node.log"
+    setup_logging(fmt="text", level="info", file=log_file, stderr=False)
+    set_category_level("rpc", "debug")
+    try:
+        try:
+            raise ContentEncodingError("Can not decode content-encoding: gzip")
+        except ContentEncodingError as inner:
+            raise RequestPayloadError("Payload is not completed") from inner
+    except RequestPayloadError as exc:
+        logging.getLogger("aiohttp.server").error("Unhandled exception", exc_info=exc)
+    (line,) = log_file.read_text().splitlines()
+    assert ' DEBUG   rpc http.bad_request peer="" status=400 ' in line
+    assert 'reason="Can not decode content-encoding: gzip"' in line
