@@ -273,12 +273,12 @@ def read_terms(path: Path) -> tuple[list[Any], list[Any]]:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise UserError(f"terms file {path} is not valid JSON") from None
-    if not isinstance(doc, dict) or set(doc) - {"conditions", "actions"} or "actions" not in doc:
+    if not isinstance(doc, dict) or set(doc) - {"conditions", "actions"}:
         raise UserError(
             f'terms file {path}: expected an object with "conditions" and "actions" only'
         )
     conditions = _terms(doc.get("conditions", []), CONDITIONS, "conditions", MAX_CONDITIONS)
-    actions = _terms(doc["actions"], ACTIONS, "actions", MAX_ACTIONS)
+    actions = _terms(doc.get("actions", []), ACTIONS, "actions", MAX_ACTIONS)
     if not actions:
         raise UserError(f"terms file {path}: a contract needs at least one action")
     return conditions, actions

@@ -82,9 +82,12 @@ def address_hex(addr: bytes) -> str:
     return addr.hex()
 
 
-def parse_address(text: str) -> bytes:
-    """Address from its hex form; a clear DecodeError for anything else."""
-    s = text.strip().lower().removeprefix("0x")
+def parse_address(text: str, *, strict: bool = False) -> bytes:
+    """Address from its hex form; a clear DecodeError for anything else.
+    A user's text (the CLI, the config) may have spaces around it and
+    ``0X``; ``strict`` (an RPC param) takes hex in any case with an
+    optional ``0x`` and nothing else, as every id in a param."""
+    s = text.removeprefix("0x") if strict else text.strip().lower().removeprefix("0x")
     if is_hex(s) and len(s) != 2 * ADDRESS_SIZE:
         raise DecodeError(
             f"address must be {ADDRESS_SIZE} bytes ({2 * ADDRESS_SIZE} hex digits), "

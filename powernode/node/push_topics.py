@@ -145,7 +145,7 @@ def _address(v: Any, name: str) -> str:
     if not isinstance(v, str):
         raise InvalidParams(f"'{name}' must be an address, 40 hex digits")
     try:
-        return parse_address(v).hex()
+        return parse_address(v, strict=True).hex()
     except DecodeError as exc:
         raise InvalidParams(f"'{name}': {exc.message}") from None
 

@@ -101,7 +101,7 @@ def address(params: Params, key: str, pos: int, *, required: bool) -> bytes | No
     if not isinstance(v, str):
         raise InvalidParams(f"'{key}' must be a hex address")
     try:
-        return parse_address(v)
+        return parse_address(v, strict=True)
     except DecodeError as exc:
         raise InvalidParams(f"'{key}': {exc.message}") from None
 

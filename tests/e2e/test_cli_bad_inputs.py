@@ -735,6 +735,8 @@ ROWS = [
         setup=terms({"actions": [["refund"]], "code": "x"})),
     row("contract-terms-no-actions", f"{CREATE} --terms @g", "at least one action",
         setup=terms({"actions": []})),
+    row("contract-terms-actions-left-out", f"{CREATE} --terms @g", "at least one action",
+        setup=terms({"conditions": [["after", 1]]})),
     row("contract-terms-unknown-action", f"{CREATE} --terms @g", "unknown action 'burn'",
         setup=terms({"actions": [["burn"]]})),
     row("contract-terms-unknown-condition", f"{CREATE} --terms @g",

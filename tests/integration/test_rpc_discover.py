@@ -152,7 +152,16 @@ WITH = {
 async def test_a_malformed_id_or_address_is_one_code_everywhere(
     dev_node: DevNode, method: str, param: str
 ) -> None:
-    for bad in ("zz", "ab" * 7, 12):
+    # README: hex in any case, "0x" optional with a lowercase x, nothing
+    # around it (only search takes "0X"), for ids and addresses alike.
+    right_length = ["ab" * 20, "ab" * 32]
+    for bad in (
+        "zz",
+        "ab" * 7,
+        12,
+        *(f"0X{h}" for h in right_length),
+        *(f" {h}" for h in right_length),
+    ):
         with pytest.raises(RpcError) as info:
             await dev_node.rpc.call(method, {**WITH.get((method, param), {}), param: bad})
         assert (info.value.code, info.value.reason) == (-32602, "invalid_params"), bad
