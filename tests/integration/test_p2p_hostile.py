@@ -539,14 +539,21 @@ async def test_slow_handshake_is_dropped_not_banned(
         await node.stop()
 
 
-async def test_ban_ends_and_unban_lets_the_peer_back(
-    net: Net, caplog: pytest.LogCaptureFixture
-) -> None:
+async def banned_for_a_bad_frame(net: Net, caplog: pytest.LogCaptureFixture) -> TestPeer:
+    """A hostile peer that sent a malformed frame and was banned for it
+    (``assert_banned``); its key comes back in the tests that follow."""
     async with net.hostile() as peer:
         await peer.connect()
         await ready(net, peer)
         await peer.send_raw(b"\xc1")
         await assert_banned(net, caplog, peer, "malformed_frame")
+    return peer
+
+
+async def test_ban_ends_and_unban_lets_the_peer_back(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    peer = await banned_for_a_bad_frame(net, caplog)
     node = peer.hello.node_id.hex()
     assert await net.rpc.call("peer.unban", {"node_id": node}) == {"unbanned": True}
     assert await net.rpc.call("peer.unban", {"node_id": node}) == {"unbanned": False}
@@ -560,11 +567,7 @@ async def test_a_ban_starts_the_cooldown_too(net: Net, caplog: pytest.LogCapture
     """A ban that ends before the cooldown (a ban_seconds set below
     reconnect_cooldown) does not let the peer straight back; peer.unban,
     the operator's word, does."""
-    async with net.hostile() as peer:
-        await peer.connect()
-        await ready(net, peer)
-        await peer.send_raw(b"\xc1")
-        await assert_banned(net, caplog, peer, "malformed_frame")
+    peer = await banned_for_a_bad_frame(net, caplog)
     assert net.node.p2p is not None
     # The ban's time runs out (here: taken away as its expiry would).
     assert net.node.p2p.bans.unban_node(peer.hello.node_id)
